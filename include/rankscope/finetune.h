@@ -1,0 +1,49 @@
+/* finetune.h — the blog's "direct problem": train a factorized network, optionally only its
+ * factor layers, optionally distilling from the original network's logits.
+ *
+ * Contract:
+ *  - finetune_run factorizes a copy of m by plan (plan_apply) and trains that copy with
+ *    train_model on `train` (augmented as train_options says), reporting validation accuracy on
+ *    `val` (may be NULL) after each epoch through o->train.on_epoch. *out receives the trained
+ *    model (caller frees with model_free), also when training was cancelled (RS_CANCELLED is
+ *    returned then, the weights as they were when it stopped).
+ *  - factors_only: only initializers read by nodes that do not exist in m (the new factor
+ *    layers) are trained; the other layers stay frozen.
+ *  - distill: the teacher is m itself (its logits on the same augmented batch), with
+ *    train_options.distill_alpha / distill_temp.
+ *  - Defaults (finetune_default_options) suit recovery rather than training from scratch:
+ *    cosine schedule with a short warm-up, peak lr 0.01, momentum 0.9, weight decay 5e-4,
+ *    10 epochs, batch 128, augmentation on.
+ */
+#ifndef RANKSCOPE_FINETUNE_H
+#define RANKSCOPE_FINETUNE_H
+
+#include <stdint.h>
+#include "rankscope/common.h"
+#include "rankscope/model.h"
+#include "rankscope/plan.h"
+#include "rankscope/train.h"
+
+typedef struct finetune_options {
+    train_options train; /* teacher / trainable fields are set by finetune_run */
+    int factors_only;
+    int distill;
+} finetune_options;
+
+void finetune_default_options(finetune_options *o);
+
+/* One byte per value of `factorized` (a plan_apply'd copy of `original`): 1 for initializers
+ * read by nodes whose names do not occur in `original`. *mask malloc'ed (free()). */
+int finetune_factor_mask(const rs_model *original, const rs_model *factorized, uint8_t **mask,
+                         rs_err *e);
+
+/* plan may be NULL or empty (then the whole original net is trained further). */
+int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train,
+                 const train_data *val, const finetune_options *o, rs_model **out,
+                 train_epoch_stats *last, rs_err *e);
+
+/* train_data views of a CIFAR-10 set's bytes (no copy). */
+struct cifar10_set;
+void finetune_data_of(const struct cifar10_set *s, train_data *d);
+
+#endif

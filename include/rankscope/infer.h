@@ -1,0 +1,42 @@
+/* infer.h — batched NCHW float32 forward pass.
+ *
+ * Contract:
+ *  - infer_create compiles a model for execution: weights packed once, every workspace sized
+ *    once for `max_batch` images per thread tile, `nthreads` workers (0 = rs_default_threads()).
+ *    The context keeps a pointer to nothing in the model after creation (it copies/packs what it
+ *    needs), so the model may be edited or freed afterwards; recreate the context after edits.
+ *  - infer_forward: x is n × (C·H·W) normalised floats, out is n × out_features logits.
+ *    infer_forward_u8: x is n × 3072 CIFAR-10 CHW bytes, normalised on the fly.
+ *  - A context is used by one caller thread at a time (it owns its worker threads).
+ */
+#ifndef RANKSCOPE_INFER_H
+#define RANKSCOPE_INFER_H
+
+#include <stdint.h>
+#include "rankscope/model.h"
+
+typedef struct infer_ctx infer_ctx;
+
+infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e);
+void infer_free(infer_ctx *c); /* accepts NULL */
+
+int infer_in_features(const infer_ctx *c);  /* C·H·W of one input image */
+int infer_out_features(const infer_ctx *c); /* logits per image */
+
+int infer_forward(infer_ctx *c, const float *x, int n, float *out, rs_err *e);
+int infer_forward_u8(infer_ctx *c, const uint8_t *x, int n, float *out, rs_err *e);
+
+/* Run the model on x (n images) and copy the activations of value `value` (per-image size
+ * model_value_numel) into out (n × that size). Simple and general, not the fast path: used for
+ * calibration batches and tests. */
+int infer_capture(const rs_model *m, const float *x, int n, int value, float *out, rs_err *e);
+
+/* ---- additions by the inference engineer (backwards-compatible) ----------------------------
+ * infer_forward_naive: textbook single-thread loops over the whole graph (bench's sanity
+ * baseline; also a second opinion in tests). infer_isa: kernel ISA in use ("avx512", "avx2",
+ * "scalar"; $RANKSCOPE_ISA caps it). infer_threads: worker count. */
+int infer_forward_naive(const rs_model *m, const float *x, int n, float *out, rs_err *e);
+const char *infer_isa(const infer_ctx *c);
+int infer_threads(const infer_ctx *c);
+
+#endif

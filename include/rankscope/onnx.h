@@ -1,0 +1,27 @@
+/* onnx.h — read and write ONNX ModelProto files (protobuf-c code generated at build time from
+ * the onnx.proto schema that Debian's libonnx-dev installs).
+ *
+ * Contract:
+ *  - onnx_load* return a new rs_model (caller frees with model_free) or NULL with e filled.
+ *    Everything is validated before allocation from declared sizes: dims must be positive and
+ *    their product must fit RS_MAX_ALLOC; raw_data length must match; the graph must be acyclic
+ *    with no dangling inputs; an unsupported op or attribute is an error naming node, op and
+ *    attribute. Shapes are inferred (model_infer_shapes) before returning.
+ *  - onnx_save writes opset 13, preserving value and node names, atomically: a temporary file in
+ *    the same directory, fsync, rename; an existing file is never truncated on failure.
+ */
+#ifndef RANKSCOPE_ONNX_H
+#define RANKSCOPE_ONNX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rankscope/model.h"
+
+rs_model *onnx_load(const char *path, rs_err *e);
+rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs_err *e);
+
+int onnx_save(const rs_model *m, const char *path, rs_err *e);
+/* Serialize to a malloc'ed buffer (caller frees). */
+int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e);
+
+#endif

@@ -1,0 +1,148 @@
+/* train.h — training: batched forward/backward of any supported model, softmax cross-entropy,
+ * SGD with momentum and weight decay, one-cycle / cosine schedules, CIFAR augmentation.
+ *
+ * Contract:
+ *  - Parameters are the model's float initializers read by Conv (W, B), Gemm (B, C), MatMul (B)
+ *    and Add (a constant operand). Training updates them IN PLACE in value->f; the model must
+ *    outlive any train_net made from it and must not be edited while one exists.
+ *  - Supported ops: Conv (any pads / strides / dilations / group), Gemm (trans_a = 0, constant B,
+ *    optional constant C broadcast over rows), MatMul with a constant right operand, Add (two
+ *    activations of the same shape, or an activation and a broadcastable constant), Relu,
+ *    MaxPool (pads, strides, dilations, ceil_mode; ties send the gradient to the first maximum
+ *    in row-major window order, like PyTorch), Flatten, Reshape, Identity. Anything else is an
+ *    error naming the node and op.
+ *  - Loss: mean over the batch of softmax cross-entropy on the graph output (N, classes);
+ *    with a teacher, (1−α)·CE + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
+ *  - Inputs: n × (C·H·W) floats already normalised, or CIFAR bytes normalised on the fly as
+ *    x/127.5 − 1. Augmentation (random crop with `pad` pixels of padding, horizontal flip) pads
+ *    the RAW image with 0, i.e. with −1 after normalisation, as torchvision's RandomCrop does
+ *    before Normalize; for float inputs the padding value is train_options.pad_value.
+ *  - Determinism: for a fixed seed and thread count the result is bit-identical. Each batch is
+ *    split into contiguous per-thread slices with private gradient buffers, summed in thread
+ *    order. Random numbers (shuffle, crops, flips) are drawn on the calling thread only.
+ *  - Long work reports through rs_progress_fn once per batch (fraction of all batches); a
+ *    non-zero return cancels and train_model returns RS_CANCELLED with the weights as they are.
+ */
+#ifndef RANKSCOPE_TRAIN_H
+#define RANKSCOPE_TRAIN_H
+
+#include <stdint.h>
+#include "rankscope/common.h"
+#include "rankscope/model.h"
+
+/* ---- Data ---------------------------------------------------------------------------------- */
+typedef struct train_data {
+    int n;
+    int c, h, w;            /* per-image shape; must equal the model input's */
+    const uint8_t *u8;      /* n × c·h·w raw bytes (CIFAR CHW), normalised x/127.5 − 1, or */
+    const float *f;         /* n × c·h·w floats already normalised (exactly one of u8 / f) */
+    const uint8_t *labels;  /* n class indices < number of logits */
+} train_data;
+
+/* ---- Low level: a model compiled for gradient computation (tests, fine-tuning, bench) ------- */
+typedef struct train_net train_net;
+
+enum {
+    TRAIN_NET_INPUT_GRAD = 1 /* also compute d loss / d input (train_net_input_grad) */
+};
+
+/* Compile m for batches of up to max_batch images on nthreads workers (0 = default).
+ * trainable: NULL = every parameter, else one byte per value index (m->n_values): non-zero
+ * marks a trainable parameter; gradients of frozen parameters are neither computed nor applied. */
+train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint8_t *trainable,
+                            int flags, rs_err *e);
+void train_net_free(train_net *t); /* accepts NULL */
+
+/* Forward + backward on x (n × in_features normalised floats, n ≤ max_batch): sets the
+ * gradients of the mean loss (overwriting, not accumulating). teacher: NULL, or n × classes
+ * logits for distillation with weight alpha and temperature temp. loss / correct may be NULL. */
+int train_net_grad(train_net *t, const float *x, const uint8_t *labels, int n,
+                   const float *teacher, float alpha, float temp,
+                   double *loss, int *correct, rs_err *e);
+/* Gradient buffer of parameter value v (same layout as m->values[v].f), or NULL when v is not a
+ * trainable parameter. Valid until the next train_net_grad. */
+const float *train_net_param_grad(const train_net *t, int v);
+/* n × in_features gradient of the loss w.r.t. the input (needs TRAIN_NET_INPUT_GRAD), or NULL. */
+const float *train_net_input_grad(const train_net *t);
+/* n × classes logits of the last train_net_grad. */
+const float *train_net_logits(const train_net *t);
+int train_net_classes(const train_net *t);
+int train_net_in_features(const train_net *t);
+/* 1 if v is a parameter that takes weight decay (a weight, not a bias). */
+int train_net_is_weight(const train_net *t, int v);
+
+/* ---- High level: the training loop ----------------------------------------------------------- */
+typedef enum train_schedule {
+    TRAIN_SCHED_ONECYCLE = 0, /* linear warm-up from lr/25, cosine down to lr/1e4 */
+    TRAIN_SCHED_COSINE = 1,   /* linear warm-up from 0, cosine down to 0 */
+    TRAIN_SCHED_CONSTANT = 2
+} train_schedule;
+
+typedef struct train_epoch_stats {
+    int epoch;          /* 1-based */
+    int epochs;
+    double train_loss;  /* mean over the epoch's images (augmented, weights as they moved) */
+    double train_acc;   /* 0..1, same images */
+    double val_loss;    /* < 0 when no validation data */
+    double val_acc;     /* < 0 when no validation data */
+    double lr;          /* at the end of the epoch */
+    double seconds;     /* wall time of the epoch's training (validation excluded) */
+    double val_seconds;
+} train_epoch_stats;
+
+/* Called after each epoch; return non-zero to stop training early (not an error). */
+typedef int (*train_epoch_fn)(void *user, const train_epoch_stats *s);
+
+/* Distillation teacher: fill out (n × classes) with the teacher's logits for the normalised
+ * images x (n × in_features). Called on the training thread, once per batch. Return 0 / -1. */
+typedef int (*train_teacher_fn)(void *user, const float *x, int n, float *out, rs_err *e);
+
+typedef struct train_options {
+    int epochs;              /* 30 */
+    int batch;               /* 128 */
+    float lr;                /* peak learning rate, 0.05 */
+    float momentum;          /* 0.9 */
+    float weight_decay;      /* 5e-4, on weights only (not biases) */
+    train_schedule schedule; /* TRAIN_SCHED_ONECYCLE */
+    float warmup;            /* fraction of all steps spent warming up, 0.15 */
+    uint64_t seed;           /* 1 */
+    int augment;             /* 1: random crop + horizontal flip */
+    int pad;                 /* crop padding in pixels, 4 */
+    float pad_value;         /* padding for float inputs (bytes always pad with raw 0), -1 */
+    int nthreads;            /* 0 = rs_default_threads() */
+    const uint8_t *trainable;/* NULL = all; else per value index (see train_net_create) */
+    train_teacher_fn teacher;/* NULL = plain cross-entropy */
+    void *teacher_user;
+    float distill_alpha;     /* 0.5 */
+    float distill_temp;      /* 4 */
+    rs_progress_fn progress; /* per batch; non-zero cancels */
+    void *progress_user;
+    train_epoch_fn on_epoch; /* per epoch; non-zero stops */
+    void *epoch_user;
+} train_options;
+
+void train_default_options(train_options *o);
+
+/* Learning rate at step (0-based) of total steps for the schedule. */
+double train_lr_at(const train_options *o, long step, long total);
+
+/* Train m in place on `train`, reporting validation accuracy on `val` (may be NULL) after each
+ * epoch. last (may be NULL) receives the final epoch's stats. Returns 0, -1 or RS_CANCELLED. */
+int train_model(rs_model *m, const train_data *train, const train_data *val,
+                const train_options *o, train_epoch_stats *last, rs_err *e);
+
+/* Accuracy (and mean CE loss, may be NULL) of m on d, batched, no augmentation. */
+int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, double *loss,
+                   rs_err *e);
+
+/* ---- The reference net ------------------------------------------------------------------------
+ * conv1 3→6 5×5, relu, maxpool 2, conv2 6→16 5×5, relu, maxpool 2, flatten, fc1 400→120, relu,
+ * fc2 120→84, relu, fc3 84→10 — named as PyTorch exports it (conv1.weight, fc1.bias, ...), input
+ * "input" (N,3,32,32), output "logits" (N,10). Initialised like PyTorch's defaults: weights
+ * kaiming-uniform with a = √5 (uniform ±1/√fan_in), biases uniform ±1/√fan_in. */
+rs_model *train_reference_net(uint64_t seed, rs_err *e);
+
+/* Re-initialise every Conv / Gemm / MatMul weight and bias of m as above. */
+void train_init_params(rs_model *m, uint64_t seed);
+
+#endif

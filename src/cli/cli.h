@@ -1,0 +1,51 @@
+/* cli.h — helpers shared by the subcommands: exit codes, model/data defaults, number and JSON
+ * formatting. The CLI is a thin client of the engine: it parses, calls, prints. */
+#ifndef RANKSCOPE_CLI_H
+#define RANKSCOPE_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rankscope/model.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Every subcommand: argv[0] is the subcommand name; returns an exit code. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* "rankscope: <message>" on stderr, one line. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The shipped model (assets/lenet-cifar10.onnx): $RANKSCOPE_ASSETS, the source tree's assets/,
+ * or ../assets next to the executable. Returns a static buffer ("" if none found). */
+const char *cli_default_model(void);
+
+/* Load path (or the default when NULL); prints the error and returns NULL on failure. */
+rs_model *cli_load_model(const char *path);
+
+/* Apply --plan FILE and/or --ranks SPEC (either may be NULL) to m in place. Prints the error and
+ * returns non-zero on failure. */
+int cli_apply_plan(rs_model *m, const char *plan_file, const char *ranks_spec);
+
+/* Every command that writes a file with -o calls this first. Refuses (prints the error, returns -1)
+ * when `out` names the same file as the input model `in` (same path, or the same inode through a
+ * link or another spelling) unless force is set, and when `out` is an existing directory. `in` may
+ * be NULL (the shipped model is never a valid output either). Returns 0 when the write may go on;
+ * the write itself must then go through fileio_write_atomic / onnx_save / plan_save. */
+int cli_check_output(const char *out, const char *in, int force);
+
+/* Parse a whole decimal integer in [lo, hi]; prints "--opt: ..." and returns -1 on failure. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+
+/* 62.0K, 1.3M, 850 — into buf (at least 16 bytes); returns buf. */
+char *cli_human(int64_t v, char *buf, size_t len);
+
+/* JSON string literal with escapes. */
+void cli_json_string(FILE *f, const char *s);
+
+/* Progress bar on stderr when it is a terminal (no-op otherwise); usable as rs_progress_fn. */
+int cli_progress(void *user, double fraction, const char *what);
+void cli_progress_end(void);
+
+#endif

@@ -1,0 +1,102 @@
+/* common.c — status messages, checked arithmetic, clocks. */
+#include "rankscope/common.h"
+
+#include <gsl/gsl_errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int rs_fail(rs_err *e, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int rs_failctx(rs_err *e, const char *fmt, ...)
+{
+    if (e) {
+        char prefix[RS_ERR_LEN], old[RS_ERR_LEN];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        va_end(ap);
+        memcpy(old, e->msg, sizeof old);
+        old[sizeof old - 1] = 0;
+        /* assemble by hand: snprintf("%s: %s") of two full buffers trips -Wformat-truncation */
+        size_t pl = strlen(prefix), ol = strlen(old), cap = sizeof e->msg - 1;
+        if (pl > cap)
+            pl = cap;
+        memcpy(e->msg, prefix, pl);
+        size_t at = pl;
+        for (const char *sep = ": "; *sep && at < cap; ++sep)
+            e->msg[at++] = *sep;
+        if (ol > cap - at)
+            ol = cap - at;
+        memcpy(e->msg + at, old, ol);
+        e->msg[at + ol] = 0;
+    }
+    return -1;
+}
+
+int rs_size_mul(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+int rs_size_add(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return -1;
+    *out = a + b;
+    return 0;
+}
+
+double rs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *rs_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void rs_gsl_init(void)
+{
+    gsl_set_error_handler_off();
+}
+
+int rs_default_threads(void)
+{
+    const char *env = getenv("RANKSCOPE_THREADS");
+    if (env && *env) {
+        int t = atoi(env);
+        if (t >= 1 && t <= 256)
+            return t;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > 64)
+        n = 64;
+    return (int)n;
+}

@@ -1,0 +1,949 @@
+/* decomp.c — method registry, layer geometry, factor-chain layout and costs, decomp_layer,
+ * decomp_apply, output error and spectra. The per-method mathematics lives in decomp_svd.c,
+ * decomp_cp.c and decomp_tucker.c; the chain *shapes* are laid out here, in one place, so the
+ * analytic costs (decomp_cost_of) and the real factor nodes can never disagree. */
+#include "rankscope/decomp.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomp_internal.h"
+#include "rankscope/infer.h"
+
+static const char *const method_names[DECOMP_COUNT] = {"none", "svd", "slice-svd", "spatial-svd",
+                                                       "cp", "tucker2"};
+
+const char *decomp_method_name(decomp_method method)
+{
+    return method >= 0 && method < DECOMP_COUNT ? method_names[method] : "?";
+}
+
+static int name_eq(const char *a, const char *b)
+{
+    for (; *a && *b; ++a, ++b)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+
+int decomp_method_parse(const char *s, decomp_method *out, rs_err *e)
+{
+    static const struct {
+        const char *name;
+        decomp_method m;
+    } aliases[] = {{"slice_svd", DECOMP_SLICE_SVD},   {"slice", DECOMP_SLICE_SVD},
+                   {"spatial_svd", DECOMP_SPATIAL_SVD}, {"spatial", DECOMP_SPATIAL_SVD},
+                   {"tucker", DECOMP_TUCKER2},          {"tucker-2", DECOMP_TUCKER2},
+                   {"cp4", DECOMP_CP},                  {"cp-4", DECOMP_CP}};
+    if (!s)
+        s = "";
+    for (int i = 0; i < DECOMP_COUNT; ++i)
+        if (name_eq(s, method_names[i])) {
+            *out = (decomp_method)i;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; ++i)
+        if (name_eq(s, aliases[i].name)) {
+            *out = aliases[i].m;
+            return 0;
+        }
+    return rs_fail(e, "unknown method \"%s\" (expected none, svd, slice-svd, spatial-svd, cp, tucker2)",
+                   s);
+}
+
+/* ---- geometry --------------------------------------------------------------------------------- */
+
+int geom_of(const rs_model *m, int node, layer_geom *g, rs_err *e)
+{
+    memset(g, 0, sizeof *g);
+    g->bias_value = -1;
+    if (!m || node < 0 || node >= m->n_nodes)
+        return rs_fail(e, "decomp: node index %d out of range", node);
+    const rs_node *n = &m->nodes[node];
+    g->node = n;
+    if (!model_is_weighted(m, node))
+        return rs_fail(e, "%s: %s layer has no weight to factorize", n->name, model_op_name(n->op));
+    const rs_value *w = &m->values[n->in[1]];
+    const rs_value *x = n->in[0] >= 0 ? &m->values[n->in[0]] : NULL;
+    const rs_value *y = n->out[0] >= 0 ? &m->values[n->out[0]] : NULL;
+    if (!x || !y || x->ndim < 2 || y->ndim < 2)
+        return rs_fail(e, "%s: activation shapes unknown (model_infer_shapes not run?)", n->name);
+    g->w = w->f;
+    g->weight_numel = model_value_numel(w);
+    if (n->n_in > 2 && n->in[2] >= 0) {
+        g->bias_value = n->in[2];
+        g->bias = m->values[n->in[2]].f;
+        g->bias_len = model_value_numel(&m->values[n->in[2]]);
+    }
+    if (n->op == RS_OP_CONV) {
+        if (w->ndim != 4 || x->ndim != 4 || y->ndim != 4)
+            return rs_fail(e, "%s: Conv weight/activations must be 4-D", n->name);
+        g->conv = 1;
+        g->c_out = w->dims[0];
+        g->group = n->group;
+        g->c_in = w->dims[1] * n->group;
+        g->kh = w->dims[2];
+        g->kw = w->dims[3];
+        g->h_in = x->dims[2];
+        g->w_in = x->dims[3];
+        g->h_out = y->dims[2];
+        g->w_out = y->dims[3];
+    } else {
+        if (w->ndim != 2 || x->ndim != 2)
+            return rs_fail(e, "%s: dense weight and input must be 2-D", n->name);
+        g->group = 1;
+        g->dense_nk = n->op == RS_OP_GEMM && n->trans_b;
+        g->c_out = g->dense_nk ? w->dims[0] : w->dims[1];
+        g->c_in = g->dense_nk ? w->dims[1] : w->dims[0];
+        g->kh = g->kw = 1;
+        g->h_in = g->w_in = g->h_out = g->w_out = 1;
+    }
+    if (g->c_out < 1 || g->c_in < 1 || g->kh < 1 || g->kw < 1)
+        return rs_fail(e, "%s: empty weight", n->name);
+    return 0;
+}
+
+double *geom_weight(const layer_geom *g)
+{
+    size_t n = (size_t)g->weight_numel;
+    double *K = malloc((n ? n : 1) * sizeof *K);
+    if (!K)
+        return NULL;
+    if (g->conv || g->dense_nk) {
+        for (size_t i = 0; i < n; ++i)
+            K[i] = g->w[i];
+    } else { /* (K, N) -> (N, K) */
+        for (int64_t k = 0; k < g->c_in; ++k)
+            for (int64_t j = 0; j < g->c_out; ++j)
+                K[j * g->c_in + k] = g->w[k * g->c_out + j];
+    }
+    return K;
+}
+
+/* ---- which methods apply ------------------------------------------------------------------------ */
+
+int decomp_check(const rs_model *m, int node, decomp_method method, rs_err *e)
+{
+    if (!m || node < 0 || node >= m->n_nodes)
+        return rs_fail(e, "decomp: node index %d out of range", node);
+    const rs_node *n = &m->nodes[node];
+    if (method == DECOMP_NONE)
+        return 0;
+    if (method <= DECOMP_NONE || method >= DECOMP_COUNT)
+        return rs_fail(e, "%s: unknown method %d", n->name, (int)method);
+    if (!model_is_weighted(m, node))
+        return rs_fail(e, "%s: %s layer has no weight to factorize", n->name, model_op_name(n->op));
+    if (method == DECOMP_SVD) {
+        if (n->op == RS_OP_CONV)
+            return rs_fail(e, "%s: svd is for dense (Gemm/MatMul) layers; use spatial-svd, cp or tucker2",
+                           n->name);
+        if (n->op == RS_OP_GEMM && n->trans_a)
+            return rs_fail(e, "%s: svd of a Gemm with transA = 1 is not supported", n->name);
+        return 0;
+    }
+    if (n->op != RS_OP_CONV)
+        return rs_fail(e, "%s: %s needs a Conv layer (this is %s; use svd)", n->name,
+                       decomp_method_name(method), model_op_name(n->op));
+    if (n->group != 1)
+        return rs_fail(e, "%s: %s needs a Conv with group 1 (group is %lld: depthwise/grouped "
+                       "convolutions are not factorized)",
+                       n->name, decomp_method_name(method), (long long)n->group);
+    return 0;
+}
+
+unsigned decomp_methods_for(const rs_model *m, int node)
+{
+    unsigned mask = 1u << DECOMP_NONE;
+    for (int k = 1; k < DECOMP_COUNT; ++k)
+        if (decomp_check(m, node, (decomp_method)k, NULL) == 0)
+            mask |= 1u << k;
+    return mask;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static int clamp_int(int64_t v) { return v > 1 << 30 ? 1 << 30 : (int)v; }
+
+static int max_rank_geom(const layer_geom *g, decomp_method method, int which)
+{
+    switch (method) {
+    case DECOMP_SVD:
+        return which ? 0 : clamp_int(min64(g->c_out, g->c_in));
+    case DECOMP_SLICE_SVD:
+        return which ? 0 : clamp_int(min64(g->kh, g->kw));
+    case DECOMP_SPATIAL_SVD:
+        return which ? 0 : clamp_int(min64(g->c_in * g->kh, g->c_out * g->kw));
+    case DECOMP_CP: {
+        if (which)
+            return 0;
+        int64_t d[4] = {g->c_out, g->c_in, g->kh, g->kw}, big = 0;
+        for (int i = 1; i < 4; ++i)
+            if (d[i] > d[big])
+                big = i;
+        int64_t p = 1;
+        for (int i = 0; i < 4; ++i)
+            if (i != big)
+                p *= d[i];
+        return clamp_int(p);
+    }
+    case DECOMP_TUCKER2:
+        return which ? clamp_int(min64(g->c_in, g->c_out * g->kh * g->kw))
+                     : clamp_int(min64(g->c_out, g->c_in * g->kh * g->kw));
+    default:
+        return 0;
+    }
+}
+
+int decomp_max_rank(const rs_model *m, int node, decomp_method method, int which)
+{
+    layer_geom g;
+    if (method == DECOMP_NONE || decomp_check(m, node, method, NULL) || geom_of(m, node, &g, NULL))
+        return 0;
+    return max_rank_geom(&g, method, which);
+}
+
+/* ---- chain layout: shapes and costs of the factor nodes ---------------------------------------- */
+
+static int64_t extent(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d)
+{
+    int64_t num = in + p0 + p1 - (d * (k - 1) + 1);
+    return num < 0 ? 0 : num / s + 1;
+}
+
+static decomp_factor *layout_conv(decomp_result *r, int64_t c_in, int64_t c_out, int64_t kh,
+                                  int64_t kw, int64_t group)
+{
+    decomp_factor *f = &r->f[r->n_factors++];
+    memset(f, 0, sizeof *f);
+    f->op = RS_OP_CONV;
+    f->w_ndim = 4;
+    f->w_dims[0] = c_out;
+    f->w_dims[1] = c_in / group;
+    f->w_dims[2] = kh;
+    f->w_dims[3] = kw;
+    f->in_channels = c_in;
+    f->out_channels = c_out;
+    f->group = group;
+    f->strides[0] = f->strides[1] = 1;
+    f->dilations[0] = f->dilations[1] = 1;
+    f->alpha = f->beta = 1.0f;
+    return f;
+}
+
+/* kh×1 factor: the vertical half of the original attributes. */
+static void set_vertical(decomp_factor *f, const rs_node *n)
+{
+    f->strides[0] = n->strides[0];
+    f->pads[0] = n->pads[0];
+    f->pads[2] = n->pads[2];
+    f->dilations[0] = n->dilations[0];
+}
+
+/* 1×kw factor: the horizontal half. */
+static void set_horizontal(decomp_factor *f, const rs_node *n)
+{
+    f->strides[1] = n->strides[1];
+    f->pads[1] = n->pads[1];
+    f->pads[3] = n->pads[3];
+    f->dilations[1] = n->dilations[1];
+}
+
+static decomp_factor *layout_dense(decomp_result *r, rs_op op, int64_t k_in, int64_t n_out)
+{
+    decomp_factor *f = &r->f[r->n_factors++];
+    memset(f, 0, sizeof *f);
+    f->op = op;
+    f->w_ndim = 2;
+    if (op == RS_OP_GEMM) {
+        f->w_dims[0] = n_out;
+        f->w_dims[1] = k_in;
+        f->trans_b = 1;
+    } else {
+        f->w_dims[0] = k_in;
+        f->w_dims[1] = n_out;
+    }
+    f->in_channels = k_in;
+    f->out_channels = n_out;
+    f->group = 1;
+    f->alpha = f->beta = 1.0f;
+    f->out_h = f->out_w = 1;
+    return f;
+}
+
+static int resolve_rank2(const layer_geom *g, decomp_method method, int rank, int rank2)
+{
+    if (method != DECOMP_TUCKER2)
+        return 0;
+    if (rank2 > 0)
+        return rank2;
+    int mx = max_rank_geom(g, DECOMP_TUCKER2, 1);
+    return rank < mx ? rank : mx;
+}
+
+static int check_rank(const layer_geom *g, decomp_method method, int rank, int rank2, rs_err *e)
+{
+    int mx = max_rank_geom(g, method, 0);
+    if (rank < 1 || rank > mx)
+        return rs_fail(e, "%s: rank %d out of range 1..%d for %s", g->node->name, rank, mx,
+                       decomp_method_name(method));
+    if (method == DECOMP_TUCKER2) {
+        int mx2 = max_rank_geom(g, method, 1);
+        if (rank2 < 1 || rank2 > mx2)
+            return rs_fail(e, "%s: input rank %d out of range 1..%d for tucker2", g->node->name, rank2,
+                           mx2);
+    }
+    return 0;
+}
+
+/* Lays out r->f[] (shapes, attributes, costs; no weights) for method at (rank, rank2), which must
+ * already be checked and resolved. */
+static int chain_layout(const layer_geom *g, decomp_method method, int rank, int rank2,
+                        decomp_result *r, rs_err *e)
+{
+    const rs_node *n = g->node;
+    int64_t ci = g->c_in, co = g->c_out, kh = g->kh, kw = g->kw, R = rank;
+    r->n_factors = 0;
+    r->method = method;
+    r->rank = rank;
+    r->rank2 = method == DECOMP_TUCKER2 ? rank2 : 0;
+    switch (method) {
+    case DECOMP_SVD: {
+        decomp_factor *f0 = layout_dense(r, n->op, ci, R);
+        f0->trans_a = n->trans_a;
+        decomp_factor *f1 = layout_dense(r, n->op, R, co);
+        if (n->op == RS_OP_GEMM) {
+            f1->alpha = n->alpha;
+            f1->beta = n->beta;
+        }
+        break;
+    }
+    case DECOMP_SLICE_SVD: {
+        /* overflow guard: the widest intermediate has C_in·C_out·r channels */
+        size_t ch, big;
+        if (rs_size_mul((size_t)ci, (size_t)co, &ch) || rs_size_mul(ch, (size_t)R, &big) ||
+            big > (size_t)1 << 28 || rs_size_mul(ch, (size_t)co, &big) || big > RS_MAX_ALLOC / 4)
+            return rs_fail(e, "%s: slice-svd chain for %lldx%lld channels is too large", n->name,
+                           (long long)co, (long long)ci);
+        set_vertical(layout_conv(r, ci, ci * co * R, kh, 1, ci), n);
+        set_horizontal(layout_conv(r, ci * co * R, ci * co, 1, kw, ci * co), n);
+        layout_conv(r, ci * co, co, 1, 1, 1);
+        break;
+    }
+    case DECOMP_SPATIAL_SVD:
+        set_vertical(layout_conv(r, ci, R, kh, 1, 1), n);
+        set_horizontal(layout_conv(r, R, co, 1, kw, 1), n);
+        break;
+    case DECOMP_CP:
+        layout_conv(r, ci, R, 1, 1, 1);
+        set_vertical(layout_conv(r, R, R, kh, 1, R), n);
+        set_horizontal(layout_conv(r, R, R, 1, kw, R), n);
+        layout_conv(r, R, co, 1, 1, 1);
+        break;
+    case DECOMP_TUCKER2: {
+        layout_conv(r, ci, rank2, 1, 1, 1);
+        decomp_factor *core = layout_conv(r, rank2, R, kh, kw, 1);
+        set_vertical(core, n);
+        set_horizontal(core, n);
+        layout_conv(r, R, co, 1, 1, 1);
+        break;
+    }
+    default:
+        return rs_fail(e, "%s: no factorization for method %s", n->name, decomp_method_name(method));
+    }
+    /* propagate spatial sizes, count costs (model.h's rule), and check the chain ends where the
+     * layer does */
+    int64_t h = g->h_in, w = g->w_in;
+    r->cost.params_after = r->cost.macs_after = 0;
+    for (int i = 0; i < r->n_factors; ++i) {
+        decomp_factor *f = &r->f[i];
+        int64_t numel = f->w_dims[0] * f->w_dims[1];
+        if (f->op == RS_OP_CONV) {
+            numel *= f->w_dims[2] * f->w_dims[3];
+            h = extent(h, f->w_dims[2], f->strides[0], f->pads[0], f->pads[2], f->dilations[0]);
+            w = extent(w, f->w_dims[3], f->strides[1], f->pads[1], f->pads[3], f->dilations[1]);
+            f->out_h = h;
+            f->out_w = w;
+            f->macs = f->out_channels * h * w * f->w_dims[1] * f->w_dims[2] * f->w_dims[3];
+        } else {
+            f->macs = f->in_channels * f->out_channels;
+        }
+        f->params = numel;
+        if (i == r->n_factors - 1 && g->bias) {
+            f->bias_len = g->bias_len;
+            f->params += g->bias_len;
+        }
+        r->cost.params_after += f->params;
+        r->cost.macs_after += f->macs;
+    }
+    if (g->conv && (h != g->h_out || w != g->w_out))
+        return rs_fail(e, "%s: internal: %s chain ends at %lldx%lld, layer at %lldx%lld", n->name,
+                       decomp_method_name(method), (long long)h, (long long)w, (long long)g->h_out,
+                       (long long)g->w_out);
+    r->cost.params_before = g->weight_numel + (g->bias ? g->bias_len : 0);
+    r->cost.macs_before = g->conv ? g->c_out * g->h_out * g->w_out * (g->c_in / g->group) * g->kh * g->kw
+                                  : g->c_in * g->c_out;
+    return 0;
+}
+
+int decomp_cost_of(const rs_model *m, int node, decomp_method method, int rank, int rank2,
+                   decomp_cost *out, rs_err *e)
+{
+    layer_geom g;
+    memset(out, 0, sizeof *out);
+    if (geom_of(m, node, &g, e))
+        return -1;
+    int64_t before_p = g.weight_numel + (g.bias ? g.bias_len : 0);
+    int64_t before_m = g.conv ? g.c_out * g.h_out * g.w_out * (g.c_in / g.group) * g.kh * g.kw
+                              : g.c_in * g.c_out;
+    if (method == DECOMP_NONE) {
+        out->params_before = out->params_after = before_p;
+        out->macs_before = out->macs_after = before_m;
+        return 0;
+    }
+    if (decomp_check(m, node, method, e))
+        return -1;
+    rank2 = resolve_rank2(&g, method, rank, rank2);
+    if (check_rank(&g, method, rank, rank2, e))
+        return -1;
+    decomp_result r;
+    memset(&r, 0, sizeof r);
+    if (chain_layout(&g, method, rank, rank2, &r, e))
+        return -1;
+    *out = r.cost;
+    return 0;
+}
+
+int decomp_break_even_rank(const rs_model *m, int node, decomp_method method, int by)
+{
+    layer_geom g;
+    if (method == DECOMP_NONE || decomp_check(m, node, method, NULL) || geom_of(m, node, &g, NULL))
+        return 0;
+    /* costs grow with rank, so the last saving rank is found by scanning up until it stops */
+    int best = 0, mx = max_rank_geom(&g, method, 0);
+    for (int r = 1; r <= mx; ++r) {
+        decomp_result res;
+        memset(&res, 0, sizeof res);
+        if (chain_layout(&g, method, r, resolve_rank2(&g, method, r, 0), &res, NULL))
+            break;
+        int saves = by == DECOMP_BY_MACS ? res.cost.macs_after < res.cost.macs_before
+                                         : res.cost.params_after < res.cost.params_before;
+        if (!saves)
+            break;
+        best = r;
+    }
+    return best;
+}
+
+/* ---- factorization ------------------------------------------------------------------------------- */
+
+void decomp_opts_default(decomp_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_iter = 200;
+    o->tol = 1e-8;
+    o->restarts = 0;
+    o->seed = 20261127u;
+    o->ridge = 0.0;
+    o->degenerate_ratio = 10.0;
+}
+
+void decomp_result_free(decomp_result *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < DECOMP_MAX_FACTORS; ++i) {
+        free(r->f[i].w);
+        free(r->f[i].bias);
+    }
+    free(r->fit);
+    free(r->layer);
+    memset(r, 0, sizeof *r);
+}
+
+/* Allocate every factor's weights (zeroed) and the last factor's bias copy. */
+static int alloc_factors(const layer_geom *g, decomp_result *r, rs_err *e)
+{
+    for (int i = 0; i < r->n_factors; ++i) {
+        decomp_factor *f = &r->f[i];
+        size_t numel = 1;
+        for (int d = 0; d < f->w_ndim; ++d)
+            if (rs_size_mul(numel, (size_t)f->w_dims[d], &numel))
+                return rs_fail(e, "%s: factor %d too large", g->node->name, i);
+        if (numel > RS_MAX_ALLOC / sizeof(float))
+            return rs_fail(e, "%s: factor %d too large (%zu weights)", g->node->name, i, numel);
+        f->w = calloc(numel ? numel : 1, sizeof(float));
+        if (!f->w)
+            return rs_fail(e, "%s: out of memory for factor %d (%zu weights)", g->node->name, i, numel);
+        if (f->bias_len > 0) {
+            f->bias = malloc((size_t)f->bias_len * sizeof(float));
+            if (!f->bias)
+                return rs_fail(e, "%s: out of memory", g->node->name);
+            memcpy(f->bias, g->bias, (size_t)f->bias_len * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+int decomp_layer(const rs_model *m, int node, decomp_method method, int rank, int rank2,
+                 const decomp_opts *opts, decomp_result *out, rs_err *e)
+{
+    double t0 = rs_now();
+    memset(out, 0, sizeof *out);
+    decomp_opts defaults;
+    if (!opts) {
+        decomp_opts_default(&defaults);
+        opts = &defaults;
+    }
+    rs_gsl_init();
+    layer_geom g;
+    if (decomp_check(m, node, method, e) || geom_of(m, node, &g, e))
+        return -1;
+    if (method == DECOMP_NONE)
+        return rs_fail(e, "%s: method none has nothing to factorize", g.node->name);
+    rank2 = resolve_rank2(&g, method, rank, rank2);
+    if (check_rank(&g, method, rank, rank2, e))
+        return -1;
+    if (chain_layout(&g, method, rank, rank2, out, e) || alloc_factors(&g, out, e)) {
+        decomp_result_free(out);
+        return -1;
+    }
+    out->layer = rs_strdup(g.node->name);
+    double *K = geom_weight(&g);
+    if (!out->layer || !K) {
+        free(K);
+        decomp_result_free(out);
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    }
+    int rc;
+    switch (method) {
+    case DECOMP_SVD: rc = build_svd(&g, K, rank, out, e); break;
+    case DECOMP_SLICE_SVD: rc = build_slice_svd(&g, K, rank, out, e); break;
+    case DECOMP_SPATIAL_SVD: rc = build_spatial_svd(&g, K, rank, out, e); break;
+    case DECOMP_CP: rc = build_cp(&g, K, rank, opts, out, e); break;
+    case DECOMP_TUCKER2: rc = build_tucker2(&g, K, rank, rank2, opts, out, e); break;
+    default: rc = rs_fail(e, "%s: unknown method", g.node->name); break;
+    }
+    free(K);
+    if (rc) {
+        decomp_result_free(out);
+        return rc;
+    }
+    out->seconds = rs_now() - t0;
+    return 0;
+}
+
+int decomp_time(const rs_model *m, int node, decomp_method method, int rank, int rank2,
+                const decomp_opts *opts, int reps, double *seconds, rs_err *e)
+{
+    double best = INFINITY;
+    for (int i = 0; i < (reps > 0 ? reps : 1); ++i) {
+        decomp_result r;
+        int rc = decomp_layer(m, node, method, rank, rank2, opts, &r, e);
+        if (rc)
+            return rc;
+        best = r.seconds < best ? r.seconds : best;
+        decomp_result_free(&r);
+    }
+    *seconds = best;
+    return 0;
+}
+
+/* ---- splicing into the graph ---------------------------------------------------------------------- */
+
+/* Add a value named base (or base_2, base_3 ... if taken); returns its index or -1. */
+static int add_unique_value(rs_model *m, const char *base, rs_err *e)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%.200s", base);
+    for (int k = 2; model_find_value(m, name) >= 0; ++k) {
+        if (k > 10000)
+            return rs_fail(e, "cannot find a free name for \"%s\"", base);
+        snprintf(name, sizeof name, "%.200s_%d", base, k);
+    }
+    return model_add_value(m, name, e);
+}
+
+static int add_const(rs_model *m, const char *base, const float *data, int ndim, const int64_t *dims,
+                     rs_err *e)
+{
+    int v = add_unique_value(m, base, e);
+    if (v < 0)
+        return -1;
+    size_t numel = 1;
+    for (int d = 0; d < ndim; ++d)
+        numel *= (size_t)dims[d];
+    float *copy = malloc((numel ? numel : 1) * sizeof *copy);
+    if (!copy)
+        return rs_fail(e, "out of memory adding \"%s\"", base);
+    memcpy(copy, data, numel * sizeof *copy);
+    rs_value *val = &m->values[v];
+    val->is_const = 1;
+    val->dtype = RS_DT_FLOAT;
+    val->ndim = ndim;
+    memcpy(val->dims, dims, (size_t)ndim * sizeof dims[0]);
+    val->f = copy;
+    return v;
+}
+
+static int unique_node_name(const rs_model *m, const char *base, char *out, size_t len)
+{
+    snprintf(out, len, "%.200s", base);
+    for (int k = 2; model_find_node(m, out) >= 0; ++k) {
+        if (k > 10000)
+            return -1;
+        snprintf(out, len, "%.200s_%d", base, k);
+    }
+    return 0;
+}
+
+int decomp_apply(rs_model *m, int node, const decomp_result *r, rs_err *e)
+{
+    if (!m || node < 0 || node >= m->n_nodes)
+        return rs_fail(e, "decomp_apply: node index %d out of range", node);
+    const rs_node *orig = &m->nodes[node];
+    if (!r || r->n_factors < 1 || !r->layer || strcmp(r->layer, orig->name) != 0)
+        return rs_fail(e, "%s: decomposition result belongs to layer \"%s\"", orig->name,
+                       r && r->layer ? r->layer : "(none)");
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    int in_v = orig->in[0], out_v = orig->out[0], bias_v = g.bias_value;
+    char lname[200];
+    snprintf(lname, sizeof lname, "%s", orig->name);
+    rs_node repl[DECOMP_MAX_FACTORS];
+    char names[DECOMP_MAX_FACTORS][256];
+    int prev = in_v;
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        char base[256];
+        snprintf(base, sizeof base, "%s_f%d", lname, i);
+        if (unique_node_name(m, base, names[i], sizeof names[i]))
+            goto fail_name;
+        snprintf(base, sizeof base, "%s_W", names[i]);
+        int wv = add_const(m, base, f->w, f->w_ndim, f->w_dims, e);
+        if (wv < 0)
+            goto fail;
+        int yv = out_v;
+        if (i < r->n_factors - 1) {
+            snprintf(base, sizeof base, "%s_out", names[i]);
+            yv = add_unique_value(m, base, e);
+            if (yv < 0)
+                goto fail;
+        }
+        rs_node *n = &repl[i];
+        memset(n, 0, sizeof *n);
+        n->op = f->op;
+        model_node_defaults(n);
+        n->name = names[i];
+        n->n_in = 2;
+        n->in[0] = prev;
+        n->in[1] = wv;
+        if (i == r->n_factors - 1 && f->bias_len > 0) {
+            /* the original bias initializer itself: kept exactly once, under its own name */
+            n->n_in = 3;
+            n->in[2] = bias_v;
+        }
+        n->n_out = 1;
+        n->out[0] = yv;
+        if (f->op == RS_OP_CONV) {
+            n->kernel[0] = f->w_dims[2];
+            n->kernel[1] = f->w_dims[3];
+            memcpy(n->strides, f->strides, sizeof n->strides);
+            memcpy(n->pads, f->pads, sizeof n->pads);
+            memcpy(n->dilations, f->dilations, sizeof n->dilations);
+            n->group = f->group;
+        } else if (f->op == RS_OP_GEMM) {
+            n->alpha = f->alpha;
+            n->beta = f->beta;
+            n->trans_a = f->trans_a;
+            n->trans_b = f->trans_b;
+        }
+        prev = yv;
+    }
+    if (model_replace_node(m, node, repl, r->n_factors, e))
+        goto fail;
+    if (model_infer_shapes(m, e))
+        return rs_failctx(e, "%s: after factorizing", lname);
+    return 0;
+fail_name:
+    rs_fail(e, "%s: cannot name factor nodes", lname);
+fail:
+    model_gc(m);
+    return -1;
+}
+
+/* ---- output error on a batch: a direct evaluation of one layer and of its chain ----------------- */
+
+/* y (n × C_out × oh × ow) = conv(x (n × C_in × h × w)) with ONNX attributes; double accumulation.
+ * Deliberately simple: it serves calibration batches, not the inference fast path. */
+static void conv_eval(const float *x, int n, int64_t c_in, int64_t h, int64_t w, const float *wt,
+                      const float *bias, int64_t c_out, int64_t kh, int64_t kw, int64_t group,
+                      const int64_t *st, const int64_t *pd, const int64_t *dl, int64_t oh, int64_t ow,
+                      float *y)
+{
+    int64_t cig = c_in / group, cog = c_out / group;
+    for (int b = 0; b < n; ++b)
+        for (int64_t o = 0; o < c_out; ++o) {
+            int64_t gi = o / cog;
+            float *yo = y + ((int64_t)b * c_out + o) * oh * ow;
+            for (int64_t p = 0; p < oh; ++p)
+                for (int64_t q = 0; q < ow; ++q) {
+                    double acc = bias ? bias[o] : 0.0;
+                    for (int64_t ic = 0; ic < cig; ++ic) {
+                        const float *xc = x + ((int64_t)b * c_in + gi * cig + ic) * h * w;
+                        const float *wc = wt + (o * cig + ic) * kh * kw;
+                        for (int64_t a = 0; a < kh; ++a) {
+                            int64_t yy = p * st[0] + a * dl[0] - pd[0];
+                            if (yy < 0 || yy >= h)
+                                continue;
+                            for (int64_t c = 0; c < kw; ++c) {
+                                int64_t xx = q * st[1] + c * dl[1] - pd[1];
+                                if (xx < 0 || xx >= w)
+                                    continue;
+                                acc += (double)wc[a * kw + c] * xc[yy * w + xx];
+                            }
+                        }
+                    }
+                    yo[p * ow + q] = (float)acc;
+                }
+        }
+}
+
+/* Dense y (n × N) = alpha · x Wᵀ + beta · bias with W given as (N, K) when nk, else (K, N). */
+static void dense_eval(const float *x, int n, int64_t K, int64_t N, const float *W, int nk,
+                       const float *bias, int64_t bias_len, float alpha, float beta, float *y)
+{
+    for (int b = 0; b < n; ++b)
+        for (int64_t j = 0; j < N; ++j) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; ++k)
+                acc += (double)x[(int64_t)b * K + k] * (nk ? W[j * K + k] : W[k * N + j]);
+            acc *= alpha;
+            if (bias)
+                acc += (double)beta * bias[bias_len == 1 ? 0 : j];
+            y[(int64_t)b * N + j] = (float)acc;
+        }
+}
+
+int decomp_output_error_on(const rs_model *m, int node, const decomp_result *r,
+                           const float *layer_in, int n, double *rel_err, rs_err *e)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!r || r->n_factors < 1 || n < 1 || !layer_in)
+        return rs_fail(e, "%s: output error needs a result and at least one image", g.node->name);
+    const rs_node *nd = g.node;
+    /* workspace: the largest activation of the chain, twice (ping-pong), plus the reference */
+    size_t big = (size_t)(g.c_in * g.h_in * g.w_in), ref_n = (size_t)(g.c_out * g.h_out * g.w_out);
+    for (int i = 0; i < r->n_factors; ++i) {
+        size_t s = (size_t)(r->f[i].out_channels * r->f[i].out_h * r->f[i].out_w);
+        if (s > big)
+            big = s;
+    }
+    size_t tot;
+    if (rs_size_mul(big, (size_t)n, &tot) || tot > RS_MAX_ALLOC / sizeof(float) / 3)
+        return rs_fail(e, "%s: calibration batch of %d images too large", nd->name, n);
+    float *ref = malloc(ref_n * (size_t)n * sizeof(float));
+    float *a = malloc(tot * sizeof(float)), *b = malloc(tot * sizeof(float));
+    if (!ref || !a || !b) {
+        free(ref), free(a), free(b);
+        return rs_fail(e, "%s: out of memory", nd->name);
+    }
+    if (g.conv)
+        conv_eval(layer_in, n, g.c_in, g.h_in, g.w_in, g.w, g.bias, g.c_out, g.kh, g.kw, g.group,
+                  nd->strides, nd->pads, nd->dilations, g.h_out, g.w_out, ref);
+    else
+        dense_eval(layer_in, n, g.c_in, g.c_out, g.w, g.dense_nk, g.bias, g.bias_len,
+                   nd->op == RS_OP_GEMM ? nd->alpha : 1.0f, nd->op == RS_OP_GEMM ? nd->beta : 1.0f, ref);
+    const float *cur = layer_in;
+    int64_t c = g.c_in, h = g.h_in, w = g.w_in;
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        float *dst = (i % 2 == 0) ? a : b;
+        if (f->op == RS_OP_CONV)
+            conv_eval(cur, n, c, h, w, f->w, f->bias, f->out_channels, f->w_dims[2], f->w_dims[3],
+                      f->group, f->strides, f->pads, f->dilations, f->out_h, f->out_w, dst);
+        else
+            dense_eval(cur, n, f->in_channels, f->out_channels, f->w, f->op == RS_OP_GEMM, f->bias,
+                       f->bias_len, f->alpha, f->beta, dst);
+        cur = dst;
+        c = f->out_channels, h = f->out_h, w = f->out_w;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref_n * (size_t)n; ++i) {
+        double d = (double)cur[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    *rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+    free(ref), free(a), free(b);
+    return 0;
+}
+
+int decomp_output_error(const rs_model *m, int node, const decomp_result *r, const float *calib_x,
+                        int n, double *rel_err, rs_err *e)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    size_t per = (size_t)model_value_numel(&m->values[g.node->in[0]]), tot;
+    if (n < 1 || rs_size_mul(per, (size_t)n, &tot) || tot > RS_MAX_ALLOC / sizeof(float))
+        return rs_fail(e, "%s: bad calibration batch of %d images", g.node->name, n);
+    float *in = malloc(tot * sizeof *in);
+    if (!in)
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    int rc = infer_capture(m, calib_x, n, g.node->in[0], in, e);
+    if (rc == 0)
+        rc = decomp_output_error_on(m, node, r, in, n, rel_err, e);
+    free(in);
+    return rc;
+}
+
+/* ---- matrices and spectra -------------------------------------------------------------------------- */
+
+static const char *const view_names[DECOMP_VIEW_COUNT] = {"dense", "mode-0", "mode-1", "spatial",
+                                                          "slices"};
+
+const char *decomp_view_name(decomp_view v)
+{
+    return v >= 0 && v < DECOMP_VIEW_COUNT ? view_names[v] : "?";
+}
+
+unsigned decomp_views_for(const rs_model *m, int node)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, NULL))
+        return 0;
+    if (!g.conv)
+        return 1u << DECOMP_VIEW_DENSE;
+    return (1u << DECOMP_VIEW_MODE0) | (1u << DECOMP_VIEW_MODE1) | (1u << DECOMP_VIEW_SPATIAL) |
+           (1u << DECOMP_VIEW_SLICES);
+}
+
+void geom_view(const layer_geom *g, const double *K, decomp_view view, double *A, int *rows,
+               int *cols)
+{
+    int64_t co = g->c_out, ci = g->c_in / g->group, kh = g->kh, kw = g->kw, s = kh * kw;
+    switch (view) {
+    case DECOMP_VIEW_DENSE:
+    case DECOMP_VIEW_MODE0: /* K is already C_out × (C_in·kh·kw) row-major */
+        *rows = (int)co;
+        *cols = (int)(ci * s);
+        memcpy(A, K, (size_t)(co * ci * s) * sizeof *A);
+        break;
+    case DECOMP_VIEW_MODE1:
+        *rows = (int)ci;
+        *cols = (int)(co * s);
+        for (int64_t o = 0; o < co; ++o)
+            for (int64_t i = 0; i < ci; ++i)
+                memcpy(A + i * co * s + o * s, K + (o * ci + i) * s, (size_t)s * sizeof *A);
+        break;
+    case DECOMP_VIEW_SPATIAL: /* M[(i,a), (o,b)] = K[o,i,a,b] */
+        *rows = (int)(ci * kh);
+        *cols = (int)(co * kw);
+        for (int64_t o = 0; o < co; ++o)
+            for (int64_t i = 0; i < ci; ++i)
+                for (int64_t a = 0; a < kh; ++a)
+                    for (int64_t b = 0; b < kw; ++b)
+                        A[(i * kh + a) * co * kw + o * kw + b] = K[((o * ci + i) * kh + a) * kw + b];
+        break;
+    default:
+        break;
+    }
+}
+
+int decomp_matrix(const rs_model *m, int node, decomp_view view, double **mat, int *rows, int *cols,
+                  rs_err *e)
+{
+    layer_geom g;
+    *mat = NULL;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!(decomp_views_for(m, node) & (1u << view)) || view == DECOMP_VIEW_SLICES)
+        return rs_fail(e, "%s: view %s does not apply to a %s layer", g.node->name,
+                       decomp_view_name(view), model_op_name(g.node->op));
+    double *K = geom_weight(&g);
+    double *A = malloc((size_t)(g.weight_numel ? g.weight_numel : 1) * sizeof *A);
+    if (!K || !A) {
+        free(K), free(A);
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    }
+    geom_view(&g, K, view, A, rows, cols);
+    free(K);
+    *mat = A;
+    return 0;
+}
+
+void decomp_spectrum_free(decomp_spectrum *s)
+{
+    if (!s)
+        return;
+    free(s->sigma);
+    free(s->energy);
+    memset(s, 0, sizeof *s);
+}
+
+int decomp_spectrum_of(const rs_model *m, int node, decomp_view view, decomp_spectrum *out, rs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    out->view = view;
+    rs_gsl_init();
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!(decomp_views_for(m, node) & (1u << view)))
+        return rs_fail(e, "%s: view %s does not apply to a %s layer", g.node->name,
+                       decomp_view_name(view), model_op_name(g.node->op));
+    double *K = geom_weight(&g);
+    if (!K)
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    int rc = 0;
+    if (view == DECOMP_VIEW_SLICES) {
+        int64_t ns = g.c_out * (g.c_in / g.group);
+        out->rows = (int)g.kh;
+        out->cols = (int)g.kw;
+        out->n = (int)min64(g.kh, g.kw);
+        out->n_mats = (int)ns;
+        out->sigma = malloc((size_t)(ns * out->n) * sizeof(double));
+        out->energy = malloc((size_t)(ns * out->n) * sizeof(double));
+        if (!out->sigma || !out->energy)
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        for (int64_t k = 0; k < ns && rc == 0; ++k)
+            rc = la_svd(K + k * g.kh * g.kw, out->rows, out->cols, NULL, out->sigma + k * out->n, NULL, e);
+    } else {
+        double *A = malloc((size_t)g.weight_numel * sizeof *A);
+        if (!A)
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        else
+            geom_view(&g, K, view, A, &out->rows, &out->cols);
+        out->n = out->rows < out->cols ? out->rows : out->cols;
+        out->n_mats = 1;
+        out->sigma = rc ? NULL : malloc((size_t)out->n * sizeof(double));
+        out->energy = rc ? NULL : malloc((size_t)out->n * sizeof(double));
+        if (rc == 0 && (!out->sigma || !out->energy))
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        if (rc == 0)
+            rc = la_svd(A, out->rows, out->cols, NULL, out->sigma, NULL, e);
+        free(A);
+    }
+    free(K);
+    if (rc) {
+        decomp_spectrum_free(out);
+        return rs_failctx(e, "%s: %s spectrum", g.node->name, decomp_view_name(view));
+    }
+    for (int k = 0; k < out->n_mats; ++k) {
+        const double *s = out->sigma + (size_t)k * out->n;
+        double *en = out->energy + (size_t)k * out->n, tot = 0, acc = 0;
+        for (int i = 0; i < out->n; ++i)
+            tot += s[i] * s[i];
+        for (int i = 0; i < out->n; ++i) {
+            acc += s[i] * s[i];
+            en[i] = tot > 0 ? acc / tot : 1.0;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,647 @@
+/* grad.c — forward and backward kernels for training (see train_internal.h).
+ *
+ * Conv runs on kern_gemm (the broadcast-A register-tiled kernel infer.c uses): the GEMMs here
+ * are skinny (6 or 16 output channels) and small, where OpenBLAS spends its time packing. For a
+ * chunk of images and one group, with col = im2col of the chunk (Kg × P, P = images·OH·OW):
+ *   forward   Y  (Cout/g × P)  = W_g · col                     (+ bias in the epilogue)
+ *   weights   dWᵀ (Kg × Cout/g) = col · dYᵀ                    (dYᵀ pixel-major, P × Cout/g)
+ *   input     dcol (Kg × P)     = W_gᵀ · dY, scattered back by col2im (accumulating)
+ * col is recomputed in the backward pass rather than stored: it is cheap next to the GEMMs and
+ * storing it would multiply the activation memory by kh·kw. Dense layers use cblas_sgemm.
+ */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "train_internal.h"
+
+#define NODE_ERR(e, n, ...)                                                                    \
+    do {                                                                                       \
+        char why_[RS_ERR_LEN];                                                                 \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
+        return rs_fail(e, "train: node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_); \
+    } while (0)
+
+static int is_fconst(const rs_model *m, int v)
+{
+    return v >= 0 && v < m->n_values && m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT &&
+           m->values[v].f;
+}
+
+static size_t round_up(size_t n, size_t q)
+{
+    return (n + q - 1) / q * q;
+}
+
+int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
+{
+    const rs_node *n = &m->nodes[i];
+    memset(t, 0, sizeof *t);
+    t->node = i;
+    t->op = n->op;
+    t->x = n->in[0];
+    t->x2 = -1;
+    t->y = n->out[0];
+    t->param[0] = t->param[1] = t->param[2] = -1;
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    t->xsz = model_value_numel(x);
+    t->ysz = model_value_numel(y);
+    if (t->xsz > (1 << 28) || t->ysz > (1 << 28))
+        NODE_ERR(e, n, "activation too large to train");
+    switch (n->op) {
+    case RS_OP_CONV:
+    case RS_OP_MAXPOOL:
+        t->cin = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+        t->cout = (int)y->dims[1], t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
+        t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
+        t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
+        t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
+        t->dh = (int)n->dilations[0], t->dw = (int)n->dilations[1];
+        t->group = (int)n->group;
+        if (n->op == RS_OP_MAXPOOL) {
+            t->group = 1;
+            t->pidx_ints = (size_t)t->ysz;
+            return 0;
+        }
+        t->param[0] = n->in[1];
+        if (n->n_in > 2 && n->in[2] >= 0)
+            t->param[1] = n->in[2];
+        t->K = (t->cin / t->group) * t->kh * t->kw;
+        {
+            int cout_g = t->cout / t->group;
+            size_t ohw = (size_t)t->oh * t->ow;
+            t->isa = isa;
+            /* the weight-gradient GEMM's N is Cout/g: narrower vectors waste fewer lanes */
+            t->isa_dw = isa == KERN_AVX512 && cout_g <= 8 ? KERN_AVX2 : isa;
+            t->coutpad = (int)round_up((size_t)cout_g, (size_t)kern_vl(t->isa_dw));
+            t->chunk = ohw >= 512 ? 1 : (int)(512 / ohw);
+            size_t P = (size_t)t->chunk * ohw, ldP = round_up(P, (size_t)kern_vl(isa)), K = (size_t)t->K;
+            size_t tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad ? (size_t)cout_g * ldP
+                                                                       : K * (size_t)t->coutpad;
+            /* col / dcol, tmp, dY channel-major, dYᵀ pixel-major, Wᵀ */
+            t->col_floats = K * ldP + tmp + (size_t)cout_g * ldP + P * (size_t)t->coutpad +
+                            K * (size_t)cout_g + 64;
+            t->boff_ints = P > K ? P : K;
+            if (t->boff_ints < (size_t)cout_g)
+                t->boff_ints = (size_t)cout_g;
+            if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
+                NODE_ERR(e, n, "convolution workspace too large");
+        }
+        return 0;
+    case RS_OP_GEMM:
+    case RS_OP_MATMUL: {
+        if (n->op == RS_OP_GEMM && n->trans_a)
+            NODE_ERR(e, n, "attribute \"transA\" = 1 is not supported for training");
+        if (n->n_in < 2 || !is_fconst(m, n->in[1]))
+            NODE_ERR(e, n, "training needs a constant weight operand");
+        const rs_value *w = &m->values[n->in[1]];
+        t->param[0] = n->in[1];
+        t->trans_b = n->op == RS_OP_GEMM ? n->trans_b : 0;
+        t->K = (int)(t->trans_b ? w->dims[1] : w->dims[0]);
+        t->N = (int)(t->trans_b ? w->dims[0] : w->dims[1]);
+        t->alpha = n->op == RS_OP_GEMM ? n->alpha : 1.0f;
+        t->beta = n->op == RS_OP_GEMM ? n->beta : 0.0f;
+        if (n->op == RS_OP_GEMM && n->n_in > 2 && n->in[2] >= 0) {
+            t->param[1] = n->in[2];
+            t->bias_n = (int)model_value_numel(&m->values[n->in[2]]);
+        }
+        if (t->xsz != t->K || t->ysz != t->N)
+            NODE_ERR(e, n, "input must be (N, %d)", t->K);
+        return 0;
+    }
+    case RS_OP_ADD: {
+        int b = n->in[1];
+        if (b < 0)
+            NODE_ERR(e, n, "expected two inputs");
+        if (m->values[b].is_const) {
+            if (!is_fconst(m, b))
+                NODE_ERR(e, n, "constant addend must be float");
+            t->param[1] = b;
+            t->bias_n = (int)model_value_numel(&m->values[b]);
+            t->N = (int)t->ysz;
+            if (t->bias_n != 1 && t->bias_n != t->ysz &&
+                !(x->ndim >= 2 && t->bias_n == x->dims[x->ndim - 1]))
+                NODE_ERR(e, n, "constant addend \"%s\" does not broadcast", m->values[b].name);
+        } else {
+            t->x2 = b;
+        }
+        return 0;
+    }
+    case RS_OP_RELU:
+    case RS_OP_FLATTEN:
+    case RS_OP_RESHAPE:
+    case RS_OP_IDENTITY:
+        if (t->xsz != t->ysz)
+            NODE_ERR(e, n, "input and output sizes differ");
+        return 0;
+    default:
+        NODE_ERR(e, n, "op not supported for training");
+    }
+}
+
+/* ---- conv helpers --------------------------------------------------------------------------- */
+
+/* col (K rows of stride ld, OHW used) from the cin_g channels at x. */
+static void im2col(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
+{
+    size_t ohw = ld;
+    for (int c = 0; c < cin_g; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ohw;
+                int off = kj * t->dw - t->pl;
+                int lo = 0, hi = t->ow; /* ox with 0 <= ox*sw + off < iw */
+                while (lo < t->ow && lo * t->sw + off < 0)
+                    ++lo;
+                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
+                    --hi;
+                for (int oy = 0; oy < t->oh; ++oy) {
+                    float *dst = row + (size_t)oy * t->ow;
+                    int iy = oy * t->sh - t->pt + ki * t->dh;
+                    if (iy < 0 || iy >= t->ih) {
+                        memset(dst, 0, (size_t)t->ow * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + ((size_t)c * t->ih + iy) * t->iw + off;
+                    for (int ox = 0; ox < lo; ++ox)
+                        dst[ox] = 0;
+                    if (t->sw == 1) /* rows are short (~30 floats): a plain loop beats memcpy */
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] = src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] = src[ox * t->sw];
+                    for (int ox = hi; ox < t->ow; ++ox)
+                        dst[ox] = 0;
+                }
+            }
+}
+
+/* dx += col2im(col) for the cin_g channels at dx (col rows of stride ld). */
+static void col2im_add(const tn_node *t, const float *col, int cin_g, float *dx, size_t ld)
+{
+    size_t ohw = ld;
+    for (int c = 0; c < cin_g; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                const float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ohw;
+                int off = kj * t->dw - t->pl;
+                int lo = 0, hi = t->ow;
+                while (lo < t->ow && lo * t->sw + off < 0)
+                    ++lo;
+                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
+                    --hi;
+                for (int oy = 0; oy < t->oh; ++oy) {
+                    int iy = oy * t->sh - t->pt + ki * t->dh;
+                    if (iy < 0 || iy >= t->ih)
+                        continue;
+                    const float *src = row + (size_t)oy * t->ow;
+                    float *dst = dx + ((size_t)c * t->ih + iy) * t->iw + off;
+                    if (t->sw == 1)
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] += src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox * t->sw] += src[ox];
+                }
+            }
+}
+
+/* Workspace carve-up for one conv node (see tn_compile's sizing). */
+typedef struct conv_ws {
+    float *col, *tmp, *dyc, *dyt, *wt;
+    int *boff;
+} conv_ws;
+
+static conv_ws conv_scratch(const tn_node *t, const tn_scratch *s)
+{
+    int cout_g = t->cout / t->group;
+    size_t P = (size_t)t->chunk * t->oh * t->ow, ldP = round_up(P, (size_t)kern_vl(t->isa));
+    size_t K = (size_t)t->K, tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad
+                                       ? (size_t)cout_g * ldP : K * (size_t)t->coutpad;
+    conv_ws w;
+    w.col = s->col;
+    w.tmp = w.col + K * ldP;
+    w.dyc = w.tmp + tmp;
+    w.dyt = w.dyc + (size_t)cout_g * ldP;
+    w.wt = w.dyt + P * (size_t)t->coutpad;
+    w.boff = s->boff;
+    return w;
+}
+
+/* col (Kg × ldP) for images i0 .. i0+nc−1 of group gi; images side by side along the columns. */
+static void chunk_im2col(const tn_node *t, const float *x, int i0, int nc, int gi, float *col,
+                         size_t ldP)
+{
+    int cin_g = t->cin / t->group;
+    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw;
+    for (int c = 0; c < nc; ++c)
+        im2col(t, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, cin_g, col + c * ohw, ldP);
+}
+
+static void conv_forward(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
+                         const tn_scratch *s)
+{
+    const float *w = m->values[t->param[0]].f;
+    const float *b = t->param[1] >= 0 ? m->values[t->param[1]].f : NULL;
+    int g = t->group, cout_g = t->cout / g;
+    size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
+    conv_ws ws = conv_scratch(t, s);
+    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
+        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
+        size_t P = (size_t)nc * ohw, ldP = round_up(P, vl);
+        for (int k = 0; k < t->K; ++k)
+            ws.boff[k] = (int)((size_t)k * ldP);
+        for (int gi = 0; gi < g; ++gi) {
+            chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
+            kern_gemm(t->isa, cout_g, (int)ldP, t->K, w + (size_t)gi * cout_g * t->K, t->K, ws.col,
+                      ws.boff, ws.tmp, (int)ldP, b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
+            for (int c = 0; c < nc; ++c)
+                for (int o = 0; o < cout_g; ++o)
+                    memcpy(y + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
+                           ws.tmp + (size_t)o * ldP + c * ohw, ohw * sizeof *y);
+        }
+    }
+}
+
+static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
+                          float *dx, float *dw, float *db, int ns, const tn_scratch *s)
+{
+    const float *w = m->values[t->param[0]].f;
+    int g = t->group, cin_g = t->cin / g, cout_g = t->cout / g, cp = t->coutpad;
+    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw, vl = (size_t)kern_vl(t->isa);
+    conv_ws ws = conv_scratch(t, s);
+    if (db)
+        for (int i = 0; i < ns; ++i)
+            for (int c = 0; c < t->cout; ++c) {
+                const float *p = dy + (size_t)i * t->ysz + (size_t)c * ohw;
+                float sum = 0;
+                for (size_t k = 0; k < ohw; ++k)
+                    sum += p[k];
+                db[c] += sum;
+            }
+    if (!dw && !dx)
+        return;
+    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
+        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
+        size_t P = (size_t)nc * ohw, ldP = round_up(P, vl);
+        for (int gi = 0; gi < g; ++gi) {
+            const float *wg = w + (size_t)gi * cout_g * t->K;
+            if (dw) {
+                /* dYᵀ pixel-major (P × cp), padding lanes zero */
+                memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);
+                for (int c = 0; c < nc; ++c)
+                    for (int o = 0; o < cout_g; ++o) {
+                        const float *src = dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw;
+                        float *dst = ws.dyt + (size_t)c * ohw * cp + o;
+                        for (size_t p = 0; p < ohw; ++p)
+                            dst[p * cp] = src[p];
+                    }
+                chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
+                for (size_t p = 0; p < P; ++p)
+                    ws.boff[p] = (int)(p * cp);
+                kern_gemm(t->isa_dw, t->K, cp, (int)P, ws.col, (int)ldP, ws.dyt, ws.boff, ws.tmp, cp,
+                          NULL, NULL, 0);
+                float *dwg = dw + (size_t)gi * cout_g * t->K;
+                for (int k = 0; k < t->K; ++k)
+                    for (int o = 0; o < cout_g; ++o)
+                        dwg[(size_t)o * t->K + k] += ws.tmp[(size_t)k * cp + o];
+            }
+            if (dx) {
+                /* dY channel-major (cout_g × ldP), Wᵀ (Kg × cout_g) */
+                for (int o = 0; o < cout_g; ++o) {
+                    float *row = ws.dyc + (size_t)o * ldP;
+                    for (int c = 0; c < nc; ++c)
+                        memcpy(row + c * ohw,
+                               dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
+                               ohw * sizeof *row);
+                    memset(row + P, 0, (ldP - P) * sizeof *row);
+                }
+                for (int o = 0; o < cout_g; ++o)
+                    for (int k = 0; k < t->K; ++k)
+                        ws.wt[(size_t)k * cout_g + o] = wg[(size_t)o * t->K + k];
+                for (int o = 0; o < cout_g; ++o)
+                    ws.boff[o] = (int)((size_t)o * ldP);
+                kern_gemm(t->isa, t->K, (int)ldP, cout_g, ws.wt, cout_g, ws.dyc, ws.boff, ws.col,
+                          (int)ldP, NULL, NULL, 0);
+                for (int c = 0; c < nc; ++c)
+                    col2im_add(t, ws.col + c * ohw, cin_g,
+                               dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ldP);
+            }
+        }
+    }
+}
+
+/* ---- max pooling ------------------------------------------------------------------------------ */
+
+/* The common 2×2 stride-2 unpadded window, without bounds checks. */
+static int pool_is_2x2(const tn_node *t)
+{
+    return t->kh == 2 && t->kw == 2 && t->sh == 2 && t->sw == 2 && t->pt == 0 && t->pl == 0 &&
+           t->dh == 1 && t->dw == 1 && 2 * t->oh <= t->ih && 2 * t->ow <= t->iw;
+}
+
+static void pool_forward_2x2(const tn_node *t, const float *x, float *y, int32_t *idx, int ns)
+{
+    int iw = t->iw;
+    size_t planes = (size_t)ns * t->cin, ihw = (size_t)t->ih * iw, ohw = (size_t)t->oh * t->ow;
+    for (size_t p = 0; p < planes; ++p) {
+        const float *xp = x + p * ihw;
+        float *yp = y + p * ohw;
+        int32_t *ip = idx + p * ohw;
+        for (int oy = 0; oy < t->oh; ++oy)
+            for (int ox = 0; ox < t->ow; ++ox) {
+                int k = 2 * oy * iw + 2 * ox;
+                /* first maximum in row-major window order wins ties */
+                int b = k;
+                float v = xp[k];
+                if (xp[k + 1] > v)
+                    v = xp[k + 1], b = k + 1;
+                if (xp[k + iw] > v)
+                    v = xp[k + iw], b = k + iw;
+                if (xp[k + iw + 1] > v)
+                    v = xp[k + iw + 1], b = k + iw + 1;
+                yp[oy * t->ow + ox] = v;
+                ip[oy * t->ow + ox] = b;
+            }
+    }
+}
+
+static void pool_forward(const tn_node *t, const float *x, float *y, int32_t *idx, int ns)
+{
+    size_t ihw = (size_t)t->ih * t->iw;
+    int ohw = t->oh * t->ow;
+    if (pool_is_2x2(t)) {
+        pool_forward_2x2(t, x, y, idx, ns);
+        return;
+    }
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < t->cin; ++c) {
+            const float *xp = x + (size_t)i * t->xsz + (size_t)c * ihw;
+            float *yp = y + (size_t)i * t->ysz + (size_t)c * ohw;
+            int32_t *ip = idx + (size_t)i * t->ysz + (size_t)c * ohw;
+            for (int oy = 0; oy < t->oh; ++oy)
+                for (int ox = 0; ox < t->ow; ++ox) {
+                    float best = 0;
+                    int32_t bi = -1;
+                    for (int ki = 0; ki < t->kh; ++ki) {
+                        int iy = oy * t->sh - t->pt + ki * t->dh;
+                        if (iy < 0 || iy >= t->ih)
+                            continue;
+                        for (int kj = 0; kj < t->kw; ++kj) {
+                            int ix = ox * t->sw - t->pl + kj * t->dw;
+                            if (ix < 0 || ix >= t->iw)
+                                continue;
+                            float v = xp[iy * t->iw + ix];
+                            /* strict '>' keeps the first maximum on ties (PyTorch's choice) */
+                            if (bi < 0 || v > best) {
+                                best = v;
+                                bi = iy * t->iw + ix;
+                            }
+                        }
+                    }
+                    yp[oy * t->ow + ox] = best;
+                    ip[oy * t->ow + ox] = bi;
+                }
+        }
+}
+
+static void pool_backward(const tn_node *t, const float *dy, float *dx, const int32_t *idx, int ns)
+{
+    size_t ihw = (size_t)t->ih * t->iw;
+    int ohw = t->oh * t->ow;
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < t->cin; ++c) {
+            float *dxp = dx + (size_t)i * t->xsz + (size_t)c * ihw;
+            const float *dyp = dy + (size_t)i * t->ysz + (size_t)c * ohw;
+            const int32_t *ip = idx + (size_t)i * t->ysz + (size_t)c * ohw;
+            for (int k = 0; k < ohw; ++k)
+                if (ip[k] >= 0)
+                    dxp[ip[k]] += dyp[k];
+        }
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------- */
+
+void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s)
+{
+    const float *x = act[t->x];
+    float *y = act[t->y];
+    size_t total = (size_t)ns * (size_t)t->ysz;
+    switch (t->op) {
+    case RS_OP_CONV:
+        conv_forward(t, m, x, y, ns, s);
+        break;
+    case RS_OP_MAXPOOL:
+        pool_forward(t, x, y, s->pidx + t->pidx_off * (size_t)ns, ns);
+        break;
+    case RS_OP_GEMM:
+    case RS_OP_MATMUL: {
+        const float *w = m->values[t->param[0]].f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasTrans : CblasNoTrans, ns, t->N,
+                    t->K, t->alpha, x, t->K, w, t->trans_b ? t->K : t->N, 0.0f, y, t->N);
+        if (t->param[1] >= 0 && t->beta != 0.0f) {
+            const float *c = m->values[t->param[1]].f;
+            for (int i = 0; i < ns; ++i) {
+                float *yi = y + (size_t)i * t->N;
+                for (int j = 0; j < t->N; ++j)
+                    yi[j] += t->beta * c[t->bias_n == 1 ? 0 : j];
+            }
+        }
+        break;
+    }
+    case RS_OP_ADD:
+        if (t->x2 >= 0) {
+            const float *b = act[t->x2];
+            for (size_t k = 0; k < total; ++k)
+                y[k] = x[k] + b[k];
+        } else {
+            const float *b = m->values[t->param[1]].f;
+            size_t bn = (size_t)t->bias_n;
+            for (size_t k = 0; k < total; ++k)
+                y[k] = x[k] + b[bn == 1 ? 0 : k % bn];
+        }
+        break;
+    case RS_OP_RELU:
+        for (size_t k = 0; k < total; ++k)
+            y[k] = x[k] > 0 ? x[k] : 0.0f;
+        break;
+    default: /* Flatten, Reshape, Identity: per-image data is already contiguous */
+        memcpy(y, x, total * sizeof *y);
+        break;
+    }
+}
+
+void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
+                 const uint8_t *is_param, const size_t *poff, float *pgrad, int ns,
+                 const tn_scratch *s)
+{
+    if (!need[t->y])
+        return; /* nothing upstream wants a gradient */
+    const float *dy = grad[t->y];
+    float *dx = need[t->x] ? grad[t->x] : NULL;
+    float *dw = t->param[0] >= 0 && is_param[t->param[0]] ? pgrad + poff[t->param[0]] : NULL;
+    float *db = t->param[1] >= 0 && is_param[t->param[1]] ? pgrad + poff[t->param[1]] : NULL;
+    size_t total = (size_t)ns * (size_t)t->ysz;
+    switch (t->op) {
+    case RS_OP_CONV:
+        conv_backward(t, m, act[t->x], dy, dx, dw, db, ns, s);
+        break;
+    case RS_OP_MAXPOOL:
+        if (dx)
+            pool_backward(t, dy, dx, s->pidx + t->pidx_off * (size_t)ns, ns);
+        break;
+    case RS_OP_GEMM:
+    case RS_OP_MATMUL: {
+        const float *w = m->values[t->param[0]].f;
+        const float *x = act[t->x];
+        if (dx) /* dX += α·dY·op(B)ᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasNoTrans : CblasTrans, ns,
+                        t->K, t->N, t->alpha, dy, t->N, w, t->trans_b ? t->K : t->N, 1.0f, dx, t->K);
+        if (dw) {
+            if (t->trans_b) /* dB (N×K) += α·dYᵀ·X */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->N, t->K, ns, t->alpha, dy,
+                            t->N, x, t->K, 1.0f, dw, t->K);
+            else /* dB (K×N) += α·Xᵀ·dY */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->K, t->N, ns, t->alpha, x,
+                            t->K, dy, t->N, 1.0f, dw, t->N);
+        }
+        if (db)
+            for (int i = 0; i < ns; ++i) {
+                const float *dyi = dy + (size_t)i * t->N;
+                for (int j = 0; j < t->N; ++j)
+                    db[t->bias_n == 1 ? 0 : j] += t->beta * dyi[j];
+            }
+        break;
+    }
+    case RS_OP_ADD:
+        if (dx)
+            for (size_t k = 0; k < total; ++k)
+                dx[k] += dy[k];
+        if (t->x2 >= 0 && need[t->x2]) {
+            float *dx2 = grad[t->x2];
+            for (size_t k = 0; k < total; ++k)
+                dx2[k] += dy[k];
+        }
+        if (db) {
+            size_t bn = (size_t)t->bias_n;
+            for (size_t k = 0; k < total; ++k)
+                db[bn == 1 ? 0 : k % bn] += dy[k];
+        }
+        break;
+    case RS_OP_RELU:
+        if (dx) {
+            const float *y = act[t->y];
+            for (size_t k = 0; k < total; ++k)
+                if (y[k] > 0)
+                    dx[k] += dy[k];
+        }
+        break;
+    default:
+        if (dx)
+            for (size_t k = 0; k < total; ++k)
+                dx[k] += dy[k];
+        break;
+    }
+}
+
+/* ---- loss ------------------------------------------------------------------------------------- */
+
+void tn_softmax_ce(const float *z, const uint8_t *labels, const float *teacher, float alpha,
+                   float temp, int ns, int C, float scale, float *dz, double *loss, int *correct)
+{
+    double a = teacher ? alpha : 0.0, T = temp;
+    for (int i = 0; i < ns; ++i) {
+        const float *zi = z + (size_t)i * C;
+        int y = labels[i], best = 0;
+        double mx = zi[0];
+        for (int c = 1; c < C; ++c)
+            if (zi[c] > zi[best])
+                best = c;
+        mx = zi[best];
+        if (best == y)
+            ++*correct;
+        double s = 0;
+        for (int c = 0; c < C; ++c)
+            s += exp((double)zi[c] - mx);
+        double lse = mx + log(s);
+        double l = (1.0 - a) * (lse - zi[y]);
+        double qs = 0, ps = 0, tm = 0;
+        const float *ti = teacher ? teacher + (size_t)i * C : NULL;
+        if (ti) {
+            /* student and teacher softmax at temperature T */
+            tm = ti[0];
+            for (int c = 1; c < C; ++c)
+                if (ti[c] > tm)
+                    tm = ti[c];
+            for (int c = 0; c < C; ++c) {
+                qs += exp(((double)zi[c] - mx) / T);
+                ps += exp(((double)ti[c] - tm) / T);
+            }
+            double kl = 0;
+            for (int c = 0; c < C; ++c) {
+                double lp = ((double)ti[c] - tm) / T - log(ps);
+                double lq = ((double)zi[c] - mx) / T - log(qs);
+                kl += exp(lp) * (lp - lq);
+            }
+            l += a * T * T * kl;
+        }
+        *loss += l;
+        if (!dz)
+            continue;
+        float *di = dz + (size_t)i * C;
+        for (int c = 0; c < C; ++c) {
+            double p = exp((double)zi[c] - lse);
+            double g = (1.0 - a) * (p - (c == y ? 1.0 : 0.0));
+            if (ti) {
+                double q = exp(((double)zi[c] - mx) / T) / qs;
+                double pt = exp(((double)ti[c] - tm) / T) / ps;
+                g += a * T * (q - pt);
+            }
+            di[c] = (float)(g * scale);
+        }
+    }
+}
+
+/* ---- augmentation ------------------------------------------------------------------------------ */
+
+void tn_augment_u8(const uint8_t *src, int c, int h, int w, int oy, int ox, int flip, float *out)
+{
+    for (int ch = 0; ch < c; ++ch)
+        for (int y = 0; y < h; ++y) {
+            float *o = out + ((size_t)ch * h + y) * w;
+            int sy = y + oy;
+            if (sy < 0 || sy >= h) {
+                for (int x = 0; x < w; ++x)
+                    o[x] = -1.0f;
+                continue;
+            }
+            const uint8_t *row = src + ((size_t)ch * h + sy) * w;
+            for (int x = 0; x < w; ++x) {
+                int sx = (flip ? w - 1 - x : x) + ox;
+                o[x] = (sx < 0 || sx >= w) ? -1.0f : (float)row[sx] / 127.5f - 1.0f;
+            }
+        }
+}
+
+void tn_augment_f32(const float *src, int c, int h, int w, int oy, int ox, int flip, float pad_value,
+                    float *out)
+{
+    for (int ch = 0; ch < c; ++ch)
+        for (int y = 0; y < h; ++y) {
+            float *o = out + ((size_t)ch * h + y) * w;
+            int sy = y + oy;
+            if (sy < 0 || sy >= h) {
+                for (int x = 0; x < w; ++x)
+                    o[x] = pad_value;
+                continue;
+            }
+            const float *row = src + ((size_t)ch * h + sy) * w;
+            for (int x = 0; x < w; ++x) {
+                int sx = (flip ? w - 1 - x : x) + ox;
+                o[x] = (sx < 0 || sx >= w) ? pad_value : row[sx];
+            }
+        }
+}

@@ -1,0 +1,396 @@
+/* kernels.c — GEMM-like tile kernels (AVX-512, AVX2+FMA, portable), max pooling, im2col.
+ *
+ * The vector paths are compiled with per-function target attributes and chosen at run time
+ * (__builtin_cpu_supports), so the binary needs no -march flag and runs on any x86-64 (or other)
+ * CPU through the portable path. */
+#include "rankscope/kernels.h"
+
+#include <float.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KT_CAT2(a, b) a##_##b
+#define KT_CAT(a, b) KT_CAT2(a, b)
+
+typedef void (*tile_fn)(int K, const float *a, int lda, const float *b, const int *boff,
+                        float *c, int ldc, const float *bias_row, const float *bias_col,
+                        int relu);
+
+#if defined(__x86_64__) || defined(__i386__)
+#define RS_HAVE_X86 1
+#include <immintrin.h>
+
+/* ---- AVX2 + FMA: 8 lanes, 16 registers -> 6 rows × 2 vectors of accumulators ---------------- */
+#define KT_NAME(x) KT_CAT(x, avx2)
+#define KT_TARGET __attribute__((target("avx2,fma")))
+#define KT_VEC __m256
+#define KT_VL 8
+#define KT_LOAD(p) _mm256_loadu_ps(p)
+#define KT_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define KT_BCAST(p) _mm256_broadcast_ss(p)
+#define KT_FMA(a, b, acc) _mm256_fmadd_ps((a), (b), (acc))
+#define KT_ZERO() _mm256_setzero_ps()
+#define KT_ADD(x, y) _mm256_add_ps((x), (y))
+#define KT_MAX(x, y) _mm256_max_ps((x), (y))
+#include "kern_tile.inc"
+KT_INST(1, 1) KT_INST(2, 1) KT_INST(3, 1) KT_INST(4, 1) KT_INST(5, 1) KT_INST(6, 1)
+KT_INST(1, 2) KT_INST(2, 2) KT_INST(3, 2) KT_INST(4, 2) KT_INST(5, 2) KT_INST(6, 2)
+static const tile_fn tiles_avx2[6][2] = {
+    {tile_1_1_avx2, tile_1_2_avx2}, {tile_2_1_avx2, tile_2_2_avx2},
+    {tile_3_1_avx2, tile_3_2_avx2}, {tile_4_1_avx2, tile_4_2_avx2},
+    {tile_5_1_avx2, tile_5_2_avx2}, {tile_6_1_avx2, tile_6_2_avx2},
+};
+#undef KT_NAME
+#undef KT_TARGET
+#undef KT_VEC
+#undef KT_VL
+#undef KT_LOAD
+#undef KT_STORE
+#undef KT_BCAST
+#undef KT_FMA
+#undef KT_ZERO
+#undef KT_ADD
+#undef KT_MAX
+#undef KT_ARGS
+#undef KT_PASS
+#undef KT_INST
+
+/* ---- AVX-512: 16 lanes, 32 registers -> 6 rows × 4 vectors of accumulators ------------------ */
+#define KT_NAME(x) KT_CAT(x, avx512)
+#define KT_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define KT_VEC __m512
+#define KT_VL 16
+#define KT_LOAD(p) _mm512_loadu_ps(p)
+#define KT_STORE(p, v) _mm512_storeu_ps((p), (v))
+#define KT_BCAST(p) _mm512_set1_ps(*(p))
+#define KT_FMA(a, b, acc) _mm512_fmadd_ps((a), (b), (acc))
+#define KT_ZERO() _mm512_setzero_ps()
+#define KT_ADD(x, y) _mm512_add_ps((x), (y))
+#define KT_MAX(x, y) _mm512_max_ps((x), (y))
+#include "kern_tile.inc"
+KT_INST(1, 1) KT_INST(2, 1) KT_INST(3, 1) KT_INST(4, 1) KT_INST(5, 1) KT_INST(6, 1)
+KT_INST(1, 2) KT_INST(2, 2) KT_INST(3, 2) KT_INST(4, 2) KT_INST(5, 2) KT_INST(6, 2)
+KT_INST(1, 3) KT_INST(2, 3) KT_INST(3, 3) KT_INST(4, 3) KT_INST(5, 3) KT_INST(6, 3)
+KT_INST(1, 4) KT_INST(2, 4) KT_INST(3, 4) KT_INST(4, 4) KT_INST(5, 4) KT_INST(6, 4)
+static const tile_fn tiles_avx512[6][4] = {
+    {tile_1_1_avx512, tile_1_2_avx512, tile_1_3_avx512, tile_1_4_avx512},
+    {tile_2_1_avx512, tile_2_2_avx512, tile_2_3_avx512, tile_2_4_avx512},
+    {tile_3_1_avx512, tile_3_2_avx512, tile_3_3_avx512, tile_3_4_avx512},
+    {tile_4_1_avx512, tile_4_2_avx512, tile_4_3_avx512, tile_4_4_avx512},
+    {tile_5_1_avx512, tile_5_2_avx512, tile_5_3_avx512, tile_5_4_avx512},
+    {tile_6_1_avx512, tile_6_2_avx512, tile_6_3_avx512, tile_6_4_avx512},
+};
+
+/* 2×2 stride-2 pooling, 16 outputs per step: rows max'ed pairwise, then even/odd lanes. */
+static const int pool_even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int pool_odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+__attribute__((target("avx512f,avx2,fma"))) static void
+pool2x2_avx512(int C, int in_rs, int in_cs, const float *in, int Ho, int Wo, int relu, float *out)
+{
+    const __m512i ie = _mm512_loadu_si512(pool_even_idx), io = _mm512_loadu_si512(pool_odd_idx);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int ch = 0; ch < C; ++ch)
+        for (int oy = 0; oy < Ho; ++oy) {
+            const float *r0 = in + (size_t)ch * in_cs + (size_t)(2 * oy) * in_rs;
+            const float *r1 = r0 + in_rs;
+            float *o = out + ((size_t)ch * Ho + oy) * Wo;
+            for (int ox = 0; ox < Wo; ox += 16) {
+                __m512 ma = _mm512_max_ps(_mm512_loadu_ps(r0 + 2 * ox), _mm512_loadu_ps(r1 + 2 * ox));
+                __m512 mb = _mm512_max_ps(_mm512_loadu_ps(r0 + 2 * ox + 16),
+                                          _mm512_loadu_ps(r1 + 2 * ox + 16));
+                __m512 v = _mm512_max_ps(_mm512_permutex2var_ps(ma, ie, mb),
+                                         _mm512_permutex2var_ps(ma, io, mb));
+                if (relu)
+                    v = _mm512_max_ps(v, zero);
+                int left = Wo - ox;
+                __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                _mm512_mask_storeu_ps(o + ox, k, v);
+            }
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void
+pool2x2_avx2(int C, int in_rs, int in_cs, const float *in, int Ho, int Wo, int relu, float *out)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    for (int ch = 0; ch < C; ++ch)
+        for (int oy = 0; oy < Ho; ++oy) {
+            const float *r0 = in + (size_t)ch * in_cs + (size_t)(2 * oy) * in_rs;
+            const float *r1 = r0 + in_rs;
+            float *o = out + ((size_t)ch * Ho + oy) * Wo;
+            for (int ox = 0; ox < Wo; ox += 8) {
+                __m256 ma = _mm256_max_ps(_mm256_loadu_ps(r0 + 2 * ox), _mm256_loadu_ps(r1 + 2 * ox));
+                __m256 mb = _mm256_max_ps(_mm256_loadu_ps(r0 + 2 * ox + 8),
+                                          _mm256_loadu_ps(r1 + 2 * ox + 8));
+                /* in-lane even/odd gather, then fix the 128-bit lane order */
+                __m256 v = _mm256_max_ps(_mm256_shuffle_ps(ma, mb, 0x88), _mm256_shuffle_ps(ma, mb, 0xDD));
+                v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+                if (relu)
+                    v = _mm256_max_ps(v, zero);
+                int left = Wo - ox;
+                if (left >= 8) {
+                    _mm256_storeu_ps(o + ox, v);
+                } else {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, v);
+                    memcpy(o + ox, tmp, (size_t)left * sizeof(float));
+                }
+            }
+        }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void
+u8_affine_avx512(const uint8_t *src, size_t n, float scale, float shift, float *dst)
+{
+    const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm512_storeu_ps(dst + i, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), a, b));
+    }
+    for (; i < n; ++i)
+        dst[i] = (float)src[i] * scale + shift;
+}
+
+__attribute__((target("avx2,fma"))) static void
+u8_affine_avx2(const uint8_t *src, size_t n, float scale, float shift, float *dst)
+{
+    const __m256 a = _mm256_set1_ps(scale), b = _mm256_set1_ps(shift);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+        _mm256_storeu_ps(dst + i, _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), a, b));
+    }
+    for (; i < n; ++i)
+        dst[i] = (float)src[i] * scale + shift;
+}
+#endif /* x86 */
+
+/* Portable path: same contract, 8-float column blocks the compiler can vectorise. */
+static void gemm_scalar(int M, int N, int K, const float *a, int lda, const float *b,
+                        const int *boff, float *c, int ldc, const float *bias_row,
+                        const float *bias_col, int relu)
+{
+    enum { JB = 64 };
+    for (int j0 = 0; j0 < N; j0 += JB) {
+        int nj = N - j0 < JB ? N - j0 : JB;
+        for (int i = 0; i < M; ++i) {
+            float acc[JB];
+            for (int j = 0; j < nj; ++j)
+                acc[j] = 0.0f;
+            const float *ai = a + (size_t)i * lda;
+            for (int k = 0; k < K; ++k) {
+                const float aik = ai[k];
+                const float *bk = b + boff[k] + j0;
+                for (int j = 0; j < nj; ++j)
+                    acc[j] += aik * bk[j];
+            }
+            float br = bias_row ? bias_row[i] : 0.0f;
+            float *ci = c + (size_t)i * ldc + j0;
+            for (int j = 0; j < nj; ++j) {
+                float x = acc[j] + br + (bias_col ? bias_col[j0 + j] : 0.0f);
+                ci[j] = relu && x < 0.0f ? 0.0f : x;
+            }
+        }
+    }
+}
+
+int kern_supported(kern_isa isa)
+{
+    switch (isa) {
+    case KERN_SCALAR:
+        return 1;
+#ifdef RS_HAVE_X86
+    case KERN_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case KERN_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+#endif
+    default:
+        return 0;
+    }
+}
+
+kern_isa kern_detect(void)
+{
+    kern_isa cap = KERN_AVX512;
+    const char *env = getenv("RANKSCOPE_ISA");
+    if (env && strcmp(env, "scalar") == 0)
+        cap = KERN_SCALAR;
+    else if (env && strcmp(env, "avx2") == 0)
+        cap = KERN_AVX2;
+    for (int i = (int)cap; i > 0; --i)
+        if (kern_supported((kern_isa)i))
+            return (kern_isa)i;
+    return KERN_SCALAR;
+}
+
+const char *kern_isa_name(kern_isa isa)
+{
+    switch (isa) {
+    case KERN_AVX2:
+        return "avx2";
+    case KERN_AVX512:
+        return "avx512";
+    default:
+        return "scalar";
+    }
+}
+
+int kern_vl(kern_isa isa)
+{
+    return isa == KERN_AVX512 ? 16 : 8;
+}
+
+void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
+               const int *boff, float *c, int ldc, const float *bias_row,
+               const float *bias_col, int relu)
+{
+#ifdef RS_HAVE_X86
+    if (isa == KERN_AVX2 || isa == KERN_AVX512) {
+        const int vl = isa == KERN_AVX512 ? 16 : 8;
+        const int maxnr = isa == KERN_AVX512 ? 4 : 2;
+        const int nv = N / vl;
+        /* Columns outer: the B panel (K × nr·vl) stays in L1 while every row block reuses it. */
+        for (int v0 = 0; v0 < nv; v0 += maxnr) {
+            const int nr = nv - v0 < maxnr ? nv - v0 : maxnr;
+            const int j0 = v0 * vl;
+            for (int i0 = 0; i0 < M; i0 += 6) {
+                const int mr = M - i0 < 6 ? M - i0 : 6;
+                tile_fn f = isa == KERN_AVX512 ? tiles_avx512[mr - 1][nr - 1]
+                                               : tiles_avx2[mr - 1][nr - 1];
+                f(K, a + (size_t)i0 * lda, lda, b + j0, boff, c + (size_t)i0 * ldc + j0, ldc,
+                  bias_row ? bias_row + i0 : NULL, bias_col ? bias_col + j0 : NULL, relu);
+            }
+        }
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    gemm_scalar(M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, relu);
+}
+
+/* 2×2 stride-2 windows without padding: the pooling every LeNet-style net uses. */
+static void maxpool_2x2(int C, int in_rs, int in_cs, const float *in, int Ho, int Wo, int relu,
+                        float *out)
+{
+    for (int ch = 0; ch < C; ++ch) {
+        const float *src = in + (size_t)ch * in_cs;
+        float *dst = out + (size_t)ch * Ho * Wo;
+        for (int oy = 0; oy < Ho; ++oy) {
+            const float *r0 = src + (size_t)(2 * oy) * in_rs;
+            const float *r1 = r0 + in_rs;
+            float *o = dst + (size_t)oy * Wo;
+            for (int ox = 0; ox < Wo; ++ox) {
+                float m0 = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                float m1 = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                float m = m0 > m1 ? m0 : m1;
+                o[ox] = relu && m < 0.0f ? 0.0f : m;
+            }
+        }
+    }
+}
+
+void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo,
+                  int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int relu,
+                  float *out)
+{
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && pt == 0 && pl == 0 &&
+        2 * Ho <= H && 2 * Wo <= W) {
+        maxpool_2x2(C, in_rs, in_cs, in, Ho, Wo, relu, out);
+        return;
+    }
+    for (int ch = 0; ch < C; ++ch) {
+        const float *src = in + (size_t)ch * in_cs;
+        float *dst = out + (size_t)ch * Ho * Wo;
+        for (int oy = 0; oy < Ho; ++oy) {
+            for (int ox = 0; ox < Wo; ++ox) {
+                float m = -FLT_MAX;
+                for (int i = 0; i < kh; ++i) {
+                    int y = oy * sh - pt + i * dh;
+                    if (y < 0 || y >= H)
+                        continue;
+                    for (int j = 0; j < kw; ++j) {
+                        int x = ox * sw - pl + j * dw;
+                        if (x < 0 || x >= W)
+                            continue;
+                        float v = src[(size_t)y * in_rs + x];
+                        if (v > m)
+                            m = v;
+                    }
+                }
+                dst[(size_t)oy * Wo + ox] = relu && m < 0.0f ? 0.0f : m;
+            }
+        }
+    }
+}
+
+void kern_im2col(int C, int H, int W, const float *in, int kh, int kw, int sh, int sw, int dh,
+                 int dw, int pt, int pl, int Ho, int Wo, float *col, int ldcol)
+{
+    size_t row = 0;
+    for (int ch = 0; ch < C; ++ch) {
+        const float *src = in + (size_t)ch * H * W;
+        for (int i = 0; i < kh; ++i) {
+            for (int j = 0; j < kw; ++j, ++row) {
+                float *dst = col + row * ldcol;
+                for (int oy = 0; oy < Ho; ++oy) {
+                    int y = oy * sh - pt + i * dh;
+                    float *d = dst + (size_t)oy * Wo;
+                    if (y < 0 || y >= H) {
+                        memset(d, 0, (size_t)Wo * sizeof *d);
+                        continue;
+                    }
+                    const float *s = src + (size_t)y * W;
+                    for (int ox = 0; ox < Wo; ++ox) {
+                        int x = ox * sw - pl + j * dw;
+                        d[ox] = x < 0 || x >= W ? 0.0f : s[x];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void kern_maxpool2x2(kern_isa isa, int C, int in_rs, int in_cs, const float *in, int Ho, int Wo,
+                     int relu, float *out)
+{
+#ifdef RS_HAVE_X86
+    if (isa == KERN_AVX512) {
+        pool2x2_avx512(C, in_rs, in_cs, in, Ho, Wo, relu, out);
+        return;
+    }
+    if (isa == KERN_AVX2) {
+        pool2x2_avx2(C, in_rs, in_cs, in, Ho, Wo, relu, out);
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    maxpool_2x2(C, in_rs, in_cs, in, Ho, Wo, relu, out);
+}
+
+void kern_u8_affine(kern_isa isa, const uint8_t *src, size_t n, float scale, float shift,
+                    float *dst)
+{
+#ifdef RS_HAVE_X86
+    if (isa == KERN_AVX512) {
+        u8_affine_avx512(src, n, scale, shift, dst);
+        return;
+    }
+    if (isa == KERN_AVX2) {
+        u8_affine_avx2(src, n, scale, shift, dst);
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    for (size_t i = 0; i < n; ++i)
+        dst[i] = (float)src[i] * scale + shift;
+}

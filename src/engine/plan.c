@@ -1,0 +1,373 @@
+/* plan.c — rank plans: parse (text file, command-line spec), format, save, validate, apply, cost. */
+#include "rankscope/plan.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankscope/fileio.h"
+
+#define PLAN_MAX_FILE ((size_t)1 << 20)
+/* Far above any network's weighted layer count; keeps the linear lookup in plan_set from making
+ * a hostile plan file quadratic (60,000 entries took 16 s before this cap; found by test_limits). */
+#define PLAN_MAX_ENTRIES 4096
+
+rs_plan *plan_alloc(void)
+{
+    return calloc(1, sizeof(rs_plan));
+}
+
+void plan_clear(rs_plan *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n; ++i)
+        free(p->entries[i].layer);
+    p->n = 0;
+}
+
+void plan_free(rs_plan *p)
+{
+    if (!p)
+        return;
+    plan_clear(p);
+    free(p->entries);
+    free(p);
+}
+
+const plan_entry *plan_find(const rs_plan *p, const char *layer)
+{
+    for (int i = 0; p && layer && i < p->n; ++i)
+        if (strcmp(p->entries[i].layer, layer) == 0)
+            return &p->entries[i];
+    return NULL;
+}
+
+int plan_set(rs_plan *p, const char *layer, decomp_method method, int rank, int rank2, rs_err *e)
+{
+    if (!p || !layer || !*layer)
+        return rs_fail(e, "plan: empty layer name");
+    /* The text form splits on whitespace and cuts at '#': a name holding either (possible via
+     * --ranks) would be saved as a plan that reads back differently (found by tests/fuzz). */
+    for (const unsigned char *c = (const unsigned char *)layer; *c; ++c)
+        if (*c <= ' ' || *c == 0x7f || *c == '#')
+            return rs_fail(e, "plan: layer name \"%.64s\" contains a space, control character or '#'",
+                           layer);
+    if (method < DECOMP_NONE || method >= DECOMP_COUNT)
+        return rs_fail(e, "plan: %s: bad method %d", layer, (int)method);
+    plan_entry *ent = (plan_entry *)plan_find(p, layer);
+    if (!ent) {
+        if (p->n >= PLAN_MAX_ENTRIES)
+            return rs_fail(e, "plan: more than %d entries", PLAN_MAX_ENTRIES);
+        if (p->n == p->cap) {
+            int cap = p->cap ? 2 * p->cap : 8;
+            plan_entry *ne = realloc(p->entries, (size_t)cap * sizeof *ne);
+            if (!ne)
+                return rs_fail(e, "plan: out of memory");
+            p->entries = ne;
+            p->cap = cap;
+        }
+        char *name = rs_strdup(layer);
+        if (!name)
+            return rs_fail(e, "plan: out of memory");
+        ent = &p->entries[p->n++];
+        ent->layer = name;
+    }
+    ent->method = method;
+    ent->rank = method == DECOMP_NONE ? 0 : rank;
+    ent->rank2 = method == DECOMP_TUCKER2 ? rank2 : 0;
+    return 0;
+}
+
+int plan_remove(rs_plan *p, const char *layer)
+{
+    const plan_entry *ent = plan_find(p, layer);
+    if (!ent)
+        return 0;
+    int i = (int)(ent - p->entries);
+    free(p->entries[i].layer);
+    memmove(&p->entries[i], &p->entries[i + 1], (size_t)(p->n - i - 1) * sizeof *p->entries);
+    p->n--;
+    return 1;
+}
+
+rs_plan *plan_clone(const rs_plan *p)
+{
+    rs_plan *c = plan_alloc();
+    for (int i = 0; c && p && i < p->n; ++i)
+        if (plan_set(c, p->entries[i].layer, p->entries[i].method, p->entries[i].rank,
+                     p->entries[i].rank2, NULL)) {
+            plan_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+/* A positive decimal int, the whole string. */
+static int parse_pos_int(const char *s, size_t len, int *out)
+{
+    if (len == 0 || len > 9)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "R", or "R<sep>R2" with sep one of ",", "x", ":" (rank2 only meaningful for tucker2). */
+static int parse_ranks(const char *s, int *rank, int *rank2)
+{
+    size_t len = strlen(s), cut = strcspn(s, ",x:");
+    *rank2 = 0;
+    if (parse_pos_int(s, cut, rank))
+        return -1;
+    if (cut < len)
+        return parse_pos_int(s + cut + 1, len - cut - 1, rank2);
+    return 0;
+}
+
+/* One entry from its three textual parts; ctx prefixes errors ("plan.txt:3" or "--ranks"). */
+static int add_entry(rs_plan *p, const char *ctx, const char *layer, const char *method,
+                     const char *ranks, rs_err *e)
+{
+    decomp_method m;
+    if (decomp_method_parse(method, &m, e))
+        return rs_failctx(e, "%s: layer %s", ctx, layer);
+    int r = 0, r2 = 0;
+    if (m == DECOMP_NONE) {
+        if (ranks && *ranks)
+            return rs_fail(e, "%s: layer %s: method none takes no rank (got \"%s\")", ctx, layer, ranks);
+    } else {
+        if (!ranks || !*ranks)
+            return rs_fail(e, "%s: layer %s: missing rank for %s", ctx, layer, decomp_method_name(m));
+        if (parse_ranks(ranks, &r, &r2))
+            return rs_fail(e, "%s: layer %s: bad rank \"%s\" (expected a positive integer%s)", ctx, layer,
+                           ranks, m == DECOMP_TUCKER2 ? " or R_out,R_in" : "");
+        if (r2 && m != DECOMP_TUCKER2)
+            return rs_fail(e, "%s: layer %s: %s takes one rank (got \"%s\")", ctx, layer,
+                           decomp_method_name(m), ranks);
+    }
+    if (plan_set(p, layer, m, r, r2, e))
+        return rs_failctx(e, "%s", ctx);
+    return 0;
+}
+
+int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
+{
+    if (!label)
+        label = "plan";
+    int lineno = 0;
+    const char *s = text ? text : "";
+    while (*s) {
+        ++lineno;
+        size_t len = strcspn(s, "\n");
+        char line[1024];
+        if (len >= sizeof line)
+            return rs_fail(e, "%s:%d: line too long (%zu bytes)", label, lineno, len);
+        memcpy(line, s, len);
+        line[len] = 0;
+        s += len + (s[len] == '\n');
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *tok[4] = {0};
+        int nt = 0;
+        for (char *t = strtok(line, " \t\r"); t; t = strtok(NULL, " \t\r")) {
+            if (nt == 3)
+                return rs_fail(e, "%s:%d: unexpected \"%s\" (expected: layer method rank[,rank2])", label,
+                               lineno, t);
+            tok[nt++] = t;
+        }
+        if (nt == 0)
+            continue;
+        if (nt == 1)
+            return rs_fail(e, "%s:%d: layer %s: missing method (expected: layer method rank[,rank2])",
+                           label, lineno, tok[0]);
+        char ctx[300];
+        snprintf(ctx, sizeof ctx, "%.250s:%d", label, lineno);
+        if (add_entry(p, ctx, tok[0], tok[1], tok[2], e))
+            return -1;
+    }
+    return 0;
+}
+
+int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e)
+{
+    const char *s = spec ? spec : "";
+    if (!*s)
+        return rs_fail(e, "--ranks: empty spec (expected e.g. conv2=cp:16,fc1=svd:32)");
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        char item[512];
+        if (len >= sizeof item)
+            return rs_fail(e, "--ranks: item too long");
+        memcpy(item, s, len);
+        item[len] = 0;
+        s += len + (s[len] == ',');
+        if (!*item)
+            continue;
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item)
+            return rs_fail(e, "--ranks: \"%s\" is not layer=method:rank", item);
+        *eq = 0;
+        char *method = eq + 1, *colon = strchr(method, ':');
+        char *ranks = NULL;
+        if (colon) {
+            *colon = 0;
+            ranks = colon + 1;
+        }
+        if (add_entry(p, "--ranks", item, method, ranks, e))
+            return -1;
+    }
+    return 0;
+}
+
+rs_plan *plan_load(const char *path, rs_err *e)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (fileio_read_all(path, PLAN_MAX_FILE, &buf, &len, e))
+        return NULL;
+    char *text = malloc(len + 1);
+    rs_plan *p = plan_alloc();
+    if (!text || !p) {
+        free(buf), free(text), plan_free(p);
+        rs_fail(e, "%s: out of memory", path);
+        return NULL;
+    }
+    memcpy(text, buf, len);
+    text[len] = 0;
+    free(buf);
+    if (memchr(text, 0, len)) {
+        free(text), plan_free(p);
+        rs_fail(e, "%s: not a text plan (contains NUL bytes)", path);
+        return NULL;
+    }
+    int rc = plan_parse_text(p, text, path, e);
+    free(text);
+    if (rc) {
+        plan_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int plan_format(const rs_plan *p, char **out, rs_err *e)
+{
+    size_t cap = 128;
+    for (int i = 0; p && i < p->n; ++i)
+        cap += strlen(p->entries[i].layer) + 48;
+    char *s = malloc(cap);
+    if (!s)
+        return rs_fail(e, "plan: out of memory");
+    size_t n = (size_t)snprintf(s, cap, "# rankscope plan: layer method rank[,rank2]\n");
+    for (int i = 0; p && i < p->n; ++i) {
+        const plan_entry *ent = &p->entries[i];
+        if (ent->method == DECOMP_NONE)
+            n += (size_t)snprintf(s + n, cap - n, "%s none\n", ent->layer);
+        else if (ent->method == DECOMP_TUCKER2 && ent->rank2 > 0)
+            n += (size_t)snprintf(s + n, cap - n, "%s %s %d,%d\n", ent->layer,
+                                  decomp_method_name(ent->method), ent->rank, ent->rank2);
+        else
+            n += (size_t)snprintf(s + n, cap - n, "%s %s %d\n", ent->layer, decomp_method_name(ent->method),
+                                  ent->rank);
+    }
+    *out = s;
+    return 0;
+}
+
+int plan_save(const rs_plan *p, const char *path, rs_err *e)
+{
+    char *text;
+    if (plan_format(p, &text, e))
+        return -1;
+    int rc = fileio_write_atomic(path, text, strlen(text), e);
+    free(text);
+    return rc;
+}
+
+int plan_validate(const rs_model *m, const rs_plan *p, rs_err *e)
+{
+    for (int i = 0; p && i < p->n; ++i) {
+        const plan_entry *ent = &p->entries[i];
+        int node = model_find_node(m, ent->layer);
+        if (node < 0)
+            return rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
+        if (ent->method == DECOMP_NONE)
+            continue;
+        if (decomp_check(m, node, ent->method, e))
+            return -1;
+        int mx = decomp_max_rank(m, node, ent->method, 0);
+        if (ent->rank < 1 || ent->rank > mx)
+            return rs_fail(e, "%s: rank %d out of range 1..%d", ent->layer, ent->rank, mx);
+        if (ent->method == DECOMP_TUCKER2 && ent->rank2 != 0) {
+            int mx2 = decomp_max_rank(m, node, ent->method, 1);
+            if (ent->rank2 < 1 || ent->rank2 > mx2)
+                return rs_fail(e, "%s: input rank %d out of range 1..%d", ent->layer, ent->rank2, mx2);
+        }
+    }
+    return 0;
+}
+
+int plan_apply(rs_model *m, const rs_plan *p, const decomp_opts *opts, plan_layer_report *report,
+               rs_err *e)
+{
+    if (plan_validate(m, p, e))
+        return -1;
+    for (int i = 0; p && i < p->n; ++i) {
+        const plan_entry *ent = &p->entries[i];
+        if (report)
+            memset(&report[i], 0, sizeof report[i]);
+        if (ent->method == DECOMP_NONE)
+            continue;
+        int node = model_find_node(m, ent->layer); /* indices move as earlier layers are replaced */
+        if (node < 0)
+            return rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
+        decomp_result r;
+        int rc = decomp_layer(m, node, ent->method, ent->rank, ent->rank2, opts, &r, e);
+        if (rc)
+            return rc;
+        if (decomp_apply(m, node, &r, e)) {
+            decomp_result_free(&r);
+            return -1;
+        }
+        if (report) {
+            report[i].weight_error = r.weight_error;
+            report[i].degenerate = r.degenerate;
+            report[i].seconds = r.seconds;
+        }
+        decomp_result_free(&r);
+    }
+    return 0;
+}
+
+int plan_cost_of(const rs_model *m, const rs_plan *p, plan_cost *out, rs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (plan_validate(m, p, e))
+        return -1;
+    model_totals(m, &out->params_before, &out->macs_before);
+    out->params_after = out->params_before;
+    out->macs_after = out->macs_before;
+    for (int i = 0; p && i < p->n; ++i) {
+        const plan_entry *ent = &p->entries[i];
+        if (ent->method == DECOMP_NONE)
+            continue;
+        decomp_cost c;
+        if (decomp_cost_of(m, model_find_node(m, ent->layer), ent->method, ent->rank, ent->rank2, &c, e))
+            return -1;
+        out->params_after += c.params_after - c.params_before;
+        out->macs_after += c.macs_after - c.macs_before;
+    }
+    out->bytes_before = 4 * out->params_before;
+    out->bytes_after = 4 * out->params_after;
+    return 0;
+}

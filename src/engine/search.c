@@ -1,0 +1,1063 @@
+/* search.c — rank search strategies (naive, bisect, global knapsack, evbmf) over a search set. */
+#include "rankscope/search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankscope/decomp.h"
+#include "rankscope/eval.h"
+#include "rankscope/evbmf.h"
+#include "rankscope/infer.h"
+
+/* Drops are discretised to 1/100 of a point for the knapsack. */
+#define DROP_UNITS 100.0
+#define NAME_LEN 128
+
+typedef struct cand {
+    decomp_method method;
+    int rank, rank2;
+    int64_t params, macs; /* the layer's cost after factorizing */
+    int in_grid;          /* probed by the global strategy */
+    double acc_sub;       /* single-layer accuracy on the sensitivity subset, < 0 unknown */
+    double acc_full;      /* same on the whole search set, < 0 unknown */
+} cand;
+
+typedef struct layer_tab {
+    char name[NAME_LEN];
+    int node;
+    int64_t params0, macs0;
+    int n;
+    cand *c; /* grouped by method, ascending rank within a method */
+} layer_tab;
+
+struct search_ctx {
+    rs_model *m;
+    const cifar10_set *set;
+    int nthreads;
+    double base_acc;
+    double base_acc_sub;
+    int sub_n; /* images of the subset whose baseline is base_acc_sub (0 = not measured) */
+    int64_t P0, M0;
+    int n_layers;
+    layer_tab *L;
+    /* per-run state */
+    const search_options *o;
+    search_result *res;
+    double t0;
+    rs_plan *best;
+    double best_cost;
+    double best_acc;
+};
+
+/* ---- names ------------------------------------------------------------------------------------ */
+static const char *const strategy_names[SEARCH_STRATEGY_COUNT] = {"naive", "bisect", "global", "evbmf"};
+static const char *const objective_names[3] = {"params", "macs", "both"};
+
+const char *search_strategy_name(search_strategy s)
+{
+    return (unsigned)s < SEARCH_STRATEGY_COUNT ? strategy_names[s] : "?";
+}
+
+int search_strategy_parse(const char *s, search_strategy *out, rs_err *e)
+{
+    for (int i = 0; i < SEARCH_STRATEGY_COUNT; ++i)
+        if (s && !strcmp(s, strategy_names[i])) {
+            *out = (search_strategy)i;
+            return 0;
+        }
+    return rs_fail(e, "unknown strategy \"%s\" (expected naive, bisect, global or evbmf)", s ? s : "");
+}
+
+const char *search_objective_name(search_objective o)
+{
+    return (unsigned)o < 3 ? objective_names[o] : "?";
+}
+
+int search_objective_parse(const char *s, search_objective *out, rs_err *e)
+{
+    for (int i = 0; i < 3; ++i)
+        if (s && !strcmp(s, objective_names[i])) {
+            *out = (search_objective)i;
+            return 0;
+        }
+    return rs_fail(e, "unknown objective \"%s\" (expected params, macs or both)", s ? s : "");
+}
+
+void search_default_options(search_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->strategy = SEARCH_GLOBAL;
+    o->objective = SEARCH_OBJ_BOTH;
+    o->tolerance = 1.0;
+    o->relative = 0.0;
+    o->conv_methods = 0;
+    o->sens_images = 0;
+    o->evbmf_multiple = 1;
+}
+
+void search_result_free(search_result *r)
+{
+    if (!r)
+        return;
+    plan_free(r->plan);
+    r->plan = NULL;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------------------- */
+int search_eval_plan(const rs_model *m, const rs_plan *plan, const cifar10_set *s, int nthreads,
+                     double *acc, rs_err *e)
+{
+    rs_model *w = model_clone(m);
+    if (!w)
+        return rs_fail(e, "out of memory copying the model");
+    int rc = 0;
+    if (plan && plan->n > 0)
+        rc = plan_apply(w, plan, NULL, NULL, e);
+    if (rc == 0) {
+        eval_result r;
+        rc = eval_model(w, s, nthreads, &r, NULL, NULL, e);
+        if (rc == 0)
+            *acc = r.accuracy;
+    }
+    model_free(w);
+    return rc;
+}
+
+typedef struct fwd_progress {
+    rs_progress_fn fn;
+    void *user;
+} fwd_progress;
+
+static int forward_progress(void *user, double fraction, const char *what)
+{
+    (void)fraction;
+    const fwd_progress *f = user;
+    return f->fn ? f->fn(f->user, -1.0, what) : 0;
+}
+
+static double threshold_of(const search_options *o, double base)
+{
+    if (o->relative > 0)
+        return (1.0 - o->relative) * base;
+    return base - o->tolerance / 100.0;
+}
+
+static int meets(const search_options *o, double base, double acc)
+{
+    return acc >= threshold_of(o, base) - 1e-12;
+}
+
+static double obj_cost(const search_ctx *c, search_objective ob, int64_t params, int64_t macs)
+{
+    switch (ob) {
+    case SEARCH_OBJ_PARAMS: return (double)params;
+    case SEARCH_OBJ_MACS: return (double)macs;
+    default: return (double)params / (double)c->P0 + (double)macs / (double)c->M0;
+    }
+}
+
+static void plan_whole_cost(const search_ctx *c, const rs_plan *p, int64_t *params, int64_t *macs)
+{
+    plan_cost pc;
+    rs_err e;
+    if (plan_cost_of(c->m, p, &pc, &e) == 0) {
+        *params = pc.params_after;
+        *macs = pc.macs_after;
+    } else {
+        *params = c->P0;
+        *macs = c->M0;
+    }
+}
+
+/* Factorize a copy, evaluate on the first n images of the set (n <= 0: all). Reports the trial.
+ * Returns 0, -1 or RS_CANCELLED. */
+static int run_trial(search_ctx *c, const rs_plan *p, int n, const char *phase, const char *layer,
+                     double *acc, rs_err *e)
+{
+    const search_options *o = c->o;
+    cifar10_set view = *c->set;
+    if (n > 0 && n < view.n)
+        view.n = n;
+    fwd_progress fp = {o->progress, o->progress_user};
+    if (o->progress && o->progress(o->progress_user, -1.0, phase) != 0)
+    {
+        rs_fail(e, "search cancelled");
+        return RS_CANCELLED;
+    }
+    rs_model *w = model_clone(c->m);
+    if (!w)
+        return rs_fail(e, "out of memory copying the model");
+    int rc = 0;
+    if (p && p->n > 0) {
+        decomp_opts dopts;
+        decomp_opts_default(&dopts);
+        dopts.progress = forward_progress;
+        dopts.user = &fp;
+        rc = plan_apply(w, p, &dopts, NULL, e);
+    }
+    eval_result r;
+    if (rc == 0) {
+        infer_ctx *ic = infer_create(w, c->nthreads, e);
+        if (!ic)
+            rc = -1;
+        else {
+            rc = eval_ctx(ic, &view, &r, forward_progress, &fp, e);
+            infer_free(ic);
+        }
+    }
+    model_free(w);
+    if (rc != 0)
+        return rc;
+    *acc = r.accuracy;
+    c->res->trials++;
+    c->res->evaluations++;
+    if (o->on_trial) {
+        search_trial t;
+        memset(&t, 0, sizeof t);
+        t.index = c->res->trials;
+        t.phase = phase;
+        t.layer = layer;
+        t.plan = p;
+        t.accuracy = r.accuracy;
+        t.images = view.n;
+        double base = view.n == c->set->n ? c->base_acc : c->base_acc_sub;
+        t.within = meets(o, base, r.accuracy);
+        plan_whole_cost(c, p, &t.params, &t.macs);
+        t.elapsed = rs_now() - c->t0;
+        if (o->on_trial(o->trial_user, &t) != 0) {
+            rs_fail(e, "search cancelled");
+            return RS_CANCELLED;
+        }
+    }
+    return 0;
+}
+
+/* A plan verified within tolerance on the whole set: keep it if it is the cheapest so far. */
+static void offer_best(search_ctx *c, const rs_plan *p, double acc)
+{
+    int64_t params, macs;
+    plan_whole_cost(c, p, &params, &macs);
+    double cost = obj_cost(c, c->o->objective, params, macs);
+    if (c->best && cost >= c->best_cost)
+        return;
+    rs_plan *q = plan_clone(p);
+    if (!q)
+        return;
+    plan_free(c->best);
+    c->best = q;
+    c->best_cost = cost;
+    c->best_acc = acc;
+}
+
+/* ---- tables ------------------------------------------------------------------------------------- */
+static int tucker_rank2(const rs_model *m, int node, int r)
+{
+    int cout = decomp_max_rank(m, node, DECOMP_TUCKER2, 0);
+    int cin = decomp_max_rank(m, node, DECOMP_TUCKER2, 1);
+    int r2 = cout > 0 ? (int)lround((double)r * cin / cout) : 1;
+    return r2 < 1 ? 1 : (r2 > cin ? cin : r2);
+}
+
+static int on_grid(int r, int rmax)
+{
+    if (r <= 16 || r == rmax)
+        return 1;
+    if (r <= 32)
+        return r % 2 == 0;
+    if (r <= 64)
+        return r % 4 == 0;
+    return r % 8 == 0;
+}
+
+static int layer_selected(const char *list, const char *name)
+{
+    if (!list || !*list)
+        return 1;
+    size_t len = strlen(name);
+    const char *p = list;
+    while (*p) {
+        const char *q = strchr(p, ',');
+        size_t l = q ? (size_t)(q - p) : strlen(p);
+        if (l == len && !strncmp(p, name, l))
+            return 1;
+        if (!q)
+            break;
+        p = q + 1;
+    }
+    return 0;
+}
+
+static void free_tables(search_ctx *c)
+{
+    for (int i = 0; i < c->n_layers; ++i)
+        free(c->L[i].c);
+    free(c->L);
+    c->L = NULL;
+    c->n_layers = 0;
+}
+
+/* One table per weighted layer with every method (svd for dense; all conv methods) and every
+ * rank whose layer cost is below the original under the objective BOTH, PARAMS or MACS alike:
+ * the candidate list is filtered per search by cand_allowed. */
+static int build_tables(search_ctx *c, rs_err *e)
+{
+    const rs_model *m = c->m;
+    c->L = calloc((size_t)m->n_nodes, sizeof *c->L);
+    if (!c->L)
+        return rs_fail(e, "out of memory");
+    for (int node = 0; node < m->n_nodes; ++node) {
+        if (!model_is_weighted(m, node))
+            continue;
+        layer_tab *t = &c->L[c->n_layers];
+        char buf[NAME_LEN];
+        snprintf(t->name, sizeof t->name, "%s", model_layer_name(m, node, buf, sizeof buf));
+        t->node = node;
+        unsigned methods = decomp_methods_for(m, node);
+        int cap = 0;
+        for (int k = 1; k < DECOMP_COUNT; ++k)
+            if (k != DECOMP_SLICE_SVD && (methods & (1u << k)))
+                cap += decomp_max_rank(m, node, (decomp_method)k, 0);
+        t->c = calloc(cap > 0 ? (size_t)cap : 1, sizeof *t->c);
+        if (!t->c)
+            return rs_fail(e, "out of memory");
+        decomp_cost dc;
+        int have_before = 0;
+        for (int k = 1; k < DECOMP_COUNT; ++k) {
+            if (k == DECOMP_SLICE_SVD || !(methods & (1u << k)))
+                continue; /* slice-svd never saves on real layers */
+            int rmax = decomp_max_rank(m, node, (decomp_method)k, 0);
+            int first = t->n;
+            for (int r = 1; r <= rmax; ++r) {
+                int r2 = k == DECOMP_TUCKER2 ? tucker_rank2(m, node, r) : 0;
+                if (decomp_cost_of(m, node, (decomp_method)k, r, r2, &dc, e) != 0)
+                    return -1;
+                if (!have_before) {
+                    t->params0 = dc.params_before;
+                    t->macs0 = dc.macs_before;
+                    have_before = 1;
+                }
+                if (dc.params_after >= dc.params_before && dc.macs_after >= dc.macs_before)
+                    break; /* costs grow with rank: nothing beyond saves either */
+                cand *cd = &t->c[t->n++];
+                cd->method = (decomp_method)k;
+                cd->rank = r;
+                cd->rank2 = r2;
+                cd->params = dc.params_after;
+                cd->macs = dc.macs_after;
+                cd->acc_sub = cd->acc_full = -1.0;
+            }
+            int last = t->n - 1;
+            for (int i = first; i <= last; ++i)
+                t->c[i].in_grid = on_grid(t->c[i].rank, t->c[last].rank);
+        }
+        if (!have_before) {
+            rs_layer_info *li = NULL;
+            int nl = 0;
+            if (model_layer_table(m, &li, &nl, e) != 0)
+                return -1;
+            for (int i = 0; i < nl; ++i)
+                if (li[i].node == node) {
+                    t->params0 = li[i].params;
+                    t->macs0 = li[i].macs;
+                }
+            free(li);
+        }
+        c->n_layers++;
+    }
+    return 0;
+}
+
+static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
+{
+    const search_options *o = c->o;
+    unsigned conv = o->conv_methods ? o->conv_methods
+                                    : (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2) | (1u << DECOMP_CP);
+    if (cd->method != DECOMP_SVD && !(conv & (1u << cd->method)))
+        return 0;
+    return obj_cost(c, o->objective, cd->params, cd->macs) <
+           obj_cost(c, o->objective, t->params0, t->macs0) - 1e-15;
+}
+
+/* ---- context ---------------------------------------------------------------------------------- */
+search_ctx *search_ctx_create(const rs_model *m, const cifar10_set *set, int nthreads, rs_err *e)
+{
+    if (!set || set->n <= 0) {
+        rs_fail(e, "search: empty search set");
+        return NULL;
+    }
+    search_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    c->set = set;
+    c->nthreads = nthreads;
+    c->m = model_clone(m);
+    if (!c->m) {
+        rs_fail(e, "out of memory copying the model");
+        free(c);
+        return NULL;
+    }
+    if (model_infer_shapes(c->m, e) != 0 || build_tables(c, e) != 0) {
+        search_ctx_free(c);
+        return NULL;
+    }
+    model_totals(c->m, &c->P0, &c->M0);
+    if (c->P0 <= 0)
+        c->P0 = 1;
+    if (c->M0 <= 0)
+        c->M0 = 1;
+    if (search_eval_plan(c->m, NULL, set, nthreads, &c->base_acc, e) != 0) {
+        search_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void search_ctx_free(search_ctx *c)
+{
+    if (!c)
+        return;
+    free_tables(c);
+    model_free(c->m);
+    plan_free(c->best);
+    free(c);
+}
+
+double search_ctx_base_acc(const search_ctx *c)
+{
+    return c->base_acc;
+}
+
+/* Images of the sensitivity subset for these options. */
+static int sub_images(const search_ctx *c, const search_options *o)
+{
+    return o->sens_images > 0 && o->sens_images < c->set->n ? o->sens_images : c->set->n;
+}
+
+static int ensure_sub_base(search_ctx *c, int n, rs_err *e)
+{
+    if (n >= c->set->n) {
+        c->base_acc_sub = c->base_acc;
+        c->sub_n = n;
+        return 0;
+    }
+    if (c->sub_n == n)
+        return 0;
+    cifar10_set view = *c->set;
+    view.n = n;
+    if (search_eval_plan(c->m, NULL, &view, c->nthreads, &c->base_acc_sub, e) != 0)
+        return -1;
+    /* a new subset size invalidates the subset accuracies */
+    for (int i = 0; i < c->n_layers; ++i)
+        for (int j = 0; j < c->L[i].n; ++j)
+            c->L[i].c[j].acc_sub = -1.0;
+    c->sub_n = n;
+    return 0;
+}
+
+static int single_plan(rs_plan *p, const layer_tab *t, const cand *cd, rs_err *e)
+{
+    plan_clear(p);
+    return plan_set(p, t->name, cd->method, cd->rank, cd->rank2, e);
+}
+
+/* Accuracy of layer t alone at candidate cd, on the subset (full = 0) or the whole set. */
+static int probe(search_ctx *c, layer_tab *t, cand *cd, int full, double *acc, rs_err *e)
+{
+    double *slot = full ? &cd->acc_full : &cd->acc_sub;
+    if (!full && c->sub_n >= c->set->n)
+        slot = &cd->acc_full; /* the subset is the whole set */
+    if (*slot >= 0) {
+        *acc = *slot;
+        c->res->trials++;
+        return 0;
+    }
+    rs_plan *p = plan_alloc();
+    if (!p)
+        return rs_fail(e, "out of memory");
+    int rc = single_plan(p, t, cd, e);
+    if (rc == 0)
+        rc = run_trial(c, p, full ? 0 : c->sub_n, "layer", t->name, acc, e);
+    if (rc == 0) {
+        *slot = *acc;
+        if (slot == &cd->acc_full && meets(c->o, c->base_acc, *acc))
+            offer_best(c, p, *acc);
+    }
+    plan_free(p);
+    return rc;
+}
+
+/* ---- combined plans and back-off ------------------------------------------------------------------ */
+typedef struct choice {
+    int idx; /* candidate index in the layer's table, -1 = none */
+} choice;
+
+static int plan_of_choices(const search_ctx *c, const choice *ch, rs_plan *p, rs_err *e)
+{
+    plan_clear(p);
+    for (int i = 0; i < c->n_layers; ++i) {
+        if (ch[i].idx < 0)
+            continue;
+        const cand *cd = &c->L[i].c[ch[i].idx];
+        if (plan_set(p, c->L[i].name, cd->method, cd->rank, cd->rank2, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Estimated single-layer drop (points) of candidate j of t, monotone-enveloped: the largest
+ * measured drop at this or any higher rank of the same method (noise never makes a lower rank
+ * look better than a higher one). Unmeasured candidates take the envelope of their neighbours. */
+static double est_drop(const search_ctx *c, const layer_tab *t, int j, int full)
+{
+    if (j < 0)
+        return 0.0;
+    double base = full ? c->base_acc : c->base_acc_sub;
+    double worst = 0.0;
+    decomp_method mth = t->c[j].method;
+    int seen = 0;
+    for (int k = j; k < t->n && t->c[k].method == mth; ++k) {
+        double a = full || c->sub_n >= c->set->n ? t->c[k].acc_full : t->c[k].acc_sub;
+        if (a < 0)
+            continue;
+        double d = (base - a) * 100.0;
+        if (d > worst)
+            worst = d;
+        seen = 1;
+    }
+    if (!seen) {
+        /* nothing measured at or above: use the nearest measured lower rank (pessimistic) */
+        for (int k = j - 1; k >= 0 && t->c[k].method == mth; --k) {
+            double a = full || c->sub_n >= c->set->n ? t->c[k].acc_full : t->c[k].acc_sub;
+            if (a >= 0) {
+                worst = (base - a) * 100.0;
+                break;
+            }
+        }
+    }
+    return worst > 0 ? worst : 0.0;
+}
+
+/* The next candidate above j in the same method (grid-only when grid), or -1 (= go to none). */
+static int next_up(const search_ctx *c, const layer_tab *t, int j, int grid)
+{
+    for (int k = j + 1; k < t->n && t->c[k].method == t->c[j].method; ++k)
+        if ((!grid || t->c[k].in_grid) && cand_allowed(c, t, &t->c[k]))
+            return k;
+    return -1;
+}
+
+static double layer_cost(const search_ctx *c, const layer_tab *t, int j)
+{
+    if (j < 0)
+        return obj_cost(c, c->o->objective, t->params0, t->macs0);
+    return obj_cost(c, c->o->objective, t->c[j].params, t->c[j].macs);
+}
+
+/* Verify ch on the whole set; while it fails, take the back-off step with the largest estimated
+ * drop recovered per unit of cost added. full: estimates from whole-set probes (naive, bisect),
+ * measuring the next step's single-layer accuracy when unknown. */
+static int verify_and_backoff(search_ctx *c, choice *ch, int full, int grid, rs_err *e)
+{
+    rs_plan *p = plan_alloc();
+    if (!p)
+        return rs_fail(e, "out of memory");
+    int rc = 0;
+    const char *phase = "verify";
+    for (;;) {
+        if ((rc = plan_of_choices(c, ch, p, e)) != 0)
+            break;
+        double acc = c->base_acc;
+        if (p->n > 0 && (rc = run_trial(c, p, 0, phase, NULL, &acc, e)) != 0)
+            break;
+        if (meets(c->o, c->base_acc, acc)) {
+            offer_best(c, p, acc);
+            c->res->acc = acc;
+            break;
+        }
+        phase = "backoff";
+        c->res->backoff_steps++;
+        int best_l = -1, best_j = -1;
+        double best_ratio = -1.0;
+        for (int i = 0; i < c->n_layers; ++i) {
+            if (ch[i].idx < 0)
+                continue;
+            layer_tab *t = &c->L[i];
+            int nj = next_up(c, t, ch[i].idx, grid);
+            if (full && nj >= 0 && t->c[nj].acc_full < 0) {
+                double a;
+                if ((rc = probe(c, t, &t->c[nj], 1, &a, e)) != 0)
+                    goto done;
+            }
+            double gain = est_drop(c, t, ch[i].idx, full) - est_drop(c, t, nj, full);
+            double dcost = layer_cost(c, t, nj) - layer_cost(c, t, ch[i].idx);
+            double ratio = (gain + 0.01) / (dcost > 0 ? dcost : 1e-12);
+            if (ratio > best_ratio) {
+                best_ratio = ratio;
+                best_l = i;
+                best_j = nj;
+            }
+        }
+        if (best_l < 0)
+            break; /* empty plan: trivially within */
+        ch[best_l].idx = best_j;
+    }
+done:
+    plan_free(p);
+    return rc;
+}
+
+/* ---- per-layer strategies ---------------------------------------------------------------------- */
+/* Smallest rank of method range [lo, hi] (candidate indices) within tolerance for layer t alone. */
+static int naive_layer(search_ctx *c, layer_tab *t, int lo, int hi, int *found, rs_err *e)
+{
+    *found = -1;
+    for (int j = lo; j <= hi; ++j) {
+        double acc;
+        int rc = probe(c, t, &t->c[j], 1, &acc, e);
+        if (rc != 0)
+            return rc;
+        if (meets(c->o, c->base_acc, acc)) {
+            *found = j;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static int bisect_layer(search_ctx *c, layer_tab *t, int lo, int hi, int *found, rs_err *e)
+{
+    *found = -1;
+    double acc;
+    int rc = probe(c, t, &t->c[hi], 1, &acc, e);
+    if (rc != 0)
+        return rc;
+    if (!meets(c->o, c->base_acc, acc))
+        return 0; /* not even the highest saving rank holds */
+    int a = lo - 1, b = hi; /* invariant: b within (or hi), a not within (or lo - 1) */
+    while (b - a > 1) {
+        int mid = a + (b - a) / 2;
+        if ((rc = probe(c, t, &t->c[mid], 1, &acc, e)) != 0)
+            return rc;
+        if (meets(c->o, c->base_acc, acc))
+            b = mid;
+        else
+            a = mid;
+    }
+    /* monotonicity guard: the rank below must fail and the rank above must hold */
+    while (b > lo) {
+        if ((rc = probe(c, t, &t->c[b - 1], 1, &acc, e)) != 0)
+            return rc;
+        if (!meets(c->o, c->base_acc, acc))
+            break;
+        c->res->violations++; /* a lower rank holds after all: walk down */
+        b--;
+    }
+    if (b < hi) {
+        if ((rc = probe(c, t, &t->c[b + 1], 1, &acc, e)) != 0)
+            return rc;
+        if (!meets(c->o, c->base_acc, acc))
+            c->res->violations++; /* an isolated pass: reported, kept */
+    }
+    *found = b;
+    return 0;
+}
+
+static int per_layer_search(search_ctx *c, int bisect, choice *ch, rs_err *e)
+{
+    for (int i = 0; i < c->n_layers; ++i) {
+        layer_tab *t = &c->L[i];
+        ch[i].idx = -1;
+        if (!layer_selected(c->o->layers, t->name))
+            continue;
+        double best_cost = layer_cost(c, t, -1);
+        for (int j0 = 0; j0 < t->n;) {
+            int j1 = j0;
+            while (j1 + 1 < t->n && t->c[j1 + 1].method == t->c[j0].method)
+                ++j1;
+            /* the allowed sub-range of this method (allowed ranks are a prefix: costs grow) */
+            int lo = -1, hi = -1;
+            for (int j = j0; j <= j1; ++j)
+                if (cand_allowed(c, t, &t->c[j])) {
+                    if (lo < 0)
+                        lo = j;
+                    hi = j;
+                }
+            if (lo >= 0) {
+                int found;
+                int rc = bisect ? bisect_layer(c, t, lo, hi, &found, e) : naive_layer(c, t, lo, hi, &found, e);
+                if (rc != 0)
+                    return rc;
+                if (found >= 0 && layer_cost(c, t, found) < best_cost) {
+                    best_cost = layer_cost(c, t, found);
+                    ch[i].idx = found;
+                }
+            }
+            j0 = j1 + 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- global: sensitivity tables + knapsack ------------------------------------------------------- */
+static int measure_tables(search_ctx *c, rs_err *e)
+{
+    int total = 0, done = 0;
+    for (int i = 0; i < c->n_layers; ++i)
+        if (layer_selected(c->o->layers, c->L[i].name))
+            for (int j = 0; j < c->L[i].n; ++j)
+                total += c->L[i].c[j].in_grid && cand_allowed(c, &c->L[i], &c->L[i].c[j]);
+    for (int i = 0; i < c->n_layers; ++i) {
+        layer_tab *t = &c->L[i];
+        if (!layer_selected(c->o->layers, t->name))
+            continue;
+        for (int j = 0; j < t->n; ++j) {
+            if (!t->c[j].in_grid || !cand_allowed(c, t, &t->c[j]))
+                continue;
+            double acc;
+            int rc = probe(c, t, &t->c[j], 0, &acc, e);
+            if (rc != 0)
+                return rc;
+            ++done;
+            if (c->o->progress && c->o->progress(c->o->progress_user, total ? (double)done / total : -1.0,
+                                                 "sensitivity") != 0) {
+                rs_fail(e, "search cancelled");
+                return RS_CANCELLED;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Multiple-choice knapsack by dynamic programming over the discretised summed drop:
+ * f[i][d] = least cost of layers 0..i-1 with summed estimated drop <= d. cost_of selects what is
+ * minimised. Returns the choices for the least cost at drop <= dmax units, or for a cost budget
+ * (budget >= 0: the least drop whose cost <= budget). */
+typedef double (*cost_fn)(const search_ctx *c, const layer_tab *t, int j);
+
+static double cost_objective(const search_ctx *c, const layer_tab *t, int j)
+{
+    return layer_cost(c, t, j);
+}
+
+static double cost_params(const search_ctx *c, const layer_tab *t, int j)
+{
+    (void)c;
+    return (double)(j < 0 ? t->params0 : t->c[j].params);
+}
+
+static int knapsack(search_ctx *c, cost_fn cost_of, int dmax, double budget, choice *ch,
+                    double *out_drop, double *out_cost, rs_err *e)
+{
+    int L = c->n_layers, D = dmax + 1;
+    size_t cells = (size_t)(L + 1) * (size_t)D;
+    double *f = calloc(cells, sizeof *f);
+    int *pick = malloc(cells * sizeof *pick);
+    if (!f || !pick) {
+        free(f);
+        free(pick);
+        return rs_fail(e, "out of memory (knapsack %d layers × %d)", L, D);
+    }
+    for (int d = 0; d < D; ++d)
+        f[d] = 0.0;
+    for (int i = 0; i < L; ++i) {
+        const layer_tab *t = &c->L[i];
+        double *prev = f + (size_t)i * D, *cur = f + (size_t)(i + 1) * D;
+        int *pk = pick + (size_t)(i + 1) * D;
+        int sel = layer_selected(c->o->layers, t->name);
+        double none = cost_of(c, t, -1);
+        for (int d = 0; d < D; ++d) {
+            cur[d] = prev[d] + none;
+            pk[d] = -1;
+        }
+        if (!sel)
+            continue;
+        for (int j = 0; j < t->n; ++j) {
+            if (!t->c[j].in_grid || !cand_allowed(c, t, &t->c[j]))
+                continue;
+            int du = (int)ceil(est_drop(c, t, j, 0) * DROP_UNITS - 1e-9);
+            if (du < 0)
+                du = 0;
+            double cj = cost_of(c, t, j);
+            for (int d = du; d < D; ++d)
+                if (prev[d - du] + cj < cur[d] - 1e-15) {
+                    cur[d] = prev[d - du] + cj;
+                    pk[d] = j;
+                }
+        }
+    }
+    int dsel = dmax;
+    if (budget >= 0) {
+        dsel = -1;
+        for (int d = 0; d < D; ++d)
+            if (f[(size_t)L * D + d] <= budget + 1e-9) {
+                dsel = d;
+                break;
+            }
+        if (dsel < 0) {
+            free(f);
+            free(pick);
+            return rs_fail(e, "no plan within the tables reaches the budget %.0f", budget);
+        }
+    }
+    *out_cost = f[(size_t)L * D + dsel];
+    double drop = 0.0;
+    int d = dsel;
+    for (int i = L; i >= 1; --i) {
+        int j = pick[(size_t)i * D + d];
+        ch[i - 1].idx = j;
+        if (j >= 0) {
+            int du = (int)ceil(est_drop(c, &c->L[i - 1], j, 0) * DROP_UNITS - 1e-9);
+            if (du < 0)
+                du = 0;
+            d -= du;
+            drop += est_drop(c, &c->L[i - 1], j, 0);
+        }
+    }
+    *out_drop = drop;
+    free(f);
+    free(pick);
+    return 0;
+}
+
+static double tolerance_points(const search_ctx *c)
+{
+    const search_options *o = c->o;
+    return o->relative > 0 ? o->relative * c->base_acc * 100.0 : o->tolerance;
+}
+
+static int max_drop_units(const search_ctx *c)
+{
+    double s = 0.0;
+    for (int i = 0; i < c->n_layers; ++i) {
+        double w = 0.0;
+        for (int j = 0; j < c->L[i].n; ++j)
+            if (c->L[i].c[j].in_grid) {
+                double d = est_drop(c, &c->L[i], j, 0);
+                if (d > w)
+                    w = d;
+            }
+        s += w;
+    }
+    return (int)ceil(s * DROP_UNITS) + 1;
+}
+
+/* ---- evbmf ------------------------------------------------------------------------------------------ */
+/* Per layer, the EVBMF ranks of every allowed method; the cheapest one that saves is kept. */
+static int evbmf_plan(search_ctx *c, rs_plan *p, rs_err *e)
+{
+    plan_clear(p);
+    unsigned conv = c->o->conv_methods ? c->o->conv_methods
+                                       : (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2) | (1u << DECOMP_CP);
+    for (int i = 0; i < c->n_layers; ++i) {
+        layer_tab *t = &c->L[i];
+        if (!layer_selected(c->o->layers, t->name))
+            continue;
+        double before = layer_cost(c, t, -1), best = before;
+        decomp_method bm = DECOMP_NONE;
+        int br = 0, br2 = 0;
+        unsigned methods = decomp_methods_for(c->m, t->node);
+        for (int k = 1; k < DECOMP_COUNT; ++k) {
+            if (!(methods & (1u << k)) || k == DECOMP_SLICE_SVD || (k != DECOMP_SVD && !(conv & (1u << k))))
+                continue;
+            int r = 0, r2 = 0;
+            if (evbmf_layer_rank(c->m, t->node, (decomp_method)k, c->o->evbmf_multiple, &r, &r2, e) != 0)
+                return rs_failctx(e, "%s: evbmf", t->name);
+            decomp_cost dc;
+            if (decomp_cost_of(c->m, t->node, (decomp_method)k, r, k == DECOMP_TUCKER2 ? r2 : 0, &dc, e) != 0)
+                return -1;
+            double cost = obj_cost(c, c->o->objective, dc.params_after, dc.macs_after);
+            if (cost < best) {
+                best = cost;
+                bm = (decomp_method)k;
+                br = r;
+                br2 = k == DECOMP_TUCKER2 ? r2 : 0;
+            }
+        }
+        if (bm != DECOMP_NONE && plan_set(p, t->name, bm, br, br2, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- run --------------------------------------------------------------------------------------------- */
+static int finish(search_ctx *c, search_result *out, int rc, rs_err *e)
+{
+    if (rc == RS_CANCELLED)
+        out->cancelled = 1;
+    if (rc != 0 && rc != RS_CANCELLED)
+        return rc;
+    rs_plan *p = c->best ? plan_clone(c->best) : plan_alloc();
+    if (!p)
+        return rs_fail(e, "out of memory");
+    plan_free(out->plan);
+    out->plan = p;
+    if (c->best)
+        out->acc = c->best_acc;
+    out->within = meets(c->o, c->base_acc, out->acc);
+    rs_err e2;
+    if (plan_cost_of(c->m, p, &out->cost, &e2) != 0)
+        memset(&out->cost, 0, sizeof out->cost);
+    out->seconds = rs_now() - c->t0;
+    return rc;
+}
+
+int search_ctx_run(search_ctx *c, const search_options *o, search_result *out, rs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    c->o = o;
+    c->res = out;
+    c->t0 = rs_now();
+    plan_free(c->best);
+    c->best = NULL;
+    out->base_acc = c->base_acc;
+    out->acc = c->base_acc;
+    if (o->tolerance < 0 || o->relative < 0 || o->relative >= 1)
+        return rs_fail(e, "search: tolerance must be >= 0 and relative in [0, 1)");
+    rs_plan *empty = plan_alloc();
+    if (!empty)
+        return rs_fail(e, "out of memory");
+    offer_best(c, empty, c->base_acc); /* the unfactorized net always holds */
+    plan_free(empty);
+    choice *ch = calloc((size_t)(c->n_layers ? c->n_layers : 1), sizeof *ch);
+    if (!ch)
+        return rs_fail(e, "out of memory");
+    int rc = 0;
+    switch (o->strategy) {
+    case SEARCH_NAIVE:
+    case SEARCH_BISECT:
+        rc = per_layer_search(c, o->strategy == SEARCH_BISECT, ch, e);
+        if (rc == 0)
+            rc = verify_and_backoff(c, ch, 1, 0, e);
+        break;
+    case SEARCH_GLOBAL: {
+        if ((rc = ensure_sub_base(c, sub_images(c, o), e)) != 0)
+            break;
+        if ((rc = measure_tables(c, e)) != 0)
+            break;
+        double drop, cost;
+        int units = (int)floor(tolerance_points(c) * DROP_UNITS + 1e-9);
+        if ((rc = knapsack(c, cost_objective, units, -1.0, ch, &drop, &cost, e)) != 0)
+            break;
+        out->est_drop = drop;
+        rc = verify_and_backoff(c, ch, 0, 1, e);
+        break;
+    }
+    case SEARCH_EVBMF: {
+        rs_plan *p = plan_alloc();
+        if (!p) {
+            rc = rs_fail(e, "out of memory");
+            break;
+        }
+        if ((rc = evbmf_plan(c, p, e)) == 0) {
+            double acc = c->base_acc;
+            if (p->n == 0 || (rc = run_trial(c, p, 0, "evbmf", NULL, &acc, e)) == 0) {
+                /* the baseline is reported as is, within or not */
+                plan_free(c->best);
+                c->best = p;
+                p = NULL;
+                c->best_acc = acc;
+                out->acc = acc;
+            }
+        }
+        plan_free(p);
+        break;
+    }
+    default:
+        rc = rs_fail(e, "search: unknown strategy %d", (int)o->strategy);
+    }
+    free(ch);
+    return finish(c, out, rc, e);
+}
+
+int search_run(const rs_model *m, const cifar10_set *set, const search_options *o, search_result *out,
+               rs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    search_ctx *c = search_ctx_create(m, set, o->nthreads, e);
+    if (!c)
+        return -1;
+    int rc = search_ctx_run(c, o, out, e);
+    search_ctx_free(c);
+    return rc;
+}
+
+/* ---- allocation for budgets (trade-off curve, compress) ---------------------------------------- */
+static int prepare_tables(search_ctx *c, const search_options *o, search_result *scratch, rs_err *e)
+{
+    memset(scratch, 0, sizeof *scratch);
+    c->o = o;
+    c->res = scratch;
+    c->t0 = rs_now();
+    int rc = ensure_sub_base(c, sub_images(c, o), e);
+    if (rc == 0)
+        rc = measure_tables(c, e);
+    return rc;
+}
+
+int search_ctx_plan_for_budget(search_ctx *c, const search_options *o, int64_t max_params, rs_plan **plan,
+                               double *est_drop_out, rs_err *e)
+{
+    search_result scratch;
+    int rc = prepare_tables(c, o, &scratch, e);
+    if (rc != 0)
+        return rc;
+    choice *ch = calloc((size_t)(c->n_layers ? c->n_layers : 1), sizeof *ch);
+    rs_plan *p = plan_alloc();
+    if (!ch || !p) {
+        free(ch);
+        plan_free(p);
+        return rs_fail(e, "out of memory");
+    }
+    /* params outside the layer tables (none in practice: every parameter belongs to a layer) */
+    double other = (double)c->P0;
+    for (int i = 0; i < c->n_layers; ++i)
+        other -= (double)c->L[i].params0;
+    double drop, cost;
+    rc = knapsack(c, cost_params, max_drop_units(c), (double)max_params - other, ch, &drop, &cost, e);
+    if (rc == 0)
+        rc = plan_of_choices(c, ch, p, e);
+    free(ch);
+    if (rc != 0) {
+        plan_free(p);
+        return rc;
+    }
+    *plan = p;
+    if (est_drop_out)
+        *est_drop_out = drop;
+    return 0;
+}
+
+int search_ctx_plan_for_drop(search_ctx *c, const search_options *o, double drop_points, rs_plan **plan,
+                             double *est_cost, rs_err *e)
+{
+    search_result scratch;
+    int rc = prepare_tables(c, o, &scratch, e);
+    if (rc != 0)
+        return rc;
+    choice *ch = calloc((size_t)(c->n_layers ? c->n_layers : 1), sizeof *ch);
+    rs_plan *p = plan_alloc();
+    if (!ch || !p) {
+        free(ch);
+        plan_free(p);
+        return rs_fail(e, "out of memory");
+    }
+    double drop, cost;
+    int units = (int)floor(drop_points * DROP_UNITS + 1e-9);
+    int cap = max_drop_units(c);
+    rc = knapsack(c, cost_objective, units < cap ? units : cap, -1.0, ch, &drop, &cost, e);
+    if (rc == 0)
+        rc = plan_of_choices(c, ch, p, e);
+    free(ch);
+    if (rc != 0) {
+        plan_free(p);
+        return rc;
+    }
+    *plan = p;
+    if (est_cost)
+        *est_cost = cost;
+    return 0;
+}

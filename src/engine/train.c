@@ -1,0 +1,901 @@
+/* train.c — batched forward/backward over a model DAG, softmax cross-entropy, SGD training loop.
+ *
+ * Layout: every activation is NCHW (or N×F) for a contiguous slice of the batch owned by one
+ * worker thread. Each worker has private activation, gradient and parameter-gradient buffers;
+ * after a batch the parameter gradients are summed in thread order (deterministic for a fixed
+ * thread count). Kernels live in grad.c (train_internal.h).
+ */
+#include "rankscope/train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train_internal.h"
+
+/* ---- random numbers: xoshiro256** seeded by splitmix64 --------------------------------------- */
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; ++i)
+        r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform integer in [0, n) (n small; the modulo bias is < 2^-40). */
+static uint32_t rng_below(rng *r, uint32_t n)
+{
+    return (uint32_t)((rng_next(r) >> 11) % n);
+}
+
+/* Uniform double in [0, 1). */
+static double rng_unit(rng *r)
+{
+    return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- the compiled net ------------------------------------------------------------------------ */
+
+/* One batch's work description, shared by all workers. */
+typedef struct batch_job {
+    int n;                   /* images in the whole batch */
+    const float *x;          /* float source: n × F, or NULL */
+    const uint8_t *u8;       /* byte source: indexed by idx */
+    const int *idx;          /* n image indices into u8 */
+    const uint8_t *crop;     /* n × 3: dy, dx in [0, 2·pad], flip; NULL = no augmentation */
+    int pad;
+    const uint8_t *labels;   /* n labels, or NULL (forward only, no loss) */
+    const float *teacher;    /* n × classes or NULL */
+    float alpha, temp;
+    int backward;
+} batch_job;
+
+typedef struct worker {
+    struct train_net *t;
+    int id;
+    float **act;      /* per value: slice activations (NULL for constants) */
+    float **grad;     /* per value: slice gradients (NULL when not needed) */
+    float *pgrad;     /* all trainable parameters' gradients, packed */
+    float *col;       /* conv workspace */
+    int *boff;        /* conv GEMM row offsets */
+    int32_t *pidx;    /* argmax workspace of every MaxPool, packed */
+    double loss;
+    int correct;
+    int status;
+    pthread_t th;
+} worker;
+
+struct train_net {
+    rs_model *m;
+    int max_batch, nthreads, flags;
+    int F, classes;
+    int n_tn;
+    tn_node *tn;
+    uint8_t *is_param;   /* per value: trainable parameter */
+    uint8_t *is_weight;  /* per value: decays */
+    uint8_t *need;       /* per value: gradient flows (activation gradient buffer exists) */
+    size_t *poff;        /* per value: offset in the packed parameter gradient */
+    size_t nparam;       /* packed trainable parameter floats */
+    size_t col_floats;
+    size_t boff_ints;
+    size_t pidx_ints;
+    worker *w;
+    float *logits;       /* max_batch × classes */
+    float *dinput;       /* max_batch × F when TRAIN_NET_INPUT_GRAD */
+    /* pool */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned gen;
+    int pending, quit, started; /* started: worker threads running (w[1..started]) */
+    const batch_job *job;
+};
+
+static void fill_input(const train_net *t, const batch_job *j, int start, int ns, float *dst)
+{
+    const rs_value *in = &t->m->values[t->m->input];
+    int c = (int)in->dims[1], h = in->ndim == 4 ? (int)in->dims[2] : 1,
+        w = in->ndim == 4 ? (int)in->dims[3] : 1;
+    size_t F = (size_t)t->F;
+    for (int i = 0; i < ns; ++i) {
+        int k = start + i;
+        float *o = dst + (size_t)i * F;
+        if (j->x) {
+            memcpy(o, j->x + (size_t)k * F, F * sizeof *o);
+        } else {
+            const uint8_t *src = j->u8 + (size_t)j->idx[k] * F;
+            if (!j->crop)
+                tn_augment_u8(src, c, h, w, 0, 0, 0, o);
+            else
+                tn_augment_u8(src, c, h, w, j->crop[3 * k] - j->pad, j->crop[3 * k + 1] - j->pad,
+                              j->crop[3 * k + 2], o);
+        }
+    }
+}
+
+static void run_worker(worker *wk, const batch_job *j)
+{
+    train_net *t = wk->t;
+    rs_model *m = t->m;
+    int T = t->nthreads;
+    int start = (int)((long)j->n * wk->id / T), end = (int)((long)j->n * (wk->id + 1) / T);
+    int ns = end - start;
+    wk->loss = 0;
+    wk->correct = 0;
+    wk->status = 0;
+    if (j->backward)
+        memset(wk->pgrad, 0, t->nparam * sizeof *wk->pgrad);
+    if (ns <= 0)
+        return;
+    fill_input(t, j, start, ns, wk->act[m->input]);
+    tn_scratch sc = {wk->col, wk->boff, wk->pidx};
+    for (int i = 0; i < t->n_tn; ++i)
+        tn_forward(&t->tn[i], m, wk->act, ns, &sc);
+    const float *z = wk->act[m->output];
+    memcpy(t->logits + (size_t)start * t->classes, z, (size_t)ns * t->classes * sizeof *z);
+    if (!j->labels)
+        return;
+    float *dz = j->backward ? wk->grad[m->output] : NULL;
+    tn_softmax_ce(z, j->labels + start, j->teacher ? j->teacher + (size_t)start * t->classes : NULL,
+                  j->alpha, j->temp, ns, t->classes, 1.0f / (float)j->n, dz, &wk->loss, &wk->correct);
+    if (!j->backward)
+        return;
+    for (int v = 0; v < m->n_values; ++v)
+        if (t->need[v] && v != m->output)
+            memset(wk->grad[v], 0, (size_t)ns * (size_t)model_value_numel(&m->values[v]) * sizeof(float));
+    for (int i = t->n_tn - 1; i >= 0; --i)
+        tn_backward(&t->tn[i], m, wk->act, wk->grad, t->need, t->is_param, t->poff, wk->pgrad, ns,
+                    &sc);
+    if (t->dinput)
+        memcpy(t->dinput + (size_t)start * t->F, wk->grad[m->input], (size_t)ns * t->F * sizeof(float));
+}
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    train_net *t = wk->t;
+    unsigned seen = 0;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (t->gen == seen && !t->quit)
+            pthread_cond_wait(&t->go, &t->mu);
+        if (t->quit)
+            break;
+        seen = t->gen;
+        const batch_job *j = t->job;
+        pthread_mutex_unlock(&t->mu);
+        run_worker(wk, j);
+        pthread_mutex_lock(&t->mu);
+        if (--t->pending == 0)
+            pthread_cond_signal(&t->done);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Runs one batch on all workers; parameter gradients end up summed in w[0].pgrad. */
+static void run_batch(train_net *t, const batch_job *j, double *loss, int *correct)
+{
+    int blas_threads = 0;
+    if (t->nthreads > 1) {
+        /* Each worker calls sgemm on its own slice: OpenBLAS must not fan out underneath. */
+        blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        pthread_mutex_lock(&t->mu);
+        t->job = j;
+        t->pending = t->nthreads - 1;
+        ++t->gen;
+        pthread_cond_broadcast(&t->go);
+        pthread_mutex_unlock(&t->mu);
+    }
+    run_worker(&t->w[0], j);
+    if (t->nthreads > 1) {
+        pthread_mutex_lock(&t->mu);
+        while (t->pending > 0)
+            pthread_cond_wait(&t->done, &t->mu);
+        pthread_mutex_unlock(&t->mu);
+        openblas_set_num_threads(blas_threads);
+    }
+    double l = 0;
+    int c = 0;
+    for (int k = 0; k < t->nthreads; ++k) {
+        l += t->w[k].loss;
+        c += t->w[k].correct;
+    }
+    if (j->backward)
+        for (int k = 1; k < t->nthreads; ++k) {
+            float *dst = t->w[0].pgrad;
+            const float *src = t->w[k].pgrad;
+            for (size_t i = 0; i < t->nparam; ++i)
+                dst[i] += src[i];
+        }
+    if (loss)
+        *loss = l;
+    if (correct)
+        *correct = c;
+}
+
+void train_net_free(train_net *t)
+{
+    if (!t)
+        return;
+    if (t->started > 0) {
+        pthread_mutex_lock(&t->mu);
+        t->quit = 1;
+        pthread_cond_broadcast(&t->go);
+        pthread_mutex_unlock(&t->mu);
+        for (int k = 1; k <= t->started; ++k)
+            pthread_join(t->w[k].th, NULL);
+    }
+    if (t->w) {
+        for (int k = 0; k < t->nthreads; ++k) {
+            worker *wk = &t->w[k];
+            if (wk->act) {
+                for (int v = 0; v < t->m->n_values; ++v)
+                    free(wk->act[v]);
+            }
+            if (wk->grad) {
+                for (int v = 0; v < t->m->n_values; ++v)
+                    free(wk->grad[v]);
+            }
+            free(wk->act);
+            free(wk->grad);
+            free(wk->pgrad);
+            free(wk->col);
+            free(wk->boff);
+            free(wk->pidx);
+        }
+    }
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->go);
+    pthread_cond_destroy(&t->done);
+    free(t->w);
+    free(t->tn);
+    free(t->is_param);
+    free(t->is_weight);
+    free(t->need);
+    free(t->poff);
+    free(t->logits);
+    free(t->dinput);
+    free(t);
+}
+
+static float *alloc_floats(size_t n, rs_err *e, const char *what)
+{
+    size_t bytes;
+    if (rs_size_mul(n ? n : 1, sizeof(float), &bytes) || bytes > RS_MAX_ALLOC) {
+        rs_fail(e, "%s: %zu floats is too large", what, n);
+        return NULL;
+    }
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p)
+        rs_fail(e, "%s: out of memory (%zu floats)", what, n);
+    return p;
+}
+
+train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint8_t *trainable,
+                            int flags, rs_err *e)
+{
+    if (!m || max_batch < 1)
+        return rs_fail(e, "train: no model or batch < 1"), NULL;
+    if (model_infer_shapes(m, e))
+        return rs_failctx(e, "train"), NULL;
+    if (nthreads <= 0)
+        nthreads = rs_default_threads();
+    if (nthreads > 64)
+        nthreads = 64;
+    if (nthreads > max_batch)
+        nthreads = max_batch;
+    train_net *t = calloc(1, sizeof *t);
+    if (!t)
+        return rs_fail(e, "train: out of memory"), NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->go, NULL);
+    pthread_cond_init(&t->done, NULL);
+    t->m = m;
+    t->max_batch = max_batch;
+    t->nthreads = nthreads;
+    t->flags = flags;
+    int nv = m->n_values;
+    const rs_value *in = &m->values[m->input], *out = &m->values[m->output];
+    t->F = (int)model_value_numel(in);
+    if (out->ndim != 2)
+        return rs_fail(e, "train: graph output \"%s\" must be (N, classes)", out->name),
+               train_net_free(t), NULL;
+    t->classes = (int)out->dims[1];
+    t->tn = calloc((size_t)m->n_nodes + 1, sizeof *t->tn);
+    t->is_param = calloc((size_t)nv, 1);
+    t->is_weight = calloc((size_t)nv, 1);
+    t->need = calloc((size_t)nv, 1);
+    t->poff = calloc((size_t)nv, sizeof *t->poff);
+    t->w = calloc((size_t)nthreads, sizeof *t->w);
+    if (!t->tn || !t->is_param || !t->is_weight || !t->need || !t->poff || !t->w)
+        return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+    /* Compile nodes; mark parameters. */
+    size_t col = 1, boff = 1, pidx = 0;
+    kern_isa isa = kern_detect();
+    for (int i = 0; i < m->n_nodes; ++i) {
+        tn_node *tn = &t->tn[t->n_tn];
+        if (tn_compile(m, i, isa, tn, e))
+            return train_net_free(t), NULL;
+        ++t->n_tn;
+        for (int k = 0; k < 3; ++k) {
+            int v = tn->param[k];
+            if (v < 0)
+                continue;
+            if (!trainable || trainable[v])
+                t->is_param[v] = 1;
+            if (k == 0)
+                t->is_weight[v] = 1;
+        }
+        if (tn->col_floats > col)
+            col = tn->col_floats;
+        if (tn->boff_ints > boff)
+            boff = tn->boff_ints;
+        tn->pidx_off = pidx;
+        pidx += tn->pidx_ints;
+    }
+    for (int v = 0; v < nv; ++v)
+        if (t->is_param[v]) {
+            t->poff[v] = t->nparam;
+            t->nparam += (size_t)model_value_numel(&m->values[v]);
+        }
+    /* Gradient flow: a value needs a gradient when it depends on a trainable parameter (or on
+     * the input, when the input gradient is asked for). */
+    if (flags & TRAIN_NET_INPUT_GRAD)
+        t->need[m->input] = 1;
+    for (int i = 0; i < t->n_tn; ++i) {
+        const rs_node *n = &m->nodes[t->tn[i].node];
+        int dep = 0;
+        for (int k = 0; k < n->n_in; ++k) {
+            int v = n->in[k];
+            if (v >= 0 && (t->need[v] || t->is_param[v]))
+                dep = 1;
+        }
+        if (dep)
+            t->need[n->out[0]] = 1;
+    }
+    t->need[m->output] = 1;
+    for (int v = 0; v < nv; ++v)
+        if (m->values[v].is_const)
+            t->need[v] = 0;
+    t->col_floats = col;
+    t->boff_ints = boff;
+    t->pidx_ints = pidx;
+    t->logits = alloc_floats((size_t)max_batch * (size_t)t->classes, e, "train: logits");
+    if (!t->logits)
+        return train_net_free(t), NULL;
+    if (flags & TRAIN_NET_INPUT_GRAD) {
+        t->dinput = alloc_floats((size_t)max_batch * (size_t)t->F, e, "train: input gradient");
+        if (!t->dinput)
+            return train_net_free(t), NULL;
+    }
+    int slice = (max_batch + nthreads - 1) / nthreads;
+    for (int k = 0; k < nthreads; ++k) {
+        worker *wk = &t->w[k];
+        wk->t = t;
+        wk->id = k;
+        wk->act = calloc((size_t)nv, sizeof *wk->act);
+        wk->grad = calloc((size_t)nv, sizeof *wk->grad);
+        if (!wk->act || !wk->grad)
+            return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+        for (int v = 0; v < nv; ++v) {
+            if (m->values[v].is_const)
+                continue;
+            size_t per = (size_t)model_value_numel(&m->values[v]), total;
+            if (rs_size_mul(per, (size_t)slice, &total))
+                return rs_fail(e, "train: value \"%s\" too large", m->values[v].name),
+                       train_net_free(t), NULL;
+            if (!(wk->act[v] = alloc_floats(total, e, m->values[v].name)))
+                return train_net_free(t), NULL;
+            if (t->need[v] && !(wk->grad[v] = alloc_floats(total, e, m->values[v].name)))
+                return train_net_free(t), NULL;
+        }
+        if (!(wk->pgrad = alloc_floats(t->nparam, e, "train: parameter gradients")) ||
+            !(wk->col = alloc_floats(col, e, "train: convolution workspace")))
+            return train_net_free(t), NULL;
+        if (!(wk->boff = calloc(boff, sizeof *wk->boff)))
+            return rs_fail(e, "train: out of memory (row offsets)"), train_net_free(t), NULL;
+        size_t pbytes;
+        if (rs_size_mul(pidx ? pidx * (size_t)slice : 1, sizeof(int32_t), &pbytes) ||
+            !(wk->pidx = malloc(pbytes)))
+            return rs_fail(e, "train: out of memory (pooling indices)"), train_net_free(t), NULL;
+    }
+    for (int k = 1; k < nthreads; ++k) {
+        if (pthread_create(&t->w[k].th, NULL, worker_main, &t->w[k])) {
+            train_net_free(t);
+            return rs_fail(e, "train: cannot start worker thread %d", k), NULL;
+        }
+        t->started = k;
+    }
+    return t;
+}
+
+int train_net_grad(train_net *t, const float *x, const uint8_t *labels, int n,
+                   const float *teacher, float alpha, float temp, double *loss, int *correct,
+                   rs_err *e)
+{
+    if (n < 1 || n > t->max_batch)
+        return rs_fail(e, "train: batch of %d images, expected 1..%d", n, t->max_batch);
+    for (int i = 0; i < n; ++i)
+        if (labels[i] >= t->classes)
+            return rs_fail(e, "train: label %d of image %d out of range 0..%d", labels[i], i,
+                           t->classes - 1);
+    batch_job j = {.n = n, .x = x, .labels = labels, .teacher = teacher, .alpha = alpha,
+                   .temp = temp > 0 ? temp : 1.0f, .backward = 1};
+    run_batch(t, &j, loss, correct);
+    if (loss)
+        *loss /= n;
+    return 0;
+}
+
+const float *train_net_param_grad(const train_net *t, int v)
+{
+    if (v < 0 || v >= t->m->n_values || !t->is_param[v])
+        return NULL;
+    return t->w[0].pgrad + t->poff[v];
+}
+
+const float *train_net_input_grad(const train_net *t)
+{
+    return t->dinput;
+}
+
+const float *train_net_logits(const train_net *t)
+{
+    return t->logits;
+}
+
+int train_net_classes(const train_net *t)
+{
+    return t->classes;
+}
+
+int train_net_in_features(const train_net *t)
+{
+    return t->F;
+}
+
+int train_net_is_weight(const train_net *t, int v)
+{
+    return v >= 0 && v < t->m->n_values && t->is_weight[v];
+}
+
+/* ---- the training loop ----------------------------------------------------------------------- */
+
+void train_default_options(train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = 30;
+    o->batch = 128;
+    o->lr = 0.05f;
+    o->momentum = 0.9f;
+    o->weight_decay = 5e-4f;
+    o->schedule = TRAIN_SCHED_ONECYCLE;
+    o->warmup = 0.15f;
+    o->seed = 1;
+    o->augment = 1;
+    o->pad = 4;
+    o->pad_value = -1.0f;
+    o->distill_alpha = 0.5f;
+    o->distill_temp = 4.0f;
+}
+
+double train_lr_at(const train_options *o, long step, long total)
+{
+    double peak = o->lr;
+    if (o->schedule == TRAIN_SCHED_CONSTANT)
+        return peak;
+    long warm = (long)(o->warmup * (double)total);
+    double lo = o->schedule == TRAIN_SCHED_ONECYCLE ? peak / 25.0 : 0.0;
+    double fin = o->schedule == TRAIN_SCHED_ONECYCLE ? peak / 1e4 : 0.0;
+    if (step < warm)
+        return lo + (peak - lo) * (double)(step + 1) / (double)warm;
+    double span = (double)(total - warm > 1 ? total - warm : 1);
+    double f = (double)(step - warm) / span;
+    return fin + (peak - fin) * 0.5 * (1.0 + cos(M_PI * f));
+}
+
+static int check_data(const rs_model *m, const train_data *d, const char *what, rs_err *e)
+{
+    const rs_value *in = &m->values[m->input];
+    int64_t F = model_value_numel(in);
+    if (!d || d->n < 1 || !d->labels || (!d->u8 == !d->f))
+        return rs_fail(e, "train: %s data is empty or has no pixels/labels", what);
+    if ((int64_t)d->c * d->h * d->w != F || in->ndim != 4 || in->dims[1] != d->c ||
+        in->dims[2] != d->h || in->dims[3] != d->w)
+        return rs_fail(e, "train: %s images are %dx%dx%d, model input \"%s\" expects %lld features",
+                       what, d->c, d->h, d->w, in->name, (long long)F);
+    int classes = (int)m->values[m->output].dims[1];
+    for (int i = 0; i < d->n; ++i)
+        if (d->labels[i] >= classes)
+            return rs_fail(e, "train: %s image %d has label %d, model has %d classes", what, i,
+                           d->labels[i], classes);
+    return 0;
+}
+
+static int eval_net(train_net *t, const train_data *d, double *acc, double *loss)
+{
+    int B = t->max_batch;
+    int *idx = malloc((size_t)B * sizeof *idx);
+    if (!idx)
+        return -1;
+    double tl = 0;
+    long tc = 0;
+    for (int s = 0; s < d->n; s += B) {
+        int n = d->n - s < B ? d->n - s : B;
+        for (int i = 0; i < n; ++i)
+            idx[i] = s + i;
+        batch_job j = {.n = n, .labels = d->labels + s, .temp = 1.0f, .backward = 0};
+        if (d->f)
+            j.x = d->f + (size_t)s * t->F;
+        else
+            j.u8 = d->u8, j.idx = idx;
+        double l;
+        int c;
+        run_batch(t, &j, &l, &c);
+        tl += l;
+        tc += c;
+    }
+    free(idx);
+    if (acc)
+        *acc = (double)tc / d->n;
+    if (loss)
+        *loss = tl / d->n;
+    return 0;
+}
+
+int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, double *loss,
+                   rs_err *e)
+{
+    uint8_t *frozen = calloc((size_t)(m->n_values > 0 ? m->n_values : 1), 1);
+    if (!frozen)
+        return rs_fail(e, "train: out of memory");
+    train_net *t = train_net_create(m, 256, nthreads, frozen, 0, e);
+    free(frozen);
+    if (!t)
+        return -1;
+    int rc = check_data(m, d, "evaluation", e);
+    if (rc == 0 && eval_net(t, d, acc, loss))
+        rc = rs_fail(e, "train: out of memory");
+    train_net_free(t);
+    return rc;
+}
+
+int train_model(rs_model *m, const train_data *train, const train_data *val,
+                const train_options *o, train_epoch_stats *last, rs_err *e)
+{
+    if (!o || o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || o->momentum < 0 ||
+        o->weight_decay < 0 || o->pad < 0 || o->pad > 64)
+        return rs_fail(e, "train: invalid options (epochs, batch, lr, momentum, decay or pad)");
+    train_net *t = train_net_create(m, o->batch, o->nthreads, o->trainable, 0, e);
+    if (!t)
+        return -1;
+    int rc = check_data(m, train, "training", e);
+    if (rc == 0 && val)
+        rc = check_data(m, val, "validation", e);
+    if (rc) {
+        train_net_free(t);
+        return rc;
+    }
+    int B = o->batch, N = train->n, F = t->F, C = t->classes;
+    float *mom = alloc_floats(t->nparam, e, "train: momentum");
+    int *perm = malloc((size_t)N * sizeof *perm);
+    uint8_t *crop = malloc((size_t)B * 3);
+    uint8_t *lab = malloc((size_t)B);
+    float *xb = NULL, *tlog = NULL;
+    int *bidx = malloc((size_t)B * sizeof *bidx);
+    if (o->teacher || train->f)
+        xb = alloc_floats((size_t)B * F, e, "train: batch");
+    if (o->teacher)
+        tlog = alloc_floats((size_t)B * C, e, "train: teacher logits");
+    if (!mom || !perm || !crop || !lab || !bidx || ((o->teacher || train->f) && !xb) ||
+        (o->teacher && !tlog)) {
+        rc = rs_fail(e, "train: out of memory");
+        goto out;
+    }
+    rng r;
+    rng_seed(&r, o->seed);
+    for (int i = 0; i < N; ++i)
+        perm[i] = i;
+    long steps = (N + B - 1) / B, total = steps * o->epochs, step = 0;
+    int aug = o->augment && train->h > 1 && train->w > 1;
+    for (int ep = 0; ep < o->epochs && rc == 0; ++ep) {
+        double t0 = rs_now(), eloss = 0;
+        long ecorrect = 0;
+        for (int i = N - 1; i > 0; --i) {
+            int k = (int)rng_below(&r, (uint32_t)i + 1), tmp = perm[i];
+            perm[i] = perm[k], perm[k] = tmp;
+        }
+        double lr = 0;
+        for (long b = 0; b < steps; ++b, ++step) {
+            int s = (int)(b * B), n = N - s < B ? N - s : B;
+            for (int i = 0; i < n; ++i) {
+                bidx[i] = perm[s + i];
+                lab[i] = train->labels[bidx[i]];
+                if (aug) {
+                    crop[3 * i] = (uint8_t)rng_below(&r, 2u * o->pad + 1);
+                    crop[3 * i + 1] = (uint8_t)rng_below(&r, 2u * o->pad + 1);
+                    crop[3 * i + 2] = (uint8_t)rng_below(&r, 2);
+                }
+            }
+            batch_job j = {.n = n, .crop = aug ? crop : NULL, .pad = o->pad, .labels = lab,
+                           .alpha = o->distill_alpha, .temp = o->distill_temp > 0 ? o->distill_temp : 1.0f,
+                           .backward = 1};
+            if (train->u8)
+                j.u8 = train->u8, j.idx = bidx;
+            if (train->f) {
+                /* gather (and augment) the batch rows; float inputs pad with pad_value */
+                for (int i = 0; i < n; ++i) {
+                    const float *src = train->f + (size_t)bidx[i] * F;
+                    float *row = xb + (size_t)i * F;
+                    if (aug)
+                        tn_augment_f32(src, train->c, train->h, train->w, crop[3 * i] - o->pad,
+                                       crop[3 * i + 1] - o->pad, crop[3 * i + 2], o->pad_value, row);
+                    else
+                        memcpy(row, src, (size_t)F * sizeof *row);
+                }
+                j.x = xb, j.crop = NULL;
+            } else if (o->teacher) {
+                /* materialise the augmented batch once so teacher and student see the same */
+                fill_input(t, &j, 0, n, xb);
+                j.x = xb, j.u8 = NULL, j.idx = NULL, j.crop = NULL;
+            }
+            if (o->teacher) {
+                if (o->teacher(o->teacher_user, xb, n, tlog, e)) {
+                    rc = rs_failctx(e, "train: teacher");
+                    break;
+                }
+                j.teacher = tlog;
+            }
+            double bl;
+            int bc;
+            run_batch(t, &j, &bl, &bc);
+            eloss += bl;
+            ecorrect += bc;
+            /* SGD with momentum (PyTorch form) and decoupled-from-bias weight decay. */
+            lr = train_lr_at(o, step, total);
+            const float *g = t->w[0].pgrad;
+            for (int v = 0; v < m->n_values; ++v) {
+                if (!t->is_param[v])
+                    continue;
+                float *w = m->values[v].f, *mv = mom + t->poff[v];
+                const float *gv = g + t->poff[v];
+                float wd = t->is_weight[v] ? o->weight_decay : 0.0f, mu = o->momentum, flr = (float)lr;
+                size_t cnt = (size_t)model_value_numel(&m->values[v]);
+                for (size_t i = 0; i < cnt; ++i) {
+                    float gi = gv[i] + wd * w[i];
+                    mv[i] = mu * mv[i] + gi;
+                    w[i] -= flr * mv[i];
+                }
+            }
+            if (o->progress) {
+                char what[96];
+                snprintf(what, sizeof what, "epoch %d/%d loss %.3f", ep + 1, o->epochs,
+                         eloss / (double)(s + n));
+                if (o->progress(o->progress_user, (double)(step + 1) / (double)total, what)) {
+                    rc = rs_fail(e, "train: cancelled at epoch %d batch %ld", ep + 1, b + 1);
+                    rc = RS_CANCELLED;
+                    break;
+                }
+            }
+        }
+        if (rc)
+            break;
+        train_epoch_stats st = {.epoch = ep + 1, .epochs = o->epochs, .train_loss = eloss / N,
+                                .train_acc = (double)ecorrect / N, .val_loss = -1, .val_acc = -1,
+                                .lr = lr, .seconds = rs_now() - t0};
+        if (val) {
+            double v0 = rs_now();
+            if (eval_net(t, val, &st.val_acc, &st.val_loss)) {
+                rc = rs_fail(e, "train: out of memory");
+                break;
+            }
+            st.val_seconds = rs_now() - v0;
+        }
+        if (last)
+            *last = st;
+        if (o->on_epoch && o->on_epoch(o->epoch_user, &st))
+            break;
+    }
+out:
+    free(mom);
+    free(perm);
+    free(crop);
+    free(lab);
+    free(bidx);
+    free(xb);
+    free(tlog);
+    train_net_free(t);
+    return rc;
+}
+
+/* ---- initialisation and the reference net ----------------------------------------------------- */
+
+void train_init_params(rs_model *m, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        if (n->op != RS_OP_CONV && n->op != RS_OP_GEMM && n->op != RS_OP_MATMUL)
+            continue;
+        if (n->n_in < 2 || n->in[1] < 0)
+            continue;
+        rs_value *w = &m->values[n->in[1]];
+        if (!w->is_const || !w->f || w->ndim < 2)
+            continue;
+        int64_t fan_in;
+        if (n->op == RS_OP_CONV)
+            fan_in = w->dims[1] * w->dims[2] * w->dims[3];
+        else if (n->op == RS_OP_GEMM)
+            fan_in = n->trans_b ? w->dims[1] : w->dims[0];
+        else
+            fan_in = w->dims[0];
+        /* kaiming_uniform(a = √5): gain √(2/6), bound gain·√(3/fan_in) = 1/√fan_in */
+        double bound = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+        int64_t cnt = model_value_numel(w);
+        for (int64_t k = 0; k < cnt; ++k)
+            w->f[k] = (float)((2.0 * rng_unit(&r) - 1.0) * bound);
+        if (n->op != RS_OP_MATMUL && n->n_in > 2 && n->in[2] >= 0) {
+            rs_value *b = &m->values[n->in[2]];
+            if (b->is_const && b->f) {
+                int64_t bc = model_value_numel(b);
+                for (int64_t k = 0; k < bc; ++k)
+                    b->f[k] = (float)((2.0 * rng_unit(&r) - 1.0) * bound);
+            }
+        }
+    }
+}
+
+static int add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, rs_err *e)
+{
+    int v = model_add_value(m, name, e);
+    if (v < 0)
+        return -1;
+    rs_value *val = &m->values[v];
+    val->is_const = 1;
+    val->dtype = RS_DT_FLOAT;
+    val->ndim = ndim;
+    int64_t cnt = 1;
+    for (int i = 0; i < ndim; ++i)
+        val->dims[i] = dims[i], cnt *= dims[i];
+    val->f = calloc((size_t)cnt, sizeof(float));
+    if (!val->f)
+        return rs_fail(e, "out of memory for \"%s\"", name);
+    return v;
+}
+
+static int add_act(rs_model *m, const char *name, rs_err *e)
+{
+    return model_add_value(m, name, e);
+}
+
+/* Adds node name(op) reading in[0..nin-1] and writing a new activation "<name>_out" (or
+ * out_name). Returns the output value index or -1. */
+static int add_node(rs_model *m, const char *name, rs_op op, const int *in, int nin,
+                    const char *out_name, rs_err *e, rs_node **node)
+{
+    char buf[96];
+    snprintf(buf, sizeof buf, "%.60s_out", name);
+    int y = add_act(m, out_name ? out_name : buf, e);
+    if (y < 0)
+        return -1;
+    int k = model_add_node(m, name, op, e);
+    if (k < 0)
+        return -1;
+    rs_node *n = &m->nodes[k];
+    n->n_in = nin;
+    for (int i = 0; i < nin; ++i)
+        n->in[i] = in[i];
+    n->n_out = 1;
+    n->out[0] = y;
+    if (node)
+        *node = n;
+    return y;
+}
+
+rs_model *train_reference_net(uint64_t seed, rs_err *e)
+{
+    rs_model *m = model_alloc();
+    if (!m)
+        return rs_fail(e, "out of memory"), NULL;
+    m->graph_name = rs_strdup("lenet-cifar10");
+    m->producer = rs_strdup("rankscope");
+    m->opset = 13;
+    int x = add_act(m, "input", e);
+    if (x < 0)
+        goto fail;
+    m->input = x;
+    m->values[x].ndim = 4;
+    m->values[x].dims[0] = -1, m->values[x].dims[1] = 3, m->values[x].dims[2] = 32,
+    m->values[x].dims[3] = 32;
+    static const struct {
+        const char *name;
+        int cin, cout;
+    } convs[2] = {{"conv1", 3, 6}, {"conv2", 6, 16}};
+    static const struct {
+        const char *name;
+        int in, out;
+    } fcs[3] = {{"fc1", 400, 120}, {"fc2", 120, 84}, {"fc3", 84, 10}};
+    int cur = x;
+    char nm[64];
+    rs_node *node;
+    for (int c = 0; c < 2; ++c) {
+        int64_t wd[4] = {convs[c].cout, convs[c].cin, 5, 5}, bd[1] = {convs[c].cout};
+        snprintf(nm, sizeof nm, "%s.weight", convs[c].name);
+        int w = add_const(m, nm, 4, wd, e);
+        snprintf(nm, sizeof nm, "%s.bias", convs[c].name);
+        int b = w < 0 ? -1 : add_const(m, nm, 1, bd, e);
+        if (b < 0)
+            goto fail;
+        int in[3] = {cur, w, b};
+        if ((cur = add_node(m, convs[c].name, RS_OP_CONV, in, 3, NULL, e, &node)) < 0)
+            goto fail;
+        node->kernel[0] = node->kernel[1] = 5;
+        snprintf(nm, sizeof nm, "relu%d", c + 1);
+        if ((cur = add_node(m, nm, RS_OP_RELU, &cur, 1, NULL, e, NULL)) < 0)
+            goto fail;
+        snprintf(nm, sizeof nm, "pool%d", c + 1);
+        if ((cur = add_node(m, nm, RS_OP_MAXPOOL, &cur, 1, NULL, e, &node)) < 0)
+            goto fail;
+        node->kernel[0] = node->kernel[1] = 2;
+        node->strides[0] = node->strides[1] = 2;
+    }
+    if ((cur = add_node(m, "flatten", RS_OP_FLATTEN, &cur, 1, NULL, e, &node)) < 0)
+        goto fail;
+    node->axis = 1;
+    for (int f = 0; f < 3; ++f) {
+        int64_t wd[2] = {fcs[f].out, fcs[f].in}, bd[1] = {fcs[f].out};
+        snprintf(nm, sizeof nm, "%s.weight", fcs[f].name);
+        int w = add_const(m, nm, 2, wd, e);
+        snprintf(nm, sizeof nm, "%s.bias", fcs[f].name);
+        int b = w < 0 ? -1 : add_const(m, nm, 1, bd, e);
+        if (b < 0)
+            goto fail;
+        int in[3] = {cur, w, b};
+        if ((cur = add_node(m, fcs[f].name, RS_OP_GEMM, in, 3, f == 2 ? "logits" : NULL, e, &node)) < 0)
+            goto fail;
+        node->trans_b = 1;
+        if (f < 2) {
+            snprintf(nm, sizeof nm, "relu%d", f + 3);
+            if ((cur = add_node(m, nm, RS_OP_RELU, &cur, 1, NULL, e, NULL)) < 0)
+                goto fail;
+        }
+    }
+    m->output = cur;
+    if (model_infer_shapes(m, e))
+        goto fail;
+    train_init_params(m, seed);
+    return m;
+fail:
+    rs_failctx(e, "reference net");
+    model_free(m);
+    return NULL;
+}

@@ -1,0 +1,63 @@
+/* train_internal.h — the per-op forward/backward kernels behind train.c (not a public API).
+ *
+ * Every kernel works on a slice of `ns` images, NCHW (or N×F) contiguous, per-image sizes from
+ * the compiled tn_node. Backward kernels ACCUMULATE into input gradients (a value may feed
+ * several nodes) and into the packed parameter gradient at poff[v].
+ */
+#ifndef RANKSCOPE_TRAIN_INTERNAL_H
+#define RANKSCOPE_TRAIN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rankscope/kernels.h"
+#include "rankscope/model.h"
+
+typedef struct tn_node {
+    int node;           /* index into m->nodes */
+    rs_op op;
+    int x, x2, y;       /* activation input, second activation input (Add) or -1, output */
+    int param[3];       /* [0] weight (decays), [1] bias, [2] unused; -1 when absent */
+    int64_t xsz, ysz;   /* per-image element counts of x and y */
+    /* Conv / MaxPool geometry */
+    int cin, ih, iw, cout, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw, group;
+    int chunk;          /* images per conv GEMM (widens N for small feature maps) */
+    kern_isa isa;       /* kernel ISA for the conv GEMMs */
+    kern_isa isa_dw;    /* ISA for the weight-gradient GEMM (N = Cout/g, padded to its lanes) */
+    int coutpad;        /* Cout/g rounded up to isa_dw's vector width */
+    /* Gemm / MatMul / Add */
+    int K, N, bias_n;
+    float alpha, beta;
+    int trans_b;
+    size_t col_floats;  /* conv workspace floats this node needs */
+    size_t boff_ints;   /* conv row-offset ints this node needs */
+    size_t pidx_ints;   /* argmax ints per image (MaxPool) */
+    size_t pidx_off;    /* offset of this node's argmax block (per image × slice) */
+} tn_node;
+
+/* Per-thread scratch shared by all nodes (sized by the largest col_floats / boff_ints). */
+typedef struct tn_scratch {
+    float *col;
+    int *boff;
+    int32_t *pidx;
+} tn_scratch;
+
+int tn_compile(const rs_model *m, int node, kern_isa isa, tn_node *t, rs_err *e);
+void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
+void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
+                 const uint8_t *is_param, const size_t *poff, float *pgrad, int ns,
+                 const tn_scratch *s);
+
+/* Mean-free softmax cross-entropy (optionally distilled) over ns rows of C logits: adds the
+ * summed loss to *loss and the argmax hits to *correct; dz (may be NULL) = scale · dLoss/dz. */
+void tn_softmax_ce(const float *z, const uint8_t *labels, const float *teacher, float alpha,
+                   float temp, int ns, int C, float scale, float *dz, double *loss, int *correct);
+
+/* One image, crop offset (oy, ox) relative to the unpadded image, optional horizontal flip
+ * (applied after the crop, as torchvision does): out[c][y][x] = src[c][y+oy][x'+ox] with
+ * x' = flip ? w−1−x : x, and the padding value outside the image. Bytes pad with raw 0 (−1
+ * after normalisation x/127.5 − 1). */
+void tn_augment_u8(const uint8_t *src, int c, int h, int w, int oy, int ox, int flip, float *out);
+void tn_augment_f32(const float *src, int c, int h, int w, int oy, int ox, int flip, float pad_value,
+                    float *out);
+
+#endif

@@ -1,0 +1,508 @@
+/* app.c — the explorer's main loop: arguments, model and data, terminal setup and restore,
+ * signals, resize, input decoding (keys and mouse), the background worker, and saving. */
+#include <curses.h>
+#include <errno.h>
+#include <langinfo.h>
+#include <libgen.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../cli/cli.h"
+#include "live.h"
+#include "rankscope/cifar10.h"
+#include "rankscope/onnx.h"
+#include "rankscope/plan.h"
+#include "screens.h"
+#include "state.h"
+#include "ui.h"
+#include "widgets.h"
+
+/* ---- terminal restore on every exit path -------------------------------------------------- */
+
+static volatile sig_atomic_t g_signal;
+static int g_curses_on;
+
+static void mouse_motion(int on)
+{
+    /* xterm button-event tracking (1002): motion reports while a button is held, for dragging */
+    fputs(on ? "\033[?1002h" : "\033[?1002l", stdout);
+    fflush(stdout);
+}
+
+static void restore_terminal(void)
+{
+    if (g_curses_on && !isendwin()) {
+        mouse_motion(0);
+        endwin();
+    }
+    g_curses_on = 0;
+}
+
+static void on_signal(int sig)
+{
+    g_signal = sig;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
+
+/* ---- arguments ------------------------------------------------------------------------------- */
+
+typedef struct ui_args {
+    const char *model, *data, *plan, *out;
+    int no_color;
+} ui_args;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rankscope [MODEL.onnx] [--data DIR] [--plan FILE] [--out PREFIX] [--no-color]\n"
+            "Opens the explorer on MODEL (default: the shipped assets/lenet-cifar10.onnx) with the\n"
+            "CIFAR-10 test set (--data DIR, $RANKSCOPE_DATA, ~/.cache/rankscope/cifar-10-batches-bin,\n"
+            "else the shipped test sample). --plan FILE restores saved ranks (and `w` saves back to it);\n"
+            "`w` writes PREFIX.plan and PREFIX.onnx (default: ./<model>-lowrank). NO_COLOR is honoured.\n");
+}
+
+static int parse_args(int argc, char **argv, ui_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; ++i) {
+        const char *s = argv[i];
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            usage(stdout);
+            return 1;
+        } else if (!strcmp(s, "--no-color") || !strcmp(s, "--no-colour")) {
+            a->no_color = 1;
+        } else if (!strcmp(s, "--data") || !strcmp(s, "--plan") || !strcmp(s, "--out") || !strcmp(s, "-o")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "rankscope: %s needs a value\n", s);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(s, "--data"))
+                a->data = v;
+            else if (!strcmp(s, "--plan"))
+                a->plan = v;
+            else
+                a->out = v;
+        } else if (s[0] == '-') {
+            fprintf(stderr, "rankscope: unknown option %s (rankscope --help)\n", s);
+            return 2;
+        } else if (!a->model) {
+            a->model = s;
+        } else {
+            fprintf(stderr, "rankscope: more than one model given (%s, %s)\n", a->model, s);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* ---- saving ---------------------------------------------------------------------------------- */
+
+typedef struct app {
+    ui_args args;
+    const char *model_path;
+    rs_model *m;
+    cifar10_set *data;
+    ui_state *s;
+    live *lv;
+    ui_spec spec;
+    char plan_path[1024], onnx_path[1024];
+} app;
+
+static void save_paths(app *A)
+{
+    char stem[512];
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", A->model_path);
+    char *base = basename(tmp);
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && !strcmp(dot, ".onnx"))
+        *dot = 0;
+    if (A->args.out) {
+        snprintf(A->plan_path, sizeof A->plan_path, "%s.plan", A->args.out);
+        snprintf(A->onnx_path, sizeof A->onnx_path, "%s.onnx", A->args.out);
+    } else {
+        snprintf(A->plan_path, sizeof A->plan_path, "%s-lowrank.plan", stem);
+        snprintf(A->onnx_path, sizeof A->onnx_path, "%s-lowrank.onnx", stem);
+    }
+    if (A->args.plan)
+        snprintf(A->plan_path, sizeof A->plan_path, "%s", A->args.plan);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    char ra[4096], rb[4096];
+    if (!realpath(a, ra) || !realpath(b, rb))
+        return 0;
+    return strcmp(ra, rb) == 0;
+}
+
+static void do_save(app *A)
+{
+    ui_state *s = A->s;
+    rs_err e = {{0}};
+    rs_plan *p = plan_alloc();
+    rs_model *fm = NULL;
+    if (!p) {
+        snprintf(s->msg, sizeof s->msg, "save failed: out of memory");
+        return;
+    }
+    if (same_file(A->onnx_path, A->model_path) || same_file(A->plan_path, A->model_path)) {
+        snprintf(s->msg, sizeof s->msg, "refusing to overwrite the input model %.400s (use --out PREFIX)", A->model_path);
+        plan_free(p);
+        return;
+    }
+    int rc = ui_state_plan(s, p, &e);
+    if (rc == 0)
+        rc = plan_save(p, A->plan_path, &e);
+    if (rc == 0) {
+        fm = model_clone(A->m);
+        rc = fm ? plan_apply(fm, p, NULL, NULL, &e) : rs_fail(&e, "out of memory");
+    }
+    if (rc == 0)
+        rc = onnx_save(fm, A->onnx_path, &e);
+    if (rc == 0) {
+        s->dirty = 0;
+        snprintf(s->msg, sizeof s->msg, "saved %.280s and %.280s", A->plan_path, A->onnx_path);
+    } else {
+        snprintf(s->msg, sizeof s->msg, "save failed: %.400s", e.msg);
+    }
+    model_free(fm);
+    plan_free(p);
+}
+
+/* ---- drawing --------------------------------------------------------------------------------- */
+
+static const char *keys_for(const ui_state *s)
+{
+    switch (s->screen) {
+    case SCR_LAYERS:
+        return "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-6  ? help  q quit";
+    case SCR_SPECTRUM:
+        return "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-6 screens  ? help  q quit";
+    case SCR_ACCURACY:
+        return "<-/-> rank  up/down layer  m method  w save  Tab/1-6 screens  ? help  q quit";
+    case SCR_TRADEOFFS:
+        return "up/down layer (sweeps it)  <-/-> rank  S re-sweep  m method  Tab/1-6  ? help  q quit";
+    case SCR_SEARCH:
+        return "s start  x stop  a apply  Tab/1-6 screens  ? help  q quit";
+    default:
+        return s->edit.active ? "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing"
+                              : "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit";
+    }
+}
+
+void scr_help(const ui_state *s)
+{
+    static const char *const lines[] = {
+        "Keys",
+        "",
+        "  1..6, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example)",
+        "  up/down, j/k           select a layer (mouse: click a row; wheel scrolls)",
+        "  left/right             rank -1 / +1   (mouse: click or drag on the slider)",
+        "  PgUp / PgDn            rank +8 / -8 (or 10 % of the range)",
+        "  Home / End             rank 1 / largest",
+        "  m                      cycle the method: none svd slice-svd spatial-svd cp tucker2",
+        "  [ / ]                  tucker2: input-side rank -1 / +1",
+        "  e                      apply the EVBMF rank suggestion",
+        "  0                      reset the layer (no factorization)",
+        "  l                      spectrum: linear / log scale",
+        "  S                      trade-offs: re-run the rank sweep of the layer",
+        "  w                      save the plan and the factorized ONNX (atomically)",
+        "  q                      quit (asks first when changes are unsaved)",
+        "  example: left/right step, s stride, r rank, E edit a cell, D default",
+        "",
+        "Every change re-factorizes the layer and re-evaluates in the background;",
+        "[eval NN%] in the title bar means the shown accuracy is not yet for the current ranks.",
+        "",
+        "any key closes this help",
+    };
+    int n = (int)(sizeof lines / sizeof lines[0]);
+    int w = 92 < COLS - 2 ? 92 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
+    int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
+    for (int r = 0; r < h; ++r)
+        w_fill(y0 + r, x0, w, R_SEL);
+    for (int i = 0; i < n && i + 1 < h - 1; ++i)
+        w_put(y0 + 1 + i, x0 + 2, R_SEL, w - 4, lines[i]);
+    (void)s;
+}
+
+void scr_too_small(const ui_state *s)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "terminal too small (need %dx%d, have %dx%d)", UI_MIN_COLS, UI_MIN_LINES, s->cols,
+             s->lines);
+    int y = s->lines / 2, x = (s->cols - (int)strlen(buf)) / 2;
+    if (x < 0)
+        x = 0;
+    mvaddnstr(y, x, buf, s->cols - x);
+    if (y + 1 < s->lines && s->cols > 12)
+        mvaddnstr(y + 1, x, "q quits", s->cols - x);
+}
+
+static void draw(app *A)
+{
+    ui_state *s = A->s;
+    erase();
+    s->cols = COLS;
+    s->lines = LINES;
+    if (ui_too_small(s)) {
+        scr_too_small(s);
+        refresh();
+        return;
+    }
+    ui_fix_scroll(s);
+    if (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM)
+        ui_spec_update(&A->spec, s, A->m);
+    switch (s->screen) {
+    case SCR_LAYERS: scr_layers(s, &A->spec); break;
+    case SCR_SPECTRUM: scr_spectrum(s, &A->spec); break;
+    case SCR_ACCURACY: scr_accuracy(s); break;
+    case SCR_TRADEOFFS: scr_tradeoffs(s); break;
+    case SCR_SEARCH: scr_search(s); break;
+    default: scr_example(s); break;
+    }
+    w_frame(s, keys_for(s));
+    if (s->help)
+        scr_help(s);
+    refresh();
+}
+
+/* ---- input ------------------------------------------------------------------------------------ */
+
+static unsigned handle_input(app *A, int ch)
+{
+    ui_state *s = A->s;
+    switch (ch) {
+    case KEY_LEFT: return ui_key(s, UI_K_LEFT);
+    case KEY_RIGHT: return ui_key(s, UI_K_RIGHT);
+    case KEY_UP: return ui_key(s, UI_K_UP);
+    case KEY_DOWN: return ui_key(s, UI_K_DOWN);
+    case KEY_PPAGE: return ui_key(s, UI_K_PGUP);
+    case KEY_NPAGE: return ui_key(s, UI_K_PGDN);
+    case KEY_HOME: return ui_key(s, UI_K_HOME);
+    case KEY_END: return ui_key(s, UI_K_END);
+    case KEY_BTAB: return ui_key(s, UI_K_BTAB);
+    case KEY_BACKSPACE: return ui_key(s, UI_K_BACKSPACE);
+    case KEY_ENTER: return ui_key(s, UI_K_ENTER);
+    case '\r': return ui_key(s, UI_K_ENTER);
+    case KEY_RESIZE:
+        s->cols = COLS;
+        s->lines = LINES;
+        return ui_key(s, UI_K_RESIZE);
+    case KEY_MOUSE: {
+        MEVENT ev;
+        if (getmouse(&ev) != OK)
+            return 0;
+        int kind = 0;
+        if (ev.bstate & BUTTON1_PRESSED)
+            kind = UI_M_PRESS;
+        else if (ev.bstate & BUTTON1_RELEASED)
+            kind = UI_M_RELEASE;
+        else if (ev.bstate & BUTTON1_CLICKED) {
+            ui_mouse(s, ev.x, ev.y, UI_M_PRESS);
+            kind = UI_M_RELEASE;
+        } else if (ev.bstate & BUTTON4_PRESSED)
+            kind = UI_M_WHEEL_UP;
+#ifdef BUTTON5_PRESSED
+        else if (ev.bstate & BUTTON5_PRESSED)
+            kind = UI_M_WHEEL_DOWN;
+#endif
+        else if (ev.bstate & REPORT_MOUSE_POSITION)
+            kind = UI_M_DRAG;
+        if (!kind)
+            return 0;
+        return ui_mouse(s, ev.x, ev.y, kind);
+    }
+    default:
+        if (ch >= 0 && ch < 256)
+            return ui_key(s, ch);
+        return 0;
+    }
+}
+
+static void after_flags(app *A, unsigned f)
+{
+    ui_state *s = A->s;
+    if (f & UI_RECOMPUTE) {
+        ui_state_costs(s, A->m);
+        live_request(A->lv, s);
+        if (s->screen == SCR_TRADEOFFS && s->sweep.layer != s->sel)
+            f |= UI_SWEEP;
+    }
+    if (f & UI_SWEEP)
+        live_request_sweep(A->lv, s);
+    if (f & UI_SAVE)
+        do_save(A);
+}
+
+/* ---- main ------------------------------------------------------------------------------------- */
+
+static int run(app *A)
+{
+    ui_state *s = A->s;
+    setlocale(LC_ALL, "");
+    const char *cs = nl_langinfo(CODESET);
+    s->utf8 = cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+    const char *nc = getenv("NO_COLOR");
+    s->color = !A->args.no_color && !(nc && *nc);
+    atexit(restore_terminal);
+    install_signals();
+    if (!newterm(NULL, stdout, stdin)) {
+        fprintf(stderr, "rankscope: cannot open the terminal (TERM=%s)\n", getenv("TERM") ? getenv("TERM") : "");
+        return CLI_FAIL;
+    }
+    g_curses_on = 1;
+    cbreak();
+    noecho();
+    keypad(stdscr, TRUE);
+    curs_set(0);
+    set_escdelay(25);
+    timeout(50);
+    w_colors_init(s->color);
+    mousemask(BUTTON1_PRESSED | BUTTON1_RELEASED | BUTTON4_PRESSED |
+#ifdef BUTTON5_PRESSED
+                  BUTTON5_PRESSED |
+#endif
+                  REPORT_MOUSE_POSITION,
+              NULL);
+    mouseinterval(0);
+    mouse_motion(1);
+    s->cols = COLS;
+    s->lines = LINES;
+
+    double last_draw = 0;
+    int need = 1;
+    int rc = CLI_OK;
+    for (;;) {
+        if (g_signal) {
+            rc = 128 + g_signal;
+            break;
+        }
+        int ch = getch();
+        unsigned f = 0;
+        while (ch != ERR) {
+            unsigned g = handle_input(A, ch);
+            after_flags(A, g);
+            f |= g;
+            if (f & UI_QUIT)
+                break;
+            /* drain what is queued (a drag sends many events) before drawing once */
+            timeout(0);
+            ch = getch();
+            timeout(50);
+        }
+        if (f & UI_QUIT)
+            break;
+        if (f & UI_REDRAW)
+            need = 1;
+        if (live_poll(A->lv, s))
+            need = 1;
+        double now = rs_now();
+        if (need && now - last_draw >= 0.05) {
+            draw(A);
+            last_draw = now;
+            need = 0;
+        }
+    }
+    restore_terminal();
+    if (rc != CLI_OK)
+        fprintf(stderr, "rankscope: interrupted\n");
+    return rc;
+}
+
+int ui_main(int argc, char **argv)
+{
+    app A;
+    memset(&A, 0, sizeof A);
+    int pr = parse_args(argc, argv, &A.args);
+    if (pr)
+        return pr == 1 ? CLI_OK : CLI_USAGE;
+    A.model_path = A.args.model ? A.args.model : cli_default_model();
+    if (!A.model_path || !*A.model_path) {
+        fprintf(stderr, "rankscope: the shipped model assets/lenet-cifar10.onnx was not found "
+                        "(set RANKSCOPE_ASSETS or name a model)\n");
+        return CLI_FAIL;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "rankscope: the explorer needs a terminal (subcommands work without one: rankscope --help)\n");
+        return CLI_FAIL;
+    }
+    rs_err e = {{0}};
+    A.m = onnx_load(A.model_path, &e);
+    if (!A.m) {
+        fprintf(stderr, "rankscope: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    int fell_back = 0;
+    A.data = cifar10_load_split(A.args.data, "test", &fell_back, &e);
+    if (!A.data) {
+        fprintf(stderr, "rankscope: %s\n", e.msg);
+        model_free(A.m);
+        return CLI_FAIL;
+    }
+    A.s = malloc(sizeof *A.s);
+    if (!A.s) {
+        fprintf(stderr, "rankscope: out of memory\n");
+        model_free(A.m);
+        cifar10_free(A.data);
+        return CLI_FAIL;
+    }
+    ui_state *s = A.s;
+    ui_state_defaults(s);
+    int rc = ui_state_init(s, A.m, &e);
+    if (rc == 0) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", A.model_path);
+        snprintf(s->model_name, sizeof s->model_name, "%s", basename(tmp));
+        snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d", fell_back ? " sample" : "", A.data->n);
+    }
+    if (rc == 0 && A.args.plan) {
+        rs_plan *p = plan_load(A.args.plan, &e);
+        rc = p ? ui_state_apply_plan(s, A.m, p, &e) : -1;
+        plan_free(p);
+    }
+    if (rc == 0) {
+        save_paths(&A);
+        A.lv = live_start(A.m, A.data, s, &e);
+        if (!A.lv)
+            rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "rankscope: %s\n", e.msg);
+        ui_state_free(s);
+        free(s);
+        model_free(A.m);
+        cifar10_free(A.data);
+        return CLI_FAIL;
+    }
+    for (int k = 0; k < s->n_layers; ++k)
+        if (s->layers[k].cur.method != DECOMP_NONE) {
+            live_request(A.lv, s); /* the plan given with --plan */
+            break;
+        }
+    int exit_code = run(&A);
+    live_stop(A.lv);
+    ui_spec_free(&A.spec);
+    ui_state_free(s);
+    free(s);
+    model_free(A.m);
+    cifar10_free(A.data);
+    return exit_code;
+}

@@ -1,0 +1,152 @@
+/* fmt.c — number and chart formatting for the explorer. */
+#include "fmt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+char *fmt_count(int64_t v, char *buf, size_t len)
+{
+    double a = fabs((double)v);
+    const char *sign = v < 0 ? "-" : "";
+    if (a < 1000)
+        snprintf(buf, len, "%s%.0f", sign, a);
+    else if (a < 999.95e3)
+        snprintf(buf, len, "%s%.1fK", sign, a / 1e3);
+    else if (a < 999.95e6)
+        snprintf(buf, len, "%s%.1fM", sign, a / 1e6);
+    else
+        snprintf(buf, len, "%s%.1fG", sign, a / 1e9);
+    return buf;
+}
+
+char *fmt_ratio(double before, double after, char *buf, size_t len)
+{
+    if (!(after > 0) || !(before >= 0)) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    double r = before / after;
+    if (r >= 9.95)
+        snprintf(buf, len, "%.0fx", r);
+    else
+        snprintf(buf, len, "%.1fx", r);
+    return buf;
+}
+
+char *fmt_pct(double frac, char *buf, size_t len)
+{
+    if (frac < 0 || isnan(frac))
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%.1f%%", frac * 100.0);
+    return buf;
+}
+
+char *fmt_pts(double delta_frac, char *buf, size_t len)
+{
+    double p = delta_frac * 100.0;
+    if (fabs(p) < 0.05)
+        snprintf(buf, len, "0.0");
+    else
+        snprintf(buf, len, "%+.1f", p);
+    return buf;
+}
+
+char *fmt_err(double v, char *buf, size_t len)
+{
+    if (v < 0 || isnan(v))
+        snprintf(buf, len, "-");
+    else if (v == 0)
+        snprintf(buf, len, "0");
+    else if (v >= 0.095)
+        snprintf(buf, len, "%.2f", v);
+    else if (v >= 0.00095)
+        snprintf(buf, len, "%.3f", v);
+    else
+        snprintf(buf, len, "%.1e", v);
+    return buf;
+}
+
+/* Appends s to buf at *at, never past len-1. */
+static void put(char *buf, size_t len, size_t *at, const char *s)
+{
+    size_t n = strlen(s);
+    if (*at + n >= len)
+        return;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    buf[*at] = 0;
+}
+
+char *fmt_bar(double value, double max, int width, int utf8, char *buf, size_t len)
+{
+    static const char *const eighths[8] = {"", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b",
+                                           "\u258a", "\u2589"};
+    size_t at = 0;
+    if (len)
+        buf[0] = 0;
+    if (width <= 0)
+        return buf;
+    double f = (max > 0 && value > 0) ? value / max : 0;
+    if (f > 1)
+        f = 1;
+    int units = (int)lround(f * width * 8);
+    int full = units / 8, rest = units % 8;
+    for (int i = 0; i < full; ++i)
+        put(buf, len, &at, utf8 ? "\u2588" : "#");
+    int used = full;
+    if (rest && used < width) {
+        if (utf8)
+            put(buf, len, &at, eighths[rest]);
+        else
+            put(buf, len, &at, rest >= 4 ? "#" : " ");
+        ++used;
+    }
+    for (; used < width; ++used)
+        put(buf, len, &at, " ");
+    return buf;
+}
+
+int fmt_slider_pos(int rank, int max, int width)
+{
+    if (rank <= 0 || max <= 0 || width <= 0)
+        return -1;
+    if (max == 1 || width == 1)
+        return width - 1;
+    if (rank > max)
+        rank = max;
+    return (int)lround((double)(rank - 1) * (width - 1) / (max - 1));
+}
+
+int fmt_slider_rank(int pos, int max, int width)
+{
+    if (max <= 1)
+        return 1;
+    if (pos < 0)
+        pos = 0;
+    if (pos > width - 1)
+        pos = width - 1;
+    if (width <= 1)
+        return max;
+    return 1 + (int)lround((double)pos * (max - 1) / (width - 1));
+}
+
+char *fmt_slider(int rank, int max, int width, int utf8, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len)
+        buf[0] = 0;
+    int knob = fmt_slider_pos(rank, max, width);
+    for (int i = 0; i < width; ++i) {
+        if (knob < 0)
+            put(buf, len, &at, utf8 ? "\u00b7" : "-");
+        else if (i < knob)
+            put(buf, len, &at, utf8 ? "\u2501" : "=");
+        else if (i == knob)
+            put(buf, len, &at, utf8 ? "\u25cf" : "|");
+        else
+            put(buf, len, &at, utf8 ? "\u2500" : "-");
+    }
+    return buf;
+}

@@ -1,0 +1,36 @@
+/* fmt.h — number and chart formatting for the explorer (pure: no curses, no globals).
+ *
+ * Every function writes a NUL-terminated string into buf (len bytes, 16 is always enough for
+ * the numeric ones) and returns buf, so calls nest inside printf arguments.
+ */
+#ifndef RANKSCOPE_UI_FMT_H
+#define RANKSCOPE_UI_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 850, 62.0K, 1.3M, 2.1G (the CLI's convention; below 1000 shown exactly). */
+char *fmt_count(int64_t v, char *buf, size_t len);
+/* Compression ratio before/after: "1.8x", "12x" (>= 10 without decimals), "-" when after <= 0. */
+char *fmt_ratio(double before, double after, char *buf, size_t len);
+/* Fraction 0..1 as a percentage with one decimal: "72.3%"; "-" for a negative (unknown) value. */
+char *fmt_pct(double frac, char *buf, size_t len);
+/* Signed difference in percentage points: "+0.4", "-1.2", "0.0". */
+char *fmt_pts(double delta_frac, char *buf, size_t len);
+/* A small non-negative error: "0.21", "0.012", "1.3e-07", "0" ; "-" when negative. */
+char *fmt_err(double v, char *buf, size_t len);
+
+/* Horizontal bar of `width` cells for value/max. utf8: eighth-blocks (U+2589..), else '#'.
+ * Returns buf. buf needs width*3+1 bytes. */
+char *fmt_bar(double value, double max, int width, int utf8, char *buf, size_t len);
+
+/* A slider: width cells, `rank` of 1..max shown as filled up to the knob.
+ * ASCII "====|-----"; UTF-8 "━━━━●─────". rank <= 0 draws an inactive "··········" / "----------".
+ * buf needs width*3+1 bytes. */
+char *fmt_slider(int rank, int max, int width, int utf8, char *buf, size_t len);
+/* Column (0..width-1) of the slider knob for rank; -1 for rank <= 0. */
+int fmt_slider_pos(int rank, int max, int width);
+/* Rank (1..max) for a click at column pos (clamped). */
+int fmt_slider_rank(int pos, int max, int width);
+
+#endif

@@ -1,0 +1,167 @@
+/* scr_layers.c — screen 1: the layer table with rank sliders and the selected layer's chain. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "screens.h"
+#include "widgets.h"
+
+static const char *const col_title[COL_COUNT] = {
+    [COL_NAME] = "layer", [COL_OP] = "op", [COL_SHAPE] = "shape", [COL_PARAMS] = "params",
+    [COL_MACS] = "MACs", [COL_METHOD] = "method", [COL_SLIDER] = "rank slider", [COL_RANK] = "rank",
+    [COL_EVBMF] = "evbmf", [COL_WERR] = "w.err", [COL_OERR] = "out.err", [COL_SAVES] = "saves",
+};
+static const int col_right[COL_COUNT] = {[COL_PARAMS] = 1, [COL_MACS] = 1, [COL_RANK] = 1,
+                                         [COL_EVBMF] = 1, [COL_WERR] = 1, [COL_OERR] = 1,
+                                         [COL_SAVES] = 1};
+
+static void cell(const ui_table_layout *t, int y, int c, enum w_role role, const char *txt)
+{
+    if (!t->show[c])
+        return;
+    if (col_right[c])
+        w_rput(y, t->x[c], t->w[c], role, txt);
+    else
+        w_put(y, t->x[c], role, t->w[c], txt);
+}
+
+static int measured(const ui_layer *l)
+{
+    return l->res_valid && l->res_for.method == l->cur.method && l->res_for.rank == l->cur.rank &&
+           l->res_for.rank2 == l->cur.rank2;
+}
+
+static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
+{
+    const ui_layer *l = &s->layers[k];
+    int sel = k == s->sel;
+    enum w_role base = sel ? R_SEL : R_NORMAL;
+    char buf[256], b2[32];
+    if (sel)
+        w_fill(y, 0, COLS, R_SEL);
+    w_put(y, 0, base, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
+    cell(t, y, COL_NAME, base, l->name);
+    cell(t, y, COL_OP, base, l->op);
+    cell(t, y, COL_SHAPE, base, l->shape);
+    cell(t, y, COL_PARAMS, base, fmt_count(l->params, buf, sizeof buf));
+    cell(t, y, COL_MACS, base, fmt_count(l->macs, buf, sizeof buf));
+    int f = l->cur.method != DECOMP_NONE;
+    cell(t, y, COL_METHOD, f ? (sel ? R_SEL : R_ACCENT) : base, decomp_method_name(l->cur.method));
+    decomp_method vm = f ? l->cur.method : ui_preferred_method(l);
+    int max = vm != DECOMP_NONE ? l->mi[vm].max_rank : 0;
+    fmt_slider(f ? l->cur.rank : 0, max, t->w[COL_SLIDER], s->utf8, buf, sizeof buf);
+    cell(t, y, COL_SLIDER, sel ? R_SEL : (f ? R_ACCENT : R_DIM), buf);
+    if (f && l->cur.method == DECOMP_TUCKER2)
+        snprintf(buf, sizeof buf, "%d,%d/%d", l->cur.rank, ui_effective_rank2(l), max);
+    else if (f)
+        snprintf(buf, sizeof buf, "%d/%d", l->cur.rank, max);
+    else
+        snprintf(buf, sizeof buf, "-/%d", max);
+    cell(t, y, COL_RANK, base, buf);
+    if (vm != DECOMP_NONE && l->mi[vm].evbmf > 0)
+        snprintf(buf, sizeof buf, "%d", l->mi[vm].evbmf);
+    else
+        snprintf(buf, sizeof buf, "-");
+    cell(t, y, COL_EVBMF, base, buf);
+    if (!f) {
+        cell(t, y, COL_WERR, base, "-");
+        cell(t, y, COL_OERR, base, "-");
+        cell(t, y, COL_SAVES, base, "-");
+        return;
+    }
+    if (measured(l)) {
+        cell(t, y, COL_WERR, base, fmt_err(l->w_err, buf, sizeof buf));
+        cell(t, y, COL_OERR, base, fmt_err(l->out_err, buf, sizeof buf));
+    } else {
+        cell(t, y, COL_WERR, sel ? R_SEL : R_PENDING, "...");
+        cell(t, y, COL_OERR, sel ? R_SEL : R_PENDING, "...");
+    }
+    fmt_ratio((double)l->params, (double)l->params_after, b2, sizeof b2);
+    cell(t, y, COL_SAVES, l->params_after > l->params ? (sel ? R_SEL : R_BAD) : base, b2);
+}
+
+static void draw_chain(const ui_state *s, int y, int maxy)
+{
+    if (s->n_layers <= 0 || y >= maxy)
+        return;
+    const ui_layer *l = &s->layers[s->sel];
+    char a[32], b[32], c[32], d[32];
+    decomp_method vm = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    int x = w_printf(y, 1, R_ACCENT, 0, "%s", l->name);
+    x = w_printf(y, x, R_NORMAL, 0, "  %s %s", l->op, l->shape);
+    if (l->cur.method != DECOMP_NONE)
+        x = w_printf(y, x, R_NORMAL, 0, "  %s rank %d of %d", decomp_method_name(l->cur.method),
+                     l->cur.rank, l->mi[l->cur.method].max_rank);
+    if (vm != DECOMP_NONE) {
+        x = w_printf(y, x, R_DIM, 0, "   EVBMF %d", l->mi[vm].evbmf);
+        if (l->mi[vm].break_even > 0)
+            w_printf(y, x, R_DIM, 0, "  break-even rank %d", l->mi[vm].break_even);
+        else
+            w_printf(y, x, R_DIM, 0, "  (no rank saves parameters)");
+    }
+    if (++y >= maxy)
+        return;
+    w_printf(y, 1, R_NORMAL, 0, "params %s -> %s   MACs %s -> %s",
+             fmt_count(l->params, a, sizeof a), fmt_count(l->params_after, b, sizeof b),
+             fmt_count(l->macs, c, sizeof c), fmt_count(l->macs_after, d, sizeof d));
+    if (++y >= maxy)
+        return;
+    if (l->cur.method == DECOMP_NONE) {
+        w_printf(y, 1, R_DIM, 0, "one %s layer; m or <-/-> to factorize it into a sequence of simpler operations",
+                 l->op);
+        return;
+    }
+    if (!measured(l)) {
+        w_put(y, 1, R_PENDING, 0, "factorizing ...");
+        return;
+    }
+    /* the chain: boxes joined by arrows, each step's cost under it */
+    const char *sep = s->utf8 ? " \u2502 " : " | ";
+    x = w_put(y, 1, R_DIM, 0, "as ");
+    int xs[DECOMP_MAX_FACTORS];
+    for (int i = 0; i < l->n_steps; ++i) {
+        xs[i] = x;
+        x = w_put(y, x, R_ACCENT, 0, l->step_text[i]);
+        if (i + 1 < l->n_steps)
+            x = w_put(y, x, R_DIM, 0, sep);
+    }
+    if (y + 1 < maxy)
+        for (int i = 0; i < l->n_steps; ++i)
+            w_printf(y + 1, xs[i], R_DIM, 0, "%s p %s m", fmt_count(l->step_params[i], a, sizeof a),
+                     fmt_count(l->step_macs[i], b, sizeof b));
+}
+
+void scr_layers(const ui_state *s, const ui_spec *sp)
+{
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    for (int c = 0; c < COL_COUNT; ++c)
+        if (t.show[c]) {
+            if (col_right[c])
+                w_rput(2, t.x[c], t.w[c], R_DIM, col_title[c]);
+            else
+                w_put(2, t.x[c], R_DIM, t.w[c], col_title[c]);
+        }
+    for (int r = 0; r < t.rows; ++r) {
+        int k = s->scroll + r;
+        if (k >= s->n_layers)
+            break;
+        draw_row(s, &t, t.table_y + r, k);
+    }
+    if (s->n_layers == 0)
+        w_put(t.table_y, 2, R_DIM, 0, "this model has no Conv / Gemm / MatMul layer to factorize");
+    int y = t.panel_y;
+    int maxy = LINES - 2;
+    w_hline(s, y - 1 + 0, 0, COLS);
+    draw_chain(s, y, maxy);
+    /* the selected layer's spectrum, if there is room */
+    int sy = y + 5, h = maxy - sy - 1;
+    if (h >= 3 && sp && sp->valid && s->n_layers > 0) {
+        const ui_layer *l = &s->layers[s->sel];
+        w_hline(s, sy - 1, 0, COLS);
+        w_printf(sy - 1, 2, R_DIM, 0, " singular values (%s %dx%d) ", decomp_view_name(sp->view), sp->rows,
+                 sp->cols);
+        int w = COLS - 4;
+        scr_spectrum_bars(s, sp, sy, 2, h, w, l->cur.method != DECOMP_NONE ? l->cur.rank : 0);
+    }
+}

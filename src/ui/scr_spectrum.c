@@ -1,0 +1,260 @@
+/* scr_spectrum.c — screen 2: singular values of the selected layer, energy, error vs rank. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "rankscope/evbmf.h"
+#include "screens.h"
+#include "widgets.h"
+
+static decomp_view view_for(decomp_method m)
+{
+    switch (m) {
+    case DECOMP_SVD: return DECOMP_VIEW_DENSE;
+    case DECOMP_SPATIAL_SVD: return DECOMP_VIEW_SPATIAL;
+    case DECOMP_SLICE_SVD: return DECOMP_VIEW_SLICES;
+    default: return DECOMP_VIEW_MODE0;
+    }
+}
+
+void ui_spec_free(ui_spec *sp)
+{
+    free(sp->sigma);
+    free(sp->energy);
+    free(sp->err);
+    memset(sp, 0, sizeof *sp);
+}
+
+int ui_spec_update(ui_spec *sp, const ui_state *s, const rs_model *m)
+{
+    if (s->n_layers <= 0)
+        return 0;
+    const ui_layer *l = &s->layers[s->sel];
+    decomp_method meth = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    if (sp->valid && sp->layer == s->sel && sp->method == meth)
+        return 0;
+    ui_spec_free(sp);
+    sp->layer = s->sel;
+    sp->method = meth;
+    if (meth == DECOMP_NONE) {
+        snprintf(sp->note, sizeof sp->note, "no spectrum: %s cannot be factorized", l->name);
+        return 1;
+    }
+    decomp_view v = view_for(meth);
+    if (!(decomp_views_for(m, l->node) & (1u << v)))
+        v = DECOMP_VIEW_MODE0;
+    decomp_spectrum ds;
+    memset(&ds, 0, sizeof ds);
+    rs_err e;
+    if (decomp_spectrum_of(m, l->node, v, &ds, &e)) {
+        snprintf(sp->note, sizeof sp->note, "%.150s", e.msg);
+        sp->layer = s->sel;
+        return 1;
+    }
+    int n = ds.n;
+    sp->sigma = calloc((size_t)n + 1, sizeof(double));
+    sp->energy = calloc((size_t)n + 1, sizeof(double));
+    sp->err = calloc((size_t)n + 2, sizeof(double));
+    if (!sp->sigma || !sp->energy || !sp->err) {
+        decomp_spectrum_free(&ds);
+        ui_spec_free(sp);
+        return 1;
+    }
+    sp->view = v;
+    sp->rows = ds.rows;
+    sp->cols = ds.cols;
+    sp->n = n;
+    sp->n_mats = ds.n_mats;
+    /* pooled over matrices (one matrix except for slices): mean σ, and energy of all kept parts */
+    double total = 0;
+    double *tail = calloc((size_t)n + 1, sizeof(double));
+    for (int q = 0; q < ds.n_mats; ++q)
+        for (int i = 0; i < n; ++i) {
+            double sv = ds.sigma[(size_t)q * n + i];
+            sp->sigma[i] += sv / ds.n_mats;
+            total += sv * sv;
+        }
+    double cum = 0;
+    for (int i = 0; i < n; ++i) {
+        double part = 0;
+        for (int q = 0; q < ds.n_mats; ++q) {
+            double sv = ds.sigma[(size_t)q * n + i];
+            part += sv * sv;
+        }
+        cum += part;
+        sp->energy[i] = total > 0 ? cum / total : 1;
+    }
+    for (int r = 0; r <= n; ++r) {
+        double kept = r == 0 ? 0 : sp->energy[r - 1];
+        sp->err[r] = sqrt(kept < 1 ? 1 - kept : 0);
+    }
+    free(tail);
+    if (ds.n_mats == 1) {
+        evbmf_result ev;
+        memset(&ev, 0, sizeof ev);
+        int L = ds.rows < ds.cols ? ds.rows : ds.cols, M = ds.rows < ds.cols ? ds.cols : ds.rows;
+        if (evbmf_from_sv(sp->sigma, L, M, &ev, &e) == 0) {
+            sp->evbmf_threshold = ev.threshold;
+            sp->evbmf_rank = ev.rank;
+        }
+        evbmf_result_free(&ev);
+    }
+    if (meth == DECOMP_CP || meth == DECOMP_TUCKER2)
+        snprintf(sp->note, sizeof sp->note,
+                 "%s: spectrum of the mode-0 unfolding (output channels); its truncation error bounds what %s can keep",
+                 decomp_method_name(meth), decomp_method_name(meth));
+    else if (meth == DECOMP_SLICE_SVD)
+        snprintf(sp->note, sizeof sp->note, "slice-svd: mean over the %d kernel slices of %dx%d", ds.n_mats,
+                 ds.rows, ds.cols);
+    else
+        snprintf(sp->note, sizeof sp->note, "%s factorizes this %s matrix: error(r) = sqrt(1 - energy(r)) exactly",
+                 decomp_method_name(meth), decomp_view_name(v));
+    decomp_spectrum_free(&ds);
+    sp->valid = 1;
+    return 1;
+}
+
+void scr_spectrum_bars(const ui_state *s, const ui_spec *sp, int y, int x, int h, int w, int rank)
+{
+    static const char *const eighth[9] = {" ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585",
+                                          "\u2586", "\u2587", "\u2588"};
+    if (!sp->valid || sp->n <= 0 || h < 2 || w < 4)
+        return;
+    int n = sp->n, bh = h - 1;
+    int per = w / n; /* cells per bar */
+    if (per > 3)
+        per = 3;
+    int bins = n, binw = 1;
+    if (per < 1) {
+        per = 1;
+        binw = (n + w - 1) / w;
+        bins = (n + binw - 1) / binw;
+    }
+    double mx = sp->sigma[0] > 0 ? sp->sigma[0] : 1, mn = mx;
+    for (int i = 0; i < n; ++i)
+        if (sp->sigma[i] > 0 && sp->sigma[i] < mn)
+            mn = sp->sigma[i];
+    if (s->spec_log && mn >= mx)
+        mn = mx / 10;
+    for (int b = 0; b < bins; ++b) {
+        double v = 0;
+        for (int i = b * binw; i < (b + 1) * binw && i < n; ++i)
+            if (sp->sigma[i] > v)
+                v = sp->sigma[i];
+        double f;
+        if (s->spec_log)
+            f = v > 0 ? (log10(v) - log10(mn) + 0.1) / (log10(mx) - log10(mn) + 0.1) : 0;
+        else
+            f = v / mx;
+        if (f < 0)
+            f = 0;
+        int units = (int)lround(f * bh * 8);
+        int first_rank = b * binw + 1;
+        enum w_role role = rank > 0 && first_rank <= rank ? R_ACCENT : R_DIM;
+        for (int r = 0; r < bh; ++r) {
+            int u = units - r * 8;
+            const char *g = u >= 8 ? (s->utf8 ? eighth[8] : "#") : u > 0 ? (s->utf8 ? eighth[u] : (u >= 4 ? "#" : ".")) : NULL;
+            if (!g)
+                continue;
+            for (int c = 0; c < per; ++c)
+                w_put(y + bh - 1 - r, x + b * per + c, role, 1, g);
+        }
+    }
+    /* EVBMF threshold as a dotted level */
+    if (sp->evbmf_threshold > 0 && sp->evbmf_threshold < mx) {
+        double f = s->spec_log ? (log10(sp->evbmf_threshold) - log10(mn) + 0.1) / (log10(mx) - log10(mn) + 0.1)
+                               : sp->evbmf_threshold / mx;
+        int r = (int)(f * bh);
+        if (r >= 0 && r < bh) {
+            int yy = y + bh - 1 - r;
+            for (int c = 0; c < bins * per; c += 2)
+                if ((mvinch(yy, x + c) & A_CHARTEXT) == ' ')
+                    w_put(yy, x + c, R_MARK, 1, s->utf8 ? "\u00b7" : ".");
+            w_put(yy, x + bins * per + 1, R_MARK, 0, "EVBMF threshold");
+        }
+    }
+    /* marker row */
+    const ui_layer *l = &s->layers[sp->layer];
+    int be = sp->method != DECOMP_NONE ? l->mi[sp->method].break_even : 0;
+    int ev = sp->method != DECOMP_NONE ? l->mi[sp->method].evbmf : 0;
+    char buf[32];
+    if (be > 0 && be <= n) {
+        snprintf(buf, sizeof buf, "B%d", be);
+        w_put(y + bh, x + ((be - 1) / binw) * per, R_DIM, 0, buf);
+    }
+    if (ev > 0 && ev <= n) {
+        snprintf(buf, sizeof buf, "E%d", ev);
+        w_put(y + bh, x + ((ev - 1) / binw) * per, R_MARK, 0, buf);
+    }
+    if (rank > 0 && rank <= n) {
+        snprintf(buf, sizeof buf, "%sr%d", s->utf8 ? "\u25b2" : "^", rank);
+        w_put(y + bh, x + ((rank - 1) / binw) * per, R_ACCENT, 0, buf);
+    }
+}
+
+void scr_spectrum(const ui_state *s, const ui_spec *sp)
+{
+    char a[32];
+    if (s->n_layers <= 0)
+        return;
+    const ui_layer *l = &s->layers[s->sel];
+    int rank = l->cur.method != DECOMP_NONE ? l->cur.rank : 0;
+    int x = w_printf(2, 1, R_ACCENT, 0, "%s", l->name);
+    if (!sp->valid) {
+        w_put(3, 1, R_DIM, 0, sp->note);
+        return;
+    }
+    x = w_printf(2, x, R_NORMAL, 0, "  %s  %s view %dx%d  %d singular values  %s scale", decomp_method_name(sp->method),
+                 decomp_view_name(sp->view), sp->rows, sp->cols, sp->n, s->spec_log ? "log" : "linear");
+    w_put(3, 1, R_DIM, 0, sp->note);
+    int top = 5, bottom = LINES - 3;
+    int avail = bottom - top;
+    int bars_h = avail / 2;
+    w_printf(top - 1, 1, R_DIM, 0, "sigma (max %.3g)", sp->sigma[0]);
+    scr_spectrum_bars(s, sp, top, 2, bars_h, COLS - 22, rank);
+    /* text summary at the right of the bars */
+    int rx = COLS - 19, ry = top;
+    if (rank > 0 && rank <= sp->n) {
+        w_printf(ry++, rx, R_ACCENT, 0, "rank %d", rank);
+        w_printf(ry++, rx, R_NORMAL, 0, "energy %s", fmt_pct(sp->energy[rank - 1], a, sizeof a));
+        w_printf(ry++, rx, R_NORMAL, 0, "error  %s", fmt_err(sp->err[rank], a, sizeof a));
+    } else {
+        w_put(ry++, rx, R_DIM, 0, "not factorized");
+    }
+    if (sp->evbmf_rank > 0)
+        w_printf(ry++, rx, R_MARK, 0, "EVBMF rank %d", sp->evbmf_rank);
+    if (sp->method != DECOMP_NONE && l->mi[sp->method].break_even > 0)
+        w_printf(ry++, rx, R_DIM, 0, "break-even %d", l->mi[sp->method].break_even);
+    /* energy and error curves side by side */
+    int py = top + bars_h + 2, ph = bottom - py - 2;
+    if (ph < 3)
+        return;
+    int half = (COLS - 4) / 2;
+    double *xs = malloc(sizeof(double) * (size_t)(sp->n + 1));
+    double *ys = malloc(sizeof(double) * (size_t)(sp->n + 1));
+    if (!xs || !ys) {
+        free(xs);
+        free(ys);
+        return;
+    }
+    w_plot pe = {py, 10, ph, half - 12, 0, sp->n, 0, 1, 0};
+    w_plot_axes(s, &pe, "rank", "cumulative energy", "%.2f");
+    for (int r = 0; r <= sp->n; ++r) {
+        xs[r] = r;
+        ys[r] = r == 0 ? 0 : sp->energy[r - 1];
+    }
+    w_plot_line(&pe, xs, ys, sp->n + 1, R_ACCENT, s->utf8 ? "\u2022" : "*");
+    if (rank > 0)
+        w_plot_vline(s, &pe, rank, R_MARK, NULL);
+    w_plot pr = {py, half + 10, ph, COLS - half - 12, 0, sp->n, 0, 1, 0};
+    w_plot_axes(s, &pr, "rank", "reconstruction error vs rank", "%.2f");
+    for (int r = 0; r <= sp->n; ++r)
+        ys[r] = sp->err[r];
+    w_plot_line(&pr, xs, ys, sp->n + 1, R_ACCENT, s->utf8 ? "\u2022" : "*");
+    if (rank > 0)
+        w_plot_vline(s, &pr, rank, R_MARK, NULL);
+    free(xs);
+    free(ys);
+}

@@ -1,0 +1,112 @@
+/* scr_tradeoffs.c — screen 4: accuracy vs rank for the selected layer (a background sweep) and
+ * every configuration evaluated so far, compression against accuracy, with the Pareto front. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fmt.h"
+#include "screens.h"
+#include "widgets.h"
+
+void scr_tradeoffs(const ui_state *s)
+{
+    char a[32], b[32];
+    if (s->n_layers <= 0)
+        return;
+    const ui_sweep *sw = &s->sweep;
+    int half = COLS / 2;
+    int top = 4, ph = LINES - top - 6;
+    if (ph < 4)
+        ph = 4;
+    /* left: sweep */
+    if (sw->layer >= 0 && sw->layer < s->n_layers) {
+        const ui_layer *l = &s->layers[sw->layer];
+        w_printf(2, 1, R_ACCENT, 0, "%s %s: accuracy vs rank", l->name, decomp_method_name(sw->base.method));
+        if (sw->running)
+            w_printf(3, 1, R_PENDING, 0, "sweep %d/%d running in the background", sw->n, sw->total);
+        else
+            w_printf(3, 1, R_DIM, 0, "sweep done: %d ranks (S re-runs)", sw->n);
+        int maxr = l->mi[sw->base.method].max_rank;
+        double lo = 1, hi = 0;
+        for (int i = 0; i < sw->n; ++i) {
+            if (sw->acc[i] < lo)
+                lo = sw->acc[i];
+            if (sw->acc[i] > hi)
+                hi = sw->acc[i];
+        }
+        if (s->have_orig && s->orig.accuracy > hi)
+            hi = s->orig.accuracy;
+        if (sw->n == 0 || hi <= lo) {
+            lo = 0;
+            hi = 1;
+        }
+        w_plot p = {top + 1, 9, ph - 1, half - 12, 1, maxr > 1 ? maxr : 2, lo, hi, 0};
+        w_plot_axes(s, &p, "rank", NULL, "%.2f");
+        double *xs = malloc(sizeof(double) * UI_MAX_SWEEP), *ys = malloc(sizeof(double) * UI_MAX_SWEEP);
+        if (xs && ys) {
+            int n = 0;
+            /* sort by rank (points arrive in rank order already) */
+            for (int i = 0; i < sw->n; ++i) {
+                xs[n] = sw->rank[i];
+                ys[n++] = sw->acc[i];
+            }
+            w_plot_line(&p, xs, ys, n, R_ACCENT, s->utf8 ? "\u2022" : "*");
+        }
+        free(xs);
+        free(ys);
+        if (s->have_orig) {
+            int cy, cx;
+            if (w_plot_cell(&p, p.x1, s->orig.accuracy, &cy, &cx))
+                w_put(cy, cx + 1, R_ORIG, 0, "orig");
+        }
+        if (l->cur.method == sw->base.method && l->cur.rank > 0)
+            w_plot_vline(s, &p, l->cur.rank, R_MARK, "now");
+        if (l->mi[sw->base.method].break_even > 0)
+            w_plot_vline(s, &p, l->mi[sw->base.method].break_even, R_DIM, "B");
+        /* the point under the current rank, in words */
+        for (int i = 0; i < sw->n; ++i)
+            if (sw->rank[i] == l->cur.rank) {
+                w_printf(LINES - 3, 1, R_NORMAL, 0, "rank %d: acc %s  net params %s  MACs %s", sw->rank[i],
+                         fmt_pct(sw->acc[i], a, sizeof a), fmt_count(sw->params[i], b, sizeof b),
+                         fmt_count(sw->macs[i], a + 16, 16));
+            }
+    } else {
+        w_put(2, 1, R_DIM, 0, "select a factorizable layer (up/down) to sweep its rank");
+    }
+    /* right: scatter of every configuration evaluated */
+    int x0 = half + 9;
+    w_printf(2, half + 1, R_ACCENT, 0, "all configurations so far (%d)", s->n_hist);
+    w_put(3, half + 1, R_DIM, 0, "x: params ratio, y: accuracy, * Pareto front");
+    if (s->n_hist == 0)
+        return;
+    int *front = calloc((size_t)s->n_hist, sizeof *front);
+    if (!front)
+        return;
+    ui_pareto(s->hist, s->n_hist, front);
+    double rx = 1, ay = 0, al = 1;
+    for (int i = 0; i < s->n_hist; ++i) {
+        if (s->hist[i].ratio > rx)
+            rx = s->hist[i].ratio;
+        if (s->hist[i].acc > ay)
+            ay = s->hist[i].acc;
+        if (s->hist[i].acc < al)
+            al = s->hist[i].acc;
+    }
+    if (ay <= al)
+        al = ay - 0.01;
+    w_plot p = {top + 1, x0, ph - 1, COLS - x0 - 2, 1, rx * 1.05, al, ay, 0};
+    w_plot_axes(s, &p, "x fewer params", NULL, "%.2f");
+    for (int i = 0; i < s->n_hist; ++i)
+        if (!front[i])
+            w_plot_point(&p, s->hist[i].ratio, s->hist[i].acc, R_DIM, s->utf8 ? "\u00b7" : ".");
+    int best = -1;
+    for (int i = 0; i < s->n_hist; ++i)
+        if (front[i]) {
+            w_plot_point(&p, s->hist[i].ratio, s->hist[i].acc, R_ACCENT, s->utf8 ? "\u25c6" : "*");
+            if (best < 0 || s->hist[i].ratio > s->hist[best].ratio)
+                best = i;
+        }
+    if (best >= 0)
+        w_printf(LINES - 4, half + 1, R_DIM, 0, "front tip: %s  %.1fx  %s", s->hist[best].label, s->hist[best].ratio,
+                 fmt_pct(s->hist[best].acc, a, sizeof a));
+    free(front);
+}

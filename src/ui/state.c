@@ -1,0 +1,724 @@
+/* state.c — the explorer's pure state transitions. */
+#include "state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "rankscope/evbmf.h"
+
+static const char *const screen_names[SCR_COUNT] = {"Layers", "Spectrum", "Accuracy",
+                                                    "Trade-offs", "Search", "Example"};
+
+const char *ui_screen_name(int screen)
+{
+    return screen >= 0 && screen < SCR_COUNT ? screen_names[screen] : "?";
+}
+
+void ui_state_defaults(ui_state *s)
+{
+    memset(s, 0, sizeof *s);
+    s->cols = 100;
+    s->lines = 30;
+    s->utf8 = 1;
+    s->color = 1;
+    s->drag_row = -1;
+    s->eval_progress = -1;
+    s->sweep.layer = -1;
+    ex_default(&s->ex);
+}
+
+void ui_state_free(ui_state *s)
+{
+    if (!s)
+        return;
+    free(s->layers);
+    s->layers = NULL;
+    s->n_layers = 0;
+}
+
+/* ---- model → layers ------------------------------------------------------------------------ */
+
+static void shape_text(const rs_layer_info *li, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int d = 0; d < li->w_ndim && d < 4; ++d) {
+        int n = snprintf(buf + at, len - at, "%s%lld", d ? "x" : "", (long long)li->w_shape[d]);
+        if (n < 0 || (size_t)n >= len - at)
+            break;
+        at += (size_t)n;
+    }
+}
+
+static int default_rank_of(const ui_method_info *mi)
+{
+    if (mi->break_even > 0 && mi->break_even <= mi->max_rank)
+        return mi->break_even;
+    return mi->max_rank;
+}
+
+int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
+{
+    rs_layer_info *info = NULL;
+    int n = 0;
+    if (model_layer_table(m, &info, &n, e))
+        return -1;
+    int nw = 0;
+    for (int i = 0; i < n; ++i)
+        if (model_is_weighted(m, info[i].node))
+            ++nw;
+    free(s->layers);
+    s->layers = calloc(nw ? (size_t)nw : 1, sizeof *s->layers);
+    if (!s->layers) {
+        free(info);
+        return rs_fail(e, "out of memory for %d layers", nw);
+    }
+    s->n_layers = 0;
+    for (int i = 0; i < n; ++i) {
+        const rs_layer_info *li = &info[i];
+        if (!model_is_weighted(m, li->node))
+            continue;
+        ui_layer *l = &s->layers[s->n_layers++];
+        l->node = li->node;
+        char shortname[96];
+        snprintf(l->name, sizeof l->name, "%s", model_layer_name(m, li->node, shortname, sizeof shortname));
+        snprintf(l->node_name, sizeof l->node_name, "%s", li->name ? li->name : "?");
+        snprintf(l->op, sizeof l->op, "%s", model_op_name(li->op));
+        shape_text(li, l->shape, sizeof l->shape);
+        l->params = li->params;
+        l->macs = li->macs;
+        l->methods = decomp_methods_for(m, li->node) | (1u << DECOMP_NONE);
+        for (int k = 1; k < DECOMP_COUNT; ++k) {
+            ui_method_info *mi = &l->mi[k];
+            if (!(l->methods & (1u << k)))
+                continue;
+            mi->max_rank = decomp_max_rank(m, li->node, (decomp_method)k, 0);
+            mi->max_rank2 = decomp_max_rank(m, li->node, (decomp_method)k, 1);
+            if (mi->max_rank <= 0) {
+                l->methods &= ~(1u << k);
+                continue;
+            }
+            mi->break_even = decomp_break_even_rank(m, li->node, (decomp_method)k, DECOMP_BY_PARAMS);
+            rs_err ee;
+            int r = 0, r2 = 0;
+            if (evbmf_layer_rank(m, li->node, (decomp_method)k, 1, &r, &r2, &ee) == 0) {
+                mi->evbmf = r;
+                mi->evbmf2 = r2;
+            }
+            mi->default_rank = default_rank_of(mi);
+        }
+        l->cur.method = DECOMP_NONE;
+        l->params_after = l->params;
+        l->macs_after = l->macs;
+    }
+    free(info);
+    model_totals(m, &s->params_total, &s->macs_total);
+    s->params_total_after = s->params_total;
+    s->macs_total_after = s->macs_total;
+    s->sel = 0;
+    s->scroll = 0;
+    ++s->gen;
+    return 0;
+}
+
+int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e)
+{
+    if (plan_validate(m, p, e))
+        return -1;
+    for (int i = 0; i < p->n; ++i) {
+        const plan_entry *pe = &p->entries[i];
+        int found = 0;
+        for (int k = 0; k < s->n_layers; ++k) {
+            ui_layer *l = &s->layers[k];
+            if (model_find_layer(m, pe->layer) != l->node)
+                continue;
+            found = 1;
+            if (!(l->methods & (1u << pe->method)))
+                return rs_fail(e, "%s: method %s is not available in the explorer", pe->layer,
+                               decomp_method_name(pe->method));
+            l->cur.method = pe->method;
+            l->cur.rank = pe->method == DECOMP_NONE ? 0 : pe->rank;
+            l->cur.rank2 = pe->method == DECOMP_TUCKER2 ? pe->rank2 : 0;
+        }
+        if (!found)
+            return rs_fail(e, "plan: layer \"%s\" is not a weighted layer", pe->layer);
+    }
+    ++s->gen;
+    ui_state_costs(s, m);
+    return 0;
+}
+
+int ui_state_plan(const ui_state *s, rs_plan *out, rs_err *e)
+{
+    plan_clear(out);
+    for (int k = 0; k < s->n_layers; ++k) {
+        const ui_layer *l = &s->layers[k];
+        if (l->cur.method == DECOMP_NONE)
+            continue;
+        /* the node name: what plan_apply looks layers up by */
+        if (plan_set(out, l->node_name, l->cur.method, l->cur.rank, l->cur.rank2, e))
+            return -1;
+    }
+    return 0;
+}
+
+void ui_state_costs(ui_state *s, const rs_model *m)
+{
+    int64_t dp = 0, dm = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        ui_layer *l = &s->layers[k];
+        l->params_after = l->params;
+        l->macs_after = l->macs;
+        if (l->cur.method != DECOMP_NONE) {
+            decomp_cost c;
+            rs_err e;
+            if (decomp_cost_of(m, l->node, l->cur.method, l->cur.rank, l->cur.rank2, &c, &e) == 0) {
+                l->params_after = c.params_after;
+                l->macs_after = c.macs_after;
+            }
+        }
+        dp += l->params_after - l->params;
+        dm += l->macs_after - l->macs;
+    }
+    s->params_total_after = s->params_total + dp;
+    s->macs_total_after = s->macs_total + dm;
+}
+
+/* ---- choices -------------------------------------------------------------------------------- */
+
+decomp_method ui_preferred_method(const ui_layer *l)
+{
+    static const decomp_method order[] = {DECOMP_SVD, DECOMP_SPATIAL_SVD, DECOMP_TUCKER2, DECOMP_CP,
+                                          DECOMP_SLICE_SVD};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; ++i)
+        if ((l->methods & (1u << order[i])) && l->mi[order[i]].max_rank > 0)
+            return order[i];
+    return DECOMP_NONE;
+}
+
+int ui_effective_rank2(const ui_layer *l)
+{
+    if (l->cur.method != DECOMP_TUCKER2)
+        return 0;
+    if (l->cur.rank2 > 0)
+        return l->cur.rank2;
+    int r = l->cur.rank, max2 = l->mi[DECOMP_TUCKER2].max_rank2;
+    return r < max2 ? r : max2;
+}
+
+/* Set the selected layer's choice; returns the flags of a configuration change (or 0). */
+static unsigned set_choice(ui_state *s, ui_layer *l, decomp_method method, int rank, int rank2)
+{
+    if (method != DECOMP_NONE) {
+        const ui_method_info *mi = &l->mi[method];
+        if (!(l->methods & (1u << method)) || mi->max_rank <= 0)
+            return UI_HANDLED;
+        if (rank < 1)
+            rank = 1;
+        if (rank > mi->max_rank)
+            rank = mi->max_rank;
+        if (method == DECOMP_TUCKER2) {
+            if (rank2 < 0)
+                rank2 = 0;
+            if (rank2 > mi->max_rank2)
+                rank2 = mi->max_rank2;
+        } else {
+            rank2 = 0;
+        }
+    } else {
+        rank = rank2 = 0;
+    }
+    if (l->cur.method == method && l->cur.rank == rank && l->cur.rank2 == rank2)
+        return UI_HANDLED | UI_REDRAW; /* clamped at an end: nothing to recompute */
+    l->cur.method = method;
+    l->cur.rank = rank;
+    l->cur.rank2 = rank2;
+    s->dirty = 1;
+    ++s->gen;
+    return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;
+}
+
+static unsigned rank_step(ui_state *s, int delta, int to_end)
+{
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    ui_layer *l = &s->layers[s->sel];
+    if (l->cur.method == DECOMP_NONE) {
+        decomp_method pm = ui_preferred_method(l);
+        if (pm == DECOMP_NONE) {
+            snprintf(s->msg, sizeof s->msg, "%s: no low-rank method applies to this layer", l->name);
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return set_choice(s, l, pm, l->mi[pm].default_rank, 0);
+    }
+    int max = l->mi[l->cur.method].max_rank;
+    int r = l->cur.rank + delta;
+    if (to_end < 0)
+        r = 1;
+    else if (to_end > 0)
+        r = max;
+    return set_choice(s, l, l->cur.method, r, l->cur.rank2);
+}
+
+static int page_step(const ui_layer *l)
+{
+    int max = l->cur.method != DECOMP_NONE ? l->mi[l->cur.method].max_rank : 0;
+    int tenth = (max + 5) / 10;
+    return tenth > 8 ? tenth : 8;
+}
+
+static unsigned cycle_method(ui_state *s)
+{
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    ui_layer *l = &s->layers[s->sel];
+    for (int k = 1; k <= DECOMP_COUNT; ++k) {
+        decomp_method m = (decomp_method)(((int)l->cur.method + k) % DECOMP_COUNT);
+        if (m == DECOMP_NONE)
+            return set_choice(s, l, DECOMP_NONE, 0, 0);
+        if ((l->methods & (1u << m)) && l->mi[m].max_rank > 0)
+            return set_choice(s, l, m, l->mi[m].default_rank, 0);
+    }
+    return UI_HANDLED;
+}
+
+static unsigned apply_evbmf(ui_state *s)
+{
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    ui_layer *l = &s->layers[s->sel];
+    decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    if (m == DECOMP_NONE || l->mi[m].evbmf <= 0) {
+        snprintf(s->msg, sizeof s->msg, "%s: no EVBMF suggestion for %s", l->name,
+                 decomp_method_name(m));
+        return UI_HANDLED | UI_REDRAW;
+    }
+    return set_choice(s, l, m, l->mi[m].evbmf, m == DECOMP_TUCKER2 ? l->mi[m].evbmf2 : 0);
+}
+
+/* ---- layout --------------------------------------------------------------------------------- */
+
+int ui_too_small(const ui_state *s)
+{
+    return s->cols < UI_MIN_COLS || s->lines < UI_MIN_LINES;
+}
+
+void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
+{
+    memset(t, 0, sizeof *t);
+    int name_w = 5, shape_w = 5, op_w = 4;
+    for (int k = 0; k < s->n_layers; ++k) {
+        int n = (int)strlen(s->layers[k].name), sh = (int)strlen(s->layers[k].shape);
+        int o = (int)strlen(s->layers[k].op);
+        if (n > name_w)
+            name_w = n;
+        if (sh > shape_w)
+            shape_w = sh;
+        if (o > op_w)
+            op_w = o;
+    }
+    if (name_w > 16)
+        name_w = 16;
+    if (shape_w > 16)
+        shape_w = 16;
+    const int want[COL_COUNT] = {
+        [COL_NAME] = name_w, [COL_OP] = op_w, [COL_SHAPE] = shape_w, [COL_PARAMS] = 7,
+        [COL_MACS] = 7, [COL_METHOD] = 11, [COL_SLIDER] = 10, [COL_RANK] = 8, [COL_EVBMF] = 5,
+        [COL_WERR] = 6, [COL_OERR] = 7, [COL_SAVES] = 6,
+    };
+    /* columns dropped first when the width runs short */
+    static const int drop_order[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF};
+    for (int c = 0; c < COL_COUNT; ++c)
+        t->show[c] = 1;
+    int avail = s->cols - 2; /* "> " marker */
+    for (size_t d = 0;; ++d) {
+        int total = 0;
+        for (int c = 0; c < COL_COUNT; ++c)
+            if (t->show[c])
+                total += want[c] + 1;
+        if (total <= avail || d >= sizeof drop_order / sizeof drop_order[0])
+            break;
+        t->show[drop_order[d]] = 0;
+    }
+    int total = 0;
+    for (int c = 0; c < COL_COUNT; ++c)
+        if (t->show[c])
+            total += want[c] + 1;
+    int extra = avail - total;
+    int x = 2;
+    for (int c = 0; c < COL_COUNT; ++c) {
+        t->w[c] = want[c];
+        if (c == COL_SLIDER && extra > 0)
+            t->w[c] += extra > 30 ? 30 : extra;
+        t->x[c] = x;
+        if (t->show[c])
+            x += t->w[c] + 1;
+    }
+    t->table_y = 3; /* title, separator... see scr_layers.c: row 1 is the column header */
+    int max_rows = s->lines - 3 - 8; /* leave room for the chain panel and the footer */
+    if (max_rows < 3)
+        max_rows = 3;
+    t->rows = s->n_layers < max_rows ? s->n_layers : max_rows;
+    t->panel_y = t->table_y + t->rows + 1;
+}
+
+void ui_fix_scroll(ui_state *s)
+{
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    if (s->sel < 0)
+        s->sel = 0;
+    if (s->sel >= s->n_layers)
+        s->sel = s->n_layers > 0 ? s->n_layers - 1 : 0;
+    if (s->sel < s->scroll)
+        s->scroll = s->sel;
+    if (t.rows > 0 && s->sel >= s->scroll + t.rows)
+        s->scroll = s->sel - t.rows + 1;
+    if (s->scroll < 0)
+        s->scroll = 0;
+}
+
+/* ---- worked example editing ----------------------------------------------------------------- */
+
+static unsigned edit_key(ui_state *s, int key)
+{
+    ui_edit *ed = &s->edit;
+    ex_state *ex = &s->ex;
+    int rows = ed->which ? EX_K : ex->in_h, cols = ed->which ? EX_K : ex->in_w;
+    switch (key) {
+    case UI_K_ESC:
+        ed->active = 0;
+        ed->len = 0;
+        ed->buf[0] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_TAB:
+        ed->which = !ed->which;
+        ed->r = ed->c = 0;
+        ed->len = 0;
+        ed->buf[0] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_LEFT: ed->c = (ed->c + cols - 1) % cols; ed->len = 0; ed->buf[0] = 0; return UI_HANDLED | UI_REDRAW;
+    case UI_K_RIGHT: ed->c = (ed->c + 1) % cols; ed->len = 0; ed->buf[0] = 0; return UI_HANDLED | UI_REDRAW;
+    case UI_K_UP: ed->r = (ed->r + rows - 1) % rows; ed->len = 0; ed->buf[0] = 0; return UI_HANDLED | UI_REDRAW;
+    case UI_K_DOWN: ed->r = (ed->r + 1) % rows; ed->len = 0; ed->buf[0] = 0; return UI_HANDLED | UI_REDRAW;
+    case UI_K_BACKSPACE:
+    case 127:
+    case 8:
+        if (ed->len > 0)
+            ed->buf[--ed->len] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_ENTER:
+    case '\r': {
+        if (ed->len > 0) {
+            char *end = NULL;
+            double v = strtod(ed->buf, &end);
+            if (end && *end == 0 && v > -1e6 && v < 1e6) {
+                if (ed->which)
+                    ex->k[ed->r][ed->c] = v;
+                else
+                    ex->x[ed->r][ed->c] = v;
+                ex_compute(ex);
+                snprintf(s->msg, sizeof s->msg, "%s[%d][%d] = %g", ed->which ? "K" : "X", ed->r,
+                         ed->c, v);
+            } else {
+                snprintf(s->msg, sizeof s->msg, "not a number: \"%s\"", ed->buf);
+            }
+        }
+        ed->len = 0;
+        ed->buf[0] = 0;
+        /* move on to the next cell, like a spreadsheet */
+        if (++ed->c >= cols) {
+            ed->c = 0;
+            ed->r = (ed->r + 1) % rows;
+        }
+        return UI_HANDLED | UI_REDRAW;
+    }
+    default:
+        if (((key >= '0' && key <= '9') || key == '-' || key == '.' || key == '+' || key == 'e') &&
+            ed->len < (int)sizeof ed->buf - 1) {
+            ed->buf[ed->len++] = (char)key;
+            ed->buf[ed->len] = 0;
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return UI_HANDLED;
+    }
+}
+
+static unsigned example_key(ui_state *s, int key)
+{
+    ex_state *ex = &s->ex;
+    switch (key) {
+    case UI_K_RIGHT:
+    case ' ':
+        ex->pos = (ex->pos + 1) % ex->n_pos;
+        break;
+    case UI_K_LEFT:
+        ex->pos = (ex->pos + ex->n_pos - 1) % ex->n_pos;
+        break;
+    case UI_K_HOME:
+        ex->pos = 0;
+        break;
+    case 's':
+        ex->stride = ex->stride == 1 ? 2 : 1;
+        ex->pos = 0;
+        break;
+    case 'r':
+    case UI_K_UP:
+        ex->rank = ex->rank % EX_K + 1;
+        break;
+    case UI_K_DOWN:
+        ex->rank = ex->rank > 1 ? ex->rank - 1 : EX_K;
+        break;
+    case 'E':
+        s->edit.active = 1;
+        s->edit.which = 0;
+        s->edit.r = ex->win_r;
+        s->edit.c = ex->win_c;
+        s->edit.len = 0;
+        s->edit.buf[0] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case 'D':
+        ex_default(ex);
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        return 0;
+    }
+    ex_compute(ex);
+    return UI_HANDLED | UI_REDRAW;
+}
+
+/* ---- keys ----------------------------------------------------------------------------------- */
+
+static unsigned select_row(ui_state *s, int row)
+{
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    if (row < 0)
+        row = 0;
+    if (row >= s->n_layers)
+        row = s->n_layers - 1;
+    unsigned f = UI_HANDLED | UI_REDRAW;
+    if (row != s->sel && s->screen == SCR_TRADEOFFS)
+        f |= UI_SWEEP;
+    s->sel = row;
+    ui_fix_scroll(s);
+    return f;
+}
+
+static unsigned set_screen(ui_state *s, int screen)
+{
+    unsigned f = UI_HANDLED | UI_REDRAW;
+    if (screen == SCR_TRADEOFFS && s->screen != SCR_TRADEOFFS)
+        f |= UI_SWEEP;
+    s->screen = screen;
+    return f;
+}
+
+unsigned ui_key(ui_state *s, int key)
+{
+    if (key == UI_K_RESIZE)
+        return UI_HANDLED | UI_REDRAW;
+    if (s->help) {
+        s->help = 0;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (s->confirm_quit) {
+        s->confirm_quit = 0;
+        s->msg[0] = 0;
+        if (key == 'q' || key == 'y' || key == 'Y' || key == 'Q')
+            return UI_HANDLED | UI_QUIT;
+        if (key == 'w')
+            return UI_HANDLED | UI_REDRAW | UI_SAVE;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (s->screen == SCR_EXAMPLE && s->edit.active)
+        return edit_key(s, key);
+    s->msg[0] = 0;
+
+    /* global keys */
+    switch (key) {
+    case 'q':
+    case 'Q':
+        if (s->dirty) {
+            s->confirm_quit = 1;
+            snprintf(s->msg, sizeof s->msg,
+                     "Unsaved rank changes. Quit anyway? q/y quit, w save, any other key stays");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return UI_HANDLED | UI_QUIT;
+    case '?':
+    case 'h':
+        s->help = 1;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_TAB:
+        return set_screen(s, (s->screen + 1) % SCR_COUNT);
+    case UI_K_BTAB:
+        return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
+    case 'w':
+        return UI_HANDLED | UI_SAVE;
+    case 12: /* ^L */
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        break;
+    }
+    if (key >= '1' && key < '1' + SCR_COUNT)
+        return set_screen(s, key - '1');
+
+    if (s->screen == SCR_EXAMPLE) {
+        unsigned f = example_key(s, key);
+        return f ? f : UI_HANDLED;
+    }
+    if (s->screen == SCR_SEARCH) {
+        switch (key) {
+        case 's':
+        case UI_K_ENTER:
+            if (!s->search_available) {
+                snprintf(s->msg, sizeof s->msg, "rank search is not available in this build yet");
+                return UI_HANDLED | UI_REDRAW;
+            }
+            return s->search_running ? UI_HANDLED : UI_HANDLED | UI_REDRAW | UI_SEARCH_START;
+        case 'x':
+        case UI_K_ESC:
+            return s->search_running ? UI_HANDLED | UI_REDRAW | UI_SEARCH_STOP : UI_HANDLED;
+        case 'a':
+            return s->search_available ? UI_HANDLED | UI_REDRAW | UI_SEARCH_APPLY : UI_HANDLED;
+        default:
+            break;
+        }
+    }
+    if (s->screen == SCR_SPECTRUM && key == 'l') {
+        s->spec_log = !s->spec_log;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (s->screen == SCR_TRADEOFFS && key == 'S')
+        return UI_HANDLED | UI_REDRAW | UI_SWEEP;
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    ui_layer *l = &s->layers[s->sel];
+    switch (key) {
+    case UI_K_UP:
+    case 'k':
+        return select_row(s, s->sel - 1);
+    case UI_K_DOWN:
+    case 'j':
+        return select_row(s, s->sel + 1);
+    case UI_K_LEFT:
+        return rank_step(s, -1, 0);
+    case UI_K_RIGHT:
+        return rank_step(s, +1, 0);
+    case UI_K_PGUP:
+        return rank_step(s, +page_step(l), 0);
+    case UI_K_PGDN:
+        return rank_step(s, -page_step(l), 0);
+    case UI_K_HOME:
+        return rank_step(s, 0, -1);
+    case UI_K_END:
+        return rank_step(s, 0, +1);
+    case 'm':
+        return cycle_method(s);
+    case 'e':
+        return apply_evbmf(s);
+    case '0':
+        return set_choice(s, l, DECOMP_NONE, 0, 0);
+    case '[':
+    case ']':
+        if (l->cur.method != DECOMP_TUCKER2)
+            return UI_HANDLED;
+        return set_choice(s, l, l->cur.method, l->cur.rank,
+                          ui_effective_rank2(l) + (key == ']' ? 1 : -1) < 1
+                              ? 1
+                              : ui_effective_rank2(l) + (key == ']' ? 1 : -1));
+    default:
+        return UI_HANDLED;
+    }
+}
+
+/* ---- mouse ---------------------------------------------------------------------------------- */
+
+static unsigned slider_to(ui_state *s, int row, int x, const ui_table_layout *t)
+{
+    ui_layer *l = &s->layers[row];
+    decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    if (m == DECOMP_NONE)
+        return UI_HANDLED | UI_REDRAW;
+    int r = fmt_slider_rank(x - t->x[COL_SLIDER], l->mi[m].max_rank, t->w[COL_SLIDER]);
+    return set_choice(s, l, m, r, l->cur.method == m ? l->cur.rank2 : 0);
+}
+
+unsigned ui_mouse(ui_state *s, int x, int y, int ev)
+{
+    if (s->help || s->confirm_quit)
+        return ui_key(s, ' ');
+    if (ev == UI_M_WHEEL_UP || ev == UI_M_WHEEL_DOWN) {
+        if (s->screen == SCR_EXAMPLE || s->screen == SCR_SEARCH)
+            return UI_HANDLED;
+        return select_row(s, s->sel + (ev == UI_M_WHEEL_UP ? -1 : 1));
+    }
+    if (s->screen != SCR_LAYERS || s->n_layers <= 0) {
+        if (ev == UI_M_RELEASE)
+            s->drag_row = -1;
+        return UI_HANDLED;
+    }
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    if (ev == UI_M_RELEASE) {
+        unsigned f = UI_HANDLED;
+        if (s->drag_row >= 0)
+            f |= slider_to(s, s->drag_row, x, &t);
+        s->drag_row = -1;
+        return f;
+    }
+    if (ev == UI_M_DRAG) {
+        if (s->drag_row < 0)
+            return UI_HANDLED;
+        return slider_to(s, s->drag_row, x, &t);
+    }
+    /* press */
+    int row = y - t.table_y;
+    if (row < 0 || row >= t.rows)
+        return UI_HANDLED;
+    row += s->scroll;
+    if (row >= s->n_layers)
+        return UI_HANDLED;
+    unsigned f = select_row(s, row);
+    if (t.show[COL_SLIDER] && x >= t.x[COL_SLIDER] && x < t.x[COL_SLIDER] + t.w[COL_SLIDER]) {
+        s->drag_row = row;
+        f |= slider_to(s, row, x, &t);
+    }
+    return f;
+}
+
+/* ---- trade-offs ----------------------------------------------------------------------------- */
+
+int ui_pareto(const ui_point *p, int n, int *on_front)
+{
+    int count = 0;
+    for (int i = 0; i < n; ++i) {
+        int dominated = 0;
+        for (int j = 0; j < n && !dominated; ++j) {
+            if (j == i)
+                continue;
+            if (p[j].ratio >= p[i].ratio && p[j].acc >= p[i].acc &&
+                (p[j].ratio > p[i].ratio || p[j].acc > p[i].acc))
+                dominated = 1;
+        }
+        on_front[i] = !dominated;
+        count += !dominated;
+    }
+    return count;
+}
+
+void ui_history_add(ui_state *s, double ratio, double macs_ratio, double acc, const char *label)
+{
+    if (s->n_hist >= UI_MAX_HISTORY) {
+        memmove(s->hist, s->hist + 1, sizeof s->hist[0] * (UI_MAX_HISTORY - 1));
+        s->n_hist = UI_MAX_HISTORY - 1;
+    }
+    ui_point *pt = &s->hist[s->n_hist++];
+    pt->ratio = ratio;
+    pt->macs_ratio = macs_ratio;
+    pt->acc = acc;
+    snprintf(pt->label, sizeof pt->label, "%s", label ? label : "");
+}

@@ -1,0 +1,211 @@
+/* state.h — the explorer's state and its pure transitions (no curses, no threads, no I/O).
+ *
+ * Contract:
+ *  - ui_key / ui_mouse take the state and one input event and return UI_* flags saying what the
+ *    caller (app.c) must do next: redraw, quit, re-factorize + re-evaluate (RECOMPUTE), save, start
+ *    a sweep or a search. They never block, allocate or touch the terminal, so tests drive them
+ *    directly.
+ *  - Keys are the UI_K_* codes below (app.c maps curses codes onto them); printable keys are their
+ *    ASCII value.
+ *  - Every change of a layer's method or rank bumps `gen`; results computed in the background
+ *    carry the gen they were computed for, so a stale result is never shown as current.
+ *  - Layers are the model's weighted nodes (Conv / Gemm / MatMul) in graph order; their valid
+ *    methods and rank ranges are filled once by ui_state_init from the engine.
+ */
+#ifndef RANKSCOPE_UI_STATE_H
+#define RANKSCOPE_UI_STATE_H
+
+#include <stdint.h>
+
+#include "example.h"
+#include "rankscope/decomp.h"
+#include "rankscope/eval.h"
+#include "rankscope/model.h"
+#include "rankscope/plan.h"
+
+enum ui_screen {
+    SCR_LAYERS = 0,
+    SCR_SPECTRUM,
+    SCR_ACCURACY,
+    SCR_TRADEOFFS,
+    SCR_SEARCH,
+    SCR_EXAMPLE,
+    SCR_COUNT
+};
+
+enum ui_flags {
+    UI_HANDLED = 1u << 0,
+    UI_REDRAW = 1u << 1,
+    UI_QUIT = 1u << 2,
+    UI_RECOMPUTE = 1u << 3, /* a layer's method/rank changed: re-factorize + re-evaluate */
+    UI_SAVE = 1u << 4,
+    UI_SWEEP = 1u << 5,     /* (re)start the trade-off sweep for the selected layer */
+    UI_SEARCH_START = 1u << 6,
+    UI_SEARCH_STOP = 1u << 7,
+    UI_SEARCH_APPLY = 1u << 8,
+};
+
+enum ui_keys {
+    UI_K_TAB = '\t',
+    UI_K_ENTER = '\n',
+    UI_K_ESC = 27,
+    UI_K_LEFT = 0x10000,
+    UI_K_RIGHT,
+    UI_K_UP,
+    UI_K_DOWN,
+    UI_K_PGUP,
+    UI_K_PGDN,
+    UI_K_HOME,
+    UI_K_END,
+    UI_K_BTAB,
+    UI_K_BACKSPACE,
+    UI_K_RESIZE,
+};
+
+enum ui_mouse_ev { UI_M_PRESS = 1, UI_M_DRAG, UI_M_RELEASE, UI_M_WHEEL_UP, UI_M_WHEEL_DOWN };
+
+typedef struct ui_choice {
+    decomp_method method;
+    int rank, rank2; /* rank2: tucker2 only, 0 = default min(rank, C_in) */
+} ui_choice;
+
+typedef struct ui_method_info {
+    int max_rank, max_rank2; /* 0: method not valid for the layer */
+    int evbmf, evbmf2;       /* EVBMF suggestion, 0 unknown */
+    int break_even;          /* largest rank that saves params, 0 = none does */
+    int default_rank;        /* rank taken when the method is chosen */
+} ui_method_info;
+
+typedef struct ui_layer {
+    int node; /* index in the original model */
+    char name[48];      /* display / plan name: "conv2" for PyTorch's "/conv2/Conv" */
+    char node_name[96]; /* the node's own name in the model */
+    char op[12], shape[40];
+    int64_t params, macs;
+    unsigned methods; /* bit (1u << method) */
+    ui_method_info mi[DECOMP_COUNT];
+    ui_choice cur;
+    int64_t params_after, macs_after; /* analytic, for cur (ui_state_costs) */
+    /* measured by the worker for res_for; shown only while res_for equals cur */
+    ui_choice res_for;
+    int res_valid;
+    double w_err, out_err;
+    int n_steps; /* the factor chain of res_for, as "5x1 conv 6->12" with each step's cost */
+    char step_text[DECOMP_MAX_FACTORS][40];
+    int64_t step_params[DECOMP_MAX_FACTORS], step_macs[DECOMP_MAX_FACTORS];
+} ui_layer;
+
+/* Columns of the layer table that fit the width, and where the slider is. */
+enum { COL_NAME, COL_OP, COL_SHAPE, COL_PARAMS, COL_MACS, COL_METHOD, COL_SLIDER, COL_RANK,
+       COL_EVBMF, COL_WERR, COL_OERR, COL_SAVES, COL_COUNT };
+typedef struct ui_table_layout {
+    int show[COL_COUNT];
+    int x[COL_COUNT], w[COL_COUNT];
+    int table_y;    /* screen row of the first visible layer row */
+    int rows;       /* layer rows visible */
+    int panel_y;    /* first row below the table */
+} ui_table_layout;
+
+#define UI_MIN_COLS 80
+#define UI_MIN_LINES 24
+#define UI_MAX_SWEEP 64
+#define UI_MAX_HISTORY 1024
+
+typedef struct ui_sweep {
+    int layer;           /* index into layers, -1 none */
+    ui_choice base;      /* method swept (rank varies) */
+    uint64_t cfg_gen;    /* gen of the rest of the configuration it was run with */
+    int n, total;        /* points done / planned */
+    int rank[UI_MAX_SWEEP];
+    double acc[UI_MAX_SWEEP];
+    int64_t params[UI_MAX_SWEEP], macs[UI_MAX_SWEEP]; /* whole network */
+    int running;
+} ui_sweep;
+
+typedef struct ui_point {
+    double ratio;    /* whole-network params before / after */
+    double macs_ratio;
+    double acc;
+    char label[48];  /* short description, e.g. "conv2 spatial-svd 12 +2" */
+} ui_point;
+
+typedef struct ui_edit {
+    int active;
+    int which; /* 0 = input X, 1 = kernel K */
+    int r, c;
+    char buf[16];
+    int len;
+} ui_edit;
+
+typedef struct ui_state {
+    int screen;
+    int help, confirm_quit;
+    int cols, lines;
+    int utf8, color;
+    /* model */
+    char model_name[128];
+    char data_name[160];
+    int n_layers;
+    ui_layer *layers; /* owned */
+    int sel, scroll;
+    int dirty;
+    uint64_t gen;
+    int64_t params_total, macs_total;         /* original network */
+    int64_t params_total_after, macs_total_after;
+    /* accuracy */
+    int have_orig;
+    eval_result orig;
+    int have_cur;
+    eval_result cur;
+    uint64_t cur_gen;     /* gen the current result was computed for */
+    double eval_progress; /* of the running evaluation, <0 idle */
+    double eval_seconds;  /* wall time from request to result of the last one */
+    char eval_error[RS_ERR_LEN + 16];
+    /* screens */
+    int spec_log;
+    int drag_row; /* layer row being dragged on its slider, -1 */
+    ex_state ex;
+    ui_edit edit;
+    ui_sweep sweep;
+    int n_hist;
+    ui_point hist[UI_MAX_HISTORY];
+    int search_available, search_running;
+    char msg[RS_ERR_LEN + 64];
+} ui_state;
+
+/* Zeroed state with defaults (no layers); ex set to the default example. */
+void ui_state_defaults(ui_state *s);
+void ui_state_free(ui_state *s); /* frees layers; accepts NULL */
+/* Fill layers from the model: weighted nodes, valid methods, rank ranges, EVBMF, break-even. */
+int ui_state_init(ui_state *s, const rs_model *m, rs_err *e);
+/* Take methods/ranks from a plan (layer names of the original model). */
+int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e);
+/* The plan of the current choices (entries for factorized layers only). */
+int ui_state_plan(const ui_state *s, rs_plan *out, rs_err *e);
+/* Analytic costs of the current choices (per layer and whole network). */
+void ui_state_costs(ui_state *s, const rs_model *m);
+
+unsigned ui_key(ui_state *s, int key);
+unsigned ui_mouse(ui_state *s, int x, int y, int ev);
+
+/* Layer table geometry for s->cols × s->lines (also used by ui_mouse). Keeps sel visible. */
+void ui_table_layout_of(const ui_state *s, ui_table_layout *t);
+void ui_fix_scroll(ui_state *s);
+int ui_too_small(const ui_state *s);
+
+/* The method a layer gets when a rank key is pressed while it is unfactorized. */
+decomp_method ui_preferred_method(const ui_layer *l);
+/* Rank shown for a choice: rank, or "rank,rank2" for tucker2. */
+int ui_effective_rank2(const ui_layer *l);
+
+/* Pareto front of points (maximise ratio and acc): on_front[i] = 1 for non-dominated points.
+ * Returns how many. */
+int ui_pareto(const ui_point *p, int n, int *on_front);
+
+/* Record an evaluated configuration in the history (oldest dropped when full). */
+void ui_history_add(ui_state *s, double ratio, double macs_ratio, double acc, const char *label);
+
+/* Screen names, "Layers" ... "Example". */
+const char *ui_screen_name(int screen);
+
+#endif

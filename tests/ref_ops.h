@@ -1,0 +1,29 @@
+/* ref_ops.h — textbook reference implementations of the inference ops (test-only).
+ *
+ * Written from the ONNX operator definitions with plain loops and double accumulation, sharing
+ * no code with the engine, so the engine's kernels are checked against an independent answer.
+ * Layouts: activations NCHW (or N×F) row-major float32; Conv W is (M, C/group, kh, kw).
+ */
+#ifndef RS_REF_OPS_H
+#define RS_REF_OPS_H
+
+/* pads: top, left, bottom, right. Output size must be (H + pt + pb - dh·(kh-1) - 1)/sh + 1. */
+void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
+                int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
+                int group, float *y, int Ho, int Wo);
+
+/* y = alpha · x · op(B) + beta · c, op(B) = B (K×N) or Bᵀ with B (N×K) when trans_b.
+ * c has cn elements: 0 (none), 1 (scalar) or N (per output). */
+void ref_gemm(const float *x, int n, int K, const float *B, int N, int trans_b, float alpha,
+              float beta, const float *c, int cn, float *y);
+
+/* ONNX MaxPool; pads top, left, bottom, right; Ho/Wo from the caller (ceil_mode applied). */
+void ref_maxpool(const float *x, int n, int C, int H, int W, int kh, int kw, int sh, int sw,
+                 int dh, int dw, const int pads[4], float *y, int Ho, int Wo);
+
+void ref_relu(float *x, long count);
+
+/* Output extent of a conv/pool window (ONNX formula, ceil_mode as PyTorch). */
+int ref_out_size(int in, int k, int s, int d, int p0, int p1, int ceil_mode);
+
+#endif

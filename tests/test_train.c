@@ -1,0 +1,733 @@
+/* test_train.c — training: every backward kernel against central finite differences of an
+ * independent double-precision reference forward (naive loops written here, sharing no code with
+ * the engine), the loss (plain and distilled), augmentation, schedules, a small learnable task,
+ * frozen-parameter masks and determinism.
+ *
+ * Tolerances: the engine computes in float, the finite differences in double with h = 1e-6
+ * (truncation O(h²) ≈ 1e-12, rounding ≈ 1e-10; a ReLU or max-pool kink is crossed only by inputs
+ * within 1e-6 of it), so an analytic gradient g must satisfy |g − fd| ≤ 2e-5 + 2e-3·|fd| — float
+ * accumulation over at most a few hundred terms. Logits must match to 1e-5 relative.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "rankscope/model.h"
+#include "rankscope/train.h"
+#include "../src/engine/train_internal.h"
+
+/* ---- deterministic random numbers for the test ---------------------------------------------- */
+static uint64_t test_state = 88172645463325252ull;
+static double urand(void) /* [0,1) */
+{
+    test_state ^= test_state << 13;
+    test_state ^= test_state >> 7;
+    test_state ^= test_state << 17;
+    return (double)(test_state >> 11) * (1.0 / 9007199254740992.0);
+}
+static float srand1(void)
+{
+    return (float)(2.0 * urand() - 1.0);
+}
+
+/* ---- model building helpers ------------------------------------------------------------------- */
+static int mk_input(rs_model *m, int c, int h, int w)
+{
+    int v = model_add_value(m, "input", NULL);
+    m->input = v;
+    rs_value *x = &m->values[v];
+    x->ndim = 4;
+    x->dims[0] = -1, x->dims[1] = c, x->dims[2] = h, x->dims[3] = w;
+    return v;
+}
+
+static int mk_const(rs_model *m, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                    int64_t d3, float scale)
+{
+    int v = model_add_value(m, name, NULL);
+    rs_value *c = &m->values[v];
+    int64_t d[4] = {d0, d1, d2, d3}, n = 1;
+    c->is_const = 1;
+    c->dtype = RS_DT_FLOAT;
+    c->ndim = ndim;
+    for (int i = 0; i < ndim; ++i)
+        c->dims[i] = d[i], n *= d[i];
+    c->f = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; ++i)
+        c->f[i] = scale * srand1();
+    return v;
+}
+
+/* node reading ins[], writing a fresh activation; returns the node index */
+static int mk_node(rs_model *m, const char *name, rs_op op, const int *ins, int nin)
+{
+    char out[80];
+    snprintf(out, sizeof out, "%s_y", name);
+    int y = model_add_value(m, out, NULL);
+    int k = model_add_node(m, name, op, NULL);
+    rs_node *n = &m->nodes[k];
+    n->n_in = nin;
+    for (int i = 0; i < nin; ++i)
+        n->in[i] = ins[i];
+    n->n_out = 1;
+    n->out[0] = y;
+    return k;
+}
+
+static int out_of(rs_model *m, int node)
+{
+    return m->nodes[node].out[0];
+}
+
+static long numel(const rs_value *v)
+{
+    long n = 1;
+    for (int i = 1; i < v->ndim; ++i)
+        n *= v->dims[i];
+    return n;
+}
+
+/* Shapes of the graph built so far, ending at node's output (to size the next weight). */
+static long features_of(rs_model *m, int node)
+{
+    m->output = out_of(m, node);
+    if (model_infer_shapes(m, NULL))
+        return -1;
+    return numel(&m->values[m->output]);
+}
+
+/* ---- the independent double-precision reference forward --------------------------------------- */
+typedef struct perturb {
+    int value;   /* value whose element is shifted (-1: none) */
+    long index;
+    double delta;
+} perturb;
+
+static double pval(const rs_model *m, int v, long k, const perturb *p)
+{
+    double x = m->values[v].f[k];
+    if (p && p->value == v && p->index == k)
+        x += p->delta;
+    return x;
+}
+
+
+/* Mean softmax CE (plus distillation when teacher != NULL) of the model on n images, computed
+ * entirely in double by naive loops. logits_out (may be NULL) gets n × classes. */
+static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels, int n,
+                       const perturb *p, const float *teacher, double alpha, double T,
+                       double *logits_out)
+{
+    double **act = calloc((size_t)m->n_values, sizeof *act);
+    long F = numel(&m->values[m->input]);
+    act[m->input] = malloc((size_t)(n * F) * sizeof(double));
+    for (long k = 0; k < n * F; ++k) {
+        act[m->input][k] = x[k];
+        if (p && p->value == m->input && p->index == k)
+            act[m->input][k] += p->delta;
+    }
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *nd = &m->nodes[i];
+        const rs_value *xv = &m->values[nd->in[0]], *yv = &m->values[nd->out[0]];
+        long xs = numel(xv), ys = numel(yv);
+        double *X = act[nd->in[0]], *Y = calloc((size_t)(n * ys), sizeof(double));
+        act[nd->out[0]] = Y;
+        switch (nd->op) {
+        case RS_OP_CONV: {
+            int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+            int O = (int)yv->dims[1], OH = (int)yv->dims[2], OW = (int)yv->dims[3];
+            int g = (int)nd->group, cg = C / g, og = O / g;
+            int kh = (int)nd->kernel[0], kw = (int)nd->kernel[1];
+            int wv = nd->in[1], bv = nd->n_in > 2 ? nd->in[2] : -1;
+            for (int b = 0; b < n; ++b)
+                for (int o = 0; o < O; ++o)
+                    for (int oy = 0; oy < OH; ++oy)
+                        for (int ox = 0; ox < OW; ++ox) {
+                            double s = bv >= 0 ? pval(m, bv, o, p) : 0;
+                            int grp = o / og;
+                            for (int c = 0; c < cg; ++c)
+                                for (int a = 0; a < kh; ++a)
+                                    for (int bb = 0; bb < kw; ++bb) {
+                                        long iy = oy * nd->strides[0] - nd->pads[0] + a * nd->dilations[0];
+                                        long ix = ox * nd->strides[1] - nd->pads[1] + bb * nd->dilations[1];
+                                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                            continue;
+                                        s += pval(m, wv, ((long)(o * cg + c) * kh + a) * kw + bb, p) *
+                                             X[b * xs + ((long)(grp * cg + c) * H + iy) * W + ix];
+                                    }
+                            Y[b * ys + ((long)o * OH + oy) * OW + ox] = s;
+                        }
+            break;
+        }
+        case RS_OP_MAXPOOL: {
+            int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+            int OH = (int)yv->dims[2], OW = (int)yv->dims[3];
+            for (int b = 0; b < n; ++b)
+                for (int c = 0; c < C; ++c)
+                    for (int oy = 0; oy < OH; ++oy)
+                        for (int ox = 0; ox < OW; ++ox) {
+                            double best = -INFINITY;
+                            for (int a = 0; a < nd->kernel[0]; ++a)
+                                for (int bb = 0; bb < nd->kernel[1]; ++bb) {
+                                    long iy = oy * nd->strides[0] - nd->pads[0] + a * nd->dilations[0];
+                                    long ix = ox * nd->strides[1] - nd->pads[1] + bb * nd->dilations[1];
+                                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                        best = fmax(best, X[b * xs + ((long)c * H + iy) * W + ix]);
+                                }
+                            Y[b * ys + ((long)c * OH + oy) * OW + ox] = best;
+                        }
+            break;
+        }
+        case RS_OP_GEMM:
+        case RS_OP_MATMUL: {
+            int wv = nd->in[1];
+            const rs_value *w = &m->values[wv];
+            int tb = nd->op == RS_OP_GEMM && nd->trans_b;
+            long K = tb ? w->dims[1] : w->dims[0], N = tb ? w->dims[0] : w->dims[1];
+            double al = nd->op == RS_OP_GEMM ? nd->alpha : 1, be = nd->op == RS_OP_GEMM ? nd->beta : 0;
+            int cv = nd->op == RS_OP_GEMM && nd->n_in > 2 ? nd->in[2] : -1;
+            for (int b = 0; b < n; ++b)
+                for (long j = 0; j < N; ++j) {
+                    double s = 0;
+                    for (long k = 0; k < K; ++k)
+                        s += X[b * xs + k] * pval(m, wv, tb ? j * K + k : k * N + j, p);
+                    s *= al;
+                    if (cv >= 0) {
+                        long cn = 1;
+                        for (int d = 0; d < m->values[cv].ndim; ++d)
+                            cn *= m->values[cv].dims[d];
+                        s += be * pval(m, cv, cn == 1 ? 0 : j, p);
+                    }
+                    Y[b * ys + j] = s;
+                }
+            break;
+        }
+        case RS_OP_ADD: {
+            int bv = nd->in[1];
+            for (int b = 0; b < n; ++b)
+                for (long k = 0; k < ys; ++k) {
+                    double o;
+                    if (m->values[bv].is_const) {
+                        long bn = 1;
+                        for (int d = 0; d < m->values[bv].ndim; ++d)
+                            bn *= m->values[bv].dims[d];
+                        o = pval(m, bv, bn == 1 ? 0 : k % bn, p);
+                    } else {
+                        o = act[bv][b * ys + k];
+                    }
+                    Y[b * ys + k] = X[b * xs + k] + o;
+                }
+            break;
+        }
+        case RS_OP_RELU:
+            for (long k = 0; k < n * ys; ++k)
+                Y[k] = X[k] > 0 ? X[k] : 0;
+            break;
+        default:
+            memcpy(Y, X, (size_t)(n * ys) * sizeof(double));
+        }
+    }
+    int C = (int)m->values[m->output].dims[1];
+    const double *Z = act[m->output];
+    double L = 0;
+    for (int b = 0; b < n; ++b) {
+        const double *z = Z + (long)b * C;
+        double mx = z[0], s = 0;
+        for (int c = 1; c < C; ++c)
+            mx = fmax(mx, z[c]);
+        for (int c = 0; c < C; ++c)
+            s += exp(z[c] - mx);
+        double ce = mx + log(s) - z[labels[b]];
+        double l = ce;
+        if (teacher) {
+            const float *t = teacher + (long)b * C;
+            double tq = 0, ts = 0;
+            for (int c = 0; c < C; ++c) {
+                tq += exp(z[c] / T);
+                ts += exp(t[c] / T);
+            }
+            double kl = 0;
+            for (int c = 0; c < C; ++c) {
+                double pt = exp(t[c] / T) / ts, q = exp(z[c] / T) / tq;
+                kl += pt * log(pt / q);
+            }
+            l = (1 - alpha) * ce + alpha * T * T * kl;
+        }
+        L += l;
+        if (logits_out)
+            for (int c = 0; c < C; ++c)
+                logits_out[b * C + c] = z[c];
+    }
+    for (int v = 0; v < m->n_values; ++v)
+        free(act[v]);
+    free(act);
+    return L / n;
+}
+
+/* ---- gradient checks -------------------------------------------------------------------------- */
+#define FD_H 1e-6
+static int grad_ok(double g, double fd)
+{
+    return fabs(g - fd) <= 2e-5 + 2e-3 * fabs(fd);
+}
+
+/* Checks logits, every parameter gradient (up to 40 sampled elements each) and the input
+ * gradient of model m on a random batch, with the engine on nthreads threads. */
+static void check_model_grads(const char *what, rs_model *m, int n, int nthreads,
+                              const float *teacher)
+{
+    CHECK(model_infer_shapes(m, NULL) == 0, "%s: shapes infer", what);
+    long F = numel(&m->values[m->input]);
+    int C = (int)m->values[m->output].dims[1];
+    float *x = malloc((size_t)(n * F) * sizeof(float));
+    uint8_t *lab = malloc((size_t)n);
+    for (long k = 0; k < n * F; ++k)
+        x[k] = srand1();
+    for (int b = 0; b < n; ++b)
+        lab[b] = (uint8_t)(urand() * C);
+    rs_err e = {{0}};
+    train_net *t = train_net_create(m, n, nthreads, NULL, TRAIN_NET_INPUT_GRAD, &e);
+    if (!CHECK(t != NULL, "%s: train_net_create (%s)", what, e.msg)) {
+        free(x), free(lab);
+        return;
+    }
+    double loss = 0, alpha = 0.6, T = 3.0;
+    int correct = 0;
+    CHECK(train_net_grad(t, x, lab, n, teacher, (float)alpha, (float)T, &loss, &correct, &e) == 0,
+          "%s: train_net_grad (%s)", what, e.msg);
+    double *zref = malloc((size_t)(n * C) * sizeof(double));
+    double lref = ref_loss(m, x, lab, n, NULL, teacher, alpha, T, zref);
+    const float *z = train_net_logits(t);
+    double zerr = 0;
+    for (long k = 0; k < n * C; ++k)
+        zerr = fmax(zerr, fabs(z[k] - zref[k]) / fmax(1.0, fabs(zref[k])));
+    CHECK(zerr <= 1e-5, "%s: logits match the double reference (max rel err %.2g <= 1e-5)", what, zerr);
+    CHECK_CLOSE(loss, lref, 1e-5, "%s: loss %.6f matches the reference %.6f (1e-5)", what, loss, lref);
+    /* every float initializer is a parameter; the input too */
+    for (int v = 0; v < m->n_values; ++v) {
+        const rs_value *val = &m->values[v];
+        const float *g;
+        long cnt;
+        if (v == m->input) {
+            g = train_net_input_grad(t);
+            cnt = n * F;
+        } else if (val->is_const && val->dtype == RS_DT_FLOAT) {
+            g = train_net_param_grad(t, v);
+            cnt = 1;
+            for (int d = 0; d < val->ndim; ++d)
+                cnt *= val->dims[d];
+        } else {
+            continue;
+        }
+        if (!CHECK(g != NULL, "%s: gradient of \"%s\" exists", what, val->name))
+            continue;
+        double worst = 0, gmax = 0;
+        int bad = 0, samples = cnt < 40 ? (int)cnt : 40;
+        for (int s = 0; s < samples; ++s) {
+            long k = cnt <= 40 ? s : (long)(urand() * cnt);
+            perturb pp = {v, k, FD_H}, pm = {v, k, -FD_H};
+            double fd = (ref_loss(m, x, lab, n, &pp, teacher, alpha, T, NULL) -
+                         ref_loss(m, x, lab, n, &pm, teacher, alpha, T, NULL)) / (2 * FD_H);
+            if (!grad_ok(g[k], fd))
+                ++bad;
+            worst = fmax(worst, fabs(g[k] - fd));
+            gmax = fmax(gmax, fabs(fd));
+        }
+        CHECK(bad == 0 && gmax > 1e-6, "%s: d loss / d %s matches finite differences (%d samples, "
+              "max |err| %.2g, max |grad| %.2g)", what, val->name, samples, worst, gmax);
+    }
+    train_net_free(t);
+    free(zref), free(x), free(lab);
+}
+
+/* conv with asymmetric pads / stride / dilation + bias -> relu -> maxpool -> flatten -> gemm(transB) */
+static void test_conv_pool_gemm(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 9, 10);
+    int w = mk_const(m, "c.w", 4, 4, 3, 3, 2, 0.4f), b = mk_const(m, "c.b", 1, 4, 0, 0, 0, 0.2f);
+    int k = mk_node(m, "conv", RS_OP_CONV, (int[]){x, w, b}, 3);
+    rs_node *c = &m->nodes[k];
+    c->pads[0] = 1, c->pads[1] = 2, c->pads[2] = 0, c->pads[3] = 1;
+    c->strides[0] = 2, c->strides[1] = 1;
+    c->dilations[0] = 1, c->dilations[1] = 2;
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k)}, 1);
+    int p = mk_node(m, "pool", RS_OP_MAXPOOL, (int[]){out_of(m, r)}, 1);
+    m->nodes[p].kernel[0] = m->nodes[p].kernel[1] = 2;
+    m->nodes[p].strides[0] = m->nodes[p].strides[1] = 2;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, p)}, 1);
+    long feat = features_of(m, f);
+    int gw = mk_const(m, "fc.w", 2, 5, feat, 0, 0, 0.3f), gb = mk_const(m, "fc.b", 1, 5, 0, 0, 0, 0.1f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gb}, 3);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+    check_model_grads("conv(pads,stride,dilation)+relu+pool+gemm(transB)", m, 5, 2, NULL);
+    model_free(m);
+}
+
+/* grouped conv, depthwise kh×1 then 1×kw (the spatial factors), flatten -> MatMul + Add */
+static void test_grouped_depthwise_matmul(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 4, 7, 6);
+    int w1 = mk_const(m, "g.w", 4, 6, 2, 3, 3, 0.4f);
+    int k1 = mk_node(m, "gconv", RS_OP_CONV, (int[]){x, w1}, 2);
+    m->nodes[k1].group = 2;
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int w2 = mk_const(m, "dv.w", 4, 6, 1, 3, 1, 0.5f), b2 = mk_const(m, "dv.b", 1, 6, 0, 0, 0, 0.2f);
+    int k2 = mk_node(m, "dwv", RS_OP_CONV, (int[]){out_of(m, k1), w2, b2}, 3);
+    m->nodes[k2].group = 6;
+    m->nodes[k2].pads[0] = m->nodes[k2].pads[2] = 1;
+    int w3 = mk_const(m, "dh.w", 4, 6, 1, 1, 3, 0.5f);
+    int k3 = mk_node(m, "dwh", RS_OP_CONV, (int[]){out_of(m, k2), w3}, 2);
+    m->nodes[k3].group = 6;
+    m->nodes[k3].strides[1] = 2;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, k3)}, 1);
+    long feat = features_of(m, f);
+    int mw = mk_const(m, "mm.w", 2, feat, 4, 0, 0, 0.2f);
+    int mm = mk_node(m, "mm", RS_OP_MATMUL, (int[]){out_of(m, f), mw}, 2);
+    int ab = mk_const(m, "add.b", 1, 4, 0, 0, 0, 0.3f);
+    int ad = mk_node(m, "add", RS_OP_ADD, (int[]){out_of(m, mm), ab}, 2);
+    m->output = out_of(m, ad);
+    check_model_grads("grouped conv + depthwise kx1/1xk + matmul + add", m, 4, 2, NULL);
+    model_free(m);
+}
+
+/* 1×1 conv (no im2col), residual Add of two activations, overlapping padded ceil-mode pool,
+ * Gemm without transB with alpha/beta and C, Identity, distillation loss (a scalar C is
+ * covered by the engine but its gradient is identically 0 on the logits: softmax invariance) */
+static void test_dag_and_distill(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 6, 6);
+    int w1 = mk_const(m, "pw.w", 4, 5, 3, 1, 1, 0.5f), b1 = mk_const(m, "pw.b", 1, 5, 0, 0, 0, 0.1f);
+    int k1 = mk_node(m, "pw", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    int r1 = mk_node(m, "relu1", RS_OP_RELU, (int[]){out_of(m, k1)}, 1);
+    int w2 = mk_const(m, "c3.w", 4, 5, 5, 3, 3, 0.3f);
+    int k2 = mk_node(m, "c3", RS_OP_CONV, (int[]){out_of(m, r1), w2}, 2);
+    m->nodes[k2].pads[0] = m->nodes[k2].pads[1] = m->nodes[k2].pads[2] = m->nodes[k2].pads[3] = 1;
+    int ad = mk_node(m, "res", RS_OP_ADD, (int[]){out_of(m, k2), out_of(m, r1)}, 2);
+    int p = mk_node(m, "pool", RS_OP_MAXPOOL, (int[]){out_of(m, ad)}, 1);
+    rs_node *pn = &m->nodes[p];
+    pn->kernel[0] = pn->kernel[1] = 3;
+    pn->strides[0] = pn->strides[1] = 2;
+    pn->pads[0] = pn->pads[1] = 1;
+    pn->ceil_mode = 1;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, p)}, 1);
+    long feat = features_of(m, f);
+    int gw = mk_const(m, "fc.w", 2, feat, 6, 0, 0, 0.3f), gc = mk_const(m, "fc.c", 1, 6, 0, 0, 0, 0.5f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gc}, 3);
+    m->nodes[g].alpha = 0.7f, m->nodes[g].beta = 1.5f;
+    int id = mk_node(m, "id", RS_OP_IDENTITY, (int[]){out_of(m, g)}, 1);
+    m->output = out_of(m, id);
+    check_model_grads("1x1 conv + residual add + padded pool + gemm(alpha,beta,C)", m, 3, 1,
+                      NULL);
+    float teacher[4 * 6];
+    for (int k = 0; k < 24; ++k)
+        teacher[k] = 2.0f * srand1();
+    check_model_grads("same net, distillation loss (alpha 0.6, T 3)", m, 4, 2, teacher);
+    model_free(m);
+}
+
+/* Ties: an all-equal window sends the whole gradient to its first element (PyTorch). */
+static void test_pool_ties(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 1, 4, 4);
+    int p = mk_node(m, "pool", RS_OP_MAXPOOL, (int[]){x}, 1);
+    m->nodes[p].kernel[0] = m->nodes[p].kernel[1] = 2;
+    m->nodes[p].strides[0] = m->nodes[p].strides[1] = 2;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, p)}, 1);
+    int gw = mk_const(m, "fc.w", 2, 3, 4, 0, 0, 0.5f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw}, 2);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+    model_infer_shapes(m, NULL);
+    float xin[16] = {1, 1, 2, 0, 1, 1, 2, 2, 0, 3, 5, 5, 3, 3, 5, 1};
+    uint8_t lab = 1;
+    train_net *t = train_net_create(m, 1, 1, NULL, TRAIN_NET_INPUT_GRAD, NULL);
+    CHECK(t && train_net_grad(t, xin, &lab, 1, NULL, 0, 1, NULL, NULL, NULL) == 0, "ties: grad runs");
+    const float *dx = train_net_input_grad(t), *dzw = train_net_param_grad(t, gw);
+    /* expected first-max positions: (0,0), (0,2), (2,1), (2,2) */
+    int first[4] = {0, 2, 9, 10};
+    int ok = 1;
+    double mass = 0;
+    for (int k = 0; k < 16; ++k) {
+        int is_first = k == first[0] || k == first[1] || k == first[2] || k == first[3];
+        if (!is_first && dx[k] != 0.0f)
+            ok = 0;
+        if (is_first && dx[k] == 0.0f)
+            ok = 0;
+        mass += dx[k];
+    }
+    CHECK(ok, "ties: gradient lands only on the first maximum of each window");
+    /* the pooled gradient equals d loss / d pooled = W^T dz; its sum is preserved */
+    double expect = 0;
+    const float *z = train_net_logits(t);
+    double mx = fmax(fmax(z[0], z[1]), z[2]), s = exp(z[0] - mx) + exp(z[1] - mx) + exp(z[2] - mx);
+    for (int j = 0; j < 3; ++j) {
+        double dz = exp(z[j] - mx) / s - (j == 1);
+        for (int q = 0; q < 4; ++q)
+            expect += dz * m->values[gw].f[j * 4 + q];
+    }
+    CHECK_CLOSE(mass, expect, 1e-5, "ties: gradient mass %.6f = sum of W^T dz %.6f (1e-5)", mass, expect);
+    CHECK(dzw != NULL, "ties: weight gradient exists");
+    train_net_free(t);
+    model_free(m);
+}
+
+static void test_augment(void)
+{
+    /* 2 channels 3×4 bytes */
+    uint8_t img[24];
+    for (int k = 0; k < 24; ++k)
+        img[k] = (uint8_t)(10 * k + 5);
+    float out[24];
+    tn_augment_u8(img, 2, 3, 4, 0, 0, 0, out);
+    int ok = 1;
+    for (int k = 0; k < 24; ++k)
+        ok &= fabsf(out[k] - ((float)img[k] / 127.5f - 1.0f)) < 1e-6f;
+    CHECK(ok, "augment: identity crop is plain normalisation");
+    /* shift down 1, right -2 (crop offset oy=-1: first row is padding), then flip */
+    tn_augment_u8(img, 2, 3, 4, -1, 2, 1, out);
+    ok = 1;
+    for (int c = 0; c < 2; ++c)
+        for (int y = 0; y < 3; ++y)
+            for (int x = 0; x < 4; ++x) {
+                int sy = y - 1, sx = (3 - x) + 2;
+                float want = (sy < 0 || sx > 3) ? -1.0f : (float)img[(c * 3 + sy) * 4 + sx] / 127.5f - 1.0f;
+                ok &= fabsf(out[(c * 3 + y) * 4 + x] - want) < 1e-6f;
+            }
+    CHECK(ok, "augment: crop then flip, padding is raw 0 = -1 after normalisation");
+    CHECK(out[0] == -1.0f && out[4 + 0] == -1.0f && out[4 + 3] != -1.0f,
+          "augment: spot values (padding row, padded column, image pixel)");
+}
+
+static void test_schedule(void)
+{
+    train_options o;
+    train_default_options(&o);
+    o.lr = 0.1f;
+    long total = 1000, warm = (long)(o.warmup * total);
+    CHECK_CLOSE(train_lr_at(&o, 0, total), 0.1 / 25 + (0.1 - 0.1 / 25) / warm, 1e-7,
+                "onecycle: starts near lr/25 (1e-7)");
+    CHECK_CLOSE(train_lr_at(&o, warm - 1, total), 0.1, 1e-7, "onecycle: peak at the end of warm-up (1e-7)");
+    CHECK(train_lr_at(&o, total - 1, total) < 0.1 * 1e-3, "onecycle: ends near lr/1e4");
+    o.schedule = TRAIN_SCHED_COSINE;
+    CHECK_CLOSE(train_lr_at(&o, warm + (total - warm) / 2, total), 0.05, 1e-6, "cosine: half-way is lr/2");
+}
+
+/* ---- training on a small synthetic task --------------------------------------------------------
+ * 4 classes of 3×8×8 images: a bright 3×3 blob in one of the four quadrants, plus noise. */
+static void make_task(int n, float *x, uint8_t *lab)
+{
+    for (int i = 0; i < n; ++i) {
+        int c = (int)(urand() * 4);
+        lab[i] = (uint8_t)c;
+        float *im = x + (size_t)i * 192;
+        for (int k = 0; k < 192; ++k)
+            im[k] = 0.3f * srand1();
+        int oy = (c / 2) * 4 + (int)(urand() * 2), ox = (c % 2) * 4 + (int)(urand() * 2);
+        for (int ch = 0; ch < 3; ++ch)
+            for (int y = 0; y < 3; ++y)
+                for (int xx = 0; xx < 3; ++xx)
+                    im[ch * 64 + (oy + y) * 8 + ox + xx] += 1.0f;
+    }
+}
+
+static rs_model *task_model(int *conv_w, int *fc_w)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 8, 8);
+    int w = mk_const(m, "conv.w", 4, 4, 3, 3, 3, 1), b = mk_const(m, "conv.b", 1, 4, 0, 0, 0, 1);
+    int k = mk_node(m, "conv", RS_OP_CONV, (int[]){x, w, b}, 3);
+    m->nodes[k].pads[0] = m->nodes[k].pads[1] = m->nodes[k].pads[2] = m->nodes[k].pads[3] = 1;
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k)}, 1);
+    int p = mk_node(m, "pool", RS_OP_MAXPOOL, (int[]){out_of(m, r)}, 1);
+    m->nodes[p].kernel[0] = m->nodes[p].kernel[1] = 2;
+    m->nodes[p].strides[0] = m->nodes[p].strides[1] = 2;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, p)}, 1);
+    int gw = mk_const(m, "fc.w", 2, 4, 64, 0, 0, 1), gb = mk_const(m, "fc.b", 1, 4, 0, 0, 0, 1);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gb}, 3);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+    model_infer_shapes(m, NULL);
+    train_init_params(m, 7);
+    if (conv_w)
+        *conv_w = w;
+    if (fc_w)
+        *fc_w = gw;
+    return m;
+}
+
+typedef struct epoch_log {
+    int n;
+    double loss[16], acc[16], val[16];
+} epoch_log;
+
+static int log_epoch(void *user, const train_epoch_stats *s)
+{
+    epoch_log *l = user;
+    if (l->n < 16) {
+        l->loss[l->n] = s->train_loss;
+        l->acc[l->n] = s->train_acc;
+        l->val[l->n] = s->val_acc;
+        ++l->n;
+    }
+    return 0;
+}
+
+static int cancel_after(void *user, double fraction, const char *what)
+{
+    (void)fraction, (void)what;
+    return --*(int *)user <= 0;
+}
+
+static void test_training(void)
+{
+    enum { NTR = 768, NVA = 256 };
+    float *x = malloc((NTR + NVA) * 192 * sizeof(float));
+    uint8_t *lab = malloc(NTR + NVA);
+    make_task(NTR + NVA, x, lab);
+    train_data tr = {.n = NTR, .c = 3, .h = 8, .w = 8, .f = x, .labels = lab};
+    train_data va = {.n = NVA, .c = 3, .h = 8, .w = 8, .f = x + NTR * 192, .labels = lab + NTR};
+    train_options o;
+    train_default_options(&o);
+    o.epochs = 8;
+    o.batch = 32;
+    o.lr = 0.05f;
+    o.nthreads = 2;
+    o.augment = 0;
+    epoch_log log = {0};
+    o.on_epoch = log_epoch;
+    o.epoch_user = &log;
+    rs_err e = {{0}};
+
+    rs_model *m = task_model(NULL, NULL);
+    double acc0 = 0;
+    train_evaluate(m, &va, 2, &acc0, NULL, &e);
+    int rc = train_model(m, &tr, &va, &o, NULL, &e);
+    CHECK(rc == 0, "synthetic: train_model succeeds (%s)", e.msg);
+    CHECK(log.n == 8, "synthetic: 8 epoch callbacks (%d)", log.n);
+    CHECK(log.loss[7] < 0.5 * log.loss[0], "synthetic: loss falls %.3f -> %.3f (at least halves)",
+          log.loss[0], log.loss[7]);
+    CHECK(log.acc[7] > log.acc[0] && log.val[7] >= 0.9,
+          "synthetic: accuracy rises (train %.3f -> %.3f, val %.3f before, %.3f after >= 0.9)",
+          log.acc[0], log.acc[7], acc0, log.val[7]);
+    double acc1 = 0;
+    train_evaluate(m, &va, 1, &acc1, NULL, &e);
+    CHECK(fabs(acc1 - log.val[7]) < 1e-12, "synthetic: train_evaluate agrees with the epoch report");
+
+    /* determinism: same seed and threads -> bit-identical weights; other seed -> different */
+    rs_model *a = task_model(NULL, NULL), *b = task_model(NULL, NULL), *c = task_model(NULL, NULL);
+    o.on_epoch = NULL;
+    o.epochs = 2;
+    o.augment = 1, o.pad = 2; /* exercise the float augmentation path as well */
+    train_model(a, &tr, NULL, &o, NULL, &e);
+    train_model(b, &tr, NULL, &o, NULL, &e);
+    o.seed = 2;
+    train_model(c, &tr, NULL, &o, NULL, &e);
+    int same = 1, differ = 0;
+    for (int v = 0; v < a->n_values; ++v)
+        if (a->values[v].is_const) {
+            size_t bytes = (size_t)model_value_numel(&a->values[v]) * sizeof(float);
+            same &= memcmp(a->values[v].f, b->values[v].f, bytes) == 0;
+            differ |= memcmp(a->values[v].f, c->values[v].f, bytes) != 0;
+        }
+    CHECK(same, "determinism: same seed and threads give bit-identical weights");
+    CHECK(differ, "determinism: another seed gives different weights");
+
+    /* bytes + augmentation: deterministic too (3×8×8 "images" as raw bytes) */
+    uint8_t *u8 = malloc(NTR * 192);
+    for (int k = 0; k < NTR * 192; ++k)
+        u8[k] = (uint8_t)fminf(255.0f, fmaxf(0.0f, (x[k] + 1.0f) * 127.5f));
+    train_data tu = {.n = NTR, .c = 3, .h = 8, .w = 8, .u8 = u8, .labels = lab};
+    model_free(a), model_free(b);
+    a = task_model(NULL, NULL), b = task_model(NULL, NULL);
+    o.seed = 5;
+    train_epoch_stats sa, sb;
+    train_model(a, &tu, NULL, &o, &sa, &e);
+    train_model(b, &tu, NULL, &o, &sb, &e);
+    same = sa.train_loss == sb.train_loss;
+    for (int v = 0; v < a->n_values; ++v)
+        if (a->values[v].is_const)
+            same &= memcmp(a->values[v].f, b->values[v].f,
+                           (size_t)model_value_numel(&a->values[v]) * sizeof(float)) == 0;
+    CHECK(same, "determinism: byte inputs with crop+flip, bit-identical (loss %.6f)", sa.train_loss);
+
+    /* frozen mask: only fc.w trains; conv weights and every bias stay bit-identical */
+    int cw, fw;
+    rs_model *fz = task_model(&cw, &fw), *orig = task_model(NULL, NULL);
+    uint8_t *mask = calloc((size_t)fz->n_values, 1);
+    mask[fw] = 1;
+    o.trainable = mask;
+    o.seed = 1;
+    train_model(fz, &tr, NULL, &o, NULL, &e);
+    int frozen_same = 1, trained_changed = 0;
+    for (int v = 0; v < fz->n_values; ++v)
+        if (fz->values[v].is_const) {
+            int eq = memcmp(fz->values[v].f, orig->values[v].f,
+                            (size_t)model_value_numel(&fz->values[v]) * sizeof(float)) == 0;
+            if (v == fw)
+                trained_changed = !eq;
+            else
+                frozen_same &= eq;
+        }
+    CHECK(frozen_same, "frozen mask: frozen parameters are bit-identical after training");
+    CHECK(trained_changed, "frozen mask: the trainable parameter changed");
+    o.trainable = NULL;
+
+    /* cancellation */
+    int budget = 3;
+    o.progress = cancel_after;
+    o.progress_user = &budget;
+    rc = train_model(c, &tr, NULL, &o, NULL, &e);
+    CHECK(rc == RS_CANCELLED, "cancel: progress callback cancels (rc %d)", rc);
+
+    free(mask), free(u8), free(x), free(lab);
+    model_free(m), model_free(a), model_free(b), model_free(c), model_free(fz), model_free(orig);
+}
+
+static void test_reference_net(void)
+{
+    rs_err e = {{0}};
+    rs_model *m = train_reference_net(3, &e);
+    if (!CHECK(m != NULL, "reference net builds (%s)", e.msg))
+        return;
+    int64_t params, macs;
+    model_totals(m, &params, &macs);
+    CHECK(params == 62006, "reference net has 62,006 parameters (%lld)", (long long)params);
+    const char *names[5] = {"conv1", "conv2", "fc1", "fc2", "fc3"};
+    int found = 1;
+    for (int i = 0; i < 5; ++i)
+        found &= model_find_node(m, names[i]) >= 0;
+    CHECK(found, "reference net has nodes conv1, conv2, fc1, fc2, fc3");
+    CHECK(m->values[m->output].dims[1] == 10, "reference net outputs 10 logits");
+    /* init bound 1/sqrt(fan_in): conv1 fan_in 75, fc1 400 */
+    const rs_value *w1 = &m->values[model_find_value(m, "conv1.weight")];
+    const rs_value *f1 = &m->values[model_find_value(m, "fc1.weight")];
+    double m1 = 0, mf = 0;
+    for (int k = 0; k < 450; ++k)
+        m1 = fmax(m1, fabs(w1->f[k]));
+    for (int k = 0; k < 48000; ++k)
+        mf = fmax(mf, fabs(f1->f[k]));
+    CHECK(m1 <= 1 / sqrt(75.0) && m1 > 0.9 / sqrt(75.0) && mf <= 0.05 && mf > 0.049,
+          "init: |conv1.weight| max %.4f within 1/sqrt(75), |fc1.weight| max %.4f within 1/sqrt(400)",
+          m1, mf);
+    model_free(m);
+}
+
+int main(void)
+{
+    test_conv_pool_gemm();
+    test_grouped_depthwise_matmul();
+    test_dag_and_distill();
+    test_pool_ties();
+    test_augment();
+    test_schedule();
+    test_training();
+    test_reference_net();
+    return check_done();
+}

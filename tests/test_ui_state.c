@@ -1,0 +1,432 @@
+/* test_ui_state.c — the explorer's pure parts: key/mouse transitions, number and chart
+ * formatting, the worked example (against a naive convolution computed here), and the
+ * background worker's suffix-cached evaluation (against eval_model on a plan-applied copy). */
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../src/ui/example.h"
+#include "../src/ui/fmt.h"
+#include "../src/ui/live.h"
+#include "../src/ui/state.h"
+#include "rankscope/cifar10.h"
+#include "rankscope/eval.h"
+#include "rankscope/onnx.h"
+#include "rankscope/plan.h"
+
+static void test_format(void)
+{
+    char b[64];
+    CHECK(!strcmp(fmt_count(62006, b, sizeof b), "62.0K"), "62006 -> %s", b);
+    CHECK(!strcmp(fmt_count(850, b, sizeof b), "850"), "850 -> %s", b);
+    CHECK(!strcmp(fmt_count(999999, b, sizeof b), "1.0M"), "999999 -> %s (no 1000.0K)", b);
+    CHECK(!strcmp(fmt_count(1300000, b, sizeof b), "1.3M"), "1.3M -> %s", b);
+    CHECK(!strcmp(fmt_count(-2400, b, sizeof b), "-2.4K"), "-2400 -> %s", b);
+    CHECK(!strcmp(fmt_ratio(2416, 1336, b, sizeof b), "1.8x"), "2416/1336 -> %s", b);
+    CHECK(!strcmp(fmt_ratio(62006, 5000, b, sizeof b), "12x"), "12.4 -> %s", b);
+    CHECK(!strcmp(fmt_ratio(10, 0, b, sizeof b), "-"), "ratio by 0 -> %s", b);
+    CHECK(!strcmp(fmt_pct(0.723, b, sizeof b), "72.3%"), "pct %s", b);
+    CHECK(!strcmp(fmt_pts(-0.005, b, sizeof b), "-0.5"), "pts %s", b);
+    CHECK(!strcmp(fmt_pts(0.0001, b, sizeof b), "0.0"), "tiny pts %s", b);
+    CHECK(!strcmp(fmt_err(0.2149, b, sizeof b), "0.21"), "err %s", b);
+    CHECK(!strcmp(fmt_err(0.0123, b, sizeof b), "0.012"), "err %s", b);
+    CHECK(!strcmp(fmt_slider(12, 30, 10, 0, b, sizeof b), "===|------"), "ascii slider %s (knob at round(11*9/29) = 3)", b);
+    CHECK(!strcmp(fmt_slider(0, 30, 5, 0, b, sizeof b), "-----"), "inactive slider %s", b);
+    CHECK(!strcmp(fmt_bar(0.5, 1.0, 4, 0, b, sizeof b), "##  "), "bar %s", b);
+    CHECK(fmt_slider_pos(1, 30, 10) == 0 && fmt_slider_pos(30, 30, 10) == 9, "slider ends");
+    int round_trip = 1;
+    for (int p = 0; p < 20; ++p)
+        if (fmt_slider_pos(fmt_slider_rank(p, 120, 20), 120, 20) != p)
+            round_trip = 0;
+    CHECK(round_trip, "slider column -> rank -> column is the identity");
+    CHECK(fmt_slider_rank(-5, 30, 10) == 1 && fmt_slider_rank(99, 30, 10) == 30, "slider clamps");
+}
+
+/* Naive cross-correlation, written independently of example.c. */
+static double naive_at(const double x[EX_MAX_IN][EX_MAX_IN], const double k[3][3], int i, int j, int st)
+{
+    double acc = 0;
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+            acc += k[a][b] * x[i * st + a][j * st + b];
+    return acc;
+}
+
+static void test_example(void)
+{
+    ex_state ex;
+    ex_default(&ex);
+    CHECK(ex.ok, "SVD of the default kernel");
+    CHECK_CLOSE(ex.win_full, -2.0, 1e-12, "original kernel at the top-left gives -2 (got %g)", ex.win_full);
+    CHECK_CLOSE(ex.win_low, 0.0, 1e-12, "rank-1 approximation gives 0 (got %g)", ex.win_low);
+    CHECK_CLOSE(ex.s[0], 2.0, 1e-12, "s1 = 2 (%g)", ex.s[0]);
+    CHECK_CLOSE(ex.s[1], 1.0, 1e-12, "s2 = 1 (%g)", ex.s[1]);
+    CHECK_CLOSE(ex.s[2], 0.0, 1e-12, "s3 = 0 (%g)", ex.s[2]);
+    static const double k1[3][3] = {{1, 0, -1}, {0, 0, 0}, {-1, 0, 1}};
+    double d = 0;
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+            d = fmax(d, fabs(ex.k_low[a][b] - k1[a][b]));
+    CHECK(d < 1e-12, "rank-1 kernel is [[1,0,-1],[0,0,0],[-1,0,1]] (max diff %g)", d);
+    /* every output position against the naive convolution, with K and with K1 */
+    double dmax = 0, dlow = 0;
+    for (int i = 0; i < ex.out_h; ++i)
+        for (int j = 0; j < ex.out_w; ++j) {
+            dmax = fmax(dmax, fabs(ex.out_full[i][j] - naive_at(ex.x, ex.k, i, j, 1)));
+            dlow = fmax(dlow, fabs(ex.out_low[i][j] - naive_at(ex.x, k1, i, j, 1)));
+        }
+    CHECK(ex.out_h == 3 && ex.out_w == 3, "5x5 input, 3x3 kernel -> 3x3 output");
+    CHECK(dmax < 1e-12, "full outputs match the naive convolution (%g)", dmax);
+    CHECK(dlow < 1e-12, "two-pass separable outputs match the naive convolution with K1 (%g)", dlow);
+    CHECK(ex.mults_direct == 81 && ex.mults_low == 72, "multiplies: direct %ld (81), separable %ld (3*5*3+9*3=72)",
+          ex.mults_direct, ex.mults_low);
+    /* full rank reproduces the kernel */
+    ex.rank = 3;
+    ex_compute(&ex);
+    d = 0;
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+            d = fmax(d, fabs(ex.k_low[a][b] - ex.k[a][b]));
+    CHECK(d < 1e-12 && fabs(ex.win_low - ex.win_full) < 1e-12, "rank 3 is exact (%g)", d);
+    /* stride 2, second window */
+    ex.rank = 1;
+    ex.stride = 2;
+    ex.pos = 1;
+    ex_compute(&ex);
+    CHECK(ex.out_h == 2 && ex.out_w == 2 && ex.win_r == 0 && ex.win_c == 2, "stride 2: 2x2 output, window 2 at (0,2)");
+    CHECK_CLOSE(ex.win_full, naive_at(ex.x, ex.k, 0, 1, 2), 1e-12, "stride-2 window sum");
+    /* a random kernel: the SVD reconstructs it, the column/row passes match the naive sum */
+    srand(7);
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+            ex.k[a][b] = rand() % 7 - 3;
+    ex.rank = 2;
+    ex.stride = 1;
+    ex.pos = 0;
+    ex_compute(&ex);
+    double kk[3][3];
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+            kk[a][b] = ex.s[0] * ex.u[0][a] * ex.v[0][b] + ex.s[1] * ex.u[1][a] * ex.v[1][b];
+    CHECK(ex.s[0] >= ex.s[1] && ex.s[1] >= ex.s[2] && ex.s[2] >= 0, "singular values descending");
+    CHECK_CLOSE(ex.win_low, naive_at(ex.x, kk, 0, 0, 1), 1e-9, "rank-2 separable = conv with its rank-2 kernel");
+}
+
+/* Two synthetic layers: a conv and a dense one. */
+static void synth(ui_state *s)
+{
+    ui_state_defaults(s);
+    s->n_layers = 2;
+    s->layers = calloc(2, sizeof *s->layers);
+    ui_layer *c = &s->layers[0], *f = &s->layers[1];
+    snprintf(c->name, sizeof c->name, "conv2");
+    snprintf(c->op, sizeof c->op, "Conv");
+    c->methods = (1u << DECOMP_NONE) | (1u << DECOMP_SLICE_SVD) | (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_CP) |
+                 (1u << DECOMP_TUCKER2);
+    c->mi[DECOMP_SLICE_SVD] = (ui_method_info){5, 0, 2, 0, 0, 5};
+    c->mi[DECOMP_SPATIAL_SVD] = (ui_method_info){30, 0, 8, 0, 21, 21};
+    c->mi[DECOMP_CP] = (ui_method_info){150, 0, 16, 0, 74, 74};
+    c->mi[DECOMP_TUCKER2] = (ui_method_info){16, 6, 10, 5, 13, 13};
+    snprintf(f->name, sizeof f->name, "fc1");
+    snprintf(f->op, sizeof f->op, "Gemm");
+    f->methods = (1u << DECOMP_NONE) | (1u << DECOMP_SVD);
+    f->mi[DECOMP_SVD] = (ui_method_info){120, 0, 26, 0, 92, 92};
+}
+
+static void test_keys(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    uint64_t g0 = s->gen;
+    unsigned f = ui_key(s, UI_K_RIGHT);
+    CHECK((f & UI_RECOMPUTE) && s->layers[0].cur.method == DECOMP_SPATIAL_SVD && s->layers[0].cur.rank == 21,
+          "-> on an unfactorized conv picks spatial-svd at its break-even rank (%d)", s->layers[0].cur.rank);
+    CHECK(s->gen == g0 + 1 && s->dirty, "a change bumps gen and marks unsaved");
+    ui_key(s, UI_K_RIGHT);
+    CHECK(s->layers[0].cur.rank == 22, "-> +1 (%d)", s->layers[0].cur.rank);
+    ui_key(s, UI_K_PGUP);
+    CHECK(s->layers[0].cur.rank == 30, "PgUp +8 (%d)", s->layers[0].cur.rank);
+    f = ui_key(s, UI_K_PGUP);
+    CHECK(s->layers[0].cur.rank == 30 && !(f & UI_RECOMPUTE), "clamped at the max, nothing to recompute");
+    ui_key(s, UI_K_HOME);
+    CHECK(s->layers[0].cur.rank == 1, "Home -> 1");
+    f = ui_key(s, UI_K_LEFT);
+    CHECK(s->layers[0].cur.rank == 1 && !(f & UI_RECOMPUTE), "<- clamps at 1");
+    ui_key(s, UI_K_END);
+    CHECK(s->layers[0].cur.rank == 30, "End -> max");
+    ui_key(s, UI_K_PGDN);
+    CHECK(s->layers[0].cur.rank == 22, "PgDn -8 (%d)", s->layers[0].cur.rank);
+    /* method cycling on the conv: spatial -> cp -> tucker2 -> none -> slice -> spatial (no svd) */
+    decomp_method seen[8];
+    for (int i = 0; i < 6; ++i) {
+        ui_key(s, 'm');
+        seen[i] = s->layers[0].cur.method;
+    }
+    CHECK(seen[0] == DECOMP_CP && seen[1] == DECOMP_TUCKER2 && seen[2] == DECOMP_NONE &&
+              seen[3] == DECOMP_SLICE_SVD && seen[4] == DECOMP_SPATIAL_SVD && seen[5] == DECOMP_CP,
+          "m cycles cp tucker2 none slice-svd spatial-svd cp on a conv");
+    int svd_seen = 0;
+    for (int i = 0; i < 10; ++i) {
+        ui_key(s, 'm');
+        if (s->layers[0].cur.method == DECOMP_SVD)
+            svd_seen = 1;
+    }
+    CHECK(!svd_seen, "dense svd never offered for the conv");
+    ui_key(s, 'e');
+    CHECK(s->layers[0].cur.rank == s->layers[0].mi[s->layers[0].cur.method].evbmf, "e applies the EVBMF rank");
+    ui_key(s, '0');
+    CHECK(s->layers[0].cur.method == DECOMP_NONE && s->layers[0].cur.rank == 0, "0 resets");
+    /* dense layer */
+    f = ui_key(s, UI_K_DOWN);
+    CHECK(s->sel == 1 && !(f & UI_RECOMPUTE), "down selects fc1");
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->sel == 1, "selection clamps at the last row");
+    ui_key(s, 'm');
+    CHECK(s->layers[1].cur.method == DECOMP_SVD && s->layers[1].cur.rank == 92, "m on fc1 -> svd 92");
+    ui_key(s, 'm');
+    CHECK(s->layers[1].cur.method == DECOMP_NONE, "m on fc1 -> back to none (only none and svd valid)");
+    ui_key(s, 'e');
+    CHECK(s->layers[1].cur.method == DECOMP_SVD && s->layers[1].cur.rank == 26, "e on an unfactorized layer");
+    /* tucker2's second rank */
+    ui_key(s, UI_K_UP);
+    while (s->layers[0].cur.method != DECOMP_TUCKER2)
+        ui_key(s, 'm');
+    CHECK(ui_effective_rank2(&s->layers[0]) == 6, "tucker2 rank2 defaults to min(rank, C_in) = 6");
+    ui_key(s, '[');
+    CHECK(s->layers[0].cur.rank2 == 5, "[ lowers rank2 (%d)", s->layers[0].cur.rank2);
+    /* screens */
+    ui_key(s, UI_K_TAB);
+    CHECK(s->screen == SCR_SPECTRUM, "Tab -> Spectrum");
+    ui_key(s, UI_K_BTAB);
+    ui_key(s, UI_K_BTAB);
+    CHECK(s->screen == SCR_EXAMPLE, "Shift-Tab wraps to Example");
+    f = ui_key(s, '4');
+    CHECK(s->screen == SCR_TRADEOFFS && (f & UI_SWEEP), "4 opens Trade-offs and starts a sweep");
+    ui_key(s, 'l');
+    CHECK(!s->spec_log, "l only toggles on the spectrum screen");
+    ui_key(s, '2');
+    ui_key(s, 'l');
+    CHECK(s->spec_log, "l toggles log scale");
+    ui_key(s, '?');
+    CHECK(s->help, "? opens help");
+    f = ui_key(s, 'q');
+    CHECK(!s->help && !(f & UI_QUIT), "any key closes help, without acting");
+    /* example screen */
+    ui_key(s, '6');
+    ui_key(s, UI_K_RIGHT);
+    CHECK(s->ex.pos == 1 && s->ex.win_c == 1, "-> slides the window");
+    ui_key(s, 's');
+    CHECK(s->ex.stride == 2 && s->ex.pos == 0, "s changes the stride");
+    ui_key(s, 's');
+    ui_key(s, 'r');
+    CHECK(s->ex.rank == 2, "r raises the example's rank");
+    ui_key(s, 'r');
+    ui_key(s, 'r');
+    CHECK(s->ex.rank == 1, "r wraps to 1");
+    ui_key(s, 'E');
+    CHECK(s->edit.active, "E edits");
+    ui_key(s, '3');
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(s->ex.x[0][0] == 3 && fabs(s->ex.win_full - 0.0) < 1e-12, "X[0][0] = 3 -> window sum -2 + 2 = 0 (%g)",
+          s->ex.win_full);
+    f = ui_key(s, 'q');
+    CHECK(!(f & UI_QUIT), "q while editing is input, not quit");
+    ui_key(s, UI_K_ESC);
+    CHECK(!s->edit.active, "Esc ends editing");
+    /* quit asks when unsaved */
+    f = ui_key(s, 'q');
+    CHECK(!(f & UI_QUIT) && s->confirm_quit, "q with unsaved changes asks");
+    f = ui_key(s, 'x');
+    CHECK(!(f & UI_QUIT) && !s->confirm_quit, "another key cancels");
+    ui_key(s, 'q');
+    f = ui_key(s, 'y');
+    CHECK(f & UI_QUIT, "q then y quits");
+    s->dirty = 0;
+    f = ui_key(s, 'q');
+    CHECK(f & UI_QUIT, "q quits at once when saved");
+    ui_state_free(s);
+    free(s);
+}
+
+static void test_mouse(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    s->cols = 100;
+    s->lines = 30;
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    CHECK(t.show[COL_SLIDER] && t.w[COL_SLIDER] >= 10, "slider shown at 100 columns (w %d)", t.w[COL_SLIDER]);
+    s->cols = 80;
+    ui_table_layout_of(s, &t);
+    int total = t.x[COL_SAVES] + t.w[COL_SAVES];
+    CHECK(total <= 80 && t.show[COL_SLIDER] && t.show[COL_RANK] && t.show[COL_WERR], "80 columns: table fits (%d)", total);
+    s->cols = 100;
+    ui_table_layout_of(s, &t);
+    int sx = t.x[COL_SLIDER], sw = t.w[COL_SLIDER];
+    unsigned f = ui_mouse(s, 3, t.table_y + 1, UI_M_PRESS);
+    CHECK(s->sel == 1 && !(f & UI_RECOMPUTE), "click on a row selects it");
+    f = ui_mouse(s, sx + sw - 1, t.table_y, UI_M_PRESS);
+    CHECK(s->sel == 0 && s->layers[0].cur.method == DECOMP_SPATIAL_SVD && s->layers[0].cur.rank == 30 &&
+              (f & UI_RECOMPUTE),
+          "press at the slider's right end: rank max (%d)", s->layers[0].cur.rank);
+    f = ui_mouse(s, sx, t.table_y + 5, UI_M_DRAG);
+    CHECK(s->layers[0].cur.rank == 1 && (f & UI_RECOMPUTE), "drag (even off the row) follows the pointer: rank 1");
+    ui_mouse(s, sx + sw / 2, t.table_y, UI_M_RELEASE);
+    int mid = s->layers[0].cur.rank;
+    CHECK(mid > 1 && mid < 30, "release in the middle sets a middle rank (%d)", mid);
+    f = ui_mouse(s, sx, t.table_y, UI_M_DRAG);
+    CHECK(s->layers[0].cur.rank == mid && !(f & UI_RECOMPUTE), "motion after release changes nothing");
+    ui_mouse(s, 0, 0, UI_M_WHEEL_DOWN);
+    CHECK(s->sel == 1, "wheel moves the selection");
+    /* too small */
+    s->cols = 60;
+    s->lines = 15;
+    CHECK(ui_too_small(s), "60x15 is too small");
+    ui_state_free(s);
+    free(s);
+}
+
+static void test_pareto(void)
+{
+    ui_point p[5] = {{1.0, 1, 0.72, ""}, {2.0, 1, 0.70, ""}, {1.5, 1, 0.69, ""}, {3.0, 1, 0.60, ""}, {2.0, 1, 0.65, ""}};
+    int front[5];
+    int n = ui_pareto(p, 5, front);
+    CHECK(n == 3 && front[0] && front[1] && front[3] && !front[2] && !front[4], "Pareto front: 3 of 5 (%d)", n);
+}
+
+static int wait_for(live *lv, ui_state *s, uint64_t gen, double timeout)
+{
+    double t0 = rs_now();
+    while (rs_now() - t0 < timeout) {
+        live_poll(lv, s);
+        if (s->have_orig && s->cur_gen == gen && !live_busy(lv))
+            return 1;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void test_model_and_live(void)
+{
+    const char *root = getenv("RS_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/lenet_random.onnx", root ? root : "..");
+    rs_err e = {{0}};
+    rs_model *m = onnx_load(path, &e);
+    CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg);
+    if (!m)
+        return;
+    ui_state *s = malloc(sizeof *s);
+    ui_state_defaults(s);
+    CHECK(ui_state_init(s, m, &e) == 0, "state from the model: %s", e.msg);
+    CHECK(s->n_layers == 5, "5 weighted layers (%d)", s->n_layers);
+    int c2 = -1;
+    for (int k = 0; k < s->n_layers; ++k)
+        if (!strcmp(s->layers[k].name, "conv2"))
+            c2 = k;
+    CHECK(c2 >= 0, "conv2 found");
+    if (c2 < 0)
+        goto out;
+    ui_layer *l = &s->layers[c2];
+    CHECK(!(l->methods & (1u << DECOMP_SVD)) && (l->methods & (1u << DECOMP_SPATIAL_SVD)),
+          "conv2 offers conv methods, not dense svd");
+    CHECK(l->mi[DECOMP_SPATIAL_SVD].max_rank == 30, "spatial-svd max rank min(6*5, 16*5) = 30 (%d)",
+          l->mi[DECOMP_SPATIAL_SVD].max_rank);
+    s->sel = c2;
+    ui_key(s, UI_K_RIGHT);
+    ui_state_costs(s, m);
+    int64_t p1 = l->params_after;
+    ui_key(s, UI_K_LEFT);
+    ui_state_costs(s, m);
+    int64_t p0 = l->params_after;
+    CHECK(p0 < p1 && p1 < l->params, "lower rank, fewer params (%lld < %lld < %lld)", (long long)p0,
+          (long long)p1, (long long)l->params);
+    CHECK(s->params_total_after == s->params_total - (l->params - p0), "network total follows the layer");
+    rs_plan *p = plan_alloc();
+    CHECK(ui_state_plan(s, p, &e) == 0 && p->n == 1 && model_find_layer(m, p->entries[0].layer) == l->node &&
+              p->entries[0].rank == l->cur.rank,
+          "plan of the choices: conv2 %s %d", decomp_method_name(l->cur.method), l->cur.rank);
+
+    /* the worker, on the shipped sample (or the full test set when RANKSCOPE_DATA is set) */
+    int fb = 0;
+    cifar10_set *d = cifar10_load_split(NULL, "test", &fb, &e);
+    CHECK(d != NULL, "data: %s", d ? d->source : e.msg);
+    if (d) {
+        ui_state_defaults(s); /* fresh, unfactorized */
+        ui_state_init(s, m, &e);
+        live *lv = live_start(m, d, s, &e);
+        CHECK(lv != NULL, "worker started: %s", lv ? "ok" : e.msg);
+        if (lv) {
+            CHECK(live_cached(lv), "lenet is a chain: suffix caching on");
+            CHECK(wait_for(lv, s, 0, 60), "original evaluated");
+            eval_result ref;
+            CHECK(eval_model(m, d, 0, &ref, NULL, NULL, &e) == 0 && ref.correct == s->orig.correct,
+                  "original accuracy = eval_model's (%d vs %d correct)", s->orig.correct, ref.correct);
+            /* a burst of changes: only the last one counts, and it matches an independent eval */
+            s->sel = c2;
+            for (int i = 0; i < 5; ++i) {
+                ui_key(s, UI_K_LEFT);
+                ui_state_costs(s, m);
+                live_request(lv, s);
+            }
+            uint64_t want = s->gen;
+            CHECK(wait_for(lv, s, want, 60), "result for the last change (gen %llu)", (unsigned long long)want);
+            rs_plan *q = plan_alloc();
+            ui_state_plan(s, q, &e);
+            rs_model *fm = model_clone(m);
+            int ok = plan_apply(fm, q, NULL, NULL, &e) == 0 && eval_model(fm, d, 0, &ref, NULL, NULL, &e) == 0;
+            if (!ok)
+                printf("# %s\n", e.msg);
+            CHECK(ok && ref.correct == s->cur.correct,
+                  "suffix-cached accuracy of conv2 %s %d = eval_model on the factorized copy (%d vs %d)",
+                  decomp_method_name(s->layers[c2].cur.method), s->layers[c2].cur.rank, s->cur.correct, ref.correct);
+            CHECK(s->layers[c2].res_valid && s->layers[c2].w_err > 0 && s->layers[c2].w_err < 1 &&
+                      s->layers[c2].out_err >= 0,
+                  "conv2 weight error %g, output error %g", s->layers[c2].w_err, s->layers[c2].out_err);
+            CHECK(s->layers[c2].n_steps == 2, "spatial-svd chain has 2 steps (%d)", s->layers[c2].n_steps);
+            /* a change upstream (conv1) invalidates the cache of conv2's input */
+            s->sel = 0;
+            ui_key(s, 'm');
+            ui_key(s, UI_K_HOME);
+            ui_state_costs(s, m);
+            live_request(lv, s);
+            CHECK(wait_for(lv, s, s->gen, 60), "result after a conv1 change");
+            ui_state_plan(s, q, &e);
+            model_free(fm);
+            fm = model_clone(m);
+            ok = plan_apply(fm, q, NULL, NULL, &e) == 0 && eval_model(fm, d, 0, &ref, NULL, NULL, &e) == 0;
+            CHECK(ok && ref.correct == s->cur.correct, "conv1+conv2 factorized: %d vs %d correct", s->cur.correct,
+                  ref.correct);
+            CHECK(s->n_hist >= 3, "history holds the evaluated configurations (%d)", s->n_hist);
+            model_free(fm);
+            plan_free(q);
+            live_stop(lv);
+        }
+        double med = 0, worst = 0;
+        CHECK(live_measure_latency(m, d, "conv2", 3, &med, &worst, &e) == 0 && med > 0,
+              "slider-to-accuracy latency on %d images: median %.3f s, worst %.3f s", d->n, med, worst);
+        cifar10_free(d);
+    }
+    plan_free(p);
+out:
+    ui_state_free(s);
+    free(s);
+    model_free(m);
+}
+
+int main(void)
+{
+    rs_gsl_init();
+    test_format();
+    test_example();
+    test_keys();
+    test_mouse();
+    test_pareto();
+    test_model_and_live();
+    return check_done();
+}

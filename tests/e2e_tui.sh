@@ -1,3 +1,195 @@
 #!/bin/bash
-# e2e_tui.sh — placeholder while the end-to-end test is written
-echo "1..0 # SKIP not written yet"
+# e2e_tui.sh — the explorer end to end: the real binary under tmux at 100x30, driven with keys and
+# raw X10 mouse sequences, asserted on `tmux capture-pane` text. Prints TAP.
+# Needs RANKSCOPE_BIN (set by tests/meson.build) and tmux (skips without it). Uses its own tmux
+# socket and always kills that server at the end. Data: the shipped test sample (RANKSCOPE_DATA
+# is unset explicitly, so the run does not depend on the machine).
+set -u
+export LC_ALL=C.UTF-8 # character (not byte) offsets when measuring the slider in a captured row
+BIN=${RANKSCOPE_BIN:?RANKSCOPE_BIN not set}
+ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+if ! command -v tmux >/dev/null; then
+    echo "1..0 # SKIP tmux not installed"
+    exit 0
+fi
+MODEL=$ROOT/assets/lenet-cifar10.onnx
+[ -f "$MODEL" ] || MODEL=$ROOT/tests/data/lenet_random.onnx
+SOCK=rs-test-$$
+T="tmux -L $SOCK"
+WORK=$(mktemp -d)
+cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; dump; fi; }
+cap() { $T capture-pane -p -t "$1" 2>/dev/null; }
+dump() { cap "${CUR:-main}" | sed 's/^/#   | /'; }
+# wait_for SESSION PATTERN SECONDS: poll the pane until grep -E matches
+wait_for() {
+    local end=$((SECONDS + $3))
+    while [ $SECONDS -lt $end ]; do
+        cap "$1" | grep -qE -- "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# wait until the evaluation is idle: no [eval ..]/[pending] marker, no "..." in the table
+wait_idle() {
+    local end=$((SECONDS + $2))
+    while [ $SECONDS -lt $end ]; do
+        local c
+        c=$(cap "$1")
+        if ! grep -qE '\[eval|\[pending\]|acc \.\.\.' <<<"$c" && ! grep -qE '^. +conv2 .*\.\.\.' <<<"$c"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+row() { cap "$1" | grep -E "^. +$2 " | head -1; }
+header() { cap "$1" | head -1; }
+# X10 mouse report: button code (0 press, 3 release, 32 motion with button 1 held), 0-based column and row
+mouse() {
+    local b=$(($2 + 32)) x=$(($3 + 33)) y=$(($4 + 33))
+    $T send-keys -t "$1" -l "$(printf '\033[M%b%b%b' "\\$(printf '%03o' $b)" "\\$(printf '%03o' $x)" "\\$(printf '%03o' $y)")"
+}
+start() { # start SESSION "ENV..." ["ARGS..."]: the explorer in a 100x30 pane, then report exit status and tty modes
+    $T new-session -d -s "$1" -x 100 -y 30 \
+        "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' $2 '$BIN' '$MODEL' ${3:-}; echo EXIT=\$?; stty -a | tr ';' '\n' | tr ' ' '\n' | grep -xE -- '-?(echo|icanon)' | tr '\n' ' '; echo; sleep 60"
+}
+
+# ---- a model that fails to load: error and non-zero status, no terminal needed --------------
+out=$("$BIN" "$WORK/missing.onnx" </dev/null 2>&1)
+rc=$?
+check "missing model: exit status $rc is non-zero" '[ $rc -ne 0 ]'
+check "missing model: the error names the file" 'grep -q "missing.onnx" <<<"$out"'
+
+# ---- main session ---------------------------------------------------------------------------
+CUR=main
+start main "LANG=C.UTF-8 LC_ALL=C.UTF-8"
+check "the layer table appears" 'wait_for main "layer +op +shape +params" 20'
+check "conv2 and fc1 rows" 'wait_for main "conv2 +Conv" 5 && wait_for main "fc1 +Gemm" 5'
+check "original accuracy evaluated" 'wait_idle main 60 && header main | grep -qE "acc [0-9.]+% -> [0-9.]+%"'
+acc0=$(header main | sed -E 's/.*acc ([0-9.]+)% -> ([0-9.]+)%.*/\2/')
+p0=$(header main | sed -E 's/.*params ([0-9.]+[KM]?) -> ([0-9.]+[KM]?).*/\2/')
+echo "# before: accuracy $acc0%, params $p0"
+
+$T send-keys -t main Down Right
+sleep 0.05
+c=$(cap main)
+grep -qE '\[eval|\[pending\]|\.\.\.' <<<"$c" && echo "# pending marker seen right after the change" ||
+    echo "# evaluation finished before the first capture"
+check "-> on conv2 factorizes it (spatial-svd 21/30)" 'wait_for main "conv2 .*spatial-svd .* 21/30" 5'
+$T send-keys -t main Home
+check "Home: conv2 rank 1/30" 'wait_for main "conv2 .* 1/30" 5'
+check "pending marker clears" 'wait_idle main 60'
+r=$(row main conv2)
+echo "# $r"
+acc1=$(header main | sed -E 's/.*acc ([0-9.]+)% -> ([0-9.]+)%.*/\2/')
+p1=$(header main | sed -E 's/.*params ([0-9.]+[KM]?) -> ([0-9.]+[KM]?).*/\2/')
+echo "# after: accuracy $acc1%, params $p1"
+check "network params changed ($p0 -> $p1)" '[ "$p1" != "$p0" ]'
+check "accuracy changed ($acc0% -> $acc1%)" '[ "$acc1" != "$acc0" ]'
+check "conv2 shows a weight error and its chain" 'row main conv2 | grep -qE " 0\.[0-9]+ " && wait_for main "as 5x1 6->1" 5'
+
+# mouse: press at the slider's right end, drag to its left end, release in the middle
+hdr=$(cap main | grep -m1 "rank slider")
+pre=${hdr%%rank slider*}
+sx=${#pre}
+y=$(cap main | grep -nE '^. +conv2 ' | head -1 | cut -d: -f1)
+y=$((y - 1))
+r=$(row main conv2)
+# slider width: from its first cell to the rank column, which ends with "/30"
+slider=${r:$sx}
+slider=${slider%% *}
+sw=${#slider}
+echo "# slider at column $sx, row $y, width $sw"
+mouse main 0 $((sx + sw - 1)) $y
+check "mouse press at the slider's end: conv2 rank 30/30" 'wait_for main "conv2 .* 30/30" 5'
+mouse main 32 $sx $((y + 3))
+check "drag to the slider's start (off the row): rank 1/30" 'wait_for main "conv2 .* 1/30" 5'
+mouse main 32 $((sx + sw / 2)) $y
+mouse main 3 $((sx + sw / 2)) $y
+check "release in the middle: a middle rank" 'wait_for main "conv2 .* 1[0-9]/30" 5'
+mouse main 0 3 $((y + 1))
+check "click on the fc1 row selects it" 'wait_for main "^. +fc1 " 5 && row main fc1 | grep -q "^[>▶]"'
+
+# the other screens
+$T send-keys -t main 2
+check "spectrum screen: singular values and error curve" 'wait_for main "reconstruction error vs rank" 5'
+$T send-keys -t main 3
+check "accuracy screen: per-class bars and the evaluation set" 'wait_for main "truck" 5 && wait_for main "evaluation set: CIFAR-10 test sample" 5'
+$T send-keys -t main 4
+check "trade-offs screen: sweep and Pareto scatter" 'wait_for main "accuracy vs rank" 5 && wait_for main "Pareto front" 5'
+$T send-keys -t main 5
+check "search screen" 'wait_for main "Rank search" 5'
+$T send-keys -t main 6
+check "worked example: the original kernel gives -2" 'wait_for main "original kernel: -2 " 5'
+check "worked example: the rank-1 approximation gives 0" 'wait_for main "rank-1 approximation: 0 " 5'
+$T send-keys -t main Right
+check "-> slides the window to (0,1)" 'wait_for main "window at \(0,1\)" 5'
+$T send-keys -t main '?'
+check "? shows the keys" 'wait_for main "any key closes this help" 5'
+$T send-keys -t main Escape
+
+# resize: too small, then back
+$T resize-window -t main -x 60 -y 15
+check "60x15: terminal too small notice" 'wait_for main "terminal too small \(need 80x24, have 60x15\)" 5'
+$T resize-window -t main -x 100 -y 30
+check "back to 100x30 restores the screen" 'wait_for main "Convolution by hand" 5'
+
+# quit: asks first (unsaved changes); another key stays; w saves; then q exits at once
+$T send-keys -t main q
+check "q with unsaved changes asks" 'wait_for main "Quit anyway" 5'
+$T send-keys -t main Escape
+check "another key stays" 'sleep 0.3; ! cap main | grep -q "^EXIT="'
+stem=$(basename "$MODEL" .onnx)
+$T send-keys -t main w
+check "w saves the plan and the factorized ONNX" 'wait_for main "saved $stem-lowrank.plan and $stem-lowrank.onnx" 10'
+check "saved files exist, the input model untouched" '[ -s "$WORK/$stem-lowrank.plan" ] && [ -s "$WORK/$stem-lowrank.onnx" ] && [ -f "$MODEL" ]'
+echo "# plan: $(grep -v "^#" "$WORK/$stem-lowrank.plan" | tr '\n' ' ')"
+check "the saved ONNX loads (rankscope info)" '"$BIN" info "$WORK/$stem-lowrank.onnx" 2>&1 | grep -q "conv2_f0\|conv2/Conv_f0"'
+$T send-keys -t main q
+check "q after saving exits at once, status 0" 'wait_for main "^EXIT=0" 10'
+check "terminal restored: echo and icanon on" 'wait_for main "^(icanon echo|echo icanon) *$" 5'
+
+# --plan restores the saved ranks
+CUR=plan
+saved=$(grep -E "conv2" "$WORK/$stem-lowrank.plan" | awk '{print $3}')
+start plan "LANG=C.UTF-8 LC_ALL=C.UTF-8" "--plan $stem-lowrank.plan"
+check "--plan restores conv2 at rank $saved" 'wait_for plan "conv2 .*spatial-svd .* $saved/30" 20'
+check "--plan: no unsaved changes, q exits at once" '$T send-keys -t plan q; wait_for plan "^EXIT=0" 10'
+
+# ---- ASCII fallback and --no-color, then SIGTERM restores the terminal ----------------------
+CUR=term
+start term "LANG=C LC_ALL=C NO_COLOR=1"
+check "C locale: table drawn" 'wait_for term "conv2 +Conv" 20'
+$T send-keys -t term Down Right
+check "C locale: ASCII slider" 'wait_for term "conv2 .*spatial-svd +=+\|-+ " 5'
+check "NO_COLOR: no colour escapes" '! $T capture-pane -e -p -t term | grep -qE $'"'"'\033\\[3[0-7]'"'"''
+pp=$($T list-panes -t term -F '#{pane_pid}')
+pid=$(pgrep -P "$pp" | head -1)
+[ -n "$pid" ] && kill -TERM "$pid"
+check "SIGTERM: exits with 143" 'wait_for term "^EXIT=143" 10'
+check "SIGTERM: terminal restored" 'wait_for term "^(icanon echo|echo icanon) *$" 5'
+
+# ---- an xterm-like terminal: SGR (1006) mouse reports; then ^C (SIGINT) restores the terminal --
+CUR=sgr
+start sgr "TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8"
+check "xterm: table drawn" 'wait_for sgr "conv2 +Conv" 20'
+y=$(cap sgr | grep -nE '^. +conv2 ' | head -1 | cut -d: -f1) # 1-based row = SGR row
+$T send-keys -t sgr -l $'\e'"[<0;$((sx + sw));${y}M"
+check "SGR press at the slider's end: rank 30/30" 'wait_for sgr "conv2 .* 30/30" 5'
+$T send-keys -t sgr -l $'\e'"[<32;$((sx + 1));$((y + 4))M"
+check "SGR drag to the start: rank 1/30" 'wait_for sgr "conv2 .* 1/30" 5'
+$T send-keys -t sgr -l $'\e'"[<0;$((sx + 1 + sw / 2));${y}m"
+check "SGR release in the middle" 'wait_for sgr "conv2 .* 1[0-9]/30" 5'
+$T send-keys -t sgr C-c
+check "^C: exits with 130" 'wait_for sgr "^EXIT=130" 10'
+check "^C: terminal restored" 'wait_for sgr "^(icanon echo|echo icanon) *$" 5'
+
+echo "1..$n"
+[ $fails -eq 0 ]

@@ -17,7 +17,6 @@ All .f32 files are raw little-endian float32, row-major.
 import os
 import sys
 
-import numpy as np
 import onnx
 import torch
 import torch.nn as nn

@@ -162,32 +162,36 @@ static void test_full_rank(void)
 
 static void test_dense_full_rank(void)
 {
-    for (int bias = 0; bias <= 1; ++bias) {
+    /* 7×13 goes through GSL's Golub–Reinsch, 40×64 and 70×30 through the Gram eigenproblem */
+    static const int shapes[][2] = {{13, 7}, {64, 40}, {30, 70}};
+    for (int c = 0; c < 6; ++c) {
+        int bias = c % 2, K = shapes[c / 2][0], N = shapes[c / 2][1], mn = K < N ? K : N;
         rs_err e = {{0}};
-        rs_model *m = testnet_gemm(13, 7, bias, 5);
+        rs_model *m = testnet_gemm(K, N, bias, 5);
         int node = model_find_node(m, "fc");
-        float *W = weight_of(m, "fc"); /* (7, 13), trans_b = 1 */
+        float *W = weight_of(m, "fc"); /* (N, K), trans_b = 1 */
         const float *b = bias ? m->values[m->nodes[node].in[2]].f : NULL;
-        float x[4 * 13], ref[4 * 7], got[4 * 7];
+        float *x = malloc(4 * K * sizeof *x), *ref = malloc(4 * N * sizeof *ref), *got = malloc(4 * N * sizeof *got);
         uint64_t st = 3;
-        for (int i = 0; i < 4 * 13; ++i)
+        for (int i = 0; i < 4 * K; ++i)
             x[i] = testnet_rand(&st);
         for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 7; ++j) {
+            for (int j = 0; j < N; ++j) {
                 double s = b ? b[j] : 0;
-                for (int k = 0; k < 13; ++k)
-                    s += (double)x[i * 13 + k] * W[j * 13 + k];
-                ref[i * 7 + j] = (float)s;
+                for (int k = 0; k < K; ++k)
+                    s += (double)x[i * K + k] * W[j * K + k];
+                ref[i * N + j] = (float)s;
             }
-        CHECK(decomp_max_rank(m, node, DECOMP_SVD, 0) == 7, "dense max rank min(7,13) = 7");
+        CHECK(decomp_max_rank(m, node, DECOMP_SVD, 0) == mn, "dense max rank min(%d,%d) = %d", N, K, mn);
         decomp_result r;
-        int rc = decomp_layer(m, node, DECOMP_SVD, 7, 0, NULL, &r, &e);
+        int rc = decomp_layer(m, node, DECOMP_SVD, mn, 0, NULL, &r, &e);
         CHECK(rc == 0, "dense svd full rank (%s)", rc ? e.msg : "ok");
         rc = rc ? rc : decomp_apply(m, node, &r, &e);
         infer_ctx *ctx = rc == 0 ? infer_create(m, 1, &e) : NULL;
         rc = ctx ? infer_forward(ctx, x, 4, got, &e) : -1;
-        CHECK(rc == 0 && rel_diff(got, ref, 28) < 1e-5, "dense svd full rank (bias %d) matches x·Wᵀ+b: %.2e",
-              bias, rc == 0 ? rel_diff(got, ref, 28) : -1.0);
+        double d = rc == 0 ? rel_diff(got, ref, (size_t)4 * N) : -1.0;
+        free(x), free(ref), free(got);
+        CHECK(rc == 0 && d < 1e-5, "dense %dx%d svd full rank (bias %d) matches x·Wᵀ+b: %.2e", N, K, bias, d);
         CHECK(m->n_nodes == 2 && m->nodes[0].op == RS_OP_GEMM && m->nodes[1].op == RS_OP_GEMM,
               "dense svd gives two Gemm nodes");
         infer_free(ctx);
@@ -310,7 +314,7 @@ static void test_exact_rank(void)
     free(x);
     model_free(m);
 
-    /* dense rank 4 */
+    /* dense rank 4 (12×20: Golub–Reinsch) */
     m = testnet_gemm(20, 12, 1, 9);
     float *W = weight_of(m, "fc");
     double L[12][4], Rm[20][4];
@@ -327,6 +331,28 @@ static void test_exact_rank(void)
     decomp_result_free(&r);
     rc = decomp_layer(m, 0, DECOMP_SVD, 3, 0, NULL, &r, &e);
     CHECK(rc == 0 && r.weight_error > 1e-3, "dense rank 3 of a rank-4 matrix is not exact");
+    decomp_result_free(&r);
+    model_free(m);
+
+    /* dense rank 5 of 60×80 (the Gram path): recovered, and the rank-5 chain reproduces W x */
+    m = testnet_gemm(80, 60, 0, 9);
+    W = weight_of(m, "fc");
+    double L5[60][5], R5[80][5];
+    for (int i = 0; i < 60; ++i) for (int k = 0; k < 5; ++k) L5[i][k] = testnet_rand(&st);
+    for (int j = 0; j < 80; ++j) for (int k = 0; k < 5; ++k) R5[j][k] = testnet_rand(&st);
+    for (int i = 0; i < 60; ++i)
+        for (int j = 0; j < 80; ++j) {
+            double s = 0;
+            for (int k = 0; k < 5; ++k) s += L5[i][k] * R5[j][k];
+            W[i * 80 + j] = (float)s;
+        }
+    rc = decomp_layer(m, 0, DECOMP_SVD, 5, 0, NULL, &r, &e);
+    CHECK(rc == 0 && r.weight_error < 1e-5, "exact dense rank 5 of 60x80 recovered: %.2e", rc ? -1.0 : r.weight_error);
+    float xin[2 * 80];
+    for (int i = 0; i < 160; ++i) xin[i] = testnet_rand(&st);
+    oerr = 1;
+    orc = rc == 0 ? decomp_output_error_on(m, 0, &r, xin, 2, &oerr, &e) : -1;
+    CHECK(orc == 0 && oerr < 1e-5, "rank-5 chain output error %.2e", oerr);
     decomp_result_free(&r);
     model_free(m);
 }

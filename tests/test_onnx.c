@@ -346,6 +346,21 @@ static void test_hand_built(void)
     CHECK(r && strcmp(r->producer, "rankscope") == 0 && r->opset == 13 && strcmp(r->graph_name, "hand") == 0,
           "hand-built: written as producer rankscope, opset 13, graph name kept");
     model_free(r);
+
+    /* a failed save leaves the previous file untouched */
+    free(m->values[3].name);
+    m->values[3].name = rs_strdup(m->values[1].name);
+    uint8_t *before = NULL, *after = NULL;
+    size_t before_len = 0, after_len = 0;
+    fileio_read_all(path, (size_t)1 << 20, &before, &before_len, &e);
+    rc = onnx_save(m, path, &e);
+    CHECK(rc == -1 && strstr(e.msg, "two values are named") && strstr(e.msg, path),
+          "a model with a repeated value name is refused (%s)", e.msg);
+    fileio_read_all(path, (size_t)1 << 20, &after, &after_len, &e);
+    CHECK(before && after && before_len == after_len && memcmp(before, after, after_len) == 0,
+          "the refused save left the earlier file as it was");
+    free(before);
+    free(after);
     unlink(path);
     rmdir(dir);
     model_free(m);
@@ -538,6 +553,16 @@ static void expect_reject(const base_model *b, const char *what, const char *wan
     printf("#   -> %s\n", m ? "(loaded!)" : e.msg);
     model_free(m);
     free(buf);
+}
+
+/* protobuf base-128 varint; returns the bytes written */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
 }
 
 static void test_hostile(void)
@@ -736,6 +761,51 @@ static void test_hostile(void)
           m ? m->nodes[2].name : "");
     model_free(m);
     free(good);
+
+    /* Graph > Node > Attribute > Graph ... 100000 levels deep (1.2 MB): protobuf-c alone would
+     * recurse until the stack overflows. */
+    {
+        enum { LEVELS = 3 * 100000 };
+        static const uint8_t field_of[3] = {1, 5, 6}; /* GraphProto.node, .attribute, .g */
+        size_t *inner = malloc((LEVELS + 1) * sizeof *inner); /* payload bytes per level */
+        inner[LEVELS] = 0;
+        for (size_t i = LEVELS; i-- > 0;) {
+            size_t n = inner[i + 1], lenlen = 1;
+            for (size_t v = n; v >= 0x80; v >>= 7)
+                ++lenlen;
+            inner[i] = 1 + lenlen + n;
+        }
+        size_t cap = inner[0] + 16, pos = 0;
+        uint8_t *deep = malloc(cap);
+        /* wrapper i: a length-delimited field holding inner[i] bytes; wrapper 0 is ModelProto.graph */
+        for (size_t i = 0; i <= LEVELS; ++i) {
+            deep[pos++] = (uint8_t)((i == 0 ? 7 : field_of[(i - 1) % 3]) << 3 | 2);
+            pos += put_varint(deep + pos, inner[i]);
+        }
+        rs_model *dm = onnx_load_buffer(deep, pos, "deep.onnx", &e);
+        CHECK(dm == NULL && strstr(e.msg, "nested more than"), "a 300000-level nested message is rejected (%s)",
+              e.msg);
+        model_free(dm);
+        free(deep);
+        free(inner);
+    }
+
+    /* 5 million empty NodeProtos: 10 MB of file that protobuf-c would expand to ~700 MB. */
+    {
+        size_t nodes = 5000000, body = 2 * nodes, pos = 0;
+        uint8_t *wide = malloc(body + 16);
+        wide[pos++] = 7 << 3 | 2; /* ModelProto.graph */
+        pos += put_varint(wide + pos, body);
+        memset(wide + pos, 0, body);
+        for (size_t i = 0; i < nodes; ++i)
+            wide[pos + 2 * i] = 1 << 3 | 2; /* GraphProto.node, length 0 */
+        pos += body;
+        rs_model *wm = onnx_load_buffer(wide, pos, "wide.onnx", &e);
+        CHECK(wm == NULL && strstr(e.msg, "decoding would allocate about"),
+              "5M empty nodes are refused before decoding (%s)", e.msg);
+        model_free(wm);
+        free(wide);
+    }
 
     CHECK(onnx_load("/nonexistent/dir/model.onnx", &e) == NULL &&
               strstr(e.msg, "/nonexistent/dir/model.onnx") != NULL,

@@ -187,8 +187,8 @@ static rs_model *sample_net(cifar10_set **search_set, cifar10_set **train_set)
     finetune_data_of(tr, &td);
     train_options o;
     train_default_options(&o);
-    o.epochs = 4;
-    o.batch = 64;
+    o.epochs = 12;
+    o.batch = 32;
     o.lr = 0.05f;
     o.augment = 0;
     OK(train_model(m, &td, NULL, &o, NULL, &e) == 0);

@@ -236,6 +236,32 @@ static void test_keys(void)
     CHECK(!(f & UI_QUIT), "q while editing is input, not quit");
     ui_key(s, UI_K_ESC);
     CHECK(!s->edit.active, "Esc ends editing");
+    /* search screen: options cycle, the result applies to the sliders */
+    ui_key(s, '5');
+    f = ui_key(s, 's');
+    CHECK(!(f & UI_SEARCH_START), "no search start without a validation split");
+    s->search_available = 1;
+    f = ui_key(s, 's');
+    CHECK(f & UI_SEARCH_START, "s starts a search");
+    int strat = s->search_strategy;
+    ui_key(s, 't');
+    CHECK(s->search_strategy == (strat + 1) % 4, "t cycles the strategy");
+    ui_key(s, '+');
+    CHECK(fabs(s->search_tol - 1.5) < 1e-12, "+ raises the tolerance by 0.5 pt (%g)", s->search_tol);
+    for (int i = 0; i < 10; ++i)
+        ui_key(s, '-');
+    CHECK(fabs(s->search_tol - 0.5) < 1e-12, "tolerance floor 0.5 pt (%g)", s->search_tol);
+    s->search_have_result = 1;
+    s->layers[0].has_searched = 1;
+    s->layers[0].searched = (ui_choice){DECOMP_CP, 12, 0};
+    s->layers[1].has_searched = 0; /* not in the plan: reset */
+    uint64_t g1 = s->gen;
+    f = ui_key(s, 'a');
+    CHECK((f & UI_RECOMPUTE) && s->gen == g1 + 1 && s->layers[0].cur.method == DECOMP_CP &&
+              s->layers[0].cur.rank == 12 && s->layers[1].cur.method == DECOMP_NONE,
+          "a applies the searched plan (conv2 cp 12, fc1 reset)");
+    f = ui_key(s, 'a');
+    CHECK(!(f & UI_RECOMPUTE), "applying the same plan again changes nothing");
     /* quit asks when unsaved */
     f = ui_key(s, 'q');
     CHECK(!(f & UI_QUIT) && s->confirm_quit, "q with unsaved changes asks");
@@ -363,7 +389,7 @@ static void test_model_and_live(void)
         CHECK(lv != NULL, "worker started: %s", lv ? "ok" : e.msg);
         if (lv) {
             CHECK(live_cached(lv), "lenet is a chain: suffix caching on");
-            CHECK(wait_for(lv, s, 0, 60), "original evaluated");
+            CHECK(wait_for(lv, s, s->gen, 60) && s->cur.correct == s->orig.correct, "original evaluated, and current while nothing changed");
             eval_result ref;
             CHECK(eval_model(m, d, 0, &ref, NULL, NULL, &e) == 0 && ref.correct == s->orig.correct,
                   "original accuracy = eval_model's (%d vs %d correct)", s->orig.correct, ref.correct);
@@ -385,6 +411,12 @@ static void test_model_and_live(void)
             CHECK(ok && ref.correct == s->cur.correct,
                   "suffix-cached accuracy of conv2 %s %d = eval_model on the factorized copy (%d vs %d)",
                   decomp_method_name(s->layers[c2].cur.method), s->layers[c2].cur.rank, s->cur.correct, ref.correct);
+            for (int i = 0; i < 2000 && !(s->layers[c2].res_valid &&
+                                            s->layers[c2].res_for.rank == s->layers[c2].cur.rank); ++i) {
+                struct timespec ts = {0, 5000000};
+                nanosleep(&ts, NULL);
+                live_poll(lv, s);
+            }
             CHECK(s->layers[c2].res_valid && s->layers[c2].w_err > 0 && s->layers[c2].w_err < 1 &&
                       s->layers[c2].out_err >= 0,
                   "conv2 weight error %g, output error %g", s->layers[c2].w_err, s->layers[c2].out_err);

@@ -16,6 +16,9 @@ Recipe (mirrors train_default_options):
     normalisation) + RandomHorizontalFlip
   - data normalised (x/255 - 0.5)/0.5
 
+Measured here (torch 1.13, 1 thread, seed 1, 30 epochs): --lr 0.05 -> 71.95 % test accuracy,
+--lr 0.1 -> 70.90 %. rankscope's own run of the same recipe (the shipped model) reached 70.93 %.
+
 Usage: RANKSCOPE_DATA=/path/to/cifar-10-batches-bin /usr/bin/python3 tests/torch_train_ref.py \
            [--epochs 30] [--lr 0.05] [--seed 1] [--threads 1] [--schedule onecycle|cosine]
 """

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential meson ninja-build pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
-      libgsl-dev libopenblas-dev libncurses-dev zlib1g-dev
+      libgsl-dev libopenblas-dev libncurses-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev nettle-dev
       tmux python3 python3-onnx python3-numpy valgrind clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -20,7 +20,7 @@
  *                   Conv 1×1 R_out→C_out (bias)
  *  - Ranks: `rank` is the method's rank; `rank2` is used only by tucker2, where rank = R_out
  *    (mode-0, output channels) and rank2 = R_in (mode-1, input channels); rank2 <= 0 means
- *    min(rank, C_in). Valid ranges come from decomp_max_rank (1..max).
+ *    min(rank, max rank2). Valid ranges come from decomp_max_rank (1..max).
  *  - Costs follow the counting rule stated once in model.h (params = initializer elements,
  *    MACs per image). Costs of a factor chain are those of its real nodes, zeros included:
  *    slice-svd is reported honestly even when it costs more than the original layer.
@@ -50,6 +50,10 @@ const char *decomp_method_name(decomp_method method);
 /* Parses the names above (also "slice_svd", "spatial_svd", "tucker", "tucker-2"), case-insensitive.
  * Returns 0, or -1 with `unknown method "foo" (expected svd, slice-svd, ...)`. */
 int decomp_method_parse(const char *s, decomp_method *out, rs_err *e);
+
+/* Node index of a layer by name: the exact node name, else the one weighted node whose name has
+ * `name` as a path component (PyTorch exports "conv2" as "/conv2/Conv"). -1 if none or ambiguous. */
+int decomp_find_layer(const rs_model *m, const char *name);
 
 /* Bitmask of methods valid for node: bit (1u << method). DECOMP_NONE is always set. A Conv with
  * group > 1 (depthwise / grouped) gets no conv method; unweighted nodes get only NONE. */
@@ -141,6 +145,20 @@ void decomp_result_free(decomp_result *r); /* frees the contents; accepts NULL /
 /* Wall time of decomp_layer on node (best of `reps` runs, seconds) — for `rankscope bench`. */
 int decomp_time(const rs_model *m, int node, decomp_method method, int rank, int rank2,
                 const decomp_opts *opts, int reps, double *seconds, rs_err *e);
+
+/* Decomposition timing of a whole network, for `rankscope bench` / `rankscope estimate --bench`:
+ * every weighted layer × applicable method, best of `reps` runs, at the bench ranks (cp:
+ * min(16, max), the blog's rank; the others: half the maximum, at least 1; tucker2 both halves).
+ * *rows malloc'ed (free()); *total = sum of the rows' seconds. */
+typedef struct decomp_bench_row {
+    int node;
+    decomp_method method;
+    int rank, rank2;
+    double seconds;
+} decomp_bench_row;
+
+int decomp_bench(const rs_model *m, int reps, decomp_bench_row **rows, int *n, double *total,
+                 rs_err *e);
 
 /* Replace node by the factor chain, then re-infer shapes. New nodes are named <layer>_f0 ..
  * <layer>_f{n-1}, their weights <layer>_f0_W, <layer>_f{k}_B, intermediates <layer>_f0_out (a

@@ -12,7 +12,7 @@
  *  - distill: the teacher is m itself (its logits on the same augmented batch), with
  *    train_options.distill_alpha / distill_temp.
  *  - Defaults (finetune_default_options) suit recovery rather than training from scratch:
- *    cosine schedule with a short warm-up, peak lr 0.01, momentum 0.9, weight decay 5e-4,
+ *    cosine schedule with a short warm-up, peak lr 0.005, momentum 0.9, weight decay 5e-4,
  *    10 epochs, batch 128, augmentation on.
  */
 #ifndef RANKSCOPE_FINETUNE_H

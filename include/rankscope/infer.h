@@ -33,9 +33,11 @@ int infer_capture(const rs_model *m, const float *x, int n, int value, float *ou
 
 /* ---- additions by the inference engineer (backwards-compatible) ----------------------------
  * infer_forward_naive: textbook single-thread loops over the whole graph (bench's sanity
- * baseline; also a second opinion in tests). infer_isa: kernel ISA in use ("avx512", "avx2",
+ * baseline; also a second opinion in tests). infer_forward_blas: the straightforward design,
+ * one node at a time over the whole batch, Conv as im2col + cblas_sgemm (OpenBLAS threads). infer_isa: kernel ISA in use ("avx512", "avx2",
  * "scalar"; $RANKSCOPE_ISA caps it). infer_threads: worker count. */
 int infer_forward_naive(const rs_model *m, const float *x, int n, float *out, rs_err *e);
+int infer_forward_blas(const rs_model *m, const float *x, int n, float *out, rs_err *e);
 const char *infer_isa(const infer_ctx *c);
 int infer_threads(const infer_ctx *c);
 

@@ -17,9 +17,11 @@
  *    x/127.5 − 1. Augmentation (random crop with `pad` pixels of padding, horizontal flip) pads
  *    the RAW image with 0, i.e. with −1 after normalisation, as torchvision's RandomCrop does
  *    before Normalize; for float inputs the padding value is train_options.pad_value.
- *  - Determinism: for a fixed seed and thread count the result is bit-identical. Each batch is
- *    split into contiguous per-thread slices with private gradient buffers, summed in thread
- *    order. Random numbers (shuffle, crops, flips) are drawn on the calling thread only.
+ *  - Determinism: for a fixed seed and thread count the result is bit-identical on a given CPU
+ *    (the conv kernels' vector ISA is picked at run time, see kernels.h). Each batch is split
+ *    into contiguous per-thread slices with private gradient buffers, summed in thread order;
+ *    OpenBLAS is held at one thread during a batch. Random numbers (shuffle, crops, flips) are
+ *    drawn on the calling thread only.
  *  - Long work reports through rs_progress_fn once per batch (fraction of all batches); a
  *    non-zero return cancels and train_model returns RS_CANCELLED with the weights as they are.
  */

@@ -195,16 +195,8 @@ int cli_check_output(const char *out, const char *in, int force)
         cli_error("-o %s: is a directory", out);
         return -1;
     }
-    const char *shipped = cli_default_model();
-    if (!in)
-        in = *shipped ? shipped : NULL;
-    if (in && same_file(out, in) && !force) {
+    if (in && *in && same_file(out, in) && !force) {
         cli_error("-o %s is the input model; refusing to overwrite it (pass --force to replace it)",
-                  out);
-        return -1;
-    }
-    if (*shipped && same_file(out, shipped) && !force) {
-        cli_error("-o %s is the shipped model; refusing to overwrite it (pass --force to replace it)",
                   out);
         return -1;
     }

@@ -29,9 +29,10 @@ int cli_apply_plan(rs_model *m, const char *plan_file, const char *ranks_spec);
 
 /* Every command that writes a file with -o calls this first. Refuses (prints the error, returns -1)
  * when `out` names the same file as the input model `in` (same path, or the same inode through a
- * link or another spelling) unless force is set, and when `out` is an existing directory. `in` may
- * be NULL (the shipped model is never a valid output either). Returns 0 when the write may go on;
- * the write itself must then go through fileio_write_atomic / onnx_save / plan_save. */
+ * link or another spelling) unless force is set, and when `out` is an existing directory. `in` is
+ * the model the command reads: callers pass cli_default_model() when no model was named, NULL when
+ * the command reads none. Returns 0 when the write may go on; the write itself must then go
+ * through fileio_write_atomic / onnx_save / plan_save (temp file, fsync, rename). */
 int cli_check_output(const char *out, const char *in, int force);
 
 /* Parse a whole decimal integer in [lo, hi]; prints "--opt: ..." and returns -1 on failure. */

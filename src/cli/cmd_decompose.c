@@ -213,7 +213,7 @@ int cmd_decompose(int argc, char **argv)
     int calib_n = (int)calib;
     char calib_src[600] = "";
     if (layer) {
-        int node = model_find_node(m, layer);
+        int node = decomp_find_layer(m, layer);
         if (node < 0) {
             cli_error("decompose: layer \"%s\" not found%s", layer,
                       plan ? " (after applying the plan)" : "");
@@ -335,7 +335,7 @@ int cmd_decompose(int argc, char **argv)
                              (long long)f->w_dims[2], (long long)f->w_dims[3]);
                 else
                     snprintf(ws, sizeof ws, "%lldx%lld", (long long)f->w_dims[0], (long long)f->w_dims[1]);
-                printf("  %s_f%d  %-5s %-14s group %-5lld params %8lld  MACs %10lld\n", layer, i,
+                printf("  %s_f%d  %-5s %-14s group %-5lld params %8lld  MACs %10lld\n", r.layer, i,
                        model_op_name(f->op), ws, (long long)f->group, (long long)f->params, (long long)f->macs);
             }
             printf("  params %lld -> %lld (%.2fx)   MACs %lld -> %lld (%.2fx) per image%s\n",
@@ -426,7 +426,7 @@ int cmd_spectrum(int argc, char **argv)
         return CLI_FAIL;
     }
     rs_err e = {{0}};
-    int node = model_find_node(m, layer);
+    int node = decomp_find_layer(m, layer);
     unsigned views = node >= 0 ? decomp_views_for(m, node) : 0;
     if (node < 0 || !views) {
         cli_error("spectrum: layer \"%s\" %s", layer, node < 0 ? "not found" : "has no weight matrix");
@@ -555,9 +555,51 @@ int cmd_spectrum(int argc, char **argv)
 static void estimate_usage(FILE *f)
 {
     fprintf(f, "usage: rankscope estimate [MODEL.onnx] [--multiple K] [--json] [--plan FILE] [--ranks SPEC]\n"
+               "       rankscope estimate [MODEL.onnx] --bench [--reps N] [--json]\n"
                "  EVBMF rank of every weighted layer for every applicable method, rounded up to a multiple\n"
                "  of K (default 1 = no rounding; the blog uses 8), with the cost at that rank, the maximum\n"
-               "  rank and the break-even rank (largest rank that still saves parameters).\n");
+               "  rank and the break-even rank (largest rank that still saves parameters).\n"
+               "  --bench: time the decomposition of every layer and method instead (best of N runs,\n"
+               "  default 3; cp at rank min(16, max), the others at half their maximum rank).\n");
+}
+
+static int estimate_bench(const rs_model *m, int reps, int json)
+{
+    rs_err e = {{0}};
+    decomp_bench_row *rows;
+    int n;
+    double total;
+    if (decomp_bench(m, reps, &rows, &n, &total, &e)) {
+        cli_error("%s", e.msg);
+        return CLI_FAIL;
+    }
+    if (json)
+        printf("{\"reps\": %d, \"total_seconds\": %.6f, \"layers\": [", reps, total);
+    else
+        printf("%-14s %-12s %9s %10s   (best of %d)\n", "layer", "method", "rank", "ms", reps);
+    for (int i = 0; i < n; ++i) {
+        const decomp_bench_row *r = &rows[i];
+        if (json) {
+            printf("%s\n  {\"layer\": ", i ? "," : "");
+            cli_json_string(stdout, m->nodes[r->node].name);
+            printf(", \"method\": \"%s\", \"rank\": %d, \"rank2\": %d, \"seconds\": %.6f}",
+                   decomp_method_name(r->method), r->rank, r->rank2, r->seconds);
+        } else {
+            char rs[32];
+            if (r->method == DECOMP_TUCKER2)
+                snprintf(rs, sizeof rs, "%d,%d", r->rank, r->rank2);
+            else
+                snprintf(rs, sizeof rs, "%d", r->rank);
+            printf("%-14s %-12s %9s %10.2f\n", m->nodes[r->node].name, decomp_method_name(r->method), rs,
+                   1e3 * r->seconds);
+        }
+    }
+    if (json)
+        printf("\n]}\n");
+    else
+        printf("total %.1f ms\n", 1e3 * total);
+    free(rows);
+    return CLI_OK;
 }
 
 int cmd_estimate(int argc, char **argv)
@@ -565,10 +607,11 @@ int cmd_estimate(int argc, char **argv)
     static const struct option opts[] = {
         {"multiple", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
         {"plan", required_argument, 0, 'p'},     {"ranks", required_argument, 0, 'R'},
+        {"bench", no_argument, 0, 'b'},          {"reps", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     const char *plan_f = NULL, *ranks_spec = NULL;
-    int json = 0, c;
-    long multiple = 1;
+    int json = 0, bench = 0, c;
+    long multiple = 1, reps = 3;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -578,6 +621,11 @@ int cmd_estimate(int argc, char **argv)
                 return CLI_USAGE;
             break;
         case 'j': json = 1; break;
+        case 'b': bench = 1; break;
+        case 'n':
+            if (cli_parse_int("--reps", optarg, 1, 1000, &reps))
+                return CLI_USAGE;
+            break;
         case 'p': plan_f = optarg; break;
         case 'R': ranks_spec = optarg; break;
         case 'h': estimate_usage(stdout); return CLI_OK;
@@ -597,6 +645,11 @@ int cmd_estimate(int argc, char **argv)
     if (cli_apply_plan(m, plan_f, ranks_spec)) {
         model_free(m);
         return CLI_FAIL;
+    }
+    if (bench) {
+        int brc = estimate_bench(m, (int)reps, json);
+        model_free(m);
+        return brc;
     }
     rs_err e = {{0}};
     int rc = CLI_OK, first = 1;

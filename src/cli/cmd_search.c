@@ -30,6 +30,8 @@ static void catch_sigint(void)
     signal(SIGINT, on_sigint);
 }
 
+static const char *plan_oneline(const rs_plan *p, char *buf, size_t len);
+
 typedef struct run_ui {
     int verbose;
     int quiet; /* --json: nothing but the JSON on stdout, no progress */
@@ -52,19 +54,11 @@ static int ui_trial(void *user, const search_trial *t)
         return 1;
     if (u->verbose && !u->quiet) {
         cli_progress_end();
-        char *txt = NULL;
-        rs_err e;
+        char line[512];
         fprintf(stderr, "  trial %4d %-8s %-6s acc %6.2f%% on %5d  params %7lld  MACs %8lld  %6.1fs  %s |",
                 t->index, t->phase, t->layer ? t->layer : "", 100.0 * t->accuracy, t->images,
                 (long long)t->params, (long long)t->macs, t->elapsed, t->within ? "ok " : "OUT");
-        if (plan_format(t->plan, &txt, &e) == 0 && txt) {
-            for (char *p = txt; *p; ++p)
-                if (*p == '\n')
-                    *p = ';';
-            fprintf(stderr, " %s", txt);
-        }
-        free(txt);
-        fputc('\n', stderr);
+        fprintf(stderr, " %s\n", t->plan ? plan_oneline(t->plan, line, sizeof line) : "");
     }
     return 0;
 }
@@ -84,6 +78,28 @@ static unsigned parse_methods(const char *s)
         mask |= 1u << mth;
     }
     return mask;
+}
+
+/* "conv2 spatial-svd 12; fc1 svd 32" into buf. */
+static const char *plan_oneline(const rs_plan *p, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    if (p->n == 0)
+        snprintf(buf, len, "(empty)");
+    for (int i = 0; i < p->n && k < len; ++i) {
+        const plan_entry *en = &p->entries[i];
+        int w = snprintf(buf + k, len - k, "%s%s %s %d", i ? "; " : "", en->layer, decomp_method_name(en->method),
+                         en->rank);
+        if (w > 0)
+            k += (size_t)w;
+        if (en->method == DECOMP_TUCKER2 && k < len) {
+            w = snprintf(buf + k, len - k, ",%d", en->rank2);
+            if (w > 0)
+                k += (size_t)w;
+        }
+    }
+    return buf;
 }
 
 static cifar10_set *load_split(const char *data, const char *split, int *fell_back)
@@ -319,7 +335,8 @@ int cmd_search(int argc, char **argv)
         cli_error("search: expected at most one model, got %d arguments", argc - optind);
         return CLI_USAGE;
     }
-    if (out && cli_check_output(out, NULL, 0) != 0)
+    /* the plan written by -o must never land on the input model (no --force here) */
+    if (out && cli_check_output(out, optind < argc ? argv[optind] : cli_default_model(), 0) != 0)
         return CLI_USAGE;
     ui.quiet = json;
     so.nthreads = (int)threads;
@@ -411,8 +428,8 @@ int cmd_search(int argc, char **argv)
         printf("plan:\n");
         print_plan_text(stdout, r.plan);
         print_cost_text(stdout, &r.cost);
-        printf("validation accuracy %6.2f%% → %6.2f%% (%+.2f pt)%s\n", 100 * r.base_acc, 100 * r.acc,
-               100 * (r.acc - r.base_acc), r.within ? "" : "  (outside the tolerance)");
+        printf("%-19s %6.2f%% → %6.2f%% (%+.2f pt)%s\n", strcmp(split, "val") ? "sample accuracy" : "validation accuracy",
+               100 * r.base_acc, 100 * r.acc, 100 * (r.acc - r.base_acc), r.within ? "" : "  (outside the tolerance)");
         if (test_acc >= 0)
             printf("test accuracy       %6.2f%% → %6.2f%% (%+.2f pt)%s\n", 100 * test_base, 100 * test_acc,
                    100 * (test_acc - test_base), fell_back ? "  [test = shipped sample]" : "");
@@ -471,7 +488,7 @@ static void finetune_usage(FILE *f)
             "                          [--force] [--json]\n"
             "  Factorizes MODEL by the plan and trains it on the 45,000 training images (random crop +\n"
             "  flip), with validation accuracy per epoch; then reports test accuracy. Defaults suit\n"
-            "  recovery: cosine schedule, peak lr 0.01, 10 epochs. --factors-only trains only the new\n"
+            "  recovery: cosine schedule, peak lr 0.005, 10 epochs. --factors-only trains only the new\n"
             "  factor layers; --distill adds the original net's logits as a teacher (α 0.5, T 4).\n");
 }
 
@@ -710,17 +727,17 @@ static int run_curve(const rs_model *m, search_ctx *ctx, const search_options *s
             }
             model_free(ft);
         }
-        char *txt = NULL;
-        plan_format(p, &txt, &e);
-        if (txt)
-            for (char *q = txt; *q; ++q)
-                if (*q == '\n')
-                    *q = ';';
+        char txt[512];
+        plan_oneline(p, txt, sizeof txt);
         if (json) {
             printf("%s{\"target\": %.2f, \"params_ratio\": %.4f, \"macs_ratio\": %.4f, \"est_drop\": %.3f, "
-                   "\"acc\": %.6f, \"acc_finetuned\": %s%.6f, \"plan\": ",
+                   "\"acc\": %.6f, \"acc_finetuned\": ",
                    k ? ", " : "", targets[k], ratio(pc.params_before, pc.params_after),
-                   ratio(pc.macs_before, pc.macs_after), drop, acc, "", acc_ft);
+                   ratio(pc.macs_before, pc.macs_after), drop, acc);
+            if (acc_ft >= 0)
+                printf("%.6f, \"plan\": ", acc_ft);
+            else
+                printf("null, \"plan\": ");
             json_plan(stdout, p);
             printf("}");
         } else {
@@ -730,10 +747,9 @@ static int run_curve(const rs_model *m, search_ctx *ctx, const search_options *s
                 printf("%6.2f%%    ", 100 * acc_ft);
             else
                 printf("%-10s ", "");
-            printf(" %s\n", txt ? txt : "");
+            printf(" %s\n", txt);
             fflush(stdout);
         }
-        free(txt);
         plan_free(p);
         if (interrupted)
             break;
@@ -867,10 +883,12 @@ int cmd_compress(int argc, char **argv)
     }
     const char *in = optind < argc ? argv[optind] : NULL;
     if (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
-        (plan_out && cli_check_output(plan_out, NULL, 0) != 0))
+        (plan_out && cli_check_output(plan_out, in ? in : cli_default_model(), 0) != 0))
         return CLI_USAGE;
     ui.quiet = json;
     so.strategy = SEARCH_GLOBAL;
+    if (!so.conv_methods) /* CP factors are unstable under fine-tuning (Lebedev et al. 2015) */
+        so.conv_methods = (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2);
     so.progress = ui_progress;
     so.progress_user = &ui;
     so.on_trial = ui_trial;
@@ -931,7 +949,8 @@ int cmd_compress(int argc, char **argv)
         finetune_data_of(train, &td);
         finetune_data_of(val, &vd);
         double lo = 0.0, hi = -1.0; /* largest accepted / smallest rejected budget */
-        double budget = tol_pts > 0.25 ? tol_pts : 0.25;
+        /* fine-tuning recovers much of a pre-fine-tuning drop: the first round already allows 3× it */
+        double budget = 3.0 * (tol_pts > 0.25 ? tol_pts : 0.25);
         double round_secs = 0;
         rs_plan *tried[100];
         int ntried = 0;
@@ -943,9 +962,7 @@ int cmd_compress(int argc, char **argv)
                 break;
             }
             rs_plan *p = NULL;
-            if (k == 0)
-                p = plan_clone(r.plan);
-            else if (search_ctx_plan_for_drop(ctx, &so, budget, &p, NULL, &e) != 0) {
+            if (search_ctx_plan_for_drop(ctx, &so, budget, &p, NULL, &e) != 0) {
                 cli_error("%s", e.msg);
                 break;
             }
@@ -975,11 +992,8 @@ int cmd_compress(int argc, char **argv)
             tried[ntried++] = p;
             round_log *lg = &logs[nlog++];
             memset(lg, 0, sizeof *lg);
-            lg->budget = k == 0 ? tol_pts : budget;
-            snprintf(lg->plan, sizeof lg->plan, "%s", txt ? txt : "");
-            for (char *q = lg->plan; *q; ++q)
-                if (*q == '\n')
-                    *q = ';';
+            lg->budget = budget;
+            plan_oneline(p, lg->plan, sizeof lg->plan);
             free(txt);
             plan_cost pc;
             plan_cost_of(m, p, &pc, &e);
@@ -1012,7 +1026,7 @@ int cmd_compress(int argc, char **argv)
                 fprintf(stderr, "compress: round %d: val %.2f%% after %d epochs (%.0f s): %s\n", k + 1,
                         100 * last.val_acc, last.epoch, lg->seconds, lg->accepted ? "within" : "outside");
             if (lg->accepted) {
-                if (k == 0 || cost < best_cost || !best_model) {
+                if (!best_model || cost < best_cost) {
                     model_free(best_model);
                     best_model = ft;
                     ft = NULL;

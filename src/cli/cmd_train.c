@@ -14,15 +14,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: rankscope train [MODEL.onnx] -o OUT.onnx [--epochs N] [--seed S] [--batch B]\n"
             "                       [--lr L] [--schedule onecycle|cosine] [--no-augment]\n"
-            "                       [--data DIR] [--threads T] [--json]\n"
+            "                       [--data DIR] [--threads T] [--json] [--force]\n"
             "  Trains on the first 45,000 CIFAR-10 training images (random crop with 4-pixel\n"
             "  padding + horizontal flip), SGD momentum 0.9, weight decay 5e-4 on weights,\n"
             "  reporting validation accuracy (last 5,000 training images) after each epoch and\n"
             "  test accuracy at the end. Without MODEL the reference net (conv1, conv2, fc1, fc2,\n"
             "  fc3) is initialised from --seed like PyTorch's defaults.\n"
+            "  -o equal to MODEL is refused unless --force (the input is never overwritten).\n"
             "  Defaults: --epochs 30 --seed 1 --batch 128 --lr 0.05 --schedule onecycle.\n"
             "  The shipped model was made with:\n"
-            "    rankscope train --epochs 30 --seed 1 -o assets/lenet-cifar10.onnx\n");
+            "    rankscope train --epochs 30 --seed 1 --threads 2 -o assets/lenet-cifar10.onnx\n"
+            "  (bit-identical results need the same --seed, --threads and CPU vector ISA).\n");
 }
 
 typedef struct epoch_printer {
@@ -67,13 +69,14 @@ int cmd_train(int argc, char **argv)
         {"data", required_argument, 0, 'd'},   {"threads", required_argument, 0, 't'},
         {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
         {"schedule", required_argument, 0, 'S'}, {"no-augment", no_argument, 0, 'A'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"force", no_argument, 0, 'f'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     train_options o;
     train_default_options(&o);
     long epochs = o.epochs, seed = 1, batch = o.batch, threads = 0;
     double lr = o.lr;
     const char *data = NULL, *out = NULL;
-    int json = 0, c;
+    int json = 0, force = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
@@ -111,6 +114,7 @@ int cmd_train(int argc, char **argv)
         case 'A': o.augment = 0; break;
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
+        case 'f': force = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         default:
@@ -128,6 +132,8 @@ int cmd_train(int argc, char **argv)
         cli_error("train: expected at most one model, got %d arguments", argc - optind);
         return CLI_USAGE;
     }
+    if (cli_check_output(out, optind < argc ? argv[optind] : NULL, force) != 0)
+        return CLI_USAGE;
     rs_err e = {{0}};
     rs_model *m = NULL;
     if (optind < argc)

@@ -16,6 +16,7 @@ int cmd_compress(int argc, char **argv);
 int cmd_decompose(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 static const struct command {
     const char *name;
@@ -32,6 +33,7 @@ static const struct command {
     {"search", cmd_search, "rank search on the validation split (naive, bisect, global, evbmf)"},
     {"finetune", cmd_finetune, "train a factorized net (the direct problem)"},
     {"compress", cmd_compress, "search + fine-tune + re-search: the whole pipeline"},
+    {"export", cmd_export, "the (factorized) model as ONNX or dependency-free C (flash/RAM)"},
 };
 
 static void usage(FILE *f)

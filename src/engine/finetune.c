@@ -12,7 +12,7 @@ void finetune_default_options(finetune_options *o)
     memset(o, 0, sizeof *o);
     train_default_options(&o->train);
     o->train.epochs = 10;
-    o->train.lr = 0.01f;
+    o->train.lr = 0.005f;
     o->train.schedule = TRAIN_SCHED_COSINE;
     o->train.warmup = 0.05f;
 }

@@ -85,6 +85,10 @@ struct infer_ctx {
     size_t slack;        /* floats after every buffer that kernels may read */
     int in_slot, out_slot;
     size_t cbuf_floats, col_floats;
+    /* infer_capture: no fusion, and the result is value `result_v` instead of the output */
+    int nofuse;
+    int result_v;          /* -1: the graph output */
+    int result_slot, result_numel;
     worker *workers;
     /* job hand-off */
     pthread_mutex_t mu;
@@ -271,13 +275,13 @@ static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
 
     /* Fuse Relu, then MaxPool. */
     int out_v = n->out[0];
-    int r = sole_consumer(m, out_v, RS_OP_RELU);
+    int r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_RELU);
     if (r >= 0) {
         b->fused[r] = 1;
         s->relu = 1;
         out_v = m->nodes[r].out[0];
     }
-    int p = sole_consumer(m, out_v, RS_OP_MAXPOOL);
+    int p = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_MAXPOOL);
     if (p >= 0) {
         const rs_node *pn = &m->nodes[p];
         int pc, ph, pw;
@@ -342,7 +346,7 @@ static int build_dense(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
         if (!cv)
             return rs_fail(e, "node %s (Gemm): C must be a float initializer", n->name);
     } else if (!gemm) {
-        int a = sole_consumer(m, out_v, RS_OP_ADD);
+        int a = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_ADD);
         if (a >= 0) {
             const rs_node *an = &m->nodes[a];
             int other = an->in[0] == out_v ? an->in[1] : an->in[0];
@@ -367,7 +371,7 @@ static int build_dense(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
         for (int j = 0; j < s->N; ++j)
             s->bias[j] = beta * cv->f[cn == 1 ? 0 : j];
     }
-    int r = sole_consumer(m, out_v, RS_OP_RELU);
+    int r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_RELU);
     if (r >= 0) {
         b->fused[r] = 1;
         s->relu = 1;
@@ -461,6 +465,8 @@ static int assign_slots(infer_ctx *c, build *b, rs_err *e)
             last[b->step_in2_v[i]] = i;
     }
     last[m->output] = c->n_steps; /* read after the last step */
+    if (c->result_v >= 0)
+        last[c->result_v] = c->n_steps;
     c->n_slots = 1;
     c->in_slot = 0;
     slot_of[m->input] = 0;
@@ -499,9 +505,14 @@ static int assign_slots(infer_ctx *c, build *b, rs_err *e)
             refs[s->out_slot]--;
     }
     c->out_slot = slot_of[m->output];
+    c->result_slot = c->result_v >= 0 ? slot_of[c->result_v] : c->out_slot;
+    c->result_numel = c->result_v >= 0 ? (int)model_value_numel(&m->values[c->result_v])
+                                       : c->out_features;
     free(last);
     free(slot_of);
     free(refs);
+    if (c->result_slot < 0)
+        return rs_fail(e, "value '%s' is not computed by the graph", m->values[c->result_v].name);
     if (c->out_slot < 0)
         return rs_fail(e, "graph output '%s' is not produced by any node",
                        m->values[m->output].name);
@@ -741,8 +752,8 @@ static void run_tile(const infer_ctx *c, worker *w, int first, int nt)
     }
     for (int si = 0; si < c->n_steps; ++si)
         run_step(c, w, si, nt);
-    memcpy(c->job_out + (size_t)first * c->out_features, w->slots[c->out_slot],
-           (size_t)nt * c->out_features * sizeof(float));
+    memcpy(c->job_out + (size_t)first * c->result_numel, w->slots[c->result_slot],
+           (size_t)nt * c->result_numel * sizeof(float));
 }
 
 static void work(infer_ctx *c, worker *w)
@@ -853,7 +864,8 @@ static void worker_release(infer_ctx *c, worker *w)
     free(w->col);
 }
 
-infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
+static infer_ctx *create_ctx(const rs_model *m, int nthreads, int nofuse, int result_v,
+                             rs_err *e)
 {
     if (!m || m->input < 0 || m->output < 0) {
         rs_fail(e, "infer: model has no input/output");
@@ -866,6 +878,8 @@ infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
     }
     c->isa = kern_detect();
     c->vl = kern_vl(c->isa);
+    c->nofuse = nofuse;
+    c->result_v = result_v;
     c->nthreads = nthreads > 0 ? nthreads : rs_default_threads();
     if (c->nthreads > 64)
         c->nthreads = 64;
@@ -900,6 +914,11 @@ infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
 fail:
     infer_free(c);
     return NULL;
+}
+
+infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
+{
+    return create_ctx(m, nthreads, 0, -1, e);
 }
 
 void infer_free(infer_ctx *c)
@@ -950,8 +969,8 @@ int infer_forward_u8(infer_ctx *c, const uint8_t *x, int n, float *out, rs_err *
 }
 
 /* ---- the plain executor: one node at a time over the whole batch -------------------------
- * Used by infer_capture (any value, no fusion) and infer_forward_naive (bench's sanity
- * baseline). Conv is im2col + cblas_sgemm, or textbook loops when naive. */
+ * Used by infer_forward_naive (textbook loops) and infer_forward_blas (whole-batch im2col +
+ * cblas_sgemm per layer): bench's baselines, and second opinions in tests. */
 
 static int64_t bcast_index(const rs_value *xv, const rs_value *cv, int64_t idx)
 {
@@ -969,8 +988,10 @@ static int64_t bcast_index(const rs_value *xv, const rs_value *cv, int64_t idx)
     return cidx;
 }
 
+/* col (when not naive) holds col_floats floats: chunks of images are im2col'ed side by side so
+ * one sgemm per group covers the chunk (per-image calls would drown in BLAS call overhead). */
 static void plain_conv(const rs_model *m, const rs_node *nd, const float *x, int n, float *y,
-                       int naive, float *col)
+                       int naive, float *col, size_t col_floats)
 {
     const rs_value *xv = &m->values[nd->in[0]], *yv = &m->values[nd->out[0]];
     const rs_value *wv = &m->values[nd->in[1]];
@@ -983,42 +1004,61 @@ static void plain_conv(const rs_model *m, const rs_node *nd, const float *x, int
     const int dh = (int)nd->dilations[0], dw = (int)nd->dilations[1];
     const int pt = (int)nd->pads[0], pl = (int)nd->pads[1];
     const int K = cg * kh * kw, P = Ho * Wo;
+    if (!naive) {
+        /* col: K × (chunk·P), then the product mg × (chunk·P) right after it. */
+        size_t per_img = (size_t)(K + mg) * P;
+        int chunk = (int)(col_floats / per_img);
+        if (chunk < 1)
+            chunk = 1;
+        if (chunk > n)
+            chunk = n;
+        float *prod = col + (size_t)K * P * chunk;
+        for (int b0 = 0; b0 < n; b0 += chunk) {
+            int nb = n - b0 < chunk ? n - b0 : chunk;
+            int ld = nb * P;
+            for (int g = 0; g < G; ++g) {
+                for (int b = 0; b < nb; ++b)
+                    kern_im2col(cg, H, W, x + ((size_t)(b0 + b) * C + (size_t)g * cg) * H * W, kh,
+                                kw, sh, sw, dh, dw, pt, pl, Ho, Wo, col + (size_t)b * P, ld);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mg, ld, K, 1.0f,
+                            wv->f + (size_t)g * mg * K, K, col, ld, 0.0f, prod, ld);
+                for (int b = 0; b < nb; ++b)
+                    for (int o = 0; o < mg; ++o) {
+                        float *dst = y + ((size_t)(b0 + b) * M + (size_t)g * mg + o) * P;
+                        const float *src = prod + (size_t)o * ld + (size_t)b * P;
+                        float bo = bias ? bias[g * mg + o] : 0.0f;
+                        for (int p = 0; p < P; ++p)
+                            dst[p] = src[p] + bo;
+                    }
+            }
+        }
+        return;
+    }
     for (int img = 0; img < n; ++img) {
         const float *xi = x + (size_t)img * C * H * W;
         float *yi = y + (size_t)img * M * P;
         for (int g = 0; g < G; ++g) {
             const float *wg = wv->f + (size_t)g * mg * K;
             float *yg = yi + (size_t)g * mg * P;
-            if (naive) {
-                for (int o = 0; o < mg; ++o)
-                    for (int oy = 0; oy < Ho; ++oy)
-                        for (int ox = 0; ox < Wo; ++ox) {
-                            float acc = 0.0f;
-                            for (int ci = 0; ci < cg; ++ci)
-                                for (int i = 0; i < kh; ++i) {
-                                    int yy = oy * sh - pt + i * dh;
-                                    if (yy < 0 || yy >= H)
+            for (int o = 0; o < mg; ++o)
+                for (int oy = 0; oy < Ho; ++oy)
+                    for (int ox = 0; ox < Wo; ++ox) {
+                        float acc = bias ? bias[g * mg + o] : 0.0f;
+                        for (int ci = 0; ci < cg; ++ci)
+                            for (int i = 0; i < kh; ++i) {
+                                int yy = oy * sh - pt + i * dh;
+                                if (yy < 0 || yy >= H)
+                                    continue;
+                                for (int j = 0; j < kw; ++j) {
+                                    int xx = ox * sw - pl + j * dw;
+                                    if (xx < 0 || xx >= W)
                                         continue;
-                                    for (int j = 0; j < kw; ++j) {
-                                        int xx = ox * sw - pl + j * dw;
-                                        if (xx < 0 || xx >= W)
-                                            continue;
-                                        acc += wg[((size_t)o * cg + ci) * kh * kw + i * kw + j] *
-                                               xi[((size_t)(g * cg + ci) * H + yy) * W + xx];
-                                    }
+                                    acc += wg[((size_t)o * cg + ci) * kh * kw + i * kw + j] *
+                                           xi[((size_t)(g * cg + ci) * H + yy) * W + xx];
                                 }
-                            yg[(size_t)o * P + oy * Wo + ox] = acc;
-                        }
-            } else {
-                kern_im2col(cg, H, W, xi + (size_t)g * cg * H * W, kh, kw, sh, sw, dh, dw, pt,
-                            pl, Ho, Wo, col, P);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mg, P, K, 1.0f, wg, K,
-                            col, P, 0.0f, yg, P);
-            }
-            if (bias)
-                for (int o = 0; o < mg; ++o)
-                    for (int p = 0; p < P; ++p)
-                        yg[(size_t)o * P + p] += bias[g * mg + o];
+                            }
+                        yg[(size_t)o * P + oy * Wo + ox] = acc;
+                    }
         }
     }
 }
@@ -1062,16 +1102,19 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
         return rs_fail(e, "infer: out of memory");
     probe->vl = 8;
     probe->tile = 1;
+    probe->result_v = -1;
     probe->nthreads = 1;
     pthread_mutex_init(&probe->mu, NULL);
     pthread_cond_init(&probe->cv_go, NULL);
     pthread_cond_init(&probe->cv_done, NULL);
     int rc = compile(probe, m, e);
-    size_t col_floats = probe->col_floats;
+    /* im2col workspace: at least one image of the largest conv, up to 16 M floats (64 MB). */
+    size_t col_floats = (size_t)1 << 24;
     for (int i = 0; i < probe->n_steps; ++i) {
         const step *s = &probe->steps[i];
-        if (s->kind == ST_CONV && (size_t)s->G * s->K * s->Ho * s->Wo > col_floats)
-            col_floats = (size_t)s->G * s->K * s->Ho * s->Wo;
+        size_t one = (size_t)(s->K + s->M) * s->Ho * s->Wo;
+        if (s->kind == ST_CONV && one > col_floats)
+            col_floats = one;
     }
     infer_free(probe);
     if (rc)
@@ -1080,7 +1123,23 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
     const int nv = m->n_values;
     float **val = calloc((size_t)nv, sizeof(float *));
     int *last = malloc((size_t)nv * sizeof(int));
-    float *col = naive ? NULL : malloc((col_floats + 1) * sizeof(float));
+    float *col = NULL;
+    if (!naive) { /* no larger than the batch needs */
+        size_t need = 0;
+        for (int i = 0; i < m->n_nodes; ++i)
+            if (m->nodes[i].op == RS_OP_CONV) {
+                const rs_value *yv = &m->values[m->nodes[i].out[0]];
+                const rs_value *wv = &m->values[m->nodes[i].in[1]];
+                size_t per = (size_t)(wv->dims[1] * wv->dims[2] * wv->dims[3] + yv->dims[1]) *
+                             (size_t)(yv->dims[2] * yv->dims[3]);
+                size_t all = per * (size_t)n;
+                if (all > need)
+                    need = all;
+            }
+        if (need < col_floats)
+            col_floats = need;
+        col = malloc((col_floats + 1) * sizeof(float));
+    }
     rc = -1;
     if (!val || !last || (!naive && !col)) {
         rs_fail(e, "infer: out of memory");
@@ -1115,7 +1174,7 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
         const float *xin = val[nd->in[0]];
         switch (nd->op) {
         case RS_OP_CONV:
-            plain_conv(m, nd, xin, n, y, naive, col);
+            plain_conv(m, nd, xin, n, y, naive, col, col_floats);
             break;
         case RS_OP_GEMM:
         case RS_OP_MATMUL:
@@ -1198,7 +1257,15 @@ int infer_capture(const rs_model *m, const float *x, int n, int value, float *ou
         memcpy(out, x, (size_t)n * model_value_numel(&m->values[value]) * sizeof(float));
         return 0;
     }
-    return plain_run(m, x, n, value, out, 0, e);
+    if (m->values[value].ndim < 1 || m->values[value].dims[0] != -1)
+        return rs_fail(e, "infer_capture: '%s' is not a batched activation", m->values[value].name);
+    /* The fast engine with fusion off, so every value exists in a buffer. */
+    infer_ctx *c = create_ctx(m, 0, 1, value, e);
+    if (!c)
+        return -1;
+    int rc = run_job(c, x, NULL, n, out, e);
+    infer_free(c);
+    return rc;
 }
 
 int infer_forward_naive(const rs_model *m, const float *x, int n, float *out, rs_err *e)
@@ -1208,6 +1275,15 @@ int infer_forward_naive(const rs_model *m, const float *x, int n, float *out, rs
     if (n == 0)
         return 0;
     return plain_run(m, x, n, -1, out, 1, e);
+}
+
+int infer_forward_blas(const rs_model *m, const float *x, int n, float *out, rs_err *e)
+{
+    if (!m || n < 0 || (n > 0 && (!x || !out)))
+        return rs_fail(e, "infer_forward_blas: invalid arguments");
+    if (n == 0)
+        return 0;
+    return plain_run(m, x, n, -1, out, 0, e);
 }
 
 const char *infer_isa(const infer_ctx *c)

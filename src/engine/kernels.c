@@ -348,10 +348,23 @@ void kern_im2col(int C, int H, int W, const float *in, int kh, int kw, int sh, i
                         continue;
                     }
                     const float *s = src + (size_t)y * W;
-                    for (int ox = 0; ox < Wo; ++ox) {
-                        int x = ox * sw - pl + j * dw;
-                        d[ox] = x < 0 || x >= W ? 0.0f : s[x];
-                    }
+                    /* valid outputs: 0 <= ox*sw - pl + j*dw < W */
+                    int off = j * dw - pl;
+                    int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                    int hi = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+                    if (hi > Wo)
+                        hi = Wo;
+                    if (lo > hi)
+                        lo = hi;
+                    for (int ox = 0; ox < lo; ++ox)
+                        d[ox] = 0.0f;
+                    if (sw == 1)
+                        memcpy(d + lo, s + lo + off, (size_t)(hi - lo) * sizeof *d);
+                    else
+                        for (int ox = lo; ox < hi; ++ox)
+                            d[ox] = s[ox * sw + off];
+                    for (int ox = hi; ox < Wo; ++ox)
+                        d[ox] = 0.0f;
                 }
             }
         }

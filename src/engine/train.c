@@ -202,11 +202,11 @@ static void *worker_main(void *arg)
 /* Runs one batch on all workers; parameter gradients end up summed in w[0].pgrad. */
 static void run_batch(train_net *t, const batch_job *j, double *loss, int *correct)
 {
-    int blas_threads = 0;
+    /* Each worker calls sgemm on its own slice: OpenBLAS must not fan out underneath (and for
+     * the small dense layers its spinning threads cost more than they save even with one). */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     if (t->nthreads > 1) {
-        /* Each worker calls sgemm on its own slice: OpenBLAS must not fan out underneath. */
-        blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
         pthread_mutex_lock(&t->mu);
         t->job = j;
         t->pending = t->nthreads - 1;
@@ -220,8 +220,8 @@ static void run_batch(train_net *t, const batch_job *j, double *loss, int *corre
         while (t->pending > 0)
             pthread_cond_wait(&t->done, &t->mu);
         pthread_mutex_unlock(&t->mu);
-        openblas_set_num_threads(blas_threads);
     }
+    openblas_set_num_threads(blas_threads);
     double l = 0;
     int c = 0;
     for (int k = 0; k < t->nthreads; ++k) {

@@ -17,6 +17,7 @@
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
 #include "screens.h"
+#include "searchrun.h"
 #include "state.h"
 #include "ui.h"
 #include "widgets.h"
@@ -120,6 +121,8 @@ typedef struct app {
     cifar10_set *data;
     ui_state *s;
     live *lv;
+    ui_search *sr;
+    cifar10_set *val; /* the search set, loaded on the first search */
     ui_spec spec;
     char plan_path[1024], onnx_path[1024];
 } app;
@@ -201,7 +204,7 @@ static const char *keys_for(const ui_state *s)
     case SCR_TRADEOFFS:
         return "up/down layer (sweeps it)  <-/-> rank  S re-sweep  m method  Tab/1-6  ? help  q quit";
     case SCR_SEARCH:
-        return "s start  x stop  a apply  Tab/1-6 screens  ? help  q quit";
+        return "s start  x stop  a apply  t strategy  o objective  +/- tolerance  Tab/1-6  ? help  q quit";
     default:
         return s->edit.active ? "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing"
                               : "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit";
@@ -234,7 +237,7 @@ void scr_help(const ui_state *s)
         "any key closes this help",
     };
     int n = (int)(sizeof lines / sizeof lines[0]);
-    int w = 92 < COLS - 2 ? 92 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
+    int w = 98 < COLS - 2 ? 98 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, x0, w, R_SEL);
@@ -350,6 +353,28 @@ static void after_flags(app *A, unsigned f)
         live_request_sweep(A->lv, s);
     if (f & UI_SAVE)
         do_save(A);
+    if (f & UI_SEARCH_START) {
+        rs_err e = {{0}};
+        if (!A->val) {
+            A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
+            if (!A->val) {
+                snprintf(s->search_msg, sizeof s->search_msg, "no validation split: %.400s", e.msg);
+                return;
+            }
+        }
+        ui_search_stop(A->sr);
+        s->n_trials = 0;
+        s->trials_total = 0;
+        s->search_have_result = 0;
+        s->search_msg[0] = 0;
+        s->search_progress = 0;
+        A->sr = ui_search_start(A->m, A->val, s, &e);
+        s->search_running = A->sr != NULL;
+        if (!A->sr)
+            snprintf(s->search_msg, sizeof s->search_msg, "search failed: %.400s", e.msg);
+    }
+    if (f & UI_SEARCH_STOP)
+        ui_search_cancel(A->sr);
 }
 
 /* ---- main ------------------------------------------------------------------------------------- */
@@ -414,6 +439,8 @@ static int run(app *A)
             need = 1;
         if (live_poll(A->lv, s))
             need = 1;
+        if (A->sr && ui_search_poll(A->sr, s))
+            need = 1;
         double now = rs_now();
         if (need && now - last_draw >= 0.05) {
             draw(A);
@@ -440,14 +467,15 @@ int ui_main(int argc, char **argv)
                         "(set RANKSCOPE_ASSETS or name a model)\n");
         return CLI_FAIL;
     }
-    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "rankscope: the explorer needs a terminal (subcommands work without one: rankscope --help)\n");
-        return CLI_FAIL;
-    }
     rs_err e = {{0}};
     A.m = onnx_load(A.model_path, &e);
     if (!A.m) {
         fprintf(stderr, "rankscope: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "rankscope: the explorer needs a terminal (subcommands work without one: rankscope --help)\n");
+        model_free(A.m);
         return CLI_FAIL;
     }
     int fell_back = 0;
@@ -471,7 +499,10 @@ int ui_main(int argc, char **argv)
         char tmp[1024];
         snprintf(tmp, sizeof tmp, "%s", A.model_path);
         snprintf(s->model_name, sizeof s->model_name, "%s", basename(tmp));
-        snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d", fell_back ? " sample" : "", A.data->n);
+        snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d,%03d", fell_back ? " sample" : "",
+                 A.data->n / 1000, A.data->n % 1000);
+        if (A.data->n < 1000)
+            snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d", fell_back ? " sample" : "", A.data->n);
     }
     if (rc == 0 && A.args.plan) {
         rs_plan *p = plan_load(A.args.plan, &e);
@@ -497,7 +528,13 @@ int ui_main(int argc, char **argv)
             live_request(A.lv, s); /* the plan given with --plan */
             break;
         }
+    char found[1024];
+    rs_err fe;
+    s->search_available = cifar10_find_dir(A.args.data, found, sizeof found, &fe) == 0;
+    snprintf(s->search_set, sizeof s->search_set, "the validation split (5,000 training images)");
     int exit_code = run(&A);
+    ui_search_stop(A.sr);
+    cifar10_free(A.val);
     live_stop(A.lv);
     ui_spec_free(&A.spec);
     ui_state_free(s);

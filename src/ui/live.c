@@ -73,6 +73,7 @@ struct live {
     uint64_t pub, polled;
     int have_orig, have_cur;
     eval_result orig, cur;
+    uint64_t orig_gen; /* gen the original answers for (the state's gen at start when unfactorized) */
     uint64_t cur_gen;
     double cur_seconds, progress;
     char error[RS_ERR_LEN + 16];
@@ -206,13 +207,14 @@ typedef struct cancel_ctx {
     uint64_t live_seq, sweep_seq;
     int is_sweep;
     double lo, span; /* progress mapping */
+    int is_orig;     /* the reference evaluation: only quitting cancels it */
 } cancel_ctx;
 
 static int is_stale(cancel_ctx *c)
 {
     live *lv = c->lv;
     pthread_mutex_lock(&lv->mu);
-    int stale = lv->quit || lv->live_seq != c->live_seq || (lv->has_req && c->is_sweep) ||
+    int stale = lv->quit || (!c->is_orig && lv->live_seq != c->live_seq) || (lv->has_req && c->is_sweep) ||
                 (c->is_sweep && lv->sweep_seq != c->sweep_seq);
     pthread_mutex_unlock(&lv->mu);
     return stale;
@@ -565,7 +567,7 @@ static int layer_errors(live *lv, const ui_choice *cfg, cancel_ctx *cc, rs_err *
 
 static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, double t_req, int is_orig)
 {
-    cancel_ctx cc = {lv, seq, 0, 0, 0.0, 1.0};
+    cancel_ctx cc = {lv, seq, 0, 0, 0.0, 1.0, is_orig};
     rs_err e;
     e.msg[0] = 0;
     eval_result res;
@@ -611,7 +613,7 @@ static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, 
 static void do_sweep_point(live *lv, int L, ui_choice ch, const ui_choice *cfg, uint64_t seq,
                            uint64_t live_seq)
 {
-    cancel_ctx cc = {lv, live_seq, seq, 1, 0.0, 1.0};
+    cancel_ctx cc = {lv, live_seq, seq, 1, 0.0, 1.0, 0};
     rs_err e;
     eval_result res;
     decomp_result r;
@@ -680,7 +682,7 @@ static void *worker(void *arg)
     uint64_t seq = lv->live_seq;
     lv->busy = 1;
     pthread_mutex_unlock(&lv->mu);
-    do_live(lv, cfg, 0, seq, rs_now(), 1);
+    do_live(lv, cfg, lv->orig_gen, seq, rs_now(), 1);
     pthread_mutex_lock(&lv->mu);
     lv->busy = 0;
     for (;;) {
@@ -766,7 +768,7 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
     /* caching needs every segment to compile; otherwise the whole net is evaluated */
     if (lv->cached) {
         ui_choice *none = calloc(nl, sizeof *none);
-        cancel_ctx cc = {lv, 0, 0, 0, 0, 1};
+        cancel_ctx cc = {lv, 0, 0, 0, 0, 1, 1};
         rs_err e2;
         for (int j = 0; j < lv->n_seg && none; ++j)
             if (ensure_segment(lv, j, none, &cc, &e2)) {
@@ -777,6 +779,10 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
     }
     lv->progress = 0;
     lv->sweep.layer = -1;
+    lv->orig_gen = s->gen;
+    for (int k = 0; k < s->n_layers; ++k)
+        if (s->layers[k].cur.method != DECOMP_NONE)
+            lv->orig_gen = 0; /* started from a plan: the original is not the current answer */
     pthread_mutex_init(&lv->mu, NULL);
     pthread_cond_init(&lv->cv, NULL);
     if (pthread_create(&lv->th, NULL, worker, lv)) {

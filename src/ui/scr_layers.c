@@ -115,20 +115,32 @@ static void draw_chain(const ui_state *s, int y, int maxy)
         w_put(y, 1, R_PENDING, 0, "factorizing ...");
         return;
     }
-    /* the chain: boxes joined by arrows, each step's cost under it */
+    /* the chain: the steps joined by separators, each step's cost under it, aligned */
     const char *sep = s->utf8 ? " \u2502 " : " | ";
-    x = w_put(y, 1, R_DIM, 0, "as ");
-    int xs[DECOMP_MAX_FACTORS];
+    char cost[DECOMP_MAX_FACTORS][48];
+    int colw[DECOMP_MAX_FACTORS];
     for (int i = 0; i < l->n_steps; ++i) {
-        xs[i] = x;
-        x = w_put(y, x, R_ACCENT, 0, l->step_text[i]);
-        if (i + 1 < l->n_steps)
-            x = w_put(y, x, R_DIM, 0, sep);
+        snprintf(cost[i], sizeof cost[i], "%s p, %s MACs", fmt_count(l->step_params[i], a, sizeof a),
+                 fmt_count(l->step_macs[i], b, sizeof b));
+        int tw = w_width(l->step_text[i]), cw = w_width(cost[i]);
+        colw[i] = tw > cw ? tw : cw;
     }
-    if (y + 1 < maxy)
-        for (int i = 0; i < l->n_steps; ++i)
-            w_printf(y + 1, xs[i], R_DIM, 0, "%s p %s m", fmt_count(l->step_params[i], a, sizeof a),
-                     fmt_count(l->step_macs[i], b, sizeof b));
+    x = w_put(y, 1, R_DIM, 0, "as ");
+    int x2 = x;
+    for (int i = 0; i < l->n_steps; ++i) {
+        w_put(y, x, R_ACCENT, 0, l->step_text[i]);
+        if (y + 1 < maxy)
+            w_put(y + 1, x2, R_DIM, 0, cost[i]);
+        x += colw[i];
+        x2 += colw[i];
+        if (i + 1 < l->n_steps) {
+            w_put(y, x, R_DIM, 0, sep);
+            if (y + 1 < maxy)
+                w_put(y + 1, x2, R_DIM, 0, sep);
+            x += 3;
+            x2 += 3;
+        }
+    }
 }
 
 void scr_layers(const ui_state *s, const ui_spec *sp)

@@ -1,19 +1,69 @@
-/* scr_search.c — screen 5: the rank search. The search engine (issue 5) is not part of this
- * build yet; the screen keeps its place and key bindings (s start, x stop, a apply) so that
- * wiring it in is a matter of filling ui_state's search fields from a worker. */
+/* scr_search.c — screen 5: the rank search (search.h) run live: every trial as it finishes,
+ * progress, elapsed time, a stop key, and the result ready to apply to the sliders. */
+#include <stdio.h>
+
+#include "fmt.h"
+#include "rankscope/search.h"
 #include "screens.h"
 #include "widgets.h"
 
 void scr_search(const ui_state *s)
 {
-    int y = 3;
-    w_put(y++, 2, R_ACCENT, 0, "Rank search");
-    y++;
+    char a[32], b[32], c[32], r[16];
     if (!s->search_available) {
-        w_put(y++, 2, R_NORMAL, 0, "The search strategies (naive, bisect, global, evbmf) are not available in this build yet.");
-        w_put(y++, 2, R_DIM, 0, "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background,");
-        w_put(y++, 2, R_DIM, 0, "and `e` on the Layers screen applies the EVBMF suggestion of a layer.");
+        w_put(3, 2, R_ACCENT, 0, "Rank search");
+        w_put(5, 2, R_NORMAL, 0, "The search runs on the validation split (the last 5,000 training images), and no");
+        w_put(6, 2, R_NORMAL, 0, "CIFAR-10 training batches were found (--data DIR or RANKSCOPE_DATA).");
+        w_put(8, 2, R_DIM, 0, "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background,");
+        w_put(9, 2, R_DIM, 0, "and `e` on the Layers screen applies a layer's EVBMF suggestion.");
         return;
     }
-    w_put(y++, 2, R_NORMAL, 0, s->search_running ? "running ... x stops" : "s starts a search, a applies its plan");
+    int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search_set);
+    (void)x;
+    w_printf(3, 1, R_NORMAL, 0, "strategy %-6s (t)   objective %-6s (o)   tolerance %.1f pt (+/-)",
+             search_strategy_name((search_strategy)s->search_strategy),
+             search_objective_name((search_objective)s->search_objective), s->search_tol);
+    if (s->search_running)
+        w_printf(4, 1, R_PENDING, 0, "running: %d trials, %.1f s, %2.0f%%   x stops (keeping the best plan so far)",
+                 s->trials_total, s->search_elapsed, s->search_progress * 100);
+    else if (s->search_msg[0])
+        w_printf(4, 1, s->search_have_result ? R_GOOD : R_BAD, 0, "%s", s->search_msg);
+    else
+        w_put(4, 1, R_DIM, 0, "s starts a search");
+    int y = 5;
+    if (s->search_have_result) {
+        char d[32], e2[32], f[32];
+        w_printf(y++, 1, R_NORMAL, 0, "accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
+                 fmt_pct(s->search_base, a, sizeof a), fmt_pct(s->search_acc, b, sizeof b),
+                 fmt_pts(s->search_acc - s->search_base, c, sizeof c), s->search_within ? "within" : "NOT within",
+                 fmt_count(s->params_total, d, sizeof d), fmt_count(s->search_params, e2, sizeof e2),
+                 fmt_ratio((double)s->params_total, (double)s->search_params, r, sizeof r),
+                 fmt_ratio((double)s->macs_total, (double)s->search_macs, f, sizeof f));
+        char plan[512];
+        size_t at = 0;
+        plan[0] = 0;
+        for (int k = 0; k < s->n_layers; ++k) {
+            const ui_layer *l = &s->layers[k];
+            if (!l->has_searched || l->searched.method == DECOMP_NONE)
+                continue;
+            int n = snprintf(plan + at, sizeof plan - at, "%s%s %s %d", at ? ", " : "", l->name,
+                             decomp_method_name(l->searched.method), l->searched.rank);
+            if (n < 0 || (size_t)n >= sizeof plan - at)
+                break;
+            at += (size_t)n;
+        }
+        w_printf(y++, 1, R_ACCENT, 0, "plan: %s   (a applies it to the sliders)", at ? plan : "(no layer factorized)");
+    }
+    y++;
+    w_put(y++, 1, R_DIM, 0, "   #  phase     layer        accuracy  images  ok   params    MACs     time");
+    int rows = LINES - 3 - y;
+    int first = s->n_trials - rows;
+    if (first < 0)
+        first = 0;
+    for (int i = first; i < s->n_trials; ++i) {
+        const ui_trial *t = &s->trials[i];
+        w_printf(y++, 1, t->within ? R_NORMAL : R_DIM, 0, "%4d  %-9.9s %-12.12s %7s  %6d  %-3s %8s %8s %7.1fs", t->index,
+                 t->phase, t->layer, fmt_pct(t->acc, a, sizeof a), t->images, t->within ? "yes" : "no",
+                 fmt_count(t->params, b, sizeof b), fmt_count(t->macs, c, sizeof c), t->elapsed);
+    }
 }

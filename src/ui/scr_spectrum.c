@@ -123,6 +123,8 @@ void scr_spectrum_bars(const ui_state *s, const ui_spec *sp, int y, int x, int h
     if (!sp->valid || sp->n <= 0 || h < 2 || w < 4)
         return;
     int n = sp->n, bh = h - 1;
+    if (sp->evbmf_threshold > 0 && w > 40)
+        w -= 17; /* room for the threshold's label */
     int per = w / n; /* cells per bar */
     if (per > 3)
         per = 3;

@@ -26,6 +26,9 @@ void ui_state_defaults(ui_state *s)
     s->drag_row = -1;
     s->eval_progress = -1;
     s->sweep.layer = -1;
+    s->search_strategy = 2; /* SEARCH_GLOBAL */
+    s->search_objective = 2; /* SEARCH_OBJ_BOTH */
+    s->search_tol = 1.0;
     ex_default(&s->ex);
 }
 
@@ -491,6 +494,28 @@ static unsigned example_key(ui_state *s, int key)
 
 /* ---- keys ----------------------------------------------------------------------------------- */
 
+/* Take the last search's plan into the sliders (layers it leaves out are reset). */
+static unsigned apply_search(ui_state *s)
+{
+    int changed = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        ui_layer *l = &s->layers[k];
+        ui_choice c = l->has_searched ? l->searched : (ui_choice){DECOMP_NONE, 0, 0};
+        if (c.method != DECOMP_NONE && !(l->methods & (1u << c.method)))
+            continue;
+        if (c.method != l->cur.method || c.rank != l->cur.rank || c.rank2 != l->cur.rank2) {
+            l->cur = c;
+            changed = 1;
+        }
+    }
+    if (!changed)
+        return UI_HANDLED | UI_REDRAW;
+    snprintf(s->msg, sizeof s->msg, "search plan applied to the sliders");
+    s->dirty = 1;
+    ++s->gen;
+    return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE | UI_SEARCH_APPLY;
+}
+
 static unsigned select_row(ui_state *s, int row)
 {
     if (s->n_layers <= 0)
@@ -557,7 +582,7 @@ unsigned ui_key(ui_state *s, int key)
     case UI_K_BTAB:
         return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
     case 'w':
-        return UI_HANDLED | UI_SAVE;
+        return UI_HANDLED | UI_REDRAW | UI_SAVE;
     case 12: /* ^L */
         return UI_HANDLED | UI_REDRAW;
     default:
@@ -583,7 +608,28 @@ unsigned ui_key(ui_state *s, int key)
         case UI_K_ESC:
             return s->search_running ? UI_HANDLED | UI_REDRAW | UI_SEARCH_STOP : UI_HANDLED;
         case 'a':
-            return s->search_available ? UI_HANDLED | UI_REDRAW | UI_SEARCH_APPLY : UI_HANDLED;
+            if (!s->search_have_result || s->search_running)
+                return UI_HANDLED;
+            return apply_search(s);
+        case 't':
+            if (!s->search_running)
+                s->search_strategy = (s->search_strategy + 1) % 4;
+            return UI_HANDLED | UI_REDRAW;
+        case 'o':
+            if (!s->search_running)
+                s->search_objective = (s->search_objective + 1) % 3;
+            return UI_HANDLED | UI_REDRAW;
+        case '+':
+        case '=':
+        case '-':
+            if (!s->search_running) {
+                s->search_tol += key == '-' ? -0.5 : 0.5;
+                if (s->search_tol < 0.5)
+                    s->search_tol = 0.5;
+                if (s->search_tol > 20)
+                    s->search_tol = 20;
+            }
+            return UI_HANDLED | UI_REDRAW;
         default:
             break;
         }

@@ -90,6 +90,8 @@ typedef struct ui_layer {
     ui_choice res_for;
     int res_valid;
     double w_err, out_err;
+    ui_choice searched; /* the last search's choice for this layer (has_searched) */
+    int has_searched;
     int n_steps; /* the factor chain of res_for, as "5x1 conv 6->12" with each step's cost */
     char step_text[DECOMP_MAX_FACTORS][40];
     int64_t step_params[DECOMP_MAX_FACTORS], step_macs[DECOMP_MAX_FACTORS];
@@ -128,6 +130,16 @@ typedef struct ui_point {
     double acc;
     char label[48];  /* short description, e.g. "conv2 spatial-svd 12 +2" */
 } ui_point;
+
+#define UI_MAX_TRIALS 512
+typedef struct ui_trial {
+    int index;
+    char phase[16], layer[48];
+    double acc;
+    int images, within;
+    int64_t params, macs;
+    double elapsed;
+} ui_trial;
 
 typedef struct ui_edit {
     int active;
@@ -169,7 +181,19 @@ typedef struct ui_state {
     ui_sweep sweep;
     int n_hist;
     ui_point hist[UI_MAX_HISTORY];
+    /* search (screen 5) */
     int search_available, search_running;
+    char search_set[160];      /* the set searched on */
+    int search_strategy;       /* search_strategy */
+    int search_objective;      /* search_objective */
+    double search_tol;         /* accuracy points */
+    int n_trials, trials_total;
+    ui_trial trials[UI_MAX_TRIALS]; /* the most recent */
+    double search_progress, search_elapsed;
+    int search_have_result, search_within, search_cancelled;
+    double search_base, search_acc;
+    int64_t search_params, search_macs;
+    char search_msg[RS_ERR_LEN + 64];
     char msg[RS_ERR_LEN + 64];
 } ui_state;
 

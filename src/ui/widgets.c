@@ -151,36 +151,54 @@ void w_hline(const ui_state *s, int y, int x, int w)
 
 void w_frame(const ui_state *s, const char *keys)
 {
-    char a[32], b[32], c[32], d[32], r[16];
+    char a[32], b[32], c[32], r[16], right[256], left[320], mark[32];
     int cols = COLS;
-    w_fill(0, 0, cols, R_TITLE);
-    int x = w_printf(0, 0, R_TITLE, 0, " rankscope  %s  %s ", s->model_name, s->data_name);
     int pending = s->cur_gen != s->gen || s->eval_progress >= 0;
+    w_fill(0, 0, cols, R_TITLE);
+    /* right part first: it is what changes; the names on the left give way when narrow */
+    size_t at = 0;
+    right[0] = 0;
     if (s->have_orig) {
         fmt_pct(s->orig.accuracy, a, sizeof a);
         if (s->have_cur) {
             fmt_pct(s->cur.accuracy, b, sizeof b);
             fmt_pts(s->cur.accuracy - s->orig.accuracy, c, sizeof c);
-            x = w_printf(0, x, R_TITLE, 0, " acc %s -> %s (%s)", a, b, c);
+            at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> %s (%s)", a, b, c);
         } else {
-            x = w_printf(0, x, R_TITLE, 0, " acc %s", a);
+            at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s", a);
         }
     } else {
-        x = w_put(0, x, R_TITLE, 0, " acc ...");
+        at += (size_t)snprintf(right + at, sizeof right - at, "  acc ...");
     }
     fmt_count(s->params_total, a, sizeof a);
     fmt_count(s->params_total_after, b, sizeof b);
     fmt_ratio((double)s->params_total, (double)s->params_total_after, r, sizeof r);
-    x = w_printf(0, x, R_TITLE, 0, "  params %s -> %s %s ", a, b, r);
+    snprintf(right + at, sizeof right - at, "  params %s -> %s %s ", a, b, r);
     if (pending) {
         if (s->eval_progress >= 0)
-            snprintf(d, sizeof d, " [eval %2.0f%%] ", s->eval_progress * 100);
+            snprintf(mark, sizeof mark, "[eval %2.0f%%] ", s->eval_progress * 100);
         else
-            snprintf(d, sizeof d, " [pending] ");
-        w_put(0, cols - w_width(d) > x ? cols - w_width(d) : x, R_PENDING, 0, d);
+            snprintf(mark, sizeof mark, "[pending] ");
     } else if (s->eval_error[0]) {
-        w_put(0, cols - 7 > x ? cols - 7 : x, R_BAD, 0, " [err] ");
+        snprintf(mark, sizeof mark, "[error] ");
+    } else {
+        mark[0] = 0;
     }
+    int rw = w_width(right), mw = w_width(mark);
+    int lw = cols - rw - mw - 1;
+    /* the longest left part that fits */
+    snprintf(left, sizeof left, " rankscope  %s  %s", s->model_name, s->data_name);
+    if (w_width(left) > lw)
+        snprintf(left, sizeof left, " %s  %s", s->model_name, s->data_name);
+    if (w_width(left) > lw)
+        snprintf(left, sizeof left, " %s", s->data_name);
+    if (lw > 0)
+        w_put(0, 0, R_TITLE, lw, left);
+    int x = cols - rw - mw;
+    if (x < 0)
+        x = 0;
+    x = w_put(0, x, pending ? R_PENDING : R_TITLE, 0, right);
+    w_put(0, x, pending ? R_PENDING : (s->eval_error[0] ? R_BAD : R_TITLE), 0, mark);
     /* tabs */
     move(1, 0);
     clrtoeol();
@@ -190,7 +208,6 @@ void w_frame(const ui_state *s, const char *keys)
         snprintf(t, sizeof t, " %d %s ", i + 1, ui_screen_name(i));
         x = w_put(1, x, i == s->screen ? R_TAB : R_NORMAL, 0, t) + 1;
     }
-    (void)c;
     /* status + keys */
     int ly = LINES;
     if (s->msg[0])
@@ -241,9 +258,9 @@ void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const c
     if (ylabel)
         w_put(p->y - 1, p->x - 1, R_DIM, 0, ylabel);
     /* x ticks */
-    snprintf(buf, sizeof buf, "%g", p->x0);
+    snprintf(buf, sizeof buf, "%.4g", p->x0);
     w_put(p->y + p->h + 1, p->x, R_DIM, 0, buf);
-    snprintf(buf, sizeof buf, "%g", p->x1);
+    snprintf(buf, sizeof buf, "%.4g", p->x1);
     w_rput(p->y + p->h + 1, p->x + p->w - 8, 8, R_DIM, buf);
     if (xlabel)
         w_put(p->y + p->h + 1, p->x + p->w / 2 - w_width(xlabel) / 2, R_DIM, 0, xlabel);
@@ -285,6 +302,7 @@ void w_plot_vline(const ui_state *s, const w_plot *p, double xv, enum w_role rol
         if ((mvinch(p->y + r, cx) & A_CHARTEXT) == ' ')
             w_put(p->y + r, cx, role, 1, g);
     }
+    /* a one-letter label goes under the axis, a word above the box, so two never collide */
     if (label)
-        w_put(p->y - 1, cx, role, 0, label);
+        w_put(label[1] ? p->y - 1 : p->y + p->h + 1, cx, role, 0, label);
 }

@@ -1,0 +1,323 @@
+/* decomp_view.c — looking at a layer: its weight as matrices (unfoldings, spatial reshaping,
+ * slices) and their spectra, and the relative error of a factor chain's output on a batch
+ * (a direct evaluation of the layer and of its chain). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomp_internal.h"
+#include "rankscope/infer.h"
+#include <gsl/gsl_cblas.h> /* declarations only; OpenBLAS provides the symbols */
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ---- output error on a batch: a direct evaluation of one layer and of its chain ----------------- */
+
+/* y (n × C_out × oh × ow) = conv(x (n × C_in × h × w)) with ONNX attributes. group 1: im2col into
+ * col (C_in·kh·kw × oh·ow floats) and one sgemm per image, so a calibration batch stays fast for a
+ * UI; grouped (depthwise-like, little work per output): direct loops with double accumulation. */
+static void conv_eval(const float *x, int n, int64_t c_in, int64_t h, int64_t w, const float *wt,
+                      const float *bias, int64_t c_out, int64_t kh, int64_t kw, int64_t group,
+                      const int64_t *st, const int64_t *pd, const int64_t *dl, int64_t oh, int64_t ow,
+                      float *y, float *col)
+{
+    int64_t cig = c_in / group, cog = c_out / group;
+    if (group == 1) {
+        int64_t K = c_in * kh * kw, P = oh * ow;
+        for (int b = 0; b < n; ++b) {
+            const float *xb = x + (int64_t)b * c_in * h * w;
+            for (int64_t ic = 0; ic < c_in; ++ic)
+                for (int64_t a = 0; a < kh; ++a)
+                    for (int64_t c = 0; c < kw; ++c) {
+                        float *row = col + ((ic * kh + a) * kw + c) * P;
+                        for (int64_t p = 0; p < oh; ++p) {
+                            int64_t yy = p * st[0] + a * dl[0] - pd[0];
+                            for (int64_t q = 0; q < ow; ++q) {
+                                int64_t xx = q * st[1] + c * dl[1] - pd[1];
+                                row[p * ow + q] = yy >= 0 && yy < h && xx >= 0 && xx < w
+                                                      ? xb[(ic * h + yy) * w + xx] : 0.0f;
+                            }
+                        }
+                    }
+            float *yb = y + (int64_t)b * c_out * P;
+            for (int64_t o = 0; o < c_out; ++o)
+                for (int64_t i = 0; i < P; ++i)
+                    yb[o * P + i] = bias ? bias[o] : 0.0f;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c_out, (int)P, (int)K, 1.0f, wt, (int)K,
+                        col, (int)P, 1.0f, yb, (int)P);
+        }
+        return;
+    }
+    for (int b = 0; b < n; ++b)
+        for (int64_t o = 0; o < c_out; ++o) {
+            int64_t gi = o / cog;
+            float *yo = y + ((int64_t)b * c_out + o) * oh * ow;
+            for (int64_t p = 0; p < oh; ++p)
+                for (int64_t q = 0; q < ow; ++q) {
+                    double acc = bias ? bias[o] : 0.0;
+                    for (int64_t ic = 0; ic < cig; ++ic) {
+                        const float *xc = x + ((int64_t)b * c_in + gi * cig + ic) * h * w;
+                        const float *wc = wt + (o * cig + ic) * kh * kw;
+                        for (int64_t a = 0; a < kh; ++a) {
+                            int64_t yy = p * st[0] + a * dl[0] - pd[0];
+                            if (yy < 0 || yy >= h)
+                                continue;
+                            for (int64_t c = 0; c < kw; ++c) {
+                                int64_t xx = q * st[1] + c * dl[1] - pd[1];
+                                if (xx < 0 || xx >= w)
+                                    continue;
+                                acc += (double)wc[a * kw + c] * xc[yy * w + xx];
+                            }
+                        }
+                    }
+                    yo[p * ow + q] = (float)acc;
+                }
+        }
+}
+
+/* Dense y (n × N) = alpha · x Wᵀ + beta · bias with W given as (N, K) when nk, else (K, N). */
+static void dense_eval(const float *x, int n, int64_t K, int64_t N, const float *W, int nk,
+                       const float *bias, int64_t bias_len, float alpha, float beta, float *y)
+{
+    for (int b = 0; b < n; ++b)
+        for (int64_t j = 0; j < N; ++j) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; ++k)
+                acc += (double)x[(int64_t)b * K + k] * (nk ? W[j * K + k] : W[k * N + j]);
+            acc *= alpha;
+            if (bias)
+                acc += (double)beta * bias[bias_len == 1 ? 0 : j];
+            y[(int64_t)b * N + j] = (float)acc;
+        }
+}
+
+int decomp_output_error_on(const rs_model *m, int node, const decomp_result *r,
+                           const float *layer_in, int n, double *rel_err, rs_err *e)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!r || r->n_factors < 1 || n < 1 || !layer_in)
+        return rs_fail(e, "%s: output error needs a result and at least one image", g.node->name);
+    const rs_node *nd = g.node;
+    /* workspace: the largest activation of the chain, twice (ping-pong), plus the reference */
+    size_t big = (size_t)(g.c_in * g.h_in * g.w_in), ref_n = (size_t)(g.c_out * g.h_out * g.w_out);
+    for (int i = 0; i < r->n_factors; ++i) {
+        size_t s = (size_t)(r->f[i].out_channels * r->f[i].out_h * r->f[i].out_w);
+        if (s > big)
+            big = s;
+    }
+    /* im2col workspace for the group-1 convolutions of the layer and its chain (one image) */
+    size_t col_n = g.conv ? (size_t)(g.c_in * g.kh * g.kw * g.h_out * g.w_out) : 1;
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        size_t s = f->op == RS_OP_CONV && f->group == 1
+                       ? (size_t)(f->in_channels * f->w_dims[2] * f->w_dims[3] * f->out_h * f->out_w) : 1;
+        if (s > col_n)
+            col_n = s;
+    }
+    size_t tot;
+    if (rs_size_mul(big, (size_t)n, &tot) || tot > RS_MAX_ALLOC / sizeof(float) / 3 ||
+        col_n > RS_MAX_ALLOC / sizeof(float))
+        return rs_fail(e, "%s: calibration batch of %d images too large", nd->name, n);
+    float *ref = malloc(ref_n * (size_t)n * sizeof(float));
+    float *a = malloc(tot * sizeof(float)), *b = malloc(tot * sizeof(float));
+    float *col = malloc(col_n * sizeof(float));
+    if (!ref || !a || !b || !col) {
+        free(ref), free(a), free(b), free(col);
+        return rs_fail(e, "%s: out of memory", nd->name);
+    }
+    if (g.conv)
+        conv_eval(layer_in, n, g.c_in, g.h_in, g.w_in, g.w, g.bias, g.c_out, g.kh, g.kw, g.group,
+                  nd->strides, nd->pads, nd->dilations, g.h_out, g.w_out, ref, col);
+    else
+        dense_eval(layer_in, n, g.c_in, g.c_out, g.w, g.dense_nk, g.bias, g.bias_len,
+                   nd->op == RS_OP_GEMM ? nd->alpha : 1.0f, nd->op == RS_OP_GEMM ? nd->beta : 1.0f, ref);
+    const float *cur = layer_in;
+    int64_t c = g.c_in, h = g.h_in, w = g.w_in;
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        float *dst = (i % 2 == 0) ? a : b;
+        if (f->op == RS_OP_CONV)
+            conv_eval(cur, n, c, h, w, f->w, f->bias, f->out_channels, f->w_dims[2], f->w_dims[3],
+                      f->group, f->strides, f->pads, f->dilations, f->out_h, f->out_w, dst, col);
+        else
+            dense_eval(cur, n, f->in_channels, f->out_channels, f->w, f->op == RS_OP_GEMM, f->bias,
+                       f->bias_len, f->alpha, f->beta, dst);
+        cur = dst;
+        c = f->out_channels, h = f->out_h, w = f->out_w;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref_n * (size_t)n; ++i) {
+        double d = (double)cur[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    *rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+    free(ref), free(a), free(b), free(col);
+    return 0;
+}
+
+int decomp_output_error(const rs_model *m, int node, const decomp_result *r, const float *calib_x,
+                        int n, double *rel_err, rs_err *e)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    size_t per = (size_t)model_value_numel(&m->values[g.node->in[0]]), tot;
+    if (n < 1 || rs_size_mul(per, (size_t)n, &tot) || tot > RS_MAX_ALLOC / sizeof(float))
+        return rs_fail(e, "%s: bad calibration batch of %d images", g.node->name, n);
+    float *in = malloc(tot * sizeof *in);
+    if (!in)
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    int rc = infer_capture(m, calib_x, n, g.node->in[0], in, e);
+    if (rc == 0)
+        rc = decomp_output_error_on(m, node, r, in, n, rel_err, e);
+    free(in);
+    return rc;
+}
+
+/* ---- matrices and spectra -------------------------------------------------------------------------- */
+
+static const char *const view_names[DECOMP_VIEW_COUNT] = {"dense", "mode-0", "mode-1", "spatial",
+                                                          "slices"};
+
+const char *decomp_view_name(decomp_view v)
+{
+    return v >= 0 && v < DECOMP_VIEW_COUNT ? view_names[v] : "?";
+}
+
+unsigned decomp_views_for(const rs_model *m, int node)
+{
+    layer_geom g;
+    if (geom_of(m, node, &g, NULL))
+        return 0;
+    if (!g.conv)
+        return 1u << DECOMP_VIEW_DENSE;
+    return (1u << DECOMP_VIEW_MODE0) | (1u << DECOMP_VIEW_MODE1) | (1u << DECOMP_VIEW_SPATIAL) |
+           (1u << DECOMP_VIEW_SLICES);
+}
+
+void geom_view(const layer_geom *g, const double *K, decomp_view view, double *A, int *rows,
+               int *cols)
+{
+    int64_t co = g->c_out, ci = g->c_in / g->group, kh = g->kh, kw = g->kw, s = kh * kw;
+    switch (view) {
+    case DECOMP_VIEW_DENSE:
+    case DECOMP_VIEW_MODE0: /* K is already C_out × (C_in·kh·kw) row-major */
+        *rows = (int)co;
+        *cols = (int)(ci * s);
+        memcpy(A, K, (size_t)(co * ci * s) * sizeof *A);
+        break;
+    case DECOMP_VIEW_MODE1:
+        *rows = (int)ci;
+        *cols = (int)(co * s);
+        for (int64_t o = 0; o < co; ++o)
+            for (int64_t i = 0; i < ci; ++i)
+                memcpy(A + i * co * s + o * s, K + (o * ci + i) * s, (size_t)s * sizeof *A);
+        break;
+    case DECOMP_VIEW_SPATIAL: /* M[(i,a), (o,b)] = K[o,i,a,b] */
+        *rows = (int)(ci * kh);
+        *cols = (int)(co * kw);
+        for (int64_t o = 0; o < co; ++o)
+            for (int64_t i = 0; i < ci; ++i)
+                for (int64_t a = 0; a < kh; ++a)
+                    for (int64_t b = 0; b < kw; ++b)
+                        A[(i * kh + a) * co * kw + o * kw + b] = K[((o * ci + i) * kh + a) * kw + b];
+        break;
+    default:
+        break;
+    }
+}
+
+int decomp_matrix(const rs_model *m, int node, decomp_view view, double **mat, int *rows, int *cols,
+                  rs_err *e)
+{
+    layer_geom g;
+    *mat = NULL;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!(decomp_views_for(m, node) & (1u << view)) || view == DECOMP_VIEW_SLICES)
+        return rs_fail(e, "%s: view %s does not apply to a %s layer", g.node->name,
+                       decomp_view_name(view), model_op_name(g.node->op));
+    double *K = geom_weight(&g);
+    double *A = malloc((size_t)(g.weight_numel ? g.weight_numel : 1) * sizeof *A);
+    if (!K || !A) {
+        free(K), free(A);
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    }
+    geom_view(&g, K, view, A, rows, cols);
+    free(K);
+    *mat = A;
+    return 0;
+}
+
+void decomp_spectrum_free(decomp_spectrum *s)
+{
+    if (!s)
+        return;
+    free(s->sigma);
+    free(s->energy);
+    memset(s, 0, sizeof *s);
+}
+
+int decomp_spectrum_of(const rs_model *m, int node, decomp_view view, decomp_spectrum *out, rs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    out->view = view;
+    rs_gsl_init();
+    layer_geom g;
+    if (geom_of(m, node, &g, e))
+        return -1;
+    if (!(decomp_views_for(m, node) & (1u << view)))
+        return rs_fail(e, "%s: view %s does not apply to a %s layer", g.node->name,
+                       decomp_view_name(view), model_op_name(g.node->op));
+    double *K = geom_weight(&g);
+    if (!K)
+        return rs_fail(e, "%s: out of memory", g.node->name);
+    int rc = 0;
+    if (view == DECOMP_VIEW_SLICES) {
+        int64_t ns = g.c_out * (g.c_in / g.group);
+        out->rows = (int)g.kh;
+        out->cols = (int)g.kw;
+        out->n = (int)min64(g.kh, g.kw);
+        out->n_mats = (int)ns;
+        out->sigma = malloc((size_t)(ns * out->n) * sizeof(double));
+        out->energy = malloc((size_t)(ns * out->n) * sizeof(double));
+        if (!out->sigma || !out->energy)
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        for (int64_t k = 0; k < ns && rc == 0; ++k)
+            rc = la_svd(K + k * g.kh * g.kw, out->rows, out->cols, NULL, out->sigma + k * out->n, NULL, e);
+    } else {
+        double *A = malloc((size_t)g.weight_numel * sizeof *A);
+        if (!A)
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        else
+            geom_view(&g, K, view, A, &out->rows, &out->cols);
+        out->n = out->rows < out->cols ? out->rows : out->cols;
+        out->n_mats = 1;
+        out->sigma = rc ? NULL : malloc((size_t)out->n * sizeof(double));
+        out->energy = rc ? NULL : malloc((size_t)out->n * sizeof(double));
+        if (rc == 0 && (!out->sigma || !out->energy))
+            rc = rs_fail(e, "%s: out of memory", g.node->name);
+        if (rc == 0)
+            rc = la_svd(A, out->rows, out->cols, NULL, out->sigma, NULL, e);
+        free(A);
+    }
+    free(K);
+    if (rc) {
+        decomp_spectrum_free(out);
+        return rs_failctx(e, "%s: %s spectrum", g.node->name, decomp_view_name(view));
+    }
+    for (int k = 0; k < out->n_mats; ++k) {
+        const double *s = out->sigma + (size_t)k * out->n;
+        double *en = out->energy + (size_t)k * out->n, tot = 0, acc = 0;
+        for (int i = 0; i < out->n; ++i)
+            tot += s[i] * s[i];
+        for (int i = 0; i < out->n; ++i) {
+            acc += s[i] * s[i];
+            en[i] = tot > 0 ? acc / tot : 1.0;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,1148 @@
+/* export_c.c — a model as dependency-free C99 (model.h + model.c) with liveness-planned scratch.
+ *
+ * Three passes over the graph: check every node is one the generated code can run (collecting
+ * its geometry), plan where each activation lives (in / out / an offset in scratch), then print
+ * the weights and one helper call per node. The helpers are textbook loops, emitted only when
+ * used so the output compiles cleanly with -Wall -Werror -pedantic. */
+#include "rankscope/export.h"
+
+#include <float.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankscope/fileio.h"
+
+/* Largest element count of one tensor in the generated code: flat indices are `long`, which is
+ * 32 bits on the targets this is for. */
+#define EXPORT_MAX_NUMEL ((int64_t)INT32_MAX)
+
+/* ---- a growable text buffer ------------------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len <= (size_t)n) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+/* ---- quantization ----------------------------------------------------------------------- */
+
+/* How a weight's output channels are laid out: ROWS = channel-major (Conv W (M,...), Gemm B with
+ * transB (N,K)); COLS = channel is the last index (Gemm B (K,N), MatMul B). */
+enum { QL_NONE = 0, QL_ROWS = 1, QL_COLS = 2, QL_MIXED = -1 };
+
+static int weight_layout(const rs_node *n)
+{
+    if (n->op == RS_OP_CONV)
+        return QL_ROWS;
+    if (n->op == RS_OP_GEMM)
+        return n->trans_b ? QL_ROWS : QL_COLS;
+    if (n->op == RS_OP_MATMUL)
+        return QL_COLS;
+    return QL_NONE;
+}
+
+/* Per value: the quantization layout of a float initializer used only as a weight (in[1]) of
+ * Conv / Gemm / MatMul with one layout; QL_NONE / QL_MIXED otherwise. layout[] has n_values. */
+static void weight_layouts(const rs_model *m, int *layout)
+{
+    for (int v = 0; v < m->n_values; ++v)
+        layout[v] = QL_NONE;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        for (int j = 0; j < n->n_in; ++j) {
+            int v = n->in[j];
+            if (v < 0 || !m->values[v].is_const || m->values[v].dtype != RS_DT_FLOAT)
+                continue;
+            int want = j == 1 ? weight_layout(n) : QL_NONE;
+            if (want == QL_NONE || m->values[v].ndim < 2)
+                layout[v] = QL_MIXED;
+            else if (layout[v] == QL_NONE)
+                layout[v] = want;
+            else if (layout[v] != want)
+                layout[v] = QL_MIXED;
+        }
+    }
+}
+
+static void quant_geometry(const rs_value *w, int layout, int64_t *nch, int64_t *inner)
+{
+    int64_t numel = model_value_numel(w);
+    if (layout == QL_ROWS) {
+        *nch = w->dims[0];
+        *inner = numel / w->dims[0];
+    } else {
+        *nch = w->dims[w->ndim - 1];
+        *inner = 1;
+    }
+}
+
+static int64_t channel_of(int layout, int64_t p, int64_t nch, int64_t inner)
+{
+    return layout == QL_ROWS ? p / inner : p % nch;
+}
+
+/* q[numel], scale[nch]: symmetric per-channel int8. */
+static void quantize(const rs_value *w, int layout, signed char *q, float *scale)
+{
+    int64_t nch, inner, numel = model_value_numel(w);
+    quant_geometry(w, layout, &nch, &inner);
+    for (int64_t c = 0; c < nch; ++c)
+        scale[c] = 0.0f;
+    for (int64_t p = 0; p < numel; ++p) {
+        int64_t c = channel_of(layout, p, nch, inner);
+        float a = w->f[p] < 0.0f ? -w->f[p] : w->f[p];
+        if (a > scale[c])
+            scale[c] = a;
+    }
+    for (int64_t c = 0; c < nch; ++c)
+        scale[c] /= 127.0f;
+    for (int64_t p = 0; p < numel; ++p) {
+        float s = scale[channel_of(layout, p, nch, inner)];
+        float r = s > 0.0f ? w->f[p] / s : 0.0f;
+        r += r >= 0.0f ? 0.5f : -0.5f;
+        long qi = (long)r; /* truncation after the ±0.5: round half away from zero */
+        q[p] = (signed char)(qi > 127 ? 127 : qi < -127 ? -127 : qi);
+    }
+}
+
+static int finite_values(const rs_value *v, rs_err *e)
+{
+    int64_t n = model_value_numel(v);
+    for (int64_t i = 0; i < n; ++i)
+        if (!(v->f[i] >= -FLT_MAX && v->f[i] <= FLT_MAX))
+            return rs_fail(e, "export: initializer '%s' element %lld is not finite", v->name,
+                           (long long)i);
+    return 0;
+}
+
+rs_model *export_c_dequantize(const rs_model *m, rs_err *e)
+{
+    if (!m) {
+        rs_fail(e, "export_c_dequantize: no model");
+        return NULL;
+    }
+    int *layout = malloc(((size_t)m->n_values + 1) * sizeof(int));
+    rs_model *d = layout ? model_clone(m) : NULL;
+    if (!d) {
+        free(layout);
+        rs_fail(e, "export: out of memory");
+        return NULL;
+    }
+    weight_layouts(d, layout);
+    for (int v = 0; v < d->n_values; ++v) {
+        if (layout[v] <= QL_NONE)
+            continue;
+        rs_value *w = &d->values[v];
+        int64_t nch, inner, numel = model_value_numel(w);
+        quant_geometry(w, layout[v], &nch, &inner);
+        if (finite_values(w, e)) {
+            model_free(d);
+            d = NULL;
+            break;
+        }
+        signed char *q = malloc((size_t)numel + 1);
+        float *scale = malloc(((size_t)nch + 1) * sizeof(float));
+        if (!q || !scale) {
+            free(q);
+            free(scale);
+            model_free(d);
+            d = NULL;
+            rs_fail(e, "export: out of memory");
+            break;
+        }
+        quantize(w, layout[v], q, scale);
+        for (int64_t p = 0; p < numel; ++p)
+            w->f[p] = (float)q[p] * scale[channel_of(layout[v], p, nch, inner)];
+        free(q);
+        free(scale);
+    }
+    free(layout);
+    return d;
+}
+
+/* ---- pass 1: what each node needs --------------------------------------------------------- */
+
+enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2 };
+
+typedef struct op_plan {
+    int kind;
+    int x, x2;          /* activation inputs (x2 only for ADD2) */
+    int w, b;           /* initializer value indices (-1 = none) */
+    int inplace;        /* element-wise op writing over its input */
+    int64_t g[16];      /* geometry, per kind (see emit_node) */
+    float alpha, beta;
+    int bcast_full;     /* ADDC: constant materialised to the input's full shape */
+} op_plan;
+
+static int fits(int64_t v)
+{
+    return v >= 0 && v <= EXPORT_MAX_NUMEL;
+}
+
+static const rs_value *float_const(const rs_model *m, int v)
+{
+    if (v < 0 || v >= m->n_values || !m->values[v].is_const || m->values[v].dtype != RS_DT_FLOAT ||
+        !m->values[v].f)
+        return NULL;
+    return &m->values[v];
+}
+
+static int is_act(const rs_model *m, int v)
+{
+    return v >= 0 && v < m->n_values && !m->values[v].is_const;
+}
+
+static int act_dims(const rs_model *m, int v, const rs_node *n, const char *what, int nd,
+                    rs_err *e)
+{
+    const rs_value *x = &m->values[v];
+    if (x->ndim != nd || x->dims[0] != -1)
+        return rs_fail(e, "export: node %s (%s): %s '%s' must be a %d-D activation with a leading "
+                       "batch dimension", n->name, model_op_name(n->op), what, x->name, nd);
+    for (int k = 1; k < nd; ++k)
+        if (x->dims[k] <= 0)
+            return rs_fail(e, "export: node %s (%s): %s '%s' has unknown dimension %d", n->name,
+                           model_op_name(n->op), what, x->name, k);
+    if (!fits(model_value_numel(x)))
+        return rs_fail(e, "export: node %s (%s): %s '%s' is too large for 32-bit indices",
+                       n->name, model_op_name(n->op), what, x->name);
+    return 0;
+}
+
+static int plan_conv(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    const rs_value *w = n->n_in >= 2 ? float_const(m, n->in[1]) : NULL;
+    if (!w || w->ndim != 4)
+        return rs_fail(e, "export: node %s (Conv): W must be a 4-D float initializer", n->name);
+    if (act_dims(m, n->in[0], n, "input", 4, e) || act_dims(m, n->out[0], n, "output", 4, e))
+        return -1;
+    const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
+    int64_t C = x->dims[1], M = y->dims[1], G = n->group;
+    if (G < 1 || C % G || M % G || w->dims[0] != M || w->dims[1] != C / G)
+        return rs_fail(e, "export: node %s (Conv): W %lldx%lld does not fit %lld -> %lld channels "
+                       "in %lld groups", n->name, (long long)w->dims[0], (long long)w->dims[1],
+                       (long long)C, (long long)M, (long long)G);
+    p->kind = K_CONV;
+    p->x = n->in[0];
+    p->w = n->in[1];
+    p->b = -1;
+    if (n->n_in >= 3 && n->in[2] >= 0) {
+        const rs_value *b = float_const(m, n->in[2]);
+        if (!b || model_value_numel(b) != M)
+            return rs_fail(e, "export: node %s (Conv): bias must be %lld floats", n->name,
+                           (long long)M);
+        p->b = n->in[2];
+    }
+    int64_t g[] = {C, x->dims[2], x->dims[3], M, y->dims[2], y->dims[3], G, w->dims[2], w->dims[3],
+                   n->strides[0], n->strides[1], n->dilations[0], n->dilations[1], n->pads[0],
+                   n->pads[1]};
+    for (size_t k = 0; k < sizeof g / sizeof g[0]; ++k)
+        if (!fits(g[k]))
+            return rs_fail(e, "export: node %s (Conv): attribute value %lld out of range", n->name,
+                           (long long)g[k]);
+    memcpy(p->g, g, sizeof g);
+    return 0;
+}
+
+static int plan_dense(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    const char *op = model_op_name(n->op);
+    int gemm = n->op == RS_OP_GEMM;
+    const rs_value *w = n->n_in >= 2 ? float_const(m, n->in[1]) : NULL;
+    if (!w || w->ndim != 2)
+        return rs_fail(e, "export: node %s (%s): B must be a 2-D float initializer", n->name, op);
+    if (gemm && n->trans_a)
+        return rs_fail(e, "export: node %s (Gemm): transA=1 is not supported", n->name);
+    if (act_dims(m, n->in[0], n, "input", 2, e) || act_dims(m, n->out[0], n, "output", 2, e))
+        return -1;
+    int tb = gemm && n->trans_b;
+    int64_t K = tb ? w->dims[1] : w->dims[0], N = tb ? w->dims[0] : w->dims[1];
+    if (K != m->values[n->in[0]].dims[1] || N != m->values[n->out[0]].dims[1])
+        return rs_fail(e, "export: node %s (%s): B %lldx%lld does not match %lld -> %lld features",
+                       n->name, op, (long long)w->dims[0], (long long)w->dims[1],
+                       (long long)m->values[n->in[0]].dims[1],
+                       (long long)m->values[n->out[0]].dims[1]);
+    p->kind = K_DENSE;
+    p->x = n->in[0];
+    p->w = n->in[1];
+    p->b = -1;
+    p->alpha = gemm ? n->alpha : 1.0f;
+    p->beta = gemm ? n->beta : 1.0f;
+    int64_t bstride = 0;
+    if (gemm && n->n_in >= 3 && n->in[2] >= 0) {
+        const rs_value *b = float_const(m, n->in[2]);
+        int64_t bn = b ? model_value_numel(b) : -1;
+        if (bn != N && bn != 1)
+            return rs_fail(e, "export: node %s (Gemm): C must be %lld floats or one", n->name,
+                           (long long)N);
+        p->b = n->in[2];
+        bstride = bn == 1 ? 0 : 1;
+    }
+    p->g[0] = K;
+    p->g[1] = N;
+    p->g[2] = tb;
+    p->g[3] = bstride;
+    return 0;
+}
+
+/* Right-aligned broadcast of constant c over one image of x as y[(o·mid + j)·inner + i] = x + c[j]
+ * when c's non-1 dimensions are one contiguous run matching x; else the full-shape fallback. */
+static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_plan *p, rs_err *e)
+{
+    const rs_value *x = &m->values[xv], *c = &m->values[cv];
+    if (x->dims[0] != -1 || c->ndim > x->ndim || (c->ndim == x->ndim && c->dims[0] != 1))
+        return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast over the batch",
+                       n->name, c->name);
+    int off = x->ndim - c->ndim, k0 = -1, k1 = -1;
+    for (int k = 1; k < x->ndim; ++k) {
+        int64_t cd = k >= off ? c->dims[k - off] : 1;
+        if (cd != 1 && cd != x->dims[k])
+            return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast to '%s'",
+                           n->name, c->name, x->name);
+        if (cd != 1) {
+            if (k0 < 0)
+                k0 = k;
+            k1 = k;
+        }
+    }
+    int64_t outer = 1, mid = 1, inner = 1;
+    int contiguous = 1;
+    for (int k = 1; k < x->ndim; ++k) {
+        int64_t cd = k >= off ? c->dims[k - off] : 1;
+        if (k0 < 0 || k < k0)
+            outer *= x->dims[k];
+        else if (k <= k1) {
+            mid *= x->dims[k];
+            contiguous &= cd == x->dims[k];
+        } else
+            inner *= x->dims[k];
+    }
+    p->kind = K_ADDC;
+    p->x = xv;
+    p->b = cv;
+    p->bcast_full = !contiguous;
+    if (!contiguous) {
+        outer = inner = 1;
+        mid = model_value_numel(x);
+    }
+    p->g[0] = outer;
+    p->g[1] = mid;
+    p->g[2] = inner;
+    return 0;
+}
+
+static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
+{
+    const rs_node *n = &m->nodes[ni];
+    const char *op = model_op_name(n->op);
+    p->x = p->x2 = p->w = p->b = -1;
+    if (n->n_out < 1 || n->out[0] < 0 || n->n_in < 1)
+        return rs_fail(e, "export: node %s (%s): missing input or output", n->name, op);
+    if (n->op != RS_OP_ADD && !is_act(m, n->in[0]))
+        return rs_fail(e, "export: node %s (%s): first input must be an activation", n->name, op);
+    switch (n->op) {
+    case RS_OP_CONV:
+        return plan_conv(m, n, p, e);
+    case RS_OP_GEMM:
+    case RS_OP_MATMUL:
+        return plan_dense(m, n, p, e);
+    case RS_OP_RELU:
+        p->kind = K_RELU;
+        p->x = n->in[0];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        if (!fits(p->g[0]))
+            return rs_fail(e, "export: node %s (Relu): input too large", n->name);
+        return 0;
+    case RS_OP_MAXPOOL: {
+        if (act_dims(m, n->in[0], n, "input", 4, e) || act_dims(m, n->out[0], n, "output", 4, e))
+            return -1;
+        const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
+        if (x->dims[1] != y->dims[1])
+            return rs_fail(e, "export: node %s (MaxPool): channel count changes", n->name);
+        int64_t g[] = {x->dims[1], x->dims[2], x->dims[3], y->dims[2], y->dims[3],
+                       n->kernel[0], n->kernel[1], n->strides[0], n->strides[1],
+                       n->dilations[0], n->dilations[1], n->pads[0], n->pads[1]};
+        for (size_t k = 0; k < sizeof g / sizeof g[0]; ++k)
+            if (!fits(g[k]) || (k >= 5 && k < 11 && g[k] < 1))
+                return rs_fail(e, "export: node %s (MaxPool): attribute value %lld out of range",
+                               n->name, (long long)g[k]);
+        p->kind = K_MAXPOOL;
+        p->x = n->in[0];
+        memcpy(p->g, g, sizeof g);
+        return 0;
+    }
+    case RS_OP_ADD: {
+        if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
+            return rs_fail(e, "export: node %s (Add): expected two inputs", n->name);
+        int a0 = is_act(m, n->in[0]), a1 = is_act(m, n->in[1]);
+        if (a0 && a1) {
+            int64_t k = model_value_numel(&m->values[n->in[0]]);
+            if (k != model_value_numel(&m->values[n->in[1]]) || !fits(k))
+                return rs_fail(e, "export: node %s (Add): inputs '%s' and '%s' differ in shape",
+                               n->name, m->values[n->in[0]].name, m->values[n->in[1]].name);
+            p->kind = K_ADD2;
+            p->x = n->in[0];
+            p->x2 = n->in[1];
+            p->g[0] = k;
+            return 0;
+        }
+        int cv = a0 ? n->in[1] : n->in[0], xv = a0 ? n->in[0] : n->in[1];
+        if (!(a0 || a1) || !float_const(m, cv))
+            return rs_fail(e, "export: node %s (Add): needs an activation and a float constant",
+                           n->name);
+        return plan_addc(m, n, xv, cv, p, e);
+    }
+    case RS_OP_FLATTEN:
+    case RS_OP_RESHAPE:
+    case RS_OP_IDENTITY: {
+        const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
+        if (y->dims[0] != -1 || model_value_numel(x) != model_value_numel(y))
+            return rs_fail(e, "export: node %s (%s): output '%s' must keep the batch dimension "
+                           "leading (only flatten-like reshapes are supported)", n->name, op,
+                           y->name);
+        p->kind = K_ALIAS;
+        p->x = n->in[0];
+        return 0;
+    }
+    default:
+        return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,
+                       op);
+    }
+}
+
+/* ---- pass 2: where each activation lives -------------------------------------------------- */
+
+enum { LOC_NONE, LOC_IN, LOC_OUT, LOC_SCRATCH };
+
+typedef struct mem_plan {
+    int *root;      /* value -> representative of its storage class */
+    int *last_use;  /* value -> index of the last node reading it */
+    int *start;     /* root -> producing node */
+    int *end;       /* root -> last node reading any member */
+    int *loc;       /* root -> LOC_* */
+    int64_t *off;   /* root -> offset in scratch (floats) */
+    int64_t scratch;
+    int copy_out;   /* the output aliases the input: copy in -> out at the end */
+} mem_plan;
+
+static void mem_free(mem_plan *mp)
+{
+    free(mp->root);
+    free(mp->last_use);
+    free(mp->start);
+    free(mp->end);
+    free(mp->loc);
+    free(mp->off);
+}
+
+typedef struct sort_item {
+    int root;
+    int64_t size, start;
+} sort_item;
+
+static int sort_items(const void *pa, const void *pb)
+{
+    const sort_item *a = pa, *b = pb;
+    if (a->size != b->size)
+        return a->size > b->size ? -1 : 1;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    return a->root - b->root;
+}
+
+static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, rs_err *e)
+{
+    const int nv = m->n_values;
+    size_t sz = (size_t)nv + 1;
+    mp->root = malloc(sz * sizeof(int));
+    mp->last_use = malloc(sz * sizeof(int));
+    mp->start = malloc(sz * sizeof(int));
+    mp->end = malloc(sz * sizeof(int));
+    mp->loc = calloc(sz, sizeof(int));
+    mp->off = calloc(sz, sizeof(int64_t));
+    sort_item *items = malloc(sz * sizeof(sort_item));
+    int *placed = malloc(sz * sizeof(int));
+    if (!mp->root || !mp->last_use || !mp->start || !mp->end || !mp->loc || !mp->off || !items ||
+        !placed) {
+        free(items);
+        free(placed);
+        return rs_fail(e, "export: out of memory");
+    }
+    for (int v = 0; v < nv; ++v) {
+        mp->root[v] = v;
+        mp->last_use[v] = -1;
+        mp->start[v] = mp->end[v] = -1;
+    }
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int j = 0; j < m->nodes[i].n_in; ++j)
+            if (is_act(m, m->nodes[i].in[j]))
+                mp->last_use[m->nodes[i].in[j]] = i;
+    mp->last_use[m->output] = INT_MAX;
+    const int in_root = m->input;
+    mp->start[in_root] = -1;
+    mp->end[in_root] = mp->last_use[in_root];
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const op_plan *p = &ops[i];
+        const int out = m->nodes[i].out[0];
+        int r = -1;
+        if (p->kind == K_ALIAS) {
+            r = mp->root[p->x];
+        } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2) {
+            const int cand[2] = {p->x, p->x2};
+            for (int k = 0; k < 2 && r < 0; ++k) {
+                if (cand[k] < 0)
+                    continue;
+                int c = mp->root[cand[k]];
+                if (c != in_root && mp->end[c] <= i)
+                    r = c;
+            }
+        }
+        if (r >= 0) {
+            mp->root[out] = r;
+            if (mp->last_use[out] > mp->end[r])
+                mp->end[r] = mp->last_use[out];
+        } else {
+            mp->start[out] = i;
+            mp->end[out] = mp->last_use[out] > i ? mp->last_use[out] : i;
+        }
+    }
+    mp->loc[in_root] = LOC_IN;
+    int out_root = mp->root[m->output];
+    mp->copy_out = out_root == in_root;
+    if (!mp->copy_out)
+        mp->loc[out_root] = LOC_OUT;
+    int n_items = 0;
+    for (int v = 0; v < nv; ++v)
+        if (mp->root[v] == v && !m->values[v].is_const && mp->start[v] >= 0 &&
+            mp->loc[v] == LOC_NONE) {
+            mp->loc[v] = LOC_SCRATCH;
+            items[n_items++] = (sort_item){v, model_value_numel(&m->values[v]), mp->start[v]};
+        }
+    qsort(items, (size_t)n_items, sizeof *items, sort_items);
+    int64_t peak = 0;
+    for (int a = 0; a < n_items; ++a) {
+        const int ra = items[a].root;
+        const int64_t size = items[a].size;
+        int64_t at = 0;
+        /* first fit: lowest offset clear of every placed buffer alive at the same time */
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int b = 0; b < a; ++b) {
+                const int rb = placed[b];
+                if (mp->start[rb] > mp->end[ra] || mp->start[ra] > mp->end[rb])
+                    continue;
+                if (at < mp->off[rb] + items[b].size && mp->off[rb] < at + size) {
+                    at = mp->off[rb] + items[b].size;
+                    moved = 1;
+                }
+            }
+        }
+        mp->off[ra] = at;
+        placed[a] = ra;
+        if (at + size > peak)
+            peak = at + size;
+    }
+    free(items);
+    free(placed);
+    if (!fits(peak))
+        return rs_fail(e, "export: scratch of %lld floats is too large", (long long)peak);
+    mp->scratch = peak;
+    return 0;
+}
+
+/* ---- pass 3: text ----------------------------------------------------------------------- */
+
+static const char helper_conv_f32[] =
+    "static void conv2d(const float *x, float *y, const float *w, const float *b, long C, long H,\n"
+    "                   long W, long M, long Ho, long Wo, long G, long kh, long kw, long sh,\n"
+    "                   long sw, long dh, long dw, long pt, long pl)\n"
+    "{\n"
+    "    long cg = C / G, mg = M / G, oc, oy, ox, ci, i, j;\n"
+    "    for (oc = 0; oc < M; ++oc) {\n"
+    "        const float *wo = w + oc * cg * kh * kw;\n"
+    "        const float *xg = x + (oc / mg) * cg * H * W;\n"
+    "        for (oy = 0; oy < Ho; ++oy) {\n"
+    "            for (ox = 0; ox < Wo; ++ox) {\n"
+    "                float acc = 0.0f;\n"
+    "                for (ci = 0; ci < cg; ++ci) {\n"
+    "                    const float *xc = xg + ci * H * W, *wc = wo + ci * kh * kw;\n"
+    "                    for (i = 0; i < kh; ++i) {\n"
+    "                        long yy = oy * sh - pt + i * dh;\n"
+    "                        if (yy < 0 || yy >= H)\n"
+    "                            continue;\n"
+    "                        for (j = 0; j < kw; ++j) {\n"
+    "                            long xx = ox * sw - pl + j * dw;\n"
+    "                            if (xx >= 0 && xx < W)\n"
+    "                                acc += wc[i * kw + j] * xc[yy * W + xx];\n"
+    "                        }\n"
+    "                    }\n"
+    "                }\n"
+    "                y[(oc * Ho + oy) * Wo + ox] = b ? acc + b[oc] : acc;\n"
+    "            }\n"
+    "        }\n"
+    "    }\n"
+    "}\n\n";
+
+static const char helper_conv_q8[] =
+    "/* int8 weights: w = q * scale[output channel], the float weights rankscope evaluated. */\n"
+    "static void conv2d_q8(const float *x, float *y, const signed char *w, const float *scale,\n"
+    "                      const float *b, long C, long H, long W, long M, long Ho, long Wo,\n"
+    "                      long G, long kh, long kw, long sh, long sw, long dh, long dw, long pt,\n"
+    "                      long pl)\n"
+    "{\n"
+    "    long cg = C / G, mg = M / G, oc, oy, ox, ci, i, j;\n"
+    "    for (oc = 0; oc < M; ++oc) {\n"
+    "        const signed char *wo = w + oc * cg * kh * kw;\n"
+    "        const float *xg = x + (oc / mg) * cg * H * W;\n"
+    "        const float s = scale[oc];\n"
+    "        for (oy = 0; oy < Ho; ++oy) {\n"
+    "            for (ox = 0; ox < Wo; ++ox) {\n"
+    "                float acc = 0.0f;\n"
+    "                for (ci = 0; ci < cg; ++ci) {\n"
+    "                    const float *xc = xg + ci * H * W;\n"
+    "                    const signed char *wc = wo + ci * kh * kw;\n"
+    "                    for (i = 0; i < kh; ++i) {\n"
+    "                        long yy = oy * sh - pt + i * dh;\n"
+    "                        if (yy < 0 || yy >= H)\n"
+    "                            continue;\n"
+    "                        for (j = 0; j < kw; ++j) {\n"
+    "                            long xx = ox * sw - pl + j * dw;\n"
+    "                            if (xx >= 0 && xx < W)\n"
+    "                                acc += ((float)wc[i * kw + j] * s) * xc[yy * W + xx];\n"
+    "                        }\n"
+    "                    }\n"
+    "                }\n"
+    "                y[(oc * Ho + oy) * Wo + ox] = b ? acc + b[oc] : acc;\n"
+    "            }\n"
+    "        }\n"
+    "    }\n"
+    "}\n\n";
+
+static const char helper_dense_f32[] =
+    "/* y = alpha * x W + beta * b; W is (K,N), or (N,K) when trans_b; b has N values (bs = 1)\n"
+    " * or one (bs = 0). */\n"
+    "static void dense(const float *x, float *y, const float *w, const float *b, long bs, long K,\n"
+    "                  long N, int trans_b, float alpha, float beta)\n"
+    "{\n"
+    "    long j, k;\n"
+    "    for (j = 0; j < N; ++j) {\n"
+    "        float acc = 0.0f;\n"
+    "        for (k = 0; k < K; ++k)\n"
+    "            acc += x[k] * (trans_b ? w[j * K + k] : w[k * N + j]);\n"
+    "        acc *= alpha;\n"
+    "        y[j] = b ? acc + beta * b[j * bs] : acc;\n"
+    "    }\n"
+    "}\n\n";
+
+static const char helper_dense_q8[] =
+    "static void dense_q8(const float *x, float *y, const signed char *w, const float *scale,\n"
+    "                     const float *b, long bs, long K, long N, int trans_b, float alpha,\n"
+    "                     float beta)\n"
+    "{\n"
+    "    long j, k;\n"
+    "    for (j = 0; j < N; ++j) {\n"
+    "        const float s = scale[j];\n"
+    "        float acc = 0.0f;\n"
+    "        for (k = 0; k < K; ++k)\n"
+    "            acc += x[k] * ((float)(trans_b ? w[j * K + k] : w[k * N + j]) * s);\n"
+    "        acc *= alpha;\n"
+    "        y[j] = b ? acc + beta * b[j * bs] : acc;\n"
+    "    }\n"
+    "}\n\n";
+
+static const char helper_relu[] =
+    "static void relu(const float *x, float *y, long n)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i)\n"
+    "        y[i] = x[i] > 0.0f ? x[i] : 0.0f;\n"
+    "}\n\n";
+
+static const char helper_maxpool[] =
+    "/* Padding never wins: only in-range elements are compared. */\n"
+    "static void maxpool(const float *x, float *y, long C, long H, long W, long Ho, long Wo,\n"
+    "                    long kh, long kw, long sh, long sw, long dh, long dw, long pt, long pl)\n"
+    "{\n"
+    "    long c, oy, ox, i, j;\n"
+    "    for (c = 0; c < C; ++c) {\n"
+    "        const float *xc = x + c * H * W;\n"
+    "        for (oy = 0; oy < Ho; ++oy) {\n"
+    "            for (ox = 0; ox < Wo; ++ox) {\n"
+    "                float best = -3.402823466e+38f;\n"
+    "                for (i = 0; i < kh; ++i) {\n"
+    "                    long yy = oy * sh - pt + i * dh;\n"
+    "                    if (yy < 0 || yy >= H)\n"
+    "                        continue;\n"
+    "                    for (j = 0; j < kw; ++j) {\n"
+    "                        long xx = ox * sw - pl + j * dw;\n"
+    "                        if (xx >= 0 && xx < W && xc[yy * W + xx] > best)\n"
+    "                            best = xc[yy * W + xx];\n"
+    "                    }\n"
+    "                }\n"
+    "                y[(c * Ho + oy) * Wo + ox] = best;\n"
+    "            }\n"
+    "        }\n"
+    "    }\n"
+    "}\n\n";
+
+static const char helper_addc[] =
+    "/* y[(o * mid + j) * inner + i] = x[...] + c[j]: a constant broadcast over one image. */\n"
+    "static void add_const(const float *x, float *y, const float *c, long outer, long mid,\n"
+    "                      long inner)\n"
+    "{\n"
+    "    long o, j, i;\n"
+    "    for (o = 0; o < outer; ++o)\n"
+    "        for (j = 0; j < mid; ++j)\n"
+    "            for (i = 0; i < inner; ++i)\n"
+    "                y[(o * mid + j) * inner + i] = x[(o * mid + j) * inner + i] + c[j];\n"
+    "}\n\n";
+
+static const char helper_add2[] =
+    "static void add2(const float *a, const float *b, float *y, long n)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i)\n"
+    "        y[i] = a[i] + b[i];\n"
+    "}\n\n";
+
+static const char helper_copy[] =
+    "static void copy(const float *x, float *y, long n)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i)\n"
+    "        y[i] = x[i];\n"
+    "}\n\n";
+
+/* A float literal that round-trips: 9 significant digits, always with '.' or an exponent. */
+static void float_lit(float f, char *buf, size_t len)
+{
+    snprintf(buf, len - 3, "%.9g", (double)f);
+    if (!strpbrk(buf, ".e"))
+        strcat(buf, ".0");
+    strcat(buf, "f");
+}
+
+/* A C identifier for initializer v: "k<v>_" + its name with non-alphanumerics as '_'. */
+static void array_name(const rs_model *m, int v, const char *suffix, char *buf, size_t len)
+{
+    int at = snprintf(buf, len, "k%d_", v);
+    const char *s = m->values[v].name ? m->values[v].name : "";
+    for (; *s && at + 1 < (int)len && at < 40; ++s)
+        buf[at++] = (char)((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                                   (*s >= '0' && *s <= '9')
+                               ? *s
+                               : '_');
+    buf[at] = 0;
+    if (suffix)
+        snprintf(buf + at, len - (size_t)at, "%s", suffix);
+}
+
+/* A name safe inside a C comment. */
+static void comment_safe(const char *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    for (; s && *s && at + 1 < len; ++s) {
+        char c = *s;
+        if (c < 32 || c > 126 || (c == '/' && s[1] == '*') || (c == '*' && s[1] == '/'))
+            c = '?';
+        buf[at++] = c;
+    }
+    buf[at] = 0;
+}
+
+static void emit_floats(sbuf *b, const char *name, const float *f, int64_t n)
+{
+    char lit[48];
+    sb_printf(b, "static const float %s[%lld] = {", name, (long long)n);
+    for (int64_t i = 0; i < n; ++i) {
+        float_lit(f[i], lit, sizeof lit);
+        sb_printf(b, "%s%s", i % 8 ? " " : "\n    ", lit);
+        if (i + 1 < n)
+            sb_printf(b, ",");
+    }
+    sb_printf(b, "\n};\n");
+}
+
+static void emit_int8(sbuf *b, const char *name, const signed char *q, int64_t n)
+{
+    sb_printf(b, "static const signed char %s[%lld] = {", name, (long long)n);
+    for (int64_t i = 0; i < n; ++i)
+        sb_printf(b, "%s%d%s", i % 16 ? " " : "\n    ", q[i], i + 1 < n ? "," : "");
+    sb_printf(b, "\n};\n");
+}
+
+typedef struct emitter {
+    const rs_model *m;
+    const export_c_opts *o;
+    sbuf body, data;
+    const mem_plan *mp;
+    int *layout;       /* per value: QL_* */
+    char *emitted;     /* per value: array already printed */
+    export_c_stats st;
+} emitter;
+
+/* Print initializer v once (quantized when it is a weight and int8 is on). */
+static int emit_const(emitter *em, int v, rs_err *e)
+{
+    if (em->emitted[v])
+        return 0;
+    const rs_value *val = &em->m->values[v];
+    if (finite_values(val, e))
+        return -1;
+    char name[64];
+    int64_t n = model_value_numel(val);
+    array_name(em->m, v, NULL, name, sizeof name);
+    if (em->o->int8 && em->layout[v] > QL_NONE) {
+        int64_t nch, inner;
+        quant_geometry(val, em->layout[v], &nch, &inner);
+        signed char *q = malloc((size_t)n + 1);
+        float *scale = malloc(((size_t)nch + 1) * sizeof(float));
+        if (!q || !scale) {
+            free(q);
+            free(scale);
+            return rs_fail(e, "export: out of memory");
+        }
+        quantize(val, em->layout[v], q, scale);
+        emit_int8(&em->data, name, q, n);
+        array_name(em->m, v, "_scale", name, sizeof name);
+        emit_floats(&em->data, name, scale, nch);
+        free(q);
+        free(scale);
+        em->st.weight_bytes += n + 4 * nch;
+    } else {
+        emit_floats(&em->data, name, val->f, n);
+        em->st.weight_bytes += 4 * n;
+    }
+    em->st.params += n;
+    em->emitted[v] = 1;
+    return 0;
+}
+
+static void loc_expr(const emitter *em, int v, char *buf, size_t len)
+{
+    int r = em->mp->root[v];
+    switch (em->mp->loc[r]) {
+    case LOC_IN:
+        snprintf(buf, len, "in");
+        break;
+    case LOC_OUT:
+        snprintf(buf, len, "out");
+        break;
+    default:
+        if (em->mp->off[r])
+            snprintf(buf, len, "scratch + %lld", (long long)em->mp->off[r]);
+        else
+            snprintf(buf, len, "scratch");
+    }
+}
+
+static void shape_text(const rs_value *v, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int k = 1; k < v->ndim && at < len; ++k)
+        at += (size_t)snprintf(buf + at, len - at, k > 1 ? "x%lld" : "%lld", (long long)v->dims[k]);
+}
+
+enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY, H_COUNT };
+
+static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
+{
+    const rs_model *m = em->m;
+    const rs_node *n = &m->nodes[ni];
+    char x[48], y[48], w[64], s[64], b[64], cname[96], in_s[64], out_s[64];
+    const int q8 = em->o->int8 && p->w >= 0 && em->layout[p->w] > QL_NONE;
+    if (p->kind == K_ALIAS)
+        return 0;
+    loc_expr(em, p->x, x, sizeof x);
+    loc_expr(em, n->out[0], y, sizeof y);
+    if (p->w >= 0) {
+        if (emit_const(em, p->w, e))
+            return -1;
+        array_name(m, p->w, NULL, w, sizeof w);
+        array_name(m, p->w, "_scale", s, sizeof s);
+    }
+    if (p->b >= 0 && !p->bcast_full) {
+        if (emit_const(em, p->b, e))
+            return -1;
+        array_name(m, p->b, NULL, b, sizeof b);
+    } else {
+        snprintf(b, sizeof b, "(const float *)0");
+    }
+    comment_safe(n->name, cname, sizeof cname);
+    shape_text(&m->values[p->x], in_s, sizeof in_s);
+    shape_text(&m->values[n->out[0]], out_s, sizeof out_s);
+    sb_printf(&em->body, "    /* %s: %s %s -> %s%s */\n", cname, model_op_name(n->op), in_s, out_s,
+              p->inplace ? " (in place)" : "");
+    const int64_t *g = p->g;
+    switch (p->kind) {
+    case K_CONV:
+        used[q8 ? H_CONVQ : H_CONV] = 1;
+        if (q8)
+            sb_printf(&em->body, "    conv2d_q8(%s, %s, %s, %s, %s,", x, y, w, s, b);
+        else
+            sb_printf(&em->body, "    conv2d(%s, %s, %s, %s,", x, y, w, b);
+        for (int k = 0; k < 15; ++k)
+            sb_printf(&em->body, " %lld%s", (long long)g[k], k < 14 ? "," : ");\n");
+        break;
+    case K_DENSE: {
+        char al[48], be[48];
+        float_lit(p->alpha, al, sizeof al);
+        float_lit(p->beta, be, sizeof be);
+        used[q8 ? H_DENSEQ : H_DENSE] = 1;
+        if (q8)
+            sb_printf(&em->body, "    dense_q8(%s, %s, %s, %s, %s,", x, y, w, s, b);
+        else
+            sb_printf(&em->body, "    dense(%s, %s, %s, %s,", x, y, w, b);
+        sb_printf(&em->body, " %lld, %lld, %lld, %d, %s, %s);\n", (long long)g[3], (long long)g[0],
+                  (long long)g[1], (int)g[2], al, be);
+        break;
+    }
+    case K_RELU:
+        used[H_RELU] = 1;
+        sb_printf(&em->body, "    relu(%s, %s, %lld);\n", x, y, (long long)g[0]);
+        break;
+    case K_MAXPOOL:
+        used[H_POOL] = 1;
+        sb_printf(&em->body, "    maxpool(%s, %s,", x, y);
+        for (int k = 0; k < 13; ++k)
+            sb_printf(&em->body, " %lld%s", (long long)g[k], k < 12 ? "," : ");\n");
+        break;
+    case K_ADDC:
+        used[H_ADDC] = 1;
+        if (p->bcast_full) {
+            /* materialise the constant over one image (its dims do not form one run) */
+            const rs_value *xv = &m->values[p->x], *cv = &m->values[p->b];
+            int64_t numel = model_value_numel(xv);
+            float *full = malloc(((size_t)numel + 1) * sizeof(float));
+            if (!full)
+                return rs_fail(e, "export: out of memory");
+            int off = xv->ndim - cv->ndim;
+            for (int64_t idx = 0; idx < numel; ++idx) {
+                int64_t rem = idx, cidx = 0, cstride = 1;
+                for (int k = xv->ndim - 1; k >= 1; --k) {
+                    int64_t d = xv->dims[k], coord = rem % d;
+                    rem /= d;
+                    if (k >= off) {
+                        int64_t cd = cv->dims[k - off];
+                        cidx += (cd == 1 ? 0 : coord) * cstride;
+                        cstride *= cd;
+                    }
+                }
+                full[idx] = cv->f[cidx];
+            }
+            snprintf(b, sizeof b, "k_bcast_%d", ni);
+            emit_floats(&em->data, b, full, numel);
+            em->st.weight_bytes += 4 * numel;
+            em->st.params += numel;
+            free(full);
+        }
+        sb_printf(&em->body, "    add_const(%s, %s, %s, %lld, %lld, %lld);\n", x, y, b,
+                  (long long)g[0], (long long)g[1], (long long)g[2]);
+        break;
+    case K_ADD2: {
+        char x2[48];
+        loc_expr(em, p->x2, x2, sizeof x2);
+        used[H_ADD2] = 1;
+        sb_printf(&em->body, "    add2(%s, %s, %s, %lld);\n", x, x2, y, (long long)g[0]);
+        break;
+    }
+    default:
+        break;
+    }
+    em->st.n_ops++;
+    return 0;
+}
+
+int export_c_generate(const rs_model *m, const export_c_opts *opts, char **header, char **source,
+                      export_c_stats *stats, rs_err *e)
+{
+    static const export_c_opts defaults = {0};
+    if (!m || !header || !source)
+        return rs_fail(e, "export_c_generate: invalid arguments");
+    *header = *source = NULL;
+    const export_c_opts *o = opts ? opts : &defaults;
+    if (m->input < 0 || m->output < 0 || m->n_nodes < 1)
+        return rs_fail(e, "export: the model has no graph to export");
+    const rs_value *xin = &m->values[m->input], *yout = &m->values[m->output];
+    if (xin->dims[0] != -1 || xin->ndim < 2 || !fits(model_value_numel(xin)) ||
+        yout->dims[0] != -1 || !fits(model_value_numel(yout)))
+        return rs_fail(e, "export: graph input '%s' and output '%s' need a leading batch dimension",
+                       xin->name, yout->name);
+
+    int rc = -1;
+    const size_t nv = (size_t)m->n_values + 1;
+    op_plan *ops = calloc((size_t)m->n_nodes, sizeof *ops);
+    mem_plan mp = {0};
+    emitter em = {0};
+    em.m = m;
+    em.o = o;
+    em.mp = &mp;
+    em.layout = malloc(nv * sizeof(int));
+    em.emitted = calloc(nv, 1);
+    sbuf h = {0}, src = {0};
+    int used[H_COUNT] = {0};
+    if (!ops || !em.layout || !em.emitted) {
+        rs_fail(e, "export: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < m->n_nodes; ++i)
+        if (plan_node(m, i, &ops[i], e))
+            goto done;
+    if (mem_plan_build(m, ops, &mp, e))
+        goto done;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        op_plan *p = &ops[i];
+        int out_r = mp.root[m->nodes[i].out[0]];
+        p->inplace = p->kind != K_ALIAS && (out_r == mp.root[p->x] ||
+                                            (p->x2 >= 0 && out_r == mp.root[p->x2]));
+    }
+    weight_layouts(m, em.layout);
+    for (int i = 0; i < m->n_nodes; ++i)
+        if (emit_node(&em, i, &ops[i], used, e))
+            goto done;
+    if (mp.copy_out) {
+        used[H_COPY] = 1;
+        sb_printf(&em.body, "    copy(in, out, %lld);\n", (long long)model_value_numel(yout));
+        em.st.n_ops++;
+    }
+    em.st.input_floats = model_value_numel(xin);
+    em.st.output_floats = model_value_numel(yout);
+    em.st.scratch_floats = mp.scratch > 0 ? mp.scratch : 1;
+    em.st.scratch_bytes = 4 * em.st.scratch_floats;
+
+    char gname[96], in_s[64];
+    comment_safe(m->graph_name ? m->graph_name : "model", gname, sizeof gname);
+    shape_text(xin, in_s, sizeof in_s);
+    const char *wkind = o->int8 ? "int8 weights (per-output-channel float scales), float "
+                                  "activations"
+                                : "float32 weights and activations";
+    sb_printf(&h,
+              "/* model.h — generated by rankscope from \"%s\": %d ops, %s.\n"
+              " * model_forward runs ONE image: in = MODEL_INPUT_FLOATS floats (%s, normalised as\n"
+              " * in training), out = MODEL_OUTPUT_FLOATS logits, scratch = MODEL_SCRATCH_FLOATS\n"
+              " * floats of caller memory. No allocation, no libm, no global state: re-entrant.\n"
+              " * Flash (weights): %lld bytes. RAM (scratch): %lld bytes. */\n"
+              "#ifndef MODEL_H\n#define MODEL_H\n\n",
+              gname, em.st.n_ops, wkind, in_s, (long long)em.st.weight_bytes,
+              (long long)em.st.scratch_bytes);
+    if (xin->ndim == 4)
+        sb_printf(&h, "#define MODEL_INPUT_C %lldL\n#define MODEL_INPUT_H %lldL\n"
+                      "#define MODEL_INPUT_W %lldL\n",
+                  (long long)xin->dims[1], (long long)xin->dims[2], (long long)xin->dims[3]);
+    sb_printf(&h,
+              "#define MODEL_INPUT_FLOATS %lldL\n#define MODEL_OUTPUT_FLOATS %lldL\n"
+              "#define MODEL_SCRATCH_FLOATS %lldL\n#define MODEL_WEIGHT_BYTES %lldL\n"
+              "#define MODEL_SCRATCH_BYTES %lldL\n\n"
+              "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+              "void model_forward(const float *in, float *out, float *scratch);\n\n"
+              "#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
+              (long long)em.st.input_floats, (long long)em.st.output_floats,
+              (long long)em.st.scratch_floats, (long long)em.st.weight_bytes,
+              (long long)em.st.scratch_bytes);
+
+    sb_printf(&src,
+              "/* model.c — generated by rankscope from \"%s\" (%s). C99, no dependencies.\n"
+              " * Activations share `scratch` by liveness; offsets are in floats. */\n"
+              "#include \"model.h\"\n\n",
+              gname, wkind);
+    const char *helpers[H_COUNT] = {helper_conv_f32, helper_conv_q8, helper_dense_f32,
+                                    helper_dense_q8, helper_relu,     helper_maxpool,
+                                    helper_addc,     helper_add2,     helper_copy};
+    for (int k = 0; k < H_COUNT; ++k)
+        if (used[k])
+            sb_printf(&src, "%s", helpers[k]);
+    if (em.data.len)
+        sb_printf(&src, "%s\n", em.data.p);
+    sb_printf(&src, "void model_forward(const float *in, float *out, float *scratch)\n{\n%s",
+              em.body.len ? em.body.p : "");
+    /* a graph that never reads one of the three buffers still compiles without warnings */
+    sb_printf(&src, "    (void)in;\n    (void)out;\n    (void)scratch;\n}\n");
+    if (h.oom || src.oom || em.body.oom || em.data.oom) {
+        rs_fail(e, "export: out of memory");
+        goto done;
+    }
+    *header = h.p;
+    *source = src.p;
+    h.p = src.p = NULL;
+    if (stats)
+        *stats = em.st;
+    rc = 0;
+done:
+    free(h.p);
+    free(src.p);
+    free(em.body.p);
+    free(em.data.p);
+    free(em.layout);
+    free(em.emitted);
+    free(ops);
+    mem_free(&mp);
+    return rc;
+}
+
+int export_c_write(const rs_model *m, const char *dir, const export_c_opts *opts,
+                   export_c_stats *stats, rs_err *e)
+{
+    if (!dir || !*dir)
+        return rs_fail(e, "export: no output directory");
+    char *h = NULL, *c = NULL;
+    if (export_c_generate(m, opts, &h, &c, stats, e))
+        return -1;
+    size_t n = strlen(dir) + 16;
+    char *path = malloc(n);
+    int rc = -1;
+    if (!path) {
+        rs_fail(e, "export: out of memory");
+    } else {
+        snprintf(path, n, "%s/model.h", dir);
+        if (fileio_write_atomic(path, h, strlen(h), e) == 0) {
+            snprintf(path, n, "%s/model.c", dir);
+            rc = fileio_write_atomic(path, c, strlen(c), e);
+        }
+    }
+    free(path);
+    free(h);
+    free(c);
+    return rc;
+}

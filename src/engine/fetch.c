@@ -1,0 +1,598 @@
+/* fetch.c — CIFAR-10 download (libcurl, resumable), md5 check (nettle), unpack (libarchive) into
+ * a temporary directory that is renamed into place only once every file checks out. */
+#include "rankscope/fetch.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nettle/md5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ARCHIVE_NAME "cifar-10-binary.tar.gz"
+#define PART_SUFFIX ".part"
+
+static const char *const batch_files[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                          "data_batch_3.bin", "data_batch_4.bin",
+                                          "data_batch_5.bin", "test_batch.bin"};
+#define N_BATCH (sizeof batch_files / sizeof batch_files[0])
+/* Extracted too when present; not required. */
+static const char *const extra_files[] = {"batches.meta.txt", "readme.html"};
+#define N_EXTRA (sizeof extra_files / sizeof extra_files[0])
+#define EXTRA_MAX_BYTES ((int64_t)1 << 20)
+
+/* ---- small file helpers ------------------------------------------------------------------ */
+
+static int join(char *out, size_t len, const char *a, const char *b, rs_err *e)
+{
+    if ((size_t)snprintf(out, len, "%s/%s", a, b) >= len)
+        return rs_fail(e, "fetch: path too long: %s/%s", a, b);
+    return 0;
+}
+
+static int mkdir_p(const char *path, rs_err *e)
+{
+    char buf[1024];
+    if (strlen(path) >= sizeof buf)
+        return rs_fail(e, "fetch: path too long: %s", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1;; ++p) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return rs_fail(e, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rs_fail(e, "%s: not a directory", path);
+    return 0;
+}
+
+/* Remove a flat directory we created (its regular files, then itself). Best effort. */
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char p[1280];
+        while ((de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < sizeof p)
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static void fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int fetch_md5_file(const char *path, char out[33], rs_err *e)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return rs_fail(e, "%s: %s", path, strerror(errno));
+    struct md5_ctx ctx;
+    md5_init(&ctx);
+    uint8_t buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int err = errno;
+            close(fd);
+            return rs_fail(e, "%s: read failed: %s", path, strerror(err));
+        }
+        if (n == 0)
+            break;
+        md5_update(&ctx, (size_t)n, buf);
+    }
+    close(fd);
+    uint8_t dig[MD5_DIGEST_SIZE];
+    md5_digest(&ctx, sizeof dig, dig);
+    for (int i = 0; i < MD5_DIGEST_SIZE; ++i)
+        snprintf(out + 2 * i, 3, "%02x", dig[i]);
+    return 0;
+}
+
+/* ---- verification ------------------------------------------------------------------------ */
+
+static int verify_batch(const char *path, int64_t want, rs_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return rs_fail(e, "%s: missing (%s)", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return rs_fail(e, "%s: not a regular file", path);
+    if ((int64_t)st.st_size != want)
+        return rs_fail(e, "%s: %lld bytes, expected %lld (%lld records of 3073 bytes)", path,
+                       (long long)st.st_size, (long long)want, (long long)(want / 3073));
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return rs_fail(e, "%s: %s", path, strerror(errno));
+    static __thread uint8_t buf[3073 * 64];
+    int64_t at = 0;
+    int rc = 0;
+    while (at < want && rc == 0) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = rs_fail(e, "%s: read failed at byte %lld", path, (long long)at);
+            break;
+        }
+        /* reads are whole records except possibly the last chunk: index by absolute offset */
+        for (ssize_t i = 0; i < n; ++i)
+            if ((at + i) % 3073 == 0 && buf[i] > 9) {
+                rc = rs_fail(e, "%s: record %lld has label %d (expected 0..9)", path,
+                             (long long)((at + i) / 3073), buf[i]);
+                break;
+            }
+        at += n;
+    }
+    close(fd);
+    return rc;
+}
+
+int fetch_verify_dir(const char *dir, int records, rs_err *e)
+{
+    if (!dir)
+        return rs_fail(e, "fetch_verify_dir: no directory");
+    const int64_t want = (int64_t)(records > 0 ? records : FETCH_CIFAR10_RECORDS) * 3073;
+    char path[1280];
+    for (size_t i = 0; i < N_BATCH; ++i)
+        if (join(path, sizeof path, dir, batch_files[i], e) || verify_batch(path, want, e))
+            return -1;
+    return 0;
+}
+
+/* ---- download ---------------------------------------------------------------------------- */
+
+typedef struct xfer {
+    int fd;
+    int64_t offset;        /* bytes already in the .part when this request started */
+    int64_t written;       /* bytes written by this request */
+    int64_t range_start;   /* from Content-Range, -1 if none */
+    int64_t total;         /* full size if known, else -1 */
+    long code;             /* HTTP status once the body starts */
+    int started, restarted, bad_status, io_error, cancelled;
+    const fetch_opts *o;
+    CURL *curl;
+} xfer;
+
+static size_t on_header(char *p, size_t size, size_t n, void *user)
+{
+    xfer *x = user;
+    size_t len = size * n;
+    char line[256];
+    size_t k = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, p, k);
+    line[k] = 0;
+    if (!strncmp(line, "HTTP/", 5)) /* a new response (redirect hop): forget the last one's */
+        x->range_start = -1;
+    if (!strncasecmp(line, "Content-Range:", 14)) {
+        long long a, b, t;
+        if (sscanf(line + 14, " bytes %lld-%lld/%lld", &a, &b, &t) == 3) {
+            x->range_start = a;
+            x->total = t;
+        } else if (sscanf(line + 14, " bytes %lld-%lld/*", &a, &b) == 2) {
+            x->range_start = a;
+        }
+    }
+    return len;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *user)
+{
+    xfer *x = user;
+    size_t len = size * n;
+    if (!x->started) {
+        x->started = 1;
+        curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->code);
+        if (x->code == 200 && x->offset > 0) {
+            /* the server ignored the Range request: start the file over */
+            if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
+                x->io_error = errno;
+                return 0;
+            }
+            x->offset = 0;
+            x->restarted = 1;
+        } else if (x->code == 206) {
+            if (x->range_start != x->offset) {
+                x->bad_status = 1; /* a range we did not ask for */
+                return 0;
+            }
+        } else if (x->code != 200) {
+            x->bad_status = 1;
+            return 0;
+        }
+        if (x->total < 0) {
+            curl_off_t cl = -1;
+            if (curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+                cl >= 0)
+                x->total = x->offset + (int64_t)cl;
+        }
+    }
+    if (write_all(x->fd, p, len) != 0) {
+        x->io_error = errno ? errno : EIO;
+        return 0;
+    }
+    x->written += (int64_t)len;
+    return len;
+}
+
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    xfer *x = user;
+    if (!x->o->progress)
+        return 0;
+    double frac = x->total > 0 ? (double)(x->offset + x->written) / (double)x->total : -1.0;
+    if (x->o->progress(x->o->user, frac, "downloading CIFAR-10")) {
+        x->cancelled = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int64_t file_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* One request continuing `part`. Returns 0 complete, 1 interrupted (retryable), -1 failed,
+ * RS_CANCELLED. */
+static int download_once(const char *url, const char *part, const fetch_opts *o, fetch_result *r,
+                         rs_err *e)
+{
+    int fd = open(part, O_RDWR | O_CREAT, 0644);
+    if (fd < 0)
+        return rs_fail(e, "%s: %s", part, strerror(errno));
+    int64_t have = file_size(fd);
+    if (have < 0 || lseek(fd, 0, SEEK_END) < 0) {
+        close(fd);
+        return rs_fail(e, "%s: %s", part, strerror(errno));
+    }
+    CURL *c = curl_easy_init();
+    if (!c) {
+        close(fd);
+        return rs_fail(e, "fetch: cannot initialise libcurl");
+    }
+    xfer x = {.fd = fd, .offset = have, .range_start = -1, .total = -1, .o = o, .curl = c};
+    char errbuf[CURL_ERROR_SIZE] = "", range[48];
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_secs > 0 ? o->low_speed_secs : 60L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "rankscope/0.1");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    if (have > 0) {
+        /* a plain Range header: libcurl's own resume refuses a 200 answer; we restart instead */
+        snprintf(range, sizeof range, "%lld-", (long long)have);
+        curl_easy_setopt(c, CURLOPT_RANGE, range);
+        r->resumed = 1;
+    }
+    CURLcode cc = curl_easy_perform(c);
+    long code = x.code;
+    if (!x.started)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    int sync_failed = fsync(fd) != 0;
+    close(fd);
+    r->attempts++;
+    if (x.restarted) {
+        r->restarted = 1;
+        r->resumed = 0;
+    }
+    if (x.cancelled) {
+        rs_fail(e, "download cancelled (%s kept for resuming)", part);
+        return RS_CANCELLED;
+    }
+    if (x.io_error)
+        return rs_fail(e, "%s: write failed: %s", part, strerror(x.io_error));
+    if (have > 0 && code == 416) /* nothing left to send: the .part is whole (md5 will tell) */
+        return 0;
+    if (x.bad_status || (cc == CURLE_OK && code != 200 && code != 206))
+        return rs_fail(e, "%s: HTTP %ld%s", url, code,
+                       code == 206 ? " with a range that does not continue the download" : "");
+    if (cc != CURLE_OK) {
+        if (x.written > 0 || cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
+            cc == CURLE_GOT_NOTHING || cc == CURLE_OPERATION_TIMEDOUT) {
+            rs_fail(e, "%s: transfer interrupted after %lld bytes (%s); run again to resume", url,
+                    (long long)(x.offset + x.written), errbuf[0] ? errbuf : curl_easy_strerror(cc));
+            return 1;
+        }
+        return rs_fail(e, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
+    if (sync_failed)
+        return rs_fail(e, "%s: fsync failed", part);
+    if (x.total >= 0 && x.offset + x.written != x.total) {
+        rs_fail(e, "%s: got %lld of %lld bytes; run again to resume", url,
+                (long long)(x.offset + x.written), (long long)x.total);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- unpacking --------------------------------------------------------------------------- */
+
+/* Index of an expected file name (batches first, then extras), or -1. */
+static int expected_index(const char *base)
+{
+    for (size_t i = 0; i < N_BATCH; ++i)
+        if (!strcmp(base, batch_files[i]))
+            return (int)i;
+    for (size_t i = 0; i < N_EXTRA; ++i)
+        if (!strcmp(base, extra_files[i]))
+            return (int)(N_BATCH + i);
+    return -1;
+}
+
+/* Extract the expected files of cifar-10-batches-bin/ into tmpdir. *content_error is set when
+ * the archive itself is at fault (so the download is discarded). */
+static int extract(const char *archive_path, const char *label, const char *tmpdir, int64_t batch_bytes,
+                   int *content_error, rs_err *e)
+{
+    struct archive *a = archive_read_new();
+    if (!a)
+        return rs_fail(e, "fetch: cannot initialise libarchive");
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    int rc = -1;
+    int seen[N_BATCH + N_EXTRA] = {0};
+    static __thread char buf[1 << 16];
+    char path[1280];
+    *content_error = 1;
+    if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK) {
+        rs_fail(e, "%s: %s", label, archive_error_string(a));
+        goto done;
+    }
+    struct archive_entry *ent;
+    int hr;
+    while ((hr = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(ent);
+        if (!name)
+            continue;
+        while (name[0] == '.' && name[1] == '/')
+            name += 2;
+        const size_t dl = strlen(FETCH_CIFAR10_DIRNAME);
+        if (strncmp(name, FETCH_CIFAR10_DIRNAME, dl) || name[dl] != '/')
+            continue;
+        const char *base = name + dl + 1;
+        int idx = *base ? expected_index(base) : -1;
+        if (idx < 0)
+            continue; /* the directory entry itself, or a file we do not use */
+        if (archive_entry_filetype(ent) != AE_IFREG) {
+            rs_fail(e, "%s: %s is not a regular file", label, name);
+            goto done;
+        }
+        if (seen[idx]++) {
+            rs_fail(e, "%s: %s appears twice", label, name);
+            goto done;
+        }
+        const int64_t cap = idx < (int)N_BATCH ? batch_bytes : EXTRA_MAX_BYTES;
+        if (join(path, sizeof path, tmpdir, base, e))
+            goto done;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) {
+            *content_error = 0;
+            rs_fail(e, "%s: %s", path, strerror(errno));
+            goto done;
+        }
+        int64_t got = 0;
+        for (;;) {
+            la_ssize_t n = archive_read_data(a, buf, sizeof buf);
+            if (n == 0)
+                break;
+            if (n < 0) {
+                rs_fail(e, "%s: %s: %s", label, name, archive_error_string(a));
+                close(fd);
+                goto done;
+            }
+            got += n;
+            if (got > cap) {
+                rs_fail(e, "%s: %s is larger than the expected %lld bytes", label, name,
+                        (long long)cap);
+                close(fd);
+                goto done;
+            }
+            if (write_all(fd, buf, (size_t)n) != 0) {
+                *content_error = 0;
+                rs_fail(e, "%s: write failed: %s", path, strerror(errno));
+                close(fd);
+                goto done;
+            }
+        }
+        if (fsync(fd) != 0 || close(fd) != 0) {
+            *content_error = 0;
+            rs_fail(e, "%s: %s", path, strerror(errno));
+            goto done;
+        }
+    }
+    if (hr != ARCHIVE_EOF) {
+        rs_fail(e, "%s: corrupt or truncated archive: %s", label, archive_error_string(a));
+        goto done;
+    }
+    for (size_t i = 0; i < N_BATCH; ++i)
+        if (!seen[i]) {
+            rs_fail(e, "%s: no %s/%s in the archive", label, FETCH_CIFAR10_DIRNAME, batch_files[i]);
+            goto done;
+        }
+    rc = 0;
+done:
+    archive_read_free(a);
+    return rc;
+}
+
+/* ---- the whole job ----------------------------------------------------------------------- */
+
+static int valid_md5(const char *s)
+{
+    if (!s || strlen(s) != 32)
+        return 0;
+    for (int i = 0; i < 32; ++i)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+static int install(const char *dir, const char *tmpdir, const char *target, rs_err *e)
+{
+    struct stat st;
+    char old[1280] = "";
+    if (lstat(target, &st) == 0) {
+        /* an incomplete (or --force'd) earlier copy: move it aside, then drop it */
+        if (join(old, sizeof old, dir, "." FETCH_CIFAR10_DIRNAME ".old.XXXXXX", e))
+            return -1;
+        if (!mkdtemp(old) || rename(target, old) != 0) {
+            int err = errno;
+            rmdir(old);
+            return rs_fail(e, "%s: cannot replace it: %s", target, strerror(err));
+        }
+    }
+    if (rename(tmpdir, target) != 0) {
+        int err = errno;
+        if (old[0])
+            rename(old, target);
+        return rs_fail(e, "%s: rename from %s failed: %s", target, tmpdir, strerror(err));
+    }
+    fsync_path(dir);
+    if (old[0])
+        remove_flat_dir(old); /* rename replaced the empty mkdtemp dir by the old target */
+    return 0;
+}
+
+int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
+{
+    static const fetch_opts defaults = {.retries = -1};
+    const fetch_opts *o = opts ? opts : &defaults;
+    fetch_result local;
+    fetch_result *r = result ? result : &local;
+    memset(r, 0, sizeof *r);
+    const char *url = o->url ? o->url : FETCH_CIFAR10_URL;
+    const char *want_md5 = o->md5 ? o->md5 : FETCH_CIFAR10_MD5;
+    const int records = o->records > 0 ? o->records : FETCH_CIFAR10_RECORDS;
+    const int retries = o->retries >= 0 ? o->retries : 3;
+    if (!valid_md5(want_md5))
+        return rs_fail(e, "fetch: expected md5 \"%s\" is not 32 hex digits", want_md5);
+    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        return rs_fail(e, "fetch: URL \"%s\" is not http:// or https://", url);
+
+    char dir[1024], target[1280], part[1280], tmpdir[1280];
+    if (o->dir) {
+        if (snprintf(dir, sizeof dir, "%s", o->dir) >= (int)sizeof dir)
+            return rs_fail(e, "fetch: path too long: %s", o->dir);
+    } else {
+        const char *home = getenv("HOME");
+        if (!home || !*home)
+            return rs_fail(e, "fetch: HOME is not set; pass a directory");
+        if (snprintf(dir, sizeof dir, "%s/.cache/rankscope", home) >= (int)sizeof dir)
+            return rs_fail(e, "fetch: path too long: %s/.cache/rankscope", home);
+    }
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dir[--dl] = 0;
+    if (mkdir_p(dir, e) || join(target, sizeof target, dir, FETCH_CIFAR10_DIRNAME, e) ||
+        join(part, sizeof part, dir, ARCHIVE_NAME PART_SUFFIX, e))
+        return -1;
+    snprintf(r->target, sizeof r->target, "%s", target);
+    if (!o->force && fetch_verify_dir(target, records, NULL) == 0) {
+        r->already = 1;
+        return 0;
+    }
+
+    static int curl_ready;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return rs_fail(e, "fetch: cannot initialise libcurl");
+        curl_ready = 1;
+    }
+    int rc = 1;
+    for (int attempt = 0; attempt <= retries && rc == 1; ++attempt)
+        rc = download_once(url, part, o, r, e);
+    if (rc != 0)
+        return rc == 1 ? -1 : rc;
+
+    struct stat st;
+    r->bytes = stat(part, &st) == 0 ? (int64_t)st.st_size : -1;
+    if (fetch_md5_file(part, r->md5, e))
+        return -1;
+    if (strcasecmp(r->md5, want_md5) != 0) {
+        unlink(part);
+        return rs_fail(e, "%s: md5 %s does not match the expected %s (corrupt download from %s, "
+                       "deleted; run again)", ARCHIVE_NAME, r->md5, want_md5, url);
+    }
+
+    if (join(tmpdir, sizeof tmpdir, dir, "." FETCH_CIFAR10_DIRNAME ".tmp.XXXXXX", e))
+        return -1;
+    if (!mkdtemp(tmpdir))
+        return rs_fail(e, "%s: cannot create a temporary directory: %s", dir, strerror(errno));
+    int content_error = 0;
+    if (o->progress && o->progress(o->user, -1.0, "unpacking CIFAR-10")) {
+        remove_flat_dir(tmpdir);
+        rs_fail(e, "fetch cancelled before unpacking");
+        return RS_CANCELLED;
+    }
+    if (extract(part, ARCHIVE_NAME, tmpdir, (int64_t)records * 3073, &content_error, e) ||
+        (content_error = 1, fetch_verify_dir(tmpdir, records, e) &&
+                                rs_failctx(e, "%s: wrong contents", ARCHIVE_NAME)) ||
+        (content_error = 0, fsync_path(tmpdir), install(dir, tmpdir, target, e))) {
+        remove_flat_dir(tmpdir);
+        if (content_error)
+            unlink(part); /* the archive itself is wrong: the next run downloads it afresh */
+        return -1;
+    }
+    unlink(part);
+    return 0;
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# No data lost (issue 7), end to end through the real binary. TAP output.
+#  - every file rankscope writes goes through src/engine/fileio.c (no other open-for-write in
+#    src/), which writes a temp file in the same directory, fsyncs it and renames it (checked
+#    here with strace on `decompose -o`);
+#  - `-o` naming the input model (by any spelling: ./x, a symlink, a hard link) is refused by
+#    every command that takes -o, unless --force, and the model is left byte-identical;
+#  - with --force the input is replaced by rename (a new inode), never truncated in place;
+#  - a write interrupted by a full disk (RLIMIT_FSIZE with SIGXFSZ ignored: write() fails with
+#    EFBIG exactly as on a full file system) leaves the old output intact and no temp file.
+# Needs RANKSCOPE_BIN (meson sets it) or a build dir as $1.
+set -u
+SRC=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+BIN=${RANKSCOPE_BIN:-${1:-$SRC/build}/rankscope}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+export RANKSCOPE_ASSETS=${RANKSCOPE_ASSETS:-$SRC/assets}
+unset RANKSCOPE_DATA
+T=$(mktemp -d "${TMPDIR:-/tmp}/rs-atomic.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cp "$SRC/tests/data/lenet_random.onnx" "$T/model.onnx"
+MODEL=$T/model.onnx
+SUM0=$(cksum <"$MODEL")
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() { # check DESCRIPTION CONDITION-COMMAND...
+  local what=$1; shift
+  if "$@"; then ok "$what"; else notok "$what"; fi
+}
+unchanged() { [ "$(cksum <"$MODEL")" = "$SUM0" ]; }
+no_temp() { ! ls "$T" | grep -q '\.tmp\.'; }
+
+# 1. one writer: nothing in src/ opens a file for writing except fileio.c
+writers=$(grep -nE 'fopen\([^)]*"[wa]|O_WRONLY|O_RDWR|O_TRUNC|[^a-z_]creat\(' "$SRC"/src/*/*.c |
+  grep -v 'src/engine/fileio.c' || true)
+if [ -z "$writers" ]; then
+  ok "every file write in src/ goes through fileio_write_atomic (no other open-for-write)"
+else
+  notok "files opened for writing outside fileio.c"
+  echo "$writers" | sed 's/^/#   /'
+fi
+
+# 2. refusals: -o equal to the input model, by several spellings, for every command with -o
+ln -s model.onnx "$T/link.onnx"
+ln "$MODEL" "$T/hard.onnx" 2>/dev/null || cp "$MODEL" "$T/hard.onnx"
+same_inode=$([ "$(stat -c %i "$MODEL")" = "$(stat -c %i "$T/hard.onnx")" ] && echo 1 || echo 0)
+commands=(
+  "decompose|--layer fc1 --method svd --rank 8"
+  "finetune|--ranks fc1=svd:8 --epochs 1"
+  "compress|--tolerance 1"
+  "train|--epochs 1"
+  "search|--strategy naive"
+)
+for entry in "${commands[@]}"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  if ! "$BIN" "$cmd" --help >/dev/null 2>&1; then
+    ok "$cmd: # SKIP no such command in this build"
+    continue
+  fi
+  spellings=("$MODEL" "$T/./model.onnx" "$T/link.onnx")
+  [ "$same_inode" = 1 ] && spellings+=("$T/hard.onnx")
+  for out in "${spellings[@]}"; do
+    # shellcheck disable=SC2086
+    (cd "$T" && timeout 60 "$BIN" "$cmd" "$MODEL" $args -o "$out" >"$T/out.txt" 2>"$T/err.txt")
+    rc=$?
+    if [ $rc -ne 0 ] && grep -q "input model" "$T/err.txt" && unchanged; then
+      ok "$cmd -o ${out#$T/} (the input model) is refused, model unchanged: $(head -c 160 "$T/err.txt")"
+    else
+      notok "$cmd -o ${out#$T/} (the input model): exit $rc, model $(unchanged && echo unchanged || echo CHANGED)"
+      sed 's/^/#   /' "$T/err.txt" | head -5
+      cp "$SRC/tests/data/lenet_random.onnx" "$MODEL"
+    fi
+  done
+done
+rm -f "$T/link.onnx" "$T/hard.onnx" "$T/out.txt" "$T/err.txt"
+
+# 3. -o naming a directory
+mkdir "$T/dir.onnx"
+"$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 -o "$T/dir.onnx" >/dev/null 2>"$T/err.txt"
+rc=$?
+check "decompose -o DIRECTORY is refused (exit $rc: $(head -c 120 "$T/err.txt"))" \
+  test $rc -ne 0 -a -d "$T/dir.onnx"
+rmdir "$T/dir.onnx"
+
+# 4. a normal write: the syscalls are temp file in the same directory -> fsync -> rename
+if command -v strace >/dev/null 2>&1; then
+  strace -f -qq -e trace=openat,fsync,fdatasync,rename,renameat,renameat2,unlink -o "$T/trace" \
+    "$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 -o "$T/new.onnx" >/dev/null 2>&1
+  rc=$?
+  tmpname=$(grep -oE "\"$T/new\.onnx\.tmp\.[A-Za-z0-9]+\"" "$T/trace" | head -1 | tr -d '"')
+  open_line=$(grep -n "openat(.*new\.onnx\.tmp.*O_CREAT" "$T/trace" | head -1 | cut -d: -f1)
+  fd=$(grep "openat(.*new\.onnx\.tmp.*O_CREAT" "$T/trace" | head -1 | grep -oE '= [0-9]+$' | tr -dc 0-9)
+  fsync_line=$(grep -nE "fsync\($fd\)|fdatasync\($fd\)" "$T/trace" | awk -F: -v o="${open_line:-0}" '$1 > o {print $1; exit}')
+  rename_line=$(grep -nE "rename(at2?)?\(.*new\.onnx\.tmp.*new\.onnx\"" "$T/trace" | head -1 | cut -d: -f1)
+  direct=$(grep -cE "openat\([^,]*, \"$T/new\.onnx\", [^)]*O_(WRONLY|RDWR)" "$T/trace")
+  if [ $rc -eq 0 ] && [ -n "$tmpname" ] && [ -n "$fsync_line" ] && [ -n "$rename_line" ] &&
+    [ "$open_line" -lt "$fsync_line" ] && [ "$fsync_line" -lt "$rename_line" ] && [ "$direct" -eq 0 ]; then
+    ok "decompose -o: temp file ${tmpname#$T/} created beside it, fsync'ed, renamed (strace lines $open_line < $fsync_line < $rename_line)"
+  else
+    notok "decompose -o: expected temp -> fsync -> rename (rc $rc, tmp '${tmpname:-}', lines ${open_line:-?} ${fsync_line:-?} ${rename_line:-?}, direct opens $direct)"
+    sed 's/^/#   /' "$T/trace" | grep -E 'new\.onnx|fsync' | head -10
+  fi
+else
+  ok "# SKIP strace not installed"
+fi
+check "the written model loads (rankscope info)" bash -c "'$BIN' info '$T/new.onnx' >/dev/null 2>&1"
+
+# 5. --force replaces the input by rename: a new inode, complete content
+ino0=$(stat -c %i "$MODEL")
+"$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 -o "$MODEL" --force >/dev/null 2>"$T/err.txt"
+rc=$?
+ino1=$(stat -c %i "$MODEL")
+check "decompose -o MODEL --force replaces it (exit $rc) through a new inode ($ino0 -> $ino1)" \
+  test $rc -eq 0 -a "$ino0" != "$ino1"
+check "... and the replaced model is complete: it loads and fc1 is factorized" \
+  bash -c "'$BIN' info '$MODEL' 2>/dev/null | grep -q 'fc1/Gemm_f0\|fc1_f0'"
+cp "$SRC/tests/data/lenet_random.onnx" "$MODEL"
+check "no temporary file left behind after successful writes" no_temp
+
+# 6. the disk fills mid-write: RLIMIT_FSIZE 16 KiB (the model is ~75 KB), SIGXFSZ ignored so
+#    write() fails with EFBIG like ENOSPC on a full disk
+printf 'OLD CONTENT\n' >"$T/keep.onnx"
+old=$(cksum <"$T/keep.onnx")
+(trap '' XFSZ; ulimit -f 16; exec "$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 \
+  -o "$T/keep.onnx") >/dev/null 2>"$T/err.txt"
+rc=$?
+check "a model write cut off by a full disk fails (exit $rc): $(tail -1 "$T/err.txt" | head -c 200)" \
+  test $rc -ne 0
+check "... the existing output is intact" test "$(cksum <"$T/keep.onnx")" = "$old"
+check "... and no temporary file is left behind" no_temp
+check "... and the input model is unchanged" unchanged
+
+# 7. the same for a plan written by search -o (when search exists): a full disk at 0 bytes
+if "$BIN" search --help >/dev/null 2>&1; then
+  printf 'fc1 svd 3\n' >"$T/keep.plan"
+  oldp=$(cksum <"$T/keep.plan")
+  # stderr goes through a pipe: with a 0-byte limit a file would refuse the error message too
+  (trap '' XFSZ; ulimit -f 0; exec timeout 120 "$BIN" search "$MODEL" --strategy evbmf --split sample \
+    -o "$T/keep.plan") 2>&1 >/dev/null | cat >"$T/err.txt"
+  rc=${PIPESTATUS[0]}
+  check "search -o PLAN on a full disk fails writing it (exit $rc: $(grep keep.plan "$T/err.txt" | head -c 160))" \
+    grep -q "keep.plan" "$T/err.txt"
+  check "... and leaves the old plan intact" test $rc -ne 0 -a "$(cksum <"$T/keep.plan")" = "$oldp"
+  check "... and no temporary file is left behind" no_temp
+fi
+
+echo "1..$n"
+exit $((failed > 0))

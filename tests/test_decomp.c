@@ -171,16 +171,20 @@ static void test_dense_full_rank(void)
         int node = model_find_node(m, "fc");
         float *W = weight_of(m, "fc"); /* (N, K), trans_b = 1 */
         const float *b = bias ? m->values[m->nodes[node].in[2]].f : NULL;
+        /* Gemm's alpha and beta survive too (on the last factor) */
+        float alpha = bias ? 0.5f : 1.0f, beta = bias ? 2.0f : 1.0f;
+        m->nodes[node].alpha = alpha;
+        m->nodes[node].beta = beta;
         float *x = malloc(4 * K * sizeof *x), *ref = malloc(4 * N * sizeof *ref), *got = malloc(4 * N * sizeof *got);
         uint64_t st = 3;
         for (int i = 0; i < 4 * K; ++i)
             x[i] = testnet_rand(&st);
         for (int i = 0; i < 4; ++i)
             for (int j = 0; j < N; ++j) {
-                double s = b ? b[j] : 0;
+                double s = 0;
                 for (int k = 0; k < K; ++k)
                     s += (double)x[i * K + k] * W[j * K + k];
-                ref[i * N + j] = (float)s;
+                ref[i * N + j] = (float)(alpha * s + (b ? beta * b[j] : 0.0));
             }
         CHECK(decomp_max_rank(m, node, DECOMP_SVD, 0) == mn, "dense max rank min(%d,%d) = %d", N, K, mn);
         decomp_result r;
@@ -191,7 +195,7 @@ static void test_dense_full_rank(void)
         rc = ctx ? infer_forward(ctx, x, 4, got, &e) : -1;
         double d = rc == 0 ? rel_diff(got, ref, (size_t)4 * N) : -1.0;
         free(x), free(ref), free(got);
-        CHECK(rc == 0 && d < 1e-5, "dense %dx%d svd full rank (bias %d) matches x·Wᵀ+b: %.2e", N, K, bias, d);
+        CHECK(rc == 0 && d < 1e-5, "dense %dx%d svd full rank (bias %d) matches alpha·x·Wᵀ + beta·b: %.2e", N, K, bias, d);
         CHECK(m->n_nodes == 2 && m->nodes[0].op == RS_OP_GEMM && m->nodes[1].op == RS_OP_GEMM,
               "dense svd gives two Gemm nodes");
         infer_free(ctx);
@@ -484,6 +488,23 @@ static void test_robustness(void)
                                            (1u << DECOMP_CP) | (1u << DECOMP_TUCKER2)),
           "conv1: the four conv methods");
     CHECK(decomp_methods_for(m, fc2) == ((1u << DECOMP_NONE) | (1u << DECOMP_SVD)), "fc2: svd only");
+    /* ALS and HOOI never lose fit from one sweep to the next (each step is an exact minimiser) */
+    int conv2n = model_find_node(m, "conv2");
+    const struct { decomp_method meth; int r, r2; } mono[] = {{DECOMP_CP, 6, 0}, {DECOMP_TUCKER2, 8, 3}};
+    for (int k = 0; k < 2; ++k) {
+        decomp_opts mo;
+        decomp_opts_default(&mo);
+        mo.tol = 0;
+        mo.max_iter = 60;
+        rc = decomp_layer(m, conv2n, mono[k].meth, mono[k].r, mono[k].r2, &mo, &r, &e);
+        int up = rc == 0 && r.n_fit >= 2;
+        for (int i = 1; up && i < r.n_fit; ++i)
+            up = r.fit[i] >= r.fit[i - 1] - 1e-9;
+        CHECK(up && fabs(r.fit[r.n_fit - 1] - (1 - r.weight_error)) < 1e-6,
+              "%s on random conv2: fit non-decreasing over %d sweeps, ends at 1 - weight error (%.4f)",
+              decomp_method_name(mono[k].meth), r.n_fit, rc ? -1.0 : r.weight_error);
+        decomp_result_free(&r);
+    }
     decomp_spectrum s;
     rc = decomp_spectrum_of(m, fc2, DECOMP_VIEW_DENSE, &s, &e);
     int desc = rc == 0 && s.n == 84;

@@ -118,9 +118,10 @@ build() { # build DIR EXE [extra flags]: compile the generated pair + the driver
     $CC $CFLAGS "$@" -I"$dir" "$dir/model.c" "$T/driver.c" -o "$exe"
 }
 
-# variant NAME [rankscope options]: export C and ONNX with the same options, compile, run, compare
+# variant NAME [rankscope options]: export $VMODEL (default the shipped model) as C and as ONNX
+# with the same options, compile, run, compare
 variant() {
-    local name=$1
+    local name=$1 MODEL=${VMODEL:-$MODEL}
     shift
     local d=$T/$name
     point "$name: export --format c writes model.h + model.c" \
@@ -139,6 +140,12 @@ variant original
 variant factorized --ranks conv2=cp:8,fc1=svd:16
 printf 'conv1 tucker2 4,2\nconv2 spatial-svd 6\nfc2 svd 20\n' >"$T/plan.txt"
 variant planned --plan "$T/plan.txt"
+# padded / strided / dilated / grouped Conv, 1x1 Conv, padded 3x3 MaxPool, MatMul, MatMul + Add
+VMODEL=$SRC/tests/data/convmix_random.onnx variant convmix
+# a bias-less strided Conv, Gemm without C, alpha 0.5, transB 0
+VMODEL=$SRC/tests/data/gemm_nobias.onnx variant gemm_nobias
+# x.view(-1, 400): Reshape with an int64 shape initializer
+VMODEL=$SRC/tests/data/lenet_reshape.onnx variant reshape
 
 # Uses no libm and no allocation: no math.h / stdlib.h, links without -lm, no malloc symbol.
 nolib() {

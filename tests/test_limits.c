@@ -22,6 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* CPU seconds of this process: the bounded-time checks must not depend on how busy the machine
+ * is (CI runners, sanitizer builds at nice 19). */
+static double cpu_now(void)
+{
+    return (double)clock() / CLOCKS_PER_SEC;
+}
+
 #include "check.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/fileio.h"
@@ -409,11 +416,11 @@ static void test_onnx_encodings(void)
         pb_value_info(&gg, GRAPH_INPUT, "x", 4, in_dims);
         pb_value_info(&gg, GRAPH_OUTPUT, "y", 0, NULL);
         pb_model(&model, &gg);
-        double t0 = rs_now();
+        double t0 = cpu_now();
         m = onnx_load_buffer(model.b, model.n, "chain.onnx", &e);
-        double dt = rs_now() - t0;
+        double dt = cpu_now() - t0;
         CHECK(m && m->n_nodes == N && strcmp(m->nodes[0].name, "r0") == 0 && dt < 5.0,
-              "a reversed 50,000-node chain loads and sorts in %.2f s (limit 5 s) (%s)", dt,
+              "a reversed 50,000-node chain loads and sorts in %.2f CPU s (limit 5) (%s)", dt,
               m ? "ok" : e.msg);
         model_free(m);
         free(model.b), memset(&model, 0, sizeof model);
@@ -531,9 +538,9 @@ static void test_files(void)
                    "sparse batch of %llu records created", (unsigned long long)counts[i]))
             continue;
         const char *paths[1] = {path};
-        double t0 = rs_now();
+        double t0 = cpu_now();
         cifar10_set *s = cifar10_read_files(paths, 1, &e);
-        double dt = rs_now() - t0;
+        double dt = cpu_now() - t0;
         CHECK(!s && strstr(e.msg, "out of memory") == NULL && dt < 1.0,
               "a batch file of %llu records is refused by size in %.2f s, not by running out of "
               "memory (%s)", (unsigned long long)counts[i], dt, s ? "loaded!" : e.msg);
@@ -573,7 +580,8 @@ static void expect_plan_reject(const char *text, int spec, const char *what, con
     rs_plan *p = plan_alloc();
     rs_err e = {{0}};
     int rc = spec ? plan_parse_spec(p, text, &e) : plan_parse_text(p, text, "hostile.plan", &e);
-    CHECK(rc == -1 && e.msg[0] && (!want || strstr(e.msg, want)), "plan %s rejected (%s)", what, e.msg);
+    CHECK(rc == -1 && e.msg[0] && !strchr(e.msg, '\n') && (!want || strstr(e.msg, want)),
+          "plan %s rejected with a one-line message (%.*s)", what, (int)strcspn(e.msg, "\r\n"), e.msg);
     plan_free(p);
 }
 
@@ -590,8 +598,8 @@ static void test_plans(void)
     /* regression (fuzz_plan): a spec layer name with a space or '#' would be saved as a plan
      * that reads back differently */
     expect_plan_reject("nted comment\r\nconv2=cp:16", 1, "spec layer name with a space and CR/LF",
-                       "layer name");
-    expect_plan_reject("a#b=svd:3", 1, "spec layer name with '#'", "layer name");
+                       "at byte 4");
+    expect_plan_reject("a#b=svd:3", 1, "spec layer name with '#'", "at byte 1");
 
     /* one 1 MB line */
     size_t big = (size_t)1 << 20;
@@ -611,11 +619,11 @@ static void test_plans(void)
         at += (size_t)sprintf(text + at, "layer%d svd 3\n", i);
     rs_plan *p = plan_alloc();
     rs_err e = {{0}};
-    double t0 = rs_now();
+    double t0 = cpu_now();
     int rc = plan_parse_text(p, text, "many.plan", &e);
-    double dt = rs_now() - t0;
+    double dt = cpu_now() - t0;
     CHECK((rc == 0 || e.msg[0]) && dt < 5.0,
-          "a plan of %d entries is parsed or refused in %.2f s (limit 5 s) (%s)", N, dt,
+          "a plan of %d entries is parsed or refused in %.2f CPU s (limit 5) (%s)", N, dt,
           rc ? e.msg : "parsed");
     rs_model *net = testnet_lenet(3);
     if (rc == 0 && net) {

@@ -120,6 +120,29 @@ int main(void)
     CHECK(!strcmp(model_layer_name(c, k1, nb, sizeof nb), "node_7"), "other names shown as they are");
     model_free(c);
 
+    /* ceil_mode pooling drops a last window that would start in the end padding (PyTorch rule:
+     * 5x5, kernel 2, stride 2, pad 1 -> 3x3, checked with torch.nn.MaxPool2d(2, 2, 1, ceil_mode=True)) */
+    {
+        rs_model *pm = testnet_conv(1, 5, 5, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 9);
+        int y = pm->output;
+        int py = model_add_value(pm, "pooled", &e);
+        int pn = model_add_node(pm, "pool", RS_OP_MAXPOOL, &e);
+        rs_node *pl = &pm->nodes[pn];
+        pl->n_in = 1, pl->in[0] = y, pl->n_out = 1, pl->out[0] = py;
+        pl->kernel[0] = pl->kernel[1] = 2, pl->strides[0] = pl->strides[1] = 2;
+        pl->pads[0] = pl->pads[1] = pl->pads[2] = pl->pads[3] = 1;
+        pl->ceil_mode = 1;
+        pm->output = py;
+        CHECK(model_infer_shapes(pm, &e) == 0 && pm->values[py].dims[2] == 3 && pm->values[py].dims[3] == 3,
+              "ceil_mode 5x5 k2 s2 p1 -> 3x3 like PyTorch (got %lld)", (long long)pm->values[py].dims[2]);
+        pl = &pm->nodes[pn];
+        pl->pads[0] = pl->pads[1] = pl->pads[2] = pl->pads[3] = 0;
+        CHECK(model_infer_shapes(pm, &e) == 0 && pm->values[py].dims[2] == 3, "ceil_mode 5x5 k2 s2 p0 -> 3x3");
+        pl->ceil_mode = 0;
+        CHECK(model_infer_shapes(pm, &e) == 0 && pm->values[py].dims[2] == 2, "floor mode 5x5 k2 s2 -> 2x2");
+        model_free(pm);
+    }
+
     /* single-layer builders used by other tests */
     rs_model *g = testnet_conv(4, 9, 7, 8, 3, 2, 2, 1, 1, 0, 2, 1, 2, 0, 3);
     CHECK(g != NULL, "strided dilated grouped conv model builds");

@@ -431,6 +431,30 @@ static void test_dag_and_distill(void)
     model_free(m);
 }
 
+/* Larger maps: conv GEMMs run in chunks of images (1 per chunk at 24×24, 3 per chunk at 12×12
+ * with a ragged last chunk for 5 images) — the chunking must not change any gradient. */
+static void test_chunked_conv(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 2, 24, 24);
+    int w1 = mk_const(m, "a.w", 4, 3, 2, 3, 3, 0.4f), b1 = mk_const(m, "a.b", 1, 3, 0, 0, 0, 0.1f);
+    int k1 = mk_node(m, "a", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k1)}, 1);
+    int w2 = mk_const(m, "b.w", 4, 2, 3, 3, 3, 0.3f);
+    int k2 = mk_node(m, "b", RS_OP_CONV, (int[]){out_of(m, r), w2}, 2);
+    m->nodes[k2].strides[0] = m->nodes[k2].strides[1] = 2;
+    m->nodes[k2].pads[2] = m->nodes[k2].pads[3] = 1;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, k2)}, 1);
+    long feat = features_of(m, f);
+    int gw = mk_const(m, "fc.w", 2, 3, feat, 0, 0, 0.05f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw}, 2);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+    check_model_grads("chunked conv GEMMs (24x24 and 12x12 maps, ragged last chunk)", m, 5, 1, NULL);
+    model_free(m);
+}
+
 /* Ties: an all-equal window sends the whole gradient to its first element (PyTorch). */
 static void test_pool_ties(void)
 {
@@ -724,6 +748,7 @@ int main(void)
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
     test_dag_and_distill();
+    test_chunked_conv();
     test_pool_ties();
     test_augment();
     test_schedule();

@@ -26,6 +26,9 @@ static void test_format(void)
     CHECK(!strcmp(fmt_count(1300000, b, sizeof b), "1.3M"), "1.3M -> %s", b);
     CHECK(!strcmp(fmt_count(-2400, b, sizeof b), "-2.4K"), "-2400 -> %s", b);
     CHECK(!strcmp(fmt_ratio(2416, 1336, b, sizeof b), "1.8x"), "2416/1336 -> %s", b);
+    CHECK(!strcmp(fmt_count_exact(10000, b, sizeof b), "10,000"), "10000 -> %s", b);
+    CHECK(!strcmp(fmt_count_exact(-1234567, b, sizeof b), "-1,234,567"), "-1234567 -> %s", b);
+    CHECK(!strcmp(fmt_count_exact(999, b, sizeof b), "999"), "999 -> %s", b);
     CHECK(!strcmp(fmt_ratio(62006, 5000, b, sizeof b), "12x"), "12.4 -> %s", b);
     CHECK(!strcmp(fmt_ratio(10, 0, b, sizeof b), "-"), "ratio by 0 -> %s", b);
     CHECK(!strcmp(fmt_pct(0.723, b, sizeof b), "72.3%"), "pct %s", b);
@@ -383,6 +386,7 @@ static void test_model_and_live(void)
     cifar10_set *d = cifar10_load_split(NULL, "test", &fb, &e);
     CHECK(d != NULL, "data: %s", d ? d->source : e.msg);
     if (d) {
+        ui_state_free(s);
         ui_state_defaults(s); /* fresh, unfactorized */
         ui_state_init(s, m, &e);
         live *lv = live_start(m, d, s, &e);

@@ -5,7 +5,9 @@
  * input is transposed), α = L/M and singular values γ_h:
  *  - the noise variance σ² minimises the free energy (a function of σ² alone once the priors are
  *    eliminated), found with GSL's Brent minimiser on the paper's bounds;
- *  - component h is kept iff γ_h > γ̲ = σ √(M (1 + τ̲)(1 + α/τ̲)), τ̲ ≈ 2.5129 √α;
+ *  - component h is kept iff γ_h > γ̲ = σ √(M (1 + τ̲)(1 + α/τ̲)), τ̲ the zero of
+ *    Φ(τ) + Φ(τ/α), Φ(z) = log(z+1)/z − ½, solved exactly (= 2.5129 at α = 1; 2.5129 √α is only
+ *    its upper bound, used for the search interval);
  *  - its estimate is the shrunk value γ̂_h = (γ_h/2)(1 − (L+M)σ²/γ_h² + √((1 − (L+M)σ²/γ_h²)² −
  *    4LMσ⁴/γ_h⁴)).
  * Contract: results are owned by the evbmf_result (free with evbmf_result_free). Never prints.

@@ -45,7 +45,7 @@ typedef struct fetch_opts {
 } fetch_opts;
 
 typedef struct fetch_result {
-    char target[1024];     /* DIR/cifar-10-batches-bin */
+    char target[1280];     /* DIR/cifar-10-batches-bin */
     int already;           /* target was complete; nothing done */
     int resumed;           /* a Range request continued an earlier .part */
     int restarted;         /* the server ignored a Range request: downloaded from byte 0 */

@@ -557,7 +557,7 @@ static void estimate_usage(FILE *f)
     fprintf(f, "usage: rankscope estimate [MODEL.onnx] [--multiple K] [--json] [--plan FILE] [--ranks SPEC]\n"
                "       rankscope estimate [MODEL.onnx] --bench [--reps N] [--json]\n"
                "  EVBMF rank of every weighted layer for every applicable method, rounded up to a multiple\n"
-               "  of K (default 1 = no rounding; the blog uses 8), with the cost at that rank, the maximum\n"
+               "  of K (default 8, as the blog does; 1 = no rounding), with the cost at that rank, the maximum\n"
                "  rank and the break-even rank (largest rank that still saves parameters).\n"
                "  --bench: time the decomposition of every layer and method instead (best of N runs,\n"
                "  default 3; cp at rank min(16, max), the others at half their maximum rank).\n");
@@ -611,7 +611,7 @@ int cmd_estimate(int argc, char **argv)
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     const char *plan_f = NULL, *ranks_spec = NULL;
     int json = 0, bench = 0, c;
-    long multiple = 1, reps = 3;
+    long multiple = 8, reps = 3;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -17,6 +17,7 @@ int cmd_decompose(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 static const struct command {
     const char *name;
@@ -34,6 +35,7 @@ static const struct command {
     {"finetune", cmd_finetune, "train a factorized net (the direct problem)"},
     {"compress", cmd_compress, "search + fine-tune + re-search: the whole pipeline"},
     {"export", cmd_export, "the (factorized) model as ONNX or dependency-free C (flash/RAM)"},
+    {"data", cmd_data, "data fetch: download, verify and unpack CIFAR-10"},
 };
 
 static void usage(FILE *f)

@@ -671,6 +671,10 @@ int decomp_apply(rs_model *m, int node, const decomp_result *r, rs_err *e)
     layer_geom g;
     if (geom_of(m, node, &g, e))
         return -1;
+    if (r->f[0].in_channels != g.c_in || r->f[r->n_factors - 1].out_channels != g.c_out ||
+        (r->f[r->n_factors - 1].bias_len > 0) != (g.bias != NULL))
+        return rs_fail(e, "%s: decomposition result does not fit this layer (%lld -> %lld channels)",
+                       orig->name, (long long)g.c_in, (long long)g.c_out);
     int in_v = orig->in[0], out_v = orig->out[0], bias_v = g.bias_value;
     char lname[200];
     snprintf(lname, sizeof lname, "%s", orig->name);

@@ -269,7 +269,9 @@ int build_spatial_svd(const layer_geom *g, const double *K, int rank, decomp_res
  * channel makes channel (i, o, k) = u_{oik} ⋆ x_i; a 1×kw conv grouped per (i, o) sums the r
  * separable terms, z_{io} = Σ_k s v_{oik} ⋆ (·); a 1×1 conv sums z_{io} over i. That last conv is a
  * 0/1 matrix (C_out × C_in·C_out, mostly zeros) — ONNX has no cheaper "sum these channels" in
- * Conv alone, and its cost is counted as stored. */
+ * Conv alone, and its cost is counted as stored. (The blog's version never fills its
+ * reconstruction, and its three dense layers mix all channels at every step, so they do not
+ * compute the approximated convolution; the grouping above is what makes the chain exact.) */
 int build_slice_svd(const layer_geom *g, const double *K, int rank, decomp_result *out, rs_err *e)
 {
     int64_t ci = g->c_in, co = g->c_out, kh = g->kh, kw = g->kw;

@@ -140,8 +140,10 @@ static void quantize(const rs_value *w, int layout, signed char *q, float *scale
     for (int64_t p = 0; p < numel; ++p) {
         float s = scale[channel_of(layout, p, nch, inner)];
         float r = s > 0.0f ? w->f[p] / s : 0.0f;
-        r += r >= 0.0f ? 0.5f : -0.5f;
-        long qi = (long)r; /* truncation after the ±0.5: round half away from zero */
+        /* round half away from zero; r - trunc(r) is exact here (|r| <= ~127), unlike r ± 0.5 */
+        long qi = (long)r;
+        float frac = r - (float)qi;
+        qi += frac >= 0.5f ? 1 : frac <= -0.5f ? -1 : 0;
         q[p] = (signed char)(qi > 127 ? 127 : qi < -127 ? -127 : qi);
     }
 }

@@ -117,19 +117,20 @@ int fetch_md5_file(const char *path, char out[33], rs_err *e)
 
 /* ---- verification ------------------------------------------------------------------------ */
 
-static int verify_batch(const char *path, int64_t want, rs_err *e)
+/* path is read; shown names it in messages. */
+static int verify_batch(const char *path, const char *shown, int64_t want, rs_err *e)
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return rs_fail(e, "%s: missing (%s)", path, strerror(errno));
+        return rs_fail(e, "%s: missing (%s)", shown, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return rs_fail(e, "%s: not a regular file", path);
+        return rs_fail(e, "%s: not a regular file", shown);
     if ((int64_t)st.st_size != want)
-        return rs_fail(e, "%s: %lld bytes, expected %lld (%lld records of 3073 bytes)", path,
+        return rs_fail(e, "%s: %lld bytes, expected %lld (%lld records of 3073 bytes)", shown,
                        (long long)st.st_size, (long long)want, (long long)(want / 3073));
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return rs_fail(e, "%s: %s", path, strerror(errno));
+        return rs_fail(e, "%s: %s", shown, strerror(errno));
     static __thread uint8_t buf[3073 * 64];
     int64_t at = 0;
     int rc = 0;
@@ -138,13 +139,13 @@ static int verify_batch(const char *path, int64_t want, rs_err *e)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = rs_fail(e, "%s: read failed at byte %lld", path, (long long)at);
+            rc = rs_fail(e, "%s: read failed at byte %lld", shown, (long long)at);
             break;
         }
         /* reads are whole records except possibly the last chunk: index by absolute offset */
         for (ssize_t i = 0; i < n; ++i)
             if ((at + i) % 3073 == 0 && buf[i] > 9) {
-                rc = rs_fail(e, "%s: record %lld has label %d (expected 0..9)", path,
+                rc = rs_fail(e, "%s: record %lld has label %d (expected 0..9)", shown,
                              (long long)((at + i) / 3073), buf[i]);
                 break;
             }
@@ -154,16 +155,24 @@ static int verify_batch(const char *path, int64_t want, rs_err *e)
     return rc;
 }
 
+/* shown_dir names dir in messages. */
+static int verify_dir(const char *dir, const char *shown_dir, int records, rs_err *e)
+{
+    const int64_t want = (int64_t)(records > 0 ? records : FETCH_CIFAR10_RECORDS) * 3073;
+    char path[1280], shown[1280];
+    for (size_t i = 0; i < N_BATCH; ++i)
+        if (join(path, sizeof path, dir, batch_files[i], e) ||
+            join(shown, sizeof shown, shown_dir, batch_files[i], e) ||
+            verify_batch(path, shown, want, e))
+            return -1;
+    return 0;
+}
+
 int fetch_verify_dir(const char *dir, int records, rs_err *e)
 {
     if (!dir)
         return rs_fail(e, "fetch_verify_dir: no directory");
-    const int64_t want = (int64_t)(records > 0 ? records : FETCH_CIFAR10_RECORDS) * 3073;
-    char path[1280];
-    for (size_t i = 0; i < N_BATCH; ++i)
-        if (join(path, sizeof path, dir, batch_files[i], e) || verify_batch(path, want, e))
-            return -1;
-    return 0;
+    return verify_dir(dir, dir, records, e);
 }
 
 /* ---- download ---------------------------------------------------------------------------- */
@@ -176,6 +185,7 @@ typedef struct xfer {
     int64_t total;         /* full size if known, else -1 */
     long code;             /* HTTP status once the body starts */
     int started, restarted, bad_status, io_error, cancelled;
+    double last_report;
     const fetch_opts *o;
     CURL *curl;
 } xfer;
@@ -265,8 +275,18 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     xfer *x = user;
     if (!x->o->progress)
         return 0;
-    double frac = x->total > 0 ? (double)(x->offset + x->written) / (double)x->total : -1.0;
-    if (x->o->progress(x->o->user, frac, "downloading CIFAR-10")) {
+    double now = rs_now();
+    if (now - x->last_report < 0.1) /* libcurl calls this many times a second */
+        return 0;
+    x->last_report = now;
+    const int64_t have = x->offset + x->written;
+    double frac = x->total > 0 ? (double)have / (double)x->total : -1.0;
+    char what[64];
+    if (x->total > 0)
+        snprintf(what, sizeof what, "CIFAR-10 %.1f/%.1f MB", have / 1e6, x->total / 1e6);
+    else
+        snprintf(what, sizeof what, "CIFAR-10 %.1f MB", have / 1e6);
+    if (x->o->progress(x->o->user, frac, what)) {
         x->cancelled = 1;
         return 1;
     }
@@ -561,11 +581,23 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
     int rc = 1;
     for (int attempt = 0; attempt <= retries && rc == 1; ++attempt)
         rc = download_once(url, part, o, r, e);
-    if (rc != 0)
+    if (rc != 0) {
+        struct stat st;
+        if (stat(part, &st) == 0 && st.st_size == 0)
+            unlink(part); /* nothing arrived (HTTP error, no connection): leave no trace */
         return rc == 1 ? -1 : rc;
+    }
 
     struct stat st;
     r->bytes = stat(part, &st) == 0 ? (int64_t)st.st_size : -1;
+    if (o->progress) { /* the throttled transfer callback may have missed the last bytes */
+        char what[64];
+        snprintf(what, sizeof what, "CIFAR-10 %.1f MB: md5", r->bytes / 1e6);
+        if (o->progress(o->user, 1.0, what)) {
+            rs_fail(e, "fetch cancelled before the md5 check (%s kept)", part);
+            return RS_CANCELLED;
+        }
+    }
     if (fetch_md5_file(part, r->md5, e))
         return -1;
     if (strcasecmp(r->md5, want_md5) != 0) {
@@ -585,8 +617,8 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
         return RS_CANCELLED;
     }
     if (extract(part, ARCHIVE_NAME, tmpdir, (int64_t)records * 3073, &content_error, e) ||
-        (content_error = 1, fetch_verify_dir(tmpdir, records, e) &&
-                                rs_failctx(e, "%s: wrong contents", ARCHIVE_NAME)) ||
+        (content_error = 1,
+         verify_dir(tmpdir, ARCHIVE_NAME ": wrong contents: " FETCH_CIFAR10_DIRNAME, records, e)) ||
         (content_error = 0, fsync_path(tmpdir), install(dir, tmpdir, target, e))) {
         remove_flat_dir(tmpdir);
         if (content_error)

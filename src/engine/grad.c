@@ -146,11 +146,10 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
 /* col (K rows of stride ld, OHW used) from the cin_g channels at x. */
 static void im2col(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
 {
-    size_t ohw = ld;
     for (int c = 0; c < cin_g; ++c)
         for (int ki = 0; ki < t->kh; ++ki)
             for (int kj = 0; kj < t->kw; ++kj) {
-                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ohw;
+                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
                 int off = kj * t->dw - t->pl;
                 int lo = 0, hi = t->ow; /* ox with 0 <= ox*sw + off < iw */
                 while (lo < t->ow && lo * t->sw + off < 0)
@@ -182,11 +181,10 @@ static void im2col(const tn_node *t, const float *x, int cin_g, float *col, size
 /* dx += col2im(col) for the cin_g channels at dx (col rows of stride ld). */
 static void col2im_add(const tn_node *t, const float *col, int cin_g, float *dx, size_t ld)
 {
-    size_t ohw = ld;
     for (int c = 0; c < cin_g; ++c)
         for (int ki = 0; ki < t->kh; ++ki)
             for (int kj = 0; kj < t->kw; ++kj) {
-                const float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ohw;
+                const float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
                 int off = kj * t->dw - t->pl;
                 int lo = 0, hi = t->ow;
                 while (lo < t->ow && lo * t->sw + off < 0)

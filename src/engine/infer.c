@@ -14,11 +14,19 @@
  *    tiles from a shared atomic counter; the calling thread is worker 0.
  *  - Values map to buffer slots by liveness (a slot is reused once every value in it is dead);
  *    Flatten / Reshape / Identity alias their input's slot (the layout is unchanged).
+ *  - Every buffer a kernel reads has slack after it (c->slack, +64 floats) because the wide-grid
+ *    conv and the vector pooling read a little past the last useful element; the slack is zeroed
+ *    once so those lanes hold finite values.
+ *  - infer_capture compiles the same way with fusion off and the requested value kept alive.
+ *
+ * Measured (rankscope bench, this 2-core AVX-512 machine): ~75 % of the time is in the tile
+ * kernels (conv1 and conv2 in tile_6_4 / tile_6_1 / tile_4_*), the rest u8→float, pooling and
+ * copies. The known waste: the wide grid computes 32/28 columns of conv1 and 14/10 of conv2;
+ * a channel-vector kernel (16 output channels per zmm) would avoid the latter (next step).
  */
 #include "rankscope/infer.h"
 
 #include <cblas.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -26,6 +34,9 @@
 
 #include "rankscope/kernels.h"
 
+/* Images per tile: dense layers run as (tile × K)·(K × N) products, so the tile is their M.
+ * 8..64 measured within noise on the reference net; 16 keeps a tile's activations (~50 KB per
+ * image at most for this net) well inside L2. $RANKSCOPE_TILE overrides it (tuning, tests). */
 #define DEFAULT_TILE 16
 
 typedef enum step_kind {
@@ -1108,8 +1119,9 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
     pthread_cond_init(&probe->cv_go, NULL);
     pthread_cond_init(&probe->cv_done, NULL);
     int rc = compile(probe, m, e);
-    /* im2col workspace: at least one image of the largest conv, up to 16 M floats (64 MB). */
-    size_t col_floats = (size_t)1 << 24;
+    /* im2col workspace: at least one image of the largest conv, else up to 1 M floats (4 MB,
+     * cache-sized: bigger chunks measured slower, bound by memory traffic and page faults). */
+    size_t col_floats = (size_t)1 << 20;
     for (int i = 0; i < probe->n_steps; ++i) {
         const step *s = &probe->steps[i];
         size_t one = (size_t)(s->K + s->M) * s->Ho * s->Wo;

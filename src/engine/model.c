@@ -291,7 +291,11 @@ static int64_t pooled_extent(int64_t in, int64_t k, int64_t s, int64_t p0, int64
     int64_t num = in + p0 + p1 - span;
     if (num < 0)
         return 0;
-    return (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    /* PyTorch / ONNX Runtime: with ceil_mode, a last window starting in the end padding is dropped */
+    if (ceil_mode && out > 1 && (out - 1) * s >= in + p0)
+        --out;
+    return out;
 }
 
 static int infer_spatial(const rs_node *n, const rs_value *x, int64_t kh, int64_t kw, int ceil_mode,

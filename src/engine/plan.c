@@ -52,9 +52,10 @@ int plan_set(rs_plan *p, const char *layer, decomp_method method, int rank, int 
     /* The text form splits on whitespace and cuts at '#': a name holding either (possible via
      * --ranks) would be saved as a plan that reads back differently (found by tests/fuzz). */
     for (const unsigned char *c = (const unsigned char *)layer; *c; ++c)
-        if (*c <= ' ' || *c == 0x7f || *c == '#')
-            return rs_fail(e, "plan: layer name \"%.64s\" contains a space, control character or '#'",
-                           layer);
+        if (*c <= ' ' || *c == 0x7f || *c == '#') /* message shows only the part before it */
+            return rs_fail(e, "plan: layer name \"%.*s...\" has a space, control character or '#' "
+                              "at byte %d", (int)((const char *)c - layer > 64 ? 64 : (const char *)c - layer),
+                           layer, (int)((const char *)c - layer));
     if (method < DECOMP_NONE || method >= DECOMP_COUNT)
         return rs_fail(e, "plan: %s: bad method %d", layer, (int)method);
     plan_entry *ent = (plan_entry *)plan_find(p, layer);
@@ -180,7 +181,8 @@ int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
             *hash = 0;
         char *tok[4] = {0};
         int nt = 0;
-        for (char *t = strtok(line, " \t\r"); t; t = strtok(NULL, " \t\r")) {
+        char *save = NULL;
+        for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
             if (nt == 3)
                 return rs_fail(e, "%s:%d: unexpected \"%s\" (expected: layer method rank[,rank2])", label,
                                lineno, t);

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../cli/cli.h"
+#include "fmt.h"
 #include "live.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/onnx.h"
@@ -48,6 +50,25 @@ static void on_signal(int sig)
     g_signal = sig;
 }
 
+/* The tty modes before curses took over, for the crash path below. */
+static struct termios g_saved_tty;
+static int g_saved_tty_ok;
+
+/* A crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) cannot run endwin() (not async-signal-safe),
+ * but must not leave the terminal raw either (issue 7; tests/e2e_signals.sh): restore the saved
+ * tty modes and reset mouse reporting, keypad mode, cursor and alternate screen with
+ * async-signal-safe calls only, then die of the same signal (SA_RESETHAND restored the default
+ * action, so the exit status and any core dump are the crash's own). */
+static void on_fatal(int sig)
+{
+    static const char reset[] = "\033[?1000l\033[?1002l\033[?1006l\033[?1l\033>\033[?25h\033[?1049l\r\n";
+    if (g_saved_tty_ok)
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_tty);
+    ssize_t w = write(STDOUT_FILENO, reset, sizeof reset - 1);
+    (void)w;
+    raise(sig);
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -58,6 +79,15 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    g_saved_tty_ok = tcgetattr(STDIN_FILENO, &g_saved_tty) == 0;
+    struct sigaction fa;
+    memset(&fa, 0, sizeof fa);
+    fa.sa_handler = on_fatal;
+    fa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&fa.sa_mask);
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; ++i)
+        sigaction(fatal[i], &fa, NULL);
 }
 
 /* ---- arguments ------------------------------------------------------------------------------- */
@@ -499,10 +529,9 @@ int ui_main(int argc, char **argv)
         char tmp[1024];
         snprintf(tmp, sizeof tmp, "%s", A.model_path);
         snprintf(s->model_name, sizeof s->model_name, "%s", basename(tmp));
-        snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d,%03d", fell_back ? " sample" : "",
-                 A.data->n / 1000, A.data->n % 1000);
-        if (A.data->n < 1000)
-            snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %d", fell_back ? " sample" : "", A.data->n);
+        char cnt[32];
+        snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test%s %s", fell_back ? " sample" : "",
+                 fmt_count_exact(A.data->n, cnt, sizeof cnt));
     }
     if (rc == 0 && A.args.plan) {
         rs_plan *p = plan_load(A.args.plan, &e);

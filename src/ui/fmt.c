@@ -20,6 +20,23 @@ char *fmt_count(int64_t v, char *buf, size_t len)
     return buf;
 }
 
+char *fmt_count_exact(int64_t v, char *buf, size_t len)
+{
+    char digits[32], out[48];
+    unsigned long long a = v < 0 ? (unsigned long long)(-(v + 1)) + 1 : (unsigned long long)v;
+    int n = snprintf(digits, sizeof digits, "%llu", a), at = 0;
+    if (v < 0)
+        out[at++] = '-';
+    for (int i = 0; i < n; ++i) {
+        if (i && (n - i) % 3 == 0)
+            out[at++] = ',';
+        out[at++] = digits[i];
+    }
+    out[at] = 0;
+    snprintf(buf, len, "%s", out);
+    return buf;
+}
+
 char *fmt_ratio(double before, double after, char *buf, size_t len)
 {
     if (!(after > 0) || !(before >= 0)) {

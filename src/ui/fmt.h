@@ -11,6 +11,8 @@
 
 /* 850, 62.0K, 1.3M, 2.1G (the CLI's convention; below 1000 shown exactly). */
 char *fmt_count(int64_t v, char *buf, size_t len);
+/* Exact with thousands separators: "10,000". */
+char *fmt_count_exact(int64_t v, char *buf, size_t len);
 /* Compression ratio before/after: "1.8x", "12x" (>= 10 without decimals), "-" when after <= 0. */
 char *fmt_ratio(double before, double after, char *buf, size_t len);
 /* Fraction 0..1 as a percentage with one decimal: "72.3%"; "-" for a negative (unknown) value. */

@@ -338,7 +338,7 @@ static int run_chain(live *lv, int start, int swap_seg, infer_ctx *swap_ctx, int
     float *buf[2];
     buf[0] = malloc((size_t)LIVE_CHUNK * (size_t)maxw * sizeof(float));
     buf[1] = malloc((size_t)LIVE_CHUNK * (size_t)maxw * sizeof(float));
-    int *pred = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    int *pred = calloc((size_t)(n ? n : 1), sizeof(int));
     int rc = 0;
     if (!buf[0] || !buf[1] || !pred) {
         rc = rs_fail(e, "out of memory");

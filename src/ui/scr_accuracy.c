@@ -12,8 +12,9 @@ void scr_accuracy(const ui_state *s)
     int pending = s->cur_gen != s->gen || s->eval_progress >= 0;
     w_printf(2, 1, R_NORMAL, 0, "evaluation set: %s", s->data_name);
     if (s->have_cur && s->cur.seconds >= 0)
-        w_printf(3, 1, R_DIM, 0, "%d images; last update %.2f s after the change%s", s->cur.images,
-                 s->eval_seconds, pending ? "  (a newer change is being evaluated)" : "");
+        w_printf(3, 1, R_DIM, 0, "%s images; last update %.2f s after the change%s",
+                 fmt_count_exact(s->cur.images, a, sizeof a), s->eval_seconds,
+                 pending ? "  (a newer change is being evaluated)" : "");
     if (!s->have_orig) {
         w_put(5, 1, R_PENDING, 0, "evaluating the original network ...");
         return;

@@ -55,8 +55,10 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
         snprintf(buf, sizeof buf, "%d,%d/%d", l->cur.rank, ui_effective_rank2(l), max);
     else if (f)
         snprintf(buf, sizeof buf, "%d/%d", l->cur.rank, max);
-    else
+    else if (max > 0)
         snprintf(buf, sizeof buf, "-/%d", max);
+    else
+        snprintf(buf, sizeof buf, "n/a"); /* e.g. a grouped conv: no method applies */
     cell(t, y, COL_RANK, base, buf);
     if (vm != DECOMP_NONE && l->mi[vm].evbmf > 0)
         snprintf(buf, sizeof buf, "%d", l->mi[vm].evbmf);

@@ -242,7 +242,7 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
         return;
     }
     w_plot pe = {py, 10, ph, half - 12, 0, sp->n, 0, 1, 0};
-    w_plot_axes(s, &pe, "rank", "cumulative energy", "%.2f");
+    w_plot_axes(s, &pe, "rank", "cumulative energy", 2);
     for (int r = 0; r <= sp->n; ++r) {
         xs[r] = r;
         ys[r] = r == 0 ? 0 : sp->energy[r - 1];
@@ -251,7 +251,7 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
     if (rank > 0)
         w_plot_vline(s, &pe, rank, R_MARK, NULL);
     w_plot pr = {py, half + 10, ph, COLS - half - 12, 0, sp->n, 0, 1, 0};
-    w_plot_axes(s, &pr, "rank", "reconstruction error vs rank", "%.2f");
+    w_plot_axes(s, &pr, "rank", "reconstruction error vs rank", 2);
     for (int r = 0; r <= sp->n; ++r)
         ys[r] = sp->err[r];
     w_plot_line(&pr, xs, ys, sp->n + 1, R_ACCENT, s->utf8 ? "\u2022" : "*");

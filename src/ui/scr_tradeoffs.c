@@ -39,8 +39,40 @@ void scr_tradeoffs(const ui_state *s)
             lo = 0;
             hi = 1;
         }
-        w_plot p = {top + 1, 9, ph - 1, half - 12, 1, maxr > 1 ? maxr : 2, lo, hi, 0};
-        w_plot_axes(s, &p, "rank", NULL, "%.2f");
+        /* accuracy on top, the whole network's params and MACs (relative to the original)
+         * under it, on the same rank axis */
+        int ah = (ph - 1) * 2 / 3, ch = ph - 1 - ah - 4;
+        if (ch < 3) {
+            ah = ph - 1;
+            ch = 0;
+        }
+        w_plot p = {top + 1, 9, ah, half - 12, 1, maxr > 1 ? maxr : 2, lo, hi, 0};
+        w_plot_axes(s, &p, ch ? NULL : "rank", NULL, 2);
+        w_put(top, 1, R_DIM, 0, "accuracy");
+        if (ch && sw->n > 0) {
+            double cmax = 1, cmin = 1;
+            for (int i = 0; i < sw->n; ++i) {
+                double pr = (double)sw->params[i] / (double)s->params_total;
+                double mr = (double)sw->macs[i] / (double)s->macs_total;
+                cmax = pr > cmax ? pr : cmax;
+                cmax = mr > cmax ? mr : cmax;
+                cmin = pr < cmin ? pr : cmin;
+                cmin = mr < cmin ? mr : cmin;
+            }
+            double pad = (cmax - cmin) * 0.05 + 1e-3;
+            w_plot q = {top + ah + 4, 9, ch, half - 12, 1, maxr > 1 ? maxr : 2, cmin - pad, cmax + pad, 0};
+            w_plot_axes(s, &q, "rank", NULL, 2);
+            w_printf(top + ah + 3, 1, R_DIM, 0, "network cost / original:  %s params  %s MACs",
+                     s->utf8 ? "\u25aa" : "p", s->utf8 ? "\u2218" : "m");
+            for (int i = 0; i < sw->n; ++i) {
+                w_plot_point(&q, sw->rank[i], (double)sw->macs[i] / (double)s->macs_total, R_ORIG,
+                             s->utf8 ? "\u2218" : "m");
+                w_plot_point(&q, sw->rank[i], (double)sw->params[i] / (double)s->params_total, R_ACCENT,
+                             s->utf8 ? "\u25aa" : "p");
+            }
+            if (l->cur.method == sw->base.method && l->cur.rank > 0)
+                w_plot_vline(s, &q, l->cur.rank, R_MARK, NULL);
+        }
         double *xs = malloc(sizeof(double) * UI_MAX_SWEEP), *ys = malloc(sizeof(double) * UI_MAX_SWEEP);
         if (xs && ys) {
             int n = 0;
@@ -94,7 +126,7 @@ void scr_tradeoffs(const ui_state *s)
     if (ay <= al)
         al = ay - 0.01;
     w_plot p = {top + 1, x0, ph - 1, COLS - x0 - 2, 1, rx * 1.05, al, ay, 0};
-    w_plot_axes(s, &p, "x fewer params", NULL, "%.2f");
+    w_plot_axes(s, &p, "x fewer params", NULL, 2);
     for (int i = 0; i < s->n_hist; ++i)
         if (!front[i])
             w_plot_point(&p, s->hist[i].ratio, s->hist[i].acc, R_DIM, s->utf8 ? "\u00b7" : ".");

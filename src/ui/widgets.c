@@ -241,8 +241,7 @@ int w_plot_cell(const w_plot *p, double xv, double yv, int *cy, int *cx)
     return 1;
 }
 
-void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const char *ylabel,
-                 const char *yfmt)
+void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const char *ylabel, int ydec)
 {
     char buf[32];
     const char *v = s->utf8 ? "\u2502" : "|";
@@ -251,9 +250,9 @@ void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const c
     w_put(p->y + p->h, p->x - 1, R_DIM, 1, s->utf8 ? "\u2514" : "+");
     w_hline(s, p->y + p->h, p->x, p->w);
     /* y ticks: top and bottom */
-    snprintf(buf, sizeof buf, yfmt, p->y1);
+    snprintf(buf, sizeof buf, "%.*f", ydec, p->y1);
     w_rput(p->y, p->x - 8, 7, R_DIM, buf);
-    snprintf(buf, sizeof buf, yfmt, p->y0);
+    snprintf(buf, sizeof buf, "%.*f", ydec, p->y0);
     w_rput(p->y + p->h - 1, p->x - 8, 7, R_DIM, buf);
     if (ylabel)
         w_put(p->y - 1, p->x - 1, R_DIM, 0, ylabel);

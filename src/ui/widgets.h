@@ -49,8 +49,8 @@ typedef struct w_plot {
     int logy;
 } w_plot;
 
-void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const char *ylabel,
-                 const char *yfmt);
+/* Axes, end ticks (y with ydec decimals) and labels around the box. */
+void w_plot_axes(const ui_state *s, const w_plot *p, const char *xlabel, const char *ylabel, int ydec);
 /* Cell of a data point; 0 if outside. */
 int w_plot_cell(const w_plot *p, double xv, double yv, int *cy, int *cx);
 void w_plot_point(const w_plot *p, double xv, double yv, enum w_role role, const char *glyph);

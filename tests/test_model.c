@@ -117,6 +117,14 @@ int main(void)
     CHECK(model_find_layer(c, "fc1") == k1, "by weight initializer fc1.weight");
     CHECK(model_find_layer(c, "fc9") == -1 && model_find_layer(c, "conv") == -1, "no partial matches");
     CHECK(!strcmp(model_layer_name(c, k2, nb, sizeof nb), "conv2"), "short display name conv2");
+    int k3 = model_find_node(c, "fc2"), k4 = model_find_node(c, "fc3");
+    free(c->nodes[k3].name);
+    c->nodes[k3].name = rs_strdup("/block/a/lin/Gemm");
+    free(c->nodes[k4].name);
+    c->nodes[k4].name = rs_strdup("/block/b/lin/Gemm");
+    CHECK(model_find_layer(c, "a") == k3, "unique path segment");
+    CHECK(model_find_layer(c, "lin") == -1 && model_find_layer(c, "block") == -1, "ambiguous segment refused");
+    CHECK(model_find_layer(c, "block/a/lin") == k3, "full PyTorch module path");
     CHECK(!strcmp(model_layer_name(c, k1, nb, sizeof nb), "node_7"), "other names shown as they are");
     model_free(c);
 

@@ -51,9 +51,7 @@ const char *decomp_method_name(decomp_method method);
  * Returns 0, or -1 with `unknown method "foo" (expected svd, slice-svd, ...)`. */
 int decomp_method_parse(const char *s, decomp_method *out, rs_err *e);
 
-/* Node index of a layer by name: the exact node name, else the one weighted node whose name has
- * `name` as a path component (PyTorch exports "conv2" as "/conv2/Conv"). -1 if none or ambiguous. */
-int decomp_find_layer(const rs_model *m, const char *name);
+/* Layers are found by name with model_find_layer (model.h). */
 
 /* Bitmask of methods valid for node: bit (1u << method). DECOMP_NONE is always set. A Conv with
  * group > 1 (depthwise / grouped) gets no conv method; unweighted nodes get only NONE. */

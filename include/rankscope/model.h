@@ -94,7 +94,8 @@ void model_node_defaults(rs_node *n);
 int model_find_value(const rs_model *m, const char *name); /* -1 if absent */
 int model_find_node(const rs_model *m, const char *name);  /* -1 if absent */
 /* A layer by the name a user knows it by: the exact node name, else a PyTorch export's
- * "/NAME/Op" node name, else the node whose weight initializer is "NAME.weight". -1 if absent. */
+ * "/NAME/Op" node name, else the node whose weight initializer is "NAME.weight", else the one
+ * weighted node having NAME as a "/"-delimited path component. -1 if absent or ambiguous. */
 int model_find_layer(const rs_model *m, const char *name);
 /* The short name of node i for display: "conv2" for "/conv2/Conv" (else the node name). */
 const char *model_layer_name(const rs_model *m, int node, char *buf, size_t len);

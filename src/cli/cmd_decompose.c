@@ -213,7 +213,7 @@ int cmd_decompose(int argc, char **argv)
     int calib_n = (int)calib;
     char calib_src[600] = "";
     if (layer) {
-        int node = decomp_find_layer(m, layer);
+        int node = model_find_layer(m, layer);
         if (node < 0) {
             cli_error("decompose: layer \"%s\" not found%s", layer,
                       plan ? " (after applying the plan)" : "");
@@ -426,7 +426,7 @@ int cmd_spectrum(int argc, char **argv)
         return CLI_FAIL;
     }
     rs_err e = {{0}};
-    int node = decomp_find_layer(m, layer);
+    int node = model_find_layer(m, layer);
     unsigned views = node >= 0 ? decomp_views_for(m, node) : 0;
     if (node < 0 || !views) {
         cli_error("spectrum: layer \"%s\" %s", layer, node < 0 ? "not found" : "has no weight matrix");

@@ -122,33 +122,6 @@ double *geom_weight(const layer_geom *g)
     return K;
 }
 
-int decomp_find_layer(const rs_model *m, const char *name)
-{
-    if (!m || !name || !*name)
-        return -1;
-    int exact = model_find_node(m, name);
-    if (exact >= 0)
-        return exact;
-    size_t len = strlen(name);
-    int found = -1;
-    for (int i = 0; i < m->n_nodes; ++i) {
-        if (!model_is_weighted(m, i))
-            continue;
-        const char *nm = m->nodes[i].name;
-        for (const char *p = strstr(nm, name); p; p = strstr(p + 1, name)) {
-            int starts = p == nm || p[-1] == '/';
-            int ends = p[len] == '/';
-            if (starts && ends) {
-                if (found >= 0 && found != i)
-                    return -1; /* ambiguous */
-                found = i;
-                break;
-            }
-        }
-    }
-    return found;
-}
-
 /* ---- which methods apply ------------------------------------------------------------------------ */
 
 int decomp_check(const rs_model *m, int node, decomp_method method, rs_err *e)

@@ -174,7 +174,22 @@ int model_find_layer(const rs_model *m, const char *name)
         if (wn && !strncmp(wn, name, nl) && !strcmp(wn + nl, ".weight"))
             return i;
     }
-    return -1;
+    /* last resort: one "/"-delimited segment of a weighted node's name, if unambiguous */
+    int found = -1;
+    for (i = 0; i < m->n_nodes; ++i) {
+        if (!model_is_weighted(m, i) || !m->nodes[i].name)
+            continue;
+        const char *nm = m->nodes[i].name;
+        for (const char *p = strstr(nm, name); p; p = strstr(p + 1, name)) {
+            if ((p == nm || p[-1] == '/') && p[nl] == '/') {
+                if (found >= 0 && found != i)
+                    return -1;
+                found = i;
+                break;
+            }
+        }
+    }
+    return found;
 }
 
 const char *model_layer_name(const rs_model *m, int node, char *buf, size_t len)

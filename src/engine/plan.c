@@ -300,7 +300,7 @@ int plan_validate(const rs_model *m, const rs_plan *p, rs_err *e)
 {
     for (int i = 0; p && i < p->n; ++i) {
         const plan_entry *ent = &p->entries[i];
-        int node = decomp_find_layer(m, ent->layer);
+        int node = model_find_layer(m, ent->layer);
         if (node < 0)
             return rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
         if (ent->method == DECOMP_NONE)
@@ -330,7 +330,7 @@ int plan_apply(rs_model *m, const rs_plan *p, const decomp_opts *opts, plan_laye
             memset(&report[i], 0, sizeof report[i]);
         if (ent->method == DECOMP_NONE)
             continue;
-        int node = decomp_find_layer(m, ent->layer); /* indices move as earlier layers are replaced */
+        int node = model_find_layer(m, ent->layer); /* indices move as earlier layers are replaced */
         if (node < 0)
             return rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
         decomp_result r;
@@ -364,7 +364,7 @@ int plan_cost_of(const rs_model *m, const rs_plan *p, plan_cost *out, rs_err *e)
         if (ent->method == DECOMP_NONE)
             continue;
         decomp_cost c;
-        if (decomp_cost_of(m, decomp_find_layer(m, ent->layer), ent->method, ent->rank, ent->rank2, &c, e))
+        if (decomp_cost_of(m, model_find_layer(m, ent->layer), ent->method, ent->rank, ent->rank2, &c, e))
             return -1;
         out->params_after += c.params_after - c.params_before;
         out->macs_after += c.macs_after - c.macs_before;

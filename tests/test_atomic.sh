@@ -57,6 +57,7 @@ commands=(
   "compress|--tolerance 1"
   "train|--epochs 1"
   "search|--strategy naive"
+  "export|--format onnx"
 )
 for entry in "${commands[@]}"; do
   cmd=${entry%%|*}
@@ -81,6 +82,23 @@ for entry in "${commands[@]}"; do
   done
 done
 rm -f "$T/link.onnx" "$T/hard.onnx" "$T/out.txt" "$T/err.txt"
+
+# 2b. no model named: the shipped model (found through RANKSCOPE_ASSETS) is the input
+mkdir -p "$T/assets"
+cp "$MODEL" "$T/assets/lenet-cifar10.onnx"
+ship0=$(cksum <"$T/assets/lenet-cifar10.onnx")
+for entry in "decompose|--layer fc1 --method svd --rank 8" "export|--format onnx"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  "$BIN" "$cmd" --help >/dev/null 2>&1 || continue
+  # shellcheck disable=SC2086
+  RANKSCOPE_ASSETS=$T/assets timeout 60 "$BIN" "$cmd" $args -o "$T/assets/lenet-cifar10.onnx" \
+    >/dev/null 2>"$T/err.txt"
+  rc=$?
+  check "$cmd with no model named: -o the shipped model is refused (exit $rc: $(head -c 120 "$T/err.txt"))" \
+    test $rc -ne 0 -a "$(cksum <"$T/assets/lenet-cifar10.onnx")" = "$ship0"
+done
+rm -rf "$T/assets" "$T/err.txt"
 
 # 3. -o naming a directory
 mkdir "$T/dir.onnx"

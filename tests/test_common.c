@@ -18,6 +18,10 @@ int main(void)
     rs_failctx(&e, "while loading %s", "x.onnx");
     CHECK(strcmp(e.msg, "while loading x.onnx: layer fc1 rank 7") == 0, "context prefixed: %s", e.msg);
     CHECK(rs_fail(NULL, "no sink") == -1, "NULL error sink accepted");
+    rs_fail(&e, "node \"%s\": bad", "a\nb\r\tc\x7f");
+    CHECK(strcmp(e.msg, "node \"a?b??c?\": bad") == 0, "control bytes in names never break the line: %s", e.msg);
+    rs_failctx(&e, "file \"%s\"", "x\ny");
+    CHECK(strchr(e.msg, '\n') == NULL, "context stays one line: %s", e.msg);
     double t0 = rs_now(), t1 = rs_now();
     CHECK(t1 >= t0, "monotonic clock");
     return check_done();

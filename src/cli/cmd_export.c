@@ -120,7 +120,7 @@ int cmd_export(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *in = optind < argc ? argv[optind] : NULL;
-    if (!as_c && cli_check_output(out, in, force) != 0)
+    if (!as_c && cli_check_output(out, in ? in : cli_default_model(), force) != 0)
         return CLI_FAIL;
     rs_model *m = cli_load_model(in);
     if (!m)

@@ -9,6 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Messages are one line whatever names a hostile file carries: control bytes become '?'. */
+static void one_line(char *s)
+{
+    for (; *s; ++s)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 int rs_fail(rs_err *e, const char *fmt, ...)
 {
     if (e) {
@@ -16,6 +24,7 @@ int rs_fail(rs_err *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        one_line(e->msg);
     }
     return -1;
 }
@@ -42,6 +51,7 @@ int rs_failctx(rs_err *e, const char *fmt, ...)
             ol = cap - at;
         memcpy(e->msg + at, old, ol);
         e->msg[at + ol] = 0;
+        one_line(e->msg);
     }
     return -1;
 }

@@ -46,6 +46,10 @@ typedef int (*rs_progress_fn)(void *user, double fraction, const char *what);
 /* Duplicate a C string (NULL stays NULL). Returns NULL only on out-of-memory. */
 char *rs_strdup(const char *s);
 
+/* Locate a file shipped in assets/: $RANKSCOPE_ASSETS, then the source tree's assets/ (compiled
+ * in), then ../assets and ../share/rankscope next to the executable. 0 with the path in out, or -1. */
+int rs_find_asset(const char *file, char *out, size_t outlen);
+
 /* Turn GSL's abort-on-error handler off (idempotent); every GSL return is checked instead. */
 void rs_gsl_init(void);
 

@@ -11,9 +11,6 @@
 
 #include "rankscope/onnx.h"
 
-#ifndef RS_ASSETS_DIR
-#define RS_ASSETS_DIR "assets"
-#endif
 #define DEFAULT_MODEL "lenet-cifar10.onnx"
 
 void cli_error(const char *fmt, ...)
@@ -26,37 +23,11 @@ void cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static int exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 const char *cli_default_model(void)
 {
     static char path[1200];
-    const char *env = getenv("RANKSCOPE_ASSETS");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s/%s", env, DEFAULT_MODEL);
-        if (exists(path))
-            return path;
-    }
-    snprintf(path, sizeof path, "%s/%s", RS_ASSETS_DIR, DEFAULT_MODEL);
-    if (exists(path))
-        return path;
-    char exe[1024];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(path, sizeof path, "%s/../assets/%s", exe, DEFAULT_MODEL);
-            if (exists(path))
-                return path;
-        }
-    }
-    path[0] = 0;
+    if (rs_find_asset(DEFAULT_MODEL, path, sizeof path) != 0)
+        path[0] = 0;
     return path;
 }
 

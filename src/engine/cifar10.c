@@ -8,10 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef RS_ASSETS_DIR
-#define RS_ASSETS_DIR "assets"
-#endif
-
 #define SAMPLE_FILE "cifar10-test-sample.bin"
 /* Most images a set may hold: their pixels must fit the engine's single-allocation limit, so a
  * batch file whose size promises more is refused by its size, before anything is allocated. */
@@ -214,35 +210,9 @@ int cifar10_find_dir(const char *explicit_dir, char *out, size_t outlen, rs_err 
 
 int cifar10_sample_path(char *out, size_t outlen, rs_err *e)
 {
-    const char *env = getenv("RANKSCOPE_ASSETS");
-    char p[1024];
-    if (env && *env) {
-        snprintf(p, sizeof p, "%s/%s", env, SAMPLE_FILE);
-        if (is_file(p))
-            goto found;
-    }
-    snprintf(p, sizeof p, "%s/%s", RS_ASSETS_DIR, SAMPLE_FILE);
-    if (is_file(p))
-        goto found;
-    char exe[900];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(p, sizeof p, "%s/../assets/%s", exe, SAMPLE_FILE);
-            if (is_file(p))
-                goto found;
-            snprintf(p, sizeof p, "%s/../share/rankscope/%s", exe, SAMPLE_FILE);
-            if (is_file(p))
-                goto found;
-        }
-    }
+    if (rs_find_asset(SAMPLE_FILE, out, outlen) == 0)
+        return 0;
     return rs_fail(e, "the shipped CIFAR-10 sample (%s) was not found (set RANKSCOPE_ASSETS)", SAMPLE_FILE);
-found:
-    snprintf(out, outlen, "%s", p);
-    return 0;
 }
 
 static cifar10_set *subset(cifar10_set *all, int first, int n, rs_err *e)

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef RS_ASSETS_DIR
+#define RS_ASSETS_DIR "assets"
+#endif
 
 /* Messages are one line whatever names a hostile file carries: control bytes become '?'. */
 static void one_line(char *s)
@@ -109,4 +114,35 @@ int rs_default_threads(void)
     if (n > 64)
         n = 64;
     return (int)n;
+}
+
+static int regular_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int rs_find_asset(const char *file, char *out, size_t outlen)
+{
+    const char *env = getenv("RANKSCOPE_ASSETS");
+    if (env && *env && (size_t)snprintf(out, outlen, "%s/%s", env, file) < outlen && regular_file(out))
+        return 0;
+    if ((size_t)snprintf(out, outlen, "%s/%s", RS_ASSETS_DIR, file) < outlen && regular_file(out))
+        return 0;
+    char exe[1024];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            static const char *const rel[] = {"../assets", "../share/rankscope"};
+            for (size_t i = 0; i < sizeof rel / sizeof rel[0]; ++i)
+                if ((size_t)snprintf(out, outlen, "%s/%s/%s", exe, rel[i], file) < outlen && regular_file(out))
+                    return 0;
+        }
+    }
+    if (outlen)
+        out[0] = 0;
+    return -1;
 }

@@ -21,6 +21,7 @@
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
 #include "rankscope/infer.h"
+#include "rankscope/train.h"
 #include "../ui/live.h"
 
 /* OpenBLAS's thread control (declared by its cblas.h; repeated so other BLAS headers work). */
@@ -75,9 +76,42 @@ static int bench_slider(const bench_env *env, double *value, rs_err *e)
     return 0;
 }
 
+/* Training: one epoch of SGD with augmentation (random crop + flip, batch 128) on a copy of the
+ * model, over the first TRAIN_BENCH_IMAGES images of the training split (the test set when no
+ * full data set is found); images/s of the epoch itself, as train_model times it. */
+enum { TRAIN_BENCH_IMAGES = 10240 };
+
+static int bench_train(const bench_env *env, double *value, rs_err *e)
+{
+    int fell_back = 0;
+    rs_err le;
+    cifar10_set *s = cifar10_load_split(env->data_dir, "train", &fell_back, &le);
+    const cifar10_set *src = s ? s : env->test;
+    rs_model *m = model_clone(env->model);
+    if (!m) {
+        cifar10_free(s);
+        return rs_fail(e, "out of memory");
+    }
+    train_data d = {0};
+    d.n = src->n < TRAIN_BENCH_IMAGES ? src->n : TRAIN_BENCH_IMAGES;
+    d.c = CIFAR10_C, d.h = CIFAR10_H, d.w = CIFAR10_W;
+    d.u8 = src->pixels;
+    d.labels = src->labels;
+    train_options o;
+    train_default_options(&o);
+    o.epochs = 1;
+    o.nthreads = env->threads;
+    train_epoch_stats st;
+    int rc = train_model(m, &d, NULL, &o, &st, e);
+    if (rc == 0)
+        *value = st.seconds > 0 ? d.n / st.seconds : 0;
+    model_free(m);
+    cifar10_free(s);
+    return rc;
+}
+
 static const bench_hook hooks[] = {
-    /* TODO(training): images/s of one training epoch (45,000 images, augmented) — train.h. */
-    {"train_images_per_second", "training", "images/s", NULL},
+    {"train_images_per_second", "training (1 epoch, augmented, batch 128)", "images/s", bench_train},
     {"decompose_seconds", "decomposition of all layers and methods", "s", bench_decompose},
     {"slider_latency_ms", "explorer slider → refreshed accuracy", "ms", bench_slider},
 };

@@ -6,24 +6,10 @@ set -u
 bin=${RANKSCOPE_BIN:?RANKSCOPE_BIN must name the rankscope binary}
 here=$(cd "$(dirname "$0")" && pwd)
 model=$here/data/lenet_random.onnx
-py=/usr/bin/python3
+source "$here/lib.sh"
+py=$RS_PY
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs_cli_decomp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-
-point() {
-    local desc=$1 out
-    shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n - $desc${out:+ (${out##*$'\n'})}"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $desc"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-    fi
-}
 
 # json_check FILE PYTHON-EXPR — the expression, with d = the parsed JSON, must be true
 json_check() {
@@ -95,5 +81,4 @@ cp_ref() {
     OPENBLAS_NUM_THREADS=1 $py "$here/cp_als_ref.py" "$model" conv2.weight 8 "$bin" conv2 0.005
 }
 point "CP-ALS reaches an independent numpy ALS's error (TensorLy's rule, rank 8, within 0.005)" cp_ref
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -16,44 +16,15 @@ export LC_ALL=C.UTF-8
 BIN=${RANKSCOPE_BIN:?RANKSCOPE_BIN not set}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-if ! command -v tmux >/dev/null; then
-  echo "1..0 # SKIP tmux not installed"
-  exit 0
-fi
-MODEL=$ROOT/assets/lenet-cifar10.onnx
-[ -f "$MODEL" ] || MODEL=$ROOT/tests/data/lenet_random.onnx
+source "$(dirname "$0")/lib.sh" # TAP (ok/notok/check) and tmux helpers (cap, wait_for, wait_idle)
+need_tmux
+MODEL=$(shipped_model "$ROOT")
 T="tmux -L rs-sig-$$"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rs-signals.XXXXXX")
 cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; dump; fi; }
-cap() { $T capture-pane -p -t "$1" 2>/dev/null; }
-dump() { cap "${CUR:-x}" | sed 's/^/#   | /'; }
-wait_for() { # wait_for SESSION PATTERN SECONDS
-  local end=$((SECONDS + $3))
-  while [ $SECONDS -lt $end ]; do
-    cap "$1" | grep -qE -- "$2" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-wait_idle() { # no evaluation marker on screen (same markers as tests/e2e_tui.sh)
-  local end=$((SECONDS + $2))
-  while [ $SECONDS -lt $end ]; do
-    local c
-    c=$(cap "$1")
-    if ! grep -qE '\[eval|\[pending\]|acc \.\.\.' <<<"$c" && ! grep -qE '^. +(conv2|fc1) .*\.\.\.' <<<"$c"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-header() { cap "$1" | head -1; }
+IDLE_LAYERS='(conv2|fc1)' # both sliders move here, so either row may show a pending "..."
 fmt() { $T display -p -t "$1" "$2"; }
 app_pid() { pgrep -P "$($T list-panes -t "$1" -F '#{pane_pid}')" -x rankscope | head -1; }
 # The explorer, then (after it exits) its status, the tty modes, and a line read back from the pane.
@@ -180,5 +151,4 @@ else
   dump
 fi
 
-echo "1..$n"
-[ $fails -eq 0 ]
+tap_done

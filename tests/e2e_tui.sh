@@ -8,49 +8,16 @@ set -u
 export LC_ALL=C.UTF-8 # character (not byte) offsets when measuring the slider in a captured row
 BIN=${RANKSCOPE_BIN:?RANKSCOPE_BIN not set}
 ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-if ! command -v tmux >/dev/null; then
-    echo "1..0 # SKIP tmux not installed"
-    exit 0
-fi
-MODEL=$ROOT/assets/lenet-cifar10.onnx
-[ -f "$MODEL" ] || MODEL=$ROOT/tests/data/lenet_random.onnx
+source "$(dirname "$0")/lib.sh" # TAP (ok/notok/check) and tmux helpers (cap, wait_for, wait_idle)
+need_tmux
+MODEL=$(shipped_model "$ROOT")
 SOCK=rs-test-$$
 T="tmux -L $SOCK"
 WORK=$(mktemp -d)
 cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; dump; fi; }
-cap() { $T capture-pane -p -t "$1" 2>/dev/null; }
-dump() { cap "${CUR:-main}" | sed 's/^/#   | /'; }
-# wait_for SESSION PATTERN SECONDS: poll the pane until grep -E matches
-wait_for() {
-    local end=$((SECONDS + $3))
-    while [ $SECONDS -lt $end ]; do
-        cap "$1" | grep -qE -- "$2" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-# wait until the evaluation is idle: no [eval ..]/[pending] marker, no "..." in the table
-wait_idle() {
-    local end=$((SECONDS + $2))
-    while [ $SECONDS -lt $end ]; do
-        local c
-        c=$(cap "$1")
-        if ! grep -qE '\[eval|\[pending\]|acc \.\.\.' <<<"$c" && ! grep -qE '^. +conv2 .*\.\.\.' <<<"$c"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 row() { cap "$1" | grep -E "^. +$2 " | head -1; }
-header() { cap "$1" | head -1; }
 # X10 mouse report: button code (0 press, 3 release, 32 motion with button 1 held), 0-based column and row
 mouse() {
     local b=$(($2 + 32)) x=$(($3 + 33)) y=$(($4 + 33))
@@ -191,5 +158,4 @@ $T send-keys -t sgr C-c
 check "^C: exits with 130" 'wait_for sgr "^EXIT=130" 10'
 check "^C: terminal restored" 'wait_for sgr "^(icanon echo|echo icanon) *$" 5'
 
-echo "1..$n"
-[ $fails -eq 0 ]
+tap_done

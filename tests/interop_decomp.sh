@@ -12,67 +12,15 @@ logits=${1:?usage: interop_decomp.sh TOOL_LOGITS}
 bin=${RANKSCOPE_BIN:?RANKSCOPE_BIN must name the rankscope binary}
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
-py=/usr/bin/python3
 tol=1e-4
-
-missing=""
-$py -c 'import onnx, numpy' 2>/dev/null || missing="$missing python3-onnx/numpy at $py;"
-command -v node >/dev/null 2>&1 || missing="$missing node;"
-[ -d "$here/node_modules/onnxruntime-node" ] ||
-    missing="$missing onnxruntime-node (cd tests && npm install --ignore-scripts);"
-if [ -n "$missing" ]; then
-    if [ "${RS_SKIP_INTEROP:-0}" = 1 ]; then
-        echo "1..0 # SKIP missing:$missing"
-        exit 0
-    fi
-    echo "not ok 1 - interop prerequisites missing:$missing"
-    echo "1..1"
-    exit 1
-fi
+source "$here/lib.sh"
+need_interop interop
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs_interop_decomp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
 
-point() {
-    local desc=$1 out
-    shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n - $desc${out:+ (${out##*$'\n'})}"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $desc"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-    fi
-}
-
-compare() { # compare GOT.f32 REF.f32
-    [ -s "$1" ] || { echo "$1 was not produced"; return 1; }
-    $py - "$1" "$2" "$tol" <<'PY'
-import sys
-import numpy as np
-got, ref = np.fromfile(sys.argv[1], "<f4"), np.fromfile(sys.argv[2], "<f4")
-tol = float(sys.argv[3])
-if got.size != ref.size or got.size == 0:
-    sys.exit(f"{got.size} logits vs {ref.size}")
-if not np.isfinite(got).all():
-    sys.exit("non-finite logits")
-diff = np.abs(got.astype(np.float64) - ref)
-scaled = diff / np.maximum(1.0, np.abs(ref))
-print(f"max |diff| {diff.max():.2e} over {got.size} logits up to {np.abs(ref).max():.3g}")
-sys.exit(0 if scaled.max() <= tol else 1)
-PY
-}
-
-checker() {
-    $py -c 'import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' "$1"
-}
-ort() { node "$here/ort_logits.js" "$1" "$data/lenet_input.f32" "$2" >/dev/null; }
-rs() { "$logits" "$1" "$data/lenet_input.f32" "$2"; }
 differs() { # the factorized net is really different from the original (truncation happened)
-    $py - "$1" "$2" <<'PY'
+    $RS_PY - "$1" "$2" <<'PY'
 import sys
 import numpy as np
 a, b = np.fromfile(sys.argv[1], "<f4"), np.fromfile(sys.argv[2], "<f4")
@@ -96,13 +44,11 @@ for p in "${plans[@]}"; do
     out=$tmp/$name.onnx
     point "$name: rankscope decompose --ranks $spec writes it" "$bin" decompose "$data/$model.onnx" \
         --ranks "$spec" -o "$out"
-    point "$name: onnx.checker (full_check) accepts it" checker "$out"
-    point "$name: ONNX Runtime runs it" ort "$out" "$tmp/$name.ort.f32"
-    point "$name: rankscope runs it" rs "$out" "$tmp/$name.rs.f32"
-    point "$name: rankscope and ONNX Runtime agree" compare "$tmp/$name.rs.f32" "$tmp/$name.ort.f32"
+    point "$name: onnx.checker (full_check) accepts it" onnx_check "$out"
+    ort_compare "$name" "$out" "$data/lenet_input.f32" "$tol"
     if [ "$full" = 1 ]; then
-        point "$name: full rank equals PyTorch's original logits" compare "$tmp/$name.ort.f32" \
-            "$data/${model}_logits.f32"
+        point "$name: full rank equals PyTorch's original logits" compare_logits "$tmp/$name.ort.f32" \
+            "$data/${model}_logits.f32" "$tol"
     else
         point "$name: truncated ranks change the logits" differs "$tmp/$name.ort.f32" "$data/${model}_logits.f32"
     fi
@@ -115,5 +61,4 @@ refuse() {
     [ ! -e "$tmp/no.onnx" ] && grep -q "group" <<<"$out" && echo "$out"
 }
 point "convmix conv2 (group 3) is refused with a reason" refuse
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

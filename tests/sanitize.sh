@@ -36,22 +36,7 @@ meson test -C "$BUILD" --print-errorlogs --num-processes "${RS_TEST_JOBS:-2}" --
 rc=$?
 log="$BUILD/meson-logs/testlog.json"
 if [ -f "$log" ]; then
-  python3 - "$log" <<'PY'
-import json, sys
-passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line:
-        continue
-    r = json.loads(line)["result"]
-    if r in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif r == "SKIP":
-        skipped += 1
-    else:
-        failed += 1
-print(f"{passed} passed, {failed} failed, {skipped} skipped (ASan + UBSan)")
-PY
+  python3 "$SRC/tests/summarize.py" "$log" "ASan + UBSan"
 else
   echo "0 passed, 1 failed"
   rc=1

@@ -13,34 +13,19 @@ set -u
 logits=${1:?usage: test_export_c.sh TOOL_LOGITS}
 BIN=${RANKSCOPE_BIN:?RANKSCOPE_BIN not set}
 SRC=${RS_SOURCE_ROOT:?RS_SOURCE_ROOT not set}
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh"
+PY=$RS_PY
 CC=${CC:-cc}
-MODEL=$SRC/assets/lenet-cifar10.onnx
-[ -f "$MODEL" ] || MODEL=$SRC/tests/data/lenet_random.onnx
+MODEL=$(shipped_model "$SRC")
 SAMPLE=$SRC/assets/cifar10-test-sample.bin
 CFLAGS="-std=c99 -Wall -Wextra -Werror -pedantic -O2"
 T=$(mktemp -d "${TMPDIR:-/tmp}/rs_export_c.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
 
 if ! command -v "$CC" >/dev/null 2>&1 || ! $PY -c 'import numpy' 2>/dev/null; then
     echo "1..0 # SKIP needs a C compiler and $PY with numpy"
     exit 0
 fi
-
-point() { # point DESCRIPTION COMMAND... (as interop.sh: last output line appended on success)
-    local desc=$1 out
-    shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n - $desc${out:+ (${out##*$'\n'})}"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $desc"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-    fi
-}
 
 # Normalised CHW floats ((x/127.5) - 1, as cifar10_normalize) and labels from the sample.
 $PY - "$SAMPLE" "$T" <<'PY'
@@ -95,22 +80,6 @@ int main(int argc, char **argv)
 }
 EOF
 
-compare() { # compare GOT.f32 REF.f32 — scaled max difference within 1e-4
-    $PY - "$1" "$2" <<'PY'
-import sys
-import numpy as np
-got, ref = np.fromfile(sys.argv[1], "<f4"), np.fromfile(sys.argv[2], "<f4")
-if got.size != ref.size or got.size == 0:
-    sys.exit(f"{got.size} logits vs {ref.size}")
-if not np.isfinite(got).all():
-    sys.exit("non-finite logits")
-diff = np.abs(got.astype(np.float64) - ref)
-scaled = diff / np.maximum(1.0, np.abs(ref))
-print(f"max |diff| {diff.max():.2e} over {got.size} logits up to {np.abs(ref).max():.3g}")
-sys.exit(0 if scaled.max() <= 1e-4 else 1)
-PY
-}
-
 build() { # build DIR EXE [extra flags]: compile the generated pair + the driver
     local dir=$1 exe=$2
     shift 2
@@ -133,7 +102,8 @@ variant() {
         "$T/$name.exe" "$T/img300.f32" "$T/$name.c.f32"
     point "$name: rankscope infer_forward on the same model" \
         "$logits" "$T/$name.onnx" "$T/img300.f32" "$T/$name.rs.f32"
-    point "$name: C logits match rankscope's within 1e-4" compare "$T/$name.c.f32" "$T/$name.rs.f32"
+    point "$name: C logits match rankscope's within 1e-4" \
+        compare_logits "$T/$name.c.f32" "$T/$name.rs.f32" 1e-4
 }
 
 variant original
@@ -231,5 +201,4 @@ errs() {
 }
 point "export: errors" errs
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -386,6 +386,19 @@ static void test_onnx_encodings(void)
         expect_reject(&model, "a node with 100 inputs", "100", NULL);
     }
 
+    /* regression (fuzz_onnx, tests/fuzz/corpus/onnx/regress-newline-in-node-name-2.onnx): a node
+     * name holding a newline reached an error message from shape inference verbatim */
+    {
+        pb gg = {0};
+        pb_maxpool(&gg, "po\n", "x", "p", 34);
+        pb_node(&gg, "flat", "Flatten", "p", NULL, "y");
+        pb_value_info(&gg, GRAPH_INPUT, "x", 4, in_dims);
+        pb_value_info(&gg, GRAPH_OUTPUT, "y", 0, NULL);
+        pb_model(&model, &gg);
+        expect_reject(&model, "a node named \"po\\n\" whose kernel does not fit (one-line message)",
+                      "does not fit", NULL);
+    }
+
     /* 100,001 nodes: over the reader's cap, refused up front */
     {
         pb gg = {0};
@@ -524,6 +537,13 @@ static void test_files(void)
     CHECK(rc == -1 && buf == NULL && strstr(e.msg, "/dev/zero"),
           "fileio_read_all stops an endless /dev/zero at its cap (%s)", e.msg);
     free(buf);
+    /* whatever cap the reader asks for, a stream is read at most FILEIO_STREAM_MAX (64 MiB) */
+    rc = fileio_read_all("/dev/zero", (size_t)1 << 40, &buf, &len, &e);
+    CHECK(rc == -1 && buf == NULL && strstr(e.msg, "67108864"), "stream cap applies to any max (%s)", e.msg);
+    free(buf);
+    rs_model *zm = onnx_load("/dev/zero", &e);
+    CHECK(!zm && strstr(e.msg, "/dev/zero"), "onnx_load(/dev/zero) refused at the stream cap (%s)", e.msg);
+    model_free(zm);
     rs_plan *pl = plan_load("/dev/zero", &e);
     CHECK(!pl && strstr(e.msg, "/dev/zero"), "plan_load(/dev/zero) refused (%s)", e.msg);
     plan_free(pl);

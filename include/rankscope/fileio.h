@@ -8,7 +8,8 @@
  *    temporary file is unlinked and an existing `path` is left untouched. A new file gets mode
  *    0644; an existing file keeps its mode.
  *  - fileio_read_all reads the whole file into a malloc'ed buffer (*buf, caller frees; non-NULL
- *    even for an empty file) and refuses files larger than max_bytes before allocating.
+ *    even for an empty file) and refuses files larger than max_bytes before allocating. Pipes
+ *    and devices (no size known up front) are read up to min(max_bytes, FILEIO_STREAM_MAX).
  *  - Both return 0, or -1 with a one-line message naming the file and the OS reason.
  */
 #ifndef RANKSCOPE_FILEIO_H
@@ -17,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rankscope/common.h"
+
+#define FILEIO_STREAM_MAX ((size_t)64 << 20)
 
 int fileio_write_atomic(const char *path, const void *buf, size_t len, rs_err *e);
 int fileio_read_all(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, rs_err *e);

@@ -31,6 +31,19 @@ typedef enum rs_op {
     RS_OP_FLATTEN,
     RS_OP_RESHAPE,
     RS_OP_IDENTITY,
+    /* ---- issue 6 (real networks), appended so existing values keep their numbers ---- */
+    RS_OP_BATCHNORM,     /* BatchNormalization kept as a per-channel affine (inputs x, scale,
+                            B, mean, var; attribute epsilon) when it cannot fold into a Conv */
+    RS_OP_GLOBALAVGPOOL, /* (N,C,H,W) -> (N,C,1,1) */
+    RS_OP_AVGPOOL,       /* kernel/strides/pads/ceil_mode + count_include_pad */
+    RS_OP_CLIP,          /* single input; bounds in clip_min / clip_max (ReLU6 = 0, 6) */
+    RS_OP_SIGMOID,
+    RS_OP_SOFTMAX,       /* over the features of a 2-D (N,F) input; axis 1 or -1 */
+    RS_OP_PAD,           /* single input; constant-zero spatial padding in pads[] */
+    RS_OP_CONCAT,        /* activations along `axis` (the channel axis 1) */
+    RS_OP_SHAPE,         /* Shape / Gather / Unsqueeze: only while loading, for the pattern */
+    RS_OP_GATHER,        /* torch's x.view(x.size(0), -1) exports; the reader rewrites it to */
+    RS_OP_UNSQUEEZE,     /* a Flatten and no loaded model contains these ops */
     RS_OP_COUNT
 } rs_op;
 
@@ -62,8 +75,12 @@ typedef struct rs_node {
     /* Gemm */
     float alpha, beta;
     int trans_a, trans_b;
-    /* Flatten */
+    /* Flatten / Softmax / Concat / Gather */
     int64_t axis;
+    /* ---- issue 6 additions (zero/ONNX defaults from model_node_defaults) ---- */
+    float clip_min, clip_max; /* Clip: -inf / +inf when absent */
+    float epsilon;            /* BatchNormalization: 1e-5 */
+    int count_include_pad;    /* AveragePool: 0 */
 } rs_node;
 
 typedef struct rs_model {
@@ -121,7 +138,8 @@ void model_gc(rs_model *m);
  * Counting rule (the one place it is stated): params = elements of every float initializer a
  * node reads (weights and biases). MACs per image = multiply-accumulates of the node for one
  * input image: Conv C_out·H_out·W_out·(C_in/group)·kh·kw; Gemm/MatMul M_per_image·K·N (= in·out
- * for a dense layer). Bias adds, ReLU, pooling and reshapes count 0 MACs.
+ * for a dense layer). Bias adds, ReLU, pooling and reshapes count 0 MACs; so do BatchNormalization,
+ * Clip, Sigmoid, Softmax, Pad and Concat (a kept BatchNormalization's 4 vectors count as params).
  */
 typedef struct rs_layer_info {
     int node;              /* index into m->nodes */

@@ -67,6 +67,27 @@ static void print_cost_json(const decomp_cost *c)
            c->macs_after ? (double)c->macs_before / c->macs_after : 0.0);
 }
 
+/* The getopt default case of decompose, spectrum and estimate: name the option, show the
+ * command's usage on stderr. */
+static int unknown_option(const char *cmd, const char *opt, void (*usage)(FILE *))
+{
+    cli_error("%s: unknown or incomplete option \"%s\"", cmd, opt);
+    usage(stderr);
+    return CLI_USAGE;
+}
+
+/* The model at path (the default model when NULL) with --plan / --ranks applied; NULL, already
+ * reported, when either step fails. */
+static rs_model *load_planned_model(const char *path, const char *plan_f, const char *ranks_spec)
+{
+    rs_model *m = cli_load_model(path);
+    if (m && cli_apply_plan(m, plan_f, ranks_spec)) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 static void decompose_usage(FILE *f)
 {
     fprintf(f,
@@ -144,10 +165,7 @@ int cmd_decompose(int argc, char **argv)
             dopts.ridge = dv;
             break;
         case 'h': decompose_usage(stdout); return CLI_OK;
-        default:
-            cli_error("decompose: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            decompose_usage(stderr);
-            return CLI_USAGE;
+        default: return unknown_option("decompose", argv[optind - 1], decompose_usage);
         }
     }
     if (argc - optind > 1) {
@@ -399,10 +417,7 @@ int cmd_spectrum(int argc, char **argv)
         case 'p': plan_f = optarg; break;
         case 'R': ranks_spec = optarg; break;
         case 'h': spectrum_usage(stdout); return CLI_OK;
-        default:
-            cli_error("spectrum: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            spectrum_usage(stderr);
-            return CLI_USAGE;
+        default: return unknown_option("spectrum", argv[optind - 1], spectrum_usage);
         }
     }
     if (!layer || argc - optind > 1) {
@@ -418,13 +433,9 @@ int cmd_spectrum(int argc, char **argv)
         cli_error("spectrum: --view \"%s\" (expected dense, mode-0, mode-1, spatial or slices)", view_s);
         return CLI_USAGE;
     }
-    rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
+    rs_model *m = load_planned_model(optind < argc ? argv[optind] : NULL, plan_f, ranks_spec);
     if (!m)
         return CLI_FAIL;
-    if (cli_apply_plan(m, plan_f, ranks_spec)) {
-        model_free(m);
-        return CLI_FAIL;
-    }
     rs_err e = {{0}};
     int node = model_find_layer(m, layer);
     unsigned views = node >= 0 ? decomp_views_for(m, node) : 0;
@@ -563,6 +574,13 @@ static void estimate_usage(FILE *f)
                "  default 3; cp at rank min(16, max), the others at half their maximum rank).\n");
 }
 
+/* Opens one element of estimate's "layers" array: {"layer": NAME */
+static void json_layer_open(int first, const char *name)
+{
+    printf("%s\n  {\"layer\": ", first ? "" : ",");
+    cli_json_string(stdout, name);
+}
+
 static int estimate_bench(const rs_model *m, int reps, int json)
 {
     rs_err e = {{0}};
@@ -629,23 +647,16 @@ int cmd_estimate(int argc, char **argv)
         case 'p': plan_f = optarg; break;
         case 'R': ranks_spec = optarg; break;
         case 'h': estimate_usage(stdout); return CLI_OK;
-        default:
-            cli_error("estimate: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            estimate_usage(stderr);
-            return CLI_USAGE;
+        default: return unknown_option("estimate", argv[optind - 1], estimate_usage);
         }
     }
     if (argc - optind > 1) {
         cli_error("estimate: expected at most one model");
         return CLI_USAGE;
     }
-    rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
+    rs_model *m = load_planned_model(optind < argc ? argv[optind] : NULL, plan_f, ranks_spec);
     if (!m)
         return CLI_FAIL;
-    if (cli_apply_plan(m, plan_f, ranks_spec)) {
-        model_free(m);
-        return CLI_FAIL;
-    }
     if (bench) {
         int brc = estimate_bench(m, (int)reps, json);
         model_free(m);
@@ -665,8 +676,7 @@ int cmd_estimate(int argc, char **argv)
         const char *name = m->nodes[node].name;
         if (mask == (1u << DECOMP_NONE)) {
             if (json) {
-                printf("%s\n  {\"layer\": ", first ? "" : ",");
-                cli_json_string(stdout, name);
+                json_layer_open(first, name);
                 printf(", \"factorizable\": false}");
             } else {
                 printf("%-14s (not factorizable: %s)\n", name,
@@ -689,8 +699,7 @@ int cmd_estimate(int argc, char **argv)
             int mx = decomp_max_rank(m, node, (decomp_method)k, 0);
             int be = decomp_break_even_rank(m, node, (decomp_method)k, DECOMP_BY_PARAMS);
             if (json) {
-                printf("%s\n  {\"layer\": ", first ? "" : ",");
-                cli_json_string(stdout, name);
+                json_layer_open(first, name);
                 printf(", \"method\": \"%s\", \"evbmf_rank\": %d", decomp_method_name((decomp_method)k), r);
                 if (k == DECOMP_TUCKER2)
                     printf(", \"evbmf_rank2\": %d", r2);

@@ -9,6 +9,7 @@
 #include <float.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,8 @@ rs_model *export_c_dequantize(const rs_model *m, rs_err *e)
 
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
-enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2 };
+enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD }; /* issue 6: Clip, kept BatchNorm, (Global)AveragePool, Pad */
 
 typedef struct op_plan {
     int kind;
@@ -447,6 +449,52 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         p->x = n->in[0];
         return 0;
     }
+    case RS_OP_CLIP:
+        p->kind = K_CLIP;
+        p->x = n->in[0];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        p->alpha = n->clip_min;
+        p->beta = n->clip_max;
+        if (!fits(p->g[0]))
+            return rs_fail(e, "export: node %s (Clip): input too large", n->name);
+        return 0;
+    case RS_OP_BATCHNORM: {
+        const rs_value *x = &m->values[n->in[0]];
+        if (x->dims[0] != -1 || x->ndim < 2 || x->dims[1] < 1 || !fits(model_value_numel(x)))
+            return rs_fail(e, "export: node %s (BatchNormalization): input '%s' must be a "
+                           "batched activation", n->name, x->name);
+        for (int k = 1; k < 5; ++k)
+            if (n->n_in != 5 || !float_const(m, n->in[k]) ||
+                model_value_numel(&m->values[n->in[k]]) != x->dims[1])
+                return rs_fail(e, "export: node %s (BatchNormalization): input %d must be %lld "
+                               "floats", n->name, k, (long long)x->dims[1]);
+        p->kind = K_AFFINE;
+        p->x = n->in[0];
+        p->g[0] = x->dims[1];
+        p->g[1] = model_value_numel(x) / x->dims[1];
+        return 0;
+    }
+    case RS_OP_GLOBALAVGPOOL:
+    case RS_OP_AVGPOOL:
+    case RS_OP_PAD: {
+        if (act_dims(m, n->in[0], n, "input", 4, e) || act_dims(m, n->out[0], n, "output", 4, e))
+            return -1;
+        const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
+        int glob = n->op == RS_OP_GLOBALAVGPOOL;
+        int64_t g[] = {x->dims[1], x->dims[2], x->dims[3], y->dims[2], y->dims[3],
+                       glob ? x->dims[2] : n->kernel[0], glob ? x->dims[3] : n->kernel[1],
+                       glob ? 1 : n->strides[0], glob ? 1 : n->strides[1],
+                       glob ? 0 : n->pads[0], glob ? 0 : n->pads[1], glob ? 0 : n->pads[2],
+                       glob ? 0 : n->pads[3], glob ? 0 : n->count_include_pad};
+        for (size_t k = 0; k < sizeof g / sizeof g[0]; ++k)
+            if (!fits(g[k]))
+                return rs_fail(e, "export: node %s (%s): attribute value %lld out of range",
+                               n->name, op, (long long)g[k]);
+        p->kind = n->op == RS_OP_PAD ? K_PAD : K_AVGPOOL;
+        p->x = n->in[0];
+        memcpy(p->g, g, sizeof g);
+        return 0;
+    }
     default:
         return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,
                        op);
@@ -530,7 +578,8 @@ static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, r
         int r = -1;
         if (p->kind == K_ALIAS) {
             r = mp->root[p->x];
-        } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2) {
+        } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2 ||
+                   p->kind == K_CLIP || p->kind == K_AFFINE) {
             const int cand[2] = {p->x, p->x2};
             for (int k = 0; k < 2 && r < 0; ++k) {
                 if (cand[k] < 0)
@@ -748,6 +797,72 @@ static const char helper_add2[] =
     "        y[i] = a[i] + b[i];\n"
     "}\n\n";
 
+static const char helper_clip[] =
+    "static void clip(const float *x, float *y, long n, float lo, float hi)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i)\n"
+    "        y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];\n"
+    "}\n\n";
+
+static const char helper_affine[] =
+    "/* Inference BatchNormalization: y = x * scale[c] + shift[c] per channel. */\n"
+    "static void affine(const float *x, float *y, const float *scale, const float *shift, long C,\n"
+    "                   long inner)\n"
+    "{\n"
+    "    long c, i;\n"
+    "    for (c = 0; c < C; ++c)\n"
+    "        for (i = 0; i < inner; ++i)\n"
+    "            y[c * inner + i] = x[c * inner + i] * scale[c] + shift[c];\n"
+    "}\n\n";
+
+static const char helper_avgpool[] =
+    "/* ONNX AveragePool: the divisor counts taps inside the input, or inside the padded input\n"
+    " * when count_pad; taps past the padded end (ceil_mode) never count. */\n"
+    "static void avgpool(const float *x, float *y, long C, long H, long W, long Ho, long Wo,\n"
+    "                    long kh, long kw, long sh, long sw, long pt, long pl, long pb, long pr,\n"
+    "                    long count_pad)\n"
+    "{\n"
+    "    long c, oy, ox, i, j;\n"
+    "    for (c = 0; c < C; ++c)\n"
+    "        for (oy = 0; oy < Ho; ++oy)\n"
+    "            for (ox = 0; ox < Wo; ++ox) {\n"
+    "                float acc = 0.0f;\n"
+    "                long taps = 0, ptaps = 0;\n"
+    "                for (i = 0; i < kh; ++i) {\n"
+    "                    long yy = oy * sh - pt + i;\n"
+    "                    if (yy >= H + pb)\n"
+    "                        break;\n"
+    "                    for (j = 0; j < kw; ++j) {\n"
+    "                        long xx = ox * sw - pl + j;\n"
+    "                        if (xx >= W + pr)\n"
+    "                            break;\n"
+    "                        ++ptaps;\n"
+    "                        if (yy < 0 || yy >= H || xx < 0 || xx >= W)\n"
+    "                            continue;\n"
+    "                        acc += x[(c * H + yy) * W + xx];\n"
+    "                        ++taps;\n"
+    "                    }\n"
+    "                }\n"
+    "                taps = count_pad ? ptaps : taps;\n"
+    "                y[(c * Ho + oy) * Wo + ox] = taps > 0 ? acc / (float)taps : 0.0f;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char helper_pad[] =
+    "/* Zero padding: pt rows above, pl columns left (the rest follows from Ho, Wo). */\n"
+    "static void pad2d(const float *x, float *y, long C, long H, long W, long Ho, long Wo, long pt,\n"
+    "                  long pl)\n"
+    "{\n"
+    "    long c, i, j;\n"
+    "    for (i = 0; i < C * Ho * Wo; ++i)\n"
+    "        y[i] = 0.0f;\n"
+    "    for (c = 0; c < C; ++c)\n"
+    "        for (i = 0; i < H; ++i)\n"
+    "            for (j = 0; j < W; ++j)\n"
+    "                y[(c * Ho + i + pt) * Wo + j + pl] = x[(c * H + i) * W + j];\n"
+    "}\n\n";
+
 static const char helper_copy[] =
     "static void copy(const float *x, float *y, long n)\n"
     "{\n"
@@ -887,7 +1002,8 @@ static void shape_text(const rs_value *v, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, k > 1 ? "x%lld" : "%lld", (long long)v->dims[k]);
 }
 
-enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY, H_COUNT };
+enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_COUNT };
 
 static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
 {
@@ -990,6 +1106,59 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
         sb_printf(&em->body, "    add2(%s, %s, %s, %lld);\n", x, x2, y, (long long)g[0]);
         break;
     }
+    case K_CLIP: {
+        char lo[48], hi[48];
+        /* an absent bound is the largest float, so the literal stays finite C99 */
+        float_lit(isinf(p->alpha) ? -3.402823466e+38f : p->alpha, lo, sizeof lo);
+        float_lit(isinf(p->beta) ? 3.402823466e+38f : p->beta, hi, sizeof hi);
+        used[H_CLIP] = 1;
+        sb_printf(&em->body, "    clip(%s, %s, %lld, %s, %s);\n", x, y, (long long)g[0], lo, hi);
+        break;
+    }
+    case K_AFFINE: {
+        /* scale = γ/√(σ²+ε), shift = β − μ·scale, computed here in double */
+        const int64_t C = g[0];
+        float *sc = malloc(((size_t)C + 1) * 2 * sizeof(float));
+        if (!sc)
+            return rs_fail(e, "export: out of memory");
+        const float *ga = m->values[n->in[1]].f, *be = m->values[n->in[2]].f;
+        const float *mu = m->values[n->in[3]].f, *va = m->values[n->in[4]].f;
+        for (int64_t c = 0; c < C; ++c) {
+            double k = (double)ga[c] / sqrt((double)va[c] + (double)n->epsilon);
+            sc[c] = (float)k;
+            sc[C + c] = (float)((double)be[c] - (double)mu[c] * k);
+        }
+        char sn[48], hn[48];
+        snprintf(sn, sizeof sn, "k_bn_scale_%d", ni);
+        snprintf(hn, sizeof hn, "k_bn_shift_%d", ni);
+        for (int64_t k = 0; k < 2 * C; ++k)
+            if (!isfinite(sc[k])) {
+                free(sc);
+                return rs_fail(e, "export: node %s (BatchNormalization): non-finite scale or "
+                               "shift in channel %lld", n->name, (long long)(k % C));
+            }
+        emit_floats(&em->data, sn, sc, C);
+        emit_floats(&em->data, hn, sc + C, C);
+        free(sc);
+        em->st.weight_bytes += 8 * C;
+        em->st.params += 2 * C;
+        used[H_AFFINE] = 1;
+        sb_printf(&em->body, "    affine(%s, %s, %s, %s, %lld, %lld);\n", x, y, sn, hn,
+                  (long long)g[0], (long long)g[1]);
+        break;
+    }
+    case K_AVGPOOL:
+        used[H_AVGPOOL] = 1;
+        sb_printf(&em->body, "    avgpool(%s, %s,", x, y);
+        for (int k = 0; k < 14; ++k)
+            sb_printf(&em->body, " %lld%s", (long long)g[k], k < 13 ? "," : ");\n");
+        break;
+    case K_PAD:
+        used[H_PAD] = 1;
+        sb_printf(&em->body, "    pad2d(%s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld);\n", x, y,
+                  (long long)g[0], (long long)g[1], (long long)g[2], (long long)g[3],
+                  (long long)g[4], (long long)g[9], (long long)g[10]);
+        break;
     default:
         break;
     }
@@ -1091,7 +1260,9 @@ int export_c_generate(const rs_model *m, const export_c_opts *opts, char **heade
               gname, wkind);
     const char *helpers[H_COUNT] = {helper_conv_f32, helper_conv_q8, helper_dense_f32,
                                     helper_dense_q8, helper_relu,     helper_maxpool,
-                                    helper_addc,     helper_add2,     helper_copy};
+                                    helper_addc,     helper_add2,     helper_copy,
+                                    helper_clip,     helper_affine,   helper_avgpool,
+                                    helper_pad};
     for (int k = 0; k < H_COUNT; ++k)
         if (used[k])
             sb_printf(&src, "%s", helpers[k]);

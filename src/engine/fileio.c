@@ -151,6 +151,9 @@ int fileio_read_all(const char *path, size_t max_bytes, uint8_t **buf, size_t *l
         }
         cap = (size_t)st.st_size + 1; /* +1 detects a file that grew since fstat */
     } else {
+        /* pipes and devices have no size to check up front: read at most FILEIO_STREAM_MAX */
+        if (max_bytes > FILEIO_STREAM_MAX)
+            max_bytes = FILEIO_STREAM_MAX;
         cap = max_bytes < 65536 ? max_bytes + 1 : 65536;
     }
     uint8_t *data = malloc(cap ? cap : 1);

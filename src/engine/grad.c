@@ -136,6 +136,39 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
         if (t->xsz != t->ysz)
             NODE_ERR(e, n, "input and output sizes differ");
         return 0;
+    /* issue 6. BatchNormalization trains as the frozen affine of its running statistics
+     * (eval-mode BN: scale γ/√(σ²+ε) and shift β − μ·scale, no parameter gradients). */
+    case RS_OP_CLIP:
+        t->alpha = n->clip_min;
+        t->beta = n->clip_max;
+        if (t->xsz != t->ysz)
+            NODE_ERR(e, n, "input and output sizes differ");
+        return 0;
+    case RS_OP_BATCHNORM:
+        if (x->ndim < 2 || x->dims[1] < 1 || t->xsz != t->ysz || n->n_in != 5)
+            NODE_ERR(e, n, "input must be (N,C,...) and match the output");
+        for (int k = 1; k < 5; ++k)
+            if (!is_fconst(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
+                NODE_ERR(e, n, "input %d must be a float initializer of %lld elements", k,
+                         (long long)x->dims[1]);
+        t->cin = (int)x->dims[1];
+        t->K = (int)(t->xsz / t->cin);
+        return 0;
+    case RS_OP_GLOBALAVGPOOL:
+    case RS_OP_AVGPOOL:
+        if (x->ndim != 4 || y->ndim != 4)
+            NODE_ERR(e, n, "input and output must be (N,C,H,W)");
+        t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+        t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
+        if (n->op == RS_OP_GLOBALAVGPOOL) {
+            t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
+            t->pt = t->pl = 0;
+        } else {
+            t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
+            t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
+            t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
+        }
+        return 0;
     default:
         NODE_ERR(e, n, "op not supported for training");
     }
@@ -421,6 +454,58 @@ static void pool_backward(const tn_node *t, const float *dy, float *dx, const in
         }
 }
 
+/* ---- issue 6: average pooling and the frozen BatchNormalization affine ------------------------ */
+
+/* Average pooling forward (dy == NULL: y = mean of the window) or backward (dx += dy / divisor
+ * for every in-range tap); the divisor follows ONNX's count_include_pad (see infer.c). */
+static void avgpool_pass(const tn_node *t, const rs_node *n, const float *x, float *y,
+                         const float *dy, float *dx, int ns)
+{
+    int glob = n->op == RS_OP_GLOBALAVGPOOL;
+    int pb = glob ? 0 : (int)n->pads[2], pr = glob ? 0 : (int)n->pads[3];
+    int count_pad = glob ? 0 : n->count_include_pad;
+    size_t ihw = (size_t)t->ih * t->iw, ohw = (size_t)t->oh * t->ow;
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < t->cin; ++c) {
+            size_t xo = (size_t)i * t->xsz + (size_t)c * ihw, yo = (size_t)i * t->ysz + (size_t)c * ohw;
+            for (int oy = 0; oy < t->oh; ++oy)
+                for (int ox = 0; ox < t->ow; ++ox) {
+                    int y0 = oy * t->sh - t->pt, x0 = ox * t->sw - t->pl;
+                    int y1 = y0 + t->kh < t->ih + pb ? y0 + t->kh : t->ih + pb;
+                    int x1 = x0 + t->kw < t->iw + pr ? x0 + t->kw : t->iw + pr;
+                    int ya = y0 < 0 ? 0 : y0, yb = y1 < t->ih ? y1 : t->ih;
+                    int xa = x0 < 0 ? 0 : x0, xb = x1 < t->iw ? x1 : t->iw;
+                    int div = count_pad ? (y1 - y0) * (x1 - x0) : (yb - ya) * (xb - xa);
+                    if (div <= 0) {
+                        if (!dy)
+                            y[yo + (size_t)oy * t->ow + ox] = 0.0f;
+                        continue;
+                    }
+                    if (!dy) {
+                        float acc = 0.0f;
+                        for (int yy = ya; yy < yb; ++yy)
+                            for (int xx = xa; xx < xb; ++xx)
+                                acc += x[xo + (size_t)yy * t->iw + xx];
+                        y[yo + (size_t)oy * t->ow + ox] = acc / (float)div;
+                    } else {
+                        float g = dy[yo + (size_t)oy * t->ow + ox] / (float)div;
+                        for (int yy = ya; yy < yb; ++yy)
+                            for (int xx = xa; xx < xb; ++xx)
+                                dx[xo + (size_t)yy * t->iw + xx] += g;
+                    }
+                }
+        }
+}
+
+/* Channel c's scale and shift of a frozen BatchNormalization. */
+static void bn_channel(const rs_model *m, const rs_node *n, int c, float *scale, float *shift)
+{
+    double k = (double)m->values[n->in[1]].f[c] /
+               sqrt((double)m->values[n->in[4]].f[c] + (double)n->epsilon);
+    *scale = (float)k;
+    *shift = (float)((double)m->values[n->in[2]].f[c] - (double)m->values[n->in[3]].f[c] * k);
+}
+
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s)
@@ -465,6 +550,25 @@ void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scr
     case RS_OP_RELU:
         for (size_t k = 0; k < total; ++k)
             y[k] = x[k] > 0 ? x[k] : 0.0f;
+        break;
+    case RS_OP_CLIP:
+        for (size_t k = 0; k < total; ++k)
+            y[k] = x[k] < t->alpha ? t->alpha : x[k] > t->beta ? t->beta : x[k];
+        break;
+    case RS_OP_BATCHNORM:
+        for (int c = 0; c < t->cin; ++c) {
+            float sc, sh;
+            bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
+            for (int i = 0; i < ns; ++i) {
+                size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
+                for (int k = 0; k < t->K; ++k)
+                    y[o + k] = x[o + k] * sc + sh;
+            }
+        }
+        break;
+    case RS_OP_GLOBALAVGPOOL:
+    case RS_OP_AVGPOOL:
+        avgpool_pass(t, &m->nodes[t->node], x, y, NULL, NULL, ns);
         break;
     default: /* Flatten, Reshape, Identity: per-image data is already contiguous */
         memcpy(y, x, total * sizeof *y);
@@ -536,6 +640,31 @@ void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const
                 if (y[k] > 0)
                     dx[k] += dy[k];
         }
+        break;
+    case RS_OP_CLIP: /* the gradient passes where the input is strictly inside the bounds */
+        if (dx) {
+            const float *x = act[t->x];
+            for (size_t k = 0; k < total; ++k)
+                if (x[k] > t->alpha && x[k] < t->beta)
+                    dx[k] += dy[k];
+        }
+        break;
+    case RS_OP_BATCHNORM:
+        if (dx)
+            for (int c = 0; c < t->cin; ++c) {
+                float sc, sh;
+                bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
+                for (int i = 0; i < ns; ++i) {
+                    size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
+                    for (int k = 0; k < t->K; ++k)
+                        dx[o + k] += dy[o + k] * sc;
+                }
+            }
+        break;
+    case RS_OP_GLOBALAVGPOOL:
+    case RS_OP_AVGPOOL:
+        if (dx)
+            avgpool_pass(t, &m->nodes[t->node], NULL, NULL, dy, dx, ns);
         break;
     default:
         if (dx)

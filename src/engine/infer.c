@@ -27,6 +27,7 @@
 #include "rankscope/infer.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,7 +41,10 @@
 #define DEFAULT_TILE 16
 
 typedef enum step_kind {
-    ST_CONV, ST_GEMM, ST_RELU, ST_MAXPOOL, ST_ADD, ST_ADD2, ST_ALIAS
+    ST_CONV, ST_GEMM, ST_RELU, ST_MAXPOOL, ST_ADD, ST_ADD2, ST_ALIAS,
+    /* issue 6: per-channel affine (kept BatchNormalization), average pooling (also global),
+     * Clip, Sigmoid, Softmax (per image over the features), zero Pad, Concat of two inputs */
+    ST_AFFINE, ST_AVGPOOL, ST_CLIP, ST_SIGMOID, ST_SOFTMAX, ST_PAD, ST_CONCAT
 } step_kind;
 
 typedef struct pool_geom {
@@ -71,6 +75,11 @@ typedef struct step {
     float *bias; /* Conv: M (or NULL); Gemm: Npad (or NULL) */
     int *boff;   /* K row offsets into B */
     float *addc; /* Add: the constant broadcast to one image (in_numel) */
+    /* issue 6 ops: Clip bounds; AveragePool end pads and count_include_pad; Pad's end pads.
+     * ST_AFFINE keeps scale in w and shift in bias (C each, K = H·W per channel);
+     * ST_CONCAT's second input has N floats per image. */
+    float lo, hi;
+    int pb, pr, count_pad;
 } step;
 
 typedef struct worker {
@@ -173,6 +182,102 @@ static void step_free(step *s)
     free(s->bias);
     free(s->boff);
     free(s->addc);
+}
+
+/* ---- issue 6 ops, one image at a time (shared by the fast and the plain executors) ---------- */
+
+static void op_affine(int C, int hw, const float *scale, const float *shift, const float *in,
+                      float *out)
+{
+    for (int ch = 0; ch < C; ++ch)
+        for (int k = 0; k < hw; ++k)
+            out[(size_t)ch * hw + k] = in[(size_t)ch * hw + k] * scale[ch] + shift[ch];
+}
+
+/* ONNX AveragePool: the divisor counts the window's taps inside the input (count_include_pad 0)
+ * or inside the padded input (1); taps past the padded end (ceil_mode) never count. */
+static void op_avgpool(int C, int H, int W, const pool_geom *p, int pb, int pr, int count_pad,
+                       const float *in, float *out)
+{
+    for (int ch = 0; ch < C; ++ch) {
+        const float *src = in + (size_t)ch * H * W;
+        float *dst = out + (size_t)ch * p->Ho * p->Wo;
+        for (int oy = 0; oy < p->Ho; ++oy)
+            for (int ox = 0; ox < p->Wo; ++ox) {
+                int y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
+                float acc = 0.0f;
+                int taps = 0, ptaps = 0;
+                for (int i = 0; i < p->kh; ++i) {
+                    int y = y0 + i;
+                    if (y >= H + pb)
+                        break;
+                    for (int j = 0; j < p->kw; ++j) {
+                        int x = x0 + j;
+                        if (x >= W + pr)
+                            break;
+                        ++ptaps;
+                        if (y < 0 || y >= H || x < 0 || x >= W)
+                            continue;
+                        acc += src[(size_t)y * W + x];
+                        ++taps;
+                    }
+                }
+                int div = count_pad ? ptaps : taps;
+                dst[(size_t)oy * p->Wo + ox] = div > 0 ? acc / (float)div : 0.0f;
+            }
+    }
+}
+
+static void op_pad(int C, int H, int W, int pt, int pl, int Ho, int Wo, const float *in, float *out)
+{
+    memset(out, 0, (size_t)C * Ho * Wo * sizeof(float));
+    for (int ch = 0; ch < C; ++ch)
+        for (int y = 0; y < H; ++y)
+            memcpy(out + ((size_t)ch * Ho + y + pt) * Wo + pl, in + ((size_t)ch * H + y) * W,
+                   (size_t)W * sizeof(float));
+}
+
+static void op_softmax(int n, const float *in, float *out)
+{
+    float mx = -INFINITY;
+    for (int k = 0; k < n; ++k)
+        mx = in[k] > mx ? in[k] : mx;
+    double sum = 0.0;
+    for (int k = 0; k < n; ++k)
+        sum += (out[k] = expf(in[k] - mx));
+    float inv = (float)(1.0 / sum);
+    for (int k = 0; k < n; ++k)
+        out[k] *= inv;
+}
+
+/* BatchNormalization's scale and shift per channel (C floats each, malloc'ed). */
+static int bn_affine(const rs_model *m, const rs_node *n, int C, float **scale, float **shift,
+                     rs_err *e)
+{
+    const rs_value *pv[4];
+    for (int k = 0; k < 4; ++k) {
+        pv[k] = n->n_in == 5 ? const_float(m, n->in[k + 1]) : NULL;
+        if (!pv[k] || model_value_numel(pv[k]) != C)
+            return rs_fail(e, "node %s (BatchNormalization): input %d must be a float initializer "
+                           "of %d elements", n->name, k + 1, C);
+    }
+    *scale = malloc((size_t)C * sizeof(float));
+    *shift = malloc((size_t)C * sizeof(float));
+    if (!*scale || !*shift)
+        return rs_fail(e, "node %s: out of memory", n->name);
+    for (int ch = 0; ch < C; ++ch) {
+        double sc = (double)pv[0]->f[ch] / sqrt((double)pv[3]->f[ch] + (double)n->epsilon);
+        (*scale)[ch] = (float)sc;
+        (*shift)[ch] = (float)((double)pv[1]->f[ch] - (double)pv[2]->f[ch] * sc);
+    }
+    return 0;
+}
+
+static void pool_from_node(const rs_node *n, int Ho, int Wo, pool_geom *p)
+{
+    *p = (pool_geom){(int)n->kernel[0], (int)n->kernel[1], (int)n->strides[0], (int)n->strides[1],
+                     (int)n->dilations[0], (int)n->dilations[1], (int)n->pads[0], (int)n->pads[1],
+                     Ho, Wo};
 }
 
 /* ---- compiling nodes into steps ----------------------------------------------------------- */
@@ -494,7 +599,9 @@ static int assign_slots(infer_ctx *c, build *b, rs_err *e)
         } else {
             int pick = -1;
             /* Elementwise steps may run in place once their input dies here. */
-            if ((s->kind == ST_RELU || s->kind == ST_ADD || s->kind == ST_ADD2) && last[vin] == i &&
+            if ((s->kind == ST_RELU || s->kind == ST_ADD || s->kind == ST_ADD2 ||
+                 s->kind == ST_AFFINE || s->kind == ST_CLIP || s->kind == ST_SIGMOID ||
+                 s->kind == ST_SOFTMAX) && last[vin] == i &&
                 refs[s->in_slot] == 1)
                 pick = s->in_slot;
             for (int k = 0; pick < 0 && k < c->n_slots; ++k)
@@ -595,6 +702,80 @@ static int compile(infer_ctx *c, const rs_model *m, rs_err *e)
                                   (int)n->dilations[1], (int)n->pads[0], (int)n->pads[1], ph, pw};
             s->in_numel = s->C * s->H * s->W;
             s->out_numel = pc * ph * pw;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_BATCHNORM: {
+            const rs_value *xv = &m->values[vin];
+            if ((xv->ndim != 4 && xv->ndim != 2) || xv->dims[0] != -1 || !fits_int(xv->dims[1])) {
+                rs_fail(e, "node %s (BatchNormalization): input '%s' must be (N,C,H,W) or (N,C)",
+                        n->name, xv->name);
+                goto done;
+            }
+            s->kind = ST_AFFINE;
+            s->C = (int)xv->dims[1];
+            s->in_numel = s->out_numel = (int)model_value_numel(xv);
+            s->K = s->in_numel / s->C;
+            if (bn_affine(m, n, s->C, &s->w, &s->bias, e)) {
+                c->n_steps++;
+                goto done;
+            }
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_GLOBALAVGPOOL:
+        case RS_OP_AVGPOOL: {
+            s->kind = ST_AVGPOOL;
+            int pc, ph, pw;
+            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+                act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
+                goto done;
+            if (n->op == RS_OP_GLOBALAVGPOOL) {
+                s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
+            } else {
+                pool_from_node(n, ph, pw, &s->pool);
+                s->pb = (int)n->pads[2];
+                s->pr = (int)n->pads[3];
+                s->count_pad = n->count_include_pad;
+            }
+            s->in_numel = s->C * s->H * s->W;
+            s->out_numel = pc * ph * pw;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_CLIP:
+        case RS_OP_SIGMOID:
+        case RS_OP_SOFTMAX:
+            s->kind = n->op == RS_OP_CLIP ? ST_CLIP : n->op == RS_OP_SIGMOID ? ST_SIGMOID : ST_SOFTMAX;
+            s->lo = n->clip_min;
+            s->hi = n->clip_max;
+            s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
+            vout = n->out[0];
+            break;
+        case RS_OP_PAD: {
+            s->kind = ST_PAD;
+            int pc;
+            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+                act4(m, n->out[0], n, "output", &pc, &s->Ho, &s->Wo, e))
+                goto done;
+            s->pt = (int)n->pads[0];
+            s->pl = (int)n->pads[1];
+            s->in_numel = s->C * s->H * s->W;
+            s->out_numel = pc * s->Ho * s->Wo;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_CONCAT: {
+            if (n->n_in != 2 || n->in[1] < 0 || m->values[n->in[1]].is_const) {
+                rs_fail(e, "node %s (Concat): the inference engine concatenates exactly two "
+                        "activations (has %d inputs)", n->name, n->n_in);
+                goto done;
+            }
+            s->kind = ST_CONCAT;
+            s->in_numel = (int)model_value_numel(&m->values[vin]);
+            s->N = (int)model_value_numel(&m->values[n->in[1]]);
+            s->out_numel = s->in_numel + s->N;
+            b.step_in2_v[c->n_steps] = n->in[1];
             vout = n->out[0];
             break;
         }
@@ -748,6 +929,49 @@ static void run_step(const infer_ctx *c, worker *w, int si, int nt)
     }
     case ST_ALIAS:
         break;
+    case ST_AFFINE:
+        for (int i = 0; i < nt; ++i)
+            op_affine(s->C, s->K, s->w, s->bias, in + (size_t)i * s->in_numel,
+                      out + (size_t)i * s->out_numel);
+        break;
+    case ST_AVGPOOL:
+        for (int i = 0; i < nt; ++i)
+            op_avgpool(s->C, s->H, s->W, &s->pool, s->pb, s->pr, s->count_pad,
+                       in + (size_t)i * s->in_numel, out + (size_t)i * s->out_numel);
+        break;
+    case ST_CLIP: {
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i) {
+            float v = in[i] < s->lo ? s->lo : in[i];
+            out[i] = v > s->hi ? s->hi : v;
+        }
+        break;
+    }
+    case ST_SIGMOID: {
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i)
+            out[i] = 1.0f / (1.0f + expf(-in[i]));
+        break;
+    }
+    case ST_SOFTMAX:
+        for (int i = 0; i < nt; ++i)
+            op_softmax(s->in_numel, in + (size_t)i * s->in_numel, out + (size_t)i * s->out_numel);
+        break;
+    case ST_PAD:
+        for (int i = 0; i < nt; ++i)
+            op_pad(s->C, s->H, s->W, s->pt, s->pl, s->Ho, s->Wo, in + (size_t)i * s->in_numel,
+                   out + (size_t)i * s->out_numel);
+        break;
+    case ST_CONCAT: {
+        const float *in2 = w->slots[s->in2_slot];
+        for (int i = 0; i < nt; ++i) {
+            memcpy(out + (size_t)i * s->out_numel, in + (size_t)i * s->in_numel,
+                   (size_t)s->in_numel * sizeof(float));
+            memcpy(out + (size_t)i * s->out_numel + s->in_numel, in2 + (size_t)i * s->N,
+                   (size_t)s->N * sizeof(float));
+        }
+        break;
+    }
     }
 }
 
@@ -1221,6 +1445,67 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
                              (int)nd->strides[0], (int)nd->strides[1], (int)nd->dilations[0],
                              (int)nd->dilations[1], (int)nd->pads[0], (int)nd->pads[1], 0,
                              y + (size_t)img * on);
+            break;
+        }
+        case RS_OP_BATCHNORM: {
+            int C = (int)xv->dims[1];
+            float *scale = NULL, *shift = NULL;
+            if (bn_affine(m, nd, C, &scale, &shift, e)) {
+                free(scale);
+                free(shift);
+                goto done;
+            }
+            for (int img = 0; img < n; ++img)
+                op_affine(C, (int)(on / C), scale, shift, xin + (size_t)img * on, y + (size_t)img * on);
+            free(scale);
+            free(shift);
+            break;
+        }
+        case RS_OP_GLOBALAVGPOOL:
+        case RS_OP_AVGPOOL: {
+            const rs_value *yv = &m->values[vout];
+            int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+            int64_t xn = model_value_numel(xv);
+            pool_geom pg;
+            int pb = 0, pr = 0, cip = 0;
+            if (nd->op == RS_OP_GLOBALAVGPOOL) {
+                pg = (pool_geom){H, W, 1, 1, 1, 1, 0, 0, 1, 1};
+            } else {
+                pool_from_node(nd, (int)yv->dims[2], (int)yv->dims[3], &pg);
+                pb = (int)nd->pads[2], pr = (int)nd->pads[3], cip = nd->count_include_pad;
+            }
+            for (int img = 0; img < n; ++img)
+                op_avgpool(C, H, W, &pg, pb, pr, cip, xin + (size_t)img * xn, y + (size_t)img * on);
+            break;
+        }
+        case RS_OP_CLIP:
+            for (size_t k = 0; k < total; ++k)
+                y[k] = fminf(fmaxf(xin[k], nd->clip_min), nd->clip_max);
+            break;
+        case RS_OP_SIGMOID:
+            for (size_t k = 0; k < total; ++k)
+                y[k] = 1.0f / (1.0f + expf(-xin[k]));
+            break;
+        case RS_OP_SOFTMAX:
+            for (int img = 0; img < n; ++img)
+                op_softmax((int)on, xin + (size_t)img * on, y + (size_t)img * on);
+            break;
+        case RS_OP_PAD: {
+            const rs_value *yv = &m->values[vout];
+            int64_t xn = model_value_numel(xv);
+            for (int img = 0; img < n; ++img)
+                op_pad((int)xv->dims[1], (int)xv->dims[2], (int)xv->dims[3], (int)nd->pads[0],
+                       (int)nd->pads[1], (int)yv->dims[2], (int)yv->dims[3], xin + (size_t)img * xn,
+                       y + (size_t)img * on);
+            break;
+        }
+        case RS_OP_CONCAT: {
+            const float *b2 = val[nd->in[1]];
+            int64_t an = model_value_numel(xv), bn = on - an;
+            for (int img = 0; img < n; ++img) {
+                memcpy(y + (size_t)img * on, xin + (size_t)img * an, (size_t)an * sizeof(float));
+                memcpy(y + (size_t)img * on + an, b2 + (size_t)img * bn, (size_t)bn * sizeof(float));
+            }
             break;
         }
         default: /* Flatten / Reshape / Identity: same bytes */

@@ -1,6 +1,7 @@
 /* model.c — graph storage, shape inference, graph edits and the layer table. */
 #include "rankscope/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,10 @@ static const char *const op_names[RS_OP_COUNT] = {
     [RS_OP_MATMUL] = "MatMul",  [RS_OP_ADD] = "Add",         [RS_OP_RELU] = "Relu",
     [RS_OP_MAXPOOL] = "MaxPool", [RS_OP_FLATTEN] = "Flatten", [RS_OP_RESHAPE] = "Reshape",
     [RS_OP_IDENTITY] = "Identity",
+    [RS_OP_BATCHNORM] = "BatchNormalization", [RS_OP_GLOBALAVGPOOL] = "GlobalAveragePool",
+    [RS_OP_AVGPOOL] = "AveragePool", [RS_OP_CLIP] = "Clip", [RS_OP_SIGMOID] = "Sigmoid",
+    [RS_OP_SOFTMAX] = "Softmax", [RS_OP_PAD] = "Pad", [RS_OP_CONCAT] = "Concat",
+    [RS_OP_SHAPE] = "Shape", [RS_OP_GATHER] = "Gather", [RS_OP_UNSQUEEZE] = "Unsqueeze",
 };
 
 const char *model_op_name(rs_op op)
@@ -249,6 +254,9 @@ void model_node_defaults(rs_node *n)
     n->group = 1;
     n->alpha = n->beta = 1.0f;
     n->axis = 1;
+    n->clip_min = -INFINITY;
+    n->clip_max = INFINITY;
+    n->epsilon = 1e-5f;
     for (int i = 0; i < RS_MAXIO; ++i)
         n->in[i] = n->out[i] = -1;
 }
@@ -376,7 +384,8 @@ static int infer_node(rs_model *m, rs_node *n, rs_err *e)
         set_shape(y, 4, d);
         return 0;
     }
-    case RS_OP_MAXPOOL: {
+    case RS_OP_MAXPOOL:
+    case RS_OP_AVGPOOL: {
         if (x->ndim != 4)
             NODE_FAIL(e, n, "input \"%s\" must be 4-D", x->name);
         if (n->kernel[0] < 1 || n->kernel[1] < 1 || n->kernel[0] > 1024 || n->kernel[1] > 1024)
@@ -444,8 +453,67 @@ static int infer_node(rs_model *m, rs_node *n, rs_err *e)
     }
     case RS_OP_RELU:
     case RS_OP_IDENTITY:
+    case RS_OP_SIGMOID:
         set_shape(y, x->ndim, x->dims);
         return 0;
+    case RS_OP_CLIP:
+        if (n->n_in != 1 || !(n->clip_min <= n->clip_max))
+            NODE_FAIL(e, n, "expected one input and min <= max (min/max are folded at load)");
+        set_shape(y, x->ndim, x->dims);
+        return 0;
+    case RS_OP_SOFTMAX:
+        if (x->ndim != 2 || (n->axis != 1 && n->axis != -1))
+            NODE_FAIL(e, n, "only a softmax over the features of a 2-D input is supported "
+                      "(input has %d dims, axis %lld)", x->ndim, (long long)n->axis);
+        set_shape(y, x->ndim, x->dims);
+        return 0;
+    case RS_OP_BATCHNORM: {
+        if (x->ndim != 4 && x->ndim != 2)
+            NODE_FAIL(e, n, "input \"%s\" must be (N,C,H,W) or (N,C)", x->name);
+        if (n->n_in != 5)
+            NODE_FAIL(e, n, "expected 5 inputs (x, scale, B, mean, var)");
+        for (int k = 1; k < 5; ++k)
+            if (!is_float_const(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
+                NODE_FAIL(e, n, "input %d must be a float initializer of %lld elements", k,
+                          (long long)x->dims[1]);
+        if (!(n->epsilon >= 0.0f) || !isfinite(n->epsilon))
+            NODE_FAIL(e, n, "attribute \"epsilon\" = %g is invalid", (double)n->epsilon);
+        set_shape(y, x->ndim, x->dims);
+        return 0;
+    }
+    case RS_OP_GLOBALAVGPOOL:
+        if (x->ndim != 4)
+            NODE_FAIL(e, n, "input \"%s\" must be 4-D", x->name);
+        d[0] = -1, d[1] = x->dims[1], d[2] = 1, d[3] = 1;
+        set_shape(y, 4, d);
+        return 0;
+    case RS_OP_PAD:
+        if (x->ndim != 4 || n->n_in != 1)
+            NODE_FAIL(e, n, "only constant-zero spatial padding of a 4-D input is supported");
+        for (int k = 0; k < 4; ++k)
+            if (n->pads[k] < 0 || n->pads[k] > 1024)
+                NODE_FAIL(e, n, "pad %lld out of range", (long long)n->pads[k]);
+        d[0] = -1, d[1] = x->dims[1];
+        d[2] = x->dims[2] + n->pads[0] + n->pads[2];
+        d[3] = x->dims[3] + n->pads[1] + n->pads[3];
+        set_shape(y, 4, d);
+        return 0;
+    case RS_OP_CONCAT: {
+        int64_t ax = n->axis < 0 ? n->axis + x->ndim : n->axis;
+        if (ax != 1)
+            NODE_FAIL(e, n, "only concatenation along the channel axis 1 is supported (axis %lld)",
+                      (long long)n->axis);
+        set_shape(y, x->ndim, x->dims);
+        for (int k = 1; k < n->n_in; ++k) {
+            const rs_value *b = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
+            if (!b || b->is_const || b->ndim != x->ndim ||
+                (x->ndim > 2 && memcmp(b->dims + 2, x->dims + 2, (size_t)(x->ndim - 2) * sizeof(int64_t))))
+                NODE_FAIL(e, n, "input %d must be an activation matching \"%s\" except in channels",
+                          k, x->name);
+            y->dims[1] += b->dims[1];
+        }
+        return 0;
+    }
     case RS_OP_FLATTEN: {
         if (n->axis != 1)
             NODE_FAIL(e, n, "attribute \"axis\" = %lld is not supported (only 1)", (long long)n->axis);

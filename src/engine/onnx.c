@@ -423,12 +423,14 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
         const Onnx__AttributeProto *a = np->attribute[i];
         const char *an = a->name ? a->name : "";
         int64_t iv;
+        float fv;
         int rc = 0;
         if (!empty(a->ref_attr_name))
             return node_fail(c->e, np, c->idx, "attribute \"%s\" refers to a function attribute", an);
         switch (n->op) {
         case RS_OP_CONV:
         case RS_OP_MAXPOOL:
+        case RS_OP_AVGPOOL:
             if (strcmp(an, "kernel_shape") == 0) {
                 rc = attr_ints(c, a, 2, 1, ONNX_MAX_SPATIAL, n->kernel);
                 have_kernel = 1;
@@ -444,11 +446,14 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
                 rc = attr_auto_pad(c, a, &valid_pad);
             } else if (n->op == RS_OP_CONV && strcmp(an, "group") == 0) {
                 rc = attr_int(c, a, 1, ONNX_MAX_GROUP, &n->group);
-            } else if (n->op == RS_OP_MAXPOOL && strcmp(an, "ceil_mode") == 0) {
+            } else if (n->op != RS_OP_CONV && strcmp(an, "ceil_mode") == 0) {
                 rc = attr_int(c, a, 0, 1, &iv);
                 n->ceil_mode = (int)iv;
             } else if (n->op == RS_OP_MAXPOOL && strcmp(an, "storage_order") == 0) {
                 rc = attr_int(c, a, 0, 0, &iv);
+            } else if (n->op == RS_OP_AVGPOOL && strcmp(an, "count_include_pad") == 0) {
+                rc = attr_int(c, a, 0, 1, &iv);
+                n->count_include_pad = (int)iv;
             } else {
                 rc = unsupported_attr(c, a);
             }
@@ -480,6 +485,68 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
             else
                 rc = unsupported_attr(c, a);
             break;
+        case RS_OP_BATCHNORM:
+            if (strcmp(an, "epsilon") == 0)
+                rc = attr_float(c, a, &n->epsilon);
+            else if (strcmp(an, "momentum") == 0)
+                rc = attr_float(c, a, &fv); /* training only */
+            else if (strcmp(an, "spatial") == 0) /* opset < 9: 1 is the per-channel form */
+                rc = attr_int(c, a, 1, 1, &iv);
+            else if (strcmp(an, "training_mode") == 0)
+                rc = attr_int(c, a, 0, 0, &iv);
+            else
+                rc = unsupported_attr(c, a);
+            break;
+        case RS_OP_CLIP: /* opset < 11 carries the bounds as attributes */
+            if (strcmp(an, "min") == 0)
+                rc = attr_float(c, a, &n->clip_min);
+            else if (strcmp(an, "max") == 0)
+                rc = attr_float(c, a, &n->clip_max);
+            else
+                rc = unsupported_attr(c, a);
+            break;
+        case RS_OP_SOFTMAX:
+        case RS_OP_CONCAT:
+        case RS_OP_GATHER:
+            if (strcmp(an, "axis") == 0)
+                rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM, &n->axis);
+            else
+                rc = unsupported_attr(c, a);
+            break;
+        case RS_OP_UNSQUEEZE: /* opset < 13: axes attribute; a 0-D index has only axis 0 */
+            if (strcmp(an, "axes") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) &&
+                a->n_ints == 1 && (a->ints[0] == 0 || a->ints[0] == -1))
+                rc = 0;
+            else
+                rc = unsupported_attr(c, a);
+            break;
+        case RS_OP_PAD:
+            if (strcmp(an, "mode") == 0) {
+                if (!attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || a->s.len != 8 ||
+                    memcmp(a->s.data, "constant", 8) != 0)
+                    rc = node_fail(c->e, np, c->idx, "only attribute \"mode\" = constant is supported");
+            } else if (strcmp(an, "value") == 0) { /* opset < 11 */
+                rc = attr_float(c, a, &fv);
+                if (rc == 0 && fv != 0.0f)
+                    rc = node_fail(c->e, np, c->idx, "only zero padding is supported (value = %g)",
+                                   (double)fv);
+            } else if (strcmp(an, "pads") == 0) { /* opset < 11: N,C,H,W begins then ends */
+                int64_t p8[8];
+                rc = attr_ints(c, a, 8, 0, ONNX_MAX_SPATIAL, p8);
+                if (rc == 0 && (p8[0] || p8[1] || p8[4] || p8[5]))
+                    rc = node_fail(c->e, np, c->idx, "only spatial (H, W) padding is supported");
+                n->pads[0] = p8[2], n->pads[1] = p8[3], n->pads[2] = p8[6], n->pads[3] = p8[7];
+            } else {
+                rc = unsupported_attr(c, a);
+            }
+            break;
+        case RS_OP_IDENTITY: /* Dropout maps here: its attributes only matter in training */
+            if (strcmp(np->op_type, "Dropout") == 0 &&
+                (strcmp(an, "ratio") == 0 || strcmp(an, "seed") == 0 || strcmp(an, "is_test") == 0))
+                rc = 0;
+            else
+                rc = unsupported_attr(c, a);
+            break;
         default:
             rc = unsupported_attr(c, a);
             break;
@@ -489,7 +556,7 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
     }
     if (valid_pad && have_pads)
         return node_fail(c->e, np, c->idx, "attributes \"auto_pad\" = VALID and non-zero \"pads\" conflict");
-    if (n->op == RS_OP_MAXPOOL && !have_kernel)
+    if ((n->op == RS_OP_MAXPOOL || n->op == RS_OP_AVGPOOL) && !have_kernel)
         return node_fail(c->e, np, c->idx, "missing attribute \"kernel_shape\"");
     return 0;
 }
@@ -503,7 +570,13 @@ static int check_arity(const attr_ctx *c, rs_op op, size_t n_in, size_t n_out)
     case RS_OP_GEMM: lo = 2, hi = 3; break;
     case RS_OP_MATMUL:
     case RS_OP_ADD:
+    case RS_OP_GATHER:
     case RS_OP_RESHAPE: lo = hi = 2; break;
+    case RS_OP_BATCHNORM: lo = hi = 5; break;
+    case RS_OP_CLIP:
+    case RS_OP_PAD: lo = 1, hi = 3; break;
+    case RS_OP_UNSQUEEZE: lo = 1, hi = 2; break;
+    case RS_OP_CONCAT: lo = 1, hi = RS_MAXIO; break;
     default: break;
     }
     if (n_in < lo || n_in > hi) {
@@ -535,6 +608,11 @@ typedef struct load_state {
     int *producer;        /* value -> node (file order) or -1 */
     const char **vname;   /* value -> name (borrowed from the proto) */
     int *order;           /* topological order of file-order node indices */
+    /* Constant nodes become initializers: per file node, the value it defines (else -1), its
+     * tensor (a shallow copy of the attribute's, named after the output) and element count. */
+    int *const_value;
+    Onnx__TensorProto *const_tensor;
+    size_t *const_numel;
     name_map names;
 } load_state;
 
@@ -546,6 +624,9 @@ static void load_state_free(load_state *s)
     free(s->producer);
     free(s->vname);
     free(s->order);
+    free(s->const_value);
+    free(s->const_tensor);
+    free(s->const_numel);
     map_free(&s->names);
 }
 
@@ -562,6 +643,43 @@ static int opset_of(const Onnx__ModelProto *mp, int64_t *opset, rs_err *e)
     if (*opset < ONNX_MIN_OPSET || *opset > ONNX_MAX_OPSET)
         return rs_fail(e, "opset %lld is not supported (%d..%d)", (long long)*opset, ONNX_MIN_OPSET,
                        ONNX_MAX_OPSET);
+    return 0;
+}
+
+/* A Constant node (file node i): its tensor is checked like an initializer and its output becomes
+ * value *nv (an initializer); the node itself is dropped. */
+static int constant_node(load_state *s, size_t i, size_t *nv, rs_err *e)
+{
+    const Onnx__NodeProto *np = s->g->node[i];
+    char nb[NAME_BUF];
+    if (np->n_input != 0 || np->n_output != 1 || empty(np->output[0]))
+        return node_fail(e, np, i, "expected no inputs and one named output");
+    if (np->n_attribute != 1 || !np->attribute[0] || !np->attribute[0]->name)
+        return node_fail(e, np, i, "expected exactly one attribute (value, value_float or value_int)");
+    const Onnx__AttributeProto *a = np->attribute[0];
+    Onnx__TensorProto *t = &s->const_tensor[i];
+    if (strcmp(a->name, "value") == 0 && a->t) {
+        *t = *a->t;
+    } else if (strcmp(a->name, "value_float") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)) {
+        onnx__tensor_proto__init(t);
+        t->has_data_type = 1, t->data_type = RS_DT_FLOAT;
+        t->n_float_data = 1, t->float_data = (float *)(uintptr_t)&a->f;
+    } else if (strcmp(a->name, "value_int") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)) {
+        onnx__tensor_proto__init(t);
+        t->has_data_type = 1, t->data_type = RS_DT_INT64;
+        t->n_int64_data = 1, t->int64_data = (int64_t *)(uintptr_t)&a->i;
+    } else {
+        return node_fail(e, np, i, "unsupported attribute \"%s\"", clean(nb, sizeof nb, a->name));
+    }
+    t->name = np->output[0];
+    if (check_tensor(t, &s->const_numel[i], e) != 0)
+        return rs_failctx(e, "Constant node #%zu", i);
+    if (map_put(&s->names, np->output[0], (int)*nv) >= 0)
+        return node_fail(e, np, i, "output \"%s\" is already defined", clean(nb, sizeof nb, np->output[0]));
+    s->vname[*nv] = np->output[0];
+    s->producer[*nv] = -1;
+    s->const_value[i] = (int)(*nv)++;
+    s->nodes[i].n_in = s->nodes[i].n_out = 0;
     return 0;
 }
 
@@ -596,6 +714,11 @@ static int analyse(load_state *s, int *input_ndim, int64_t *input_dims, rs_err *
     s->producer = malloc(cap_values * sizeof *s->producer);
     s->vname = calloc(cap_values, sizeof *s->vname);
     s->order = malloc(s->n_nodes * sizeof *s->order);
+    s->const_value = malloc(s->n_nodes * sizeof *s->const_value);
+    s->const_tensor = calloc(s->n_nodes, sizeof *s->const_tensor);
+    s->const_numel = calloc(s->n_nodes, sizeof *s->const_numel);
+    if (!s->const_value || !s->const_tensor || !s->const_numel)
+        return rs_fail(e, "out of memory");
     if (!s->init_value || !s->init_numel || !s->nodes || !s->producer || !s->vname || !s->order ||
         map_init(&s->names, cap_values + g->n_input) != 0)
         return rs_fail(e, "out of memory");
@@ -646,12 +769,23 @@ static int analyse(load_state *s, int *input_ndim, int64_t *input_dims, rs_err *
         attr_ctx c = {np, i, e};
         rs_node *n = &s->nodes[i];
         int std_domain = empty(np->domain) || strcmp(np->domain, "ai.onnx") == 0;
-        n->op = std_domain ? model_op_from_name(np->op_type) : RS_OP_NONE;
+        s->const_value[i] = -1;
+        if (std_domain && np->op_type && strcmp(np->op_type, "Constant") == 0) {
+            if (constant_node(s, i, &nv, e) != 0)
+                return -1;
+            continue;
+        }
+        int dropout = std_domain && np->op_type && strcmp(np->op_type, "Dropout") == 0;
+        n->op = dropout ? RS_OP_IDENTITY : std_domain ? model_op_from_name(np->op_type) : RS_OP_NONE;
         if (n->op == RS_OP_NONE)
             return node_fail(e, np, i, "unsupported op");
         model_node_defaults(n);
         size_t n_in = strip_trailing_empty(np->input, np->n_input);
         size_t n_out = strip_trailing_empty(np->output, np->n_output);
+        if (dropout && n_out == 2)
+            return node_fail(e, np, i, "the mask output is not supported (inference only)");
+        if (dropout && n_in >= 1 && n_in <= 3)
+            n_in = 1; /* ratio / training_mode only matter in training */
         if (check_arity(&c, n->op, n_in, n_out) != 0 || parse_attributes(&c, n) != 0)
             return -1;
         n->n_in = (int)n_in;
@@ -831,12 +965,18 @@ static rs_model *build_model(const Onnx__ModelProto *mp, load_state *s, int inpu
     for (size_t i = 0; i < s->n_init; ++i)
         if (load_tensor(&m->values[s->init_value[i]], g->initializer[i], s->init_numel[i], e) != 0)
             goto fail;
+    for (size_t i = 0; i < s->n_nodes; ++i)
+        if (s->const_value[i] >= 0 &&
+            load_tensor(&m->values[s->const_value[i]], &s->const_tensor[i], s->const_numel[i], e) != 0)
+            goto fail;
     for (size_t k = 0; k < s->n_nodes; ++k) {
         int i = s->order[k];
-        rs_node *n = &m->nodes[k];
+        if (s->const_value[i] >= 0)
+            continue;
+        rs_node *n = &m->nodes[m->n_nodes];
         *n = s->nodes[i];
         n->name = node_name(&taken, g->node[i], n->op, (size_t)i);
-        m->n_nodes = (int)k + 1;
+        m->n_nodes++;
         if (!n->name)
             goto oom;
     }
@@ -951,6 +1091,289 @@ static int wire_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size
     return 0;
 }
 
+/* ---- reading: rewrites into the engine's op set ------------------------------------------------
+ * PyTorch exports carry things the engine represents differently. After building the model and
+ * before shape inference:
+ *   - Clip's min/max and Pad's pads/constant_value inputs (constants) move into node fields;
+ *   - Reshape(x, Concat(Unsqueeze(Gather(Shape(x'), 0)), [-1])) — x.view(x.size(0), -1) — becomes
+ *     Flatten(x) (every shape except the batch is static);
+ *   - a Pad feeding only a Conv (or an AveragePool counting pads without ceil_mode, or anything
+ *     when it pads nothing) is folded into that node's pads;
+ *   - a BatchNormalization whose input is a Conv output read by nothing else is folded into the
+ *     Conv: W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β;
+ *   - nodes left without consumers by these rewrites are removed, then unused values. */
+
+#define SHAPE_BATCH INT64_MIN /* the batch entry of a shape vector, unknown until run time */
+
+static int uses_of(const rs_model *m, int v)
+{
+    int uses = v == m->output;
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int k = 0; k < m->nodes[i].n_in; ++k)
+            uses += m->nodes[i].in[k] == v;
+    return uses;
+}
+
+/* The only node reading v (v not the graph output), or -1. */
+static int only_consumer(const rs_model *m, int v)
+{
+    if (uses_of(m, v) != 1 || v == m->output)
+        return -1;
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int k = 0; k < m->nodes[i].n_in; ++k)
+            if (m->nodes[i].in[k] == v)
+                return i;
+    return -1;
+}
+
+static const rs_value *const_of(const rs_model *m, int v, int dtype)
+{
+    if (v < 0 || v >= m->n_values || !m->values[v].is_const || m->values[v].dtype != dtype)
+        return NULL;
+    const rs_value *c = &m->values[v];
+    return (dtype == RS_DT_FLOAT ? (const void *)c->f : (const void *)c->i64) ? c : NULL;
+}
+
+#define SIMPLIFY_FAIL(e, n, ...)                                                               \
+    do {                                                                                       \
+        char why_[RS_ERR_LEN];                                                                 \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
+        return rs_fail(e, "node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_);   \
+    } while (0)
+
+static int fold_operand_inputs(rs_model *m, rs_err *e)
+{
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (n->op == RS_OP_CLIP) {
+            for (int k = 1; k < n->n_in; ++k) {
+                if (n->in[k] < 0)
+                    continue;
+                const rs_value *c = const_of(m, n->in[k], RS_DT_FLOAT);
+                if (!c || model_value_numel(c) != 1 || !isfinite(c->f[0]))
+                    SIMPLIFY_FAIL(e, n, "input %d (%s) must be a finite float scalar constant", k,
+                                  k == 1 ? "min" : "max");
+                *(k == 1 ? &n->clip_min : &n->clip_max) = c->f[0];
+            }
+            n->n_in = 1;
+        } else if (n->op == RS_OP_PAD && n->n_in > 1) {
+            const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
+            if (!p || model_value_numel(p) != 8)
+                SIMPLIFY_FAIL(e, n, "pads must be an int64 constant of 8 values (N,C,H,W)");
+            const int64_t *q = p->i64;
+            if (q[0] || q[1] || q[4] || q[5])
+                SIMPLIFY_FAIL(e, n, "only spatial (H, W) padding is supported");
+            for (int k = 0; k < 8; ++k)
+                if (q[k] < 0 || q[k] > ONNX_MAX_SPATIAL)
+                    SIMPLIFY_FAIL(e, n, "pad %lld out of range 0..%d", (long long)q[k], ONNX_MAX_SPATIAL);
+            n->pads[0] = q[2], n->pads[1] = q[3], n->pads[2] = q[6], n->pads[3] = q[7];
+            if (n->n_in > 2 && n->in[2] >= 0) {
+                const rs_value *c = const_of(m, n->in[2], RS_DT_FLOAT);
+                if (!c || model_value_numel(c) != 1 || c->f[0] != 0.0f)
+                    SIMPLIFY_FAIL(e, n, "only zero padding is supported (constant_value)");
+            }
+            n->n_in = 1;
+        }
+    }
+    return 0;
+}
+
+/* Evaluates a shape vector computed from Shape/Gather/Unsqueeze/Concat over constants into
+ * out (SHAPE_BATCH for the batch size). -1 when it is not of that form. */
+static int eval_shape_vector(const rs_model *m, int v, int64_t *out, int cap, int depth)
+{
+    if (depth > 16 || v < 0)
+        return -1;
+    const rs_value *c = const_of(m, v, RS_DT_INT64);
+    if (c) {
+        int64_t k = model_value_numel(c);
+        if (k > cap || c->ndim > 1)
+            return -1;
+        memcpy(out, c->i64, (size_t)k * sizeof *out);
+        return (int)k;
+    }
+    int p = -1;
+    for (int i = 0; i < m->n_nodes && p < 0; ++i)
+        if (m->nodes[i].n_out >= 1 && m->nodes[i].out[0] == v)
+            p = i;
+    if (p < 0)
+        return -1;
+    const rs_node *n = &m->nodes[p];
+    switch (n->op) {
+    case RS_OP_CONCAT: {
+        if (n->axis != 0 && n->axis != -1)
+            return -1;
+        int len = 0;
+        for (int k = 0; k < n->n_in; ++k) {
+            int got = eval_shape_vector(m, n->in[k], out + len, cap - len, depth + 1);
+            if (got < 0)
+                return -1;
+            len += got;
+        }
+        return len;
+    }
+    case RS_OP_UNSQUEEZE: {
+        if (n->n_in == 2) {
+            const rs_value *ax = const_of(m, n->in[1], RS_DT_INT64);
+            if (!ax || model_value_numel(ax) != 1 || (ax->i64[0] != 0 && ax->i64[0] != -1))
+                return -1;
+        }
+        int got = eval_shape_vector(m, n->in[0], out, cap, depth + 1);
+        return got == 1 ? 1 : -1;
+    }
+    case RS_OP_GATHER: {
+        const rs_value *idx = const_of(m, n->in[1], RS_DT_INT64);
+        int src = model_producer(m, n->in[0]);
+        if (n->axis != 0 || !idx || model_value_numel(idx) != 1 || idx->ndim > 1 || idx->i64[0] != 0 ||
+            src < 0 || m->nodes[src].op != RS_OP_SHAPE || cap < 1)
+            return -1;
+        out[0] = SHAPE_BATCH;
+        return 1;
+    }
+    default:
+        return -1;
+    }
+}
+
+static void remove_node(rs_model *m, int i)
+{
+    free(m->nodes[i].name);
+    memmove(&m->nodes[i], &m->nodes[i + 1], (size_t)(m->n_nodes - i - 1) * sizeof *m->nodes);
+    m->n_nodes--;
+}
+
+/* Reads of value `from` become reads of `to` (a node removed as an identity). */
+static void rewire(rs_model *m, int from, int to)
+{
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int k = 0; k < m->nodes[i].n_in; ++k)
+            if (m->nodes[i].in[k] == from)
+                m->nodes[i].in[k] = to;
+}
+
+static int fold_pad(rs_model *m, int i)
+{
+    rs_node *p = &m->nodes[i];
+    int zero = !p->pads[0] && !p->pads[1] && !p->pads[2] && !p->pads[3];
+    int out = p->out[0];
+    if (zero && out != m->output) {
+        rewire(m, out, p->in[0]);
+        remove_node(m, i);
+        return 1;
+    }
+    int c = only_consumer(m, out);
+    if (c < 0 || m->nodes[c].in[0] != out)
+        return 0;
+    rs_node *n = &m->nodes[c];
+    int has_pads = n->pads[0] || n->pads[1] || n->pads[2] || n->pads[3];
+    /* AveragePool: the explicit zeros count in the divisor, so only a count_include_pad pool
+     * (or one without pads, which becomes one) can absorb them; ceil_mode's last-window rule
+     * depends on where the input ends, so not with ceil_mode. */
+    if (!(n->op == RS_OP_CONV ||
+          (n->op == RS_OP_AVGPOOL && !n->ceil_mode && (n->count_include_pad || !has_pads))))
+        return 0;
+    for (int k = 0; k < 4; ++k)
+        n->pads[k] += p->pads[k];
+    if (n->op == RS_OP_AVGPOOL)
+        n->count_include_pad = 1; /* the explicit zeros were averaged in */
+    n->in[0] = p->in[0];
+    remove_node(m, i);
+    return 1;
+}
+
+static int fold_batchnorm(rs_model *m, int i, rs_err *e)
+{
+    rs_node *bn = &m->nodes[i];
+    int x = bn->in[0];
+    int ci = model_producer(m, x);
+    if (ci < 0 || m->nodes[ci].op != RS_OP_CONV || only_consumer(m, x) != i)
+        return 0;
+    rs_node *conv = &m->nodes[ci];
+    const rs_value *w = conv->n_in >= 2 ? const_of(m, conv->in[1], RS_DT_FLOAT) : NULL;
+    if (!w || w->ndim != 4 || only_consumer(m, conv->in[1]) != ci)
+        return 0;
+    int has_b = conv->n_in > 2 && conv->in[2] >= 0;
+    if (has_b && (!const_of(m, conv->in[2], RS_DT_FLOAT) || only_consumer(m, conv->in[2]) != ci ||
+                  model_value_numel(&m->values[conv->in[2]]) != w->dims[0]))
+        return 0;
+    const rs_value *pv[4];
+    for (int k = 0; k < 4; ++k) {
+        pv[k] = const_of(m, bn->in[k + 1], RS_DT_FLOAT);
+        if (!pv[k] || model_value_numel(pv[k]) != w->dims[0])
+            SIMPLIFY_FAIL(e, bn, "input %d must be a float initializer of %lld elements", k + 1,
+                          (long long)w->dims[0]);
+    }
+    /* The new bias reuses BN's B initializer when nothing else reads it (names stay stable). */
+    int bias_v = has_b ? conv->in[2] : bn->in[2];
+    if (!has_b && only_consumer(m, bn->in[2]) != i)
+        return 0;
+    const float *gamma = pv[0]->f, *beta = pv[1]->f, *mean = pv[2]->f, *var = pv[3]->f;
+    float *wf = m->values[conv->in[1]].f, *bf = m->values[bias_v].f;
+    int64_t cout = w->dims[0], per = model_value_numel(w) / cout;
+    for (int64_t o = 0; o < cout; ++o) {
+        double s = (double)gamma[o] / sqrt((double)var[o] + (double)bn->epsilon);
+        if (!isfinite(s))
+            SIMPLIFY_FAIL(e, bn, "channel %lld: scale is not finite (variance %g)", (long long)o,
+                          (double)var[o]);
+        for (int64_t k = 0; k < per; ++k)
+            wf[o * per + k] = (float)(wf[o * per + k] * s);
+        double b0 = has_b ? (double)bf[o] : 0.0;
+        bf[o] = (float)((b0 - (double)mean[o]) * s + (double)beta[o]);
+    }
+    if (!has_b) {
+        conv->n_in = 3;
+        conv->in[2] = bias_v;
+    }
+    conv->out[0] = bn->out[0];
+    remove_node(m, i);
+    return 1;
+}
+
+static int simplify(rs_model *m, rs_err *e)
+{
+    if (fold_operand_inputs(m, e) != 0)
+        return -1;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (n->op != RS_OP_RESHAPE || n->n_in != 2 || const_of(m, n->in[1], RS_DT_INT64))
+            continue;
+        int64_t shp[RS_MAXDIM];
+        int len = eval_shape_vector(m, n->in[1], shp, RS_MAXDIM, 0);
+        if (len == 2 && shp[0] == SHAPE_BATCH && shp[1] == -1) {
+            n->op = RS_OP_FLATTEN;
+            n->axis = 1;
+            n->n_in = 1;
+        }
+    }
+    int changed = 1;
+    while (changed) {
+        changed = 0;
+        for (int i = 0; i < m->n_nodes && !changed; ++i) {
+            rs_node *n = &m->nodes[i];
+            if (n->op == RS_OP_PAD)
+                changed = fold_pad(m, i);
+            else if (n->op == RS_OP_BATCHNORM) {
+                int rc = fold_batchnorm(m, i, e);
+                if (rc < 0)
+                    return -1;
+                changed = rc;
+            } else if ((n->op == RS_OP_SHAPE || n->op == RS_OP_GATHER || n->op == RS_OP_UNSQUEEZE ||
+                        n->op == RS_OP_CONCAT) && n->n_out == 1 && uses_of(m, n->out[0]) == 0) {
+                remove_node(m, i);
+                changed = 1;
+            }
+        }
+    }
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (n->op == RS_OP_SHAPE || n->op == RS_OP_GATHER || n->op == RS_OP_UNSQUEEZE)
+            SIMPLIFY_FAIL(e, n, "only supported inside the x.view(x.size(0), -1) / flatten pattern "
+                          "(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape)");
+    }
+    model_gc(m);
+    return 0;
+}
+
 rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs_err *e)
 {
     if (!label)
@@ -998,7 +1421,7 @@ rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs
         rs_failctx(e, "%s", lb);
         goto out;
     }
-    if (model_infer_shapes(m, e) != 0) {
+    if (simplify(m, e) != 0 || model_infer_shapes(m, e) != 0) {
         rs_failctx(e, "%s", lb);
         model_free(m);
         m = NULL;
@@ -1219,6 +1642,24 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
         kernel[1] = m->values[n->in[1]].dims[3];
     }
     switch (n->op) {
+    case RS_OP_AVGPOOL: /* opset 13 AveragePool has no dilations */
+        at[k++] = attr_ints_new(a, "kernel_shape", kernel, 2);
+        at[k++] = attr_ints_new(a, "strides", n->strides, 2);
+        at[k++] = attr_ints_new(a, "pads", n->pads, 4);
+        at[k++] = attr_string_new(a, "auto_pad", "NOTSET");
+        at[k++] = attr_int_new(a, "ceil_mode", n->ceil_mode);
+        at[k++] = attr_int_new(a, "count_include_pad", n->count_include_pad);
+        break;
+    case RS_OP_BATCHNORM:
+        at[k++] = attr_float_new(a, "epsilon", n->epsilon);
+        break;
+    case RS_OP_SOFTMAX:
+    case RS_OP_CONCAT:
+        at[k++] = attr_int_new(a, "axis", n->axis);
+        break;
+    case RS_OP_PAD:
+        at[k++] = attr_string_new(a, "mode", "constant");
+        break;
     case RS_OP_CONV:
     case RS_OP_MAXPOOL:
         if (kernel[0] >= 1 && kernel[1] >= 1)
@@ -1254,7 +1695,85 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
     return 0;
 }
 
-static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, rs_err *e)
+/* Opset 13 takes Clip's bounds and Pad's pads as inputs; the engine keeps them in node fields,
+ * so the writer adds them as initializers named "<node>_min" / "_max" / "_pads" (made unique). */
+static char *synth_name(arena *a, const rs_model *m, const char *node, const char *suffix)
+{
+    size_t len = strlen(node) + strlen(suffix) + 16;
+    char *name = arena_alloc(a, len);
+    if (!name)
+        return NULL;
+    snprintf(name, len, "%s%s", node, suffix);
+    for (int k = 2; model_find_value(m, name) >= 0 && k < 1000000; ++k)
+        snprintf(name, len, "%s%s_%d", node, suffix, k);
+    return name;
+}
+
+static Onnx__TensorProto *synth_tensor(arena *a, char *name, int dtype, int64_t numel, int ndim,
+                                       const void *data)
+{
+    Onnx__TensorProto *t = arena_alloc(a, sizeof *t);
+    size_t bytes = (size_t)numel * (dtype == RS_DT_FLOAT ? 4 : 8);
+    uint8_t *raw = arena_alloc(a, bytes);
+    int64_t *dims = arena_alloc(a, sizeof *dims);
+    if (!t || !raw || !dims)
+        return NULL;
+    onnx__tensor_proto__init(t);
+    t->name = name;
+    t->has_data_type = 1;
+    t->data_type = dtype;
+    t->n_dims = (size_t)ndim;
+    dims[0] = numel;
+    t->dims = dims;
+    const uint8_t *src = data;
+    size_t es = dtype == RS_DT_FLOAT ? 4 : 8;
+    for (int64_t i = 0; i < numel; ++i) /* little-endian on the wire */
+        for (size_t b = 0; b < es; ++b)
+            raw[(size_t)i * es + b] =
+                host_is_little_endian() ? src[(size_t)i * es + b] : src[(size_t)i * es + es - 1 - b];
+    t->has_raw_data = 1;
+    t->raw_data.len = bytes;
+    t->raw_data.data = raw;
+    return t;
+}
+
+/* Extra inputs node n needs in opset 13: their names into in[], tensors appended to g. */
+static int synth_inputs(arena *a, const rs_model *m, const rs_node *n, char **in, int *n_in,
+                        Onnx__GraphProto *g)
+{
+    if (n->op == RS_OP_CLIP) {
+        float lim[2] = {n->clip_min, n->clip_max};
+        const char *suf[2] = {"_min", "_max"};
+        *n_in = 1;
+        for (int k = 0; k < 2; ++k) {
+            if (isinf(lim[k])) {
+                in[(*n_in)++] = empty_string;
+                continue;
+            }
+            char *name = synth_name(a, m, n->name ? n->name : "clip", suf[k]);
+            Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_FLOAT, 1, 0, &lim[k]) : NULL;
+            if (!t)
+                return -1;
+            g->initializer[g->n_initializer++] = t;
+            in[(*n_in)++] = name;
+        }
+        while (*n_in > 1 && in[*n_in - 1] == empty_string)
+            --*n_in;
+    } else if (n->op == RS_OP_PAD) {
+        int64_t p8[8] = {0, 0, n->pads[0], n->pads[1], 0, 0, n->pads[2], n->pads[3]};
+        char *name = synth_name(a, m, n->name ? n->name : "pad", "_pads");
+        Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_INT64, 8, 1, p8) : NULL;
+        if (!t)
+            return -1;
+        g->initializer[g->n_initializer++] = t;
+        in[1] = name;
+        *n_in = 2;
+    }
+    return 0;
+}
+
+static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, Onnx__GraphProto *g,
+                                   rs_err *e)
 {
     const rs_node *n = &m->nodes[idx];
     const char *name = n->name ? n->name : "";
@@ -1263,7 +1782,7 @@ static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, rs_err 
     if (n->n_in < 0 || n->n_in > RS_MAXIO || n->n_out < 1 || n->n_out > RS_MAXIO)
         return rs_fail(e, "node \"%s\" (%s): bad input/output count", name, model_op_name(n->op)), NULL;
     Onnx__NodeProto *np = arena_alloc(a, sizeof *np);
-    char **in = arena_alloc(a, (size_t)(n->n_in ? n->n_in : 1) * sizeof *in);
+    char **in = arena_alloc(a, (size_t)(n->n_in + 3) * sizeof *in);
     char **out = arena_alloc(a, (size_t)n->n_out * sizeof *out);
     if (!np || !in || !out)
         return NULL;
@@ -1287,6 +1806,8 @@ static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, rs_err 
                            model_op_name(n->op), k, v, m->n_values), NULL;
         out[k] = m->values[v].name;
     }
+    if ((n->op == RS_OP_CLIP || n->op == RS_OP_PAD) && synth_inputs(a, m, n, in, &n_in, g) != 0)
+        return NULL;
     np->n_input = (size_t)n_in;
     np->input = in;
     np->n_output = (size_t)n->n_out;
@@ -1345,6 +1866,8 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
     size_t n_init = 0;
     for (int v = 0; v < m->n_values; ++v)
         n_init += m->values[v].is_const != 0;
+    for (int i = 0; i < m->n_nodes; ++i) /* initializers synth_inputs adds */
+        n_init += m->nodes[i].op == RS_OP_CLIP ? 2 : m->nodes[i].op == RS_OP_PAD;
     g.initializer = arena_alloc(&a, (n_init ? n_init : 1) * sizeof *g.initializer);
     g.node = arena_alloc(&a, (size_t)(m->n_nodes ? m->n_nodes : 1) * sizeof *g.node);
     if (!in_vi || !out_vi || !g.initializer || !g.node)
@@ -1362,7 +1885,7 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
         g.initializer[g.n_initializer++] = t;
     }
     for (int i = 0; i < m->n_nodes; ++i) {
-        Onnx__NodeProto *np = write_node(&a, m, i, e);
+        Onnx__NodeProto *np = write_node(&a, m, i, &g, e);
         if (!np)
             goto fail;
         g.node[g.n_node++] = np;

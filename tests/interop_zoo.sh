@@ -5,7 +5,9 @@
 # rankscope loads each PyTorch export (folding BatchNorm / Pad, rewriting the view to a Flatten)
 # and writes it back (tool_resave); onnx.checker (full_check) accepts the file; ONNX Runtime and
 # rankscope run it on tests/data/zoo/zoo_input.f32 and agree with PyTorch's logits within 1e-4
-# (scaled as CHECK_CLOSE). Same prerequisites and TAP output as interop.sh.
+# (scaled as CHECK_CLOSE); also the opset-11/13/17 exports of tests/gen_zoo_opsets.py (a head
+# net with Dropout, Sigmoid, channel Concat, ceil_mode AveragePool, Softmax; MobileNet).
+# Same prerequisites and TAP output as interop.sh.
 # usage: interop_zoo.sh TOOL_RESAVE TOOL_LOGITS
 set -u
 resave=${1:?usage: interop.sh TOOL_RESAVE TOOL_LOGITS}
@@ -14,7 +16,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data/zoo
 py=/usr/bin/python3
 tol=1e-4
-models="vgg_bn vgg_bn_keep resnet20 mobilenet"
+# FILE[:REF] — REF names the *_logits.f32 when it differs (tests/gen_zoo_opsets.py's exports)
+models="vgg_bn vgg_bn_keep resnet20 mobilenet mobilenet_opset11:mobilenet mobilenet_opset17:mobilenet
+        head_opset11:head head_opset13:head head_opset17:head"
 
 missing=""
 $py -c 'import onnx, numpy' 2>/dev/null || missing="$missing python3-onnx/numpy at $py;"
@@ -81,9 +85,10 @@ rankscope_vs() { # rankscope_vs MODEL OUT.f32 REF.f32 — rankscope's logits, co
     "$logits" "$1" "$data/zoo_input.f32" "$2" && compare "$2" "$3"
 }
 
-for m in $models; do
+for spec in $models; do
+    m=${spec%%:*}
     src=$data/$m.onnx
-    ref=$data/${m}_logits.f32
+    ref=$data/${spec##*:}_logits.f32
     out=$tmp/$m.rankscope.onnx
     point "$m: ONNX Runtime on the PyTorch export matches PyTorch" ort_vs "$src" "$tmp/$m.orig.ort.f32" "$ref"
     point "$m: rankscope loads it and writes it back" "$resave" "$src" "$out"

@@ -258,6 +258,143 @@ static void test_sample_strategies(rs_model *m, const cifar10_set *se)
     }
 }
 
+/* ---- acceptance noise: the paired standard error against a naive per-image computation ------- */
+static double naive_paired_se(int a_only, int b_only, int n)
+{
+    /* the d_i vector written out: -1 for a_only images, +1 for b_only, 0 elsewhere */
+    double *d = calloc((size_t)n, sizeof *d);
+    for (int i = 0; i < a_only; ++i)
+        d[i] = -1.0;
+    for (int i = 0; i < b_only; ++i)
+        d[a_only + i] = 1.0;
+    double mean = 0, ss = 0;
+    for (int i = 0; i < n; ++i)
+        mean += d[i];
+    mean /= n;
+    for (int i = 0; i < n; ++i)
+        ss += (d[i] - mean) * (d[i] - mean);
+    free(d);
+    return 100.0 * sqrt(ss / (n - 1) / n);
+}
+
+static void test_paired_se(void)
+{
+    const int cases[][3] = {{300, 200, 5000}, {0, 0, 5000}, {1, 0, 2}, {250, 250, 5000}, {37, 412, 10000}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        double se = search_paired_se(cases[i][0], cases[i][1], cases[i][2]);
+        double ref = naive_paired_se(cases[i][0], cases[i][1], cases[i][2]);
+        NEAR(se, ref, 1e-9);
+    }
+    /* the closed form on a typical case: 750 of 5,000 images disagreeing evenly (≈ 0.55 pt) */
+    NEAR(search_paired_se(375, 375, 5000), 100.0 * sqrt(750.0 / 4999.0 / 5000.0), 1e-9);
+    OK(search_paired_se(0, 0, 1) == 0.0);
+
+    /* counts on a real pair of nets: the synthetic net and its rank-2 truncation */
+    cifar10_set *s;
+    rs_model *m = synthetic_model(&s);
+    rs_err e = {{0}};
+    rs_model *w = model_clone(m);
+    rs_plan *p = plan_alloc();
+    OK(plan_set(p, "fc", DECOMP_SVD, 2, 0, &e) == 0);
+    OK(plan_apply(w, p, NULL, NULL, &e) == 0);
+    double acc_m, acc_w;
+    OK(search_eval_plan(m, NULL, s, 1, &acc_m, &e) == 0);
+    OK(search_eval_plan(m, p, s, 1, &acc_w, &e) == 0);
+    int ao = -1, bo = -1, ao2 = -1, bo2 = -1;
+    OK(search_paired_counts(m, w, s, 1, &ao, &bo, &e) == 0);
+    OK(search_paired_counts(w, m, s, 1, &ao2, &bo2, &e) == 0);
+    printf("# rank-2 truncation: %d lost, %d gained of %d; paired SE %.3f pt\n", ao, bo, s->n,
+           search_paired_se(ao, bo, s->n));
+    OK(ao > 0);               /* the truncation does lose images (acc[2] < 1 above) */
+    OK(ao == bo2 && bo == ao2); /* swapping the nets swaps the counts */
+    NEAR((double)(bo - ao) / s->n, acc_w - acc_m, 1e-12); /* the difference eval_model measures */
+    OK(search_paired_counts(m, m, s, 1, &ao, &bo, &e) == 0);
+    OK(ao == 0 && bo == 0);
+    plan_free(p);
+    model_free(w);
+    model_free(m);
+    cifar10_free(s);
+}
+
+/* ---- the MAC floor: objective params under whole-network MACs <= MACs0 / R ------------------ */
+static void plan_ratios(const rs_model *m, const rs_plan *p, double *pr, double *mr, int64_t *params)
+{
+    plan_cost pc;
+    rs_err e = {{0}};
+    OK(plan_cost_of(m, p, &pc, &e) == 0);
+    *pr = (double)pc.params_before / pc.params_after;
+    *mr = (double)pc.macs_before / pc.macs_after;
+    *params = pc.params_after;
+}
+
+static void test_mac_floor(rs_model *m, const cifar10_set *se)
+{
+    rs_err e = {{0}};
+    search_ctx *ctx = search_ctx_create(m, se, 0, &e);
+    OK(ctx != NULL);
+    if (!ctx)
+        return;
+    search_options o;
+    search_default_options(&o);
+    o.conv_methods = 1u << DECOMP_SPATIAL_SVD;
+    o.sens_images = 300;
+    const double budget = 6.0; /* estimated points */
+    rs_plan *pp = NULL, *pm = NULL, *pf = NULL, *px = NULL;
+    double pr0, mr0, prm, mrm, prf, mrf, prx, mrx;
+    int64_t par0, parm, parf, parx;
+    o.objective = SEARCH_OBJ_PARAMS;
+    OK(search_ctx_plan_for_drop(ctx, &o, budget, &pp, NULL, &e) == 0);
+    o.objective = SEARCH_OBJ_MACS;
+    OK(search_ctx_plan_for_drop(ctx, &o, budget, &pm, NULL, &e) == 0);
+    if (!pp || !pm) {
+        search_ctx_free(ctx);
+        return;
+    }
+    plan_ratios(m, pp, &pr0, &mr0, &par0);
+    plan_ratios(m, pm, &prm, &mrm, &parm);
+    printf("# floor: params-only plan %.2fx params %.2fx MACs; MACs-only plan %.2fx / %.2fx\n", pr0, mr0, prm, mrm);
+    /* the test needs room between the two optima, else the floor cannot bind */
+    OK(mrm > mr0 * 1.02);
+    double R = sqrt(mr0 * mrm);
+    o.objective = SEARCH_OBJ_PARAMS;
+    o.min_macs_ratio = R;
+    OK(search_ctx_plan_for_drop(ctx, &o, budget, &pf, NULL, &e) == 0);
+    if (pf) {
+        plan_ratios(m, pf, &prf, &mrf, &parf);
+        printf("# floor %.3fx: %.2fx params %.2fx MACs\n", R, prf, mrf);
+        OK(mrf >= R * (1 - 1e-9));  /* the floor holds */
+        OK(parf >= par0);            /* and costs params: never better than the unconstrained optimum */
+    }
+    /* a floor beyond every plan within the budget: best effort, the most MAC-saving λ */
+    o.min_macs_ratio = mrm * 10;
+    OK(search_ctx_plan_for_drop(ctx, &o, budget, &px, NULL, &e) == 0);
+    if (px) {
+        plan_ratios(m, px, &prx, &mrx, &parx);
+        OK(mrx > mr0);
+    }
+    /* no floor: exactly the params-only plan again (the multiplier is reset) */
+    o.min_macs_ratio = 0;
+    rs_plan *pz = NULL;
+    OK(search_ctx_plan_for_drop(ctx, &o, budget, &pz, NULL, &e) == 0);
+    if (pz) {
+        char *a = NULL, *b = NULL;
+        plan_format(pz, &a, &e);
+        plan_format(pp, &b, &e);
+        OK(a && b && !strcmp(a, b));
+        free(a);
+        free(b);
+    }
+    o.min_macs_ratio = -1;
+    search_result r;
+    OK(search_ctx_run(ctx, &o, &r, &e) != 0); /* a negative floor is refused */
+    plan_free(pz);
+    plan_free(pp);
+    plan_free(pm);
+    plan_free(pf);
+    plan_free(px);
+    search_ctx_free(ctx);
+}
+
 typedef struct cancel_state {
     int trials, after;
     double t_cancel;
@@ -358,11 +495,13 @@ int main(void)
 {
     rs_gsl_init();
     test_synthetic_naive_bisect();
+    test_paired_se();
     cifar10_set *se = NULL, *tr = NULL;
     rs_model *m = sample_net(&se, &tr);
     OK(m != NULL);
     if (m) {
         test_sample_strategies(m, se);
+        test_mac_floor(m, se);
         test_cancel(m, se);
         test_finetune(m, tr);
     }

@@ -7,6 +7,12 @@
  *    their product must fit RS_MAX_ALLOC; raw_data length must match; the graph must be acyclic
  *    with no dangling inputs; an unsupported op or attribute is an error naming node, op and
  *    attribute. Shapes are inferred (model_infer_shapes) before returning.
+ *  - Loading rewrites PyTorch export idioms into the engine's ops (issue 6; opsets 11..17):
+ *    Constant nodes become initializers, Dropout an Identity, Clip bounds / Pad pads move into
+ *    node fields, a BatchNormalization read only from a Conv output folds into that Conv, a Pad
+ *    folds into its only Conv / count_include_pad AveragePool reader, and x.view(x.size(0), -1)'s
+ *    Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten. The writer emits opset-13 forms
+ *    (Clip / Pad operands as initializers named "<node>_min", "_max", "_pads").
  *  - onnx_save writes opset 13, preserving value and node names, atomically: a temporary file in
  *    the same directory, fsync, rename; an existing file is never truncated on failure.
  */

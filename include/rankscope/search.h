@@ -91,6 +91,12 @@ typedef struct search_options {
     void *progress_user;
     search_trial_fn on_trial;
     void *trial_user;
+    /* global / plan_for_drop: whole-network MACs must be <= MACs0 / min_macs_ratio (0 = no floor).
+     * The objective is then minimised under two constraints (summed estimated drop, MACs) by a
+     * Lagrangian: the knapsack minimises cost + λ·MACs/MACs0 (λ in the objective's units) with
+     * the smallest λ >= 0 whose plan meets the floor, found by bisection. When no λ reaches the
+     * floor within the drop budget, the plan of the largest λ tried (most MACs saved) is used. */
+    double min_macs_ratio;
 } search_options;
 
 void search_default_options(search_options *o);
@@ -139,5 +145,15 @@ int search_ctx_plan_for_budget(search_ctx *c, const search_options *o, int64_t m
 /* The plan of least objective cost whose estimated drop <= drop_points (no verification). */
 int search_ctx_plan_for_drop(search_ctx *c, const search_options *o, double drop_points,
                              rs_plan **plan, double *est_cost, rs_err *e);
+
+/* ---- Acceptance noise (paired comparison of two nets on the same images) ---------------------
+ * a_only: images net A classifies right and net B wrong; b_only: the reverse; n images. The
+ * standard error, in accuracy POINTS, of acc_B − acc_A estimated from the per-image differences
+ * d_i ∈ {−1, 0, +1} (sample variance / n, as in McNemar's test). 0 when n < 2. */
+double search_paired_se(int a_only, int b_only, int n);
+
+/* Count a_only / b_only (above) for nets a and b on s. */
+int search_paired_counts(const rs_model *a, const rs_model *b, const cifar10_set *s, int nthreads,
+                         int *a_only, int *b_only, rs_err *e);
 
 #endif

@@ -238,11 +238,13 @@ static void search_usage(FILE *f)
             "                        [--tolerance PTS | --relative D] [--objective params|macs|both]\n"
             "                        [--methods spatial-svd,tucker2,cp] [--layers a,b] [--sens-images N]\n"
             "                        [--data DIR] [--split val|sample] [--threads N] [-o PLAN.txt]\n"
-            "                        [--curve [--finetune N] [--distill]] [--verbose] [--json]\n"
+            "                        [--curve [--finetune N] [--distill]] [--min-macs-ratio R]\n"
+            "                        [--verbose] [--json]\n"
             "  Smallest-cost plan whose accuracy on the VALIDATION split (last 5,000 training images)\n"
             "  stays within --tolerance points (default 1.0) of the original, or >= (1-D)·original\n"
             "  with --relative D. The chosen plan is then reported on the test set.\n"
             "  --objective both (default) minimises params/params0 + MACs/MACs0.\n"
+            "  --min-macs-ratio R (global): also require whole-network MACs <= MACs0/R (0 = none).\n"
             "  --curve: test accuracy at 1.5×, 2×, 2.5×, 3×, 4× fewer parameters (least estimated\n"
             "  drop from the global sensitivity tables), without and (--finetune N) with fine-tuning.\n"
             "  Ctrl-C stops the search and reports the best plan found so far.\n");
@@ -263,6 +265,7 @@ int cmd_search(int argc, char **argv)
         {"output", required_argument, 0, 'o'},   {"curve", no_argument, 0, 'C'},
         {"finetune", required_argument, 0, 'F'}, {"distill", no_argument, 0, 'D'},
         {"verbose", no_argument, 0, 'v'},        {"json", no_argument, 0, 'j'},
+        {"min-macs-ratio", required_argument, 0, 'm'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_options so;
     search_default_options(&so);
@@ -320,6 +323,10 @@ int cmd_search(int argc, char **argv)
         case 'D': distill = 1; break;
         case 'v': ui.verbose = 1; break;
         case 'j': json = 1; break;
+        case 'm':
+            if (cli_parse_double("--min-macs-ratio", optarg, 0, 1000, &so.min_macs_ratio) != 0)
+                return CLI_USAGE;
+            break;
         case 'h': search_usage(stdout); return CLI_OK;
         default:
             cli_error("search: unknown or incomplete option \"%s\"", argv[optind - 1]);
@@ -768,13 +775,32 @@ static void compress_usage(FILE *f)
             "                          [--objective params|macs|both] [--finetune N] [--distill]\n"
             "                          [--factors-only] [--lr X] [--rounds K] [--time-limit MIN]\n"
             "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
-            "                          [--force] [--verbose] [--json]\n"
+            "                          [--min-macs-ratio R] [--margin-z Z] [--force] [--verbose] [--json]\n"
             "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
             "  stays within the tolerance on the validation split → report on the test set, with\n"
             "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
             "  Later rounds allow a larger pre-fine-tuning drop budget (×2.5 while it holds, then\n"
             "  bisected); --rounds caps the fine-tunings (default 6), --time-limit the wall time\n"
-            "  (minutes, default 25: no round starts that would not finish in it).\n");
+            "  (minutes, default 25: no round starts that would not finish in it).\n"
+            "  Defaults suit embedded targets: --objective params (flash/RAM for weights is what\n"
+            "  runs out first) under a MAC floor --min-macs-ratio 1.1 (whole-network MACs at most\n"
+            "  MACs0/1.1, so the factorized net also runs faster; 0 = no floor). The floor is a second\n"
+            "  knapsack constraint (Lagrangian), so accuracy is not spent on MACs beyond it.\n"
+            "  A fine-tuned net is kept only if its validation drop + Z·SE <= tolerance, where SE is\n"
+            "  the paired standard error of the accuracy difference of the two nets on the validation\n"
+            "  images (from their disagreements): with several candidates judged on the same 5,000\n"
+            "  images the lucky ones would otherwise win. --margin-z Z (default 1.0, 0 = none).\n");
+}
+
+/* What compress minimises among the accepted plans: the search objective (normalised), with
+ * any plan meeting the MAC floor ranked before every plan that misses it. */
+static double compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t P0, int64_t M0)
+{
+    double p = (double)params / P0, mc = (double)macs / M0;
+    double cost = so->objective == SEARCH_OBJ_PARAMS ? p : so->objective == SEARCH_OBJ_MACS ? mc : p + mc;
+    if (so->min_macs_ratio > 0 && (double)macs > (double)M0 / so->min_macs_ratio + 0.5)
+        cost += 10.0;
+    return cost;
 }
 
 typedef struct round_log {
@@ -782,6 +808,7 @@ typedef struct round_log {
     double val_pre, val_post;
     int64_t params, macs;
     int accepted;
+    double margin; /* Z·SE, points */
     double seconds;
     char plan[256];
 } round_log;
@@ -798,9 +825,13 @@ int cmd_compress(int argc, char **argv)
         {"threads", required_argument, 0, 't'},   {"output", required_argument, 0, 'o'},
         {"sens-images", required_argument, 0, 'n'}, {"force", no_argument, 0, 'F'},
         {"verbose", no_argument, 0, 'v'},         {"json", no_argument, 0, 'j'},
+        {"min-macs-ratio", required_argument, 0, 'm'}, {"margin-z", required_argument, 0, 'z'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     search_options so;
     search_default_options(&so);
+    so.objective = SEARCH_OBJ_PARAMS; /* embedded defaults: see compress_usage */
+    so.min_macs_ratio = 1.1;
+    double margin_z = 1.0;
     finetune_options fo;
     finetune_default_options(&fo);
     long epochs = 0, rounds = 6, v;
@@ -866,6 +897,14 @@ int cmd_compress(int argc, char **argv)
         case 'F': force = 1; break;
         case 'v': ui.verbose = 1; break;
         case 'j': json = 1; break;
+        case 'm':
+            if (cli_parse_double("--min-macs-ratio", optarg, 0, 1000, &so.min_macs_ratio) != 0)
+                return CLI_USAGE;
+            break;
+        case 'z':
+            if (cli_parse_double("--margin-z", optarg, 0, 10, &margin_z) != 0)
+                return CLI_USAGE;
+            break;
         case 'h': compress_usage(stdout); return CLI_OK;
         default:
             cli_error("compress: unknown or incomplete option \"%s\"", argv[optind - 1]);
@@ -936,7 +975,7 @@ int cmd_compress(int argc, char **argv)
     double search_secs = r.seconds;
     best_plan = plan_clone(r.plan);
     best_val = r.acc;
-    best_cost = (double)r.cost.params_after / P0 + (double)r.cost.macs_after / M0;
+    best_cost = compress_cost(&so, r.cost.params_after, r.cost.macs_after, P0, M0);
     if (!best_plan)
         goto done;
     if (!json)
@@ -1017,14 +1056,27 @@ int cmd_compress(int argc, char **argv)
                 model_free(ft);
                 break;
             }
-            lg->val_post = last.val_acc;
+            /* acceptance with a noise margin: the drop and its paired standard error, both from
+             * the per-image agreement of the original and fine-tuned nets on the validation set */
+            int a_only = 0, b_only = 0;
+            if (search_paired_counts(m, ft, val, so.nthreads, &a_only, &b_only, &e) != 0) {
+                cli_error("%s", e.msg);
+                model_free(ft);
+                break;
+            }
+            double val_post = base_val + (double)(b_only - a_only) / val->n;
+            lg->val_post = val_post;
+            lg->margin = margin_z * search_paired_se(a_only, b_only, val->n);
             lg->seconds = rs_now() - t0;
             round_secs = lg->seconds;
-            double cost = (double)pc.params_after / P0 + (double)pc.macs_after / M0;
-            lg->accepted = last.val_acc >= floor_acc - 1e-12;
+            double cost = compress_cost(&so, pc.params_after, pc.macs_after, P0, M0);
+            lg->accepted = 100.0 * (base_val - val_post) + lg->margin <= tol_pts + 1e-9;
             if (!json)
-                fprintf(stderr, "compress: round %d: val %.2f%% after %d epochs (%.0f s): %s\n", k + 1,
-                        100 * last.val_acc, last.epoch, lg->seconds, lg->accepted ? "within" : "outside");
+                fprintf(stderr,
+                        "compress: round %d: val %.2f%% after %d epochs (%.0f s; %d/%d images lost/gained, "
+                        "margin %.2f pt): %s\n",
+                        k + 1, 100 * val_post, last.epoch, lg->seconds, a_only, b_only, lg->margin,
+                        lg->accepted ? "within" : "outside");
             if (lg->accepted) {
                 if (!best_model || cost < best_cost) {
                     model_free(best_model);
@@ -1076,10 +1128,11 @@ int cmd_compress(int argc, char **argv)
     double lat0 = latency_b1(m), lat1 = latency_b1(best_model);
     double total = rs_now() - t_start;
     if (json) {
-        printf("{\"objective\": \"%s\", \"tolerance_points\": %.6g, \"finetune_epochs\": %ld, \"distill\": %s, "
+        printf("{\"objective\": \"%s\", \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
+               "\"finetune_epochs\": %ld, \"distill\": %s, "
                "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
                "\"plan\": ",
-               search_objective_name(so.objective), tol_pts, epochs, fo.distill ? "true" : "false", total,
+               search_objective_name(so.objective), so.min_macs_ratio, margin_z, tol_pts, epochs, fo.distill ? "true" : "false", total,
                search_secs, r.trials, r.evaluations);
         json_plan(stdout, best_plan);
         printf(", ");
@@ -1090,9 +1143,9 @@ int cmd_compress(int argc, char **argv)
                base_val, best_val, test_base, test_acc, test->n, fell_back ? "true" : "false", lat0, lat1);
         for (int i = 0; i < nlog; ++i) {
             printf("%s{\"budget\": %.3f, \"params\": %lld, \"macs\": %lld, \"val_before_ft\": %.6f, "
-                   "\"val_after_ft\": %.6f, \"accepted\": %s, \"seconds\": %.1f, \"plan\": ",
+                   "\"val_after_ft\": %.6f, \"margin_points\": %.4f, \"accepted\": %s, \"seconds\": %.1f, \"plan\": ",
                    i ? ", " : "", logs[i].budget, (long long)logs[i].params, (long long)logs[i].macs, logs[i].val_pre,
-                   logs[i].val_post, logs[i].accepted ? "true" : "false", logs[i].seconds);
+                   logs[i].val_post, logs[i].margin, logs[i].accepted ? "true" : "false", logs[i].seconds);
             cli_json_string(stdout, logs[i].plan);
             printf("}");
         }
@@ -1100,14 +1153,15 @@ int cmd_compress(int argc, char **argv)
         cli_json_string(stdout, out);
         printf("}\n");
     } else {
-        printf("compress: objective %s, tolerance %.2f pt, %ld fine-tuning epochs%s, %.1f min in all\n",
-               search_objective_name(so.objective), tol_pts, epochs, fo.distill ? " (distilled)" : "", total / 60);
+        printf("compress: objective %s, MAC floor %.2f×, tolerance %.2f pt (margin %.2f SE), %ld fine-tuning "
+               "epochs%s, %.1f min in all\n",
+               search_objective_name(so.objective), so.min_macs_ratio, tol_pts, margin_z, epochs, fo.distill ? " (distilled)" : "", total / 60);
         printf("search: %d trials, %d evaluations, %.1f s; fine-tuning rounds: %d\n", r.trials, r.evaluations,
                search_secs, nlog);
         for (int i = 0; i < nlog; ++i)
-            printf("  round %d  budget %6.2f pt  params %.2f×  MACs %.2f×  val %.2f%% → %.2f%%  %s  %s\n", i + 1,
-                   logs[i].budget, ratio(P0, logs[i].params), ratio(M0, logs[i].macs), 100 * logs[i].val_pre,
-                   100 * logs[i].val_post, logs[i].accepted ? "kept    " : "rejected", logs[i].plan);
+            printf("  round %d  budget %6.2f pt  params %.2f×  MACs %.2f×  val %.2f%% → %.2f%% (margin %.2f pt)  %s  %s\n",
+                   i + 1, logs[i].budget, ratio(P0, logs[i].params), ratio(M0, logs[i].macs), 100 * logs[i].val_pre,
+                   100 * logs[i].val_post, logs[i].margin, logs[i].accepted ? "kept    " : "rejected", logs[i].plan);
         printf("plan:\n");
         print_plan_text(stdout, best_plan);
         print_cost_text(stdout, &pc);

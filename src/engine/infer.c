@@ -80,6 +80,7 @@ typedef struct step {
      * ST_CONCAT's second input has N floats per image. */
     float lo, hi;
     int pb, pr, count_pad;
+    int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
 } step;
 
 typedef struct worker {
@@ -395,6 +396,14 @@ static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
     if (r >= 0) {
         b->fused[r] = 1;
         s->relu = 1;
+        out_v = m->nodes[r].out[0];
+    } else if ((r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_CLIP)) >= 0 &&
+               m->nodes[r].in[0] == out_v) {
+        /* Conv → Clip (MobileNet's ReLU6): clamp the kernel output before pooling / copying */
+        b->fused[r] = 1;
+        s->clip = 1;
+        s->lo = m->nodes[r].clip_min;
+        s->hi = m->nodes[r].clip_max;
         out_v = m->nodes[r].out[0];
     }
     int p = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_MAXPOOL);
@@ -866,6 +875,14 @@ static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int n
                       bsrc + (size_t)g * s->gstride, s->boff,
                       w->cbuf + (size_t)g * mg * s->ncols, s->ncols,
                       s->bias ? s->bias + (size_t)g * mg : NULL, NULL, s->relu);
+        if (s->clip) {
+            float *cb = w->cbuf;
+            const size_t total = (size_t)s->M * s->ncols;
+            for (size_t k = 0; k < total; ++k) {
+                float v = cb[k] < s->lo ? s->lo : cb[k];
+                cb[k] = v > s->hi ? s->hi : v;
+            }
+        }
         if (s->has_pool) {
             pool(c, s->M, s->Ho, s->Wo, s->row_stride, s->ncols, w->cbuf, &s->pool, dst);
         } else if (s->row_stride == s->Wo) {

@@ -49,6 +49,7 @@ struct search_ctx {
     rs_plan *best;
     double best_cost;
     double best_acc;
+    double lambda; /* Lagrange multiplier of the MAC floor (0 = none), see knapsack_floor */
 };
 
 /* ---- names ------------------------------------------------------------------------------------ */
@@ -550,11 +551,24 @@ static int next_up(const search_ctx *c, const layer_tab *t, int j, int grid)
     return -1;
 }
 
+/* The objective's own scale, so that λ·MACs/MACs0·scale is commensurate with obj_cost. */
+static double obj_scale(const search_ctx *c)
+{
+    switch (c->o->objective) {
+    case SEARCH_OBJ_PARAMS: return (double)c->P0;
+    case SEARCH_OBJ_MACS: return (double)c->M0;
+    default: return 1.0;
+    }
+}
+
+/* Objective cost of layer t at candidate j (-1 = unfactorized), plus the MAC floor's penalty. */
 static double layer_cost(const search_ctx *c, const layer_tab *t, int j)
 {
-    if (j < 0)
-        return obj_cost(c, c->o->objective, t->params0, t->macs0);
-    return obj_cost(c, c->o->objective, t->c[j].params, t->c[j].macs);
+    int64_t params = j < 0 ? t->params0 : t->c[j].params, macs = j < 0 ? t->macs0 : t->c[j].macs;
+    double cost = obj_cost(c, c->o->objective, params, macs);
+    if (c->lambda > 0)
+        cost += c->lambda * obj_scale(c) * (double)macs / (double)c->M0;
+    return cost;
 }
 
 /* Verify ch on the whole set; while it fails, take the back-off step with the largest estimated
@@ -845,6 +859,141 @@ static int max_drop_units(const search_ctx *c)
     return (int)ceil(s * DROP_UNITS) + 1;
 }
 
+/* Whole-network MACs of the choices. */
+static double choices_macs(const search_ctx *c, const choice *ch)
+{
+    double macs = (double)c->M0;
+    for (int i = 0; i < c->n_layers; ++i)
+        if (ch[i].idx >= 0)
+            macs += (double)c->L[i].c[ch[i].idx].macs - (double)c->L[i].macs0;
+    return macs;
+}
+
+/* The knapsack under the MAC floor (options.min_macs_ratio): the least objective cost with summed
+ * estimated drop <= dmax units AND whole-network MACs <= MACs0 / ratio, by Lagrangian relaxation of
+ * the MAC constraint: the smallest λ whose knapsack plan meets the floor (doubling, then bisection;
+ * the feasible plans' cost grows with λ, so the smallest feasible λ gives the cheapest of them).
+ * c->lambda keeps that λ so back-off steps weigh MACs the same way. *out_cost is the objective
+ * cost without the penalty. */
+static int knapsack_floor(search_ctx *c, int dmax, choice *ch, double *out_drop, double *out_cost, rs_err *e)
+{
+    c->lambda = 0.0;
+    double ratio = c->o->min_macs_ratio;
+    int rc = knapsack(c, cost_objective, dmax, -1.0, ch, out_drop, out_cost, e);
+    if (rc != 0 || ratio <= 0)
+        return rc;
+    double cap = (double)c->M0 / ratio;
+    if (choices_macs(c, ch) <= cap + 0.5)
+        return 0;
+    size_t bytes = (size_t)(c->n_layers ? c->n_layers : 1) * sizeof(choice);
+    choice *tmp = malloc(bytes);
+    if (!tmp)
+        return rs_fail(e, "out of memory");
+    double lo = 0.0, hi = 1.0 / 64, drop, cost;
+    int feasible = 0;
+    for (; hi <= 1e6; hi *= 4) {
+        c->lambda = hi;
+        if ((rc = knapsack(c, cost_objective, dmax, -1.0, tmp, &drop, &cost, e)) != 0)
+            goto out;
+        memcpy(ch, tmp, bytes); /* the largest λ so far: the best effort when the floor is out of reach */
+        *out_drop = drop;
+        if (choices_macs(c, tmp) <= cap + 0.5) {
+            feasible = 1;
+            break;
+        }
+        lo = hi;
+    }
+    if (!feasible) {
+        hi /= 4;
+    } else {
+        for (int it = 0; it < 40 && hi - lo > 1e-6 * hi; ++it) {
+            double mid = 0.5 * (lo + hi);
+            c->lambda = mid;
+            if ((rc = knapsack(c, cost_objective, dmax, -1.0, tmp, &drop, &cost, e)) != 0)
+                goto out;
+            if (choices_macs(c, tmp) <= cap + 0.5) {
+                hi = mid;
+                memcpy(ch, tmp, bytes);
+                *out_drop = drop;
+            } else
+                lo = mid;
+        }
+    }
+    c->lambda = hi;
+    *out_cost = 0.0;
+    {
+        double l = c->lambda;
+        c->lambda = 0.0;
+        for (int i = 0; i < c->n_layers; ++i)
+            *out_cost += layer_cost(c, &c->L[i], ch[i].idx);
+        c->lambda = l;
+    }
+out:
+    free(tmp);
+    return rc;
+}
+
+/* ---- paired acceptance noise ------------------------------------------------------------------ */
+double search_paired_se(int a_only, int b_only, int n)
+{
+    if (n < 2)
+        return 0.0;
+    double mean = (double)(b_only - a_only) / n;
+    double var = ((double)a_only + (double)b_only - n * mean * mean) / (n - 1);
+    return var > 0 ? 100.0 * sqrt(var / n) : 0.0;
+}
+
+static int predict_all(const rs_model *m, const cifar10_set *s, int nthreads, int *pred, rs_err *e)
+{
+    infer_ctx *ic = infer_create(m, nthreads, e);
+    if (!ic)
+        return -1;
+    int k = infer_out_features(ic), rc = 0;
+    if (infer_in_features(ic) != CIFAR10_PIXELS || k < CIFAR10_CLASSES) {
+        infer_free(ic);
+        return rs_fail(e, "paired counts: the model is not a CIFAR-10 classifier (%d inputs, %d outputs)",
+                       infer_in_features(ic), k);
+    }
+    enum { CHUNK = 256 };
+    float *logits = malloc((size_t)CHUNK * (size_t)k * sizeof(float));
+    if (!logits) {
+        infer_free(ic);
+        return rs_fail(e, "out of memory");
+    }
+    for (int first = 0; first < s->n && rc == 0; first += CHUNK) {
+        int n = s->n - first < CHUNK ? s->n - first : CHUNK;
+        rc = infer_forward_u8(ic, s->pixels + (size_t)first * CIFAR10_PIXELS, n, logits, e);
+        if (rc == 0)
+            eval_argmax(logits, n, k, pred + first);
+    }
+    free(logits);
+    infer_free(ic);
+    return rc;
+}
+
+int search_paired_counts(const rs_model *a, const rs_model *b, const cifar10_set *s, int nthreads,
+                         int *a_only, int *b_only, rs_err *e)
+{
+    *a_only = *b_only = 0;
+    if (!s || s->n <= 0)
+        return rs_fail(e, "paired counts: empty set");
+    int *pa = malloc((size_t)s->n * 2 * sizeof(int));
+    if (!pa)
+        return rs_fail(e, "out of memory");
+    int *pb = pa + s->n;
+    int rc = predict_all(a, s, nthreads, pa, e);
+    if (rc == 0)
+        rc = predict_all(b, s, nthreads, pb, e);
+    if (rc == 0)
+        for (int i = 0; i < s->n; ++i) {
+            int ra = pa[i] == s->labels[i], rb = pb[i] == s->labels[i];
+            *a_only += ra && !rb;
+            *b_only += rb && !ra;
+        }
+    free(pa);
+    return rc;
+}
+
 /* ---- evbmf ------------------------------------------------------------------------------------------ */
 /* Per layer, the EVBMF ranks of every allowed method; the cheapest one that saves is kept. */
 static int evbmf_plan(search_ctx *c, rs_plan *p, rs_err *e)
@@ -911,12 +1060,15 @@ int search_ctx_run(search_ctx *c, const search_options *o, search_result *out, r
     c->o = o;
     c->res = out;
     c->t0 = rs_now();
+    c->lambda = 0.0;
     plan_free(c->best);
     c->best = NULL;
     out->base_acc = c->base_acc;
     out->acc = c->base_acc;
     if (o->tolerance < 0 || o->relative < 0 || o->relative >= 1)
         return rs_fail(e, "search: tolerance must be >= 0 and relative in [0, 1)");
+    if (o->min_macs_ratio < 0)
+        return rs_fail(e, "search: min_macs_ratio must be >= 0 (got %g)", o->min_macs_ratio);
     rs_plan *empty = plan_alloc();
     if (!empty)
         return rs_fail(e, "out of memory");
@@ -940,7 +1092,7 @@ int search_ctx_run(search_ctx *c, const search_options *o, search_result *out, r
             break;
         double drop, cost;
         int units = (int)floor(tolerance_points(c) * DROP_UNITS + 1e-9);
-        if ((rc = knapsack(c, cost_objective, units, -1.0, ch, &drop, &cost, e)) != 0)
+        if ((rc = knapsack_floor(c, units, ch, &drop, &cost, e)) != 0)
             break;
         out->est_drop = drop;
         rc = verify_and_backoff(c, ch, 0, 1, e);
@@ -992,6 +1144,7 @@ static int prepare_tables(search_ctx *c, const search_options *o, search_result 
     c->o = o;
     c->res = scratch;
     c->t0 = rs_now();
+    c->lambda = 0.0;
     int rc = ensure_sub_base(c, sub_images(c, o), e);
     if (rc == 0)
         rc = measure_tables(c, e);
@@ -1016,7 +1169,7 @@ int search_ctx_plan_for_budget(search_ctx *c, const search_options *o, int64_t m
     double other = (double)c->P0;
     for (int i = 0; i < c->n_layers; ++i)
         other -= (double)c->L[i].params0;
-    double drop, cost;
+    double drop = 0.0, cost = 0.0;
     rc = knapsack(c, cost_params, max_drop_units(c), (double)max_params - other, ch, &drop, &cost, e);
     if (rc == 0)
         rc = plan_of_choices(c, ch, p, e);
@@ -1048,7 +1201,7 @@ int search_ctx_plan_for_drop(search_ctx *c, const search_options *o, double drop
     double drop, cost;
     int units = (int)floor(drop_points * DROP_UNITS + 1e-9);
     int cap = max_drop_units(c);
-    rc = knapsack(c, cost_objective, units < cap ? units : cap, -1.0, ch, &drop, &cost, e);
+    rc = knapsack_floor(c, units < cap ? units : cap, ch, &drop, &cost, e);
     if (rc == 0)
         rc = plan_of_choices(c, ch, p, e);
     free(ch);

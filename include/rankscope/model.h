@@ -114,7 +114,8 @@ int model_find_node(const rs_model *m, const char *name);  /* -1 if absent */
  * "/NAME/Op" node name, else the node whose weight initializer is "NAME.weight", else the one
  * weighted node having NAME as a "/"-delimited path component. -1 if absent or ambiguous. */
 int model_find_layer(const rs_model *m, const char *name);
-/* The short name of node i for display: "conv2" for "/conv2/Conv" (else the node name). */
+/* The short name of node i for display, one model_find_layer maps back to node: the weight's
+ * "NAME.weight" prefix ("stages.0.conv1"), else "conv2" for "/conv2/Conv", else the node name. */
 const char *model_layer_name(const rs_model *m, int node, char *buf, size_t len);
 /* Index of the node producing value v, or -1 (graph input / initializer). */
 int model_producer(const rs_model *m, int v);

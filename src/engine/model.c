@@ -201,6 +201,18 @@ const char *model_layer_name(const rs_model *m, int node, char *buf, size_t len)
 {
     const char *nm = m->nodes[node].name, *st;
     size_t l;
+    /* PyTorch's module path as its state_dict spells it ("stages.0.conv1" for
+     * "/stages/stages.0/conv1/Conv") is the shortest name users know */
+    if (model_is_weighted(m, node)) {
+        const char *wn = m->values[m->nodes[node].in[1]].name;
+        size_t wl = wn ? strlen(wn) : 0;
+        if (wl > 7 && !strcmp(wn + wl - 7, ".weight") && wl - 7 < len) {
+            memcpy(buf, wn, wl - 7);
+            buf[wl - 7] = 0;
+            if (model_find_layer(m, buf) == node)
+                return buf;
+        }
+    }
     if (torch_module_span(nm, &st, &l) && l < len) {
         /* only when the short form leads back to this node */
         memcpy(buf, st, l);

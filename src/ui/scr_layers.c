@@ -40,7 +40,14 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
     if (sel)
         w_fill(y, 0, COLS, R_SEL);
     w_put(y, 0, base, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
-    cell(t, y, COL_NAME, base, l->name);
+    /* long module paths keep their informative end: "…stages.0/conv1" */
+    const char *name = l->name;
+    size_t nl = strlen(name), w = t->w[COL_NAME] > 1 ? (size_t)t->w[COL_NAME] : 1;
+    if (nl > w) {
+        snprintf(buf, sizeof buf, "%s%s", s->utf8 ? "\u2026" : "~", name + nl - (w - 1));
+        name = buf;
+    }
+    cell(t, y, COL_NAME, base, name);
     cell(t, y, COL_OP, base, l->op);
     cell(t, y, COL_SHAPE, base, l->shape);
     cell(t, y, COL_PARAMS, base, fmt_count(l->params, buf, sizeof buf));

@@ -50,7 +50,8 @@ char *rs_strdup(const char *s);
  * in), then ../assets and ../share/rankscope next to the executable. 0 with the path in out, or -1. */
 int rs_find_asset(const char *file, char *out, size_t outlen);
 
-/* Turn GSL's abort-on-error handler off (idempotent); every GSL return is checked instead. */
+/* Numeric start-up (idempotent): GSL's abort-on-error handler off (every GSL return is checked
+ * instead), and OpenBLAS kept to one thread (the engine runs its own worker threads). */
 void rs_gsl_init(void);
 
 /* Number of worker threads the engine uses by default: RANKSCOPE_THREADS, else online CPUs. */

@@ -95,9 +95,17 @@ char *rs_strdup(const char *s)
     return d;
 }
 
+/* OpenBLAS's own cblas.h declares this; repeated so the engine does not depend on which
+ * cblas.h the include path finds first. */
+void openblas_set_num_threads(int num_threads);
+
 void rs_gsl_init(void)
 {
     gsl_set_error_handler_off();
+    /* The engine parallelises with its own threads; the matrices it hands to BLAS through GSL
+     * (decompositions, EVBMF: a few hundred rows) are too small for OpenBLAS's threads, which
+     * spin-wait and, on a busy machine, stall the caller for seconds. */
+    openblas_set_num_threads(1);
 }
 
 int rs_default_threads(void)

@@ -43,7 +43,7 @@ for t in $TARGETS; do
   fi
   # 2. a short fuzz run from the corpus: no crash, leak, timeout or oversized allocation
   n=$((n + 1))
-  "$bin" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  "$bin" -max_total_time="$SECS" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$scratch/$t-art/" \
     "$scratch/$t" "$corpus" >"$scratch/$t.log" 2>&1
   rc=$?

@@ -91,8 +91,13 @@ $T send-keys -t main 3
 check "accuracy screen: per-class bars and the evaluation set" 'wait_for main "truck" 5 && wait_for main "evaluation set: CIFAR-10 test sample" 5'
 $T send-keys -t main 4
 check "trade-offs screen: sweep and Pareto scatter" 'wait_for main "accuracy vs rank" 5 && wait_for main "Pareto front" 5'
+$T send-keys -t main c
+check "c on trade-offs: the curve shows a pending state" 'wait_for main "curve (pending|done)" 5'
+check "the curve finishes (done, points plotted)" 'wait_for main "curve done: 5 points" 120'
 $T send-keys -t main 5
 check "search screen" 'wait_for main "Rank search" 5'
+$T send-keys -t main F
+check "F without the full data set says so" 'wait_for main "fine-tuning needs the full CIFAR-10 training set" 5'
 $T send-keys -t main 6
 check "worked example: the original kernel gives -2" 'wait_for main "original kernel: -2 " 5'
 check "worked example: the rank-1 approximation gives 0" 'wait_for main "rank-1 approximation: 0 " 5'

@@ -455,6 +455,52 @@ out:
     model_free(m);
 }
 
+/* The trade-off curve (`c`, screen 4) and fine-tuning (`F`, screen 5) key transitions. */
+static void test_curve_and_finetune_keys(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    s->screen = SCR_TRADEOFFS;
+    s->curve_n = 3;
+    unsigned f = ui_key(s, 'c');
+    CHECK((f & UI_CURVE_START) && s->curve_running && s->curve_n == 0 && strstr(s->curve_msg, "pending"),
+          "c on trade-offs starts the curve, clears old points, says pending (%s)", s->curve_msg);
+    f = ui_key(s, 'c');
+    CHECK(!(f & UI_CURVE_START) && s->curve_running, "c while the curve runs does not restart it");
+    s->curve_running = 0;
+    s->screen = SCR_LAYERS;
+    f = ui_key(s, 'c');
+    CHECK(!(f & UI_CURVE_START), "c elsewhere does not start the curve");
+    CHECK(ui_curve_reductions[0] == 1.5 && ui_curve_reductions[UI_CURVE_N - 1] == 4.0,
+          "curve reductions run 1.5x .. 4x");
+
+    s->screen = SCR_SEARCH;
+    s->ft_available = 0;
+    f = ui_key(s, 'F');
+    CHECK(!(f & UI_FT_START) && !s->ft_running && strstr(s->ft_msg, "full CIFAR-10 training set"),
+          "F without the full data says so plainly (%s)", s->ft_msg);
+    s->ft_available = 1;
+    s->search_running = 1;
+    f = ui_key(s, 'F');
+    CHECK(!(f & UI_FT_START) && !s->ft_running, "F while a search runs does not start");
+    s->search_running = 0;
+    f = ui_key(s, 'F');
+    CHECK((f & UI_FT_START) && s->ft_running && s->ft_epochs == 3 && s->ft_n == 0,
+          "F starts fine-tuning with the default 3 epochs (%d)", s->ft_epochs);
+    f = ui_key(s, 'F');
+    CHECK(!(f & UI_FT_START), "F while fine-tuning does not restart it");
+    f = ui_key(s, 'x');
+    CHECK((f & UI_FT_STOP) && !(f & UI_SEARCH_STOP), "x stops the fine-tuning");
+    s->ft_running = 0;
+    f = ui_key(s, 'w');
+    CHECK(!(f & UI_FT_SAVE) && (f & UI_SAVE), "w without a fine-tuned net saves the plan as usual");
+    s->ft_have_model = 1;
+    f = ui_key(s, 'w');
+    CHECK((f & UI_FT_SAVE) && !(f & UI_SAVE), "w with a fine-tuned net saves it");
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -463,6 +509,7 @@ int main(void)
     test_keys();
     test_mouse();
     test_pareto();
+    test_curve_and_finetune_keys();
     test_model_and_live();
     return check_done();
 }

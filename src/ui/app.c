@@ -153,6 +153,10 @@ typedef struct app {
     live *lv;
     ui_search *sr;
     cifar10_set *val; /* the search set, loaded on the first search */
+    ui_curve *curve;     /* trade-off curve worker (screen 4, `c`) */
+    ui_ft *ft;           /* fine-tuning worker (screen 5, `F`) */
+    cifar10_set *train;  /* the training split, loaded on the first fine-tuning */
+    char ft_path[1024];
     ui_spec spec;
     char plan_path[1024], onnx_path[1024];
 } app;
@@ -170,9 +174,11 @@ static void save_paths(app *A)
     if (A->args.out) {
         snprintf(A->plan_path, sizeof A->plan_path, "%s.plan", A->args.out);
         snprintf(A->onnx_path, sizeof A->onnx_path, "%s.onnx", A->args.out);
+        snprintf(A->ft_path, sizeof A->ft_path, "%s-finetuned.onnx", A->args.out);
     } else {
         snprintf(A->plan_path, sizeof A->plan_path, "%s-lowrank.plan", stem);
         snprintf(A->onnx_path, sizeof A->onnx_path, "%s-lowrank.onnx", stem);
+        snprintf(A->ft_path, sizeof A->ft_path, "%s-finetuned.onnx", stem);
     }
     if (A->args.plan)
         snprintf(A->plan_path, sizeof A->plan_path, "%s", A->args.plan);
@@ -232,9 +238,9 @@ static const char *keys_for(const ui_state *s)
     case SCR_ACCURACY:
         return "<-/-> rank  up/down layer  m method  w save  Tab/1-6 screens  ? help  q quit";
     case SCR_TRADEOFFS:
-        return "up/down layer (sweeps it)  <-/-> rank  S re-sweep  m method  Tab/1-6  ? help  q quit";
+        return "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-6  ? help  q quit";
     case SCR_SEARCH:
-        return "s start  x stop  a apply  t strategy  o objective  +/- tolerance  Tab/1-6  ? help  q quit";
+        return "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-6  ? help  q quit";
     default:
         return s->edit.active ? "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing"
                               : "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit";
@@ -257,6 +263,8 @@ void scr_help(const ui_state *s)
         "  0                      reset the layer (no factorization)",
         "  l                      spectrum: linear / log scale",
         "  S                      trade-offs: re-run the rank sweep of the layer",
+        "  c                      trade-offs: accuracy vs 1.5x..4x fewer params (search tables, background)",
+        "  F                      search: fine-tune the slider plan 3 epochs (full data; x stops, w saves)",
         "  w                      save the plan and the factorized ONNX (atomically)",
         "  q                      quit (asks first when changes are unsaved)",
         "  example: left/right step, s stride, r rank, E edit a cell, D default",
@@ -370,6 +378,29 @@ static unsigned handle_input(app *A, int ch)
     }
 }
 
+/* `F`: fine-tune the slider plan on the training split (validation per epoch, then the
+ * explorer's set). */
+static void start_finetune(app *A)
+{
+    ui_state *s = A->s;
+    rs_err e = {{0}};
+    ui_ft_stop(A->ft);
+    A->ft = NULL;
+    if (!A->val)
+        A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
+    if (A->val && !A->train)
+        A->train = cifar10_load_split(A->args.data, "train", NULL, &e);
+    rs_plan *p = A->train ? plan_alloc() : NULL;
+    int rc = A->train ? (p ? ui_state_plan(s, p, &e) : rs_fail(&e, "out of memory")) : -1;
+    if (rc == 0)
+        A->ft = ui_ft_start(A->m, p, A->train, A->val, A->data, s->ft_epochs, &e);
+    plan_free(p);
+    if (!A->ft) {
+        s->ft_running = 0;
+        snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning failed: %.400s", e.msg);
+    }
+}
+
 static void after_flags(app *A, unsigned f)
 {
     ui_state *s = A->s;
@@ -405,6 +436,32 @@ static void after_flags(app *A, unsigned f)
     }
     if (f & UI_SEARCH_STOP)
         ui_search_cancel(A->sr);
+    if (f & UI_CURVE_START) {
+        rs_err e = {{0}};
+        ui_curve_stop(A->curve);
+        A->curve = NULL;
+        /* the tables come from the validation split when present, else the explorer's set */
+        if (!A->val && s->search_available)
+            A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
+        const cifar10_set *tables = A->val ? A->val : A->data;
+        A->curve = ui_curve_start(A->m, tables, A->data, s->params_total, &e);
+        if (!A->curve) {
+            s->curve_running = 0;
+            snprintf(s->curve_msg, sizeof s->curve_msg, "curve failed: %.400s", e.msg);
+        }
+    }
+    if (f & UI_FT_START)
+        start_finetune(A);
+    if (f & UI_FT_STOP)
+        ui_ft_cancel(A->ft);
+    if (f & UI_FT_SAVE) {
+        rs_err e = {{0}};
+        const rs_model *fm = ui_ft_model(A->ft);
+        if (fm && onnx_save(fm, A->ft_path, &e) == 0)
+            snprintf(s->ft_msg, sizeof s->ft_msg, "saved the fine-tuned net to %.400s", A->ft_path);
+        else
+            snprintf(s->ft_msg, sizeof s->ft_msg, "save failed: %.400s", fm ? e.msg : "no fine-tuned net");
+    }
 }
 
 /* ---- main ------------------------------------------------------------------------------------- */
@@ -470,6 +527,10 @@ static int run(app *A)
         if (live_poll(A->lv, s))
             need = 1;
         if (A->sr && ui_search_poll(A->sr, s))
+            need = 1;
+        if (A->curve && ui_curve_poll(A->curve, s))
+            need = 1;
+        if (A->ft && ui_ft_poll(A->ft, s))
             need = 1;
         double now = rs_now();
         if (need && now - last_draw >= 0.05) {
@@ -561,7 +622,11 @@ int ui_main(int argc, char **argv)
     rs_err fe;
     s->search_available = cifar10_find_dir(A.args.data, found, sizeof found, &fe) == 0;
     snprintf(s->search_set, sizeof s->search_set, "the validation split (5,000 training images)");
+    s->ft_available = s->search_available;
     int exit_code = run(&A);
+    ui_ft_stop(A.ft);
+    ui_curve_stop(A.curve);
+    cifar10_free(A.train);
     ui_search_stop(A.sr);
     cifar10_free(A.val);
     live_stop(A.lv);

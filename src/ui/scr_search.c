@@ -7,6 +7,30 @@
 #include "screens.h"
 #include "widgets.h"
 
+/* One status line for the fine-tuning of the slider plan (`F`): epochs' validation accuracy,
+ * then the test accuracy. */
+static void draw_finetune(const ui_state *s, int y)
+{
+    char line[256], a[32];
+    size_t at = 0;
+    line[0] = 0;
+    for (int i = 0; i < s->ft_n && at < sizeof line - 16; ++i) {
+        int n = snprintf(line + at, sizeof line - at, "%s%d:%s", i ? " " : "", i + 1,
+                         fmt_pct(s->ft_val[i], a, sizeof a));
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+    if (s->ft_running)
+        w_printf(y, 1, R_PENDING, 0, "fine-tune %d/%d epochs %2.0f%%  val %s  (x stops)", s->ft_n, s->ft_epochs,
+                 s->ft_progress * 100, at ? line : "-");
+    else if (s->ft_have_model)
+        w_printf(y, 1, R_GOOD, 0, "fine-tuned: val %s  test %s  %s", line, fmt_pct(s->ft_test_acc, a, sizeof a),
+                 s->ft_msg);
+    else
+        w_printf(y, 1, R_BAD, 0, "%s", s->ft_msg);
+}
+
 void scr_search(const ui_state *s)
 {
     char a[32], b[32], c[32], r[16];
@@ -16,6 +40,8 @@ void scr_search(const ui_state *s)
         w_put(6, 2, R_NORMAL, 0, "CIFAR-10 training batches were found (--data DIR or RANKSCOPE_DATA).");
         w_put(8, 2, R_DIM, 0, "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background,");
         w_put(9, 2, R_DIM, 0, "and `e` on the Layers screen applies a layer's EVBMF suggestion.");
+        if (s->ft_msg[0])
+            w_printf(11, 2, R_BAD, 0, "%s", s->ft_msg);
         return;
     }
     int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search_set);
@@ -56,7 +82,10 @@ void scr_search(const ui_state *s)
     }
     y++;
     w_put(y++, 1, R_DIM, 0, "   #  phase     layer        accuracy  images  ok   params    MACs     time");
-    int rows = LINES - 3 - y;
+    int ft_on = s->ft_running || s->ft_msg[0];
+    if (ft_on)
+        draw_finetune(s, LINES - 3);
+    int rows = LINES - 3 - y - (ft_on ? 1 : 0);
     int first = s->n_trials - rows;
     if (first < 0)
         first = 0;

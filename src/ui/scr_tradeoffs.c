@@ -7,6 +7,40 @@
 #include "screens.h"
 #include "widgets.h"
 
+/* The network's accuracy against parameter reduction (the `c` curve) in the box starting at row
+ * y, column x, h rows tall (title and status included), to the right edge. */
+static void draw_curve(const ui_state *s, int y, int x, int h)
+{
+    char a[32];
+    w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
+    w_printf(y + 1, x, s->curve_running ? R_PENDING : s->curve_done ? R_DIM : R_BAD, 0, "%s", s->curve_msg);
+    int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
+    if (ph < 3 || pw < 12 || s->curve_n == 0)
+        return;
+    double lo = 1, hi = 0;
+    for (int i = 0; i < s->curve_n; ++i) {
+        lo = s->curve_acc[i] < lo ? s->curve_acc[i] : lo;
+        hi = s->curve_acc[i] > hi ? s->curve_acc[i] : hi;
+    }
+    if (s->have_orig && s->orig.accuracy > hi)
+        hi = s->orig.accuracy;
+    if (hi - lo < 0.01)
+        lo = hi - 0.01;
+    double xmax = ui_curve_reductions[UI_CURVE_N - 1];
+    for (int i = 0; i < s->curve_n; ++i)
+        xmax = s->curve_ratio[i] > xmax ? s->curve_ratio[i] : xmax;
+    w_plot p = {y + 2, x + 8, ph, pw, 1, xmax * 1.05, lo, hi, 0};
+    w_plot_axes(s, &p, "x fewer params", NULL, 2);
+    w_plot_line(&p, s->curve_ratio, s->curve_acc, s->curve_n, R_GOOD, s->utf8 ? "\u2022" : "*");
+    if (s->have_orig)
+        w_plot_point(&p, 1, s->orig.accuracy, R_ORIG, "o");
+    { /* the last point in words */
+        int i = s->curve_n - 1;
+        w_printf(y + h - 1, x, R_DIM, 0, "%.1fx: %s (est. drop %.1f pt)", s->curve_ratio[i],
+                 fmt_pct(s->curve_acc[i], a, sizeof a), s->curve_est[i]);
+    }
+}
+
 void scr_tradeoffs(const ui_state *s)
 {
     char a[32], b[32];
@@ -104,8 +138,18 @@ void scr_tradeoffs(const ui_state *s)
     } else {
         w_put(2, 1, R_DIM, 0, "select a factorizable layer (up/down) to sweep its rank");
     }
-    /* right: scatter of every configuration evaluated */
+    /* right: scatter of every configuration evaluated; with the curve (`c`) below it, or in its
+     * place when the terminal is too short for both */
     int x0 = half + 9;
+    int curve_on = s->curve_running || s->curve_n > 0 || s->curve_msg[0];
+    if (curve_on) {
+        int both = LINES >= 34;
+        int cy = both ? top + ph / 2 + 1 : 2;
+        draw_curve(s, cy, half + 1, both ? LINES - 3 - cy : LINES - 4 - cy);
+        if (!both)
+            return;
+        ph = ph / 2 - 1;
+    }
     w_printf(2, half + 1, R_ACCENT, 0, "all configurations so far (%d)", s->n_hist);
     w_put(3, half + 1, R_DIM, 0, "x: params ratio, y: accuracy, * Pareto front");
     if (s->n_hist == 0)
@@ -137,7 +181,7 @@ void scr_tradeoffs(const ui_state *s)
             if (best < 0 || s->hist[i].ratio > s->hist[best].ratio)
                 best = i;
         }
-    if (best >= 0)
+    if (best >= 0 && !curve_on)
         w_printf(LINES - 4, half + 1, R_DIM, 0, "front tip: %s  %.1fx  %s", s->hist[best].label, s->hist[best].ratio,
                  fmt_pct(s->hist[best].acc, a, sizeof a));
     free(front);

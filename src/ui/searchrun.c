@@ -177,3 +177,288 @@ int ui_search_poll(ui_search *r, ui_state *s)
     pthread_mutex_unlock(&r->mu);
     return changed;
 }
+
+/* ---- trade-off curve ----------------------------------------------------------------------- */
+
+#include "rankscope/eval.h"
+#include "rankscope/finetune.h"
+
+struct ui_curve {
+    const rs_model *m;
+    const cifar10_set *search_set, *eval_set;
+    int64_t params_total;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    int cancel, done, rc, n, reported_n, reported_done;
+    double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
+    char err[RS_ERR_LEN];
+};
+
+static int curve_progress(void *user, double fraction, const char *what)
+{
+    (void)fraction;
+    (void)what;
+    ui_curve *c = user;
+    pthread_mutex_lock(&c->mu);
+    int stop = c->cancel;
+    pthread_mutex_unlock(&c->mu);
+    return stop;
+}
+
+static void *curve_run(void *arg)
+{
+    ui_curve *c = arg;
+    rs_err e = {{0}};
+    int rc = 0;
+    search_ctx *ctx = search_ctx_create(c->m, c->search_set, 0, &e);
+    if (!ctx)
+        rc = -1;
+    search_options o;
+    search_default_options(&o);
+    o.sens_images = 1000; /* the tables only rank plans; each point is then evaluated for real */
+    o.progress = curve_progress;
+    o.progress_user = c;
+    for (int i = 0; rc == 0 && i < UI_CURVE_N; ++i) {
+        rs_plan *plan = NULL;
+        double est = 0, acc = 0;
+        int64_t budget = (int64_t)((double)c->params_total / ui_curve_reductions[i]);
+        rc = search_ctx_plan_for_budget(ctx, &o, budget, &plan, &est, &e);
+        if (rc == 0)
+            rc = search_eval_plan(c->m, plan, c->eval_set, 0, &acc, &e);
+        plan_cost pc;
+        if (rc == 0)
+            rc = plan_cost_of(c->m, plan, &pc, &e);
+        plan_free(plan);
+        if (rc == 0 && curve_progress(c, -1, NULL))
+            rc = RS_CANCELLED;
+        if (rc == 0) {
+            pthread_mutex_lock(&c->mu);
+            c->ratio[c->n] = pc.params_after > 0 ? (double)c->params_total / (double)pc.params_after : 0;
+            c->acc[c->n] = acc;
+            c->est[c->n] = est;
+            c->n++;
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+    search_ctx_free(ctx);
+    pthread_mutex_lock(&c->mu);
+    c->rc = rc;
+    snprintf(c->err, sizeof c->err, "%s", e.msg);
+    c->done = 1;
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
+                         int64_t params_total, rs_err *e)
+{
+    ui_curve *c = calloc(1, sizeof *c);
+    if (!c) {
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->search_set = search_set;
+    c->eval_set = eval_set;
+    c->params_total = params_total;
+    pthread_mutex_init(&c->mu, NULL);
+    if (pthread_create(&c->th, NULL, curve_run, c)) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        rs_fail(e, "cannot start the curve thread");
+        return NULL;
+    }
+    c->started = 1;
+    return c;
+}
+
+void ui_curve_stop(ui_curve *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->cancel = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (c->started)
+        pthread_join(c->th, NULL);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+int ui_curve_poll(ui_curve *c, ui_state *s)
+{
+    pthread_mutex_lock(&c->mu);
+    int changed = c->n != c->reported_n || (c->done && !c->reported_done);
+    for (int i = 0; i < c->n; ++i) {
+        s->curve_ratio[i] = c->ratio[i];
+        s->curve_acc[i] = c->acc[i];
+        s->curve_est[i] = c->est[i];
+    }
+    s->curve_n = c->n;
+    c->reported_n = c->n;
+    if (changed && !c->done)
+        snprintf(s->curve_msg, sizeof s->curve_msg, "curve pending: %d/%d points", c->n, UI_CURVE_N);
+    if (c->done && !c->reported_done) {
+        c->reported_done = 1;
+        s->curve_running = 0;
+        s->curve_done = c->rc == 0;
+        if (c->rc == 0)
+            snprintf(s->curve_msg, sizeof s->curve_msg, "curve done: %d points (c recomputes)", c->n);
+        else
+            snprintf(s->curve_msg, sizeof s->curve_msg, "curve failed: %.400s", c->err);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return changed;
+}
+
+/* ---- fine-tuning ----------------------------------------------------------------------------- */
+
+struct ui_ft {
+    const rs_model *m;
+    rs_plan *plan;
+    const cifar10_set *train, *val, *test;
+    int epochs;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    int cancel, done, rc, n, reported_n, reported_done;
+    double val_acc[UI_FT_MAX_EPOCHS], progress, test_acc;
+    rs_model *out;
+    char err[RS_ERR_LEN];
+};
+
+static int ft_progress(void *user, double fraction, const char *what)
+{
+    (void)what;
+    ui_ft *f = user;
+    pthread_mutex_lock(&f->mu);
+    if (fraction >= 0)
+        f->progress = fraction;
+    int stop = f->cancel;
+    pthread_mutex_unlock(&f->mu);
+    return stop;
+}
+
+static int ft_epoch(void *user, const train_epoch_stats *st)
+{
+    ui_ft *f = user;
+    pthread_mutex_lock(&f->mu);
+    if (f->n < UI_FT_MAX_EPOCHS)
+        f->val_acc[f->n++] = st->val_acc;
+    int stop = f->cancel;
+    pthread_mutex_unlock(&f->mu);
+    return stop;
+}
+
+static void *ft_run(void *arg)
+{
+    ui_ft *f = arg;
+    rs_err e = {{0}};
+    train_data td, vd;
+    finetune_data_of(f->train, &td);
+    finetune_data_of(f->val, &vd);
+    finetune_options o;
+    finetune_default_options(&o);
+    o.train.epochs = f->epochs;
+    o.train.progress = ft_progress;
+    o.train.progress_user = f;
+    o.train.on_epoch = ft_epoch;
+    o.train.epoch_user = f;
+    rs_model *out = NULL;
+    train_epoch_stats last;
+    int rc = finetune_run(f->m, f->plan, &td, &vd, &o, &out, &last, &e);
+    double acc = 0;
+    if (rc == 0) {
+        eval_result res;
+        rc = eval_model(out, f->test, 0, &res, ft_progress, f, &e);
+        acc = res.accuracy;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->rc = rc;
+    f->out = out;
+    f->test_acc = acc;
+    snprintf(f->err, sizeof f->err, "%s", e.msg);
+    f->done = 1;
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *train, const cifar10_set *val,
+                   const cifar10_set *test, int epochs, rs_err *e)
+{
+    ui_ft *f = calloc(1, sizeof *f);
+    if (!f || !(f->plan = plan_clone(plan))) {
+        free(f);
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    f->m = m;
+    f->train = train;
+    f->val = val;
+    f->test = test;
+    f->epochs = epochs < 1 ? 1 : epochs > UI_FT_MAX_EPOCHS ? UI_FT_MAX_EPOCHS : epochs;
+    pthread_mutex_init(&f->mu, NULL);
+    if (pthread_create(&f->th, NULL, ft_run, f)) {
+        pthread_mutex_destroy(&f->mu);
+        plan_free(f->plan);
+        free(f);
+        rs_fail(e, "cannot start the fine-tuning thread");
+        return NULL;
+    }
+    f->started = 1;
+    return f;
+}
+
+void ui_ft_cancel(ui_ft *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->cancel = 1;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void ui_ft_stop(ui_ft *f)
+{
+    if (!f)
+        return;
+    ui_ft_cancel(f);
+    if (f->started)
+        pthread_join(f->th, NULL);
+    model_free(f->out);
+    plan_free(f->plan);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+const rs_model *ui_ft_model(const ui_ft *f)
+{
+    return f && f->done && f->rc == 0 ? f->out : NULL;
+}
+
+int ui_ft_poll(ui_ft *f, ui_state *s)
+{
+    pthread_mutex_lock(&f->mu);
+    int changed = f->n != f->reported_n || s->ft_progress != f->progress || (f->done && !f->reported_done);
+    for (int i = 0; i < f->n; ++i)
+        s->ft_val[i] = f->val_acc[i];
+    s->ft_n = f->n;
+    s->ft_progress = f->progress;
+    f->reported_n = f->n;
+    if (f->done && !f->reported_done) {
+        f->reported_done = 1;
+        s->ft_running = 0;
+        s->ft_done = 1;
+        s->ft_have_model = f->rc == 0;
+        s->ft_test_acc = f->test_acc;
+        if (f->rc == 0)
+            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuned %d epochs; w saves the fine-tuned ONNX", f->n);
+        else if (f->rc == RS_CANCELLED)
+            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning stopped after %d epochs", f->n);
+        else
+            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning failed: %.400s", f->err);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return changed;
+}

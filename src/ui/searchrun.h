@@ -23,3 +23,23 @@ void ui_search_stop(ui_search *r);   /* cancels, joins, frees; accepts NULL */
 int ui_search_poll(ui_search *r, ui_state *s);
 
 #endif
+
+/* ---- The trade-off curve (screen 4): for each of ui_curve_reductions, the plan of least
+ * estimated drop within params_total / reduction (search_ctx_plan_for_budget, tables measured on
+ * `search_set`), evaluated on `eval_set` (the explorer's set). Both sets borrowed. */
+typedef struct ui_curve ui_curve;
+ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
+                         int64_t params_total, rs_err *e);
+void ui_curve_stop(ui_curve *c); /* cancels, joins, frees; accepts NULL */
+int ui_curve_poll(ui_curve *c, ui_state *s);
+
+/* ---- Fine-tuning of a plan (screen 5): finetune_run for `epochs` on train (val per epoch),
+ * then the result's accuracy on test. plan is copied; the sets are borrowed. */
+typedef struct ui_ft ui_ft;
+ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *train, const cifar10_set *val,
+                   const cifar10_set *test, int epochs, rs_err *e);
+void ui_ft_cancel(ui_ft *f);
+void ui_ft_stop(ui_ft *f); /* cancels, joins, frees (with the trained model); accepts NULL */
+int ui_ft_poll(ui_ft *f, ui_state *s);
+/* The fine-tuned model once ui_ft_poll reported it (borrowed; NULL before). */
+const rs_model *ui_ft_model(const ui_ft *f);

@@ -29,6 +29,7 @@ void ui_state_defaults(ui_state *s)
     s->search_strategy = 2; /* SEARCH_GLOBAL */
     s->search_objective = 2; /* SEARCH_OBJ_BOTH */
     s->search_tol = 1.0;
+    s->ft_epochs = 3;
     ex_default(&s->ex);
 }
 
@@ -541,6 +542,43 @@ static unsigned set_screen(ui_state *s, int screen)
     return f;
 }
 
+const double ui_curve_reductions[UI_CURVE_N] = {1.5, 2.0, 2.5, 3.0, 4.0};
+
+/* `c` on Trade-offs: start the curve unless it is already being computed. */
+static unsigned ui_curve_key(ui_state *s)
+{
+    if (s->curve_running)
+        return UI_HANDLED;
+    s->curve_running = 1;
+    s->curve_done = 0;
+    s->curve_n = 0;
+    snprintf(s->curve_msg, sizeof s->curve_msg, "curve pending: sensitivity tables");
+    return UI_HANDLED | UI_REDRAW | UI_CURVE_START;
+}
+
+/* `F` on Search: fine-tune the slider plan, or say why it cannot. */
+static unsigned ui_finetune_key(ui_state *s)
+{
+    if (s->ft_running)
+        return UI_HANDLED;
+    if (!s->ft_available) {
+        snprintf(s->ft_msg, sizeof s->ft_msg,
+                 "fine-tuning needs the full CIFAR-10 training set: not found (--data DIR)");
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (s->search_running) {
+        snprintf(s->ft_msg, sizeof s->ft_msg, "a search is running: stop it (x) before fine-tuning");
+        return UI_HANDLED | UI_REDRAW;
+    }
+    s->ft_running = 1;
+    s->ft_done = 0;
+    s->ft_have_model = 0;
+    s->ft_n = 0;
+    s->ft_progress = 0;
+    snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning pending: %d epochs", s->ft_epochs);
+    return UI_HANDLED | UI_REDRAW | UI_FT_START;
+}
+
 unsigned ui_key(ui_state *s, int key)
 {
     if (key == UI_K_RESIZE)
@@ -582,6 +620,8 @@ unsigned ui_key(ui_state *s, int key)
     case UI_K_BTAB:
         return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
     case 'w':
+        if (s->screen == SCR_SEARCH && s->ft_have_model && !s->ft_running)
+            return UI_HANDLED | UI_REDRAW | UI_FT_SAVE; /* the fine-tuned net, not the plan */
         return UI_HANDLED | UI_REDRAW | UI_SAVE;
     case 12: /* ^L */
         return UI_HANDLED | UI_REDRAW;
@@ -606,7 +646,11 @@ unsigned ui_key(ui_state *s, int key)
             return s->search_running ? UI_HANDLED : UI_HANDLED | UI_REDRAW | UI_SEARCH_START;
         case 'x':
         case UI_K_ESC:
+            if (s->ft_running)
+                return UI_HANDLED | UI_REDRAW | UI_FT_STOP;
             return s->search_running ? UI_HANDLED | UI_REDRAW | UI_SEARCH_STOP : UI_HANDLED;
+        case 'F':
+            return ui_finetune_key(s);
         case 'a':
             if (!s->search_have_result || s->search_running)
                 return UI_HANDLED;
@@ -638,6 +682,8 @@ unsigned ui_key(ui_state *s, int key)
         s->spec_log = !s->spec_log;
         return UI_HANDLED | UI_REDRAW;
     }
+    if (s->screen == SCR_TRADEOFFS && key == 'c')
+        return ui_curve_key(s);
     if (s->screen == SCR_TRADEOFFS && key == 'S')
         return UI_HANDLED | UI_REDRAW | UI_SWEEP;
     if (s->n_layers <= 0)

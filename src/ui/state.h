@@ -43,6 +43,10 @@ enum ui_flags {
     UI_SEARCH_START = 1u << 6,
     UI_SEARCH_STOP = 1u << 7,
     UI_SEARCH_APPLY = 1u << 8,
+    UI_CURVE_START = 1u << 9,  /* trade-offs: compute the accuracy-vs-reduction curve */
+    UI_FT_START = 1u << 10,    /* search: fine-tune the current slider plan */
+    UI_FT_STOP = 1u << 11,
+    UI_FT_SAVE = 1u << 12,     /* search: save the fine-tuned ONNX */
 };
 
 enum ui_keys {
@@ -112,6 +116,8 @@ typedef struct ui_table_layout {
 #define UI_MIN_LINES 24
 #define UI_MAX_SWEEP 64
 #define UI_MAX_HISTORY 1024
+#define UI_CURVE_N 5 /* reductions 1.5x 2x 2.5x 3x 4x (ui_curve_reductions) */
+#define UI_FT_MAX_EPOCHS 32
 
 typedef struct ui_sweep {
     int layer;           /* index into layers, -1 none */
@@ -195,6 +201,16 @@ typedef struct ui_state {
     int64_t search_params, search_macs;
     char search_msg[RS_ERR_LEN + 64];
     char msg[RS_ERR_LEN + 64];
+    /* trade-off curve (screen 4, `c`): accuracy at UI_CURVE_N parameter reductions, each point
+     * the plan of least estimated drop for the budget (search tables), evaluated for real */
+    int curve_running, curve_done, curve_n;
+    double curve_ratio[UI_CURVE_N], curve_acc[UI_CURVE_N], curve_est[UI_CURVE_N];
+    char curve_msg[RS_ERR_LEN + 64];
+    /* fine-tuning of the slider plan (screen 5, `F`) */
+    int ft_available;          /* the full training set is present */
+    int ft_running, ft_done, ft_have_model, ft_epochs, ft_n;
+    double ft_val[UI_FT_MAX_EPOCHS], ft_test_acc, ft_progress;
+    char ft_msg[RS_ERR_LEN + 64];
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -228,6 +244,9 @@ int ui_pareto(const ui_point *p, int n, int *on_front);
 
 /* Record an evaluated configuration in the history (oldest dropped when full). */
 void ui_history_add(ui_state *s, double ratio, double macs_ratio, double acc, const char *label);
+
+/* The parameter reductions of the trade-off curve (UI_CURVE_N values, ascending). */
+extern const double ui_curve_reductions[UI_CURVE_N];
 
 /* Screen names, "Layers" ... "Example". */
 const char *ui_screen_name(int screen);

@@ -21,20 +21,7 @@ if ! command -v "$CC" >/dev/null 2>&1 || ! $PY -c 'import numpy' 2>/dev/null; th
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/rs_export_c_zoo.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-point() {
-    local desc=$1 out
-    shift
-    n=$((n + 1))
-    if out=$("$@" 2>&1); then
-        echo "ok $n - $desc${out:+ (${out##*$'\n'})}"
-    else
-        failed=$((failed + 1))
-        echo "not ok $n - $desc"
-        [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/#   /'
-    fi
-}
+source "$SRC/tests/lib.sh"
 cat >"$T/driver.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>

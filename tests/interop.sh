@@ -21,24 +21,8 @@ need_interop interop
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs_interop.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-ort_vs() { # ort_vs MODEL OUT.f32 REF.f32 — ONNX Runtime's logits, compared with REF
-    ort_run "$1" "$data/lenet_input.f32" "$2" && compare_logits "$2" "$3" "$tol"
-}
-
-rankscope_vs() { # rankscope_vs MODEL OUT.f32 REF.f32 — rankscope's logits, compared with REF
-    "$logits" "$1" "$data/lenet_input.f32" "$2" && compare_logits "$2" "$3" "$tol"
-}
-
 for m in $models; do
-    src=$data/$m.onnx
-    ref=$data/${m}_logits.f32
-    out=$tmp/$m.rankscope.onnx
-    point "$m: ONNX Runtime on the PyTorch export matches PyTorch" ort_vs "$src" "$tmp/$m.orig.ort.f32" "$ref"
-    point "$m: rankscope loads it and writes it back" "$resave" "$src" "$out"
-    point "$m: onnx.checker (full_check) accepts rankscope's file" onnx_check "$out"
-    point "$m: ONNX Runtime on rankscope's file matches PyTorch" ort_vs "$out" "$tmp/$m.ort.f32" "$ref"
-    point "$m: rankscope inference on its file matches PyTorch" rankscope_vs "$out" "$tmp/$m.rs.f32" "$ref"
-    point "$m: rankscope and ONNX Runtime agree" compare_logits "$tmp/$m.rs.f32" "$tmp/$m.ort.f32" "$tol"
+    golden_roundtrip "$m" "$data/$m.onnx" "$data/${m}_logits.f32" "$data/lenet_input.f32"
 done
 
 # Models after graph edits (tool_resave --edit: grouped + 1x1 Convs, bias-less Gemms, new

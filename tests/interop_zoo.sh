@@ -26,25 +26,9 @@ need_interop interop_zoo
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs_interop_zoo.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-compare() { compare_logits "$1" "$2" "$tol"; } # compare GOT.f32 REF.f32
-ort_vs() { # ort_vs MODEL OUT.f32 REF.f32 — ONNX Runtime's logits, compared with REF
-    ort_run "$1" "$data/zoo_input.f32" "$2" && compare "$2" "$3"
-}
-rankscope_vs() { # rankscope_vs MODEL OUT.f32 REF.f32 — rankscope's logits, compared with REF
-    "$logits" "$1" "$data/zoo_input.f32" "$2" && compare "$2" "$3"
-}
-
 for spec in $models; do
     m=${spec%%:*}
-    src=$data/$m.onnx
-    ref=$data/${spec##*:}_logits.f32
-    out=$tmp/$m.rankscope.onnx
-    point "$m: ONNX Runtime on the PyTorch export matches PyTorch" ort_vs "$src" "$tmp/$m.orig.ort.f32" "$ref"
-    point "$m: rankscope loads it and writes it back" "$resave" "$src" "$out"
-    point "$m: onnx.checker (full_check) accepts rankscope's file" onnx_check "$out"
-    point "$m: ONNX Runtime on rankscope's file matches PyTorch" ort_vs "$out" "$tmp/$m.ort.f32" "$ref"
-    point "$m: rankscope inference on its file matches PyTorch" rankscope_vs "$out" "$tmp/$m.rs.f32" "$ref"
-    point "$m: rankscope and ONNX Runtime agree" compare "$tmp/$m.rs.f32" "$tmp/$m.ort.f32"
+    golden_roundtrip "$m" "$data/$m.onnx" "$data/${spec##*:}_logits.f32" "$data/zoo_input.f32"
 done
 
 tap_done

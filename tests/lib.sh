@@ -95,6 +95,24 @@ ort_compare() {
         compare_logits "$tmp/$name.rs.f32" "$tmp/$name.ort.f32" "$tol"
 }
 
+# golden_roundtrip NAME SRC.onnx REF.f32 INPUT.f32 — six points for a PyTorch export with its
+# PyTorch logits: ONNX Runtime on SRC matches REF; rankscope ($resave = tool_resave) writes it back;
+# onnx.checker accepts that file; ONNX Runtime and rankscope ($logits) on it match REF; they agree.
+# Tolerance $tol (as compare_logits); files go to $tmp.
+golden_roundtrip() {
+    local m=$1 src=$2 ref=$3 input=$4 out=$tmp/$1.rankscope.onnx
+    point "$m: ONNX Runtime on the PyTorch export matches PyTorch" \
+        _ort_vs "$src" "$input" "$tmp/$m.orig.ort.f32" "$ref"
+    point "$m: rankscope loads it and writes it back" "${resave:?}" "$src" "$out"
+    point "$m: onnx.checker (full_check) accepts rankscope's file" onnx_check "$out"
+    point "$m: ONNX Runtime on rankscope's file matches PyTorch" _ort_vs "$out" "$input" "$tmp/$m.ort.f32" "$ref"
+    point "$m: rankscope inference on its file matches PyTorch" \
+        _rankscope_vs "$out" "$input" "$tmp/$m.rs.f32" "$ref"
+    point "$m: rankscope and ONNX Runtime agree" compare_logits "$tmp/$m.rs.f32" "$tmp/$m.ort.f32" "$tol"
+}
+_ort_vs() { ort_run "$1" "$2" "$3" && compare_logits "$3" "$4" "$tol"; }
+_rankscope_vs() { "${logits:?}" "$1" "$2" "$3" && compare_logits "$3" "$4" "$tol"; }
+
 # shipped_model ROOT — the shipped trained LeNet, or the random golden LeNet when assets lack it
 shipped_model() {
     if [ -f "$1/assets/lenet-cifar10.onnx" ]; then

@@ -26,6 +26,13 @@
 rs_model *onnx_load(const char *path, rs_err *e);
 rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs_err *e);
 
+/* Load flags. KEEP_BATCHNORM leaves every BatchNormalization a node of its own (training
+ * learns γ, β and the running statistics; evaluation and export fold them later). */
+enum { ONNX_LOAD_KEEP_BATCHNORM = 1u };
+rs_model *onnx_load_ex(const char *path, unsigned flags, rs_err *e);
+rs_model *onnx_load_buffer_ex(const uint8_t *buf, size_t len, const char *label, unsigned flags,
+                              rs_err *e);
+
 int onnx_save(const rs_model *m, const char *path, rs_err *e);
 /* Serialize to a malloc'ed buffer (caller frees). */
 int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e);

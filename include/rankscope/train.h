@@ -9,8 +9,10 @@
  *    optional constant C broadcast over rows), MatMul with a constant right operand, Add (two
  *    activations of the same shape, or an activation and a broadcastable constant), Relu,
  *    MaxPool (pads, strides, dilations, ceil_mode; ties send the gradient to the first maximum
- *    in row-major window order, like PyTorch), Flatten, Reshape, Identity. Anything else is an
- *    error naming the node and op.
+ *    in row-major window order, like PyTorch), Clip, AveragePool, GlobalAveragePool, Flatten,
+ *    Reshape, Identity, and BatchNormalization (γ and β are parameters without weight decay;
+ *    batch statistics in training, running ones in evaluation, see train_net_set_training).
+ *    Anything else is an error naming the node and op.
  *  - Loss: mean over the batch of softmax cross-entropy on the graph output (N, classes);
  *    with a teacher, (1−α)·CE + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
  *  - Inputs: n × (C·H·W) floats already normalised, or CIFAR bytes normalised on the fly as
@@ -22,6 +24,8 @@
  *    into contiguous per-thread slices with private gradient buffers, summed in thread order;
  *    OpenBLAS is held at one thread during a batch. Random numbers (shuffle, crops, flips) are
  *    drawn on the calling thread only.
+ *  - A loss or a parameter that turns NaN/Inf stops training with an error naming the epoch
+ *    (and the parameter), so a diverged model is never returned as trained.
  *  - Long work reports through rs_progress_fn once per batch (fraction of all batches); a
  *    non-zero return cancels and train_model returns RS_CANCELLED with the weights as they are.
  */
@@ -70,6 +74,11 @@ const float *train_net_input_grad(const train_net *t);
 const float *train_net_logits(const train_net *t);
 int train_net_classes(const train_net *t);
 int train_net_in_features(const train_net *t);
+/* Training mode (the default, 1): BatchNormalization normalises with the statistics of the
+ * whole batch given to train_net_grad and then moves its running mean and variance towards
+ * them (momentum 0.1, unbiased variance, as PyTorch). 0: it applies the running statistics
+ * (eval mode) and leaves them alone. Evaluation (train_evaluate, validation) is always eval mode. */
+void train_net_set_training(train_net *t, int training);
 /* 1 if v is a parameter that takes weight decay (a weight, not a bias). */
 int train_net_is_weight(const train_net *t, int v);
 
@@ -99,6 +108,23 @@ typedef int (*train_epoch_fn)(void *user, const train_epoch_stats *s);
  * images x (n × in_features). Called on the training thread, once per batch. Return 0 / -1. */
 typedef int (*train_teacher_fn)(void *user, const float *x, int n, float *out, rs_err *e);
 
+/* Everything besides the model that a run needs to continue bit-identically after an epoch.
+ * Handed to on_checkpoint with borrowed pointers (valid during the call); given back through
+ * train_options.resume, owned by the caller (see checkpoint.h for the file form). */
+typedef struct train_state {
+    int epoch;          /* epochs completed; the run continues with epoch + 1 */
+    long step;          /* optimizer steps taken */
+    uint64_t rng[4];    /* shuffle / augmentation generator (xoshiro256**) */
+    int n;              /* training images */
+    int *perm;          /* n: the shuffle order the next epoch starts from */
+    int n_values;       /* m->n_values of the model it belongs to */
+    float **mom;        /* per value index: SGD momentum of a trainable parameter, else NULL */
+} train_state;
+
+/* Called after each epoch (after validation) with the model and the state; return 0, or -1
+ * with e filled to stop training with that error (e.g. the checkpoint could not be written). */
+typedef int (*train_checkpoint_fn)(void *user, const rs_model *m, const train_state *s, rs_err *e);
+
 typedef struct train_options {
     int epochs;              /* 30 */
     int batch;               /* 128 */
@@ -121,6 +147,10 @@ typedef struct train_options {
     void *progress_user;
     train_epoch_fn on_epoch; /* per epoch; non-zero stops */
     void *epoch_user;
+    train_checkpoint_fn on_checkpoint; /* per epoch, before on_epoch; NULL = none */
+    void *checkpoint_user;
+    const train_state *resume; /* NULL = start at epoch 1; else continue after resume->epoch
+                                * (the model passed in must be the checkpoint's) */
 } train_options;
 
 void train_default_options(train_options *o);

@@ -1,27 +1,41 @@
 /* cmd_train.c — `rankscope train`: train the reference net (or a given model) on CIFAR-10. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "rankscope/checkpoint.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/onnx.h"
 #include "rankscope/train.h"
+#include "rankscope/zoo.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: rankscope train [MODEL.onnx] -o OUT.onnx [--epochs N] [--seed S] [--batch B]\n"
-            "                       [--lr L] [--schedule onecycle|cosine] [--no-augment]\n"
+            "usage: rankscope train [MODEL.onnx | --arch NAME] -o OUT.onnx [--epochs N] [--seed S]\n"
+            "                       [--batch B] [--lr L] [--wd D] [--schedule onecycle|cosine]\n"
+            "                       [--warmup FRACTION]"
+            "\n"
+            "                       [--no-augment] [--checkpoint FILE | --no-checkpoint]\n"
             "                       [--data DIR] [--threads T] [--json] [--force]\n"
+            "       rankscope train --resume CHECKPOINT -o OUT.onnx [--data DIR] [--json] [--force]\n"
             "  Trains on the first 45,000 CIFAR-10 training images (random crop with 4-pixel\n"
-            "  padding + horizontal flip), SGD momentum 0.9, weight decay 5e-4 on weights,\n"
-            "  reporting validation accuracy (last 5,000 training images) after each epoch and\n"
-            "  test accuracy at the end. Without MODEL the reference net (conv1, conv2, fc1, fc2,\n"
-            "  fc3) is initialised from --seed like PyTorch's defaults.\n"
+            "  padding + horizontal flip), SGD momentum 0.9, weight decay on weights (not biases,\n"
+            "  not BatchNormalization), reporting validation accuracy (last 5,000 training\n"
+            "  images) after each epoch and test accuracy at the end. Without MODEL or --arch the\n"
+            "  reference net (conv1, conv2, fc1, fc2, fc3) is initialised from --seed like\n"
+            "  PyTorch's defaults. --arch resnet20|vgg|mobilenet builds a zoo architecture.\n"
+            "  BatchNormalization trains for real: batch statistics, running mean/variance\n"
+            "  (momentum 0.1), learned scale and shift; OUT keeps it (evaluation folds it).\n"
+            "  After every epoch a checkpoint (weights, statistics, optimizer and generator\n"
+            "  state, options) is written atomically to --checkpoint (default OUT.ckpt);\n"
+            "  --resume continues from one bit-identically (options come from the checkpoint).\n"
             "  -o equal to MODEL is refused unless --force (the input is never overwritten).\n"
-            "  Defaults: --epochs 30 --seed 1 --batch 128 --lr 0.05 --schedule onecycle.\n"
+            "  Defaults: --epochs 30 --seed 1 --batch 128 --lr 0.05 --wd 5e-4 --schedule onecycle\n"
+            "  --warmup 0.15 (the fraction of all steps spent warming up).\n"
             "  The shipped model was made with:\n"
             "    rankscope train --epochs 30 --seed 1 --threads 2 -o assets/lenet-cifar10.onnx\n"
             "  (bit-identical results need the same --seed, --threads and CPU vector ISA).\n");
@@ -31,6 +45,8 @@ typedef struct epoch_printer {
     int json;
     FILE *hist; /* JSON history lines (memstream) */
     int first;
+    int images;     /* training images per epoch */
+    int epochs_run; /* epochs run in this process */
     double seconds;
 } epoch_printer;
 
@@ -38,12 +54,15 @@ static int print_epoch(void *user, const train_epoch_stats *s)
 {
     epoch_printer *p = user;
     cli_progress_end();
-    fprintf(stderr, "epoch %2d/%d  loss %.4f  train %5.2f %%", s->epoch, s->epochs, s->train_loss,
+    p->seconds += s->seconds + s->val_seconds;
+    ++p->epochs_run;
+    double eta = p->seconds / p->epochs_run * (s->epochs - s->epoch);
+    fprintf(stderr, "epoch %3d/%d  loss %.4f  train %5.2f %%", s->epoch, s->epochs, s->train_loss,
             100.0 * s->train_acc);
     if (s->val_acc >= 0)
         fprintf(stderr, "  val %5.2f %%", 100.0 * s->val_acc);
-    fprintf(stderr, "  lr %.4f  %.2f s\n", s->lr, s->seconds);
-    p->seconds += s->seconds;
+    fprintf(stderr, "  lr %.4f  %.1f s  %.0f images/s  ETA %dh%02dm\n", s->lr, s->seconds,
+            s->seconds > 0 ? p->images / s->seconds : 0.0, (int)(eta / 3600), (int)fmod(eta / 60, 60));
     if (p->hist) {
         fprintf(p->hist, "%s\n    {\"epoch\": %d, \"train_loss\": %.6f, \"train_accuracy\": %.6f, "
                          "\"val_accuracy\": %.6f, \"lr\": %.6g, \"seconds\": %.4f}",
@@ -54,6 +73,18 @@ static int print_epoch(void *user, const train_epoch_stats *s)
     return 0;
 }
 
+typedef struct ckpt_writer {
+    const char *path;
+    const train_options *o;
+    char note[256];
+} ckpt_writer;
+
+static int write_checkpoint(void *user, const rs_model *m, const train_state *s, rs_err *e)
+{
+    ckpt_writer *w = user;
+    return checkpoint_save(w->path, m, s, w->o, w->note, e);
+}
+
 static train_data data_of(const cifar10_set *s)
 {
     train_data d = {.n = s->n, .c = CIFAR10_C, .h = CIFAR10_H, .w = CIFAR10_W, .u8 = s->pixels,
@@ -61,141 +92,204 @@ static train_data data_of(const cifar10_set *s)
     return d;
 }
 
-int cmd_train(int argc, char **argv)
+typedef struct train_args {
+    train_options o;
+    long seed, threads;
+    const char *data, *out, *model, *arch, *ckpt, *resume;
+    int json, force, no_ckpt, set_run; /* set_run: an option the checkpoint fixes was given */
+} train_args;
+
+static int parse_args(int argc, char **argv, train_args *a)
 {
     static const struct option opts[] = {
-        {"epochs", required_argument, 0, 'e'}, {"seed", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},  {"lr", required_argument, 0, 'l'},
-        {"data", required_argument, 0, 'd'},   {"threads", required_argument, 0, 't'},
-        {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
-        {"schedule", required_argument, 0, 'S'}, {"no-augment", no_argument, 0, 'A'},
-        {"force", no_argument, 0, 'f'},        {"help", no_argument, 0, 'h'},
+        {"epochs", required_argument, 0, 'e'},  {"seed", required_argument, 0, 's'},
+        {"batch", required_argument, 0, 'b'},   {"lr", required_argument, 0, 'l'},
+        {"wd", required_argument, 0, 'w'},      {"data", required_argument, 0, 'd'},
+        {"threads", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
+        {"json", no_argument, 0, 'j'},          {"schedule", required_argument, 0, 'S'},
+        {"no-augment", no_argument, 0, 'A'},    {"force", no_argument, 0, 'f'},
+        {"arch", required_argument, 0, 'a'},    {"checkpoint", required_argument, 0, 'c'},
+        {"no-checkpoint", no_argument, 0, 'C'}, {"resume", required_argument, 0, 'r'},
+        {"warmup", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    train_options o;
-    train_default_options(&o);
-    long epochs = o.epochs, seed = 1, batch = o.batch, threads = 0;
-    double lr = o.lr;
-    const char *data = NULL, *out = NULL;
-    int json = 0, force = 0, c;
+    long epochs = a->o.epochs, batch = a->o.batch;
+    double lr = a->o.lr, wd = a->o.weight_decay, warm = a->o.warmup;
+    int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        int bad = 0;
+        a->set_run |= strchr("esblwSAW", c) != NULL;
         switch (c) {
-        case 'e':
-            if (cli_parse_int("--epochs", optarg, 1, 10000, &epochs))
-                return CLI_USAGE;
-            break;
-        case 's':
-            if (cli_parse_int("--seed", optarg, 0, 2147483647L, &seed))
-                return CLI_USAGE;
-            break;
-        case 'b':
-            if (cli_parse_int("--batch", optarg, 1, 65536, &batch))
-                return CLI_USAGE;
-            break;
-        case 't':
-            if (cli_parse_int("--threads", optarg, 1, 256, &threads))
-                return CLI_USAGE;
-            break;
-        case 'l':
-            if (cli_parse_double("--lr", optarg, 1e-9, 100.0, &lr))
-                return CLI_USAGE;
-            break;
+        case 'e': bad = cli_parse_int("--epochs", optarg, 1, 10000, &epochs); break;
+        case 's': bad = cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed); break;
+        case 'b': bad = cli_parse_int("--batch", optarg, 1, 65536, &batch); break;
+        case 't': bad = cli_parse_int("--threads", optarg, 1, 256, &a->threads); break;
+        case 'l': bad = cli_parse_double("--lr", optarg, 1e-9, 100.0, &lr); break;
+        case 'w': bad = cli_parse_double("--wd", optarg, 0.0, 1.0, &wd); break;
+        case 'W': bad = cli_parse_double("--warmup", optarg, 0.0, 1.0, &warm); break;
         case 'S':
             if (!strcmp(optarg, "onecycle"))
-                o.schedule = TRAIN_SCHED_ONECYCLE;
+                a->o.schedule = TRAIN_SCHED_ONECYCLE;
             else if (!strcmp(optarg, "cosine"))
-                o.schedule = TRAIN_SCHED_COSINE;
+                a->o.schedule = TRAIN_SCHED_COSINE;
             else {
                 cli_error("train: --schedule \"%s\" (expected onecycle or cosine)", optarg);
-                return CLI_USAGE;
+                bad = 1;
             }
             break;
-        case 'A': o.augment = 0; break;
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case 'f': force = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return CLI_OK;
+        case 'A': a->o.augment = 0; break;
+        case 'd': a->data = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'f': a->force = 1; break;
+        case 'j': a->json = 1; break;
+        case 'a': a->arch = optarg; break;
+        case 'c': a->ckpt = optarg; break;
+        case 'C': a->no_ckpt = 1; break;
+        case 'r': a->resume = optarg; break;
+        case 'h': usage(stdout); return 1;
         default:
             cli_error("train: unknown or incomplete option \"%s\"", argv[optind - 1]);
             usage(stderr);
-            return CLI_USAGE;
+            return -1;
         }
+        if (bad)
+            return -1;
     }
-    if (!out) {
-        cli_error("train: -o OUT.onnx is required");
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    if (argc - optind > 1) {
-        cli_error("train: expected at most one model, got %d arguments", argc - optind);
-        return CLI_USAGE;
-    }
-    if (cli_check_output(out, optind < argc ? argv[optind] : NULL, force) != 0)
-        return CLI_USAGE;
+    a->o.epochs = (int)epochs, a->o.batch = (int)batch, a->o.lr = (float)lr;
+    a->o.weight_decay = (float)wd, a->o.warmup = (float)warm, a->o.seed = (uint64_t)a->seed, a->o.nthreads = (int)a->threads;
+    if (argc - optind > 1)
+        return cli_error("train: expected at most one model, got %d arguments", argc - optind), -1;
+    a->model = optind < argc ? argv[optind] : NULL;
+    if (!a->out)
+        return cli_error("train: -o OUT.onnx is required"), usage(stderr), -1;
+    if (a->model && a->arch)
+        return cli_error("train: give a MODEL or --arch, not both"), -1;
+    if (a->resume && (a->model || a->arch || a->set_run))
+        return cli_error("train: --resume takes the model and the training options from the "
+                         "checkpoint; give only -o, --data, --threads, --checkpoint, --json"), -1;
+    if (a->ckpt && a->no_ckpt)
+        return cli_error("train: --checkpoint and --no-checkpoint contradict each other"), -1;
+    return 0;
+}
+
+/* The model to train and, on --resume, the checkpoint it continues (c->model moves to *m). */
+static rs_model *starting_model(train_args *a, checkpoint *c)
+{
     rs_err e = {{0}};
     rs_model *m = NULL;
-    if (optind < argc)
-        m = cli_load_model(argv[optind]);
-    else if (!(m = train_reference_net((uint64_t)seed, &e)))
+    if (a->resume) {
+        if (checkpoint_load(a->resume, c, &e) != 0)
+            return cli_error("train: %s", e.msg), NULL;
+        int threads = a->o.nthreads;
+        a->o = c->opts;
+        if (threads && threads != c->opts.nthreads)
+            fprintf(stderr, "note: --threads %d differs from the checkpoint's %d: the result will "
+                    "not be bit-identical to an uninterrupted run\n", threads, c->opts.nthreads);
+        if (threads)
+            a->o.nthreads = threads;
+        a->o.resume = &c->state;
+        m = c->model;
+        c->model = NULL;
+        fprintf(stderr, "resuming %s after epoch %d of %d (%s)\n", a->resume, c->state.epoch,
+                c->opts.epochs, c->note);
+    } else if (a->arch) {
+        if (!(m = zoo_build(a->arch, (uint64_t)a->seed, &e)))
+            cli_error("train: %s", e.msg);
+    } else if (a->model) {
+        if (!(m = onnx_load_ex(a->model, ONNX_LOAD_KEEP_BATCHNORM, &e)))
+            cli_error("%s", e.msg);
+    } else if (!(m = train_reference_net((uint64_t)a->seed, &e))) {
         cli_error("%s", e.msg);
+    }
+    return m;
+}
+
+static void print_json(const train_args *a, const train_epoch_stats *last, double test_acc,
+                       int test_n, double sec_per_epoch, const char *hist)
+{
+    printf("{\n  \"output\": ");
+    cli_json_string(stdout, a->out);
+    printf(",\n  \"epochs\": %d,\n  \"seed\": %llu,\n  \"batch\": %d,\n  \"lr\": %g,\n"
+           "  \"train_loss\": %.6f,\n  \"train_accuracy\": %.6f,\n  \"val_accuracy\": %.6f,\n"
+           "  \"test_accuracy\": %.6f,\n  \"test_images\": %d,\n"
+           "  \"seconds_per_epoch\": %.4f,\n  \"history\": [%s\n  ]\n}\n",
+           a->o.epochs, (unsigned long long)a->o.seed, a->o.batch, (double)a->o.lr, last->train_loss,
+           last->train_acc, last->val_acc, test_acc, test_n, sec_per_epoch, hist ? hist : "");
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a = {.seed = 1};
+    train_default_options(&a.o);
+    int prc = parse_args(argc, argv, &a);
+    if (prc)
+        return prc > 0 ? CLI_OK : CLI_USAGE;
+    char ckpt_default[4096];
+    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", a.out);
+    const char *ckpt = a.no_ckpt ? NULL : a.ckpt ? a.ckpt : ckpt_default;
+    if (cli_check_output(a.out, a.model ? a.model : a.resume, a.force) != 0 ||
+        (ckpt && a.model && cli_check_output(ckpt, a.model, 0) != 0))
+        return CLI_USAGE;
+    checkpoint c = {0};
+    rs_model *m = starting_model(&a, &c);
     if (!m)
-        return CLI_FAIL;
-    cifar10_set *tr = cifar10_load_split(data, "train", NULL, &e);
-    cifar10_set *va = tr ? cifar10_load_split(data, "val", NULL, &e) : NULL;
+        return checkpoint_free(&c), CLI_FAIL;
+    rs_err e = {{0}};
+    cifar10_set *tr = cifar10_load_split(a.data, "train", NULL, &e);
+    cifar10_set *va = tr ? cifar10_load_split(a.data, "val", NULL, &e) : NULL;
     int fell_back = 0;
-    cifar10_set *te = va ? cifar10_load_split(data, "test", &fell_back, &e) : NULL;
+    cifar10_set *te = va ? cifar10_load_split(a.data, "test", &fell_back, &e) : NULL;
     if (!te) {
         cli_error("train: %s", e.msg);
-        cifar10_free(tr), cifar10_free(va), model_free(m);
+        cifar10_free(tr), cifar10_free(va), model_free(m), checkpoint_free(&c);
         return CLI_FAIL;
     }
     train_data dtr = data_of(tr), dva = data_of(va), dte = data_of(te);
-    o.epochs = (int)epochs;
-    o.seed = (uint64_t)seed;
-    o.batch = (int)batch;
-    o.lr = (float)lr;
-    o.nthreads = (int)threads;
-    o.progress = cli_progress;
-    epoch_printer pr = {.json = json, .first = 1};
+    a.o.progress = cli_progress;
+    epoch_printer pr = {.json = a.json, .first = 1, .images = tr->n};
     char *hist = NULL;
     size_t hist_len = 0;
-    if (json)
+    if (a.json)
         pr.hist = open_memstream(&hist, &hist_len);
-    o.on_epoch = print_epoch;
-    o.epoch_user = &pr;
-    fprintf(stderr, "training on %d images (validation %d), %d epochs, batch %d, lr %g, seed %ld\n",
-            tr->n, va->n, o.epochs, o.batch, (double)o.lr, seed);
+    a.o.on_epoch = print_epoch;
+    a.o.epoch_user = &pr;
+    ckpt_writer cw = {.path = ckpt, .o = &a.o};
+    if (a.resume)
+        snprintf(cw.note, sizeof cw.note, "%s", c.note);
+    else
+        snprintf(cw.note, sizeof cw.note, "%.200s, seed %llu, %d training images",
+                 a.arch ? a.arch : a.model ? a.model : "reference net", (unsigned long long)a.o.seed,
+                 tr->n);
+    if (ckpt) {
+        a.o.on_checkpoint = write_checkpoint;
+        a.o.checkpoint_user = &cw;
+    }
+    fprintf(stderr, "training on %d images (validation %d), %d epochs, batch %d, lr %g, seed %llu%s%s\n",
+            tr->n, va->n, a.o.epochs, a.o.batch, (double)a.o.lr, (unsigned long long)a.o.seed,
+            ckpt ? ", checkpoint " : "", ckpt ? ckpt : "");
     train_epoch_stats last = {0};
-    int rc = train_model(m, &dtr, &dva, &o, &last, &e);
+    int rc = train_model(m, &dtr, &dva, &a.o, &last, &e);
     cli_progress_end();
     if (pr.hist)
         fclose(pr.hist);
     double test_acc = -1;
-    if (rc == 0 && train_evaluate(m, &dte, (int)threads, &test_acc, NULL, &e) != 0)
+    if (rc == 0 && train_evaluate(m, &dte, a.o.nthreads, &test_acc, NULL, &e) != 0)
         rc = -1;
-    if (rc == 0 && onnx_save(m, out, &e) != 0)
+    if (rc == 0 && onnx_save(m, a.out, &e) != 0)
         rc = -1;
     if (rc != 0) {
         cli_error("%s", e.msg);
     } else {
+        double per = pr.epochs_run ? pr.seconds / pr.epochs_run : 0;
         fprintf(stderr, "test accuracy %.2f %% on %d images%s; %.2f s per epoch; saved %s\n",
-                100.0 * test_acc, te->n, fell_back ? " (shipped sample)" : "",
-                pr.seconds / o.epochs, out);
-        if (json) {
-            printf("{\n  \"output\": ");
-            cli_json_string(stdout, out);
-            printf(",\n  \"epochs\": %d,\n  \"seed\": %ld,\n  \"batch\": %d,\n  \"lr\": %g,\n"
-                   "  \"train_loss\": %.6f,\n  \"train_accuracy\": %.6f,\n  \"val_accuracy\": %.6f,\n"
-                   "  \"test_accuracy\": %.6f,\n  \"test_images\": %d,\n"
-                   "  \"seconds_per_epoch\": %.4f,\n  \"history\": [%s\n  ]\n}\n",
-                   o.epochs, seed, o.batch, (double)o.lr, last.train_loss, last.train_acc,
-                   last.val_acc, test_acc, te->n, pr.seconds / o.epochs, hist ? hist : "");
-        }
+                100.0 * test_acc, te->n, fell_back ? " (shipped sample)" : "", per, a.out);
+        if (a.json)
+            print_json(&a, &last, test_acc, te->n, per, hist);
     }
     free(hist);
     cifar10_free(tr), cifar10_free(va), cifar10_free(te);
     model_free(m);
+    checkpoint_free(&c);
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }

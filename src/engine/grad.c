@@ -136,8 +136,6 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
         if (t->xsz != t->ysz)
             NODE_ERR(e, n, "input and output sizes differ");
         return 0;
-    /* issue 6. BatchNormalization trains as the frozen affine of its running statistics
-     * (eval-mode BN: scale γ/√(σ²+ε) and shift β − μ·scale, no parameter gradients). */
     case RS_OP_CLIP:
         t->alpha = n->clip_min;
         t->beta = n->clip_max;
@@ -153,6 +151,9 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
                          (long long)x->dims[1]);
         t->cin = (int)x->dims[1];
         t->K = (int)(t->xsz / t->cin);
+        /* γ and β learn (neither decays); the running mean and variance are statistics */
+        t->param[2] = n->in[1];
+        t->param[1] = n->in[2];
         return 0;
     case RS_OP_GLOBALAVGPOOL:
     case RS_OP_AVGPOOL:
@@ -454,7 +455,7 @@ static void pool_backward(const tn_node *t, const float *dy, float *dx, const in
         }
 }
 
-/* ---- issue 6: average pooling and the frozen BatchNormalization affine ------------------------ */
+/* ---- average pooling and BatchNormalization -------------------------------------------------- */
 
 /* Average pooling forward (dy == NULL: y = mean of the window) or backward (dx += dy / divisor
  * for every in-range tap); the divisor follows ONNX's count_include_pad (see infer.c). */
@@ -497,13 +498,125 @@ static void avgpool_pass(const tn_node *t, const rs_node *n, const float *x, flo
         }
 }
 
-/* Channel c's scale and shift of a frozen BatchNormalization. */
+/* Channel c's scale and shift of BatchNormalization with its running statistics (eval mode). */
 static void bn_channel(const rs_model *m, const rs_node *n, int c, float *scale, float *shift)
 {
     double k = (double)m->values[n->in[1]].f[c] /
                sqrt((double)m->values[n->in[4]].f[c] + (double)n->epsilon);
     *scale = (float)k;
     *shift = (float)((double)m->values[n->in[2]].f[c] - (double)m->values[n->in[3]].f[c] * k);
+}
+
+static void bn_reduce(const tn_scratch *s, double *buf, int len)
+{
+    if (s->reduce)
+        s->reduce(s->reduce_ctx, buf, len);
+}
+
+/* Training mode: normalise with the mean and biased variance of the whole batch (every worker's
+ * slice), y = γ·x̂ + β, x̂ = (x − μ)/√(σ²+ε). Sums are taken in double per channel, so the
+ * one-pass variance E[x²] − μ² keeps float accuracy for activations of any scale seen here. */
+static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
+                             const tn_scratch *s)
+{
+    const rs_node *n = &m->nodes[t->node];
+    const float *gamma = m->values[n->in[1]].f, *beta = m->values[n->in[2]].f;
+    int C = t->cin, K = t->K;
+    double *red = s->bn_red;
+    for (int c = 0; c < C; ++c) {
+        double s1 = 0, s2 = 0;
+        for (int i = 0; i < ns; ++i) {
+            const float *p = x + (size_t)i * t->xsz + (size_t)c * K;
+            for (int k = 0; k < K; ++k)
+                s1 += p[k], s2 += (double)p[k] * p[k];
+        }
+        red[2 * c] = s1, red[2 * c + 1] = s2;
+    }
+    red[2 * C] = (double)ns * K;
+    bn_reduce(s, red, 2 * C + 1);
+    double M = red[2 * C];
+    float *st = s->bn_stats + t->bn_off;
+    for (int c = 0; c < C; ++c) {
+        double mean = red[2 * c] / M, var = red[2 * c + 1] / M - mean * mean;
+        if (var < 0)
+            var = 0;
+        double inv = 1.0 / sqrt(var + (double)n->epsilon);
+        st[c] = (float)mean, st[C + c] = (float)inv, st[2 * C + c] = (float)var;
+        float sc = (float)(gamma[c] * inv), sh = (float)(beta[c] - mean * gamma[c] * inv);
+        for (int i = 0; i < ns; ++i) {
+            size_t o = (size_t)i * t->xsz + (size_t)c * K;
+            for (int k = 0; k < K; ++k)
+                y[o + k] = x[o + k] * sc + sh;
+        }
+    }
+    st[3 * C] = (float)M;
+}
+
+/* dβ = Σ dy, dγ = Σ dy·x̂ (this slice's share; the worker sums add up to the batch's), and
+ * dx = γ/√(σ²+ε) · (dy − mean(dy) − x̂·mean(dy·x̂)) with the means over the whole batch. */
+static void bn_backward_batch(const tn_node *t, const rs_model *m, const float *x, const float *dy,
+                              float *dx, float *dgamma, float *dbeta, int ns, const tn_scratch *s)
+{
+    const rs_node *n = &m->nodes[t->node];
+    const float *gamma = m->values[n->in[1]].f;
+    int C = t->cin, K = t->K;
+    const float *st = s->bn_stats + t->bn_off;
+    double *red = s->bn_red, M = st[3 * C];
+    for (int c = 0; c < C; ++c) {
+        double a = 0, b = 0, mean = st[c], inv = st[C + c];
+        for (int i = 0; i < ns; ++i) {
+            size_t o = (size_t)i * t->xsz + (size_t)c * K;
+            for (int k = 0; k < K; ++k) {
+                a += dy[o + k];
+                b += dy[o + k] * ((x[o + k] - mean) * inv);
+            }
+        }
+        if (dbeta)
+            dbeta[c] += (float)a;
+        if (dgamma)
+            dgamma[c] += (float)b;
+        red[2 * c] = a, red[2 * c + 1] = b;
+    }
+    if (!dx)
+        return;
+    bn_reduce(s, red, 2 * C);
+    for (int c = 0; c < C; ++c) {
+        double mean = st[c], inv = st[C + c], ma = red[2 * c] / M, mb = red[2 * c + 1] / M;
+        float k1 = (float)(gamma[c] * inv);
+        for (int i = 0; i < ns; ++i) {
+            size_t o = (size_t)i * t->xsz + (size_t)c * K;
+            for (int k = 0; k < K; ++k) {
+                double xh = (x[o + k] - mean) * inv;
+                dx[o + k] += k1 * (float)(dy[o + k] - ma - xh * mb);
+            }
+        }
+    }
+}
+
+/* Eval mode: the frozen affine of the running statistics; γ and β still get their gradients. */
+static void bn_backward_running(const tn_node *t, const rs_model *m, const float *x, const float *dy,
+                                float *dx, float *dgamma, float *dbeta, int ns)
+{
+    const rs_node *n = &m->nodes[t->node];
+    const float *mean = m->values[n->in[3]].f, *var = m->values[n->in[4]].f;
+    for (int c = 0; c < t->cin; ++c) {
+        float sc, sh;
+        bn_channel(m, n, c, &sc, &sh);
+        double inv = 1.0 / sqrt((double)var[c] + (double)n->epsilon), a = 0, b = 0;
+        for (int i = 0; i < ns; ++i) {
+            size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
+            for (int k = 0; k < t->K; ++k) {
+                if (dx)
+                    dx[o + k] += dy[o + k] * sc;
+                a += dy[o + k];
+                b += dy[o + k] * ((x[o + k] - mean[c]) * inv);
+            }
+        }
+        if (dbeta)
+            dbeta[c] += (float)a;
+        if (dgamma)
+            dgamma[c] += (float)b;
+    }
 }
 
 /* ---- dispatch --------------------------------------------------------------------------------- */
@@ -556,6 +669,10 @@ void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scr
             y[k] = x[k] < t->alpha ? t->alpha : x[k] > t->beta ? t->beta : x[k];
         break;
     case RS_OP_BATCHNORM:
+        if (s->bn_batch) {
+            bn_forward_batch(t, m, x, y, ns, s);
+            break;
+        }
         for (int c = 0; c < t->cin; ++c) {
             float sc, sh;
             bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
@@ -649,18 +766,14 @@ void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const
                     dx[k] += dy[k];
         }
         break;
-    case RS_OP_BATCHNORM:
-        if (dx)
-            for (int c = 0; c < t->cin; ++c) {
-                float sc, sh;
-                bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
-                for (int i = 0; i < ns; ++i) {
-                    size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
-                    for (int k = 0; k < t->K; ++k)
-                        dx[o + k] += dy[o + k] * sc;
-                }
-            }
+    case RS_OP_BATCHNORM: {
+        float *dg = t->param[2] >= 0 && is_param[t->param[2]] ? pgrad + poff[t->param[2]] : NULL;
+        if (s->bn_batch)
+            bn_backward_batch(t, m, act[t->x], dy, dx, dg, db, ns, s);
+        else
+            bn_backward_running(t, m, act[t->x], dy, dx, dg, db, ns);
         break;
+    }
     case RS_OP_GLOBALAVGPOOL:
     case RS_OP_AVGPOOL:
         if (dx)

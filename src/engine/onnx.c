@@ -1355,7 +1355,7 @@ static int is_shape_op(rs_op op)
     return op == RS_OP_SHAPE || op == RS_OP_GATHER || op == RS_OP_UNSQUEEZE;
 }
 
-static int simplify(rs_model *m, rs_err *e)
+static int simplify(rs_model *m, unsigned flags, rs_err *e)
 {
     if (fold_operand_inputs(m, e) != 0)
         return -1;
@@ -1382,7 +1382,7 @@ static int simplify(rs_model *m, rs_err *e)
     for (int i = 0; i < m->n_nodes && rc == 0; ++i) {
         if (m->nodes[i].op == RS_OP_PAD)
             fold_pad(m, &gi, i);
-        else if (m->nodes[i].op == RS_OP_BATCHNORM)
+        else if (m->nodes[i].op == RS_OP_BATCHNORM && !(flags & ONNX_LOAD_KEEP_BATCHNORM))
             rc = fold_batchnorm(m, &gi, i, e);
     }
     /* backward: shape computations nothing reads any more (the Flatten rewrite's leftovers) */
@@ -1419,6 +1419,12 @@ static int simplify(rs_model *m, rs_err *e)
 }
 
 rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs_err *e)
+{
+    return onnx_load_buffer_ex(buf, len, label, 0, e);
+}
+
+rs_model *onnx_load_buffer_ex(const uint8_t *buf, size_t len, const char *label, unsigned flags,
+                              rs_err *e)
 {
     if (!label)
         label = "onnx";
@@ -1465,7 +1471,7 @@ rs_model *onnx_load_buffer(const uint8_t *buf, size_t len, const char *label, rs
         rs_failctx(e, "%s", lb);
         goto out;
     }
-    if (simplify(m, e) != 0 || model_infer_shapes(m, e) != 0) {
+    if (simplify(m, flags, e) != 0 || model_infer_shapes(m, e) != 0) {
         rs_failctx(e, "%s", lb);
         model_free(m);
         m = NULL;
@@ -1478,11 +1484,16 @@ out:
 
 rs_model *onnx_load(const char *path, rs_err *e)
 {
+    return onnx_load_ex(path, 0, e);
+}
+
+rs_model *onnx_load_ex(const char *path, unsigned flags, rs_err *e)
+{
     uint8_t *buf;
     size_t len;
     if (fileio_read_all(path, ONNX_MAX_FILE, &buf, &len, e) != 0)
         return NULL;
-    rs_model *m = onnx_load_buffer(buf, len, path, e);
+    rs_model *m = onnx_load_buffer_ex(buf, len, path, flags, e);
     free(buf);
     return m;
 }

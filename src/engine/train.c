@@ -16,51 +16,6 @@
 
 #include "train_internal.h"
 
-/* ---- random numbers: xoshiro256** seeded by splitmix64 --------------------------------------- */
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; ++i)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Uniform integer in [0, n) (n small; the modulo bias is < 2^-40). */
-static uint32_t rng_below(rng *r, uint32_t n)
-{
-    return (uint32_t)((rng_next(r) >> 11) % n);
-}
-
-/* Uniform double in [0, 1). */
-static double rng_unit(rng *r)
-{
-    return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 /* ---- the compiled net ------------------------------------------------------------------------ */
 
 /* One batch's work description, shared by all workers. */
@@ -75,6 +30,7 @@ typedef struct batch_job {
     const float *teacher;    /* n × classes or NULL */
     float alpha, temp;
     int backward;
+    int bn_batch;            /* BatchNormalization on batch statistics (training mode) */
 } batch_job;
 
 typedef struct worker {
@@ -86,6 +42,10 @@ typedef struct worker {
     float *col;       /* conv workspace */
     int *boff;        /* conv GEMM row offsets */
     int32_t *pidx;    /* argmax workspace of every MaxPool, packed */
+    float *bn_stats;  /* batch statistics of every BatchNormalization, packed (TN_BN_STATS) */
+    double *bn_red;   /* this worker's reduction buffer */
+    int active;       /* holds at least one image of the current batch */
+    unsigned rphase;  /* reductions done in the current batch */
     double loss;
     int correct;
     int status;
@@ -115,7 +75,50 @@ struct train_net {
     unsigned gen;
     int pending, quit, started; /* started: worker threads running (w[1..started]) */
     const batch_job *job;
+    /* BatchNormalization's cross-worker sums: a barrier over the active workers and two
+     * alternating slot sets, so a reduction's slots are never rewritten before all have read */
+    size_t bn_stats_floats, red_len;
+    double *red;         /* 2 × nthreads × red_len */
+    int n_active;
+    pthread_mutex_t bmu;
+    pthread_cond_t bcv;
+    unsigned bgen;
+    int barrived;
+    int training;        /* train_net_grad uses batch statistics and updates running ones */
+    float bn_momentum;
 };
+
+static void barrier_wait(train_net *t)
+{
+    pthread_mutex_lock(&t->bmu);
+    unsigned g = t->bgen;
+    if (++t->barrived == t->n_active) {
+        t->barrived = 0;
+        ++t->bgen;
+        pthread_cond_broadcast(&t->bcv);
+    } else {
+        while (g == t->bgen)
+            pthread_cond_wait(&t->bcv, &t->bmu);
+    }
+    pthread_mutex_unlock(&t->bmu);
+}
+
+static void worker_reduce(void *ctx, double *buf, int len)
+{
+    worker *wk = ctx;
+    train_net *t = wk->t;
+    double *slots = t->red + (size_t)(wk->rphase++ & 1u) * t->nthreads * t->red_len;
+    memcpy(slots + (size_t)wk->id * t->red_len, buf, (size_t)len * sizeof *buf);
+    barrier_wait(t);
+    memset(buf, 0, (size_t)len * sizeof *buf);
+    for (int k = 0; k < t->nthreads; ++k) {
+        if (!t->w[k].active)
+            continue;
+        const double *src = slots + (size_t)k * t->red_len;
+        for (int i = 0; i < len; ++i)
+            buf[i] += src[i];
+    }
+}
 
 static void fill_input(const train_net *t, const batch_job *j, int start, int ns, float *dst)
 {
@@ -154,7 +157,9 @@ static void run_worker(worker *wk, const batch_job *j)
     if (ns <= 0)
         return;
     fill_input(t, j, start, ns, wk->act[m->input]);
-    tn_scratch sc = {wk->col, wk->boff, wk->pidx};
+    tn_scratch sc = {.col = wk->col, .boff = wk->boff, .pidx = wk->pidx, .bn_batch = j->bn_batch,
+                     .bn_stats = wk->bn_stats, .bn_red = wk->bn_red,
+                     .reduce = t->n_active > 1 ? worker_reduce : NULL, .reduce_ctx = wk};
     for (int i = 0; i < t->n_tn; ++i)
         tn_forward(&t->tn[i], m, wk->act, ns, &sc);
     const float *z = wk->act[m->output];
@@ -199,6 +204,34 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* PyTorch's rule: running = (1 − momentum)·running + momentum·batch, with the batch variance
+ * unbiased (M/(M−1)). Every active worker computed the same statistics; take the first's. */
+static void update_running_stats(train_net *t)
+{
+    const worker *src = NULL;
+    for (int k = 0; k < t->nthreads && !src; ++k)
+        if (t->w[k].active)
+            src = &t->w[k];
+    if (!src)
+        return;
+    rs_model *m = t->m;
+    double mo = t->bn_momentum;
+    for (int i = 0; i < t->n_tn; ++i) {
+        const tn_node *tn = &t->tn[i];
+        if (tn->op != RS_OP_BATCHNORM)
+            continue;
+        const rs_node *n = &m->nodes[tn->node];
+        const float *st = src->bn_stats + tn->bn_off;
+        int C = tn->cin;
+        double M = st[3 * C], unb = M > 1 ? M / (M - 1) : 1.0;
+        float *rm = m->values[n->in[3]].f, *rv = m->values[n->in[4]].f;
+        for (int c = 0; c < C; ++c) {
+            rm[c] = (float)((1 - mo) * rm[c] + mo * st[c]);
+            rv[c] = (float)((1 - mo) * rv[c] + mo * st[2 * C + c] * unb);
+        }
+    }
+}
+
 /* Runs one batch on all workers; parameter gradients end up summed in w[0].pgrad. */
 static void run_batch(train_net *t, const batch_job *j, double *loss, int *correct)
 {
@@ -206,6 +239,14 @@ static void run_batch(train_net *t, const batch_job *j, double *loss, int *corre
      * the small dense layers its spinning threads cost more than they save even with one). */
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
+    t->n_active = 0;
+    for (int k = 0; k < t->nthreads; ++k) {
+        long start = (long)j->n * k / t->nthreads, end = (long)j->n * (k + 1) / t->nthreads;
+        t->w[k].active = end > start;
+        t->w[k].rphase = 0;
+        t->n_active += t->w[k].active;
+    }
+    t->barrived = 0;
     if (t->nthreads > 1) {
         pthread_mutex_lock(&t->mu);
         t->job = j;
@@ -239,6 +280,8 @@ static void run_batch(train_net *t, const batch_job *j, double *loss, int *corre
         *loss = l;
     if (correct)
         *correct = c;
+    if (j->bn_batch && j->backward)
+        update_running_stats(t);
 }
 
 void train_net_free(train_net *t)
@@ -270,8 +313,13 @@ void train_net_free(train_net *t)
             free(wk->col);
             free(wk->boff);
             free(wk->pidx);
+            free(wk->bn_stats);
+            free(wk->bn_red);
         }
     }
+    free(t->red);
+    pthread_mutex_destroy(&t->bmu);
+    pthread_cond_destroy(&t->bcv);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->go);
     pthread_cond_destroy(&t->done);
@@ -318,6 +366,10 @@ train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->go, NULL);
     pthread_cond_init(&t->done, NULL);
+    pthread_mutex_init(&t->bmu, NULL);
+    pthread_cond_init(&t->bcv, NULL);
+    t->training = 1;
+    t->bn_momentum = 0.1f;
     t->m = m;
     t->max_batch = max_batch;
     t->nthreads = nthreads;
@@ -360,6 +412,17 @@ train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint
             boff = tn->boff_ints;
         tn->pidx_off = pidx;
         pidx += tn->pidx_ints;
+        if (tn->op == RS_OP_BATCHNORM) {
+            tn->bn_off = t->bn_stats_floats;
+            t->bn_stats_floats += TN_BN_STATS(tn->cin);
+            if (2 * (size_t)tn->cin + 1 > t->red_len)
+                t->red_len = 2 * (size_t)tn->cin + 1;
+        }
+    }
+    if (t->red_len) {
+        t->red = calloc(2 * (size_t)nthreads * t->red_len, sizeof *t->red);
+        if (!t->red)
+            return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
     }
     for (int v = 0; v < nv; ++v)
         if (t->is_param[v]) {
@@ -420,6 +483,9 @@ train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint
         if (!(wk->pgrad = alloc_floats(t->nparam, e, "train: parameter gradients")) ||
             !(wk->col = alloc_floats(col, e, "train: convolution workspace")))
             return train_net_free(t), NULL;
+        if (t->red_len && (!(wk->bn_stats = alloc_floats(t->bn_stats_floats, e, "train: statistics")) ||
+                           !(wk->bn_red = calloc(t->red_len, sizeof *wk->bn_red))))
+            return rs_fail(e, "train: out of memory (batch statistics)"), train_net_free(t), NULL;
         if (!(wk->boff = calloc(boff, sizeof *wk->boff)))
             return rs_fail(e, "train: out of memory (row offsets)"), train_net_free(t), NULL;
         size_t pbytes;
@@ -448,7 +514,7 @@ int train_net_grad(train_net *t, const float *x, const uint8_t *labels, int n,
             return rs_fail(e, "train: label %d of image %d out of range 0..%d", labels[i], i,
                            t->classes - 1);
     batch_job j = {.n = n, .x = x, .labels = labels, .teacher = teacher, .alpha = alpha,
-                   .temp = temp > 0 ? temp : 1.0f, .backward = 1};
+                   .temp = temp > 0 ? temp : 1.0f, .backward = 1, .bn_batch = t->training};
     run_batch(t, &j, loss, correct);
     if (loss)
         *loss /= n;
@@ -470,6 +536,11 @@ const float *train_net_input_grad(const train_net *t)
 const float *train_net_logits(const train_net *t)
 {
     return t->logits;
+}
+
+void train_net_set_training(train_net *t, int training)
+{
+    t->training = training != 0;
 }
 
 int train_net_classes(const train_net *t)
@@ -588,6 +659,50 @@ int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, 
     return rc;
 }
 
+/* Restores what a checkpoint took after an epoch: the generator, the shuffle order and the
+ * momentum of every trainable parameter (the model's weights came with the checkpoint). */
+static int resume_from(const train_net *t, const train_state *st, int N, int epochs, rng *r,
+                       int *perm, float *mom, rs_err *e)
+{
+    const rs_model *m = t->m;
+    if (st->n != N)
+        return rs_fail(e, "train: the checkpoint was taken on %d training images, not %d", st->n, N);
+    if (st->epoch < 0 || st->epoch > epochs)
+        return rs_fail(e, "train: the checkpoint is at epoch %d of %d", st->epoch, epochs);
+    if (st->n_values != m->n_values || !st->mom || !st->perm)
+        return rs_fail(e, "train: the checkpoint does not match the model");
+    for (int i = 0; i < N; ++i)
+        if (st->perm[i] < 0 || st->perm[i] >= N)
+            return rs_fail(e, "train: the checkpoint's shuffle order is corrupt");
+    for (int v = 0; v < m->n_values; ++v) {
+        if (!t->is_param[v])
+            continue;
+        if (!st->mom[v])
+            return rs_fail(e, "train: the checkpoint has no momentum for \"%s\"", m->values[v].name);
+        memcpy(mom + t->poff[v], st->mom[v], (size_t)model_value_numel(&m->values[v]) * sizeof *mom);
+    }
+    memcpy(perm, st->perm, (size_t)N * sizeof *perm);
+    memcpy(r->s, st->rng, sizeof r->s);
+    return 0;
+}
+
+/* A diverged run must not hand back (or let anyone save) a model full of NaN. */
+static int params_finite(const train_net *t, int epoch, rs_err *e)
+{
+    const rs_model *m = t->m;
+    for (int v = 0; v < m->n_values; ++v) {
+        if (!t->is_param[v] && !(m->values[v].is_const && m->values[v].f))
+            continue;
+        const float *f = m->values[v].f;
+        int64_t cnt = model_value_numel(&m->values[v]);
+        for (int64_t k = 0; k < cnt; ++k)
+            if (!isfinite(f[k]))
+                return rs_fail(e, "train: \"%s\" became non-finite during epoch %d (training "
+                               "diverged; try a lower learning rate)", m->values[v].name, epoch);
+    }
+    return 0;
+}
+
 int train_model(rs_model *m, const train_data *train, const train_data *val,
                 const train_options *o, train_epoch_stats *last, rs_err *e)
 {
@@ -625,8 +740,16 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
     for (int i = 0; i < N; ++i)
         perm[i] = i;
     long steps = (N + B - 1) / B, total = steps * o->epochs, step = 0;
-    int aug = o->augment && train->h > 1 && train->w > 1;
-    for (int ep = 0; ep < o->epochs && rc == 0; ++ep) {
+    int aug = o->augment && train->h > 1 && train->w > 1, ep0 = 0;
+    if (o->resume) {
+        if (resume_from(t, o->resume, N, o->epochs, &r, perm, mom, e)) {
+            rc = -1;
+            goto out;
+        }
+        ep0 = o->resume->epoch;
+        step = o->resume->step;
+    }
+    for (int ep = ep0; ep < o->epochs && rc == 0; ++ep) {
         double t0 = rs_now(), eloss = 0;
         long ecorrect = 0;
         for (int i = N - 1; i > 0; --i) {
@@ -647,7 +770,7 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             }
             batch_job j = {.n = n, .crop = aug ? crop : NULL, .pad = o->pad, .labels = lab,
                            .alpha = o->distill_alpha, .temp = o->distill_temp > 0 ? o->distill_temp : 1.0f,
-                           .backward = 1};
+                           .backward = 1, .bn_batch = 1};
             if (train->u8)
                 j.u8 = train->u8, j.idx = bidx;
             if (train->f) {
@@ -677,6 +800,11 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             double bl;
             int bc;
             run_batch(t, &j, &bl, &bc);
+            if (!isfinite(bl)) {
+                rc = rs_fail(e, "train: the loss became %s at epoch %d, batch %ld (training diverged; "
+                             "try a lower learning rate)", isnan(bl) ? "NaN" : "infinite", ep + 1, b + 1);
+                break;
+            }
             eloss += bl;
             ecorrect += bc;
             /* SGD with momentum (PyTorch form) and decoupled-from-bias weight decay. */
@@ -708,6 +836,8 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
         }
         if (rc)
             break;
+        if ((rc = params_finite(t, ep + 1, e)) != 0)
+            break;
         train_epoch_stats st = {.epoch = ep + 1, .epochs = o->epochs, .train_loss = eloss / N,
                                 .train_acc = (double)ecorrect / N, .val_loss = -1, .val_acc = -1,
                                 .lr = lr, .seconds = rs_now() - t0};
@@ -721,6 +851,23 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
         }
         if (last)
             *last = st;
+        if (o->on_checkpoint) {
+            train_state ts = {.epoch = ep + 1, .step = step, .n = N, .perm = perm,
+                              .n_values = m->n_values};
+            memcpy(ts.rng, r.s, sizeof ts.rng);
+            ts.mom = calloc((size_t)m->n_values, sizeof *ts.mom);
+            if (!ts.mom) {
+                rc = rs_fail(e, "train: out of memory");
+                break;
+            }
+            for (int v = 0; v < m->n_values; ++v)
+                if (t->is_param[v])
+                    ts.mom[v] = mom + t->poff[v];
+            rc = o->on_checkpoint(o->checkpoint_user, m, &ts, e);
+            free(ts.mom);
+            if (rc)
+                break;
+        }
         if (o->on_epoch && o->on_epoch(o->epoch_user, &st))
             break;
     }

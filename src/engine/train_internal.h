@@ -12,6 +12,51 @@
 #include "rankscope/kernels.h"
 #include "rankscope/model.h"
 
+/* ---- random numbers: xoshiro256** seeded by splitmix64 --------------------------------------- */
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static inline uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline void rng_seed(rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; ++i)
+        r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform integer in [0, n) (n small; the modulo bias is < 2^-40). */
+static inline uint32_t rng_below(rng *r, uint32_t n)
+{
+    return (uint32_t)((rng_next(r) >> 11) % n);
+}
+
+/* Uniform double in [0, 1). */
+static inline double rng_unit(rng *r)
+{
+    return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 typedef struct tn_node {
     int node;           /* index into m->nodes */
     rs_op op;
@@ -32,13 +77,28 @@ typedef struct tn_node {
     size_t boff_ints;   /* conv row-offset ints this node needs */
     size_t pidx_ints;   /* argmax ints per image (MaxPool) */
     size_t pidx_off;    /* offset of this node's argmax block (per image × slice) */
+    size_t bn_off;      /* BatchNormalization: offset of its statistics in tn_scratch.bn_stats */
 } tn_node;
+
+/* Sums buf[0..len) over every worker taking part in the batch, in worker order, so that each
+ * worker gets the same bits back (BatchNormalization's batch statistics span the whole batch,
+ * not one worker's slice). Every taking-part worker must make the same sequence of calls. */
+typedef void (*tn_reduce_fn)(void *ctx, double *buf, int len);
+
+/* Floats a BatchNormalization node keeps per forward: mean, 1/√(var+ε), biased var (C each),
+ * and the element count M behind them. */
+#define TN_BN_STATS(c) (3 * (size_t)(c) + 1)
 
 /* Per-thread scratch shared by all nodes (sized by the largest col_floats / boff_ints). */
 typedef struct tn_scratch {
     float *col;
     int *boff;
     int32_t *pidx;
+    int bn_batch;        /* 1: BatchNormalization uses batch statistics (training), 0: running */
+    float *bn_stats;     /* statistics of every BatchNormalization node of the last forward */
+    double *bn_red;      /* reduction buffer, 2·C + 1 doubles of the widest BatchNormalization */
+    tn_reduce_fn reduce; /* NULL: this worker holds the whole batch */
+    void *reduce_ctx;
 } tn_scratch;
 
 int tn_compile(const rs_model *m, int node, kern_isa isa, tn_node *t, rs_err *e);

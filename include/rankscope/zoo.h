@@ -1,0 +1,34 @@
+/* zoo.h — the model zoo: CIFAR-10 architectures rankscope trains itself, and the catalogue of
+ * trained models shipped in assets/zoo/.
+ *
+ * Contract:
+ *  - zoo_build returns a new, untrained model (caller frees with model_free) of a named
+ *    architecture, input "input" (N,3,32,32), output "logits" (N,10), parameters named as
+ *    PyTorch's state_dict names them ("layer2.0.conv1.weight", "layer2.0.bn1.running_var").
+ *    Initialised as PyTorch CIFAR recipes do: convolutions Kaiming-normal (fan_out, ReLU gain),
+ *    BatchNormalization γ = 1, β = 0, running mean 0 and variance 1 — except the last γ of each
+ *    residual branch, 0, so every block starts as the identity — and the classifier with
+ *    PyTorch's Linear default (uniform ±1/√fan_in). Same seed, same model, bit for bit.
+ *  - Architectures (zoo_arch_count / zoo_arch_name / zoo_arch_about list them):
+ *      resnet20   He et al. 2016's CIFAR ResNet-20: 16/32/64 channels, 3 stages × 3 basic
+ *                 blocks, BatchNormalization, 1×1 convolution + BN shortcuts where the shape
+ *                 changes (option B); 0.27 M parameters, 41 M MACs per image.
+ *      vgg        VGG-style: eight 3×3 convolutions with BatchNormalization and ReLU
+ *                 (32, M, 64, 64, M, 128, 128, M, 256, 256, M, 256... see zoo.c), max pooling,
+ *                 a linear classifier.
+ *      mobilenet  MobileNet-style: a 3×3 stem, depthwise separable blocks (3×3 depthwise + BN +
+ *                 ReLU6, 1×1 pointwise + BN + ReLU6), global average pooling, a linear head.
+ */
+#ifndef RANKSCOPE_ZOO_H
+#define RANKSCOPE_ZOO_H
+
+#include <stdint.h>
+#include "rankscope/common.h"
+#include "rankscope/model.h"
+
+int zoo_arch_count(void);
+const char *zoo_arch_name(int i);
+const char *zoo_arch_about(int i);
+rs_model *zoo_build(const char *arch, uint64_t seed, rs_err *e);
+
+#endif

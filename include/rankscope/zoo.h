@@ -9,6 +9,12 @@
  *    BatchNormalization γ = 1, β = 0, running mean 0 and variance 1 — except the last γ of each
  *    residual branch, 0, so every block starts as the identity — and the classifier with
  *    PyTorch's Linear default (uniform ±1/√fan_in). Same seed, same model, bit for bit.
+ *  - The catalogue, assets/zoo/zoo.tsv, lists the trained models: one line per model, tab-
+ *    separated fields name, file (relative to the catalogue's directory), arch, test_correct
+ *    (images of the 10,000 CIFAR-10 test images `rankscope eval` classifies right, -1 if not
+ *    measured), seed, epochs, train_seconds (wall time of the training command, -1 if not recorded) and command (the
+ *    exact command that trained it); '#' lines are comments, the first other line is the header.
+ *    zoo_catalog_read refuses malformed lines naming the file and line.
  *  - Architectures (zoo_arch_count / zoo_arch_name / zoo_arch_about list them):
  *      resnet20   He et al. 2016's CIFAR ResNet-20: 16/32/64 channels, 3 stages × 3 basic
  *                 blocks, BatchNormalization, 1×1 convolution + BN shortcuts where the shape
@@ -30,5 +36,19 @@ int zoo_arch_count(void);
 const char *zoo_arch_name(int i);
 const char *zoo_arch_about(int i);
 rs_model *zoo_build(const char *arch, uint64_t seed, rs_err *e);
+
+typedef struct zoo_entry {
+    char name[64];
+    char file[256];   /* as written in the catalogue */
+    char path[4096];  /* resolved against the catalogue's directory */
+    char arch[64];
+    int test_correct; /* of 10,000; -1 = not measured */
+    long seed, epochs;
+    double train_seconds;
+    char command[1024];
+} zoo_entry;
+
+/* *out is malloc'ed (free() it); *n entries. */
+int zoo_catalog_read(const char *path, zoo_entry **out, int *n, rs_err *e);
 
 #endif

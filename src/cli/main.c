@@ -18,6 +18,7 @@ int cmd_spectrum(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_zoo(int argc, char **argv);
 
 static const struct command {
     const char *name;
@@ -36,6 +37,7 @@ static const struct command {
     {"compress", cmd_compress, "search + fine-tune + re-search: the whole pipeline"},
     {"export", cmd_export, "the (factorized) model as ONNX or dependency-free C (flash/RAM)"},
     {"data", cmd_data, "data fetch: download, verify and unpack CIFAR-10"},
+    {"zoo", cmd_zoo, "the trained models shipped in assets/zoo/: accuracy, params, MACs"},
 };
 
 static void usage(FILE *f)

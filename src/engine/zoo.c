@@ -319,3 +319,121 @@ rs_model *zoo_build(const char *arch, uint64_t seed, rs_err *e)
     }
     return b.m;
 }
+
+/* ---- the catalogue ---------------------------------------------------------------------------- */
+
+static int field_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n == 0 || n >= cap)
+        return -1;
+    for (size_t i = 0; i < n; ++i)
+        if ((unsigned char)src[i] < 0x20)
+            return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int parse_entry(char *line, const char *dir, zoo_entry *z)
+{
+    char *f[8];
+    int k = 0;
+    for (char *p = line; k < 8;) {
+        f[k++] = p;
+        char *tab = strchr(p, '\t');
+        if (!tab)
+            break;
+        *tab = 0;
+        p = tab + 1;
+    }
+    if (k != 8)
+        return -1;
+    memset(z, 0, sizeof *z);
+    char *end;
+    if (field_copy(z->name, sizeof z->name, f[0]) || field_copy(z->file, sizeof z->file, f[1]) ||
+        field_copy(z->arch, sizeof z->arch, f[2]) || field_copy(z->command, sizeof z->command, f[7]))
+        return -1;
+    long v = strtol(f[3], &end, 10);
+    if (*end || end == f[3] || v < -1 || v > 10000)
+        return -1;
+    z->test_correct = (int)v;
+    z->seed = strtol(f[4], &end, 10);
+    if (*end || end == f[4])
+        return -1;
+    z->epochs = strtol(f[5], &end, 10);
+    if (*end || end == f[5] || z->epochs < 0)
+        return -1;
+    z->train_seconds = strtod(f[6], &end);
+    if (*end || end == f[6] || !(z->train_seconds >= -1))
+        return -1;
+    if (z->file[0] == '/')
+        snprintf(z->path, sizeof z->path, "%s", z->file);
+    else
+        snprintf(z->path, sizeof z->path, "%.3800s/%s", dir, z->file);
+    return 0;
+}
+
+int zoo_catalog_read(const char *path, zoo_entry **out, int *n, rs_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return rs_fail(e, "%s: cannot open the zoo catalogue", path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    char line[2048];
+    int lineno = 0, header = 0, rc = 0, cap = 0;
+    zoo_entry *z = NULL;
+    while (fgets(line, sizeof line, f)) {
+        ++lineno;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            rc = rs_fail(e, "%s:%d: line too long", path, lineno);
+            break;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (!len || line[0] == '#')
+            continue;
+        if (!header) {
+            header = 1;
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 8;
+            zoo_entry *g = cap > 4096 ? NULL : realloc(z, (size_t)cap * sizeof *z);
+            if (!g) {
+                rc = rs_fail(e, "%s: too many entries", path);
+                break;
+            }
+            z = g;
+        }
+        if (parse_entry(line, dir, &z[*n]) != 0) {
+            rc = rs_fail(e, "%s:%d: expected 8 tab-separated fields (name, file, arch, test_correct, "
+                         "seed, epochs, train_seconds, command)", path, lineno);
+            break;
+        }
+        for (int k = 0; k < *n; ++k)
+            if (!strcmp(z[k].name, z[*n].name)) {
+                rc = rs_fail(e, "%s:%d: model \"%s\" is listed twice", path, lineno, z[*n].name);
+                break;
+            }
+        if (rc)
+            break;
+        ++*n;
+    }
+    fclose(f);
+    if (rc) {
+        free(z);
+        *n = 0;
+        return rc;
+    }
+    *out = z;
+    return 0;
+}

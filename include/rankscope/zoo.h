@@ -20,10 +20,11 @@
  *                 blocks, BatchNormalization, 1×1 convolution + BN shortcuts where the shape
  *                 changes (option B); 0.27 M parameters, 41 M MACs per image.
  *      vgg        VGG-style: eight 3×3 convolutions with BatchNormalization and ReLU
- *                 (32, M, 64, 64, M, 128, 128, M, 256, 256, M, 256... see zoo.c), max pooling,
- *                 a linear classifier.
- *      mobilenet  MobileNet-style: a 3×3 stem, depthwise separable blocks (3×3 depthwise + BN +
- *                 ReLU6, 1×1 pointwise + BN + ReLU6), global average pooling, a linear head.
+ *                 (32, 32, M, 64, 64, M, 128, 128, M, 256, 256, M), 2×2 max pooling, global
+ *                 average pooling, a linear classifier; 1.17 M parameters, 53 M MACs.
+ *      mobilenet  MobileNet-style: a 3×3 stem (32 channels), seven depthwise separable blocks
+ *                 (3×3 depthwise + BN + ReLU6, 1×1 pointwise + BN + ReLU6; 64, 128/2, 128,
+ *                 256/2, 256, 256, 512/2), global average pooling, a linear head.
  */
 #ifndef RANKSCOPE_ZOO_H
 #define RANKSCOPE_ZOO_H

@@ -17,12 +17,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: rankscope train [MODEL.onnx | --arch NAME] -o OUT.onnx [--epochs N] [--seed S]\n"
             "                       [--batch B] [--lr L] [--wd D] [--schedule onecycle|cosine]\n"
-            "                       [--warmup FRACTION]"
+            "                       [--warmup FRACTION] [--train-images N]"
             "\n"
             "                       [--no-augment] [--checkpoint FILE | --no-checkpoint]\n"
             "                       [--data DIR] [--threads T] [--json] [--force]\n"
             "       rankscope train --resume CHECKPOINT -o OUT.onnx [--data DIR] [--json] [--force]\n"
-            "  Trains on the first 45,000 CIFAR-10 training images (random crop with 4-pixel\n"
+            "  Trains on the first 45,000 CIFAR-10 training images (or the first N; random crop with 4-pixel\n"
             "  padding + horizontal flip), SGD momentum 0.9, weight decay on weights (not biases,\n"
             "  not BatchNormalization), reporting validation accuracy (last 5,000 training\n"
             "  images) after each epoch and test accuracy at the end. Without MODEL or --arch the\n"
@@ -94,7 +94,7 @@ static train_data data_of(const cifar10_set *s)
 
 typedef struct train_args {
     train_options o;
-    long seed, threads;
+    long seed, threads, train_images;
     const char *data, *out, *model, *arch, *ckpt, *resume;
     int json, force, no_ckpt, set_run; /* set_run: an option the checkpoint fixes was given */
 } train_args;
@@ -110,8 +110,8 @@ static int parse_args(int argc, char **argv, train_args *a)
         {"no-augment", no_argument, 0, 'A'},    {"force", no_argument, 0, 'f'},
         {"arch", required_argument, 0, 'a'},    {"checkpoint", required_argument, 0, 'c'},
         {"no-checkpoint", no_argument, 0, 'C'}, {"resume", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"warmup", required_argument, 0, 'W'}, {"train-images", required_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     long epochs = a->o.epochs, batch = a->o.batch;
     double lr = a->o.lr, wd = a->o.weight_decay, warm = a->o.warmup;
     int c;
@@ -128,6 +128,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         case 'l': bad = cli_parse_double("--lr", optarg, 1e-9, 100.0, &lr); break;
         case 'w': bad = cli_parse_double("--wd", optarg, 0.0, 1.0, &wd); break;
         case 'W': bad = cli_parse_double("--warmup", optarg, 0.0, 1.0, &warm); break;
+        case 'n': bad = cli_parse_int("--train-images", optarg, 1, 45000, &a->train_images); break;
         case 'S':
             if (!strcmp(optarg, "onecycle"))
                 a->o.schedule = TRAIN_SCHED_ONECYCLE;
@@ -167,7 +168,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         return cli_error("train: give a MODEL or --arch, not both"), -1;
     if (a->resume && (a->model || a->arch || a->set_run))
         return cli_error("train: --resume takes the model and the training options from the "
-                         "checkpoint; give only -o, --data, --threads, --checkpoint, --json"), -1;
+                         "checkpoint; give only -o, --data, --threads, --checkpoint, --train-images, --json"), -1;
     if (a->ckpt && a->no_ckpt)
         return cli_error("train: --checkpoint and --no-checkpoint contradict each other"), -1;
     return 0;
@@ -246,8 +247,10 @@ int cmd_train(int argc, char **argv)
         return CLI_FAIL;
     }
     train_data dtr = data_of(tr), dva = data_of(va), dte = data_of(te);
+    if (a.train_images && a.train_images < dtr.n)
+        dtr.n = (int)a.train_images;
     a.o.progress = cli_progress;
-    epoch_printer pr = {.json = a.json, .first = 1, .images = tr->n};
+    epoch_printer pr = {.json = a.json, .first = 1, .images = dtr.n};
     char *hist = NULL;
     size_t hist_len = 0;
     if (a.json)
@@ -260,13 +263,13 @@ int cmd_train(int argc, char **argv)
     else
         snprintf(cw.note, sizeof cw.note, "%.200s, seed %llu, %d training images",
                  a.arch ? a.arch : a.model ? a.model : "reference net", (unsigned long long)a.o.seed,
-                 tr->n);
+                 dtr.n);
     if (ckpt) {
         a.o.on_checkpoint = write_checkpoint;
         a.o.checkpoint_user = &cw;
     }
     fprintf(stderr, "training on %d images (validation %d), %d epochs, batch %d, lr %g, seed %llu%s%s\n",
-            tr->n, va->n, a.o.epochs, a.o.batch, (double)a.o.lr, (unsigned long long)a.o.seed,
+            dtr.n, va->n, a.o.epochs, a.o.batch, (double)a.o.lr, (unsigned long long)a.o.seed,
             ckpt ? ", checkpoint " : "", ckpt ? ckpt : "");
     train_epoch_stats last = {0};
     int rc = train_model(m, &dtr, &dva, &a.o, &last, &e);

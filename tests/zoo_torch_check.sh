@@ -23,7 +23,7 @@ PY
 for arch in resnet20 vgg mobilenet; do
     point "$arch: rankscope trains it one short epoch with BatchNormalization" \
         "$RS" train --arch "$arch" --epochs 1 --train-images 256 --batch 64 --lr 0.05 --seed 2 \
-        --threads 2 --no-checkpoint --data "$RS_TEST_CIFAR" -o "$tmp/$arch.onnx"
+        --threads 2 --eval-images 256 --no-checkpoint --data "$RS_TEST_CIFAR" -o "$tmp/$arch.onnx"
     [ -f "$tmp/$arch.onnx" ] || continue
     point "$arch: the file passes the ONNX checker" onnx_check "$tmp/$arch.onnx"
     "$RS_BUILD_ROOT/tests/tool_logits" "$tmp/$arch.onnx" "$tmp/x.f32" "$tmp/rs.f32"

@@ -17,7 +17,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: rankscope train [MODEL.onnx | --arch NAME] -o OUT.onnx [--epochs N] [--seed S]\n"
             "                       [--batch B] [--lr L] [--wd D] [--schedule onecycle|cosine]\n"
-            "                       [--warmup FRACTION] [--train-images N]"
+            "                       [--warmup FRACTION] [--train-images N] [--eval-images N]"
             "\n"
             "                       [--no-augment] [--checkpoint FILE | --no-checkpoint]\n"
             "                       [--data DIR] [--threads T] [--json] [--force]\n"
@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "  Trains on the first 45,000 CIFAR-10 training images (or the first N; random crop with 4-pixel\n"
             "  padding + horizontal flip), SGD momentum 0.9, weight decay on weights (not biases,\n"
             "  not BatchNormalization), reporting validation accuracy (last 5,000 training\n"
-            "  images) after each epoch and test accuracy at the end. Without MODEL or --arch the\n"
+            "  images) after each epoch and test accuracy at the end (--eval-images N: on the first\n"
+            "  N images of each). Without MODEL or --arch the\n"
             "  reference net (conv1, conv2, fc1, fc2, fc3) is initialised from --seed like\n"
             "  PyTorch's defaults. --arch resnet20|vgg|mobilenet builds a zoo architecture.\n"
             "  BatchNormalization trains for real: batch statistics, running mean/variance\n"
@@ -94,7 +95,7 @@ static train_data data_of(const cifar10_set *s)
 
 typedef struct train_args {
     train_options o;
-    long seed, threads, train_images;
+    long seed, threads, train_images, eval_images;
     const char *data, *out, *model, *arch, *ckpt, *resume;
     int json, force, no_ckpt, set_run; /* set_run: an option the checkpoint fixes was given */
 } train_args;
@@ -111,7 +112,8 @@ static int parse_args(int argc, char **argv, train_args *a)
         {"arch", required_argument, 0, 'a'},    {"checkpoint", required_argument, 0, 'c'},
         {"no-checkpoint", no_argument, 0, 'C'}, {"resume", required_argument, 0, 'r'},
         {"warmup", required_argument, 0, 'W'}, {"train-images", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"eval-images", required_argument, 0, 'E'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     long epochs = a->o.epochs, batch = a->o.batch;
     double lr = a->o.lr, wd = a->o.weight_decay, warm = a->o.warmup;
     int c;
@@ -129,6 +131,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         case 'w': bad = cli_parse_double("--wd", optarg, 0.0, 1.0, &wd); break;
         case 'W': bad = cli_parse_double("--warmup", optarg, 0.0, 1.0, &warm); break;
         case 'n': bad = cli_parse_int("--train-images", optarg, 1, 45000, &a->train_images); break;
+        case 'E': bad = cli_parse_int("--eval-images", optarg, 1, 10000, &a->eval_images); break;
         case 'S':
             if (!strcmp(optarg, "onecycle"))
                 a->o.schedule = TRAIN_SCHED_ONECYCLE;
@@ -168,7 +171,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         return cli_error("train: give a MODEL or --arch, not both"), -1;
     if (a->resume && (a->model || a->arch || a->set_run))
         return cli_error("train: --resume takes the model and the training options from the "
-                         "checkpoint; give only -o, --data, --threads, --checkpoint, --train-images, --json"), -1;
+                         "checkpoint; give only -o, --data, --threads, --checkpoint, --train-images, --eval-images, --json"), -1;
     if (a->ckpt && a->no_ckpt)
         return cli_error("train: --checkpoint and --no-checkpoint contradict each other"), -1;
     return 0;
@@ -249,6 +252,10 @@ int cmd_train(int argc, char **argv)
     train_data dtr = data_of(tr), dva = data_of(va), dte = data_of(te);
     if (a.train_images && a.train_images < dtr.n)
         dtr.n = (int)a.train_images;
+    if (a.eval_images && a.eval_images < dva.n)
+        dva.n = (int)a.eval_images;
+    if (a.eval_images && a.eval_images < dte.n)
+        dte.n = (int)a.eval_images;
     a.o.progress = cli_progress;
     epoch_printer pr = {.json = a.json, .first = 1, .images = dtr.n};
     char *hist = NULL;
@@ -286,9 +293,9 @@ int cmd_train(int argc, char **argv)
     } else {
         double per = pr.epochs_run ? pr.seconds / pr.epochs_run : 0;
         fprintf(stderr, "test accuracy %.2f %% on %d images%s; %.2f s per epoch; saved %s\n",
-                100.0 * test_acc, te->n, fell_back ? " (shipped sample)" : "", per, a.out);
+                100.0 * test_acc, dte.n, fell_back ? " (shipped sample)" : "", per, a.out);
         if (a.json)
-            print_json(&a, &last, test_acc, te->n, per, hist);
+            print_json(&a, &last, test_acc, dte.n, per, hist);
     }
     free(hist);
     cifar10_free(tr), cifar10_free(va), cifar10_free(te);

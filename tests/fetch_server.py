@@ -8,6 +8,9 @@ Serves files of ROOT on a free port of 127.0.0.1 (written to PORTFILE), logging 
   /norange/FILE   ignores Range: always 200 with the whole file
   /flaky/FILE     the first request for FILE announces the full length, sends half of the
                   requested bytes and closes the connection; later requests behave as /FILE
+  /drip/FILE      announces the full length, then sends one byte every half second
+  /endless/FILE   200 without a length, then the file's bytes over and over, for ever
+  /huge/FILE      announces a length of 100 GB, then sends the file
 Stops by itself after LIFETIME_SECONDS (default 120) so a failed test never leaves it running.
 """
 import http.server
@@ -15,6 +18,7 @@ import os
 import re
 import sys
 import threading
+import time
 
 root, portfile, logfile = sys.argv[1], sys.argv[2], sys.argv[3]
 lifetime = float(sys.argv[4]) if len(sys.argv) > 4 else 120.0
@@ -35,7 +39,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f.write(f"{self.path} {rng}\n")
         path = self.path
         mode = "range"
-        for prefix in ("norange", "flaky"):
+        for prefix in ("norange", "flaky", "drip", "endless", "huge"):
             if path.startswith("/" + prefix + "/"):
                 mode, path = prefix, path[len(prefix) + 1:]
         full = os.path.join(root, os.path.basename(path))
@@ -54,6 +58,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
         body = data[start:]
+        try:
+            if mode == "drip":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for b in data:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return
+            if mode == "endless":
+                self.send_response(200)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                while True:
+                    self.wfile.write(data)
+            if mode == "huge":
+                self.send_response(200)
+                self.send_header("Content-Length", str(100 * 10**9))
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+                return
+        except (BrokenPipeError, ConnectionResetError):
+            return
         cut = False
         if mode == "flaky":
             with lock:

@@ -108,25 +108,29 @@ check "decompose -o DIRECTORY is refused (exit $rc: $(head -c 120 "$T/err.txt"))
   test $rc -ne 0 -a -d "$T/dir.onnx"
 rmdir "$T/dir.onnx"
 
-# 4. a normal write: the syscalls are temp file in the same directory -> fsync -> rename
+# 4. a normal write: the syscalls are temp file in the same directory -> fsync -> rename. The
+#    temporary is an unnamed O_TMPFILE in the directory, named by linkat just before the rename
+#    (nothing is left if the process is killed), or a named file where O_TMPFILE is unsupported.
 if command -v strace >/dev/null 2>&1; then
   # LeakSanitizer cannot run under ptrace: off for this one run of a sanitizer build
   ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
-    strace -f -qq -e trace=openat,fsync,fdatasync,rename,renameat,renameat2,unlink -o "$T/trace" \
+    strace -f -qq -e trace=openat,fsync,fdatasync,linkat,rename,renameat,renameat2,unlink -o "$T/trace" \
     "$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 -o "$T/new.onnx" >/dev/null 2>&1
   rc=$?
-  tmpname=$(grep -oE "\"$T/new\.onnx\.tmp\.[A-Za-z0-9]+\"" "$T/trace" | head -1 | tr -d '"')
-  open_line=$(grep -n "openat(.*new\.onnx\.tmp.*O_CREAT" "$T/trace" | head -1 | cut -d: -f1)
-  fd=$(grep "openat(.*new\.onnx\.tmp.*O_CREAT" "$T/trace" | head -1 | grep -oE '= [0-9]+$' | tr -dc 0-9)
+  tmpname=$(grep -oE "\"$T/new\.onnx\.tmp\.[0-9]+\.[A-Za-z0-9]+\"" "$T/trace" | head -1 | tr -d '"')
+  open_pat="openat\([^,]*, \"$T\", [^)]*O_TMPFILE|openat\(.*new\.onnx\.tmp.*O_CREAT"
+  open_line=$(grep -nE "$open_pat" "$T/trace" | head -1 | cut -d: -f1)
+  fd=$(grep -E "$open_pat" "$T/trace" | head -1 | grep -oE '= [0-9]+$' | tr -dc 0-9)
   fsync_line=$(grep -nE "fsync\($fd\)|fdatasync\($fd\)" "$T/trace" | awk -F: -v o="${open_line:-0}" '$1 > o {print $1; exit}')
   rename_line=$(grep -nE "rename(at2?)?\(.*new\.onnx\.tmp.*new\.onnx\"" "$T/trace" | head -1 | cut -d: -f1)
   direct=$(grep -cE "openat\([^,]*, \"$T/new\.onnx\", [^)]*O_(WRONLY|RDWR)" "$T/trace")
+  how=$(grep -qE "openat\([^,]*, \"$T\", [^)]*O_TMPFILE" "$T/trace" && echo "O_TMPFILE + linkat" || echo "named temp")
   if [ $rc -eq 0 ] && [ -n "$tmpname" ] && [ -n "$fsync_line" ] && [ -n "$rename_line" ] &&
     [ "$open_line" -lt "$fsync_line" ] && [ "$fsync_line" -lt "$rename_line" ] && [ "$direct" -eq 0 ]; then
-    ok "decompose -o: temp file ${tmpname#$T/} created beside it, fsync'ed, renamed (strace lines $open_line < $fsync_line < $rename_line)"
+    ok "decompose -o: temp file ($how, ${tmpname#$T/}) beside it, fsync'ed, renamed (strace lines $open_line < $fsync_line < $rename_line)"
   else
     notok "decompose -o: expected temp -> fsync -> rename (rc $rc, tmp '${tmpname:-}', lines ${open_line:-?} ${fsync_line:-?} ${rename_line:-?}, direct opens $direct)"
-    sed 's/^/#   /' "$T/trace" | grep -E 'new\.onnx|fsync' | head -10
+    sed 's/^/#   /' "$T/trace" | grep -E 'new\.onnx|fsync|TMPFILE' | head -10
   fi
 else
   ok "# SKIP strace not installed"

@@ -162,7 +162,8 @@ json "d['attempts'] == 2 and d['resumed'] is True"; ok $? "retried run: two requ
 # ---- a server without Range support: restart from byte 0 ------------------------------------
 D=$T/d4
 mkdir -p "$D"
-head -c 1000 /dev/urandom >"$D/cifar-10-binary.tar.gz.part" # a stale .part of other bytes
+# a stale .part that could be the archive's start (gzip magic) but holds other bytes
+{ printf '\037\213\010'; head -c 997 /dev/urandom; } >"$D/cifar-10-binary.tar.gz.part"
 : >"$T/requests.log"
 fetch --dir "$D" --url "$URL/norange/good.tar.gz" --md5 "$(md5 good)" --json
 ok $rc "server ignoring Range: exit 0 ($err)"
@@ -186,6 +187,79 @@ HOME=$T/home run "$BIN" data fetch --records 10 --url "$URL/good.tar.gz" --md5 "
 ok $rc "default directory: exit 0"
 [ -f "$T/home/.cache/rankscope/cifar-10-batches-bin/test_batch.bin" ]
 ok $? "default directory: unpacked under \$HOME/.cache/rankscope"
+
+# ---- bounded downloads: stall, deadline, size cap --------------------------------------------
+bounded() { # bounded NAME PATTERN MAX_SECONDS [fetch args...]
+    local name=$1 pat=$2 max=$3 d=$T/b_$1 t0 t1
+    shift 3
+    t0=$(date +%s)
+    fetch --dir "$d" --md5 "$(md5 good)" --retries 0 "$@"
+    t1=$(date +%s)
+    ok $(( rc != 1 || t1 - t0 > max )) "$name: exit 1 within $max s (took $((t1 - t0)) s)"
+    one_line && grep -qiE "$pat" "$T/err"; ok $? "$name: one-line message matching /$pat/ ($err)"
+}
+bounded drip "stalled: under 1024 bytes/s for 2 s" 12 --url "$URL/drip/good.tar.gz" --stall-timeout 2
+[ ! -e "$T/b_drip/cifar-10-batches-bin" ]; ok $? "drip: no target"
+bounded deadline "the 3 s deadline passed" 12 --url "$URL/drip/good.tar.gz" --deadline 3 \
+    --stall-timeout 100
+[ -s "$T/b_deadline/cifar-10-binary.tar.gz.part" ]; ok $? "deadline: the partial .part is kept for the next run"
+bounded endless "sends more than [0-9]+ bytes" 30 --url "$URL/endless/good.tar.gz"
+clean_dir "$T/b_endless"; ok $? "endless body: the junk .part is deleted, nothing left"
+bounded huge "sends more than [0-9]+ bytes" 12 --url "$URL/huge/good.tar.gz"
+clean_dir "$T/b_huge"; ok $? "announced 100 GB: nothing written"
+run "$BIN" data fetch --deadline 0; ok $(( rc != 2 )) "--deadline 0 exits 2"
+
+# ---- never resume from a .part that cannot be the archive's start ----------------------------
+D=$T/d6
+mkdir -p "$D"
+head -c 5000 /dev/urandom >"$D/cifar-10-binary.tar.gz.part"
+printf 'x' | dd of="$D/cifar-10-binary.tar.gz.part" bs=1 count=1 conv=notrunc 2>/dev/null
+: >"$T/requests.log"
+fetch --dir "$D" --url "$URL/good.tar.gz" --md5 "$(md5 good)" --json
+ok $rc "junk .part (not gzip): exit 0 ($err)"
+json "d['discarded'] is True and d['resumed'] is False"; ok $? "junk .part: reported as discarded"
+grep -qx "/good.tar.gz -" "$T/requests.log" && ! grep -q "bytes=" "$T/requests.log"
+ok $? "junk .part: downloaded from byte 0, no Range request"
+D=$T/d7
+mkdir -p "$D"
+{ printf '\037\213\010'; head -c 4000000 /dev/zero; } >"$D/cifar-10-binary.tar.gz.part"
+: >"$T/requests.log"
+fetch --dir "$D" --url "$URL/good.tar.gz" --md5 "$(md5 good)" --json
+ok $rc "a .part longer than the archive can be: exit 0 ($err)"
+! grep -q "bytes=" "$T/requests.log"; ok $? "oversized .part: no Range request"
+
+# ---- a data directory that is a symbolic link is refreshed where it points -------------------
+D=$T/d8
+mkdir -p "$D/disk/cifar-10-batches-bin" "$D/dir"
+cp "$T/orig/data_batch_1.bin" "$D/disk/cifar-10-batches-bin/"
+ln -s ../disk/cifar-10-batches-bin "$D/dir/cifar-10-batches-bin"
+fetch --dir "$D/dir" --url "$URL/good.tar.gz" --md5 "$(md5 good)" --json
+ok $rc "symlinked data directory: exit 0 ($err)"
+[ -L "$D/dir/cifar-10-batches-bin" ] && cmp -s "$T/orig/test_batch.bin" "$D/disk/cifar-10-batches-bin/test_batch.bin"
+ok $? "symlinked data directory: the link stays, the directory it points to is complete"
+clean_dir "$D/disk" cifar-10-batches-bin && clean_dir "$D/dir" cifar-10-batches-bin
+ok $? "symlinked data directory: nothing left beside either"
+fetch --dir "$D/dir" --url "$URL/good.tar.gz" --md5 "$(md5 good)" --json --force
+ok $rc "symlinked data directory: --force refreshes it again ($err)"
+ln -s ../nowhere "$D/dangling"
+mkdir -p "$D/dir2" && ln -s ../nowhere/x "$D/dir2/cifar-10-batches-bin"
+fetch --dir "$D/dir2" --url "$URL/good.tar.gz" --md5 "$(md5 good)"
+ok $(( rc != 1 )) "a dangling data-directory link: exit 1"
+one_line && grep -q "symbolic link to a missing directory" "$T/err"; ok $? "dangling link: one line saying so ($err)"
+
+# ---- leftovers of killed fetches are swept; a running fetch's are not ------------------------
+D=$T/d9
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+mkdir -p "$D/.cifar-10-batches-bin.tmp.$dead.AbC123" "$D/.cifar-10-batches-bin.tmp.Old123" \
+    "$D/.cifar-10-batches-bin.tmp.$$.Live12" "$D/.cifar-10-batches-bin.old.tmp.$dead.Xyz789"
+echo x >"$D/.cifar-10-batches-bin.tmp.$dead.AbC123/data_batch_1.bin"
+touch -d '2 hours ago' "$D/.cifar-10-batches-bin.tmp.Old123"
+fetch --dir "$D" --url "$URL/good.tar.gz" --md5 "$(md5 good)"
+ok $rc "fetch beside stale temporary directories: exit 0 ($err)"
+clean_dir "$D" cifar-10-batches-bin ".cifar-10-batches-bin.tmp.$$.Live12"
+ok $? "killed fetches' temporary directories swept (dead pid, hour-old legacy name), a live one kept"
 
 run "$BIN" data frob;  ok $(( rc != 2 )) "data with an unknown subcommand exits 2"
 run "$BIN" data fetch --retries x; ok $(( rc != 2 )) "bad --retries exits 2"

@@ -47,6 +47,9 @@ static void test_parse(void)
         {"fc1 svd 0\n", "bad rank \"0\""},
         {"fc1 svd 3,2\n", "t.plan:1: layer fc1: svd takes one rank"},
         {"fc1 none 3\n", "method none takes no rank"},
+        /* one layer twice in one file: which line wins would be silent */
+        {"fc1 svd 8\n# x\nfc1 svd 4\n", "t.plan:3: layer fc1 is given twice: line 1 and line 3"},
+        {"fc1 svd 8\nfc2 none\nfc2 svd 3\n", "line 2 and line 3"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         rs_plan *q = plan_alloc();
@@ -59,6 +62,13 @@ static void test_parse(void)
         {"conv2=cp", "missing rank for cp"},
         {"conv2=cp:-3", "bad rank \"-3\""},
         {"", "empty spec"},
+        {",", "item 1 is empty"},
+        {",,", "item 1 is empty"},
+        {"fc1=svd:8,", "item 2 is empty"},
+        {"fc1=svd:8,,fc2=svd:3", "item 2 is empty"},
+        {"fc1=svd:8,fc2=svd:3,fc1=cp:2", "layer fc1 is given twice: item 1 and item 3"},
+        {"fc1=svd:8,3", "svd takes one rank (got \"8,3\")"},
+        {"conv1=tucker2:4,3,9", "bad rank \"4,3,9\""},
     };
     for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; ++i) {
         rs_plan *q = plan_alloc();
@@ -66,6 +76,28 @@ static void test_parse(void)
         CHECK(rc == -1 && strstr(e.msg, bad_spec[i].want), "bad spec \"%s\" rejected: %s", bad_spec[i].spec, e.msg);
         plan_free(q);
     }
+
+    /* a UTF-8 byte order mark (Windows editors) is not part of the first layer name */
+    rs_plan *bom = plan_alloc();
+    rc = plan_parse_text(bom, "\xEF\xBB\xBF" "fc1 svd 8\r\nfc2 none\r\n", "bom.plan", &e);
+    CHECK(rc == 0 && bom->n == 2 && plan_find(bom, "fc1") && plan_find(bom, "fc1")->rank == 8,
+          "plan with a UTF-8 BOM and CRLF lines parses (%s)", rc ? e.msg : "ok");
+    plan_free(bom);
+    /* tucker2's two ranks keep their comma inside --ranks: "R_out,R_in" and "R_out:R_in" agree */
+    rs_plan *tk = plan_alloc();
+    rc = plan_parse_spec(tk, "conv1=tucker2:4,3,fc1=svd:8,conv2=tucker2:5,2", &e);
+    const plan_entry *t1 = plan_find(tk, "conv1"), *t2 = plan_find(tk, "conv2");
+    CHECK(rc == 0 && tk->n == 3 && t1 && t1->rank == 4 && t1->rank2 == 3 && t2 && t2->rank == 5 &&
+              t2->rank2 == 2 && plan_find(tk, "fc1"),
+          "--ranks conv1=tucker2:4,3,fc1=svd:8,conv2=tucker2:5,2 gives three entries (%s)",
+          rc ? e.msg : "ok");
+    plan_free(tk);
+    /* a later source still replaces an earlier one's entry (--ranks after --plan) */
+    rs_plan *ov = plan_alloc();
+    rc = plan_parse_text(ov, "fc1 svd 8\n", "a.plan", &e);
+    rc = rc ? rc : plan_parse_spec(ov, "fc1=svd:4", &e);
+    CHECK(rc == 0 && ov->n == 1 && ov->entries[0].rank == 4, "--ranks overrides the plan file's fc1");
+    plan_free(ov);
 
     /* save atomically, load back, same plan */
     char dir[] = "/tmp/rs_plan_XXXXXX";
@@ -154,6 +186,24 @@ static void test_apply(void)
     /* applying the same plan again: the layers are gone now */
     rc = plan_apply(m, p, NULL, NULL, &e);
     CHECK(rc == -1 && strstr(e.msg, "not found"), "re-applying names the missing layer: %s", e.msg);
+    plan_free(p);
+    model_free(m);
+
+    /* two spellings of one layer (node name and weight name) in one plan are refused */
+    m = testnet_lenet(5);
+    int fc = model_find_layer(m, "fc1");
+    const char *wname = fc >= 0 ? m->values[m->nodes[fc].in[1]].name : "";
+    char alias[128] = "";
+    size_t wl = strlen(wname);
+    if (wl > 7 && !strcmp(wname + wl - 7, ".weight"))
+        snprintf(alias, sizeof alias, "%.*s", (int)(wl - 7), wname);
+    p = plan_alloc();
+    rc = plan_set(p, m->nodes[fc].name, DECOMP_SVD, 4, 0, &e);
+    if (*alias && strcmp(alias, m->nodes[fc].name))
+        rc = rc ? rc : plan_set(p, alias, DECOMP_SVD, 8, 0, &e);
+    rc = rc ? rc : plan_validate(m, p, &e);
+    CHECK(!*alias || !strcmp(alias, m->nodes[fc].name) || (rc == -1 && strstr(e.msg, "name the same layer")),
+          "\"%s\" and \"%s\" in one plan are refused: %s", m->nodes[fc].name, alias, e.msg);
     plan_free(p);
     model_free(m);
 }

@@ -24,8 +24,8 @@
  *  - Costs (export_c_stats): weight_bytes ("flash") = bytes of every emitted constant array;
  *    scratch_bytes ("RAM") = 4 · MODEL_SCRATCH_FLOATS (the input and output buffers are the
  *    caller's and not counted).
- *  - Texts are malloc'ed (caller frees). export_c_write writes DIR/model.h and DIR/model.c, each
- *    atomically (fileio_write_atomic); DIR must exist.
+ *  - Texts are malloc'ed (caller frees). export_c_write writes DIR/model.h and DIR/model.c as
+ *    one atomic pair (fileio_write_atomic_pair: both new or both as before); DIR must exist.
  */
 #ifndef RANKSCOPE_EXPORT_H
 #define RANKSCOPE_EXPORT_H

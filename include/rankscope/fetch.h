@@ -6,8 +6,16 @@
  *    exactly 10,000 records (opts->records overrides that for test archives).
  *  - Download (libcurl, http/https only) goes to DIR/cifar-10-binary.tar.gz.part. A later call
  *    resumes it with an HTTP Range request; a server that answers 200 instead restarts it from
- *    byte 0. Within one call an interrupted transfer is retried (opts->retries times) from where
- *    it stopped.
+ *    byte 0. Within one call an interrupted or stalled transfer is retried (opts->retries times)
+ *    from where it stopped.
+ *  - Bounds: the whole download, retries included, ends at opts->deadline_secs (default 1 hour;
+ *    the .part is kept); a transfer slower than opts->min_speed bytes/s (default 1 KiB/s) for
+ *    opts->stall_secs (default 60 s) is stalled (a server dripping a byte at a time is as stuck
+ *    as a silent one). A body or announced length beyond the largest size the archive can have
+ *    (fetch_max_archive_bytes: a tar of six batch files of the expected record count and the
+ *    extras, gzip-stored) stops the transfer and deletes the .part. An earlier .part is resumed only when it
+ *    can be the start of the archive (not longer than the cap, gzip magic); otherwise it is
+ *    discarded and the download starts at byte 0 (result->discarded).
  *  - The completed download's md5 (nettle) must equal opts->md5 (default FETCH_CIFAR10_MD5); a
  *    mismatch deletes the .part (so the next call starts afresh) and fails with one line giving
  *    both digests.
@@ -31,6 +39,9 @@
 #define FETCH_CIFAR10_MD5 "c32a1d4ab5d03f1284b67883e8d87530"
 #define FETCH_CIFAR10_DIRNAME "cifar-10-batches-bin"
 #define FETCH_CIFAR10_RECORDS 10000
+#define FETCH_STALL_SECS 60L
+#define FETCH_MIN_SPEED 1024L
+#define FETCH_DEADLINE_SECS 3600L
 
 typedef struct fetch_opts {
     const char *dir;       /* parent directory; NULL = ~/.cache/rankscope (created) */
@@ -39,7 +50,10 @@ typedef struct fetch_opts {
     int records;           /* records per batch file; 0 = FETCH_CIFAR10_RECORDS */
     int retries;           /* extra attempts after an interrupted transfer; < 0 = default 3 */
     int force;             /* download and unpack even if the target is complete */
-    long low_speed_secs;   /* abort a transfer slower than 1 byte/s for this long; 0 = 60 */
+    long stall_secs;       /* a transfer under min_speed for this long is stalled; 0 = default */
+    long min_speed;        /* bytes/s; 0 = FETCH_MIN_SPEED */
+    long deadline_secs;    /* the whole download, retries included; 0 = default */
+    int64_t max_bytes;     /* archive size cap; 0 = fetch_max_archive_bytes(records) */
     rs_progress_fn progress;
     void *user;
 } fetch_opts;
@@ -50,9 +64,13 @@ typedef struct fetch_result {
     int resumed;           /* a Range request continued an earlier .part */
     int restarted;         /* the server ignored a Range request: downloaded from byte 0 */
     int attempts;          /* HTTP requests made */
+    int discarded;         /* an earlier .part could not be the archive's start: dropped */
     int64_t bytes;         /* archive size */
     char md5[33];          /* archive digest */
 } fetch_result;
+
+/* The size cap fetch_cifar10 applies by default. */
+int64_t fetch_max_archive_bytes(int records);
 
 /* opts and result may be NULL. */
 int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e);

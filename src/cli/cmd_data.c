@@ -18,6 +18,10 @@ static void usage(FILE *f)
             "  restarted when the server cannot resume; a corrupt archive is refused and deleted.\n"
             "  --force        download and unpack again even if the data set is complete\n"
             "  --retries N    retries of an interrupted transfer within this run (default 3)\n"
+            "  --deadline S   give up after S seconds in all, retries included (default 3600;\n"
+            "                 the partial download is kept for the next run)\n"
+            "  --stall-timeout S  a transfer under 1 KiB/s for S seconds is stalled and retried\n"
+            "                 (default 60)\n"
             "  For mirrors and tests: --md5 HEX (expected digest), --records N (records per batch\n"
             "  file, default 10000).\n");
 }
@@ -29,6 +33,7 @@ static int cmd_data_fetch(int argc, char **argv)
         {"md5", required_argument, 0, 'm'},   {"records", required_argument, 0, 'n'},
         {"retries", required_argument, 0, 'r'}, {"force", no_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
+        {"deadline", required_argument, 0, 'D'}, {"stall-timeout", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     fetch_opts o = {.retries = -1, .progress = cli_progress};
     int json = 0, c;
@@ -49,6 +54,16 @@ static int cmd_data_fetch(int argc, char **argv)
             if (cli_parse_int("--retries", optarg, 0, 100, &v) != 0)
                 return CLI_USAGE;
             o.retries = (int)v;
+            break;
+        case 'D':
+            if (cli_parse_int("--deadline", optarg, 1, 7 * 86400, &v) != 0)
+                return CLI_USAGE;
+            o.deadline_secs = v;
+            break;
+        case 'S':
+            if (cli_parse_int("--stall-timeout", optarg, 1, 86400, &v) != 0)
+                return CLI_USAGE;
+            o.stall_secs = v;
             break;
         case 'f': o.force = 1; break;
         case 'j': json = 1; break;
@@ -75,9 +90,10 @@ static int cmd_data_fetch(int argc, char **argv)
         printf("{\"target\": ");
         cli_json_string(stdout, r.target);
         printf(", \"already\": %s, \"resumed\": %s, \"restarted\": %s, \"attempts\": %d, "
-               "\"bytes\": %lld, \"md5\": \"%s\"}\n",
+               "\"bytes\": %lld, \"md5\": \"%s\", \"discarded\": %s}\n",
                r.already ? "true" : "false", r.resumed ? "true" : "false",
-               r.restarted ? "true" : "false", r.attempts, (long long)r.bytes, r.md5);
+               r.restarted ? "true" : "false", r.attempts, (long long)r.bytes, r.md5,
+               r.discarded ? "true" : "false");
     } else if (r.already) {
         printf("CIFAR-10 is already complete in %s (nothing to do; --force fetches it again)\n",
                r.target);

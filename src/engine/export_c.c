@@ -1303,18 +1303,18 @@ int export_c_write(const rs_model *m, const char *dir, const export_c_opts *opts
     if (export_c_generate(m, opts, &h, &c, stats, e))
         return -1;
     size_t n = strlen(dir) + 16;
-    char *path = malloc(n);
+    char *hpath = malloc(n), *cpath = malloc(n);
     int rc = -1;
-    if (!path) {
+    if (!hpath || !cpath) {
         rs_fail(e, "export: out of memory");
     } else {
-        snprintf(path, n, "%s/model.h", dir);
-        if (fileio_write_atomic(path, h, strlen(h), e) == 0) {
-            snprintf(path, n, "%s/model.c", dir);
-            rc = fileio_write_atomic(path, c, strlen(c), e);
-        }
+        /* the two files only make sense together: both new, or both as they were */
+        snprintf(hpath, n, "%s/model.h", dir);
+        snprintf(cpath, n, "%s/model.c", dir);
+        rc = fileio_write_atomic_pair(cpath, c, strlen(c), hpath, h, strlen(h), e);
     }
-    free(path);
+    free(hpath);
+    free(cpath);
     free(h);
     free(c);
     return rc;

@@ -1,6 +1,7 @@
 /* fetch.c — CIFAR-10 download (libcurl, resumable), md5 check (nettle), unpack (libarchive) into
  * a temporary directory that is renamed into place only once every file checks out. */
 #include "rankscope/fetch.h"
+#include "rankscope/fileio.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -184,7 +185,8 @@ typedef struct xfer {
     int64_t range_start;   /* from Content-Range, -1 if none */
     int64_t total;         /* full size if known, else -1 */
     long code;             /* HTTP status once the body starts */
-    int started, restarted, bad_status, io_error, cancelled;
+    int64_t cap;           /* most bytes the archive can have */
+    int started, restarted, bad_status, io_error, cancelled, too_big;
     double last_report;
     const fetch_opts *o;
     CURL *curl;
@@ -256,6 +258,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
                 cl >= 0)
                 x->total = x->offset + (int64_t)cl;
         }
+        if (x->total > x->cap) { /* announced up front: not the archive we want */
+            x->too_big = 1;
+            return 0;
+        }
+    }
+    if (x->offset + x->written + (int64_t)len > x->cap) { /* an endless body */
+        x->too_big = 1;
+        return 0;
     }
     if (write_all(x->fd, p, len) != 0) {
         x->io_error = errno ? errno : EIO;
@@ -299,25 +309,81 @@ static int64_t file_size(int fd)
     return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
+static long fetch_stall_of(const fetch_opts *o)
+{
+    return o->stall_secs > 0 ? o->stall_secs : FETCH_STALL_SECS;
+}
+
+static long fetch_deadline_of(const fetch_opts *o)
+{
+    return o->deadline_secs > 0 ? o->deadline_secs : FETCH_DEADLINE_SECS;
+}
+
+/* The largest archive that can unpack to `records` records per batch file: a tar of the six
+ * batch files and the two extras (a 512-byte header each, data padded to 512, the directory
+ * entry, two end blocks, padding to a 10 KiB record), plus gzip's worst case on incompressible
+ * data (5 bytes per 16 KiB stored block, 18 bytes of header and trailer). */
+int64_t fetch_max_archive_bytes(int records)
+{
+    int64_t rec = records > 0 ? records : FETCH_CIFAR10_RECORDS;
+    int64_t batch = rec * 3073, tar = 512 + 1024 + 10240;
+    tar += (int64_t)N_BATCH * (512 + (batch + 511) / 512 * 512);
+    tar += (int64_t)N_EXTRA * (512 + EXTRA_MAX_BYTES);
+    return tar + (tar / 16384 + 1) * 5 + 18;
+}
+
 /* One request continuing `part`. Returns 0 complete, 1 interrupted (retryable), -1 failed,
  * RS_CANCELLED. */
-static int download_once(const char *url, const char *part, const fetch_opts *o, fetch_result *r,
-                         rs_err *e)
+/* Whether the bytes of an earlier .part can be the start of the archive: no longer than it can
+ * be, and a gzip stream (RFC 1952: 1f 8b, deflate). Anything else is junk from a hostile or
+ * broken server and must not be resumed from. */
+static int plausible_part(int fd, int64_t have, int64_t cap)
+{
+    if (have > cap)
+        return 0;
+    static const uint8_t magic[3] = {0x1f, 0x8b, 0x08};
+    uint8_t head[3];
+    size_t want = have < 3 ? (size_t)have : 3;
+    if (want == 0)
+        return 1;
+    if (pread(fd, head, want, 0) != (ssize_t)want)
+        return 0;
+    return memcmp(head, magic, want) == 0;
+}
+
+static int download_once(const char *url, const char *part, const fetch_opts *o, int64_t cap,
+                         double deadline, fetch_result *r, rs_err *e)
 {
     int fd = open(part, O_RDWR | O_CREAT, 0644);
     if (fd < 0)
         return rs_fail(e, "%s: %s", part, strerror(errno));
     int64_t have = file_size(fd);
+    if (have > 0 && !plausible_part(fd, have, cap)) {
+        /* start over rather than append the real archive to junk */
+        if (ftruncate(fd, 0) != 0) {
+            int err = errno;
+            close(fd);
+            return rs_fail(e, "%s: cannot discard it: %s", part, strerror(err));
+        }
+        have = 0;
+        r->discarded = 1;
+    }
     if (have < 0 || lseek(fd, 0, SEEK_END) < 0) {
         close(fd);
         return rs_fail(e, "%s: %s", part, strerror(errno));
+    }
+    double left = deadline - rs_now();
+    if (left <= 0) {
+        close(fd);
+        return rs_fail(e, "%s: the %ld s deadline passed before the download completed (%lld bytes "
+                          "kept in %s for resuming)", url, fetch_deadline_of(o), (long long)have, part);
     }
     CURL *c = curl_easy_init();
     if (!c) {
         close(fd);
         return rs_fail(e, "fetch: cannot initialise libcurl");
     }
-    xfer x = {.fd = fd, .offset = have, .range_start = -1, .total = -1, .o = o, .curl = c};
+    xfer x = {.fd = fd, .offset = have, .range_start = -1, .total = -1, .cap = cap, .o = o, .curl = c};
     char errbuf[CURL_ERROR_SIZE] = "", range[48];
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -326,8 +392,10 @@ static int download_once(const char *url, const char *part, const fetch_opts *o,
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_secs > 0 ? o->low_speed_secs : 60L);
+    /* a server that drips a byte now and then is as stuck as a silent one */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, o->min_speed > 0 ? o->min_speed : FETCH_MIN_SPEED);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, fetch_stall_of(o));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left * 1000.0) + 1);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "rankscope/0.1");
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
@@ -360,6 +428,24 @@ static int download_once(const char *url, const char *part, const fetch_opts *o,
     }
     if (x.io_error)
         return rs_fail(e, "%s: write failed: %s", part, strerror(x.io_error));
+    if (x.too_big) {
+        unlink(part);
+        return rs_fail(e, "%s: the server sends more than %lld bytes, more than the archive can be "
+                          "(download discarded)", url, (long long)cap);
+    }
+    if (cc == CURLE_OPERATION_TIMEDOUT && rs_now() >= deadline - 0.5) {
+        rs_fail(e, "%s: the %ld s deadline passed after %lld bytes (kept in %s for resuming; "
+                   "--deadline sets it)", url, fetch_deadline_of(o),
+                (long long)(x.offset + x.written), part);
+        return -1;
+    }
+    if (cc == CURLE_OPERATION_TIMEDOUT) {
+        rs_fail(e, "%s: stalled: under %ld bytes/s for %ld s after %lld bytes (--stall-timeout "
+                   "sets it); run again to resume", url,
+                o->min_speed > 0 ? o->min_speed : (long)FETCH_MIN_SPEED, fetch_stall_of(o),
+                (long long)(x.offset + x.written));
+        return 1;
+    }
     if (have > 0 && code == 416) /* nothing left to send: the .part is whole (md5 will tell) */
         return 0;
     if (x.bad_status || (cc == CURLE_OK && code != 200 && code != 206))
@@ -507,15 +593,50 @@ static int valid_md5(const char *s)
     return 1;
 }
 
+/* "DIR/<base>.tmp.<pid>.XXXXXX", a directory made with mkdtemp (fileio's temporary naming, so a
+ * later run can tell a killed fetch's leftovers from a running one's). */
+#define TMP_BASE "." FETCH_CIFAR10_DIRNAME
+#define OLD_BASE "." FETCH_CIFAR10_DIRNAME ".old"
+
+static int make_temp_dir(char *out, size_t len, const char *dir, const char *base, rs_err *e)
+{
+    if ((size_t)snprintf(out, len, "%s/%s.tmp.%ld.XXXXXX", dir, base, (long)getpid()) >= len)
+        return rs_fail(e, "fetch: path too long: %s", dir);
+    if (!mkdtemp(out))
+        return rs_fail(e, "%s: cannot create a temporary directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* Temporary directories of fetches that were killed (fileio_stale_temp's rule: the pid is gone,
+ * or an earlier version's pid-less name is an hour old). */
+static void sweep_temp_dirs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    char p[1280];
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p ||
+            lstat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (fileio_stale_temp(de->d_name, TMP_BASE, st.st_mtime) ||
+            fileio_stale_temp(de->d_name, OLD_BASE, st.st_mtime))
+            remove_flat_dir(p);
+    }
+    closedir(d);
+}
+
 static int install(const char *dir, const char *tmpdir, const char *target, rs_err *e)
 {
     struct stat st;
     char old[1280] = "";
     if (lstat(target, &st) == 0) {
         /* an incomplete (or --force'd) earlier copy: move it aside, then drop it */
-        if (join(old, sizeof old, dir, "." FETCH_CIFAR10_DIRNAME ".old.XXXXXX", e))
+        if (make_temp_dir(old, sizeof old, dir, OLD_BASE, e))
             return -1;
-        if (!mkdtemp(old) || rename(target, old) != 0) {
+        if (rename(target, old) != 0) {
             int err = errno;
             rmdir(old);
             return rs_fail(e, "%s: cannot replace it: %s", target, strerror(err));
@@ -572,15 +693,45 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
         return 0;
     }
 
+    /* A target that is a symbolic link (data kept on another disk) is refreshed where it points:
+     * the new copy is built beside the real directory and renamed over it; the link stays. */
+    char home[1024], real_target[1280];
+    snprintf(home, sizeof home, "%s", dir);
+    snprintf(real_target, sizeof real_target, "%s", target);
+    struct stat lst;
+    if (lstat(target, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char *rp = realpath(target, NULL);
+        struct stat rst;
+        if (!rp)
+            return rs_fail(e, "%s: a symbolic link to a missing directory (%s); create that "
+                              "directory or remove the link", target, strerror(errno));
+        if (stat(rp, &rst) != 0 || !S_ISDIR(rst.st_mode) || strlen(rp) >= sizeof home) {
+            rs_fail(e, "%s: a symbolic link to %s, which is not a directory", target, rp);
+            free(rp);
+            return -1;
+        }
+        snprintf(real_target, sizeof real_target, "%s", rp);
+        char *slash = strrchr(rp, '/');
+        if (slash == rp)
+            slash[1] = 0;
+        else
+            *slash = 0;
+        snprintf(home, sizeof home, "%s", rp);
+        free(rp);
+    }
+    sweep_temp_dirs(home);
+
     static int curl_ready;
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return rs_fail(e, "fetch: cannot initialise libcurl");
         curl_ready = 1;
     }
+    const int64_t cap = o->max_bytes > 0 ? o->max_bytes : fetch_max_archive_bytes(records);
+    const double deadline = rs_now() + (double)fetch_deadline_of(o);
     int rc = 1;
     for (int attempt = 0; attempt <= retries && rc == 1; ++attempt)
-        rc = download_once(url, part, o, r, e);
+        rc = download_once(url, part, o, cap, deadline, r, e);
     if (rc != 0) {
         struct stat st;
         if (stat(part, &st) == 0 && st.st_size == 0)
@@ -606,10 +757,8 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
                        "deleted; run again)", ARCHIVE_NAME, r->md5, want_md5, url);
     }
 
-    if (join(tmpdir, sizeof tmpdir, dir, "." FETCH_CIFAR10_DIRNAME ".tmp.XXXXXX", e))
+    if (make_temp_dir(tmpdir, sizeof tmpdir, home, TMP_BASE, e))
         return -1;
-    if (!mkdtemp(tmpdir))
-        return rs_fail(e, "%s: cannot create a temporary directory: %s", dir, strerror(errno));
     int content_error = 0;
     if (o->progress && o->progress(o->user, -1.0, "unpacking CIFAR-10")) {
         remove_flat_dir(tmpdir);
@@ -619,7 +768,7 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
     if (extract(part, ARCHIVE_NAME, tmpdir, (int64_t)records * 3073, &content_error, e) ||
         (content_error = 1,
          verify_dir(tmpdir, ARCHIVE_NAME ": wrong contents: " FETCH_CIFAR10_DIRNAME, records, e)) ||
-        (content_error = 0, fsync_path(tmpdir), install(dir, tmpdir, target, e))) {
+        (content_error = 0, fsync_path(tmpdir), install(home, tmpdir, real_target, e))) {
         remove_flat_dir(tmpdir);
         if (content_error)
             unlink(part); /* the archive itself is wrong: the next run downloads it afresh */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rankscope/fileio.h"
+#include "rankscope/guard.h"
 
 #define PLAN_MAX_FILE ((size_t)1 << 20)
 /* Far above any network's weighted layer count; keeps the linear lookup in plan_set from making
@@ -135,6 +136,45 @@ static int parse_ranks(const char *s, int *rank, int *rank2)
     return 0;
 }
 
+/* Where each layer of one parse came from (line or item number), so a layer given twice in one
+ * plan file or one --ranks spec is refused naming both places; a later source (--ranks after
+ * --plan) still replaces an earlier one's entry. */
+typedef struct seen_list {
+    int n, cap;
+    struct seen {
+        char *layer;
+        int where;
+    } *v;
+} seen_list;
+
+static void seen_free(seen_list *s)
+{
+    for (int i = 0; i < s->n; ++i)
+        free(s->v[i].layer);
+    free(s->v);
+}
+
+/* 0 and recorded, the earlier position (> 0) when layer was seen already, -1 out of memory. */
+static int seen_add(seen_list *s, const char *layer, int where)
+{
+    for (int i = 0; i < s->n; ++i)
+        if (!strcmp(s->v[i].layer, layer))
+            return s->v[i].where;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        struct seen *nv = realloc(s->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        s->v = nv, s->cap = cap;
+    }
+    char *copy = rs_strdup(layer);
+    if (!copy)
+        return -1;
+    s->v[s->n].layer = copy;
+    s->v[s->n++].where = where;
+    return 0;
+}
+
 /* One entry from its three textual parts; ctx prefixes errors ("plan.txt:3" or "--ranks"). */
 static int add_entry(rs_plan *p, const char *ctx, const char *layer, const char *method,
                      const char *ranks, rs_err *e)
@@ -165,9 +205,13 @@ int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
 {
     if (!label)
         label = "plan";
-    int lineno = 0;
+    int lineno = 0, rc = 0;
+    seen_list seen = {0};
     const char *s = text ? text : "";
-    while (*s) {
+    /* a UTF-8 byte order mark, as some Windows editors write, is not part of the first line */
+    if (!strncmp(s, "\xEF\xBB\xBF", 3))
+        s += 3;
+    while (*s && rc == 0) {
         ++lineno;
         size_t len = strcspn(s, "\n");
         char line[1024];
@@ -195,10 +239,34 @@ int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
                            label, lineno, tok[0]);
         char ctx[300];
         snprintf(ctx, sizeof ctx, "%.250s:%d", label, lineno);
-        if (add_entry(p, ctx, tok[0], tok[1], tok[2], e))
-            return -1;
+        int prev = seen_add(&seen, tok[0], lineno);
+        if (prev < 0)
+            rc = rs_fail(e, "%s: out of memory", ctx);
+        else if (prev > 0)
+            rc = rs_fail(e, "%s: layer %s is given twice: line %d and line %d (keep one)", ctx,
+                         tok[0], prev, lineno);
+        else
+            rc = add_entry(p, ctx, tok[0], tok[1], tok[2], e);
     }
-    return 0;
+    seen_free(&seen);
+    return rc;
+}
+
+/* Length of the --ranks item starting at s: up to the next comma that starts a new item. A comma
+ * followed by digits up to the next comma or the end continues the ranks ("tucker2:4,3"). */
+static size_t spec_item_len(const char *s)
+{
+    size_t len = 0;
+    for (;;) {
+        len += strcspn(s + len, ",");
+        if (s[len] != ',')
+            return len;
+        const char *next = s + len + 1;
+        size_t d = strspn(next, "0123456789");
+        if (d == 0 || (next[d] != ',' && next[d] != 0))
+            return len;
+        len += 1 + d;
+    }
 }
 
 int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e)
@@ -206,19 +274,30 @@ int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e)
     const char *s = spec ? spec : "";
     if (!*s)
         return rs_fail(e, "--ranks: empty spec (expected e.g. conv2=cp:16,fc1=svd:32)");
-    while (*s) {
-        size_t len = strcspn(s, ",");
+    seen_list seen = {0};
+    int rc = 0, pos = 0;
+    for (int more = 1; more && rc == 0;) {
+        size_t len = spec_item_len(s);
         char item[512];
-        if (len >= sizeof item)
-            return rs_fail(e, "--ranks: item too long");
+        ++pos;
+        if (len >= sizeof item) {
+            rc = rs_fail(e, "--ranks: item %d too long", pos);
+            break;
+        }
         memcpy(item, s, len);
         item[len] = 0;
-        s += len + (s[len] == ',');
-        if (!*item)
-            continue;
+        more = s[len] == ',';
+        s += len + more;
+        if (!*item) {
+            rc = rs_fail(e, "--ranks: item %d is empty in \"%.200s\" (expected e.g. "
+                            "conv2=cp:16,fc1=svd:32)", pos, spec);
+            break;
+        }
         char *eq = strchr(item, '=');
-        if (!eq || eq == item)
-            return rs_fail(e, "--ranks: \"%s\" is not layer=method:rank", item);
+        if (!eq || eq == item) {
+            rc = rs_fail(e, "--ranks: \"%s\" is not layer=method:rank", item);
+            break;
+        }
         *eq = 0;
         char *method = eq + 1, *colon = strchr(method, ':');
         char *ranks = NULL;
@@ -226,10 +305,17 @@ int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e)
             *colon = 0;
             ranks = colon + 1;
         }
-        if (add_entry(p, "--ranks", item, method, ranks, e))
-            return -1;
+        int prev = seen_add(&seen, item, pos);
+        if (prev < 0)
+            rc = rs_fail(e, "--ranks: out of memory");
+        else if (prev > 0)
+            rc = rs_fail(e, "--ranks: layer %s is given twice: item %d and item %d (keep one)", item,
+                         prev, pos);
+        else
+            rc = add_entry(p, "--ranks", item, method, ranks, e);
     }
-    return 0;
+    seen_free(&seen);
+    return rc;
 }
 
 rs_plan *plan_load(const char *path, rs_err *e)
@@ -298,25 +384,47 @@ int plan_save(const rs_plan *p, const char *path, rs_err *e)
 
 int plan_validate(const rs_model *m, const rs_plan *p, rs_err *e)
 {
+    int *nodes = malloc(((size_t)(p ? p->n : 0) + 1) * sizeof *nodes);
+    if (!nodes)
+        return rs_fail(e, "plan: out of memory");
     for (int i = 0; p && i < p->n; ++i) {
         const plan_entry *ent = &p->entries[i];
         int node = model_find_layer(m, ent->layer);
-        if (node < 0)
-            return rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
+        if (node < 0) {
+            rs_fail(e, "plan: layer \"%s\" not found", ent->layer);
+            goto fail;
+        }
+        /* two spellings of one layer ("fc1", "/fc1/Gemm"): which entry wins would be silent */
+        for (int j = 0; j < i; ++j)
+            if (nodes[j] == node) {
+                char q[128];
+                rs_fail(e, "plan: \"%s\" and \"%s\" name the same layer (node %s); keep one",
+                        p->entries[j].layer, ent->layer, guard_quote(q, sizeof q, m->nodes[node].name));
+                goto fail;
+            }
+        nodes[i] = node;
         if (ent->method == DECOMP_NONE)
             continue;
         if (decomp_check(m, node, ent->method, e))
-            return -1;
+            goto fail;
         int mx = decomp_max_rank(m, node, ent->method, 0);
-        if (ent->rank < 1 || ent->rank > mx)
-            return rs_fail(e, "%s: rank %d out of range 1..%d", ent->layer, ent->rank, mx);
+        if (ent->rank < 1 || ent->rank > mx) {
+            rs_fail(e, "%s: rank %d out of range 1..%d", ent->layer, ent->rank, mx);
+            goto fail;
+        }
         if (ent->method == DECOMP_TUCKER2 && ent->rank2 != 0) {
             int mx2 = decomp_max_rank(m, node, ent->method, 1);
-            if (ent->rank2 < 1 || ent->rank2 > mx2)
-                return rs_fail(e, "%s: input rank %d out of range 1..%d", ent->layer, ent->rank2, mx2);
+            if (ent->rank2 < 1 || ent->rank2 > mx2) {
+                rs_fail(e, "%s: input rank %d out of range 1..%d", ent->layer, ent->rank2, mx2);
+                goto fail;
+            }
         }
     }
+    free(nodes);
     return 0;
+fail:
+    free(nodes);
+    return -1;
 }
 
 int plan_apply(rs_model *m, const rs_plan *p, const decomp_opts *opts, plan_layer_report *report,

@@ -176,5 +176,99 @@ if "$BIN" search --help >/dev/null 2>&1; then
   check "... and no temporary file is left behind" no_temp
 fi
 
+# 8. -o naming any other input: the plan (every spelling), a CIFAR-10 data file, the other output.
+#    No --force for these: overwriting them is never what was meant.
+printf 'fc1 svd 8\n' >"$T/p.plan"
+PSUM=$(cksum <"$T/p.plan")
+ln -s p.plan "$T/plink.plan"
+ln "$T/p.plan" "$T/phard.plan" 2>/dev/null || cp "$T/p.plan" "$T/phard.plan"
+mkdir -p "$T/sub"
+for entry in "decompose|" "finetune|--epochs 1" "export|--format onnx"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  for out in "$T/p.plan" "p.plan" "sub/../p.plan" "$T/plink.plan" "$T/phard.plan"; do
+    # shellcheck disable=SC2086
+    (cd "$T" && timeout 60 "$BIN" "$cmd" "$MODEL" --plan "$T/p.plan" $args -o "$out" --force \
+      >/dev/null 2>"$T/err.txt")
+    rc=$?
+    check "$cmd --plan p.plan -o ${out#$T/} --force is refused, plan unchanged (exit $rc: $(head -c 140 "$T/err.txt"))" \
+      test $rc -ne 0 -a "$(cksum <"$T/p.plan")" = "$PSUM" -a "$(grep -c 'input plan' "$T/err.txt")" = 1
+  done
+done
+mkdir -p "$T/data"
+head -c $((3073 * 10)) /dev/zero >"$T/data/test_batch.bin"
+DSUM=$(cksum <"$T/data/test_batch.bin")
+ln -s data "$T/datalink"
+for entry in "decompose|--layer fc1 --method svd --rank 8" "export|--format onnx" "search|--strategy evbmf --split sample"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  # shellcheck disable=SC2086
+  timeout 60 "$BIN" "$cmd" "$MODEL" $args --data "$T/data" -o "$T/datalink/test_batch.bin" \
+    >/dev/null 2>"$T/err.txt"
+  rc=$?
+  check "$cmd -o DATA/test_batch.bin (through a link) is refused (exit $rc: $(head -c 140 "$T/err.txt"))" \
+    test $rc -ne 0 -a "$(cksum <"$T/data/test_batch.bin")" = "$DSUM" -a "$(grep -c 'CIFAR-10 data file' "$T/err.txt")" = 1
+done
+RANKSCOPE_DATA=$T/data timeout 60 "$BIN" decompose "$MODEL" --layer fc1 --method svd --rank 8 \
+  -o "$T/data/./test_batch.bin" >/dev/null 2>"$T/err.txt"
+rc=$?
+check "decompose -o over \$RANKSCOPE_DATA's test_batch.bin is refused (exit $rc: $(head -c 120 "$T/err.txt"))" \
+  test $rc -ne 0 -a "$(cksum <"$T/data/test_batch.bin")" = "$DSUM"
+if "$BIN" compress --help >/dev/null 2>&1; then
+  timeout 60 "$BIN" compress "$MODEL" --tolerance 1 -o "$T/both.out" --plan-out "$T/sub/../both.out" \
+    >/dev/null 2>"$T/err.txt"
+  rc=$?
+  check "compress -o X --plan-out X (another spelling) is refused (exit $rc: $(head -c 120 "$T/err.txt"))" \
+    test $rc -ne 0 -a ! -e "$T/both.out"
+fi
+mkdir -p "$T/cdir"
+printf 'fc1 svd 8\n' >"$T/cdir/model.h"
+"$BIN" export "$MODEL" --plan "$T/cdir/model.h" --format c -o "$T/cdir" --force >/dev/null 2>"$T/err.txt"
+rc=$?
+check "export --format c -o DIR with --plan DIR/model.h is refused (exit $rc: $(head -c 120 "$T/err.txt"))" \
+  test $rc -ne 0 -a "$(cat "$T/cdir/model.h")" = "fc1 svd 8" -a ! -e "$T/cdir/model.c"
+rm -rf "$T/cdir" "$T/data" "$T/datalink" "$T/sub" "$T/p.plan" "$T/plink.plan" "$T/phard.plan" "$T/err.txt"
+
+# 9. C export: model.c + model.h are one pair. Existing files need --force; a full disk while
+#    writing model.c must not leave a new model.h beside the old model.c.
+C=$T/c
+mkdir -p "$C"
+"$BIN" export "$MODEL" --format c -o "$C" >/dev/null 2>"$T/err.txt"
+check "export --format c into an empty directory (exit $?)" test -s "$C/model.c" -a -s "$C/model.h"
+printf 'OLD C\n' >"$C/model.c"
+printf 'OLD H\n' >"$C/model.h"
+"$BIN" export "$MODEL" --format c -o "$C" >/dev/null 2>"$T/err.txt"
+rc=$?
+check "export --format c over existing model.c/model.h without --force is refused (exit $rc: $(head -c 140 "$T/err.txt"))" \
+  test $rc -ne 0 -a "$(cat "$C/model.c")" = "OLD C" -a "$(cat "$C/model.h")" = "OLD H"
+(trap '' XFSZ; ulimit -f 64; exec "$BIN" export "$MODEL" --format c -o "$C" --force) >/dev/null 2>"$T/err.txt"
+rc=$?
+check "a full disk during C export (model.h fits, model.c does not) fails (exit $rc: $(head -c 140 "$T/err.txt"))" \
+  test $rc -ne 0
+check "... and leaves BOTH old files: model.h is not new beside an old model.c" \
+  test "$(cat "$C/model.c")" = "OLD C" -a "$(cat "$C/model.h")" = "OLD H"
+check "... and no temporary file" bash -c "! ls -A '$C' | grep -q tmp"
+"$BIN" export "$MODEL" --format c -o "$C" --force >/dev/null 2>"$T/err.txt"
+rc=$?
+check "with --force both are replaced (exit $rc)" \
+  bash -c "grep -q model_forward '$C/model.c' && grep -q model_forward '$C/model.h'"
+
+# 10. kill -9 during exports: temporaries either never get a name (O_TMPFILE) or are swept by the
+#     next write; nothing of rankscope's naming survives a following run.
+seen=0
+for i in $(seq 1 20); do
+  "$BIN" export "$MODEL" --format c -o "$C" --force >/dev/null 2>&1 &
+  pid=$!
+  sleep "0.0$(( (i * 7) % 10 ))$(( i % 10 ))"
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  seen=$((seen + $(ls -A "$C" | grep -c '\.tmp\.')))
+done
+"$BIN" export "$MODEL" --format c -o "$C" --force >/dev/null 2>&1
+left=$(ls -A "$C" | grep -c '\.tmp\.')
+check "20 exports killed with SIGKILL at staggered times: $seen temporaries seen after the kills, $left after the next run" \
+  test "$left" -eq 0
+rm -rf "$C"
+
 echo "1..$n"
 exit $((failed > 0))

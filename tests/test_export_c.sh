@@ -139,7 +139,7 @@ fi
 
 # Flash and RAM as reported (--json) and as compiled into the header.
 figures() {
-    "$BIN" export "$MODEL" "$@" --format c -o "$T/fig" --json >"$T/fig.json" || return 1
+    "$BIN" export "$MODEL" "$@" --format c -o "$T/fig" --force --json >"$T/fig.json" || return 1
     $PY - "$T/fig.json" "$T/fig/model.h" <<'PY'
 import json, re, sys
 d = json.load(open(sys.argv[1]))

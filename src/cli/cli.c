@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rankscope/cifar10.h"
+#include "rankscope/fileio.h"
+#include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 
 #define DEFAULT_MODEL "lenet-cifar10.onnx"
@@ -143,16 +146,6 @@ void cli_progress_end(void)
     progress_shown = 0;
 }
 
-/* Same file: identical device and inode when both exist (covers "./m.onnx" vs "m.onnx", hard and
- * symbolic links), else identical canonical paths. */
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    return strcmp(a, b) == 0;
-}
-
 int cli_check_output(const char *out, const char *in, int force)
 {
     if (!out)
@@ -161,14 +154,58 @@ int cli_check_output(const char *out, const char *in, int force)
         cli_error("-o: empty file name");
         return -1;
     }
+    char q[300];
+    guard_quote(q, sizeof q, out);
     struct stat st;
     if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        cli_error("-o %s: is a directory", out);
+        cli_error("-o %s: is a directory", q);
         return -1;
     }
-    if (in && *in && same_file(out, in) && !force) {
+    if (in && *in && fileio_same_file(out, in) && !force) {
         cli_error("-o %s is the input model; refusing to overwrite it (pass --force to replace it)",
-                  out);
+                  q);
+        return -1;
+    }
+    return 0;
+}
+
+/* The files a CIFAR-10 directory holds, the ones an output must never land on. */
+static const char *const data_files[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin",
+                                         "batches.meta.txt"};
+
+int cli_check_output_inputs(const char *opt, const char *out, const cli_inputs *in)
+{
+    if (!out || !*out || !in)
+        return 0;
+    char q[300], qi[300];
+    guard_quote(q, sizeof q, out);
+    if (in->plan && fileio_same_file(out, in->plan)) {
+        cli_error("%s %s is the input plan (--plan %s); refusing to overwrite it", opt, q,
+                  guard_quote(qi, sizeof qi, in->plan));
+        return -1;
+    }
+    if (in->other_out && fileio_same_file(out, in->other_out)) {
+        cli_error("%s %s and %s %s are the same file; give them different names", opt, q,
+                  in->other_opt ? in->other_opt : "the other output",
+                  guard_quote(qi, sizeof qi, in->other_out));
+        return -1;
+    }
+    if (!in->reads_data)
+        return 0;
+    char dir[1100], path[1300];
+    if (cifar10_find_dir(in->data, dir, sizeof dir, NULL) == 0)
+        for (size_t i = 0; i < sizeof data_files / sizeof data_files[0]; ++i) {
+            snprintf(path, sizeof path, "%s/%s", dir, data_files[i]);
+            if (fileio_same_file(out, path)) {
+                cli_error("%s %s is the CIFAR-10 data file %s; refusing to overwrite it", opt, q,
+                          guard_quote(qi, sizeof qi, path));
+                return -1;
+            }
+        }
+    if (cifar10_sample_path(path, sizeof path, NULL) == 0 && fileio_same_file(out, path)) {
+        cli_error("%s %s is the shipped test sample %s; refusing to overwrite it", opt, q,
+                  guard_quote(qi, sizeof qi, path));
         return -1;
     }
     return 0;

@@ -35,6 +35,20 @@ int cli_apply_plan(rs_model *m, const char *plan_file, const char *ranks_spec);
  * through fileio_write_atomic / onnx_save / plan_save (temp file, fsync, rename). */
 int cli_check_output(const char *out, const char *in, int force);
 
+/* The other files a command reads (or writes besides `out`); any field may be NULL / 0. */
+typedef struct cli_inputs {
+    const char *plan;      /* --plan FILE */
+    int reads_data;        /* reads CIFAR-10: its files (and the shipped sample) are inputs */
+    const char *data;      /* --data DIR (NULL: the default search, cifar10_find_dir) */
+    const char *other_out; /* a second output, e.g. --plan-out */
+    const char *other_opt; /* its option name for the message */
+} cli_inputs;
+
+/* With cli_check_output: refuses (prints, returns -1) when `out` (given as option opt) names,
+ * under any spelling (fileio_same_file), the input plan, a CIFAR-10 file the command reads or
+ * the other output. No --force: overwriting these is never what was meant. */
+int cli_check_output_inputs(const char *opt, const char *out, const cli_inputs *in);
+
 /* Parse a whole decimal integer in [lo, hi]; prints "--opt: ..." and returns -1 on failure. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);

@@ -202,7 +202,9 @@ int cmd_decompose(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (out && cli_check_output(out, in ? in : cli_default_model(), force) != 0)
+    if (out && (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
+                cli_check_output_inputs("-o", out, &(cli_inputs){.plan = plan_f, .reads_data = 1,
+                                                                 .data = data}) != 0))
         return CLI_FAIL;
     rs_model *m = cli_load_model(in);
     if (!m)

@@ -66,6 +66,32 @@ static int int8_accuracy(const rs_model *m, const char *data, const char *split,
     return rc;
 }
 
+/* DIR/model.c and DIR/model.h: never an input, and replaced only with --force (an earlier export
+ * may be hand-edited or part of a firmware tree). */
+static int check_c_outputs(const char *dir, const char *model, const char *plan, const char *data,
+                           int force)
+{
+    static const char *const names[] = {"model.c", "model.h"};
+    char path[1200];
+    struct stat st;
+    for (int i = 0; i < 2; ++i) {
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path) {
+            cli_error("export: -o %s: path too long", dir);
+            return -1;
+        }
+        if (cli_check_output(path, model, 0) != 0 ||
+            cli_check_output_inputs("-o", path, &(cli_inputs){.plan = plan, .reads_data = 1,
+                                                              .data = data}) != 0)
+            return -1;
+        if (!force && lstat(path, &st) == 0) {
+            cli_error("export: %s exists; refusing to replace it (pass --force to replace %s/model.c "
+                      "and %s/model.h together)", path, dir, dir);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -120,7 +146,11 @@ int cmd_export(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *in = optind < argc ? argv[optind] : NULL;
-    if (!as_c && cli_check_output(out, in ? in : cli_default_model(), force) != 0)
+    if (!as_c && (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
+                  cli_check_output_inputs("-o", out, &(cli_inputs){.plan = plan, .reads_data = 1,
+                                                                   .data = data}) != 0))
+        return CLI_FAIL;
+    if (as_c && check_c_outputs(out, in ? in : cli_default_model(), plan, data, force) != 0)
         return CLI_FAIL;
     rs_model *m = cli_load_model(in);
     if (!m)

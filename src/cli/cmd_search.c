@@ -343,7 +343,8 @@ int cmd_search(int argc, char **argv)
         return CLI_USAGE;
     }
     /* the plan written by -o must never land on the input model (no --force here) */
-    if (out && cli_check_output(out, optind < argc ? argv[optind] : cli_default_model(), 0) != 0)
+    if (out && (cli_check_output(out, optind < argc ? argv[optind] : cli_default_model(), 0) != 0 ||
+                cli_check_output_inputs("-o", out, &(cli_inputs){.reads_data = 1, .data = data}) != 0))
         return CLI_USAGE;
     ui.quiet = json;
     so.nthreads = (int)threads;
@@ -582,7 +583,9 @@ int cmd_finetune(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *in = optind < argc ? argv[optind] : NULL;
-    if (cli_check_output(out, in ? in : cli_default_model(), force) != 0)
+    if (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
+        cli_check_output_inputs("-o", out, &(cli_inputs){.plan = plan_file, .reads_data = 1,
+                                                         .data = data}) != 0)
         return CLI_USAGE;
     rs_err e = {{0}};
     rs_plan *plan = plan_file ? plan_load(plan_file, &e) : plan_alloc();
@@ -922,7 +925,12 @@ int cmd_compress(int argc, char **argv)
     }
     const char *in = optind < argc ? argv[optind] : NULL;
     if (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
-        (plan_out && cli_check_output(plan_out, in ? in : cli_default_model(), 0) != 0))
+        cli_check_output_inputs("-o", out, &(cli_inputs){.reads_data = 1, .data = data,
+                                                         .other_out = plan_out,
+                                                         .other_opt = "--plan-out"}) != 0 ||
+        (plan_out && (cli_check_output(plan_out, in ? in : cli_default_model(), 0) != 0 ||
+                      cli_check_output_inputs("--plan-out", plan_out,
+                                              &(cli_inputs){.reads_data = 1, .data = data}) != 0)))
         return CLI_USAGE;
     ui.quiet = json;
     so.strategy = SEARCH_GLOBAL;

@@ -751,14 +751,24 @@ static void test_hostile(void)
     model_free(m);
     free(good);
 
-    /* unnamed nodes get unique names */
+    /* unnamed nodes get unique names, avoiding every name the file gives (even a later one) */
     base_init(&b);
-    b.node[1].name = NULL, b.node[2].name = "conv";
+    b.node[1].name = NULL, b.node[2].name = "", b.node[3].name = "Relu_1";
     good = base_pack(&b, &len);
     m = onnx_load_buffer(good, len, "unnamed.onnx", &e);
-    CHECK(m && strcmp(m->nodes[1].name, "Relu_1") == 0 && strcmp(m->nodes[2].name, "Flatten_2") == 0,
-          "empty and duplicate node names become <Op>_<position> (%s, %s)", m ? m->nodes[1].name : e.msg,
-          m ? m->nodes[2].name : "");
+    CHECK(m && strcmp(m->nodes[1].name, "Relu_1_2") == 0 && strcmp(m->nodes[2].name, "Flatten_2") == 0 &&
+              strcmp(m->nodes[3].name, "Relu_1") == 0,
+          "empty node names become <Op>_<position>, clear of the file's names (%s, %s)",
+          m ? m->nodes[1].name : e.msg, m ? m->nodes[2].name : "");
+    model_free(m);
+    free(good);
+    /* two nodes of one name: a plan's "conv" would silently mean the first */
+    base_init(&b);
+    b.node[2].name = "conv";
+    good = base_pack(&b, &len);
+    m = onnx_load_buffer(good, len, "dupname.onnx", &e);
+    CHECK(!m && strstr(e.msg, "dupname.onnx: nodes 0 and 2 are both named conv"),
+          "two nodes with the same name are refused naming both (%s)", m ? "loaded" : e.msg);
     model_free(m);
     free(good);
 

@@ -10,9 +10,10 @@
  *    array (name names it in the message).
  *  - guard_quote writes s into buf (always NUL-terminated, truncated with "..." when it does not
  *    fit) in the style of `ls` on a terminal: unchanged when s holds only printable characters
- *    and none of the shell's special ones; otherwise inside single quotes, with each control
- *    byte (0x00-0x1f, 0x7f) shown as '$'\ooo'' (octal), and a single quote as '\''. Bytes >= 0x80
- *    (UTF-8) pass through. Returns buf.
+ *    and none of the shell's special ones; otherwise in single quotes, each control byte
+ *    (0x01-0x1f, 0x7f) outside them as $'\ooo' (octal), a single quote as '\'' — a string a
+ *    shell reads back as the exact name: "a<ESC>b" -> 'a'$'\033''b'. Bytes >= 0x80 (UTF-8) pass
+ *    through. Returns buf.
  *  - Neither function allocates, prints or exits.
  */
 #ifndef RANKSCOPE_GUARD_H

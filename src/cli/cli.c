@@ -36,6 +36,19 @@ const char *cli_default_model(void)
 
 rs_model *cli_load_model(const char *path)
 {
+    char why[RS_ERR_LEN];
+    rs_model *m = cli_load_model_flagged(path, why, sizeof why);
+    if (m && why[0]) {
+        cli_error("%s: %s; refusing to use a model with non-finite weights", path ? path : cli_default_model(), why);
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+rs_model *cli_load_model_flagged(const char *path, char *why, size_t len)
+{
+    why[0] = 0;
     if (!path) {
         path = cli_default_model();
         if (!*path) {
@@ -48,6 +61,8 @@ rs_model *cli_load_model(const char *path)
     rs_model *m = onnx_load(path, &e);
     if (!m)
         cli_error("%s", e.msg);
+    else if (guard_model_finite(m, &e) != 0)
+        snprintf(why, len, "%s", e.msg);
     return m;
 }
 

@@ -20,8 +20,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * or ../assets next to the executable. Returns a static buffer ("" if none found). */
 const char *cli_default_model(void);
 
-/* Load path (or the default when NULL); prints the error and returns NULL on failure. */
+/* Load path (or the default when NULL); prints the error and returns NULL on failure. A model
+ * with a NaN or infinite weight is refused too (guard_model_finite names the initializer): no
+ * command may compute with it or write it on. */
 rs_model *cli_load_model(const char *path);
+/* The same, but a model with non-finite weights is returned, with the reason in why ("" when
+ * every weight is finite): for commands that only describe a model (info), which flag it. */
+rs_model *cli_load_model_flagged(const char *path, char *why, size_t len);
 
 /* Apply --plan FILE and/or --ranks SPEC (either may be NULL) to m in place. Prints the error and
  * returns non-zero on failure. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "rankscope/guard.h"
 
 static void usage(FILE *f)
 {
@@ -49,9 +50,14 @@ int cmd_info(int argc, char **argv)
         cli_error("info: expected at most one model, got %d arguments", argc - optind);
         return CLI_USAGE;
     }
-    rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
+    char nonfinite[RS_ERR_LEN];
+    rs_model *m = cli_load_model_flagged(optind < argc ? argv[optind] : NULL, nonfinite,
+                                         sizeof nonfinite);
     if (!m)
         return CLI_FAIL;
+    if (nonfinite[0]) /* described, but flagged: every other command refuses this model */
+        fprintf(stderr, "rankscope: warning: %s (eval, decompose, export and the rest refuse this "
+                        "model)\n", nonfinite);
     if (cli_apply_plan(m, plan, ranks) != 0) {
         model_free(m);
         return CLI_FAIL;
@@ -80,8 +86,13 @@ int cmd_info(int argc, char **argv)
                    model_op_name(t[i].op), in, out, t[i].w_ndim ? w : "", (long long)t[i].params,
                    (long long)t[i].macs);
         }
-        printf("\n], \"params\": %lld, \"macs\": %lld, \"fp32_bytes\": %lld}\n", (long long)params,
-               (long long)macs, (long long)params * 4);
+        printf("\n], \"params\": %lld, \"macs\": %lld, \"fp32_bytes\": %lld, \"nonfinite\": ",
+               (long long)params, (long long)macs, (long long)params * 4);
+        if (nonfinite[0])
+            cli_json_string(stdout, nonfinite);
+        else
+            fputs("null", stdout);
+        printf("}\n");
     } else {
         printf("%-16s %-9s %-12s %-12s %-12s %9s %10s\n", "layer", "op", "input", "output", "weight",
                "params", "MACs");
@@ -89,8 +100,10 @@ int cmd_info(int argc, char **argv)
             shape_str(t[i].in_shape, t[i].in_ndim, in, sizeof in);
             shape_str(t[i].out_shape, t[i].out_ndim, out, sizeof out);
             shape_str(t[i].w_shape, t[i].w_ndim, w, sizeof w);
-            printf("%-16s %-9s %-12s %-12s %-12s %9lld %10lld\n", t[i].name, model_op_name(t[i].op), in,
-                   out, t[i].w_ndim ? w : "-", (long long)t[i].params, (long long)t[i].macs);
+            char q[256]; /* a name holding terminal control bytes is shown quoted, as ls does */
+            printf("%-16s %-9s %-12s %-12s %-12s %9lld %10lld\n", guard_quote(q, sizeof q, t[i].name),
+                   model_op_name(t[i].op), in, out, t[i].w_ndim ? w : "-", (long long)t[i].params,
+                   (long long)t[i].macs);
         }
         printf("total: %lld params (%s, %s fp32 bytes), %lld MACs per image (%s)\n", (long long)params,
                cli_human(params, hp, sizeof hp), cli_human(params * 4, in, sizeof in), (long long)macs,

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "rankscope/checkpoint.h"
+#include "rankscope/guard.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/onnx.h"
 #include "rankscope/train.h"
@@ -205,6 +206,12 @@ static rs_model *starting_model(train_args *a, checkpoint *c)
             cli_error("%s", e.msg);
     } else if (!(m = train_reference_net((uint64_t)a->seed, &e))) {
         cli_error("%s", e.msg);
+    }
+    if (m && guard_model_finite(m, &e) != 0) { /* NaN in, NaN out: say so before an epoch runs */
+        cli_error("%s: %s; refusing to train a model with non-finite weights",
+                  a->resume ? a->resume : a->model ? a->model : "model", e.msg);
+        model_free(m);
+        m = NULL;
     }
     return m;
 }

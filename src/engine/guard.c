@@ -72,21 +72,31 @@ const char *guard_quote(char *buf, size_t len, const char *s)
         }
         goto end;
     }
-    PUT("'");
-    in_quote = 1;
     for (const unsigned char *p = (const unsigned char *)s; *p; ++p) {
         char piece[16];
-        if (*p < 0x20 || *p == 0x7f)
-            snprintf(piece, sizeof piece, "'$'\\%03o''", *p);
-        else if (*p == '\'')
+        if (*p < 0x20 || *p == 0x7f) {
+            if (in_quote)
+                PUT("'");
+            in_quote = 0;
+            snprintf(piece, sizeof piece, "$'\\%03o'", *p);
+            PUT(piece);
+            continue;
+        }
+        if (!in_quote) {
+            PUT("'");
+            in_quote = 1;
+        }
+        if (*p == '\'')
             snprintf(piece, sizeof piece, "'\\''");
         else
             snprintf(piece, sizeof piece, "%c", *p);
         PUT(piece);
     }
+    if (!*s)
+        PUT("''");
 #undef PUT
 end:
-    if (cut) {
+    if (cut && n + 3 + (size_t)in_quote < len) {
         memcpy(buf + n, "...", 3);
         n += 3;
     }

@@ -21,6 +21,7 @@
 
 #include "onnx.pb-c.h"
 #include "rankscope/fileio.h"
+#include "rankscope/guard.h"
 
 /* protobuf messages are limited to 2 GiB by the format itself. */
 #define ONNX_MAX_FILE ((size_t)2 << 30)
@@ -916,12 +917,13 @@ out:
     return rc;
 }
 
-/* A unique node name: the file's, or "<Op>_<position>" when it is empty or already taken. */
+/* A unique node name: the file's (unique_node_names checked that), or "<Op>_<position>" when it
+ * is empty, avoiding every name already taken. */
 static char *node_name(name_map *taken, const Onnx__NodeProto *np, rs_op op, size_t idx)
 {
     char buf[64];
     const char *want = np->name;
-    if (empty(want) || map_get(taken, want) >= 0) {
+    if (empty(want)) {
         snprintf(buf, sizeof buf, "%s_%zu", model_op_name(op), idx);
         for (int k = 2; map_get(taken, buf) >= 0; ++k)
             snprintf(buf, sizeof buf, "%s_%zu_%d", model_op_name(op), idx, k);
@@ -933,6 +935,25 @@ static char *node_name(name_map *taken, const Onnx__NodeProto *np, rs_op op, siz
     return name;
 }
 
+/* Plans, --ranks and the explorer address layers by node name: two nodes of one name would make
+ * "fc1" mean whichever comes first, silently. Records every file-given name in taken. */
+static int unique_node_names(const Onnx__GraphProto *g, name_map *taken, rs_err *e)
+{
+    for (size_t k = 0; k < g->n_node; ++k) {
+        const char *nm = g->node[k]->name;
+        if (empty(nm))
+            continue;
+        int prev = map_get(taken, nm);
+        if (prev >= 0) {
+            char q[NAME_BUF];
+            return rs_fail(e, "nodes %d and %zu are both named %s (node names must be unique)", prev,
+                           k, guard_quote(q, sizeof q, nm));
+        }
+        map_put(taken, nm, (int)k);
+    }
+    return 0;
+}
+
 static rs_model *build_model(const Onnx__ModelProto *mp, load_state *s, int input_ndim,
                              const int64_t *input_dims, int64_t opset, rs_err *e)
 {
@@ -941,6 +962,8 @@ static rs_model *build_model(const Onnx__ModelProto *mp, load_state *s, int inpu
     rs_model *m = model_alloc();
     if (!m || map_init(&taken, s->n_nodes) != 0)
         goto oom;
+    if (unique_node_names(g, &taken, e) != 0)
+        goto fail;
     m->opset = opset;
     m->graph_name = rs_strdup(g->name ? g->name : "");
     m->producer = rs_strdup(mp->producer_name ? mp->producer_name : "");
@@ -1976,7 +1999,9 @@ int onnx_save(const rs_model *m, const char *path, rs_err *e)
 {
     uint8_t *buf;
     size_t len;
-    if (onnx_save_buffer(m, &buf, &len, e) != 0) {
+    /* no command writes a NaN or an infinity on: whatever produced it, the file would poison
+     * every later step */
+    if (guard_model_finite(m, e) != 0 || onnx_save_buffer(m, &buf, &len, e) != 0) {
         char pb[256];
         rs_failctx(e, "%s", clean(pb, sizeof pb, path ? path : ""));
         return -1;

@@ -405,6 +405,16 @@ int plan_validate(const rs_model *m, const rs_plan *p, rs_err *e)
         nodes[i] = node;
         if (ent->method == DECOMP_NONE)
             continue;
+        /* factorizing a NaN gives NaN factors and a "weight error" of 0: refuse up front */
+        const rs_node *nd = &m->nodes[node];
+        for (int k = 1; k < nd->n_in && k < 3; ++k) {
+            const rs_value *w = nd->in[k] >= 0 ? &m->values[nd->in[k]] : NULL;
+            if (w && w->is_const && w->f &&
+                guard_floats_finite(w->f, (size_t)model_value_numel(w), w->name, e) != 0) {
+                rs_failctx(e, "%s: cannot factorize", ent->layer);
+                goto fail;
+            }
+        }
         if (decomp_check(m, node, ent->method, e))
             goto fail;
         int mx = decomp_max_rank(m, node, ent->method, 0);
@@ -448,6 +458,11 @@ int plan_apply(rs_model *m, const rs_plan *p, const decomp_opts *opts, plan_laye
         if (decomp_apply(m, node, &r, e)) {
             decomp_result_free(&r);
             return -1;
+        }
+        if (guard_model_finite(m, e) != 0) { /* a diverged iterative method (CP-ALS) */
+            decomp_result_free(&r);
+            return rs_failctx(e, "%s: %s gave non-finite factors", ent->layer,
+                              decomp_method_name(ent->method));
         }
         if (report) {
             report[i].weight_error = r.weight_error;

@@ -16,6 +16,7 @@
 #include "fmt.h"
 #include "live.h"
 #include "rankscope/cifar10.h"
+#include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
 #include "screens.h"
@@ -562,6 +563,12 @@ int ui_main(int argc, char **argv)
     A.m = onnx_load(A.model_path, &e);
     if (!A.m) {
         fprintf(stderr, "rankscope: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    if (guard_model_finite(A.m, &e) != 0) { /* every screen would show NaN; say why up front */
+        fprintf(stderr, "rankscope: %s: %s; refusing to explore a model with non-finite weights\n",
+                A.model_path, e.msg);
+        model_free(A.m);
         return CLI_FAIL;
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {

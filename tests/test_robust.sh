@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# test_robust.sh — wrong answers given quietly, end to end through the real binary (TAP):
+#  - a model with a NaN and an Inf in fc1.weight: every command that computes with weights refuses
+#    it naming the initializer and writes nothing; `info` describes it but flags it;
+#  - the explorer refuses it before taking the terminal;
+#  - node names holding terminal control bytes are shown quoted by `info` (as ls does);
+#  - plans: a UTF-8 BOM is accepted, a layer given twice is refused naming both lines, `--ranks ,`
+#    is refused, `tucker2:4,3` stays one item.
+set -u
+SRC=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+BIN=${RANKSCOPE_BIN:-${1:-$SRC/build}/rankscope}
+export RANKSCOPE_ASSETS=${RANKSCOPE_ASSETS:-$SRC/assets}
+unset RANKSCOPE_DATA
+PY=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/rs-robust.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else notok "$what"; fi; }
+one_line() { [ "$(wc -l <"$T/err")" -eq 1 ]; }
+
+if ! $PY -c 'import onnx' 2>/dev/null; then
+  echo "1..0 # SKIP /usr/bin/python3 without onnx"
+  exit 0
+fi
+$PY - "$SRC/tests/data/lenet_random.onnx" "$T" <<'PY'
+import sys, onnx, numpy as np
+from onnx import numpy_helper
+src, t = sys.argv[1], sys.argv[2]
+m = onnx.load(src)
+for init in m.graph.initializer:
+    if init.name == "fc1.weight":
+        a = numpy_helper.to_array(init).copy()
+        a.flat[5] = np.nan
+        a.flat[9] = np.inf
+        init.CopyFrom(numpy_helper.from_array(a, init.name))
+onnx.save(m, f"{t}/nan.onnx")
+m = onnx.load(src)
+for node in m.graph.node:
+    if node.name == "/fc1/Gemm":
+        node.name = "/fc1/\x1b[2J\x1b[31mGemm\x07"
+onnx.save(m, f"{t}/ctrl.onnx")
+PY
+M=$T/nan.onnx
+
+# ---- non-finite weights -----------------------------------------------------------------------
+"$BIN" info "$M" >"$T/out" 2>"$T/err"
+rc=$?
+check "info describes the model (exit $rc) and flags it: $(head -c 160 "$T/err")" \
+  bash -c "[ $rc -eq 0 ] && grep -q 'layer' '$T/out' && grep -q 'warning: initializer fc1.weight holds NaN at index 5 (2 non-finite values of 48000)' '$T/err'"
+"$BIN" info "$M" --json >"$T/out" 2>/dev/null
+check "info --json carries the flag" \
+  $PY -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if 'fc1.weight' in (d['nonfinite'] or '') else 1)"
+"$BIN" info "$SRC/tests/data/lenet_random.onnx" --json >"$T/out" 2>/dev/null
+check "info --json: nonfinite is null for a clean model" \
+  $PY -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if d['nonfinite'] is None else 1)"
+commands=(
+  "eval|--split sample"
+  "decompose|--ranks fc1=svd:8 -o $T/o.onnx"
+  "decompose|--layer fc1 --method svd --rank 8"
+  "spectrum|--layer fc1"
+  "estimate|"
+  "search|--strategy evbmf --split sample -o $T/o.plan"
+  "finetune|--ranks fc1=svd:8 --epochs 1 -o $T/o.onnx"
+  "compress|--tolerance 1 -o $T/o.onnx"
+  "export|--format onnx -o $T/o.onnx"
+  "export|--format c -o $T/oc"
+  "train|--epochs 1 -o $T/o.onnx"
+  "bench|--reps 1"
+)
+mkdir -p "$T/oc"
+for entry in "${commands[@]}"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  if ! "$BIN" "$cmd" --help >/dev/null 2>&1; then
+    ok "$cmd: # SKIP no such command in this build"
+    continue
+  fi
+  # bench takes the model through --model
+  if [ "$cmd" = bench ]; then set -- --model "$M"; else set -- "$M"; fi
+  # shellcheck disable=SC2086
+  timeout 120 "$BIN" "$cmd" "$@" $args >"$T/out" 2>"$T/err"
+  rc=$?
+  written=$(ls "$T"/o.onnx "$T"/o.plan "$T"/oc/* 2>/dev/null | wc -l)
+  if [ $rc -ne 0 ] && [ $rc -lt 124 ] && grep -q "fc1.weight holds NaN" "$T/err" && [ "$written" -eq 0 ]; then
+    ok "$cmd $args: refused naming the initializer, nothing written: $(grep fc1.weight "$T/err" | head -1 | head -c 170)"
+  else
+    notok "$cmd $args: exit $rc, $written files written"
+    sed 's/^/#   /' "$T/err" | head -4
+  fi
+  rm -f "$T/o.onnx" "$T/o.plan" "$T"/oc/*
+done
+"$BIN" "$M" >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+check "the explorer refuses it before taking the terminal (exit $rc: $(head -c 150 "$T/err"))" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'fc1.weight holds NaN' '$T/err'"
+
+# ---- control characters in names --------------------------------------------------------------
+"$BIN" info "$T/ctrl.onnx" >"$T/out" 2>"$T/err"
+rc=$?
+check "info of a model whose node name holds ESC and BEL: exit $rc, no control byte printed" \
+  bash -c "[ $rc -eq 0 ] && ! LC_ALL=C grep -q \$'[\\x01-\\x08\\x0b-\\x1f\\x7f]' '$T/out'"
+check "... the name is quoted as ls quotes it: $(grep -a fc1 "$T/out" | head -c 60)" \
+  grep -qF "'/fc1/'\$'\\033''[2J'\$'\\033''[31mGemm'\$'\\007' " "$T/out"
+"$BIN" info "$T/ctrl.onnx" --json >"$T/out" 2>&1
+check "... and info --json escapes it (valid JSON holding the exact name)" \
+  $PY -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if any(l['name']=='/fc1/\x1b[2J\x1b[31mGemm\x07' for l in d['layers']) else 1)"
+
+# ---- plans ---------------------------------------------------------------------------------------
+L=$SRC/tests/data/lenet_random.onnx
+printf '\xef\xbb\xbffc1 svd 8\r\nfc2 svd 6\r\n' >"$T/bom.plan"
+"$BIN" eval "$L" --plan "$T/bom.plan" --split sample --json >"$T/out" 2>"$T/err"
+check "a plan file saved with a UTF-8 BOM and CRLF is accepted (exit $?: $(head -c 100 "$T/err"))" test -s "$T/out"
+printf 'fc1 svd 8\n# keep\nfc2 svd 6\nfc1 svd 4\n' >"$T/twice.plan"
+"$BIN" eval "$L" --plan "$T/twice.plan" --split sample >"$T/out" 2>"$T/err"
+rc=$?
+check "a plan naming fc1 twice is refused naming both lines (exit $rc: $(cat "$T/err"))" \
+  bash -c "[ $rc -ne 0 ] && one_line() { [ \$(wc -l <'$T/err') -eq 1 ]; }; one_line && grep -q 'twice.plan:4: layer fc1 is given twice: line 1 and line 4' '$T/err'"
+"$BIN" eval "$L" --ranks fc1=svd:8,fc1=svd:4 --split sample >"$T/out" 2>"$T/err"
+rc=$?
+check "--ranks naming fc1 twice is refused (exit $rc: $(cat "$T/err"))" \
+  bash -c "[ $rc -ne 0 ] && grep -q 'layer fc1 is given twice: item 1 and item 2' '$T/err'"
+"$BIN" eval "$L" --ranks fc1=svd:8,/fc1/Gemm=svd:4 --split sample >"$T/out" 2>"$T/err"
+rc=$?
+check "--ranks naming one layer by two spellings is refused (exit $rc: $(cat "$T/err"))" \
+  bash -c "[ $rc -ne 0 ] && grep -q 'name the same layer' '$T/err'"
+for spec in "," ",," "fc1=svd:8,"; do
+  "$BIN" eval "$L" --ranks "$spec" --split sample >"$T/out" 2>"$T/err"
+  rc=$?
+  check "--ranks \"$spec\" is refused (exit $rc: $(cat "$T/err"))" bash -c "[ $rc -ne 0 ] && grep -q 'is empty' '$T/err'"
+done
+"$BIN" info "$L" --ranks conv2=tucker2:4,3,fc1=svd:8 --json >"$T/out" 2>"$T/err"
+check "--ranks conv2=tucker2:4,3,fc1=svd:8 factorizes both layers (exit $?: $(head -c 100 "$T/err"))" \
+  $PY -c "import json,sys; d=json.load(open('$T/out')); n=[l['name'] for l in d['layers']]; sys.exit(0 if sum('conv2' in x for x in n) == 3 and sum('fc1' in x for x in n) == 2 else 1)"
+
+echo "1..$n"
+exit $((failed > 0))

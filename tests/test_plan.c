@@ -50,6 +50,11 @@ static void test_parse(void)
         /* one layer twice in one file: which line wins would be silent */
         {"fc1 svd 8\n# x\nfc1 svd 4\n", "t.plan:3: layer fc1 is given twice: line 1 and line 3"},
         {"fc1 svd 8\nfc2 none\nfc2 svd 3\n", "line 2 and line 3"},
+        /* an error quoting a word must not send a control byte to the terminal */
+        {"fc1 svd 8\nfc2 \x1b[2Jsvd 3\n", "t.plan:2: control character 0x1b at column 5"},
+        /* a parse error after an entry was taken (fuzz finding: leaked the seen-list) */
+        {"fc1 svd 1\nnftc\r2 svd 8\n", "t.plan:2: unexpected \"8\""},
+        {"fc1 svd 1\nfc2\n", "t.plan:2: layer fc2: missing method"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         rs_plan *q = plan_alloc();
@@ -69,6 +74,7 @@ static void test_parse(void)
         {"fc1=svd:8,fc2=svd:3,fc1=cp:2", "layer fc1 is given twice: item 1 and item 3"},
         {"fc1=svd:8,3", "svd takes one rank (got \"8,3\")"},
         {"conv1=tucker2:4,3,9", "bad rank \"4,3,9\""},
+        {"fc1=svd:8,fc2=\x1b[2Jsvd:3", "--ranks: control character 0x1b at position 15"},
     };
     for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; ++i) {
         rs_plan *q = plan_alloc();

@@ -14,6 +14,10 @@
 /* Far above any network's weighted layer count; keeps the linear lookup in plan_set from making
  * a hostile plan file quadratic (60,000 entries took 16 s before this cap; found by test_limits). */
 #define PLAN_MAX_ENTRIES 4096
+/* Bytes a plan may not hold (tab, CR and LF are whitespace to the text form). */
+#define CONTROL_BYTES                                                                              \
+    "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a"     \
+    "\x1b\x1c\x1d\x1e\x1f\x7f"
 
 rs_plan *plan_alloc(void)
 {
@@ -215,11 +219,21 @@ int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
         ++lineno;
         size_t len = strcspn(s, "\n");
         char line[1024];
-        if (len >= sizeof line)
-            return rs_fail(e, "%s:%d: line too long (%zu bytes)", label, lineno, len);
+        if (len >= sizeof line) {
+            rc = rs_fail(e, "%s:%d: line too long (%zu bytes)", label, lineno, len);
+            break;
+        }
         memcpy(line, s, len);
         line[len] = 0;
         s += len + (s[len] == '\n');
+        /* messages quote the line's words: a terminal control byte in them would be sent to the
+         * user's terminal as is */
+        size_t bad = strcspn(line, CONTROL_BYTES);
+        if (line[bad]) {
+            rc = rs_fail(e, "%s:%d: control character 0x%02x at column %zu", label, lineno,
+                         (unsigned char)line[bad], bad + 1);
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -227,16 +241,22 @@ int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
         int nt = 0;
         char *save = NULL;
         for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
-            if (nt == 3)
-                return rs_fail(e, "%s:%d: unexpected \"%s\" (expected: layer method rank[,rank2])", label,
-                               lineno, t);
+            if (nt == 3) {
+                rc = rs_fail(e, "%s:%d: unexpected \"%s\" (expected: layer method rank[,rank2])",
+                             label, lineno, t);
+                break;
+            }
             tok[nt++] = t;
         }
+        if (rc != 0)
+            break;
         if (nt == 0)
             continue;
-        if (nt == 1)
-            return rs_fail(e, "%s:%d: layer %s: missing method (expected: layer method rank[,rank2])",
-                           label, lineno, tok[0]);
+        if (nt == 1) {
+            rc = rs_fail(e, "%s:%d: layer %s: missing method (expected: layer method rank[,rank2])",
+                         label, lineno, tok[0]);
+            break;
+        }
         char ctx[300];
         snprintf(ctx, sizeof ctx, "%.250s:%d", label, lineno);
         int prev = seen_add(&seen, tok[0], lineno);
@@ -274,6 +294,10 @@ int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e)
     const char *s = spec ? spec : "";
     if (!*s)
         return rs_fail(e, "--ranks: empty spec (expected e.g. conv2=cp:16,fc1=svd:32)");
+    size_t bad = strcspn(s, CONTROL_BYTES "\t\r\n");
+    if (s[bad])
+        return rs_fail(e, "--ranks: control character 0x%02x at position %zu", (unsigned char)s[bad],
+                       bad + 1);
     seen_list seen = {0};
     int rc = 0, pos = 0;
     for (int more = 1; more && rc == 0;) {

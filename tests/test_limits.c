@@ -618,7 +618,8 @@ static void test_plans(void)
     /* regression (fuzz_plan): a spec layer name with a space or '#' would be saved as a plan
      * that reads back differently */
     expect_plan_reject("nted comment\r\nconv2=cp:16", 1, "spec layer name with a space and CR/LF",
-                       "at byte 4");
+                       "control character 0x0d at position 13");
+    expect_plan_reject("nted comment=svd:3", 1, "spec layer name with a space", "at byte 4");
     expect_plan_reject("a#b=svd:3", 1, "spec layer name with '#'", "at byte 1");
 
     /* one 1 MB line */

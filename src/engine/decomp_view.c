@@ -1,13 +1,16 @@
 /* decomp_view.c — looking at a layer: its weight as matrices (unfoldings, spatial reshaping,
  * slices) and their spectra, and the relative error of a factor chain's output on a batch
  * (a direct evaluation of the layer and of its chain). */
+#include "rankscope/decomp.h"
+
+#include <gsl/gsl_cblas.h> /* declarations only; OpenBLAS provides the symbols */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "decomp_internal.h"
+#include "geom.h"
+#include "linalg.h"
 #include "rankscope/infer.h"
-#include <gsl/gsl_cblas.h> /* declarations only; OpenBLAS provides the symbols */
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -198,36 +201,10 @@ unsigned decomp_views_for(const rs_model *m, int node)
            (1u << DECOMP_VIEW_SLICES);
 }
 
-void geom_view(const layer_geom *g, const double *K, decomp_view view, double *A, int *rows,
-               int *cols)
+/* The public views as geometry layouts (DENSE and MODE0 are the same arrangement). */
+static geom_layout layout_of(decomp_view view)
 {
-    int64_t co = g->c_out, ci = g->c_in / g->group, kh = g->kh, kw = g->kw, s = kh * kw;
-    switch (view) {
-    case DECOMP_VIEW_DENSE:
-    case DECOMP_VIEW_MODE0: /* K is already C_out × (C_in·kh·kw) row-major */
-        *rows = (int)co;
-        *cols = (int)(ci * s);
-        memcpy(A, K, (size_t)(co * ci * s) * sizeof *A);
-        break;
-    case DECOMP_VIEW_MODE1:
-        *rows = (int)ci;
-        *cols = (int)(co * s);
-        for (int64_t o = 0; o < co; ++o)
-            for (int64_t i = 0; i < ci; ++i)
-                memcpy(A + i * co * s + o * s, K + (o * ci + i) * s, (size_t)s * sizeof *A);
-        break;
-    case DECOMP_VIEW_SPATIAL: /* M[(i,a), (o,b)] = K[o,i,a,b] */
-        *rows = (int)(ci * kh);
-        *cols = (int)(co * kw);
-        for (int64_t o = 0; o < co; ++o)
-            for (int64_t i = 0; i < ci; ++i)
-                for (int64_t a = 0; a < kh; ++a)
-                    for (int64_t b = 0; b < kw; ++b)
-                        A[(i * kh + a) * co * kw + o * kw + b] = K[((o * ci + i) * kh + a) * kw + b];
-        break;
-    default:
-        break;
-    }
+    return view == DECOMP_VIEW_MODE1 ? GEOM_MODE1 : view == DECOMP_VIEW_SPATIAL ? GEOM_SPATIAL : GEOM_MODE0;
 }
 
 int decomp_matrix(const rs_model *m, int node, decomp_view view, double **mat, int *rows, int *cols,
@@ -246,7 +223,7 @@ int decomp_matrix(const rs_model *m, int node, decomp_view view, double **mat, i
         free(K), free(A);
         return rs_fail(e, "%s: out of memory", g.node->name);
     }
-    geom_view(&g, K, view, A, rows, cols);
+    geom_matrix(&g, K, layout_of(view), A, rows, cols);
     free(K);
     *mat = A;
     return 0;
@@ -293,7 +270,7 @@ int decomp_spectrum_of(const rs_model *m, int node, decomp_view view, decomp_spe
         if (!A)
             rc = rs_fail(e, "%s: out of memory", g.node->name);
         else
-            geom_view(&g, K, view, A, &out->rows, &out->cols);
+            geom_matrix(&g, K, layout_of(view), A, &out->rows, &out->cols);
         out->n = out->rows < out->cols ? out->rows : out->cols;
         out->n_mats = 1;
         out->sigma = rc ? NULL : malloc((size_t)out->n * sizeof(double));

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decomp_internal.h"
+#include "linalg.h"
 
 #define EVBMF_SCAN 256
 

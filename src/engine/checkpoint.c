@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "rankscope/fileio.h"
+#include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 
 #define MAGIC "RSCKPT1\n"
@@ -365,6 +366,10 @@ int checkpoint_load(const char *path, checkpoint *c, rs_err *e)
     c->model = onnx_load_buffer_ex(rec[3], rec_len[3], path, ONNX_LOAD_KEEP_BATCHNORM, e);
     if (!c->model)
         goto out;
+    if (guard_model_finite(c->model, e) != 0) { /* resuming would train NaN further */
+        rs_failctx(e, "%s", path);
+        goto out;
+    }
     if (read_mom(&rm, c->model, &c->state, e, path) != 0)
         goto out;
     if (rec[4]) {

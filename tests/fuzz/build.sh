@@ -16,5 +16,6 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   }
   rm -f "$BUILD.setup.log"
 fi
-ninja -C "$BUILD" tests/fuzz/fuzz_onnx tests/fuzz/fuzz_cifar10 tests/fuzz/fuzz_plan >&2
+ninja -C "$BUILD" tests/fuzz/fuzz_onnx tests/fuzz/fuzz_cifar10 tests/fuzz/fuzz_plan \
+  tests/fuzz/fuzz_checkpoint >&2
 echo "$BUILD"

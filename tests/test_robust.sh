@@ -107,6 +107,21 @@ check "... the name is quoted as ls quotes it: $(grep -a fc1 "$T/out" | head -c 
 check "... and info --json escapes it (valid JSON holding the exact name)" \
   $PY -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if any(l['name']=='/fc1/\x1b[2J\x1b[31mGemm\x07' for l in d['layers']) else 1)"
 
+"$BIN" decompose "$T/ctrl.onnx" --layer "$(printf '/fc1/\033[2J\033[31mGemm\007')" --method cp --rank 3 \
+  >"$T/out" 2>"$T/err"
+rc=$?
+check "an error message quoting that node name carries no control byte (exit $rc: $(head -c 120 "$T/err"))" \
+  bash -c "[ $rc -ne 0 ] && ! LC_ALL=C grep -q \$'[\\x01-\\x08\\x0b-\\x1f\\x7f]' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+
+"$BIN" estimate "$T/ctrl.onnx" >"$T/out" 2>"$T/err"
+rc=$?
+check "estimate lists that layer quoted, no control byte printed (exit $rc)" \
+  bash -c "[ $rc -eq 0 ] && ! LC_ALL=C grep -q \$'[\\x01-\\x08\\x0b-\\x1f\\x7f]' '$T/out' && grep -qF \"'/fc1/'\" '$T/out'"
+"$BIN" "$(printf 'frob\033]0;pwned\007')" >"$T/out" 2>"$T/err"
+rc=$?
+check "a command-line word echoed in an error shows its control bytes escaped (exit $rc: $(cat "$T/err"))" \
+  bash -c "[ $rc -eq 2 ] && ! LC_ALL=C grep -q \$'[\\x01-\\x08\\x0b-\\x1f\\x7f]' '$T/err' && grep -qF 'frob\\033]0;pwned\\007' '$T/err'"
+
 # ---- plans ---------------------------------------------------------------------------------------
 L=$SRC/tests/data/lenet_random.onnx
 printf '\xef\xbb\xbffc1 svd 8\r\nfc2 svd 6\r\n' >"$T/bom.plan"
@@ -133,6 +148,35 @@ done
 "$BIN" info "$L" --ranks conv2=tucker2:4,3,fc1=svd:8 --json >"$T/out" 2>"$T/err"
 check "--ranks conv2=tucker2:4,3,fc1=svd:8 factorizes both layers (exit $?: $(head -c 100 "$T/err"))" \
   $PY -c "import json,sys; d=json.load(open('$T/out')); n=[l['name'] for l in d['layers']]; sys.exit(0 if sum('conv2' in x for x in n) == 3 and sum('fc1' in x for x in n) == 2 else 1)"
+
+# ---- the explorer's save refuses the input under another spelling (a hard link) ----------------
+if command -v tmux >/dev/null 2>&1; then
+  SOCK=rs-robust-$$
+  TM="tmux -L $SOCK"
+  mkdir -p "$T/x"
+  cp "$L" "$T/x/m.onnx"
+  ln "$T/x/m.onnx" "$T/x/out.onnx"
+  INO=$(stat -c %i "$T/x/m.onnx")
+  $TM new-session -d -s x -x 100 -y 30 \
+    "cd '$T/x' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$RANKSCOPE_ASSETS' LC_ALL=C.UTF-8 '$BIN' m.onnx --out out; sleep 30"
+  seen=""
+  for _ in $(seq 1 200); do
+    $TM capture-pane -p -t x 2>/dev/null | grep -qE "layer +op" && { seen=1; break; }
+    sleep 0.1
+  done
+  $TM send-keys -t x w
+  msg=""
+  for _ in $(seq 1 100); do
+    msg=$($TM capture-pane -p -t x 2>/dev/null | grep -oE "refusing to overwrite the input model[^|]*|saved [^|]*" | head -1)
+    [ -n "$msg" ] && break
+    sleep 0.1
+  done
+  $TM kill-server 2>/dev/null
+  check "explorer --out PREFIX whose PREFIX.onnx is a hard link of the model: w refuses ($msg)" \
+    bash -c "[ -n '$seen' ] && grep -q 'refusing to overwrite' <<<'$msg' && [ \$(stat -c %i '$T/x/out.onnx') = $INO ]"
+else
+  ok "# SKIP tmux not installed"
+fi
 
 echo "1..$n"
 exit $((failed > 0))

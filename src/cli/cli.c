@@ -18,11 +18,21 @@
 
 void cli_error(const char *fmt, ...)
 {
+    /* Messages quote names from files (node, initializer, layer names): a control byte among
+     * them would reach the terminal as a command (clear screen, retitle, ...) or break the one
+     * line. Each is shown as a \ooo escape instead. */
+    char msg[4096];
     va_list ap;
-    fputs("rankscope: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fputs("rankscope: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; ++p) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\%03o", *p);
+        else
+            fputc(*p, stderr);
+    }
     fputc('\n', stderr);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "rankscope/guard.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/decomp.h"
 #include "rankscope/evbmf.h"
@@ -610,8 +611,9 @@ static int estimate_bench(const rs_model *m, int reps, int json)
                 snprintf(rs, sizeof rs, "%d,%d", r->rank, r->rank2);
             else
                 snprintf(rs, sizeof rs, "%d", r->rank);
-            printf("%-14s %-12s %9s %10.2f\n", m->nodes[r->node].name, decomp_method_name(r->method), rs,
-                   1e3 * r->seconds);
+            char shown[256];
+            printf("%-14s %-12s %9s %10.2f\n", guard_quote(shown, sizeof shown, m->nodes[r->node].name),
+                   decomp_method_name(r->method), rs, 1e3 * r->seconds);
         }
     }
     if (json)
@@ -676,12 +678,14 @@ int cmd_estimate(int argc, char **argv)
         if (!model_is_weighted(m, node))
             continue;
         const char *name = m->nodes[node].name;
+        char shown[256]; /* the table goes to a terminal: control bytes quoted (guard_quote) */
+        guard_quote(shown, sizeof shown, name);
         if (mask == (1u << DECOMP_NONE)) {
             if (json) {
                 json_layer_open(first, name);
                 printf(", \"factorizable\": false}");
             } else {
-                printf("%-14s (not factorizable: %s)\n", name,
+                printf("%-14s (not factorizable: %s)\n", shown,
                        decomp_check(m, node, DECOMP_CP, &e) ? e.msg : "no method");
             }
             first = 0;
@@ -714,7 +718,7 @@ int cmd_estimate(int argc, char **argv)
                     snprintf(rs, sizeof rs, "%d,%d", r, r2);
                 else
                     snprintf(rs, sizeof rs, "%d", r);
-                printf("%-14s %-12s %9s %6d %10d %4lld->%-5lld %5lld->%lld\n", name,
+                printf("%-14s %-12s %9s %6d %10d %4lld->%-5lld %5lld->%lld\n", shown,
                        decomp_method_name((decomp_method)k), rs, mx, be, (long long)cost.params_before,
                        (long long)cost.params_after, (long long)cost.macs_before, (long long)cost.macs_after);
             }

@@ -16,6 +16,7 @@
 #include "fmt.h"
 #include "live.h"
 #include "rankscope/cifar10.h"
+#include "rankscope/fileio.h"
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
@@ -185,12 +186,10 @@ static void save_paths(app *A)
         snprintf(A->plan_path, sizeof A->plan_path, "%s", A->args.plan);
 }
 
+/* Any spelling, hard links included (fileio_same_file). */
 static int same_file(const char *a, const char *b)
 {
-    char ra[4096], rb[4096];
-    if (!realpath(a, ra) || !realpath(b, rb))
-        return 0;
-    return strcmp(ra, rb) == 0;
+    return fileio_same_file(a, b);
 }
 
 static void do_save(app *A)
@@ -203,7 +202,8 @@ static void do_save(app *A)
         snprintf(s->msg, sizeof s->msg, "save failed: out of memory");
         return;
     }
-    if (same_file(A->onnx_path, A->model_path) || same_file(A->plan_path, A->model_path)) {
+    if (same_file(A->onnx_path, A->model_path) || same_file(A->plan_path, A->model_path) ||
+        (A->args.plan && same_file(A->onnx_path, A->args.plan))) {
         snprintf(s->msg, sizeof s->msg, "refusing to overwrite the input model %.400s (use --out PREFIX)", A->model_path);
         plan_free(p);
         return;
@@ -458,7 +458,10 @@ static void after_flags(app *A, unsigned f)
     if (f & UI_FT_SAVE) {
         rs_err e = {{0}};
         const rs_model *fm = ui_ft_model(A->ft);
-        if (fm && onnx_save(fm, A->ft_path, &e) == 0)
+        if (same_file(A->ft_path, A->model_path) || (A->args.plan && same_file(A->ft_path, A->args.plan)))
+            snprintf(s->ft_msg, sizeof s->ft_msg, "refusing to overwrite the input %.400s (use --out PREFIX)",
+                     A->ft_path);
+        else if (fm && onnx_save(fm, A->ft_path, &e) == 0)
             snprintf(s->ft_msg, sizeof s->ft_msg, "saved the fine-tuned net to %.400s", A->ft_path);
         else
             snprintf(s->ft_msg, sizeof s->ft_msg, "save failed: %.400s", fm ? e.msg : "no fine-tuned net");

@@ -6,7 +6,10 @@
  *    Everything is validated before allocation from declared sizes: dims must be positive and
  *    their product must fit RS_MAX_ALLOC; raw_data length must match; the graph must be acyclic
  *    with no dangling inputs; an unsupported op or attribute is an error naming node, op and
- *    attribute. Shapes are inferred (model_infer_shapes) before returning.
+ *    attribute. Two nodes of one name are refused naming both (layers are addressed by node
+ *    name); an unnamed node gets "<Op>_<position>", clear of every name the file gives. Shapes
+ *    are inferred (model_infer_shapes) before returning. Non-finite weights load (info must be
+ *    able to show them); guard_model_finite is the check callers apply.
  *  - Loading rewrites PyTorch export idioms into the engine's ops (issue 6; opsets 11..17):
  *    Constant nodes become initializers, Dropout an Identity, Clip bounds / Pad pads move into
  *    node fields, a BatchNormalization read only from a Conv output folds into that Conv, a Pad
@@ -14,7 +17,8 @@
  *    Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten. The writer emits opset-13 forms
  *    (Clip / Pad operands as initializers named "<node>_min", "_max", "_pads").
  *  - onnx_save writes opset 13, preserving value and node names, atomically: a temporary file in
- *    the same directory, fsync, rename; an existing file is never truncated on failure.
+ *    the same directory, fsync, rename; an existing file is never truncated on failure. A model
+ *    holding a NaN or an infinity is refused (guard_model_finite) and nothing is written.
  */
 #ifndef RANKSCOPE_ONNX_H
 #define RANKSCOPE_ONNX_H

@@ -9,12 +9,19 @@
  *        conv2 tucker2 12,8          (rank = R_out, rank2 = R_in)
  *        fc1 svd 32
  *        fc3 none                    (explicitly unfactorized)
- *    Parse errors name the source, line and value: `plan.txt:3: bad rank "x1"`.
+ *    Parse errors name the source, line and value: `plan.txt:3: bad rank "x1"`. A leading UTF-8
+ *    byte order mark is skipped; CRLF lines are fine; a control byte is an error. A layer given
+ *    twice in one text is refused naming both lines (`p.plan:4: layer fc1 is given twice: line 1
+ *    and line 4`); a later source (--ranks after --plan) replaces an earlier one's entry.
  *  - Spec form (plan_parse_spec), as given on the command line:
- *        conv2=cp:16,fc1=svd:32,conv1=tucker2:6:3
+ *        conv2=cp:16,fc1=svd:32,conv1=tucker2:6:3,conv3=tucker2:6,3
+ *    A comma followed by digits only continues the ranks (tucker2's "R_out,R_in"). An empty item
+ *    (",", "a=svd:3,") and a layer given twice are refused naming the items.
  *  - plan_apply factorizes every entry in order on the given model (edited in place); it first
  *    validates the whole plan so a bad entry changes nothing: `plan: layer "fc9" not found`,
- *    `fc1: rank 500 out of range 1..120`, `fc1: cp needs a Conv layer`.
+ *    `fc1: rank 500 out of range 1..120`, `fc1: cp needs a Conv layer`, two spellings of one
+ *    layer, a weight or bias holding NaN/Inf (`fc1: cannot factorize: initializer ...`); a
+ *    factorization that comes out non-finite (a diverged CP-ALS) is an error too.
  */
 #ifndef RANKSCOPE_PLAN_H
 #define RANKSCOPE_PLAN_H

@@ -92,6 +92,9 @@ typedef struct decomp_opts {
     uint64_t seed;        /* seed for the restarts' generator (default 20261127) */
     double ridge;         /* CP: λ‖·‖² added to each ALS normal equation, relative to its trace (0) */
     double degenerate_ratio; /* CP: flag degenerate when max rank-one-term norm / ‖K‖ exceeds this (10) */
+    double max_sensitivity;  /* CP: bound on Σ_r ‖term_r‖² / ‖K̂‖² (1.5; <= 0: no bound). Terms that
+                              * cancel each other make a chain that fine-tuning destroys; above
+                              * the bound, a ridge continuation finds a stable solution (decomp_cp.c) */
     rs_progress_fn progress; /* called once per ALS / HOOI sweep; non-zero cancels */
     void *user;
 } decomp_opts;
@@ -128,7 +131,9 @@ typedef struct decomp_result {
     int iterations;       /* sweeps of the run kept */
     int converged;        /* stopped by tol, not by max_iter */
     int degenerate;       /* CP: diverging rank-one-term norms (see decomp_opts) */
-    int restart_used;     /* CP: 0 = SVD init won, k = k-th random restart won */
+    int restart_used;     /* CP: 0 = SVD init won (or the stabilising continuation), k = k-th restart */
+    double sensitivity;   /* CP: Σ_r ‖term_r‖² / ‖K̂‖² of the kept solution (1 = no cancellation) */
+    double ridge_used;    /* CP: ridge of the kept solution (opts->ridge, or a continuation step) */
     double *fit;          /* fit = 1 − ‖K − K̂‖/‖K‖ after each sweep of the kept run (owned) */
     int n_fit;
     double seconds;       /* wall time of decomp_layer */

@@ -11,6 +11,11 @@
  *    layers) are trained; the other layers stay frozen.
  *  - distill: the teacher is m itself (its logits on the same augmented batch), with
  *    train_options.distill_alpha / distill_temp.
+ *  - Keeping the best (keep_best, on by default, needs `val`): the starting net's validation
+ *    accuracy is measured first, and the net returned is the one with the best validation
+ *    accuracy among the start and the end of every epoch (ties keep the earlier), so fine-tuning
+ *    never returns a net worse on validation than it started from. On cancel too: the best
+ *    validated state, not the half-trained one. o->report (may be NULL) says which was kept.
  *  - Defaults (finetune_default_options) suit recovery rather than training from scratch:
  *    cosine schedule with a short warm-up, peak lr 0.005, momentum 0.9, weight decay 5e-4,
  *    10 epochs, batch 128, augmentation on.
@@ -24,10 +29,20 @@
 #include "rankscope/plan.h"
 #include "rankscope/train.h"
 
+/* What finetune_run kept. Accuracies are 0..1, or -1 without validation data. */
+typedef struct finetune_report {
+    double start_val_acc; /* the factorized net before any training */
+    int kept_epoch;       /* 0 = the starting net, k = the end of epoch k */
+    double kept_val_acc;
+    int epochs_done;
+} finetune_report;
+
 typedef struct finetune_options {
     train_options train; /* teacher / trainable fields are set by finetune_run */
     int factors_only;
     int distill;
+    int keep_best;            /* 1 (default): return the best validated state, see above */
+    finetune_report *report;  /* may be NULL; filled by finetune_run (also on cancel) */
 } finetune_options;
 
 void finetune_default_options(finetune_options *o);

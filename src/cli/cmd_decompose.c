@@ -295,6 +295,8 @@ int cmd_decompose(int argc, char **argv)
                        (long long)f->params, (long long)f->macs);
             }
             printf("]");
+            if (r.method == DECOMP_CP)
+                printf(", \"sensitivity\": %.6g, \"ridge_used\": %.6g", r.sensitivity, r.ridge_used);
             if (r.method == DECOMP_CP || r.method == DECOMP_TUCKER2) {
                 printf(", \"iterations\": %d, \"converged\": %s, \"degenerate\": %s, \"fit\": [", r.iterations,
                        r.converged ? "true" : "false", r.degenerate ? "true" : "false");
@@ -370,6 +372,9 @@ int cmd_decompose(int argc, char **argv)
             if (r.method == DECOMP_CP || r.method == DECOMP_TUCKER2)
                 printf("  %d sweeps, %s, fit %.4f%s\n", r.iterations, r.converged ? "converged" : "iteration cap",
                        r.n_fit ? r.fit[r.n_fit - 1] : 0.0, r.degenerate ? ", DEGENERATE (diverging terms)" : "");
+            if (r.method == DECOMP_CP)
+                printf("  sensitivity sum ||term||^2 / ||K^||^2 = %.3f (1 = terms do not cancel)%s\n", r.sensitivity,
+                       r.ridge_used > 0 ? "; stabilised by a ridge continuation" : "");
         }
         if (out)
             printf("wrote %s\n", out);

@@ -619,6 +619,8 @@ int cmd_finetune(int argc, char **argv)
     ft_setup(&fo, &ui, &eu);
     train_epoch_stats last;
     memset(&last, 0, sizeof last);
+    finetune_report rep;
+    fo.report = &rep;
     double t0 = rs_now();
     int rc = finetune_run(m, plan, &td, &vd, &fo, &ft, &last, &e);
     double secs = rs_now() - t0;
@@ -628,8 +630,9 @@ int cmd_finetune(int argc, char **argv)
         goto done;
     }
     if (rc == RS_CANCELLED && !json)
-        fprintf(stderr, "rankscope: fine-tuning interrupted after epoch %d; saving the weights as they are\n",
-                last.epoch);
+        fprintf(stderr, "rankscope: fine-tuning interrupted after %d complete epoch%s; saving the best validated "
+                        "state (%s)\n", rep.epochs_done, rep.epochs_done == 1 ? "" : "s",
+                rep.kept_epoch ? "an epoch's end" : "the factorized net before training");
     double base = 0, acc = 0;
     plan_cost pc;
     if (eval_on(m, test, fo.train.nthreads, &base) != 0 || eval_on(ft, test, fo.train.nthreads, &acc) != 0)
@@ -641,22 +644,31 @@ int cmd_finetune(int argc, char **argv)
     if (json) {
         printf("{\"epochs\": %d, \"epochs_done\": %d, \"lr\": %.6g, \"factors_only\": %s, \"distill\": %s, "
                "\"seconds\": %.3f, \"plan\": ",
-               fo.train.epochs, last.epoch, fo.train.lr, fo.factors_only ? "true" : "false",
+               fo.train.epochs, rep.epochs_done, fo.train.lr, fo.factors_only ? "true" : "false",
                fo.distill ? "true" : "false", secs);
         json_plan(stdout, plan);
         printf(", ");
         json_cost(stdout, &pc);
-        printf(", \"train_loss\": %.6f, \"val_acc\": %.6f, \"test_acc_before\": %.6f, \"test_acc\": %.6f, "
+        printf(", \"train_loss\": %.6f, \"val_acc\": %.6f, \"val_acc_start\": %.6f, \"val_acc_last\": %.6f, "
+               "\"kept_epoch\": %d, \"test_acc_before\": %.6f, \"test_acc\": %.6f, "
                "\"test_images\": %d, \"test_is_sample\": %s, \"output\": ",
-               last.train_loss, last.val_acc, base, acc, test->n, fell_back ? "true" : "false");
+               last.train_loss, rep.kept_val_acc, rep.start_val_acc, last.val_acc, rep.kept_epoch, base, acc,
+               test->n, fell_back ? "true" : "false");
         cli_json_string(stdout, out);
         printf("}\n");
     } else {
-        printf("fine-tuned %d epoch%s in %.1f s (%s%s)\n", last.epoch, last.epoch == 1 ? "" : "s", secs,
+        printf("fine-tuned %d epoch%s in %.1f s (%s%s)\n", rep.epochs_done, rep.epochs_done == 1 ? "" : "s", secs,
                fo.factors_only ? "factors only" : "all layers", fo.distill ? ", distilled" : "");
         print_plan_text(stdout, plan);
         print_cost_text(stdout, &pc);
-        printf("validation accuracy %.2f%% (last epoch)\n", 100 * last.val_acc);
+        if (rep.kept_epoch == 0)
+            printf("validation accuracy %.2f%% before fine-tuning, %.2f%% after the last epoch: kept the net "
+                   "as it was before fine-tuning (best on validation)\n",
+                   100 * rep.start_val_acc, 100 * last.val_acc);
+        else
+            printf("validation accuracy %.2f%% before fine-tuning, %.2f%% after epoch %d of %d: kept that epoch "
+                   "(best on validation)\n", 100 * rep.start_val_acc, 100 * rep.kept_val_acc, rep.kept_epoch,
+                   rep.epochs_done);
         printf("test accuracy %.2f%% (original) → %.2f%% (%+.2f pt)%s\n", 100 * base, 100 * acc, 100 * (acc - base),
                fell_back ? "  [test = shipped sample]" : "");
         printf("saved %s\n", out);

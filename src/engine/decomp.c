@@ -378,6 +378,7 @@ void decomp_opts_default(decomp_opts *o)
     o->seed = 20261127u;
     o->ridge = 0.0;
     o->degenerate_ratio = 10.0;
+    o->max_sensitivity = 1.5;
 }
 
 void decomp_result_free(decomp_result *r)

@@ -7,8 +7,17 @@
  * Columns are normalised into λ after every update. The fit ‖X − X̂‖ is tracked per sweep from
  * Gram matrices (cheap), the final weight error is recomputed explicitly. Initialisation: leading
  * left singular vectors of each unfolding (random columns beyond the mode size), then optional
- * seeded random restarts; the best final fit wins. Degenerate solutions (two rank-one terms
- * cancelling while their norms diverge) are flagged by max λ_r / ‖X‖ > opts->degenerate_ratio.
+ * seeded random restarts; the best final fit wins.
+ *
+ * Degenerate solutions — rank-one terms much larger than X that cancel each other — fit the
+ * weights but are useless for a network: a small relative change of any factor (one SGD step of
+ * fine-tuning) breaks the cancellation, so training such a chain destroys the layer. Their
+ * sensitivity Σ λ_r² / ‖X̂‖² (Phan et al., ECCV 2020) is far above 1 (28.8 for the shipped net's
+ * conv1 at rank 14; ≈1 means non-cancelling terms). A solution above opts->max_sensitivity loses
+ * to any that is within it; if no plain run is, a continuation runs ALS with a ridge (Tikhonov
+ * on each factor, which bounds the term norms) decreasing from 0.1 along a ladder, each step
+ * warm-started from the previous, and keeps the best-fitting step still within the bound.
+ * Flagged degenerate: max λ_r / ‖X‖ > opts->degenerate_ratio, or no solution within the bound.
  */
 #include <gsl/gsl_cblas.h> /* declarations only; OpenBLAS provides the symbols (linked first) */
 #include <gsl/gsl_eigen.h>
@@ -324,9 +333,46 @@ static double cp_error2(const cp_work *w, const double *X)
     return s;
 }
 
+/* Sensitivity Σ_r λ_r² / ‖X̂‖² of the current factors (unit-norm columns, Grams up to date):
+ * 1 for orthogonal rank-one terms; large when terms cancel each other. */
+static double cp_sensitivity(const cp_work *w)
+{
+    int R = w->R;
+    double terms = 0, xx = 0;
+    for (int r = 0; r < R; ++r) {
+        terms += w->lambda[r] * w->lambda[r];
+        for (int q = 0; q < R; ++q) {
+            size_t k = (size_t)r * R + q;
+            xx += w->lambda[r] * w->lambda[q] * w->G[0][k] * w->G[1][k] * w->G[2][k] * w->G[3][k];
+        }
+    }
+    return xx > 0 ? terms / xx : (terms > 0 ? INFINITY : 0.0);
+}
+
+/* The kept solution: stable ones (sensitivity within the bound) beat unstable ones, then the
+ * smaller error wins. */
+typedef struct cp_pick {
+    int have, stable, sweeps, converged, run;
+    double err2, sens, ridge;
+} cp_pick;
+
+static int cp_better(const cp_pick *best, int stable, double err2)
+{
+    if (!best->have)
+        return 1;
+    if (stable != best->stable)
+        return stable;
+    return err2 < best->err2;
+}
+
 int build_cp(const layer_geom *g, const double *K, int rank, const decomp_opts *o,
              decomp_result *out, rs_err *e)
 {
+    /* Ridge ladder of the stabilising continuation, descending: each step starts from the
+     * previous solution, so it stays in the basin of a non-cancelling decomposition while the
+     * fit improves; it stops at the first step whose sensitivity exceeds the bound. */
+    static const double ladder[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4};
+    const int n_ladder = (int)(sizeof ladder / sizeof ladder[0]);
     int d[4] = {(int)g->c_out, (int)g->c_in, (int)g->kh, (int)g->kw}, R = rank;
     if (o->max_iter < 1)
         return rs_fail(e, "%s: cp needs max_iter >= 1", g->node->name);
@@ -334,6 +380,7 @@ int build_cp(const layer_geom *g, const double *K, int rank, const decomp_opts *
     memset(&w, 0, sizeof w);
     memset(&best, 0, sizeof best);
     int rc = 0, runs = 1 + (o->restarts > 0 ? o->restarts : 0);
+    int stabilise = o->max_sensitivity > 0, total = runs + (stabilise ? n_ladder : 0);
     double *fit = malloc((size_t)o->max_iter * sizeof(double));
     double *best_fit = malloc((size_t)o->max_iter * sizeof(double));
     if (cp_work_init(&w, K, d, R) || cp_work_init(&best, K, d, R) || !fit || !best_fit) {
@@ -341,51 +388,69 @@ int build_cp(const layer_geom *g, const double *K, int rank, const decomp_opts *
         goto done;
     }
     cp_rng rng = {o->seed};
-    double best_err = INFINITY;
-    for (int run = 0; run < runs; ++run) {
-        if (cp_init(&w, run == 0, &rng, e)) {
+    cp_pick pick = {0};
+    decomp_opts ro = *o;
+    /* plain runs (SVD init, then random restarts) at the caller's ridge; then, when none of them
+     * is stable, the continuation from the SVD init */
+    for (int run = 0, step = -1; run < total; ++run) {
+        if (run >= runs) {
+            if (run == runs && pick.stable)
+                break;
+            step = run - runs;
+            if (ladder[step] <= o->ridge)
+                break;
+            ro.ridge = ladder[step];
+        }
+        if ((step <= 0 || run < runs) && cp_init(&w, run == 0 || run == runs, &rng, e)) {
             rc = rs_failctx(e, "%s: cp init", g->node->name);
             goto done;
         }
-        int conv = 0, sweeps = cp_run(&w, o, fit, &conv, run, runs, e);
+        int conv = 0, sweeps = cp_run(&w, &ro, fit, &conv, run, total, e);
         if (sweeps == RS_CANCELLED) {
             rc = rs_fail(e, "%s: cp-als cancelled", g->node->name), rc = RS_CANCELLED;
             goto done;
         }
         if (sweeps < 0) {
-            if (run == 0 && runs == 1) {
+            if (run == 0 && total == 1) {
                 rc = rs_failctx(e, "%s: rank %d", g->node->name, R);
                 goto done;
             }
-            continue; /* a diverged restart simply loses */
+            if (step >= 0)
+                break; /* the continuation cannot go on from non-finite factors */
+            continue;  /* a diverged restart simply loses */
         }
-        double err2 = cp_error2(&w, K);
-        if (err2 < best_err) {
-            best_err = err2;
+        double err2 = cp_error2(&w, K), sens = cp_sensitivity(&w);
+        int stable = !stabilise || sens <= o->max_sensitivity;
+        if (step >= 0 && !stable)
+            break;
+        if (isfinite(err2) && cp_better(&pick, stable, err2)) {
+            pick = (cp_pick){1, stable, sweeps, conv, run < runs ? run : 0, err2, sens, ro.ridge};
             for (int n = 0; n < 4; ++n)
                 memcpy(best.A[n], w.A[n], (size_t)d[n] * R * sizeof(double));
             memcpy(best.lambda, w.lambda, (size_t)R * sizeof(double));
             memcpy(best_fit, fit, (size_t)sweeps * sizeof(double));
-            out->n_fit = out->iterations = sweeps;
-            out->converged = conv;
-            out->restart_used = run;
         }
     }
-    if (!isfinite(best_err)) {
+    if (!pick.have) {
         rc = rs_fail(e, "%s: cp-als diverged at rank %d in every run", g->node->name, R);
         goto done;
     }
+    out->n_fit = out->iterations = pick.sweeps;
+    out->converged = pick.converged;
+    out->restart_used = pick.run;
+    out->sensitivity = pick.sens;
+    out->ridge_used = pick.ridge;
     out->fit = malloc((size_t)out->n_fit * sizeof(double));
     if (!out->fit) {
         rc = rs_fail(e, "%s: out of memory", g->node->name);
         goto done;
     }
     memcpy(out->fit, best_fit, (size_t)out->n_fit * sizeof(double));
-    out->weight_error = best.xnorm2 > 0 ? sqrt(best_err / best.xnorm2) : 0.0;
+    out->weight_error = best.xnorm2 > 0 ? sqrt(pick.err2 / best.xnorm2) : 0.0;
     double lmax = 0;
     for (int r = 0; r < R; ++r)
         lmax = fmax(lmax, fabs(best.lambda[r]));
-    out->degenerate = best.xnorm2 > 0 && lmax / sqrt(best.xnorm2) > o->degenerate_ratio;
+    out->degenerate = (best.xnorm2 > 0 && lmax / sqrt(best.xnorm2) > o->degenerate_ratio) || !pick.stable;
     /* chain: 1×1 C_in→R (B), depthwise kh×1 (C), depthwise 1×kw (D), 1×1 R→C_out (A);
      * each column carries λ^{1/4} so the four factors have equal scale */
     float *w0 = out->f[0].w, *w1 = out->f[1].w, *w2 = out->f[2].w, *w3 = out->f[3].w;

@@ -15,6 +15,7 @@ void finetune_default_options(finetune_options *o)
     o->train.lr = 0.005f;
     o->train.schedule = TRAIN_SCHED_COSINE;
     o->train.warmup = 0.05f;
+    o->keep_best = 1;
 }
 
 void finetune_data_of(const cifar10_set *s, train_data *d)
@@ -59,10 +60,42 @@ static int teacher_logits(void *user, const float *x, int n, float *out, rs_err 
     return infer_forward((infer_ctx *)user, x, n, out, e);
 }
 
+/* Keeps a copy of the best validated state while training moves the weights in place. */
+typedef struct keeper {
+    rs_model *w;    /* the model being trained */
+    rs_model *best; /* copy of the best state so far */
+    double best_acc;
+    int best_epoch, epochs_done, failed;
+    train_epoch_fn user_fn;
+    void *user;
+} keeper;
+
+static int keeper_epoch(void *user, const train_epoch_stats *s)
+{
+    keeper *k = user;
+    k->epochs_done = s->epoch;
+    if (s->val_acc > k->best_acc) {
+        rs_model *c = model_clone(k->w);
+        if (!c) {
+            k->failed = 1;
+            return 1; /* stop: the state that would have to be kept cannot be */
+        }
+        model_free(k->best);
+        k->best = c;
+        k->best_acc = s->val_acc;
+        k->best_epoch = s->epoch;
+    }
+    return k->user_fn ? k->user_fn(k->user, s) : 0;
+}
+
 int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train, const train_data *val,
                  const finetune_options *o, rs_model **out, train_epoch_stats *last, rs_err *e)
 {
     *out = NULL;
+    if (o->report) {
+        memset(o->report, 0, sizeof *o->report);
+        o->report->start_val_acc = o->report->kept_val_acc = -1;
+    }
     rs_model *w = model_clone(m);
     if (!w)
         return rs_fail(e, "out of memory copying the model");
@@ -72,32 +105,76 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         return rc;
     }
     train_options to = o->train;
+    train_epoch_stats st;
+    memset(&st, 0, sizeof st);
     uint8_t *mask = NULL;
     infer_ctx *teacher = NULL;
+    keeper kp = {w, NULL, -1, 0, 0, 0, o->train.on_epoch, o->train.epoch_user};
     if (o->factors_only) {
         if (finetune_factor_mask(m, w, &mask, e) != 0) {
-            model_free(w);
-            return -1;
+            rc = -1;
+            goto fail;
         }
         to.trainable = mask;
     }
     if (o->distill) {
         teacher = infer_create(m, to.nthreads, e);
         if (!teacher) {
-            free(mask);
-            model_free(w);
-            return rs_failctx(e, "distillation teacher");
+            rc = rs_failctx(e, "distillation teacher");
+            goto fail;
         }
         to.teacher = teacher_logits;
         to.teacher_user = teacher;
     }
-    rc = train_model(w, train, val, &to, last, e);
+    int keep = o->keep_best && val && val->n > 0;
+    if (keep) {
+        if (train_evaluate(w, val, to.nthreads, &kp.best_acc, NULL, e) != 0) {
+            rc = rs_failctx(e, "validation accuracy before fine-tuning");
+            goto fail;
+        }
+        if (!(kp.best = model_clone(w))) {
+            rc = rs_fail(e, "out of memory copying the model");
+            goto fail;
+        }
+        if (o->report)
+            o->report->start_val_acc = kp.best_acc;
+        to.on_epoch = keeper_epoch;
+        to.epoch_user = &kp;
+    }
+    rc = train_model(w, train, val, &to, &st, e);
+    if (kp.failed && rc == 0)
+        rc = rs_fail(e, "out of memory keeping the best epoch");
+    if (rc != 0 && rc != RS_CANCELLED)
+        goto fail;
+    if (keep) {
+        /* the trained weights are the best only if the last completed epoch set the best (on
+         * cancel they are mid-epoch and were never validated) */
+        if (rc == RS_CANCELLED || kp.best_epoch != kp.epochs_done) {
+            model_free(w);
+            w = kp.best;
+        } else {
+            model_free(kp.best);
+        }
+        kp.best = NULL;
+    } else {
+        kp.best_epoch = kp.epochs_done = st.epoch;
+        kp.best_acc = st.val_acc;
+    }
+    if (o->report) {
+        o->report->epochs_done = kp.epochs_done;
+        o->report->kept_epoch = kp.best_epoch;
+        o->report->kept_val_acc = kp.best_acc;
+    }
+    if (last)
+        *last = st;
     infer_free(teacher);
     free(mask);
-    if (rc != 0 && rc != RS_CANCELLED) {
-        model_free(w);
-        return rc;
-    }
     *out = w;
     return rc;
+fail:
+    infer_free(teacher);
+    free(mask);
+    model_free(kp.best);
+    model_free(w);
+    return rc ? rc : -1;
 }

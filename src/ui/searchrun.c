@@ -324,6 +324,7 @@ struct ui_ft {
     pthread_mutex_t mu;
     int cancel, done, rc, n, reported_n, reported_done;
     double val_acc[UI_FT_MAX_EPOCHS], progress, test_acc;
+    finetune_report rep; /* which state finetune_run kept (the best on validation) */
     rs_model *out;
     char err[RS_ERR_LEN];
 };
@@ -365,6 +366,7 @@ static void *ft_run(void *arg)
     o.train.progress_user = f;
     o.train.on_epoch = ft_epoch;
     o.train.epoch_user = f;
+    o.report = &f->rep; /* written only by this thread until done is set under the lock */
     rs_model *out = NULL;
     train_epoch_stats last;
     int rc = finetune_run(f->m, f->plan, &td, &vd, &o, &out, &last, &e);
@@ -452,9 +454,16 @@ int ui_ft_poll(ui_ft *f, ui_state *s)
         s->ft_done = 1;
         s->ft_have_model = f->rc == 0;
         s->ft_test_acc = f->test_acc;
-        if (f->rc == 0)
-            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuned %d epochs; w saves the fine-tuned ONNX", f->n);
-        else if (f->rc == RS_CANCELLED)
+        if (f->rc == 0) {
+            if (f->rep.kept_epoch == f->rep.epochs_done)
+                snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuned %d epochs; w saves the fine-tuned ONNX", f->n);
+            else if (f->rep.kept_epoch > 0)
+                snprintf(s->ft_msg, sizeof s->ft_msg, "kept epoch %d (best on validation); w saves it",
+                         f->rep.kept_epoch);
+            else
+                snprintf(s->ft_msg, sizeof s->ft_msg, "no epoch beat the start on validation: kept the net "
+                                                      "before fine-tuning");
+        } else if (f->rc == RS_CANCELLED)
             snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning stopped after %d epochs", f->n);
         else
             snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning failed: %.400s", f->err);

@@ -104,7 +104,7 @@ int checkpoint_save(const char *path, const rs_model *m, const train_state *s,
 {
     uint8_t *onnx = NULL;
     size_t onnx_len = 0;
-    if (onnx_save_buffer(m, &onnx, &onnx_len, e) != 0)
+    if (guard_model_finite(m, e) != 0 || onnx_save_buffer(m, &onnx, &onnx_len, e) != 0)
         return rs_failctx(e, "%s", path);
     wbuf b = {0};
     put(&b, MAGIC, 8);
@@ -240,7 +240,8 @@ static int read_opts(rbuf *r, train_options *o)
     uint64_t threads = get_u64(r);
     if (r->bad || epochs < 1 || epochs > 100000 || batch < 1 || batch > 65536 || sched > 2 ||
         aug > 1 || pad > 64 || threads > 64 || !(o->lr > 0) || !isfinite(o->lr) ||
-        !(o->momentum >= 0) || !(o->weight_decay >= 0) || !(o->warmup >= 0 && o->warmup <= 1) ||
+        !(o->momentum >= 0) || !isfinite(o->momentum) || !(o->weight_decay >= 0) ||
+        !isfinite(o->weight_decay) || !(o->warmup >= 0 && o->warmup <= 1) ||
         !isfinite(o->pad_value))
         return -1;
     o->epochs = (int)epochs, o->batch = (int)batch, o->schedule = (train_schedule)sched;

@@ -62,6 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("a loaded checkpoint holds non-finite weights", e.msg);
         if (model_infer_shapes(c.model, &e) != 0)
             fail("a loaded checkpoint's model does not infer", e.msg);
+        const train_options *o = &c.opts;
+        if (!isfinite(o->lr) || !isfinite(o->momentum) || !isfinite(o->weight_decay) ||
+            !isfinite(o->warmup) || !isfinite(o->pad_value))
+            fail("a loaded checkpoint has non-finite training options", path);
     }
     checkpoint_free(&c);
     return 0;

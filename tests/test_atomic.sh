@@ -108,6 +108,19 @@ check "decompose -o DIRECTORY is refused (exit $rc: $(head -c 120 "$T/err.txt"))
   test $rc -ne 0 -a -d "$T/dir.onnx"
 rmdir "$T/dir.onnx"
 
+# 3b. -o in a directory that does not exist: refused before any work (not after a long run)
+for entry in "decompose|--layer fc1 --method svd --rank 8" "compress|--tolerance 1" "train|--epochs 1"; do
+  cmd=${entry%%|*}
+  args=${entry#*|}
+  "$BIN" "$cmd" --help >/dev/null 2>&1 || continue
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  timeout 60 "$BIN" "$cmd" "$MODEL" $args -o "$T/no/such/dir/out.onnx" >/dev/null 2>"$T/err.txt"
+  rc=$?
+  check "$cmd -o into a missing directory is refused up front (exit $rc in $(( $(date +%s) - start )) s: $(head -c 120 "$T/err.txt"))" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'does not exist' '$T/err.txt'"
+done
+
 # 4. a normal write: the syscalls are temp file in the same directory -> fsync -> rename. The
 #    temporary is an unnamed O_TMPFILE in the directory, named by linkat just before the rename
 #    (nothing is left if the process is killed), or a named file where O_TMPFILE is unsupported.

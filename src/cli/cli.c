@@ -191,6 +191,22 @@ int cli_check_output(const char *out, const char *in, int force)
                   q);
         return -1;
     }
+    /* Say so now, not after minutes of search or training: the write needs a temporary file in
+     * the output's directory. */
+    char dir[1200];
+    const char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_error("-o %s: directory %s does not exist", q, dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error("-o %s: cannot write in %s: %s", q, dir, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 

@@ -74,6 +74,8 @@ static int check_c_outputs(const char *dir, const char *model, const char *plan,
     static const char *const names[] = {"model.c", "model.h"};
     char path[1200];
     struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0; /* made by the export (or refused by it): nothing in it to overwrite */
     for (int i = 0; i < 2; ++i) {
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path) {
             cli_error("export: -o %s: path too long", dir);

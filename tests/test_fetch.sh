@@ -261,6 +261,23 @@ ok $rc "fetch beside stale temporary directories: exit 0 ($err)"
 clean_dir "$D" cifar-10-batches-bin ".cifar-10-batches-bin.tmp.$$.Live12"
 ok $? "killed fetches' temporary directories swept (dead pid, hour-old legacy name), a live one kept"
 
+# ---- two fetches into one directory: the second stops at once ---------------------------------
+D=$T/d10
+"$BIN" data fetch --records 10 --dir "$D" --url "$URL/drip/good.tar.gz" --md5 "$(md5 good)" \
+    --stall-timeout 100 --deadline 20 >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 50); do [ -s "$D/cifar-10-binary.tar.gz.part" ] && break; sleep 0.1; done
+t0=$(date +%s)
+fetch --dir "$D" --url "$URL/good.tar.gz" --md5 "$(md5 good)"
+t1=$(date +%s)
+ok $(( rc != 1 || t1 - t0 > 5 )) "a second fetch into a directory being fetched into: exit 1 at once ($((t1 - t0)) s)"
+one_line && grep -q "another rankscope data fetch is working in this directory" "$T/err"
+ok $? "second fetch: one line saying so ($err)"
+kill "$first" 2>/dev/null
+wait "$first" 2>/dev/null
+fetch --dir "$D" --url "$URL/good.tar.gz" --md5 "$(md5 good)"
+ok $rc "after the first one is stopped, a fetch into that directory works ($err)"
+
 run "$BIN" data frob;  ok $(( rc != 2 )) "data with an unknown subcommand exits 2"
 run "$BIN" data fetch --retries x; ok $(( rc != 2 )) "bad --retries exits 2"
 

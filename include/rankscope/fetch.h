@@ -25,6 +25,8 @@
  *    temporary directory, so the target is either absent/unchanged or complete. A truncated or
  *    corrupt gzip/tar stream is an error naming the archive. The .part is removed on success.
  *  - An existing complete target is left alone (result->already = 1) unless opts->force.
+ *  - One fetch per directory: DIR is locked (flock) for the whole job; a second fetch into it
+ *    fails at once saying so. Temporary directories of killed fetches are swept.
  *  - Never prints; progress goes through opts->progress (fraction < 0 when the size is unknown),
  *    which can cancel (RS_CANCELLED). Errors are one line naming the URL, file or value.
  */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -654,7 +655,8 @@ static int install(const char *dir, const char *tmpdir, const char *target, rs_e
     return 0;
 }
 
-int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
+/* The whole job; *lock_fd gets the descriptor holding DIR's lock (closed by the caller). */
+static int fetch_locked(const fetch_opts *opts, fetch_result *result, int *lock_fd, rs_err *e)
 {
     static const fetch_opts defaults = {.retries = -1};
     const fetch_opts *o = opts ? opts : &defaults;
@@ -687,6 +689,14 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
     if (mkdir_p(dir, e) || join(target, sizeof target, dir, FETCH_CIFAR10_DIRNAME, e) ||
         join(part, sizeof part, dir, ARCHIVE_NAME PART_SUFFIX, e))
         return -1;
+    /* Two fetches into one directory would append to one .part and race on the install: the
+     * second one stops. The lock goes with the process, however it ends. */
+    *lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*lock_fd < 0)
+        return rs_fail(e, "%s: %s", dir, strerror(errno));
+    if (flock(*lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return rs_fail(e, "%s: another rankscope data fetch is working in this directory (wait for "
+                          "it to finish, or stop it)", dir);
     snprintf(r->target, sizeof r->target, "%s", target);
     if (!o->force && fetch_verify_dir(target, records, NULL) == 0) {
         r->already = 1;
@@ -776,4 +786,13 @@ int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
     }
     unlink(part);
     return 0;
+}
+
+int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
+{
+    int lock_fd = -1;
+    int rc = fetch_locked(opts, result, &lock_fd, e);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
 }

@@ -47,6 +47,8 @@ typedef struct cli_inputs {
     const char *data;      /* --data DIR (NULL: the default search, cifar10_find_dir) */
     const char *other_out; /* a second output, e.g. --plan-out */
     const char *other_opt; /* its option name for the message */
+    const char *extra_in;  /* one more input file (a recipe, a checkpoint, ...) */
+    const char *extra_opt; /* its option name for the message, e.g. "--recipe" */
 } cli_inputs;
 
 /* With cli_check_output: refuses (prints, returns -1) when `out` (given as option opt) names,

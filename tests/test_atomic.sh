@@ -108,6 +108,15 @@ check "decompose -o DIRECTORY is refused (exit $rc: $(head -c 120 "$T/err.txt"))
   test $rc -ne 0 -a -d "$T/dir.onnx"
 rmdir "$T/dir.onnx"
 
+# 3a. train --resume CHECKPOINT -o CHECKPOINT --force: --force is for the model, not the checkpoint
+printf 'RSCKPT1\nnot really\n' >"$T/run.ckpt"
+CK0=$(cksum <"$T/run.ckpt")
+(cd "$T" && timeout 60 "$BIN" train --resume run.ckpt -o ./run.ckpt --force >/dev/null 2>"$T/err.txt")
+rc=$?
+check "train --resume run.ckpt -o ./run.ckpt --force is refused, checkpoint unchanged (exit $rc: $(head -c 140 "$T/err.txt"))" \
+  bash -c "[ $rc -ne 0 ] && grep -q 'is the file given to --resume' '$T/err.txt' && [ \"\$(cksum <'$T/run.ckpt')\" = '$CK0' ]"
+rm -f "$T/run.ckpt"
+
 # 3b. -o in a directory that does not exist: refused before any work (not after a long run)
 for entry in "decompose|--layer fc1 --method svd --rank 8" "compress|--tolerance 1" "train|--epochs 1"; do
   cmd=${entry%%|*}

@@ -227,9 +227,8 @@ int cli_check_output_inputs(const char *opt, const char *out, const cli_inputs *
         return -1;
     }
     if (in->extra_in && fileio_same_file(out, in->extra_in)) {
-        cli_error("%s %s is the input %s (%s %s); refusing to overwrite it", opt, q,
-                  in->extra_opt ? in->extra_opt + (in->extra_opt[0] == '-' && in->extra_opt[1] == '-' ? 2 : 0) : "file",
-                  in->extra_opt ? in->extra_opt : "", guard_quote(qi, sizeof qi, in->extra_in));
+        cli_error("%s %s is the file given to %s (%s); refusing to overwrite it", opt, q,
+                  in->extra_opt ? in->extra_opt : "the command", guard_quote(qi, sizeof qi, in->extra_in));
         return -1;
     }
     if (in->other_out && fileio_same_file(out, in->other_out)) {

@@ -240,10 +240,13 @@ int cmd_train(int argc, char **argv)
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", a.out);
     const char *ckpt = a.no_ckpt ? NULL : a.ckpt ? a.ckpt : ckpt_default;
     /* the checkpoint may continue in the file --resume read (that is what resuming means) */
-    if (cli_check_output(a.out, a.model ? a.model : a.resume, a.force) != 0 ||
+    /* --force lets -o replace the input model, never the checkpoint being resumed */
+    if (cli_check_output(a.out, a.model, a.force) != 0 ||
         cli_check_output_inputs("-o", a.out, &(cli_inputs){.reads_data = 1, .data = a.data,
                                                            .other_out = ckpt,
-                                                           .other_opt = "--checkpoint"}) != 0 ||
+                                                           .other_opt = "--checkpoint",
+                                                           .extra_in = a.resume,
+                                                           .extra_opt = "--resume"}) != 0 ||
         (ckpt && ((a.model && cli_check_output(ckpt, a.model, 0) != 0) ||
                   cli_check_output_inputs("--checkpoint", ckpt,
                                           &(cli_inputs){.reads_data = 1, .data = a.data}) != 0)))

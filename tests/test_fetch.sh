@@ -261,6 +261,16 @@ ok $rc "fetch beside stale temporary directories: exit 0 ($err)"
 clean_dir "$D" cifar-10-batches-bin ".cifar-10-batches-bin.tmp.$$.Live12"
 ok $? "killed fetches' temporary directories swept (dead pid, hour-old legacy name), a live one kept"
 
+# ---- a .part that is a symbolic link is not written through ------------------------------------
+D=$T/d11
+mkdir -p "$D"
+printf 'precious\n' >"$T/victim"
+ln -s ../victim "$D/cifar-10-binary.tar.gz.part"
+fetch --dir "$D" --url "$URL/norange/good.tar.gz" --md5 "$(md5 good)"
+ok $(( rc != 1 )) "a .part that is a symbolic link: exit 1"
+one_line && grep -q "a symbolic link; refusing to download through it" "$T/err" && [ "$(cat "$T/victim")" = precious ]
+ok $? "... one line saying so, and the file it points to is untouched ($err)"
+
 # ---- two fetches into one directory: the second stops at once ---------------------------------
 D=$T/d10
 "$BIN" data fetch --records 10 --dir "$D" --url "$URL/drip/good.tar.gz" --md5 "$(md5 good)" \

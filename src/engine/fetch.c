@@ -355,9 +355,17 @@ static int plausible_part(int fd, int64_t have, int64_t cap)
 static int download_once(const char *url, const char *part, const fetch_opts *o, int64_t cap,
                          double deadline, fetch_result *r, rs_err *e)
 {
-    int fd = open(part, O_RDWR | O_CREAT, 0644);
+    /* never through a link someone left in a shared directory: a restart truncates the file */
+    int fd = open(part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return rs_fail(e, "%s: a symbolic link; refusing to download through it (remove it)", part);
     if (fd < 0)
         return rs_fail(e, "%s: %s", part, strerror(errno));
+    struct stat pst;
+    if (fstat(fd, &pst) != 0 || !S_ISREG(pst.st_mode)) {
+        close(fd);
+        return rs_fail(e, "%s: not a regular file; refusing to download into it", part);
+    }
     int64_t have = file_size(fd);
     if (have > 0 && !plausible_part(fd, have, cap)) {
         /* start over rather than append the real archive to junk */

@@ -135,11 +135,11 @@ static void fill_random(char *x6)
 /* An open, not yet named, temporary for path: O_TMPFILE in path's directory where the file
  * system supports it (nothing is left behind if the process dies before linking it), else a
  * named mkstemp file. *named is set in the second case (tmp then holds its name). */
-static int open_temp(const char *path, char *tmp, int *named)
+static int open_temp(const char *path, char *tmp, int allow_tmpfile, int *named)
 {
     *named = 0;
 #ifdef O_TMPFILE
-    char *dir = dir_of(path);
+    char *dir = allow_tmpfile ? dir_of(path) : NULL;
     if (dir) {
         int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
         free(dir);
@@ -147,6 +147,8 @@ static int open_temp(const char *path, char *tmp, int *named)
             return fd;
         /* EOPNOTSUPP / EISDIR / EINVAL: no O_TMPFILE here; other errors show up again below */
     }
+#else
+    (void)allow_tmpfile;
 #endif
     *named = 1;
     return mkstemp(tmp);
@@ -215,8 +217,9 @@ static int stage(const char *path, const void *buf, size_t len, char **tmp_out, 
     char *tmp = temp_template(path);
     if (!tmp)
         return rs_fail(e, "%s: out of memory", path);
-    int named;
-    int fd = open_temp(path, tmp, &named);
+    int named, allow_tmpfile = 1;
+again:;
+    int fd = open_temp(path, tmp, allow_tmpfile, &named);
     if (fd < 0) {
         int err = errno;
         char *dir = dir_of(path);
@@ -246,6 +249,14 @@ static int stage(const char *path, const void *buf, size_t len, char **tmp_out, 
     if (close(fd) != 0 && !err) {
         step = "close";
         err = errno;
+    }
+    if (err && !strcmp(step, "link") && allow_tmpfile) {
+        /* no way to name an O_TMPFILE here (no /proc, no CAP_DAC_READ_SEARCH): a named one */
+        allow_tmpfile = 0;
+        memcpy(tmp + strlen(tmp) - 6, "XXXXXX", 6); /* link_temp filled them in */
+        step = "write";
+        err = 0;
+        goto again;
     }
     if (err) {
         if (named)

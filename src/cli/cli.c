@@ -153,7 +153,12 @@ int cli_progress(void *user, double fraction, const char *what)
     int width = 30, fill = fraction < 0 ? 0 : (int)(fraction * width + 0.5);
     if (fill > width)
         fill = width;
-    fprintf(stderr, "\r  %-24.24s [", what ? what : "");
+    char label[25]; /* labels can carry layer names: no control byte reaches the terminal */
+    snprintf(label, sizeof label, "%s", what ? what : "");
+    for (char *c = label; *c; ++c)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    fprintf(stderr, "\r  %-24.24s [", label);
     for (int i = 0; i < width; ++i)
         fputc(i < fill ? '#' : '.', stderr);
     fprintf(stderr, "] %3.0f%%", fraction < 0 ? 0.0 : 100.0 * fraction);

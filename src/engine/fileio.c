@@ -193,7 +193,8 @@ static void fsync_dir_of(const char *path)
 
 /* Write buf to a durable temporary beside path and give it a name (*tmp_out, malloc'ed), ready
  * to be renamed over path. On failure nothing is left on disk. */
-static int stage(const char *path, const void *buf, size_t len, char **tmp_out, rs_err *e)
+static int stage(const char *path, const void *buf, size_t len, const char *unchanged,
+                 char **tmp_out, rs_err *e)
 {
     *tmp_out = NULL;
     if (!path || !*path)
@@ -261,8 +262,7 @@ again:;
     if (err) {
         if (named)
             unlink(tmp);
-        rs_fail(e, "%s: %s failed: %s (the existing file, if any, is unchanged)", path, step,
-                strerror(err));
+        rs_fail(e, "%s: %s failed: %s (%s)", path, step, strerror(err), unchanged);
         free(tmp);
         return -1;
     }
@@ -273,7 +273,7 @@ again:;
 int fileio_write_atomic(const char *path, const void *buf, size_t len, rs_err *e)
 {
     char *tmp;
-    if (stage(path, buf, len, &tmp, e) != 0)
+    if (stage(path, buf, len, "the existing file, if any, is unchanged", &tmp, e) != 0)
         return -1;
     if (rename(tmp, path) != 0) {
         int err = errno;
@@ -294,9 +294,9 @@ int fileio_write_atomic_pair(const char *path1, const void *buf1, size_t len1, c
         return rs_fail(e, "%s and %s are the same file", path1, path2);
     char *tmp1 = NULL, *tmp2 = NULL, *keep = NULL;
     int rc = -1;
-    if (stage(path1, buf1, len1, &tmp1, e) != 0)
+    if (stage(path1, buf1, len1, "both files are unchanged", &tmp1, e) != 0)
         return -1;
-    if (stage(path2, buf2, len2, &tmp2, e) != 0)
+    if (stage(path2, buf2, len2, "both files are unchanged", &tmp2, e) != 0)
         goto out;
     /* Both complete on disk. path1's old content stays reachable under a second name until
      * path2 is in place too, so a failing second rename can put it back. */

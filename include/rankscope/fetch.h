@@ -71,6 +71,11 @@ typedef struct fetch_result {
     char md5[33];          /* archive digest */
 } fetch_result;
 
+/* Unpack a CIFAR-10 tar.gz (label names it in messages) into dest, an existing empty directory,
+ * and verify the result, as fetch_cifar10 does after a download: 0, or -1 with dest holding
+ * whatever was extracted (the caller removes it). */
+int fetch_unpack(const char *archive, const char *label, const char *dest, int records, rs_err *e);
+
 /* The size cap fetch_cifar10 applies by default. */
 int64_t fetch_max_archive_bytes(int records);
 

@@ -796,6 +796,19 @@ static int fetch_locked(const fetch_opts *opts, fetch_result *result, int *lock_
     return 0;
 }
 
+int fetch_unpack(const char *archive, const char *label, const char *dest, int records, rs_err *e)
+{
+    int content_error;
+    if (records <= 0)
+        records = FETCH_CIFAR10_RECORDS;
+    char shown[600];
+    snprintf(shown, sizeof shown, "%.300s: wrong contents: " FETCH_CIFAR10_DIRNAME, label);
+    return extract(archive, label, dest, (int64_t)records * 3073, &content_error, e) ||
+                   verify_dir(dest, shown, records, e)
+               ? -1
+               : 0;
+}
+
 int fetch_cifar10(const fetch_opts *opts, fetch_result *result, rs_err *e)
 {
     int lock_fd = -1;

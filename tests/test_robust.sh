@@ -145,6 +145,21 @@ for spec in "," ",," "fc1=svd:8,"; do
   rc=$?
   check "--ranks \"$spec\" is refused (exit $rc: $(cat "$T/err"))" bash -c "[ $rc -ne 0 ] && grep -q 'is empty' '$T/err'"
 done
+# search's --layers and --methods lists: the same rules as --ranks (an empty list used to search
+# nothing and print "(empty)"; --methods "," exited 2 without a word; another spelling of a layer
+# selected nothing)
+for a in "--layers ,|item 1 is empty" "--layers fc1,,fc2|item 2 is empty" "--layers fc9|not a known layer" \
+         "--layers fc1,/fc1/Gemm|already listed" "--methods ,|an empty item" "--methods svd,|an empty item"; do
+  args=${a%%|*}
+  want=${a#*|}
+  # shellcheck disable=SC2086
+  "$BIN" search "$L" --strategy evbmf --split sample $args >"$T/out" 2>"$T/err"
+  rc=$?
+  check "search $args is refused with one line (exit $rc: $(cat "$T/err"))" \
+    bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$want' '$T/err'"
+done
+"$BIN" search "$L" --strategy evbmf --split sample --layers /fc1/Gemm >"$T/out" 2>"$T/err"
+check "search --layers /fc1/Gemm selects fc1 (exit $?: $(grep -m1 fc1 "$T/out"))" grep -qE '^ +fc1 +svd' "$T/out"
 "$BIN" info "$L" --ranks conv2=tucker2:4,3,fc1=svd:8 --json >"$T/out" 2>"$T/err"
 check "--ranks conv2=tucker2:4,3,fc1=svd:8 factorizes both layers (exit $?: $(head -c 100 "$T/err"))" \
   $PY -c "import json,sys; d=json.load(open('$T/out')); n=[l['name'] for l in d['layers']]; sys.exit(0 if sum('conv2' in x for x in n) == 3 and sum('fc1' in x for x in n) == 2 else 1)"

@@ -68,6 +68,10 @@ static unsigned parse_methods(const char *s)
     unsigned mask = 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
+    if (!*buf || *buf == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,")) {
+        cli_error("--methods \"%s\": an empty item (expected e.g. spatial-svd,tucker2)", s);
+        return 0;
+    }
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         decomp_method mth;
         rs_err e;
@@ -78,6 +82,50 @@ static unsigned parse_methods(const char *s)
         mask |= 1u << mth;
     }
     return mask;
+}
+
+/* --layers a,b: every item must name a weighted layer (any spelling model_find_layer knows),
+ * once; rewritten into out as the names the search uses (model_layer_name). A list that
+ * selected nothing used to search nothing and say "(empty)". Prints the error, returns -1. */
+static int resolve_layers(const rs_model *m, const char *list, char *out, size_t len)
+{
+    out[0] = 0;
+    size_t k = 0;
+    int item = 0, nodes[512], n = 0;
+    for (const char *p = list;; ++item) {
+        size_t l = strcspn(p, ",");
+        char name[256];
+        if (l == 0 || l >= sizeof name) {
+            cli_error("--layers \"%s\": item %d is %s", list, item + 1, l ? "too long" : "empty");
+            return -1;
+        }
+        memcpy(name, p, l);
+        name[l] = 0;
+        int node = model_find_layer(m, name);
+        if (node < 0 || !model_is_weighted(m, node)) {
+            cli_error("--layers: \"%s\" is not a %s layer of the model", name,
+                      node < 0 ? "known" : "weighted");
+            return -1;
+        }
+        for (int j = 0; j < n; ++j)
+            if (nodes[j] == node) {
+                cli_error("--layers: \"%s\" names a layer already listed (item %d)", name, j + 1);
+                return -1;
+            }
+        if (n < (int)(sizeof nodes / sizeof nodes[0]))
+            nodes[n++] = node;
+        char buf[256];
+        const char *shown = model_layer_name(m, node, buf, sizeof buf);
+        int w = snprintf(out + k, len - k, "%s%s", k ? "," : "", shown);
+        if (w < 0 || (size_t)w >= len - k) {
+            cli_error("--layers: too many layers");
+            return -1;
+        }
+        k += (size_t)w;
+        if (!p[l])
+            return 0;
+        p += l + 1;
+    }
 }
 
 /* "conv2 spatial-svd 12; fc1 svd 32" into buf. */
@@ -355,6 +403,14 @@ int cmd_search(int argc, char **argv)
     rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
     if (!m)
         return CLI_FAIL;
+    static char layers[8192];
+    if (so.layers) {
+        if (resolve_layers(m, so.layers, layers, sizeof layers) != 0) {
+            model_free(m);
+            return CLI_USAGE;
+        }
+        so.layers = layers;
+    }
     int fell_back = 0, rcode = CLI_FAIL;
     cifar10_set *val = load_split(data, split, NULL), *test = NULL, *train = NULL;
     search_ctx *ctx = NULL;

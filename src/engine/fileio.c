@@ -96,7 +96,8 @@ void fileio_sweep_temps(const char *path)
         struct dirent *de;
         while ((de = readdir(d)) != NULL) {
             struct stat st;
-            if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) &&
                 fileio_stale_temp(de->d_name, base, st.st_mtime))
                 (void)unlinkat(dfd, de->d_name, 0);
         }
@@ -301,16 +302,20 @@ int fileio_write_atomic_pair(const char *path1, const void *buf1, size_t len1, c
     /* Both complete on disk. path1's old content stays reachable under a second name until
      * path2 is in place too, so a failing second rename can put it back. */
     struct stat st;
-    if (lstat(path1, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (lstat(path1, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
         keep = temp_template(path1);
-        if (!keep) {
-            rs_fail(e, "%s: out of memory", path1);
+        char target[4096];
+        ssize_t tl = S_ISLNK(st.st_mode) ? readlink(path1, target, sizeof target - 1) : 0;
+        if (!keep || tl < 0) {
+            rs_fail(e, "%s: %s", path1, keep ? strerror(errno) : "out of memory");
             goto out;
         }
+        target[tl] = 0;
         int linked = -1;
         for (int tries = 0; tries < 100 && linked != 0; ++tries) {
             fill_random(keep + strlen(keep) - 6);
-            linked = link(path1, keep);
+            /* a symbolic link is kept as a copy of the link (rename replaces the link itself) */
+            linked = S_ISLNK(st.st_mode) ? symlink(target, keep) : link(path1, keep);
             if (linked != 0 && errno != EEXIST)
                 break;
         }

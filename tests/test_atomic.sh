@@ -117,6 +117,27 @@ check "train --resume run.ckpt -o ./run.ckpt --force is refused, checkpoint unch
   bash -c "[ $rc -ne 0 ] && grep -q 'is the file given to --resume' '$T/err.txt' && [ \"\$(cksum <'$T/run.ckpt')\" = '$CK0' ]"
 rm -f "$T/run.ckpt"
 
+# 3c. -o a device or a named pipe: written in place, never replaced by a regular file (as root,
+#     `-o /dev/null` used to turn /dev/null into a 250 KB file)
+if mknod "$T/null" c 1 3 2>/dev/null; then
+  "$BIN" export "$MODEL" --format onnx -o "$T/null" >/dev/null 2>"$T/err.txt"
+  rc=$?
+  check "export -o a character device (a copy of /dev/null): exit $rc, still a character device" \
+    test $rc -eq 0 -a -c "$T/null"
+  rm -f "$T/null"
+else
+  ok "# SKIP mknod not permitted (not root)"
+fi
+mkfifo "$T/fifo"
+cat "$T/fifo" >"$T/from_fifo" &
+reader=$!
+timeout 60 "$BIN" export "$MODEL" --format onnx -o "$T/fifo" >/dev/null 2>"$T/err.txt"
+rc=$?
+wait $reader
+check "export -o a named pipe: exit $rc, the model came through it, still a pipe" \
+  bash -c "[ $rc -eq 0 ] && [ -p '$T/fifo' ] && '$BIN' info '$T/from_fifo' >/dev/null 2>&1"
+rm -f "$T/fifo" "$T/from_fifo"
+
 # 3b. -o in a directory that does not exist: refused before any work (not after a long run)
 for entry in "decompose|--layer fc1 --method svd --rank 8" "compress|--tolerance 1" "train|--epochs 1"; do
   cmd=${entry%%|*}

@@ -8,7 +8,9 @@
  *    process leaves nothing) and gets its name "<path>.tmp.<pid>.XXXXXX" only just before the
  *    rename; elsewhere it is a named mkstemp file from the start. On any failure (disk full,
  *    RLIMIT_FSIZE, permissions) the temporary is removed and an existing `path` is left
- *    untouched. A new file gets mode 0666 & ~umask; an existing file keeps its mode.
+ *    untouched. A new file gets mode 0666 & ~umask; an existing file keeps its mode. A character
+ *    device or a named pipe (`/dev/null`, `/dev/stdout`) is written in place, never replaced;
+ *    any other existing file that is not a regular file (socket, block device) is refused.
  *  - Every write first sweeps stale temporaries of the same target: "<path>.tmp.<pid>.XXXXXX"
  *    whose process no longer exists, and the pid-less "<path>.tmp.XXXXXX" of earlier versions
  *    once they are an hour old (fileio_sweep_temps; fileio_stale_temp is the rule alone).

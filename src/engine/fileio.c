@@ -208,6 +208,9 @@ static int stage(const char *path, const void *buf, size_t len, const char *unch
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return rs_fail(e, "%s: is a directory", path);
+        /* renaming over a device would replace the device node itself (as root: /dev/null) */
+        if (!S_ISREG(st.st_mode))
+            return rs_fail(e, "%s: not a regular file; refusing to replace it", path);
         mode = st.st_mode & 07777;
     } else {
         mode_t mask = umask(0);
@@ -271,8 +274,30 @@ again:;
     return 0;
 }
 
+/* `-o /dev/null`, `-o /dev/stdout`, a named pipe: written in place (a stream has no old content to
+ * keep). Returns 1 when path is not such a file (the atomic path applies), else 0 / -1. */
+static int write_stream(const char *path, const void *buf, size_t len, rs_err *e)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))
+        return 1;
+    int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return rs_fail(e, "%s: cannot open: %s", path, strerror(errno));
+    int rc = write_fully(fd, buf, len);
+    int err = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        err = errno;
+    }
+    return rc == 0 ? 0 : rs_fail(e, "%s: write failed: %s", path, strerror(err));
+}
+
 int fileio_write_atomic(const char *path, const void *buf, size_t len, rs_err *e)
 {
+    int streamed = write_stream(path, buf, len, e);
+    if (streamed <= 0)
+        return streamed;
     char *tmp;
     if (stage(path, buf, len, "the existing file, if any, is unchanged", &tmp, e) != 0)
         return -1;

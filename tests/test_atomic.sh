@@ -296,6 +296,22 @@ rc=$?
 check "with --force both are replaced (exit $rc)" \
   bash -c "grep -q model_forward '$C/model.c' && grep -q model_forward '$C/model.h'"
 
+# 9b. two exports into one directory: the pair's renames run under a lock on the directory, so a
+#     writer waits for another one's renames (here a held lock) instead of interleaving with them
+if command -v flock >/dev/null 2>&1; then
+  flock "$C" sleep 2 &
+  holder=$!
+  sleep 0.3
+  t0=$(date +%s.%N)
+  "$BIN" export "$MODEL" --format c -o "$C" --force >/dev/null 2>"$T/err.txt"
+  rc=$?
+  t1=$(date +%s.%N)
+  wait $holder
+  waited=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  check "export --format c waits for the directory's lock before renaming the pair (exit $rc, waited $waited s of the 1.7 s left)" \
+    bash -c "[ $rc -eq 0 ] && awk -v w='$waited' 'BEGIN { exit !(w > 1.2) }' && grep -q model_forward '$C/model.c'"
+fi
+
 # 10. kill -9 during exports: temporaries either never get a name (O_TMPFILE) or are swept by the
 #     next write; nothing of rankscope's naming survives a following run.
 seen=0

@@ -18,6 +18,8 @@
  *    fsync'ed before either rename; when the second rename fails the first file is put back
  *    (its old content was kept under a second hard link meanwhile), so both files are new or
  *    both are as before. Only a crash between the two renames can leave one new and one old.
+ *    The renames run under an exclusive flock on path1's directory, so two writers of the same
+ *    pair leave one writer's pair, never a mix.
  *  - fileio_same_file: whether two paths name one file under any spelling (relative, "..",
  *    symbolic or hard link): same device and inode when both exist; when neither exists yet,
  *    the same directory (device and inode) and the same last component. A path that exists

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,11 +320,21 @@ int fileio_write_atomic_pair(const char *path1, const void *buf1, size_t len1, c
     if (path1 && path2 && fileio_same_file(path1, path2))
         return rs_fail(e, "%s and %s are the same file", path1, path2);
     char *tmp1 = NULL, *tmp2 = NULL, *keep = NULL;
-    int rc = -1;
+    int rc = -1, lock_fd = -1;
     if (stage(path1, buf1, len1, "both files are unchanged", &tmp1, e) != 0)
         return -1;
     if (stage(path2, buf2, len2, "both files are unchanged", &tmp2, e) != 0)
         goto out;
+    /* Two writers of one pair (two exports into one directory) must not interleave their renames
+     * into a new model.c beside the other's model.h: the renames happen under an exclusive lock
+     * on path1's directory (best effort where flock is unsupported). */
+    char *dir = dir_of(path1);
+    if (dir) {
+        lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+        free(dir);
+    }
     /* Both complete on disk. path1's old content stays reachable under a second name until
      * path2 is in place too, so a failing second rename can put it back. */
     struct stat st;
@@ -380,6 +391,8 @@ out:
         unlink(tmp2);
     if (keep)
         unlink(keep);
+    if (lock_fd >= 0)
+        close(lock_fd);
     free(tmp1);
     free(tmp2);
     free(keep);

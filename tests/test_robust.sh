@@ -41,6 +41,12 @@ for node in m.graph.node:
     if node.name == "/fc1/Gemm":
         node.name = "/fc1/\x1b[2J\x1b[31mGemm\x07"
 onnx.save(m, f"{t}/ctrl.onnx")
+m = onnx.load(src)
+for init in m.graph.initializer:
+    if init.name in ("fc2.weight", "fc3.weight"):
+        a = numpy_helper.to_array(init).copy() * np.float32(1e30)
+        init.CopyFrom(numpy_helper.from_array(a.astype(np.float32), init.name))
+onnx.save(m, f"{t}/huge.onnx")
 PY
 M=$T/nan.onnx
 
@@ -91,6 +97,10 @@ for entry in "${commands[@]}"; do
   fi
   rm -f "$T/o.onnx" "$T/o.plan" "$T"/oc/*
 done
+"$BIN" eval "$T/huge.onnx" --split sample >"$T/out" 2>"$T/err"
+rc=$?
+check "finite but huge weights (fc2, fc3 x 1e30): eval says the network overflows, no accuracy (exit $rc: $(head -c 150 "$T/err"))" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'non-finite logit' '$T/err' && ! grep -qi 'accuracy' '$T/out'"
 "$BIN" "$M" >"$T/out" 2>"$T/err" </dev/null
 rc=$?
 check "the explorer refuses it before taking the terminal (exit $rc: $(head -c 150 "$T/err"))" \

@@ -2,7 +2,9 @@
  *
  * Contract: eval_model builds an inference context, runs every image of the set, and fills res.
  * res->seconds is the time of the forward passes alone (data already loaded, context built).
- * progress (may be NULL) is called between chunks; cancelling returns RS_CANCELLED.
+ * progress (may be NULL) is called between chunks; cancelling returns RS_CANCELLED. A logit that
+ * is NaN or infinite (finite weights can still overflow) fails the evaluation naming the image:
+ * an argmax over it is no prediction, so no accuracy is reported.
  */
 #ifndef RANKSCOPE_EVAL_H
 #define RANKSCOPE_EVAL_H

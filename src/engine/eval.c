@@ -1,6 +1,7 @@
 /* eval.c — accuracy, overall and per class, through the inference engine. */
 #include "rankscope/eval.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,17 @@ int eval_ctx(infer_ctx *c, const cifar10_set *s, eval_result *res, rs_progress_f
             rc = -1;
             break;
         }
+        /* finite weights can still overflow (huge scales): an argmax over NaN is no prediction */
+        for (int i = 0; i < n && rc == 0; ++i)
+            for (int j = 0; j < k; ++j)
+                if (!isfinite(logits[(size_t)i * k + j])) {
+                    rc = rs_fail(e, "image %d gives a non-finite logit (%s for class %d): the network "
+                                    "overflows; no accuracy to report", first + i,
+                                 isnan(logits[(size_t)i * k + j]) ? "NaN" : "Inf", j);
+                    break;
+                }
+        if (rc)
+            break;
         eval_argmax(logits, n, k, pred + first);
     }
     double secs = rs_now() - t0;

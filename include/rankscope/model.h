@@ -31,7 +31,7 @@ typedef enum rs_op {
     RS_OP_FLATTEN,
     RS_OP_RESHAPE,
     RS_OP_IDENTITY,
-    /* ---- issue 6 (real networks), appended so existing values keep their numbers ---- */
+    /* appended in this order so that existing values keep their numbers */
     RS_OP_BATCHNORM,     /* BatchNormalization kept as a per-channel affine (inputs x, scale,
                             B, mean, var; attribute epsilon) when it cannot fold into a Conv */
     RS_OP_GLOBALAVGPOOL, /* (N,C,H,W) -> (N,C,1,1) */
@@ -77,7 +77,7 @@ typedef struct rs_node {
     int trans_a, trans_b;
     /* Flatten / Softmax / Concat / Gather */
     int64_t axis;
-    /* ---- issue 6 additions (zero/ONNX defaults from model_node_defaults) ---- */
+    /* Clip / BatchNormalization / AveragePool (defaults from model_node_defaults) */
     float clip_min, clip_max; /* Clip: -inf / +inf when absent */
     float epsilon;            /* BatchNormalization: 1e-5 */
     int count_include_pad;    /* AveragePool: 0 */

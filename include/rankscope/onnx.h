@@ -10,7 +10,7 @@
  *    name); an unnamed node gets "<Op>_<position>", clear of every name the file gives. Shapes
  *    are inferred (model_infer_shapes) before returning. Non-finite weights load (info must be
  *    able to show them); guard_model_finite is the check callers apply.
- *  - Loading rewrites PyTorch export idioms into the engine's ops (issue 6; opsets 11..17):
+ *  - Loading rewrites PyTorch export idioms into the engine's ops (opsets 11..17, see passes.h):
  *    Constant nodes become initializers, Dropout an Identity, Clip bounds / Pad pads move into
  *    node fields, a BatchNormalization read only from a Conv output folds into that Conv, a Pad
  *    folds into its only Conv / count_include_pad AveragePool reader, and x.view(x.size(0), -1)'s

@@ -1,0 +1,23 @@
+/* passes.h — graph rewrites that turn exporter idioms into the engine's op set.
+ *
+ * Contract:
+ *  - Both passes run on a model as read from a file, before model_infer_shapes, and return 0 or
+ *    -1 with e naming the node. On failure the model may be partly rewritten: free it.
+ *  - passes_simplify: Clip bounds and Pad pads given as constant inputs move into node fields;
+ *    x.view(x.size(0), -1)'s Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten; a Pad
+ *    folds into its only Conv / count_include_pad AveragePool reader (or any reader when it pads
+ *    nothing); leftover shape computations and unused values are removed. A Shape/Gather/
+ *    Unsqueeze outside that pattern is an error.
+ *  - passes_fold_batchnorm: every BatchNormalization whose input is a Conv output read by nothing
+ *    else folds into that Conv's weights and bias; other BatchNormalizations stay (the engine runs
+ *    them as a per-channel affine). Skip it to keep BatchNormalization nodes (training).
+ */
+#ifndef RANKSCOPE_PASSES_H
+#define RANKSCOPE_PASSES_H
+
+#include "rankscope/model.h"
+
+int passes_simplify(rs_model *m, rs_err *e);
+int passes_fold_batchnorm(rs_model *m, rs_err *e);
+
+#endif

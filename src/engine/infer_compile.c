@@ -1,0 +1,642 @@
+/* infer_compile.c — a model compiled into the tiled executor's steps.
+ *
+ *  - Conv → Relu → MaxPool (and Gemm/MatMul(+Add) → Relu) fuse into one step: bias and ReLU in
+ *    the kernel epilogue, pooling read straight from the conv's scratch output.
+ *  - A stride-1 Conv is computed on the "wide" grid (rows of the padded input width), so every
+ *    im2col row is a shifted view of the input (boff); strided convs use an explicit im2col.
+ *  - Values map to buffer slots by liveness (a slot is reused once every value in it is dead);
+ *    Flatten / Reshape / Identity alias their input's slot (the layout is unchanged).
+ *  - With c->nofuse (infer_capture) nothing fuses and the requested value is kept alive.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer_internal.h"
+
+static int round_up(int x, int m)
+{
+    return (x + m - 1) / m * m;
+}
+
+static int fits_int(int64_t x)
+{
+    return x >= 0 && x <= (int64_t)1 << 30;
+}
+
+/* Consumers of value v among nodes (plus 1 if it is the graph output). */
+static int count_uses(const rs_model *m, int v)
+{
+    int uses = v == m->output;
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int j = 0; j < m->nodes[i].n_in; ++j)
+            uses += m->nodes[i].in[j] == v;
+    return uses;
+}
+
+/* The single node consuming v with op `op`, if v has exactly one use; else -1. */
+static int sole_consumer(const rs_model *m, int v, rs_op op)
+{
+    if (count_uses(m, v) != 1)
+        return -1;
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int j = 0; j < m->nodes[i].n_in; ++j)
+            if (m->nodes[i].in[j] == v)
+                return m->nodes[i].op == op ? i : -1;
+    return -1;
+}
+
+static const rs_value *const_float(const rs_model *m, int v)
+{
+    if (v < 0 || v >= m->n_values)
+        return NULL;
+    const rs_value *val = &m->values[v];
+    return val->is_const && val->dtype == RS_DT_FLOAT && val->f ? val : NULL;
+}
+
+void infer_step_free(step *s)
+{
+    free(s->name);
+    free(s->w);
+    free(s->bias);
+    free(s->boff);
+    free(s->addc);
+}
+
+/* BatchNormalization's scale and shift per channel (C floats each, malloc'ed). */
+int infer_bn_affine(const rs_model *m, const rs_node *n, int C, float **scale, float **shift,
+                     rs_err *e)
+{
+    const rs_value *pv[4];
+    for (int k = 0; k < 4; ++k) {
+        pv[k] = n->n_in == 5 ? const_float(m, n->in[k + 1]) : NULL;
+        if (!pv[k] || model_value_numel(pv[k]) != C)
+            return rs_fail(e, "node %s (BatchNormalization): input %d must be a float initializer "
+                           "of %d elements", n->name, k + 1, C);
+    }
+    *scale = malloc((size_t)C * sizeof(float));
+    *shift = malloc((size_t)C * sizeof(float));
+    if (!*scale || !*shift)
+        return rs_fail(e, "node %s: out of memory", n->name);
+    for (int ch = 0; ch < C; ++ch) {
+        double sc = (double)pv[0]->f[ch] / sqrt((double)pv[3]->f[ch] + (double)n->epsilon);
+        (*scale)[ch] = (float)sc;
+        (*shift)[ch] = (float)((double)pv[1]->f[ch] - (double)pv[2]->f[ch] * sc);
+    }
+    return 0;
+}
+
+
+/* ---- compiling nodes into steps ----------------------------------------------------------- */
+
+typedef struct build {
+    const rs_model *m;
+    int *fused;       /* node already folded into an earlier step */
+    int *step_in_v;   /* value read by each step */
+    int *step_out_v;  /* value written by each step */
+    int *step_in2_v;  /* second activation read (ST_ADD2) or -1 */
+    int cur;          /* index of the step being built */
+} build;
+
+static int act4(const rs_model *m, int v, const rs_node *n, const char *what, int *c, int *h,
+                int *w, rs_err *e)
+{
+    const rs_value *val = &m->values[v];
+    if (val->ndim != 4 || val->dims[0] != -1)
+        return rs_fail(e, "node %s (%s): %s '%s' must be an (N,C,H,W) activation", n->name,
+                       model_op_name(n->op), what, val->name);
+    if (!fits_int(val->dims[1]) || !fits_int(val->dims[2]) || !fits_int(val->dims[3]))
+        return rs_fail(e, "node %s: %s '%s' has an unsupported shape", n->name, what, val->name);
+    *c = (int)val->dims[1];
+    *h = (int)val->dims[2];
+    *w = (int)val->dims[3];
+    return 0;
+}
+
+static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    const rs_value *wv = n->n_in >= 2 ? const_float(m, n->in[1]) : NULL;
+    if (!wv || wv->ndim != 4)
+        return rs_fail(e, "node %s (Conv): weight must be a float initializer (M,C/group,kh,kw)",
+                       n->name);
+    const rs_value *bv = n->n_in >= 3 && n->in[2] >= 0 ? const_float(m, n->in[2]) : NULL;
+    if (n->n_in >= 3 && n->in[2] >= 0 && !bv)
+        return rs_fail(e, "node %s (Conv): bias must be a float initializer", n->name);
+    if (act4(m, n->in[0], n, "input", &s->C, &s->H, &s->W, e) ||
+        act4(m, n->out[0], n, "output", &s->M, &s->Ho, &s->Wo, e))
+        return -1;
+    s->G = (int)n->group;
+    s->kh = (int)wv->dims[2];
+    s->kw = (int)wv->dims[3];
+    s->sh = (int)n->strides[0];
+    s->sw = (int)n->strides[1];
+    s->dh = (int)n->dilations[0];
+    s->dw = (int)n->dilations[1];
+    s->pt = (int)n->pads[0];
+    s->pl = (int)n->pads[1];
+    if (s->G < 1 || s->C % s->G || s->M % s->G || wv->dims[0] != s->M ||
+        wv->dims[1] != s->C / s->G || s->sh < 1 || s->sw < 1 || s->dh < 1 || s->dw < 1 ||
+        s->pt < 0 || s->pl < 0 || n->pads[2] < 0 || n->pads[3] < 0)
+        return rs_fail(e, "node %s (Conv): inconsistent weight shape or attributes", n->name);
+    if (bv && model_value_numel(bv) != s->M)
+        return rs_fail(e, "node %s (Conv): bias has %lld elements, expected %d", n->name,
+                       (long long)model_value_numel(bv), s->M);
+    s->K = s->C / s->G * s->kh * s->kw;
+    s->Hp = s->H + s->pt + (int)n->pads[2];
+    s->Wp = s->W + s->pl + (int)n->pads[3];
+    s->padded = s->Hp != s->H || s->Wp != s->W;
+    s->wide = s->sh == 1 && s->sw == 1;
+    s->in_numel = s->C * s->H * s->W;
+
+    size_t wn = (size_t)s->M * s->K;
+    s->w = malloc(wn * sizeof(float));
+    s->boff = malloc((size_t)s->K * sizeof(int));
+    if (!s->w || !s->boff)
+        return rs_fail(e, "node %s: out of memory", n->name);
+    memcpy(s->w, wv->f, wn * sizeof(float));
+    if (bv) {
+        s->bias = malloc((size_t)s->M * sizeof(float));
+        if (!s->bias)
+            return rs_fail(e, "node %s: out of memory", n->name);
+        memcpy(s->bias, bv->f, (size_t)s->M * sizeof(float));
+    }
+    const int cg = s->C / s->G;
+    if (s->wide) {
+        /* Implicit im2col: output (y, x) on the wide grid is column y·Wp + x; tap (ci, i, j)
+         * reads the padded input at that column + ci·Hp·Wp + i·dh·Wp + j·dw. */
+        s->row_stride = s->Wp;
+        s->ncols = round_up(s->Ho * s->Wp, c->vl);
+        s->gstride = (size_t)cg * s->Hp * s->Wp;
+        int k = 0;
+        for (int ci = 0; ci < cg; ++ci)
+            for (int i = 0; i < s->kh; ++i)
+                for (int j = 0; j < s->kw; ++j)
+                    s->boff[k++] = ci * s->Hp * s->Wp + i * s->dh * s->Wp + j * s->dw;
+        /* Last float read for the last group, relative to its image's start. */
+        size_t last = (size_t)(s->G - 1) * s->gstride + (size_t)s->boff[s->K - 1] + s->ncols;
+        size_t img = (size_t)s->C * s->Hp * s->Wp;
+        size_t over = last > img ? last - img : 0;
+        if (s->padded)
+            s->pad_floats = img + over;
+        else if (over > c->slack)
+            c->slack = over;
+    } else {
+        s->row_stride = s->Wo;
+        s->ncols = round_up(s->Ho * s->Wo, c->vl);
+        s->gstride = (size_t)s->K * s->ncols;
+        for (int k = 0; k < s->K; ++k)
+            s->boff[k] = k * s->ncols;
+        s->col_floats = (size_t)s->G * s->K * s->ncols;
+    }
+    size_t cb = (size_t)s->M * s->ncols;
+    if (cb > c->cbuf_floats)
+        c->cbuf_floats = cb;
+    if (s->col_floats > c->col_floats)
+        c->col_floats = s->col_floats;
+
+    /* Fuse Relu, then MaxPool. */
+    int out_v = n->out[0];
+    int r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_RELU);
+    if (r >= 0) {
+        b->fused[r] = 1;
+        s->relu = 1;
+        out_v = m->nodes[r].out[0];
+    } else if ((r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_CLIP)) >= 0 &&
+               m->nodes[r].in[0] == out_v) {
+        /* Conv → Clip (MobileNet's ReLU6): clamp the kernel output before pooling / copying */
+        b->fused[r] = 1;
+        s->clip = 1;
+        s->lo = m->nodes[r].clip_min;
+        s->hi = m->nodes[r].clip_max;
+        out_v = m->nodes[r].out[0];
+    }
+    int p = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_MAXPOOL);
+    if (p >= 0) {
+        const rs_node *pn = &m->nodes[p];
+        int pc, ph, pw;
+        if (act4(m, pn->out[0], pn, "output", &pc, &ph, &pw, e))
+            return -1;
+        b->fused[p] = 1;
+        s->has_pool = 1;
+        s->pool = (pool_geom){(int)pn->kernel[0], (int)pn->kernel[1], (int)pn->strides[0],
+                              (int)pn->strides[1], (int)pn->dilations[0],
+                              (int)pn->dilations[1], (int)pn->pads[0], (int)pn->pads[1], ph, pw};
+        out_v = pn->out[0];
+    }
+    s->out_numel = (int)model_value_numel(&m->values[out_v]);
+    return out_v;
+}
+
+/* Gemm (alpha·A·B' + beta·C) or MatMul (+ a constant Add) with a constant B. */
+static int build_dense(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    const rs_value *xv = &m->values[n->in[0]];
+    const rs_value *wv = n->n_in >= 2 ? const_float(m, n->in[1]) : NULL;
+    const char *op = model_op_name(n->op);
+    if (xv->ndim != 2 || xv->dims[0] != -1)
+        return rs_fail(e, "node %s (%s): input '%s' must be an (N,K) activation", n->name, op,
+                       xv->name);
+    if (!wv || wv->ndim != 2)
+        return rs_fail(e, "node %s (%s): B must be a 2-D float initializer", n->name, op);
+    int gemm = n->op == RS_OP_GEMM;
+    if (gemm && n->trans_a)
+        return rs_fail(e, "node %s (Gemm): attribute transA=1 is unsupported (batch rows)",
+                       n->name);
+    int tb = gemm && n->trans_b;
+    float alpha = gemm ? n->alpha : 1.0f;
+    int64_t K = tb ? wv->dims[1] : wv->dims[0];
+    int64_t N = tb ? wv->dims[0] : wv->dims[1];
+    if (K != xv->dims[1] || !fits_int(K) || !fits_int(N))
+        return rs_fail(e, "node %s (%s): B shape does not match input width %lld", n->name, op,
+                       (long long)xv->dims[1]);
+    s->K = (int)K;
+    s->N = (int)N;
+    s->Npad = round_up(s->N, c->vl);
+    s->in_numel = s->K;
+    s->w = infer_alloc_floats((size_t)s->K * s->Npad);
+    s->boff = malloc((size_t)s->K * sizeof(int));
+    if (!s->w || !s->boff)
+        return rs_fail(e, "node %s: out of memory", n->name);
+    for (int k = 0; k < s->K; ++k) {
+        s->boff[k] = k * s->Npad;
+        for (int j = 0; j < s->N; ++j)
+            s->w[(size_t)k * s->Npad + j] =
+                alpha * (tb ? wv->f[(size_t)j * s->K + k] : wv->f[(size_t)k * s->N + j]);
+    }
+    /* Bias: Gemm's C (scaled by beta), or the constant of a following Add. */
+    const rs_value *cv = NULL;
+    float beta = 1.0f;
+    int out_v = n->out[0];
+    if (gemm && n->n_in >= 3 && n->in[2] >= 0) {
+        cv = const_float(m, n->in[2]);
+        beta = n->beta;
+        if (!cv)
+            return rs_fail(e, "node %s (Gemm): C must be a float initializer", n->name);
+    } else if (!gemm) {
+        int a = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_ADD);
+        if (a >= 0) {
+            const rs_node *an = &m->nodes[a];
+            int other = an->in[0] == out_v ? an->in[1] : an->in[0];
+            const rs_value *ov = const_float(m, other);
+            if (an->n_in == 2 && ov &&
+                (model_value_numel(ov) == s->N || model_value_numel(ov) == 1)) {
+                cv = ov;
+                b->fused[a] = 1;
+                out_v = an->out[0];
+            }
+        }
+    }
+    if (cv) {
+        int64_t cn = model_value_numel(cv);
+        if (cn != s->N && cn != 1)
+            return rs_fail(e, "node %s (%s): bias '%s' has %lld elements; only a per-output "
+                           "vector (%d) or a scalar broadcasts over the batch", n->name, op,
+                           cv->name, (long long)cn, s->N);
+        s->bias = infer_alloc_floats((size_t)s->Npad);
+        if (!s->bias)
+            return rs_fail(e, "node %s: out of memory", n->name);
+        for (int j = 0; j < s->N; ++j)
+            s->bias[j] = beta * cv->f[cn == 1 ? 0 : j];
+    }
+    int r = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_RELU);
+    if (r >= 0) {
+        b->fused[r] = 1;
+        s->relu = 1;
+        out_v = m->nodes[r].out[0];
+    }
+    s->out_numel = s->N;
+    size_t cb = (size_t)c->tile * s->Npad;
+    if (s->Npad != s->N && cb > c->cbuf_floats)
+        c->cbuf_floats = cb;
+    return out_v;
+}
+
+/* Constant broadcast (numpy rules, right-aligned) to one image of activation `xv`. */
+static int build_add(build *b, int ni, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    if (n->n_in != 2 || n->in[1] < 0)
+        return rs_fail(e, "node %s (Add): expected two inputs", n->name);
+    const rs_value *c0 = const_float(m, n->in[0]), *c1 = const_float(m, n->in[1]);
+    if (!c0 && !c1) { /* two activations of one shape */
+        const rs_value *a0 = &m->values[n->in[0]], *a1 = &m->values[n->in[1]];
+        if (a0->is_const || a1->is_const || model_value_numel(a0) != model_value_numel(a1))
+            return rs_fail(e, "node %s (Add): inputs '%s' and '%s' differ in shape", n->name,
+                           a0->name, a1->name);
+        s->kind = ST_ADD2;
+        s->in_numel = s->out_numel = (int)model_value_numel(a0);
+        b->step_in2_v[b->cur] = n->in[1];
+        return n->out[0];
+    }
+    if (c0 && c1)
+        return rs_fail(e, "node %s (Add): both inputs are constants", n->name);
+    const rs_value *cv = c0 ? c0 : c1;
+    const rs_value *xv = &m->values[c0 ? n->in[1] : n->in[0]];
+    if (xv->dims[0] != -1 || cv->ndim > xv->ndim)
+        return rs_fail(e, "node %s (Add): constant '%s' does not broadcast over the batch",
+                       n->name, cv->name);
+    s->in_numel = s->out_numel = (int)model_value_numel(xv);
+    s->addc = malloc((size_t)s->in_numel * sizeof(float));
+    if (!s->addc)
+        return rs_fail(e, "node %s: out of memory", n->name);
+    int off = xv->ndim - cv->ndim;
+    for (int k = 1; k < xv->ndim; ++k) {
+        int64_t cd = k >= off ? cv->dims[k - off] : 1;
+        if (cd != 1 && cd != xv->dims[k])
+            return rs_fail(e, "node %s (Add): constant '%s' does not broadcast to '%s'",
+                           n->name, cv->name, xv->name);
+    }
+    if (off == 0 && cv->dims[0] != 1)
+        return rs_fail(e, "node %s (Add): constant '%s' has a batch dimension", n->name,
+                       cv->name);
+    for (int idx = 0; idx < s->in_numel; ++idx) {
+        int64_t rem = idx, cidx = 0, cstride = 1;
+        for (int k = xv->ndim - 1; k >= 1; --k) {
+            int64_t d = xv->dims[k];
+            int64_t coord = rem % d;
+            rem /= d;
+            if (k >= off) {
+                int64_t cd = cv->dims[k - off];
+                cidx += (cd == 1 ? 0 : coord) * cstride;
+                cstride *= cd;
+            }
+        }
+        s->addc[idx] = cv->f[cidx];
+    }
+    return n->out[0];
+}
+
+/* Assign buffer slots by liveness. */
+static int assign_slots(infer_ctx *c, build *b, rs_err *e)
+{
+    const rs_model *m = b->m;
+    int nv = m->n_values;
+    int *last = malloc((size_t)nv * sizeof(int));
+    int *slot_of = malloc((size_t)nv * sizeof(int));
+    int *refs = calloc((size_t)nv + 1, sizeof(int));
+    c->slot_floats = calloc((size_t)nv + 1, sizeof(size_t));
+    if (!last || !slot_of || !refs || !c->slot_floats) {
+        free(last);
+        free(slot_of);
+        free(refs);
+        return rs_fail(e, "out of memory");
+    }
+    for (int v = 0; v < nv; ++v) {
+        last[v] = -1;
+        slot_of[v] = -1;
+    }
+    for (int i = 0; i < c->n_steps; ++i) {
+        last[b->step_in_v[i]] = i;
+        if (b->step_in2_v[i] >= 0)
+            last[b->step_in2_v[i]] = i;
+    }
+    last[m->output] = c->n_steps; /* read after the last step */
+    if (c->result_v >= 0)
+        last[c->result_v] = c->n_steps;
+    c->n_slots = 1;
+    c->in_slot = 0;
+    slot_of[m->input] = 0;
+    refs[0] = 1;
+    c->slot_floats[0] = (size_t)c->in_features;
+    for (int i = 0; i < c->n_steps; ++i) {
+        step *s = &c->steps[i];
+        int vin = b->step_in_v[i], vout = b->step_out_v[i];
+        int vin2 = b->step_in2_v[i];
+        s->in_slot = slot_of[vin];
+        s->in2_slot = vin2 >= 0 ? slot_of[vin2] : -1;
+        if (s->kind == ST_ALIAS) {
+            s->out_slot = s->in_slot;
+        } else {
+            int pick = -1;
+            /* Elementwise steps may run in place once their input dies here. */
+            if ((s->kind == ST_RELU || s->kind == ST_ADD || s->kind == ST_ADD2 ||
+                 s->kind == ST_AFFINE || s->kind == ST_CLIP || s->kind == ST_SIGMOID ||
+                 s->kind == ST_SOFTMAX) && last[vin] == i &&
+                refs[s->in_slot] == 1)
+                pick = s->in_slot;
+            for (int k = 0; pick < 0 && k < c->n_slots; ++k)
+                if (refs[k] == 0)
+                    pick = k;
+            if (pick < 0)
+                pick = c->n_slots++;
+            s->out_slot = pick;
+        }
+        slot_of[vout] = s->out_slot;
+        refs[s->out_slot]++;
+        if ((size_t)s->out_numel > c->slot_floats[s->out_slot])
+            c->slot_floats[s->out_slot] = (size_t)s->out_numel;
+        if (last[vin] == i)
+            refs[s->in_slot]--;
+        if (vin2 >= 0 && vin2 != vin && last[vin2] == i)
+            refs[s->in2_slot]--;
+        if (last[vout] < 0) /* dead output (not the graph output): free at once */
+            refs[s->out_slot]--;
+    }
+    c->out_slot = slot_of[m->output];
+    c->result_slot = c->result_v >= 0 ? slot_of[c->result_v] : c->out_slot;
+    c->result_numel = c->result_v >= 0 ? (int)model_value_numel(&m->values[c->result_v])
+                                       : c->out_features;
+    free(last);
+    free(slot_of);
+    free(refs);
+    if (c->result_slot < 0)
+        return rs_fail(e, "value '%s' is not computed by the graph", m->values[c->result_v].name);
+    if (c->out_slot < 0)
+        return rs_fail(e, "graph output '%s' is not produced by any node",
+                       m->values[m->output].name);
+    return 0;
+}
+
+int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
+{
+    build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
+               calloc((size_t)m->n_nodes + 1, sizeof(int)),
+               calloc((size_t)m->n_nodes + 1, sizeof(int)),
+               calloc((size_t)m->n_nodes + 1, sizeof(int)), 0};
+    c->steps = calloc((size_t)m->n_nodes + 1, sizeof(step));
+    int rc = -1;
+    if (!b.fused || !b.step_in_v || !b.step_out_v || !b.step_in2_v || !c->steps) {
+        rs_fail(e, "out of memory");
+        goto done;
+    }
+    const rs_value *xin = &m->values[m->input];
+    if (xin->dims[0] != -1 || model_value_numel(xin) <= 0 || !fits_int(model_value_numel(xin))) {
+        rs_fail(e, "graph input '%s' must have a leading batch dimension", xin->name);
+        goto done;
+    }
+    c->in_features = (int)model_value_numel(xin);
+    for (int ni = 0; ni < m->n_nodes; ++ni) {
+        if (b.fused[ni])
+            continue;
+        const rs_node *n = &m->nodes[ni];
+        step *s = &c->steps[c->n_steps];
+        b.cur = c->n_steps;
+        b.step_in2_v[c->n_steps] = -1;
+        s->name = rs_strdup(n->name ? n->name : "?");
+        int vin = n->n_in > 0 ? n->in[0] : -1;
+        if (n->op == RS_OP_ADD && n->n_in == 2 && const_float(m, vin))
+            vin = n->in[1];
+        if (vin < 0 || m->values[vin].is_const) {
+            rs_fail(e, "node %s (%s): first input must be an activation", n->name,
+                    model_op_name(n->op));
+            goto done;
+        }
+        int vout = -1;
+        switch (n->op) {
+        case RS_OP_CONV:
+            s->kind = ST_CONV;
+            vout = build_conv(c, &b, ni, s, e);
+            break;
+        case RS_OP_GEMM:
+        case RS_OP_MATMUL:
+            s->kind = ST_GEMM;
+            vout = build_dense(c, &b, ni, s, e);
+            break;
+        case RS_OP_ADD:
+            s->kind = ST_ADD;
+            vout = build_add(&b, ni, s, e);
+            break;
+        case RS_OP_RELU:
+            s->kind = ST_RELU;
+            s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
+            vout = n->out[0];
+            break;
+        case RS_OP_MAXPOOL: {
+            s->kind = ST_MAXPOOL;
+            int pc, ph, pw;
+            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+                act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
+                goto done;
+            s->pool = (pool_geom){(int)n->kernel[0], (int)n->kernel[1], (int)n->strides[0],
+                                  (int)n->strides[1], (int)n->dilations[0],
+                                  (int)n->dilations[1], (int)n->pads[0], (int)n->pads[1], ph, pw};
+            s->in_numel = s->C * s->H * s->W;
+            s->out_numel = pc * ph * pw;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_BATCHNORM: {
+            const rs_value *xv = &m->values[vin];
+            if ((xv->ndim != 4 && xv->ndim != 2) || xv->dims[0] != -1 || !fits_int(xv->dims[1])) {
+                rs_fail(e, "node %s (BatchNormalization): input '%s' must be (N,C,H,W) or (N,C)",
+                        n->name, xv->name);
+                goto done;
+            }
+            s->kind = ST_AFFINE;
+            s->C = (int)xv->dims[1];
+            s->in_numel = s->out_numel = (int)model_value_numel(xv);
+            s->K = s->in_numel / s->C;
+            if (infer_bn_affine(m, n, s->C, &s->w, &s->bias, e)) {
+                c->n_steps++;
+                goto done;
+            }
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_GLOBALAVGPOOL:
+        case RS_OP_AVGPOOL: {
+            s->kind = ST_AVGPOOL;
+            int pc, ph, pw;
+            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+                act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
+                goto done;
+            if (n->op == RS_OP_GLOBALAVGPOOL) {
+                s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
+            } else {
+                infer_pool_geom(n, ph, pw, &s->pool);
+                s->pb = (int)n->pads[2];
+                s->pr = (int)n->pads[3];
+                s->count_pad = n->count_include_pad;
+            }
+            s->in_numel = s->C * s->H * s->W;
+            s->out_numel = pc * ph * pw;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_CLIP:
+        case RS_OP_SIGMOID:
+        case RS_OP_SOFTMAX:
+            s->kind = n->op == RS_OP_CLIP ? ST_CLIP : n->op == RS_OP_SIGMOID ? ST_SIGMOID : ST_SOFTMAX;
+            s->lo = n->clip_min;
+            s->hi = n->clip_max;
+            s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
+            vout = n->out[0];
+            break;
+        case RS_OP_PAD: {
+            s->kind = ST_PAD;
+            int pc;
+            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+                act4(m, n->out[0], n, "output", &pc, &s->Ho, &s->Wo, e))
+                goto done;
+            s->pt = (int)n->pads[0];
+            s->pl = (int)n->pads[1];
+            s->in_numel = s->C * s->H * s->W;
+            s->out_numel = pc * s->Ho * s->Wo;
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_CONCAT: {
+            if (n->n_in != 2 || n->in[1] < 0 || m->values[n->in[1]].is_const) {
+                rs_fail(e, "node %s (Concat): the inference engine concatenates exactly two "
+                        "activations (has %d inputs)", n->name, n->n_in);
+                goto done;
+            }
+            s->kind = ST_CONCAT;
+            s->in_numel = (int)model_value_numel(&m->values[vin]);
+            s->N = (int)model_value_numel(&m->values[n->in[1]]);
+            s->out_numel = s->in_numel + s->N;
+            b.step_in2_v[c->n_steps] = n->in[1];
+            vout = n->out[0];
+            break;
+        }
+        case RS_OP_FLATTEN:
+        case RS_OP_RESHAPE:
+        case RS_OP_IDENTITY: {
+            const rs_value *ov = &m->values[n->out[0]];
+            if (ov->dims[0] != -1 ||
+                model_value_numel(ov) != model_value_numel(&m->values[vin])) {
+                rs_fail(e, "node %s (%s): output '%s' must keep the batch dimension leading "
+                        "(only flatten-like reshapes are supported)", n->name,
+                        model_op_name(n->op), ov->name);
+                goto done;
+            }
+            s->kind = ST_ALIAS;
+            s->in_numel = s->out_numel = (int)model_value_numel(ov);
+            vout = n->out[0];
+            break;
+        }
+        default:
+            rs_fail(e, "node %s: op %s is not supported by the inference engine", n->name,
+                    model_op_name(n->op));
+            goto done;
+        }
+        if (vout < 0) {
+            c->n_steps++; /* so its allocations are freed */
+            goto done;
+        }
+        b.step_in_v[c->n_steps] = vin;
+        b.step_out_v[c->n_steps] = vout;
+        c->n_steps++;
+    }
+    {
+        const rs_value *ov = &m->values[m->output];
+        if (ov->dims[0] != -1 || !fits_int(model_value_numel(ov))) {
+            rs_fail(e, "graph output '%s' must have a leading batch dimension", ov->name);
+            goto done;
+        }
+        c->out_features = (int)model_value_numel(ov);
+    }
+    rc = assign_slots(c, &b, e);
+done:
+    free(b.fused);
+    free(b.step_in_v);
+    free(b.step_out_v);
+    free(b.step_in2_v);
+    return rc;
+}
+

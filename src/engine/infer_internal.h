@@ -1,0 +1,121 @@
+/* infer_internal.h — the compiled form of a model shared by the compiler (infer_compile.c), the
+ * tiled executor (infer_run.c) and the per-image ops both executors use (infer_ops.c).
+ *
+ * Contract:
+ *  - infer_compile fills c->steps, the slot plan and the scratch sizes from m (fusing unless
+ *    c->nofuse; keeping value c->result_v alive when >= 0); 0, or -1 with e set.
+ *  - infer_ctx_new compiles and starts the worker threads; infer_run_job runs n images through it.
+ *  - infer_alloc_floats returns zeroed 64-byte aligned memory (free with free()).
+ */
+#ifndef RANKSCOPE_INFER_INTERNAL_H
+#define RANKSCOPE_INFER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rankscope/infer.h"
+#include "rankscope/kernels.h"
+
+typedef enum step_kind {
+    ST_CONV, ST_GEMM, ST_RELU, ST_MAXPOOL, ST_ADD, ST_ADD2, ST_ALIAS,
+    /* per-channel affine (kept BatchNormalization), average pooling (also global), Clip,
+     * Sigmoid, Softmax (per image over the features), zero Pad, Concat of two inputs */
+    ST_AFFINE, ST_AVGPOOL, ST_CLIP, ST_SIGMOID, ST_SOFTMAX, ST_PAD, ST_CONCAT
+} step_kind;
+
+typedef struct pool_geom {
+    int kh, kw, sh, sw, dh, dw, pt, pl;
+    int Ho, Wo; /* pooled output */
+} pool_geom;
+
+typedef struct step {
+    step_kind kind;
+    char *name;
+    int in_slot, out_slot;
+    int in2_slot; /* ST_ADD2: the second addend */
+    int in_numel, out_numel; /* floats per image */
+    int relu;
+    /* Conv */
+    int C, H, W, M, G, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo;
+    int Hp, Wp, padded, wide;
+    int K;           /* (C/G)·kh·kw */
+    int ncols;       /* output columns per image, rounded up to the vector width */
+    int row_stride;  /* of the kernel output: Wp (wide) or Wo (im2col) */
+    size_t gstride;  /* B offset between groups */
+    size_t pad_floats, col_floats;
+    int has_pool;
+    pool_geom pool;
+    /* Gemm (C = A·B + bias): K above, N outputs, B packed (K × Npad) */
+    int N, Npad;
+    float *w;    /* Conv: (M, K) weights; Gemm: packed B */
+    float *bias; /* Conv: M (or NULL); Gemm: Npad (or NULL) */
+    int *boff;   /* K row offsets into B */
+    float *addc; /* Add: the constant broadcast to one image (in_numel) */
+    /* Clip bounds; AveragePool end pads and count_include_pad; Pad's end pads.
+     * ST_AFFINE keeps scale in w and shift in bias (C each, K = H·W per channel);
+     * ST_CONCAT's second input has N floats per image. */
+    float lo, hi;
+    int pb, pr, count_pad;
+    int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
+} step;
+
+typedef struct worker {
+    struct infer_ctx *ctx;
+    int id;
+    pthread_t thread;
+    float **slots;
+    float **pads;  /* per step: zero-bordered padded input (NULL if unused) */
+    float *cbuf;   /* kernel output scratch */
+    float *col;    /* im2col scratch */
+} worker;
+
+struct infer_ctx {
+    kern_isa isa;
+    int vl;
+    int tile;
+    int nthreads;
+    int in_features, out_features;
+    int n_steps;
+    step *steps;
+    int n_slots;
+    size_t *slot_floats; /* per image */
+    size_t slack;        /* floats after every buffer that kernels may read */
+    int in_slot, out_slot;
+    size_t cbuf_floats, col_floats;
+    /* infer_capture: no fusion, and the result is value `result_v` instead of the output */
+    int nofuse;
+    int result_v;          /* -1: the graph output */
+    int result_slot, result_numel;
+    worker *workers;
+    /* job hand-off */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_go, cv_done;
+    int generation, pending, quit, threads_started;
+    const float *job_xf;
+    const uint8_t *job_xu;
+    float *job_out;
+    int job_n;
+    atomic_int next_tile;
+};
+
+void *infer_alloc_floats(size_t n);
+void infer_step_free(step *s);
+int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e);
+infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result_v, rs_err *e);
+int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out, rs_err *e);
+
+/* One image at a time, CHW layout. */
+void infer_op_affine(int C, int hw, const float *scale, const float *shift, const float *in,
+                     float *out);
+void infer_op_avgpool(int C, int H, int W, const pool_geom *p, int pb, int pr, int count_pad,
+                      const float *in, float *out);
+void infer_op_pad(int C, int H, int W, int pt, int pl, int Ho, int Wo, const float *in, float *out);
+void infer_op_softmax(int n, const float *in, float *out);
+/* BatchNormalization's scale and shift per channel (C floats each, malloc'ed). */
+int infer_bn_affine(const rs_model *m, const rs_node *n, int C, float **scale, float **shift,
+                    rs_err *e);
+void infer_pool_geom(const rs_node *n, int Ho, int Wo, pool_geom *p);
+
+#endif

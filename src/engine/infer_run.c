@@ -1,0 +1,462 @@
+/* infer_run.c — run a compiled model (infer_compile.c) over cache-resident batch tiles.
+ *
+ * Design (why it is shaped like this):
+ *  - The reference net's GEMMs are skinny (6 and 16 output channels), where a BLAS sgemm spends
+ *    its time packing. Instead every Conv and dense layer runs through kern_gemm, a broadcast-A
+ *    register-tiled kernel. A stride-1 Conv needs no im2col at all: computing the output on the
+ *    "wide" grid (rows of the padded input width Wp) makes every im2col row a contiguous, shifted
+ *    view of the input, so B rows are just input offsets (boff). The wide columns x >= W_out are
+ *    garbage and dropped by the epilogue. Strided convs fall back to an explicit im2col.
+ *  - Conv → Relu → MaxPool (and Gemm/MatMul(+Add) → Relu) are fused into one step: bias and ReLU
+ *    in the kernel epilogue, pooling read straight from the conv's scratch output.
+ *  - Each worker thread owns its buffers and processes tiles of `tile` images through the whole
+ *    net (conv per image, dense layers per tile), so activations stay in L1/L2. Workers pull
+ *    tiles from a shared atomic counter; the calling thread is worker 0.
+ *  - Values map to buffer slots by liveness (a slot is reused once every value in it is dead);
+ *    Flatten / Reshape / Identity alias their input's slot (the layout is unchanged).
+ *  - Every buffer a kernel reads has slack after it (c->slack, +64 floats) because the wide-grid
+ *    conv and the vector pooling read a little past the last useful element; the slack is zeroed
+ *    once so those lanes hold finite values.
+ *  - infer_capture compiles the same way with fusion off and the requested value kept alive.
+ *
+ * Measured (rankscope bench, this 2-core AVX-512 machine): ~75 % of the time is in the tile
+ * kernels (conv1 and conv2 in tile_6_4 / tile_6_1 / tile_4_*), the rest u8→float, pooling and
+ * copies. The known waste: the wide grid computes 32/28 columns of conv1 and 14/10 of conv2;
+ * a channel-vector kernel (16 output channels per zmm) would avoid the latter (next step).
+ */
+#include "rankscope/infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer_internal.h"
+
+/* Images per tile: dense layers run as (tile × K)·(K × N) products, so the tile is their M.
+ * 8..64 measured within noise on the reference net; 16 keeps a tile's activations (~50 KB per
+ * image at most for this net) well inside L2. $RANKSCOPE_TILE overrides it (tuning, tests). */
+#define DEFAULT_TILE 16
+
+/* ---- execution ---------------------------------------------------------------------------- */
+
+static void pool(const infer_ctx *c, int C, int H, int W, int rs, int cs, const float *in,
+                 const pool_geom *p, float *out)
+{
+    if (p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->dh == 1 && p->dw == 1 &&
+        p->pt == 0 && p->pl == 0 && 2 * p->Ho <= H && 2 * p->Wo <= W)
+        kern_maxpool2x2(c->isa, C, rs, cs, in, p->Ho, p->Wo, 0, out);
+    else
+        kern_maxpool(C, H, W, rs, cs, in, p->Ho, p->Wo, p->kh, p->kw, p->sh, p->sw, p->dh, p->dw,
+                     p->pt, p->pl, 0, out);
+}
+
+static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int nt)
+{
+    const float *in = w->slots[s->in_slot];
+    float *out = w->slots[s->out_slot];
+    const int cg = s->C / s->G, mg = s->M / s->G;
+    for (int img = 0; img < nt; ++img) {
+        const float *src = in + (size_t)img * s->in_numel;
+        float *dst = out + (size_t)img * s->out_numel;
+        const float *bsrc = src;
+        if (s->wide && s->padded) {
+            float *pad = w->pads[si];
+            for (int ch = 0; ch < s->C; ++ch)
+                for (int y = 0; y < s->H; ++y)
+                    memcpy(pad + ((size_t)ch * s->Hp + y + s->pt) * s->Wp + s->pl,
+                           src + ((size_t)ch * s->H + y) * s->W, (size_t)s->W * sizeof(float));
+            bsrc = pad;
+        } else if (!s->wide) {
+            for (int g = 0; g < s->G; ++g)
+                kern_im2col(cg, s->H, s->W, src + (size_t)g * cg * s->H * s->W, s->kh, s->kw,
+                            s->sh, s->sw, s->dh, s->dw, s->pt, s->pl, s->Ho, s->Wo,
+                            w->col + (size_t)g * s->gstride, s->ncols);
+            bsrc = w->col;
+        }
+        for (int g = 0; g < s->G; ++g)
+            kern_gemm(c->isa, mg, s->ncols, s->K, s->w + (size_t)g * mg * s->K, s->K,
+                      bsrc + (size_t)g * s->gstride, s->boff,
+                      w->cbuf + (size_t)g * mg * s->ncols, s->ncols,
+                      s->bias ? s->bias + (size_t)g * mg : NULL, NULL, s->relu);
+        if (s->clip) {
+            float *cb = w->cbuf;
+            const size_t total = (size_t)s->M * s->ncols;
+            for (size_t k = 0; k < total; ++k) {
+                float v = cb[k] < s->lo ? s->lo : cb[k];
+                cb[k] = v > s->hi ? s->hi : v;
+            }
+        }
+        if (s->has_pool) {
+            pool(c, s->M, s->Ho, s->Wo, s->row_stride, s->ncols, w->cbuf, &s->pool, dst);
+        } else if (s->row_stride == s->Wo) {
+            for (int o = 0; o < s->M; ++o)
+                memcpy(dst + (size_t)o * s->Ho * s->Wo, w->cbuf + (size_t)o * s->ncols,
+                       (size_t)s->Ho * s->Wo * sizeof(float));
+        } else {
+            for (int o = 0; o < s->M; ++o)
+                for (int y = 0; y < s->Ho; ++y)
+                    memcpy(dst + ((size_t)o * s->Ho + y) * s->Wo,
+                           w->cbuf + (size_t)o * s->ncols + (size_t)y * s->row_stride,
+                           (size_t)s->Wo * sizeof(float));
+        }
+    }
+}
+
+static void run_step(const infer_ctx *c, worker *w, int si, int nt)
+{
+    const step *s = &c->steps[si];
+    float *in = w->slots[s->in_slot];
+    float *out = w->slots[s->out_slot];
+    switch (s->kind) {
+    case ST_CONV:
+        run_conv(c, w, si, s, nt);
+        break;
+    case ST_GEMM:
+        if (s->Npad == s->N) {
+            kern_gemm(c->isa, nt, s->Npad, s->K, in, s->K, s->w, s->boff, out, s->N, NULL,
+                      s->bias, s->relu);
+        } else {
+            kern_gemm(c->isa, nt, s->Npad, s->K, in, s->K, s->w, s->boff, w->cbuf, s->Npad,
+                      NULL, s->bias, s->relu);
+            for (int i = 0; i < nt; ++i)
+                memcpy(out + (size_t)i * s->N, w->cbuf + (size_t)i * s->Npad,
+                       (size_t)s->N * sizeof(float));
+        }
+        break;
+    case ST_RELU: {
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i)
+            out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+        break;
+    }
+    case ST_ADD:
+        for (int i = 0; i < nt; ++i)
+            for (int j = 0; j < s->in_numel; ++j)
+                out[(size_t)i * s->in_numel + j] = in[(size_t)i * s->in_numel + j] + s->addc[j];
+        break;
+    case ST_MAXPOOL: {
+        for (int i = 0; i < nt; ++i)
+            pool(c, s->C, s->H, s->W, s->W, s->H * s->W, in + (size_t)i * s->in_numel, &s->pool,
+                 out + (size_t)i * s->out_numel);
+        break;
+    }
+    case ST_ADD2: {
+        const float *in2 = w->slots[s->in2_slot];
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i)
+            out[i] = in[i] + in2[i];
+        break;
+    }
+    case ST_ALIAS:
+        break;
+    case ST_AFFINE:
+        for (int i = 0; i < nt; ++i)
+            infer_op_affine(s->C, s->K, s->w, s->bias, in + (size_t)i * s->in_numel,
+                      out + (size_t)i * s->out_numel);
+        break;
+    case ST_AVGPOOL:
+        for (int i = 0; i < nt; ++i)
+            infer_op_avgpool(s->C, s->H, s->W, &s->pool, s->pb, s->pr, s->count_pad,
+                       in + (size_t)i * s->in_numel, out + (size_t)i * s->out_numel);
+        break;
+    case ST_CLIP: {
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i) {
+            float v = in[i] < s->lo ? s->lo : in[i];
+            out[i] = v > s->hi ? s->hi : v;
+        }
+        break;
+    }
+    case ST_SIGMOID: {
+        size_t total = (size_t)nt * s->in_numel;
+        for (size_t i = 0; i < total; ++i)
+            out[i] = 1.0f / (1.0f + expf(-in[i]));
+        break;
+    }
+    case ST_SOFTMAX:
+        for (int i = 0; i < nt; ++i)
+            infer_op_softmax(s->in_numel, in + (size_t)i * s->in_numel, out + (size_t)i * s->out_numel);
+        break;
+    case ST_PAD:
+        for (int i = 0; i < nt; ++i)
+            infer_op_pad(s->C, s->H, s->W, s->pt, s->pl, s->Ho, s->Wo, in + (size_t)i * s->in_numel,
+                   out + (size_t)i * s->out_numel);
+        break;
+    case ST_CONCAT: {
+        const float *in2 = w->slots[s->in2_slot];
+        for (int i = 0; i < nt; ++i) {
+            memcpy(out + (size_t)i * s->out_numel, in + (size_t)i * s->in_numel,
+                   (size_t)s->in_numel * sizeof(float));
+            memcpy(out + (size_t)i * s->out_numel + s->in_numel, in2 + (size_t)i * s->N,
+                   (size_t)s->N * sizeof(float));
+        }
+        break;
+    }
+    }
+}
+
+static void run_tile(const infer_ctx *c, worker *w, int first, int nt)
+{
+    float *x = w->slots[c->in_slot];
+    const size_t nin = (size_t)c->in_features;
+    if (c->job_xu) {
+        kern_u8_affine(c->isa, c->job_xu + (size_t)first * nin, (size_t)nt * nin,
+                       1.0f / 127.5f, -1.0f, x);
+    } else {
+        memcpy(x, c->job_xf + (size_t)first * nin, (size_t)nt * nin * sizeof(float));
+    }
+    for (int si = 0; si < c->n_steps; ++si)
+        run_step(c, w, si, nt);
+    memcpy(c->job_out + (size_t)first * c->result_numel, w->slots[c->result_slot],
+           (size_t)nt * c->result_numel * sizeof(float));
+}
+
+static void work(infer_ctx *c, worker *w)
+{
+    const int ntiles = (c->job_n + c->tile - 1) / c->tile;
+    for (;;) {
+        int t = atomic_fetch_add(&c->next_tile, 1);
+        if (t >= ntiles)
+            break;
+        int first = t * c->tile;
+        int nt = c->job_n - first < c->tile ? c->job_n - first : c->tile;
+        run_tile(c, w, first, nt);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    infer_ctx *c = w->ctx;
+    int seen = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->generation == seen && !c->quit)
+            pthread_cond_wait(&c->cv_go, &c->mu);
+        if (c->quit)
+            break;
+        seen = c->generation;
+        pthread_mutex_unlock(&c->mu);
+        work(c, w);
+        pthread_mutex_lock(&c->mu);
+        if (--c->pending == 0)
+            pthread_cond_signal(&c->cv_done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out,
+                   rs_err *e)
+{
+    if (n < 0 || (n > 0 && (!out || (!xf && !xu))))
+        return rs_fail(e, "infer: invalid arguments (n = %d)", n);
+    if (n == 0)
+        return 0;
+    c->job_xf = xf;
+    c->job_xu = xu;
+    c->job_out = out;
+    c->job_n = n;
+    atomic_store(&c->next_tile, 0);
+    int helpers = c->nthreads - 1;
+    int ntiles = (n + c->tile - 1) / c->tile;
+    if (helpers > ntiles - 1)
+        helpers = ntiles - 1;
+    if (helpers > 0) {
+        pthread_mutex_lock(&c->mu);
+        c->pending = c->nthreads - 1;
+        c->generation++;
+        pthread_cond_broadcast(&c->cv_go);
+        pthread_mutex_unlock(&c->mu);
+    }
+    work(c, &c->workers[0]);
+    if (helpers > 0) {
+        pthread_mutex_lock(&c->mu);
+        while (c->pending > 0)
+            pthread_cond_wait(&c->cv_done, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return 0;
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+static int worker_alloc(infer_ctx *c, worker *w, rs_err *e)
+{
+    w->slots = calloc((size_t)c->n_slots, sizeof(float *));
+    w->pads = calloc((size_t)c->n_steps + 1, sizeof(float *));
+    if (!w->slots || !w->pads)
+        return rs_fail(e, "infer: out of memory");
+    for (int k = 0; k < c->n_slots; ++k) {
+        size_t n;
+        if (rs_size_mul(c->slot_floats[k], (size_t)c->tile, &n) ||
+            rs_size_add(n, c->slack + 64, &n) || n > RS_MAX_ALLOC / sizeof(float))
+            return rs_fail(e, "infer: activation buffer too large");
+        if (!(w->slots[k] = infer_alloc_floats(n)))
+            return rs_fail(e, "infer: out of memory");
+    }
+    for (int si = 0; si < c->n_steps; ++si)
+        if (c->steps[si].pad_floats &&
+            !(w->pads[si] = infer_alloc_floats(c->steps[si].pad_floats + 64)))
+            return rs_fail(e, "infer: out of memory");
+    if (!(w->cbuf = infer_alloc_floats(c->cbuf_floats + 64)) ||
+        !(w->col = infer_alloc_floats(c->col_floats + 64)))
+        return rs_fail(e, "infer: out of memory");
+    return 0;
+}
+
+static void worker_release(infer_ctx *c, worker *w)
+{
+    if (w->slots)
+        for (int k = 0; k < c->n_slots; ++k)
+            free(w->slots[k]);
+    if (w->pads)
+        for (int si = 0; si < c->n_steps; ++si)
+            free(w->pads[si]);
+    free(w->slots);
+    free(w->pads);
+    free(w->cbuf);
+    free(w->col);
+}
+
+infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result_v,
+                             rs_err *e)
+{
+    if (!m || m->input < 0 || m->output < 0) {
+        rs_fail(e, "infer: model has no input/output");
+        return NULL;
+    }
+    infer_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        rs_fail(e, "infer: out of memory");
+        return NULL;
+    }
+    c->isa = kern_detect();
+    c->vl = kern_vl(c->isa);
+    c->nofuse = nofuse;
+    c->result_v = result_v;
+    c->nthreads = nthreads > 0 ? nthreads : rs_default_threads();
+    if (c->nthreads > 64)
+        c->nthreads = 64;
+    c->tile = DEFAULT_TILE;
+    const char *tenv = getenv("RANKSCOPE_TILE");
+    if (tenv && atoi(tenv) >= 1 && atoi(tenv) <= 4096)
+        c->tile = atoi(tenv);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv_go, NULL);
+    pthread_cond_init(&c->cv_done, NULL);
+    if (infer_compile(c, m, e))
+        goto fail;
+    c->workers = calloc((size_t)c->nthreads, sizeof(worker));
+    if (!c->workers) {
+        rs_fail(e, "infer: out of memory");
+        goto fail;
+    }
+    for (int t = 0; t < c->nthreads; ++t) {
+        c->workers[t].ctx = c;
+        c->workers[t].id = t;
+        if (worker_alloc(c, &c->workers[t], e))
+            goto fail;
+    }
+    for (int t = 1; t < c->nthreads; ++t) {
+        if (pthread_create(&c->workers[t].thread, NULL, worker_main, &c->workers[t])) {
+            rs_fail(e, "infer: cannot start worker thread %d", t);
+            goto fail;
+        }
+        c->threads_started = t;
+    }
+    return c;
+fail:
+    infer_free(c);
+    return NULL;
+}
+
+infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
+{
+    return infer_ctx_new(m, nthreads, 0, -1, e);
+}
+
+void infer_free(infer_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->threads_started > 0) {
+        pthread_mutex_lock(&c->mu);
+        c->quit = 1;
+        pthread_cond_broadcast(&c->cv_go);
+        pthread_mutex_unlock(&c->mu);
+        for (int t = 1; t <= c->threads_started; ++t)
+            pthread_join(c->workers[t].thread, NULL);
+    }
+    if (c->workers)
+        for (int t = 0; t < c->nthreads; ++t)
+            worker_release(c, &c->workers[t]);
+    free(c->workers);
+    if (c->steps)
+        for (int i = 0; i < c->n_steps; ++i)
+            infer_step_free(&c->steps[i]);
+    free(c->steps);
+    free(c->slot_floats);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv_go);
+    pthread_cond_destroy(&c->cv_done);
+    free(c);
+}
+
+int infer_in_features(const infer_ctx *c)
+{
+    return c->in_features;
+}
+
+int infer_out_features(const infer_ctx *c)
+{
+    return c->out_features;
+}
+
+int infer_forward(infer_ctx *c, const float *x, int n, float *out, rs_err *e)
+{
+    return infer_run_job(c, x, NULL, n, out, e);
+}
+
+int infer_forward_u8(infer_ctx *c, const uint8_t *x, int n, float *out, rs_err *e)
+{
+    return infer_run_job(c, NULL, x, n, out, e);
+}
+
+
+int infer_capture(const rs_model *m, const float *x, int n, int value, float *out, rs_err *e)
+{
+    if (!m || value < 0 || value >= m->n_values || n < 0 || (n > 0 && (!x || !out)))
+        return rs_fail(e, "infer_capture: invalid arguments");
+    if (n == 0)
+        return 0;
+    if (m->values[value].is_const)
+        return rs_fail(e, "infer_capture: '%s' is an initializer, not an activation",
+                       m->values[value].name);
+    if (value == m->input) {
+        memcpy(out, x, (size_t)n * model_value_numel(&m->values[value]) * sizeof(float));
+        return 0;
+    }
+    if (m->values[value].ndim < 1 || m->values[value].dims[0] != -1)
+        return rs_fail(e, "infer_capture: '%s' is not a batched activation", m->values[value].name);
+    /* The fast engine with fusion off, so every value exists in a buffer. */
+    infer_ctx *c = infer_ctx_new(m, 0, 1, value, e);
+    if (!c)
+        return -1;
+    int rc = infer_run_job(c, x, NULL, n, out, e);
+    infer_free(c);
+    return rc;
+}
+
+const char *infer_isa(const infer_ctx *c)
+{
+    return kern_isa_name(c->isa);
+}
+
+int infer_threads(const infer_ctx *c)
+{
+    return c->nthreads;
+}

@@ -1,0 +1,359 @@
+/* passes.c — graph rewrites from exporter idioms into the engine's op set.
+ *
+ * PyTorch exports carry things the engine represents differently. After reading a model and
+ * before shape inference:
+ *   - Clip's min/max and Pad's pads/constant_value inputs (constants) move into node fields;
+ *   - Reshape(x, Concat(Unsqueeze(Gather(Shape(x'), 0)), [-1])) — x.view(x.size(0), -1) — becomes
+ *     Flatten(x) (every shape except the batch is static);
+ *   - a Pad whose only reader is a Conv (or an AveragePool counting pads without ceil_mode, or
+ *     any node when it pads nothing) is folded into that reader's pads;
+ *   - Shape/Gather/Unsqueeze/Concat nodes left without readers are removed, then unused values;
+ *   - separately (passes_fold_batchnorm), a BatchNormalization whose input is a Conv output read
+ *     by nothing else is folded into the Conv: W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β.
+ * Every pass is linear in the graph size (graph_index), whatever the file holds.
+ */
+#include "rankscope/passes.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest pad accepted (the bound model_infer_shapes enforces on spatial attributes). */
+#define PASS_MAX_PAD 1024
+
+#define SHAPE_BATCH INT64_MIN /* the batch entry of a shape vector, unknown until run time */
+
+static const rs_value *const_of(const rs_model *m, int v, int dtype)
+{
+    if (v < 0 || v >= m->n_values || !m->values[v].is_const || m->values[v].dtype != dtype)
+        return NULL;
+    const rs_value *c = &m->values[v];
+    return (dtype == RS_DT_FLOAT ? (const void *)c->f : (const void *)c->i64) ? c : NULL;
+}
+
+#define SIMPLIFY_FAIL(e, n, ...)                                                               \
+    do {                                                                                       \
+        char why_[RS_ERR_LEN];                                                                 \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
+        return rs_fail(e, "node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_);   \
+    } while (0)
+
+static int fold_operand_inputs(rs_model *m, rs_err *e)
+{
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (n->op == RS_OP_CLIP) {
+            for (int k = 1; k < n->n_in; ++k) {
+                if (n->in[k] < 0)
+                    continue;
+                const rs_value *c = const_of(m, n->in[k], RS_DT_FLOAT);
+                if (!c || model_value_numel(c) != 1 || !isfinite(c->f[0]))
+                    SIMPLIFY_FAIL(e, n, "input %d (%s) must be a finite float scalar constant", k,
+                                  k == 1 ? "min" : "max");
+                *(k == 1 ? &n->clip_min : &n->clip_max) = c->f[0];
+            }
+            n->n_in = 1;
+        } else if (n->op == RS_OP_PAD && n->n_in > 1) {
+            const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
+            if (!p || model_value_numel(p) != 8)
+                SIMPLIFY_FAIL(e, n, "pads must be an int64 constant of 8 values (N,C,H,W)");
+            const int64_t *q = p->i64;
+            if (q[0] || q[1] || q[4] || q[5])
+                SIMPLIFY_FAIL(e, n, "only spatial (H, W) padding is supported");
+            for (int k = 0; k < 8; ++k)
+                if (q[k] < 0 || q[k] > PASS_MAX_PAD)
+                    SIMPLIFY_FAIL(e, n, "pad %lld out of range 0..%d", (long long)q[k], PASS_MAX_PAD);
+            n->pads[0] = q[2], n->pads[1] = q[3], n->pads[2] = q[6], n->pads[3] = q[7];
+            if (n->n_in > 2 && n->in[2] >= 0) {
+                const rs_value *c = const_of(m, n->in[2], RS_DT_FLOAT);
+                if (!c || model_value_numel(c) != 1 || c->f[0] != 0.0f)
+                    SIMPLIFY_FAIL(e, n, "only zero padding is supported (constant_value)");
+            }
+            n->n_in = 1;
+        }
+    }
+    return 0;
+}
+
+/* Graph bookkeeping for the rewrites, built once and updated as they go so that every pass stays
+ * linear in the graph size (a hostile file may hold 100000 nodes): the producing node of each
+ * value, its number of readers (+1 for the graph output) and, when it has one reader, which. */
+typedef struct graph_index {
+    int *prod, *uses, *cons;
+    char *dead; /* per node: removed by a rewrite (compacted at the end) */
+} graph_index;
+
+static void graph_index_free(graph_index *gi)
+{
+    free(gi->prod);
+    free(gi->uses);
+    free(gi->cons);
+    free(gi->dead);
+}
+
+static int graph_index_build(const rs_model *m, graph_index *gi)
+{
+    size_t nv = (size_t)m->n_values + 1;
+    gi->prod = malloc(nv * sizeof *gi->prod);
+    gi->uses = calloc(nv, sizeof *gi->uses);
+    gi->cons = malloc(nv * sizeof *gi->cons);
+    gi->dead = calloc((size_t)m->n_nodes + 1, 1);
+    if (!gi->prod || !gi->uses || !gi->cons || !gi->dead)
+        return -1;
+    for (size_t v = 0; v < nv; ++v)
+        gi->prod[v] = gi->cons[v] = -1;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_out; ++k)
+            if (n->out[k] >= 0)
+                gi->prod[n->out[k]] = i;
+        for (int k = 0; k < n->n_in; ++k)
+            if (n->in[k] >= 0) {
+                gi->uses[n->in[k]]++;
+                gi->cons[n->in[k]] = i;
+            }
+    }
+    if (m->output >= 0)
+        gi->uses[m->output]++;
+    return 0;
+}
+
+/* The only node reading v (v not the graph output), or -1. */
+static int only_consumer(const rs_model *m, const graph_index *gi, int v)
+{
+    return v >= 0 && v != m->output && gi->uses[v] == 1 ? gi->cons[v] : -1;
+}
+
+/* Evaluates a shape vector computed from Shape/Gather/Unsqueeze/Concat over constants into
+ * out (SHAPE_BATCH for the batch size). -1 when it is not of that form. */
+static int eval_shape_vector(const rs_model *m, const graph_index *gi, int v, int64_t *out,
+                             int cap, int depth)
+{
+    if (depth > 16 || v < 0)
+        return -1;
+    const rs_value *c = const_of(m, v, RS_DT_INT64);
+    if (c) {
+        int64_t k = model_value_numel(c);
+        if (k > cap || c->ndim > 1)
+            return -1;
+        memcpy(out, c->i64, (size_t)k * sizeof *out);
+        return (int)k;
+    }
+    int p = gi->prod[v];
+    if (p < 0)
+        return -1;
+    const rs_node *n = &m->nodes[p];
+    switch (n->op) {
+    case RS_OP_CONCAT: {
+        if (n->axis != 0 && n->axis != -1)
+            return -1;
+        int len = 0;
+        for (int k = 0; k < n->n_in; ++k) {
+            int got = eval_shape_vector(m, gi, n->in[k], out + len, cap - len, depth + 1);
+            if (got < 0)
+                return -1;
+            len += got;
+        }
+        return len;
+    }
+    case RS_OP_UNSQUEEZE: {
+        if (n->n_in == 2) {
+            const rs_value *ax = const_of(m, n->in[1], RS_DT_INT64);
+            if (!ax || model_value_numel(ax) != 1 || (ax->i64[0] != 0 && ax->i64[0] != -1))
+                return -1;
+        }
+        int got = eval_shape_vector(m, gi, n->in[0], out, cap, depth + 1);
+        return got == 1 ? 1 : -1;
+    }
+    case RS_OP_GATHER: {
+        const rs_value *idx = const_of(m, n->in[1], RS_DT_INT64);
+        int src = n->in[0] >= 0 ? gi->prod[n->in[0]] : -1;
+        if (n->axis != 0 || !idx || model_value_numel(idx) != 1 || idx->ndim > 1 || idx->i64[0] != 0 ||
+            src < 0 || m->nodes[src].op != RS_OP_SHAPE || cap < 1)
+            return -1;
+        out[0] = SHAPE_BATCH;
+        return 1;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Pad node i into its only reader (Conv, or an AveragePool that counts pads), or — when it pads
+ * nothing — into any only reader. */
+static void fold_pad(rs_model *m, graph_index *gi, int i)
+{
+    rs_node *p = &m->nodes[i];
+    int zero = !p->pads[0] && !p->pads[1] && !p->pads[2] && !p->pads[3];
+    int out = p->out[0];
+    int c = only_consumer(m, gi, out);
+    if (c < 0 || m->nodes[c].in[0] != out)
+        return;
+    rs_node *n = &m->nodes[c];
+    int has_pads = n->pads[0] || n->pads[1] || n->pads[2] || n->pads[3];
+    /* AveragePool: the explicit zeros count in the divisor, so only a count_include_pad pool
+     * (or one without pads, which becomes one) can absorb them; ceil_mode's last-window rule
+     * depends on where the input ends, so not with ceil_mode. */
+    if (!zero && !(n->op == RS_OP_CONV ||
+                   (n->op == RS_OP_AVGPOOL && !n->ceil_mode && (n->count_include_pad || !has_pads))))
+        return;
+    if (!zero) {
+        for (int k = 0; k < 4; ++k)
+            n->pads[k] += p->pads[k];
+        if (n->op == RS_OP_AVGPOOL)
+            n->count_include_pad = 1; /* the explicit zeros were averaged in */
+    }
+    n->in[0] = p->in[0];
+    if (gi->cons[p->in[0]] == i)
+        gi->cons[p->in[0]] = c;
+    gi->uses[out] = 0;
+    gi->dead[i] = 1;
+}
+
+static int fold_batchnorm(rs_model *m, graph_index *gi, int i, rs_err *e)
+{
+    rs_node *bn = &m->nodes[i];
+    int x = bn->in[0];
+    int ci = gi->prod[x];
+    if (ci < 0 || m->nodes[ci].op != RS_OP_CONV || only_consumer(m, gi, x) != i)
+        return 0;
+    rs_node *conv = &m->nodes[ci];
+    const rs_value *w = conv->n_in >= 2 ? const_of(m, conv->in[1], RS_DT_FLOAT) : NULL;
+    if (!w || w->ndim != 4 || only_consumer(m, gi, conv->in[1]) != ci)
+        return 0;
+    int has_b = conv->n_in > 2 && conv->in[2] >= 0;
+    if (has_b && (!const_of(m, conv->in[2], RS_DT_FLOAT) || only_consumer(m, gi, conv->in[2]) != ci ||
+                  model_value_numel(&m->values[conv->in[2]]) != w->dims[0]))
+        return 0;
+    const rs_value *pv[4];
+    for (int k = 0; k < 4; ++k) {
+        pv[k] = const_of(m, bn->in[k + 1], RS_DT_FLOAT);
+        if (!pv[k] || model_value_numel(pv[k]) != w->dims[0])
+            SIMPLIFY_FAIL(e, bn, "input %d must be a float initializer of %lld elements", k + 1,
+                          (long long)w->dims[0]);
+    }
+    /* The new bias reuses BN's B initializer when nothing else reads it (names stay stable). */
+    int bias_v = has_b ? conv->in[2] : bn->in[2];
+    if (!has_b && only_consumer(m, gi, bn->in[2]) != i)
+        return 0;
+    const float *gamma = pv[0]->f, *beta = pv[1]->f, *mean = pv[2]->f, *var = pv[3]->f;
+    int64_t cout = w->dims[0], per = model_value_numel(w) / cout;
+    for (int64_t o = 0; o < cout; ++o) { /* check first: a failed fold leaves W untouched */
+        double s = (double)gamma[o] / sqrt((double)var[o] + (double)bn->epsilon);
+        if (!isfinite(s))
+            SIMPLIFY_FAIL(e, bn, "channel %lld: scale is not finite (variance %g)", (long long)o,
+                          (double)var[o]);
+    }
+    float *wf = m->values[conv->in[1]].f, *bf = m->values[bias_v].f;
+    for (int64_t o = 0; o < cout; ++o) {
+        double s = (double)gamma[o] / sqrt((double)var[o] + (double)bn->epsilon);
+        for (int64_t k = 0; k < per; ++k)
+            wf[o * per + k] = (float)(wf[o * per + k] * s);
+        double b0 = has_b ? (double)bf[o] : 0.0;
+        bf[o] = (float)((b0 - (double)mean[o]) * s + (double)beta[o]);
+    }
+    for (int k = 1; k < 5; ++k)
+        gi->uses[bn->in[k]]--;
+    if (!has_b) {
+        conv->n_in = 3;
+        conv->in[2] = bias_v;
+        gi->uses[bias_v]++;
+        gi->cons[bias_v] = ci;
+    }
+    conv->out[0] = bn->out[0];
+    gi->prod[bn->out[0]] = ci;
+    gi->uses[x] = 0;
+    gi->dead[i] = 1;
+    return 0;
+}
+
+static int is_shape_op(rs_op op)
+{
+    return op == RS_OP_SHAPE || op == RS_OP_GATHER || op == RS_OP_UNSQUEEZE;
+}
+
+/* Removes the nodes a rewrite marked dead and frees the index. */
+static void drop_dead(rs_model *m, graph_index *gi)
+{
+    int w = 0;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        if (gi->dead[i]) {
+            free(m->nodes[i].name);
+            continue;
+        }
+        m->nodes[w++] = m->nodes[i];
+    }
+    m->n_nodes = w;
+    graph_index_free(gi);
+}
+
+static int index_graph(const rs_model *m, graph_index *gi, rs_err *e)
+{
+    if (graph_index_build(m, gi) != 0) {
+        graph_index_free(gi);
+        return rs_fail(e, "out of memory");
+    }
+    return 0;
+}
+
+int passes_simplify(rs_model *m, rs_err *e)
+{
+    if (fold_operand_inputs(m, e) != 0)
+        return -1;
+    graph_index gi = {0};
+    if (index_graph(m, &gi, e) != 0)
+        return -1;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (n->op != RS_OP_RESHAPE || n->n_in != 2 || const_of(m, n->in[1], RS_DT_INT64))
+            continue;
+        int64_t shp[RS_MAXDIM];
+        int len = eval_shape_vector(m, &gi, n->in[1], shp, RS_MAXDIM, 0);
+        if (len == 2 && shp[0] == SHAPE_BATCH && shp[1] == -1) {
+            gi.uses[n->in[1]]--;
+            n->op = RS_OP_FLATTEN;
+            n->axis = 1;
+            n->n_in = 1;
+        }
+    }
+    for (int i = 0; i < m->n_nodes; ++i)
+        if (m->nodes[i].op == RS_OP_PAD)
+            fold_pad(m, &gi, i);
+    /* backward: shape computations nothing reads any more (the Flatten rewrite's leftovers) */
+    for (int i = m->n_nodes - 1; i >= 0; --i) {
+        rs_node *n = &m->nodes[i];
+        if (gi.dead[i] || !(is_shape_op(n->op) || n->op == RS_OP_CONCAT) || n->n_out != 1 ||
+            gi.uses[n->out[0]] != 0)
+            continue;
+        gi.dead[i] = 1;
+        for (int k = 0; k < n->n_in; ++k)
+            if (n->in[k] >= 0)
+                gi.uses[n->in[k]]--;
+    }
+    drop_dead(m, &gi);
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (is_shape_op(n->op))
+            SIMPLIFY_FAIL(e, n, "only supported inside the x.view(x.size(0), -1) / flatten pattern "
+                          "(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape)");
+    }
+    model_gc(m);
+    return 0;
+}
+
+int passes_fold_batchnorm(rs_model *m, rs_err *e)
+{
+    graph_index gi = {0};
+    if (index_graph(m, &gi, e) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < m->n_nodes && rc == 0; ++i)
+        if (m->nodes[i].op == RS_OP_BATCHNORM)
+            rc = fold_batchnorm(m, &gi, i, e);
+    drop_dead(m, &gi);
+    if (rc != 0)
+        return -1;
+    model_gc(m);
+    return 0;
+}

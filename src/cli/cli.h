@@ -32,6 +32,22 @@ rs_model *cli_load_model_flagged(const char *path, char *why, size_t len);
  * returns non-zero on failure. */
 int cli_apply_plan(rs_model *m, const char *plan_file, const char *ranks_spec);
 
+/* --fit weights|outputs and --calib-images N (commands that factorize by a plan). */
+typedef struct cli_fit {
+    int outputs;       /* 0: factors fitted to the weights; 1: to the layer outputs (fit.h) */
+    int calib;         /* calibration images: the first N of the training split (1,000) */
+    const char *data;  /* --data DIR */
+} cli_fit;
+/* Parses --fit's value / --calib-images' value into f (prints the error, returns -1). */
+int cli_parse_fit(const char *s, cli_fit *f);
+int cli_parse_calib(const char *s, cli_fit *f);
+/* cli_apply_plan with a fit (f may be NULL = weights); with outputs, says on stderr (unless
+ * quiet) which calibration images were used. */
+/* n × 3072 normalised calibration images (malloc'ed, free()), n in *n; NULL (reported) when the
+ * training split cannot be read. */
+float *cli_fit_calibration(const cli_fit *f, int *n, int quiet);
+int cli_apply_plan_fit(rs_model *m, const char *plan_file, const char *ranks_spec, const cli_fit *f, int quiet);
+
 /* Every command that writes a file with -o calls this first. Refuses (prints the error, returns -1)
  * when `out` names the same file as the input model `in` (same path, or the same inode through a
  * link or another spelling) unless force is set, and when `out` is an existing directory. `in` is

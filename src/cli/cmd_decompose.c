@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "rankscope/fit.h"
 #include "rankscope/guard.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/decomp.h"
@@ -95,11 +96,15 @@ static void decompose_usage(FILE *f)
             "usage: rankscope decompose [MODEL.onnx] --layer NAME --method METHOD --rank R[,R2]\n"
             "                           [-o OUT.onnx] [--json] [--calib N] [--data DIR]\n"
             "       rankscope decompose [MODEL.onnx] (--plan FILE | --ranks SPEC) [-o OUT.onnx] [--json]\n"
+            "                           [--fit weights|outputs] [--calib-images N]\n"
             "  Factorize one layer (or every layer of a plan) into ordinary Conv/Gemm layers and report\n"
             "  params / MACs (per image) before and after, the weight error ||K-K^||/||K||, and the\n"
             "  relative error of the layer's output on a calibration batch (first N sample images).\n"
             "  METHOD: svd (Gemm/MatMul), slice-svd, spatial-svd, cp, tucker2 (Conv, group 1).\n"
             "  tucker2 ranks: R = output-channel rank, R2 = input-channel rank (default min(R, C_in)).\n"
+            "  --fit outputs: a plan's factors are fitted to each layer's outputs on the first N training\n"
+            "  images (--calib-images, 1000), layer by layer from the already-compressed prefix\n"
+            "  (whitened SVD for dense layers; tucker2 / spatial-svd / cp heads by least squares).\n"
             "  CP-ALS: --max-iter N (200) --tol T (1e-8) --restarts K (0) --seed S --ridge L (0)\n"
             "  -f/--force  allow -o to overwrite the input model\n");
 }
@@ -115,7 +120,9 @@ int cmd_decompose(int argc, char **argv)
         {"tol", required_argument, 0, 'T'},     {"restarts", required_argument, 0, 'S'},
         {"seed", required_argument, 0, 'E'},    {"ridge", required_argument, 0, 'G'},
         {"force", no_argument, 0, 'f'},         {"help", no_argument, 0, 'h'},
+        {"fit", required_argument, 0, 'F'},     {"calib-images", required_argument, 0, 'C'},
         {0, 0, 0, 0}};
+    cli_fit fit = {0, 0, NULL};
     const char *layer = NULL, *method_s = NULL, *rank_s = NULL, *out = NULL, *plan_f = NULL,
                *ranks_spec = NULL, *data = NULL;
     int json = 0, force = 0, c;
@@ -128,6 +135,14 @@ int cmd_decompose(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'l': layer = optarg; break;
+        case 'F':
+            if (cli_parse_fit(optarg, &fit) != 0)
+                return CLI_USAGE;
+            break;
+        case 'C':
+            if (cli_parse_calib(optarg, &fit) != 0)
+                return CLI_USAGE;
+            break;
         case 'm': method_s = optarg; break;
         case 'r': rank_s = optarg; break;
         case 'o': out = optarg; break;
@@ -223,9 +238,24 @@ int cmd_decompose(int argc, char **argv)
             return CLI_FAIL;
         }
         rep = calloc((size_t)(plan->n ? plan->n : 1), sizeof *rep);
-        int prc = rep ? plan_apply(m, plan, &dopts, rep, &e) : rs_fail(&e, "out of memory");
+        int prc;
+        if (fit.outputs) {
+            fit.data = data;
+            int cn = 0;
+            float *cx = rep ? cli_fit_calibration(&fit, &cn, json) : NULL;
+            fit_options fo;
+            fit_default_options(&fo);
+            fo.decomp = &dopts;
+            prc = cx ? fit_plan_apply(m, plan, cx, cn, &fo, rep, &e) : -1;
+            free(cx);
+            if (!cx && rep)
+                e.msg[0] = 0; /* already reported */
+        } else {
+            prc = rep ? plan_apply(m, plan, &dopts, rep, &e) : rs_fail(&e, "out of memory");
+        }
         if (prc) {
-            cli_error("%s", e.msg);
+            if (e.msg[0])
+                cli_error("%s", e.msg);
             rc = CLI_FAIL;
             goto done;
         }

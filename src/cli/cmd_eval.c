@@ -12,8 +12,11 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: rankscope eval [MODEL.onnx] [--data DIR] [--split test|val|sample] [--json]\n"
                "                      [--threads N] [--plan FILE] [--ranks SPEC]\n"
+               "                      [--fit weights|outputs] [--calib-images N]\n"
                "  Accuracy on CIFAR-10 (default split: test; without a full data set, test falls back\n"
-               "  to the sample shipped in assets/ and says so). seconds = time of the forward passes.\n");
+               "  to the sample shipped in assets/ and says so). seconds = time of the forward passes.\n"
+               "  --fit outputs: the plan's factors are fitted to each layer's outputs on the first N\n"
+               "  training images (--calib-images, 1000), layer by layer from the compressed prefix.\n");
 }
 
 int cmd_eval(int argc, char **argv)
@@ -22,10 +25,12 @@ int cmd_eval(int argc, char **argv)
         {"json", no_argument, 0, 'j'},         {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'},  {"threads", required_argument, 0, 't'},
         {"plan", required_argument, 0, 'p'},   {"ranks", required_argument, 0, 'r'},
+        {"fit", required_argument, 0, 'f'},   {"calib-images", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int json = 0, c;
     long threads = 0;
     const char *data = NULL, *split = "test", *plan = NULL, *ranks = NULL;
+    cli_fit fit = {0, 0, NULL};
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -35,6 +40,14 @@ int cmd_eval(int argc, char **argv)
         case 's': split = optarg; break;
         case 'p': plan = optarg; break;
         case 'r': ranks = optarg; break;
+        case 'f':
+            if (cli_parse_fit(optarg, &fit) != 0)
+                return CLI_USAGE;
+            break;
+        case 'c':
+            if (cli_parse_calib(optarg, &fit) != 0)
+                return CLI_USAGE;
+            break;
         case 't':
             if (cli_parse_int("--threads", optarg, 1, 256, &threads) != 0)
                 return CLI_USAGE;
@@ -57,7 +70,8 @@ int cmd_eval(int argc, char **argv)
     rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
     if (!m)
         return CLI_FAIL;
-    if (cli_apply_plan(m, plan, ranks) != 0) {
+    fit.data = data;
+    if (cli_apply_plan_fit(m, plan, ranks, &fit, json) != 0) {
         model_free(m);
         return CLI_FAIL;
     }

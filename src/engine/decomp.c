@@ -612,9 +612,24 @@ int decomp_apply(rs_model *m, int node, const decomp_result *r, rs_err *e)
         n->in[0] = prev;
         n->in[1] = wv;
         if (i == r->n_factors - 1 && f->bias_len > 0) {
-            /* the original bias initializer itself: kept exactly once, under its own name */
+            /* the original bias initializer itself: kept exactly once, under its own name, holding
+             * the result's bias (a data-aware fit refits it) */
             n->n_in = 3;
             n->in[2] = bias_v;
+            if (f->bias && memcmp(f->bias, g.bias, (size_t)f->bias_len * sizeof(float)) != 0) {
+                int readers = 0;
+                for (int k = 0; k < m->n_nodes; ++k)
+                    for (int j = 0; j < m->nodes[k].n_in; ++j)
+                        readers += m->nodes[k].in[j] == bias_v;
+                if (readers == 1) {
+                    memcpy(m->values[bias_v].f, f->bias, (size_t)f->bias_len * sizeof(float));
+                } else {
+                    snprintf(base, sizeof base, "%.240s_B", names[i]);
+                    int64_t bd = f->bias_len;
+                    if ((n->in[2] = add_const(m, base, f->bias, 1, &bd, e)) < 0)
+                        goto fail;
+                }
+            }
         }
         n->n_out = 1;
         n->out[0] = yv;

@@ -3,96 +3,18 @@
  * (a direct evaluation of the layer and of its chain). */
 #include "rankscope/decomp.h"
 
-#include <gsl/gsl_cblas.h> /* declarations only; OpenBLAS provides the symbols */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "geom.h"
+#include "layer_eval.h"
 #include "linalg.h"
 #include "rankscope/infer.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- output error on a batch: a direct evaluation of one layer and of its chain ----------------- */
-
-/* y (n × C_out × oh × ow) = conv(x (n × C_in × h × w)) with ONNX attributes. group 1: im2col into
- * col (C_in·kh·kw × oh·ow floats) and one sgemm per image, so a calibration batch stays fast for a
- * UI; grouped (depthwise-like, little work per output): direct loops with double accumulation. */
-static void conv_eval(const float *x, int n, int64_t c_in, int64_t h, int64_t w, const float *wt,
-                      const float *bias, int64_t c_out, int64_t kh, int64_t kw, int64_t group,
-                      const int64_t *st, const int64_t *pd, const int64_t *dl, int64_t oh, int64_t ow,
-                      float *y, float *col)
-{
-    int64_t cig = c_in / group, cog = c_out / group;
-    if (group == 1) {
-        int64_t K = c_in * kh * kw, P = oh * ow;
-        for (int b = 0; b < n; ++b) {
-            const float *xb = x + (int64_t)b * c_in * h * w;
-            for (int64_t ic = 0; ic < c_in; ++ic)
-                for (int64_t a = 0; a < kh; ++a)
-                    for (int64_t c = 0; c < kw; ++c) {
-                        float *row = col + ((ic * kh + a) * kw + c) * P;
-                        for (int64_t p = 0; p < oh; ++p) {
-                            int64_t yy = p * st[0] + a * dl[0] - pd[0];
-                            for (int64_t q = 0; q < ow; ++q) {
-                                int64_t xx = q * st[1] + c * dl[1] - pd[1];
-                                row[p * ow + q] = yy >= 0 && yy < h && xx >= 0 && xx < w
-                                                      ? xb[(ic * h + yy) * w + xx] : 0.0f;
-                            }
-                        }
-                    }
-            float *yb = y + (int64_t)b * c_out * P;
-            for (int64_t o = 0; o < c_out; ++o)
-                for (int64_t i = 0; i < P; ++i)
-                    yb[o * P + i] = bias ? bias[o] : 0.0f;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c_out, (int)P, (int)K, 1.0f, wt, (int)K,
-                        col, (int)P, 1.0f, yb, (int)P);
-        }
-        return;
-    }
-    for (int b = 0; b < n; ++b)
-        for (int64_t o = 0; o < c_out; ++o) {
-            int64_t gi = o / cog;
-            float *yo = y + ((int64_t)b * c_out + o) * oh * ow;
-            for (int64_t p = 0; p < oh; ++p)
-                for (int64_t q = 0; q < ow; ++q) {
-                    double acc = bias ? bias[o] : 0.0;
-                    for (int64_t ic = 0; ic < cig; ++ic) {
-                        const float *xc = x + ((int64_t)b * c_in + gi * cig + ic) * h * w;
-                        const float *wc = wt + (o * cig + ic) * kh * kw;
-                        for (int64_t a = 0; a < kh; ++a) {
-                            int64_t yy = p * st[0] + a * dl[0] - pd[0];
-                            if (yy < 0 || yy >= h)
-                                continue;
-                            for (int64_t c = 0; c < kw; ++c) {
-                                int64_t xx = q * st[1] + c * dl[1] - pd[1];
-                                if (xx < 0 || xx >= w)
-                                    continue;
-                                acc += (double)wc[a * kw + c] * xc[yy * w + xx];
-                            }
-                        }
-                    }
-                    yo[p * ow + q] = (float)acc;
-                }
-        }
-}
-
-/* Dense y (n × N) = alpha · x Wᵀ + beta · bias with W given as (N, K) when nk, else (K, N). */
-static void dense_eval(const float *x, int n, int64_t K, int64_t N, const float *W, int nk,
-                       const float *bias, int64_t bias_len, float alpha, float beta, float *y)
-{
-    for (int b = 0; b < n; ++b)
-        for (int64_t j = 0; j < N; ++j) {
-            double acc = 0;
-            for (int64_t k = 0; k < K; ++k)
-                acc += (double)x[(int64_t)b * K + k] * (nk ? W[j * K + k] : W[k * N + j]);
-            acc *= alpha;
-            if (bias)
-                acc += (double)beta * bias[bias_len == 1 ? 0 : j];
-            y[(int64_t)b * N + j] = (float)acc;
-        }
-}
 
 int decomp_output_error_on(const rs_model *m, int node, const decomp_result *r,
                            const float *layer_in, int n, double *rel_err, rs_err *e)
@@ -130,22 +52,24 @@ int decomp_output_error_on(const rs_model *m, int node, const decomp_result *r,
         free(ref), free(a), free(b), free(col);
         return rs_fail(e, "%s: out of memory", nd->name);
     }
-    if (g.conv)
-        conv_eval(layer_in, n, g.c_in, g.h_in, g.w_in, g.w, g.bias, g.c_out, g.kh, g.kw, g.group,
-                  nd->strides, nd->pads, nd->dilations, g.h_out, g.w_out, ref, col);
-    else
-        dense_eval(layer_in, n, g.c_in, g.c_out, g.w, g.dense_nk, g.bias, g.bias_len,
+    if (g.conv) {
+        le_conv_shape sh = {g.c_in, g.h_in, g.w_in, g.c_out, g.kh, g.kw, g.group,
+                            nd->strides, nd->pads, nd->dilations, g.h_out, g.w_out};
+        le_conv(&sh, layer_in, n, g.w, g.bias, ref, col);
+    } else
+        le_dense(layer_in, n, g.c_in, g.c_out, g.w, g.dense_nk, g.bias, g.bias_len,
                    nd->op == RS_OP_GEMM ? nd->alpha : 1.0f, nd->op == RS_OP_GEMM ? nd->beta : 1.0f, ref);
     const float *cur = layer_in;
     int64_t c = g.c_in, h = g.h_in, w = g.w_in;
     for (int i = 0; i < r->n_factors; ++i) {
         const decomp_factor *f = &r->f[i];
         float *dst = (i % 2 == 0) ? a : b;
-        if (f->op == RS_OP_CONV)
-            conv_eval(cur, n, c, h, w, f->w, f->bias, f->out_channels, f->w_dims[2], f->w_dims[3],
-                      f->group, f->strides, f->pads, f->dilations, f->out_h, f->out_w, dst, col);
-        else
-            dense_eval(cur, n, f->in_channels, f->out_channels, f->w, f->op == RS_OP_GEMM, f->bias,
+        if (f->op == RS_OP_CONV) {
+            le_conv_shape sh = {c, h, w, f->out_channels, f->w_dims[2], f->w_dims[3], f->group,
+                                f->strides, f->pads, f->dilations, f->out_h, f->out_w};
+            le_conv(&sh, cur, n, f->w, f->bias, dst, col);
+        } else
+            le_dense(cur, n, f->in_channels, f->out_channels, f->w, f->op == RS_OP_GEMM, f->bias,
                        f->bias_len, f->alpha, f->beta, dst);
         cur = dst;
         c = f->out_channels, h = f->out_h, w = f->out_w;

@@ -190,3 +190,39 @@ int la_svd_truncate(const double *A, int rows, int cols, double *U, double *s, d
     int k = rows < cols ? rows : cols;
     return k >= 24 ? la_svd_gram(A, rows, cols, U, s, V, e) : la_svd(A, rows, cols, U, s, V, e);
 }
+
+int la_sym_eig(const double *S, int n, double *lambda, double *Q, rs_err *e)
+{
+    if (n < 1)
+        return rs_fail(e, "eigendecomposition of an empty matrix");
+    gsl_matrix *a = gsl_matrix_alloc((size_t)n, (size_t)n), *q = gsl_matrix_alloc((size_t)n, (size_t)n);
+    gsl_vector *ev = gsl_vector_alloc((size_t)n);
+    gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc((size_t)n);
+    int rc = 0;
+    if (!a || !q || !ev || !ws) {
+        rc = rs_fail(e, "out of memory for a %dx%d eigenproblem", n, n);
+        goto done;
+    }
+    memcpy(a->data, S, (size_t)n * n * sizeof *S); /* tda == n for a fresh matrix */
+    int st = gsl_eigen_symmv(a, ev, q, ws);
+    if (!st)
+        st = gsl_eigen_symmv_sort(ev, q, GSL_EIGEN_SORT_VAL_DESC);
+    if (st) {
+        rc = rs_fail(e, "eigendecomposition of a %dx%d matrix failed: %s", n, n, gsl_strerror(st));
+        goto done;
+    }
+    for (int i = 0; i < n && rc == 0; ++i) {
+        lambda[i] = gsl_vector_get(ev, (size_t)i);
+        if (!isfinite(lambda[i]))
+            rc = rs_fail(e, "eigendecomposition of a %dx%d matrix: non-finite eigenvalue", n, n);
+    }
+    if (rc == 0)
+        memcpy(Q, q->data, (size_t)n * n * sizeof *Q);
+done:
+    gsl_matrix_free(a);
+    gsl_matrix_free(q);
+    gsl_vector_free(ev);
+    if (ws)
+        gsl_eigen_symmv_free(ws);
+    return rc;
+}

@@ -23,4 +23,8 @@ int la_svd_truncate(const double *A, int rows, int cols, double *U, double *s, d
  * from the eigenvectors of A Aᵀ, so a complete orthonormal basis even when r > cols. */
 int la_leading_left(const double *A, int rows, int cols, int r, double *U, rs_err *e);
 
+/* Eigen-decomposition of a symmetric n × n matrix S (only read): S = Q diag(lambda) Qᵀ with
+ * lambda descending and the eigenvectors as the columns of Q (n × n, row-major). */
+int la_sym_eig(const double *S, int n, double *lambda, double *Q, rs_err *e);
+
 #endif

@@ -1,5 +1,5 @@
 #!/bin/bash
-# cli_decomp.sh — `rankscope decompose | spectrum | estimate` end to end (issue 3): JSON fields and
+# cli_decomp.sh — `rankscope decompose | spectrum | estimate` end to end: JSON fields and
 # values checked with python3's json module, error messages and exit codes, plan files.
 # usage: cli_decomp.sh   (RANKSCOPE_BIN names the binary; RANKSCOPE_ASSETS the sample data)
 set -u

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CP-ALS timing and error reference for `rankscope decompose --method cp` (issue 3, Performance).
+"""CP-ALS timing and error reference for `rankscope decompose --method cp` (the README's performance figures).
 
 TensorLy cannot be installed here (no PyPI), so this is a plain numpy CP-ALS following TensorLy's
 `parafac` (init="svd": leading left singular vectors of each unfolding, random columns beyond the

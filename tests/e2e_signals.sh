@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_signals.sh — terminal safety and load for the explorer (issue 7), under tmux (own socket
+# e2e_signals.sh — terminal safety and load for the explorer, under tmux (own socket
 # rs-sig-PID, fixed 100x30, the server is always killed at the end). TAP output.
 #
 #  1. SIGINT (as ^C typed in the pane), SIGTERM, SIGHUP and a fatal error (SIGSEGV, SIGABRT sent

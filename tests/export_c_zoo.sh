@@ -1,5 +1,5 @@
 #!/bin/bash
-# export_c_zoo.sh — issue 6: `rankscope export --format c` for the real CIFAR-10 nets of
+# export_c_zoo.sh — `rankscope export --format c` for the real CIFAR-10 nets of
 # tests/gen_zoo.py (VGG with folded BatchNorm, ResNet-20 with residual adds, a kept BatchNorm
 # and GlobalAveragePool, MobileNet with depthwise convs, Clip and AveragePool). Each generated
 # model.c/model.h is compiled with -std=c99 -Wall -Wextra -Werror -pedantic, run on

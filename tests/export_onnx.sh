@@ -1,5 +1,5 @@
 #!/bin/bash
-# export_onnx.sh — `rankscope export --format onnx` (issue 6, TAP), in interop.sh's style and with
+# export_onnx.sh — `rankscope export --format onnx` (TAP), in interop.sh's style and with
 # its helpers (tests/lib.sh: ort_compare over ort_logits.js and tool_logits): for the shipped model
 # as is and factorized by a plan, python3-onnx's checker (full_check) accepts the exported file,
 # and rankscope's logits (infer_forward) on tests/data/lenet_input.f32 match ONNX Runtime's within

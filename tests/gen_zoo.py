@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The three target CIFAR-10 networks of issue 6, exported from PyTorch to ONNX (opset 13).
+"""Three CIFAR-10 networks of the kinds people deploy, exported from PyTorch to ONNX (opset 13).
 
 Run with Debian's python (torch 1.13, onnx 1.12):   /usr/bin/python3 tests/gen_zoo.py
 Outputs go to tests/data/zoo/ and are committed, so CI needs no torch (each file < 1 MB):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 6: the reader across opsets 11..17 and the ops gen_zoo.py's nets do not use.
+"""The reader across opsets 11..17 and the ops gen_zoo.py's nets do not use.
 
 Writes to tests/data/zoo/:
   head_opset{11,13,17}.onnx  a small net: Conv + BatchNorm (folded) + ReLU6 (Clip),

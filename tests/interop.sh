@@ -1,6 +1,6 @@
 #!/bin/bash
 # interop.sh — what rankscope writes, rankscope, python3-onnx's checker and ONNX Runtime must all
-# load and agree on (issue 2). For each golden model exported by tests/gen_models.py:
+# load and agree on. For each golden model exported by tests/gen_models.py:
 #   rankscope loads it and writes it back (tool_resave); onnx.checker (full_check) accepts the
 #   written file; ONNX Runtime (onnxruntime-node, tests/ort_logits.js) and rankscope's inference
 #   (tool_logits) run it on tests/data/lenet_input.f32; their logits agree with PyTorch's and with

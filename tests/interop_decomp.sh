@@ -1,5 +1,5 @@
 #!/bin/bash
-# interop_decomp.sh — factorized models (issue 3) evaluate identically in rankscope and in ONNX
+# interop_decomp.sh — factorized models evaluate identically in rankscope and in ONNX
 # Runtime, and at full rank identically to the unfactorized PyTorch export.
 # For each plan, `rankscope decompose MODEL --ranks SPEC -o OUT.onnx` writes the factorized model;
 # onnx.checker (full_check) accepts it; ONNX Runtime (tests/ort_logits.js) and rankscope

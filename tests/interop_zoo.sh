@@ -1,5 +1,5 @@
 #!/bin/bash
-# interop_zoo.sh — issue 6's real CIFAR-10 nets (tests/gen_zoo.py: VGG with BatchNorm folded or
+# interop_zoo.sh — the real CIFAR-10 nets (tests/gen_zoo.py: VGG with BatchNorm folded or
 # kept, ResNet-20 with residual adds / a BatchNorm that cannot fold / GlobalAveragePool, MobileNet
 # with depthwise convs, Clip, Pad + AveragePool and the x.view(x.size(0), -1) Shape pattern):
 # rankscope loads each PyTorch export (folding BatchNorm / Pad, rewriting the view to a Flatten)

@@ -2,6 +2,7 @@
 #include "ref_ops.h"
 
 #include <float.h>
+#include <math.h>
 
 void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
                 int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
@@ -86,4 +87,26 @@ int ref_out_size(int in, int k, int s, int d, int p0, int p1, int ceil_mode)
     if (ceil_mode && (out - 1) * s >= in + p0)
         --out;
     return out;
+}
+
+double ref_max_rel_err(const float *got, const float *want, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        double d = fabs((double)got[i] - (double)want[i]) / fmax(1.0, fabs((double)want[i]));
+        if (!(d <= worst))
+            worst = d; /* NaN compares false, so it sticks */
+    }
+    return worst;
+}
+
+double ref_max_rel_err_d(const float *got, const double *want, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+        if (!(d <= worst))
+            worst = d;
+    }
+    return worst;
 }

@@ -7,6 +7,8 @@
 #ifndef RS_REF_OPS_H
 #define RS_REF_OPS_H
 
+#include <stddef.h>
+
 /* pads: top, left, bottom, right. Output size must be (H + pt + pb - dh·(kh-1) - 1)/sh + 1. */
 void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
                 int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
@@ -22,6 +24,12 @@ void ref_maxpool(const float *x, int n, int C, int H, int W, int kh, int kw, int
                  int dh, int dw, const int pads[4], float *y, int Ho, int Wo);
 
 void ref_relu(float *x, long count);
+
+/* max over i of |got[i] - want[i]| / max(1, |want[i]|): relative error, absolute near zero.
+ * NaN anywhere in got or want makes the result NaN, so `err <= tol` fails on it. */
+double ref_max_rel_err(const float *got, const float *want, size_t n);
+/* The same against a double-precision reference. */
+double ref_max_rel_err_d(const float *got, const double *want, size_t n);
 
 /* Output extent of a conv/pool window (ONNX formula, ceil_mode as PyTorch). */
 int ref_out_size(int in, int k, int s, int d, int p0, int p1, int ceil_mode);

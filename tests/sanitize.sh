@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (issue 7), in a second
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer, in a second
 # meson build dir. Any sanitizer report fails the run: UBSan halts on the first error, ASan's leak
 # checker is on. Prints meson's summary and the tests/run-style "N passed, N failed" line.
 # Usage: bash tests/sanitize.sh [BUILD_DIR (default build-asan)] [meson test args...]
@@ -12,7 +12,7 @@ shift || true
 case "$BUILD" in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
 if [ ! -f "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" "$SRC" -Db_sanitize=address,undefined -Dbuildtype=debugoptimized \
-    -Db_lundef=false >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+    -Db_lundef=false ${RS_SETUP_ARGS:-} >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 fi
 if ! ninja -C "$BUILD" >/dev/null; then
   ninja -C "$BUILD" 2>&1 | tail -30

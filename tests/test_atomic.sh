@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# No data lost (issue 7), end to end through the real binary. TAP output.
+# No data lost, end to end through the real binary. TAP output.
 #  - every file rankscope writes goes through src/engine/fileio.c (no other open-for-write in
 #    src/), which writes a temp file in the same directory, fsyncs it and renames it (checked
 #    here with strace on `decompose -o`);

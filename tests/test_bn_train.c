@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ref_ops.h"
 #include "rankscope/infer.h"
 #include "rankscope/model.h"
 #include "rankscope/train.h"
@@ -112,17 +113,6 @@ static rs_model *build(const golden *g)
     return m;
 }
 
-static double max_err(const float *a, const float *ref, int n)
-{
-    double worst = 0;
-    for (int i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - ref[i]) / fmax(1.0, fabs((double)ref[i]));
-        if (!(d <= worst))
-            worst = d; /* NaN sticks */
-    }
-    return worst;
-}
-
 static void run(const golden *g, int threads)
 {
     rs_model *m = build(g);
@@ -142,9 +132,9 @@ static void run(const golden *g, int threads)
         model_free(m);
         return;
     }
-    CHECK(max_err(train_net_logits(t), g->logits, N * CLS) <= TOL,
+    CHECK(ref_max_rel_err(train_net_logits(t), g->logits, (size_t)(N * CLS)) <= TOL,
           "%d thread(s): logits with batch statistics match PyTorch: %.2e", threads,
-          max_err(train_net_logits(t), g->logits, N * CLS));
+          ref_max_rel_err(train_net_logits(t), g->logits, (size_t)(N * CLS)));
     CHECK_CLOSE(loss, g->loss[0], TOL, "%d thread(s): loss %.6f vs PyTorch %.6f", threads, loss,
                 g->loss[0]);
     struct { const char *name; const float *ref; int n; } p[] = {
@@ -153,25 +143,27 @@ static void run(const golden *g, int threads)
         {"fc.weight", g->g_wfc, CLS * M},       {"fc.bias", g->g_bfc, CLS}};
     for (size_t k = 0; k < sizeof p / sizeof p[0]; ++k) {
         const float *gr = train_net_param_grad(t, model_find_value(m, p[k].name));
-        double err = gr ? max_err(gr, p[k].ref, p[k].n) : 1e9;
+        double err = gr ? ref_max_rel_err(gr, p[k].ref, (size_t)p[k].n) : 1e9;
         CHECK(err <= TOL, "%d thread(s): d loss / d %s matches PyTorch: %.2e", threads, p[k].name, err);
     }
     const float *rm = m->values[model_find_value(m, "bn.running_mean")].f;
     const float *rv = m->values[model_find_value(m, "bn.running_var")].f;
-    CHECK(max_err(rm, g->rm_after, M) <= TOL && max_err(rv, g->rv_after, M) <= TOL,
+    CHECK(ref_max_rel_err(rm, g->rm_after, (size_t)M) <= TOL &&
+              ref_max_rel_err(rv, g->rv_after, (size_t)M) <= TOL,
           "%d thread(s): running mean/var updated as PyTorch (momentum 0.1, unbiased): %.2e %.2e",
-          threads, max_err(rm, g->rm_after, M), max_err(rv, g->rv_after, M));
+          threads, ref_max_rel_err(rm, g->rm_after, (size_t)M),
+          ref_max_rel_err(rv, g->rv_after, (size_t)M));
     float ev[N * CLS];
     ok = infer_forward_naive(m, g->x, N, ev, &e) == 0;
-    CHECK(ok && max_err(ev, g->eval_logits, N * CLS) <= TOL,
+    CHECK(ok && ref_max_rel_err(ev, g->eval_logits, (size_t)(N * CLS)) <= TOL,
           "%d thread(s): eval-mode logits after the update match PyTorch: %.2e", threads,
-          ok ? max_err(ev, g->eval_logits, N * CLS) : -1.0);
+          ok ? ref_max_rel_err(ev, g->eval_logits, (size_t)(N * CLS)) : -1.0);
     /* eval mode inside the training net: the running statistics, and no update */
     float rm0[M];
     memcpy(rm0, rm, sizeof rm0);
     train_net_set_training(t, 0);
     ok = train_net_grad(t, g->x, lab, N, NULL, 0, 1, &loss, NULL, &e) == 0;
-    CHECK(ok && max_err(train_net_logits(t), g->eval_logits, N * CLS) <= TOL &&
+    CHECK(ok && ref_max_rel_err(train_net_logits(t), g->eval_logits, (size_t)(N * CLS)) <= TOL &&
               memcmp(rm0, rm, sizeof rm0) == 0,
           "%d thread(s): eval mode uses and keeps the running statistics", threads);
     train_net_free(t);

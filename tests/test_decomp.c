@@ -14,31 +14,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "ref_ops.h"
 #include "rankscope/decomp.h"
 #include "rankscope/infer.h"
 #include "testnet.h"
 
 /* ---- independent references ---------------------------------------------------------------- */
-
-static void naive_conv(const float *x, int n, int C, int H, int W, const float *w, const float *b, int M,
-                       int kh, int kw, int sh, int sw, int pt, int pl, int dh, int dw, float *y, int Ho, int Wo)
-{
-    for (int i = 0; i < n; ++i)
-        for (int o = 0; o < M; ++o)
-            for (int p = 0; p < Ho; ++p)
-                for (int q = 0; q < Wo; ++q) {
-                    double s = b ? b[o] : 0;
-                    for (int c = 0; c < C; ++c)
-                        for (int a = 0; a < kh; ++a)
-                            for (int bb = 0; bb < kw; ++bb) {
-                                int r = p * sh - pt + a * dh, t = q * sw - pl + bb * dw;
-                                if (r >= 0 && r < H && t >= 0 && t < W)
-                                    s += (double)w[((o * C + c) * kh + a) * kw + bb] *
-                                         x[((i * C + c) * H + r) * W + t];
-                            }
-                    y[((i * M + o) * Ho + p) * Wo + q] = (float)s;
-                }
-}
 
 static double rel_diff(const float *a, const float *b, size_t n)
 {
@@ -99,8 +80,9 @@ static void full_rank_case(const conv_case *c, decomp_method method)
     for (size_t i = 0; i < n * xin; ++i)
         x[i] = testnet_rand(&st);
     const float *bias = c->bias ? m->values[m->nodes[node].in[2]].f : NULL;
-    naive_conv(x, n, c->cin, c->h, c->w, weight_of(m, "conv"), bias, c->cout, c->kh, c->kw, c->sh, c->sw,
-               c->ph, c->pw, c->dh, c->dw, got, Ho, Wo);
+    const int pads[4] = {c->ph, c->pw, c->ph, c->pw};
+    ref_conv2d(x, (int)n, c->cin, c->h, c->w, weight_of(m, "conv"), bias, c->cout, c->kh, c->kw,
+               c->sh, c->sw, c->dh, c->dw, pads, 1, got, Ho, Wo);
     memcpy(ref, got, n * yout * sizeof *ref);
 
     int rank = decomp_max_rank(m, node, method, 0);

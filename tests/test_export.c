@@ -1,4 +1,4 @@
-/* test_export.c — export_c (issue 6): int8 quantization against a naive per-channel reference,
+/* test_export.c — export_c: int8 quantization against a naive per-channel reference,
  * generated C compiled with the system compiler ($CC or cc, -std=c99 -Wall -Wextra -Werror
  * -pedantic) and run against rankscope's textbook executor (infer_forward_naive) on a synthetic
  * DAG with the ops the exporter handles, the int8 code against the dequantized model, the
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ref_ops.h"
 #include "rankscope/export.h"
 #include "rankscope/infer.h"
 #include "testnet.h"
@@ -78,17 +79,6 @@ static int compile_and_run(const rs_model *m, const export_c_opts *o, const char
     size_t got = fread(out, sizeof(float), (size_t)n * out_f, f);
     fclose(f);
     return got == (size_t)n * out_f ? 0 : -1;
-}
-
-static double max_scaled_diff(const float *a, const float *b, size_t n)
-{
-    double worst = 0;
-    for (size_t i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs((double)b[i]));
-        if (!(d <= worst))
-            worst = d;
-    }
-    return worst;
 }
 
 /* ---- a synthetic DAG: every op kind and storage case of the exporter -------------------- */
@@ -319,7 +309,7 @@ static void test_compiled(void)
         rc = compile_and_run(m, NULL, "dag", x, n, 192, got, 7, &s);
         CHECK(rc == 0, "synthetic DAG: generated C compiles (-std=c99 -pedantic -Werror) and runs");
         if (rc == 0) {
-            double d = max_scaled_diff(got, ref, (size_t)n * 7);
+            double d = ref_max_rel_err(got, ref, (size_t)n * 7);
             CHECK(d <= 1e-5, "synthetic DAG: C matches infer_forward_naive within 1e-5 (%.2e)", d);
         }
         /* three 4x8x8 activations at most are alive at once (ra, b, and the sum) */
@@ -343,11 +333,11 @@ static void test_compiled(void)
         rc = compile_and_run(m, &q, "q8", x, n, 3072, got, 10, &s);
         CHECK(rc == 0, "int8: generated C compiles and runs");
         if (rc == 0) {
-            double d = max_scaled_diff(got, ref, (size_t)n * 10);
+            double d = ref_max_rel_err(got, ref, (size_t)n * 10);
             CHECK(d <= 1e-4, "int8: C matches the dequantized model within 1e-4 (%.2e)", d);
             infer_ctx *c32 = infer_create(m, 1, &e);
             if (c32 && infer_forward(c32, x, n, fp, &e) == 0) {
-                double q = max_scaled_diff(got, fp, (size_t)n * 10);
+                double q = ref_max_rel_err(got, fp, (size_t)n * 10);
                 CHECK(q > 1e-6 && q < 0.05, "int8: differs from fp32 by quantization only (%.2e)",
                       q);
             }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_export_c.sh — `rankscope export --format c` end to end (issue 6, TAP): the generated
+# test_export_c.sh — `rankscope export --format c` end to end (TAP): the generated
 # model.h / model.c compile with the system compiler (-std=c99 -Wall -Wextra -Werror -pedantic),
 # run through a small driver on 300 images of the shipped CIFAR-10 sample, and give rankscope's
 # own logits (tool_logits = infer_forward on the same model, exported as ONNX by the same command

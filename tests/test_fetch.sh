@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_fetch.sh — `rankscope data fetch` against a local HTTP server on 127.0.0.1 (issue 6, TAP).
+# test_fetch.sh — `rankscope data fetch` against a local HTTP server on 127.0.0.1 (TAP).
 # Never touches the real URL. The test makes a tiny fake CIFAR-10 archive (six batch files of 10
 # records), a corrupted copy, a truncated copy and one missing test_batch.bin, serves them with
 # tests/fetch_server.py (Range support, a no-Range mode and a connection that closes half way),

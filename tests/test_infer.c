@@ -49,18 +49,6 @@ static float *rand_buf(size_t n, float scale)
     return p;
 }
 
-/* max |a-b| / max(1,|b|) */
-static double max_rel_err(const float *a, const float *b, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)b[i]));
-        if (!(d <= worst))
-            worst = d; /* also catches NaN */
-    }
-    return worst;
-}
-
 /* ---- model building ----------------------------------------------------------------------- */
 
 static int add_input(rs_model *m, int ndim, const int64_t *dims)
@@ -134,7 +122,7 @@ static void check_model(rs_model *m, const float *x, int n, const float *want, c
             nout = (size_t)n * infer_out_features(c);
             float *got = malloc(nout * sizeof(float) + 4);
             int rc = infer_forward(c, x, n, got, &e);
-            double err = rc ? 1e9 : max_rel_err(got, want, nout);
+            double err = rc ? 1e9 : ref_max_rel_err(got, want, nout);
             CHECK(err <= TOL, "%s [%s, %d thread%s, n=%d]: max rel err %.2g", what,
                   infer_isa(c), threads, threads > 1 ? "s" : "", n, err);
             free(got);
@@ -485,7 +473,7 @@ static void test_factorised_chain(void)
         /* capture an intermediate value (the 5×1 depthwise output, before anything fused) */
         float *cap = malloc((size_t)n * R * 10 * W * sizeof(float));
         int rc = infer_capture(m, xin, n, out_of(m, k2), cap, &e);
-        double err = rc ? 1e9 : max_rel_err(cap, t2, (size_t)n * R * 10 * W);
+        double err = rc ? 1e9 : ref_max_rel_err(cap, t2, (size_t)n * R * 10 * W);
         CHECK(err <= TOL, "infer_capture of the depthwise 5x1 output: max rel err %.2g %s", err,
               rc ? e.msg : "");
         float *t4raw = malloc((size_t)n * M * 100 * sizeof(float));
@@ -493,11 +481,11 @@ static void test_factorised_chain(void)
         free(cap);
         cap = malloc((size_t)n * M * 100 * sizeof(float));
         rc = infer_capture(m, xin, n, out_of(m, k4), cap, &e);
-        err = rc ? 1e9 : max_rel_err(cap, t4raw, (size_t)n * M * 100);
+        err = rc ? 1e9 : ref_max_rel_err(cap, t4raw, (size_t)n * M * 100);
         CHECK(err <= TOL, "infer_capture of a conv output before its fused ReLU: %.2g", err);
         float *naive = malloc((size_t)n * F * sizeof(float));
         rc = infer_forward_naive(m, xin, n, naive, &e);
-        err = rc ? 1e9 : max_rel_err(naive, want, (size_t)n * F);
+        err = rc ? 1e9 : ref_max_rel_err(naive, want, (size_t)n * F);
         CHECK(err <= TOL, "infer_forward_naive on the chain: max rel err %.2g", err);
         free(naive), free(t4raw), free(cap);
         free(xin), free(t1), free(t2), free(t3), free(t4), free(t5), free(want);
@@ -562,13 +550,13 @@ static void test_u8_and_batches(rs_model *lenet, const char *label)
     infer_ctx *c = infer_create(lenet, 2, &e);
     if (CHECK(c != NULL, "%s: infer_create", label)) {
         rc = infer_forward_u8(c, px, n, got, &e);
-        double err = rc ? 1e9 : max_rel_err(got, want, (size_t)n * 10);
+        double err = rc ? 1e9 : ref_max_rel_err(got, want, (size_t)n * 10);
         CHECK(err <= TOL, "%s: infer_forward_u8 (n=%d) vs naive forward on normalised floats: %.2g",
               label, n, err);
         /* the same context reused for other batch sizes, including 0 and 1 */
         CHECK(infer_forward(c, xf, 0, got, &e) == 0, "%s: n = 0 is a no-op", label);
         rc = infer_forward(c, xf + 3072 * 5, 1, got, &e);
-        err = rc ? 1e9 : max_rel_err(got, want + 50, 10);
+        err = rc ? 1e9 : ref_max_rel_err(got, want + 50, 10);
         CHECK(err <= TOL, "%s: reused context, single image: %.2g", label, err);
         CHECK(infer_in_features(c) == 3072 && infer_out_features(c) == 10,
               "%s: in/out features 3072/10", label);
@@ -614,7 +602,7 @@ static void test_reuse_stress(rs_model *lenet)
             ok = 0;
             break;
         }
-        double err = max_rel_err(got, want + (size_t)first * 10, (size_t)n * 10);
+        double err = ref_max_rel_err(got, want + (size_t)first * 10, (size_t)n * 10);
         if (!(err <= worst))
             worst = err;
     }
@@ -668,13 +656,13 @@ static void test_golden(void)
             check_model(m, x, n, want, what);
             float *naive = malloc(ny * sizeof(float));
             int rc = infer_forward_naive(m, x, n, naive, &e);
-            double err = rc ? 1e9 : max_rel_err(naive, want, ny);
+            double err = rc ? 1e9 : ref_max_rel_err(naive, want, ny);
             CHECK(err <= TOL, "%s: infer_forward_naive vs PyTorch: %.2g", nets[i], err);
             rc = infer_capture(m, x, n, m->output, naive, &e);
-            err = rc ? 1e9 : max_rel_err(naive, want, ny);
+            err = rc ? 1e9 : ref_max_rel_err(naive, want, ny);
             CHECK(err <= TOL, "%s: infer_capture(output) vs PyTorch: %.2g", nets[i], err);
             rc = infer_forward_blas(m, x, n, naive, &e);
-            err = rc ? 1e9 : max_rel_err(naive, want, ny);
+            err = rc ? 1e9 : ref_max_rel_err(naive, want, ny);
             CHECK(err <= TOL, "%s: infer_forward_blas vs PyTorch: %.2g", nets[i], err);
             free(naive);
             if (i == 0) {

@@ -1,5 +1,5 @@
 /* test_limits.c — hostile input is rejected with a clear error BEFORE anything is allocated from
- * its declared sizes (issue 7), with the address space capped at 1 GiB (RLIMIT_AS) so that a
+ * its declared sizes, with the address space capped at 1 GiB (RLIMIT_AS) so that a
  * reader which trusted a declared size would fail here instead of quietly eating memory.
  *
  * Complements tests/test_onnx.c (which mutates a protobuf-c-built model field by field: bad dims,

@@ -674,7 +674,7 @@ static void test_hostile(void)
     b.node_out[1][0] = "w";
     expect_reject(&b, "a node writing over an initializer", "node \"relu\"", "an initializer");
     base_init(&b);
-    b.node[1].op_type = "LSTM"; /* (Softmax was the example before issue 6 supported it) */
+    b.node[1].op_type = "LSTM"; /* an op the engine does not implement */
     expect_reject(&b, "an unsupported op", "node \"relu\" (LSTM): unsupported op", NULL);
     base_init(&b);
     b.node[1].domain = "com.microsoft";

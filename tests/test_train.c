@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ref_ops.h"
 #include "rankscope/model.h"
 #include "rankscope/train.h"
 #include "../src/engine/train_internal.h"
@@ -300,9 +301,7 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
     double *zref = malloc((size_t)(n * C) * sizeof(double));
     double lref = ref_loss(m, x, lab, n, NULL, teacher, alpha, T, zref);
     const float *z = train_net_logits(t);
-    double zerr = 0;
-    for (long k = 0; k < n * C; ++k)
-        zerr = fmax(zerr, fabs(z[k] - zref[k]) / fmax(1.0, fabs(zref[k])));
+    double zerr = ref_max_rel_err_d(z, zref, (size_t)(n * C));
     CHECK(zerr <= 1e-5, "%s: logits match the double reference (max rel err %.2g <= 1e-5)", what, zerr);
     CHECK_CLOSE(loss, lref, 1e-5, "%s: loss %.6f matches the reference %.6f (1e-5)", what, loss, lref);
     /* every float initializer is a parameter; the input too */

@@ -1,4 +1,4 @@
-/* test_zoo.c — issue 6: real CIFAR-10 nets and the ops they need.
+/* test_zoo.c — real CIFAR-10 nets and the ops they need.
  *
  *  - The ops added for them (kept BatchNormalization, AveragePool with pads / ceil_mode /
  *    count_include_pad 0 and 1, GlobalAveragePool, Clip, Pad, Sigmoid, Softmax, Concat) built as
@@ -21,6 +21,7 @@
  * observed ~3e-6).
  */
 #include "check.h"
+#include "ref_ops.h"
 #include "rankscope/infer.h"
 #include "rankscope/model.h"
 #include "rankscope/onnx.h"
@@ -42,28 +43,6 @@ static float frand(void) /* uniform in [-1, 1) */
     rng ^= rng >> 27;
     uint64_t r = rng * 2685821657736338717ULL;
     return (float)((double)(r >> 11) / (double)(1ULL << 53) * 2.0 - 1.0);
-}
-
-static double max_rel_err(const float *a, const double *b, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - b[i]) / fmax(1.0, fabs(b[i]));
-        if (!(d <= worst))
-            worst = d; /* NaN too */
-    }
-    return worst;
-}
-
-static double max_rel_errf(const float *a, const float *b, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)b[i]));
-        if (!(d <= worst))
-            worst = d;
-    }
-    return worst;
 }
 
 /* ---- model building ------------------------------------------------------------------------- */
@@ -216,17 +195,17 @@ static void test_pool_chain(int count_pad, int ceil_mode)
     for (int threads = 1; threads <= 2; ++threads) {
         infer_ctx *c = infer_create(m, threads, &e);
         ok = c && infer_forward(c, xin, N, got, &e) == 0;
-        CHECK(ok && max_rel_err(got, want, N * nout) <= TOL,
+        CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL,
               "pool chain (cip %d, ceil %d), %d thread(s): err %.2e %s", count_pad, ceil_mode,
-              threads, ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+              threads, ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
         infer_free(c);
     }
     ok = infer_forward_naive(m, xin, N, got, &e) == 0;
-    CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "pool chain: naive executor err %.2e %s",
-          ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+    CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "pool chain: naive executor err %.2e %s",
+          ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
     ok = infer_forward_blas(m, xin, N, got, &e) == 0;
-    CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "pool chain: blas executor err %.2e %s",
-          ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+    CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "pool chain: blas executor err %.2e %s",
+          ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
 
     /* ONNX round trip: Clip's bounds and Pad's pads become inputs; a Pad before a
      * count_include_pad AveragePool is folded into it on reading. */
@@ -247,8 +226,8 @@ static void test_pool_chain(int count_pad, int ceil_mode)
               "pool without ceil_mode), %d BN", pads_left, want_pads, bns);
         infer_ctx *c = infer_create(r, 1, &e);
         ok = c && infer_forward(c, xin, N, got, &e) == 0;
-        CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "round trip: err %.2e %s",
-              ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+        CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "round trip: err %.2e %s",
+              ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
         infer_free(c);
     }
     model_free(r);
@@ -304,13 +283,13 @@ static void test_head(void)
     for (int threads = 1; threads <= 2; ++threads) {
         infer_ctx *c = infer_create(m, threads, &e);
         ok = c && infer_forward(c, xin, N, got, &e) == 0;
-        CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "head, %d thread(s): err %.2e %s",
-              threads, ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+        CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "head, %d thread(s): err %.2e %s",
+              threads, ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
         infer_free(c);
     }
     ok = infer_forward_naive(m, xin, N, got, &e) == 0;
-    CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "head: naive executor err %.2e %s",
-          ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+    CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "head: naive executor err %.2e %s",
+          ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
     uint8_t *buf = NULL;
     size_t len = 0;
     ok = onnx_save_buffer(m, &buf, &len, &e) == 0;
@@ -318,8 +297,8 @@ static void test_head(void)
     CHECK(r != NULL, "head: ONNX round trip loads (%s)", e.msg);
     if (r) {
         ok = infer_forward_naive(r, xin, N, got, &e) == 0;
-        CHECK(ok && max_rel_err(got, want, N * nout) <= TOL, "head round trip: err %.2e %s",
-              ok ? max_rel_err(got, want, N * nout) : -1.0, ok ? "" : e.msg);
+        CHECK(ok && ref_max_rel_err_d(got, want, N * nout) <= TOL, "head round trip: err %.2e %s",
+              ok ? ref_max_rel_err_d(got, want, N * nout) : -1.0, ok ? "" : e.msg);
     }
     model_free(r);
     free(buf);
@@ -420,17 +399,17 @@ static void test_zoo_model_ref(const char *name, const char *refname, int want_b
     for (int threads = 1; threads <= 2; ++threads) {
         infer_ctx *c = infer_create(m, threads, &e);
         int ok = c && infer_forward(c, x, n, got, &e) == 0;
-        double err = ok ? max_rel_errf(got, ref, nref) : -1.0;
+        double err = ok ? ref_max_rel_err(got, ref, nref) : -1.0;
         CHECK(ok && err <= TOL, "%s: fast engine (%d thread(s)) vs PyTorch: err %.2e %s", name,
               threads, err, ok ? "" : e.msg);
         infer_free(c);
     }
     int ok = infer_forward_naive(m, x, n, got, &e) == 0;
-    CHECK(ok && max_rel_errf(got, ref, nref) <= TOL, "%s: naive executor vs PyTorch: err %.2e %s",
-          name, ok ? max_rel_errf(got, ref, nref) : -1.0, ok ? "" : e.msg);
+    CHECK(ok && ref_max_rel_err(got, ref, nref) <= TOL, "%s: naive executor vs PyTorch: err %.2e %s",
+          name, ok ? ref_max_rel_err(got, ref, nref) : -1.0, ok ? "" : e.msg);
     ok = infer_forward_blas(m, x, n, got, &e) == 0;
-    CHECK(ok && max_rel_errf(got, ref, nref) <= TOL, "%s: blas executor vs PyTorch: err %.2e %s",
-          name, ok ? max_rel_errf(got, ref, nref) : -1.0, ok ? "" : e.msg);
+    CHECK(ok && ref_max_rel_err(got, ref, nref) <= TOL, "%s: blas executor vs PyTorch: err %.2e %s",
+          name, ok ? ref_max_rel_err(got, ref, nref) : -1.0, ok ? "" : e.msg);
 
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -441,8 +420,8 @@ static void test_zoo_model_ref(const char *name, const char *refname, int want_b
     if (r) {
         infer_ctx *c = infer_create(r, 1, &e);
         ok = c && infer_forward(c, x, n, got, &e) == 0;
-        CHECK(ok && max_rel_errf(got, ref, nref) <= TOL, "%s: round trip vs PyTorch: err %.2e %s",
-              name, ok ? max_rel_errf(got, ref, nref) : -1.0, ok ? "" : e.msg);
+        CHECK(ok && ref_max_rel_err(got, ref, nref) <= TOL, "%s: round trip vs PyTorch: err %.2e %s",
+              name, ok ? ref_max_rel_err(got, ref, nref) : -1.0, ok ? "" : e.msg);
         infer_free(c);
     }
     model_free(r);
@@ -547,9 +526,9 @@ static void test_train_grads(void)
     }
     float ref[N * CLS];
     ok = infer_forward_naive(m, xin, N, ref, &e) == 0;
-    CHECK(ok && max_rel_errf(train_net_logits(t), ref, N * CLS) <= TOL,
+    CHECK(ok && ref_max_rel_err(train_net_logits(t), ref, N * CLS) <= TOL,
           "train net: training forward matches inference: err %.2e",
-          ok ? max_rel_errf(train_net_logits(t), ref, N * CLS) : -1.0);
+          ok ? ref_max_rel_err(train_net_logits(t), ref, N * CLS) : -1.0);
     int wv = m->nodes[cv].in[1];
     size_t nw = (size_t)M * C * 9;
     float *gw = malloc(nw * sizeof(float)), *gx = malloc(sizeof xin);

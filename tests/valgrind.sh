@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# valgrind memcheck on end-to-end runs of the real binary (issue 7): no invalid access, no use of
+# valgrind memcheck on end-to-end runs of the real binary: no invalid access, no use of
 # uninitialised memory, no definite leak. TAP output; skips when valgrind is not installed.
 # Needs RANKSCOPE_BIN (meson sets it) or a build dir as $1.
 #

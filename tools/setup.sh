@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential meson ninja-build pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
       libgsl-dev libopenblas-dev libncurses-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev nettle-dev
-      tmux python3 python3-onnx python3-numpy valgrind clang libclang-rt-14-dev)
+      tmux python3 python3-onnx python3-numpy valgrind clang libclang-rt-14-dev strace)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,5 +25,6 @@ if [ ! -d tests/node_modules/onnxruntime-node ]; then
   (cd tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
 fi
 
-[ -f build/build.ninja ] || meson setup build >/dev/null
+# RS_SETUP_ARGS: extra meson options (CI passes -Dwerror=true).
+[ -f build/build.ninja ] || meson setup build ${RS_SETUP_ARGS:-} >/dev/null
 ninja -C build >&2

@@ -18,6 +18,7 @@
  */
 #ifndef RANKSCOPE_CHECKPOINT_H
 #define RANKSCOPE_CHECKPOINT_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include "rankscope/common.h"
 #include "rankscope/model.h"
@@ -35,4 +36,5 @@ int checkpoint_save(const char *path, const rs_model *m, const train_state *s,
 int checkpoint_load(const char *path, checkpoint *c, rs_err *e);
 void checkpoint_free(checkpoint *c);
 
+#pragma GCC visibility pop
 #endif

@@ -11,6 +11,7 @@
  */
 #ifndef RANKSCOPE_CIFAR10_H
 #define RANKSCOPE_CIFAR10_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,8 +46,8 @@ cifar10_set *cifar10_parse(const uint8_t *buf, size_t len, const char *label, rs
  * ~/.cache/rankscope/cifar-10-batches-bin. Returns 0 with the path in out, -1 if none holds
  * test_batch.bin (e explains what was tried). */
 int cifar10_find_dir(const char *explicit_dir, char *out, size_t outlen, rs_err *e);
-/* The shipped sample: $RANKSCOPE_ASSETS, else the assets/ dir compiled in, else next to the
- * executable. */
+/* The shipped sample, located by rs_find_asset (common.h: $RANKSCOPE_ASSETS, the installed
+ * datadir, then the source tree's assets/). */
 int cifar10_sample_path(char *out, size_t outlen, rs_err *e);
 
 /* Load a split: "train", "val", "test", "sample". For "test" when no full data set is found,
@@ -56,4 +57,5 @@ cifar10_set *cifar10_load_split(const char *data_dir, const char *split, int *fe
 /* Normalise images [first, first+n) into out (n × 3072 floats). */
 void cifar10_normalize(const cifar10_set *s, int first, int n, float *out);
 
+#pragma GCC visibility pop
 #endif

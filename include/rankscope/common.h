@@ -11,6 +11,7 @@
  */
 #ifndef RANKSCOPE_COMMON_H
 #define RANKSCOPE_COMMON_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -46,8 +47,10 @@ typedef int (*rs_progress_fn)(void *user, double fraction, const char *what);
 /* Duplicate a C string (NULL stays NULL). Returns NULL only on out-of-memory. */
 char *rs_strdup(const char *s);
 
-/* Locate a file shipped in assets/: $RANKSCOPE_ASSETS, then the source tree's assets/ (compiled
- * in), then ../assets and ../share/rankscope next to the executable. 0 with the path in out, or -1. */
+/* Locate a file shipped in assets/ (installed to <datadir>/rankscope): $RANKSCOPE_ASSETS, then
+ * ../share/rankscope next to the executable, then the configured install datadir, and only then
+ * the source tree's assets/ (compiled in, for development builds) and ../assets next to the
+ * executable. 0 with the path in out, or -1 with out = "". */
 int rs_find_asset(const char *file, char *out, size_t outlen);
 
 /* Numeric start-up (idempotent): GSL's abort-on-error handler off (every GSL return is checked
@@ -57,4 +60,5 @@ void rs_gsl_init(void);
 /* Number of worker threads the engine uses by default: RANKSCOPE_THREADS, else online CPUs. */
 int rs_default_threads(void);
 
+#pragma GCC visibility pop
 #endif

@@ -30,6 +30,7 @@
  */
 #ifndef RANKSCOPE_DECOMP_H
 #define RANKSCOPE_DECOMP_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -209,4 +210,5 @@ void decomp_spectrum_free(decomp_spectrum *s); /* frees the contents; accepts NU
 /* Views meaningful for node: bit (1u << view). */
 unsigned decomp_views_for(const rs_model *m, int node);
 
+#pragma GCC visibility pop
 #endif

@@ -8,6 +8,7 @@
  */
 #ifndef RANKSCOPE_EVAL_H
 #define RANKSCOPE_EVAL_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include "rankscope/cifar10.h"
 #include "rankscope/infer.h"
@@ -33,4 +34,5 @@ void eval_score(const uint8_t *labels, const int *pred, int n, eval_result *res)
 /* argmax per row of an n × k matrix. */
 void eval_argmax(const float *logits, int n, int k, int *pred);
 
+#pragma GCC visibility pop
 #endif

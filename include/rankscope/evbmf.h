@@ -14,6 +14,7 @@
  */
 #ifndef RANKSCOPE_EVBMF_H
 #define RANKSCOPE_EVBMF_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include "rankscope/common.h"
 #include "rankscope/decomp.h"
@@ -44,4 +45,5 @@ void evbmf_result_free(evbmf_result *r); /* frees the contents; accepts NULL / z
 int evbmf_layer_rank(const rs_model *m, int node, decomp_method method, int multiple, int *rank,
                      int *rank2, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -29,6 +29,7 @@
  */
 #ifndef RANKSCOPE_EXPORT_H
 #define RANKSCOPE_EXPORT_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -57,4 +58,5 @@ int export_c_write(const rs_model *m, const char *dir, const export_c_opts *opts
  * (q · scale, per output channel, as above): the model the --int8 C code computes. NULL on error. */
 rs_model *export_c_dequantize(const rs_model *m, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -32,6 +32,7 @@
  */
 #ifndef RANKSCOPE_FETCH_H
 #define RANKSCOPE_FETCH_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -88,4 +89,5 @@ int fetch_verify_dir(const char *dir, int records, rs_err *e);
 /* md5 of a whole file as 32 lowercase hex digits plus NUL. */
 int fetch_md5_file(const char *path, char out[33], rs_err *e);
 
+#pragma GCC visibility pop
 #endif

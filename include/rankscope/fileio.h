@@ -31,6 +31,7 @@
  */
 #ifndef RANKSCOPE_FILEIO_H
 #define RANKSCOPE_FILEIO_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,4 +49,5 @@ void fileio_sweep_temps(const char *path);
 int fileio_stale_temp(const char *name, const char *base, time_t mtime);
 int fileio_read_all(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

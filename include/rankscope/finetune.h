@@ -22,6 +22,7 @@
  */
 #ifndef RANKSCOPE_FINETUNE_H
 #define RANKSCOPE_FINETUNE_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -61,4 +62,5 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
 struct cifar10_set;
 void finetune_data_of(const struct cifar10_set *s, train_data *d);
 
+#pragma GCC visibility pop
 #endif

@@ -36,6 +36,7 @@
  */
 #ifndef RANKSCOPE_FIT_H
 #define RANKSCOPE_FIT_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include "rankscope/common.h"
 #include "rankscope/decomp.h"
@@ -77,4 +78,5 @@ int fit_layer(const rs_model *m, int node, decomp_result *r, const float *x, con
 int fit_plan_apply(rs_model *m, const rs_plan *p, const float *calib, int n, const fit_options *o,
                    plan_layer_report *report, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -18,6 +18,7 @@
  */
 #ifndef RANKSCOPE_GUARD_H
 #define RANKSCOPE_GUARD_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include "rankscope/common.h"
@@ -27,4 +28,5 @@ int guard_model_finite(const rs_model *m, rs_err *e);
 int guard_floats_finite(const float *x, size_t n, const char *name, rs_err *e);
 const char *guard_quote(char *buf, size_t len, const char *s);
 
+#pragma GCC visibility pop
 #endif

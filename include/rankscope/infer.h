@@ -11,6 +11,7 @@
  */
 #ifndef RANKSCOPE_INFER_H
 #define RANKSCOPE_INFER_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/model.h"
@@ -41,4 +42,5 @@ int infer_forward_blas(const rs_model *m, const float *x, int n, float *out, rs_
 const char *infer_isa(const infer_ctx *c);
 int infer_threads(const infer_ctx *c);
 
+#pragma GCC visibility pop
 #endif

@@ -14,6 +14,7 @@
  */
 #ifndef RANKSCOPE_KERNELS_H
 #define RANKSCOPE_KERNELS_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,4 +55,5 @@ void kern_u8_affine(kern_isa isa, const uint8_t *src, size_t n, float scale, flo
 void kern_im2col(int C, int H, int W, const float *in, int kh, int kw, int sh, int sw, int dh,
                  int dw, int pt, int pl, int Ho, int Wo, float *col, int ldcol);
 
+#pragma GCC visibility pop
 #endif

@@ -13,6 +13,7 @@
  */
 #ifndef RANKSCOPE_MODEL_H
 #define RANKSCOPE_MODEL_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -161,4 +162,5 @@ void model_totals(const rs_model *m, int64_t *params, int64_t *macs);
 /* Weighted layers (Conv, Gemm, MatMul with constant weight): the factorizable kind. */
 int model_is_weighted(const rs_model *m, int node);
 
+#pragma GCC visibility pop
 #endif

@@ -22,6 +22,7 @@
  */
 #ifndef RANKSCOPE_ONNX_H
 #define RANKSCOPE_ONNX_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,4 +42,5 @@ int onnx_save(const rs_model *m, const char *path, rs_err *e);
 /* Serialize to a malloc'ed buffer (caller frees). */
 int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -14,10 +14,12 @@
  */
 #ifndef RANKSCOPE_PASSES_H
 #define RANKSCOPE_PASSES_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include "rankscope/model.h"
 
 int passes_simplify(rs_model *m, rs_err *e);
 int passes_fold_batchnorm(rs_model *m, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -25,6 +25,7 @@
  */
 #ifndef RANKSCOPE_PLAN_H
 #define RANKSCOPE_PLAN_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -87,4 +88,5 @@ typedef struct plan_cost {
 
 int plan_cost_of(const rs_model *m, const rs_plan *p, plan_cost *out, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

@@ -35,6 +35,7 @@
  */
 #ifndef RANKSCOPE_SEARCH_H
 #define RANKSCOPE_SEARCH_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/cifar10.h"
@@ -156,4 +157,5 @@ double search_paired_se(int a_only, int b_only, int n);
 int search_paired_counts(const rs_model *a, const rs_model *b, const cifar10_set *s, int nthreads,
                          int *a_only, int *b_only, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

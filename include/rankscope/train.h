@@ -31,6 +31,7 @@
  */
 #ifndef RANKSCOPE_TRAIN_H
 #define RANKSCOPE_TRAIN_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -177,4 +178,5 @@ rs_model *train_reference_net(uint64_t seed, rs_err *e);
 /* Re-initialise every Conv / Gemm / MatMul weight and bias of m as above. */
 void train_init_params(rs_model *m, uint64_t seed);
 
+#pragma GCC visibility pop
 #endif

@@ -28,6 +28,7 @@
  */
 #ifndef RANKSCOPE_ZOO_H
 #define RANKSCOPE_ZOO_H
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
 
 #include <stdint.h>
 #include "rankscope/common.h"
@@ -52,4 +53,5 @@ typedef struct zoo_entry {
 /* *out is malloc'ed (free() it); *n entries. */
 int zoo_catalog_read(const char *path, zoo_entry **out, int *n, rs_err *e);
 
+#pragma GCC visibility pop
 #endif

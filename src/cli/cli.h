@@ -16,8 +16,8 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 /* "rankscope: <message>" on stderr, one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The shipped model (assets/lenet-cifar10.onnx): $RANKSCOPE_ASSETS, the source tree's assets/,
- * or ../assets next to the executable. Returns a static buffer ("" if none found). */
+/* The shipped model (assets/lenet-cifar10.onnx), located by rs_find_asset (installed datadir
+ * first). Returns a static buffer ("" if none found). */
 const char *cli_default_model(void);
 
 /* Load path (or the default when NULL); prints the error and returns NULL on failure. A model

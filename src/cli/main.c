@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "rankscope/common.h"
+#include "rankscope_config.h"
 #include "../ui/ui.h"
 
 int cmd_info(int argc, char **argv);
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
             return CLI_OK;
         }
         if (!strcmp(argv[1], "--version")) {
-            printf("rankscope 0.1.0\n");
+            printf("rankscope %s\n", RS_VERSION);
             return CLI_OK;
         }
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)

@@ -5,14 +5,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef RS_ASSETS_DIR
-#define RS_ASSETS_DIR "assets"
-#endif
+#include "rankscope_config.h"
 
 /* Messages are one line whatever names a hostile file carries: control bytes become '?'. */
 static void one_line(char *s)
@@ -130,26 +129,42 @@ static int regular_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* out = dir/file when that is a regular file. */
+static int try_asset(char *out, size_t outlen, const char *dir, const char *file)
+{
+    return (size_t)snprintf(out, outlen, "%s/%s", dir, file) < outlen && regular_file(out);
+}
+
 int rs_find_asset(const char *file, char *out, size_t outlen)
 {
     const char *env = getenv("RANKSCOPE_ASSETS");
-    if (env && *env && (size_t)snprintf(out, outlen, "%s/%s", env, file) < outlen && regular_file(out))
+    if (env && *env && try_asset(out, outlen, env, file))
         return 0;
-    if ((size_t)snprintf(out, outlen, "%s/%s", RS_ASSETS_DIR, file) < outlen && regular_file(out))
-        return 0;
+    /* An installed binary finds its data beside it first, so a relocated install (or one staged
+     * with DESTDIR) uses its own files, not another installation's under the configured prefix. */
     char exe[1024];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = NULL;
     if (k > 0) {
         exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            static const char *const rel[] = {"../assets", "../share/rankscope"};
-            for (size_t i = 0; i < sizeof rel / sizeof rel[0]; ++i)
-                if ((size_t)snprintf(out, outlen, "%s/%s/%s", exe, rel[i], file) < outlen && regular_file(out))
-                    return 0;
-        }
+        slash = strrchr(exe, '/');
     }
+    char dir[1200], clean[PATH_MAX];
+    if (slash) {
+        *slash = 0;
+        /* realpath: messages then name .../share/rankscope/x, not .../bin/../share/rankscope/x */
+        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", exe, RS_BINDIR_TO_DATADIR) < sizeof dir &&
+            realpath(dir, clean) && try_asset(out, outlen, clean, file))
+            return 0;
+    }
+    if (try_asset(out, outlen, RS_INSTALL_DATADIR, file))
+        return 0;
+    /* Development fallback: a binary run from its build directory uses the source tree's files. */
+    if (try_asset(out, outlen, RS_SOURCE_ASSETS, file))
+        return 0;
+    if (slash && (size_t)snprintf(dir, sizeof dir, "%s/../assets", exe) < sizeof dir &&
+        try_asset(out, outlen, dir, file))
+        return 0;
     if (outlen)
         out[0] = 0;
     return -1;

@@ -57,7 +57,7 @@ static struct termios g_saved_tty;
 static int g_saved_tty_ok;
 
 /* A crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) cannot run endwin() (not async-signal-safe),
- * but must not leave the terminal raw either (issue 7; tests/e2e_signals.sh): restore the saved
+ * but must not leave the terminal raw either (tests/e2e_signals.sh checks it): restore the saved
  * tty modes and reset mouse reporting, keypad mode, cursor and alternate screen with
  * async-signal-safe calls only, then die of the same signal (SA_RESETHAND restored the default
  * action, so the exit status and any core dump are the crash's own). */

@@ -6,26 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const op_names[RS_OP_COUNT] = {
-    [RS_OP_NONE] = "?",         [RS_OP_CONV] = "Conv",       [RS_OP_GEMM] = "Gemm",
-    [RS_OP_MATMUL] = "MatMul",  [RS_OP_ADD] = "Add",         [RS_OP_RELU] = "Relu",
-    [RS_OP_MAXPOOL] = "MaxPool", [RS_OP_FLATTEN] = "Flatten", [RS_OP_RESHAPE] = "Reshape",
-    [RS_OP_IDENTITY] = "Identity",
-    [RS_OP_BATCHNORM] = "BatchNormalization", [RS_OP_GLOBALAVGPOOL] = "GlobalAveragePool",
-    [RS_OP_AVGPOOL] = "AveragePool", [RS_OP_CLIP] = "Clip", [RS_OP_SIGMOID] = "Sigmoid",
-    [RS_OP_SOFTMAX] = "Softmax", [RS_OP_PAD] = "Pad", [RS_OP_CONCAT] = "Concat",
-    [RS_OP_SHAPE] = "Shape", [RS_OP_GATHER] = "Gather", [RS_OP_UNSQUEEZE] = "Unsqueeze",
-};
+#include "ops_internal.h"
+
 
 const char *model_op_name(rs_op op)
 {
-    return (op > RS_OP_NONE && op < RS_OP_COUNT) ? op_names[op] : "?";
+    const rs_op_desc *d = ops_get(op);
+    return d ? d->name : "?";
 }
 
 rs_op model_op_from_name(const char *s)
 {
     for (int i = 1; i < RS_OP_COUNT; ++i)
-        if (s && strcmp(s, op_names[i]) == 0)
+        if (s && ops_get((rs_op)i) && strcmp(s, ops_get((rs_op)i)->name) == 0)
             return (rs_op)i;
     return RS_OP_NONE;
 }
@@ -299,263 +292,24 @@ static int is_act(const rs_model *m, int v)
     return v >= 0 && v < m->n_values && !m->values[v].is_const;
 }
 
-static int is_float_const(const rs_model *m, int v)
-{
-    return v >= 0 && v < m->n_values && m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT &&
-           m->values[v].f;
-}
 
-static void set_shape(rs_value *v, int ndim, const int64_t *dims)
-{
-    v->ndim = ndim;
-    for (int i = 0; i < ndim; ++i)
-        v->dims[i] = dims[i];
-}
 
-#define NODE_FAIL(e, n, ...)                                                                   \
-    do {                                                                                       \
-        char why_[RS_ERR_LEN];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
-        return rs_fail(e, "node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_);   \
-    } while (0)
 
-static int64_t pooled_extent(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d,
-                             int ceil_mode)
-{
-    int64_t span = d * (k - 1) + 1;
-    int64_t num = in + p0 + p1 - span;
-    if (num < 0)
-        return 0;
-    int64_t out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
-    /* PyTorch / ONNX Runtime: with ceil_mode, a last window starting in the end padding is dropped */
-    if (ceil_mode && out > 1 && (out - 1) * s >= in + p0)
-        --out;
-    return out;
-}
 
-static int infer_spatial(const rs_node *n, const rs_value *x, int64_t kh, int64_t kw, int ceil_mode,
-                         int64_t *oh, int64_t *ow, rs_err *e)
-{
-    for (int i = 0; i < 2; ++i) {
-        if (n->strides[i] < 1 || n->strides[i] > 1024)
-            NODE_FAIL(e, n, "attribute \"strides\" value %lld out of range", (long long)n->strides[i]);
-        if (n->dilations[i] < 1 || n->dilations[i] > 1024)
-            NODE_FAIL(e, n, "attribute \"dilations\" value %lld out of range",
-                      (long long)n->dilations[i]);
-    }
-    for (int i = 0; i < 4; ++i)
-        if (n->pads[i] < 0 || n->pads[i] > 1024)
-            NODE_FAIL(e, n, "attribute \"pads\" value %lld out of range", (long long)n->pads[i]);
-    *oh = pooled_extent(x->dims[2], kh, n->strides[0], n->pads[0], n->pads[2], n->dilations[0],
-                        ceil_mode);
-    *ow = pooled_extent(x->dims[3], kw, n->strides[1], n->pads[1], n->pads[3], n->dilations[1],
-                        ceil_mode);
-    if (*oh < 1 || *ow < 1)
-        NODE_FAIL(e, n, "kernel %lldx%lld does not fit input %lldx%lld", (long long)kh, (long long)kw,
-                  (long long)x->dims[2], (long long)x->dims[3]);
-    return 0;
-}
 
 static int infer_node(rs_model *m, rs_node *n, rs_err *e)
 {
     if (n->n_in < 1 || !is_act(m, n->in[0]))
-        NODE_FAIL(e, n, "first input must be an activation");
+        OPS_NODE_FAIL(e, n, "first input must be an activation");
     if (n->n_out != 1 || n->out[0] < 0 || n->out[0] >= m->n_values)
-        NODE_FAIL(e, n, "expected exactly one output");
-    const rs_value *x = &m->values[n->in[0]];
-    rs_value *y = &m->values[n->out[0]];
+        OPS_NODE_FAIL(e, n, "expected exactly one output");
+    const rs_value *y = &m->values[n->out[0]];
     if (y->is_const)
-        NODE_FAIL(e, n, "output \"%s\" is an initializer", y->name);
-    int64_t d[RS_MAXDIM];
-    switch (n->op) {
-    case RS_OP_CONV: {
-        if (x->ndim != 4)
-            NODE_FAIL(e, n, "input \"%s\" must be 4-D (N,C,H,W), has %d dims", x->name, x->ndim);
-        if (n->n_in < 2 || !is_float_const(m, n->in[1]))
-            NODE_FAIL(e, n, "weight must be a float initializer");
-        const rs_value *w = &m->values[n->in[1]];
-        if (w->ndim != 4)
-            NODE_FAIL(e, n, "weight \"%s\" must be 4-D", w->name);
-        int64_t g = n->group;
-        if (g < 1 || x->dims[1] % g != 0 || w->dims[0] % g != 0 || w->dims[1] * g != x->dims[1])
-            NODE_FAIL(e, n, "attribute \"group\" = %lld does not match weight %lldx%lldx%lldx%lld and %lld input channels",
-                      (long long)g, (long long)w->dims[0], (long long)w->dims[1], (long long)w->dims[2],
-                      (long long)w->dims[3], (long long)x->dims[1]);
-        if ((n->kernel[0] && n->kernel[0] != w->dims[2]) || (n->kernel[1] && n->kernel[1] != w->dims[3]))
-            NODE_FAIL(e, n, "attribute \"kernel_shape\" disagrees with weight \"%s\"", w->name);
-        n->kernel[0] = w->dims[2];
-        n->kernel[1] = w->dims[3];
-        if (n->n_in > 2 && n->in[2] >= 0) {
-            if (!is_float_const(m, n->in[2]) || model_value_numel(&m->values[n->in[2]]) != w->dims[0])
-                NODE_FAIL(e, n, "bias must be a float initializer of %lld elements", (long long)w->dims[0]);
-        }
-        int64_t oh, ow;
-        if (infer_spatial(n, x, w->dims[2], w->dims[3], 0, &oh, &ow, e))
-            return -1;
-        d[0] = -1, d[1] = w->dims[0], d[2] = oh, d[3] = ow;
-        set_shape(y, 4, d);
-        return 0;
-    }
-    case RS_OP_MAXPOOL:
-    case RS_OP_AVGPOOL: {
-        if (x->ndim != 4)
-            NODE_FAIL(e, n, "input \"%s\" must be 4-D", x->name);
-        if (n->kernel[0] < 1 || n->kernel[1] < 1 || n->kernel[0] > 1024 || n->kernel[1] > 1024)
-            NODE_FAIL(e, n, "attribute \"kernel_shape\" missing or out of range");
-        int64_t oh, ow;
-        if (infer_spatial(n, x, n->kernel[0], n->kernel[1], n->ceil_mode, &oh, &ow, e))
-            return -1;
-        d[0] = -1, d[1] = x->dims[1], d[2] = oh, d[3] = ow;
-        set_shape(y, 4, d);
-        return 0;
-    }
-    case RS_OP_GEMM: {
-        if (x->ndim != 2)
-            NODE_FAIL(e, n, "input \"%s\" must be 2-D (N,K), has %d dims", x->name, x->ndim);
-        if (n->trans_a)
-            NODE_FAIL(e, n, "attribute \"transA\" = 1 on a batched input is not supported");
-        if (n->n_in < 2 || !is_float_const(m, n->in[1]) || m->values[n->in[1]].ndim != 2)
-            NODE_FAIL(e, n, "B must be a 2-D float initializer");
-        const rs_value *w = &m->values[n->in[1]];
-        int64_t k = n->trans_b ? w->dims[1] : w->dims[0];
-        int64_t nout = n->trans_b ? w->dims[0] : w->dims[1];
-        if (k != x->dims[1])
-            NODE_FAIL(e, n, "B \"%s\" has K = %lld, input has %lld features", w->name, (long long)k,
-                      (long long)x->dims[1]);
-        if (n->n_in > 2 && n->in[2] >= 0) {
-            if (!is_float_const(m, n->in[2]))
-                NODE_FAIL(e, n, "C must be a float initializer");
-            int64_t cn = model_value_numel(&m->values[n->in[2]]);
-            if (cn != nout && cn != 1)
-                NODE_FAIL(e, n, "C has %lld elements, expected %lld or 1", (long long)cn, (long long)nout);
-        }
-        d[0] = -1, d[1] = nout;
-        set_shape(y, 2, d);
-        return 0;
-    }
-    case RS_OP_MATMUL: {
-        if (x->ndim != 2)
-            NODE_FAIL(e, n, "input \"%s\" must be 2-D (N,K)", x->name);
-        if (n->n_in != 2 || !is_float_const(m, n->in[1]) || m->values[n->in[1]].ndim != 2)
-            NODE_FAIL(e, n, "second input must be a 2-D float initializer");
-        const rs_value *w = &m->values[n->in[1]];
-        if (w->dims[0] != x->dims[1])
-            NODE_FAIL(e, n, "weight \"%s\" has %lld rows, input has %lld features", w->name,
-                      (long long)w->dims[0], (long long)x->dims[1]);
-        d[0] = -1, d[1] = w->dims[1];
-        set_shape(y, 2, d);
-        return 0;
-    }
-    case RS_OP_ADD: {
-        if (n->n_in != 2 || n->in[1] < 0)
-            NODE_FAIL(e, n, "expected two inputs");
-        const rs_value *b = &m->values[n->in[1]];
-        if (b->is_const) {
-            int64_t bn = model_value_numel(b);
-            int64_t last = x->dims[x->ndim - 1];
-            if (!is_float_const(m, n->in[1]) || (bn != last && bn != 1) || x->ndim != 2)
-                NODE_FAIL(e, n, "constant addend \"%s\" must broadcast over the features of a 2-D input",
-                          b->name);
-        } else {
-            if (b->ndim != x->ndim || memcmp(b->dims + 1, x->dims + 1, (size_t)(x->ndim - 1) * sizeof(int64_t)))
-                NODE_FAIL(e, n, "inputs \"%s\" and \"%s\" differ in shape", x->name, b->name);
-        }
-        set_shape(y, x->ndim, x->dims);
-        return 0;
-    }
-    case RS_OP_RELU:
-    case RS_OP_IDENTITY:
-    case RS_OP_SIGMOID:
-        set_shape(y, x->ndim, x->dims);
-        return 0;
-    case RS_OP_CLIP:
-        if (n->n_in != 1 || !(n->clip_min <= n->clip_max))
-            NODE_FAIL(e, n, "expected one input and min <= max (min/max are folded at load)");
-        set_shape(y, x->ndim, x->dims);
-        return 0;
-    case RS_OP_SOFTMAX:
-        if (x->ndim != 2 || (n->axis != 1 && n->axis != -1))
-            NODE_FAIL(e, n, "only a softmax over the features of a 2-D input is supported "
-                      "(input has %d dims, axis %lld)", x->ndim, (long long)n->axis);
-        set_shape(y, x->ndim, x->dims);
-        return 0;
-    case RS_OP_BATCHNORM: {
-        if (x->ndim != 4 && x->ndim != 2)
-            NODE_FAIL(e, n, "input \"%s\" must be (N,C,H,W) or (N,C)", x->name);
-        if (n->n_in != 5)
-            NODE_FAIL(e, n, "expected 5 inputs (x, scale, B, mean, var)");
-        for (int k = 1; k < 5; ++k)
-            if (!is_float_const(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
-                NODE_FAIL(e, n, "input %d must be a float initializer of %lld elements", k,
-                          (long long)x->dims[1]);
-        if (!(n->epsilon >= 0.0f) || !isfinite(n->epsilon))
-            NODE_FAIL(e, n, "attribute \"epsilon\" = %g is invalid", (double)n->epsilon);
-        set_shape(y, x->ndim, x->dims);
-        return 0;
-    }
-    case RS_OP_GLOBALAVGPOOL:
-        if (x->ndim != 4)
-            NODE_FAIL(e, n, "input \"%s\" must be 4-D", x->name);
-        d[0] = -1, d[1] = x->dims[1], d[2] = 1, d[3] = 1;
-        set_shape(y, 4, d);
-        return 0;
-    case RS_OP_PAD:
-        if (x->ndim != 4 || n->n_in != 1)
-            NODE_FAIL(e, n, "only constant-zero spatial padding of a 4-D input is supported");
-        for (int k = 0; k < 4; ++k)
-            if (n->pads[k] < 0 || n->pads[k] > 1024)
-                NODE_FAIL(e, n, "pad %lld out of range", (long long)n->pads[k]);
-        d[0] = -1, d[1] = x->dims[1];
-        d[2] = x->dims[2] + n->pads[0] + n->pads[2];
-        d[3] = x->dims[3] + n->pads[1] + n->pads[3];
-        set_shape(y, 4, d);
-        return 0;
-    case RS_OP_CONCAT: {
-        int64_t ax = n->axis < 0 ? n->axis + x->ndim : n->axis;
-        if (ax != 1)
-            NODE_FAIL(e, n, "only concatenation along the channel axis 1 is supported (axis %lld)",
-                      (long long)n->axis);
-        set_shape(y, x->ndim, x->dims);
-        for (int k = 1; k < n->n_in; ++k) {
-            const rs_value *b = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
-            if (!b || b->is_const || b->ndim != x->ndim ||
-                (x->ndim > 2 && memcmp(b->dims + 2, x->dims + 2, (size_t)(x->ndim - 2) * sizeof(int64_t))))
-                NODE_FAIL(e, n, "input %d must be an activation matching \"%s\" except in channels",
-                          k, x->name);
-            y->dims[1] += b->dims[1];
-        }
-        return 0;
-    }
-    case RS_OP_FLATTEN: {
-        if (n->axis != 1)
-            NODE_FAIL(e, n, "attribute \"axis\" = %lld is not supported (only 1)", (long long)n->axis);
-        d[0] = -1;
-        d[1] = model_value_numel(x);
-        set_shape(y, 2, d);
-        return 0;
-    }
-    case RS_OP_RESHAPE: {
-        if (n->n_in != 2 || n->in[1] < 0 || !m->values[n->in[1]].is_const ||
-            m->values[n->in[1]].dtype != RS_DT_INT64 || !m->values[n->in[1]].i64)
-            NODE_FAIL(e, n, "shape must be an int64 initializer");
-        const rs_value *s = &m->values[n->in[1]];
-        int64_t feat = model_value_numel(x);
-        int ok = model_value_numel(s) == 2 &&
-                 (s->i64[0] == -1 || s->i64[0] == 0 || s->i64[0] >= 1) &&
-                 (s->i64[1] == -1 || s->i64[1] == feat) && !(s->i64[0] == -1 && s->i64[1] == -1);
-        /* Only the flatten form (batch, features) is supported: batch kept, rest collapsed. */
-        if (ok && s->i64[0] >= 1 && s->i64[1] == -1)
-            ok = 0;
-        if (!ok)
-            NODE_FAIL(e, n, "shape \"%s\" is not a flatten to (N, %lld)", s->name, (long long)feat);
-        d[0] = -1;
-        d[1] = feat;
-        set_shape(y, 2, d);
-        return 0;
-    }
-    default:
-        NODE_FAIL(e, n, "unsupported op");
-    }
+        OPS_NODE_FAIL(e, n, "output \"%s\" is an initializer", y->name);
+    const rs_op_desc *d = ops_get(n->op);
+    if (!d || !d->shape)
+        OPS_NODE_FAIL(e, n, "unsupported op");
+    return d->shape(m, n, e);
 }
 
 int model_infer_shapes(rs_model *m, rs_err *e)
@@ -702,9 +456,10 @@ void model_gc(rs_model *m)
 int model_is_weighted(const rs_model *m, int node)
 {
     const rs_node *n = &m->nodes[node];
-    if (n->op != RS_OP_CONV && n->op != RS_OP_GEMM && n->op != RS_OP_MATMUL)
+    const rs_op_desc *d = ops_get(n->op);
+    if (!d || !d->factorizable)
         return 0;
-    return n->n_in >= 2 && is_float_const(m, n->in[1]);
+    return n->n_in >= 2 && ops_float_const(m, n->in[1]);
 }
 
 static void describe_node(const rs_model *m, int i, rs_layer_info *L)
@@ -727,7 +482,7 @@ static void describe_node(const rs_model *m, int i, rs_layer_info *L)
             L->out_shape[k] = y->dims[k + 1];
     }
     for (int k = 0; k < n->n_in; ++k)
-        if (n->in[k] >= 0 && is_float_const(m, n->in[k]))
+        if (n->in[k] >= 0 && ops_float_const(m, n->in[k]))
             L->params += model_value_numel(&m->values[n->in[k]]);
     if (!model_is_weighted(m, i))
         return;
@@ -735,10 +490,8 @@ static void describe_node(const rs_model *m, int i, rs_layer_info *L)
     L->w_ndim = w->ndim > 4 ? 4 : w->ndim;
     for (int k = 0; k < L->w_ndim; ++k)
         L->w_shape[k] = w->dims[k];
-    if (n->op == RS_OP_CONV && y && y->ndim == 4)
-        L->macs = y->dims[1] * y->dims[2] * y->dims[3] * w->dims[1] * w->dims[2] * w->dims[3];
-    else if (n->op == RS_OP_GEMM || n->op == RS_OP_MATMUL)
-        L->macs = w->dims[0] * w->dims[1];
+    const rs_op_desc *d = ops_get(n->op);
+    L->macs = d->macs ? d->macs(m, n) : 0;
 }
 
 int model_layer_table(const rs_model *m, rs_layer_info **out, int *n, rs_err *e)

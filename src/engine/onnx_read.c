@@ -22,6 +22,7 @@
 #include "onnx_internal.h"
 #include "rankscope/fileio.h"
 #include "rankscope/guard.h"
+#include "rankscope/ops.h"
 #include "rankscope/passes.h"
 
 /* protobuf messages are limited to 2 GiB by the format itself. */
@@ -551,21 +552,8 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
 /* Inputs/outputs each op accepts (trailing empty names already stripped). */
 static int check_arity(const attr_ctx *c, rs_op op, size_t n_in, size_t n_out)
 {
-    size_t lo = 1, hi = 1;
-    switch (op) {
-    case RS_OP_CONV:
-    case RS_OP_GEMM: lo = 2, hi = 3; break;
-    case RS_OP_MATMUL:
-    case RS_OP_ADD:
-    case RS_OP_GATHER:
-    case RS_OP_RESHAPE: lo = hi = 2; break;
-    case RS_OP_BATCHNORM: lo = hi = 5; break;
-    case RS_OP_CLIP:
-    case RS_OP_PAD: lo = 1, hi = 3; break;
-    case RS_OP_UNSQUEEZE: lo = 1, hi = 2; break;
-    case RS_OP_CONCAT: lo = 1, hi = RS_MAXIO; break;
-    default: break;
-    }
+    const rs_op_desc *d = ops_get(op);
+    size_t lo = d ? (size_t)d->min_in : 1, hi = d ? (size_t)d->max_in : 1;
     if (n_in < lo || n_in > hi) {
         if (lo == hi)
             return node_fail(c->e, c->np, c->idx, "has %zu inputs, expected %zu", n_in, lo);

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops_internal.h"
+
 /* Largest pad accepted (the bound model_infer_shapes enforces on spatial attributes). */
 #define PASS_MAX_PAD 1024
 
@@ -32,13 +34,6 @@ static const rs_value *const_of(const rs_model *m, int v, int dtype)
     return (dtype == RS_DT_FLOAT ? (const void *)c->f : (const void *)c->i64) ? c : NULL;
 }
 
-#define SIMPLIFY_FAIL(e, n, ...)                                                               \
-    do {                                                                                       \
-        char why_[RS_ERR_LEN];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
-        return rs_fail(e, "node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_);   \
-    } while (0)
-
 static int fold_operand_inputs(rs_model *m, rs_err *e)
 {
     for (int i = 0; i < m->n_nodes; ++i) {
@@ -49,7 +44,7 @@ static int fold_operand_inputs(rs_model *m, rs_err *e)
                     continue;
                 const rs_value *c = const_of(m, n->in[k], RS_DT_FLOAT);
                 if (!c || model_value_numel(c) != 1 || !isfinite(c->f[0]))
-                    SIMPLIFY_FAIL(e, n, "input %d (%s) must be a finite float scalar constant", k,
+                    OPS_NODE_FAIL(e, n, "input %d (%s) must be a finite float scalar constant", k,
                                   k == 1 ? "min" : "max");
                 *(k == 1 ? &n->clip_min : &n->clip_max) = c->f[0];
             }
@@ -57,18 +52,18 @@ static int fold_operand_inputs(rs_model *m, rs_err *e)
         } else if (n->op == RS_OP_PAD && n->n_in > 1) {
             const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
             if (!p || model_value_numel(p) != 8)
-                SIMPLIFY_FAIL(e, n, "pads must be an int64 constant of 8 values (N,C,H,W)");
+                OPS_NODE_FAIL(e, n, "pads must be an int64 constant of 8 values (N,C,H,W)");
             const int64_t *q = p->i64;
             if (q[0] || q[1] || q[4] || q[5])
-                SIMPLIFY_FAIL(e, n, "only spatial (H, W) padding is supported");
+                OPS_NODE_FAIL(e, n, "only spatial (H, W) padding is supported");
             for (int k = 0; k < 8; ++k)
                 if (q[k] < 0 || q[k] > PASS_MAX_PAD)
-                    SIMPLIFY_FAIL(e, n, "pad %lld out of range 0..%d", (long long)q[k], PASS_MAX_PAD);
+                    OPS_NODE_FAIL(e, n, "pad %lld out of range 0..%d", (long long)q[k], PASS_MAX_PAD);
             n->pads[0] = q[2], n->pads[1] = q[3], n->pads[2] = q[6], n->pads[3] = q[7];
             if (n->n_in > 2 && n->in[2] >= 0) {
                 const rs_value *c = const_of(m, n->in[2], RS_DT_FLOAT);
                 if (!c || model_value_numel(c) != 1 || c->f[0] != 0.0f)
-                    SIMPLIFY_FAIL(e, n, "only zero padding is supported (constant_value)");
+                    OPS_NODE_FAIL(e, n, "only zero padding is supported (constant_value)");
             }
             n->n_in = 1;
         }
@@ -230,7 +225,7 @@ static int fold_batchnorm(rs_model *m, graph_index *gi, int i, rs_err *e)
     for (int k = 0; k < 4; ++k) {
         pv[k] = const_of(m, bn->in[k + 1], RS_DT_FLOAT);
         if (!pv[k] || model_value_numel(pv[k]) != w->dims[0])
-            SIMPLIFY_FAIL(e, bn, "input %d must be a float initializer of %lld elements", k + 1,
+            OPS_NODE_FAIL(e, bn, "input %d must be a float initializer of %lld elements", k + 1,
                           (long long)w->dims[0]);
     }
     /* The new bias reuses BN's B initializer when nothing else reads it (names stay stable). */
@@ -242,7 +237,7 @@ static int fold_batchnorm(rs_model *m, graph_index *gi, int i, rs_err *e)
     for (int64_t o = 0; o < cout; ++o) { /* check first: a failed fold leaves W untouched */
         double s = (double)gamma[o] / sqrt((double)var[o] + (double)bn->epsilon);
         if (!isfinite(s))
-            SIMPLIFY_FAIL(e, bn, "channel %lld: scale is not finite (variance %g)", (long long)o,
+            OPS_NODE_FAIL(e, bn, "channel %lld: scale is not finite (variance %g)", (long long)o,
                           (double)var[o]);
     }
     float *wf = m->values[conv->in[1]].f, *bf = m->values[bias_v].f;
@@ -335,7 +330,7 @@ int passes_simplify(rs_model *m, rs_err *e)
     for (int i = 0; i < m->n_nodes; ++i) {
         rs_node *n = &m->nodes[i];
         if (is_shape_op(n->op))
-            SIMPLIFY_FAIL(e, n, "only supported inside the x.view(x.size(0), -1) / flatten pattern "
+            OPS_NODE_FAIL(e, n, "only supported inside the x.view(x.size(0), -1) / flatten pattern "
                           "(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape)");
     }
     model_gc(m);

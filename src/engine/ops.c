@@ -1,0 +1,59 @@
+/* ops.c — the op registry table. Adding an op: a value in rs_op (model.h), one row here, its
+ * shape rule and kernels in the file of its family (ops_conv.c, ops_dense.c, ops_elem.c,
+ * ops_shape.c); CONTRIBUTING.md lists the rest. */
+#include "rankscope/ops.h"
+
+#include <assert.h>
+
+#include "ops_internal.h"
+
+static const rs_op_desc table[] = {
+    /* name, inputs min..max, factorizable, shape, macs, forward */
+    [RS_OP_NONE] = {"?", 1, 1, 0, NULL, NULL, NULL},
+    [RS_OP_CONV] = {"Conv", 2, 3, 1, ops_shape_conv, ops_macs_conv, ops_fwd_conv},
+    [RS_OP_GEMM] = {"Gemm", 2, 3, 1, ops_shape_gemm, ops_macs_dense, ops_fwd_dense},
+    [RS_OP_MATMUL] = {"MatMul", 2, 2, 1, ops_shape_matmul, ops_macs_dense, ops_fwd_dense},
+    [RS_OP_ADD] = {"Add", 2, 2, 0, ops_shape_add, NULL, ops_fwd_add},
+    [RS_OP_RELU] = {"Relu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_relu},
+    [RS_OP_MAXPOOL] = {"MaxPool", 1, 1, 0, ops_shape_pool, NULL, ops_fwd_maxpool},
+    [RS_OP_FLATTEN] = {"Flatten", 1, 1, 0, ops_shape_flatten, NULL, ops_fwd_copy},
+    [RS_OP_RESHAPE] = {"Reshape", 2, 2, 0, ops_shape_reshape, NULL, ops_fwd_copy},
+    [RS_OP_IDENTITY] = {"Identity", 1, 1, 0, ops_shape_same, NULL, ops_fwd_copy},
+    [RS_OP_BATCHNORM] = {"BatchNormalization", 5, 5, 0, ops_shape_batchnorm, NULL, ops_fwd_batchnorm},
+    [RS_OP_GLOBALAVGPOOL] = {"GlobalAveragePool", 1, 1, 0, ops_shape_globalavgpool, NULL, ops_fwd_avgpool},
+    [RS_OP_AVGPOOL] = {"AveragePool", 1, 1, 0, ops_shape_pool, NULL, ops_fwd_avgpool},
+    [RS_OP_CLIP] = {"Clip", 1, 3, 0, ops_shape_clip, NULL, ops_fwd_clip},
+    [RS_OP_SIGMOID] = {"Sigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_sigmoid},
+    [RS_OP_SOFTMAX] = {"Softmax", 1, 1, 0, ops_shape_softmax, NULL, ops_fwd_softmax},
+    [RS_OP_PAD] = {"Pad", 1, 3, 0, ops_shape_pad, NULL, ops_fwd_pad},
+    [RS_OP_CONCAT] = {"Concat", 1, RS_MAXIO, 0, ops_shape_concat, NULL, ops_fwd_concat},
+    /* load-time only: passes_simplify rewrites them away or refuses the model */
+    [RS_OP_SHAPE] = {"Shape", 1, 1, 0, NULL, NULL, NULL},
+    [RS_OP_GATHER] = {"Gather", 2, 2, 0, NULL, NULL, NULL},
+    [RS_OP_UNSQUEEZE] = {"Unsqueeze", 1, 2, 0, NULL, NULL, NULL},
+};
+
+static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");
+
+const rs_op_desc *ops_get(rs_op op)
+{
+    return op > RS_OP_NONE && op < RS_OP_COUNT && table[op].name ? &table[op] : NULL;
+}
+
+int ops_float_const(const rs_model *m, int v)
+{
+    return v >= 0 && v < m->n_values && m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT &&
+           m->values[v].f;
+}
+
+void ops_set_shape(rs_value *v, int ndim, const int64_t *dims)
+{
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; ++i)
+        v->dims[i] = dims[i];
+}
+
+size_t ops_out_total(const ops_batch *b)
+{
+    return (size_t)model_value_numel(&b->m->values[b->n->out[0]]) * (size_t)b->images;
+}

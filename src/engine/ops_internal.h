@@ -1,0 +1,65 @@
+/* ops_internal.h — what the op family files (ops_conv.c, ops_dense.c, ops_elem.c, ops_shape.c)
+ * share and export to the registry table in ops.c (engine-internal).
+ *
+ * Contract: every ops_shape_* / ops_fwd_* / ops_macs_* follows the rs_op_desc member it fills
+ * (rankscope/ops.h). OPS_NODE_FAIL returns -1 from the calling function with
+ * "node "<name>" (<Op>): <why>" in e.
+ */
+#ifndef RANKSCOPE_OPS_INTERNAL_H
+#define RANKSCOPE_OPS_INTERNAL_H
+
+#include <stdio.h>
+
+#include "rankscope/ops.h"
+
+#define OPS_NODE_FAIL(e, n, ...)                                                               \
+    do {                                                                                       \
+        char why_[RS_ERR_LEN];                                                                 \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
+        return rs_fail(e, "node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_);   \
+    } while (0)
+
+/* x: the node's first input (an activation), y: its output. */
+#define OPS_SHAPE_ARGS(m, n)                                                                   \
+    const rs_value *x = &(m)->values[(n)->in[0]];                                              \
+    rs_value *y = &(m)->values[(n)->out[0]]
+
+int ops_float_const(const rs_model *m, int v);
+void ops_set_shape(rs_value *v, int ndim, const int64_t *dims);
+/* Output floats of the node over the whole batch. */
+size_t ops_out_total(const ops_batch *b);
+
+int ops_shape_conv(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_pool(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_globalavgpool(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_pad(rs_model *m, rs_node *n, rs_err *e);
+int64_t ops_macs_conv(const rs_model *m, const rs_node *n);
+int ops_fwd_conv(const ops_batch *b, rs_err *e);
+int ops_fwd_maxpool(const ops_batch *b, rs_err *e);
+int ops_fwd_avgpool(const ops_batch *b, rs_err *e);
+int ops_fwd_pad(const ops_batch *b, rs_err *e);
+
+int ops_shape_gemm(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_matmul(rs_model *m, rs_node *n, rs_err *e);
+int64_t ops_macs_dense(const rs_model *m, const rs_node *n);
+int ops_fwd_dense(const ops_batch *b, rs_err *e);
+
+int ops_shape_add(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_same(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_clip(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_softmax(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_batchnorm(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_concat(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_add(const ops_batch *b, rs_err *e);
+int ops_fwd_relu(const ops_batch *b, rs_err *e);
+int ops_fwd_clip(const ops_batch *b, rs_err *e);
+int ops_fwd_sigmoid(const ops_batch *b, rs_err *e);
+int ops_fwd_softmax(const ops_batch *b, rs_err *e);
+int ops_fwd_batchnorm(const ops_batch *b, rs_err *e);
+int ops_fwd_concat(const ops_batch *b, rs_err *e);
+
+int ops_shape_flatten(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_reshape(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_copy(const ops_batch *b, rs_err *e);
+
+#endif

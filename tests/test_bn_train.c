@@ -38,33 +38,6 @@ static int read_golden(golden *g)
     return got == sizeof *g && !extra ? 0 : -1;
 }
 
-static int add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, const float *src)
-{
-    int v = model_add_value(m, name, NULL);
-    rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->dtype = RS_DT_FLOAT;
-    val->ndim = ndim;
-    size_t n = 1;
-    for (int k = 0; k < ndim; ++k)
-        val->dims[k] = dims[k], n *= (size_t)dims[k];
-    val->f = malloc(n * sizeof *val->f);
-    memcpy(val->f, src, n * sizeof *val->f);
-    return v;
-}
-
-static int add_node1(rs_model *m, const char *name, rs_op op, int x)
-{
-    int i = model_add_node(m, name, op, NULL);
-    char out[64];
-    snprintf(out, sizeof out, "%s_out", name);
-    int y = model_add_value(m, out, NULL);
-    rs_node *n = &m->nodes[i];
-    n->in[0] = x, n->n_in = 1;
-    n->out[0] = y, n->n_out = 1;
-    return i;
-}
-
 static rs_model *build(const golden *g)
 {
     rs_model *m = model_alloc();
@@ -73,33 +46,35 @@ static rs_model *build(const golden *g)
     m->values[x].dims[0] = -1, m->values[x].dims[1] = C, m->values[x].dims[2] = H,
     m->values[x].dims[3] = W;
     m->input = x;
-    int cv = add_node1(m, "conv", RS_OP_CONV, x);
+    int cv = model_add_op(m, "conv", RS_OP_CONV, &x, 1, NULL, NULL);
     {
         int64_t dw[4] = {M, C, 3, 3}, db[1] = {M};
-        int w = add_const(m, "conv.weight", 4, dw, g->wconv), b = add_const(m, "conv.bias", 1, db, g->bconv);
+        int w = model_add_const(m, "conv.weight", 4, dw, g->wconv, NULL);
+        int b = model_add_const(m, "conv.bias", 1, db, g->bconv, NULL);
         rs_node *n = &m->nodes[cv];
         n->in[1] = w, n->in[2] = b, n->n_in = 3;
         n->kernel[0] = n->kernel[1] = 3;
         n->pads[0] = n->pads[1] = n->pads[2] = n->pads[3] = 1;
     }
-    int bn = add_node1(m, "bn", RS_OP_BATCHNORM, m->nodes[cv].out[0]);
+    int bn = model_add_op(m, "bn", RS_OP_BATCHNORM, &m->nodes[cv].out[0], 1, NULL, NULL);
     {
         int64_t d[1] = {M};
         const float *src[4] = {g->gamma, g->beta, g->rm, g->rv};
         const char *nm[4] = {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"};
         for (int k = 0; k < 4; ++k)
-            m->nodes[bn].in[k + 1] = add_const(m, nm[k], 1, d, src[k]);
+            m->nodes[bn].in[k + 1] = model_add_const(m, nm[k], 1, d, src[k], NULL);
         m->nodes[bn].n_in = 5;
         m->nodes[bn].epsilon = 1e-5f;
     }
-    int r = add_node1(m, "relu", RS_OP_RELU, m->nodes[bn].out[0]);
-    int gp = add_node1(m, "gap", RS_OP_GLOBALAVGPOOL, m->nodes[r].out[0]);
-    int fl = add_node1(m, "flat", RS_OP_FLATTEN, m->nodes[gp].out[0]);
+    int r = model_add_op(m, "relu", RS_OP_RELU, &m->nodes[bn].out[0], 1, NULL, NULL);
+    int gp = model_add_op(m, "gap", RS_OP_GLOBALAVGPOOL, &m->nodes[r].out[0], 1, NULL, NULL);
+    int fl = model_add_op(m, "flat", RS_OP_FLATTEN, &m->nodes[gp].out[0], 1, NULL, NULL);
     m->nodes[fl].axis = 1;
-    int fc = add_node1(m, "fc", RS_OP_GEMM, m->nodes[fl].out[0]);
+    int fc = model_add_op(m, "fc", RS_OP_GEMM, &m->nodes[fl].out[0], 1, NULL, NULL);
     {
         int64_t dw[2] = {CLS, M}, db[1] = {CLS};
-        int w = add_const(m, "fc.weight", 2, dw, g->wfc), b = add_const(m, "fc.bias", 1, db, g->bfc);
+        int w = model_add_const(m, "fc.weight", 2, dw, g->wfc, NULL);
+        int b = model_add_const(m, "fc.bias", 1, db, g->bfc, NULL);
         rs_node *n = &m->nodes[fc];
         n->in[1] = w, n->in[2] = b, n->n_in = 3, n->trans_b = 1;
     }

@@ -86,19 +86,17 @@ static int compile_and_run(const rs_model *m, const export_c_opts *o, const char
 static int add_value(rs_model *m, const char *name, int is_const, int ndim, const int64_t *dims,
                      uint64_t *st, float scale)
 {
-    int v = model_add_value(m, name, NULL);
-    rs_value *val = &m->values[v];
-    val->ndim = ndim;
-    for (int i = 0; i < ndim; ++i)
-        val->dims[i] = dims[i];
     if (is_const) {
-        val->is_const = 1;
-        val->dtype = RS_DT_FLOAT;
-        int64_t n = model_value_numel(val);
-        val->f = malloc((size_t)n * sizeof(float));
-        for (int64_t i = 0; i < n; ++i)
+        int v = model_add_const(m, name, ndim, dims, NULL, NULL);
+        rs_value *val = &m->values[v];
+        for (int64_t i = 0; i < model_value_numel(val); ++i)
             val->f[i] = scale * testnet_rand(st);
+        return v;
     }
+    int v = model_add_value(m, name, NULL);
+    m->values[v].ndim = ndim;
+    for (int i = 0; i < ndim; ++i)
+        m->values[v].dims[i] = dims[i];
     return v;
 }
 

@@ -67,16 +67,7 @@ static int add_const(rs_model *m, const char *base, int ndim, const int64_t *dim
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%d", base, m->n_values);
-    int v = model_add_value(m, name, NULL);
-    rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->ndim = ndim;
-    for (int i = 0; i < ndim; ++i)
-        val->dims[i] = dims[i];
-    size_t n = (size_t)model_value_numel(val);
-    val->f = malloc(n * sizeof(float));
-    memcpy(val->f, data, n * sizeof(float));
-    return v;
+    return model_add_const(m, name, ndim, dims, data, NULL);
 }
 
 /* Adds a node reading in0, in1, in2 (-1 = absent) and a fresh output value; returns the node
@@ -85,16 +76,9 @@ static int add_node(rs_model *m, rs_op op, int in0, int in1, int in2)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%d", model_op_name(op), m->n_nodes);
-    int y = model_add_value(m, name, NULL);
-    int k = model_add_node(m, name, op, NULL);
-    rs_node *n = &m->nodes[k];
-    n->in[0] = in0;
-    n->in[1] = in1;
-    n->in[2] = in2;
-    n->n_in = in2 >= 0 ? 3 : in1 >= 0 ? 2 : 1;
-    n->n_out = 1;
-    n->out[0] = y;
-    m->output = y;
+    int in[3] = {in0, in1, in2};
+    int k = model_add_op(m, name, op, in, in2 >= 0 ? 3 : in1 >= 0 ? 2 : 1, name, NULL);
+    m->output = m->nodes[k].out[0];
     return k;
 }
 

@@ -253,27 +253,17 @@ static void test_other_goldens(void)
 
 static int add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, uint64_t *st)
 {
-    int v = model_add_value(m, name, NULL);
+    int v = model_add_const(m, name, ndim, dims, NULL, NULL);
     rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->ndim = ndim;
-    memcpy(val->dims, dims, (size_t)ndim * sizeof *dims);
-    size_t n = (size_t)model_value_numel(val);
-    val->f = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < model_value_numel(val); ++i)
         val->f[i] = testnet_rand(st);
     return v;
 }
 
 static int add_node(rs_model *m, const char *name, rs_op op, int x, int w, int b, const char *out)
 {
-    int y = model_add_value(m, out, NULL);
-    int k = model_add_node(m, name, op, NULL);
-    rs_node *n = &m->nodes[k];
-    n->in[0] = x, n->in[1] = w, n->in[2] = b;
-    n->n_in = b >= 0 ? 3 : w >= 0 ? 2 : 1;
-    n->n_out = 1, n->out[0] = y;
-    return k;
+    int in[3] = {x, w, b};
+    return model_add_op(m, name, op, in, b >= 0 ? 3 : w >= 0 ? 2 : 1, out, NULL);
 }
 
 /* Every op and the non-default attributes the reader accepts: grouped strided dilated Conv, a

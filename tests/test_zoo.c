@@ -61,29 +61,17 @@ static int add_vec(rs_model *m, const char *base, int n, const float *data)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%d", base, m->n_values);
-    int v = model_add_value(m, name, NULL);
-    rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->ndim = 1;
-    val->dims[0] = n;
-    val->f = malloc((size_t)n * sizeof(float));
-    memcpy(val->f, data, (size_t)n * sizeof(float));
-    return v;
+    int64_t dims[1] = {n};
+    return model_add_const(m, name, 1, dims, data, NULL);
 }
 
 static int add_node(rs_model *m, rs_op op, int in0, int in1)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%d", model_op_name(op), m->n_nodes);
-    int y = model_add_value(m, name, NULL);
-    int k = model_add_node(m, name, op, NULL);
-    rs_node *n = &m->nodes[k];
-    n->in[0] = in0;
-    n->in[1] = in1;
-    n->n_in = in1 >= 0 ? 2 : 1;
-    n->n_out = 1;
-    n->out[0] = y;
-    m->output = y;
+    int in[2] = {in0, in1};
+    int k = model_add_op(m, name, op, in, in1 >= 0 ? 2 : 1, name, NULL);
+    m->output = m->nodes[k].out[0];
     return k;
 }
 

@@ -16,15 +16,9 @@ float testnet_rand(uint64_t *s)
 
 static int add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, float scale, uint64_t *st)
 {
-    int v = model_add_value(m, name, NULL);
+    int v = model_add_const(m, name, ndim, dims, NULL, NULL);
     rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->ndim = ndim;
-    for (int i = 0; i < ndim; ++i)
-        val->dims[i] = dims[i];
-    int64_t n = model_value_numel(val);
-    val->f = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < model_value_numel(val); ++i)
         val->f[i] = scale * testnet_rand(st);
     return v;
 }

@@ -108,6 +108,15 @@ int model_add_value(rs_model *m, const char *name, rs_err *e);
 int model_add_node(rs_model *m, const char *name, rs_op op, rs_err *e);
 /* A node with ONNX default attributes (strides 1, dilations 1, group 1, alpha = beta = 1 ...). */
 void model_node_defaults(rs_node *n);
+/* Graph building. model_add_const appends a float initializer of shape dims[0..ndim-1] holding
+ * a copy of data (zeros when data is NULL). model_add_op appends node `name` (op, default
+ * attributes) reading in[0..n_in-1] (-1: an omitted optional input) and writing a new activation
+ * out_name (NULL: "<name>_out"); its output is m->nodes[index].out[0]. Both return the new
+ * index, or -1 with e set (out of memory, duplicate value name, n_in out of range). */
+int model_add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, const float *data,
+                    rs_err *e);
+int model_add_op(rs_model *m, const char *name, rs_op op, const int *in, int n_in,
+                 const char *out_name, rs_err *e);
 
 int model_find_value(const rs_model *m, const char *name); /* -1 if absent */
 int model_find_node(const rs_model *m, const char *name);  /* -1 if absent */

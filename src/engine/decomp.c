@@ -519,39 +519,30 @@ int decomp_bench(const rs_model *m, int reps, decomp_bench_row **rows, int *n, d
 
 /* ---- splicing into the graph ---------------------------------------------------------------------- */
 
-/* Add a value named base (or base_2, base_3 ... if taken); returns its index or -1. */
-static int add_unique_value(rs_model *m, const char *base, rs_err *e)
+/* A free value name in name[len]: base, else base_2, base_3 ... */
+static int free_value_name(const rs_model *m, const char *base, char *name, size_t len, rs_err *e)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%.200s", base);
+    snprintf(name, len, "%.200s", base);
     for (int k = 2; model_find_value(m, name) >= 0; ++k) {
         if (k > 10000)
             return rs_fail(e, "cannot find a free name for \"%s\"", base);
-        snprintf(name, sizeof name, "%.200s_%d", base, k);
+        snprintf(name, len, "%.200s_%d", base, k);
     }
-    return model_add_value(m, name, e);
+    return 0;
+}
+
+static int add_unique_value(rs_model *m, const char *base, rs_err *e)
+{
+    char name[256];
+    return free_value_name(m, base, name, sizeof name, e) ? -1 : model_add_value(m, name, e);
 }
 
 static int add_const(rs_model *m, const char *base, const float *data, int ndim, const int64_t *dims,
                      rs_err *e)
 {
-    int v = add_unique_value(m, base, e);
-    if (v < 0)
-        return -1;
-    size_t numel = 1;
-    for (int d = 0; d < ndim; ++d)
-        numel *= (size_t)dims[d];
-    float *copy = malloc((numel ? numel : 1) * sizeof *copy);
-    if (!copy)
-        return rs_fail(e, "out of memory adding \"%s\"", base);
-    memcpy(copy, data, numel * sizeof *copy);
-    rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->dtype = RS_DT_FLOAT;
-    val->ndim = ndim;
-    memcpy(val->dims, dims, (size_t)ndim * sizeof dims[0]);
-    val->f = copy;
-    return v;
+    char name[256];
+    return free_value_name(m, base, name, sizeof name, e) ? -1
+                                                          : model_add_const(m, name, ndim, dims, data, e);
 }
 
 static int unique_node_name(const rs_model *m, const char *base, char *out, size_t len)

@@ -285,6 +285,65 @@ int model_add_node(rs_model *m, const char *name, rs_op op, rs_err *e)
     return m->n_nodes++;
 }
 
+int model_add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, const float *data,
+                    rs_err *e)
+{
+    if (ndim < 0 || ndim > RS_MAXDIM)
+        return rs_fail(e, "initializer \"%s\": %d dims", name ? name : "", ndim);
+    size_t numel = 1;
+    for (int i = 0; i < ndim; ++i)
+        if (dims[i] < 1 || rs_size_mul(numel, (size_t)dims[i], &numel) || numel > RS_MAX_ALLOC / sizeof(float))
+            return rs_fail(e, "initializer \"%s\": bad or too large shape", name ? name : "");
+    float *f = malloc(numel * sizeof *f);
+    if (!f)
+        return rs_fail(e, "out of memory for \"%s\"", name ? name : "");
+    if (data)
+        memcpy(f, data, numel * sizeof *f);
+    else
+        memset(f, 0, numel * sizeof *f);
+    int v = model_add_value(m, name, e);
+    if (v < 0) {
+        free(f);
+        return -1;
+    }
+    rs_value *val = &m->values[v];
+    val->is_const = 1;
+    val->dtype = RS_DT_FLOAT;
+    val->ndim = ndim;
+    for (int i = 0; i < ndim; ++i)
+        val->dims[i] = dims[i];
+    val->f = f;
+    return v;
+}
+
+int model_add_op(rs_model *m, const char *name, rs_op op, const int *in, int n_in,
+                 const char *out_name, rs_err *e)
+{
+    if (n_in < 0 || n_in > RS_MAXIO)
+        return rs_fail(e, "node \"%s\": %d inputs", name ? name : "", n_in);
+    int ins[RS_MAXIO];
+    for (int i = 0; i < n_in; ++i) /* in may point into m->nodes, which adding a node moves */
+        ins[i] = in[i];
+    char buf[128];
+    if (!out_name) {
+        snprintf(buf, sizeof buf, "%.100s_out", name ? name : "");
+        out_name = buf;
+    }
+    int y = model_add_value(m, out_name, e);
+    if (y < 0)
+        return -1;
+    int k = model_add_node(m, name, op, e);
+    if (k < 0)
+        return -1;
+    rs_node *n = &m->nodes[k];
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; ++i)
+        n->in[i] = ins[i];
+    n->n_out = 1;
+    n->out[0] = y;
+    return k;
+}
+
 /* ---- shape inference ------------------------------------------------------------------------ */
 
 static int is_act(const rs_model *m, int v)

@@ -921,53 +921,6 @@ void train_init_params(rs_model *m, uint64_t seed)
     }
 }
 
-static int add_const(rs_model *m, const char *name, int ndim, const int64_t *dims, rs_err *e)
-{
-    int v = model_add_value(m, name, e);
-    if (v < 0)
-        return -1;
-    rs_value *val = &m->values[v];
-    val->is_const = 1;
-    val->dtype = RS_DT_FLOAT;
-    val->ndim = ndim;
-    int64_t cnt = 1;
-    for (int i = 0; i < ndim; ++i)
-        val->dims[i] = dims[i], cnt *= dims[i];
-    val->f = calloc((size_t)cnt, sizeof(float));
-    if (!val->f)
-        return rs_fail(e, "out of memory for \"%s\"", name);
-    return v;
-}
-
-static int add_act(rs_model *m, const char *name, rs_err *e)
-{
-    return model_add_value(m, name, e);
-}
-
-/* Adds node name(op) reading in[0..nin-1] and writing a new activation "<name>_out" (or
- * out_name). Returns the output value index or -1. */
-static int add_node(rs_model *m, const char *name, rs_op op, const int *in, int nin,
-                    const char *out_name, rs_err *e, rs_node **node)
-{
-    char buf[96];
-    snprintf(buf, sizeof buf, "%.60s_out", name);
-    int y = add_act(m, out_name ? out_name : buf, e);
-    if (y < 0)
-        return -1;
-    int k = model_add_node(m, name, op, e);
-    if (k < 0)
-        return -1;
-    rs_node *n = &m->nodes[k];
-    n->n_in = nin;
-    for (int i = 0; i < nin; ++i)
-        n->in[i] = in[i];
-    n->n_out = 1;
-    n->out[0] = y;
-    if (node)
-        *node = n;
-    return y;
-}
-
 rs_model *train_reference_net(uint64_t seed, rs_err *e)
 {
     rs_model *m = model_alloc();
@@ -976,7 +929,7 @@ rs_model *train_reference_net(uint64_t seed, rs_err *e)
     m->graph_name = rs_strdup("lenet-cifar10");
     m->producer = rs_strdup("rankscope");
     m->opset = 13;
-    int x = add_act(m, "input", e);
+    int x = model_add_value(m, "input", e);
     if (x < 0)
         goto fail;
     m->input = x;
@@ -994,46 +947,57 @@ rs_model *train_reference_net(uint64_t seed, rs_err *e)
     int cur = x;
     char nm[64];
     rs_node *node;
+    int k;
     for (int c = 0; c < 2; ++c) {
         int64_t wd[4] = {convs[c].cout, convs[c].cin, 5, 5}, bd[1] = {convs[c].cout};
         snprintf(nm, sizeof nm, "%s.weight", convs[c].name);
-        int w = add_const(m, nm, 4, wd, e);
+        int w = model_add_const(m, nm, 4, wd, NULL, e);
         snprintf(nm, sizeof nm, "%s.bias", convs[c].name);
-        int b = w < 0 ? -1 : add_const(m, nm, 1, bd, e);
+        int b = w < 0 ? -1 : model_add_const(m, nm, 1, bd, NULL, e);
         if (b < 0)
             goto fail;
         int in[3] = {cur, w, b};
-        if ((cur = add_node(m, convs[c].name, RS_OP_CONV, in, 3, NULL, e, &node)) < 0)
+        if ((k = model_add_op(m, convs[c].name, RS_OP_CONV, in, 3, NULL, e)) < 0)
             goto fail;
+        node = &m->nodes[k];
+        cur = node->out[0];
         node->kernel[0] = node->kernel[1] = 5;
         snprintf(nm, sizeof nm, "relu%d", c + 1);
-        if ((cur = add_node(m, nm, RS_OP_RELU, &cur, 1, NULL, e, NULL)) < 0)
+        if ((k = model_add_op(m, nm, RS_OP_RELU, &cur, 1, NULL, e)) < 0)
             goto fail;
+        cur = m->nodes[k].out[0];
         snprintf(nm, sizeof nm, "pool%d", c + 1);
-        if ((cur = add_node(m, nm, RS_OP_MAXPOOL, &cur, 1, NULL, e, &node)) < 0)
+        if ((k = model_add_op(m, nm, RS_OP_MAXPOOL, &cur, 1, NULL, e)) < 0)
             goto fail;
+        node = &m->nodes[k];
+        cur = node->out[0];
         node->kernel[0] = node->kernel[1] = 2;
         node->strides[0] = node->strides[1] = 2;
     }
-    if ((cur = add_node(m, "flatten", RS_OP_FLATTEN, &cur, 1, NULL, e, &node)) < 0)
+    if ((k = model_add_op(m, "flatten", RS_OP_FLATTEN, &cur, 1, NULL, e)) < 0)
         goto fail;
+    node = &m->nodes[k];
+    cur = node->out[0];
     node->axis = 1;
     for (int f = 0; f < 3; ++f) {
         int64_t wd[2] = {fcs[f].out, fcs[f].in}, bd[1] = {fcs[f].out};
         snprintf(nm, sizeof nm, "%s.weight", fcs[f].name);
-        int w = add_const(m, nm, 2, wd, e);
+        int w = model_add_const(m, nm, 2, wd, NULL, e);
         snprintf(nm, sizeof nm, "%s.bias", fcs[f].name);
-        int b = w < 0 ? -1 : add_const(m, nm, 1, bd, e);
+        int b = w < 0 ? -1 : model_add_const(m, nm, 1, bd, NULL, e);
         if (b < 0)
             goto fail;
         int in[3] = {cur, w, b};
-        if ((cur = add_node(m, fcs[f].name, RS_OP_GEMM, in, 3, f == 2 ? "logits" : NULL, e, &node)) < 0)
+        if ((k = model_add_op(m, fcs[f].name, RS_OP_GEMM, in, 3, f == 2 ? "logits" : NULL, e)) < 0)
             goto fail;
+        node = &m->nodes[k];
+        cur = node->out[0];
         node->trans_b = 1;
         if (f < 2) {
             snprintf(nm, sizeof nm, "relu%d", f + 3);
-            if ((cur = add_node(m, nm, RS_OP_RELU, &cur, 1, NULL, e, NULL)) < 0)
+            if ((k = model_add_op(m, nm, RS_OP_RELU, &cur, 1, NULL, e)) < 0)
                 goto fail;
+            cur = m->nodes[k].out[0];
         }
     }
     m->output = cur;

@@ -177,6 +177,33 @@ static void test_finetune_cp_conv1(const rs_model *m, const char *dir)
           100 * k1, rep.kept_epoch, rep.epochs_done);
     model_free(ft);
     model_free(deg);
+
+    /* 3. fit_calib: the plan is fitted to the outputs before training (fit.h), so the starting
+     * net is the data-aware one: better on validation than the weight-fitted start */
+    rs_plan *dense = plan_alloc();
+    CHECK(plan_parse_spec(dense, "fc1=svd:18,fc2=svd:10", &e) == 0, "plan fc1=svd:18,fc2=svd:10");
+    float *calib = malloc((size_t)1000 * CIFAR10_PIXELS * sizeof *calib);
+    cifar10_normalize(tr, 0, 1000, calib);
+    fo.train.epochs = 1;
+    fo.keep_best = 1;
+    finetune_report rw, ro;
+    fo.report = &rw;
+    ft = NULL;
+    rc = finetune_run(m, dense, &td, &vd, &fo, &ft, NULL, &e);
+    model_free(ft);
+    fo.report = &ro;
+    fo.fit_calib = calib;
+    fo.fit_n = 1000;
+    ft = NULL;
+    int rc2 = finetune_run(m, dense, &td, &vd, &fo, &ft, NULL, &e);
+    model_free(ft);
+    CHECK(rc == 0 && rc2 == 0 && ro.start_val_acc > rw.start_val_acc + 0.02,
+          "fit_calib: start of fine-tuning fitted to outputs %.2f%% > fitted to weights %.2f%% + 2 pt",
+          100 * ro.start_val_acc, 100 * rw.start_val_acc);
+    CHECK(rc2 == 0 && ro.kept_val_acc >= ro.start_val_acc, "and it never ends below that start (%.2f%%)",
+          100 * ro.kept_val_acc);
+    free(calib);
+    plan_free(dense);
     plan_free(plan);
     cifar10_free(tr);
     cifar10_free(va);

@@ -2,7 +2,8 @@
  * factor layers, optionally distilling from the original network's logits.
  *
  * Contract:
- *  - finetune_run factorizes a copy of m by plan (plan_apply) and trains that copy with
+ *  - finetune_run factorizes a copy of m by plan (plan_apply, or fit_plan_apply with
+ *    fit_calib) and trains that copy with
  *    train_model on `train` (augmented as train_options says), reporting validation accuracy on
  *    `val` (may be NULL) after each epoch through o->train.on_epoch. *out receives the trained
  *    model (caller frees with model_free), also when training was cancelled (RS_CANCELLED is
@@ -44,6 +45,10 @@ typedef struct finetune_options {
     int distill;
     int keep_best;            /* 1 (default): return the best validated state, see above */
     finetune_report *report;  /* may be NULL; filled by finetune_run (also on cancel) */
+    const float *fit_calib;   /* NULL: the plan's factors approximate the weights (plan_apply);
+                               * else fitted to the layer outputs on these fit_n normalised
+                               * images (fit_plan_apply, fit.h) before training */
+    int fit_n;
 } finetune_options;
 
 void finetune_default_options(finetune_options *o);

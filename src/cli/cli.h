@@ -38,9 +38,12 @@ typedef struct cli_fit {
     int calib;         /* calibration images: the first N of the training split (1,000) */
     const char *data;  /* --data DIR */
 } cli_fit;
-/* Parses --fit's value / --calib-images' value into f (prints the error, returns -1). */
-int cli_parse_fit(const char *s, cli_fit *f);
-int cli_parse_calib(const char *s, cli_fit *f);
+/* getopt_long codes of --fit and --calib-images (above any short option) and their entries. */
+enum { CLI_OPT_FIT = 0x100, CLI_OPT_CALIB = 0x101 };
+#define CLI_FIT_OPTIONS                                                                              \
+    {"fit", required_argument, 0, CLI_OPT_FIT}, { "calib-images", required_argument, 0, CLI_OPT_CALIB }
+/* The value of option c (CLI_OPT_FIT or CLI_OPT_CALIB) into f; prints the error, returns -1. */
+int cli_fit_arg(int c, const char *arg, cli_fit *f);
 /* cli_apply_plan with a fit (f may be NULL = weights); with outputs, says on stderr (unless
  * quiet) which calibration images were used. */
 /* n × 3072 normalised calibration images (malloc'ed, free()), n in *n; NULL (reported) when the

@@ -120,7 +120,7 @@ int cmd_decompose(int argc, char **argv)
         {"tol", required_argument, 0, 'T'},     {"restarts", required_argument, 0, 'S'},
         {"seed", required_argument, 0, 'E'},    {"ridge", required_argument, 0, 'G'},
         {"force", no_argument, 0, 'f'},         {"help", no_argument, 0, 'h'},
-        {"fit", required_argument, 0, 'F'},     {"calib-images", required_argument, 0, 'C'},
+        CLI_FIT_OPTIONS,
         {0, 0, 0, 0}};
     cli_fit fit = {0, 0, NULL};
     const char *layer = NULL, *method_s = NULL, *rank_s = NULL, *out = NULL, *plan_f = NULL,
@@ -135,12 +135,9 @@ int cmd_decompose(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'l': layer = optarg; break;
-        case 'F':
-            if (cli_parse_fit(optarg, &fit) != 0)
-                return CLI_USAGE;
-            break;
-        case 'C':
-            if (cli_parse_calib(optarg, &fit) != 0)
+        case CLI_OPT_FIT:
+        case CLI_OPT_CALIB:
+            if (cli_fit_arg(c, optarg, &fit) != 0)
                 return CLI_USAGE;
             break;
         case 'm': method_s = optarg; break;

@@ -25,7 +25,7 @@ int cmd_eval(int argc, char **argv)
         {"json", no_argument, 0, 'j'},         {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'},  {"threads", required_argument, 0, 't'},
         {"plan", required_argument, 0, 'p'},   {"ranks", required_argument, 0, 'r'},
-        {"fit", required_argument, 0, 'f'},   {"calib-images", required_argument, 0, 'c'},
+        CLI_FIT_OPTIONS,
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int json = 0, c;
     long threads = 0;
@@ -40,12 +40,9 @@ int cmd_eval(int argc, char **argv)
         case 's': split = optarg; break;
         case 'p': plan = optarg; break;
         case 'r': ranks = optarg; break;
-        case 'f':
-            if (cli_parse_fit(optarg, &fit) != 0)
-                return CLI_USAGE;
-            break;
-        case 'c':
-            if (cli_parse_calib(optarg, &fit) != 0)
+        case CLI_OPT_FIT:
+        case CLI_OPT_CALIB:
+            if (cli_fit_arg(c, optarg, &fit) != 0)
                 return CLI_USAGE;
             break;
         case 't':

@@ -10,6 +10,7 @@
 #include "rankscope/cifar10.h"
 #include "rankscope/eval.h"
 #include "rankscope/finetune.h"
+#include "rankscope/fit.h"
 #include "rankscope/infer.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
@@ -549,8 +550,9 @@ static void finetune_usage(FILE *f)
             "usage: rankscope finetune [MODEL.onnx] (--plan FILE | --ranks SPEC) --epochs N -o OUT.onnx\n"
             "                          [--lr X] [--batch N] [--seed N] [--factors-only] [--distill]\n"
             "                          [--schedule cosine|onecycle|constant] [--data DIR] [--threads N]\n"
-            "                          [--force] [--json]\n"
-            "  Factorizes MODEL by the plan and trains it on the 45,000 training images (random crop +\n"
+            "                          [--force] [--json] [--fit weights|outputs] [--calib-images N]\n"
+            "  Factorizes MODEL by the plan (--fit outputs: factors fitted to each layer's outputs on the\n"
+            "  first N training images, 1000) and trains it on the 45,000 training images (random crop +\n"
             "  flip), with validation accuracy per epoch; then reports test accuracy. Defaults suit\n"
             "  recovery: cosine schedule, peak lr 0.005, 10 epochs. --factors-only trains only the new\n"
             "  factor layers; --distill adds the original net's logits as a teacher (α 0.5, T 4).\n");
@@ -566,6 +568,7 @@ int cmd_finetune(int argc, char **argv)
         {"schedule", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
         {"force", no_argument, 0, 'F'},        {"json", no_argument, 0, 'j'},
+        CLI_FIT_OPTIONS,
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     finetune_options fo;
     finetune_default_options(&fo);
@@ -574,6 +577,8 @@ int cmd_finetune(int argc, char **argv)
     long v;
     double lr;
     run_ui ui = {0, 0};
+    cli_fit fit = {0, 0, NULL};
+    float *calib = NULL;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
@@ -623,6 +628,11 @@ int cmd_finetune(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'F': force = 1; break;
         case 'j': json = 1; break;
+        case CLI_OPT_FIT:
+        case CLI_OPT_CALIB:
+            if (cli_fit_arg(c, optarg, &fit) != 0)
+                return CLI_USAGE;
+            break;
         case 'h': finetune_usage(stdout); return CLI_OK;
         default:
             cli_error("finetune: unknown or incomplete option \"%s\"", argv[optind - 1]);
@@ -671,6 +681,20 @@ int cmd_finetune(int argc, char **argv)
     train_data td, vd;
     finetune_data_of(train, &td);
     finetune_data_of(val, &vd);
+    if (fit.outputs) { /* calibration: the first N training images */
+        fo.fit_n = fit.calib > 0 ? fit.calib : FIT_DEFAULT_CALIB;
+        if (fo.fit_n > train->n)
+            fo.fit_n = train->n;
+        if (!(calib = malloc((size_t)fo.fit_n * CIFAR10_PIXELS * sizeof *calib))) {
+            cli_error("out of memory for %d calibration images", fo.fit_n);
+            goto done;
+        }
+        cifar10_normalize(train, 0, fo.fit_n, calib);
+        fo.fit_calib = calib;
+        if (!json)
+            fprintf(stderr, "rankscope: fitting factors to layer outputs on the first %d training images "
+                            "(sequential)\n", fo.fit_n);
+    }
     epoch_ui eu = {&ui, 1};
     ft_setup(&fo, &ui, &eu);
     train_epoch_stats last;
@@ -732,6 +756,7 @@ int cmd_finetune(int argc, char **argv)
     rcode = CLI_OK;
 done:
     cli_progress_end();
+    free(calib);
     plan_free(plan);
     model_free(ft);
     model_free(m);

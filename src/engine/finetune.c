@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rankscope/cifar10.h"
+#include "rankscope/fit.h"
 #include "rankscope/infer.h"
 
 void finetune_default_options(finetune_options *o)
@@ -100,7 +101,9 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     if (!w)
         return rs_fail(e, "out of memory copying the model");
     int rc = 0;
-    if (plan && plan->n > 0 && (rc = plan_apply(w, plan, NULL, NULL, e)) != 0) {
+    if (plan && plan->n > 0 &&
+        (rc = o->fit_calib ? fit_plan_apply(w, plan, o->fit_calib, o->fit_n, NULL, NULL, e)
+                           : plan_apply(w, plan, NULL, NULL, e)) != 0) {
         model_free(w);
         return rc;
     }

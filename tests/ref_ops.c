@@ -3,10 +3,11 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
-void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
-                int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
-                int group, float *y, int Ho, int Wo)
+void ref_conv2d_d(const double *x, int n, int C, int H, int W, const double *w,
+                  const double *bias, int M, int kh, int kw, int sh, int sw, int dh, int dw,
+                  const int pads[4], int group, double *y, int Ho, int Wo)
 {
     int cg = C / group, mg = M / group;
     for (int b = 0; b < n; ++b)
@@ -26,9 +27,41 @@ void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, cons
                                 double wv = w[(((long)o * cg + ci) * kh + i) * kw + j];
                                 acc += xv * wv;
                             }
-                    y[(((long)b * M + o) * Ho + oy) * Wo + ox] = (float)acc;
+                    y[(((long)b * M + o) * Ho + oy) * Wo + ox] = acc;
                 }
         }
+}
+
+static double *widen(const float *v, size_t count)
+{
+    double *d = malloc((count ? count : 1) * sizeof *d);
+    if (d)
+        for (size_t i = 0; i < count; ++i)
+            d[i] = v[i];
+    return d;
+}
+
+void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
+                int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
+                int group, float *y, int Ho, int Wo)
+{
+    size_t nx = (size_t)n * C * H * W, nw = (size_t)M * (C / group) * kh * kw;
+    size_t ny = (size_t)n * M * Ho * Wo;
+    double *xd = widen(x, nx), *wd = widen(w, nw), *bd = bias ? widen(bias, (size_t)M) : NULL;
+    double *yd = malloc((ny ? ny : 1) * sizeof *yd);
+    if (!xd || !wd || (bias && !bd) || !yd) {
+        /* a test helper cannot fail quietly: NaN output fails every comparison */
+        for (size_t i = 0; i < ny; ++i)
+            y[i] = NAN;
+    } else {
+        ref_conv2d_d(xd, n, C, H, W, wd, bd, M, kh, kw, sh, sw, dh, dw, pads, group, yd, Ho, Wo);
+        for (size_t i = 0; i < ny; ++i)
+            y[i] = (float)yd[i];
+    }
+    free(xd);
+    free(wd);
+    free(bd);
+    free(yd);
 }
 
 void ref_gemm(const float *x, int n, int K, const float *B, int N, int trans_b, float alpha,

@@ -9,7 +9,12 @@
 
 #include <stddef.h>
 
-/* pads: top, left, bottom, right. Output size must be (H + pt + pb - dh·(kh-1) - 1)/sh + 1. */
+/* pads: top, left, bottom, right. Output size must be (H + pt + pb - dh·(kh-1) - 1)/sh + 1.
+ * Accumulates in double (bias first, then channel, kernel row, kernel column); the float form
+ * widens its inputs and calls the double one, so both give the same sums. */
+void ref_conv2d_d(const double *x, int n, int C, int H, int W, const double *w,
+                  const double *bias, int M, int kh, int kw, int sh, int sw, int dh, int dw,
+                  const int pads[4], int group, double *y, int Ho, int Wo);
 void ref_conv2d(const float *x, int n, int C, int H, int W, const float *w, const float *bias,
                 int M, int kh, int kw, int sh, int sw, int dh, int dw, const int pads[4],
                 int group, float *y, int Ho, int Wo);

@@ -139,27 +139,21 @@ static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels,
         case RS_OP_CONV: {
             int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
             int O = (int)yv->dims[1], OH = (int)yv->dims[2], OW = (int)yv->dims[3];
-            int g = (int)nd->group, cg = C / g, og = O / g;
-            int kh = (int)nd->kernel[0], kw = (int)nd->kernel[1];
+            int g = (int)nd->group, kh = (int)nd->kernel[0], kw = (int)nd->kernel[1];
             int wv = nd->in[1], bv = nd->n_in > 2 ? nd->in[2] : -1;
-            for (int b = 0; b < n; ++b)
-                for (int o = 0; o < O; ++o)
-                    for (int oy = 0; oy < OH; ++oy)
-                        for (int ox = 0; ox < OW; ++ox) {
-                            double s = bv >= 0 ? pval(m, bv, o, p) : 0;
-                            int grp = o / og;
-                            for (int c = 0; c < cg; ++c)
-                                for (int a = 0; a < kh; ++a)
-                                    for (int bb = 0; bb < kw; ++bb) {
-                                        long iy = oy * nd->strides[0] - nd->pads[0] + a * nd->dilations[0];
-                                        long ix = ox * nd->strides[1] - nd->pads[1] + bb * nd->dilations[1];
-                                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                                            continue;
-                                        s += pval(m, wv, ((long)(o * cg + c) * kh + a) * kw + bb, p) *
-                                             X[b * xs + ((long)(grp * cg + c) * H + iy) * W + ix];
-                                    }
-                            Y[b * ys + ((long)o * OH + oy) * OW + ox] = s;
-                        }
+            long nw = (long)model_value_numel(&m->values[wv]);
+            double *wd = malloc((size_t)nw * sizeof *wd), *bd = malloc((size_t)O * sizeof *bd);
+            for (long k = 0; k < nw; ++k)
+                wd[k] = pval(m, wv, k, p);
+            for (int o = 0; o < O; ++o)
+                bd[o] = bv >= 0 ? pval(m, bv, o, p) : 0;
+            const int pads[4] = {(int)nd->pads[0], (int)nd->pads[1], (int)nd->pads[2],
+                                 (int)nd->pads[3]};
+            ref_conv2d_d(X, n, C, H, W, wd, bv >= 0 ? bd : NULL, O, kh, kw, (int)nd->strides[0],
+                         (int)nd->strides[1], (int)nd->dilations[0], (int)nd->dilations[1], pads,
+                         g, Y, OH, OW);
+            free(wd);
+            free(bd);
             break;
         }
         case RS_OP_MAXPOOL: {

@@ -36,9 +36,11 @@ out=$("$BIN" info 2>&1)
 check "installed binary opens the shipped model from another directory" \
   'grep -qE "^conv1 +Conv" <<<"$out"'
 if command -v strace >/dev/null 2>&1; then
-  strace -f -qq -e trace=openat -o "$WORK/trace" "$BIN" eval --split sample --json >"$WORK/eval.json" 2>&1
+  # LeakSanitizer cannot run under ptrace: off for this one run of a sanitizer build
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+    strace -f -qq -e trace=openat -o "$WORK/trace" "$BIN" eval --split sample --json >"$WORK/eval.json" 2>&1
   rc=$?
-  check "eval --split sample from the install: exit 0" '[ $rc -eq 0 ]'
+  check "eval --split sample from the install: exit 0" '[ $rc -eq 0 ]' || sed 's/^/#   /' "$WORK/eval.json"
   check "the model was opened from the installed datadir" \
     'grep -q "openat(.*\"$DATA/lenet-cifar10.onnx\"" "$WORK/trace"'
   check "the sample was opened from the installed datadir" \

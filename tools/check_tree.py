@@ -245,6 +245,8 @@ def check_visibility(root, lib):
         # Num: Value Size Type Bind Vis Ndx Name
         if len(f) < 8 or f[4] != "GLOBAL" or f[6] == "UND" or f[3] not in ("FUNC", "OBJECT"):
             continue
+        if f[7].startswith("__"):
+            continue  # the compiler's own (sanitizers' __odr_asan.*, __asan_*, ...)
         (exported if f[5] == "DEFAULT" else hidden).add(f[7])
     api_text = ""
     for rel in files_under(root, "include"):

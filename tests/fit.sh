@@ -46,6 +46,13 @@ run_ref() {
 run_ref conv1=cp:14,conv2=tucker2:8,fc1=svd:40,fc2=svd:10 500 conv1 conv2 fc1 fc2
 run_ref conv1=spatial-svd:4,conv2=spatial-svd:10 300 conv1 conv2
 
+# one layer: the output error on the held-out test sample falls, the weight error may rise
+"$bin" decompose "$model" --layer conv2 --method tucker2 --rank 8 --json --data "$data" >"$tmp/w.json" 2>/dev/null
+"$bin" decompose "$model" --layer conv2 --method tucker2 --rank 8 --fit outputs --calib-images 500 --json \
+    --data "$data" >"$tmp/o.json" 2>/dev/null
+point "decompose --layer conv2 tucker2 8 --fit outputs: output error on the test sample below the weight fit's" \
+    $RS_PY -c 'import json, sys; w, o = (json.load(open(f))["output_error"] for f in sys.argv[1:]); print(f"{o:.4f} < {w:.4f}"); sys.exit(0 if o < w else 1)' "$tmp/w.json" "$tmp/o.json"
+
 # the CLI: a bad --fit value, a bad count, no training data
 out=$("$bin" eval "$model" --ranks fc1=svd:20 --fit both 2>&1); rc=$?
 check "--fit both refused with exit 2, naming the value" '[ $rc -eq 2 ] && [[ $out == *"unknown fit \"both\""* ]]'

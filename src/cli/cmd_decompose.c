@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "rankscope/fit.h"
+#include "rankscope/infer.h"
 #include "rankscope/guard.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/decomp.h"
@@ -90,6 +91,27 @@ static rs_model *load_planned_model(const char *path, const char *plan_f, const 
     return m;
 }
 
+/* --fit outputs for one layer: its input on the calibration images (the model as it is, plan
+ * applied) both feeds the chain and defines the targets. Prints the error, returns -1. */
+static int fit_one_layer(const rs_model *m, int node, decomp_result *r, cli_fit *fit, const char *data, int quiet)
+{
+    rs_err e = {{0}};
+    int n = 0, rc = -1;
+    fit->data = data;
+    float *cx = cli_fit_calibration(fit, &n, quiet), *xin = NULL;
+    size_t per = (size_t)model_value_numel(&m->values[m->nodes[node].in[0]]);
+    if (cx && !(xin = malloc(per * (size_t)n * sizeof *xin)))
+        cli_error("out of memory for the calibration activations");
+    else if (cx && infer_capture(m, cx, n, m->nodes[node].in[0], xin, &e) != 0)
+        cli_error("%s", e.msg);
+    else if (cx && fit_layer(m, node, r, xin, xin, n, NULL, &e) != 0)
+        cli_error("%s", e.msg);
+    else if (cx)
+        rc = 0;
+    free(cx), free(xin);
+    return rc;
+}
+
 static void decompose_usage(FILE *f)
 {
     fprintf(f,
@@ -102,9 +124,10 @@ static void decompose_usage(FILE *f)
             "  relative error of the layer's output on a calibration batch (first N sample images).\n"
             "  METHOD: svd (Gemm/MatMul), slice-svd, spatial-svd, cp, tucker2 (Conv, group 1).\n"
             "  tucker2 ranks: R = output-channel rank, R2 = input-channel rank (default min(R, C_in)).\n"
-            "  --fit outputs: a plan's factors are fitted to each layer's outputs on the first N training\n"
-            "  images (--calib-images, 1000), layer by layer from the already-compressed prefix\n"
-            "  (whitened SVD for dense layers; tucker2 / spatial-svd / cp heads by least squares).\n"
+            "  --fit outputs: the factors are fitted to the layer's outputs on the first N training images\n"
+            "  (--calib-images, 1000): whitened SVD (svd), reduced-rank regression on input patches\n"
+            "  (tucker2), least squares (spatial-svd's horizontal and cp's last factor); a plan's layers\n"
+            "  in graph order, each fed by the already-compressed prefix.\n"
             "  CP-ALS: --max-iter N (200) --tol T (1e-8) --restarts K (0) --seed S --ridge L (0)\n"
             "  -f/--force  allow -o to overwrite the input model\n");
 }
@@ -276,6 +299,10 @@ int cmd_decompose(int argc, char **argv)
         cli_progress_end();
         if (drc) {
             cli_error("%s", e.msg);
+            rc = CLI_FAIL;
+            goto done;
+        }
+        if (fit.outputs && fit_one_layer(m, node, &r, &fit, data, json) != 0) {
             rc = CLI_FAIL;
             goto done;
         }

@@ -444,7 +444,7 @@ static void test_model_and_live(void)
             live_stop(lv);
         }
         double med = 0, worst = 0;
-        CHECK(live_measure_latency(m, d, "conv2", 3, &med, &worst, &e) == 0 && med > 0,
+        CHECK(pipe_measure_latency(m, d, "conv2", 3, &med, &worst, &e) == 0 && med > 0,
               "slider-to-accuracy latency on %d images: median %.3f s, worst %.3f s", d->n, med, worst);
         cifar10_free(d);
     }

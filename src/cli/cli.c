@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "rankscope/cifar10.h"
+#include "rankscope/decomp.h"
+#include "rankscope/eval.h"
 #include "rankscope/fileio.h"
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
@@ -260,4 +263,263 @@ int cli_check_output_inputs(const char *opt, const char *out, const cli_inputs *
         return -1;
     }
     return 0;
+}
+
+/* ---- options ------------------------------------------------------------------------------------ */
+
+enum { KEY_SHARED = 0x1000, KEY_DATA = KEY_SHARED, KEY_THREADS, KEY_JSON, KEY_OUTPUT, KEY_FORCE, KEY_PLAN,
+       KEY_RANKS, KEY_VERBOSE, KEY_HELP };
+
+static const struct shared_opt {
+    unsigned bit;
+    struct option opt;
+    char shortc; /* 0: long only */
+} shared_opts[] = {
+    {CLI_A_DATA, {"data", required_argument, 0, KEY_DATA}, 0},
+    {CLI_A_THREADS, {"threads", required_argument, 0, KEY_THREADS}, 0},
+    {CLI_A_JSON, {"json", no_argument, 0, KEY_JSON}, 0},
+    {CLI_A_OUTPUT, {"output", required_argument, 0, KEY_OUTPUT}, 'o'},
+    {CLI_A_FORCE, {"force", no_argument, 0, KEY_FORCE}, 'f'},
+    {CLI_A_PLAN, {"plan", required_argument, 0, KEY_PLAN}, 0},
+    {CLI_A_RANKS, {"ranks", required_argument, 0, KEY_RANKS}, 0},
+    {CLI_A_VERBOSE, {"verbose", no_argument, 0, KEY_VERBOSE}, 'v'},
+};
+#define N_SHARED (sizeof shared_opts / sizeof shared_opts[0])
+#define MAX_OPTS 64
+
+static int own_short(const cli_spec *spec, int c)
+{
+    for (const cli_opt *o = spec->opts; o && o->name; ++o)
+        if (o->is_short && o->key == c)
+            return 1;
+    return 0;
+}
+
+/* getopt_long's tables for spec: shared options first, then the command's own. */
+static void build_tables(const cli_spec *spec, struct option *lo, char *so, size_t so_len)
+{
+    int n = 0;
+    size_t k = 0;
+    so[k++] = 'h';
+    for (size_t i = 0; i < N_SHARED; ++i) {
+        if (!(spec->shared & shared_opts[i].bit))
+            continue;
+        lo[n++] = shared_opts[i].opt;
+        char sc = shared_opts[i].shortc;
+        if (sc && !own_short(spec, sc) && k + 3 < so_len) {
+            so[k++] = sc;
+            if (shared_opts[i].opt.has_arg)
+                so[k++] = ':';
+        }
+    }
+    for (const cli_opt *o = spec->opts; o && o->name && n < MAX_OPTS - 2; ++o) {
+        lo[n++] = (struct option){o->name, o->has_arg ? required_argument : no_argument, 0, o->key};
+        if (o->is_short && k + 3 < so_len) {
+            so[k++] = (char)o->key;
+            if (o->has_arg)
+                so[k++] = ':';
+        }
+    }
+    lo[n++] = (struct option){"help", no_argument, 0, 'h'};
+    lo[n] = (struct option){0, 0, 0, 0};
+    so[k] = 0;
+}
+
+static int shared_key(cli_args *a, int c, const char *arg)
+{
+    long v;
+    switch (c) {
+    case KEY_DATA: a->data = arg; return 0;
+    case KEY_THREADS:
+        if (cli_parse_int("--threads", arg, 1, 256, &v) != 0)
+            return CLI_USAGE;
+        a->threads = (int)v;
+        return 0;
+    case KEY_JSON: a->json = 1; return 0;
+    case KEY_OUTPUT: a->out = arg; return 0;
+    case KEY_FORCE: a->force = 1; return 0;
+    case KEY_PLAN: a->plan = arg; return 0;
+    case KEY_RANKS: a->ranks = arg; return 0;
+    case KEY_VERBOSE: a->verbose = 1; return 0;
+    }
+    return CLI_USAGE;
+}
+
+/* A short shared option (-o, -f, -v) as its long key; 0 when c is not one for spec. */
+static int shared_of_short(const cli_spec *spec, int c)
+{
+    for (size_t i = 0; i < N_SHARED; ++i)
+        if (shared_opts[i].shortc == c && (spec->shared & shared_opts[i].bit) && !own_short(spec, c))
+            return shared_opts[i].opt.val;
+    return 0;
+}
+
+int cli_parse(const cli_spec *spec, int argc, char **argv, void *cmd, cli_args *a)
+{
+    struct option lo[MAX_OPTS];
+    char so[2 * MAX_OPTS + 2];
+    build_tables(spec, lo, so, sizeof so);
+    memset(a, 0, sizeof *a);
+    optind = 1;
+    opterr = 0;
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, so, lo, &li)) != -1) {
+        int rc;
+        /* a short shared option, not a long option of the command's that happens to use its letter */
+        int sk = c < KEY_SHARED && li < 0 ? shared_of_short(spec, c) : 0;
+        li = -1;
+        if (c == 'h') {
+            spec->usage(stdout);
+            return CLI_OK;
+        } else if (c == '?' || c == ':') {
+            cli_error("%s: unknown or incomplete option \"%s\"", spec->name, argv[optind - 1]);
+            spec->usage(stderr);
+            return CLI_USAGE;
+        } else if (c >= KEY_SHARED || sk)
+            rc = shared_key(a, sk ? sk : c, optarg);
+        else
+            rc = spec->on_opt ? spec->on_opt(cmd, c, optarg) : CLI_USAGE;
+        if (rc != 0)
+            return rc;
+    }
+    a->rest = argv + optind;
+    a->n_rest = argc - optind;
+    a->model = a->n_rest > 0 ? argv[optind] : NULL;
+    if (spec->max_args >= 0 && a->n_rest > spec->max_args) {
+        if (spec->max_args == 1)
+            cli_error("%s: expected at most one model, got %d arguments", spec->name, a->n_rest);
+        else
+            cli_error("%s: unexpected argument \"%s\"", spec->name, argv[optind]);
+        return CLI_USAGE;
+    }
+    return -1;
+}
+
+/* ---- plan reports ------------------------------------------------------------------------------- */
+
+double cli_ratio(int64_t before, int64_t after)
+{
+    return after > 0 ? (double)before / (double)after : 0.0;
+}
+
+void cli_print_plan(FILE *f, const rs_plan *p)
+{
+    if (p->n == 0) {
+        fprintf(f, "  (empty: nothing factorized)\n");
+        return;
+    }
+    for (int i = 0; i < p->n; ++i) {
+        const plan_entry *en = &p->entries[i];
+        fprintf(f, "  %-8s %-12s %d", en->layer, decomp_method_name(en->method), en->rank);
+        if (en->method == DECOMP_TUCKER2 && en->rank2 > 0)
+            fprintf(f, ",%d", en->rank2);
+        fputc('\n', f);
+    }
+}
+
+void cli_print_cost(FILE *f, const plan_cost *c)
+{
+    char a[32], b[32];
+    fprintf(f, "params     %8s → %-8s (%.2f×)\n", cli_human(c->params_before, a, sizeof a),
+            cli_human(c->params_after, b, sizeof b), cli_ratio(c->params_before, c->params_after));
+    fprintf(f, "MACs/image %8s → %-8s (%.2f×)\n", cli_human(c->macs_before, a, sizeof a),
+            cli_human(c->macs_after, b, sizeof b), cli_ratio(c->macs_before, c->macs_after));
+    fprintf(f, "fp32 bytes %8s → %-8s (%.2f×)\n", cli_human(c->bytes_before, a, sizeof a),
+            cli_human(c->bytes_after, b, sizeof b), cli_ratio(c->bytes_before, c->bytes_after));
+}
+
+void cli_json_plan(FILE *f, const rs_plan *p)
+{
+    fputc('[', f);
+    for (int i = 0; i < p->n; ++i) {
+        const plan_entry *en = &p->entries[i];
+        fprintf(f, "%s{\"layer\": ", i ? ", " : "");
+        cli_json_string(f, en->layer);
+        fprintf(f, ", \"method\": \"%s\", \"rank\": %d", decomp_method_name(en->method), en->rank);
+        if (en->method == DECOMP_TUCKER2)
+            fprintf(f, ", \"rank2\": %d", en->rank2);
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
+void cli_json_cost(FILE *f, const plan_cost *c)
+{
+    fprintf(f, "\"params_before\": %lld, \"params_after\": %lld, \"params_ratio\": %.4f, "
+               "\"macs_before\": %lld, \"macs_after\": %lld, \"macs_ratio\": %.4f, "
+               "\"bytes_before\": %lld, \"bytes_after\": %lld, \"bytes_ratio\": %.4f",
+            (long long)c->params_before, (long long)c->params_after, cli_ratio(c->params_before, c->params_after),
+            (long long)c->macs_before, (long long)c->macs_after, cli_ratio(c->macs_before, c->macs_after),
+            (long long)c->bytes_before, (long long)c->bytes_after, cli_ratio(c->bytes_before, c->bytes_after));
+}
+
+cifar10_set *cli_load_split(const char *data, const char *split, int *fell_back)
+{
+    rs_err e = {{0}};
+    cifar10_set *s = cifar10_load_split(data, split, fell_back, &e);
+    if (!s)
+        cli_error("%s%s", e.msg,
+                  strcmp(split, "val") ? "" : " (the search needs the full CIFAR-10 set: --data DIR, or --split sample)");
+    return s;
+}
+
+int cli_eval_acc(const rs_model *m, const cifar10_set *s, int threads, double *acc)
+{
+    rs_err e = {{0}};
+    eval_result r;
+    if (eval_model(m, s, threads, &r, NULL, NULL, &e) != 0) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    *acc = r.accuracy;
+    return 0;
+}
+
+int cli_save_plan(const rs_plan *p, const char *path)
+{
+    rs_err e = {{0}};
+    if (!path)
+        return 0;
+    if (cli_check_output(path, NULL, 0) != 0)
+        return -1;
+    if (plan_save(p, path, &e) != 0) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+unsigned cli_parse_methods(const char *s)
+{
+    unsigned mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    if (!*buf || *buf == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,")) {
+        cli_error("--methods \"%s\": an empty item (expected e.g. spatial-svd,tucker2)", s);
+        return 0;
+    }
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        decomp_method mth;
+        rs_err e;
+        if (decomp_method_parse(tok, &mth, &e) != 0) {
+            cli_error("--methods: %s", e.msg);
+            return 0;
+        }
+        mask |= 1u << mth;
+    }
+    return mask;
+}
+
+volatile sig_atomic_t cli_interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_catch_sigint(void)
+{
+    cli_interrupted = 0;
+    signal(SIGINT, on_sigint);
 }

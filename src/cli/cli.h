@@ -3,15 +3,65 @@
 #ifndef RANKSCOPE_CLI_H
 #define RANKSCOPE_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rankscope/cifar10.h"
 #include "rankscope/model.h"
+#include "rankscope/plan.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Every subcommand: argv[0] is the subcommand name; returns an exit code. */
 typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* ---- options ------------------------------------------------------------------------------------
+ * The options several commands share are declared once (cli.c) and parsed into cli_args; a
+ * command names the ones it accepts (CLI_A_* bits) and declares only its own in a cli_opt table,
+ * handled by its cli_opt_fn. */
+enum cli_shared {
+    CLI_A_DATA = 1u << 0,    /* --data DIR */
+    CLI_A_THREADS = 1u << 1, /* --threads N (1..256) */
+    CLI_A_JSON = 1u << 2,    /* --json */
+    CLI_A_OUTPUT = 1u << 3,  /* -o / --output FILE */
+    CLI_A_FORCE = 1u << 4,   /* --force (and -f unless the command uses -f itself) */
+    CLI_A_PLAN = 1u << 5,    /* --plan FILE */
+    CLI_A_RANKS = 1u << 6,   /* --ranks SPEC */
+    CLI_A_VERBOSE = 1u << 7, /* -v / --verbose */
+};
+
+typedef struct cli_args {
+    const char *data, *out, *plan, *ranks;
+    int threads; /* 0 = the engine's default */
+    int json, force, verbose;
+    const char *model; /* the positional MODEL.onnx, NULL when none was given */
+    int n_rest;        /* positional arguments (model included) */
+    char **rest;
+} cli_args;
+
+typedef struct cli_opt {
+    const char *name; /* long name without the dashes */
+    int has_arg;      /* 0 or 1 */
+    int key;          /* passed to the handler; a printable key is also the short option */
+    int is_short;     /* key is accepted as -key too */
+} cli_opt;
+
+/* 0, or CLI_USAGE after printing the error. */
+typedef int (*cli_opt_fn)(void *cmd, int key, const char *arg);
+
+typedef struct cli_spec {
+    const char *name;      /* "search" (messages) */
+    unsigned shared;       /* CLI_A_* */
+    const cli_opt *opts;   /* own options, ended by {0}; may be NULL */
+    cli_opt_fn on_opt;
+    void (*usage)(FILE *f);
+    int max_args;          /* positional arguments accepted: 0 or 1 (the model); -1 = the command checks */
+} cli_spec;
+
+/* Parse argv (argv[0] = the command) into a and, through spec->on_opt, into cmd. Returns -1 to go
+ * on, else the exit code to return (CLI_OK after --help, CLI_USAGE after an error). */
+int cli_parse(const cli_spec *spec, int argc, char **argv, void *cmd, cli_args *a);
 
 /* "rankscope: <message>" on stderr, one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -84,6 +134,26 @@ char *cli_human(int64_t v, char *buf, size_t len);
 
 /* JSON string literal with escapes. */
 void cli_json_string(FILE *f, const char *s);
+
+/* ---- output shared by the commands that report plans ------------------------------------------ */
+double cli_ratio(int64_t before, int64_t after); /* 0 when after <= 0 */
+void cli_print_plan(FILE *f, const rs_plan *p);
+void cli_print_cost(FILE *f, const plan_cost *c);
+void cli_json_plan(FILE *f, const rs_plan *p);
+void cli_json_cost(FILE *f, const plan_cost *c); /* the fields, without braces */
+/* A CIFAR-10 split (cifar10_load_split); prints the error and returns NULL on failure. */
+cifar10_set *cli_load_split(const char *data, const char *split, int *fell_back);
+/* Accuracy of m on s; prints the error and returns -1 on failure. */
+int cli_eval_acc(const rs_model *m, const cifar10_set *s, int threads, double *acc);
+/* Write plan p to path (NULL: nothing) after cli_check_output; prints the error, returns -1. */
+int cli_save_plan(const rs_plan *p, const char *path);
+/* --methods spatial-svd,tucker2: bit mask of decomp methods, 0 after printing the error. */
+unsigned cli_parse_methods(const char *s);
+
+/* Ctrl-C: the first press sets cli_interrupted (work stops at its next callback and reports
+ * what it has); the handler stays installed. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_sigint(void);
 
 /* Progress bar on stderr when it is a terminal (no-op otherwise); usable as rs_progress_fn. */
 int cli_progress(void *user, double fraction, const char *what);

@@ -21,8 +21,8 @@
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
 #include "rankscope/infer.h"
+#include "rankscope/pipeline.h"
 #include "rankscope/train.h"
-#include "../ui/live.h"
 
 /* OpenBLAS's thread control (declared by its cblas.h; repeated so other BLAS headers work). */
 void openblas_set_num_threads(int num_threads);
@@ -70,7 +70,7 @@ static int bench_slider(const bench_env *env, double *value, rs_err *e)
             }
     }
     double med = 0, worst = 0;
-    if (live_measure_latency(env->model, env->test, name, 7, &med, &worst, e))
+    if (pipe_measure_latency(env->model, env->test, name, 7, &med, &worst, e))
         return -1;
     *value = med * 1000.0;
     return 0;

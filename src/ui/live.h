@@ -1,5 +1,7 @@
 /* live.h — the explorer's background worker: re-factorizes layers and re-evaluates accuracy while
- * the UI keeps running (pure: pthreads + engine, no curses).
+ * the UI keeps running (pure: pthreads + engine, no curses). The evaluation itself is the
+ * engine's incremental evaluator (pipeline.h); this module owns the thread, the request queue and
+ * what is published to the UI state.
  *
  * Contract:
  *  - live_start borrows the original model and the data set (both must outlive the worker and
@@ -7,10 +9,8 @@
  *  - live_request hands over the current choices tagged with s->gen; a newer request cancels the
  *    running one (through the engine's progress callbacks) and results always carry the gen they
  *    were computed for, so a stale result is never shown as current.
- *  - Suffix caching: the network is cut at the input of every weighted layer into segments (when
- *    the graph allows it, e.g. a chain). The activations entering each segment are cached for the
- *    whole data set, so a change of layer k re-runs only the segments from k on. Graphs that
- *    cannot be cut (skip connections) fall back to evaluating the whole net.
+ *  - Suffix caching (pipe_eval): a change of layer k re-runs only the network from k on when the
+ *    graph can be cut there; otherwise the whole net is evaluated.
  *  - live_request_sweep runs a rank sweep of the selected layer (the others as currently chosen)
  *    at a lower priority than live requests; each point lands in s->sweep and in the history.
  *  - live_poll copies whatever was published since the last poll into the state (UI thread).
@@ -35,13 +35,5 @@ int live_poll(live *lv, ui_state *s);
 int live_busy(live *lv);
 /* Whether suffix caching is in use (0: whole-net evaluation). */
 int live_cached(const live *lv);
-
-/* For `rankscope bench` and tests: slider-to-accuracy latency on `layer` (a weighted layer's
- * display or node name). The original is evaluated first (warming the caches, as the explorer
- * does on start); then `reps` times a drag is simulated on the layer's preferred method (four
- * intermediate ranks 20 ms apart, each cancelling the previous one, then the rank let go at) and
- * the time from the last request to its accuracy is taken. Fills the median and the worst (s). */
-int live_measure_latency(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
-                         double *median_s, double *worst_s, rs_err *e);
 
 #endif

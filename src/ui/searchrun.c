@@ -182,6 +182,7 @@ int ui_search_poll(ui_search *r, ui_state *s)
 
 #include "rankscope/eval.h"
 #include "rankscope/finetune.h"
+#include "rankscope/pipeline.h"
 
 struct ui_curve {
     const rs_model *m;
@@ -206,6 +207,23 @@ static int curve_progress(void *user, double fraction, const char *what)
     return stop;
 }
 
+static int curve_point(void *user, const pipe_curve_point *p)
+{
+    ui_curve *c = user;
+    pthread_mutex_lock(&c->mu);
+    if (p->unreachable)
+        snprintf(c->err, sizeof c->err, "%s", p->unreachable);
+    else {
+        c->ratio[c->n] = p->cost.params_after > 0 ? (double)c->params_total / (double)p->cost.params_after : 0;
+        c->acc[c->n] = p->acc;
+        c->est[c->n] = p->est_drop;
+        c->n++;
+    }
+    int stop = c->cancel || p->unreachable;
+    pthread_mutex_unlock(&c->mu);
+    return stop;
+}
+
 static void *curve_run(void *arg)
 {
     ui_curve *c = arg;
@@ -219,32 +237,17 @@ static void *curve_run(void *arg)
     o.sens_images = 1000; /* the tables only rank plans; each point is then evaluated for real */
     o.progress = curve_progress;
     o.progress_user = c;
-    for (int i = 0; rc == 0 && i < UI_CURVE_N; ++i) {
-        rs_plan *plan = NULL;
-        double est = 0, acc = 0;
-        int64_t budget = (int64_t)((double)c->params_total / ui_curve_reductions[i]);
-        rc = search_ctx_plan_for_budget(ctx, &o, budget, &plan, &est, &e);
-        if (rc == 0)
-            rc = search_eval_plan(c->m, plan, c->eval_set, 0, &acc, &e);
-        plan_cost pc;
-        if (rc == 0)
-            rc = plan_cost_of(c->m, plan, &pc, &e);
-        plan_free(plan);
-        if (rc == 0 && curve_progress(c, -1, NULL))
-            rc = RS_CANCELLED;
-        if (rc == 0) {
-            pthread_mutex_lock(&c->mu);
-            c->ratio[c->n] = pc.params_after > 0 ? (double)c->params_total / (double)pc.params_after : 0;
-            c->acc[c->n] = acc;
-            c->est[c->n] = est;
-            c->n++;
-            pthread_mutex_unlock(&c->mu);
-        }
-    }
+    pipe_curve_options po = {ui_curve_reductions, UI_CURVE_N, &o, c->eval_set, 0, NULL, NULL, NULL,
+                             curve_point, c};
+    if (rc == 0)
+        rc = pipe_curve_run(c->m, ctx, &po, &e);
     search_ctx_free(ctx);
     pthread_mutex_lock(&c->mu);
+    if (rc == RS_CANCELLED && c->err[0])
+        rc = -1; /* an unreachable point: reported as the curve's failure */
+    else
+        snprintf(c->err, sizeof c->err, "%s", e.msg);
     c->rc = rc;
-    snprintf(c->err, sizeof c->err, "%s", e.msg);
     c->done = 1;
     pthread_mutex_unlock(&c->mu);
     return NULL;

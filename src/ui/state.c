@@ -194,11 +194,11 @@ void ui_state_costs(ui_state *s, const rs_model *m)
 
 decomp_method ui_preferred_method(const ui_layer *l)
 {
-    static const decomp_method order[] = {DECOMP_SVD, DECOMP_SPATIAL_SVD, DECOMP_TUCKER2, DECOMP_CP,
-                                          DECOMP_SLICE_SVD};
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; ++i)
-        if ((l->methods & (1u << order[i])) && l->mi[order[i]].max_rank > 0)
-            return order[i];
+    for (int i = 0; i < PIPE_N_PREFERRED; ++i) {
+        decomp_method d = pipe_method_preference[i];
+        if ((l->methods & (1u << d)) && l->mi[d].max_rank > 0)
+            return d;
+    }
     return DECOMP_NONE;
 }
 

@@ -21,6 +21,7 @@
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
 #include "rankscope/model.h"
+#include "rankscope/pipeline.h"
 #include "rankscope/plan.h"
 
 enum ui_screen {
@@ -68,10 +69,8 @@ enum ui_keys {
 
 enum ui_mouse_ev { UI_M_PRESS = 1, UI_M_DRAG, UI_M_RELEASE, UI_M_WHEEL_UP, UI_M_WHEEL_DOWN };
 
-typedef struct ui_choice {
-    decomp_method method;
-    int rank, rank2; /* rank2: tucker2 only, 0 = default min(rank, C_in) */
-} ui_choice;
+/* method, rank, rank2 (tucker2 only, 0 = default min(rank, C_in)) */
+typedef pipe_choice ui_choice;
 
 typedef struct ui_method_info {
     int max_rank, max_rank2; /* 0: method not valid for the layer */

@@ -1,0 +1,198 @@
+/* pipeline.h — workflows built from the engine's modules, shared by the CLI and the explorer:
+ * the trade-off curve, `compress` (search → fine-tune → search again) and the incremental
+ * evaluator behind the explorer's sliders.
+ *
+ * Contract:
+ *  - Nothing here prints or exits. Each workflow reports through callbacks; a non-zero return
+ *    from any of them cancels, and the workflow then returns RS_CANCELLED promptly (the curve and
+ *    compress keep what they finished: points already reported, the best plan so far).
+ *  - Accuracies are fractions 0..1; drops, budgets, tolerances and margins are accuracy POINTS.
+ *  - Sets and models are borrowed and must outlive the call (the evaluator: its lifetime).
+ */
+#ifndef RANKSCOPE_PIPELINE_H
+#define RANKSCOPE_PIPELINE_H
+
+#include <stdint.h>
+
+#include "rankscope/cifar10.h"
+#include "rankscope/common.h"
+#include "rankscope/decomp.h"
+#include "rankscope/eval.h"
+#include "rankscope/finetune.h"
+#include "rankscope/model.h"
+#include "rankscope/plan.h"
+#include "rankscope/search.h"
+
+/* ---- the trade-off curve ----------------------------------------------------------------------
+ * For each target reduction t: the plan of least estimated drop whose whole-network params are at
+ * most params0 / t (search_ctx_plan_for_budget with o->search), its accuracy on o->judge and,
+ * when o->finetune is set, the accuracy of that plan fine-tuned on o->train (val per epoch). */
+#define PIPE_CURVE_DEFAULT_N 5
+extern const double pipe_curve_default_targets[PIPE_CURVE_DEFAULT_N]; /* 1.5 2 2.5 3 4 */
+
+typedef struct pipe_curve_point {
+    int index;             /* 0-based position in the targets */
+    double target;         /* the reduction asked for */
+    const char *unreachable; /* non-NULL: no plan meets the budget (the reason); rest unset */
+    const rs_plan *plan;   /* borrowed for the duration of the callback */
+    plan_cost cost;
+    double est_drop;       /* estimated drop of the allocation, points */
+    double acc;            /* on judge */
+    double acc_finetuned;  /* on judge after fine-tuning, < 0 when not fine-tuned */
+} pipe_curve_point;
+
+typedef int (*pipe_curve_fn)(void *user, const pipe_curve_point *p);
+
+typedef struct pipe_curve_options {
+    const double *targets; /* NULL: pipe_curve_default_targets */
+    int n_targets;
+    const search_options *search; /* methods, sens_images, threads, progress (may not be NULL) */
+    const cifar10_set *judge;     /* where each point's accuracy is measured */
+    int nthreads;
+    const finetune_options *finetune; /* NULL: no fine-tuning */
+    const cifar10_set *train, *val;   /* for fine-tuning */
+    pipe_curve_fn on_point;           /* may be NULL */
+    void *user;
+} pipe_curve_options;
+
+/* ctx holds the sensitivity tables (built on first use). */
+int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options *o, rs_err *e);
+
+/* ---- compress ------------------------------------------------------------------------------------
+ * Round 0 is the verified search at the tolerance (strategy as in o->search). With epochs > 0,
+ * each later round takes the plan of least cost whose ESTIMATED drop fits a budget (first 3× the
+ * tolerance, at least 0.75 pt), fine-tunes it and keeps it when its validation drop plus
+ * margin_z paired standard errors stays within the tolerance. The budget grows ×2.5 while rounds
+ * are kept, then is bisected between the largest kept and the smallest rejected budget, until they
+ * are within 0.2 pt, `rounds` fine-tunings were spent, or another round would pass time_limit_s.
+ * Among kept plans the cheapest wins (pipe_compress_cost); without any, the searched plan,
+ * factorized as is. */
+#define PIPE_MAX_ROUNDS 100
+
+typedef struct pipe_round {
+    double budget;            /* pre-fine-tuning drop budget, points */
+    double val_pre, val_post; /* validation accuracy before / after fine-tuning */
+    int64_t params, macs;
+    int accepted;
+    double margin;            /* margin_z · SE, points */
+    double seconds;
+    int a_only, b_only;       /* images lost / gained against the original */
+    int epochs_done;
+    int number;               /* 1-based loop step (steps that changed nothing count too) */
+    char plan[256];           /* "conv2 spatial-svd 12; fc1 svd 32" */
+} pipe_round;
+
+typedef enum pipe_compress_stage {
+    PIPE_STAGE_SEARCHING,  /* before round 0 (base_val, floor_val, tol_points set) */
+    PIPE_STAGE_SEARCHED,   /* round 0 done (search set) */
+    PIPE_STAGE_ROUND_START, /* a plan chosen for rounds[n_rounds - 1], fine-tuning next */
+    PIPE_STAGE_ROUND_DONE, /* rounds[n_rounds - 1] judged */
+    PIPE_STAGE_NEXT,       /* before each fine-tuning step: a chance to stop */
+    PIPE_STAGE_TIME_LIMIT, /* stopping: another round would pass the time limit */
+    PIPE_STAGE_WARNING     /* a round failed (warning says why); the rounds stop there */
+} pipe_compress_stage;
+
+typedef struct pipe_compress_result {
+    search_result search;   /* round 0 */
+    rs_plan *plan;          /* the winner */
+    rs_model *model;        /* the winner, factorized (and fine-tuned when a round was kept) */
+    double base_val, floor_val, tol_points, best_val;
+    int cancelled;          /* stopped through a callback; the rest is the best so far */
+    char warning[RS_ERR_LEN];
+    int n_rounds;
+    pipe_round rounds[PIPE_MAX_ROUNDS];
+} pipe_compress_result;
+
+typedef int (*pipe_stage_fn)(void *user, pipe_compress_stage stage, const pipe_compress_result *r);
+
+typedef struct pipe_compress_options {
+    search_options search;     /* tolerance / relative, objective, floor, methods, callbacks */
+    finetune_options finetune; /* epochs are taken from `epochs` */
+    int epochs;                /* 0: no fine-tuning rounds */
+    int rounds;                /* fine-tunings at most */
+    double time_limit_s;       /* counted from `started` */
+    double started;            /* rs_now() when the work began; 0: at the call */
+    double margin_z;
+    pipe_stage_fn on_stage;    /* may be NULL */
+    void *user;
+} pipe_compress_options;
+
+void pipe_compress_default_options(pipe_compress_options *o);
+/* Free the contents (accepts NULL / zeroed). */
+void pipe_compress_result_free(pipe_compress_result *r);
+
+/* val: the search / acceptance set; train: needed when epochs > 0. r is overwritten. A non-zero
+ * return from on_stage (or the search's callbacks) stops the work early: 0 is still returned,
+ * with r->cancelled set and the best result so far. */
+int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
+                      const pipe_compress_options *o, pipe_compress_result *r, rs_err *e);
+
+/* What compress minimises among accepted plans: the objective normalised by the original's
+ * totals, with every plan that misses the MAC floor ranked after every plan that meets it. */
+double pipe_compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t p0,
+                          int64_t m0);
+
+/* "conv2 spatial-svd 12; fc1 svd 32" ("(empty)" for an empty plan) into buf. */
+const char *pipe_plan_oneline(const rs_plan *p, char *buf, size_t len);
+
+/* Seconds per image at batch 1 on one thread: the median of 15 timed runs (< 0 on failure). */
+double pipe_latency_b1(const rs_model *m);
+
+/* ---- the incremental evaluator ---------------------------------------------------------------
+ * Accuracy of the model with each weighted layer (Conv / Gemm / MatMul in layer-table order,
+ * index k = 0..n-1) factorized by a choice, on one data set, re-computing as little as possible:
+ * the network is cut at the input of every weighted layer (when the graph allows it, e.g. a
+ * chain) and the activations entering each piece are cached for the whole set, so a change of
+ * layer k re-runs only the pieces from k on. Graphs that cannot be cut (skip connections) are
+ * evaluated whole. Decompositions are cached per layer for the last choice evaluated.
+ * Not thread-safe: one thread at a time (the explorer's worker). */
+typedef struct pipe_choice {
+    decomp_method method; /* DECOMP_NONE: the original layer */
+    int rank, rank2;      /* rank2: tucker2 only, 0 = default */
+} pipe_choice;
+
+int pipe_choice_equal(const pipe_choice *a, const pipe_choice *b);
+
+/* Order in which a method is offered for a layer when none is chosen yet. */
+#define PIPE_N_PREFERRED 5
+extern const decomp_method pipe_method_preference[PIPE_N_PREFERRED];
+
+typedef struct pipe_eval pipe_eval;
+
+pipe_eval *pipe_eval_alloc(const rs_model *m, const cifar10_set *data, rs_err *e);
+void pipe_eval_free(pipe_eval *pe); /* accepts NULL */
+int pipe_eval_layers(const pipe_eval *pe);
+int pipe_eval_node(const pipe_eval *pe, int k); /* node index of layer k in m */
+int pipe_eval_cached(const pipe_eval *pe);      /* 1: suffix caching in use */
+
+/* Accuracy with cfg[0..n-1]; caches are updated. */
+int pipe_eval_run(pipe_eval *pe, const pipe_choice *cfg, rs_progress_fn progress, void *user,
+                  eval_result *res, rs_err *e);
+/* Accuracy with cfg but layer k factorized by ch, leaving the caches for cfg (rank sweeps). */
+int pipe_eval_swap(pipe_eval *pe, const pipe_choice *cfg, int k, const pipe_choice *ch,
+                   rs_progress_fn progress, void *user, eval_result *res, rs_err *e);
+
+/* Whole-network params and MACs with cfg (analytic). */
+void pipe_eval_costs(const pipe_eval *pe, const pipe_choice *cfg, int64_t *params, int64_t *macs);
+
+/* What factorizing layer k by ch does to the layer itself. */
+#define PIPE_MAX_STEPS DECOMP_MAX_FACTORS
+typedef struct pipe_layer_report {
+    double w_err;   /* relative Frobenius error of the weights */
+    double out_err; /* relative error of the layer's output on the first calibration images, <0 unknown */
+    int n_steps;    /* the factor chain, as "5x1 6->12", "1x5 dw 8", "dense 400->24" */
+    char step_text[PIPE_MAX_STEPS][40];
+    int64_t step_params[PIPE_MAX_STEPS], step_macs[PIPE_MAX_STEPS];
+} pipe_layer_report;
+
+int pipe_eval_layer_report(pipe_eval *pe, int k, const pipe_choice *ch, rs_progress_fn progress,
+                           void *user, pipe_layer_report *out, rs_err *e);
+
+/* Slider-to-accuracy latency on `layer` (a weighted layer's short or node name), as the explorer
+ * sees it: the original is evaluated first (warming the caches); then `reps` times a drag on the
+ * layer's preferred method (four intermediate ranks, each cancelled after 20 ms, then the rank
+ * let go at), timing the last rank from request to accuracy. Fills the median and worst (s). */
+int pipe_measure_latency(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
+                         double *median_s, double *worst_s, rs_err *e);
+
+#endif

@@ -1,0 +1,292 @@
+/* cmd_compress.c — `rankscope compress`: search, fine-tune and search again (pipeline.h), then the
+ * winner on the test set with its single-image latency. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_run.h"
+#include "rankscope/onnx.h"
+#include "rankscope/pipeline.h"
+
+static void compress_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rankscope compress [MODEL.onnx] [--tolerance PTS | --relative D] -o OUT.onnx\n"
+            "                          [--objective params|macs|both] [--finetune N] [--distill]\n"
+            "                          [--factors-only] [--lr X] [--rounds K] [--time-limit MIN]\n"
+            "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
+            "                          [--min-macs-ratio R] [--margin-z Z] [--force] [--verbose] [--json]\n"
+            "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
+            "  stays within the tolerance on the validation split → report on the test set, with\n"
+            "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
+            "  Later rounds allow a larger pre-fine-tuning drop budget (×2.5 while it holds, then\n"
+            "  bisected); --rounds caps the fine-tunings (default 6), --time-limit the wall time\n"
+            "  (minutes, default 25: no round starts that would not finish in it).\n"
+            "  Defaults suit embedded targets: --objective params (flash/RAM for weights is what\n"
+            "  runs out first) under a MAC floor --min-macs-ratio 1.1 (whole-network MACs at most\n"
+            "  MACs0/1.1, so the factorized net also runs faster; 0 = no floor). The floor is a second\n"
+            "  knapsack constraint (Lagrangian), so accuracy is not spent on MACs beyond it.\n"
+            "  A fine-tuned net is kept only if its validation drop + Z·SE <= tolerance, where SE is\n"
+            "  the paired standard error of the accuracy difference of the two nets on the validation\n"
+            "  images (from their disagreements): with several candidates judged on the same 5,000\n"
+            "  images the lucky ones would otherwise win. --margin-z Z (default 1.0, 0 = none).\n");
+}
+
+typedef struct compress_cmd {
+    pipe_compress_options po;
+    const char *plan_out;
+    long epochs;
+    double minutes;
+    int json;
+    int64_t p0, m0;
+} compress_cmd;
+
+enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
+       O_PLAN_OUT = 'P', O_MARGIN = 'z' };
+
+static const cli_opt compress_opts[] = {
+    {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
+    {"objective", 1, CLI_SO_OBJECTIVE, 0}, {"finetune", 1, O_FINETUNE, 0},
+    {"distill", 0, O_DISTILL, 0},          {"factors-only", 0, O_FACTORS, 0},
+    {"lr", 1, O_LR, 0},                    {"rounds", 1, O_ROUNDS, 0},
+    {"time-limit", 1, O_TIME, 0},          {"methods", 1, CLI_SO_METHODS, 0},
+    {"plan-out", 1, O_PLAN_OUT, 0},        {"sens-images", 1, CLI_SO_SENS, 0},
+    {"min-macs-ratio", 1, CLI_SO_MACS_RATIO, 0}, {"margin-z", 1, O_MARGIN, 0},
+    {0, 0, 0, 0}};
+
+static int compress_option(void *cmd, int key, const char *arg)
+{
+    compress_cmd *c = cmd;
+    int rc;
+    long v;
+    double lr;
+    if (!cli_search_option(&c->po.search, key, arg, &rc))
+        return rc;
+    switch (key) {
+    case O_FINETUNE: return cli_parse_int("--finetune", arg, 0, 1000, &c->epochs) ? CLI_USAGE : 0;
+    case O_DISTILL: c->po.finetune.distill = 1; return 0;
+    case O_FACTORS: c->po.finetune.factors_only = 1; return 0;
+    case O_LR:
+        if (cli_parse_double("--lr", arg, 1e-8, 10, &lr) != 0)
+            return CLI_USAGE;
+        c->po.finetune.train.lr = (float)lr;
+        return 0;
+    case O_ROUNDS:
+        if (cli_parse_int("--rounds", arg, 1, 100, &v) != 0)
+            return CLI_USAGE;
+        c->po.rounds = (int)v;
+        return 0;
+    case O_TIME: return cli_parse_double("--time-limit", arg, 0.1, 10000, &c->minutes) ? CLI_USAGE : 0;
+    case O_PLAN_OUT: c->plan_out = arg; return 0;
+    case O_MARGIN: return cli_parse_double("--margin-z", arg, 0, 10, &c->po.margin_z) ? CLI_USAGE : 0;
+    }
+    return CLI_USAGE;
+}
+
+/* Progress lines on stderr as the rounds go (none with --json); Ctrl-C stops the rounds. */
+static int on_stage(void *user, pipe_compress_stage st, const pipe_compress_result *r)
+{
+    const compress_cmd *c = user;
+    const pipe_round *lg = r->n_rounds ? &r->rounds[r->n_rounds - 1] : NULL;
+    cli_progress_end();
+    if (st == PIPE_STAGE_WARNING)
+        cli_error("%s", r->warning);
+    if (c->json || st == PIPE_STAGE_WARNING)
+        return cli_interrupted;
+    const search_result *s = &r->search;
+    switch (st) {
+    case PIPE_STAGE_SEARCHING:
+        fprintf(stderr, "compress: validation accuracy %.2f%%, floor %.2f%%; searching...\n", 100 * r->base_val,
+                100 * r->floor_val);
+        break;
+    case PIPE_STAGE_SEARCHED:
+        fprintf(stderr, "compress: search %d trials, %d evaluations, %.1f s: params %.2f×, MACs %.2f×, val %.2f%%\n",
+                s->trials, s->evaluations, s->seconds, cli_ratio(s->cost.params_before, s->cost.params_after),
+                cli_ratio(s->cost.macs_before, s->cost.macs_after), 100 * s->acc);
+        break;
+    case PIPE_STAGE_ROUND_START:
+        fprintf(stderr, "compress: round %d: budget %.2f pt, params %.2f×, MACs %.2f×, val %.2f%% before "
+                        "fine-tuning: %s\n",
+                lg->number, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
+                lg->plan);
+        break;
+    case PIPE_STAGE_ROUND_DONE:
+        fprintf(stderr,
+                "compress: round %d: val %.2f%% after %d epochs (%.0f s; %d/%d images lost/gained, "
+                "margin %.2f pt): %s\n",
+                lg->number, 100 * lg->val_post, lg->epochs_done, lg->seconds, lg->a_only, lg->b_only, lg->margin,
+                lg->accepted ? "within" : "outside");
+        break;
+    case PIPE_STAGE_TIME_LIMIT:
+        fprintf(stderr, "compress: stopping: another round would pass the %.0f-minute limit\n", c->minutes);
+        break;
+    default: break;
+    }
+    return cli_interrupted;
+}
+
+typedef struct compress_report {
+    plan_cost pc;
+    double test_base, test_acc, lat0, lat1, total;
+    int test_images, fell_back;
+    const char *out;
+} compress_report;
+
+static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
+{
+    const search_options *so = &c->po.search;
+    printf("{\"objective\": \"%s\", \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
+           "\"finetune_epochs\": %ld, \"distill\": %s, "
+           "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
+           "\"plan\": ",
+           search_objective_name(so->objective), so->min_macs_ratio, c->po.margin_z, r->tol_points, c->epochs,
+           c->po.finetune.distill ? "true" : "false", rp->total, r->search.seconds, r->search.trials,
+           r->search.evaluations);
+    cli_json_plan(stdout, r->plan);
+    printf(", ");
+    cli_json_cost(stdout, &rp->pc);
+    printf(", \"val_acc_before\": %.6f, \"val_acc\": %.6f, \"test_acc_before\": %.6f, \"test_acc\": %.6f, "
+           "\"test_images\": %d, \"test_is_sample\": %s, \"latency_before_s\": %.9f, \"latency_after_s\": %.9f, "
+           "\"rounds\": [",
+           r->base_val, r->best_val, rp->test_base, rp->test_acc, rp->test_images, rp->fell_back ? "true" : "false",
+           rp->lat0, rp->lat1);
+    for (int i = 0; i < r->n_rounds; ++i) {
+        const pipe_round *lg = &r->rounds[i];
+        printf("%s{\"budget\": %.3f, \"params\": %lld, \"macs\": %lld, \"val_before_ft\": %.6f, "
+               "\"val_after_ft\": %.6f, \"margin_points\": %.4f, \"accepted\": %s, \"seconds\": %.1f, \"plan\": ",
+               i ? ", " : "", lg->budget, (long long)lg->params, (long long)lg->macs, lg->val_pre, lg->val_post,
+               lg->margin, lg->accepted ? "true" : "false", lg->seconds);
+        cli_json_string(stdout, lg->plan);
+        printf("}");
+    }
+    printf("], \"output\": ");
+    cli_json_string(stdout, rp->out);
+    printf("}\n");
+}
+
+static void print_text(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
+{
+    const search_options *so = &c->po.search;
+    printf("compress: objective %s, MAC floor %.2f×, tolerance %.2f pt (margin %.2f SE), %ld fine-tuning "
+           "epochs%s, %.1f min in all\n",
+           search_objective_name(so->objective), so->min_macs_ratio, r->tol_points, c->po.margin_z, c->epochs,
+           c->po.finetune.distill ? " (distilled)" : "", rp->total / 60);
+    printf("search: %d trials, %d evaluations, %.1f s; fine-tuning rounds: %d\n", r->search.trials,
+           r->search.evaluations, r->search.seconds, r->n_rounds);
+    for (int i = 0; i < r->n_rounds; ++i) {
+        const pipe_round *lg = &r->rounds[i];
+        printf("  round %d  budget %6.2f pt  params %.2f×  MACs %.2f×  val %.2f%% → %.2f%% (margin %.2f pt)  %s  %s\n",
+               i + 1, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
+               100 * lg->val_post, lg->margin, lg->accepted ? "kept    " : "rejected", lg->plan);
+    }
+    printf("plan:\n");
+    cli_print_plan(stdout, r->plan);
+    cli_print_cost(stdout, &rp->pc);
+    printf("validation accuracy %6.2f%% → %6.2f%% (%+.2f pt)\n", 100 * r->base_val, 100 * r->best_val,
+           100 * (r->best_val - r->base_val));
+    printf("test accuracy       %6.2f%% → %6.2f%% (%+.2f pt)%s\n", 100 * rp->test_base, 100 * rp->test_acc,
+           100 * (rp->test_acc - rp->test_base), rp->fell_back ? "  [test = shipped sample]" : "");
+    printf("latency (batch 1, 1 thread) %.1f µs → %.1f µs (%.2f×%s)\n", 1e6 * rp->lat0, 1e6 * rp->lat1,
+           rp->lat1 > 0 ? rp->lat0 / rp->lat1 : 0.0, rp->lat1 > rp->lat0 ? ", SLOWER despite fewer MACs" : "");
+    printf("saved %s%s%s\n", rp->out, c->plan_out ? " and " : "", c->plan_out ? c->plan_out : "");
+}
+
+/* The winner on the test set, saved, timed and reported. */
+static int finish(const compress_cmd *c, const cli_args *a, const rs_model *m, const pipe_compress_result *r,
+                  const cifar10_set *test, int fell_back, double t_start)
+{
+    rs_err e = {{0}};
+    compress_report rp;
+    memset(&rp, 0, sizeof rp);
+    rp.out = a->out;
+    rp.test_images = test->n;
+    rp.fell_back = fell_back;
+    int threads = c->po.search.nthreads;
+    if (cli_eval_acc(m, test, threads, &rp.test_base) != 0 || cli_eval_acc(r->model, test, threads, &rp.test_acc) != 0)
+        return -1;
+    if (plan_cost_of(m, r->plan, &rp.pc, &e) != 0 || onnx_save(r->model, a->out, &e) != 0) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    if (cli_save_plan(r->plan, c->plan_out) != 0)
+        return -1;
+    rp.lat0 = pipe_latency_b1(m);
+    rp.lat1 = pipe_latency_b1(r->model);
+    rp.total = rs_now() - t_start;
+    if (a->json)
+        print_json(c, r, &rp);
+    else
+        print_text(c, r, &rp);
+    return 0;
+}
+
+static int check_args(const compress_cmd *c, const cli_args *a)
+{
+    if (!a->out) {
+        cli_error("compress: -o OUT.onnx is required");
+        return CLI_USAGE;
+    }
+    const char *in = a->model ? a->model : cli_default_model();
+    if (cli_check_output(a->out, in, a->force) != 0 ||
+        cli_check_output_inputs("-o", a->out, &(cli_inputs){.reads_data = 1, .data = a->data,
+                                                            .other_out = c->plan_out,
+                                                            .other_opt = "--plan-out"}) != 0 ||
+        (c->plan_out && (cli_check_output(c->plan_out, in, 0) != 0 ||
+                         cli_check_output_inputs("--plan-out", c->plan_out,
+                                                 &(cli_inputs){.reads_data = 1, .data = a->data}) != 0)))
+        return CLI_USAGE;
+    return 0;
+}
+
+int cmd_compress(int argc, char **argv)
+{
+    static const cli_spec spec = {"compress", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_FORCE |
+                                                  CLI_A_VERBOSE | CLI_A_JSON,
+                                  compress_opts, compress_option, compress_usage, 1};
+    compress_cmd c = {.minutes = 25};
+    pipe_compress_default_options(&c.po); /* embedded defaults: see compress_usage */
+    cli_args a;
+    int rc = cli_parse(&spec, argc, argv, &c, &a);
+    if (rc >= 0 || (rc = check_args(&c, &a)) != 0)
+        return rc;
+    c.json = a.json;
+    c.po.search.nthreads = c.po.finetune.train.nthreads = a.threads;
+    if (!c.po.search.conv_methods) /* CP factors are unstable under fine-tuning (Lebedev et al. 2015) */
+        c.po.search.conv_methods = (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2);
+    cli_run run = {a.verbose, a.json, a.verbose};
+    cli_run_search(&run, &c.po.search);
+    cli_run_finetune(&run, &c.po.finetune);
+    c.po.epochs = (int)c.epochs;
+    c.po.time_limit_s = c.minutes * 60;
+    c.po.on_stage = on_stage;
+    c.po.user = &c;
+    c.po.started = rs_now();
+    rs_model *m = cli_load_model(a.model);
+    cifar10_set *train = NULL, *val = NULL, *test = NULL;
+    pipe_compress_result *r = calloc(1, sizeof *r);
+    int rcode = CLI_FAIL, fell_back = 0;
+    rs_err e = {{0}};
+    if (!m || !r)
+        goto done;
+    model_totals(m, &c.p0, &c.m0);
+    if (!(val = cli_load_split(a.data, "val", NULL)) || !(test = cli_load_split(a.data, "test", &fell_back)) ||
+        (c.epochs > 0 && !(train = cli_load_split(a.data, "train", NULL))))
+        goto done;
+    cli_catch_sigint();
+    rc = pipe_compress_run(m, train, val, &c.po, r, &e);
+    cli_progress_end();
+    if (rc != 0)
+        cli_error("%s", e.msg);
+    else if (finish(&c, &a, m, r, test, fell_back, c.po.started) == 0)
+        rcode = CLI_OK;
+done:
+    cli_progress_end();
+    pipe_compress_result_free(r);
+    free(r);
+    model_free(m);
+    cifar10_free(train);
+    cifar10_free(val);
+    cifar10_free(test);
+    return rcode;
+}

@@ -1,0 +1,402 @@
+/* pipeline.c — the trade-off curve, compress, and single-image latency (the incremental evaluator
+ * is in pipe_eval.c). */
+#include "rankscope/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankscope/infer.h"
+
+const double pipe_curve_default_targets[PIPE_CURVE_DEFAULT_N] = {1.5, 2.0, 2.5, 3.0, 4.0};
+
+const char *pipe_plan_oneline(const rs_plan *p, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    if (p->n == 0)
+        snprintf(buf, len, "(empty)");
+    for (int i = 0; i < p->n && k < len; ++i) {
+        const plan_entry *en = &p->entries[i];
+        int w = snprintf(buf + k, len - k, "%s%s %s %d", i ? "; " : "", en->layer,
+                         decomp_method_name(en->method), en->rank);
+        if (w > 0)
+            k += (size_t)w;
+        if (en->method == DECOMP_TUCKER2 && k < len) {
+            w = snprintf(buf + k, len - k, ",%d", en->rank2);
+            if (w > 0)
+                k += (size_t)w;
+        }
+    }
+    return buf;
+}
+
+static int cancelled(rs_err *e)
+{
+    rs_fail(e, "cancelled");
+    return RS_CANCELLED;
+}
+
+static int eval_acc(const rs_model *m, const cifar10_set *s, int threads, double *acc, rs_err *e)
+{
+    eval_result r;
+    if (eval_model(m, s, threads, &r, NULL, NULL, e) != 0)
+        return -1;
+    *acc = r.accuracy;
+    return 0;
+}
+
+/* ---- the trade-off curve ----------------------------------------------------------------------- */
+
+static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_options *o, double *acc,
+                          rs_err *e)
+{
+    train_data td, vd;
+    finetune_data_of(o->train, &td);
+    finetune_data_of(o->val, &vd);
+    rs_model *ft = NULL;
+    int rc = finetune_run(m, p, &td, &vd, o->finetune, &ft, NULL, e);
+    if (rc == 0)
+        rc = eval_acc(ft, o->judge, o->nthreads, acc, e);
+    model_free(ft);
+    return rc;
+}
+
+int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options *o, rs_err *e)
+{
+    const double *targets = o->targets ? o->targets : pipe_curve_default_targets;
+    int nt = o->targets ? o->n_targets : PIPE_CURVE_DEFAULT_N;
+    int64_t p0, m0;
+    model_totals(m, &p0, &m0);
+    for (int k = 0; k < nt; ++k) {
+        pipe_curve_point pt;
+        memset(&pt, 0, sizeof pt);
+        pt.index = k;
+        pt.target = targets[k];
+        pt.acc_finetuned = -1;
+        rs_plan *p = NULL;
+        int64_t budget = (int64_t)((double)p0 / targets[k]);
+        int rc = search_ctx_plan_for_budget(ctx, o->search, budget, &p, &pt.est_drop, e);
+        if (rc == RS_CANCELLED)
+            return rc;
+        if (rc != 0) {
+            pt.unreachable = e->msg;
+            if (o->on_point && o->on_point(o->user, &pt))
+                return cancelled(e);
+            continue;
+        }
+        if (plan_cost_of(m, p, &pt.cost, e) != 0 || search_eval_plan(m, p, o->judge, o->nthreads, &pt.acc, e) != 0) {
+            plan_free(p);
+            return -1;
+        }
+        if (o->finetune && o->train && (rc = curve_finetune(m, p, o, &pt.acc_finetuned, e)) != 0) {
+            plan_free(p);
+            return rc;
+        }
+        pt.plan = p;
+        int stop = o->on_point && o->on_point(o->user, &pt);
+        plan_free(p);
+        if (stop)
+            return cancelled(e);
+    }
+    return 0;
+}
+
+/* ---- compress ---------------------------------------------------------------------------------- */
+
+void pipe_compress_default_options(pipe_compress_options *o)
+{
+    memset(o, 0, sizeof *o);
+    search_default_options(&o->search);
+    o->search.strategy = SEARCH_GLOBAL;
+    o->search.objective = SEARCH_OBJ_PARAMS;
+    o->search.min_macs_ratio = 1.1;
+    finetune_default_options(&o->finetune);
+    o->rounds = 6;
+    o->time_limit_s = 25 * 60;
+    o->margin_z = 1.0;
+}
+
+void pipe_compress_result_free(pipe_compress_result *r)
+{
+    if (!r)
+        return;
+    search_result_free(&r->search);
+    plan_free(r->plan);
+    model_free(r->model);
+    memset(r, 0, sizeof *r);
+}
+
+double pipe_compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t p0, int64_t m0)
+{
+    double p = (double)params / p0, mc = (double)macs / m0;
+    double cost = so->objective == SEARCH_OBJ_PARAMS ? p : so->objective == SEARCH_OBJ_MACS ? mc : p + mc;
+    if (so->min_macs_ratio > 0 && (double)macs > (double)m0 / so->min_macs_ratio + 0.5)
+        cost += 10.0;
+    return cost;
+}
+
+typedef struct compress_run {
+    const rs_model *m;
+    const cifar10_set *train, *val;
+    const pipe_compress_options *o;
+    pipe_compress_result *r;
+    search_ctx *ctx;
+    int64_t p0, m0;
+    double best_cost;
+    rs_plan *tried[PIPE_MAX_ROUNDS];
+    int ntried;
+} compress_run;
+
+static int stage(compress_run *c, pipe_compress_stage st)
+{
+    const pipe_compress_options *o = c->o;
+    if (o->on_stage && o->on_stage(o->user, st, c->r)) {
+        c->r->cancelled = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void warn(compress_run *c, const rs_err *e)
+{
+    snprintf(c->r->warning, sizeof c->r->warning, "%s", e->msg);
+    stage(c, PIPE_STAGE_WARNING);
+}
+
+/* 1 when p was fine-tuned in an earlier round (or is empty): nothing new to learn from it. */
+static int already_tried(compress_run *c, const rs_plan *p)
+{
+    rs_err e;
+    char *txt = NULL, *ttxt = NULL;
+    int dup = 0;
+    plan_format(p, &txt, &e);
+    for (int i = 0; i < c->ntried && txt; ++i) {
+        plan_format(c->tried[i], &ttxt, &e);
+        dup |= ttxt && !strcmp(ttxt, txt);
+        free(ttxt);
+        ttxt = NULL;
+    }
+    free(txt);
+    return dup || p->n == 0;
+}
+
+/* Fine-tune p and judge it against the original on the validation set; 0 when lg is filled,
+ * else the round failed (warned, or cancelled) and *ft is NULL. */
+static int judge_round(compress_run *c, const rs_plan *p, pipe_round *lg, rs_model **ft, double *val_acc)
+{
+    const pipe_compress_options *o = c->o;
+    pipe_compress_result *r = c->r;
+    rs_err e = {{0}};
+    train_data td, vd;
+    finetune_data_of(c->train, &td);
+    finetune_data_of(c->val, &vd);
+    finetune_options fo = o->finetune;
+    fo.train.epochs = o->epochs;
+    double t0 = rs_now();
+    train_epoch_stats last;
+    memset(&last, 0, sizeof last);
+    *ft = NULL;
+    int rc = finetune_run(c->m, p, &td, &vd, &fo, ft, &last, &e);
+    if (rc != 0) {
+        if (rc != RS_CANCELLED)
+            warn(c, &e);
+        else
+            r->cancelled = 1;
+        model_free(*ft);
+        *ft = NULL;
+        return -1;
+    }
+    /* acceptance with a noise margin: the drop and its paired standard error, both from the
+     * per-image agreement of the original and fine-tuned nets on the validation set */
+    if (search_paired_counts(c->m, *ft, c->val, o->search.nthreads, &lg->a_only, &lg->b_only, &e) != 0) {
+        warn(c, &e);
+        model_free(*ft);
+        *ft = NULL;
+        return -1;
+    }
+    lg->val_post = r->base_val + (double)(lg->b_only - lg->a_only) / c->val->n;
+    lg->margin = o->margin_z * search_paired_se(lg->a_only, lg->b_only, c->val->n);
+    lg->seconds = rs_now() - t0;
+    lg->epochs_done = last.epoch;
+    lg->accepted = 100.0 * (r->base_val - lg->val_post) + lg->margin <= r->tol_points + 1e-9;
+    *val_acc = last.val_acc;
+    return 0;
+}
+
+/* The fine-tuning rounds after the search. */
+static void compress_rounds(compress_run *c)
+{
+    const pipe_compress_options *o = c->o;
+    pipe_compress_result *r = c->r;
+    double t_start = o->started > 0 ? o->started : rs_now();
+    double lo = 0.0, hi = -1.0; /* largest accepted / smallest rejected budget */
+    /* fine-tuning recovers much of a pre-fine-tuning drop: the first round already allows 3× it */
+    double budget = 3.0 * (r->tol_points > 0.25 ? r->tol_points : 0.25);
+    double round_secs = 0;
+    for (int k = 0; k < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS; ++k) {
+        if (stage(c, PIPE_STAGE_NEXT))
+            break;
+        if (k > 0 && rs_now() - t_start + round_secs * 1.1 > o->time_limit_s) {
+            stage(c, PIPE_STAGE_TIME_LIMIT);
+            break;
+        }
+        rs_plan *p = NULL;
+        rs_err e = {{0}};
+        if (search_ctx_plan_for_drop(c->ctx, &o->search, budget, &p, NULL, &e) != 0) {
+            warn(c, &e);
+            break;
+        }
+        if (!p)
+            break;
+        if (already_tried(c, p)) {
+            /* the budget step changed nothing: widen (or narrow) without spending a fine-tuning */
+            plan_free(p);
+            budget = hi < 0 ? budget * 2.5 : 0.5 * (lo + hi) + 0.01;
+            if (hi >= 0 && hi - lo < 0.2)
+                break;
+            continue;
+        }
+        c->tried[c->ntried++] = p;
+        pipe_round *lg = &r->rounds[r->n_rounds++];
+        memset(lg, 0, sizeof *lg);
+        lg->budget = budget;
+        lg->number = k + 1;
+        pipe_plan_oneline(p, lg->plan, sizeof lg->plan);
+        plan_cost pc;
+        plan_cost_of(c->m, p, &pc, &e);
+        lg->params = pc.params_after;
+        lg->macs = pc.macs_after;
+        search_eval_plan(c->m, p, c->val, o->search.nthreads, &lg->val_pre, &e);
+        if (stage(c, PIPE_STAGE_ROUND_START))
+            break;
+        rs_model *ft = NULL;
+        double val_acc = 0;
+        if (judge_round(c, p, lg, &ft, &val_acc) != 0)
+            break;
+        round_secs = lg->seconds;
+        double cost = pipe_compress_cost(&o->search, pc.params_after, pc.macs_after, c->p0, c->m0);
+        int stop = stage(c, PIPE_STAGE_ROUND_DONE);
+        if (lg->accepted) {
+            if (!r->model || cost < c->best_cost) {
+                model_free(r->model);
+                r->model = ft;
+                ft = NULL;
+                plan_free(r->plan);
+                r->plan = plan_clone(p);
+                r->best_val = val_acc;
+                c->best_cost = cost;
+            }
+            lo = lg->budget;
+        } else
+            hi = lg->budget;
+        model_free(ft);
+        if (stop)
+            break;
+        if (hi < 0)
+            budget = lo * 2.5;
+        else {
+            if (hi - lo < 0.2)
+                break;
+            budget = 0.5 * (lo + hi);
+        }
+    }
+}
+
+int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
+                      const pipe_compress_options *o, pipe_compress_result *r, rs_err *e)
+{
+    memset(r, 0, sizeof *r);
+    compress_run c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.train = train;
+    c.val = val;
+    c.o = o;
+    c.r = r;
+    if (o->epochs > 0 && !train)
+        return rs_fail(e, "compress: fine-tuning needs the training set");
+    if (!(c.ctx = search_ctx_create(m, val, o->search.nthreads, e)))
+        return -1;
+    const search_options *so = &o->search;
+    r->base_val = search_ctx_base_acc(c.ctx);
+    r->floor_val = so->relative > 0 ? (1 - so->relative) * r->base_val : r->base_val - so->tolerance / 100.0;
+    r->tol_points = 100.0 * (r->base_val - r->floor_val);
+    model_totals(m, &c.p0, &c.m0);
+    int rc = -1;
+    if (stage(&c, PIPE_STAGE_SEARCHING))
+        goto done;
+    rc = search_ctx_run(c.ctx, so, &r->search, e);
+    if (rc != 0 && rc != RS_CANCELLED)
+        goto done;
+    rc = 0;
+    r->cancelled |= r->search.cancelled;
+    r->plan = plan_clone(r->search.plan);
+    r->best_val = r->search.acc;
+    c.best_cost = pipe_compress_cost(so, r->search.cost.params_after, r->search.cost.macs_after, c.p0, c.m0);
+    if (!r->plan) {
+        rc = rs_fail(e, "out of memory");
+        goto done;
+    }
+    if (!stage(&c, PIPE_STAGE_SEARCHED) && o->epochs > 0 && !r->cancelled)
+        compress_rounds(&c);
+    if (!r->model) {
+        /* no fine-tuning (or none held): the searched plan, factorized as is */
+        r->model = model_clone(m);
+        if (!r->model) {
+            rc = rs_fail(e, "out of memory");
+            goto done;
+        }
+        if (plan_apply(r->model, r->plan, NULL, NULL, e) != 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+done:
+    for (int i = 0; i < c.ntried; ++i)
+        plan_free(c.tried[i]);
+    search_ctx_free(c.ctx);
+    return rc;
+}
+
+/* ---- latency ------------------------------------------------------------------------------------ */
+
+static void sort_doubles(double *t, int n)
+{
+    for (int i = 1; i < n; ++i)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; --j) {
+            double s = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = s;
+        }
+}
+
+double pipe_latency_b1(const rs_model *m)
+{
+    rs_err e = {{0}};
+    infer_ctx *c = infer_create(m, 1, &e);
+    if (!c)
+        return -1.0;
+    int in = infer_in_features(c), out = infer_out_features(c);
+    float *x = calloc((size_t)in, sizeof *x), *y = calloc((size_t)out, sizeof *y);
+    double t[15];
+    int nt = 0;
+    if (x && y) {
+        for (int i = 0; i < in; ++i)
+            x[i] = (float)((i * 37 % 255) / 127.5 - 1.0);
+        for (int w = 0; w < 50; ++w)
+            infer_forward(c, x, 1, y, &e);
+        for (nt = 0; nt < 15; ++nt) {
+            double t0 = rs_now();
+            int reps = 200;
+            for (int k = 0; k < reps; ++k)
+                infer_forward(c, x, 1, y, &e);
+            t[nt] = (rs_now() - t0) / reps;
+        }
+        sort_doubles(t, nt);
+    }
+    free(x);
+    free(y);
+    infer_free(c);
+    return nt ? t[nt / 2] : -1.0;
+}

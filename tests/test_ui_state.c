@@ -243,18 +243,18 @@ static void test_keys(void)
     ui_key(s, '5');
     f = ui_key(s, 's');
     CHECK(!(f & UI_SEARCH_START), "no search start without a validation split");
-    s->search_available = 1;
+    s->search.available = 1;
     f = ui_key(s, 's');
     CHECK(f & UI_SEARCH_START, "s starts a search");
-    int strat = s->search_strategy;
+    int strat = s->search.strategy;
     ui_key(s, 't');
-    CHECK(s->search_strategy == (strat + 1) % 4, "t cycles the strategy");
+    CHECK(s->search.strategy == (strat + 1) % 4, "t cycles the strategy");
     ui_key(s, '+');
-    CHECK(fabs(s->search_tol - 1.5) < 1e-12, "+ raises the tolerance by 0.5 pt (%g)", s->search_tol);
+    CHECK(fabs(s->search.tol - 1.5) < 1e-12, "+ raises the tolerance by 0.5 pt (%g)", s->search.tol);
     for (int i = 0; i < 10; ++i)
         ui_key(s, '-');
-    CHECK(fabs(s->search_tol - 0.5) < 1e-12, "tolerance floor 0.5 pt (%g)", s->search_tol);
-    s->search_have_result = 1;
+    CHECK(fabs(s->search.tol - 0.5) < 1e-12, "tolerance floor 0.5 pt (%g)", s->search.tol);
+    s->search.have_result = 1;
     s->layers[0].has_searched = 1;
     s->layers[0].searched = (ui_choice){DECOMP_CP, 12, 0};
     s->layers[1].has_searched = 0; /* not in the plan: reset */
@@ -461,13 +461,13 @@ static void test_curve_and_finetune_keys(void)
     ui_state *s = malloc(sizeof *s);
     synth(s);
     s->screen = SCR_TRADEOFFS;
-    s->curve_n = 3;
+    s->curve.n = 3;
     unsigned f = ui_key(s, 'c');
-    CHECK((f & UI_CURVE_START) && s->curve_running && s->curve_n == 0 && strstr(s->curve_msg, "pending"),
-          "c on trade-offs starts the curve, clears old points, says pending (%s)", s->curve_msg);
+    CHECK((f & UI_CURVE_START) && s->curve.running && s->curve.n == 0 && strstr(s->curve.msg, "pending"),
+          "c on trade-offs starts the curve, clears old points, says pending (%s)", s->curve.msg);
     f = ui_key(s, 'c');
-    CHECK(!(f & UI_CURVE_START) && s->curve_running, "c while the curve runs does not restart it");
-    s->curve_running = 0;
+    CHECK(!(f & UI_CURVE_START) && s->curve.running, "c while the curve runs does not restart it");
+    s->curve.running = 0;
     s->screen = SCR_LAYERS;
     f = ui_key(s, 'c');
     CHECK(!(f & UI_CURVE_START), "c elsewhere does not start the curve");
@@ -475,26 +475,26 @@ static void test_curve_and_finetune_keys(void)
           "curve reductions run 1.5x .. 4x");
 
     s->screen = SCR_SEARCH;
-    s->ft_available = 0;
+    s->ft.available = 0;
     f = ui_key(s, 'F');
-    CHECK(!(f & UI_FT_START) && !s->ft_running && strstr(s->ft_msg, "full CIFAR-10 training set"),
-          "F without the full data says so plainly (%s)", s->ft_msg);
-    s->ft_available = 1;
-    s->search_running = 1;
+    CHECK(!(f & UI_FT_START) && !s->ft.running && strstr(s->ft.msg, "full CIFAR-10 training set"),
+          "F without the full data says so plainly (%s)", s->ft.msg);
+    s->ft.available = 1;
+    s->search.running = 1;
     f = ui_key(s, 'F');
-    CHECK(!(f & UI_FT_START) && !s->ft_running, "F while a search runs does not start");
-    s->search_running = 0;
+    CHECK(!(f & UI_FT_START) && !s->ft.running, "F while a search runs does not start");
+    s->search.running = 0;
     f = ui_key(s, 'F');
-    CHECK((f & UI_FT_START) && s->ft_running && s->ft_epochs == 3 && s->ft_n == 0,
-          "F starts fine-tuning with the default 3 epochs (%d)", s->ft_epochs);
+    CHECK((f & UI_FT_START) && s->ft.running && s->ft.epochs == 3 && s->ft.n == 0,
+          "F starts fine-tuning with the default 3 epochs (%d)", s->ft.epochs);
     f = ui_key(s, 'F');
     CHECK(!(f & UI_FT_START), "F while fine-tuning does not restart it");
     f = ui_key(s, 'x');
     CHECK((f & UI_FT_STOP) && !(f & UI_SEARCH_STOP), "x stops the fine-tuning");
-    s->ft_running = 0;
+    s->ft.running = 0;
     f = ui_key(s, 'w');
     CHECK(!(f & UI_FT_SAVE) && (f & UI_SAVE), "w without a fine-tuned net saves the plan as usual");
-    s->ft_have_model = 1;
+    s->ft.have_model = 1;
     f = ui_key(s, 'w');
     CHECK((f & UI_FT_SAVE) && !(f & UI_SAVE), "w with a fine-tuned net saves it");
     ui_state_free(s);

@@ -47,6 +47,9 @@ typedef int (*rs_progress_fn)(void *user, double fraction, const char *what);
 /* Duplicate a C string (NULL stays NULL). Returns NULL only on out-of-memory. */
 char *rs_strdup(const char *s);
 
+/* The model the explorer and the commands open when none is named (found with rs_find_asset). */
+#define RS_SHIPPED_MODEL "lenet-cifar10.onnx"
+
 /* Locate a file shipped in assets/ (installed to <datadir>/rankscope): $RANKSCOPE_ASSETS, then
  * ../share/rankscope next to the executable, then the configured install datadir, and only then
  * the source tree's assets/ (compiled in, for development builds) and ../assets next to the

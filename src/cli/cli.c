@@ -17,7 +17,7 @@
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 
-#define DEFAULT_MODEL "lenet-cifar10.onnx"
+#define DEFAULT_MODEL RS_SHIPPED_MODEL
 
 void cli_error(const char *fmt, ...)
 {
@@ -268,7 +268,7 @@ int cli_check_output_inputs(const char *opt, const char *out, const cli_inputs *
 /* ---- options ------------------------------------------------------------------------------------ */
 
 enum { KEY_SHARED = 0x1000, KEY_DATA = KEY_SHARED, KEY_THREADS, KEY_JSON, KEY_OUTPUT, KEY_FORCE, KEY_PLAN,
-       KEY_RANKS, KEY_VERBOSE, KEY_HELP };
+       KEY_RANKS, KEY_VERBOSE, KEY_FIT, KEY_CALIB, KEY_HELP };
 
 static const struct shared_opt {
     unsigned bit;
@@ -283,14 +283,18 @@ static const struct shared_opt {
     {CLI_A_PLAN, {"plan", required_argument, 0, KEY_PLAN}, 0},
     {CLI_A_RANKS, {"ranks", required_argument, 0, KEY_RANKS}, 0},
     {CLI_A_VERBOSE, {"verbose", no_argument, 0, KEY_VERBOSE}, 'v'},
+    {CLI_A_FIT, {"fit", required_argument, 0, KEY_FIT}, 0},
+    {CLI_A_FIT, {"calib-images", required_argument, 0, KEY_CALIB}, 0},
 };
 #define N_SHARED (sizeof shared_opts / sizeof shared_opts[0])
 #define MAX_OPTS 64
 
+/* The command uses letter c itself (as a short option or the key of a long one): the shared
+ * option that would take -c then has its long name only. */
 static int own_short(const cli_spec *spec, int c)
 {
     for (const cli_opt *o = spec->opts; o && o->name; ++o)
-        if (o->is_short && o->key == c)
+        if (o->key == c)
             return 1;
     return 0;
 }
@@ -341,6 +345,8 @@ static int shared_key(cli_args *a, int c, const char *arg)
     case KEY_PLAN: a->plan = arg; return 0;
     case KEY_RANKS: a->ranks = arg; return 0;
     case KEY_VERBOSE: a->verbose = 1; return 0;
+    case KEY_FIT: return cli_parse_fit(arg, &a->fit) ? CLI_USAGE : 0;
+    case KEY_CALIB: return cli_parse_calib(arg, &a->fit) ? CLI_USAGE : 0;
     }
     return CLI_USAGE;
 }

@@ -29,12 +29,20 @@ enum cli_shared {
     CLI_A_PLAN = 1u << 5,    /* --plan FILE */
     CLI_A_RANKS = 1u << 6,   /* --ranks SPEC */
     CLI_A_VERBOSE = 1u << 7, /* -v / --verbose */
+    CLI_A_FIT = 1u << 8,     /* --fit weights|outputs and --calib-images N (into cli_args.fit) */
 };
+
+typedef struct cli_fit {
+    int outputs;       /* 0: factors fitted to the weights; 1: to the layer outputs (fit.h) */
+    int calib;         /* calibration images: the first N of the training split (1,000) */
+    const char *data;  /* --data DIR */
+} cli_fit;
 
 typedef struct cli_args {
     const char *data, *out, *plan, *ranks;
     int threads; /* 0 = the engine's default */
     int json, force, verbose;
+    cli_fit fit;
     const char *model; /* the positional MODEL.onnx, NULL when none was given */
     int n_rest;        /* positional arguments (model included) */
     char **rest;
@@ -83,17 +91,9 @@ rs_model *cli_load_model_flagged(const char *path, char *why, size_t len);
 int cli_apply_plan(rs_model *m, const char *plan_file, const char *ranks_spec);
 
 /* --fit weights|outputs and --calib-images N (commands that factorize by a plan). */
-typedef struct cli_fit {
-    int outputs;       /* 0: factors fitted to the weights; 1: to the layer outputs (fit.h) */
-    int calib;         /* calibration images: the first N of the training split (1,000) */
-    const char *data;  /* --data DIR */
-} cli_fit;
-/* getopt_long codes of --fit and --calib-images (above any short option) and their entries. */
-enum { CLI_OPT_FIT = 0x100, CLI_OPT_CALIB = 0x101 };
-#define CLI_FIT_OPTIONS                                                                              \
-    {"fit", required_argument, 0, CLI_OPT_FIT}, { "calib-images", required_argument, 0, CLI_OPT_CALIB }
-/* The value of option c (CLI_OPT_FIT or CLI_OPT_CALIB) into f; prints the error, returns -1. */
-int cli_fit_arg(int c, const char *arg, cli_fit *f);
+/* Parses --fit's value / --calib-images' value into f (prints the error, returns -1). */
+int cli_parse_fit(const char *s, cli_fit *f);
+int cli_parse_calib(const char *s, cli_fit *f);
 /* cli_apply_plan with a fit (f may be NULL = weights); with outputs, says on stderr (unless
  * quiet) which calibration images were used. */
 /* n × 3072 normalised calibration images (malloc'ed, free()), n in *n; NULL (reported) when the

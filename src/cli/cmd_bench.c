@@ -10,7 +10,6 @@
  * Figures owned by other modules (training, decomposition, TUI) plug into `hooks` below.
  */
 #include <cblas.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,240 +167,252 @@ static double sgemm_peak(int n, int threads, int reps)
     return 2.0 * n * (double)n * n / best / 1e9;
 }
 
-int cmd_bench(int argc, char **argv)
+typedef struct bench_cmd {
+    const char *model;
+    long reps;
+} bench_cmd;
+
+static int bench_option(void *cmd, int key, const char *arg)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},          {"data", required_argument, 0, 'd'},
-        {"model", required_argument, 0, 'm'},   {"threads", required_argument, 0, 't'},
-        {"reps", required_argument, 0, 'r'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int json = 0, c;
-    long threads = 0, reps = 5;
-    const char *data = NULL, *model_path = NULL;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'd': data = optarg; break;
-        case 'm': model_path = optarg; break;
-        case 't':
-            if (cli_parse_int("--threads", optarg, 1, 256, &threads) != 0)
-                return CLI_USAGE;
-            break;
-        case 'r':
-            if (cli_parse_int("--reps", optarg, 1, 1000, &reps) != 0)
-                return CLI_USAGE;
-            break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("bench: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
+    bench_cmd *b = cmd;
+    if (key == 'm') {
+        b->model = arg;
+        return 0;
     }
-    if (argc - optind > 1 || (model_path && argc - optind == 1)) {
-        cli_error("bench: expected at most one model");
-        return CLI_USAGE;
-    }
-    if (optind < argc)
-        model_path = argv[optind];
-    rs_model *m = cli_load_model(model_path);
-    if (!m)
-        return CLI_FAIL;
-    rs_err e = {{0}};
-    int fell_back = 0;
-    cifar10_set *s = cifar10_load_split(data, "test", &fell_back, &e);
-    if (!s) {
-        cli_error("%s", e.msg);
-        model_free(m);
-        return CLI_FAIL;
-    }
-    if (fell_back)
-        fprintf(stderr, "rankscope: no full CIFAR-10 set found; benchmarking on the shipped test "
-                        "sample (%d images)\n", s->n);
-    int nthreads = threads > 0 ? (int)threads : rs_default_threads();
+    return cli_parse_int("--reps", arg, 1, 1000, &b->reps) ? CLI_USAGE : 0;
+}
+
+enum { LAT_RUNS = 501, BLAS_BATCH = 1000 };
+#define NHOOKS (sizeof hooks / sizeof hooks[0])
+
+/* Everything one bench run measures. */
+typedef struct bench_figures {
+    int nthreads, fell_back;
+    long reps;
     int64_t params, macs;
-    model_totals(m, &params, &macs);
-    int rc = CLI_FAIL;
-    double *secs = calloc((size_t)reps, sizeof(double));
-    float *xf = NULL, *logits = NULL;
-    infer_ctx *ctx = NULL, *ctx1 = NULL;
-    if (!secs) {
-        cli_error("bench: out of memory");
-        goto done;
-    }
+    const char *isa;
+    double best, med, gflops, flop_per_image, peak, accuracy;
+    double naive_ips, blas_ips, lat_med;
+    double hook_val[NHOOKS];
+    int hook_ok[NHOOKS];
+} bench_figures;
 
-    /* 1. Evaluation with the fast engine (one context, like `rankscope eval`). */
-    ctx = infer_create(m, nthreads, &e);
-    if (!ctx) {
-        cli_error("%s", e.msg);
-        goto done;
-    }
+/* 1. Evaluation with the fast engine (one context, like `rankscope eval`), best and median of
+ * reps after a warm-up (page faults, caches). */
+static int bench_eval(infer_ctx *ctx, const cifar10_set *s, bench_figures *b, rs_err *e)
+{
+    double *secs = calloc((size_t)b->reps, sizeof(double));
+    if (!secs)
+        return rs_fail(e, "bench: out of memory");
     eval_result er;
-    if (eval_ctx(ctx, s, &er, NULL, NULL, &e) != 0) { /* warm-up: page faults, caches */
-        cli_error("%s", e.msg);
-        goto done;
-    }
-    double best = INFINITY;
-    for (long r = 0; r < reps; ++r) {
-        if (eval_ctx(ctx, s, &er, NULL, NULL, &e) != 0) {
-            cli_error("%s", e.msg);
-            goto done;
-        }
+    int rc = eval_ctx(ctx, s, &er, NULL, NULL, e);
+    b->best = INFINITY;
+    for (long r = 0; rc == 0 && r < b->reps; ++r) {
+        rc = eval_ctx(ctx, s, &er, NULL, NULL, e);
         secs[r] = er.seconds;
-        if (er.seconds < best)
-            best = er.seconds;
+        if (rc == 0 && er.seconds < b->best)
+            b->best = er.seconds;
     }
-    double med = median(secs, (int)reps);
-    double flop_per_image = 2.0 * (double)macs;
-    double gflops = flop_per_image * s->n / best / 1e9;
-
-    /* 2. sgemm peak on the same number of threads. */
-    double peak = sgemm_peak(2048, nthreads, 3);
-
-    /* 3. Naive single-thread forward on a slice (textbook loops are ~100x slower). */
-    int n_naive = s->n < 200 ? s->n : 200;
-    xf = malloc((size_t)n_naive * CIFAR10_PIXELS * sizeof(float));
-    logits = malloc((size_t)(n_naive > 1 ? n_naive : 1) * infer_out_features(ctx) * sizeof(float));
-    if (!xf || !logits) {
-        cli_error("bench: out of memory");
-        goto done;
+    if (rc == 0) {
+        b->med = median(secs, (int)b->reps);
+        b->flop_per_image = 2.0 * (double)b->macs;
+        b->gflops = b->flop_per_image * s->n / b->best / 1e9;
+        b->accuracy = er.accuracy;
     }
-    cifar10_normalize(s, 0, n_naive, xf);
-    double t0 = rs_now();
-    if (infer_forward_naive(m, xf, n_naive, logits, &e) != 0) {
-        cli_error("%s", e.msg);
-        goto done;
-    }
-    double naive_s = rs_now() - t0;
-    double naive_ips = n_naive / naive_s;
+    free(secs);
+    return rc;
+}
 
-    /* 3b. The straightforward design for comparison: whole-batch im2col + OpenBLAS sgemm per
-     * layer (infer_forward_blas), OpenBLAS threads = nthreads, batches of 1000, on the
-     * first 2000 images (it is slow), reported as images/s. */
-    enum { BLAS_BATCH = 1000 };
+/* 3b. The straightforward design for comparison: whole-batch im2col + OpenBLAS sgemm per layer
+ * (infer_forward_blas), OpenBLAS threads = nthreads, batches of 1000, on the first 2000 images
+ * (it is slow), reported as images/s. */
+static int bench_blas(const rs_model *m, const cifar10_set *s, int out_features, bench_figures *b, rs_err *e)
+{
     float *xb = malloc((size_t)BLAS_BATCH * CIFAR10_PIXELS * sizeof(float));
-    float *yb = malloc((size_t)BLAS_BATCH * infer_out_features(ctx) * sizeof(float));
+    float *yb = malloc((size_t)BLAS_BATCH * out_features * sizeof(float));
     double blas_s = 0.0;
-    if (!xb || !yb) {
-        free(xb), free(yb);
-        cli_error("bench: out of memory");
-        goto done;
-    }
-    openblas_set_num_threads(nthreads);
+    int rc = !xb || !yb ? rs_fail(e, "bench: out of memory") : 0;
+    openblas_set_num_threads(b->nthreads);
     int n_blas = s->n < 2 * BLAS_BATCH ? s->n : 2 * BLAS_BATCH;
-    for (int first = 0; first < n_blas; first += BLAS_BATCH) {
+    for (int first = 0; rc == 0 && first < n_blas; first += BLAS_BATCH) {
         int nb = n_blas - first < BLAS_BATCH ? n_blas - first : BLAS_BATCH;
         cifar10_normalize(s, first, nb, xb);
         double b0 = rs_now();
-        int brc = infer_forward_blas(m, xb, nb, yb, &e);
+        rc = infer_forward_blas(m, xb, nb, yb, e);
         blas_s += rs_now() - b0;
-        if (brc != 0) {
-            free(xb), free(yb);
-            cli_error("%s", e.msg);
-            goto done;
-        }
     }
     free(xb), free(yb);
-    double blas_ips = n_blas / blas_s;
+    b->blas_ips = n_blas / blas_s;
+    return rc;
+}
 
-    /* 4. Single-image latency: batch 1 on one thread, median of many. */
-    ctx1 = infer_create(m, 1, &e);
-    if (!ctx1) {
-        cli_error("%s", e.msg);
-        goto done;
+/* 3. Naive single-thread forward on a slice (textbook loops are ~100x slower), then 4. the
+ * single-image latency: batch 1 on one thread, median of many. */
+static int bench_naive_and_latency(const rs_model *m, const cifar10_set *s, int out_features, bench_figures *b,
+                                   rs_err *e)
+{
+    int n_naive = s->n < 200 ? s->n : 200;
+    float *xf = malloc((size_t)n_naive * CIFAR10_PIXELS * sizeof(float));
+    float *logits = malloc((size_t)(n_naive > 1 ? n_naive : 1) * out_features * sizeof(float));
+    infer_ctx *ctx1 = NULL;
+    int rc = !xf || !logits ? rs_fail(e, "bench: out of memory") : 0;
+    if (rc == 0) {
+        cifar10_normalize(s, 0, n_naive, xf);
+        double t0 = rs_now();
+        rc = infer_forward_naive(m, xf, n_naive, logits, e);
+        b->naive_ips = n_naive / (rs_now() - t0);
     }
-    enum { LAT_RUNS = 501 };
-    double lat[LAT_RUNS];
-    for (int r = -20; r < LAT_RUNS; ++r) { /* 20 warm-up runs */
-        double l0 = rs_now();
-        infer_forward(ctx1, xf + (size_t)((r + 20) % n_naive) * CIFAR10_PIXELS, 1, logits, &e);
-        if (r >= 0)
-            lat[r] = rs_now() - l0;
+    if (rc == 0 && !(ctx1 = infer_create(m, 1, e)))
+        rc = -1;
+    if (rc == 0) {
+        double lat[LAT_RUNS];
+        for (int r = -20; r < LAT_RUNS; ++r) { /* 20 warm-up runs */
+            double l0 = rs_now();
+            infer_forward(ctx1, xf + (size_t)((r + 20) % n_naive) * CIFAR10_PIXELS, 1, logits, e);
+            if (r >= 0)
+                lat[r] = rs_now() - l0;
+        }
+        b->lat_med = median(lat, LAT_RUNS);
     }
-    double lat_med = median(lat, LAT_RUNS);
+    infer_free(ctx1);
+    free(xf);
+    free(logits);
+    return rc;
+}
 
-    /* 5. Hooks owned by other modules. */
-    bench_env env = {m, s, data, nthreads};
-    enum { NHOOKS = sizeof hooks / sizeof hooks[0] };
-    double hook_val[NHOOKS];
-    int hook_ok[NHOOKS];
-    for (int h = 0; h < NHOOKS; ++h) {
-        hook_ok[h] = 0;
-        hook_val[h] = NAN;
+/* 5. Hooks owned by other modules. */
+static void bench_hooks(const rs_model *m, const cifar10_set *s, const char *data, bench_figures *b)
+{
+    bench_env env = {m, s, data, b->nthreads};
+    for (size_t h = 0; h < NHOOKS; ++h) {
+        b->hook_ok[h] = 0;
+        b->hook_val[h] = NAN;
         if (hooks[h].run) {
             rs_err he = {{0}};
-            hook_ok[h] = hooks[h].run(&env, &hook_val[h], &he) == 0;
-            if (!hook_ok[h])
+            b->hook_ok[h] = hooks[h].run(&env, &b->hook_val[h], &he) == 0;
+            if (!b->hook_ok[h])
                 fprintf(stderr, "rankscope: bench %s: %s\n", hooks[h].key, he.msg);
         }
     }
+}
 
-    if (json) {
-        printf("{\"images\": %d, \"full_test_set\": %s, \"threads\": %d, \"isa\": \"%s\", "
-               "\"params\": %lld, \"macs\": %lld, \"reps\": %ld, "
-               "\"eval_seconds\": %.6f, \"eval_seconds_median\": %.6f, "
-               "\"eval_images_per_second\": %.1f, \"gflops\": %.3f, "
-               "\"sgemm_peak_gflops\": %.3f, \"fraction_of_peak\": %.4f, "
-               "\"naive_images_per_second\": %.1f, \"speedup_over_naive\": %.1f, "
-               "\"im2col_sgemm_images_per_second\": %.1f, "
-               "\"latency_batch1_ms\": %.4f, \"accuracy\": %.6f",
-               s->n, fell_back ? "false" : "true", nthreads, infer_isa(ctx), (long long)params,
-               (long long)macs, reps, best, med, s->n / best, gflops, peak, gflops / peak,
-               naive_ips, (s->n / best) / naive_ips, blas_ips, 1e3 * lat_med, er.accuracy);
-        for (int h = 0; h < NHOOKS; ++h) {
-            printf(", \"%s\": ", hooks[h].key);
-            if (hook_ok[h])
-                printf("%.6g", hook_val[h]);
-            else
-                printf("null");
-        }
-        printf(", \"todo\": [");
-        int first = 1;
-        for (int h = 0; h < NHOOKS; ++h)
-            if (!hooks[h].run) {
-                printf("%s\"%s\"", first ? "" : ", ", hooks[h].key);
-                first = 0;
-            }
-        printf("], \"source\": ");
-        cli_json_string(stdout, s->source);
-        printf("}\n");
-    } else {
-        char hm[16];
-        printf("rankscope bench — %s, kernels %s, %d thread%s\n", s->source, infer_isa(ctx),
-               nthreads, nthreads > 1 ? "s" : "");
-        printf("model: %lld params, %s MACs/image (%.2f GFLOP per %d images)\n",
-               (long long)params, cli_human(macs, hm, sizeof hm), flop_per_image * s->n / 1e9,
-               s->n);
-        printf("evaluation       %8.4f s best, %.4f s median of %ld  (%.0f images/s, "
-               "accuracy %.2f %%)\n", best, med, reps, s->n / best, 100.0 * er.accuracy);
-        printf("achieved         %8.1f GFLOP/s = %.1f %% of sgemm peak\n", gflops,
-               100.0 * gflops / peak);
-        printf("sgemm peak       %8.1f GFLOP/s  (OpenBLAS 2048^3, %d threads, this run)\n", peak,
-               nthreads);
-        printf("naive forward    %8.0f images/s (1 thread, textbook loops) -> fast path is "
-               "%.0fx\n", naive_ips, (s->n / best) / naive_ips);
-        printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d "
-               "threads) -> fast path is %.0fx\n", blas_ips, nthreads, (s->n / best) / blas_ips);
-        printf("latency          %8.3f ms per image (batch 1, 1 thread, median of %d)\n",
-               1e3 * lat_med, LAT_RUNS);
-        for (int h = 0; h < NHOOKS; ++h) {
-            if (hook_ok[h])
-                printf("%-16s %8.4g %s\n", hooks[h].label, hook_val[h], hooks[h].unit);
-            else
-                printf("%-16s        - %s (%s)\n", hooks[h].key,
-                       hooks[h].run ? "failed" : "not measured yet", hooks[h].label);
-        }
+static void print_json(const bench_figures *b, const cifar10_set *s)
+{
+    printf("{\"images\": %d, \"full_test_set\": %s, \"threads\": %d, \"isa\": \"%s\", "
+           "\"params\": %lld, \"macs\": %lld, \"reps\": %ld, "
+           "\"eval_seconds\": %.6f, \"eval_seconds_median\": %.6f, "
+           "\"eval_images_per_second\": %.1f, \"gflops\": %.3f, "
+           "\"sgemm_peak_gflops\": %.3f, \"fraction_of_peak\": %.4f, "
+           "\"naive_images_per_second\": %.1f, \"speedup_over_naive\": %.1f, "
+           "\"im2col_sgemm_images_per_second\": %.1f, "
+           "\"latency_batch1_ms\": %.4f, \"accuracy\": %.6f",
+           s->n, b->fell_back ? "false" : "true", b->nthreads, b->isa, (long long)b->params, (long long)b->macs,
+           b->reps, b->best, b->med, s->n / b->best, b->gflops, b->peak, b->gflops / b->peak, b->naive_ips,
+           (s->n / b->best) / b->naive_ips, b->blas_ips, 1e3 * b->lat_med, b->accuracy);
+    for (size_t h = 0; h < NHOOKS; ++h) {
+        printf(", \"%s\": ", hooks[h].key);
+        if (b->hook_ok[h])
+            printf("%.6g", b->hook_val[h]);
+        else
+            printf("null");
     }
-    rc = CLI_OK;
-done:
+    printf(", \"todo\": [");
+    int first = 1;
+    for (size_t h = 0; h < NHOOKS; ++h)
+        if (!hooks[h].run) {
+            printf("%s\"%s\"", first ? "" : ", ", hooks[h].key);
+            first = 0;
+        }
+    printf("], \"source\": ");
+    cli_json_string(stdout, s->source);
+    printf("}\n");
+}
+
+static void print_text(const bench_figures *b, const cifar10_set *s)
+{
+    char hm[16];
+    printf("rankscope bench — %s, kernels %s, %d thread%s\n", s->source, b->isa, b->nthreads,
+           b->nthreads > 1 ? "s" : "");
+    printf("model: %lld params, %s MACs/image (%.2f GFLOP per %d images)\n", (long long)b->params,
+           cli_human(b->macs, hm, sizeof hm), b->flop_per_image * s->n / 1e9, s->n);
+    printf("evaluation       %8.4f s best, %.4f s median of %ld  (%.0f images/s, "
+           "accuracy %.2f %%)\n", b->best, b->med, b->reps, s->n / b->best, 100.0 * b->accuracy);
+    printf("achieved         %8.1f GFLOP/s = %.1f %% of sgemm peak\n", b->gflops, 100.0 * b->gflops / b->peak);
+    printf("sgemm peak       %8.1f GFLOP/s  (OpenBLAS 2048^3, %d threads, this run)\n", b->peak, b->nthreads);
+    printf("naive forward    %8.0f images/s (1 thread, textbook loops) -> fast path is "
+           "%.0fx\n", b->naive_ips, (s->n / b->best) / b->naive_ips);
+    printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d "
+           "threads) -> fast path is %.0fx\n", b->blas_ips, b->nthreads, (s->n / b->best) / b->blas_ips);
+    printf("latency          %8.3f ms per image (batch 1, 1 thread, median of %d)\n", 1e3 * b->lat_med, LAT_RUNS);
+    for (size_t h = 0; h < NHOOKS; ++h) {
+        if (b->hook_ok[h])
+            printf("%-16s %8.4g %s\n", hooks[h].label, b->hook_val[h], hooks[h].unit);
+        else
+            printf("%-16s        - %s (%s)\n", hooks[h].key, hooks[h].run ? "failed" : "not measured yet",
+                   hooks[h].label);
+    }
+}
+
+static int run_bench(const rs_model *m, const cifar10_set *s, const char *data, bench_figures *b, rs_err *e)
+{
+    infer_ctx *ctx = infer_create(m, b->nthreads, e);
+    if (!ctx)
+        return -1;
+    int out_features = infer_out_features(ctx);
+    b->isa = infer_isa(ctx);
+    int rc = bench_eval(ctx, s, b, e);
+    if (rc == 0)
+        b->peak = sgemm_peak(2048, b->nthreads, 3); /* 2. sgemm peak on as many threads */
+    if (rc == 0)
+        rc = bench_naive_and_latency(m, s, out_features, b, e);
+    if (rc == 0)
+        rc = bench_blas(m, s, out_features, b, e);
+    if (rc == 0)
+        bench_hooks(m, s, data, b);
     infer_free(ctx);
-    infer_free(ctx1);
-    free(secs);
-    free(xf);
-    free(logits);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const cli_opt opts[] = {{"model", 1, 'm', 0}, {"reps", 1, 'r', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"bench", CLI_A_JSON | CLI_A_DATA | CLI_A_THREADS, opts, bench_option, usage, -1};
+    bench_cmd bc = {NULL, 5};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &bc, &a);
+    if (prc >= 0)
+        return prc;
+    if (a.n_rest > 1 || (bc.model && a.n_rest == 1)) {
+        cli_error("bench: expected at most one model");
+        return CLI_USAGE;
+    }
+    rs_model *m = cli_load_model(a.model ? a.model : bc.model);
+    if (!m)
+        return CLI_FAIL;
+    rs_err e = {{0}};
+    bench_figures *b = calloc(1, sizeof *b);
+    cifar10_set *s = b ? cifar10_load_split(a.data, "test", &b->fell_back, &e) : NULL;
+    if (!s) {
+        cli_error("%s", b ? e.msg : "bench: out of memory");
+        free(b);
+        model_free(m);
+        return CLI_FAIL;
+    }
+    if (b->fell_back)
+        fprintf(stderr, "rankscope: no full CIFAR-10 set found; benchmarking on the shipped test "
+                        "sample (%d images)\n", s->n);
+    b->nthreads = a.threads > 0 ? a.threads : rs_default_threads();
+    b->reps = bc.reps;
+    model_totals(m, &b->params, &b->macs);
+    int rc = run_bench(m, s, a.data, b, &e);
+    if (rc != 0)
+        cli_error("%s", e.msg);
+    else if (a.json)
+        print_json(b, s);
+    else
+        print_text(b, s);
+    free(b);
     cifar10_free(s);
     model_free(m);
-    return rc;
+    return rc == 0 ? CLI_OK : CLI_FAIL;
 }

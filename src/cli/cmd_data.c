@@ -1,5 +1,4 @@
 /* cmd_data.c — `rankscope data fetch`: download, verify and unpack CIFAR-10. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,56 +25,53 @@ static void usage(FILE *f)
             "  file, default 10000).\n");
 }
 
+static int fetch_option(void *cmd, int key, const char *arg)
+{
+    fetch_opts *o = cmd;
+    long v;
+    switch (key) {
+    case 'd': o->dir = arg; return 0;
+    case 'u': o->url = arg; return 0;
+    case 'm': o->md5 = arg; return 0;
+    case 'n':
+        if (cli_parse_int("--records", arg, 1, 1000000, &v) != 0)
+            return CLI_USAGE;
+        o->records = (int)v;
+        return 0;
+    case 'r':
+        if (cli_parse_int("--retries", arg, 0, 100, &v) != 0)
+            return CLI_USAGE;
+        o->retries = (int)v;
+        return 0;
+    case 'D':
+        if (cli_parse_int("--deadline", arg, 1, 7 * 86400, &v) != 0)
+            return CLI_USAGE;
+        o->deadline_secs = v;
+        return 0;
+    case 'S':
+        if (cli_parse_int("--stall-timeout", arg, 1, 86400, &v) != 0)
+            return CLI_USAGE;
+        o->stall_secs = v;
+        return 0;
+    }
+    return CLI_USAGE;
+}
+
 static int cmd_data_fetch(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'},   {"url", required_argument, 0, 'u'},
-        {"md5", required_argument, 0, 'm'},   {"records", required_argument, 0, 'n'},
-        {"retries", required_argument, 0, 'r'}, {"force", no_argument, 0, 'f'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {"deadline", required_argument, 0, 'D'}, {"stall-timeout", required_argument, 0, 'S'},
-        {0, 0, 0, 0}};
+    static const cli_opt opts[] = {
+        {"dir", 1, 'd', 0},     {"url", 1, 'u', 0},      {"md5", 1, 'm', 0},           {"records", 1, 'n', 0},
+        {"retries", 1, 'r', 0}, {"deadline", 1, 'D', 0}, {"stall-timeout", 1, 'S', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"data fetch", CLI_A_FORCE | CLI_A_JSON, opts, fetch_option, usage, -1};
     fetch_opts o = {.retries = -1, .progress = cli_progress};
-    int json = 0, c;
-    long v;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': o.dir = optarg; break;
-        case 'u': o.url = optarg; break;
-        case 'm': o.md5 = optarg; break;
-        case 'n':
-            if (cli_parse_int("--records", optarg, 1, 1000000, &v) != 0)
-                return CLI_USAGE;
-            o.records = (int)v;
-            break;
-        case 'r':
-            if (cli_parse_int("--retries", optarg, 0, 100, &v) != 0)
-                return CLI_USAGE;
-            o.retries = (int)v;
-            break;
-        case 'D':
-            if (cli_parse_int("--deadline", optarg, 1, 7 * 86400, &v) != 0)
-                return CLI_USAGE;
-            o.deadline_secs = v;
-            break;
-        case 'S':
-            if (cli_parse_int("--stall-timeout", optarg, 1, 86400, &v) != 0)
-                return CLI_USAGE;
-            o.stall_secs = v;
-            break;
-        case 'f': o.force = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("data fetch: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc) {
-        cli_error("data fetch: unexpected argument \"%s\"", argv[optind]);
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &o, &a);
+    if (prc >= 0)
+        return prc;
+    o.force = a.force;
+    int json = a.json;
+    if (a.n_rest > 0) {
+        cli_error("data fetch: unexpected argument \"%s\"", a.rest[0]);
         return CLI_USAGE;
     }
     rs_err e = {{0}};

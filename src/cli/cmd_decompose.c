@@ -1,6 +1,5 @@
 /* cmd_decompose.c — `rankscope decompose`, `rankscope spectrum`, `rankscope estimate`: thin
  * clients of decomp.h / evbmf.h / plan.h. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,15 +69,6 @@ static void print_cost_json(const decomp_cost *c)
            c->macs_after ? (double)c->macs_before / c->macs_after : 0.0);
 }
 
-/* The getopt default case of decompose, spectrum and estimate: name the option, show the
- * command's usage on stderr. */
-static int unknown_option(const char *cmd, const char *opt, void (*usage)(FILE *))
-{
-    cli_error("%s: unknown or incomplete option \"%s\"", cmd, opt);
-    usage(stderr);
-    return CLI_USAGE;
-}
-
 /* The model at path (the default model when NULL) with --plan / --ranks applied; NULL, already
  * reported, when either step fails. */
 static rs_model *load_planned_model(const char *path, const char *plan_f, const char *ranks_spec)
@@ -132,83 +122,203 @@ static void decompose_usage(FILE *f)
             "  -f/--force  allow -o to overwrite the input model\n");
 }
 
+static void print_layer_json(const char *layer, const decomp_result *r, double out_err, int calib_n)
+{
+    printf("\"layer\": ");
+    cli_json_string(stdout, layer);
+    printf(", \"method\": \"%s\", \"rank\": %d", decomp_method_name(r->method), r->rank);
+    if (r->method == DECOMP_TUCKER2)
+        printf(", \"rank2\": %d", r->rank2);
+    printf(", ");
+    print_cost_json(&r->cost);
+    printf(", \"weight_error\": %.6g", r->weight_error);
+    if (isfinite(out_err))
+        printf(", \"output_error\": %.6g, \"calibration_images\": %d", out_err, calib_n);
+    else
+        printf(", \"output_error\": null");
+    printf(", \"seconds\": %.6f, \"factors\": [", r->seconds);
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        printf("%s{\"op\": \"%s\", \"weight\": [", i ? ", " : "", model_op_name(f->op));
+        for (int d = 0; d < f->w_ndim; ++d)
+            printf("%s%lld", d ? ", " : "", (long long)f->w_dims[d]);
+        printf("], \"group\": %lld, \"params\": %lld, \"macs\": %lld}", (long long)f->group,
+               (long long)f->params, (long long)f->macs);
+    }
+    printf("]");
+    if (r->method == DECOMP_CP)
+        printf(", \"sensitivity\": %.6g, \"ridge_used\": %.6g", r->sensitivity, r->ridge_used);
+    if (r->method == DECOMP_CP || r->method == DECOMP_TUCKER2) {
+        printf(", \"iterations\": %d, \"converged\": %s, \"degenerate\": %s, \"fit\": [", r->iterations,
+               r->converged ? "true" : "false", r->degenerate ? "true" : "false");
+        for (int i = 0; i < r->n_fit; ++i)
+            printf("%s%.8g", i ? ", " : "", r->fit[i]);
+        printf("]");
+    }
+}
+
+static void print_plan_json(const rs_plan *plan, const plan_layer_report *rep, const plan_cost *pc, int first)
+{
+    printf("%s\"plan\": [", first ? "" : ", ");
+    for (int i = 0; i < plan->n; ++i) {
+        const plan_entry *pe = &plan->entries[i];
+        printf("%s{\"layer\": ", i ? ", " : "");
+        cli_json_string(stdout, pe->layer);
+        printf(", \"method\": \"%s\", \"rank\": %d, \"rank2\": %d, \"weight_error\": %.6g, "
+               "\"degenerate\": %s}",
+               decomp_method_name(pe->method), pe->rank, pe->rank2, rep[i].weight_error,
+               rep[i].degenerate ? "true" : "false");
+    }
+    printf("], \"network\": {\"params_before\": %lld, \"params_after\": %lld, \"macs_before\": %lld, "
+           "\"macs_after\": %lld, \"fp32_bytes_before\": %lld, \"fp32_bytes_after\": %lld}",
+           (long long)pc->params_before, (long long)pc->params_after, (long long)pc->macs_before,
+           (long long)pc->macs_after, (long long)pc->bytes_before, (long long)pc->bytes_after);
+}
+
+static void print_plan_text(const rs_plan *plan, const plan_layer_report *rep, const plan_cost *pc)
+{
+    char a[16], b[16];
+    for (int i = 0; i < plan->n; ++i) {
+        const plan_entry *pe = &plan->entries[i];
+        if (pe->method == DECOMP_NONE)
+            printf("%-12s none\n", pe->layer);
+        else
+            printf("%-12s %-12s rank %d%s  weight error %.4f%s\n", pe->layer, decomp_method_name(pe->method),
+                   pe->rank, "", rep[i].weight_error, rep[i].degenerate ? "  (CP degenerate)" : "");
+    }
+    printf("network: params %s -> ", cli_human(pc->params_before, a, sizeof a));
+    printf("%s (%.2fx), ", cli_human(pc->params_after, b, sizeof b),
+           (double)pc->params_before / (double)(pc->params_after ? pc->params_after : 1));
+    printf("MACs %s -> ", cli_human(pc->macs_before, a, sizeof a));
+    printf("%s (%.2fx) per image\n", cli_human(pc->macs_after, b, sizeof b),
+           (double)pc->macs_before / (double)(pc->macs_after ? pc->macs_after : 1));
+}
+
+static void print_layer_text(const char *layer, const decomp_result *r, double out_err, int calib_n,
+                             const char *calib_src)
+{
+    printf("%s: %s rank %d", layer, decomp_method_name(r->method), r->rank);
+    if (r->method == DECOMP_TUCKER2)
+        printf(",%d (R_out,R_in)", r->rank2);
+    printf("  (%.1f ms)\n", 1e3 * r->seconds);
+    for (int i = 0; i < r->n_factors; ++i) {
+        const decomp_factor *f = &r->f[i];
+        char ws[64];
+        if (f->w_ndim == 4)
+            snprintf(ws, sizeof ws, "%lldx%lldx%lldx%lld", (long long)f->w_dims[0], (long long)f->w_dims[1],
+                     (long long)f->w_dims[2], (long long)f->w_dims[3]);
+        else
+            snprintf(ws, sizeof ws, "%lldx%lld", (long long)f->w_dims[0], (long long)f->w_dims[1]);
+        printf("  %s_f%d  %-5s %-14s group %-5lld params %8lld  MACs %10lld\n", r->layer, i,
+               model_op_name(f->op), ws, (long long)f->group, (long long)f->params, (long long)f->macs);
+    }
+    printf("  params %lld -> %lld (%.2fx)   MACs %lld -> %lld (%.2fx) per image%s\n",
+           (long long)r->cost.params_before, (long long)r->cost.params_after,
+           (double)r->cost.params_before / (double)r->cost.params_after, (long long)r->cost.macs_before,
+           (long long)r->cost.macs_after, (double)r->cost.macs_before / (double)r->cost.macs_after,
+           r->cost.params_after >= r->cost.params_before ? "  -- costs MORE than the original" : "");
+    printf("  weight error ||K-K^||/||K|| = %.4f\n", r->weight_error);
+    if (isfinite(out_err))
+        printf("  output error on %d calibration images = %.4f   (%s)\n", calib_n, out_err, calib_src);
+    if (r->method == DECOMP_CP || r->method == DECOMP_TUCKER2)
+        printf("  %d sweeps, %s, fit %.4f%s\n", r->iterations, r->converged ? "converged" : "iteration cap",
+               r->n_fit ? r->fit[r->n_fit - 1] : 0.0, r->degenerate ? ", DEGENERATE (diverging terms)" : "");
+    if (r->method == DECOMP_CP)
+        printf("  sensitivity sum ||term||^2 / ||K^||^2 = %.3f (1 = terms do not cancel)%s\n", r->sensitivity,
+               r->ridge_used > 0 ? "; stabilised by a ridge continuation" : "");
+}
+
+/* --method and --rank of --layer; prints the error and returns -1 when they do not hold. */
+static int check_layer_args(const char *method_s, const char *rank_s, decomp_method *method, int *rank, int *rank2)
+{
+    rs_err e = {{0}};
+    if (!method_s || !rank_s) {
+        cli_error("decompose: --layer needs --method and --rank");
+        return -1;
+    }
+    if (decomp_method_parse(method_s, method, &e)) {
+        cli_error("decompose: %s", e.msg);
+        return -1;
+    }
+    if (*method == DECOMP_NONE) {
+        cli_error("decompose: method none factorizes nothing");
+        return -1;
+    }
+    if (parse_ranks(rank_s, rank, rank2) || (*rank2 && *method != DECOMP_TUCKER2)) {
+        cli_error("decompose: --rank \"%s\" (expected a positive integer%s)", rank_s,
+                  *method == DECOMP_TUCKER2 ? " or R,R2" : "");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct decompose_cmd {
+    const char *layer, *method, *rank;
+    long calib;
+    decomp_opts dopts;
+} decompose_cmd;
+
+static int decompose_option(void *cmd, int key, const char *arg)
+{
+    decompose_cmd *c = cmd;
+    long lv;
+    double dv;
+    switch (key) {
+    case 'l': c->layer = arg; return 0;
+    case 'm': c->method = arg; return 0;
+    case 'r': c->rank = arg; return 0;
+    case 'c': return cli_parse_int("--calib", arg, 1, 10000, &c->calib) ? CLI_USAGE : 0;
+    case 'I':
+        if (cli_parse_int("--max-iter", arg, 1, 1000000, &lv))
+            return CLI_USAGE;
+        c->dopts.max_iter = (int)lv;
+        return 0;
+    case 'S':
+        if (cli_parse_int("--restarts", arg, 0, 1000, &lv))
+            return CLI_USAGE;
+        c->dopts.restarts = (int)lv;
+        return 0;
+    case 'E':
+        if (cli_parse_int("--seed", arg, 0, 2147483647L, &lv))
+            return CLI_USAGE;
+        c->dopts.seed = (uint64_t)lv;
+        return 0;
+    case 'T':
+        if (cli_parse_double("--tol", arg, 0, 1, &dv))
+            return CLI_USAGE;
+        c->dopts.tol = dv;
+        return 0;
+    case 'G':
+        if (cli_parse_double("--ridge", arg, 0, 1, &dv))
+            return CLI_USAGE;
+        c->dopts.ridge = dv;
+        return 0;
+    }
+    return CLI_USAGE;
+}
+
 int cmd_decompose(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"layer", required_argument, 0, 'l'},   {"method", required_argument, 0, 'm'},
-        {"rank", required_argument, 0, 'r'},    {"output", required_argument, 0, 'o'},
-        {"json", no_argument, 0, 'j'},          {"plan", required_argument, 0, 'p'},
-        {"ranks", required_argument, 0, 'R'},   {"calib", required_argument, 0, 'c'},
-        {"data", required_argument, 0, 'd'},    {"max-iter", required_argument, 0, 'I'},
-        {"tol", required_argument, 0, 'T'},     {"restarts", required_argument, 0, 'S'},
-        {"seed", required_argument, 0, 'E'},    {"ridge", required_argument, 0, 'G'},
-        {"force", no_argument, 0, 'f'},         {"help", no_argument, 0, 'h'},
-        CLI_FIT_OPTIONS,
-        {0, 0, 0, 0}};
-    cli_fit fit = {0, 0, NULL};
-    const char *layer = NULL, *method_s = NULL, *rank_s = NULL, *out = NULL, *plan_f = NULL,
-               *ranks_spec = NULL, *data = NULL;
-    int json = 0, force = 0, c;
-    long calib = CALIB_DEFAULT, lv;
-    double dv;
-    decomp_opts dopts;
-    decomp_opts_default(&dopts);
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': layer = optarg; break;
-        case CLI_OPT_FIT:
-        case CLI_OPT_CALIB:
-            if (cli_fit_arg(c, optarg, &fit) != 0)
-                return CLI_USAGE;
-            break;
-        case 'm': method_s = optarg; break;
-        case 'r': rank_s = optarg; break;
-        case 'o': out = optarg; break;
-        case 'j': json = 1; break;
-        case 'p': plan_f = optarg; break;
-        case 'R': ranks_spec = optarg; break;
-        case 'd': data = optarg; break;
-        case 'f': force = 1; break;
-        case 'c':
-            if (cli_parse_int("--calib", optarg, 1, 10000, &calib))
-                return CLI_USAGE;
-            break;
-        case 'I':
-            if (cli_parse_int("--max-iter", optarg, 1, 1000000, &lv))
-                return CLI_USAGE;
-            dopts.max_iter = (int)lv;
-            break;
-        case 'S':
-            if (cli_parse_int("--restarts", optarg, 0, 1000, &lv))
-                return CLI_USAGE;
-            dopts.restarts = (int)lv;
-            break;
-        case 'E':
-            if (cli_parse_int("--seed", optarg, 0, 2147483647L, &lv))
-                return CLI_USAGE;
-            dopts.seed = (uint64_t)lv;
-            break;
-        case 'T':
-            if (cli_parse_double("--tol", optarg, 0, 1, &dv))
-                return CLI_USAGE;
-            dopts.tol = dv;
-            break;
-        case 'G':
-            if (cli_parse_double("--ridge", optarg, 0, 1, &dv))
-                return CLI_USAGE;
-            dopts.ridge = dv;
-            break;
-        case 'h': decompose_usage(stdout); return CLI_OK;
-        default: return unknown_option("decompose", argv[optind - 1], decompose_usage);
-        }
-    }
-    if (argc - optind > 1) {
-        cli_error("decompose: expected at most one model, got %d arguments", argc - optind);
-        return CLI_USAGE;
-    }
-    const char *in = optind < argc ? argv[optind] : NULL;
+    static const cli_opt opts[] = {
+        {"layer", 1, 'l', 0},    {"method", 1, 'm', 0}, {"rank", 1, 'r', 0},     {"calib", 1, 'c', 0},
+        {"max-iter", 1, 'I', 0}, {"tol", 1, 'T', 0},    {"restarts", 1, 'S', 0}, {"seed", 1, 'E', 0},
+        {"ridge", 1, 'G', 0},    {0, 0, 0, 0}};
+    static const cli_spec spec = {"decompose", CLI_A_OUTPUT | CLI_A_JSON | CLI_A_PLAN | CLI_A_RANKS | CLI_A_DATA |
+                                                   CLI_A_FORCE | CLI_A_FIT,
+                                  opts, decompose_option, decompose_usage, 1};
+    decompose_cmd dc = {.calib = CALIB_DEFAULT};
+    decomp_opts_default(&dc.dopts);
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &dc, &a);
+    if (prc >= 0)
+        return prc;
+    const char *layer = dc.layer, *method_s = dc.method, *rank_s = dc.rank, *out = a.out, *plan_f = a.plan,
+               *ranks_spec = a.ranks, *data = a.data;
+    int json = a.json, force = a.force;
+    long calib = dc.calib;
+    decomp_opts dopts = dc.dopts;
+    cli_fit fit = a.fit;
+    const char *in = a.model;
     if (!layer && !plan_f && !ranks_spec) {
         cli_error("decompose: give --layer NAME --method M --rank R, or --plan FILE / --ranks SPEC");
         decompose_usage(stderr);
@@ -219,25 +329,8 @@ int cmd_decompose(int argc, char **argv)
     rs_err e = {{0}};
     decomp_result r;
     memset(&r, 0, sizeof r);
-    if (layer) {
-        if (!method_s || !rank_s) {
-            cli_error("decompose: --layer needs --method and --rank");
-            return CLI_USAGE;
-        }
-        if (decomp_method_parse(method_s, &method, &e)) {
-            cli_error("decompose: %s", e.msg);
-            return CLI_USAGE;
-        }
-        if (method == DECOMP_NONE) {
-            cli_error("decompose: method none factorizes nothing");
-            return CLI_USAGE;
-        }
-        if (parse_ranks(rank_s, &rank, &rank2) || (rank2 && method != DECOMP_TUCKER2)) {
-            cli_error("decompose: --rank \"%s\" (expected a positive integer%s)", rank_s,
-                      method == DECOMP_TUCKER2 ? " or R,R2" : "");
-            return CLI_USAGE;
-        }
-    }
+    if (layer && check_layer_args(method_s, rank_s, &method, &rank, &rank2) != 0)
+        return CLI_USAGE;
     if (out && (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
                 cli_check_output_inputs("-o", out, &(cli_inputs){.plan = plan_f, .reads_data = 1,
                                                                  .data = data}) != 0))
@@ -327,109 +420,21 @@ int cmd_decompose(int argc, char **argv)
         printf("{");
         int first = 1;
         if (layer) {
-            printf("\"layer\": ");
-            cli_json_string(stdout, layer);
-            printf(", \"method\": \"%s\", \"rank\": %d", decomp_method_name(r.method), r.rank);
-            if (r.method == DECOMP_TUCKER2)
-                printf(", \"rank2\": %d", r.rank2);
-            printf(", ");
-            print_cost_json(&r.cost);
-            printf(", \"weight_error\": %.6g", r.weight_error);
-            if (isfinite(out_err))
-                printf(", \"output_error\": %.6g, \"calibration_images\": %d", out_err, calib_n);
-            else
-                printf(", \"output_error\": null");
-            printf(", \"seconds\": %.6f, \"factors\": [", r.seconds);
-            for (int i = 0; i < r.n_factors; ++i) {
-                const decomp_factor *f = &r.f[i];
-                printf("%s{\"op\": \"%s\", \"weight\": [", i ? ", " : "", model_op_name(f->op));
-                for (int d = 0; d < f->w_ndim; ++d)
-                    printf("%s%lld", d ? ", " : "", (long long)f->w_dims[d]);
-                printf("], \"group\": %lld, \"params\": %lld, \"macs\": %lld}", (long long)f->group,
-                       (long long)f->params, (long long)f->macs);
-            }
-            printf("]");
-            if (r.method == DECOMP_CP)
-                printf(", \"sensitivity\": %.6g, \"ridge_used\": %.6g", r.sensitivity, r.ridge_used);
-            if (r.method == DECOMP_CP || r.method == DECOMP_TUCKER2) {
-                printf(", \"iterations\": %d, \"converged\": %s, \"degenerate\": %s, \"fit\": [", r.iterations,
-                       r.converged ? "true" : "false", r.degenerate ? "true" : "false");
-                for (int i = 0; i < r.n_fit; ++i)
-                    printf("%s%.8g", i ? ", " : "", r.fit[i]);
-                printf("]");
-            }
+            print_layer_json(layer, &r, out_err, calib_n);
             first = 0;
         }
-        if (plan) {
-            printf("%s\"plan\": [", first ? "" : ", ");
-            for (int i = 0; i < plan->n; ++i) {
-                const plan_entry *pe = &plan->entries[i];
-                printf("%s{\"layer\": ", i ? ", " : "");
-                cli_json_string(stdout, pe->layer);
-                printf(", \"method\": \"%s\", \"rank\": %d, \"rank2\": %d, \"weight_error\": %.6g, "
-                       "\"degenerate\": %s}",
-                       decomp_method_name(pe->method), pe->rank, pe->rank2, rep[i].weight_error,
-                       rep[i].degenerate ? "true" : "false");
-            }
-            printf("], \"network\": {\"params_before\": %lld, \"params_after\": %lld, \"macs_before\": %lld, "
-                   "\"macs_after\": %lld, \"fp32_bytes_before\": %lld, \"fp32_bytes_after\": %lld}",
-                   (long long)pc.params_before, (long long)pc.params_after, (long long)pc.macs_before,
-                   (long long)pc.macs_after, (long long)pc.bytes_before, (long long)pc.bytes_after);
-        }
+        if (plan)
+            print_plan_json(plan, rep, &pc, first);
         if (out) {
             printf(", \"output\": ");
             cli_json_string(stdout, out);
         }
         printf("}\n");
     } else {
-        char a[16], b[16];
-        if (plan) {
-            for (int i = 0; i < plan->n; ++i) {
-                const plan_entry *pe = &plan->entries[i];
-                if (pe->method == DECOMP_NONE)
-                    printf("%-12s none\n", pe->layer);
-                else
-                    printf("%-12s %-12s rank %d%s  weight error %.4f%s\n", pe->layer, decomp_method_name(pe->method),
-                           pe->rank, "", rep[i].weight_error, rep[i].degenerate ? "  (CP degenerate)" : "");
-            }
-            printf("network: params %s -> ", cli_human(pc.params_before, a, sizeof a));
-            printf("%s (%.2fx), ", cli_human(pc.params_after, b, sizeof b),
-                   (double)pc.params_before / (double)(pc.params_after ? pc.params_after : 1));
-            printf("MACs %s -> ", cli_human(pc.macs_before, a, sizeof a));
-            printf("%s (%.2fx) per image\n", cli_human(pc.macs_after, b, sizeof b),
-                   (double)pc.macs_before / (double)(pc.macs_after ? pc.macs_after : 1));
-        }
-        if (layer) {
-            printf("%s: %s rank %d", layer, decomp_method_name(r.method), r.rank);
-            if (r.method == DECOMP_TUCKER2)
-                printf(",%d (R_out,R_in)", r.rank2);
-            printf("  (%.1f ms)\n", 1e3 * r.seconds);
-            for (int i = 0; i < r.n_factors; ++i) {
-                const decomp_factor *f = &r.f[i];
-                char ws[64];
-                if (f->w_ndim == 4)
-                    snprintf(ws, sizeof ws, "%lldx%lldx%lldx%lld", (long long)f->w_dims[0], (long long)f->w_dims[1],
-                             (long long)f->w_dims[2], (long long)f->w_dims[3]);
-                else
-                    snprintf(ws, sizeof ws, "%lldx%lld", (long long)f->w_dims[0], (long long)f->w_dims[1]);
-                printf("  %s_f%d  %-5s %-14s group %-5lld params %8lld  MACs %10lld\n", r.layer, i,
-                       model_op_name(f->op), ws, (long long)f->group, (long long)f->params, (long long)f->macs);
-            }
-            printf("  params %lld -> %lld (%.2fx)   MACs %lld -> %lld (%.2fx) per image%s\n",
-                   (long long)r.cost.params_before, (long long)r.cost.params_after,
-                   (double)r.cost.params_before / (double)r.cost.params_after, (long long)r.cost.macs_before,
-                   (long long)r.cost.macs_after, (double)r.cost.macs_before / (double)r.cost.macs_after,
-                   r.cost.params_after >= r.cost.params_before ? "  -- costs MORE than the original" : "");
-            printf("  weight error ||K-K^||/||K|| = %.4f\n", r.weight_error);
-            if (isfinite(out_err))
-                printf("  output error on %d calibration images = %.4f   (%s)\n", calib_n, out_err, calib_src);
-            if (r.method == DECOMP_CP || r.method == DECOMP_TUCKER2)
-                printf("  %d sweeps, %s, fit %.4f%s\n", r.iterations, r.converged ? "converged" : "iteration cap",
-                       r.n_fit ? r.fit[r.n_fit - 1] : 0.0, r.degenerate ? ", DEGENERATE (diverging terms)" : "");
-            if (r.method == DECOMP_CP)
-                printf("  sensitivity sum ||term||^2 / ||K^||^2 = %.3f (1 = terms do not cancel)%s\n", r.sensitivity,
-                       r.ridge_used > 0 ? "; stabilised by a ridge continuation" : "");
-        }
+        if (plan)
+            print_plan_text(plan, rep, &pc);
+        if (layer)
+            print_layer_text(layer, &r, out_err, calib_n, calib_src);
         if (out)
             printf("wrote %s\n", out);
     }
@@ -460,29 +465,120 @@ static void json_array(const double *v, int n)
     printf("]");
 }
 
+/* What `spectrum` prints from. */
+typedef struct spectrum_out {
+    const char *layer;
+    const rs_model *m;
+    int node, view;
+    unsigned views;
+    int conv, layer_rank;
+    const decomp_spectrum *sp;
+    const evbmf_result *ev;
+} spectrum_out;
+
+static void print_spectrum_json(const spectrum_out *o)
+{
+    rs_err e;
+    const decomp_spectrum *s = &o->sp[o->view];
+    printf("{\"layer\": ");
+    cli_json_string(stdout, o->layer);
+    printf(", \"op\": \"%s\", \"view\": \"%s\"", model_op_name(o->m->nodes[o->node].op),
+           decomp_view_name((decomp_view)o->view));
+    if (o->view != DECOMP_VIEW_SLICES) {
+        printf(", \"rows\": %d, \"cols\": %d, \"singular_values\": ", s->rows, s->cols);
+        json_array(s->sigma, s->n);
+        printf(", \"energy\": ");
+        json_array(s->energy, s->n);
+        printf(", \"evbmf_rank\": %d, \"evbmf_sigma2\": %.9g, \"evbmf_threshold\": %.9g", o->ev[o->view].rank,
+               o->ev[o->view].sigma2, o->ev[o->view].threshold);
+    } else {
+        /* slices: the mean spectrum over slices is descending too */
+        double *mean = calloc((size_t)s->n, sizeof *mean);
+        for (int k = 0; mean && k < s->n_mats; ++k)
+            for (int i = 0; i < s->n; ++i)
+                mean[i] += s->sigma[(size_t)k * s->n + i] / s->n_mats;
+        printf(", \"rows\": %d, \"cols\": %d, \"singular_values\": ", s->rows, s->cols);
+        json_array(mean, mean ? s->n : 0);
+        free(mean);
+        int r = 1;
+        evbmf_layer_rank(o->m, o->node, DECOMP_SLICE_SVD, 1, &r, NULL, &e);
+        printf(", \"evbmf_rank\": %d", r);
+    }
+    if (o->conv) {
+        printf(", \"evbmf_rank_cp\": %d, \"views\": {", o->layer_rank);
+        int first = 1;
+        for (int v = DECOMP_VIEW_MODE0; v <= DECOMP_VIEW_SLICES; ++v) {
+            printf("%s\"%s\": {\"rows\": %d, \"cols\": %d", first ? "" : ", ", decomp_view_name((decomp_view)v),
+                   o->sp[v].rows, o->sp[v].cols);
+            first = 0;
+            if (v == DECOMP_VIEW_SLICES) {
+                printf(", \"slices\": [");
+                for (int k = 0; k < o->sp[v].n_mats; ++k) {
+                    printf("%s", k ? ", " : "");
+                    json_array(o->sp[v].sigma + (size_t)k * o->sp[v].n, o->sp[v].n);
+                }
+                printf("]}");
+            } else {
+                printf(", \"singular_values\": ");
+                json_array(o->sp[v].sigma, o->sp[v].n);
+                printf(", \"evbmf_rank\": %d}", o->ev[v].rank);
+            }
+        }
+        printf("}");
+    }
+    printf("}\n");
+}
+
+static void print_spectrum_text(const spectrum_out *o)
+{
+    for (int v = 0; v < DECOMP_VIEW_COUNT; ++v) {
+        if (!(o->views & (1u << v)) || (v != o->view && v == DECOMP_VIEW_SLICES))
+            continue;
+        const decomp_spectrum *s = &o->sp[v];
+        if (v == DECOMP_VIEW_SLICES) {
+            printf("%s %s: %d slices of %dx%d (first slices shown)\n", o->layer, decomp_view_name((decomp_view)v),
+                   s->n_mats, s->rows, s->cols);
+            for (int k = 0; k < s->n_mats && k < 8; ++k) {
+                printf("  slice %d:", k);
+                for (int i = 0; i < s->n; ++i)
+                    printf(" %.4g", s->sigma[(size_t)k * s->n + i]);
+                printf("\n");
+            }
+            continue;
+        }
+        printf("%s %s %dx%d%s: EVBMF rank %d (sigma2 %.4g, threshold %.4g)\n", o->layer,
+               decomp_view_name((decomp_view)v), s->rows, s->cols, v == o->view ? " *" : "", o->ev[v].rank,
+               o->ev[v].sigma2, o->ev[v].threshold);
+        if (v != o->view)
+            continue;
+        printf("  %4s %12s %8s\n", "k", "sigma", "energy");
+        for (int i = 0; i < s->n; ++i)
+            printf("  %4d %12.6g %7.2f%%%s\n", i + 1, s->sigma[i], 100 * s->energy[i],
+                   o->ev[v].rank == i + 1 ? "   <- EVBMF" : "");
+    }
+    if (o->conv)
+        printf("EVBMF rank for cp (max of mode-0, mode-1): %d\n", o->layer_rank);
+}
+
+static int spectrum_option(void *cmd, int key, const char *arg)
+{
+    ((const char **)cmd)[key == 'v'] = arg;
+    return 0;
+}
+
 int cmd_spectrum(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"layer", required_argument, 0, 'l'}, {"view", required_argument, 0, 'v'},
-        {"json", no_argument, 0, 'j'},        {"plan", required_argument, 0, 'p'},
-        {"ranks", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *layer = NULL, *view_s = NULL, *plan_f = NULL, *ranks_spec = NULL;
-    int json = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': layer = optarg; break;
-        case 'v': view_s = optarg; break;
-        case 'j': json = 1; break;
-        case 'p': plan_f = optarg; break;
-        case 'R': ranks_spec = optarg; break;
-        case 'h': spectrum_usage(stdout); return CLI_OK;
-        default: return unknown_option("spectrum", argv[optind - 1], spectrum_usage);
-        }
-    }
-    if (!layer || argc - optind > 1) {
+    static const cli_opt opts[] = {{"layer", 1, 'l', 0}, {"view", 1, 'v', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"spectrum", CLI_A_JSON | CLI_A_PLAN | CLI_A_RANKS, opts, spectrum_option,
+                                  spectrum_usage, -1};
+    const char *lv[2] = {NULL, NULL}; /* --layer, --view */
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, lv, &a);
+    if (prc >= 0)
+        return prc;
+    const char *layer = lv[0], *view_s = lv[1], *plan_f = a.plan, *ranks_spec = a.ranks;
+    int json = a.json;
+    if (!layer || a.n_rest > 1) {
         cli_error("spectrum: %s", layer ? "expected at most one model" : "--layer NAME is required");
         spectrum_usage(stderr);
         return CLI_USAGE;
@@ -495,7 +591,7 @@ int cmd_spectrum(int argc, char **argv)
         cli_error("spectrum: --view \"%s\" (expected dense, mode-0, mode-1, spatial or slices)", view_s);
         return CLI_USAGE;
     }
-    rs_model *m = load_planned_model(optind < argc ? argv[optind] : NULL, plan_f, ranks_spec);
+    rs_model *m = load_planned_model(a.model, plan_f, ranks_spec);
     if (!m)
         return CLI_FAIL;
     rs_err e = {{0}};
@@ -537,84 +633,11 @@ int cmd_spectrum(int argc, char **argv)
     int layer_rank = 0;
     if (rc == CLI_OK && conv && evbmf_layer_rank(m, node, DECOMP_CP, 1, &layer_rank, NULL, &e))
         layer_rank = 0;
-    if (rc == CLI_OK && json) {
-        const decomp_spectrum *s = &sp[view];
-        printf("{\"layer\": ");
-        cli_json_string(stdout, layer);
-        printf(", \"op\": \"%s\", \"view\": \"%s\"", model_op_name(m->nodes[node].op),
-               decomp_view_name((decomp_view)view));
-        if (view != DECOMP_VIEW_SLICES) {
-            printf(", \"rows\": %d, \"cols\": %d, \"singular_values\": ", s->rows, s->cols);
-            json_array(s->sigma, s->n);
-            printf(", \"energy\": ");
-            json_array(s->energy, s->n);
-            printf(", \"evbmf_rank\": %d, \"evbmf_sigma2\": %.9g, \"evbmf_threshold\": %.9g", ev[view].rank,
-                   ev[view].sigma2, ev[view].threshold);
-        } else {
-            /* slices: the mean spectrum over slices is descending too */
-            double *mean = calloc((size_t)s->n, sizeof *mean);
-            for (int k = 0; mean && k < s->n_mats; ++k)
-                for (int i = 0; i < s->n; ++i)
-                    mean[i] += s->sigma[(size_t)k * s->n + i] / s->n_mats;
-            printf(", \"rows\": %d, \"cols\": %d, \"singular_values\": ", s->rows, s->cols);
-            json_array(mean, mean ? s->n : 0);
-            free(mean);
-            int r = 1;
-            evbmf_layer_rank(m, node, DECOMP_SLICE_SVD, 1, &r, NULL, &e);
-            printf(", \"evbmf_rank\": %d", r);
-        }
-        if (conv) {
-            printf(", \"evbmf_rank_cp\": %d, \"views\": {", layer_rank);
-            int first = 1;
-            for (int v = DECOMP_VIEW_MODE0; v <= DECOMP_VIEW_SLICES; ++v) {
-                printf("%s\"%s\": {\"rows\": %d, \"cols\": %d", first ? "" : ", ", decomp_view_name((decomp_view)v),
-                       sp[v].rows, sp[v].cols);
-                first = 0;
-                if (v == DECOMP_VIEW_SLICES) {
-                    printf(", \"slices\": [");
-                    for (int k = 0; k < sp[v].n_mats; ++k) {
-                        printf("%s", k ? ", " : "");
-                        json_array(sp[v].sigma + (size_t)k * sp[v].n, sp[v].n);
-                    }
-                    printf("]}");
-                } else {
-                    printf(", \"singular_values\": ");
-                    json_array(sp[v].sigma, sp[v].n);
-                    printf(", \"evbmf_rank\": %d}", ev[v].rank);
-                }
-            }
-            printf("}");
-        }
-        printf("}\n");
-    } else if (rc == CLI_OK) {
-        for (int v = 0; v < DECOMP_VIEW_COUNT; ++v) {
-            if (!(views & (1u << v)) || (v != view && v == DECOMP_VIEW_SLICES))
-                continue;
-            const decomp_spectrum *s = &sp[v];
-            if (v == DECOMP_VIEW_SLICES) {
-                printf("%s %s: %d slices of %dx%d (first slices shown)\n", layer, decomp_view_name((decomp_view)v),
-                       s->n_mats, s->rows, s->cols);
-                for (int k = 0; k < s->n_mats && k < 8; ++k) {
-                    printf("  slice %d:", k);
-                    for (int i = 0; i < s->n; ++i)
-                        printf(" %.4g", s->sigma[(size_t)k * s->n + i]);
-                    printf("\n");
-                }
-                continue;
-            }
-            printf("%s %s %dx%d%s: EVBMF rank %d (sigma2 %.4g, threshold %.4g)\n", layer,
-                   decomp_view_name((decomp_view)v), s->rows, s->cols, v == view ? " *" : "", ev[v].rank,
-                   ev[v].sigma2, ev[v].threshold);
-            if (v != view)
-                continue;
-            printf("  %4s %12s %8s\n", "k", "sigma", "energy");
-            for (int i = 0; i < s->n; ++i)
-                printf("  %4d %12.6g %7.2f%%%s\n", i + 1, s->sigma[i], 100 * s->energy[i],
-                       ev[v].rank == i + 1 ? "   <- EVBMF" : "");
-        }
-        if (conv)
-            printf("EVBMF rank for cp (max of mode-0, mode-1): %d\n", layer_rank);
-    }
+    spectrum_out o = {layer, m, node, view, views, conv, layer_rank, sp, ev};
+    if (rc == CLI_OK && json)
+        print_spectrum_json(&o);
+    else if (rc == CLI_OK)
+        print_spectrum_text(&o);
     for (int v = 0; v < DECOMP_VIEW_COUNT; ++v) {
         decomp_spectrum_free(&sp[v]);
         evbmf_result_free(&ev[v]);
@@ -683,41 +706,41 @@ static int estimate_bench(const rs_model *m, int reps, int json)
     return CLI_OK;
 }
 
+typedef struct estimate_cmd {
+    long multiple, reps;
+    int bench;
+} estimate_cmd;
+
+static int estimate_option(void *cmd, int key, const char *arg)
+{
+    estimate_cmd *c = cmd;
+    if (key == 'b') {
+        c->bench = 1;
+        return 0;
+    }
+    if (key == 'k')
+        return cli_parse_int("--multiple", arg, 1, 1024, &c->multiple) ? CLI_USAGE : 0;
+    return cli_parse_int("--reps", arg, 1, 1000, &c->reps) ? CLI_USAGE : 0;
+}
+
 int cmd_estimate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"multiple", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
-        {"plan", required_argument, 0, 'p'},     {"ranks", required_argument, 0, 'R'},
-        {"bench", no_argument, 0, 'b'},          {"reps", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-    const char *plan_f = NULL, *ranks_spec = NULL;
-    int json = 0, bench = 0, c;
-    long multiple = 8, reps = 3;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k':
-            if (cli_parse_int("--multiple", optarg, 1, 1024, &multiple))
-                return CLI_USAGE;
-            break;
-        case 'j': json = 1; break;
-        case 'b': bench = 1; break;
-        case 'n':
-            if (cli_parse_int("--reps", optarg, 1, 1000, &reps))
-                return CLI_USAGE;
-            break;
-        case 'p': plan_f = optarg; break;
-        case 'R': ranks_spec = optarg; break;
-        case 'h': estimate_usage(stdout); return CLI_OK;
-        default: return unknown_option("estimate", argv[optind - 1], estimate_usage);
-        }
-    }
-    if (argc - optind > 1) {
+    static const cli_opt opts[] = {{"multiple", 1, 'k', 0}, {"bench", 0, 'b', 0}, {"reps", 1, 'n', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"estimate", CLI_A_JSON | CLI_A_PLAN | CLI_A_RANKS, opts, estimate_option,
+                                  estimate_usage, -1};
+    estimate_cmd ec = {8, 3, 0};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &ec, &a);
+    if (prc >= 0)
+        return prc;
+    const char *plan_f = a.plan, *ranks_spec = a.ranks;
+    int json = a.json, bench = ec.bench;
+    long multiple = ec.multiple, reps = ec.reps;
+    if (a.n_rest > 1) {
         cli_error("estimate: expected at most one model");
         return CLI_USAGE;
     }
-    rs_model *m = load_planned_model(optind < argc ? argv[optind] : NULL, plan_f, ranks_spec);
+    rs_model *m = load_planned_model(a.model, plan_f, ranks_spec);
     if (!m)
         return CLI_FAIL;
     if (bench) {

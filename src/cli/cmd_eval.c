@@ -1,5 +1,4 @@
 /* cmd_eval.c — `rankscope eval`: accuracy overall and per class. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,52 +18,32 @@ static void usage(FILE *f)
                "  training images (--calib-images, 1000), layer by layer from the compressed prefix.\n");
 }
 
+static int eval_option(void *cmd, int key, const char *arg)
+{
+    (void)key; /* --split, the only one */
+    *(const char **)cmd = arg;
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},         {"data", required_argument, 0, 'd'},
-        {"split", required_argument, 0, 's'},  {"threads", required_argument, 0, 't'},
-        {"plan", required_argument, 0, 'p'},   {"ranks", required_argument, 0, 'r'},
-        CLI_FIT_OPTIONS,
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int json = 0, c;
-    long threads = 0;
-    const char *data = NULL, *split = "test", *plan = NULL, *ranks = NULL;
-    cli_fit fit = {0, 0, NULL};
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'p': plan = optarg; break;
-        case 'r': ranks = optarg; break;
-        case CLI_OPT_FIT:
-        case CLI_OPT_CALIB:
-            if (cli_fit_arg(c, optarg, &fit) != 0)
-                return CLI_USAGE;
-            break;
-        case 't':
-            if (cli_parse_int("--threads", optarg, 1, 256, &threads) != 0)
-                return CLI_USAGE;
-            break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("eval: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
+    static const cli_opt opts[] = {{"split", 1, 's', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"eval", CLI_A_JSON | CLI_A_DATA | CLI_A_THREADS | CLI_A_PLAN | CLI_A_RANKS | CLI_A_FIT,
+                                  opts,
+                                  eval_option, usage, 1};
+    const char *split = "test";
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &split, &a);
+    if (prc >= 0)
+        return prc;
+    int json = a.json, threads = a.threads;
+    const char *data = a.data, *plan = a.plan, *ranks = a.ranks;
+    cli_fit fit = a.fit;
     if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "sample")) {
         cli_error("eval: --split \"%s\" (expected test, val or sample)", split);
         return CLI_USAGE;
     }
-    if (argc - optind > 1) {
-        cli_error("eval: expected at most one model, got %d arguments", argc - optind);
-        return CLI_USAGE;
-    }
-    rs_model *m = cli_load_model(optind < argc ? argv[optind] : NULL);
+    rs_model *m = cli_load_model(a.model);
     if (!m)
         return CLI_FAIL;
     fit.data = data;

@@ -1,6 +1,5 @@
 /* cmd_export.c — `rankscope export`: the (factorized) model as ONNX or as dependency-free C. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,41 +93,37 @@ static int check_c_outputs(const char *dir, const char *model, const char *plan,
     return 0;
 }
 
+typedef struct export_cmd {
+    const char *format, *split;
+    int int8;
+} export_cmd;
+
+static int export_option(void *cmd, int key, const char *arg)
+{
+    export_cmd *x = cmd;
+    if (key == 'f')
+        x->format = arg;
+    else if (key == 's')
+        x->split = arg;
+    else
+        x->int8 = 1;
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"format", required_argument, 0, 'f'}, {"plan", required_argument, 0, 'p'},
-        {"ranks", required_argument, 0, 'r'},  {"int8", no_argument, 0, 'q'},
-        {"data", required_argument, 0, 'd'},   {"split", required_argument, 0, 's'},
-        {"json", no_argument, 0, 'j'},         {"force", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *format = NULL, *out = NULL, *plan = NULL, *ranks = NULL, *data = NULL;
-    const char *split = "test";
-    int int8 = 0, json = 0, force = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'f': format = optarg; break;
-        case 'o': out = optarg; break;
-        case 'p': plan = optarg; break;
-        case 'r': ranks = optarg; break;
-        case 'q': int8 = 1; break;
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'j': json = 1; break;
-        case 'F': force = 1; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("export: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (argc - optind > 1) {
-        cli_error("export: expected at most one model, got %d arguments", argc - optind);
-        return CLI_USAGE;
-    }
+    static const cli_opt opts[] = {{"format", 1, 'f', 0}, {"int8", 0, 'q', 0}, {"split", 1, 's', 0}, {0, 0, 0, 0}};
+    static const cli_spec spec = {"export", CLI_A_OUTPUT | CLI_A_PLAN | CLI_A_RANKS | CLI_A_DATA | CLI_A_JSON |
+                                                CLI_A_FORCE,
+                                  opts, export_option, usage, 1};
+    export_cmd ec = {NULL, "test", 0};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, &ec, &a);
+    if (prc >= 0)
+        return prc;
+    const char *format = ec.format, *split = ec.split, *out = a.out, *plan = a.plan, *ranks = a.ranks,
+               *data = a.data;
+    int int8 = ec.int8, json = a.json, force = a.force;
     if (!format || (strcmp(format, "onnx") && strcmp(format, "c"))) {
         cli_error("export: --format onnx or --format c is required%s%s%s", format ? " (got \"" : "",
                   format ? format : "", format ? "\")" : "");
@@ -147,7 +142,7 @@ int cmd_export(int argc, char **argv)
         cli_error("export: --split \"%s\" (expected test, val or sample)", split);
         return CLI_USAGE;
     }
-    const char *in = optind < argc ? argv[optind] : NULL;
+    const char *in = a.model;
     if (!as_c && (cli_check_output(out, in ? in : cli_default_model(), force) != 0 ||
                   cli_check_output_inputs("-o", out, &(cli_inputs){.plan = plan, .reads_data = 1,
                                                                    .data = data}) != 0))

@@ -1,5 +1,4 @@
 /* cmd_info.c — `rankscope info`: the layer table. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,31 +26,15 @@ static void shape_str(const int64_t *d, int n, char *buf, size_t len)
 
 int cmd_info(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'}, {"plan", required_argument, 0, 'p'},
-        {"ranks", required_argument, 0, 'r'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    const char *plan = NULL, *ranks = NULL;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'p': plan = optarg; break;
-        case 'r': ranks = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("info: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (argc - optind > 1) {
-        cli_error("info: expected at most one model, got %d arguments", argc - optind);
-        return CLI_USAGE;
-    }
+    static const cli_spec spec = {"info", CLI_A_JSON | CLI_A_PLAN | CLI_A_RANKS, NULL, NULL, usage, 1};
+    cli_args a;
+    int prc = cli_parse(&spec, argc, argv, NULL, &a);
+    if (prc >= 0)
+        return prc;
+    int json = a.json;
+    const char *plan = a.plan, *ranks = a.ranks;
     char nonfinite[RS_ERR_LEN];
-    rs_model *m = cli_load_model_flagged(optind < argc ? argv[optind] : NULL, nonfinite,
+    rs_model *m = cli_load_model_flagged(a.model, nonfinite,
                                          sizeof nonfinite);
     if (!m)
         return CLI_FAIL;

@@ -1,5 +1,4 @@
 /* cmd_zoo.c — `rankscope zoo`: the trained models shipped in assets/zoo/. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,23 +56,12 @@ static void print_row(const zoo_entry *z, const rs_model *m, int json, int first
 
 int cmd_zoo(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            cli_error("zoo: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_error("zoo: unexpected argument \"%s\"", argv[optind]), CLI_USAGE;
+    static const cli_spec spec = {"zoo", CLI_A_JSON, NULL, NULL, usage, 0};
+    cli_args args;
+    int prc = cli_parse(&spec, argc, argv, NULL, &args);
+    if (prc >= 0)
+        return prc;
+    int json = args.json;
     char path[4096];
     if (rs_find_asset("zoo/zoo.tsv", path, sizeof path) != 0)
         return cli_error("zoo: the catalogue zoo/zoo.tsv was not found (set RANKSCOPE_ASSETS)"),

@@ -4,8 +4,8 @@
 
 #include "cli.h"
 #include "rankscope/common.h"
+#include "rankscope/explorer.h"
 #include "rankscope_config.h"
-#include "../ui/ui.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

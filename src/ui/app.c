@@ -12,10 +12,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "../cli/cli.h"
 #include "fmt.h"
 #include "live.h"
 #include "rankscope/cifar10.h"
+#include "rankscope/explorer.h"
 #include "rankscope/fileio.h"
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
@@ -23,8 +23,10 @@
 #include "screens.h"
 #include "searchrun.h"
 #include "state.h"
-#include "ui.h"
 #include "widgets.h"
+
+/* exit codes, as the subcommands use them */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* ---- terminal restore on every exit path -------------------------------------------------- */
 
@@ -229,60 +231,40 @@ static void do_save(app *A)
 
 /* ---- drawing --------------------------------------------------------------------------------- */
 
+/* Indexed like ui_screens (state.c). */
+static const scr_draw_fn screen_draw[] = {scr_layers, scr_spectrum, scr_accuracy, scr_tradeoffs, scr_search,
+                                          scr_example};
+_Static_assert(sizeof screen_draw / sizeof screen_draw[0] == SCR_COUNT, "one draw function per screen");
+
 static const char *keys_for(const ui_state *s)
 {
-    switch (s->screen) {
-    case SCR_LAYERS:
-        return "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-6  ? help  q quit";
-    case SCR_SPECTRUM:
-        return "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-6 screens  ? help  q quit";
-    case SCR_ACCURACY:
-        return "<-/-> rank  up/down layer  m method  w save  Tab/1-6 screens  ? help  q quit";
-    case SCR_TRADEOFFS:
-        return "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-6  ? help  q quit";
-    case SCR_SEARCH:
-        return "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-6  ? help  q quit";
-    default:
-        return s->edit.active ? "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing"
-                              : "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit";
-    }
+    if (s->screen == SCR_EXAMPLE && s->edit.active)
+        return "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing";
+    return ui_screens[s->screen].footer;
 }
 
 void scr_help(const ui_state *s)
 {
-    static const char *const lines[] = {
-        "Keys",
-        "",
-        "  1..6, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example)",
-        "  up/down, j/k           select a layer (mouse: click a row; wheel scrolls)",
-        "  left/right             rank -1 / +1   (mouse: click or drag on the slider)",
-        "  PgUp / PgDn            rank +8 / -8 (or 10 % of the range)",
-        "  Home / End             rank 1 / largest",
-        "  m                      cycle the method: none svd slice-svd spatial-svd cp tucker2",
-        "  [ / ]                  tucker2: input-side rank -1 / +1",
-        "  e                      apply the EVBMF rank suggestion",
-        "  0                      reset the layer (no factorization)",
-        "  l                      spectrum: linear / log scale",
-        "  S                      trade-offs: re-run the rank sweep of the layer",
-        "  c                      trade-offs: accuracy vs 1.5x..4x fewer params (search tables, background)",
-        "  F                      search: fine-tune the slider plan 3 epochs (full data; x stops, w saves)",
-        "  w                      save the plan and the factorized ONNX (atomically)",
-        "  q                      quit (asks first when changes are unsaved)",
-        "  example: left/right step, s stride, r rank, E edit a cell, D default",
-        "",
-        "Every change re-factorizes the layer and re-evaluates in the background;",
-        "[eval NN%] in the title bar means the shown accuracy is not yet for the current ranks.",
-        "",
-        "any key closes this help",
-    };
-    int n = (int)(sizeof lines / sizeof lines[0]);
-    int w = 98 < COLS - 2 ? 98 : COLS - 2, h = n + 2 < LINES - 2 ? n + 2 : LINES - 2;
+    const char *lines[128];
+    int n = ui_help_lines(s, lines, 128);
+    if (n > 128)
+        n = 128;
+    int rows = ui_help_rows(s), first = s->help_scroll;
+    if (rows > n)
+        rows = n;
+    int w = 100 < COLS - 2 ? 100 : COLS - 2, h = rows + 3;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, x0, w, R_SEL);
-    for (int i = 0; i < n && i + 1 < h - 1; ++i)
-        w_put(y0 + 1 + i, x0 + 2, R_SEL, w - 4, lines[i]);
-    (void)s;
+    for (int i = 0; i < rows && first + i < n; ++i)
+        w_put(y0 + 1 + i, x0 + 2, R_SEL, w - 4, lines[first + i]);
+    char foot[96];
+    if (n > rows)
+        snprintf(foot, sizeof foot, "any key closes this help; up/down PgUp/PgDn scroll (%d-%d of %d)", first + 1,
+                 first + rows, n);
+    else
+        snprintf(foot, sizeof foot, "any key closes this help");
+    w_put(y0 + h - 1, x0 + 2, R_SEL, w - 4, foot);
 }
 
 void scr_too_small(const ui_state *s)
@@ -312,14 +294,7 @@ static void draw(app *A)
     ui_fix_scroll(s);
     if (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM)
         ui_spec_update(&A->spec, s, A->m);
-    switch (s->screen) {
-    case SCR_LAYERS: scr_layers(s, &A->spec); break;
-    case SCR_SPECTRUM: scr_spectrum(s, &A->spec); break;
-    case SCR_ACCURACY: scr_accuracy(s); break;
-    case SCR_TRADEOFFS: scr_tradeoffs(s); break;
-    case SCR_SEARCH: scr_search(s); break;
-    default: scr_example(s); break;
-    }
+    screen_draw[s->screen](s, &A->spec);
     w_frame(s, keys_for(s));
     if (s->help)
         scr_help(s);
@@ -394,11 +369,11 @@ static void start_finetune(app *A)
     rs_plan *p = A->train ? plan_alloc() : NULL;
     int rc = A->train ? (p ? ui_state_plan(s, p, &e) : rs_fail(&e, "out of memory")) : -1;
     if (rc == 0)
-        A->ft = ui_ft_start(A->m, p, A->train, A->val, A->data, s->ft_epochs, &e);
+        A->ft = ui_ft_start(A->m, p, A->train, A->val, A->data, s->ft.epochs, &e);
     plan_free(p);
     if (!A->ft) {
-        s->ft_running = 0;
-        snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning failed: %.400s", e.msg);
+        s->ft.running = 0;
+        snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning failed: %.400s", e.msg);
     }
 }
 
@@ -420,20 +395,20 @@ static void after_flags(app *A, unsigned f)
         if (!A->val) {
             A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
             if (!A->val) {
-                snprintf(s->search_msg, sizeof s->search_msg, "no validation split: %.400s", e.msg);
+                snprintf(s->search.msg, sizeof s->search.msg, "no validation split: %.400s", e.msg);
                 return;
             }
         }
         ui_search_stop(A->sr);
-        s->n_trials = 0;
-        s->trials_total = 0;
-        s->search_have_result = 0;
-        s->search_msg[0] = 0;
-        s->search_progress = 0;
+        s->search.n_trials = 0;
+        s->search.trials_total = 0;
+        s->search.have_result = 0;
+        s->search.msg[0] = 0;
+        s->search.progress = 0;
         A->sr = ui_search_start(A->m, A->val, s, &e);
-        s->search_running = A->sr != NULL;
+        s->search.running = A->sr != NULL;
         if (!A->sr)
-            snprintf(s->search_msg, sizeof s->search_msg, "search failed: %.400s", e.msg);
+            snprintf(s->search.msg, sizeof s->search.msg, "search failed: %.400s", e.msg);
     }
     if (f & UI_SEARCH_STOP)
         ui_search_cancel(A->sr);
@@ -442,13 +417,13 @@ static void after_flags(app *A, unsigned f)
         ui_curve_stop(A->curve);
         A->curve = NULL;
         /* the tables come from the validation split when present, else the explorer's set */
-        if (!A->val && s->search_available)
+        if (!A->val && s->search.available)
             A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
         const cifar10_set *tables = A->val ? A->val : A->data;
         A->curve = ui_curve_start(A->m, tables, A->data, s->params_total, &e);
         if (!A->curve) {
-            s->curve_running = 0;
-            snprintf(s->curve_msg, sizeof s->curve_msg, "curve failed: %.400s", e.msg);
+            s->curve.running = 0;
+            snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", e.msg);
         }
     }
     if (f & UI_FT_START)
@@ -459,12 +434,12 @@ static void after_flags(app *A, unsigned f)
         rs_err e = {{0}};
         const rs_model *fm = ui_ft_model(A->ft);
         if (same_file(A->ft_path, A->model_path) || (A->args.plan && same_file(A->ft_path, A->args.plan)))
-            snprintf(s->ft_msg, sizeof s->ft_msg, "refusing to overwrite the input %.400s (use --out PREFIX)",
+            snprintf(s->ft.msg, sizeof s->ft.msg, "refusing to overwrite the input %.400s (use --out PREFIX)",
                      A->ft_path);
         else if (fm && onnx_save(fm, A->ft_path, &e) == 0)
-            snprintf(s->ft_msg, sizeof s->ft_msg, "saved the fine-tuned net to %.400s", A->ft_path);
+            snprintf(s->ft.msg, sizeof s->ft.msg, "saved the fine-tuned net to %.400s", A->ft_path);
         else
-            snprintf(s->ft_msg, sizeof s->ft_msg, "save failed: %.400s", fm ? e.msg : "no fine-tuned net");
+            snprintf(s->ft.msg, sizeof s->ft.msg, "save failed: %.400s", fm ? e.msg : "no fine-tuned net");
     }
 }
 
@@ -482,7 +457,7 @@ static int run(app *A)
     install_signals();
     if (!newterm(NULL, stdout, stdin)) {
         fprintf(stderr, "rankscope: cannot open the terminal (TERM=%s)\n", getenv("TERM") ? getenv("TERM") : "");
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     g_curses_on = 1;
     cbreak();
@@ -505,7 +480,7 @@ static int run(app *A)
 
     double last_draw = 0;
     int need = 1;
-    int rc = CLI_OK;
+    int rc = EXIT_OK;
     for (;;) {
         if (g_signal) {
             rc = 128 + g_signal;
@@ -544,9 +519,18 @@ static int run(app *A)
         }
     }
     restore_terminal();
-    if (rc != CLI_OK)
+    if (rc != EXIT_OK)
         fprintf(stderr, "rankscope: interrupted\n");
     return rc;
+}
+
+/* The shipped model's path ("" when it cannot be found). */
+static const char *shipped_model(void)
+{
+    static char path[1200];
+    if (rs_find_asset(RS_SHIPPED_MODEL, path, sizeof path) != 0)
+        path[0] = 0;
+    return path;
 }
 
 int ui_main(int argc, char **argv)
@@ -555,43 +539,43 @@ int ui_main(int argc, char **argv)
     memset(&A, 0, sizeof A);
     int pr = parse_args(argc, argv, &A.args);
     if (pr)
-        return pr == 1 ? CLI_OK : CLI_USAGE;
-    A.model_path = A.args.model ? A.args.model : cli_default_model();
+        return pr == 1 ? EXIT_OK : EXIT_USAGE;
+    A.model_path = A.args.model ? A.args.model : shipped_model();
     if (!A.model_path || !*A.model_path) {
         fprintf(stderr, "rankscope: the shipped model assets/lenet-cifar10.onnx was not found "
                         "(set RANKSCOPE_ASSETS or name a model)\n");
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     rs_err e = {{0}};
     A.m = onnx_load(A.model_path, &e);
     if (!A.m) {
         fprintf(stderr, "rankscope: %s\n", e.msg);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     if (guard_model_finite(A.m, &e) != 0) { /* every screen would show NaN; say why up front */
         fprintf(stderr, "rankscope: %s: %s; refusing to explore a model with non-finite weights\n",
                 A.model_path, e.msg);
         model_free(A.m);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "rankscope: the explorer needs a terminal (subcommands work without one: rankscope --help)\n");
         model_free(A.m);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     int fell_back = 0;
     A.data = cifar10_load_split(A.args.data, "test", &fell_back, &e);
     if (!A.data) {
         fprintf(stderr, "rankscope: %s\n", e.msg);
         model_free(A.m);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     A.s = malloc(sizeof *A.s);
     if (!A.s) {
         fprintf(stderr, "rankscope: out of memory\n");
         model_free(A.m);
         cifar10_free(A.data);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     ui_state *s = A.s;
     ui_state_defaults(s);
@@ -621,7 +605,7 @@ int ui_main(int argc, char **argv)
         free(s);
         model_free(A.m);
         cifar10_free(A.data);
-        return CLI_FAIL;
+        return EXIT_FAIL;
     }
     for (int k = 0; k < s->n_layers; ++k)
         if (s->layers[k].cur.method != DECOMP_NONE) {
@@ -630,9 +614,9 @@ int ui_main(int argc, char **argv)
         }
     char found[1024];
     rs_err fe;
-    s->search_available = cifar10_find_dir(A.args.data, found, sizeof found, &fe) == 0;
-    snprintf(s->search_set, sizeof s->search_set, "the validation split (5,000 training images)");
-    s->ft_available = s->search_available;
+    s->search.available = cifar10_find_dir(A.args.data, found, sizeof found, &fe) == 0;
+    snprintf(s->search.set, sizeof s->search.set, "the validation split (5,000 training images)");
+    s->ft.available = s->search.available;
     int exit_code = run(&A);
     ui_ft_stop(A.ft);
     ui_curve_stop(A.curve);

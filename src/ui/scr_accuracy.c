@@ -6,8 +6,9 @@
 #include "screens.h"
 #include "widgets.h"
 
-void scr_accuracy(const ui_state *s)
+void scr_accuracy(const ui_state *s, const ui_spec *sp)
 {
+    (void)sp;
     char a[32], b[32], c[32], r[16];
     int pending = s->cur_gen != s->gen || s->eval_progress >= 0;
     w_printf(2, 1, R_NORMAL, 0, "evaluation set: %s", s->data_name);

@@ -37,8 +37,9 @@ static void matrix(const ui_state *s, int y, int x, int rows, int cols, const do
     }
 }
 
-void scr_example(const ui_state *s)
+void scr_example(const ui_state *s, const ui_spec *sp)
 {
+    (void)sp;
     const ex_state *ex = &s->ex;
     char a[32], b[32], c[32];
     if (!ex->ok) {

@@ -14,57 +14,58 @@ static void draw_finetune(const ui_state *s, int y)
     char line[256], a[32];
     size_t at = 0;
     line[0] = 0;
-    for (int i = 0; i < s->ft_n && at < sizeof line - 16; ++i) {
+    for (int i = 0; i < s->ft.n && at < sizeof line - 16; ++i) {
         int n = snprintf(line + at, sizeof line - at, "%s%d:%s", i ? " " : "", i + 1,
-                         fmt_pct(s->ft_val[i], a, sizeof a));
+                         fmt_pct(s->ft.val[i], a, sizeof a));
         if (n < 0)
             break;
         at += (size_t)n;
     }
-    if (s->ft_running)
-        w_printf(y, 1, R_PENDING, 0, "fine-tune %d/%d epochs %2.0f%%  val %s  (x stops)", s->ft_n, s->ft_epochs,
-                 s->ft_progress * 100, at ? line : "-");
-    else if (s->ft_have_model)
-        w_printf(y, 1, R_GOOD, 0, "fine-tuned: val %s  test %s  %s", line, fmt_pct(s->ft_test_acc, a, sizeof a),
-                 s->ft_msg);
+    if (s->ft.running)
+        w_printf(y, 1, R_PENDING, 0, "fine-tune %d/%d epochs %2.0f%%  val %s  (x stops)", s->ft.n, s->ft.epochs,
+                 s->ft.progress * 100, at ? line : "-");
+    else if (s->ft.have_model)
+        w_printf(y, 1, R_GOOD, 0, "fine-tuned: val %s  test %s  %s", line, fmt_pct(s->ft.test_acc, a, sizeof a),
+                 s->ft.msg);
     else
-        w_printf(y, 1, R_BAD, 0, "%s", s->ft_msg);
+        w_printf(y, 1, R_BAD, 0, "%s", s->ft.msg);
 }
 
-void scr_search(const ui_state *s)
+void scr_search(const ui_state *s, const ui_spec *sp)
 {
+    (void)sp;
     char a[32], b[32], c[32], r[16];
-    if (!s->search_available) {
+    if (!s->search.available) {
         w_put(3, 2, R_ACCENT, 0, "Rank search");
         w_put(5, 2, R_NORMAL, 0, "The search runs on the validation split (the last 5,000 training images), and no");
         w_put(6, 2, R_NORMAL, 0, "CIFAR-10 training batches were found (--data DIR or RANKSCOPE_DATA).");
         w_put(8, 2, R_DIM, 0, "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background,");
         w_put(9, 2, R_DIM, 0, "and `e` on the Layers screen applies a layer's EVBMF suggestion.");
-        if (s->ft_msg[0])
-            w_printf(11, 2, R_BAD, 0, "%s", s->ft_msg);
+        if (s->ft.msg[0])
+            w_printf(11, 2, R_BAD, 0, "%s", s->ft.msg);
         return;
     }
-    int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search_set);
+    int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search.set);
     (void)x;
     w_printf(3, 1, R_NORMAL, 0, "strategy %-6s (t)   objective %-6s (o)   tolerance %.1f pt (+/-)",
-             search_strategy_name((search_strategy)s->search_strategy),
-             search_objective_name((search_objective)s->search_objective), s->search_tol);
-    if (s->search_running)
+             search_strategy_name((search_strategy)s->search.strategy),
+             search_objective_name((search_objective)s->search.objective), s->search.tol);
+    if (s->search.running)
         w_printf(4, 1, R_PENDING, 0, "running: %d trials, %.1f s, %2.0f%%   x stops (keeping the best plan so far)",
-                 s->trials_total, s->search_elapsed, s->search_progress * 100);
-    else if (s->search_msg[0])
-        w_printf(4, 1, s->search_have_result ? R_GOOD : R_BAD, 0, "%s", s->search_msg);
+                 s->search.trials_total, s->search.elapsed, s->search.progress * 100);
+    else if (s->search.msg[0])
+        w_printf(4, 1, s->search.have_result ? R_GOOD : R_BAD, 0, "%s", s->search.msg);
     else
         w_put(4, 1, R_DIM, 0, "s starts a search");
     int y = 5;
-    if (s->search_have_result) {
+    if (s->search.have_result) {
         char d[32], e2[32], f[32];
         w_printf(y++, 1, R_NORMAL, 0, "accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
-                 fmt_pct(s->search_base, a, sizeof a), fmt_pct(s->search_acc, b, sizeof b),
-                 fmt_pts(s->search_acc - s->search_base, c, sizeof c), s->search_within ? "within" : "NOT within",
-                 fmt_count(s->params_total, d, sizeof d), fmt_count(s->search_params, e2, sizeof e2),
-                 fmt_ratio((double)s->params_total, (double)s->search_params, r, sizeof r),
-                 fmt_ratio((double)s->macs_total, (double)s->search_macs, f, sizeof f));
+                 fmt_pct(s->search.base, a, sizeof a), fmt_pct(s->search.acc, b, sizeof b),
+                 fmt_pts(s->search.acc - s->search.base, c, sizeof c), s->search.within ? "within" : "NOT within",
+                 fmt_count(s->params_total, d, sizeof d), fmt_count(s->search.params, e2, sizeof e2),
+                 fmt_ratio((double)s->params_total, (double)s->search.params, r, sizeof r),
+                 fmt_ratio((double)s->macs_total, (double)s->search.macs, f, sizeof f));
         char plan[512];
         size_t at = 0;
         plan[0] = 0;
@@ -82,15 +83,15 @@ void scr_search(const ui_state *s)
     }
     y++;
     w_put(y++, 1, R_DIM, 0, "   #  phase     layer        accuracy  images  ok   params    MACs     time");
-    int ft_on = s->ft_running || s->ft_msg[0];
+    int ft_on = s->ft.running || s->ft.msg[0];
     if (ft_on)
         draw_finetune(s, LINES - 3);
     int rows = LINES - 3 - y - (ft_on ? 1 : 0);
-    int first = s->n_trials - rows;
+    int first = s->search.n_trials - rows;
     if (first < 0)
         first = 0;
-    for (int i = first; i < s->n_trials; ++i) {
-        const ui_trial *t = &s->trials[i];
+    for (int i = first; i < s->search.n_trials; ++i) {
+        const ui_trial *t = &s->search.trials[i];
         w_printf(y++, 1, t->within ? R_NORMAL : R_DIM, 0, "%4d  %-9.9s %-12.12s %7s  %6d  %-3s %8s %8s %7.1fs", t->index,
                  t->phase, t->layer, fmt_pct(t->acc, a, sizeof a), t->images, t->within ? "yes" : "no",
                  fmt_count(t->params, b, sizeof b), fmt_count(t->macs, c, sizeof c), t->elapsed);

@@ -13,36 +13,37 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
 {
     char a[32];
     w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
-    w_printf(y + 1, x, s->curve_running ? R_PENDING : s->curve_done ? R_DIM : R_BAD, 0, "%s", s->curve_msg);
+    w_printf(y + 1, x, s->curve.running ? R_PENDING : s->curve.done ? R_DIM : R_BAD, 0, "%s", s->curve.msg);
     int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
-    if (ph < 3 || pw < 12 || s->curve_n == 0)
+    if (ph < 3 || pw < 12 || s->curve.n == 0)
         return;
     double lo = 1, hi = 0;
-    for (int i = 0; i < s->curve_n; ++i) {
-        lo = s->curve_acc[i] < lo ? s->curve_acc[i] : lo;
-        hi = s->curve_acc[i] > hi ? s->curve_acc[i] : hi;
+    for (int i = 0; i < s->curve.n; ++i) {
+        lo = s->curve.acc[i] < lo ? s->curve.acc[i] : lo;
+        hi = s->curve.acc[i] > hi ? s->curve.acc[i] : hi;
     }
     if (s->have_orig && s->orig.accuracy > hi)
         hi = s->orig.accuracy;
     if (hi - lo < 0.01)
         lo = hi - 0.01;
     double xmax = ui_curve_reductions[UI_CURVE_N - 1];
-    for (int i = 0; i < s->curve_n; ++i)
-        xmax = s->curve_ratio[i] > xmax ? s->curve_ratio[i] : xmax;
+    for (int i = 0; i < s->curve.n; ++i)
+        xmax = s->curve.ratio[i] > xmax ? s->curve.ratio[i] : xmax;
     w_plot p = {y + 2, x + 8, ph, pw, 1, xmax * 1.05, lo, hi, 0};
     w_plot_axes(s, &p, "x fewer params", NULL, 2);
-    w_plot_line(&p, s->curve_ratio, s->curve_acc, s->curve_n, R_GOOD, s->utf8 ? "\u2022" : "*");
+    w_plot_line(&p, s->curve.ratio, s->curve.acc, s->curve.n, R_GOOD, s->utf8 ? "\u2022" : "*");
     if (s->have_orig)
         w_plot_point(&p, 1, s->orig.accuracy, R_ORIG, "o");
     { /* the last point in words */
-        int i = s->curve_n - 1;
-        w_printf(y + h - 1, x, R_DIM, 0, "%.1fx: %s (est. drop %.1f pt)", s->curve_ratio[i],
-                 fmt_pct(s->curve_acc[i], a, sizeof a), s->curve_est[i]);
+        int i = s->curve.n - 1;
+        w_printf(y + h - 1, x, R_DIM, 0, "%.1fx: %s (est. drop %.1f pt)", s->curve.ratio[i],
+                 fmt_pct(s->curve.acc[i], a, sizeof a), s->curve.est[i]);
     }
 }
 
-void scr_tradeoffs(const ui_state *s)
+void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
 {
+    (void)sp;
     char a[32], b[32];
     if (s->n_layers <= 0)
         return;
@@ -141,7 +142,7 @@ void scr_tradeoffs(const ui_state *s)
     /* right: scatter of every configuration evaluated; with the curve (`c`) below it, or in its
      * place when the terminal is too short for both */
     int x0 = half + 9;
-    int curve_on = s->curve_running || s->curve_n > 0 || s->curve_msg[0];
+    int curve_on = s->curve.running || s->curve.n > 0 || s->curve.msg[0];
     if (curve_on) {
         int both = LINES >= 34;
         int cy = both ? top + ph / 2 + 1 : 2;

@@ -25,12 +25,14 @@ typedef struct ui_spec {
 int ui_spec_update(ui_spec *sp, const ui_state *s, const rs_model *m);
 void ui_spec_free(ui_spec *sp);
 
+/* Every screen's draw function (ui_screens in state.h has the rest of each screen). */
+typedef void (*scr_draw_fn)(const ui_state *s, const ui_spec *sp);
 void scr_layers(const ui_state *s, const ui_spec *sp);
 void scr_spectrum(const ui_state *s, const ui_spec *sp);
-void scr_accuracy(const ui_state *s);
-void scr_tradeoffs(const ui_state *s);
-void scr_search(const ui_state *s);
-void scr_example(const ui_state *s);
+void scr_accuracy(const ui_state *s, const ui_spec *sp);
+void scr_tradeoffs(const ui_state *s, const ui_spec *sp);
+void scr_search(const ui_state *s, const ui_spec *sp);
+void scr_example(const ui_state *s, const ui_spec *sp);
 void scr_help(const ui_state *s);
 void scr_too_small(const ui_state *s);
 

@@ -10,27 +10,59 @@
 
 #define NEW_TRIALS 256
 
+int ui_job_start(ui_job *j, void *(*fn)(void *), void *arg, const char *what, rs_err *e)
+{
+    pthread_mutex_init(&j->mu, NULL);
+    if (pthread_create(&j->th, NULL, fn, arg)) {
+        pthread_mutex_destroy(&j->mu);
+        return rs_fail(e, "cannot start the %s thread", what);
+    }
+    j->started = 1;
+    return 0;
+}
+
+void ui_job_cancel(ui_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->cancel = 1;
+    pthread_mutex_unlock(&j->mu);
+}
+
+int ui_job_cancelled(ui_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int c = j->cancel;
+    pthread_mutex_unlock(&j->mu);
+    return c;
+}
+
+void ui_job_stop(ui_job *j)
+{
+    if (!j->started)
+        return;
+    ui_job_cancel(j);
+    pthread_join(j->th, NULL);
+    pthread_mutex_destroy(&j->mu);
+    j->started = 0;
+}
+
 struct ui_search {
     const rs_model *m;
     const cifar10_set *set;
     search_options o;
-    pthread_t th;
-    int started;
-    pthread_mutex_t mu;
-    /* shared (under mu) */
-    int cancel, done, rc;
+    ui_job j;
+    /* shared (under j.mu) */
     double progress, elapsed;
     int n_new, total;
     ui_trial fresh[NEW_TRIALS];
     search_result res;
-    char err[RS_ERR_LEN];
     int reported;
 };
 
 static int on_trial(void *user, const search_trial *t)
 {
     ui_search *r = user;
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->j.mu);
     if (r->n_new < NEW_TRIALS) {
         ui_trial *u = &r->fresh[r->n_new++];
         u->index = t->index;
@@ -45,8 +77,8 @@ static int on_trial(void *user, const search_trial *t)
     }
     r->total++;
     r->elapsed = t->elapsed;
-    int c = r->cancel;
-    pthread_mutex_unlock(&r->mu);
+    int c = r->j.cancel;
+    pthread_mutex_unlock(&r->j.mu);
     return c;
 }
 
@@ -54,11 +86,11 @@ static int on_progress(void *user, double fraction, const char *what)
 {
     (void)what;
     ui_search *r = user;
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->j.mu);
     if (fraction >= 0)
         r->progress = fraction;
-    int c = r->cancel;
-    pthread_mutex_unlock(&r->mu);
+    int c = r->j.cancel;
+    pthread_mutex_unlock(&r->j.mu);
     return c;
 }
 
@@ -69,12 +101,12 @@ static void *run(void *arg)
     memset(&res, 0, sizeof res);
     rs_err e = {{0}};
     int rc = search_run(r->m, r->set, &r->o, &res, &e);
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->j.mu);
     r->res = res;
-    r->rc = rc;
-    snprintf(r->err, sizeof r->err, "%s", e.msg);
-    r->done = 1;
-    pthread_mutex_unlock(&r->mu);
+    r->j.rc = rc;
+    snprintf(r->j.err, sizeof r->j.err, "%s", e.msg);
+    r->j.done = 1;
+    pthread_mutex_unlock(&r->j.mu);
     return NULL;
 }
 
@@ -88,21 +120,17 @@ ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_s
     r->m = m;
     r->set = set;
     search_default_options(&r->o);
-    r->o.strategy = (search_strategy)s->search_strategy;
-    r->o.objective = (search_objective)s->search_objective;
-    r->o.tolerance = s->search_tol;
+    r->o.strategy = (search_strategy)s->search.strategy;
+    r->o.objective = (search_objective)s->search.objective;
+    r->o.tolerance = s->search.tol;
     r->o.progress = on_progress;
     r->o.progress_user = r;
     r->o.on_trial = on_trial;
     r->o.trial_user = r;
-    pthread_mutex_init(&r->mu, NULL);
-    if (pthread_create(&r->th, NULL, run, r)) {
-        pthread_mutex_destroy(&r->mu);
+    if (ui_job_start(&r->j, run, r, "search", e) != 0) {
         free(r);
-        rs_fail(e, "cannot start the search thread");
         return NULL;
     }
-    r->started = 1;
     return r;
 }
 
@@ -110,50 +138,45 @@ void ui_search_cancel(ui_search *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu);
-    r->cancel = 1;
-    pthread_mutex_unlock(&r->mu);
+    ui_job_cancel(&r->j);
 }
 
 void ui_search_stop(ui_search *r)
 {
     if (!r)
         return;
-    ui_search_cancel(r);
-    if (r->started)
-        pthread_join(r->th, NULL);
+    ui_job_stop(&r->j);
     search_result_free(&r->res);
-    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
 int ui_search_poll(ui_search *r, ui_state *s)
 {
-    pthread_mutex_lock(&r->mu);
-    int changed = r->n_new > 0 || s->search_progress != r->progress || (r->done && !r->reported);
+    pthread_mutex_lock(&r->j.mu);
+    int changed = r->n_new > 0 || s->search.progress != r->progress || (r->j.done && !r->reported);
     for (int i = 0; i < r->n_new; ++i) {
-        if (s->n_trials >= UI_MAX_TRIALS) {
-            memmove(s->trials, s->trials + 1, sizeof s->trials[0] * (UI_MAX_TRIALS - 1));
-            s->n_trials = UI_MAX_TRIALS - 1;
+        if (s->search.n_trials >= UI_MAX_TRIALS) {
+            memmove(s->search.trials, s->search.trials + 1, sizeof s->search.trials[0] * (UI_MAX_TRIALS - 1));
+            s->search.n_trials = UI_MAX_TRIALS - 1;
         }
-        s->trials[s->n_trials++] = r->fresh[i];
+        s->search.trials[s->search.n_trials++] = r->fresh[i];
     }
     r->n_new = 0;
-    s->trials_total = r->total;
-    s->search_progress = r->progress;
-    s->search_elapsed = r->elapsed;
-    if (r->done && !r->reported) {
+    s->search.trials_total = r->total;
+    s->search.progress = r->progress;
+    s->search.elapsed = r->elapsed;
+    if (r->j.done && !r->reported) {
         r->reported = 1;
-        s->search_running = 0;
-        s->search_cancelled = r->res.cancelled || r->rc == RS_CANCELLED;
-        if ((r->rc == 0 || r->rc == RS_CANCELLED) && r->res.plan) {
-            s->search_have_result = 1;
-            s->search_base = r->res.base_acc;
-            s->search_acc = r->res.acc;
-            s->search_within = r->res.within;
-            s->search_params = r->res.cost.params_after;
-            s->search_macs = r->res.cost.macs_after;
-            s->search_elapsed = r->res.seconds;
+        s->search.running = 0;
+        s->search.cancelled = r->res.cancelled || r->j.rc == RS_CANCELLED;
+        if ((r->j.rc == 0 || r->j.rc == RS_CANCELLED) && r->res.plan) {
+            s->search.have_result = 1;
+            s->search.base = r->res.base_acc;
+            s->search.acc = r->res.acc;
+            s->search.within = r->res.within;
+            s->search.params = r->res.cost.params_after;
+            s->search.macs = r->res.cost.macs_after;
+            s->search.elapsed = r->res.seconds;
             for (int k = 0; k < s->n_layers; ++k) {
                 ui_layer *l = &s->layers[k];
                 l->has_searched = 0;
@@ -167,14 +190,14 @@ int ui_search_poll(ui_search *r, ui_state *s)
                     }
                 }
             }
-            snprintf(s->search_msg, sizeof s->search_msg, "%s after %d trials, %.1f s%s",
-                     s->search_cancelled ? "stopped" : "done", r->res.trials, r->res.seconds,
-                     s->search_cancelled ? " (best plan so far)" : "");
+            snprintf(s->search.msg, sizeof s->search.msg, "%s after %d trials, %.1f s%s",
+                     s->search.cancelled ? "stopped" : "done", r->res.trials, r->res.seconds,
+                     s->search.cancelled ? " (best plan so far)" : "");
         } else {
-            snprintf(s->search_msg, sizeof s->search_msg, "search failed: %.400s", r->err);
+            snprintf(s->search.msg, sizeof s->search.msg, "search failed: %.400s", r->j.err);
         }
     }
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->j.mu);
     return changed;
 }
 
@@ -188,12 +211,9 @@ struct ui_curve {
     const rs_model *m;
     const cifar10_set *search_set, *eval_set;
     int64_t params_total;
-    pthread_t th;
-    int started;
-    pthread_mutex_t mu;
-    int cancel, done, rc, n, reported_n, reported_done;
+    ui_job j;
+    int n, reported_n, reported_done; /* under j.mu */
     double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
-    char err[RS_ERR_LEN];
 };
 
 static int curve_progress(void *user, double fraction, const char *what)
@@ -201,26 +221,26 @@ static int curve_progress(void *user, double fraction, const char *what)
     (void)fraction;
     (void)what;
     ui_curve *c = user;
-    pthread_mutex_lock(&c->mu);
-    int stop = c->cancel;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->j.mu);
+    int stop = c->j.cancel;
+    pthread_mutex_unlock(&c->j.mu);
     return stop;
 }
 
 static int curve_point(void *user, const pipe_curve_point *p)
 {
     ui_curve *c = user;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->j.mu);
     if (p->unreachable)
-        snprintf(c->err, sizeof c->err, "%s", p->unreachable);
+        snprintf(c->j.err, sizeof c->j.err, "%s", p->unreachable);
     else {
         c->ratio[c->n] = p->cost.params_after > 0 ? (double)c->params_total / (double)p->cost.params_after : 0;
         c->acc[c->n] = p->acc;
         c->est[c->n] = p->est_drop;
         c->n++;
     }
-    int stop = c->cancel || p->unreachable;
-    pthread_mutex_unlock(&c->mu);
+    int stop = c->j.cancel || p->unreachable;
+    pthread_mutex_unlock(&c->j.mu);
     return stop;
 }
 
@@ -242,14 +262,14 @@ static void *curve_run(void *arg)
     if (rc == 0)
         rc = pipe_curve_run(c->m, ctx, &po, &e);
     search_ctx_free(ctx);
-    pthread_mutex_lock(&c->mu);
-    if (rc == RS_CANCELLED && c->err[0])
+    pthread_mutex_lock(&c->j.mu);
+    if (rc == RS_CANCELLED && c->j.err[0])
         rc = -1; /* an unreachable point: reported as the curve's failure */
     else
-        snprintf(c->err, sizeof c->err, "%s", e.msg);
-    c->rc = rc;
-    c->done = 1;
-    pthread_mutex_unlock(&c->mu);
+        snprintf(c->j.err, sizeof c->j.err, "%s", e.msg);
+    c->j.rc = rc;
+    c->j.done = 1;
+    pthread_mutex_unlock(&c->j.mu);
     return NULL;
 }
 
@@ -265,14 +285,10 @@ ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const
     c->search_set = search_set;
     c->eval_set = eval_set;
     c->params_total = params_total;
-    pthread_mutex_init(&c->mu, NULL);
-    if (pthread_create(&c->th, NULL, curve_run, c)) {
-        pthread_mutex_destroy(&c->mu);
+    if (ui_job_start(&c->j, curve_run, c, "curve", e) != 0) {
         free(c);
-        rs_fail(e, "cannot start the curve thread");
         return NULL;
     }
-    c->started = 1;
     return c;
 }
 
@@ -280,38 +296,33 @@ void ui_curve_stop(ui_curve *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
-    c->cancel = 1;
-    pthread_mutex_unlock(&c->mu);
-    if (c->started)
-        pthread_join(c->th, NULL);
-    pthread_mutex_destroy(&c->mu);
+    ui_job_stop(&c->j);
     free(c);
 }
 
 int ui_curve_poll(ui_curve *c, ui_state *s)
 {
-    pthread_mutex_lock(&c->mu);
-    int changed = c->n != c->reported_n || (c->done && !c->reported_done);
+    pthread_mutex_lock(&c->j.mu);
+    int changed = c->n != c->reported_n || (c->j.done && !c->reported_done);
     for (int i = 0; i < c->n; ++i) {
-        s->curve_ratio[i] = c->ratio[i];
-        s->curve_acc[i] = c->acc[i];
-        s->curve_est[i] = c->est[i];
+        s->curve.ratio[i] = c->ratio[i];
+        s->curve.acc[i] = c->acc[i];
+        s->curve.est[i] = c->est[i];
     }
-    s->curve_n = c->n;
+    s->curve.n = c->n;
     c->reported_n = c->n;
-    if (changed && !c->done)
-        snprintf(s->curve_msg, sizeof s->curve_msg, "curve pending: %d/%d points", c->n, UI_CURVE_N);
-    if (c->done && !c->reported_done) {
+    if (changed && !c->j.done)
+        snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: %d/%d points", c->n, UI_CURVE_N);
+    if (c->j.done && !c->reported_done) {
         c->reported_done = 1;
-        s->curve_running = 0;
-        s->curve_done = c->rc == 0;
-        if (c->rc == 0)
-            snprintf(s->curve_msg, sizeof s->curve_msg, "curve done: %d points (c recomputes)", c->n);
+        s->curve.running = 0;
+        s->curve.done = c->j.rc == 0;
+        if (c->j.rc == 0)
+            snprintf(s->curve.msg, sizeof s->curve.msg, "curve done: %d points (c recomputes)", c->n);
         else
-            snprintf(s->curve_msg, sizeof s->curve_msg, "curve failed: %.400s", c->err);
+            snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", c->j.err);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->j.mu);
     return changed;
 }
 
@@ -322,36 +333,33 @@ struct ui_ft {
     rs_plan *plan;
     const cifar10_set *train, *val, *test;
     int epochs;
-    pthread_t th;
-    int started;
-    pthread_mutex_t mu;
-    int cancel, done, rc, n, reported_n, reported_done;
+    ui_job j;
+    int n, reported_n, reported_done; /* under j.mu */
     double val_acc[UI_FT_MAX_EPOCHS], progress, test_acc;
     finetune_report rep; /* which state finetune_run kept (the best on validation) */
     rs_model *out;
-    char err[RS_ERR_LEN];
 };
 
 static int ft_progress(void *user, double fraction, const char *what)
 {
     (void)what;
     ui_ft *f = user;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->j.mu);
     if (fraction >= 0)
         f->progress = fraction;
-    int stop = f->cancel;
-    pthread_mutex_unlock(&f->mu);
+    int stop = f->j.cancel;
+    pthread_mutex_unlock(&f->j.mu);
     return stop;
 }
 
 static int ft_epoch(void *user, const train_epoch_stats *st)
 {
     ui_ft *f = user;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(&f->j.mu);
     if (f->n < UI_FT_MAX_EPOCHS)
         f->val_acc[f->n++] = st->val_acc;
-    int stop = f->cancel;
-    pthread_mutex_unlock(&f->mu);
+    int stop = f->j.cancel;
+    pthread_mutex_unlock(&f->j.mu);
     return stop;
 }
 
@@ -379,13 +387,13 @@ static void *ft_run(void *arg)
         rc = eval_model(out, f->test, 0, &res, ft_progress, f, &e);
         acc = res.accuracy;
     }
-    pthread_mutex_lock(&f->mu);
-    f->rc = rc;
+    pthread_mutex_lock(&f->j.mu);
+    f->j.rc = rc;
     f->out = out;
     f->test_acc = acc;
-    snprintf(f->err, sizeof f->err, "%s", e.msg);
-    f->done = 1;
-    pthread_mutex_unlock(&f->mu);
+    snprintf(f->j.err, sizeof f->j.err, "%s", e.msg);
+    f->j.done = 1;
+    pthread_mutex_unlock(&f->j.mu);
     return NULL;
 }
 
@@ -403,15 +411,11 @@ ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *tr
     f->val = val;
     f->test = test;
     f->epochs = epochs < 1 ? 1 : epochs > UI_FT_MAX_EPOCHS ? UI_FT_MAX_EPOCHS : epochs;
-    pthread_mutex_init(&f->mu, NULL);
-    if (pthread_create(&f->th, NULL, ft_run, f)) {
-        pthread_mutex_destroy(&f->mu);
+    if (ui_job_start(&f->j, ft_run, f, "fine-tuning", e) != 0) {
         plan_free(f->plan);
         free(f);
-        rs_fail(e, "cannot start the fine-tuning thread");
         return NULL;
     }
-    f->started = 1;
     return f;
 }
 
@@ -419,58 +423,53 @@ void ui_ft_cancel(ui_ft *f)
 {
     if (!f)
         return;
-    pthread_mutex_lock(&f->mu);
-    f->cancel = 1;
-    pthread_mutex_unlock(&f->mu);
+    ui_job_cancel(&f->j);
 }
 
 void ui_ft_stop(ui_ft *f)
 {
     if (!f)
         return;
-    ui_ft_cancel(f);
-    if (f->started)
-        pthread_join(f->th, NULL);
+    ui_job_stop(&f->j);
     model_free(f->out);
     plan_free(f->plan);
-    pthread_mutex_destroy(&f->mu);
     free(f);
 }
 
 const rs_model *ui_ft_model(const ui_ft *f)
 {
-    return f && f->done && f->rc == 0 ? f->out : NULL;
+    return f && f->j.done && f->j.rc == 0 ? f->out : NULL;
 }
 
 int ui_ft_poll(ui_ft *f, ui_state *s)
 {
-    pthread_mutex_lock(&f->mu);
-    int changed = f->n != f->reported_n || s->ft_progress != f->progress || (f->done && !f->reported_done);
+    pthread_mutex_lock(&f->j.mu);
+    int changed = f->n != f->reported_n || s->ft.progress != f->progress || (f->j.done && !f->reported_done);
     for (int i = 0; i < f->n; ++i)
-        s->ft_val[i] = f->val_acc[i];
-    s->ft_n = f->n;
-    s->ft_progress = f->progress;
+        s->ft.val[i] = f->val_acc[i];
+    s->ft.n = f->n;
+    s->ft.progress = f->progress;
     f->reported_n = f->n;
-    if (f->done && !f->reported_done) {
+    if (f->j.done && !f->reported_done) {
         f->reported_done = 1;
-        s->ft_running = 0;
-        s->ft_done = 1;
-        s->ft_have_model = f->rc == 0;
-        s->ft_test_acc = f->test_acc;
-        if (f->rc == 0) {
+        s->ft.running = 0;
+        s->ft.done = 1;
+        s->ft.have_model = f->j.rc == 0;
+        s->ft.test_acc = f->test_acc;
+        if (f->j.rc == 0) {
             if (f->rep.kept_epoch == f->rep.epochs_done)
-                snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuned %d epochs; w saves the fine-tuned ONNX", f->n);
+                snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuned %d epochs; w saves the fine-tuned ONNX", f->n);
             else if (f->rep.kept_epoch > 0)
-                snprintf(s->ft_msg, sizeof s->ft_msg, "kept epoch %d (best on validation); w saves it",
+                snprintf(s->ft.msg, sizeof s->ft.msg, "kept epoch %d (best on validation); w saves it",
                          f->rep.kept_epoch);
             else
-                snprintf(s->ft_msg, sizeof s->ft_msg, "no epoch beat the start on validation: kept the net "
+                snprintf(s->ft.msg, sizeof s->ft.msg, "no epoch beat the start on validation: kept the net "
                                                       "before fine-tuning");
-        } else if (f->rc == RS_CANCELLED)
-            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning stopped after %d epochs", f->n);
+        } else if (f->j.rc == RS_CANCELLED)
+            snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning stopped after %d epochs", f->n);
         else
-            snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning failed: %.400s", f->err);
+            snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning failed: %.400s", f->j.err);
     }
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(&f->j.mu);
     return changed;
 }

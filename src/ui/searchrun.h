@@ -2,20 +2,38 @@
  * hands trials, progress and the result to the UI state (pure: pthreads + engine, no curses).
  *
  * Contract: the model and set are borrowed and must outlive the runner. ui_search_stop cancels
- * (through the search's callbacks), joins and frees. Trials are copied into s->trials as they
+ * (through the search's callbacks), joins and frees. Trials are copied into s->search.trials as they
  * arrive (the most recent UI_MAX_TRIALS kept); the result's plan lands in each layer's
  * `searched` choice, for `a` (apply) to copy into the sliders.
  */
 #ifndef RANKSCOPE_UI_SEARCHRUN_H
 #define RANKSCOPE_UI_SEARCHRUN_H
 
+#include <pthread.h>
+
 #include "rankscope/cifar10.h"
 #include "rankscope/model.h"
 #include "state.h"
 
+/* One background thread with a cancel flag and its outcome: the lifecycle every runner here
+ * shares. The runner's thread function sets done / rc / err under mu when it finishes and polls
+ * cancel (ui_job_cancelled) from the engine's callbacks. */
+typedef struct ui_job {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    int cancel, done, rc; /* under mu */
+    char err[RS_ERR_LEN];
+} ui_job;
+
+int ui_job_start(ui_job *j, void *(*fn)(void *), void *arg, const char *what, rs_err *e);
+void ui_job_cancel(ui_job *j);
+int ui_job_cancelled(ui_job *j);
+void ui_job_stop(ui_job *j); /* cancels and joins; a job never started is left alone */
+
 typedef struct ui_search ui_search;
 
-/* Starts a search with s->search_strategy / objective / tol on set. */
+/* Starts a search with s->search.strategy / objective / tol on set. */
 ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_state *s, rs_err *e);
 void ui_search_cancel(ui_search *r); /* asks it to stop; poll until it reports not running */
 void ui_search_stop(ui_search *r);   /* cancels, joins, frees; accepts NULL */

@@ -8,12 +8,9 @@
 #include "fmt.h"
 #include "rankscope/evbmf.h"
 
-static const char *const screen_names[SCR_COUNT] = {"Layers", "Spectrum", "Accuracy",
-                                                    "Trade-offs", "Search", "Example"};
-
 const char *ui_screen_name(int screen)
 {
-    return screen >= 0 && screen < SCR_COUNT ? screen_names[screen] : "?";
+    return screen >= 0 && screen < SCR_COUNT ? ui_screens[screen].name : "?";
 }
 
 void ui_state_defaults(ui_state *s)
@@ -26,10 +23,10 @@ void ui_state_defaults(ui_state *s)
     s->drag_row = -1;
     s->eval_progress = -1;
     s->sweep.layer = -1;
-    s->search_strategy = 2; /* SEARCH_GLOBAL */
-    s->search_objective = 2; /* SEARCH_OBJ_BOTH */
-    s->search_tol = 1.0;
-    s->ft_epochs = 3;
+    s->search.strategy = 2; /* SEARCH_GLOBAL */
+    s->search.objective = 2; /* SEARCH_OBJ_BOTH */
+    s->search.tol = 1.0;
+    s->ft.epochs = 3;
     ex_default(&s->ex);
 }
 
@@ -547,145 +544,41 @@ const double ui_curve_reductions[UI_CURVE_N] = {1.5, 2.0, 2.5, 3.0, 4.0};
 /* `c` on Trade-offs: start the curve unless it is already being computed. */
 static unsigned ui_curve_key(ui_state *s)
 {
-    if (s->curve_running)
+    if (s->curve.running)
         return UI_HANDLED;
-    s->curve_running = 1;
-    s->curve_done = 0;
-    s->curve_n = 0;
-    snprintf(s->curve_msg, sizeof s->curve_msg, "curve pending: sensitivity tables");
+    s->curve.running = 1;
+    s->curve.done = 0;
+    s->curve.n = 0;
+    snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: sensitivity tables");
     return UI_HANDLED | UI_REDRAW | UI_CURVE_START;
 }
 
 /* `F` on Search: fine-tune the slider plan, or say why it cannot. */
 static unsigned ui_finetune_key(ui_state *s)
 {
-    if (s->ft_running)
+    if (s->ft.running)
         return UI_HANDLED;
-    if (!s->ft_available) {
-        snprintf(s->ft_msg, sizeof s->ft_msg,
+    if (!s->ft.available) {
+        snprintf(s->ft.msg, sizeof s->ft.msg,
                  "fine-tuning needs the full CIFAR-10 training set: not found (--data DIR)");
         return UI_HANDLED | UI_REDRAW;
     }
-    if (s->search_running) {
-        snprintf(s->ft_msg, sizeof s->ft_msg, "a search is running: stop it (x) before fine-tuning");
+    if (s->search.running) {
+        snprintf(s->ft.msg, sizeof s->ft.msg, "a search is running: stop it (x) before fine-tuning");
         return UI_HANDLED | UI_REDRAW;
     }
-    s->ft_running = 1;
-    s->ft_done = 0;
-    s->ft_have_model = 0;
-    s->ft_n = 0;
-    s->ft_progress = 0;
-    snprintf(s->ft_msg, sizeof s->ft_msg, "fine-tuning pending: %d epochs", s->ft_epochs);
+    s->ft.running = 1;
+    s->ft.done = 0;
+    s->ft.have_model = 0;
+    s->ft.n = 0;
+    s->ft.progress = 0;
+    snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning pending: %d epochs", s->ft.epochs);
     return UI_HANDLED | UI_REDRAW | UI_FT_START;
 }
 
-unsigned ui_key(ui_state *s, int key)
+/* The rank keys of the selected layer (Layers, Spectrum, Accuracy, Trade-offs and Search). */
+static unsigned slider_key(ui_state *s, int key)
 {
-    if (key == UI_K_RESIZE)
-        return UI_HANDLED | UI_REDRAW;
-    if (s->help) {
-        s->help = 0;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (s->confirm_quit) {
-        s->confirm_quit = 0;
-        s->msg[0] = 0;
-        if (key == 'q' || key == 'y' || key == 'Y' || key == 'Q')
-            return UI_HANDLED | UI_QUIT;
-        if (key == 'w')
-            return UI_HANDLED | UI_REDRAW | UI_SAVE;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (s->screen == SCR_EXAMPLE && s->edit.active)
-        return edit_key(s, key);
-    s->msg[0] = 0;
-
-    /* global keys */
-    switch (key) {
-    case 'q':
-    case 'Q':
-        if (s->dirty) {
-            s->confirm_quit = 1;
-            snprintf(s->msg, sizeof s->msg,
-                     "Unsaved rank changes. Quit anyway? q/y quit, w save, any other key stays");
-            return UI_HANDLED | UI_REDRAW;
-        }
-        return UI_HANDLED | UI_QUIT;
-    case '?':
-    case 'h':
-        s->help = 1;
-        return UI_HANDLED | UI_REDRAW;
-    case UI_K_TAB:
-        return set_screen(s, (s->screen + 1) % SCR_COUNT);
-    case UI_K_BTAB:
-        return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
-    case 'w':
-        if (s->screen == SCR_SEARCH && s->ft_have_model && !s->ft_running)
-            return UI_HANDLED | UI_REDRAW | UI_FT_SAVE; /* the fine-tuned net, not the plan */
-        return UI_HANDLED | UI_REDRAW | UI_SAVE;
-    case 12: /* ^L */
-        return UI_HANDLED | UI_REDRAW;
-    default:
-        break;
-    }
-    if (key >= '1' && key < '1' + SCR_COUNT)
-        return set_screen(s, key - '1');
-
-    if (s->screen == SCR_EXAMPLE) {
-        unsigned f = example_key(s, key);
-        return f ? f : UI_HANDLED;
-    }
-    if (s->screen == SCR_SEARCH) {
-        switch (key) {
-        case 's':
-        case UI_K_ENTER:
-            if (!s->search_available) {
-                snprintf(s->msg, sizeof s->msg, "rank search is not available in this build yet");
-                return UI_HANDLED | UI_REDRAW;
-            }
-            return s->search_running ? UI_HANDLED : UI_HANDLED | UI_REDRAW | UI_SEARCH_START;
-        case 'x':
-        case UI_K_ESC:
-            if (s->ft_running)
-                return UI_HANDLED | UI_REDRAW | UI_FT_STOP;
-            return s->search_running ? UI_HANDLED | UI_REDRAW | UI_SEARCH_STOP : UI_HANDLED;
-        case 'F':
-            return ui_finetune_key(s);
-        case 'a':
-            if (!s->search_have_result || s->search_running)
-                return UI_HANDLED;
-            return apply_search(s);
-        case 't':
-            if (!s->search_running)
-                s->search_strategy = (s->search_strategy + 1) % 4;
-            return UI_HANDLED | UI_REDRAW;
-        case 'o':
-            if (!s->search_running)
-                s->search_objective = (s->search_objective + 1) % 3;
-            return UI_HANDLED | UI_REDRAW;
-        case '+':
-        case '=':
-        case '-':
-            if (!s->search_running) {
-                s->search_tol += key == '-' ? -0.5 : 0.5;
-                if (s->search_tol < 0.5)
-                    s->search_tol = 0.5;
-                if (s->search_tol > 20)
-                    s->search_tol = 20;
-            }
-            return UI_HANDLED | UI_REDRAW;
-        default:
-            break;
-        }
-    }
-    if (s->screen == SCR_SPECTRUM && key == 'l') {
-        s->spec_log = !s->spec_log;
-        return UI_HANDLED | UI_REDRAW;
-    }
-    if (s->screen == SCR_TRADEOFFS && key == 'c')
-        return ui_curve_key(s);
-    if (s->screen == SCR_TRADEOFFS && key == 'S')
-        return UI_HANDLED | UI_REDRAW | UI_SWEEP;
     if (s->n_layers <= 0)
         return UI_HANDLED;
     ui_layer *l = &s->layers[s->sel];
@@ -725,6 +618,246 @@ unsigned ui_key(ui_state *s, int key)
     default:
         return UI_HANDLED;
     }
+}
+
+static unsigned layers_key(ui_state *s, int key)
+{
+    return slider_key(s, key);
+}
+
+static unsigned spectrum_key(ui_state *s, int key)
+{
+    if (key == 'l') {
+        s->spec_log = !s->spec_log;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    return slider_key(s, key);
+}
+
+static unsigned tradeoffs_key(ui_state *s, int key)
+{
+    if (key == 'c')
+        return ui_curve_key(s);
+    if (key == 'S')
+        return UI_HANDLED | UI_REDRAW | UI_SWEEP;
+    return slider_key(s, key);
+}
+
+static unsigned search_key(ui_state *s, int key)
+{
+    switch (key) {
+    case 's':
+    case UI_K_ENTER:
+        if (!s->search.available) {
+            snprintf(s->msg, sizeof s->msg, "rank search is not available in this build yet");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return s->search.running ? UI_HANDLED : UI_HANDLED | UI_REDRAW | UI_SEARCH_START;
+    case 'x':
+    case UI_K_ESC:
+        if (s->ft.running)
+            return UI_HANDLED | UI_REDRAW | UI_FT_STOP;
+        return s->search.running ? UI_HANDLED | UI_REDRAW | UI_SEARCH_STOP : UI_HANDLED;
+    case 'F':
+        return ui_finetune_key(s);
+    case 'a':
+        if (!s->search.have_result || s->search.running)
+            return UI_HANDLED;
+        return apply_search(s);
+    case 't':
+        if (!s->search.running)
+            s->search.strategy = (s->search.strategy + 1) % 4;
+        return UI_HANDLED | UI_REDRAW;
+    case 'o':
+        if (!s->search.running)
+            s->search.objective = (s->search.objective + 1) % 3;
+        return UI_HANDLED | UI_REDRAW;
+    case '+':
+    case '=':
+    case '-':
+        if (!s->search.running) {
+            s->search.tol += key == '-' ? -0.5 : 0.5;
+            if (s->search.tol < 0.5)
+                s->search.tol = 0.5;
+            if (s->search.tol > 20)
+                s->search.tol = 20;
+        }
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        return slider_key(s, key);
+    }
+}
+
+static unsigned example_screen_key(ui_state *s, int key)
+{
+    unsigned f = example_key(s, key);
+    return f ? f : UI_HANDLED;
+}
+
+/* ---- the screens ------------------------------------------------------------------------------ */
+
+#define SLIDER_HELP                                                                                  \
+    "up/down, j/k           select a layer (mouse: click a row; wheel scrolls)",                    \
+        "left/right             rank -1 / +1   (mouse: click or drag on the slider)",               \
+        "PgUp / PgDn            rank +8 / -8 (or 10 % of the range)",                               \
+        "Home / End             rank 1 / largest", "m                      cycle the method: none svd slice-svd spatial-svd cp tucker2", \
+        "[ / ]                  tucker2: input-side rank -1 / +1",                                   \
+        "e                      apply the EVBMF rank suggestion",                                    \
+        "0                      reset the layer (no factorization)",                                 \
+        "w                      save the plan and the factorized ONNX (atomically)"
+
+static const char *const help_layers[] = {SLIDER_HELP};
+static const char *const help_spectrum[] = {"l                      linear / log scale", SLIDER_HELP};
+static const char *const help_accuracy[] = {SLIDER_HELP};
+static const char *const help_tradeoffs[] = {
+    "S                      re-run the rank sweep of the layer",
+    "c                      accuracy vs 1.5x..4x fewer params (search tables, background)", SLIDER_HELP};
+static const char *const help_search[] = {
+    "s, Enter               start a rank search on the validation split",
+    "x, Esc                 stop the search (or the fine-tuning)",
+    "a                      apply the search's plan to the sliders",
+    "t                      cycle the strategy: naive bisect global evbmf",
+    "o                      cycle the objective: params macs both",
+    "+ / -                  tolerance +0.5 / -0.5 points",
+    "F                      fine-tune the slider plan 3 epochs (full data)",
+    "w                      save the fine-tuned ONNX once there is one (else the plan)",
+    SLIDER_HELP};
+static const char *const help_example[] = {
+    "left/right, space      slide the window (Home: first position)",
+    "s                      stride 1 / 2",
+    "r, up/down             rank of the kernel's SVD",
+    "E                      edit a cell (Tab X/K, arrows move, Enter sets, Esc ends)",
+    "D                      back to the default example"};
+
+#define HELP(a) a, (int)(sizeof a / sizeof a[0])
+const ui_screen_def ui_screens[SCR_COUNT] = {
+    {"Layers", layers_key, HELP(help_layers),
+     "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-6  ? help  q quit"},
+    {"Spectrum", spectrum_key, HELP(help_spectrum),
+     "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-6 screens  ? help  q quit"},
+    {"Accuracy", layers_key, HELP(help_accuracy),
+     "<-/-> rank  up/down layer  m method  w save  Tab/1-6 screens  ? help  q quit"},
+    {"Trade-offs", tradeoffs_key, HELP(help_tradeoffs),
+     "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-6  ? help  q quit"},
+    {"Search", search_key, HELP(help_search),
+     "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-6  ? help  q quit"},
+    {"Example", example_screen_key, HELP(help_example),
+     "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit"},
+};
+
+static const char *const help_global[] = {
+    "1..6, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example)",
+    "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
+    "q                      quit (asks first when changes are unsaved)",
+};
+static const char *const help_tail[] = {
+    "Every change re-factorizes the layer and re-evaluates in the background;",
+    "[eval NN%] in the title bar means the shown accuracy is not yet for the current ranks.",
+};
+
+int ui_help_lines(const ui_state *s, const char **out, int max)
+{
+    const ui_screen_def *d = &ui_screens[s->screen >= 0 && s->screen < SCR_COUNT ? s->screen : 0];
+    int n = 0;
+#define ADD(str)                                                                                     \
+    do {                                                                                             \
+        if (n < max)                                                                                 \
+            out[n] = (str);                                                                          \
+        ++n;                                                                                         \
+    } while (0)
+    ADD(d->name);
+    ADD("");
+    for (int i = 0; i < d->n_help; ++i)
+        ADD(d->help[i]);
+    ADD("");
+    ADD("Everywhere");
+    for (size_t i = 0; i < sizeof help_global / sizeof help_global[0]; ++i)
+        ADD(help_global[i]);
+    ADD("");
+    for (size_t i = 0; i < sizeof help_tail / sizeof help_tail[0]; ++i)
+        ADD(help_tail[i]);
+#undef ADD
+    return n;
+}
+
+/* While the help is open: scroll keys scroll it, any other key closes it. */
+static unsigned help_key(ui_state *s, int key)
+{
+    int step = key == UI_K_UP || key == 'k' ? -1 : key == UI_K_DOWN || key == 'j' ? 1
+             : key == UI_K_PGUP ? -10 : key == UI_K_PGDN ? 10 : 0;
+    if (!step && key != UI_K_HOME && key != UI_K_END) {
+        s->help = 0;
+        s->help_scroll = 0;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    const char *lines[128];
+    int n = ui_help_lines(s, lines, 128);
+    int max = n - ui_help_rows(s);
+    s->help_scroll = key == UI_K_HOME ? 0 : key == UI_K_END ? max : s->help_scroll + step;
+    if (s->help_scroll > max)
+        s->help_scroll = max;
+    if (s->help_scroll < 0)
+        s->help_scroll = 0;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+int ui_help_rows(const ui_state *s)
+{
+    int h = s->lines - 4; /* the box inside a one-line margin and its own border rows */
+    return h < 1 ? 1 : h;
+}
+
+unsigned ui_key(ui_state *s, int key)
+{
+    if (key == UI_K_RESIZE)
+        return UI_HANDLED | UI_REDRAW;
+    if (s->help)
+        return help_key(s, key);
+    if (s->confirm_quit) {
+        s->confirm_quit = 0;
+        s->msg[0] = 0;
+        if (key == 'q' || key == 'y' || key == 'Y' || key == 'Q')
+            return UI_HANDLED | UI_QUIT;
+        if (key == 'w')
+            return UI_HANDLED | UI_REDRAW | UI_SAVE;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (s->screen == SCR_EXAMPLE && s->edit.active)
+        return edit_key(s, key);
+    s->msg[0] = 0;
+
+    /* global keys */
+    switch (key) {
+    case 'q':
+    case 'Q':
+        if (s->dirty) {
+            s->confirm_quit = 1;
+            snprintf(s->msg, sizeof s->msg,
+                     "Unsaved rank changes. Quit anyway? q/y quit, w save, any other key stays");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return UI_HANDLED | UI_QUIT;
+    case '?':
+    case 'h':
+        s->help = 1;
+        s->help_scroll = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_TAB:
+        return set_screen(s, (s->screen + 1) % SCR_COUNT);
+    case UI_K_BTAB:
+        return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
+    case 'w':
+        if (s->screen == SCR_SEARCH && s->ft.have_model && !s->ft.running)
+            return UI_HANDLED | UI_REDRAW | UI_FT_SAVE; /* the fine-tuned net, not the plan */
+        return UI_HANDLED | UI_REDRAW | UI_SAVE;
+    case 12: /* ^L */
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        break;
+    }
+    if (key >= '1' && key < '1' + SCR_COUNT)
+        return set_screen(s, key - '1');
+    return ui_screens[s->screen].key(s, key);
 }
 
 /* ---- mouse ---------------------------------------------------------------------------------- */

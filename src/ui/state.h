@@ -146,6 +146,38 @@ typedef struct ui_trial {
     double elapsed;
 } ui_trial;
 
+/* The Search screen's run (screen 5). */
+typedef struct ui_search_state {
+    int available, running;
+    char set[160];  /* the set searched on */
+    int strategy;   /* search_strategy */
+    int objective;  /* search_objective */
+    double tol;     /* accuracy points */
+    int n_trials, trials_total;
+    ui_trial trials[UI_MAX_TRIALS]; /* the most recent */
+    double progress, elapsed;
+    int have_result, within, cancelled;
+    double base, acc;
+    int64_t params, macs;
+    char msg[RS_ERR_LEN + 64];
+} ui_search_state;
+
+/* The trade-off curve (screen 4, `c`): accuracy at UI_CURVE_N parameter reductions, each point
+ * the plan of least estimated drop for the budget (search tables), evaluated for real. */
+typedef struct ui_curve_state {
+    int running, done, n;
+    double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
+    char msg[RS_ERR_LEN + 64];
+} ui_curve_state;
+
+/* Fine-tuning of the slider plan (screen 5, `F`). */
+typedef struct ui_ft_state {
+    int available; /* the full training set is present */
+    int running, done, have_model, epochs, n;
+    double val[UI_FT_MAX_EPOCHS], test_acc, progress;
+    char msg[RS_ERR_LEN + 64];
+} ui_ft_state;
+
 typedef struct ui_edit {
     int active;
     int which; /* 0 = input X, 1 = kernel K */
@@ -156,7 +188,7 @@ typedef struct ui_edit {
 
 typedef struct ui_state {
     int screen;
-    int help, confirm_quit;
+    int help, help_scroll, confirm_quit;
     int cols, lines;
     int utf8, color;
     /* model */
@@ -186,30 +218,10 @@ typedef struct ui_state {
     ui_sweep sweep;
     int n_hist;
     ui_point hist[UI_MAX_HISTORY];
-    /* search (screen 5) */
-    int search_available, search_running;
-    char search_set[160];      /* the set searched on */
-    int search_strategy;       /* search_strategy */
-    int search_objective;      /* search_objective */
-    double search_tol;         /* accuracy points */
-    int n_trials, trials_total;
-    ui_trial trials[UI_MAX_TRIALS]; /* the most recent */
-    double search_progress, search_elapsed;
-    int search_have_result, search_within, search_cancelled;
-    double search_base, search_acc;
-    int64_t search_params, search_macs;
-    char search_msg[RS_ERR_LEN + 64];
     char msg[RS_ERR_LEN + 64];
-    /* trade-off curve (screen 4, `c`): accuracy at UI_CURVE_N parameter reductions, each point
-     * the plan of least estimated drop for the budget (search tables), evaluated for real */
-    int curve_running, curve_done, curve_n;
-    double curve_ratio[UI_CURVE_N], curve_acc[UI_CURVE_N], curve_est[UI_CURVE_N];
-    char curve_msg[RS_ERR_LEN + 64];
-    /* fine-tuning of the slider plan (screen 5, `F`) */
-    int ft_available;          /* the full training set is present */
-    int ft_running, ft_done, ft_have_model, ft_epochs, ft_n;
-    double ft_val[UI_FT_MAX_EPOCHS], ft_test_acc, ft_progress;
-    char ft_msg[RS_ERR_LEN + 64];
+    ui_search_state search;
+    ui_curve_state curve;
+    ui_ft_state ft;
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -249,5 +261,23 @@ extern const double ui_curve_reductions[UI_CURVE_N];
 
 /* Screen names, "Layers" ... "Example". */
 const char *ui_screen_name(int screen);
+
+/* One screen: its name, its keys (the global keys are handled before), the help lines listing
+ * those keys, and the key summary of the footer. The drawing side (app.c) pairs each with its
+ * draw function by the same index. */
+typedef struct ui_screen_def {
+    const char *name;
+    unsigned (*key)(ui_state *s, int key);
+    const char *const *help;
+    int n_help;
+    const char *footer;
+} ui_screen_def;
+extern const ui_screen_def ui_screens[SCR_COUNT];
+
+/* The help of the current screen (its keys, then the global ones) into out[0..max); returns how
+ * many lines there are (may exceed max). */
+int ui_help_lines(const ui_state *s, const char **out, int max);
+/* Help lines visible at once for s->lines (the help box's height inside its border). */
+int ui_help_rows(const ui_state *s);
 
 #endif

@@ -11,6 +11,10 @@
 #ifndef RANKSCOPE_EXPLORER_H
 #define RANKSCOPE_EXPLORER_H
 
+#pragma GCC visibility push(default)
+
 int ui_main(int argc, char **argv);
+
+#pragma GCC visibility pop
 
 #endif

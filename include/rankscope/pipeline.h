@@ -23,6 +23,8 @@
 #include "rankscope/plan.h"
 #include "rankscope/search.h"
 
+#pragma GCC visibility push(default)
+
 /* ---- the trade-off curve ----------------------------------------------------------------------
  * For each target reduction t: the plan of least estimated drop whose whole-network params are at
  * most params0 / t (search_ctx_plan_for_budget with o->search), its accuracy on o->judge and,
@@ -194,5 +196,7 @@ int pipe_eval_layer_report(pipe_eval *pe, int k, const pipe_choice *ch, rs_progr
  * let go at), timing the last rank from request to accuracy. Fills the median and worst (s). */
 int pipe_measure_latency(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
                          double *median_s, double *worst_s, rs_err *e);
+
+#pragma GCC visibility pop
 
 #endif

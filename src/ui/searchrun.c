@@ -220,11 +220,7 @@ static int curve_progress(void *user, double fraction, const char *what)
 {
     (void)fraction;
     (void)what;
-    ui_curve *c = user;
-    pthread_mutex_lock(&c->j.mu);
-    int stop = c->j.cancel;
-    pthread_mutex_unlock(&c->j.mu);
-    return stop;
+    return ui_job_cancelled(&((ui_curve *)user)->j);
 }
 
 static int curve_point(void *user, const pipe_curve_point *p)

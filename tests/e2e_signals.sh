@@ -46,7 +46,9 @@ for sig in INT TERM HUP SEGV ABRT; do
   sleep 0.2
   pid=$(app_pid "$sig")
   if [ "$sig" = INT ]; then
-    $T send-keys -t "$sig" C-c # typed ^C: the tty sends SIGINT
+    $T send-keys -t "$sig" C-c # typed ^C: the tty sends SIGINT; with a change made it asks first
+    wait_for "$sig" "Quit anyway" 5
+    $T send-keys -t "$sig" C-c
   else
     kill -"$sig" "$pid"
   fi

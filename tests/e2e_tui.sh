@@ -160,7 +160,57 @@ check "SGR drag to the start: rank 1/30" 'wait_for sgr "conv2 .* 1/30" 5'
 $T send-keys -t sgr -l $'\e'"[<0;$((sx + 1 + sw / 2));${y}m"
 check "SGR release in the middle" 'wait_for sgr "conv2 .* 1[0-9]/30" 5'
 $T send-keys -t sgr C-c
+check "^C with unsaved changes asks, as q does" 'wait_for sgr "Quit anyway\? \^C again" 5'
+$T send-keys -t sgr C-c
 check "^C: exits with 130" 'wait_for sgr "^EXIT=130" 10'
 check "^C: terminal restored" 'wait_for sgr "^(icanon echo|echo icanon) *$" 5'
+
+# ---- 80x24: what a new user meets first -------------------------------------------------------
+CUR=small
+$T new-session -d -s small -x 80 -y 24 \
+    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$MODEL'; echo EXIT=\$?; sleep 60"
+check "80x24: table drawn" 'wait_for small "conv2 +Conv" 20'
+stem=$(basename "$MODEL" .onnx)
+check "80x24: the title keeps the model name" 'cap small | head -1 | grep -q "$stem"'
+check "80x24: the footer keeps ? help and q quit" 'cap small | tail -1 | grep -q "? help  q quit"'
+$T send-keys -t small Down Right
+check "80x24: -> factorizes conv2" 'wait_for small "conv2 .* 21/30" 5'
+$T send-keys -t small Right
+check "80x24: rank 22" 'wait_for small "conv2 .* 22/30" 5'
+$T send-keys -t small u
+check "u undoes (rank 21)" 'wait_for small "conv2 .* 21/30" 5 && wait_for small "undone" 2'
+$T send-keys -t small C-r
+check "Ctrl-R redoes (rank 22)" 'wait_for small "conv2 .* 22/30" 5'
+$T send-keys -t small :
+check ": opens the rank prompt" 'wait_for small "rank for conv2 spatial-svd \(1\.\.30" 5'
+$T send-keys -t small 7 Enter
+check "typed rank 7 is set" 'wait_for small "conv2 .* 7/30" 5'
+$T send-keys -t small : 9 9 Enter
+check "rank 99 is refused naming the range" 'wait_for small "rank 99 is out of range: conv2 spatial-svd takes 1\.\.30" 5'
+$T send-keys -t small '?'
+check "80x24: help scrolls (its position shown)" 'wait_for small "scroll \(1-" 5'
+$T send-keys -t small Down
+check "Down scrolls the help" 'wait_for small "scroll \(2-" 5'
+$T send-keys -t small Escape
+$T resize-window -t small -x 60 -y 15
+check "60x15: too small" 'wait_for small "terminal too small" 5'
+$T send-keys -t small Right Right Right
+$T resize-window -t small -x 80 -y 24
+check "keys pressed while too small changed nothing (still 7/30)" 'wait_for small "conv2 .* 7/30" 5'
+$T send-keys -t small 4 c
+check "a background job is shown on every screen" 'wait_for small "\[curve [0-9]/5\]" 10'
+$T send-keys -t small 1
+check "... on the Layers screen too" 'wait_for small "\[curve [0-9]/5\]|conv2" 5 && cap small | sed -n 2p | grep -qE "\[curve [0-9]/5\]|1 Layers"'
+$T send-keys -t small q
+check "q names the running job" 'wait_for small "running: curve" 5'
+$T send-keys -t small q
+check "q again quits" 'wait_for small "^EXIT=0" 10'
+
+# ---- TERM=dumb: refused with a pointer to the CLI, not a blank screen ---------------------------
+CUR=dumb
+$T new-session -d -s dumb -x 80 -y 24 \
+    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' TERM=dumb '$BIN' '$MODEL'; echo EXIT=\$?; sleep 60"
+check "TERM=dumb: a clear refusal naming the CLI" 'wait_for dumb "^EXIT=" 10 && cap dumb | tr -d "\n" | grep -q "needs a terminal that can move the cursor (TERM=dumb).*rankscope --help"'
+check "TERM=dumb: non-zero status" 'wait_for dumb "^EXIT=1" 5'
 
 tap_done

@@ -501,6 +501,115 @@ static void test_curve_and_finetune_keys(void)
     free(s);
 }
 
+/* Undo / redo, reset-all, the exact-rank prompt, the too-small guard, ^C, jobs, scrolling help. */
+static void test_conveniences(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    CHECK(ui_state_undo_init(s) == 0, "undo history allocated");
+    ui_key(s, UI_K_RIGHT); /* conv2 spatial 21 */
+    ui_key(s, UI_K_RIGHT); /* 22 */
+    unsigned f = ui_key(s, 'u');
+    CHECK((f & UI_RECOMPUTE) && s->layers[0].cur.rank == 21, "u undoes the last change (rank %d)", s->layers[0].cur.rank);
+    ui_key(s, 'u');
+    CHECK(s->layers[0].cur.method == DECOMP_NONE, "u again: back to the original");
+    f = ui_key(s, 'u');
+    CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "nothing to undo"), "u at the start says so (%s)", s->msg);
+    ui_key(s, 18);
+    ui_key(s, 18);
+    CHECK(s->layers[0].cur.rank == 22, "Ctrl-R redoes both (%d)", s->layers[0].cur.rank);
+    f = ui_key(s, 18);
+    CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "nothing to redo"), "Ctrl-R at the end says so");
+    ui_key(s, 'u');
+    ui_key(s, UI_K_HOME); /* a new change drops the redo branch */
+    f = ui_key(s, 18);
+    CHECK(s->layers[0].cur.rank == 1 && !(f & UI_RECOMPUTE), "a change after undo drops what redo could reach");
+    ui_key(s, UI_K_DOWN);
+    ui_key(s, UI_K_RIGHT); /* fc1 svd */
+    f = ui_key(s, 'R');
+    CHECK((f & UI_RECOMPUTE) && s->layers[0].cur.method == DECOMP_NONE && s->layers[1].cur.method == DECOMP_NONE,
+          "R resets every layer");
+    ui_key(s, 'u');
+    CHECK(s->layers[0].cur.rank == 1 && s->layers[1].cur.method == DECOMP_SVD, "u undoes the reset in one step");
+    /* exact rank */
+    ui_key(s, UI_K_UP);
+    f = ui_key(s, ':');
+    CHECK(s->prompt.active, ": opens the rank prompt");
+    char buf[512];
+    ui_key(s, '1');
+    ui_key(s, '7');
+    CHECK(ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "rank for conv2 spatial-svd (1..30") && strstr(buf, ": 17"),
+          "the prompt names the layer, method and range (%s)", buf);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(!s->prompt.active && (f & UI_RECOMPUTE) && s->layers[0].cur.rank == 17, "Enter sets rank 17 (%d)",
+          s->layers[0].cur.rank);
+    ui_key(s, UI_K_ENTER); /* Enter on the Layers screen opens it too */
+    ui_key(s, '9');
+    ui_key(s, '9');
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(!(f & UI_RECOMPUTE) && s->layers[0].cur.rank == 17 && strstr(s->msg, "out of range") &&
+              strstr(s->msg, "1..30"),
+          "99 is refused naming the range, not 'not a number' (%s)", s->msg);
+    ui_key(s, ':');
+    ui_key(s, '5');
+    f = ui_key(s, UI_K_ESC);
+    CHECK(!s->prompt.active && s->layers[0].cur.rank == 17, "Esc cancels the prompt");
+    /* terminal too small: keys do nothing but quit */
+    s->cols = 60;
+    s->lines = 15;
+    f = ui_key(s, UI_K_RIGHT);
+    CHECK(!(f & UI_RECOMPUTE) && s->layers[0].cur.rank == 17, "too small: -> changes nothing unseen");
+    f = ui_key(s, '2');
+    CHECK(s->screen == SCR_LAYERS, "too small: screens do not switch");
+    f = ui_key(s, 'q');
+    CHECK(s->confirm_quit && !(f & UI_QUIT), "too small: q still asks (unsaved changes)");
+    ui_key(s, 'x');
+    s->cols = 80;
+    s->lines = 24;
+    /* ^C asks like q; a second one quits */
+    f = ui_key(s, 3);
+    CHECK(s->confirm_quit && !(f & UI_QUIT) && strstr(s->msg, "Unsaved"), "^C with unsaved changes asks (%s)",
+          s->msg);
+    f = ui_key(s, 3);
+    CHECK(f & UI_QUIT, "^C again quits");
+    s->confirm_quit = 0;
+    s->dirty = 0;
+    f = ui_key(s, 3);
+    CHECK(f & UI_QUIT, "^C with nothing to lose quits at once");
+    /* background jobs: shown, and named by the quit question */
+    s->search.running = 1;
+    s->search.progress = 0.34;
+    s->curve.running = 1;
+    s->curve.n = 2;
+    CHECK(ui_jobs_text(s, buf, sizeof buf) == 2 && !strcmp(buf, "search 34%  curve 2/5"), "jobs: \"%s\"", buf);
+    f = ui_key(s, 'q');
+    CHECK(!(f & UI_QUIT) && strstr(s->msg, "search 34%") && strstr(s->msg, "curve 2/5"),
+          "q while jobs run names them (%s)", s->msg);
+    ui_key(s, 'x');
+    s->search.running = s->curve.running = 0;
+    CHECK(ui_jobs_text(s, buf, sizeof buf) == 0 && !buf[0], "no jobs: empty");
+    /* help: per screen, every key of the screen, scrolls at 80x24 */
+    ui_key(s, '5');
+    ui_key(s, '?');
+    const char *lines[128];
+    int n = ui_help_lines(s, lines, 128), has_s = 0, has_t = 0, has_F = 0;
+    for (int i = 0; i < n && i < 128; ++i) {
+        has_s |= !strncmp(lines[i], "s, Enter", 8);
+        has_t |= lines[i][0] == 't';
+        has_F |= lines[i][0] == 'F';
+    }
+    CHECK(!strcmp(lines[0], "Search") && has_s && has_t && has_F, "Search help lists s, t, F (%d lines)", n);
+    CHECK(n > ui_help_rows(s), "at 80x24 the help is longer than the box (%d > %d)", n, ui_help_rows(s));
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->help && s->help_scroll == 1, "Down scrolls the help");
+    ui_key(s, UI_K_END);
+    CHECK(s->help_scroll == n - ui_help_rows(s), "End shows its last line");
+    ui_key(s, 'z');
+    CHECK(!s->help && s->help_scroll == 0, "any other key closes it");
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -510,6 +619,7 @@ int main(void)
     test_mouse();
     test_pareto();
     test_curve_and_finetune_keys();
+    test_conveniences();
     test_model_and_live();
     return check_done();
 }

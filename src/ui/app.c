@@ -482,6 +482,16 @@ static int run(app *A)
     int need = 1;
     int rc = EXIT_OK;
     for (;;) {
+        if (g_signal == SIGINT) { /* ^C asks as q does when something would be lost */
+            g_signal = 0;
+            unsigned g = ui_key(s, 3);
+            after_flags(A, g);
+            if (g & UI_QUIT) {
+                rc = 128 + SIGINT;
+                break;
+            }
+            need = 1;
+        }
         if (g_signal) {
             rc = 128 + g_signal;
             break;
@@ -560,6 +570,13 @@ int ui_main(int argc, char **argv)
     }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         fprintf(stderr, "rankscope: the explorer needs a terminal (subcommands work without one: rankscope --help)\n");
+        model_free(A.m);
+        return EXIT_FAIL;
+    }
+    const char *term = getenv("TERM");
+    if (!term || !*term || !strcmp(term, "dumb")) {
+        fprintf(stderr, "rankscope: the explorer needs a terminal that can move the cursor (TERM=%s); "
+                        "the subcommands work anywhere: rankscope --help\n", term ? term : "");
         model_free(A.m);
         return EXIT_FAIL;
     }

@@ -13,6 +13,8 @@ const char *ui_screen_name(int screen)
     return screen >= 0 && screen < SCR_COUNT ? ui_screens[screen].name : "?";
 }
 
+static void undo_reset(ui_state *s);
+
 void ui_state_defaults(ui_state *s)
 {
     memset(s, 0, sizeof *s);
@@ -37,6 +39,9 @@ void ui_state_free(ui_state *s)
     free(s->layers);
     s->layers = NULL;
     s->n_layers = 0;
+    free(s->undo.history);
+    s->undo.history = NULL;
+    s->undo.n = s->undo.at = 0;
 }
 
 /* ---- model → layers ------------------------------------------------------------------------ */
@@ -115,6 +120,8 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
         l->macs_after = l->macs;
     }
     free(info);
+    if (ui_state_undo_init(s) != 0)
+        return rs_fail(e, "out of memory for the undo history");
     model_totals(m, &s->params_total, &s->macs_total);
     s->params_total_after = s->params_total;
     s->macs_total_after = s->macs_total;
@@ -147,6 +154,7 @@ int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err
             return rs_fail(e, "plan: layer \"%s\" is not a weighted layer", pe->layer);
     }
     ++s->gen;
+    undo_reset(s);
     ui_state_costs(s, m);
     return 0;
 }
@@ -209,6 +217,163 @@ int ui_effective_rank2(const ui_layer *l)
     return r < max2 ? r : max2;
 }
 
+/* ---- undo / redo ------------------------------------------------------------------------------ */
+
+static ui_choice *undo_slot(ui_state *s, int i)
+{
+    return s->undo.history + (size_t)i * (size_t)s->n_layers;
+}
+
+/* Record the current configuration as the newest (what redo could have reached is dropped). */
+static void undo_record(ui_state *s)
+{
+    ui_undo *u = &s->undo;
+    if (!u->history || s->n_layers <= 0)
+        return;
+    int idx = u->n == 0 ? 0 : u->at + 1;
+    if (idx >= UI_UNDO_MAX) { /* full: forget the oldest */
+        memmove(u->history, undo_slot(s, 1), sizeof(ui_choice) * (size_t)s->n_layers * (UI_UNDO_MAX - 1));
+        idx = UI_UNDO_MAX - 1;
+    }
+    u->at = idx;
+    u->n = idx + 1;
+    for (int k = 0; k < s->n_layers; ++k)
+        undo_slot(s, u->at)[k] = s->layers[k].cur;
+}
+
+static void undo_reset(ui_state *s)
+{
+    s->undo.n = s->undo.at = 0;
+    undo_record(s);
+}
+
+int ui_state_undo_init(ui_state *s)
+{
+    free(s->undo.history);
+    s->undo.history = calloc((size_t)UI_UNDO_MAX * (size_t)(s->n_layers ? s->n_layers : 1), sizeof(ui_choice));
+    if (!s->undo.history)
+        return -1;
+    undo_reset(s);
+    return 0;
+}
+
+/* Step through the history (-1 undo, +1 redo). */
+static unsigned undo_step(ui_state *s, int dir)
+{
+    ui_undo *u = &s->undo;
+    int to = u->at + dir;
+    if (!u->history || to < 0 || to >= u->n) {
+        snprintf(s->msg, sizeof s->msg, "nothing to %s", dir < 0 ? "undo" : "redo");
+        return UI_HANDLED | UI_REDRAW;
+    }
+    u->at = to;
+    for (int k = 0; k < s->n_layers; ++k)
+        s->layers[k].cur = undo_slot(s, to)[k];
+    s->dirty = 1;
+    ++s->gen;
+    snprintf(s->msg, sizeof s->msg, "%s (%d of %d)", dir < 0 ? "undone" : "redone", to, u->n - 1);
+    return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;
+}
+
+/* Every layer back to the original (one undo step). */
+static unsigned reset_all(ui_state *s)
+{
+    int changed = 0;
+    for (int k = 0; k < s->n_layers; ++k)
+        if (s->layers[k].cur.method != DECOMP_NONE) {
+            s->layers[k].cur = (ui_choice){DECOMP_NONE, 0, 0};
+            changed = 1;
+        }
+    if (!changed)
+        return UI_HANDLED | UI_REDRAW;
+    s->dirty = 1;
+    ++s->gen;
+    undo_record(s);
+    snprintf(s->msg, sizeof s->msg, "every layer reset to the original (u undoes)");
+    return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;
+}
+
+int ui_jobs_text(const ui_state *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    int n = 0;
+    buf[0] = 0;
+    if (s->search.running && at < len) {
+        at += (size_t)snprintf(buf + at, len - at, "%ssearch %.0f%%", n++ ? "  " : "", 100 * s->search.progress);
+    }
+    if (s->curve.running && at < len)
+        at += (size_t)snprintf(buf + at, len - at, "%scurve %d/%d", n++ ? "  " : "", s->curve.n, UI_CURVE_N);
+    if (s->ft.running && at < len)
+        at += (size_t)snprintf(buf + at, len - at, "%sfine-tune %d/%d", n++ ? "  " : "", s->ft.n, s->ft.epochs);
+    return n;
+}
+
+/* ---- the exact-rank prompt ---------------------------------------------------------------------- */
+
+static unsigned prompt_open(ui_state *s)
+{
+    if (s->n_layers <= 0)
+        return UI_HANDLED;
+    const ui_layer *l = &s->layers[s->sel];
+    if (ui_preferred_method(l) == DECOMP_NONE) {
+        snprintf(s->msg, sizeof s->msg, "%s: no low-rank method applies to this layer", l->name);
+        return UI_HANDLED | UI_REDRAW;
+    }
+    s->prompt.active = 1;
+    s->prompt.len = 0;
+    s->prompt.buf[0] = 0;
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static unsigned set_choice(ui_state *s, ui_layer *l, decomp_method method, int rank, int rank2);
+
+static unsigned prompt_key(ui_state *s, int key)
+{
+    ui_prompt *p = &s->prompt;
+    ui_layer *l = &s->layers[s->sel];
+    decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    int max = l->mi[m].max_rank;
+    if (key == UI_K_ESC) {
+        p->active = 0;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (key == UI_K_BACKSPACE || key == 127 || key == 8) {
+        if (p->len > 0)
+            p->buf[--p->len] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (key >= '0' && key <= '9') {
+        if (p->len < 6) {
+            p->buf[p->len++] = (char)key;
+            p->buf[p->len] = 0;
+        }
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (key != UI_K_ENTER && key != '\r')
+        return UI_HANDLED;
+    p->active = 0;
+    if (p->len == 0)
+        return UI_HANDLED | UI_REDRAW;
+    int r = atoi(p->buf);
+    if (r < 1 || r > max) {
+        snprintf(s->msg, sizeof s->msg, "rank %d is out of range: %s %s takes 1..%d", r, l->name,
+                 decomp_method_name(m), max);
+        return UI_HANDLED | UI_REDRAW;
+    }
+    return set_choice(s, l, m, r, l->cur.method == m ? l->cur.rank2 : 0);
+}
+
+int ui_prompt_text(const ui_state *s, char *buf, size_t len)
+{
+    if (!s->prompt.active || s->n_layers <= 0)
+        return 0;
+    const ui_layer *l = &s->layers[s->sel];
+    decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    snprintf(buf, len, "rank for %s %s (1..%d, Enter sets, Esc cancels): %s", l->name, decomp_method_name(m),
+             l->mi[m].max_rank, s->prompt.buf);
+    return 1;
+}
+
 /* Set the selected layer's choice; returns the flags of a configuration change (or 0). */
 static unsigned set_choice(ui_state *s, ui_layer *l, decomp_method method, int rank, int rank2)
 {
@@ -238,6 +403,7 @@ static unsigned set_choice(ui_state *s, ui_layer *l, decomp_method method, int r
     l->cur.rank2 = rank2;
     s->dirty = 1;
     ++s->gen;
+    undo_record(s);
     return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;
 }
 
@@ -511,6 +677,7 @@ static unsigned apply_search(ui_state *s)
     snprintf(s->msg, sizeof s->msg, "search plan applied to the sliders");
     s->dirty = 1;
     ++s->gen;
+    undo_record(s);
     return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE | UI_SEARCH_APPLY;
 }
 
@@ -579,6 +746,10 @@ static unsigned ui_finetune_key(ui_state *s)
 /* The rank keys of the selected layer (Layers, Spectrum, Accuracy, Trade-offs and Search). */
 static unsigned slider_key(ui_state *s, int key)
 {
+    if (key == 'R')
+        return reset_all(s);
+    if (key == ':')
+        return prompt_open(s);
     if (s->n_layers <= 0)
         return UI_HANDLED;
     ui_layer *l = &s->layers[s->sel];
@@ -622,6 +793,8 @@ static unsigned slider_key(ui_state *s, int key)
 
 static unsigned layers_key(ui_state *s, int key)
 {
+    if (key == ':' || key == UI_K_ENTER)
+        return prompt_open(s);
     return slider_key(s, key);
 }
 
@@ -704,6 +877,8 @@ static unsigned example_screen_key(ui_state *s, int key)
         "[ / ]                  tucker2: input-side rank -1 / +1",                                   \
         "e                      apply the EVBMF rank suggestion",                                    \
         "0                      reset the layer (no factorization)",                                 \
+        "R                      reset every layer (u undoes it)",                                    \
+        ": (Layers: or Enter)   type the exact rank of the layer",                                   \
         "w                      save the plan and the factorized ONNX (atomically)"
 
 static const char *const help_layers[] = {SLIDER_HELP};
@@ -748,7 +923,8 @@ const ui_screen_def ui_screens[SCR_COUNT] = {
 static const char *const help_global[] = {
     "1..6, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example)",
     "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
-    "q                      quit (asks first when changes are unsaved)",
+    "u / Ctrl-R             undo / redo a rank or method change",
+    "q, Ctrl-C              quit (asks first when changes are unsaved or jobs run)",
 };
 static const char *const help_tail[] = {
     "Every change re-factorizes the layer and re-evaluates in the background;",
@@ -807,6 +983,25 @@ int ui_help_rows(const ui_state *s)
     return h < 1 ? 1 : h;
 }
 
+/* q, Q and ^C: quit, asking first when rank changes are unsaved or background jobs run. */
+static unsigned ui_quit_key(ui_state *s, int key)
+{
+    char jobs[160];
+    int n_jobs = ui_jobs_text(s, jobs, sizeof jobs);
+    if (!s->dirty && !n_jobs)
+        return UI_HANDLED | UI_QUIT;
+    s->confirm_quit = 1;
+    const char *again = key == 3 ? "^C again, q or y quit" : "q/y quit";
+    if (s->dirty && n_jobs)
+        snprintf(s->msg, sizeof s->msg, "Unsaved rank changes; running: %s. Quit anyway? %s, w save, any other key stays",
+                 jobs, again);
+    else if (s->dirty)
+        snprintf(s->msg, sizeof s->msg, "Unsaved rank changes. Quit anyway? %s, w save, any other key stays", again);
+    else
+        snprintf(s->msg, sizeof s->msg, "Running: %s. Quit and stop them? %s, any other key stays", jobs, again);
+    return UI_HANDLED | UI_REDRAW;
+}
+
 unsigned ui_key(ui_state *s, int key)
 {
     if (key == UI_K_RESIZE)
@@ -816,27 +1011,30 @@ unsigned ui_key(ui_state *s, int key)
     if (s->confirm_quit) {
         s->confirm_quit = 0;
         s->msg[0] = 0;
-        if (key == 'q' || key == 'y' || key == 'Y' || key == 'Q')
+        if (key == 'q' || key == 'y' || key == 'Y' || key == 'Q' || key == 3)
             return UI_HANDLED | UI_QUIT;
         if (key == 'w')
             return UI_HANDLED | UI_REDRAW | UI_SAVE;
         return UI_HANDLED | UI_REDRAW;
     }
+    if (ui_too_small(s)) /* only the notice is on screen: nothing may change unseen */
+        return key == 'q' || key == 'Q' || key == 3 ? ui_quit_key(s, key) : UI_HANDLED;
     if (s->screen == SCR_EXAMPLE && s->edit.active)
         return edit_key(s, key);
+    if (s->prompt.active)
+        return prompt_key(s, key);
     s->msg[0] = 0;
 
     /* global keys */
     switch (key) {
     case 'q':
     case 'Q':
-        if (s->dirty) {
-            s->confirm_quit = 1;
-            snprintf(s->msg, sizeof s->msg,
-                     "Unsaved rank changes. Quit anyway? q/y quit, w save, any other key stays");
-            return UI_HANDLED | UI_REDRAW;
-        }
-        return UI_HANDLED | UI_QUIT;
+    case 3: /* ^C, as the terminal delivers it (SIGINT) */
+        return ui_quit_key(s, key);
+    case 'u':
+        return undo_step(s, -1);
+    case 18: /* ^R */
+        return undo_step(s, +1);
     case '?':
     case 'h':
         s->help = 1;

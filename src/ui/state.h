@@ -15,6 +15,7 @@
 #ifndef RANKSCOPE_UI_STATE_H
 #define RANKSCOPE_UI_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "example.h"
@@ -178,6 +179,20 @@ typedef struct ui_ft_state {
     char msg[RS_ERR_LEN + 64];
 } ui_ft_state;
 
+/* Undo / redo: the configurations the sliders went through (history[0..n), cursor at `at`). */
+#define UI_UNDO_MAX 64
+typedef struct ui_undo {
+    ui_choice *history; /* UI_UNDO_MAX × n_layers, owned (ui_state_init) */
+    int n, at;
+} ui_undo;
+
+/* A one-line prompt on the status line (the exact rank of the selected layer). */
+typedef struct ui_prompt {
+    int active;
+    char buf[16];
+    int len;
+} ui_prompt;
+
 typedef struct ui_edit {
     int active;
     int which; /* 0 = input X, 1 = kernel K */
@@ -222,6 +237,8 @@ typedef struct ui_state {
     ui_search_state search;
     ui_curve_state curve;
     ui_ft_state ft;
+    ui_undo undo;
+    ui_prompt prompt;
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -229,10 +246,18 @@ void ui_state_defaults(ui_state *s);
 void ui_state_free(ui_state *s); /* frees layers; accepts NULL */
 /* Fill layers from the model: weighted nodes, valid methods, rank ranges, EVBMF, break-even. */
 int ui_state_init(ui_state *s, const rs_model *m, rs_err *e);
+/* (Re)start the undo history at the current choices (ui_state_init does it); -1 out of memory. */
+int ui_state_undo_init(ui_state *s);
 /* Take methods/ranks from a plan (layer names of the original model). */
 int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e);
 /* The plan of the current choices (entries for factorized layers only). */
 int ui_state_plan(const ui_state *s, rs_plan *out, rs_err *e);
+/* Background jobs running, as "search 34%  curve 2/5  fine-tune 1/3" ("" when none). Returns
+ * how many run. */
+int ui_jobs_text(const ui_state *s, char *buf, size_t len);
+/* The exact-rank prompt as shown on the status line; 0 when it is not open. */
+int ui_prompt_text(const ui_state *s, char *buf, size_t len);
+
 /* Analytic costs of the current choices (per layer and whole network). */
 void ui_state_costs(ui_state *s, const rs_model *m);
 

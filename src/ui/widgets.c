@@ -191,7 +191,7 @@ void w_frame(const ui_state *s, const char *keys)
     if (w_width(left) > lw)
         snprintf(left, sizeof left, " %s  %s", s->model_name, s->data_name);
     if (w_width(left) > lw)
-        snprintf(left, sizeof left, " %s", s->data_name);
+        snprintf(left, sizeof left, " %s", s->model_name); /* the model is what the numbers are about */
     if (lw > 0)
         w_put(0, 0, R_TITLE, lw, left);
     int x = cols - rw - mw;
@@ -202,20 +202,49 @@ void w_frame(const ui_state *s, const char *keys)
     /* tabs */
     move(1, 0);
     clrtoeol();
+    char jobs[160], jb[176];
+    jb[0] = 0;
+    if (ui_jobs_text(s, jobs, sizeof jobs)) /* background work, on every screen */
+        snprintf(jb, sizeof jb, "[%s]", jobs);
+    int tabs_w = 1;
+    for (int i = 0; i < SCR_COUNT; ++i)
+        tabs_w += 4 + w_width(ui_screen_name(i));
+    /* narrow with jobs to show: only the current tab keeps its name */
+    int short_tabs = jb[0] && tabs_w + w_width(jb) + 2 > cols;
     x = 1;
     for (int i = 0; i < SCR_COUNT; ++i) {
         char t[32];
-        snprintf(t, sizeof t, " %d %s ", i + 1, ui_screen_name(i));
+        if (short_tabs && i != s->screen)
+            snprintf(t, sizeof t, " %d ", i + 1);
+        else
+            snprintf(t, sizeof t, " %d %s ", i + 1, ui_screen_name(i));
         x = w_put(1, x, i == s->screen ? R_TAB : R_NORMAL, 0, t) + 1;
+    }
+    if (jb[0]) {
+        int jx = cols - w_width(jb) - 1;
+        w_put(1, jx > x ? jx : x, R_PENDING, cols - (jx > x ? jx : x), jb);
     }
     /* status + keys */
     int ly = LINES;
-    if (s->msg[0])
+    char prompt[RS_ERR_LEN];
+    if (ui_prompt_text(s, prompt, sizeof prompt))
+        w_put(ly - 2, 1, R_ACCENT, 0, prompt);
+    else if (s->msg[0])
         w_put(ly - 2, 1, s->confirm_quit ? R_BAD : R_ACCENT, 0, s->msg);
     else if (s->eval_error[0])
         w_printf(ly - 2, 1, R_BAD, 0, "evaluation failed: %s", s->eval_error);
     w_fill(ly - 1, 0, cols, R_TITLE);
-    w_put(ly - 1, 1, R_TITLE, 0, keys);
+    /* the way to help and out stays visible however narrow: the screen's keys give way */
+    static const char tail[] = "? help  q quit";
+    size_t kl = strlen(keys), tl = sizeof tail - 1;
+    int tw = (int)tl;
+    if (kl >= tl && !strcmp(keys + kl - tl, tail) && w_width(keys) + 2 > cols) {
+        char body[512];
+        snprintf(body, sizeof body, "%.*s", (int)(kl - tl), keys);
+        w_put(ly - 1, 1, R_TITLE, cols - tw - 4, body);
+        w_put(ly - 1, cols - tw - 1, R_TITLE, 0, tail);
+    } else
+        w_put(ly - 1, 1, R_TITLE, 0, keys);
 }
 
 /* ---- plots ------------------------------------------------------------------------------- */

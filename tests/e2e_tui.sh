@@ -206,6 +206,19 @@ check "q names the running job" 'wait_for small "running: curve" 5'
 $T send-keys -t small q
 check "q again quits" 'wait_for small "^EXIT=0" 10'
 
+# ---- a depthwise layer: the detail pane and the status line agree that nothing applies ---------
+CUR=dw
+DW="$ROOT/tests/data/zoo/mobilenet.onnx"
+$T new-session -d -s dw -x 100 -y 30 \
+    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$DW'; echo EXIT=\$?; sleep 60"
+check "mobilenet: table drawn" 'wait_for dw "features.3" 30'
+$T send-keys -t dw Down
+check "depthwise: the detail pane says no method applies" 'wait_for dw "no low-rank method applies to it" 5 && ! cap dw | grep -q "to factorize it"'
+$T send-keys -t dw Right
+check "depthwise: -> says the same on the status line" 'wait_for dw "no low-rank method applies to this layer" 5'
+$T send-keys -t dw q
+check "mobilenet: q exits" 'wait_for dw "^EXIT=0" 10'
+
 # ---- TERM=dumb: refused with a pointer to the CLI, not a blank screen ---------------------------
 CUR=dumb
 $T new-session -d -s dumb -x 80 -y 24 \

@@ -36,6 +36,9 @@ static void test_format(void)
     CHECK(!strcmp(fmt_pts(0.0001, b, sizeof b), "0.0"), "tiny pts %s", b);
     CHECK(!strcmp(fmt_err(0.2149, b, sizeof b), "0.21"), "err %s", b);
     CHECK(!strcmp(fmt_err(0.0123, b, sizeof b), "0.012"), "err %s", b);
+    CHECK(!strcmp(fmt_err(6.7e-7, b, sizeof b), "6.7e-7") && strlen(b) <= 6, "tiny err fits the column: %s", b);
+    CHECK(!strcmp(fmt_err(9.96e-5, b, sizeof b), "1.0e-4"), "mantissa rounding carries: %s", b);
+    CHECK(!strcmp(fmt_err(3e-12, b, sizeof b), "3e-12") && strlen(b) <= 6, "two-digit exponent fits: %s", b);
     CHECK(!strcmp(fmt_slider(12, 30, 10, 0, b, sizeof b), "===|------"), "ascii slider %s (knob at round(11*9/29) = 3)", b);
     CHECK(!strcmp(fmt_slider(0, 30, 5, 0, b, sizeof b), "-----"), "inactive slider %s", b);
     CHECK(!strcmp(fmt_bar(0.5, 1.0, 4, 0, b, sizeof b), "##  "), "bar %s", b);

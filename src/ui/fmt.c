@@ -80,8 +80,19 @@ char *fmt_err(double v, char *buf, size_t len)
         snprintf(buf, len, "%.2f", v);
     else if (v >= 0.00095)
         snprintf(buf, len, "%.3f", v);
-    else
-        snprintf(buf, len, "%.1e", v);
+    else {
+        /* "6.7e-7", not printf's "6.7e-07": the w.err column is six cells wide */
+        int ex = (int)floor(log10(v));
+        double mant = v / pow(10.0, ex);
+        if (mant >= 9.95) {
+            mant /= 10;
+            ++ex;
+        }
+        if (ex > -10)
+            snprintf(buf, len, "%.1fe%d", mant, ex);
+        else
+            snprintf(buf, len, "%.0fe%d", mant, ex);
+    }
     return buf;
 }
 

@@ -116,8 +116,11 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     if (++y >= maxy)
         return;
     if (l->cur.method == DECOMP_NONE) {
-        w_printf(y, 1, R_DIM, 0, "one %s layer; m or <-/-> to factorize it into a sequence of simpler operations",
-                 l->op);
+        if (ui_preferred_method(l) == DECOMP_NONE) /* e.g. depthwise: nothing low-rank to take out */
+            w_printf(y, 1, R_DIM, 0, "one %s layer; no low-rank method applies to it", l->op);
+        else
+            w_printf(y, 1, R_DIM, 0, "one %s layer; m or <-/-> to factorize it into a sequence of simpler operations",
+                     l->op);
         return;
     }
     if (!measured(l)) {

@@ -89,6 +89,19 @@ static void test_example(void)
     CHECK(dlow < 1e-12, "two-pass separable outputs match the naive convolution with K1 (%g)", dlow);
     CHECK(ex.mults_direct == 81 && ex.mults_low == 72, "multiplies: direct %ld (81), separable %ld (3*5*3+9*3=72)",
           ex.mults_direct, ex.mults_low);
+    {
+        /* stride 2 on a 6x6 input: windows start at columns 0 and 2, so the column pass needs
+         * columns 0..4 only (5, not 6) */
+        ex_state e2 = ex;
+        e2.in_h = e2.in_w = 6;
+        e2.stride = 2;
+        ex_compute(&e2);
+        long want = (long)e2.rank * (2 * 5 * 3 + 4 * 3);
+        CHECK(e2.out_h == 2 && e2.out_w == 2 && e2.mults_direct == 36 && e2.mults_low == want,
+              "stride 2, 6x6: direct %ld (36), separable %ld (%ld)", e2.mults_direct, e2.mults_low, want);
+        CHECK(ex_mults_amortised(&e2) == e2.rank * 9 && ex_mults_amortised(&ex) == ex.rank * 6,
+              "amortised per window: rank*(stride+1)*3 (%d, %d)", ex_mults_amortised(&e2), ex_mults_amortised(&ex));
+    }
     /* full rank reproduces the kernel */
     ex.rank = 3;
     ex_compute(&ex);
@@ -591,6 +604,20 @@ static void test_conveniences(void)
     ui_key(s, 'x');
     s->search.running = s->curve.running = 0;
     CHECK(ui_jobs_text(s, buf, sizeof buf) == 0 && !buf[0], "no jobs: empty");
+    /* the worked example's cell editor: its prompt, and a number out of range called so */
+    ui_key(s, '6');
+    ui_key(s, 'E');
+    ui_key(s, '1');
+    ui_key(s, 'e');
+    ui_key(s, '7');
+    CHECK(ui_prompt_text(s, buf, sizeof buf) && !strncmp(buf, "edit X[", 7) && strstr(buf, ": 1e7_"),
+          "the cell editor's prompt is one clean status line (%s)", buf);
+    ui_key(s, UI_K_ENTER);
+    CHECK(strstr(s->msg, "1e7 is out of range") != NULL, "1e7 is out of range, not 'not a number' (%s)", s->msg);
+    ui_key(s, '-');
+    ui_key(s, UI_K_ENTER);
+    CHECK(strstr(s->msg, "not a number: \"-\"") != NULL, "a lone - is not a number (%s)", s->msg);
+    ui_key(s, UI_K_ESC);
     /* help: per screen, every key of the screen, scrolls at 80x24 */
     ui_key(s, '5');
     ui_key(s, '?');

@@ -151,6 +151,14 @@ int ex_compute(ex_state *ex)
     }
     ex->win_low = tidy(ex->win_low);
     ex->mults_direct = (long)ex->n_pos * EX_K * EX_K;
-    ex->mults_low = (long)ex->rank * ((long)ex->out_h * ex->in_w * EX_K + (long)ex->n_pos * EX_K);
+    /* the column pass runs over the input columns some window covers: all of them at stride 1, one
+     * fewer at stride 2 when the width is even */
+    long cols_used = (long)(ex->out_w - 1) * st + EX_K;
+    ex->mults_low = (long)ex->rank * ((long)ex->out_h * cols_used * EX_K + (long)ex->n_pos * EX_K);
     return 0;
+}
+
+int ex_mults_amortised(const ex_state *ex)
+{
+    return ex->rank * (ex->stride + 1) * EX_K;
 }

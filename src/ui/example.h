@@ -49,6 +49,10 @@ typedef struct ex_state {
 /* The default example: X 5×5 and K = [[1,0,-1],[0,1,0],[-1,0,1]] (singular values 2, 1, 0), chosen
  * so the original kernel gives -2 at the top-left and its rank-1 approximation gives 0. */
 void ex_default(ex_state *ex);
+/* Multiplies per output of the separable form once the window slides: the column pass over the
+ * `stride` columns that enter plus the row pass, for each kept rank. */
+int ex_mults_amortised(const ex_state *ex);
+
 /* Recompute every derived field from x, k, stride, pos, rank (clamping pos and rank). */
 int ex_compute(ex_state *ex);
 

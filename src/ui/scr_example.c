@@ -100,11 +100,8 @@ void scr_example(const ui_state *s, const ui_spec *sp)
     /* comparison */
     w_printf(y++, 1, R_NORMAL, 0, "at (%d,%d): original kernel: %s   rank-%d approximation: %s   (%d vs %d multiplies, %d amortised)",
              wr, wc, num(ex->win_full, a, sizeof a), ex->rank, num(ex->win_low, b, sizeof b), EX_K * EX_K,
-             ex->rank * (EX_K * EX_K + EX_K), ex->rank * 2 * EX_K);
+             ex->rank * (EX_K * EX_K + EX_K), ex_mults_amortised(ex));
     if (y < LINES - 2)
         w_printf(y++, 1, R_DIM, 0, "whole %dx%d output: %ld multiplies direct, %ld separable (column pass shared as the window slides)",
                  ex->out_h, ex->out_w, ex->mults_direct, ex->mults_low);
-    if (s->edit.active)
-        w_printf(LINES - 2, 1, R_SEL, 0, " edit %s[%d][%d]: %s_   Enter sets, arrows move, Tab X/K, Esc ends ",
-                 s->edit.which ? "K" : "X", s->edit.r, s->edit.c, s->edit.buf);
 }

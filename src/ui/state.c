@@ -365,6 +365,11 @@ static unsigned prompt_key(ui_state *s, int key)
 
 int ui_prompt_text(const ui_state *s, char *buf, size_t len)
 {
+    if (s->screen == SCR_EXAMPLE && s->edit.active) {
+        snprintf(buf, len, "edit %s[%d][%d]: %s_   Enter sets, arrows move, Tab X/K, Esc ends",
+                 s->edit.which ? "K" : "X", s->edit.r, s->edit.c, s->edit.buf);
+        return 1;
+    }
     if (!s->prompt.active || s->n_layers <= 0)
         return 0;
     const ui_layer *l = &s->layers[s->sel];
@@ -581,7 +586,11 @@ static unsigned edit_key(ui_state *s, int key)
         if (ed->len > 0) {
             char *end = NULL;
             double v = strtod(ed->buf, &end);
-            if (end && *end == 0 && v > -1e6 && v < 1e6) {
+            if (!end || *end != 0 || end == ed->buf) {
+                snprintf(s->msg, sizeof s->msg, "not a number: \"%s\"", ed->buf);
+            } else if (!(v > -1e6 && v < 1e6)) {
+                snprintf(s->msg, sizeof s->msg, "%s is out of range: a cell takes -999999..999999", ed->buf);
+            } else {
                 if (ed->which)
                     ex->k[ed->r][ed->c] = v;
                 else
@@ -589,8 +598,6 @@ static unsigned edit_key(ui_state *s, int key)
                 ex_compute(ex);
                 snprintf(s->msg, sizeof s->msg, "%s[%d][%d] = %g", ed->which ? "K" : "X", ed->r,
                          ed->c, v);
-            } else {
-                snprintf(s->msg, sizeof s->msg, "not a number: \"%s\"", ed->buf);
             }
         }
         ed->len = 0;

@@ -206,6 +206,20 @@ check "q names the running job" 'wait_for small "running: curve" 5'
 $T send-keys -t small q
 check "q again quits" 'wait_for small "^EXIT=0" 10'
 
+# ---- Spectrum agrees with Layers on a CP layer beyond the view's size --------------------------
+CUR=cp
+start cp "LANG=C.UTF-8 LC_ALL=C.UTF-8"
+check "cp: table drawn" 'wait_for cp "conv2 +Conv" 20'
+$T send-keys -t cp Down Right m : 6 2 Enter
+check "conv2 at cp 62 with its w.err measured" 'wait_for cp "conv2 .* cp .* 62/150 +[0-9]+ +0\.[0-9]+" 20'
+r=$(row cp conv2)
+ev=$(sed -E 's/.* 62\/150 +([0-9]+) +([0-9.]+).*/\1/' <<<"$r")
+we=$(sed -E 's/.* 62\/150 +([0-9]+) +([0-9.]+).*/\2/' <<<"$r")
+$T send-keys -t cp 2
+check "Spectrum at cp 62: not 'not factorized'" 'wait_for cp "rank 62" 5 && ! cap cp | grep -q "not factorized"'
+check "Spectrum shows the Layers w.err ($we) and EVBMF rank ($ev)" 'cap cp | grep -q "w.err  $we" && cap cp | grep -q "EVBMF rank $ev"'
+$T kill-session -t cp
+
 # ---- a depthwise layer: the detail pane and the status line agree that nothing applies ---------
 CUR=dw
 DW="$ROOT/tests/data/zoo/mobilenet.onnx"

@@ -218,15 +218,30 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
     scr_spectrum_bars(s, sp, top, 2, bars_h, COLS - 22, rank);
     /* text summary at the right of the bars */
     int rx = COLS - 19, ry = top;
-    if (rank > 0 && rank <= sp->n) {
+    /* the same figures as the Layers screen: the measured error of the factorization and the
+     * layer's EVBMF rank for the method; this view's own truncation figures are labelled as such */
+    int exact = sp->method == DECOMP_SVD || sp->method == DECOMP_SPATIAL_SVD;
+    int measured = l->res_valid && l->cur.method != DECOMP_NONE && pipe_choice_equal(&l->res_for, &l->cur);
+    if (rank > 0) {
         w_printf(ry++, rx, R_ACCENT, 0, "rank %d", rank);
-        w_printf(ry++, rx, R_NORMAL, 0, "energy %s", fmt_pct(sp->energy[rank - 1], a, sizeof a));
-        w_printf(ry++, rx, R_NORMAL, 0, "error  %s", fmt_err(sp->err[rank], a, sizeof a));
+        if (rank <= sp->n)
+            w_printf(ry++, rx, R_NORMAL, 0, "energy %s", fmt_pct(sp->energy[rank - 1], a, sizeof a));
+        if (measured)
+            w_printf(ry++, rx, R_NORMAL, 0, "w.err  %s", fmt_err(l->w_err, a, sizeof a));
+        else if (exact && rank <= sp->n)
+            w_printf(ry++, rx, R_NORMAL, 0, "w.err  %s", fmt_err(sp->err[rank], a, sizeof a));
+        if (!exact && rank <= sp->n)
+            w_printf(ry++, rx, R_DIM, 0, "view err %s", fmt_err(sp->err[rank], a, sizeof a));
+        else if (rank > sp->n)
+            w_printf(ry++, rx, R_DIM, 0, "(> %d view values)", sp->n);
     } else {
         w_put(ry++, rx, R_DIM, 0, "not factorized");
     }
-    if (sp->evbmf_rank > 0)
-        w_printf(ry++, rx, R_MARK, 0, "EVBMF rank %d", sp->evbmf_rank);
+    int layer_ev = sp->method != DECOMP_NONE ? l->mi[sp->method].evbmf : 0;
+    if (layer_ev > 0)
+        w_printf(ry++, rx, R_MARK, 0, "EVBMF rank %d", layer_ev);
+    if (sp->evbmf_rank > 0 && sp->evbmf_rank != layer_ev)
+        w_printf(ry++, rx, R_DIM, 0, "view EVBMF %d", sp->evbmf_rank);
     if (sp->method != DECOMP_NONE && l->mi[sp->method].break_even > 0)
         w_printf(ry++, rx, R_DIM, 0, "break-even %d", l->mi[sp->method].break_even);
     /* energy and error curves side by side */

@@ -233,6 +233,20 @@ check "depthwise: -> says the same on the status line" 'wait_for dw "no low-rank
 $T send-keys -t dw q
 check "mobilenet: q exits" 'wait_for dw "^EXIT=0" 10'
 
+# ---- resnet20 at 80x24: unique short names, full names on demand, scroll position ---------------
+CUR=rn
+$T new-session -d -s rn -x 80 -y 24 \
+    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$ROOT/tests/data/zoo/resnet20.onnx'; echo EXIT=\$?; sleep 60"
+check "resnet20: short names without repeated path parts" 'wait_for rn "stages\.0/conv1 " 30'
+check "resnet20: the table says which rows it shows" 'wait_for rn "rows 1-[0-9]+ of [0-9]+" 5'
+for i in $(seq 1 20); do $T send-keys -t rn Down; done
+check "resnet20: scrolled, the position follows" 'wait_for rn "rows [2-9][0-9]*-[0-9]+ of [0-9]+" 5'
+names=$(cap rn | sed -n '4,16p' | awk '{print $1 == "▶" ? $2 : $1}')
+check "resnet20: no two rows read the same" '[ "$(sort <<<"$names" | uniq -d | wc -l)" -eq 0 ]'
+$T send-keys -t rn n
+check "n shows full node names" 'wait_for rn "/stages/stages\.[0-9]+/" 5'
+$T kill-session -t rn
+
 # ---- TERM=dumb: refused with a pointer to the CLI, not a blank screen ---------------------------
 CUR=dumb
 $T new-session -d -s dumb -x 80 -y 24 \

@@ -640,6 +640,37 @@ static void test_conveniences(void)
     free(s);
 }
 
+/* ResNet-20's layers: short labels without repeated path parts, all different. */
+static void test_labels(void)
+{
+    const char *root = getenv("RS_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/zoo/resnet20.onnx", root ? root : "..");
+    rs_err e = {{0}};
+    rs_model *m = onnx_load(path, &e);
+    CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg);
+    if (!m)
+        return;
+    ui_state *s = malloc(sizeof *s);
+    ui_state_defaults(s);
+    CHECK(ui_state_init(s, m, &e) == 0, "state from resnet20: %s", e.msg);
+    int dup = 0, shortcut = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        for (int j = k + 1; j < s->n_layers; ++j)
+            dup += !strcmp(s->layers[k].label, s->layers[j].label);
+        shortcut |= !strcmp(s->layers[k].label, "stages.3/shortcut.0");
+    }
+    CHECK(s->n_layers > 19 && !dup, "%d layers, %d labels shared", s->n_layers, dup);
+    CHECK(shortcut, "stages/stages.3/shortcut/shortcut.0 reads stages.3/shortcut.0");
+    CHECK(!strcmp(ui_layer_label(s, &s->layers[1]), s->layers[1].label), "short labels by default");
+    ui_key(s, 'n');
+    CHECK(!strcmp(ui_layer_label(s, &s->layers[1]), s->layers[1].node_name), "n: full node names (%s)",
+          ui_layer_label(s, &s->layers[1]));
+    ui_state_free(s);
+    free(s);
+    model_free(m);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -650,6 +681,7 @@ int main(void)
     test_pareto();
     test_curve_and_finetune_keys();
     test_conveniences();
+    test_labels();
     test_model_and_live();
     return check_done();
 }

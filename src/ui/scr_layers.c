@@ -41,7 +41,7 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
         w_fill(y, 0, COLS, R_SEL);
     w_put(y, 0, base, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
     /* long module paths keep their informative end: "…stages.0/conv1" */
-    const char *name = l->name;
+    const char *name = ui_layer_label(s, l);
     size_t nl = strlen(name), w = t->w[COL_NAME] > 1 ? (size_t)t->w[COL_NAME] : 1;
     if (nl > w) {
         snprintf(buf, sizeof buf, "%s%s", s->utf8 ? "\u2026" : "~", name + nl - (w - 1));
@@ -177,6 +177,12 @@ void scr_layers(const ui_state *s, const ui_spec *sp)
     int y = t.panel_y;
     int maxy = LINES - 2;
     w_hline(s, y - 1 + 0, 0, COLS);
+    if (s->n_layers > t.rows) { /* where the visible rows are in a table that scrolls */
+        char pos[48];
+        int last = s->scroll + t.rows < s->n_layers ? s->scroll + t.rows : s->n_layers;
+        snprintf(pos, sizeof pos, " rows %d-%d of %d ", s->scroll + 1, last, s->n_layers);
+        w_put(y - 1, COLS - (int)strlen(pos) - 2, R_DIM, 0, pos);
+    }
     draw_chain(s, y, maxy);
     /* the selected layer's spectrum, if there is room */
     int sy = y + 5, h = maxy - sy - 1;

@@ -65,6 +65,53 @@ static int default_rank_of(const ui_method_info *mi)
     return mi->max_rank;
 }
 
+/* "stages/stages.3/shortcut/shortcut.0" -> "stages.3/shortcut.0": a path part that the next one
+ * repeats with a suffix (PyTorch's module/module.N) says nothing the next does not. */
+static void compact_name(const char *name, char *out, size_t len)
+{
+    char parts[16][96];
+    int n = 0;
+    for (const char *p = name; *p && n < 16;) {
+        size_t l = strcspn(p, "/");
+        if (l > 0 && l < sizeof parts[0]) {
+            memcpy(parts[n], p, l);
+            parts[n++][l] = 0;
+        }
+        p += l + (p[l] == '/');
+    }
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; ++i) {
+        size_t l = strlen(parts[i]);
+        if (i + 1 < n && !strncmp(parts[i + 1], parts[i], l) && parts[i + 1][l] == '.')
+            continue;
+        int w = snprintf(out + at, len - at, "%s%s", at ? "/" : "", parts[i]);
+        if (w < 0 || (size_t)w >= len - at)
+            break;
+        at += (size_t)w;
+    }
+    if (!at)
+        snprintf(out, len, "%s", name);
+}
+
+/* Short labels for the table; a label two layers would share falls back to their names. */
+static void make_labels(ui_state *s)
+{
+    for (int k = 0; k < s->n_layers; ++k)
+        compact_name(s->layers[k].name, s->layers[k].label, sizeof s->layers[k].label);
+    for (int k = 0; k < s->n_layers; ++k)
+        for (int j = k + 1; j < s->n_layers; ++j)
+            if (!strcmp(s->layers[k].label, s->layers[j].label)) {
+                snprintf(s->layers[k].label, sizeof s->layers[k].label, "%s", s->layers[k].name);
+                snprintf(s->layers[j].label, sizeof s->layers[j].label, "%s", s->layers[j].name);
+            }
+}
+
+const char *ui_layer_label(const ui_state *s, const ui_layer *l)
+{
+    return s->full_names ? l->node_name : l->label[0] ? l->label : l->name;
+}
+
 int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
 {
     rs_layer_info *info = NULL;
@@ -120,6 +167,7 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
         l->macs_after = l->macs;
     }
     free(info);
+    make_labels(s);
     if (ui_state_undo_init(s) != 0)
         return rs_fail(e, "out of memory for the undo history");
     model_totals(m, &s->params_total, &s->macs_total);
@@ -482,7 +530,7 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
     memset(t, 0, sizeof *t);
     int name_w = 5, shape_w = 5, op_w = 4;
     for (int k = 0; k < s->n_layers; ++k) {
-        int n = (int)strlen(s->layers[k].name), sh = (int)strlen(s->layers[k].shape);
+        int n = (int)strlen(ui_layer_label(s, &s->layers[k])), sh = (int)strlen(s->layers[k].shape);
         int o = (int)strlen(s->layers[k].op);
         if (n > name_w)
             name_w = n;
@@ -491,8 +539,8 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
         if (o > op_w)
             op_w = o;
     }
-    if (name_w > 16)
-        name_w = 16;
+    if (name_w > (s->full_names ? 40 : 16))
+        name_w = s->full_names ? 40 : 16;
     if (shape_w > 16)
         shape_w = 16;
     const int want[COL_COUNT] = {
@@ -800,6 +848,12 @@ static unsigned slider_key(ui_state *s, int key)
 
 static unsigned layers_key(ui_state *s, int key)
 {
+    if (key == 'n') {
+        s->full_names = !s->full_names;
+        snprintf(s->msg, sizeof s->msg, "%s", s->full_names ? "full node names (n: short names)"
+                                                            : "short names (n: full node names)");
+        return UI_HANDLED | UI_REDRAW;
+    }
     if (key == ':' || key == UI_K_ENTER)
         return prompt_open(s);
     return slider_key(s, key);
@@ -888,7 +942,7 @@ static unsigned example_screen_key(ui_state *s, int key)
         ": (Layers: or Enter)   type the exact rank of the layer",                                   \
         "w                      save the plan and the factorized ONNX (atomically)"
 
-static const char *const help_layers[] = {SLIDER_HELP};
+static const char *const help_layers[] = {"n                      full node names / short names", SLIDER_HELP};
 static const char *const help_spectrum[] = {"l                      linear / log scale", SLIDER_HELP};
 static const char *const help_accuracy[] = {SLIDER_HELP};
 static const char *const help_tradeoffs[] = {

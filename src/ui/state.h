@@ -84,6 +84,7 @@ typedef struct ui_layer {
     int node; /* index in the original model */
     char name[48];      /* display / plan name: "conv2" for PyTorch's "/conv2/Conv" */
     char node_name[96]; /* the node's own name in the model */
+    char label[48];     /* the table's short name: name without repeated path parts, unique */
     char op[12], shape[40];
     int64_t params, macs;
     unsigned methods; /* bit (1u << method) */
@@ -227,6 +228,7 @@ typedef struct ui_state {
     char eval_error[RS_ERR_LEN + 16];
     /* screens */
     int spec_log;
+    int full_names; /* the layer table shows node names in full (`n`) */
     int drag_row; /* layer row being dragged on its slider, -1 */
     ex_state ex;
     ui_edit edit;
@@ -263,6 +265,9 @@ void ui_state_costs(ui_state *s, const rs_model *m);
 
 unsigned ui_key(ui_state *s, int key);
 unsigned ui_mouse(ui_state *s, int x, int y, int ev);
+
+/* The name the layer table shows for l: its short label, or its node name with full_names. */
+const char *ui_layer_label(const ui_state *s, const ui_layer *l);
 
 /* Layer table geometry for s->cols × s->lines (also used by ui_mouse). Keeps sel visible. */
 void ui_table_layout_of(const ui_state *s, ui_table_layout *t);

@@ -174,6 +174,14 @@ int pipe_eval_run(pipe_eval *pe, const pipe_choice *cfg, rs_progress_fn progress
 int pipe_eval_swap(pipe_eval *pe, const pipe_choice *cfg, int k, const pipe_choice *ch,
                    rs_progress_fn progress, void *user, eval_result *res, rs_err *e);
 
+/* A first figure on the first `images` images of the set (no caches touched), for graphs that
+ * cannot be cut, where the whole set takes long: the explorer shows it, marked as an estimate,
+ * while the whole set is evaluated. */
+#define PIPE_ESTIMATE_IMAGES 400
+int pipe_eval_wants_estimate(const pipe_eval *pe); /* 1: not cached and the set is larger */
+int pipe_eval_run_first(pipe_eval *pe, const pipe_choice *cfg, int images, rs_progress_fn progress,
+                        void *user, eval_result *res, rs_err *e);
+
 /* Whole-network params and MACs with cfg (analytic). */
 void pipe_eval_costs(const pipe_eval *pe, const pipe_choice *cfg, int64_t *params, int64_t *macs);
 
@@ -193,9 +201,11 @@ int pipe_eval_layer_report(pipe_eval *pe, int k, const pipe_choice *ch, rs_progr
 /* Slider-to-accuracy latency on `layer` (a weighted layer's short or node name), as the explorer
  * sees it: the original is evaluated first (warming the caches); then `reps` times a drag on the
  * layer's preferred method (four intermediate ranks, each cancelled after 20 ms, then the rank
- * let go at), timing the last rank from request to accuracy. Fills the median and worst (s). */
-int pipe_measure_latency(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
-                         double *median_s, double *worst_s, rs_err *e);
+ * let go at), timing the last rank from request to the first figure (the estimate on
+ * PIPE_ESTIMATE_IMAGES images when pipe_eval_wants_estimate, else the full result) and to the
+ * full-set accuracy. Medians over reps, seconds; *est_images = 0 when no estimate is made. */
+int pipe_measure_slider(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
+                        double *first_s, double *full_s, int *est_images, rs_err *e);
 
 #pragma GCC visibility pop
 

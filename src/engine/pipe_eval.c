@@ -332,8 +332,8 @@ out:
 }
 
 /* Whole-network path for graphs that cannot be cut. */
-static int eval_full(pipe_eval *pe, const pipe_choice *cfg, int swap_layer, const decomp_result *swap_r,
-                     eval_result *res, rs_err *e)
+static int eval_full_on(pipe_eval *pe, const cifar10_set *set, const pipe_choice *cfg, int swap_layer,
+                        const decomp_result *swap_r, eval_result *res, rs_err *e)
 {
     rs_model *m = model_clone(pe->m0);
     if (!m)
@@ -353,8 +353,32 @@ static int eval_full(pipe_eval *pe, const pipe_choice *cfg, int swap_layer, cons
         }
     }
     if (rc == 0)
-        rc = eval_model(m, pe->data, 0, res, decomp_progress, pe, e);
+        rc = eval_model(m, set, 0, res, decomp_progress, pe, e);
     model_free(m);
+    return rc;
+}
+
+static int eval_full(pipe_eval *pe, const pipe_choice *cfg, int swap_layer, const decomp_result *swap_r,
+                     eval_result *res, rs_err *e)
+{
+    return eval_full_on(pe, pe->data, cfg, swap_layer, swap_r, res, e);
+}
+
+int pipe_eval_wants_estimate(const pipe_eval *pe)
+{
+    return !pe->cached && pe->data->n >= 2 * PIPE_ESTIMATE_IMAGES;
+}
+
+int pipe_eval_run_first(pipe_eval *pe, const pipe_choice *cfg, int images, rs_progress_fn progress,
+                        void *user, eval_result *res, rs_err *e)
+{
+    cifar10_set first = *pe->data; /* a view: the same pixels and labels, fewer of them */
+    if (images < first.n)
+        first.n = images < 1 ? 1 : images;
+    pe->progress = progress;
+    pe->user = user;
+    int rc = eval_full_on(pe, &first, cfg, -1, NULL, res, e);
+    pe->progress = NULL;
     return rc;
 }
 
@@ -616,6 +640,10 @@ static int cmp_double(const void *a, const void *b)
 
 static int find_layer(const pipe_eval *pe, const rs_model *m, const char *layer)
 {
+    int node = model_find_layer(m, layer);
+    for (int k = 0; node >= 0 && k < pe->n_layers; ++k)
+        if (pe->node[k] == node)
+            return k;
     for (int k = 0; k < pe->n_layers; ++k) {
         char shortname[96];
         if (!strcmp(pe->name[k], layer) || !strcmp(model_layer_name(m, pe->node[k], shortname, sizeof shortname), layer))
@@ -635,8 +663,31 @@ static decomp_method preferred(const rs_model *m, int node, int *max_rank)
     return DECOMP_NONE;
 }
 
-int pipe_measure_latency(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
-                         double *median_s, double *worst_s, rs_err *e)
+/* A drag of layer k on its preferred method pm (max rank max): intermediate ranks, each given up
+ * after 20 ms for the next one; cfg[k] is left at the rank let go at. */
+static int drag(pipe_eval *pe, pipe_choice *cfg, int k, decomp_method pm, int max, int i, rs_err *e)
+{
+    eval_result res;
+    int rc = 0;
+    cfg[k].method = pm;
+    cfg[k].rank2 = 0;
+    for (int d = 4; d >= 1 && rc == 0; --d) {
+        cfg[k].rank = 1 + (i * 7 + max / 2 + d) % max;
+        deadline dl = {rs_now() + 0.020};
+        rc = pipe_eval_run(pe, cfg, until_deadline, &dl, &res, e);
+        if (rc == RS_CANCELLED)
+            rc = 0;
+        while (rc == 0 && rs_now() < dl.until) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cfg[k].rank = 1 + (i * 7 + max / 2) % max;
+    return rc;
+}
+
+int pipe_measure_slider(const rs_model *m, const cifar10_set *data, const char *layer, int reps,
+                        double *first_s, double *full_s, int *est_images, rs_err *e)
 {
     pipe_eval *pe = pipe_eval_alloc(m, data, e);
     if (!pe)
@@ -647,40 +698,35 @@ int pipe_measure_latency(const rs_model *m, const cifar10_set *data, const char 
         rc = rs_fail(e, "%s: not a factorizable layer", layer);
     if (reps < 1)
         reps = 1;
-    double *t = calloc((size_t)reps, sizeof *t);
+    double *t1 = calloc((size_t)reps, sizeof *t1), *t2 = calloc((size_t)reps, sizeof *t2);
     pipe_choice *cfg = calloc((size_t)pe->n_layers + 1, sizeof *cfg);
-    if (rc == 0 && (!t || !cfg))
+    if (rc == 0 && (!t1 || !t2 || !cfg))
         rc = rs_fail(e, "out of memory");
     eval_result res;
     if (rc == 0)
         rc = pipe_eval_run(pe, cfg, NULL, NULL, &res, e); /* the original: warms the caches */
+    int est = pipe_eval_wants_estimate(pe);
     for (int i = 0; rc == 0 && i < reps; ++i) {
-        cfg[k].method = pm;
-        cfg[k].rank2 = 0;
-        /* a drag: intermediate ranks, each given up after 20 ms for the next one */
-        for (int d = 4; d >= 1 && rc == 0; --d) {
-            cfg[k].rank = 1 + (i * 7 + max / 2 + d) % max;
-            deadline dl = {rs_now() + 0.020};
-            rc = pipe_eval_run(pe, cfg, until_deadline, &dl, &res, e);
-            if (rc == RS_CANCELLED)
-                rc = 0;
-            while (rc == 0 && rs_now() < dl.until) {
-                struct timespec ts = {0, 1000000};
-                nanosleep(&ts, NULL);
-            }
-        }
-        cfg[k].rank = 1 + (i * 7 + max / 2) % max;
+        rc = drag(pe, cfg, k, pm, max, i, e);
         double t0 = rs_now();
+        if (rc == 0 && est)
+            rc = pipe_eval_run_first(pe, cfg, PIPE_ESTIMATE_IMAGES, NULL, NULL, &res, e);
+        t1[i] = rs_now() - t0;
         if (rc == 0)
             rc = pipe_eval_run(pe, cfg, NULL, NULL, &res, e);
-        t[i] = rs_now() - t0;
+        t2[i] = rs_now() - t0;
+        if (!est)
+            t1[i] = t2[i];
     }
     if (rc == 0) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
-        *median_s = t[reps / 2];
-        *worst_s = t[reps - 1];
+        qsort(t1, (size_t)reps, sizeof *t1, cmp_double);
+        qsort(t2, (size_t)reps, sizeof *t2, cmp_double);
+        *first_s = t1[reps / 2];
+        *full_s = t2[reps / 2];
+        *est_images = est ? PIPE_ESTIMATE_IMAGES : 0;
     }
-    free(t);
+    free(t1);
+    free(t2);
     free(cfg);
     pipe_eval_free(pe);
     return rc;

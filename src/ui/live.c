@@ -41,6 +41,7 @@ struct live {
     eval_result orig, cur;
     uint64_t orig_gen; /* gen the original answers for (the state's gen at start when unfactorized) */
     uint64_t cur_gen;
+    int cur_est; /* images cur was estimated on, 0: the whole set */
     double cur_seconds, progress;
     char error[RS_ERR_LEN + 16];
     ui_choice *res_for;
@@ -149,6 +150,23 @@ static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, 
     eval_result res;
     memset(&res, 0, sizeof res);
     double t0 = rs_now();
+    if (!is_orig && pipe_eval_wants_estimate(lv->pe)) {
+        /* a net that cannot be cut re-runs whole: a first figure on a subset, shown as such */
+        int rc0 = pipe_eval_run_first(lv->pe, cfg, PIPE_ESTIMATE_IMAGES, on_progress, &cc, &res, &e);
+        if (rc0 == RS_CANCELLED)
+            return;
+        if (rc0 == 0) {
+            pthread_mutex_lock(&lv->mu);
+            lv->cur = res;
+            lv->have_cur = 1;
+            lv->cur_gen = gen;
+            lv->cur_est = res.images;
+            lv->cur_seconds = rs_now() - t_req;
+            lv->error[0] = 0;
+            lv->pub++;
+            pthread_mutex_unlock(&lv->mu);
+        }
+    }
     int rc = pipe_eval_run(lv->pe, cfg, on_progress, &cc, &res, &e);
     double t1 = rs_now();
     if (getenv("RS_UI_TRACE"))
@@ -163,6 +181,7 @@ static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, 
         lv->cur = res;
         lv->have_cur = 1;
         lv->cur_gen = gen;
+        lv->cur_est = 0;
         lv->cur_seconds = rs_now() - t_req;
         lv->error[0] = 0;
         add_point(lv, cfg, res.accuracy);
@@ -452,6 +471,7 @@ int live_poll(live *lv, ui_state *s)
             s->have_cur = 1;
         }
         s->cur_gen = lv->cur_gen;
+        s->cur_est_images = lv->cur_est;
         s->eval_seconds = lv->cur_seconds;
         snprintf(s->eval_error, sizeof s->eval_error, "%s", lv->error);
         for (int k = 0; k < lv->n_layers && k < s->n_layers; ++k) {

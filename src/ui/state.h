@@ -223,6 +223,7 @@ typedef struct ui_state {
     int have_cur;
     eval_result cur;
     uint64_t cur_gen;     /* gen the current result was computed for */
+    int cur_est_images;   /* > 0: cur is a first estimate on that many images, refined next */
     double eval_progress; /* of the running evaluation, <0 idle */
     double eval_seconds;  /* wall time from request to result of the last one */
     char eval_error[RS_ERR_LEN + 16];

@@ -163,7 +163,11 @@ void w_frame(const ui_state *s, const char *keys)
         if (s->have_cur) {
             fmt_pct(s->cur.accuracy, b, sizeof b);
             fmt_pts(s->cur.accuracy - s->orig.accuracy, c, sizeof c);
-            at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> %s (%s)", a, b, c);
+            if (s->cur_est_images > 0 && s->cur_gen == s->gen)
+                at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> ~%s (%s, est. %d img)", a, b, c,
+                                       s->cur_est_images);
+            else
+                at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> %s (%s)", a, b, c);
         } else {
             at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s", a);
         }

@@ -221,7 +221,7 @@ static void test_keys(void)
     CHECK(s->screen == SCR_SPECTRUM, "Tab -> Spectrum");
     ui_key(s, UI_K_BTAB);
     ui_key(s, UI_K_BTAB);
-    CHECK(s->screen == SCR_EXAMPLE, "Shift-Tab wraps to Example");
+    CHECK(s->screen == SCR_COUNT - 1, "Shift-Tab wraps to the last screen");
     f = ui_key(s, '4');
     CHECK(s->screen == SCR_TRADEOFFS && (f & UI_SWEEP), "4 opens Trade-offs and starts a sweep");
     ui_key(s, 'l');
@@ -666,6 +666,34 @@ static void test_labels(void)
     CHECK(s->n_layers > 19 && !dup, "%d layers, %d labels shared", s->n_layers, dup);
     CHECK(shortcut, "stages/stages.3/shortcut/shortcut.0 reads stages.3/shortcut.0");
     CHECK(!strcmp(ui_layer_label(s, &s->layers[1]), s->layers[1].label), "short labels by default");
+    /* the Graph screen: every node, Add and ReLU included; Enter on a weighted one reaches its slider */
+    int adds = 0, relus = 0, weighted = 0, first_add = -1;
+    for (int i = 0; i < s->graph.n; ++i) {
+        const ui_gnode *g = &s->graph.nodes[i];
+        if (!strcmp(g->op, "Add")) {
+            adds++;
+            if (first_add < 0)
+                first_add = i;
+            CHECK(g->inputs == 2 || adds > 1, "an Add has two computed inputs (%d)", g->inputs);
+        }
+        relus += !strcmp(g->op, "Relu");
+        weighted += g->layer >= 0;
+    }
+    CHECK(s->graph.n == m->n_nodes && adds == 9 && relus >= 19 && weighted == s->n_layers,
+          "graph rows: %d nodes, %d Add, %d Relu, %d weighted", s->graph.n, adds, relus, weighted);
+    ui_key(s, '7');
+    CHECK(s->screen == SCR_GRAPH, "7 opens the graph view");
+    for (int i = 0; i < first_add; ++i)
+        ui_key(s, UI_K_DOWN);
+    unsigned gf = ui_key(s, UI_K_ENTER);
+    CHECK(s->screen == SCR_GRAPH && strstr(s->msg, "no weights"), "Enter on an Add says it has no weights (%s)",
+          s->msg);
+    (void)gf;
+    ui_key(s, UI_K_UP);
+    int want = s->graph.nodes[s->graph.sel].layer;
+    ui_key(s, UI_K_ENTER);
+    CHECK(want >= 0 && s->screen == SCR_LAYERS && s->sel == want, "Enter on %s selects its slider (layer %d)",
+          s->graph.nodes[s->graph.sel].name, want);
     ui_key(s, 'n');
     CHECK(!strcmp(ui_layer_label(s, &s->layers[1]), s->layers[1].node_name), "n: full node names (%s)",
           ui_layer_label(s, &s->layers[1]));

@@ -233,7 +233,7 @@ static void do_save(app *A)
 
 /* Indexed like ui_screens (state.c). */
 static const scr_draw_fn screen_draw[] = {scr_layers, scr_spectrum, scr_accuracy, scr_tradeoffs, scr_search,
-                                          scr_example};
+                                          scr_example, scr_graph};
 _Static_assert(sizeof screen_draw / sizeof screen_draw[0] == SCR_COUNT, "one draw function per screen");
 
 static const char *keys_for(const ui_state *s)

@@ -33,6 +33,7 @@ void scr_accuracy(const ui_state *s, const ui_spec *sp);
 void scr_tradeoffs(const ui_state *s, const ui_spec *sp);
 void scr_search(const ui_state *s, const ui_spec *sp);
 void scr_example(const ui_state *s, const ui_spec *sp);
+void scr_graph(const ui_state *s, const ui_spec *sp);
 void scr_help(const ui_state *s);
 void scr_too_small(const ui_state *s);
 

@@ -42,6 +42,9 @@ void ui_state_free(ui_state *s)
     free(s->undo.history);
     s->undo.history = NULL;
     s->undo.n = s->undo.at = 0;
+    free(s->graph.nodes);
+    s->graph.nodes = NULL;
+    s->graph.n = 0;
 }
 
 /* ---- model → layers ------------------------------------------------------------------------ */
@@ -65,40 +68,11 @@ static int default_rank_of(const ui_method_info *mi)
     return mi->max_rank;
 }
 
-/* "stages/stages.3/shortcut/shortcut.0" -> "stages.3/shortcut.0": a path part that the next one
- * repeats with a suffix (PyTorch's module/module.N) says nothing the next does not. */
-static void compact_name(const char *name, char *out, size_t len)
-{
-    char parts[16][96];
-    int n = 0;
-    for (const char *p = name; *p && n < 16;) {
-        size_t l = strcspn(p, "/");
-        if (l > 0 && l < sizeof parts[0]) {
-            memcpy(parts[n], p, l);
-            parts[n++][l] = 0;
-        }
-        p += l + (p[l] == '/');
-    }
-    size_t at = 0;
-    out[0] = 0;
-    for (int i = 0; i < n; ++i) {
-        size_t l = strlen(parts[i]);
-        if (i + 1 < n && !strncmp(parts[i + 1], parts[i], l) && parts[i + 1][l] == '.')
-            continue;
-        int w = snprintf(out + at, len - at, "%s%s", at ? "/" : "", parts[i]);
-        if (w < 0 || (size_t)w >= len - at)
-            break;
-        at += (size_t)w;
-    }
-    if (!at)
-        snprintf(out, len, "%s", name);
-}
-
 /* Short labels for the table; a label two layers would share falls back to their names. */
 static void make_labels(ui_state *s)
 {
     for (int k = 0; k < s->n_layers; ++k)
-        compact_name(s->layers[k].name, s->layers[k].label, sizeof s->layers[k].label);
+        ui_compact_name(s->layers[k].name, s->layers[k].label, sizeof s->layers[k].label);
     for (int k = 0; k < s->n_layers; ++k)
         for (int j = k + 1; j < s->n_layers; ++j)
             if (!strcmp(s->layers[k].label, s->layers[j].label)) {
@@ -168,6 +142,8 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
     }
     free(info);
     make_labels(s);
+    if (ui_graph_init(s, m, e) != 0)
+        return -1;
     if (ui_state_undo_init(s) != 0)
         return rs_fail(e, "out of memory for the undo history");
     model_totals(m, &s->params_total, &s->macs_total);
@@ -965,24 +941,29 @@ static const char *const help_example[] = {
     "E                      edit a cell (Tab X/K, arrows move, Enter sets, Esc ends)",
     "D                      back to the default example"};
 
+static const char *const help_graph[] = {
+    "up/down, PgUp/PgDn     select a node (Home/End: first/last)",
+    "Enter                  on a weighted node (Conv/Gemm/MatMul): its slider on the Layers screen"};
+
 #define HELP(a) a, (int)(sizeof a / sizeof a[0])
 const ui_screen_def ui_screens[SCR_COUNT] = {
     {"Layers", layers_key, HELP(help_layers),
-     "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-6  ? help  q quit"},
+     "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-7  ? help  q quit"},
     {"Spectrum", spectrum_key, HELP(help_spectrum),
-     "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-6 screens  ? help  q quit"},
+     "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-7 screens  ? help  q quit"},
     {"Accuracy", layers_key, HELP(help_accuracy),
-     "<-/-> rank  up/down layer  m method  w save  Tab/1-6 screens  ? help  q quit"},
+     "<-/-> rank  up/down layer  m method  w save  Tab/1-7 screens  ? help  q quit"},
     {"Trade-offs", tradeoffs_key, HELP(help_tradeoffs),
-     "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-6  ? help  q quit"},
+     "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-7  ? help  q quit"},
     {"Search", search_key, HELP(help_search),
-     "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-6  ? help  q quit"},
+     "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-7  ? help  q quit"},
     {"Example", example_screen_key, HELP(help_example),
-     "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-6  ? help  q quit"},
+     "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-7  ? help  q quit"},
+    {"Graph", ui_graph_key, HELP(help_graph), "up/down node  Enter its slider  Tab/1-7  ? help  q quit"},
 };
 
 static const char *const help_global[] = {
-    "1..6, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example)",
+    "1..7, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example Graph)",
     "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
     "u / Ctrl-R             undo / redo a rank or method change",
     "q, Ctrl-C              quit (asks first when changes are unsaved or jobs run)",

@@ -32,6 +32,7 @@ enum ui_screen {
     SCR_TRADEOFFS,
     SCR_SEARCH,
     SCR_EXAMPLE,
+    SCR_GRAPH,
     SCR_COUNT
 };
 
@@ -180,6 +181,18 @@ typedef struct ui_ft_state {
     char msg[RS_ERR_LEN + 64];
 } ui_ft_state;
 
+/* The Graph screen: every node of the model, in graph order. */
+typedef struct ui_gnode {
+    char name[96], op[16], out[32]; /* out: output shape per image, "16x32x32" */
+    int64_t params, macs;
+    int inputs; /* inputs computed by other nodes (2 for an Add) */
+    int layer;  /* index into layers for a weighted node, else -1 */
+} ui_gnode;
+typedef struct ui_graph_state {
+    int n, sel, scroll;
+    ui_gnode *nodes; /* owned */
+} ui_graph_state;
+
 /* Undo / redo: the configurations the sliders went through (history[0..n), cursor at `at`). */
 #define UI_UNDO_MAX 64
 typedef struct ui_undo {
@@ -242,6 +255,7 @@ typedef struct ui_state {
     ui_ft_state ft;
     ui_undo undo;
     ui_prompt prompt;
+    ui_graph_state graph;
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -266,6 +280,15 @@ void ui_state_costs(ui_state *s, const rs_model *m);
 
 unsigned ui_key(ui_state *s, int key);
 unsigned ui_mouse(ui_state *s, int x, int y, int ev);
+
+/* The Graph screen (graph.c): rows from the model (ui_state_init calls it, after the layers),
+ * rows visible for s->lines, and its keys. */
+int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e);
+/* "/stages/stages.3/shortcut/shortcut.0" -> "stages.3/shortcut.0": path parts the next one repeats
+ * with a suffix (PyTorch's module/module.N) dropped. */
+void ui_compact_name(const char *name, char *out, size_t len);
+int ui_graph_rows(const ui_state *s);
+unsigned ui_graph_key(ui_state *s, int key);
 
 /* The name the layer table shows for l: its short label, or its node name with full_names. */
 const char *ui_layer_label(const ui_state *s, const ui_layer *l);

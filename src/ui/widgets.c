@@ -210,18 +210,19 @@ void w_frame(const ui_state *s, const char *keys)
     jb[0] = 0;
     if (ui_jobs_text(s, jobs, sizeof jobs)) /* background work, on every screen */
         snprintf(jb, sizeof jb, "[%s]", jobs);
-    int tabs_w = 1;
+    int names_w = 0;
     for (int i = 0; i < SCR_COUNT; ++i)
-        tabs_w += 4 + w_width(ui_screen_name(i));
-    /* narrow with jobs to show: only the current tab keeps its name */
-    int short_tabs = jb[0] && tabs_w + w_width(jb) + 2 > cols;
+        names_w += w_width(ui_screen_name(i));
+    int extra = jb[0] ? w_width(jb) + 2 : 0;
+    /* as wide as fits: " 1 Layers " tabs, then " 1 Layers", then names only on the current tab */
+    int style = 1 + SCR_COUNT * 5 + names_w + extra <= cols ? 0 : 1 + SCR_COUNT * 4 + names_w + extra <= cols ? 1 : 2;
     x = 1;
     for (int i = 0; i < SCR_COUNT; ++i) {
         char t[32];
-        if (short_tabs && i != s->screen)
+        if (style == 2 && i != s->screen)
             snprintf(t, sizeof t, " %d ", i + 1);
         else
-            snprintf(t, sizeof t, " %d %s ", i + 1, ui_screen_name(i));
+            snprintf(t, sizeof t, style == 0 ? " %d %s " : " %d %s", i + 1, ui_screen_name(i));
         x = w_put(1, x, i == s->screen ? R_TAB : R_NORMAL, 0, t) + 1;
     }
     if (jb[0]) {

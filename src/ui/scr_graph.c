@@ -1,0 +1,77 @@
+/* scr_graph.c — screen 7: every node of the model in graph order, with output shapes, params and
+ * MACs; weighted nodes show their factorized chain where the sliders factorize them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "screens.h"
+#include "widgets.h"
+
+/* "-> spatial-svd 12: 5x1 6->12, 1x5 12->16" for a factorized layer ("" otherwise). */
+static void chain_text(const ui_layer *l, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (l->cur.method == DECOMP_NONE)
+        return;
+    size_t at = (size_t)snprintf(buf, len, "-> %s %d", decomp_method_name(l->cur.method), l->cur.rank);
+    if (!l->res_valid || !pipe_choice_equal(&l->res_for, &l->cur))
+        return;
+    for (int i = 0; i < l->n_steps && at < len; ++i) {
+        int w = snprintf(buf + at, len - at, "%s%s", i ? ", " : ": ", l->step_text[i]);
+        if (w < 0)
+            break;
+        at += (size_t)w;
+    }
+}
+
+void scr_graph(const ui_state *s, const ui_spec *sp)
+{
+    (void)sp;
+    const ui_graph_state *g = &s->graph;
+    char a[32], b[32], chain[256];
+    int name_w = COLS - 2 - 12 - 14 - 8 - 9 - 30; /* the factor chain keeps 30 columns */
+    if (name_w > 40)
+        name_w = 40;
+    if (name_w < 16)
+        name_w = 16;
+    int x_op = 2 + name_w + 1, x_out = x_op + 12, x_p = x_out + 14, x_m = x_p + 8, x_extra = x_m + 9;
+    w_put(2, 2, R_DIM, name_w, "node");
+    w_put(2, x_op, R_DIM, 0, "op");
+    w_put(2, x_out, R_DIM, 0, "output");
+    w_rput(2, x_p, 7, R_DIM, "params");
+    w_rput(2, x_m, 8, R_DIM, "MACs");
+    int rows = ui_graph_rows(s);
+    for (int r = 0; r < rows && g->scroll + r < g->n; ++r) {
+        int i = g->scroll + r, y = 3 + r;
+        const ui_gnode *nd = &g->nodes[i];
+        int sel = i == g->sel;
+        enum w_role role = sel ? R_SEL : nd->layer >= 0 ? R_NORMAL : R_DIM;
+        if (sel)
+            w_fill(y, 0, COLS, R_SEL);
+        w_put(y, 0, role, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
+        const char *name = nd->name;
+        char nb[128];
+        size_t nl = strlen(name);
+        if ((int)nl > name_w) { /* the informative end of a long module path */
+            snprintf(nb, sizeof nb, "%s%s", s->utf8 ? "\u2026" : "~", name + nl - (size_t)(name_w - 1));
+            name = nb;
+        }
+        w_put(y, 2, role, name_w, name);
+        char op[24];
+        snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", nd->op, nd->inputs);
+        w_put(y, x_op, role, 11, op);
+        w_put(y, x_out, role, 13, nd->out);
+        w_rput(y, x_p, 7, role, nd->params ? fmt_count(nd->params, a, sizeof a) : "-");
+        w_rput(y, x_m, 8, role, nd->macs ? fmt_count(nd->macs, b, sizeof b) : "-");
+        if (nd->layer >= 0 && x_extra < COLS - 4) {
+            chain_text(&s->layers[nd->layer], chain, sizeof chain);
+            w_put(y, x_extra, sel ? R_SEL : R_ACCENT, COLS - x_extra - 1, chain);
+        }
+    }
+    if (g->n > rows) {
+        char pos[48];
+        int last = g->scroll + rows < g->n ? g->scroll + rows : g->n;
+        snprintf(pos, sizeof pos, " nodes %d-%d of %d ", g->scroll + 1, last, g->n);
+        w_put(3 + rows, COLS - (int)strlen(pos) - 1, R_DIM, 0, pos);
+    }
+}

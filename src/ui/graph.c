@@ -35,15 +35,15 @@ void ui_compact_name(const char *name, char *out, size_t len)
         snprintf(out, len, "%s", name);
 }
 
-static void out_shape_text(const rs_layer_info *li, char *buf, size_t len)
+void ui_dims_text(const int64_t *d, int n, char *buf, size_t len)
 {
     size_t at = 0;
     buf[0] = 0;
-    for (int d = 0; d < li->out_ndim && d < 4; ++d) {
-        int n = snprintf(buf + at, len - at, "%s%lld", d ? "x" : "", (long long)li->out_shape[d]);
-        if (n < 0 || (size_t)n >= len - at)
+    for (int i = 0; i < n && i < 4; ++i) {
+        int w = snprintf(buf + at, len - at, "%s%lld", i ? "x" : "", (long long)d[i]);
+        if (w < 0 || (size_t)w >= len - at)
             break;
-        at += (size_t)n;
+        at += (size_t)w;
     }
 }
 
@@ -77,7 +77,7 @@ int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e)
         char shortname[96];
         ui_compact_name(model_layer_name(m, li->node, shortname, sizeof shortname), g->name, sizeof g->name);
         snprintf(g->op, sizeof g->op, "%s", model_op_name(li->op));
-        out_shape_text(li, g->out, sizeof g->out);
+        ui_dims_text(li->out_shape, li->out_ndim, g->out, sizeof g->out);
         g->params = li->params;
         g->macs = li->macs;
         g->inputs = computed_inputs(m, li->node);

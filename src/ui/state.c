@@ -49,18 +49,6 @@ void ui_state_free(ui_state *s)
 
 /* ---- model → layers ------------------------------------------------------------------------ */
 
-static void shape_text(const rs_layer_info *li, char *buf, size_t len)
-{
-    size_t at = 0;
-    buf[0] = 0;
-    for (int d = 0; d < li->w_ndim && d < 4; ++d) {
-        int n = snprintf(buf + at, len - at, "%s%lld", d ? "x" : "", (long long)li->w_shape[d]);
-        if (n < 0 || (size_t)n >= len - at)
-            break;
-        at += (size_t)n;
-    }
-}
-
 static int default_rank_of(const ui_method_info *mi)
 {
     if (mi->break_even > 0 && mi->break_even <= mi->max_rank)
@@ -113,7 +101,7 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
         snprintf(l->name, sizeof l->name, "%s", model_layer_name(m, li->node, shortname, sizeof shortname));
         snprintf(l->node_name, sizeof l->node_name, "%s", li->name ? li->name : "?");
         snprintf(l->op, sizeof l->op, "%s", model_op_name(li->op));
-        shape_text(li, l->shape, sizeof l->shape);
+        ui_dims_text(li->w_shape, li->w_ndim, l->shape, sizeof l->shape);
         l->params = li->params;
         l->macs = li->macs;
         l->methods = decomp_methods_for(m, li->node) | (1u << DECOMP_NONE);

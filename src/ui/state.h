@@ -287,6 +287,8 @@ int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e);
 /* "/stages/stages.3/shortcut/shortcut.0" -> "stages.3/shortcut.0": path parts the next one repeats
  * with a suffix (PyTorch's module/module.N) dropped. */
 void ui_compact_name(const char *name, char *out, size_t len);
+/* "16x6x5x5" from n (<= 4) dims. */
+void ui_dims_text(const int64_t *d, int n, char *buf, size_t len);
 int ui_graph_rows(const ui_state *s);
 unsigned ui_graph_key(ui_state *s, int key);
 

@@ -66,7 +66,7 @@ int cmd_eval(int argc, char **argv)
     int rc = eval_model(m, s, (int)threads, &r, json ? NULL : cli_progress, NULL, &e);
     cli_progress_end();
     if (rc != 0) {
-        cli_error("%s: %s", optind < argc ? argv[optind] : cli_default_model(), e.msg);
+        cli_error("%s: %s", a.model ? a.model : cli_default_model(), e.msg);
         cifar10_free(s);
         model_free(m);
         return CLI_FAIL;

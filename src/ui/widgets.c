@@ -246,7 +246,21 @@ void w_frame(const ui_state *s, const char *keys)
     if (kl >= tl && !strcmp(keys + kl - tl, tail) && w_width(keys) + 2 > cols) {
         char body[512];
         snprintf(body, sizeof body, "%.*s", (int)(kl - tl), keys);
-        w_put(ly - 1, 1, R_TITLE, cols - tw - 4, body);
+        /* whole key hints only: cut at the last two-space gap that fits */
+        int room = cols - tw - 4;
+        while (w_width(body) > room) {
+            char *gap = strstr(body, "  "), *last = NULL;
+            while (gap && w_width(body) - w_width(gap) <= room) {
+                last = gap;
+                gap = strstr(gap + 2, "  ");
+            }
+            if (!last)
+                break;
+            *last = 0;
+            if (w_width(body) <= room)
+                break;
+        }
+        w_put(ly - 1, 1, R_TITLE, room, body);
         w_put(ly - 1, cols - tw - 1, R_TITLE, 0, tail);
     } else
         w_put(ly - 1, 1, R_TITLE, 0, keys);

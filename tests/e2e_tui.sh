@@ -254,6 +254,29 @@ $T send-keys -t rn Down Down Enter
 check "Enter on a weighted node jumps to its slider" 'wait_for rn "▶ stages\.0/conv1 " 5'
 $T kill-session -t rn
 
+# ---- the browser: no arguments, o, open ResNet-20, a slider, the graph, undo, quit ---------------
+CUR=br
+mkdir -p "$WORK/models" && cp "$ROOT/tests/data/zoo/resnet20.onnx" "$WORK/models/"
+$T new-session -d -s br -x 100 -y 30 \
+    "cd '$WORK/models' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN'; echo EXIT=\$?; sleep 60"
+check "browser: the explorer opens with no arguments" 'wait_for br "conv2 +Conv" 20'
+$T send-keys -t br o
+check "o lists the zoo and the directory's models with params and MACs" 'wait_for br "zoo: lenet +62\.0K +651\.7K +70\.9%" 10 && wait_for br "resnet20\.onnx +68\.5K" 10'
+for i in 1 2 3 4 5; do cap br | grep -q "> resnet20.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
+$T send-keys -t br Enter
+check "Enter opens resnet20: its layers" 'wait_for br "resnet20\.onnx" 5 && wait_for br "stages\.0/conv1 +Conv" 20'
+check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+%" 60'
+$T send-keys -t br Down Right
+check "a slider change shows a first accuracy (estimate)" 'wait_for br "acc [0-9.]+% -> ~[0-9.]+% .*est\. 400 img" 10'
+$T send-keys -t br 7
+check "the graph view has its Add and ReLU nodes" 'wait_for br "stages\.0/Add +Add\(2\)" 5 && wait_for br "stages\.0/Relu +Relu" 5'
+$T send-keys -t br 1 u
+check "u undoes the change" 'wait_for br "undone" 5 && wait_for br "stages\.0/conv1 .* none " 5'
+$T send-keys -t br q
+check "q asks (changes made since opening)" 'wait_for br "Quit anyway" 5'
+$T send-keys -t br q
+check "and quits cleanly" 'wait_for br "^EXIT=0" 10'
+
 # ---- TERM=dumb: refused with a pointer to the CLI, not a blank screen ---------------------------
 CUR=dumb
 $T new-session -d -s dumb -x 80 -y 24 \

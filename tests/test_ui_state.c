@@ -716,6 +716,45 @@ static void test_labels(void)
     model_free(m);
 }
 
+/* The model browser: its keys without a terminal, and a scan of a directory. */
+static void test_browser(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    unsigned f = ui_key(s, 'o');
+    CHECK(s->browse.active && (f & UI_BROWSE), "o opens the browser and asks for a scan");
+    const char *root = getenv("RS_SOURCE_ROOT");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/data/zoo", root ? root : "..");
+    ui_browser_scan(s, dir);
+    int rn = -1, lenet_acc = 0;
+    for (int i = 0; i < s->browse.n; ++i) {
+        if (!strcmp(s->browse.items[i].name, "resnet20.onnx"))
+            rn = i;
+        lenet_acc |= !strcmp(s->browse.items[i].name, "zoo: lenet") && s->browse.items[i].acc > 0.5;
+    }
+    CHECK(rn >= 0 && s->browse.items[rn].params == 68522 && s->browse.items[rn].macs > 1000000,
+          "the scan lists resnet20.onnx with its params (%lld) and MACs", rn >= 0 ? (long long)s->browse.items[rn].params : -1LL);
+    CHECK(lenet_acc, "the zoo's lenet with its test accuracy");
+    while (s->browse.sel < rn)
+        ui_key(s, UI_K_DOWN);
+    s->dirty = 1;
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(!(f & UI_OPEN) && strstr(s->msg, "unsaved"), "Enter with unsaved changes asks first (%s)", s->msg);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(f & UI_OPEN, "Enter again opens");
+    f = ui_key(s, UI_K_ESC);
+    CHECK(!s->browse.active, "Esc closes the browser");
+    s->screen = SCR_SEARCH;
+    s->search.objective = 0;
+    ui_key(s, 'o');
+    CHECK(!s->browse.active && s->search.objective == 1, "on Search, o still cycles the objective");
+    ui_key(s, 'O');
+    CHECK(s->browse.active, "O opens the browser there");
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -727,6 +766,7 @@ int main(void)
     test_curve_and_finetune_keys();
     test_conveniences();
     test_labels();
+    test_browser();
     test_model_and_live();
     return check_done();
 }

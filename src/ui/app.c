@@ -163,6 +163,7 @@ typedef struct app {
     char ft_path[1024];
     ui_spec spec;
     char plan_path[1024], onnx_path[1024];
+    char opened[1024]; /* the model opened from the browser (model_path points here then) */
 } app;
 
 static void save_paths(app *A)
@@ -296,6 +297,8 @@ static void draw(app *A)
         ui_spec_update(&A->spec, s, A->m);
     screen_draw[s->screen](s, &A->spec);
     w_frame(s, keys_for(s));
+    if (s->browse.active)
+        scr_browser(s);
     if (s->help)
         scr_help(s);
     refresh();
@@ -377,16 +380,84 @@ static void start_finetune(app *A)
     }
 }
 
-static void after_flags(app *A, unsigned f)
+/* The browser's choice replaces the model: workers stopped, a fresh state on the new model (the
+ * terminal, data set and what is available kept), the evaluation restarted. On failure the
+ * current model stays and the status line says why. */
+static void open_model(app *A)
 {
     ui_state *s = A->s;
-    if (f & UI_RECOMPUTE) {
+    const ui_browse_item *it = &s->browse.items[s->browse.sel];
+    rs_err e = {{0}};
+    rs_model *m = onnx_load(it->path, &e);
+    if (m && guard_model_finite(m, &e) != 0) {
+        model_free(m);
+        m = NULL;
+    }
+    ui_state *ns = m ? malloc(sizeof *ns) : NULL;
+    if (ns) {
+        ui_state_defaults(ns);
+        if (ui_state_init(ns, m, &e) != 0) {
+            ui_state_free(ns);
+            free(ns);
+            ns = NULL;
+        }
+    }
+    if (!ns) {
+        snprintf(s->msg, sizeof s->msg, "cannot open %.200s: %.300s", it->path, m ? e.msg : e.msg);
+        model_free(m);
+        s->browse.active = 0;
+        return;
+    }
+    ui_ft_stop(A->ft);
+    ui_curve_stop(A->curve);
+    ui_search_stop(A->sr);
+    live_stop(A->lv);
+    A->ft = NULL;
+    A->curve = NULL;
+    A->sr = NULL;
+    ui_spec_free(&A->spec);
+    ns->utf8 = s->utf8;
+    ns->color = s->color;
+    ns->cols = s->cols;
+    ns->lines = s->lines;
+    snprintf(ns->data_name, sizeof ns->data_name, "%s", s->data_name);
+    ns->search.available = s->search.available;
+    snprintf(ns->search.set, sizeof ns->search.set, "%s", s->search.set);
+    ns->ft.available = s->ft.available;
+    snprintf(A->opened, sizeof A->opened, "%s", it->path);
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", it->path);
+    snprintf(ns->model_name, sizeof ns->model_name, "%s", basename(tmp));
+    ui_state_free(s);
+    free(s);
+    model_free(A->m);
+    A->m = m;
+    A->s = ns;
+    A->model_path = A->opened;
+    save_paths(A);
+    A->lv = live_start(A->m, A->data, ns, &e);
+    if (!A->lv)
+        snprintf(ns->msg, sizeof ns->msg, "evaluation cannot start: %.400s", e.msg);
+    else
+        snprintf(ns->msg, sizeof ns->msg, "opened %.400s", ns->model_name);
+}
+
+static void after_flags(app *A, unsigned f)
+{
+    if (f & UI_BROWSE)
+        ui_browser_scan(A->s, ".");
+    if (f & UI_OPEN) {
+        open_model(A);
+        return;
+    }
+    ui_state *s = A->s;
+    if ((f & UI_RECOMPUTE) && A->lv) {
         ui_state_costs(s, A->m);
         live_request(A->lv, s);
         if (s->screen == SCR_TRADEOFFS && s->sweep.layer != s->sel)
             f |= UI_SWEEP;
     }
-    if (f & UI_SWEEP)
+    if ((f & UI_SWEEP) && A->lv)
         live_request_sweep(A->lv, s);
     if (f & UI_SAVE)
         do_save(A);
@@ -513,7 +584,8 @@ static int run(app *A)
             break;
         if (f & UI_REDRAW)
             need = 1;
-        if (live_poll(A->lv, s))
+        s = A->s; /* the browser may have opened another model */
+        if (A->lv && live_poll(A->lv, s))
             need = 1;
         if (A->sr && ui_search_poll(A->sr, s))
             need = 1;
@@ -642,8 +714,8 @@ int ui_main(int argc, char **argv)
     cifar10_free(A.val);
     live_stop(A.lv);
     ui_spec_free(&A.spec);
-    ui_state_free(s);
-    free(s);
+    ui_state_free(A.s); /* the browser may have replaced the state the run started with */
+    free(A.s);
     model_free(A.m);
     cifar10_free(A.data);
     return exit_code;

@@ -954,6 +954,7 @@ static const char *const help_global[] = {
     "1..7, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example Graph)",
     "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
     "u / Ctrl-R             undo / redo a rank or method change",
+    "o (Search: O)          open another model: the zoo, the shipped net, .onnx files here",
     "q, Ctrl-C              quit (asks first when changes are unsaved or jobs run)",
 };
 static const char *const help_tail[] = {
@@ -1053,6 +1054,8 @@ unsigned ui_key(ui_state *s, int key)
         return edit_key(s, key);
     if (s->prompt.active)
         return prompt_key(s, key);
+    if (s->browse.active)
+        return ui_browser_key(s, key);
     s->msg[0] = 0;
 
     /* global keys */
@@ -1061,6 +1064,15 @@ unsigned ui_key(ui_state *s, int key)
     case 'Q':
     case 3: /* ^C, as the terminal delivers it (SIGINT) */
         return ui_quit_key(s, key);
+    case 'o':
+        if (s->screen == SCR_SEARCH) /* there: the objective */
+            break;
+        /* fall through */
+    case 'O':
+        s->browse.active = 1;
+        s->browse.sel = 0;
+        s->browse.confirm = 0;
+        return UI_HANDLED | UI_REDRAW | UI_BROWSE;
     case 'u':
         return undo_step(s, -1);
     case 18: /* ^R */

@@ -50,6 +50,8 @@ enum ui_flags {
     UI_FT_START = 1u << 10,    /* search: fine-tune the current slider plan */
     UI_FT_STOP = 1u << 11,
     UI_FT_SAVE = 1u << 12,     /* search: save the fine-tuned ONNX */
+    UI_BROWSE = 1u << 13,      /* fill the model browser (ui_browser_scan) */
+    UI_OPEN = 1u << 14,        /* open the browser's selected model */
 };
 
 enum ui_keys {
@@ -193,6 +195,18 @@ typedef struct ui_graph_state {
     ui_gnode *nodes; /* owned */
 } ui_graph_state;
 
+/* The model browser (`o`). */
+#define UI_BROWSE_MAX 64
+typedef struct ui_browse_item {
+    char name[80], path[1024];
+    int64_t params, macs; /* -1 when the file does not load */
+    double acc;           /* test accuracy when the zoo catalogue knows it, else -1 */
+} ui_browse_item;
+typedef struct ui_browser_state {
+    int active, n, sel, confirm;
+    ui_browse_item items[UI_BROWSE_MAX];
+} ui_browser_state;
+
 /* Undo / redo: the configurations the sliders went through (history[0..n), cursor at `at`). */
 #define UI_UNDO_MAX 64
 typedef struct ui_undo {
@@ -256,6 +270,7 @@ typedef struct ui_state {
     ui_undo undo;
     ui_prompt prompt;
     ui_graph_state graph;
+    ui_browser_state browse;
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -291,6 +306,11 @@ void ui_compact_name(const char *name, char *out, size_t len);
 void ui_dims_text(const int64_t *d, int n, char *buf, size_t len);
 int ui_graph_rows(const ui_state *s);
 unsigned ui_graph_key(ui_state *s, int key);
+
+/* The model browser (browser.c): list the zoo, the shipped net and dir's .onnx files (reads
+ * files: the caller runs it on UI_BROWSE), and its keys while open (UI_OPEN: open the selected). */
+void ui_browser_scan(ui_state *s, const char *dir);
+unsigned ui_browser_key(ui_state *s, int key);
 
 /* The name the layer table shows for l: its short label, or its node name with full_names. */
 const char *ui_layer_label(const ui_state *s, const ui_layer *l);

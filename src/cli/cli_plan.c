@@ -8,22 +8,24 @@
 #include "rankscope/fit.h"
 #include "rankscope/plan.h"
 
-int cli_fit_arg(int c, const char *arg, cli_fit *f)
+int cli_parse_fit(const char *s, cli_fit *f)
 {
-    if (c == CLI_OPT_CALIB) {
-        long v;
-        if (cli_parse_int("--calib-images", arg, 1, CIFAR10_TRAIN_SPLIT, &v) != 0)
-            return -1;
-        f->calib = (int)v;
-        return 0;
-    }
     rs_err e = {{0}};
     fit_mode mode;
-    if (fit_mode_parse(arg, &mode, &e) != 0) {
+    if (fit_mode_parse(s, &mode, &e) != 0) {
         cli_error("--fit: %s", e.msg);
         return -1;
     }
     f->outputs = mode == FIT_OUTPUTS;
+    return 0;
+}
+
+int cli_parse_calib(const char *s, cli_fit *f)
+{
+    long v;
+    if (cli_parse_int("--calib-images", s, 1, CIFAR10_TRAIN_SPLIT, &v) != 0)
+        return -1;
+    f->calib = (int)v;
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli_run.h"
 #include "rankscope/finetune.h"
+#include "rankscope/fit.h"
 #include "rankscope/onnx.h"
 
 static void finetune_usage(FILE *f)
@@ -14,8 +15,9 @@ static void finetune_usage(FILE *f)
             "usage: rankscope finetune [MODEL.onnx] (--plan FILE | --ranks SPEC) --epochs N -o OUT.onnx\n"
             "                          [--lr X] [--batch N] [--seed N] [--factors-only] [--distill]\n"
             "                          [--schedule cosine|onecycle|constant] [--data DIR] [--threads N]\n"
-            "                          [--force] [--json]\n"
-            "  Factorizes MODEL by the plan and trains it on the 45,000 training images (random crop +\n"
+            "                          [--force] [--json] [--fit weights|outputs] [--calib-images N]\n"
+            "  Factorizes MODEL by the plan (--fit outputs: factors fitted to each layer's outputs on the\n"
+            "  first N training images, 1000) and trains it on the 45,000 training images (random crop +\n"
             "  flip), with validation accuracy per epoch; then reports test accuracy. Defaults suit\n"
             "  recovery: cosine schedule, peak lr 0.005, 10 epochs. --factors-only trains only the new\n"
             "  factor layers; --distill adds the original net's logits as a teacher (α 0.5, T 4).\n");
@@ -159,7 +161,7 @@ out:
 int cmd_finetune(int argc, char **argv)
 {
     static const cli_spec spec = {"finetune", CLI_A_PLAN | CLI_A_RANKS | CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT |
-                                                  CLI_A_FORCE | CLI_A_JSON,
+                                                  CLI_A_FORCE | CLI_A_JSON | CLI_A_FIT,
                                   finetune_opts, finetune_option, finetune_usage, 1};
     finetune_options fo;
     finetune_default_options(&fo);
@@ -191,6 +193,7 @@ int cmd_finetune(int argc, char **argv)
     rs_model *m = cli_load_model(a.model);
     int rcode = CLI_FAIL, fell_back = 0;
     cifar10_set *train = NULL, *val = NULL, *test = NULL;
+    float *calib = NULL;
     if (!m)
         goto done;
     if (plan_validate(m, plan, &e) != 0) {
@@ -200,11 +203,26 @@ int cmd_finetune(int argc, char **argv)
     if (!(train = cli_load_split(a.data, "train", NULL)) || !(val = cli_load_split(a.data, "val", NULL)) ||
         !(test = cli_load_split(a.data, "test", &fell_back)))
         goto done;
+    if (a.fit.outputs) { /* calibration: the first N training images */
+        fo.fit_n = a.fit.calib > 0 ? a.fit.calib : FIT_DEFAULT_CALIB;
+        if (fo.fit_n > train->n)
+            fo.fit_n = train->n;
+        if (!(calib = malloc((size_t)fo.fit_n * CIFAR10_PIXELS * sizeof *calib))) {
+            cli_error("out of memory for %d calibration images", fo.fit_n);
+            goto done;
+        }
+        cifar10_normalize(train, 0, fo.fit_n, calib);
+        fo.fit_calib = calib;
+        if (!a.json)
+            fprintf(stderr, "rankscope: fitting factors to layer outputs on the first %d training images "
+                            "(sequential)\n", fo.fit_n);
+    }
     cli_catch_sigint();
     cli_run_finetune(&run, &fo);
     rcode = run_finetune(m, plan, &fo, &a, train, val, test, fell_back) == 0 ? CLI_OK : CLI_FAIL;
 done:
     cli_progress_end();
+    free(calib);
     plan_free(plan);
     model_free(m);
     cifar10_free(train);

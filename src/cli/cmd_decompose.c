@@ -252,6 +252,53 @@ static int check_layer_args(const char *method_s, const char *rank_s, decomp_met
     return 0;
 }
 
+/* The plan applied to m: factors from the weights, or fitted to the layer outputs (--fit). */
+static int apply_plan(rs_model *m, const rs_plan *plan, const cli_fit *fit, const decomp_opts *dopts, int json,
+                      plan_layer_report *rep, rs_err *e)
+{
+    if (!rep)
+        return rs_fail(e, "out of memory");
+    if (!fit->outputs)
+        return plan_apply(m, plan, dopts, rep, e);
+    int cn = 0;
+    float *cx = cli_fit_calibration(fit, &cn, json);
+    if (!cx) {
+        e->msg[0] = 0; /* already reported */
+        return -1;
+    }
+    fit_options fo;
+    fit_default_options(&fo);
+    fo.decomp = dopts;
+    int rc = fit_plan_apply(m, plan, cx, cn, &fo, rep, e);
+    free(cx);
+    return rc;
+}
+
+static void print_result(const char *layer, const decomp_result *r, double out_err, int calib_n,
+                         const char *calib_src, const rs_plan *plan, const plan_layer_report *rep,
+                         const plan_cost *pc, const char *out, int json)
+{
+    if (json) {
+        printf("{");
+        if (layer)
+            print_layer_json(layer, r, out_err, calib_n);
+        if (plan)
+            print_plan_json(plan, rep, pc, !layer);
+        if (out) {
+            printf(", \"output\": ");
+            cli_json_string(stdout, out);
+        }
+        printf("}\n");
+        return;
+    }
+    if (plan)
+        print_plan_text(plan, rep, pc);
+    if (layer)
+        print_layer_text(layer, r, out_err, calib_n, calib_src);
+    if (out)
+        printf("wrote %s\n", out);
+}
+
 typedef struct decompose_cmd {
     const char *layer, *method, *rank;
     long calib;
@@ -351,22 +398,8 @@ int cmd_decompose(int argc, char **argv)
             return CLI_FAIL;
         }
         rep = calloc((size_t)(plan->n ? plan->n : 1), sizeof *rep);
-        int prc;
-        if (fit.outputs) {
-            fit.data = data;
-            int cn = 0;
-            float *cx = rep ? cli_fit_calibration(&fit, &cn, json) : NULL;
-            fit_options fo;
-            fit_default_options(&fo);
-            fo.decomp = &dopts;
-            prc = cx ? fit_plan_apply(m, plan, cx, cn, &fo, rep, &e) : -1;
-            free(cx);
-            if (!cx && rep)
-                e.msg[0] = 0; /* already reported */
-        } else {
-            prc = rep ? plan_apply(m, plan, &dopts, rep, &e) : rs_fail(&e, "out of memory");
-        }
-        if (prc) {
+        fit.data = data;
+        if (apply_plan(m, plan, &fit, &dopts, json, rep, &e) != 0) {
             if (e.msg[0])
                 cli_error("%s", e.msg);
             rc = CLI_FAIL;
@@ -416,28 +449,7 @@ int cmd_decompose(int argc, char **argv)
         rc = CLI_FAIL;
         goto done;
     }
-    if (json) {
-        printf("{");
-        int first = 1;
-        if (layer) {
-            print_layer_json(layer, &r, out_err, calib_n);
-            first = 0;
-        }
-        if (plan)
-            print_plan_json(plan, rep, &pc, first);
-        if (out) {
-            printf(", \"output\": ");
-            cli_json_string(stdout, out);
-        }
-        printf("}\n");
-    } else {
-        if (plan)
-            print_plan_text(plan, rep, &pc);
-        if (layer)
-            print_layer_text(layer, &r, out_err, calib_n, calib_src);
-        if (out)
-            printf("wrote %s\n", out);
-    }
+    print_result(layer, &r, out_err, calib_n, calib_src, plan, rep, &pc, out, json);
 done:
     decomp_result_free(&r);
     free(rep);

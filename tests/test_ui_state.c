@@ -11,6 +11,7 @@
 #include "../src/ui/example.h"
 #include "../src/ui/fmt.h"
 #include "../src/ui/live.h"
+#include "../src/ui/searchrun.h"
 #include "../src/ui/state.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/eval.h"
@@ -458,6 +459,29 @@ static void test_model_and_live(void)
             model_free(fm);
             plan_free(q);
             live_stop(lv);
+        }
+        {
+            /* a search's trial rows name the layer probed and the method and rank tried */
+            ui_state_free(s);
+            ui_state_defaults(s);
+            ui_state_init(s, m, &e);
+            s->search.strategy = 0; /* naive */
+            s->search.tol = 20;
+            ui_search *sr = ui_search_start(m, d, s, &e);
+            CHECK(sr != NULL, "search started: %s", sr ? "ok" : e.msg);
+            for (int i = 0; sr && i < 6000 && !s->search.have_result && !strstr(s->search.msg, "failed"); ++i) {
+                ui_search_poll(sr, s);
+                struct timespec ts = {0, 10000000};
+                nanosleep(&ts, NULL);
+            }
+            int named = 0;
+            for (int i = 0; i < s->search.n_trials; ++i)
+                named += s->search.trials[i].layer[0] && s->search.trials[i].tried[0] &&
+                         strchr(s->search.trials[i].tried, ' ');
+            CHECK(s->search.have_result && named > 0, "trials name what they tried (%d of %d, e.g. %s: %s)", named,
+                  s->search.n_trials, s->search.n_trials ? s->search.trials[s->search.n_trials - 1].layer : "-",
+                  s->search.n_trials ? s->search.trials[s->search.n_trials - 1].tried : "-");
+            ui_search_stop(sr);
         }
         double first = 0, full = 0;
         int est = -1;

@@ -60,7 +60,7 @@ void scr_search(const ui_state *s, const ui_spec *sp)
     int y = 5;
     if (s->search.have_result) {
         char d[32], e2[32], f[32];
-        w_printf(y++, 1, R_NORMAL, 0, "accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
+        w_printf(y++, 1, R_NORMAL, 0, "validation accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
                  fmt_pct(s->search.base, a, sizeof a), fmt_pct(s->search.acc, b, sizeof b),
                  fmt_pts(s->search.acc - s->search.base, c, sizeof c), s->search.within ? "within" : "NOT within",
                  fmt_count(s->params_total, d, sizeof d), fmt_count(s->search.params, e2, sizeof e2),
@@ -82,7 +82,7 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         w_printf(y++, 1, R_ACCENT, 0, "plan: %s   (a applies it to the sliders)", at ? plan : "(no layer factorized)");
     }
     y++;
-    w_put(y++, 1, R_DIM, 0, "   #  phase     layer        accuracy  images  ok   params    MACs     time");
+    w_put(y++, 1, R_DIM, 0, "   #  phase     layer        tried          val.acc  images  ok   params    MACs     time");
     int ft_on = s->ft.running || s->ft.msg[0];
     if (ft_on)
         draw_finetune(s, LINES - 3);
@@ -92,8 +92,8 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         first = 0;
     for (int i = first; i < s->search.n_trials; ++i) {
         const ui_trial *t = &s->search.trials[i];
-        w_printf(y++, 1, t->within ? R_NORMAL : R_DIM, 0, "%4d  %-9.9s %-12.12s %7s  %6d  %-3s %8s %8s %7.1fs", t->index,
-                 t->phase, t->layer, fmt_pct(t->acc, a, sizeof a), t->images, t->within ? "yes" : "no",
+        w_printf(y++, 1, t->within ? R_NORMAL : R_DIM, 0, "%4d  %-9.9s %-12.12s %-14.14s %7s  %6d  %-3s %8s %8s %7.1fs",
+                 t->index, t->phase, t->layer, t->tried, fmt_pct(t->acc, a, sizeof a), t->images, t->within ? "yes" : "no",
                  fmt_count(t->params, b, sizeof b), fmt_count(t->macs, c, sizeof c), t->elapsed);
     }
 }

@@ -68,6 +68,18 @@ static int on_trial(void *user, const search_trial *t)
         u->index = t->index;
         snprintf(u->phase, sizeof u->phase, "%s", t->phase ? t->phase : "");
         snprintf(u->layer, sizeof u->layer, "%s", t->layer ? t->layer : "");
+        u->tried[0] = 0;
+        for (int i = 0; t->layer && t->plan && i < t->plan->n; ++i) {
+            const plan_entry *pe = &t->plan->entries[i];
+            if (!strcmp(pe->layer, t->layer)) {
+                if (pe->method == DECOMP_TUCKER2)
+                    snprintf(u->tried, sizeof u->tried, "%s %d,%d", decomp_method_name(pe->method), pe->rank, pe->rank2);
+                else
+                    snprintf(u->tried, sizeof u->tried, "%s %d", decomp_method_name(pe->method), pe->rank);
+            }
+        }
+        if (t->layer && !u->tried[0])
+            snprintf(u->tried, sizeof u->tried, "original");
         u->acc = t->accuracy;
         u->images = t->images;
         u->within = t->within;

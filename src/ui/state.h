@@ -145,6 +145,7 @@ typedef struct ui_point {
 typedef struct ui_trial {
     int index;
     char phase[16], layer[48];
+    char tried[32]; /* the probed layer's method and rank in the plan tried, "svd 24" */
     double acc;
     int images, within;
     int64_t params, macs;

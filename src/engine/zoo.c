@@ -36,22 +36,13 @@ static int value(builder *b, const char *name)
 /* A float initializer filled with `fill`. */
 static int constant(builder *b, const char *name, int ndim, const int64_t *dims, float fill)
 {
-    int v = value(b, name);
-    if (v < 0)
-        return -1;
-    rs_value *c = &b->m->values[v];
-    c->is_const = 1;
-    c->dtype = RS_DT_FLOAT;
-    c->ndim = ndim;
-    int64_t cnt = 1;
-    for (int k = 0; k < ndim; ++k)
-        c->dims[k] = dims[k], cnt *= dims[k];
-    if (!(c->f = malloc((size_t)cnt * sizeof *c->f))) {
+    int v = b->failed ? -1 : model_add_const(b->m, name, ndim, dims, NULL, b->e);
+    if (v < 0) {
         b->failed = 1;
-        rs_fail(b->e, "zoo: out of memory for \"%s\"", name);
         return -1;
     }
-    for (int64_t k = 0; k < cnt; ++k)
+    rs_value *c = &b->m->values[v];
+    for (int64_t k = 0; k < model_value_numel(c); ++k)
         c->f[k] = fill;
     return v;
 }
@@ -59,25 +50,14 @@ static int constant(builder *b, const char *name, int ndim, const int64_t *dims,
 /* Node `name` of op reading x (and x2 >= 0); its output is a new value "<name>_out". */
 static int node(builder *b, const char *name, rs_op op, int x, int x2, rs_node **out)
 {
-    if (b->failed)
-        return -1;
-    char yname[320];
-    snprintf(yname, sizeof yname, "%.300s_out", name);
-    int y = value(b, yname);
-    int i = y < 0 ? -1 : model_add_node(b->m, name, op, b->e);
+    int in[2] = {x, x2};
+    int i = b->failed ? -1 : model_add_op(b->m, name, op, in, x2 >= 0 ? 2 : 1, NULL, b->e);
     if (i < 0) {
         b->failed = 1;
         return -1;
     }
-    rs_node *n = &b->m->nodes[i];
-    n->in[0] = x;
-    n->n_in = 1;
-    if (x2 >= 0)
-        n->in[1] = x2, n->n_in = 2;
-    n->out[0] = y;
-    n->n_out = 1;
-    *out = n;
-    return y;
+    *out = &b->m->nodes[i];
+    return (*out)->out[0];
 }
 
 static int conv(builder *b, const char *name, int x, int cin, int cout, int k, int stride, int group)

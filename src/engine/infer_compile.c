@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "infer_internal.h"
+#include "rankscope/ops.h"
 
 static int round_up(int x, int m)
 {
@@ -61,6 +62,7 @@ void infer_step_free(step *s)
     free(s->bias);
     free(s->boff);
     free(s->addc);
+    model_free(s->op);
 }
 
 /* BatchNormalization's scale and shift per channel (C floats each, malloc'ed). */
@@ -452,6 +454,65 @@ static int assign_slots(infer_ctx *c, build *b, rs_err *e)
     return 0;
 }
 
+/* ST_OP: a graph of node ni alone (the context outlives the caller's model), with the second
+ * activation input, if any, in *vin2. -1 when the node reads more than two activations. */
+static int build_op(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+{
+    (void)c;
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    rs_model *g = model_alloc();
+    if (!g)
+        return rs_fail(e, "out of memory");
+    s->op = g;
+    int acts = 0, vin2 = -1, in[RS_MAXIO];
+    for (int k = 0; k < n->n_in; ++k) {
+        const rs_value *v = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
+        if (!v) {
+            in[k] = -1;
+            continue;
+        }
+        if (v->is_const && v->dtype == RS_DT_FLOAT) {
+            in[k] = model_add_const(g, v->name, v->ndim, v->dims, v->f, e);
+        } else if (v->is_const) {
+            return rs_fail(e, "node %s (%s): input '%s' is not a float tensor", n->name,
+                           model_op_name(n->op), v->name);
+        } else {
+            if (++acts > 2)
+                return rs_fail(e, "node %s (%s): the inference engine runs it on at most two "
+                               "activations", n->name, model_op_name(n->op));
+            if (acts == 2)
+                vin2 = n->in[k];
+            in[k] = model_add_value(g, v->name, e);
+            if (in[k] >= 0) {
+                g->values[in[k]].ndim = v->ndim;
+                memcpy(g->values[in[k]].dims, v->dims, sizeof v->dims);
+            }
+        }
+        if (in[k] < 0)
+            return -1;
+    }
+    const rs_value *ov = &m->values[n->out[0]];
+    int k = model_add_op(g, n->name, n->op, in, n->n_in, ov->name, e);
+    if (k < 0)
+        return -1;
+    rs_node *gn = &g->nodes[0];
+    char *name = gn->name;
+    int gin[RS_MAXIO], gout = gn->out[0];
+    memcpy(gin, gn->in, sizeof gin);
+    *gn = *n;
+    gn->name = name;
+    memcpy(gn->in, gin, sizeof gin);
+    gn->n_out = 1;
+    gn->out[0] = gout;
+    g->values[gout].ndim = ov->ndim;
+    memcpy(g->values[gout].dims, ov->dims, sizeof ov->dims);
+    s->in_numel = (int)model_value_numel(&m->values[n->in[0]]);
+    s->out_numel = (int)model_value_numel(ov);
+    b->step_in2_v[b->cur] = vin2;
+    return n->out[0];
+}
+
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
 {
     build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
@@ -611,9 +672,14 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
             break;
         }
         default:
-            rs_fail(e, "node %s: op %s is not supported by the inference engine", n->name,
-                    model_op_name(n->op));
-            goto done;
+            if (!ops_get(n->op) || !ops_get(n->op)->forward) {
+                rs_fail(e, "node %s: op %s is not supported by the inference engine", n->name,
+                        model_op_name(n->op));
+                goto done;
+            }
+            s->kind = ST_OP;
+            vout = build_op(c, &b, ni, s, e);
+            break;
         }
         if (vout < 0) {
             c->n_steps++; /* so its allocations are freed */

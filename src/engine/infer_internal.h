@@ -22,7 +22,9 @@ typedef enum step_kind {
     ST_CONV, ST_GEMM, ST_RELU, ST_MAXPOOL, ST_ADD, ST_ADD2, ST_ALIAS,
     /* per-channel affine (kept BatchNormalization), average pooling (also global), Clip,
      * Sigmoid, Softmax (per image over the features), zero Pad, Concat of two inputs */
-    ST_AFFINE, ST_AVGPOOL, ST_CLIP, ST_SIGMOID, ST_SOFTMAX, ST_PAD, ST_CONCAT
+    ST_AFFINE, ST_AVGPOOL, ST_CLIP, ST_SIGMOID, ST_SOFTMAX, ST_PAD, ST_CONCAT,
+    /* any other op: its registry forward (rankscope/ops.h) on a one-node copy of the graph */
+    ST_OP
 } step_kind;
 
 typedef struct pool_geom {
@@ -59,6 +61,7 @@ typedef struct step {
     float lo, hi;
     int pb, pr, count_pad;
     int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
+    rs_model *op; /* ST_OP: the node (nodes[0]), its inputs and output, constants copied */
 } step;
 
 typedef struct worker {

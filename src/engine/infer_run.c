@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "infer_internal.h"
+#include "rankscope/ops.h"
 
 /* Images per tile: dense layers run as (tile × K)·(K × N) products, so the tile is their M.
  * 8..64 measured within noise on the reference net; 16 keeps a tile's activations (~50 KB per
@@ -185,6 +186,17 @@ static void run_step(const infer_ctx *c, worker *w, int si, int nt)
             infer_op_pad(s->C, s->H, s->W, s->pt, s->pl, s->Ho, s->Wo, in + (size_t)i * s->in_numel,
                    out + (size_t)i * s->out_numel);
         break;
+    case ST_OP: {
+        const rs_node *n = &s->op->nodes[0];
+        const float *ins[RS_MAXIO] = {0};
+        int acts = 0;
+        for (int k = 0; k < n->n_in; ++k)
+            if (n->in[k] >= 0 && !s->op->values[n->in[k]].is_const)
+                ins[k] = acts++ == 0 ? in : w->slots[s->in2_slot];
+        ops_batch ob = {s->op, n, nt, ins, out, 1, NULL, 0};
+        ops_get(n->op)->forward(&ob, NULL);
+        break;
+    }
     case ST_CONCAT: {
         const float *in2 = w->slots[s->in2_slot];
         for (int i = 0; i < nt; ++i) {

@@ -18,7 +18,7 @@ py=/usr/bin/python3
 tol=1e-4
 # FILE[:REF] — REF names the *_logits.f32 when it differs (tests/gen_zoo_opsets.py's exports)
 models="vgg_bn vgg_bn_keep resnet20 mobilenet mobilenet_opset11:mobilenet mobilenet_opset17:mobilenet
-        head_opset11:head head_opset13:head head_opset17:head"
+        head_opset11:head head_opset13:head head_opset17:head acts"
 
 source "$here/lib.sh"
 need_interop interop_zoo

@@ -586,5 +586,7 @@ int main(void)
     test_zoo_model_ref("head_opset11", "head", 0, 0, -1);
     test_zoo_model_ref("head_opset13", "head", 0, 0, -1);
     test_zoo_model_ref("head_opset17", "head", 0, 0, -1);
+    /* tests/gen_zoo_acts.py: LeakyRelu, HardSwish, PRelu, HardSigmoid through the registry */
+    test_zoo_model("acts", 0, 0, 906);
     return check_done();
 }

@@ -45,6 +45,10 @@ typedef enum rs_op {
     RS_OP_SHAPE,         /* Shape / Gather / Unsqueeze: only while loading, for the pattern */
     RS_OP_GATHER,        /* torch's x.view(x.size(0), -1) exports; the reader rewrites it to */
     RS_OP_UNSQUEEZE,     /* a Flatten and no loaded model contains these ops */
+    RS_OP_LEAKYRELU,     /* slope alpha (0.01) */
+    RS_OP_HARDSIGMOID,   /* max(0, min(1, alpha·x + beta)), alpha 0.2, beta 0.5 */
+    RS_OP_HARDSWISH,     /* x · max(0, min(1, x/6 + 1/2)) */
+    RS_OP_PRELU,         /* inputs x, slope (a float initializer broadcasting to x) */
     RS_OP_COUNT
 } rs_op;
 
@@ -73,7 +77,7 @@ typedef struct rs_node {
     int64_t dilations[2]; /* dh, dw */
     int64_t group;
     int ceil_mode;
-    /* Gemm */
+    /* Gemm; LeakyRelu (alpha); HardSigmoid (alpha, beta) */
     float alpha, beta;
     int trans_a, trans_b;
     /* Flatten / Softmax / Concat / Gather */

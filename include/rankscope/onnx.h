@@ -16,9 +16,10 @@
  *    folds into its only Conv / count_include_pad AveragePool reader, and x.view(x.size(0), -1)'s
  *    Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten. The writer emits opset-13 forms
  *    (Clip / Pad operands as initializers named "<node>_min", "_max", "_pads").
- *  - onnx_save writes opset 13, preserving value and node names, atomically: a temporary file in
- *    the same directory, fsync, rename; an existing file is never truncated on failure. A model
- *    holding a NaN or an infinity is refused (guard_model_finite) and nothing is written.
+ *  - onnx_save writes opset 13 (14 when the model holds HardSwish), preserving value and node
+ *    names, atomically: a temporary file in the same directory, fsync, rename; an existing file
+ *    is never truncated on failure. A model holding a NaN or an infinity is refused
+ *    (guard_model_finite) and nothing is written.
  */
 #ifndef RANKSCOPE_ONNX_H
 #define RANKSCOPE_ONNX_H

@@ -264,6 +264,12 @@ void model_node_defaults(rs_node *n)
     n->epsilon = 1e-5f;
     for (int i = 0; i < RS_MAXIO; ++i)
         n->in[i] = n->out[i] = -1;
+    if (op == RS_OP_LEAKYRELU) {
+        n->alpha = 0.01f;
+    } else if (op == RS_OP_HARDSIGMOID) {
+        n->alpha = 0.2f;
+        n->beta = 0.5f;
+    }
 }
 
 int model_add_node(rs_model *m, const char *name, rs_op op, rs_err *e)
@@ -324,9 +330,9 @@ int model_add_op(rs_model *m, const char *name, rs_op op, const int *in, int n_i
     int ins[RS_MAXIO];
     for (int i = 0; i < n_in; ++i) /* in may point into m->nodes, which adding a node moves */
         ins[i] = in[i];
-    char buf[128];
+    char buf[320];
     if (!out_name) {
-        snprintf(buf, sizeof buf, "%.100s_out", name ? name : "");
+        snprintf(buf, sizeof buf, "%.300s_out", name ? name : "");
         out_name = buf;
     }
     int y = model_add_value(m, out_name, e);

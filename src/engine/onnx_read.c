@@ -461,6 +461,15 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
                 rc = unsupported_attr(c, a);
             }
             break;
+        case RS_OP_LEAKYRELU:
+        case RS_OP_HARDSIGMOID:
+            if (strcmp(an, "alpha") == 0)
+                rc = attr_float(c, a, &n->alpha);
+            else if (n->op == RS_OP_HARDSIGMOID && strcmp(an, "beta") == 0)
+                rc = attr_float(c, a, &n->beta);
+            else
+                rc = unsupported_attr(c, a);
+            break;
         case RS_OP_FLATTEN:
             if (strcmp(an, "axis") == 0)
                 rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM, &n->axis);

@@ -256,6 +256,13 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
     case RS_OP_FLATTEN:
         at[k++] = attr_int_new(a, "axis", n->axis);
         break;
+    case RS_OP_LEAKYRELU:
+        at[k++] = attr_float_new(a, "alpha", n->alpha);
+        break;
+    case RS_OP_HARDSIGMOID:
+        at[k++] = attr_float_new(a, "alpha", n->alpha);
+        at[k++] = attr_float_new(a, "beta", n->beta);
+        break;
     default: /* Reshape's allowzero only exists from opset 14; its opset-13 meaning is 0 */
         break;
     }
@@ -425,6 +432,9 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
     opset.domain = empty_string;
     opset.has_version = 1;
     opset.version = ONNX_WRITE_OPSET;
+    for (int i = 0; i < m->n_nodes; ++i) /* HardSwish first exists in opset 14 */
+        if (m->nodes[i].op == RS_OP_HARDSWISH)
+            opset.version = 14;
     mp.has_ir_version = 1;
     mp.ir_version = ONNX_WRITE_IR_VERSION;
     mp.n_opset_import = 1;

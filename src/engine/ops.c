@@ -31,6 +31,10 @@ static const rs_op_desc table[] = {
     [RS_OP_SHAPE] = {"Shape", 1, 1, 0, NULL, NULL, NULL},
     [RS_OP_GATHER] = {"Gather", 2, 2, 0, NULL, NULL, NULL},
     [RS_OP_UNSQUEEZE] = {"Unsqueeze", 1, 2, 0, NULL, NULL, NULL},
+    [RS_OP_LEAKYRELU] = {"LeakyRelu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_leakyrelu},
+    [RS_OP_HARDSIGMOID] = {"HardSigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardsigmoid},
+    [RS_OP_HARDSWISH] = {"HardSwish", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardswish},
+    [RS_OP_PRELU] = {"PRelu", 2, 2, 0, ops_shape_prelu, NULL, ops_fwd_prelu},
 };
 
 static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");

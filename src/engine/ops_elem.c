@@ -1,5 +1,5 @@
 /* ops_elem.c — element-wise and per-channel ops: Add, Relu, Clip, Sigmoid, Softmax,
- * BatchNormalization, Concat. */
+ * BatchNormalization, Concat, LeakyRelu, HardSigmoid, HardSwish, PRelu. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,5 +194,83 @@ int ops_fwd_concat(const ops_batch *b, rs_err *e)
         memcpy(b->out + (size_t)img * on, b->in[0] + (size_t)img * an, (size_t)an * sizeof(float));
         memcpy(b->out + (size_t)img * on + an, b->in[1] + (size_t)img * bn, (size_t)bn * sizeof(float));
     }
+    return 0;
+}
+
+/* PRelu's slope: a float initializer broadcasting to x (numpy rules, the batch axis excluded). */
+int ops_shape_prelu(rs_model *m, rs_node *n, rs_err *e)
+{
+    OPS_SHAPE_ARGS(m, n);
+    const rs_value *c = n->n_in == 2 && ops_float_const(m, n->in[1]) ? &m->values[n->in[1]] : NULL;
+    int ok = c && c->ndim <= x->ndim;
+    for (int k = 0; ok && k < c->ndim; ++k) {
+        int xk = x->ndim - c->ndim + k;
+        ok = c->dims[k] == 1 || (xk >= 1 && c->dims[k] == x->dims[xk]);
+    }
+    if (!ok)
+        OPS_NODE_FAIL(e, n, "slope must be a float initializer broadcasting to \"%s\"", x->name);
+    ops_set_shape(y, x->ndim, x->dims);
+    return 0;
+}
+
+/* y = f(x, node) element by element. */
+static void map_each(const ops_batch *b, float (*f)(float, const rs_node *))
+{
+    size_t total = ops_out_total(b);
+    const float *x = b->in[0];
+    for (size_t k = 0; k < total; ++k)
+        b->out[k] = f(x[k], b->n);
+}
+
+static float leaky_relu(float v, const rs_node *n)
+{
+    return v >= 0.0f ? v : n->alpha * v;
+}
+
+static float hard_sigmoid(float v, const rs_node *n)
+{
+    float t = n->alpha * v + n->beta;
+    return t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+}
+
+static float hard_swish(float v, const rs_node *n)
+{
+    (void)n;
+    float t = v / 6.0f + 0.5f;
+    return v * (t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t);
+}
+
+int ops_fwd_leakyrelu(const ops_batch *b, rs_err *e)
+{
+    (void)e;
+    map_each(b, leaky_relu);
+    return 0;
+}
+
+int ops_fwd_hardsigmoid(const ops_batch *b, rs_err *e)
+{
+    (void)e;
+    map_each(b, hard_sigmoid);
+    return 0;
+}
+
+int ops_fwd_hardswish(const ops_batch *b, rs_err *e)
+{
+    (void)e;
+    map_each(b, hard_swish);
+    return 0;
+}
+
+int ops_fwd_prelu(const ops_batch *b, rs_err *e)
+{
+    (void)e;
+    const rs_value *xv = &b->m->values[b->n->in[0]], *cv = &b->m->values[b->n->in[1]];
+    int64_t on = model_value_numel(xv);
+    const float *x = b->in[0];
+    for (int img = 0; img < b->images; ++img)
+        for (int64_t k = 0; k < on; ++k) {
+            float v = x[(size_t)img * on + k];
+            b->out[(size_t)img * on + k] = v >= 0.0f ? v : cv->f[bcast_index(xv, cv, k)] * v;
+        }
     return 0;
 }

@@ -57,6 +57,11 @@ int ops_fwd_sigmoid(const ops_batch *b, rs_err *e);
 int ops_fwd_softmax(const ops_batch *b, rs_err *e);
 int ops_fwd_batchnorm(const ops_batch *b, rs_err *e);
 int ops_fwd_concat(const ops_batch *b, rs_err *e);
+int ops_shape_prelu(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_leakyrelu(const ops_batch *b, rs_err *e);
+int ops_fwd_hardsigmoid(const ops_batch *b, rs_err *e);
+int ops_fwd_hardswish(const ops_batch *b, rs_err *e);
+int ops_fwd_prelu(const ops_batch *b, rs_err *e);
 
 int ops_shape_flatten(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_reshape(rs_model *m, rs_node *n, rs_err *e);

@@ -56,14 +56,20 @@ print(f"max |diff| {diff.max():.2e} over {got.size} logits")
 sys.exit(0 if (diff / np.maximum(1.0, np.abs(ref))).max() <= 1e-4 else 1)
 PY
 }
-build_run() { # build_run DIR OUT.f32 — compile the export with the driver and run it
-    $CC $CFLAGS -I"$1" -o "$1/run" "$T/driver.c" "$1/model.c" && "$1/run" "$Z/zoo_input.f32" "$2"
+build_run() { # build_run DIR OUT.f32 [IN.f32] — compile the export with the driver and run it
+    $CC $CFLAGS -I"$1" -o "$1/run" "$T/driver.c" "$1/model.c" && "$1/run" "${3:-$Z/zoo_input.f32}" "$2"
 }
 for m in vgg_bn resnet20 mobilenet; do
     point "$m: export --format c" "$BIN" export "$Z/$m.onnx" --format c -o "$T/$m"
     point "$m: C99 -pedantic -Werror compiles and runs" build_run "$T/$m" "$T/$m.c.f32"
     point "$m: C export matches PyTorch" compare "$T/$m.c.f32" "$Z/${m}_logits.f32"
 done
+# tests/gen_nets.py's pre-activation ResNet: LeakyRelu and kept BatchNormalization in C
+N=$SRC/tests/data/nets
+point "preact_resnet: export --format c" "$BIN" export "$N/preact_resnet.onnx" --format c -o "$T/pre"
+point "preact_resnet: C99 -pedantic -Werror compiles and runs" build_run "$T/pre" "$T/pre.c.f32" \
+    "$N/nets_input.f32"
+point "preact_resnet: C export matches PyTorch" compare "$T/pre.c.f32" "$N/preact_resnet_logits.f32"
 rs_vs_c() { # rs_vs_c DIR — rankscope's logits for DIR.onnx vs the C export's DIR.c.f32
     "$logits" "$1.onnx" "$Z/zoo_input.f32" "$1.rs.f32" && compare "$1.c.f32" "$1.rs.f32"
 }

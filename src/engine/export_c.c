@@ -70,7 +70,8 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
 enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
-       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD }; /* Clip, kept BatchNorm, (Global)AveragePool, Pad */
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY }; /* Clip, kept BatchNorm, (Global)AveragePool,
+                                                       Pad, LeakyRelu */
 
 typedef struct op_plan {
     int kind;
@@ -312,6 +313,15 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         p->x = n->in[0];
         return 0;
     }
+    case RS_OP_LEAKYRELU:
+        p->kind = K_LEAKY;
+        p->x = n->in[0];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        p->alpha = n->alpha;
+        if (!fits(p->g[0]) || !isfinite(p->alpha))
+            return rs_fail(e, "export: node %s (LeakyRelu): input too large or slope not finite",
+                           n->name);
+        return 0;
     case RS_OP_CLIP:
         p->kind = K_CLIP;
         p->x = n->in[0];
@@ -442,7 +452,7 @@ static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, r
         if (p->kind == K_ALIAS) {
             r = mp->root[p->x];
         } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2 ||
-                   p->kind == K_CLIP || p->kind == K_AFFINE) {
+                   p->kind == K_CLIP || p->kind == K_AFFINE || p->kind == K_LEAKY) {
             const int cand[2] = {p->x, p->x2};
             for (int k = 0; k < 2 && r < 0; ++k) {
                 if (cand[k] < 0)
@@ -611,6 +621,14 @@ static const char helper_relu[] =
     "    long i;\n"
     "    for (i = 0; i < n; ++i)\n"
     "        y[i] = x[i] > 0.0f ? x[i] : 0.0f;\n"
+    "}\n\n";
+
+static const char helper_leaky[] =
+    "static void leaky_relu(const float *x, float *y, long n, float alpha)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i)\n"
+    "        y[i] = x[i] >= 0.0f ? x[i] : alpha * x[i];\n"
     "}\n\n";
 
 static const char helper_maxpool[] =
@@ -866,7 +884,7 @@ static void shape_text(const rs_value *v, char *buf, size_t len)
 }
 
 enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
-       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_COUNT };
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_COUNT };
 
 static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
 {
@@ -967,6 +985,13 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
         loc_expr(em, p->x2, x2, sizeof x2);
         used[H_ADD2] = 1;
         sb_printf(&em->body, "    add2(%s, %s, %s, %lld);\n", x, x2, y, (long long)g[0]);
+        break;
+    }
+    case K_LEAKY: {
+        char al[48];
+        float_lit(p->alpha, al, sizeof al);
+        used[H_LEAKY] = 1;
+        sb_printf(&em->body, "    leaky_relu(%s, %s, %lld, %s);\n", x, y, (long long)g[0], al);
         break;
     }
     case K_CLIP: {
@@ -1125,7 +1150,7 @@ int export_c_generate(const rs_model *m, const export_c_opts *opts, char **heade
                                     helper_dense_q8, helper_relu,     helper_maxpool,
                                     helper_addc,     helper_add2,     helper_copy,
                                     helper_clip,     helper_affine,   helper_avgpool,
-                                    helper_pad};
+                                    helper_pad,      helper_leaky};
     for (int k = 0; k < H_COUNT; ++k)
         if (used[k])
             sb_printf(&src, "%s", helpers[k]);

@@ -22,7 +22,7 @@
  * Measured (rankscope bench, this 2-core AVX-512 machine): ~75 % of the time is in the tile
  * kernels (conv1 and conv2 in tile_6_4 / tile_6_1 / tile_4_*), the rest u8→float, pooling and
  * copies. The known waste: the wide grid computes 32/28 columns of conv1 and 14/10 of conv2;
- * a channel-vector kernel (16 output channels per zmm) would avoid the latter (next step).
+ * a channel-vector kernel (16 output channels per zmm) would avoid the latter.
  */
 #include "rankscope/infer.h"
 

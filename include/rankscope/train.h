@@ -152,6 +152,13 @@ typedef struct train_options {
     void *checkpoint_user;
     const train_state *resume; /* NULL = start at epoch 1; else continue after resume->epoch
                                 * (the model passed in must be the checkpoint's) */
+    /* Quantization in the loop (NULL = off): called on the model before each batch and each
+     * validation; it may replace the weights (in[1] of Conv / Gemm / MatMul, e.g. by their int8
+     * round trip, quant.h) and nothing else. train_model keeps the float weights as masters: they are put back after the batch and the
+     * SGD step moves them with the gradient taken at the replaced values (straight-through).
+     * Callbacks (on_epoch, on_checkpoint) and the returned model see the masters. */
+    int (*weight_quant)(void *user, rs_model *m, rs_err *e);
+    void *weight_quant_user;
 } train_options;
 
 void train_default_options(train_options *o);

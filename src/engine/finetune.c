@@ -61,6 +61,21 @@ static int teacher_logits(void *user, const float *x, int n, float *out, rs_err 
     return infer_forward((infer_ctx *)user, x, n, out, e);
 }
 
+/* Validation accuracy of the starting net as training's validation sees it (with the weight
+ * quantization hook applied, when there is one), so keep_best compares like with like. */
+static int start_accuracy(const rs_model *w, const train_data *val, const train_options *to,
+                          double *acc, rs_err *e)
+{
+    rs_model *c = model_clone(w);
+    if (!c)
+        return rs_fail(e, "out of memory copying the model");
+    int rc = to->weight_quant ? to->weight_quant(to->weight_quant_user, c, e) : 0;
+    if (rc == 0)
+        rc = train_evaluate(c, val, to->nthreads, acc, NULL, e);
+    model_free(c);
+    return rc;
+}
+
 /* Keeps a copy of the best validated state while training moves the weights in place. */
 typedef struct keeper {
     rs_model *w;    /* the model being trained */
@@ -131,7 +146,7 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     }
     int keep = o->keep_best && val && val->n > 0;
     if (keep) {
-        if (train_evaluate(w, val, to.nthreads, &kp.best_acc, NULL, e) != 0) {
+        if (start_accuracy(w, val, &to, &kp.best_acc, e) != 0) {
             rc = rs_failctx(e, "validation accuracy before fine-tuning");
             goto fail;
         }

@@ -703,6 +703,64 @@ static int params_finite(const train_net *t, int epoch, rs_err *e)
     return 0;
 }
 
+/* Float master copies of the weights (in[1] of Conv / Gemm / MatMul) while o->weight_quant
+ * shows the batch other values: masters_in saves them and applies the hook, masters_out puts them
+ * back. Only weights: BatchNormalization's running statistics move during the batch and stay. */
+static int is_layer_weight(const rs_model *m, int v)
+{
+    if (!m->values[v].is_const || m->values[v].dtype != RS_DT_FLOAT)
+        return 0;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        if ((n->op == RS_OP_CONV || n->op == RS_OP_GEMM || n->op == RS_OP_MATMUL) && n->n_in > 1 &&
+            n->in[1] == v)
+            return 1;
+    }
+    return 0;
+}
+
+static size_t masters_floats(const rs_model *m)
+{
+    size_t n = 0;
+    for (int v = 0; v < m->n_values; ++v)
+        if (is_layer_weight(m, v))
+            n += (size_t)model_value_numel(&m->values[v]);
+    return n;
+}
+
+static void masters_copy(rs_model *m, float *buf, int save)
+{
+    size_t off = 0;
+    for (int v = 0; v < m->n_values; ++v) {
+        rs_value *x = &m->values[v];
+        if (!is_layer_weight(m, v))
+            continue;
+        size_t cnt = (size_t)model_value_numel(x);
+        if (save)
+            memcpy(buf + off, x->f, cnt * sizeof *buf);
+        else
+            memcpy(x->f, buf + off, cnt * sizeof *buf);
+        off += cnt;
+    }
+}
+
+static int masters_in(const train_options *o, rs_model *m, float *buf, rs_err *e)
+{
+    if (!o->weight_quant)
+        return 0;
+    masters_copy(m, buf, 1);
+    if (o->weight_quant(o->weight_quant_user, m, e) == 0)
+        return 0;
+    masters_copy(m, buf, 0);
+    return rs_failctx(e, "train: weight quantization");
+}
+
+static void masters_out(const train_options *o, rs_model *m, const float *buf)
+{
+    if (o->weight_quant)
+        masters_copy(m, (float *)buf, 0);
+}
+
 int train_model(rs_model *m, const train_data *train, const train_data *val,
                 const train_options *o, train_epoch_stats *last, rs_err *e)
 {
@@ -724,14 +782,16 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
     int *perm = malloc((size_t)N * sizeof *perm);
     uint8_t *crop = malloc((size_t)B * 3);
     uint8_t *lab = malloc((size_t)B);
-    float *xb = NULL, *tlog = NULL;
+    float *xb = NULL, *tlog = NULL, *master = NULL;
     int *bidx = malloc((size_t)B * sizeof *bidx);
+    if (o->weight_quant)
+        master = alloc_floats(masters_floats(m) + 1, e, "train: master weights");
     if (o->teacher || train->f)
         xb = alloc_floats((size_t)B * F, e, "train: batch");
     if (o->teacher)
         tlog = alloc_floats((size_t)B * C, e, "train: teacher logits");
     if (!mom || !perm || !crop || !lab || !bidx || ((o->teacher || train->f) && !xb) ||
-        (o->teacher && !tlog)) {
+        (o->teacher && !tlog) || (o->weight_quant && !master)) {
         rc = rs_fail(e, "train: out of memory");
         goto out;
     }
@@ -799,7 +859,10 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             }
             double bl;
             int bc;
+            if ((rc = masters_in(o, m, master, e)) != 0)
+                break;
             run_batch(t, &j, &bl, &bc);
+            masters_out(o, m, master);
             if (!isfinite(bl)) {
                 rc = rs_fail(e, "train: the loss became %s at epoch %d, batch %ld (training diverged; "
                              "try a lower learning rate)", isnan(bl) ? "NaN" : "infinite", ep + 1, b + 1);
@@ -843,7 +906,11 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
                                 .lr = lr, .seconds = rs_now() - t0};
         if (val) {
             double v0 = rs_now();
-            if (eval_net(t, val, &st.val_acc, &st.val_loss)) {
+            if ((rc = masters_in(o, m, master, e)) != 0)
+                break;
+            int erc = eval_net(t, val, &st.val_acc, &st.val_loss);
+            masters_out(o, m, master);
+            if (erc) {
                 rc = rs_fail(e, "train: out of memory");
                 break;
             }
@@ -879,6 +946,7 @@ out:
     free(bidx);
     free(xb);
     free(tlog);
+    free(master);
     train_net_free(t);
     return rc;
 }

@@ -43,6 +43,8 @@
 #include "rankscope/model.h"
 #include "rankscope/plan.h"
 
+struct lat_table;
+
 typedef enum search_strategy {
     SEARCH_NAIVE = 0,
     SEARCH_BISECT,
@@ -54,12 +56,13 @@ typedef enum search_strategy {
 typedef enum search_objective {
     SEARCH_OBJ_PARAMS = 0,
     SEARCH_OBJ_MACS,
-    SEARCH_OBJ_BOTH
+    SEARCH_OBJ_BOTH,
+    SEARCH_OBJ_LATENCY /* measured time of the factorized layers (latency.h); global only */
 } search_objective;
 
 const char *search_strategy_name(search_strategy s); /* "naive", "bisect", "global", "evbmf" */
 int search_strategy_parse(const char *s, search_strategy *out, rs_err *e);
-const char *search_objective_name(search_objective o); /* "params", "macs", "both" */
+const char *search_objective_name(search_objective o); /* "params", "macs", "both", "latency" */
 int search_objective_parse(const char *s, search_objective *out, rs_err *e);
 
 /* One evaluated plan. */
@@ -98,6 +101,15 @@ typedef struct search_options {
      * the smallest λ >= 0 whose plan meets the floor, found by bisection. When no λ reaches the
      * floor within the drop budget, the plan of the largest λ tried (most MACs saved) is used. */
     double min_macs_ratio;
+    /* SEARCH_OBJ_LATENCY: each layer's time alone, factorized or not, measured by latency.h at
+     * batch 1 on one thread (latency_throughput = 0) or per image at its batch size (1). The
+     * knapsack minimises the summed layer times; a candidate is offered only when it is measured
+     * at least 2 % faster than the layer as it is and no larger rank of its method is as fast
+     * (lat_efficient), and each grid rank is rounded up to the next such rank — the rank the
+     * kernels run fastest. latency = NULL: the context opens the default per-machine cache and
+     * saves what it measured. */
+    struct lat_table *latency;
+    int latency_throughput;
 } search_options;
 
 void search_default_options(search_options *o);
@@ -146,6 +158,12 @@ int search_ctx_plan_for_budget(search_ctx *c, const search_options *o, int64_t m
 /* The plan of least objective cost whose estimated drop <= drop_points (no verification). */
 int search_ctx_plan_for_drop(search_ctx *c, const search_options *o, double drop_points,
                              rs_plan **plan, double *est_cost, rs_err *e);
+
+/* SEARCH_OBJ_LATENCY: the summed measured time (seconds per image, the figure o selects) of the
+ * weighted layers of the context's model with plan p applied; layers p leaves alone count as they
+ * are. Measures what the cache lacks. */
+int search_ctx_plan_time(search_ctx *c, const search_options *o, const rs_plan *p, double *seconds,
+                         rs_err *e);
 
 /* ---- Acceptance noise (paired comparison of two nets on the same images) ---------------------
  * a_only: images net A classifies right and net B wrong; b_only: the reverse; n images. The

@@ -33,6 +33,8 @@
 #include "rankscope/decomp.h"
 #include "rankscope/model.h"
 
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
+
 typedef struct lat_options {
     int reps;            /* samples per figure, 9 */
     int batch;           /* images per throughput batch, 64 */
@@ -77,5 +79,7 @@ int lat_model(const lat_table *t, const rs_model *m, lat_point *out, rs_err *e);
 
 /* Write the cache file when anything new was measured. */
 int lat_save(lat_table *t, rs_err *e);
+
+#pragma GCC visibility pop
 
 #endif

@@ -37,6 +37,8 @@
 #include "rankscope/model.h"
 #include "rankscope/train.h"
 
+#pragma GCC visibility push(default) /* the API: the engine builds with hidden visibility */
+
 /* In place: every quantizable weight of m becomes its int8 round trip (see above). */
 int quant_fake_weights(rs_model *m, rs_err *e);
 
@@ -79,5 +81,7 @@ typedef struct quant_report {
 /* m: a (factorized) float model. *out: the int8 model (caller frees). val may be NULL. */
 int quant_compress(const rs_model *m, const train_data *train, const train_data *val,
                    const quant_options *o, rs_model **out, quant_report *r, rs_err *e);
+
+#pragma GCC visibility pop
 
 #endif

@@ -10,54 +10,10 @@
 #include "rankscope/eval.h"
 #include "rankscope/evbmf.h"
 #include "rankscope/infer.h"
-#include "rankscope/latency.h"
+#include "search_internal.h"
 
 /* Drops are discretised to 1/100 of a point for the knapsack. */
 #define DROP_UNITS 100.0
-#define NAME_LEN 128
-
-typedef struct cand {
-    decomp_method method;
-    int rank, rank2;
-    int64_t params, macs; /* the layer's cost after factorizing */
-    int in_grid;          /* probed by the global strategy */
-    double acc_sub;       /* single-layer accuracy on the sensitivity subset, < 0 unknown */
-    double acc_full;      /* same on the whole search set, < 0 unknown */
-    double time[2];       /* measured seconds per image: [0] batch 1, [1] throughput */
-    unsigned char lat_grid[2]; /* probed under the latency objective (per figure) */
-    unsigned char lat_ok[2];   /* no larger rank of its method is as fast */
-} cand;
-
-typedef struct layer_tab {
-    char name[NAME_LEN];
-    int node;
-    int64_t params0, macs0;
-    double time0[2]; /* the layer as it is (latency objective; valid when timed) */
-    int timed;
-    int n;
-    cand *c; /* grouped by method, ascending rank within a method */
-} layer_tab;
-
-struct search_ctx {
-    rs_model *m;
-    const cifar10_set *set;
-    int nthreads;
-    double base_acc;
-    double base_acc_sub;
-    int sub_n; /* images of the subset whose baseline is base_acc_sub (0 = not measured) */
-    int64_t P0, M0;
-    int n_layers;
-    layer_tab *L;
-    /* per-run state */
-    const search_options *o;
-    search_result *res;
-    double t0;
-    rs_plan *best;
-    double best_cost;
-    double best_acc;
-    double lambda; /* Lagrange multiplier of the MAC floor (0 = none), see knapsack_floor */
-    lat_table *lat_own; /* opened when the options give none */
-};
 
 /* ---- names ------------------------------------------------------------------------------------ */
 static const char *const strategy_names[SEARCH_STRATEGY_COUNT] = {"naive", "bisect", "global", "evbmf"};
@@ -242,8 +198,6 @@ static int run_trial(search_ctx *c, const rs_plan *p, int n, const char *phase, 
     return 0;
 }
 
-static int plan_time(search_ctx *c, const rs_plan *p, double *seconds, rs_err *e);
-
 /* A plan verified within tolerance on the whole set: keep it if it is the cheapest so far. */
 static void offer_best(search_ctx *c, const rs_plan *p, double acc)
 {
@@ -251,7 +205,7 @@ static void offer_best(search_ctx *c, const rs_plan *p, double acc)
     plan_whole_cost(c, p, &params, &macs);
     double cost = obj_cost(c, c->o->objective, params, macs);
     rs_err e;
-    if (c->o->objective == SEARCH_OBJ_LATENCY && plan_time(c, p, &cost, &e) != 0)
+    if (c->o->objective == SEARCH_OBJ_LATENCY && search_lat_plan_time(c, p, &cost, &e) != 0)
         return; /* a plan that cannot be timed is not offered */
     if (c->best && cost >= c->best_cost)
         return;
@@ -265,7 +219,7 @@ static void offer_best(search_ctx *c, const rs_plan *p, double acc)
 }
 
 /* ---- tables ------------------------------------------------------------------------------------- */
-static int tucker_rank2(const rs_model *m, int node, int r)
+int search_tucker_rank2(const rs_model *m, int node, int r)
 {
     int cout = decomp_max_rank(m, node, DECOMP_TUCKER2, 0);
     int cin = decomp_max_rank(m, node, DECOMP_TUCKER2, 1);
@@ -284,7 +238,7 @@ static int on_grid(int r, int rmax)
     return r % 8 == 0;
 }
 
-static int layer_selected(const char *list, const char *name)
+int search_layer_selected(const char *list, const char *name)
 {
     if (!list || !*list)
         return 1;
@@ -343,7 +297,7 @@ static int build_tables(search_ctx *c, rs_err *e)
             int rmax = decomp_max_rank(m, node, (decomp_method)k, 0);
             int first = t->n;
             for (int r = 1; r <= rmax; ++r) {
-                int r2 = k == DECOMP_TUCKER2 ? tucker_rank2(m, node, r) : 0;
+                int r2 = k == DECOMP_TUCKER2 ? search_tucker_rank2(m, node, r) : 0;
                 if (decomp_cost_of(m, node, (decomp_method)k, r, r2, &dc, e) != 0)
                     return -1;
                 if (!have_before) {
@@ -382,123 +336,6 @@ static int build_tables(search_ctx *c, rs_err *e)
     return 0;
 }
 
-/* ---- latency objective ---------------------------------------------------------------------- */
-#define LAT_MARGIN 1.02 /* a candidate must be measured this much faster than the layer as it is */
-
-static int lat_fig(const search_ctx *c)
-{
-    return c->o->latency_throughput ? 1 : 0;
-}
-
-static int is_lat(const search_ctx *c)
-{
-    return c->o->objective == SEARCH_OBJ_LATENCY;
-}
-
-/* Probed by the strategy: the grid, or under the latency objective the grid rounded up. */
-static int cand_grid(const search_ctx *c, const cand *cd)
-{
-    return is_lat(c) ? cd->lat_grid[lat_fig(c)] : cd->in_grid;
-}
-
-static lat_table *lat_of(search_ctx *c, rs_err *e)
-{
-    if (c->o->latency)
-        return c->o->latency;
-    if (!c->lat_own) {
-        lat_options lo;
-        lat_default_options(&lo);
-        c->lat_own = lat_open(&lo, e);
-    }
-    return c->lat_own;
-}
-
-/* Time every candidate of the selected layers (from the cache where it can), mark the efficient
- * ranks and round the grid up to them. */
-static int ensure_times(search_ctx *c, rs_err *e)
-{
-    if (!is_lat(c))
-        return 0;
-    lat_table *lt = lat_of(c, e);
-    if (!lt)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < c->n_layers && rc == 0; ++i) {
-        layer_tab *t = &c->L[i];
-        if (t->timed || !layer_selected(c->o->layers, t->name))
-            continue;
-        lat_point p;
-        if ((rc = lat_layer(lt, c->m, t->node, DECOMP_NONE, 0, 0, &p, e)) != 0)
-            break;
-        t->time0[0] = p.b1, t->time0[1] = p.batch;
-        for (int j = 0; j < t->n && rc == 0; ++j) {
-            cand *cd = &t->c[j];
-            if ((rc = lat_layer(lt, c->m, t->node, cd->method, cd->rank, cd->rank2, &p, e)) == 0)
-                cd->time[0] = p.b1, cd->time[1] = p.batch;
-            if (c->o->progress && c->o->progress(c->o->progress_user, -1.0, "timing layers") != 0)
-                rc = rs_fail(e, "search cancelled"), rc = RS_CANCELLED;
-        }
-        for (int j = 0; j < t->n && rc == 0; ++j) {
-            cand *cd = &t->c[j];
-            int last = j;
-            while (last + 1 < t->n && t->c[last + 1].method == cd->method)
-                ++last;
-            for (int f = 0; f < 2 && rc == 0; ++f) {
-                int ok = lat_efficient(lt, c->m, t->node, cd->method, cd->rank, t->c[last].rank,
-                                       cd->method == DECOMP_TUCKER2 ? tucker_rank2 : NULL, f == 0, e);
-                if (ok < 0)
-                    rc = -1;
-                cd->lat_ok[f] = ok == 1;
-            }
-        }
-        for (int f = 0; f < 2 && rc == 0; ++f)
-            for (int j = 0; j < t->n; ++j) {
-                if (!t->c[j].in_grid)
-                    continue;
-                for (int k = j; k < t->n && t->c[k].method == t->c[j].method; ++k)
-                    if (t->c[k].lat_ok[f]) {
-                        t->c[k].lat_grid[f] = 1;
-                        break;
-                    }
-            }
-        if (rc == 0)
-            t->timed = 1;
-    }
-    if (c->lat_own && lat_save(c->lat_own, e) != 0 && rc == 0)
-        rc = rs_failctx(e, "latency cache");
-    return rc;
-}
-
-static int plan_time(search_ctx *c, const rs_plan *p, double *seconds, rs_err *e)
-{
-    int f = lat_fig(c), rc = ensure_times(c, e);
-    double s = 0;
-    for (int i = 0; i < c->n_layers && rc == 0; ++i) {
-        const layer_tab *t = &c->L[i];
-        const plan_entry *pe = p ? plan_find(p, t->name) : NULL;
-        lat_point lp;
-        if (!pe || pe->method == DECOMP_NONE)
-            rc = lat_layer(lat_of(c, e), c->m, t->node, DECOMP_NONE, 0, 0, &lp, e);
-        else
-            rc = lat_layer(lat_of(c, e), c->m, t->node, pe->method, pe->rank, pe->rank2, &lp, e);
-        s += f ? lp.batch : lp.b1;
-    }
-    *seconds = s;
-    return rc;
-}
-
-int search_ctx_plan_time(search_ctx *c, const search_options *o, const rs_plan *p, double *seconds,
-                         rs_err *e)
-{
-    search_options lo = *o;
-    lo.objective = SEARCH_OBJ_LATENCY;
-    const search_options *keep = c->o;
-    c->o = &lo;
-    int rc = plan_time(c, p, seconds, e);
-    c->o = keep;
-    return rc;
-}
-
 static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
 {
     const search_options *o = c->o;
@@ -506,10 +343,8 @@ static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
                                     : (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2) | (1u << DECOMP_CP);
     if (cd->method != DECOMP_SVD && !(conv & (1u << cd->method)))
         return 0;
-    if (o->objective == SEARCH_OBJ_LATENCY) {
-        int f = lat_fig(c);
-        return t->timed && cd->lat_ok[f] && cd->time[f] * LAT_MARGIN < t->time0[f];
-    }
+    if (o->objective == SEARCH_OBJ_LATENCY)
+        return search_lat_allowed(c, t, cd);
     return obj_cost(c, o->objective, cd->params, cd->macs) <
            obj_cost(c, o->objective, t->params0, t->macs0) - 1e-15;
 }
@@ -680,7 +515,7 @@ static double est_drop(const search_ctx *c, const layer_tab *t, int j, int full)
 static int next_up(const search_ctx *c, const layer_tab *t, int j, int grid)
 {
     for (int k = j + 1; k < t->n && t->c[k].method == t->c[j].method; ++k)
-        if ((!grid || cand_grid(c, &t->c[k])) && cand_allowed(c, t, &t->c[k]))
+        if ((!grid || search_lat_grid(c, &t->c[k])) && cand_allowed(c, t, &t->c[k]))
             return k;
     return -1;
 }
@@ -691,12 +526,7 @@ static double obj_scale(const search_ctx *c)
     switch (c->o->objective) {
     case SEARCH_OBJ_PARAMS: return (double)c->P0;
     case SEARCH_OBJ_MACS: return (double)c->M0;
-    case SEARCH_OBJ_LATENCY: {
-        double s = 0;
-        for (int i = 0; i < c->n_layers; ++i)
-            s += c->L[i].time0[lat_fig(c)];
-        return s;
-    }
+    case SEARCH_OBJ_LATENCY: return search_lat_cost(c, NULL, -1);
     default: return 1.0;
     }
 }
@@ -705,8 +535,8 @@ static double obj_scale(const search_ctx *c)
 static double layer_cost(const search_ctx *c, const layer_tab *t, int j)
 {
     int64_t params = j < 0 ? t->params0 : t->c[j].params, macs = j < 0 ? t->macs0 : t->c[j].macs;
-    double cost = !is_lat(c) ? obj_cost(c, c->o->objective, params, macs)
-                             : j < 0 ? t->time0[lat_fig(c)] : t->c[j].time[lat_fig(c)];
+    double cost = c->o->objective != SEARCH_OBJ_LATENCY ? obj_cost(c, c->o->objective, params, macs)
+                                                        : search_lat_cost(c, t, j);
     if (c->lambda > 0)
         cost += c->lambda * obj_scale(c) * (double)macs / (double)c->M0;
     return cost;
@@ -826,7 +656,7 @@ static int per_layer_search(search_ctx *c, int bisect, choice *ch, rs_err *e)
     for (int i = 0; i < c->n_layers; ++i) {
         layer_tab *t = &c->L[i];
         ch[i].idx = -1;
-        if (!layer_selected(c->o->layers, t->name))
+        if (!search_layer_selected(c->o->layers, t->name))
             continue;
         double best_cost = layer_cost(c, t, -1);
         for (int j0 = 0; j0 < t->n;) {
@@ -862,15 +692,15 @@ static int measure_tables(search_ctx *c, rs_err *e)
 {
     int total = 0, done = 0;
     for (int i = 0; i < c->n_layers; ++i)
-        if (layer_selected(c->o->layers, c->L[i].name))
+        if (search_layer_selected(c->o->layers, c->L[i].name))
             for (int j = 0; j < c->L[i].n; ++j)
-                total += cand_grid(c, &c->L[i].c[j]) && cand_allowed(c, &c->L[i], &c->L[i].c[j]);
+                total += search_lat_grid(c, &c->L[i].c[j]) && cand_allowed(c, &c->L[i], &c->L[i].c[j]);
     for (int i = 0; i < c->n_layers; ++i) {
         layer_tab *t = &c->L[i];
-        if (!layer_selected(c->o->layers, t->name))
+        if (!search_layer_selected(c->o->layers, t->name))
             continue;
         for (int j = 0; j < t->n; ++j) {
-            if (!cand_grid(c, &t->c[j]) || !cand_allowed(c, t, &t->c[j]))
+            if (!search_lat_grid(c, &t->c[j]) || !cand_allowed(c, t, &t->c[j]))
                 continue;
             double acc;
             int rc = probe(c, t, &t->c[j], 0, &acc, e);
@@ -922,7 +752,7 @@ static int knapsack(search_ctx *c, cost_fn cost_of, int dmax, double budget, cho
         const layer_tab *t = &c->L[i];
         double *prev = f + (size_t)i * D, *cur = f + (size_t)(i + 1) * D;
         int *pk = pick + (size_t)(i + 1) * D;
-        int sel = layer_selected(c->o->layers, t->name);
+        int sel = search_layer_selected(c->o->layers, t->name);
         double none = cost_of(c, t, -1);
         for (int d = 0; d < D; ++d) {
             cur[d] = prev[d] + none;
@@ -931,7 +761,7 @@ static int knapsack(search_ctx *c, cost_fn cost_of, int dmax, double budget, cho
         if (!sel)
             continue;
         for (int j = 0; j < t->n; ++j) {
-            if (!cand_grid(c, &t->c[j]) || !cand_allowed(c, t, &t->c[j]))
+            if (!search_lat_grid(c, &t->c[j]) || !cand_allowed(c, t, &t->c[j]))
                 continue;
             int du = (int)ceil(est_drop(c, t, j, 0) * DROP_UNITS - 1e-9);
             if (du < 0)
@@ -990,7 +820,7 @@ static int max_drop_units(const search_ctx *c)
     for (int i = 0; i < c->n_layers; ++i) {
         double w = 0.0;
         for (int j = 0; j < c->L[i].n; ++j)
-            if (cand_grid(c, &c->L[i].c[j])) {
+            if (search_lat_grid(c, &c->L[i].c[j])) {
                 double d = est_drop(c, &c->L[i], j, 0);
                 if (d > w)
                     w = d;
@@ -1144,7 +974,7 @@ static int evbmf_plan(search_ctx *c, rs_plan *p, rs_err *e)
                                        : (1u << DECOMP_SPATIAL_SVD) | (1u << DECOMP_TUCKER2) | (1u << DECOMP_CP);
     for (int i = 0; i < c->n_layers; ++i) {
         layer_tab *t = &c->L[i];
-        if (!layer_selected(c->o->layers, t->name))
+        if (!search_layer_selected(c->o->layers, t->name))
             continue;
         double before = layer_cost(c, t, -1), best = before;
         decomp_method bm = DECOMP_NONE;
@@ -1213,7 +1043,7 @@ int search_ctx_run(search_ctx *c, const search_options *o, search_result *out, r
     if (o->objective == SEARCH_OBJ_LATENCY && o->strategy != SEARCH_GLOBAL)
         return rs_fail(e, "search: objective latency needs the global strategy (got %s)",
                        search_strategy_name(o->strategy));
-    int trc = ensure_times(c, e);
+    int trc = search_lat_ensure(c, e);
     if (trc != 0)
         return trc;
     rs_plan *empty = plan_alloc();
@@ -1292,7 +1122,7 @@ static int prepare_tables(search_ctx *c, const search_options *o, search_result 
     c->res = scratch;
     c->t0 = rs_now();
     c->lambda = 0.0;
-    int rc = ensure_times(c, e);
+    int rc = search_lat_ensure(c, e);
     if (rc == 0)
         rc = ensure_sub_base(c, sub_images(c, o), e);
     if (rc == 0)

@@ -8,9 +8,9 @@ cd "$(dirname "$0")/../.."
 name=${1:?usage: tools/zoo/train.sh resnet20|vgg|mobilenet [RANKSCOPE_BIN]}
 rs=${2:-build/rankscope}
 : "${RANKSCOPE_DATA:?set RANKSCOPE_DATA to the CIFAR-10 binary directory}"
-ckpt=assets/zoo/train/$name.ckpt
+ckpt=tools/zoo/checkpoints/$name.ckpt
 out=assets/zoo/$name.onnx
-mkdir -p assets/zoo/train
+mkdir -p tools/zoo/checkpoints
 case $name in
 resnet20) args=(--arch resnet20 --seed 1 --epochs 120 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.02 --batch 128 --threads 2) ;;
 vgg) args=(--arch vgg --seed 1 --epochs 70 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.03 --batch 128 --threads 1) ;;

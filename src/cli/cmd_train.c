@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "  BatchNormalization trains for real: batch statistics, running mean/variance\n"
             "  (momentum 0.1), learned scale and shift; OUT keeps it (evaluation folds it).\n"
             "  After every epoch a checkpoint (weights, statistics, optimizer and generator\n"
-            "  state, options) is written atomically to --checkpoint (default OUT.ckpt);\n"
+            "  state, options) is written atomically to --checkpoint (default OUT.ckpt, or the --resume file);\n"
             "  --resume continues from one bit-identically (options come from the checkpoint).\n"
             "  -o equal to MODEL is refused unless --force (the input is never overwritten).\n"
             "  Defaults: --epochs 30 --seed 1 --batch 128 --lr 0.05 --wd 5e-4 --schedule onecycle\n"
@@ -238,7 +238,8 @@ int cmd_train(int argc, char **argv)
         return prc > 0 ? CLI_OK : CLI_USAGE;
     char ckpt_default[4096];
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", a.out);
-    const char *ckpt = a.no_ckpt ? NULL : a.ckpt ? a.ckpt : ckpt_default;
+    /* a resumed run keeps writing the checkpoint it came from */
+    const char *ckpt = a.no_ckpt ? NULL : a.ckpt ? a.ckpt : a.resume ? a.resume : ckpt_default;
     /* the checkpoint may continue in the file --resume read (that is what resuming means) */
     /* --force lets -o replace the input model, never the checkpoint being resumed */
     if (cli_check_output(a.out, a.model, a.force) != 0 ||

@@ -360,6 +360,32 @@ static void test_conv_pool_gemm(void)
     model_free(m);
 }
 
+/* "Same" convolutions (ow == iw, unit strides) take the block-copy im2col/col2im path: a dilated
+ * 3×3 and one with asymmetric pads (top 0, left 2, bottom 2, right 0), on an input small enough
+ * (1 image × 40 values) that every input gradient is checked, edge pixels included. */
+static void test_same_conv_taps(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 2, 4, 5);
+    int w1 = mk_const(m, "d.w", 4, 3, 2, 3, 3, 0.4f), b1 = mk_const(m, "d.b", 1, 3, 0, 0, 0, 0.2f);
+    int k1 = mk_node(m, "dil", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    for (int i = 0; i < 4; ++i)
+        m->nodes[k1].pads[i] = 2;
+    m->nodes[k1].dilations[0] = m->nodes[k1].dilations[1] = 2;
+    int w2 = mk_const(m, "a.w", 4, 2, 3, 3, 3, 0.4f);
+    int k2 = mk_node(m, "asym", RS_OP_CONV, (int[]){out_of(m, k1), w2}, 2);
+    m->nodes[k2].pads[0] = 0, m->nodes[k2].pads[1] = 2, m->nodes[k2].pads[2] = 2, m->nodes[k2].pads[3] = 0;
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, k2)}, 1);
+    long feat = features_of(m, f);
+    CHECK(feat == 2 * 4 * 5, "same convolutions keep the 4x5 plane (%ld features)", feat);
+    int gw = mk_const(m, "fc.w", 2, 3, feat, 0, 0, 0.3f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw}, 2);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+    check_model_grads("same convs (dilated, asymmetric pads): block im2col/col2im", m, 1, 1, NULL);
+    model_free(m);
+}
+
 /* grouped conv, depthwise kh×1 then 1×kw (the spatial factors), flatten -> MatMul + Add */
 static void test_grouped_depthwise_matmul(void)
 {
@@ -740,6 +766,7 @@ int main(void)
 {
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
+    test_same_conv_taps();
     test_dag_and_distill();
     test_chunked_conv();
     test_pool_ties();

@@ -6,8 +6,10 @@
 
 #include "cli.h"
 #include "cli_run.h"
+#include "rankscope/export.h"
 #include "rankscope/onnx.h"
 #include "rankscope/pipeline.h"
+#include "rankscope/quant.h"
 
 static void compress_usage(FILE *f)
 {
@@ -16,7 +18,8 @@ static void compress_usage(FILE *f)
             "                          [--objective params|macs|both] [--finetune N] [--distill]\n"
             "                          [--factors-only] [--lr X] [--rounds K] [--time-limit MIN]\n"
             "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
-            "                          [--min-macs-ratio R] [--margin-z Z] [--force] [--verbose] [--json]\n"
+            "                          [--min-macs-ratio R] [--margin-z Z] [--int8 [--int8-epochs N]]\n"
+            "                          [--train-images N] [--val-images N] [--force] [--verbose] [--json]\n"
             "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
             "  stays within the tolerance on the validation split → report on the test set, with\n"
             "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
@@ -30,7 +33,15 @@ static void compress_usage(FILE *f)
             "  A fine-tuned net is kept only if its validation drop + Z·SE <= tolerance, where SE is\n"
             "  the paired standard error of the accuracy difference of the two nets on the validation\n"
             "  images (from their disagreements): with several candidates judged on the same 5,000\n"
-            "  images the lucky ones would otherwise win. --margin-z Z (default 1.0, 0 = none).\n");
+            "  images the lucky ones would otherwise win. --margin-z Z (default 1.0, 0 = none).\n"
+            "  --int8: then quantize the winner's weights to int8 as `export --format c --int8` does\n"
+            "  (per output channel), after balancing the two factors of each product, and fine-tune\n"
+            "  with quantization in the loop for --int8-epochs N (default: --finetune's N, else 2;\n"
+            "  0 = post-training only; the best validated epoch is kept). OUT.onnx then holds the\n"
+            "  int8 weights (exporting it with --int8 gives the same weights) and the test accuracy\n"
+            "  reported is the int8 one, the accuracy the C export has.\n"
+            "  --train-images N / --val-images N: use only the first N images of the training /\n"
+            "  validation split (quick runs; the figures are noisier).\n");
 }
 
 typedef struct compress_cmd {
@@ -39,11 +50,16 @@ typedef struct compress_cmd {
     long epochs;
     double minutes;
     int json;
+    int int8;
+    long int8_epochs; /* -1: --finetune's, else 2 */
+    long train_images, val_images; /* 0: the whole split */
+    int n_val;                     /* validation images used */
     int64_t p0, m0;
 } compress_cmd;
 
 enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
-       O_PLAN_OUT = 'P', O_MARGIN = 'z' };
+       O_PLAN_OUT = 'P', O_MARGIN = 'z', O_INT8 = '8', O_INT8_EPOCHS = 'q', O_TRAIN_IMAGES = 't',
+       O_VAL_IMAGES = 'v' };
 
 static const cli_opt compress_opts[] = {
     {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
@@ -53,6 +69,8 @@ static const cli_opt compress_opts[] = {
     {"time-limit", 1, O_TIME, 0},          {"methods", 1, CLI_SO_METHODS, 0},
     {"plan-out", 1, O_PLAN_OUT, 0},        {"sens-images", 1, CLI_SO_SENS, 0},
     {"min-macs-ratio", 1, CLI_SO_MACS_RATIO, 0}, {"margin-z", 1, O_MARGIN, 0},
+    {"int8", 0, O_INT8, 0},                {"int8-epochs", 1, O_INT8_EPOCHS, 0},
+    {"train-images", 1, O_TRAIN_IMAGES, 0}, {"val-images", 1, O_VAL_IMAGES, 0},
     {0, 0, 0, 0}};
 
 static int compress_option(void *cmd, int key, const char *arg)
@@ -80,6 +98,11 @@ static int compress_option(void *cmd, int key, const char *arg)
     case O_TIME: return cli_parse_double("--time-limit", arg, 0.1, 10000, &c->minutes) ? CLI_USAGE : 0;
     case O_PLAN_OUT: c->plan_out = arg; return 0;
     case O_MARGIN: return cli_parse_double("--margin-z", arg, 0, 10, &c->po.margin_z) ? CLI_USAGE : 0;
+    case O_INT8: c->int8 = 1; return 0;
+    case O_INT8_EPOCHS: return cli_parse_int("--int8-epochs", arg, 0, 1000, &c->int8_epochs) ? CLI_USAGE : 0;
+    case O_TRAIN_IMAGES:
+        return cli_parse_int("--train-images", arg, 1, CIFAR10_TRAIN_SPLIT, &c->train_images) ? CLI_USAGE : 0;
+    case O_VAL_IMAGES: return cli_parse_int("--val-images", arg, 1, 1000000, &c->val_images) ? CLI_USAGE : 0;
     }
     return CLI_USAGE;
 }
@@ -131,7 +154,24 @@ typedef struct compress_report {
     double test_base, test_acc, lat0, lat1, total;
     int test_images, fell_back;
     const char *out;
+    /* --int8: test_acc is the int8 model's (the saved one) */
+    int int8, int8_epochs;
+    quant_report q;
+    double test_float;         /* the float winner before quantization */
+    int64_t bytes0;            /* C export of the original, fp32 weights */
 } compress_report;
+
+static void print_json_int8(const compress_report *rp)
+{
+    const quant_report *q = &rp->q;
+    printf(", \"int8\": {\"epochs\": %d, \"kept_epoch\": %d, \"pairs_balanced\": %d, \"qerr_before\": %.6g, "
+           "\"qerr_after\": %.6g, \"val_float\": %.6f, \"val_ptq\": %.6f, \"val_int8\": %.6f, "
+           "\"test_acc_float\": %.6f, \"test_acc_int8\": %.6f, \"weight_bytes_fp32_original\": %lld, "
+           "\"weight_bytes_fp32\": %lld, \"weight_bytes_int8\": %lld}",
+           rp->int8_epochs, q->ft.kept_epoch, q->balance.pairs, q->balance.qerr_before, q->balance.qerr_after,
+           q->val_float, q->val_ptq, q->val_int8, rp->test_float, rp->test_acc, (long long)rp->bytes0,
+           (long long)q->bytes_float, (long long)q->bytes_int8);
+}
 
 static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
@@ -139,10 +179,10 @@ static void print_json(const compress_cmd *c, const pipe_compress_result *r, con
     printf("{\"objective\": \"%s\", \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
            "\"finetune_epochs\": %ld, \"distill\": %s, "
            "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
-           "\"plan\": ",
+           "\"val_images\": %d, \"plan\": ",
            search_objective_name(so->objective), so->min_macs_ratio, c->po.margin_z, r->tol_points, c->epochs,
            c->po.finetune.distill ? "true" : "false", rp->total, r->search.seconds, r->search.trials,
-           r->search.evaluations);
+           r->search.evaluations, c->n_val);
     cli_json_plan(stdout, r->plan);
     printf(", ");
     cli_json_cost(stdout, &rp->pc);
@@ -160,9 +200,27 @@ static void print_json(const compress_cmd *c, const pipe_compress_result *r, con
         cli_json_string(stdout, lg->plan);
         printf("}");
     }
-    printf("], \"output\": ");
+    printf("]");
+    if (rp->int8)
+        print_json_int8(rp);
+    printf(", \"output\": ");
     cli_json_string(stdout, rp->out);
     printf("}\n");
+}
+
+static void print_text_int8(const compress_report *rp)
+{
+    const quant_report *q = &rp->q;
+    char b0[32], b1[32], b2[32];
+    printf("int8: %d factor pairs balanced (product quantization error %.3g → %.3g); validation %.2f%% float → "
+           "%.2f%% int8 before fine-tuning → %.2f%% after %d epochs with quantization in the loop (kept epoch %d)\n",
+           q->balance.pairs, q->balance.qerr_before, q->balance.qerr_after, 100 * q->val_float, 100 * q->val_ptq,
+           100 * q->val_int8, rp->int8_epochs, q->ft.kept_epoch);
+    printf("test accuracy float %6.2f%%, int8 %6.2f%% (the C export's weights: export --format c --int8)\n",
+           100 * rp->test_float, 100 * rp->test_acc);
+    printf("weight bytes (C export) %s fp32 → %s fp32 factorized → %s int8 (%.2f× fewer)\n",
+           cli_human(rp->bytes0, b0, sizeof b0), cli_human(rp->q.bytes_float, b1, sizeof b1),
+           cli_human(rp->q.bytes_int8, b2, sizeof b2), cli_ratio(rp->bytes0, rp->q.bytes_int8));
 }
 
 static void print_text(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
@@ -183,48 +241,106 @@ static void print_text(const compress_cmd *c, const pipe_compress_result *r, con
     printf("plan:\n");
     cli_print_plan(stdout, r->plan);
     cli_print_cost(stdout, &rp->pc);
-    printf("validation accuracy %6.2f%% → %6.2f%% (%+.2f pt)\n", 100 * r->base_val, 100 * r->best_val,
-           100 * (r->best_val - r->base_val));
-    printf("test accuracy       %6.2f%% → %6.2f%% (%+.2f pt)%s\n", 100 * rp->test_base, 100 * rp->test_acc,
-           100 * (rp->test_acc - rp->test_base), rp->fell_back ? "  [test = shipped sample]" : "");
+    printf("validation accuracy %6.2f%% → %6.2f%% (%+.2f pt)%s\n", 100 * r->base_val, 100 * r->best_val,
+           100 * (r->best_val - r->base_val), rp->int8 ? "  [float]" : "");
+    if (rp->int8)
+        print_text_int8(rp);
+    printf("test accuracy       %6.2f%% → %6.2f%% (%+.2f pt)%s%s\n", 100 * rp->test_base, 100 * rp->test_acc,
+           100 * (rp->test_acc - rp->test_base), rp->int8 ? "  [int8]" : "",
+           rp->fell_back ? "  [test = shipped sample]" : "");
     printf("latency (batch 1, 1 thread) %.1f µs → %.1f µs (%.2f×%s)\n", 1e6 * rp->lat0, 1e6 * rp->lat1,
            rp->lat1 > 0 ? rp->lat0 / rp->lat1 : 0.0, rp->lat1 > rp->lat0 ? ", SLOWER despite fewer MACs" : "");
     printf("saved %s%s%s\n", rp->out, c->plan_out ? " and " : "", c->plan_out ? c->plan_out : "");
 }
 
-/* The winner on the test set, saved, timed and reported. */
-static int finish(const compress_cmd *c, const cli_args *a, const rs_model *m, const pipe_compress_result *r,
-                  const cifar10_set *test, int fell_back, double t_start)
+/* Test accuracy of the int8 model, checked against the model the C export computes with
+ * (export_c_dequantize of it): they must agree exactly, or the figure would not be the export's. */
+static int int8_test_acc(const rs_model *q, const cifar10_set *test, int threads, double *acc)
 {
     rs_err e = {{0}};
-    compress_report rp;
-    memset(&rp, 0, sizeof rp);
-    rp.out = a->out;
-    rp.test_images = test->n;
-    rp.fell_back = fell_back;
-    int threads = c->po.search.nthreads;
-    if (cli_eval_acc(m, test, threads, &rp.test_base) != 0 || cli_eval_acc(r->model, test, threads, &rp.test_acc) != 0)
+    double acc_c = -1;
+    rs_model *dq = export_c_dequantize(q, &e);
+    if (!dq) {
+        cli_error("compress --int8: %s", e.msg);
         return -1;
-    if (plan_cost_of(m, r->plan, &rp.pc, &e) != 0 || onnx_save(r->model, a->out, &e) != 0) {
+    }
+    int rc = cli_eval_acc(q, test, threads, acc) || cli_eval_acc(dq, test, threads, &acc_c) ? -1 : 0;
+    model_free(dq);
+    if (rc == 0 && *acc != acc_c) {
+        cli_error("compress --int8: the int8 model scores %.4f%% but its C-export weights %.4f%% (internal error)",
+                  100 * *acc, 100 * acc_c);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* The winner (or, with --int8, its int8 model q) on the test set, saved, timed and reported. */
+static int finish(const compress_cmd *c, const cli_args *a, const rs_model *m, const pipe_compress_result *r,
+                  const rs_model *q, compress_report *rp, const cifar10_set *test, int fell_back)
+{
+    rs_err e = {{0}};
+    const rs_model *out = q ? q : r->model;
+    rp->out = a->out;
+    rp->test_images = test->n;
+    rp->fell_back = fell_back;
+    int threads = c->po.search.nthreads;
+    if (cli_eval_acc(m, test, threads, &rp->test_base) != 0 || cli_eval_acc(r->model, test, threads, &rp->test_float) != 0)
+        return -1;
+    rp->test_acc = rp->test_float;
+    if (q && (int8_test_acc(q, test, threads, &rp->test_acc) != 0 || quant_weight_bytes(m, 0, &rp->bytes0, &e) != 0)) {
+        if (e.msg[0])
+            cli_error("%s", e.msg);
+        return -1;
+    }
+    if (plan_cost_of(m, r->plan, &rp->pc, &e) != 0 || onnx_save(out, a->out, &e) != 0) {
         cli_error("%s", e.msg);
         return -1;
     }
     if (cli_save_plan(r->plan, c->plan_out) != 0)
         return -1;
-    rp.lat0 = pipe_latency_b1(m);
-    rp.lat1 = pipe_latency_b1(r->model);
-    rp.total = rs_now() - t_start;
+    rp->lat0 = pipe_latency_b1(m);
+    rp->lat1 = pipe_latency_b1(out);
+    rp->total = rs_now() - c->po.started;
     if (a->json)
-        print_json(c, r, &rp);
+        print_json(c, r, rp);
     else
-        print_text(c, r, &rp);
+        print_text(c, r, rp);
     return 0;
+}
+
+/* --int8: the winner quantized (balanced factors, quantization-aware fine-tuning). */
+static int quantize(compress_cmd *c, const rs_model *winner, const cifar10_set *train, const cifar10_set *val,
+                    rs_model **q, compress_report *rp)
+{
+    rs_err e = {{0}};
+    quant_options qo;
+    quant_default_options(&qo);
+    qo.finetune = c->po.finetune;
+    rp->int8 = 1;
+    rp->int8_epochs = (int)(c->int8_epochs >= 0 ? c->int8_epochs : c->epochs > 0 ? c->epochs : 2);
+    qo.finetune.train.epochs = rp->int8_epochs;
+    train_data td, vd;
+    finetune_data_of(val, &vd);
+    if (train)
+        finetune_data_of(train, &td);
+    if (!c->json)
+        fprintf(stderr, "compress: int8: balancing factor pairs, %d epochs with quantization in the loop...\n",
+                rp->int8_epochs);
+    int rc = quant_compress(winner, train ? &td : NULL, &vd, &qo, q, &rp->q, &e);
+    cli_progress_end();
+    if (rc != 0)
+        cli_error("compress --int8: %s", rc == RS_CANCELLED ? "interrupted" : e.msg);
+    return rc;
 }
 
 static int check_args(const compress_cmd *c, const cli_args *a)
 {
     if (!a->out) {
         cli_error("compress: -o OUT.onnx is required");
+        return CLI_USAGE;
+    }
+    if (c->int8_epochs >= 0 && !c->int8) {
+        cli_error("compress: --int8-epochs needs --int8");
         return CLI_USAGE;
     }
     const char *in = a->model ? a->model : cli_default_model();
@@ -239,12 +355,29 @@ static int check_args(const compress_cmd *c, const cli_args *a)
     return 0;
 }
 
+/* The splits compress needs (train only when something trains), cut to --train/val-images. */
+static int load_sets(compress_cmd *c, const cli_args *a, cifar10_set **train, cifar10_set **val,
+                     cifar10_set **test, int *fell_back)
+{
+    int trains = c->epochs > 0 || (c->int8 && c->int8_epochs != 0);
+    if (!(*val = cli_load_split(a->data, "val", NULL)) || !(*test = cli_load_split(a->data, "test", fell_back)) ||
+        (trains && !(*train = cli_load_split(a->data, "train", NULL))))
+        return -1;
+    /* views of the first images: the pixels stay owned by the set */
+    if (c->val_images > 0 && c->val_images < (*val)->n)
+        (*val)->n = (int)c->val_images;
+    if (*train && c->train_images > 0 && c->train_images < (*train)->n)
+        (*train)->n = (int)c->train_images;
+    c->n_val = (*val)->n;
+    return 0;
+}
+
 int cmd_compress(int argc, char **argv)
 {
     static const cli_spec spec = {"compress", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_FORCE |
                                                   CLI_A_VERBOSE | CLI_A_JSON,
                                   compress_opts, compress_option, compress_usage, 1};
-    compress_cmd c = {.minutes = 25};
+    compress_cmd c = {.minutes = 25, .int8_epochs = -1};
     pipe_compress_default_options(&c.po); /* embedded defaults: see compress_usage */
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &c, &a);
@@ -262,29 +395,30 @@ int cmd_compress(int argc, char **argv)
     c.po.on_stage = on_stage;
     c.po.user = &c;
     c.po.started = rs_now();
-    rs_model *m = cli_load_model(a.model);
+    rs_model *m = cli_load_model(a.model), *q = NULL;
     cifar10_set *train = NULL, *val = NULL, *test = NULL;
     pipe_compress_result *r = calloc(1, sizeof *r);
+    compress_report rp;
+    memset(&rp, 0, sizeof rp);
     int rcode = CLI_FAIL, fell_back = 0;
     rs_err e = {{0}};
-    if (!m || !r)
+    if (!m || !r || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0)
         goto done;
     model_totals(m, &c.p0, &c.m0);
-    if (!(val = cli_load_split(a.data, "val", NULL)) || !(test = cli_load_split(a.data, "test", &fell_back)) ||
-        (c.epochs > 0 && !(train = cli_load_split(a.data, "train", NULL))))
-        goto done;
     cli_catch_sigint();
     rc = pipe_compress_run(m, train, val, &c.po, r, &e);
     cli_progress_end();
     if (rc != 0)
         cli_error("%s", e.msg);
-    else if (finish(&c, &a, m, r, test, fell_back, c.po.started) == 0)
+    else if ((!c.int8 || quantize(&c, r->model, train, val, &q, &rp) == 0) &&
+             finish(&c, &a, m, r, q, &rp, test, fell_back) == 0)
         rcode = CLI_OK;
 done:
     cli_progress_end();
     pipe_compress_result_free(r);
     free(r);
     model_free(m);
+    model_free(q);
     cifar10_free(train);
     cifar10_free(val);
     cifar10_free(test);

@@ -1,0 +1,118 @@
+#!/bin/bash
+# compress.sh — `rankscope compress` end to end on the shipped net with small splits (a few
+# hundred images, one epoch), its figures checked against independent evaluations:
+#   --int8: the test accuracy it reports for the saved int8 model equals `rankscope eval` of the
+#   file, and the C export of that file (export --format c --int8), compiled with the system
+#   compiler and run by a driver that reads the CIFAR-10 test batch itself, classifies within
+#   two near-ties of it; the weight bytes equal the exporter's; the file's weights are already
+#   int8 (exporting them with --int8 changes no prediction).
+# Needs the CIFAR-10 batches (RS_TEST_CIFAR), a C compiler and /usr/bin/python3; skips otherwise.
+set -u
+bin=${RANKSCOPE_BIN:?RANKSCOPE_BIN must name the rankscope binary}
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+dump() { :; }
+data=${RS_TEST_CIFAR:-}
+CC=${CC:-cc}
+if [ -z "$data" ] || [ ! -f "$data/data_batch_1.bin" ]; then
+    echo "1..0 # SKIP no CIFAR-10 training batches (RS_TEST_CIFAR)"
+    exit 0
+fi
+if ! command -v "$CC" >/dev/null 2>&1 || ! $RS_PY -c 'import json' 2>/dev/null; then
+    echo "1..0 # SKIP needs a C compiler and $RS_PY"
+    exit 0
+fi
+model=$(shipped_model "$here/..")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs_compress.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+small=(--train-images 500 --val-images 500 --data "$data")
+jget() { $RS_PY -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    d = d[k]
+print(d)' "$@"; }
+
+# A driver for the generated C: reads CIFAR-10 records (label byte + 3072 pixel bytes),
+# normalises as the product does (x / 127.5 - 1), prints "correct images".
+cat >"$tmp/acc.c" <<'EOF'
+#include <stdio.h>
+#include "model.h"
+int main(int argc, char **argv)
+{
+    static unsigned char rec[3073];
+    static float in[MODEL_INPUT_FLOATS], scratch[MODEL_SCRATCH_FLOATS + 1], out[MODEL_OUTPUT_FLOATS];
+    long correct = 0, n = 0;
+    FILE *f = argc == 2 ? fopen(argv[1], "rb") : NULL;
+    if (!f || MODEL_INPUT_FLOATS != 3072)
+        return 2;
+    while (fread(rec, 1, sizeof rec, f) == sizeof rec) {
+        int i, best = 0;
+        for (i = 0; i < 3072; ++i)
+            in[i] = (float)rec[1 + i] / 127.5f - 1.0f;
+        model_forward(in, out, scratch);
+        for (i = 1; i < MODEL_OUTPUT_FLOATS; ++i)
+            if (out[i] > out[best])
+                best = i;
+        correct += best == rec[0];
+        ++n;
+    }
+    printf("%ld %ld\n", correct, n);
+    return fclose(f) != 0;
+}
+EOF
+
+# ---- --int8 ------------------------------------------------------------------------------------
+run_q() {
+    "$bin" compress "$model" --tolerance 1 "${small[@]}" --int8 --int8-epochs 1 -o "$tmp/q.onnx" --json \
+        >"$tmp/q.json" && [ -s "$tmp/q.onnx" ] && jget "$tmp/q.json" plan
+}
+point "compress --int8 --int8-epochs 1 on 500/500 images writes the int8 model" run_q
+int8_acc=$(jget "$tmp/q.json" int8.test_acc_int8 2>/dev/null)
+check "the JSON's test_acc is the int8 one ($int8_acc)" \
+    '[ -n "$int8_acc" ] && [ "$(jget "$tmp/q.json" test_acc)" = "$int8_acc" ]'
+"$bin" eval "$tmp/q.onnx" --data "$data" --json >"$tmp/eval.json" 2>/dev/null
+check "rankscope eval of the saved file gives the reported int8 test accuracy exactly" \
+    "$RS_PY -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) < 1e-9 else 1)' \
+        \"\$(jget $tmp/eval.json accuracy)\" \"$int8_acc\""
+
+c_export_acc() {
+    "$bin" export "$tmp/q.onnx" --int8 --format c -o "$tmp/qc" --split sample --json >"$tmp/export.json" &&
+        $CC -std=c99 -O2 -I"$tmp/qc" "$tmp/qc/model.c" "$tmp/acc.c" -o "$tmp/acc" &&
+        "$tmp/acc" "$data/test_batch.bin" >"$tmp/acc.txt" &&
+        $RS_PY - "$tmp/acc.txt" "$int8_acc" <<'PY'
+import sys
+correct, n = map(int, open(sys.argv[1]).read().split())
+acc, reported = correct / n, float(sys.argv[2])
+print(f"compiled int8 C: {100 * acc:.2f} % on {n} test images, compress reported {100 * reported:.2f} %")
+sys.exit(0 if n == 10000 and abs(acc - reported) <= 2.0 / n else 1)
+PY
+}
+point "the compiled int8 C export classifies the test set as compress reported (within 2 near-ties)" c_export_acc
+
+bytes_match() {
+    $RS_PY - "$tmp/q.json" "$tmp/export.json" <<'PY'
+import json, sys
+q, x = (json.load(open(f)) for f in sys.argv[1:])
+got, want = q["int8"]["weight_bytes_int8"], x["flash_bytes"]
+print(f"int8 weight bytes {got} (export: {want}), fp32 original {q['int8']['weight_bytes_fp32_original']}")
+sys.exit(0 if got == want and q["int8"]["weight_bytes_fp32_original"] > 3 * got else 1)
+PY
+}
+point "int8 weight bytes equal the C export's, under a third of the original fp32" bytes_match
+on_grid() {
+    $RS_PY - "$tmp/export.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["accuracy"]
+print(f"sample: fp32 {a['fp32']:.4f}, int8 {a['int8']:.4f}")
+sys.exit(0 if a["fp32"] == a["int8"] else 1)
+PY
+}
+point "the saved weights are already int8: export --int8 changes no accuracy on the sample" on_grid
+check "int8 test accuracy within 1.5 pt of the float compressed net's" \
+    "$RS_PY -c 'import json,sys; d=json.load(open(sys.argv[1]))[\"int8\"]; sys.exit(0 if d[\"test_acc_float\"] - d[\"test_acc_int8\"] <= 0.015 else 1)' $tmp/q.json"
+
+out=$("$bin" compress "$model" --int8-epochs 1 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--int8-epochs without --int8: exit 2 naming it" '[ $rc -eq 2 ] && [[ $out == *"--int8-epochs needs --int8"* ]]'
+out=$("$bin" compress "$model" --int8 --train-images 0 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--train-images 0: exit 2 naming it" '[ $rc -eq 2 ] && [[ $out == *"--train-images"* ]]'
+tap_done

@@ -6,6 +6,8 @@
 #   compiler and run by a driver that reads the CIFAR-10 test batch itself, classifies within
 #   two near-ties of it; the weight bytes equal the exporter's; the file's weights are already
 #   int8 (exporting them with --int8 changes no prediction).
+#   --objective latency: the measured speed-up it reports, and its "faster" claim, agree with the
+#   timings it reports (test_latency.c checks the verdicts themselves).
 # Needs the CIFAR-10 batches (RS_TEST_CIFAR), a C compiler and /usr/bin/python3; skips otherwise.
 set -u
 bin=${RANKSCOPE_BIN:?RANKSCOPE_BIN must name the rankscope binary}
@@ -110,6 +112,33 @@ PY
 point "the saved weights are already int8: export --int8 changes no accuracy on the sample" on_grid
 check "int8 test accuracy within 1.5 pt of the float compressed net's" \
     "$RS_PY -c 'import json,sys; d=json.load(open(sys.argv[1]))[\"int8\"]; sys.exit(0 if d[\"test_acc_float\"] - d[\"test_acc_int8\"] <= 0.015 else 1)' $tmp/q.json"
+
+# ---- --objective latency -----------------------------------------------------------------------
+run_lat() {
+    XDG_CACHE_HOME=$tmp/cache "$bin" compress "$model" --tolerance 1 --val-images 500 --data "$data" \
+        --objective latency -o "$tmp/l.onnx" --json >"$tmp/l.json" && [ -s "$tmp/l.onnx" ] &&
+        ls "$tmp"/cache/rankscope/latency-*.tsv >/dev/null && jget "$tmp/l.json" speed
+}
+point "compress --objective latency: runs, caches its layer times under XDG_CACHE_HOME" run_lat
+lat_claims() {
+    $RS_PY - "$tmp/l.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["speed"]
+assert d["objective"] == "latency" and s["samples"] == 5, d
+for f in ("b1", "batch"):
+    v, x = s[f + "_verdict"], s[f + "_speedup"]
+    # medians as reported: the speed-up is their ratio, and a verdict never contradicts it
+    assert abs(x - s[f + "_before_s"] / s[f + "_after_s"]) <= 1e-3 * x, (f, s)
+    assert v != "faster" or x >= 1.02, (f, s)
+    assert v != "slower" or x <= 1 / 1.02, (f, s)
+assert s["faster"] == (s["b1_verdict"] == "faster"), s
+print(f"batch 1 {s['b1_speedup']:.2f}x {s['b1_verdict']}, batch {s['batch']} {s['batch_speedup']:.2f}x {s['batch_verdict']}")
+PY
+}
+point "the speed-up and 'faster' claims agree with the medians they report" lat_claims
+out=$("$bin" compress "$model" --objective latency --latency fast -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--latency fast: exit 2 naming the value" '[ $rc -eq 2 ] && [[ $out == *"--latency \"fast\""* ]]'
 
 out=$("$bin" compress "$model" --int8-epochs 1 -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--int8-epochs without --int8: exit 2 naming it" '[ $rc -eq 2 ] && [[ $out == *"--int8-epochs needs --int8"* ]]'

@@ -1,7 +1,8 @@
 /* test_latency.c — the latency cache (per machine key, keyed by layer geometry, atomic save,
  * foreign or broken files ignored) and rank efficiency decided from the recorded times. No
- * assertion depends on how fast anything runs: times are only compared with themselves or with
- * figures the test writes into the cache. */
+ * assertion depends on how fast anything runs: times are only compared with themselves, with
+ * figures the test writes into the cache, or (speed verdicts) between layers 64× apart in work. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "check.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/latency.h"
+#include "rankscope/pipeline.h"
 #include "rankscope/search.h"
 #include "testnet.h"
 
@@ -98,6 +100,41 @@ static void test_search(const rs_model *m)
     search_ctx_free(c);
     lat_free(lt);
     cifar10_free(set);
+}
+
+/* Whole-model speed verdicts: a layer 64× lighter is measured faster (and the reverse slower)
+ * on both figures; a model against itself is never called faster or slower. The cost compress
+ * ranks latency plans by is the time ratio, behind every plan that misses the MAC floor. */
+static void test_speed(const rs_model *lenet)
+{
+    rs_err e = {{0}};
+    rs_model *big = testnet_gemm(1024, 1024, 1, 3), *small = testnet_gemm(1024, 16, 1, 3);
+    lat_options o;
+    lat_default_options(&o);
+    o.reps = 3, o.batch = 8;
+    pipe_speed sp;
+    int rc = pipe_measure_speed(big, small, &o, 5, &sp, &e);
+    CHECK(rc == 0 && sp.samples == 5 && sp.batch == 8 && sp.verdict_b1 == 1 && sp.verdict_batch == 1 &&
+              sp.speedup_b1 > 4 && sp.speedup_batch > 4,
+          "1024→16 vs 1024→1024: measured faster on both figures (%.1f×, %.1f×) (%s)", sp.speedup_b1,
+          sp.speedup_batch, rc ? e.msg : "ok");
+    rc = pipe_measure_speed(small, big, &o, 5, &sp, &e);
+    CHECK(rc == 0 && sp.verdict_b1 == -1 && sp.verdict_batch == -1 && sp.speedup_b1 < 0.25,
+          "the reverse: measured slower (%.2f×)", sp.speedup_b1);
+    rc = pipe_measure_speed(lenet, lenet, &o, 5, &sp, &e);
+    CHECK(rc == 0 && sp.verdict_b1 == 0 && sp.verdict_batch == 0,
+          "a net against itself: %s / %s (%.3f×, %.3f×)", pipe_verdict_name(sp.verdict_b1),
+          pipe_verdict_name(sp.verdict_batch), sp.speedup_b1, sp.speedup_batch);
+    search_options so;
+    search_default_options(&so);
+    so.objective = SEARCH_OBJ_LATENCY;
+    so.min_macs_ratio = 2;
+    double fast = pipe_compress_cost(&so, 900, 400, 1000, 1000, 0.5, 1.0);
+    double floor_missed = pipe_compress_cost(&so, 100, 600, 1000, 1000, 0.1, 1.0);
+    CHECK(fabs(fast - 0.5) < 1e-12 && floor_missed > fast,
+          "latency cost = time ratio (%.3f); missing the MAC floor ranks last (%.3f)", fast, floor_missed);
+    model_free(big);
+    model_free(small);
 }
 
 int main(void)
@@ -201,6 +238,7 @@ int main(void)
     CHECK(rc == 0 && whole.b1 > 0 && whole.batch > 0, "whole model timed");
     lat_free(t);
     test_search(m);
+    test_speed(m);
     model_free(m);
     model_free(m2);
     char cmd[400];

@@ -19,6 +19,7 @@
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
 #include "rankscope/finetune.h"
+#include "rankscope/latency.h"
 #include "rankscope/model.h"
 #include "rankscope/plan.h"
 #include "rankscope/search.h"
@@ -130,15 +131,38 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
                       const pipe_compress_options *o, pipe_compress_result *r, rs_err *e);
 
 /* What compress minimises among accepted plans: the objective normalised by the original's
- * totals, with every plan that misses the MAC floor ranked after every plan that meets it. */
+ * totals (SEARCH_OBJ_LATENCY: seconds / seconds0, the summed measured layer times of
+ * search_ctx_plan_time; unused otherwise), with every plan that misses the MAC floor ranked
+ * after every plan that meets it. */
 double pipe_compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t p0,
-                          int64_t m0);
+                          int64_t m0, double seconds, double seconds0);
 
 /* "conv2 spatial-svd 12; fc1 svd 32" ("(empty)" for an empty plan) into buf. */
 const char *pipe_plan_oneline(const rs_plan *p, char *buf, size_t len);
 
-/* Seconds per image at batch 1 on one thread: the median of 15 timed runs (< 0 on failure). */
-double pipe_latency_b1(const rs_model *m);
+/* ---- measured speed-up -------------------------------------------------------------------------
+ * Two whole models timed by lat_model (latency.h: one thread; batch 1, and per image in batches
+ * of lat_options.batch) `samples` times each, alternately (before, after, before, ...), so a
+ * load change on the machine hits both. For each figure, the speed-up is median(before) /
+ * median(after) and the verdict is +1 (measured faster) only when EVERY sample of `after` is
+ * below EVERY sample of `before` and the speed-up is at least PIPE_FASTER_MIN; -1 (measured
+ * slower) for the mirror case; 0 otherwise (not distinguishable from noise): a plan is never
+ * called faster on overlapping measurements. With 5 samples each, complete separation by chance
+ * alone has probability 1/252 per direction. */
+#define PIPE_SPEED_SAMPLES 5
+#define PIPE_FASTER_MIN 1.02
+
+typedef struct pipe_speed {
+    int samples, batch;
+    lat_point before, after;          /* medians, seconds per image */
+    double speedup_b1, speedup_batch; /* before / after */
+    int verdict_b1, verdict_batch;    /* +1 faster, -1 slower, 0 not distinguishable */
+} pipe_speed;
+
+/* o: timing options (NULL = lat_default_options; the cache is not used). samples < 1: 5. */
+int pipe_measure_speed(const rs_model *before, const rs_model *after, const lat_options *o,
+                       int samples, pipe_speed *out, rs_err *e);
+const char *pipe_verdict_name(int verdict); /* "faster", "slower", "not measurably different" */
 
 /* ---- the incremental evaluator ---------------------------------------------------------------
  * Accuracy of the model with each weighted layer (Conv / Gemm / MatMul in layer-table order,

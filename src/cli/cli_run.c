@@ -2,6 +2,7 @@
 #include "cli_run.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "rankscope/pipeline.h"
@@ -32,6 +33,14 @@ int cli_search_option(search_options *so, int key, const char *arg, int *rc)
             *rc = CLI_USAGE;
         else
             so->sens_images = (int)v;
+        return 0;
+    case CLI_SO_LATENCY: /* which measured figure --objective latency minimises */
+        if (!strcmp(arg, "b1") || !strcmp(arg, "batch"))
+            so->latency_throughput = !strcmp(arg, "batch");
+        else {
+            cli_error("--latency \"%s\": expected b1 (batch 1, one thread) or batch (throughput)", arg);
+            *rc = CLI_USAGE;
+        }
         return 0;
     case CLI_SO_MACS_RATIO:
         *rc = cli_parse_double("--min-macs-ratio", arg, 0, 1000, &so->min_macs_ratio) ? CLI_USAGE : 0;

@@ -15,7 +15,7 @@ typedef struct cli_run {
 /* Options of the search that search and compress share (keys of their cli_opt tables). */
 enum cli_search_key {
     CLI_SO_STRATEGY = 'S', CLI_SO_TOLERANCE = 'T', CLI_SO_RELATIVE = 'R', CLI_SO_OBJECTIVE = 'O',
-    CLI_SO_METHODS = 'M', CLI_SO_SENS = 'n', CLI_SO_MACS_RATIO = 'm'
+    CLI_SO_METHODS = 'M', CLI_SO_SENS = 'n', CLI_SO_MACS_RATIO = 'm', CLI_SO_LATENCY = 'Y'
 };
 /* Parse the option `key` into so: returns 1 when key is not one of them, else 0 with *rc = 0 or
  * CLI_USAGE (after printing the error). */

@@ -12,7 +12,7 @@ static void search_usage(FILE *f)
 {
     fprintf(f,
             "usage: rankscope search [MODEL.onnx] [--strategy naive|bisect|global|evbmf]\n"
-            "                        [--tolerance PTS | --relative D] [--objective params|macs|both]\n"
+            "                        [--tolerance PTS | --relative D] [--objective params|macs|both|latency]\n"
             "                        [--methods spatial-svd,tucker2,cp] [--layers a,b] [--sens-images N]\n"
             "                        [--data DIR] [--split val|sample] [--threads N] [-o PLAN.txt]\n"
             "                        [--curve [--finetune N] [--distill]] [--min-macs-ratio R]\n"
@@ -20,7 +20,8 @@ static void search_usage(FILE *f)
             "  Smallest-cost plan whose accuracy on the VALIDATION split (last 5,000 training images)\n"
             "  stays within --tolerance points (default 1.0) of the original, or >= (1-D)·original\n"
             "  with --relative D. The chosen plan is then reported on the test set.\n"
-            "  --objective both (default) minimises params/params0 + MACs/MACs0.\n"
+            "  --objective both (default) minimises params/params0 + MACs/MACs0; latency minimises the\n"
+            "  layers' measured time (cached per machine), --latency b1 (batch 1, default) or batch.\n"
             "  --min-macs-ratio R (global): also require whole-network MACs <= MACs0/R (0 = none).\n"
             "  --curve: test accuracy at 1.5×, 2×, 2.5×, 3×, 4× fewer parameters (least estimated\n"
             "  drop from the global sensitivity tables), without and (--finetune N) with fine-tuning.\n"
@@ -41,6 +42,7 @@ static const cli_opt search_opts[] = {
     {"objective", 1, CLI_SO_OBJECTIVE, 0}, {"methods", 1, CLI_SO_METHODS, 0},    {"layers", 1, O_LAYERS, 0},
     {"sens-images", 1, CLI_SO_SENS, 0},   {"split", 1, O_SPLIT, 0},         {"curve", 0, O_CURVE, 0},
     {"finetune", 1, O_FINETUNE, 0},  {"distill", 0, O_DISTILL, 0},     {"min-macs-ratio", 1, CLI_SO_MACS_RATIO, 0},
+    {"latency", 1, CLI_SO_LATENCY, 0},
     {0, 0, 0, 0}};
 
 static int search_option(void *cmd, int key, const char *arg)

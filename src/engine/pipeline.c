@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rankscope/infer.h"
 
 const double pipe_curve_default_targets[PIPE_CURVE_DEFAULT_N] = {1.5, 2.0, 2.5, 3.0, 4.0};
 
@@ -127,10 +126,14 @@ void pipe_compress_result_free(pipe_compress_result *r)
     memset(r, 0, sizeof *r);
 }
 
-double pipe_compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t p0, int64_t m0)
+double pipe_compress_cost(const search_options *so, int64_t params, int64_t macs, int64_t p0, int64_t m0,
+                          double seconds, double seconds0)
 {
     double p = (double)params / p0, mc = (double)macs / m0;
-    double cost = so->objective == SEARCH_OBJ_PARAMS ? p : so->objective == SEARCH_OBJ_MACS ? mc : p + mc;
+    double cost = so->objective == SEARCH_OBJ_PARAMS ? p
+                  : so->objective == SEARCH_OBJ_MACS ? mc
+                  : so->objective == SEARCH_OBJ_LATENCY ? (seconds0 > 0 ? seconds / seconds0 : 1.0)
+                                                         : p + mc;
     if (so->min_macs_ratio > 0 && (double)macs > (double)m0 / so->min_macs_ratio + 0.5)
         cost += 10.0;
     return cost;
@@ -143,6 +146,7 @@ typedef struct compress_run {
     pipe_compress_result *r;
     search_ctx *ctx;
     int64_t p0, m0;
+    double seconds0; /* SEARCH_OBJ_LATENCY: summed measured layer times of the original */
     double best_cost;
     rs_plan *tried[PIPE_MAX_ROUNDS];
     int ntried;
@@ -179,6 +183,16 @@ static int already_tried(compress_run *c, const rs_plan *p)
     }
     free(txt);
     return dup || p->n == 0;
+}
+
+/* pipe_compress_cost of plan p (cost already counted in pc). */
+static int plan_cost_value(compress_run *c, const rs_plan *p, const plan_cost *pc, double *cost, rs_err *e)
+{
+    double t = 0;
+    if (c->o->search.objective == SEARCH_OBJ_LATENCY && search_ctx_plan_time(c->ctx, &c->o->search, p, &t, e) != 0)
+        return -1;
+    *cost = pipe_compress_cost(&c->o->search, pc->params_after, pc->macs_after, c->p0, c->m0, t, c->seconds0);
+    return 0;
 }
 
 /* Fine-tune p and judge it against the original on the validation set; 0 when lg is filled,
@@ -275,7 +289,12 @@ static void compress_rounds(compress_run *c)
         if (judge_round(c, p, lg, &ft, &val_acc) != 0)
             break;
         round_secs = lg->seconds;
-        double cost = pipe_compress_cost(&o->search, pc.params_after, pc.macs_after, c->p0, c->m0);
+        double cost = 0;
+        if (plan_cost_value(c, p, &pc, &cost, &e) != 0) {
+            model_free(ft);
+            warn(c, &e);
+            break;
+        }
         int stop = stage(c, PIPE_STAGE_ROUND_DONE);
         if (lg->accepted) {
             if (!r->model || cost < c->best_cost) {
@@ -333,11 +352,17 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
     r->cancelled |= r->search.cancelled;
     r->plan = plan_clone(r->search.plan);
     r->best_val = r->search.acc;
-    c.best_cost = pipe_compress_cost(so, r->search.cost.params_after, r->search.cost.macs_after, c.p0, c.m0);
     if (!r->plan) {
         rc = rs_fail(e, "out of memory");
         goto done;
     }
+    if (so->objective == SEARCH_OBJ_LATENCY && (search_ctx_plan_time(c.ctx, so, NULL, &c.seconds0, e) != 0 ||
+                                                plan_cost_value(&c, r->plan, &r->search.cost, &c.best_cost, e) != 0)) {
+        rc = -1;
+        goto done;
+    }
+    if (so->objective != SEARCH_OBJ_LATENCY)
+        c.best_cost = pipe_compress_cost(so, r->search.cost.params_after, r->search.cost.macs_after, c.p0, c.m0, 0, 0);
     if (!stage(&c, PIPE_STAGE_SEARCHED) && o->epochs > 0 && !r->cancelled)
         compress_rounds(&c);
     if (!r->model) {
@@ -359,44 +384,62 @@ done:
     return rc;
 }
 
-/* ---- latency ------------------------------------------------------------------------------------ */
+/* ---- measured speed-up ------------------------------------------------------------------------- */
 
-static void sort_doubles(double *t, int n)
+static int cmp_double(const void *a, const void *b)
 {
-    for (int i = 1; i < n; ++i)
-        for (int j = i; j > 0 && t[j] < t[j - 1]; --j) {
-            double s = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = s;
-        }
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
-double pipe_latency_b1(const rs_model *m)
+const char *pipe_verdict_name(int verdict)
 {
-    rs_err e = {{0}};
-    infer_ctx *c = infer_create(m, 1, &e);
-    if (!c)
-        return -1.0;
-    int in = infer_in_features(c), out = infer_out_features(c);
-    float *x = calloc((size_t)in, sizeof *x), *y = calloc((size_t)out, sizeof *y);
-    double t[15];
-    int nt = 0;
-    if (x && y) {
-        for (int i = 0; i < in; ++i)
-            x[i] = (float)((i * 37 % 255) / 127.5 - 1.0);
-        for (int w = 0; w < 50; ++w)
-            infer_forward(c, x, 1, y, &e);
-        for (nt = 0; nt < 15; ++nt) {
-            double t0 = rs_now();
-            int reps = 200;
-            for (int k = 0; k < reps; ++k)
-                infer_forward(c, x, 1, y, &e);
-            t[nt] = (rs_now() - t0) / reps;
-        }
-        sort_doubles(t, nt);
+    return verdict > 0 ? "faster" : verdict < 0 ? "slower" : "not measurably different";
+}
+
+/* Median speed-up and verdict (pipeline.h) from n samples of each. */
+static int verdict(double *before, double *after, int n, double *speedup)
+{
+    qsort(before, (size_t)n, sizeof *before, cmp_double);
+    qsort(after, (size_t)n, sizeof *after, cmp_double);
+    *speedup = after[n / 2] > 0 ? before[n / 2] / after[n / 2] : 0;
+    if (after[n - 1] < before[0] && *speedup >= PIPE_FASTER_MIN)
+        return 1;
+    if (before[n - 1] < after[0] && *speedup * PIPE_FASTER_MIN <= 1.0)
+        return -1;
+    return 0;
+}
+
+int pipe_measure_speed(const rs_model *before, const rs_model *after, const lat_options *o, int samples,
+                       pipe_speed *out, rs_err *e)
+{
+    lat_options lo;
+    if (o)
+        lo = *o;
+    else
+        lat_default_options(&lo);
+    lo.cache_dir = ""; /* whole models are never cached */
+    int n = samples > 0 ? samples : PIPE_SPEED_SAMPLES;
+    memset(out, 0, sizeof *out);
+    lat_table *t = lat_open(&lo, e);
+    double *s = calloc((size_t)n * 4, sizeof *s); /* b1 before | b1 after | batch before | batch after */
+    int rc = t && s ? 0 : rs_fail(e, "out of memory");
+    for (int i = 0; i < n && rc == 0; ++i) {
+        lat_point pb, pa;
+        rc = lat_model(t, before, &pb, e);
+        if (rc == 0)
+            rc = lat_model(t, after, &pa, e);
+        s[i] = pb.b1, s[n + i] = pa.b1, s[2 * n + i] = pb.batch, s[3 * n + i] = pa.batch;
     }
-    free(x);
-    free(y);
-    infer_free(c);
-    return nt ? t[nt / 2] : -1.0;
+    if (rc == 0) {
+        out->samples = n;
+        out->batch = lo.batch;
+        out->verdict_b1 = verdict(s, s + n, n, &out->speedup_b1);
+        out->verdict_batch = verdict(s + 2 * n, s + 3 * n, n, &out->speedup_batch);
+        out->before.b1 = s[n / 2], out->after.b1 = s[n + n / 2];
+        out->before.batch = s[2 * n + n / 2], out->after.batch = s[3 * n + n / 2];
+    }
+    free(s);
+    lat_free(t);
+    return rc;
 }

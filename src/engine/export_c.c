@@ -70,8 +70,8 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
 enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
-       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY }; /* Clip, kept BatchNorm, (Global)AveragePool,
-                                                       Pad, LeakyRelu */
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE }; /* Clip, kept BatchNorm,
+                                   (Global)AveragePool, Pad, LeakyRelu, ReduceMean/ReduceSum */
 
 typedef struct op_plan {
     int kind;
@@ -240,6 +240,40 @@ static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_pla
     return 0;
 }
 
+/* A reduction over one run of adjacent axes k0..k1 of one image: y[o·inner + i] = Σ_j
+ * x[(o·mid + j)·inner + i] (times 1/mid for a mean). Shape inference has checked the axes. */
+static int plan_reduce(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    const rs_value *x = &m->values[n->in[0]];
+    int mask[RS_MAXDIM] = {0}, k0 = RS_MAXDIM, k1 = -1;
+    for (int k = 0; k < n->n_axes; ++k) {
+        int a = (int)(n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
+        if (a < 1 || a >= x->ndim)
+            return rs_fail(e, "export: node %s (%s): axis %lld out of range", n->name,
+                           model_op_name(n->op), (long long)n->axes[k]);
+        mask[a] = 1;
+        k0 = a < k0 ? a : k0;
+        k1 = a > k1 ? a : k1;
+    }
+    int64_t outer = 1, mid = 1, inner = 1;
+    for (int k = 1; k < x->ndim; ++k) {
+        if (k >= k0 && k <= k1 && !mask[k])
+            return rs_fail(e, "export: node %s (%s): the reduced axes must be adjacent", n->name,
+                           model_op_name(n->op));
+        *(k < k0 ? &outer : k <= k1 ? &mid : &inner) *= x->dims[k];
+    }
+    if (x->dims[0] != -1 || !fits(model_value_numel(x)))
+        return rs_fail(e, "export: node %s (%s): input '%s' must be a batched activation", n->name,
+                       model_op_name(n->op), x->name);
+    p->kind = K_REDUCE;
+    p->x = n->in[0];
+    p->g[0] = outer;
+    p->g[1] = mid;
+    p->g[2] = inner;
+    p->alpha = n->op == RS_OP_REDUCEMEAN ? (float)(1.0 / (double)mid) : 1.0f;
+    return 0;
+}
+
 static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
 {
     const rs_node *n = &m->nodes[ni];
@@ -368,6 +402,9 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         memcpy(p->g, g, sizeof g);
         return 0;
     }
+    case RS_OP_REDUCEMEAN:
+    case RS_OP_REDUCESUM:
+        return plan_reduce(m, n, p, e);
     default:
         return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,
                        op);
@@ -744,6 +781,20 @@ static const char helper_pad[] =
     "                y[(c * Ho + i + pt) * Wo + j + pl] = x[(c * H + i) * W + j];\n"
     "}\n\n";
 
+static const char helper_reduce[] =
+    "/* y[o * inner + i] = scale * sum over j of x[(o * mid + j) * inner + i]. */\n"
+    "static void reduce(const float *x, float *y, long outer, long mid, long inner, float scale)\n"
+    "{\n"
+    "    long o, j, i;\n"
+    "    for (o = 0; o < outer; ++o)\n"
+    "        for (i = 0; i < inner; ++i) {\n"
+    "            double acc = 0.0;\n"
+    "            for (j = 0; j < mid; ++j)\n"
+    "                acc += x[(o * mid + j) * inner + i];\n"
+    "            y[o * inner + i] = (float)(acc * scale);\n"
+    "        }\n"
+    "}\n\n";
+
 static const char helper_copy[] =
     "static void copy(const float *x, float *y, long n)\n"
     "{\n"
@@ -884,7 +935,7 @@ static void shape_text(const rs_value *v, char *buf, size_t len)
 }
 
 enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
-       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_COUNT };
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_COUNT };
 
 static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
 {
@@ -1047,6 +1098,14 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
                   (long long)g[0], (long long)g[1], (long long)g[2], (long long)g[3],
                   (long long)g[4], (long long)g[9], (long long)g[10]);
         break;
+    case K_REDUCE: {
+        char sc[48];
+        float_lit(p->alpha, sc, sizeof sc);
+        used[H_REDUCE] = 1;
+        sb_printf(&em->body, "    reduce(%s, %s, %lld, %lld, %lld, %s);\n", x, y, (long long)g[0],
+                  (long long)g[1], (long long)g[2], sc);
+        break;
+    }
     default:
         break;
     }
@@ -1150,7 +1209,7 @@ int export_c_generate(const rs_model *m, const export_c_opts *opts, char **heade
                                     helper_dense_q8, helper_relu,     helper_maxpool,
                                     helper_addc,     helper_add2,     helper_copy,
                                     helper_clip,     helper_affine,   helper_avgpool,
-                                    helper_pad,      helper_leaky};
+                                    helper_pad,      helper_leaky,    helper_reduce};
     for (int k = 0; k < H_COUNT; ++k)
         if (used[k])
             sb_printf(&src, "%s", helpers[k]);

@@ -262,6 +262,7 @@ void model_node_defaults(rs_node *n)
     n->clip_min = -INFINITY;
     n->clip_max = INFINITY;
     n->epsilon = 1e-5f;
+    n->keepdims = 1;
     for (int i = 0; i < RS_MAXIO; ++i)
         n->in[i] = n->out[i] = -1;
     if (op == RS_OP_LEAKYRELU) {

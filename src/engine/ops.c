@@ -35,6 +35,8 @@ static const rs_op_desc table[] = {
     [RS_OP_HARDSIGMOID] = {"HardSigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardsigmoid},
     [RS_OP_HARDSWISH] = {"HardSwish", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardswish},
     [RS_OP_PRELU] = {"PRelu", 2, 2, 0, ops_shape_prelu, NULL, ops_fwd_prelu},
+    [RS_OP_REDUCEMEAN] = {"ReduceMean", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce},
+    [RS_OP_REDUCESUM] = {"ReduceSum", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce},
 };
 
 static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");

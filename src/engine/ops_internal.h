@@ -38,6 +38,8 @@ int ops_fwd_conv(const ops_batch *b, rs_err *e);
 int ops_fwd_maxpool(const ops_batch *b, rs_err *e);
 int ops_fwd_avgpool(const ops_batch *b, rs_err *e);
 int ops_fwd_pad(const ops_batch *b, rs_err *e);
+int ops_shape_reduce(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_reduce(const ops_batch *b, rs_err *e);
 
 int ops_shape_gemm(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_matmul(rs_model *m, rs_node *n, rs_err *e);

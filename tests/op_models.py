@@ -68,6 +68,42 @@ model("reducesum_noop_op13", 13, [N("ReduceSum", ["input", "ax"], ["y"], noop_wi
                                     name="r")], [("ax", i64(2))],
       expect='"r" (ReduceSum): unsupported attribute "noop_with_empty_axes" = 1')
 
+# ---- Add / Sub / Mul / Div: with constants (scalar, per channel, any broadcast), between
+# activations (same shape, per-channel broadcast either side), constant first
+for op in ("Add", "Sub", "Mul", "Div"):
+    lo = 0.5 if op == "Div" else -1.0  # divisors away from zero
+    model(f"{op.lower()}_scalar_op7", 7, [N(op, ["input", "c"], ["y"])], [("c", f32((), lo, 2.0))])
+    model(f"{op.lower()}_channel_op13", 13, [N(op, ["input", "c"], ["y"])], [("c", f32((1, 3, 1, 1), lo, 2.0))])
+    model(f"{op.lower()}_cfirst_op14", 14, [N(op, ["c", "input"], ["y"])], [("c", f32((3, 1, 1), lo, 2.0))])
+    model(f"{op.lower()}_cscatter_op13", 13, [N(op, ["input", "c"], ["y"])], [("c", f32((3, 1, 32), lo, 2.0))])
+    model(f"{op.lower()}_acts_op13", 13, [N("Sigmoid", ["input"], ["s"]), N("Add", ["s", "h"], ["t"]),
+                                          N(op, ["input", "t"], ["y"])], [("h", f32((), 0.5, 0.5))])
+model("mul_se_op13", 13, [N("ReduceMean", ["input"], ["s"], axes=[2, 3]), N("Sigmoid", ["s"], ["g"]),
+                          N("Mul", ["input", "g"], ["y"])])
+model("mul_se_first_op13", 13, [N("ReduceMean", ["input"], ["s"], axes=[2, 3]),
+                                N("Mul", ["s", "input"], ["y"])])
+model("div_se_op18", 18, [N("ReduceSum", ["input", "ax"], ["s"]), N("Sigmoid", ["s"], ["a"]),
+                          N("Add", ["h", "a"], ["t"]), N("Div", ["input", "t"], ["y"])],
+      [("ax", i64(1)), ("h", f32((), 0.5, 0.5))])
+# ---- the activations MobileNetV3 / SE blocks use, alone (C export included)
+model("sigmoid_op13", 13, [N("Sigmoid", ["input"], ["y"])])
+model("hardsigmoid_op13", 13, [N("HardSigmoid", ["input"], ["y"], alpha=0.25, beta=0.4)])
+model("hardswish_op14", 14, [N("HardSwish", ["input"], ["y"])])
+model("prelu_channel_op13", 13, [N("PRelu", ["input", "s"], ["y"])], [("s", f32((3, 1, 1), 0.05, 0.4))])
+model("prelu_scalar_op9", 9, [N("PRelu", ["input", "s"], ["y"])], [("s", f32((1,), 0.05, 0.4))])
+model("leakyrelu_op11", 11, [N("LeakyRelu", ["input"], ["y"], alpha=0.2)])
+model("sub_rows_op13", 13, [N("ReduceMean", ["input"], ["s"], axes=[2]), N("Sub", ["input", "s"], ["y"])],
+      c_refused="broadcasts over non-adjacent axes")
+model("add_bcast_acts_op13", 13, [N("ReduceMean", ["input"], ["s"], axes=[2, 3]),
+                                  N("Add", ["input", "s"], ["y"], name="a")],
+      expect='"a" (Add): inputs "input" and "s" differ in shape')
+model("mul_int_op13", 13, [N("Mul", ["input", "c"], ["y"], name="m")], [("c", i64(2))],
+      expect='"m" (Mul): input "c" must be a float tensor')
+model("mul_batchconst_op13", 13, [N("Mul", ["input", "c"], ["y"], name="m")], [("c", f32((2, 3, 32, 32)))],
+      expect='"m" (Mul): constant "c" has more dims than "input" or a batch extent')
+model("mul_nobcast_op13", 13, [N("Mul", ["input", "c"], ["y"], name="m")], [("c", f32((5, 1, 1)))],
+      expect='"m" (Mul): inputs "input" and "c" do not broadcast (dim 1: 3 vs 5)')
+
 x = rng.standard_normal((4, 3, 32, 32)).astype("<f4")
 x.tofile(os.path.join(OUT, "input.f32"))
 with open(os.path.join(OUT, "cases.txt"), "w") as f:

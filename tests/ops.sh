@@ -12,7 +12,7 @@ $RS_PY "$RS_TESTS_DIR/op_models.py" "$tmp" || { echo "not ok 1 - op_models.py wr
 c_run() { # c_run MODEL IN.f32 OUT.f32 — export as C, compile with the test driver, run
     "$RS" export "$1" --format c -o "$tmp/c" --force >/dev/null &&
         ${CC:-cc} -std=c99 -Wall -Wextra -Werror -pedantic -O2 -I"$tmp/c" -o "$tmp/c/run" \
-            "$RS_TESTS_DIR/c_export_driver.c" "$tmp/c/model.c" && "$tmp/c/run" "$2" "$3"
+            "$RS_TESTS_DIR/c_export_driver.c" "$tmp/c/model.c" -lm && "$tmp/c/run" "$2" "$3"
 }
 refused() { # refused MODEL TEXT [ARGS] — `rankscope info` (or ARGS) fails with one line containing TEXT
     local out f=$1 text=$2

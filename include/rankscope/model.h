@@ -51,6 +51,9 @@ typedef enum rs_op {
     RS_OP_PRELU,         /* inputs x, slope (a float initializer broadcasting to x) */
     RS_OP_REDUCEMEAN,    /* over axes[0..n_axes-1] (never the batch), keepdims; opset 18's and */
     RS_OP_REDUCESUM,     /* ReduceSum's axes input is folded into the fields at load */
+    RS_OP_SUB,           /* Sub / Mul / Div (and Add): numpy broadcasting between an activation */
+    RS_OP_MUL,           /* and a float constant without a batch axis, or between two */
+    RS_OP_DIV,           /* activations of one rank (Add: of one shape) */
     RS_OP_COUNT
 } rs_op;
 

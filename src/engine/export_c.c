@@ -70,17 +70,19 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
 enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
-       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE }; /* Clip, kept BatchNorm,
-                                   (Global)AveragePool, Pad, LeakyRelu, ReduceMean/ReduceSum */
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE, K_BINARY, K_UNARY };
+/* Clip, kept BatchNorm, (Global)AveragePool, Pad, LeakyRelu, ReduceMean/ReduceSum,
+ * Add/Sub/Mul/Div/PRelu with a broadcast second operand (constant or activation), and
+ * Sigmoid/HardSigmoid/HardSwish */
 
 typedef struct op_plan {
     int kind;
-    int x, x2;          /* activation inputs (x2 only for ADD2) */
+    int x, x2;          /* activation inputs (x2: ADD2, BINARY's broadcast activation) */
     int w, b;           /* initializer value indices (-1 = none) */
     int inplace;        /* element-wise op writing over its input */
     int64_t g[16];      /* geometry, per kind (see emit_node) */
     float alpha, beta;
-    int bcast_full;     /* ADDC: constant materialised to the input's full shape */
+    int bcast_full;     /* ADDC/BINARY: constant materialised to the input's full shape */
 } op_plan;
 
 static int fits(int64_t v)
@@ -194,20 +196,24 @@ static int plan_dense(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e
     return 0;
 }
 
-/* Right-aligned broadcast of constant c over one image of x as y[(o·mid + j)·inner + i] = x + c[j]
- * when c's non-1 dimensions are one contiguous run matching x; else the full-shape fallback. */
-static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_plan *p, rs_err *e)
+/* Right-aligned broadcast of c (a constant, or an activation of x's rank) over one image of x as
+ * y[(o·mid + j)·inner + i] = x[...] op c[j] when c's non-1 dimensions are one contiguous run
+ * matching x; else a constant is materialised to x's shape (bcast_full), an activation refused. */
+static int plan_bcast(const rs_model *m, const rs_node *n, int xv, int cv, op_plan *p, rs_err *e)
 {
     const rs_value *x = &m->values[xv], *c = &m->values[cv];
-    if (x->dims[0] != -1 || c->ndim > x->ndim || (c->ndim == x->ndim && c->dims[0] != 1))
-        return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast over the batch",
-                       n->name, c->name);
+    const char *op = model_op_name(n->op);
+    int act = !c->is_const;
+    if (x->dims[0] != -1 || c->ndim > x->ndim || (act && c->ndim != x->ndim) ||
+        (!act && c->ndim == x->ndim && c->dims[0] != 1))
+        return rs_fail(e, "export: node %s (%s): '%s' does not broadcast over the batch", n->name,
+                       op, c->name);
     int off = x->ndim - c->ndim, k0 = -1, k1 = -1;
     for (int k = 1; k < x->ndim; ++k) {
         int64_t cd = k >= off ? c->dims[k - off] : 1;
         if (cd != 1 && cd != x->dims[k])
-            return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast to '%s'",
-                           n->name, c->name, x->name);
+            return rs_fail(e, "export: node %s (%s): '%s' does not broadcast to '%s'", n->name, op,
+                           c->name, x->name);
         if (cd != 1) {
             if (k0 < 0)
                 k0 = k;
@@ -226,9 +232,13 @@ static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_pla
         } else
             inner *= x->dims[k];
     }
-    p->kind = K_ADDC;
+    if (!contiguous && act)
+        return rs_fail(e, "export: node %s (%s): '%s' broadcasts over non-adjacent axes of '%s'",
+                       n->name, op, c->name, x->name);
+    if (!fits(model_value_numel(x)))
+        return rs_fail(e, "export: node %s (%s): input '%s' too large", n->name, op, x->name);
     p->x = xv;
-    p->b = cv;
+    *(act ? &p->x2 : &p->b) = cv;
     p->bcast_full = !contiguous;
     if (!contiguous) {
         outer = inner = 1;
@@ -237,6 +247,36 @@ static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_pla
     p->g[0] = outer;
     p->g[1] = mid;
     p->g[2] = inner;
+    return 0;
+}
+
+/* Add / Sub / Mul / Div: x is the input of the output's shape, the other broadcasts over it
+ * (g[3] = 1 when that other operand comes first: c op x). */
+static int plan_binary(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
+        return rs_fail(e, "export: node %s (%s): expected two inputs", n->name, model_op_name(n->op));
+    int a0 = is_act(m, n->in[0]), a1 = is_act(m, n->in[1]);
+    int64_t on = model_value_numel(&m->values[n->out[0]]);
+    int full0 = a0 && model_value_numel(&m->values[n->in[0]]) == on;
+    int xv = full0 ? n->in[0] : n->in[1], cv = full0 ? n->in[1] : n->in[0];
+    if (!is_act(m, xv) || model_value_numel(&m->values[xv]) != on ||
+        (!is_act(m, cv) && !float_const(m, cv)))
+        return rs_fail(e, "export: node %s (%s): one input must be an activation of the output's "
+                       "shape, the other a float constant or activation broadcasting to it",
+                       n->name, model_op_name(n->op));
+    if (n->op == RS_OP_ADD && a0 && a1 && model_value_numel(&m->values[cv]) == on) {
+        p->kind = K_ADD2;
+        p->x = n->in[0];
+        p->x2 = n->in[1];
+        p->g[0] = on;
+        return fits(on) ? 0 : rs_fail(e, "export: node %s (Add): inputs too large", n->name);
+    }
+    p->kind = n->op == RS_OP_ADD && !is_act(m, cv) ? K_ADDC : K_BINARY;
+    if (plan_bcast(m, n, xv, cv, p, e))
+        return -1;
+    p->g[3] = cv == n->in[0];
+    p->g[4] = n->op == RS_OP_ADD ? 0 : n->op == RS_OP_SUB ? 1 : n->op == RS_OP_MUL ? 2 : 3;
     return 0;
 }
 
@@ -281,7 +321,8 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
     p->x = p->x2 = p->w = p->b = -1;
     if (n->n_out < 1 || n->out[0] < 0 || n->n_in < 1)
         return rs_fail(e, "export: node %s (%s): missing input or output", n->name, op);
-    if (n->op != RS_OP_ADD && !is_act(m, n->in[0]))
+    if (n->op != RS_OP_ADD && n->op != RS_OP_SUB && n->op != RS_OP_MUL && n->op != RS_OP_DIV &&
+        !is_act(m, n->in[0]))
         return rs_fail(e, "export: node %s (%s): first input must be an activation", n->name, op);
     switch (n->op) {
     case RS_OP_CONV:
@@ -314,27 +355,11 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         memcpy(p->g, g, sizeof g);
         return 0;
     }
-    case RS_OP_ADD: {
-        if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
-            return rs_fail(e, "export: node %s (Add): expected two inputs", n->name);
-        int a0 = is_act(m, n->in[0]), a1 = is_act(m, n->in[1]);
-        if (a0 && a1) {
-            int64_t k = model_value_numel(&m->values[n->in[0]]);
-            if (k != model_value_numel(&m->values[n->in[1]]) || !fits(k))
-                return rs_fail(e, "export: node %s (Add): inputs '%s' and '%s' differ in shape",
-                               n->name, m->values[n->in[0]].name, m->values[n->in[1]].name);
-            p->kind = K_ADD2;
-            p->x = n->in[0];
-            p->x2 = n->in[1];
-            p->g[0] = k;
-            return 0;
-        }
-        int cv = a0 ? n->in[1] : n->in[0], xv = a0 ? n->in[0] : n->in[1];
-        if (!(a0 || a1) || !float_const(m, cv))
-            return rs_fail(e, "export: node %s (Add): needs an activation and a float constant",
-                           n->name);
-        return plan_addc(m, n, xv, cv, p, e);
-    }
+    case RS_OP_ADD:
+    case RS_OP_SUB:
+    case RS_OP_MUL:
+    case RS_OP_DIV:
+        return plan_binary(m, n, p, e);
     case RS_OP_FLATTEN:
     case RS_OP_RESHAPE:
     case RS_OP_IDENTITY: {
@@ -405,6 +430,28 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
     case RS_OP_REDUCEMEAN:
     case RS_OP_REDUCESUM:
         return plan_reduce(m, n, p, e);
+    case RS_OP_PRELU:
+        if (n->n_in != 2 || !float_const(m, n->in[1]) || plan_bcast(m, n, n->in[0], n->in[1], p, e))
+            return n->n_in == 2 && float_const(m, n->in[1])
+                       ? -1
+                       : rs_fail(e, "export: node %s (PRelu): slope must be a float constant", n->name);
+        p->kind = K_BINARY;
+        p->g[3] = 0;
+        p->g[4] = 4;
+        return 0;
+    case RS_OP_SIGMOID:
+    case RS_OP_HARDSIGMOID:
+    case RS_OP_HARDSWISH:
+        p->kind = K_UNARY;
+        p->x = n->in[0];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        p->g[1] = n->op == RS_OP_SIGMOID ? 0 : n->op == RS_OP_HARDSIGMOID ? 1 : 2;
+        p->alpha = n->op == RS_OP_HARDSIGMOID ? n->alpha : 1.0f / 6.0f;
+        p->beta = n->op == RS_OP_HARDSIGMOID ? n->beta : 0.5f;
+        if (!fits(p->g[0]) || !isfinite(p->alpha) || !isfinite(p->beta))
+            return rs_fail(e, "export: node %s (%s): input too large or attribute not finite",
+                           n->name, op);
+        return 0;
     default:
         return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,
                        op);
@@ -489,8 +536,10 @@ static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, r
         if (p->kind == K_ALIAS) {
             r = mp->root[p->x];
         } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2 ||
-                   p->kind == K_CLIP || p->kind == K_AFFINE || p->kind == K_LEAKY) {
-            const int cand[2] = {p->x, p->x2};
+                   p->kind == K_CLIP || p->kind == K_AFFINE || p->kind == K_LEAKY ||
+                   p->kind == K_BINARY || p->kind == K_UNARY) {
+            /* BINARY's x2 may be smaller than the output: only x can hold it */
+            const int cand[2] = {p->x, p->kind == K_BINARY ? -1 : p->x2};
             for (int k = 0; k < 2 && r < 0; ++k) {
                 if (cand[k] < 0)
                     continue;
@@ -685,6 +734,37 @@ static void shape_text(const rs_value *v, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, k > 1 ? "x%lld" : "%lld", (long long)v->dims[k]);
 }
 
+/* A constant broadcast over one image of p->x, written out at x's full shape as k_bcast_<ni>
+ * (its non-1 dims do not form one run); its name goes to name. */
+static int emit_bcast_full(emitter *em, int ni, const op_plan *p, char *name, size_t len, rs_err *e)
+{
+    const rs_model *m = em->m;
+    const rs_value *xv = &m->values[p->x], *cv = &m->values[p->b];
+    int64_t numel = model_value_numel(xv);
+    float *full = malloc(((size_t)numel + 1) * sizeof(float));
+    if (!full)
+        return rs_fail(e, "export: out of memory");
+    int off = xv->ndim - cv->ndim;
+    for (int64_t idx = 0; idx < numel; ++idx) {
+        int64_t rem = idx, cidx = 0, cstride = 1;
+        for (int k = xv->ndim - 1; k >= 1; --k) {
+            int64_t d = xv->dims[k], coord = rem % d;
+            rem /= d;
+            if (k >= off) {
+                int64_t cd = cv->dims[k - off];
+                cidx += (cd == 1 ? 0 : coord) * cstride;
+                cstride *= cd;
+            }
+        }
+        full[idx] = cv->f[cidx];
+    }
+    snprintf(name, len, "k_bcast_%d", ni);
+    emit_floats(&em->data, name, full, numel);
+    em->st.weight_bytes += 4 * numel;
+    em->st.params += numel;
+    free(full);
+    return 0;
+}
 
 static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
 {
@@ -750,35 +830,28 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
         break;
     case K_ADDC:
         used[H_ADDC] = 1;
-        if (p->bcast_full) {
-            /* materialise the constant over one image (its dims do not form one run) */
-            const rs_value *xv = &m->values[p->x], *cv = &m->values[p->b];
-            int64_t numel = model_value_numel(xv);
-            float *full = malloc(((size_t)numel + 1) * sizeof(float));
-            if (!full)
-                return rs_fail(e, "export: out of memory");
-            int off = xv->ndim - cv->ndim;
-            for (int64_t idx = 0; idx < numel; ++idx) {
-                int64_t rem = idx, cidx = 0, cstride = 1;
-                for (int k = xv->ndim - 1; k >= 1; --k) {
-                    int64_t d = xv->dims[k], coord = rem % d;
-                    rem /= d;
-                    if (k >= off) {
-                        int64_t cd = cv->dims[k - off];
-                        cidx += (cd == 1 ? 0 : coord) * cstride;
-                        cstride *= cd;
-                    }
-                }
-                full[idx] = cv->f[cidx];
-            }
-            snprintf(b, sizeof b, "k_bcast_%d", ni);
-            emit_floats(&em->data, b, full, numel);
-            em->st.weight_bytes += 4 * numel;
-            em->st.params += numel;
-            free(full);
-        }
+        if (p->bcast_full && emit_bcast_full(em, ni, p, b, sizeof b, e))
+            return -1;
         sb_printf(&em->body, "    add_const(%s, %s, %s, %lld, %lld, %lld);\n", x, y, b,
                   (long long)g[0], (long long)g[1], (long long)g[2]);
+        break;
+    case K_UNARY: {
+        char al[48], be[48];
+        float_lit(p->alpha, al, sizeof al);
+        float_lit(p->beta, be, sizeof be);
+        used[H_UNARY] = 1;
+        sb_printf(&em->body, "    unary(%s, %s, %lld, %d, %s, %s);\n", x, y, (long long)g[0], (int)g[1],
+                  al, be);
+        break;
+    }
+    case K_BINARY:
+        used[H_BINARY] = 1;
+        if (p->x2 >= 0)
+            loc_expr(em, p->x2, b, sizeof b);
+        else if (p->bcast_full && emit_bcast_full(em, ni, p, b, sizeof b, e))
+            return -1;
+        sb_printf(&em->body, "    binary(%s, %s, %s, %lld, %lld, %lld, %d, %d);\n", x, b, y,
+                  (long long)g[0], (long long)g[1], (long long)g[2], (int)g[4], (int)g[3]);
         break;
     case K_ADD2: {
         char x2[48];
@@ -950,10 +1023,11 @@ int export_c_generate(const rs_model *m, const export_c_opts *opts, char **heade
               (long long)em.st.scratch_bytes);
 
     sb_printf(&src,
-              "/* model.c — generated by rankscope from \"%s\" (%s). C99, no dependencies.\n"
+              "/* model.c — generated by rankscope from \"%s\" (%s). C99, no dependencies%s.\n"
               " * Activations share `scratch` by liveness; offsets are in floats. */\n"
-              "#include \"model.h\"\n\n",
-              gname, wkind);
+              "%s#include \"model.h\"\n\n",
+              gname, wkind, used[H_UNARY] ? " but libm's expf (link with -lm)" : "",
+              used[H_UNARY] ? "#include <math.h>\n" : "");
     for (int k = 0; k < H_COUNT; ++k)
         if (used[k])
             sb_printf(&src, "%s", export_c_helpers[k]);

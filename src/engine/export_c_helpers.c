@@ -252,10 +252,40 @@ static const char helper_copy[] =
     "        y[i] = x[i];\n"
     "}\n\n";
 
+static const char helper_binary[] =
+    "/* y[k] = x[k] op c[j] (or c[j] op x[k] when swap), k = (o * mid + j) * inner + i: c broadcast\n"
+    " * over one image; op 0 add, 1 subtract, 2 multiply, 3 divide, 4 PRelu (x >= 0 ? x : c x). */\n"
+    "static void binary(const float *x, const float *c, float *y, long outer, long mid, long inner,\n"
+    "                   int op, int swap)\n"
+    "{\n"
+    "    long o, j, i;\n"
+    "    for (o = 0; o < outer; ++o)\n"
+    "        for (j = 0; j < mid; ++j)\n"
+    "            for (i = 0; i < inner; ++i) {\n"
+    "                long k = (o * mid + j) * inner + i;\n"
+    "                float a = swap ? c[j] : x[k], b = swap ? x[k] : c[j];\n"
+    "                y[k] = op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : op == 3 ? a / b\n"
+    "                     : a >= 0.0f ? a : a * b;\n"
+    "            }\n"
+    "}\n\n";
+
+static const char helper_unary[] =
+    "/* op 0: sigmoid; 1: hard sigmoid max(0, min(1, a x + b)); 2: hard swish x * that. */\n"
+    "static void unary(const float *x, float *y, long n, int op, float a, float b)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; ++i) {\n"
+    "        float v = x[i], t = a * v + b;\n"
+    "        t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;\n"
+    "        y[i] = op == 0 ? 1.0f / (1.0f + expf(-v)) : op == 1 ? t : v * t;\n"
+    "    }\n"
+    "}\n\n";
+
 const char *const export_c_helpers[H_COUNT] = {
     [H_CONV] = helper_conv_f32, [H_CONVQ] = helper_conv_q8,   [H_DENSE] = helper_dense_f32,
     [H_DENSEQ] = helper_dense_q8, [H_RELU] = helper_relu,      [H_POOL] = helper_maxpool,
     [H_ADDC] = helper_addc,     [H_ADD2] = helper_add2,       [H_COPY] = helper_copy,
     [H_CLIP] = helper_clip,     [H_AFFINE] = helper_affine,   [H_AVGPOOL] = helper_avgpool,
     [H_PAD] = helper_pad,       [H_LEAKY] = helper_leaky,     [H_REDUCE] = helper_reduce,
+    [H_BINARY] = helper_binary, [H_UNARY] = helper_unary,
 };

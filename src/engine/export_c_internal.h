@@ -3,7 +3,7 @@
  * functions' C text (export_c_helpers.c).
  *
  * Contract: export_c_helpers[h] is the C99 text of helper h (H_*), printed once into model.c
- * when a node uses it. export_c_weight_layouts fills layout[n_values] with the QL_* layout of every float
+ * when a node uses it; H_UNARY calls expf (model.c then includes <math.h>). export_c_weight_layouts fills layout[n_values] with the QL_* layout of every float
  * initializer used only as a Conv / Gemm / MatMul weight (QL_NONE / QL_MIXED otherwise);
  * export_c_quantize writes q[numel] and scale[nch] for one such weight.
  */
@@ -25,7 +25,7 @@ void export_c_quantize(const rs_value *w, int layout, signed char *q, float *sca
 int export_c_finite_values(const rs_value *v, rs_err *e);
 
 enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
-       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_COUNT };
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_BINARY, H_UNARY, H_COUNT };
 extern const char *const export_c_helpers[H_COUNT];
 
 #endif

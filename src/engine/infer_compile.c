@@ -551,7 +551,8 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
         b.step_in2_v[c->n_steps] = -1;
         s->name = rs_strdup(n->name ? n->name : "?");
         int vin = n->n_in > 0 ? n->in[0] : -1;
-        if (n->op == RS_OP_ADD && n->n_in == 2 && const_float(m, vin))
+        if ((n->op == RS_OP_ADD || n->op == RS_OP_SUB || n->op == RS_OP_MUL || n->op == RS_OP_DIV) &&
+            n->n_in == 2 && const_float(m, vin)) /* a constant first operand: run on the other */
             vin = n->in[1];
         if (vin < 0 || m->values[vin].is_const) {
             rs_fail(e, "node %s (%s): first input must be an activation", n->name,

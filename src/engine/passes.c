@@ -3,7 +3,7 @@
  * PyTorch exports carry things the engine represents differently. After reading a model and
  * before shape inference:
  *   - Clip's min/max, Pad's pads/constant_value and the reductions' axes inputs (constants) move
- *     into node fields;
+ *     into node fields; Add and Mul read their activation first;
  *   - Reshape(x, Concat(Unsqueeze(Gather(Shape(x'), 0)), [-1])) — x.view(x.size(0), -1) — becomes
  *     Flatten(x) (every shape except the batch is static);
  *   - a Pad whose only reader is a Conv (or an AveragePool counting pads without ceil_mode, or
@@ -67,6 +67,11 @@ static int fold_operand_inputs(rs_model *m, rs_err *e)
                     OPS_NODE_FAIL(e, n, "only zero padding is supported (constant_value)");
             }
             n->n_in = 1;
+        } else if ((n->op == RS_OP_ADD || n->op == RS_OP_MUL) && n->n_in == 2 && n->in[0] >= 0 &&
+                   n->in[1] >= 0 && m->values[n->in[0]].is_const && !m->values[n->in[1]].is_const) {
+            int c = n->in[0]; /* commutative: the activation first, as the executors expect */
+            n->in[0] = n->in[1];
+            n->in[1] = c;
         } else if ((n->op == RS_OP_REDUCEMEAN || n->op == RS_OP_REDUCESUM) && n->n_in > 1) {
             const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
             int64_t k = p ? model_value_numel(p) : -1;

@@ -248,7 +248,7 @@ check "resnet20: scrolled, the position follows" 'wait_for rn "rows [2-9][0-9]*-
 names=$(cap rn | sed -n '4,16p' | awk '{print $1 == "▶" ? $2 : $1}')
 check "resnet20: no two rows read the same" '[ "$(sort <<<"$names" | uniq -d | wc -l)" -eq 0 ]'
 $T send-keys -t rn n
-check "n shows full node names" 'wait_for rn "/stages/stages\.[0-9]+/" 5'
+check "n shows full node names (their end, in the name column)" 'wait_for rn "s/stages\.[0-9]+/conv[12]/Conv " 5'
 $T send-keys -t rn Right
 check "resnet20: a first accuracy, marked as an estimate on 400 images" 'wait_for rn "acc [0-9.]+% -> ~[0-9.]+% .*est\. 400 img" 10'
 check "resnet20: then the whole set's figure replaces it" 'wait_for rn "acc [0-9.]+% -> [0-9.]+% \(" 30 && ! cap rn | head -1 | grep -q "est\."'

@@ -164,6 +164,7 @@ typedef struct app {
     ui_spec spec;
     char plan_path[1024], onnx_path[1024];
     char opened[1024]; /* the model opened from the browser (model_path points here then) */
+    char prefix[500]; /* chosen by save-as: where `w` writes from then on */
 } app;
 
 static void save_paths(app *A)
@@ -176,16 +177,19 @@ static void save_paths(app *A)
     char *dot = strrchr(stem, '.');
     if (dot && !strcmp(dot, ".onnx"))
         *dot = 0;
-    if (A->args.out) {
-        snprintf(A->plan_path, sizeof A->plan_path, "%s.plan", A->args.out);
-        snprintf(A->onnx_path, sizeof A->onnx_path, "%s.onnx", A->args.out);
-        snprintf(A->ft_path, sizeof A->ft_path, "%s-finetuned.onnx", A->args.out);
+    const char *out = A->prefix[0] ? A->prefix : A->args.out;
+    if (out) {
+        snprintf(A->plan_path, sizeof A->plan_path, "%.1000s.plan", out);
+        snprintf(A->onnx_path, sizeof A->onnx_path, "%.1000s.onnx", out);
+        snprintf(A->ft_path, sizeof A->ft_path, "%.1000s-finetuned.onnx", out);
+        snprintf(A->s->save_prefix, sizeof A->s->save_prefix, "%.500s", out);
     } else {
         snprintf(A->plan_path, sizeof A->plan_path, "%s-lowrank.plan", stem);
         snprintf(A->onnx_path, sizeof A->onnx_path, "%s-lowrank.onnx", stem);
         snprintf(A->ft_path, sizeof A->ft_path, "%s-finetuned.onnx", stem);
+        snprintf(A->s->save_prefix, sizeof A->s->save_prefix, "%.490s-lowrank", stem);
     }
-    if (A->args.plan)
+    if (A->args.plan && !A->prefix[0])
         snprintf(A->plan_path, sizeof A->plan_path, "%s", A->args.plan);
 }
 
@@ -195,39 +199,79 @@ static int same_file(const char *a, const char *b)
     return fileio_same_file(a, b);
 }
 
-static void do_save(app *A)
+/* The plan and the factorized ONNX to plan_path and onnx_path as one atomic pair (both new or
+ * both as before). Returns 0, or -1 with the reason in *why. */
+static int write_pair(app *A, const char *plan_path, const char *onnx_path, char *why, size_t why_len)
 {
     ui_state *s = A->s;
     rs_err e = {{0}};
+    if (same_file(onnx_path, A->model_path) || same_file(plan_path, A->model_path) ||
+        (A->args.plan && same_file(onnx_path, A->args.plan))) {
+        snprintf(why, why_len, "refusing to overwrite the input %s (choose another name: W)",
+                 same_file(onnx_path, A->model_path) || same_file(plan_path, A->model_path) ? "model" : "plan");
+        return -1;
+    }
     rs_plan *p = plan_alloc();
     rs_model *fm = NULL;
-    if (!p) {
-        snprintf(s->msg, sizeof s->msg, "save failed: out of memory");
-        return;
-    }
-    if (same_file(A->onnx_path, A->model_path) || same_file(A->plan_path, A->model_path) ||
-        (A->args.plan && same_file(A->onnx_path, A->args.plan))) {
-        snprintf(s->msg, sizeof s->msg, "refusing to overwrite the input model %.400s (use --out PREFIX)", A->model_path);
-        plan_free(p);
-        return;
-    }
-    int rc = ui_state_plan(s, p, &e);
+    char *text = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = p ? ui_state_plan(s, p, &e) : rs_fail(&e, "out of memory");
     if (rc == 0)
-        rc = plan_save(p, A->plan_path, &e);
+        rc = plan_format(p, &text, &e);
     if (rc == 0) {
         fm = model_clone(A->m);
         rc = fm ? plan_apply(fm, p, NULL, NULL, &e) : rs_fail(&e, "out of memory");
     }
     if (rc == 0)
-        rc = onnx_save(fm, A->onnx_path, &e);
+        rc = onnx_save_buffer(fm, &buf, &len, &e);
+    if (rc == 0)
+        rc = fileio_write_atomic_pair(plan_path, text, strlen(text), onnx_path, buf, len, &e);
     if (rc == 0) {
         s->dirty = 0;
-        snprintf(s->msg, sizeof s->msg, "saved %.280s and %.280s", A->plan_path, A->onnx_path);
+        snprintf(s->msg, sizeof s->msg, "saved %.280s and %.280s", plan_path, onnx_path);
     } else {
-        snprintf(s->msg, sizeof s->msg, "save failed: %.400s", e.msg);
+        snprintf(why, why_len, "save failed: %.400s", e.msg);
     }
+    free(text);
+    free(buf);
     model_free(fm);
     plan_free(p);
+    return rc;
+}
+
+static void do_save(app *A)
+{
+    write_pair(A, A->plan_path, A->onnx_path, A->s->msg, sizeof A->s->msg);
+}
+
+/* Save as the prefix typed in s->saveas: "x" or "x.onnx" / "x.plan" write x.plan and x.onnx;
+ * an existing file is replaced only after the question said yes; `w` saves there from then on. */
+static void do_save_as(app *A)
+{
+    ui_state *s = A->s;
+    ui_saveas *a = &s->saveas;
+    char prefix[500], plan_path[520], onnx_path[520];
+    snprintf(prefix, sizeof prefix, "%.490s", a->buf);
+    size_t n = strlen(prefix);
+    if (n > 5 && (!strcmp(prefix + n - 5, ".onnx") || !strcmp(prefix + n - 5, ".plan")))
+        prefix[n - 5] = 0;
+    snprintf(plan_path, sizeof plan_path, "%s.plan", prefix);
+    snprintf(onnx_path, sizeof onnx_path, "%s.onnx", prefix);
+    if (!a->overwrite) {
+        const char *exists = access(onnx_path, F_OK) == 0 ? onnx_path : access(plan_path, F_OK) == 0 ? plan_path : NULL;
+        if (exists && !same_file(exists, A->model_path) && !(A->args.plan && same_file(exists, A->args.plan))) {
+            a->asking = 1;
+            snprintf(a->exists, sizeof a->exists, "%.500s", exists);
+            return;
+        }
+    }
+    /* on failure the prompt stays open on the path, saying why */
+    if (write_pair(A, plan_path, onnx_path, a->note, sizeof a->note) != 0)
+        return;
+    a->active = 0;
+    snprintf(A->prefix, sizeof A->prefix, "%s", prefix);
+    save_paths(A);
 }
 
 /* ---- drawing --------------------------------------------------------------------------------- */
@@ -236,13 +280,6 @@ static void do_save(app *A)
 static const scr_draw_fn screen_draw[] = {scr_layers, scr_spectrum, scr_accuracy, scr_tradeoffs, scr_search,
                                           scr_example, scr_graph};
 _Static_assert(sizeof screen_draw / sizeof screen_draw[0] == SCR_COUNT, "one draw function per screen");
-
-static const char *keys_for(const ui_state *s)
-{
-    if (s->screen == SCR_EXAMPLE && s->edit.active)
-        return "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing";
-    return ui_screens[s->screen].footer;
-}
 
 void scr_help(const ui_state *s)
 {
@@ -296,7 +333,7 @@ static void draw(app *A)
     if (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM)
         ui_spec_update(&A->spec, s, A->m);
     screen_draw[s->screen](s, &A->spec);
-    w_frame(s, keys_for(s));
+    w_frame(s);
     if (s->browse.active)
         scr_browser(s);
     if (s->help)
@@ -461,6 +498,8 @@ static void after_flags(app *A, unsigned f)
         live_request_sweep(A->lv, s);
     if (f & UI_SAVE)
         do_save(A);
+    if (f & UI_SAVE_AS)
+        do_save_as(A);
     if (f & UI_SEARCH_START) {
         rs_err e = {{0}};
         if (!A->val) {

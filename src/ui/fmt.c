@@ -178,3 +178,24 @@ char *fmt_slider(int rank, int max, int width, int utf8, char *buf, size_t len)
     }
     return buf;
 }
+
+void fmt_scrollbar(int first, int visible, int total, int height, int *thumb_y, int *thumb_len)
+{
+    if (total <= visible || total <= 0 || height <= 0) {
+        *thumb_y = 0;
+        *thumb_len = height > 0 ? height : 0;
+        return;
+    }
+    int len = (int)((long long)height * visible / total);
+    len = len < 1 ? 1 : len > height ? height : len;
+    int span = height - len, range = total - visible;
+    int y = (int)(((long long)first * span + range / 2) / range);
+    /* the ends mean the ends: the thumb touches the bottom only on the last page, the top only
+     * on the first */
+    if (first > 0 && y == 0 && span > 0)
+        y = 1;
+    if (first + visible < total && y == span && span > 0)
+        y = span - 1;
+    *thumb_y = y;
+    *thumb_len = len;
+}

@@ -35,4 +35,8 @@ int fmt_slider_pos(int rank, int max, int width);
 /* Rank (1..max) for a click at column pos (clamped). */
 int fmt_slider_rank(int pos, int max, int width);
 
+/* A scroll bar of `height` cells for rows first..first+visible-1 of total: the thumb's first cell
+ * and length (at least 1; at the very end only when the last row shows). */
+void fmt_scrollbar(int first, int visible, int total, int height, int *thumb_y, int *thumb_len);
+
 #endif

@@ -133,6 +133,11 @@ unsigned ui_graph_key(ui_state *s, int key)
             snprintf(s->msg, sizeof s->msg, "%s (%s) has no weights to factorize", nd->name, nd->op);
             return UI_HANDLED | UI_REDRAW;
         }
+        if (ui_view_pos(s, nd->layer) < 0) { /* hidden by the filter: list every layer again */
+            s->view.filter[0] = 0;
+            s->view.filter_len = s->view.editing = 0;
+            ui_view_update(s);
+        }
         s->sel = nd->layer;
         s->screen = SCR_LAYERS;
         ui_fix_scroll(s);

@@ -68,6 +68,23 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len)
                  s->edit.which ? "K" : "X", s->edit.r, s->edit.c, s->edit.buf);
         return 1;
     }
+    if (s->saveas.active && s->saveas.asking) {
+        snprintf(buf, len, "%s exists: overwrite it? y overwrites, any other key edits the path", s->saveas.exists);
+        return 1;
+    }
+    if (s->saveas.active) {
+        if (s->saveas.note[0]) /* what went wrong first: the path may be long */
+            snprintf(buf, len, "%s; save as: %s_", s->saveas.note, s->saveas.buf);
+        else
+            snprintf(buf, len, "save as: %s_   (PREFIX.plan + PREFIX.onnx; Enter saves, Esc cancels, ^U clears)",
+                     s->saveas.buf);
+        return 1;
+    }
+    if (s->view.editing && s->screen == SCR_LAYERS) {
+        snprintf(buf, len, "filter: %s_   %d of %d layers; Enter keeps it, Esc clears it", s->view.filter,
+                 ui_view_count(s), s->n_layers);
+        return 1;
+    }
     if (!s->prompt.active || s->n_layers <= 0)
         return 0;
     const ui_layer *l = &s->layers[s->sel];
@@ -348,10 +365,10 @@ static unsigned slider_key(ui_state *s, int key)
     switch (key) {
     case UI_K_UP:
     case 'k':
-        return ui_select_row(s, s->sel - 1);
+        return ui_select_row(s, ui_view_step(s, -1));
     case UI_K_DOWN:
     case 'j':
-        return ui_select_row(s, s->sel + 1);
+        return ui_select_row(s, ui_view_step(s, +1));
     case UI_K_LEFT:
         return rank_step(s, -1, 0);
     case UI_K_RIGHT:
@@ -385,6 +402,9 @@ static unsigned slider_key(ui_state *s, int key)
 
 static unsigned layers_key(ui_state *s, int key)
 {
+    unsigned vf = s->screen == SCR_LAYERS ? ui_view_key(s, key) : 0;
+    if (vf)
+        return vf;
     if (key == 'n') {
         s->full_names = !s->full_names;
         snprintf(s->msg, sizeof s->msg, "%s", s->full_names ? "full node names (n: short names)"
@@ -479,7 +499,10 @@ static unsigned example_screen_key(ui_state *s, int key)
         ": (Layers: or Enter)   type the exact rank of the layer",                                   \
         "w                      save the plan and the factorized ONNX (atomically)"
 
-static const char *const help_layers[] = {"n                      full node names / short names", SLIDER_HELP};
+static const char *const help_layers[] = {
+    "/                      filter the table (name, op or method; Enter keeps, Esc clears)",
+    "s                      sort: graph order, params, MACs, error (w.err), sensitivity (out.err)",
+    "n                      full node names / short names", SLIDER_HELP};
 static const char *const help_spectrum[] = {"l                      linear / log scale", SLIDER_HELP};
 static const char *const help_accuracy[] = {SLIDER_HELP};
 static const char *const help_tradeoffs[] = {
@@ -509,7 +532,7 @@ static const char *const help_graph[] = {
 #define HELP(a) a, (int)(sizeof a / sizeof a[0])
 const ui_screen_def ui_screens[SCR_COUNT] = {
     {"Layers", layers_key, HELP(help_layers),
-     "<-/-> rank  PgUp/PgDn +-8  Home/End  m method  e EVBMF  0 reset  w save  Tab/1-7  ? help  q quit"},
+     "<-/-> rank  m method  / filter  s sort  n names  e EVBMF  0 reset  w save  Tab/1-7  ? help  q quit"},
     {"Spectrum", spectrum_key, HELP(help_spectrum),
      "<-/-> rank  up/down layer  m method  l linear/log  e EVBMF  Tab/1-7 screens  ? help  q quit"},
     {"Accuracy", layers_key, HELP(help_accuracy),
@@ -528,6 +551,8 @@ static const char *const help_global[] = {
     "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
     "u / Ctrl-R             undo / redo a rank or method change",
     "o (Search: O)          open another model: the zoo, the shipped net, .onnx files here",
+    "W                      save as: type the path prefix (asks before replacing a file)",
+    "mouse                  click a tab label or a key in the footer to press it",
     "q, Ctrl-C              quit (asks first when changes are unsaved or jobs run)",
 };
 static const char *const help_tail[] = {
@@ -587,6 +612,62 @@ int ui_help_rows(const ui_state *s)
     return h < 1 ? 1 : h;
 }
 
+/* ---- save as ------------------------------------------------------------------------------------ */
+
+static unsigned saveas_open(ui_state *s)
+{
+    ui_saveas *a = &s->saveas;
+    memset(a, 0, sizeof *a);
+    a->active = 1;
+    snprintf(a->buf, sizeof a->buf, "%s", s->save_prefix);
+    a->len = (int)strlen(a->buf);
+    return UI_HANDLED | UI_REDRAW;
+}
+
+static unsigned saveas_key(ui_state *s, int key)
+{
+    ui_saveas *a = &s->saveas;
+    if (a->asking) { /* "PATH exists: overwrite?" */
+        a->asking = 0;
+        if (key == 'y' || key == 'Y') {
+            a->overwrite = 1;
+            return UI_HANDLED | UI_REDRAW | UI_SAVE_AS;
+        }
+        snprintf(a->note, sizeof a->note, "%.400s kept, edit the path", a->exists);
+        return UI_HANDLED | UI_REDRAW;
+    }
+    a->note[0] = 0;
+    switch (key) {
+    case UI_K_ESC:
+        a->active = 0;
+        snprintf(s->msg, sizeof s->msg, "save as: cancelled");
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_ENTER:
+    case '\r':
+        if (a->len == 0)
+            return UI_HANDLED;
+        a->overwrite = 0;
+        return UI_HANDLED | UI_REDRAW | UI_SAVE_AS;
+    case UI_K_BACKSPACE:
+    case 127:
+    case 8:
+        if (a->len > 0)
+            a->buf[--a->len] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case 21: /* ^U: clear the line, as shells do */
+        a->len = 0;
+        a->buf[0] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        if (key >= 32 && key < 127 && a->len < 480) { /* app.c keeps 490 bytes of it */
+            a->buf[a->len++] = (char)key;
+            a->buf[a->len] = 0;
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return UI_HANDLED;
+    }
+}
+
 /* q, Q and ^C: quit, asking first when rank changes are unsaved or background jobs run. */
 static unsigned ui_quit_key(ui_state *s, int key)
 {
@@ -627,6 +708,10 @@ unsigned ui_key(ui_state *s, int key)
         return edit_key(s, key);
     if (s->prompt.active)
         return prompt_key(s, key);
+    if (s->saveas.active && key != 3)
+        return saveas_key(s, key);
+    if (s->view.editing && s->screen == SCR_LAYERS && key != 3) /* typed text is the filter's */
+        return ui_view_key(s, key);
     if (s->browse.active)
         return ui_browser_key(s, key);
     s->msg[0] = 0;
@@ -659,6 +744,8 @@ unsigned ui_key(ui_state *s, int key)
         return set_screen(s, (s->screen + 1) % SCR_COUNT);
     case UI_K_BTAB:
         return set_screen(s, (s->screen + SCR_COUNT - 1) % SCR_COUNT);
+    case 'W':
+        return saveas_open(s);
     case 'w':
         if (s->screen == SCR_SEARCH && s->ft.have_model && !s->ft.running)
             return UI_HANDLED | UI_REDRAW | UI_FT_SAVE; /* the fine-tuned net, not the plan */

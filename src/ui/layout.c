@@ -40,7 +40,7 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
     static const int drop_order[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF};
     for (int c = 0; c < COL_COUNT; ++c)
         t->show[c] = 1;
-    int avail = s->cols - 2; /* "> " marker */
+    int avail = s->cols - 3; /* "> " marker, and the scroll bar in the last column */
     for (size_t d = 0;; ++d) {
         int total = 0;
         for (int c = 0; c < COL_COUNT; ++c)
@@ -54,10 +54,15 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
     for (int c = 0; c < COL_COUNT; ++c)
         if (t->show[c])
             total += want[c] + 1;
-    int extra = avail - total;
+    int extra = avail - total, w_name = want[COL_NAME];
+    if (extra < 0) { /* long full names: the name column gives way (ui_fit_label keeps rows apart) */
+        w_name += extra;
+        w_name = w_name < 12 ? 12 : w_name;
+        extra = 0;
+    }
     int x = 2;
     for (int c = 0; c < COL_COUNT; ++c) {
-        t->w[c] = want[c];
+        t->w[c] = c == COL_NAME ? w_name : want[c];
         if (c == COL_SLIDER && extra > 0)
             t->w[c] += extra > 30 ? 30 : extra;
         t->x[c] = x;
@@ -68,7 +73,8 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
     int max_rows = s->lines - 3 - 8; /* leave room for the chain panel and the footer */
     if (max_rows < 3)
         max_rows = 3;
-    t->rows = s->n_layers < max_rows ? s->n_layers : max_rows;
+    int listed = ui_view_count(s);
+    t->rows = listed < max_rows ? listed : max_rows;
     t->panel_y = t->table_y + t->rows + 1;
 }
 
@@ -80,10 +86,14 @@ void ui_fix_scroll(ui_state *s)
         s->sel = 0;
     if (s->sel >= s->n_layers)
         s->sel = s->n_layers > 0 ? s->n_layers - 1 : 0;
-    if (s->sel < s->scroll)
-        s->scroll = s->sel;
-    if (t.rows > 0 && s->sel >= s->scroll + t.rows)
-        s->scroll = s->sel - t.rows + 1;
+    /* scroll counts table positions (the view), sel is a layer */
+    int pos = ui_view_pos(s, s->sel), n = ui_view_count(s);
+    if (pos >= 0 && pos < s->scroll)
+        s->scroll = pos;
+    if (pos >= 0 && t.rows > 0 && pos >= s->scroll + t.rows)
+        s->scroll = pos - t.rows + 1;
+    if (s->scroll > n - t.rows)
+        s->scroll = n - t.rows;
     if (s->scroll < 0)
         s->scroll = 0;
 }
@@ -102,12 +112,29 @@ static unsigned slider_to(ui_state *s, int row, int x, const ui_table_layout *t)
 
 unsigned ui_mouse(ui_state *s, int x, int y, int ev)
 {
-    if (s->help || s->confirm_quit)
-        return ui_key(s, ' ');
+    if (s->help || s->confirm_quit) /* a press closes / answers; its release must not close the next */
+        return ev == UI_M_PRESS ? ui_key(s, ' ') : UI_HANDLED;
+    /* the frame: tabs and footer keys act on the press, or on a release whose press was not
+     * reported (a press and its release read together reach curses as the release alone) */
+    if ((ev == UI_M_PRESS || ev == UI_M_RELEASE) && !s->browse.active && !ui_too_small(s) &&
+        (y == 1 || y == s->lines - 1) && s->drag_row < 0) {
+        int pressed = s->frame_pressed;
+        s->frame_pressed = ev == UI_M_PRESS;
+        if (ev == UI_M_RELEASE && pressed)
+            return UI_HANDLED;
+        if (y == 1) {
+            int tab = ui_tab_at(s, x);
+            return tab >= 0 ? ui_key(s, '1' + tab) : UI_HANDLED;
+        }
+        int key = ui_footer_key_at(s, x);
+        return key ? ui_key(s, key) : UI_HANDLED;
+    }
+    if (ev == UI_M_RELEASE)
+        s->frame_pressed = 0;
     if (ev == UI_M_WHEEL_UP || ev == UI_M_WHEEL_DOWN) {
         if (s->screen == SCR_EXAMPLE || s->screen == SCR_SEARCH)
             return UI_HANDLED;
-        return ui_select_row(s, s->sel + (ev == UI_M_WHEEL_UP ? -1 : 1));
+        return ui_select_row(s, ui_view_step(s, ev == UI_M_WHEEL_UP ? -1 : 1));
     }
     if (s->screen != SCR_LAYERS || s->n_layers <= 0) {
         if (ev == UI_M_RELEASE)
@@ -132,8 +159,8 @@ unsigned ui_mouse(ui_state *s, int x, int y, int ev)
     int row = y - t.table_y;
     if (row < 0 || row >= t.rows)
         return UI_HANDLED;
-    row += s->scroll;
-    if (row >= s->n_layers)
+    row = ui_view_layer(s, row + s->scroll);
+    if (row < 0)
         return UI_HANDLED;
     unsigned f = ui_select_row(s, row);
     if (t.show[COL_SLIDER] && x >= t.x[COL_SLIDER] && x < t.x[COL_SLIDER] + t.w[COL_SLIDER]) {

@@ -40,14 +40,8 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
     if (sel)
         w_fill(y, 0, COLS, R_SEL);
     w_put(y, 0, base, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
-    /* long module paths keep their informative end: "…stages.0/conv1" */
-    const char *name = ui_layer_label(s, l);
-    size_t nl = strlen(name), w = t->w[COL_NAME] > 1 ? (size_t)t->w[COL_NAME] : 1;
-    if (nl > w) {
-        snprintf(buf, sizeof buf, "%s%s", s->utf8 ? "\u2026" : "~", name + nl - (w - 1));
-        name = buf;
-    }
-    cell(t, y, COL_NAME, base, name);
+    /* long module paths keep their informative end ("…stages.0/conv1"), or where they differ */
+    cell(t, y, COL_NAME, base, ui_fit_label(s, k, t->w[COL_NAME], buf, sizeof buf));
     cell(t, y, COL_OP, base, l->op);
     cell(t, y, COL_SHAPE, base, l->shape);
     cell(t, y, COL_PARAMS, base, fmt_count(l->params, buf, sizeof buf));
@@ -119,7 +113,7 @@ static void draw_chain(const ui_state *s, int y, int maxy)
         if (ui_preferred_method(l) == DECOMP_NONE) /* e.g. depthwise: nothing low-rank to take out */
             w_printf(y, 1, R_DIM, 0, "one %s layer; no low-rank method applies to it", l->op);
         else
-            w_printf(y, 1, R_DIM, 0, "one %s layer; m or <-/-> to factorize it into a sequence of simpler operations",
+            w_printf(y, 1, R_DIM, 0, "one %s layer; m or <-/-> factorizes it into a chain of simpler ones",
                      l->op);
         return;
     }
@@ -161,27 +155,49 @@ void scr_layers(const ui_state *s, const ui_spec *sp)
     ui_table_layout_of(s, &t);
     for (int c = 0; c < COL_COUNT; ++c)
         if (t.show[c]) {
+            /* a title wider than its column has a shorter form, never a cut one */
+            const char *title = c == COL_SLIDER && t.w[c] < 11 ? "slider" : col_title[c];
             if (col_right[c])
-                w_rput(2, t.x[c], t.w[c], R_DIM, col_title[c]);
+                w_rput(2, t.x[c], t.w[c], R_DIM, title);
             else
-                w_put(2, t.x[c], R_DIM, t.w[c], col_title[c]);
+                w_put(2, t.x[c], R_DIM, t.w[c], title);
         }
+    int listed = ui_view_count(s);
     for (int r = 0; r < t.rows; ++r) {
-        int k = s->scroll + r;
-        if (k >= s->n_layers)
+        int k = ui_view_layer(s, s->scroll + r);
+        if (k < 0)
             break;
         draw_row(s, &t, t.table_y + r, k);
     }
     if (s->n_layers == 0)
         w_put(t.table_y, 2, R_DIM, 0, "this model has no Conv / Gemm / MatMul layer to factorize");
-    int y = t.panel_y;
+    else if (listed == 0)
+        w_printf(t.table_y, 2, R_DIM, 0, "no layer matches \"%s\" (/ then Esc clears the filter)", s->view.filter);
+    int y = t.panel_y + (listed == 0);
     int maxy = LINES - 2;
     w_hline(s, y - 1 + 0, 0, COLS);
-    if (s->n_layers > t.rows) { /* where the visible rows are in a table that scrolls */
-        char pos[48];
-        int last = s->scroll + t.rows < s->n_layers ? s->scroll + t.rows : s->n_layers;
-        snprintf(pos, sizeof pos, " rows %d-%d of %d ", s->scroll + 1, last, s->n_layers);
-        w_put(y - 1, COLS - (int)strlen(pos) - 2, R_DIM, 0, pos);
+    /* where the visible rows are, and what the table lists */
+    char pos[160];
+    int at = 0;
+    pos[0] = 0;
+    if (listed > t.rows) {
+        int last = s->scroll + t.rows < listed ? s->scroll + t.rows : listed;
+        at += snprintf(pos + at, sizeof pos - at, " rows %d-%d of %d", s->scroll + 1, last, listed);
+        int ty, tl; /* a scroll bar in the table's right margin */
+        fmt_scrollbar(s->scroll, t.rows, listed, t.rows, &ty, &tl);
+        for (int r = 0; r < t.rows; ++r)
+            w_put(t.table_y + r, COLS - 1, r >= ty && r < ty + tl ? R_ACCENT : R_DIM, 1,
+                  r >= ty && r < ty + tl ? (s->utf8 ? "\u2588" : "#") : (s->utf8 ? "\u2502" : "|"));
+    }
+    if (s->view.filter_len)
+        at += snprintf(pos + at, sizeof pos - at, "%s filter \"%s\": %d of %d", at ? "," : "", s->view.filter, listed,
+                       s->n_layers);
+    if (s->view.sort != UI_SORT_GRAPH)
+        at += snprintf(pos + at, sizeof pos - at, "%s by %s", at ? "," : "", ui_sort_name(s->view.sort));
+    if (at) {
+        snprintf(pos + at, sizeof pos - at, " ");
+        int pw = w_width(pos);
+        w_put(y - 1, COLS - pw - 2 > 0 ? COLS - pw - 2 : 0, R_DIM, 0, pos);
     }
     draw_chain(s, y, maxy);
     /* the selected layer's spectrum, if there is room */

@@ -47,6 +47,9 @@ void ui_state_free(ui_state *s)
     free(s->graph.nodes);
     s->graph.nodes = NULL;
     s->graph.n = 0;
+    free(s->view.rows);
+    s->view.rows = NULL;
+    s->view.n = 0;
 }
 
 /* ---- model → layers ------------------------------------------------------------------------ */
@@ -136,11 +139,16 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
         return -1;
     if (ui_state_undo_init(s) != 0)
         return rs_fail(e, "out of memory for the undo history");
+    free(s->view.rows);
+    s->view.rows = calloc(nw ? (size_t)nw : 1, sizeof *s->view.rows);
+    if (!s->view.rows)
+        return rs_fail(e, "out of memory for the layer table");
     model_totals(m, &s->params_total, &s->macs_total);
     s->params_total_after = s->params_total;
     s->macs_total_after = s->macs_total;
     s->sel = 0;
     s->scroll = 0;
+    ui_view_update(s);
     ++s->gen;
     return 0;
 }

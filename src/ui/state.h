@@ -52,6 +52,7 @@ enum ui_flags {
     UI_FT_SAVE = 1u << 12,     /* search: save the fine-tuned ONNX */
     UI_BROWSE = 1u << 13,      /* fill the model browser (ui_browser_scan) */
     UI_OPEN = 1u << 14,        /* open the browser's selected model */
+    UI_SAVE_AS = 1u << 15,     /* save to the prefix typed in s->saveas (app.c checks, asks, writes) */
 };
 
 enum ui_keys {
@@ -208,6 +209,17 @@ typedef struct ui_browser_state {
     ui_browse_item items[UI_BROWSE_MAX];
 } ui_browser_state;
 
+/* The layer table's view (`/` filter, `s` sort): which layers it lists and in what order. Every
+ * screen's up/down steps through the same list; s->sel stays a layer index. */
+enum ui_sort { UI_SORT_GRAPH = 0, UI_SORT_PARAMS, UI_SORT_MACS, UI_SORT_ERROR, UI_SORT_SENS, UI_SORT_COUNT };
+typedef struct ui_view {
+    char filter[40]; /* case-insensitive substring of the name, node name, op or method */
+    int filter_len, editing;
+    int sort;  /* ui_sort; largest first, graph order among equals */
+    int n;     /* layers listed */
+    int *rows; /* owned (n_layers entries): the listed layers in table order; NULL = all, graph order */
+} ui_view;
+
 /* Undo / redo: the configurations the sliders went through (history[0..n), cursor at `at`). */
 #define UI_UNDO_MAX 64
 typedef struct ui_undo {
@@ -221,6 +233,16 @@ typedef struct ui_prompt {
     char buf[16];
     int len;
 } ui_prompt;
+
+/* Save as (`W`): a path prompt; when the app finds the files exist it sets `asking` and the next
+ * key answers (y: `overwrite` set and UI_SAVE_AS again; anything else: back to the path). */
+typedef struct ui_saveas {
+    int active, asking, overwrite;
+    char buf[512];
+    int len;
+    char exists[512]; /* the existing file the question names */
+    char note[480];   /* why the last attempt failed or what was kept, shown in the prompt */
+} ui_saveas;
 
 typedef struct ui_edit {
     int active;
@@ -259,6 +281,7 @@ typedef struct ui_state {
     int spec_log;
     int full_names; /* the layer table shows node names in full (`n`) */
     int drag_row; /* layer row being dragged on its slider, -1 */
+    int frame_pressed; /* a press on a tab or footer key acted; its release must not act again */
     ex_state ex;
     ui_edit edit;
     ui_sweep sweep;
@@ -272,6 +295,9 @@ typedef struct ui_state {
     ui_prompt prompt;
     ui_graph_state graph;
     ui_browser_state browse;
+    ui_view view;
+    ui_saveas saveas;
+    char save_prefix[512]; /* where `w` writes (PREFIX.plan, PREFIX.onnx): the save-as default */
 } ui_state;
 
 /* Zeroed state with defaults (no layers); ex set to the default example. */
@@ -316,6 +342,25 @@ unsigned ui_browser_key(ui_state *s, int key);
 /* The name the layer table shows for l: its short label, or its node name with full_names. */
 const char *ui_layer_label(const ui_state *s, const ui_layer *l);
 
+/* The view (view.c): recompute view.rows from the filter and sort (sel moves to the first listed
+ * layer when the filter hides it); the layer at table position pos; the position of layer k (-1
+ * hidden); the layer delta positions from the selected one (clamped to the list). */
+void ui_view_update(ui_state *s);
+int ui_view_count(const ui_state *s);
+int ui_view_layer(const ui_state *s, int pos);
+int ui_view_pos(const ui_state *s, int k);
+int ui_view_step(const ui_state *s, int delta);
+/* The sort's name ("graph order", "params", "MACs", "error", "sensitivity") and the value a layer
+ * is sorted by (< 0: unknown, listed last). */
+const char *ui_sort_name(int sort);
+double ui_sort_value(const ui_layer *l, int sort);
+/* `/` and `s` on the Layers screen, and the keys while the filter is being typed. */
+unsigned ui_view_key(ui_state *s, int key);
+/* Layer k's name as the table shows it in width cells: the end of the name ("…" + tail), or, when
+ * that would read the same as another layer's, a window on where the two differ, so no two rows
+ * ever read the same. buf needs 4 * width + 8 bytes. */
+const char *ui_fit_label(const ui_state *s, int k, int width, char *buf, size_t len);
+
 /* Layer table geometry for s->cols × s->lines (also used by ui_mouse). Keeps sel visible. */
 void ui_table_layout_of(const ui_state *s, ui_table_layout *t);
 void ui_fix_scroll(ui_state *s);
@@ -335,6 +380,16 @@ void ui_history_add(ui_state *s, double ratio, double macs_ratio, double acc, co
 
 /* The parameter reductions of the trade-off curve (UI_CURVE_N values, ascending). */
 extern const double ui_curve_reductions[UI_CURVE_N];
+
+/* The frame (frame.c), as drawn and as clicked: the tab labels of row 1 (x, width and text of
+ * each; returns the column after the last), the tab under column x (-1 none), the footer's key
+ * hints for the screen, the footer line as drawn from column 1 at s->cols, and the key of the
+ * hint under column x (0 none). */
+int ui_tabs_layout(const ui_state *s, int x[SCR_COUNT], int w[SCR_COUNT], char text[SCR_COUNT][32]);
+int ui_tab_at(const ui_state *s, int x);
+const char *ui_footer_keys(const ui_state *s);
+void ui_footer_line(const ui_state *s, char *out, size_t len);
+int ui_footer_key_at(const ui_state *s, int x);
 
 /* Screen names, "Layers" ... "Example". */
 const char *ui_screen_name(int screen);

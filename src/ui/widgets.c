@@ -149,7 +149,7 @@ void w_hline(const ui_state *s, int y, int x, int w)
     w_put(y, x, R_DIM, w, buf);
 }
 
-void w_frame(const ui_state *s, const char *keys)
+void w_frame(const ui_state *s)
 {
     char a[32], b[32], c[32], r[16], right[256], left[320], mark[32];
     int cols = COLS;
@@ -210,21 +210,11 @@ void w_frame(const ui_state *s, const char *keys)
     jb[0] = 0;
     if (ui_jobs_text(s, jobs, sizeof jobs)) /* background work, on every screen */
         snprintf(jb, sizeof jb, "[%s]", jobs);
-    int names_w = 0;
+    int tx[SCR_COUNT], tw_[SCR_COUNT];
+    char tt[SCR_COUNT][32];
+    x = ui_tabs_layout(s, tx, tw_, tt); /* frame.c: what a click on row 1 finds */
     for (int i = 0; i < SCR_COUNT; ++i)
-        names_w += w_width(ui_screen_name(i));
-    int extra = jb[0] ? w_width(jb) + 2 : 0;
-    /* as wide as fits: " 1 Layers " tabs, then " 1 Layers", then names only on the current tab */
-    int style = 1 + SCR_COUNT * 5 + names_w + extra <= cols ? 0 : 1 + SCR_COUNT * 4 + names_w + extra <= cols ? 1 : 2;
-    x = 1;
-    for (int i = 0; i < SCR_COUNT; ++i) {
-        char t[32];
-        if (style == 2 && i != s->screen)
-            snprintf(t, sizeof t, " %d ", i + 1);
-        else
-            snprintf(t, sizeof t, style == 0 ? " %d %s " : " %d %s", i + 1, ui_screen_name(i));
-        x = w_put(1, x, i == s->screen ? R_TAB : R_NORMAL, 0, t) + 1;
-    }
+        w_put(1, tx[i], i == s->screen ? R_TAB : R_NORMAL, 0, tt[i]);
     if (jb[0]) {
         int jx = cols - w_width(jb) - 1;
         w_put(1, jx > x ? jx : x, R_PENDING, cols - (jx > x ? jx : x), jb);
@@ -239,31 +229,9 @@ void w_frame(const ui_state *s, const char *keys)
     else if (s->eval_error[0])
         w_printf(ly - 2, 1, R_BAD, 0, "evaluation failed: %s", s->eval_error);
     w_fill(ly - 1, 0, cols, R_TITLE);
-    /* the way to help and out stays visible however narrow: the screen's keys give way */
-    static const char tail[] = "? help  q quit";
-    size_t kl = strlen(keys), tl = sizeof tail - 1;
-    int tw = (int)tl;
-    if (kl >= tl && !strcmp(keys + kl - tl, tail) && w_width(keys) + 2 > cols) {
-        char body[512];
-        snprintf(body, sizeof body, "%.*s", (int)(kl - tl), keys);
-        /* whole key hints only: cut at the last two-space gap that fits */
-        int room = cols - tw - 4;
-        while (w_width(body) > room) {
-            char *gap = strstr(body, "  "), *last = NULL;
-            while (gap && w_width(body) - w_width(gap) <= room) {
-                last = gap;
-                gap = strstr(gap + 2, "  ");
-            }
-            if (!last)
-                break;
-            *last = 0;
-            if (w_width(body) <= room)
-                break;
-        }
-        w_put(ly - 1, 1, R_TITLE, room, body);
-        w_put(ly - 1, cols - tw - 1, R_TITLE, 0, tail);
-    } else
-        w_put(ly - 1, 1, R_TITLE, 0, keys);
+    char foot[512];
+    ui_footer_line(s, foot, sizeof foot); /* frame.c: what a click on the footer finds */
+    w_put(ly - 1, 1, R_TITLE, cols - 1, foot);
 }
 
 /* ---- plots ------------------------------------------------------------------------------- */

@@ -40,7 +40,7 @@ void w_fill(int y, int x, int w, enum w_role role);
 void w_hline(const ui_state *s, int y, int x, int w);
 
 /* Shared frame: header (row 0), tab bar (row 1), status line (lines-2), key hints (lines-1). */
-void w_frame(const ui_state *s, const char *keys);
+void w_frame(const ui_state *s);
 
 /* A plot canvas: series of (x, y) points scaled into a box, drawn with a glyph per series. */
 typedef struct w_plot {

@@ -1,0 +1,124 @@
+#!/bin/bash
+# e2e_explorer.sh — the explorer's table view, frame clicks and save-as end to end: the real binary
+# under tmux, driven with keys and SGR mouse reports, asserted on `tmux capture-pane` text. Prints
+# TAP. Needs RANKSCOPE_BIN (tests/meson.build) and tmux (skips without it). Data: the shipped test
+# sample (RANKSCOPE_DATA unset), so the run does not depend on the machine.
+set -u
+export LC_ALL=C.UTF-8
+BIN=${RANKSCOPE_BIN:?RANKSCOPE_BIN not set}
+ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+source "$(dirname "$0")/lib.sh"
+need_tmux
+MODEL=$(shipped_model "$ROOT")
+RN="$ROOT/tests/data/zoo/resnet20.onnx"
+SOCK=rs-explorer-$$
+T="tmux -L $SOCK"
+WORK=$(mktemp -d)
+export XDG_STATE_HOME="$WORK/state" # the recent-files list of this run only
+cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+$T new-session -d -s keep -x 100 -y 30 "sleep 3600"
+
+# open SESSION COLS ROWS ENV ARGS...: the explorer in a pane of that size; EXIT= and the tty modes after
+open() {
+    local s=$1 x=$2 y=$3 env=$4
+    shift 4
+    $T new-session -d -s "$s" -x "$x" -y "$y" \
+        "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' XDG_STATE_HOME='$XDG_STATE_HOME' $env '$BIN' $*; echo EXIT=\$?; sleep 60"
+}
+click() { $T send-keys -t "$1" -l $'\e'"[<0;$(($2 + 1));$(($3 + 1))M"$'\e'"[<0;$(($2 + 1));$(($3 + 1))m"; } # 0-based x y
+col_of() { # col_of SESSION ROW TEXT: 0-based column of TEXT in screen row ROW (0-based), -1 if absent
+    local line pre
+    line=$(cap "$1" | sed -n "$(($2 + 1))p")
+    case "$line" in *"$3"*) pre=${line%%"$3"*}; echo ${#pre} ;; *) echo -1 ;; esac
+}
+table_names() { cap "$1" | sed -n "4,$2p" | awk '{print $1 == "▶" ? $2 : $1}'; }
+
+# ---- ResNet-20 at 80x24: filter, sort, the scroll bar, full names that never read the same ------
+CUR=rn
+open rn 80 24 "LANG=C.UTF-8 TERM=xterm-256color" "'$RN'"
+check "resnet20: table drawn" 'wait_for rn "stages\.0/conv1 +584" 30'
+check "a scroll bar in the last column" 'cap rn | sed -n 4p | grep -q "█$"'
+$T send-keys -t rn /
+check "/ opens the filter on the status line" 'wait_for rn "filter: _ +22 of 22 layers" 5'
+$T send-keys -t rn -l shortcut
+check "typing filters at once: the two shortcut convs" 'wait_for rn "filter: shortcut_ +2 of 22" 5 && [ "$(cap rn | grep -cE "^. +…es\.[36]/shortcut\.0 ")" -eq 2 ]'
+$T send-keys -t rn Enter
+check "Enter keeps the filter, named on the separator" 'wait_for rn "filter \"shortcut\": 2 of 22" 5'
+check "the rows below the two are gone" '! cap rn | grep -qE "^. +stages\.0/conv1 "'
+$T send-keys -t rn n
+check "full names: the two shortcut rows read differently" 'wait_for rn "tages\.3/shortcut" 5 && wait_for rn "tages\.6/shortcut" 5'
+names=$(table_names rn 5)
+check "... and no two rows read the same" '[ "$(sort <<<"$names" | uniq -d | wc -l)" -eq 0 ] && [ "$(wc -l <<<"$names")" -eq 2 ]'
+$T send-keys -t rn n / Escape
+check "/ then Esc clears the filter" 'wait_for rn "rows 1-[0-9]+ of 22" 5 && wait_for rn "stages\.0/conv1 +584" 5'
+$T send-keys -t rn s
+# the params column of the visible rows, as numbers (the selection stays on its layer: 13 of 22 rows)
+params_col() { cap rn | sed -n 4,16p | sed -E 's/^. +[^ ]+ +([0-9.]+)(K?) .*/\1 \2/' | awk '{print $2 == "K" ? $1 * 1000 : $1}'; }
+check "s sorts by params: the visible rows never grow" 'wait_for rn "by params" 5 && [ "$(params_col | sort -g -r | tr "\n" " ")" = "$(params_col | tr "\n" " ")" ]'
+for i in $(seq 1 21); do $T send-keys -t rn Up; done
+check "the top of the sorted table: a 9.2K layer" 'wait_for rn "rows 1-13 of 22, by params" 5 && cap rn | sed -n 4p | grep -qE " 9\.2K "'
+$T send-keys -t rn s s s s
+check "s cycles back to graph order" 'wait_for rn "sorted by graph order" 5 && cap rn | grep -A1 "stages\.4/conv2 " | grep -q "stages\.5/conv1 "'
+names=$(table_names rn 16)
+check "short names: 13 distinct rows" '[ "$(sort <<<"$names" | uniq -d | wc -l)" -eq 0 ]'
+for i in $(seq 1 21); do $T send-keys -t rn Down; done
+check "at the end: rows 10-22 and the bar's thumb at the bottom" 'wait_for rn "rows 10-22 of 22" 5 && cap rn | sed -n 16p | grep -q "█$" && cap rn | sed -n 4p | grep -q "│$"'
+
+# ---- clicks on the frame: tab labels and footer keys (SGR mouse, xterm) ---------------------------
+x=$(col_of rn 1 "4 Trade-offs")
+click rn $((x + 3)) 1
+check "a click on the '4 Trade-offs' tab opens it" 'wait_for rn "configurations so far" 10'
+x=$(col_of rn 1 "1 Layers")
+click rn $((x + 1)) 1
+check "a click on '1 Layers' comes back" 'wait_for rn "layer +params" 5'
+x=$(col_of rn 23 "? help")
+click rn $x 23
+check "a click on '? help' in the footer opens the help" 'wait_for rn "any key closes this help" 5'
+$T send-keys -t rn Escape
+x=$(col_of rn 23 "m method")
+click rn $((x + 3)) 23
+check "a click on 'm method' presses m (the selected layer factorized)" 'wait_for rn "^▶ .* (svd|spatial-svd|slice-svd|cp|tucker2) " 5'
+
+# ---- save-as: refuses the input, asks before replacing a file, writes both atomically ------------
+cp "$RN" "$WORK/in.onnx"
+touch "$WORK/taken.plan"
+$T send-keys -t rn W
+check "W opens the path prompt with the current prefix" 'wait_for rn "save as: resnet20-lowrank_" 5'
+$T send-keys -t rn C-u
+$T send-keys -t rn -l "$RN"
+$T send-keys -t rn Enter
+check "the input model's own name is refused" 'wait_for rn "refusing to overwrite the input" 5 && cmp -s "$RN" "$WORK/in.onnx"'
+$T send-keys -t rn C-u
+$T send-keys -t rn -l taken
+$T send-keys -t rn Enter
+check "an existing file: asked first" 'wait_for rn "taken.plan exists: overwrite it\?" 5'
+$T send-keys -t rn n
+check "n keeps it (still empty), back to the path" 'wait_for rn "kept, edit the path" 5 && [ ! -s "$WORK/taken.plan" ] && [ ! -e "$WORK/taken.onnx" ]'
+$T send-keys -t rn Enter
+wait_for rn "overwrite it\?" 5
+$T send-keys -t rn y
+check "y replaces: both files written" 'wait_for rn "saved taken.plan and taken.onnx" 10 && [ -s "$WORK/taken.plan" ] && [ -s "$WORK/taken.onnx" ]'
+check "the saved pair loads and matches (rankscope info)" '"$BIN" info "$WORK/taken.onnx" >/dev/null 2>&1 && grep -qE "(svd|cp|tucker2) [0-9]+" "$WORK/taken.plan"'
+check "no temporaries left" '! ls "$WORK" | grep -q "\.tmp\."'
+$T send-keys -t rn Right
+$T send-keys -t rn w
+check "w saves to the chosen prefix from then on" 'wait_for rn "saved taken.plan and taken.onnx" 10'
+$T send-keys -t rn q
+check "q quits at once (saved)" 'wait_for rn "^EXIT=0" 10'
+
+# ---- too small: clicks and keys change nothing unseen -------------------------------------------
+CUR=small
+open small 100 30 "LANG=C.UTF-8 TERM=xterm-256color" "'$MODEL'"
+check "lenet: table drawn" 'wait_for small "conv2 +Conv" 20'
+$T resize-window -t small -x 60 -y 15
+wait_for small "terminal too small" 5
+click small 30 1
+click small 5 14
+$T send-keys -t small / s
+$T resize-window -t small -x 100 -y 30
+check "after the notice: still Layers, no filter, no sort" 'wait_for small "conv2 +Conv" 5 && ! cap small | grep -qE "filter: |filter \"|by params|sorted by"'
+$T send-keys -t small q
+check "lenet: q exits" 'wait_for small "^EXIT=0" 10'
+
+tap_done

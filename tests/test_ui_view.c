@@ -1,0 +1,326 @@
+/* test_ui_view.c — the layer table's view without a terminal: the `/` filter, the `s` sort, row
+ * positions through both, the mouse on a filtered table, row names that never read the same
+ * (ResNet-20's full node names at every width), and the scroll bar's thumb. */
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/ui/fmt.h"
+#include "../src/ui/state.h"
+#include "rankscope/onnx.h"
+
+static rs_model *load_zoo(const char *name)
+{
+    const char *root = getenv("RS_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/zoo/%s", root ? root : "..", name);
+    rs_err e = {{0}};
+    rs_model *m = onnx_load(path, &e);
+    CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg);
+    return m;
+}
+
+static int find(const ui_state *s, const char *node_name)
+{
+    for (int k = 0; k < s->n_layers; ++k)
+        if (!strcmp(s->layers[k].node_name, node_name))
+            return k;
+    return -1;
+}
+
+/* Terminal cells of a UTF-8 string (every character here is one cell wide). */
+static int w_cells(const char *s)
+{
+    int n = 0;
+    for (; *s; ++s)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static void type(ui_state *s, const char *text)
+{
+    for (; *text; ++text)
+        ui_key(s, (unsigned char)*text);
+}
+
+static void test_filter_and_sort(ui_state *s)
+{
+    s->cols = 100;
+    s->lines = 30;
+    int n = s->n_layers;
+    CHECK(ui_view_count(s) == n && ui_view_layer(s, 3) == 3, "no filter: every layer in graph order");
+    ui_key(s, UI_K_DOWN);
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->sel == 2, "down twice: layer 2");
+    unsigned f = ui_key(s, '/');
+    CHECK(s->view.editing && (f & UI_REDRAW), "/ opens the filter");
+    type(s, "shortcut"); /* s and o would sort / open the browser outside the filter */
+    CHECK(!s->browse.active && s->view.sort == UI_SORT_GRAPH, "typed letters go to the filter, not to s or o");
+    CHECK(ui_view_count(s) == 2, "\"shortcut\" lists the two shortcut convs (%d)", ui_view_count(s));
+    int a = find(s, "/stages/stages.3/shortcut/shortcut.0/Conv"), b = find(s, "/stages/stages.6/shortcut/shortcut.0/Conv");
+    CHECK(a >= 0 && b >= 0 && ui_view_layer(s, 0) == a && ui_view_layer(s, 1) == b, "in graph order (%d %d)", a, b);
+    CHECK(s->sel == a, "the selection moved to the first listed layer (%d)", s->sel);
+    char buf[256];
+    CHECK(ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "filter: shortcut_") && strstr(buf, "2 of 22"),
+          "the status line shows the filter as typed (%s)", buf);
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->sel == b, "down moves within the listed rows");
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->sel == b, "and stops at the last listed");
+    f = ui_key(s, 'q');
+    CHECK(!(f & UI_QUIT) && ui_view_count(s) == 0, "q while typing is text: nothing matches \"shortcutq\"");
+    ui_key(s, UI_K_BACKSPACE);
+    CHECK(ui_view_count(s) == 2, "Backspace: two again");
+    ui_key(s, UI_K_ENTER);
+    CHECK(!s->view.editing && ui_view_count(s) == 2 && strstr(s->msg, "2 of 22"), "Enter keeps the filter (%s)", s->msg);
+    f = ui_key(s, UI_K_RIGHT);
+    CHECK((f & UI_RECOMPUTE) && s->layers[b].cur.method != DECOMP_NONE, "-> acts on the selected listed layer");
+    ui_key(s, '0');
+    /* the mouse: the first table row is the first listed layer */
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    CHECK(t.rows == 2, "the table has two rows (%d)", t.rows);
+    ui_mouse(s, 3, t.table_y, UI_M_PRESS);
+    ui_mouse(s, 3, t.table_y, UI_M_RELEASE);
+    CHECK(s->sel == a, "a click on the first row selects %s", s->layers[s->sel].node_name);
+    /* the graph view's Enter on a layer the filter hides lists every layer again */
+    ui_key(s, '7');
+    int g;
+    for (g = 0; g < s->graph.n; ++g)
+        if (s->graph.nodes[g].layer == 0)
+            break;
+    while (s->graph.sel < g)
+        ui_key(s, UI_K_DOWN);
+    ui_key(s, UI_K_ENTER);
+    CHECK(s->screen == SCR_LAYERS && s->sel == 0 && ui_view_count(s) == n && !s->view.filter_len,
+          "Enter on a hidden layer in the graph clears the filter and selects it");
+    /* Esc while typing clears */
+    type(s, "/conv2");
+    CHECK(ui_view_count(s) == 9, "\"conv2\": the nine blocks' second convs (%d)", ui_view_count(s));
+    ui_key(s, UI_K_ESC);
+    CHECK(!s->view.editing && ui_view_count(s) == n, "Esc clears the filter");
+    /* sort */
+    ui_key(s, 's');
+    CHECK(s->view.sort == UI_SORT_PARAMS && strstr(s->msg, "params"), "s: by params (%s)", s->msg);
+    int ok = 1;
+    for (int i = 1; i < n; ++i) {
+        const ui_layer *p = &s->layers[ui_view_layer(s, i - 1)], *q = &s->layers[ui_view_layer(s, i)];
+        if (p->params < q->params || (p->params == q->params && ui_view_layer(s, i - 1) > ui_view_layer(s, i)))
+            ok = 0;
+    }
+    CHECK(ok, "largest first, graph order among equals");
+    for (int i = 0; i < n; ++i)
+        ui_key(s, UI_K_UP);
+    int top = ui_view_layer(s, 0);
+    CHECK(top == s->sel, "the selection is the largest layer (%s)", s->layers[top].node_name);
+    ui_key(s, 's');
+    CHECK(s->view.sort == UI_SORT_MACS, "s: by MACs");
+    ui_key(s, 's');
+    CHECK(s->view.sort == UI_SORT_ERROR, "s: by error");
+    ui_layer *L = &s->layers[5];
+    L->cur = (ui_choice){DECOMP_SPATIAL_SVD, 3, 0};
+    L->res_for = L->cur;
+    L->res_valid = 1;
+    L->w_err = 0.4;
+    L->out_err = 0.05;
+    ui_layer *M = &s->layers[9];
+    M->cur = (ui_choice){DECOMP_SPATIAL_SVD, 2, 0};
+    M->res_for = M->cur;
+    M->res_valid = 1;
+    M->w_err = 0.2;
+    M->out_err = 0.3;
+    ui_view_update(s);
+    CHECK(ui_view_layer(s, 0) == 5 && ui_view_layer(s, 1) == 9, "by error: the measured layers first, largest first");
+    ui_key(s, 's');
+    CHECK(s->view.sort == UI_SORT_SENS && ui_view_layer(s, 0) == 9 && ui_view_layer(s, 1) == 5,
+          "by sensitivity (output error): 9 before 5");
+    M->cur.rank = 3; /* a result for another rank is not the current one */
+    ui_view_update(s);
+    CHECK(ui_view_layer(s, 0) == 5, "a stale measurement sorts as unknown");
+    ui_key(s, 's');
+    CHECK(s->view.sort == UI_SORT_GRAPH && ui_view_layer(s, 0) == 0, "s: back to graph order");
+}
+
+/* No two rows may read the same, whatever the name column's width. */
+static void test_names(ui_state *s)
+{
+    for (int full = 0; full < 2; ++full) {
+        s->full_names = full;
+        int worst = 0, worst_w = 0;
+        for (int w = 12; w <= 44; ++w) {
+            int dup = 0;
+            char a[256], b[256];
+            for (int k = 0; k < s->n_layers; ++k) {
+                ui_fit_label(s, k, w, a, sizeof a);
+                if (w_cells(a) > w)
+                    dup += 100;
+                for (int j = k + 1; j < s->n_layers; ++j)
+                    dup += !strcmp(a, ui_fit_label(s, j, w, b, sizeof b));
+            }
+            if (dup > worst) {
+                worst = dup;
+                worst_w = w;
+            }
+        }
+        CHECK(worst == 0, "%s names: every width 12..44 gives distinct rows within the width (%d at %d)",
+              full ? "full" : "short", worst, worst_w);
+    }
+    char a[256], b[256];
+    s->full_names = 1;
+    int k3 = find(s, "/stages/stages.3/shortcut/shortcut.0/Conv"), k6 = find(s, "/stages/stages.6/shortcut/shortcut.0/Conv");
+    ui_fit_label(s, k3, 24, a, sizeof a);
+    ui_fit_label(s, k6, 24, b, sizeof b);
+    CHECK(strstr(a, "stages.3") && strstr(b, "stages.6"), "at 24 cells the shortcut convs show their stage (%s | %s)", a, b);
+    s->full_names = 0;
+    /* the table at 80 columns with full names fits the width */
+    s->cols = 80;
+    s->full_names = 1;
+    ui_table_layout t;
+    ui_table_layout_of(s, &t);
+    int right = 0;
+    for (int c = 0; c < COL_COUNT; ++c)
+        if (t.show[c] && t.x[c] + t.w[c] > right)
+            right = t.x[c] + t.w[c];
+    CHECK(right <= 80, "80 columns, full names: the table ends at column %d", right);
+    s->full_names = 0;
+}
+
+static void test_scrollbar(void)
+{
+    int y, l;
+    fmt_scrollbar(0, 10, 10, 10, &y, &l);
+    CHECK(y == 0 && l == 10, "everything visible: a full bar");
+    fmt_scrollbar(0, 10, 40, 10, &y, &l);
+    CHECK(y == 0 && l == 2, "first page of 40: thumb at the top, 2 cells (%d,%d)", y, l);
+    fmt_scrollbar(30, 10, 40, 10, &y, &l);
+    CHECK(y == 8 && l == 2, "last page: at the bottom (%d)", y);
+    fmt_scrollbar(1, 10, 40, 10, &y, &l);
+    CHECK(y >= 1, "one row down: no longer at the very top (%d)", y);
+    fmt_scrollbar(29, 10, 40, 10, &y, &l);
+    CHECK(y <= 7, "one row before the end: not yet at the bottom (%d)", y);
+    fmt_scrollbar(0, 3, 1000, 3, &y, &l);
+    CHECK(l == 1, "a long list: the thumb keeps one cell");
+}
+
+/* Clicks on the frame: a tab label switches to it, a footer key is pressed. */
+static void test_frame(ui_state *s)
+{
+    int widths[] = {80, 100, 160};
+    for (int wi = 0; wi < 3; ++wi) {
+        s->cols = widths[wi];
+        s->lines = 24;
+        s->screen = SCR_LAYERS;
+        int xs[SCR_COUNT], ws[SCR_COUNT];
+        char text[SCR_COUNT][32];
+        int end = ui_tabs_layout(s, xs, ws, text);
+        CHECK(end <= s->cols, "%d columns: the tabs fit (end %d)", s->cols, end);
+        int ok = 1;
+        for (int i = 0; i < SCR_COUNT; ++i) {
+            ui_mouse(s, xs[i] + ws[i] / 2, 1, UI_M_PRESS);
+            ui_mouse(s, xs[i] + ws[i] / 2, 1, UI_M_RELEASE);
+            ok &= s->screen == i;
+        }
+        CHECK(ok, "%d columns: a click in each tab label opens its screen", s->cols);
+        ui_key(s, '1');
+        ui_mouse(s, xs[3] + 1, 1, UI_M_RELEASE);
+        CHECK(s->screen == 3, "a release alone (its press not reported) is a click too");
+        ui_mouse(s, xs[0] + 1, 1, UI_M_PRESS);
+        ui_key(s, '5');
+        ui_mouse(s, xs[0] + 1, 1, UI_M_RELEASE);
+        CHECK(s->screen == 4, "a release after a press that acted does not act again");
+        CHECK(ui_tab_at(s, xs[1] + ws[1]) == -1 || ws[1] + xs[1] == xs[2], "between two tabs: no tab");
+        /* the footer: every hint's first letter, as drawn */
+        s->screen = SCR_LAYERS;
+        char line[512];
+        ui_footer_line(s, line, sizeof line);
+        const char *q = strstr(line, "q quit"), *h = strstr(line, "? help");
+        CHECK(q && h, "%d columns: the footer keeps ? help and q quit (%s)", s->cols, line);
+        if (!q || !h)
+            continue;
+        CHECK(ui_footer_key_at(s, 1 + (int)(h - line)) == '?' && ui_footer_key_at(s, 1 + (int)(q - line) + 3) == 'q',
+              "%d columns: ? help and q quit are keys", s->cols);
+        const char *m = strstr(line, "m method");
+        CHECK(m && ui_footer_key_at(s, 1 + (int)(m - line) + 4) == 'm', "clicking the word 'method' presses m");
+        const char *lr = strstr(line, "<-/->");
+        CHECK(lr && ui_footer_key_at(s, 1 + (int)(lr - line)) == UI_K_LEFT &&
+                  ui_footer_key_at(s, 1 + (int)(lr - line) + 4) == UI_K_RIGHT,
+              "<-/-> is left or right by the half clicked");
+        CHECK(ui_footer_key_at(s, 1 + (int)(m - line) - 1) == 0, "the gap between hints is no key");
+        ui_mouse(s, 1 + (int)(h - line), s->lines - 1, UI_M_PRESS);
+        CHECK(s->help, "%d columns: a click on ? help opens the help", s->cols);
+        ui_key(s, UI_K_ESC);
+    }
+    s->cols = 100;
+    s->lines = 30;
+    /* a click on the footer of the Trade-offs screen: c starts the curve */
+    ui_key(s, '4');
+    char line[512];
+    ui_footer_line(s, line, sizeof line);
+    const char *c = strstr(line, "c curve");
+    unsigned f = c ? ui_mouse(s, 1 + (int)(c - line), s->lines - 1, UI_M_PRESS) : 0;
+    CHECK(f & UI_CURVE_START, "Trade-offs: clicking 'c curve' starts the curve");
+    s->curve.running = 0;
+    ui_key(s, '1');
+    /* too small: the frame is not drawn, clicks do nothing */
+    s->cols = 60;
+    f = ui_mouse(s, 3, 1, UI_M_PRESS);
+    CHECK(s->screen == SCR_LAYERS, "too small: a click where a tab would be switches nothing");
+    s->cols = 100;
+}
+
+/* Save as: the prompt, Esc, Enter asking the app, and the overwrite question. */
+static void test_saveas(ui_state *s)
+{
+    snprintf(s->save_prefix, sizeof s->save_prefix, "resnet20-lowrank");
+    unsigned f = ui_key(s, 'W');
+    char buf[1024];
+    CHECK(s->saveas.active && ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "save as: resnet20-lowrank_"),
+          "W opens the path prompt with the current prefix (%s)", buf);
+    ui_key(s, 21);
+    type(s, "out/small");
+    CHECK(!strcmp(s->saveas.buf, "out/small"), "^U clears, typing edits (%s)", s->saveas.buf);
+    f = ui_key(s, 'q');
+    CHECK(!(f & UI_QUIT) && !strcmp(s->saveas.buf, "out/smallq"), "q is text in the prompt");
+    ui_key(s, UI_K_BACKSPACE);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK((f & UI_SAVE_AS) && !s->saveas.overwrite, "Enter asks the app to save (no overwrite yet)");
+    /* the app found the file: it asks */
+    s->saveas.asking = 1;
+    snprintf(s->saveas.exists, sizeof s->saveas.exists, "out/small.onnx");
+    CHECK(ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "out/small.onnx exists: overwrite it?"), "the question (%s)",
+          buf);
+    f = ui_key(s, 'n');
+    CHECK(!(f & UI_SAVE_AS) && s->saveas.active && !s->saveas.asking && ui_prompt_text(s, buf, sizeof buf) &&
+              strstr(buf, "out/small.onnx kept, edit the path"),
+          "n keeps the file, back to the path, the prompt says so (%s)", buf);
+    ui_key(s, UI_K_ENTER);
+    s->saveas.asking = 1;
+    f = ui_key(s, 'y');
+    CHECK((f & UI_SAVE_AS) && s->saveas.overwrite, "y: save again, overwriting");
+    s->saveas.active = 0;
+    ui_key(s, 'W');
+    f = ui_key(s, UI_K_ESC);
+    CHECK(!s->saveas.active && !(f & UI_SAVE_AS), "Esc cancels");
+}
+
+int main(void)
+{
+    rs_gsl_init();
+    test_scrollbar();
+    rs_model *m = load_zoo("resnet20.onnx");
+    if (m) {
+        ui_state *s = malloc(sizeof *s);
+        ui_state_defaults(s);
+        rs_err e = {{0}};
+        CHECK(ui_state_init(s, m, &e) == 0 && s->n_layers == 22, "resnet20: %d layers %s", s->n_layers, e.msg);
+        test_names(s);
+        test_filter_and_sort(s);
+        test_frame(s);
+        test_saveas(s);
+        ui_state_free(s);
+        free(s);
+        model_free(m);
+    }
+    return check_done();
+}

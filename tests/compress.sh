@@ -140,6 +140,41 @@ point "the speed-up and 'faster' claims agree with the medians they report" lat_
 out=$("$bin" compress "$model" --objective latency --latency fast -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--latency fast: exit 2 naming the value" '[ $rc -eq 2 ] && [[ $out == *"--latency \"fast\""* ]]'
 
+# ---- --fit outputs ------------------------------------------------------------------------------
+# The accuracy search / compress report for their plan is the accuracy of that plan factorized by
+# eval --fit outputs on the same calibration images (another code path: cli_plan.c), not by the
+# weight fit.
+fit_search() {
+    "$bin" search "$model" --split sample --data "$data" --fit outputs --calib-images 200 -o "$tmp/fs.plan" \
+        --json >"$tmp/fs.json" &&
+        "$bin" eval "$model" --plan "$tmp/fs.plan" --split sample --data "$data" --fit outputs \
+            --calib-images 200 --json >"$tmp/fs_eval.json" 2>/dev/null &&
+        "$bin" eval "$model" --plan "$tmp/fs.plan" --split sample --data "$data" --json >"$tmp/fs_w.json" &&
+        $RS_PY - "$tmp/fs.json" "$tmp/fs_eval.json" "$tmp/fs_w.json" <<'PY'
+import json, sys
+s, o, w = (json.load(open(f)) for f in sys.argv[1:])
+assert s["fit"] == "outputs" and s["calib_images"] == 200, s
+print(f"search {s['val_acc']:.4f}, eval --fit outputs {o['accuracy']:.4f}, eval (weights) {w['accuracy']:.4f}")
+sys.exit(0 if abs(s["val_acc"] - o["accuracy"]) < 1e-9 else 1)
+PY
+}
+point "search --fit outputs: its plan's accuracy is eval --fit outputs' on the same images" fit_search
+fit_compress() {
+    "$bin" compress "$model" --tolerance 1 --val-images 500 --data "$data" --fit outputs --calib-images 200 \
+        -o "$tmp/fc.onnx" --plan-out "$tmp/fc.plan" --json >"$tmp/fc.json" &&
+        "$bin" eval "$model" --plan "$tmp/fc.plan" --data "$data" --fit outputs --calib-images 200 \
+            --json >"$tmp/fc_eval.json" 2>/dev/null &&
+        $RS_PY - "$tmp/fc.json" "$tmp/fc_eval.json" <<'PY'
+import json, sys
+c, o = (json.load(open(f)) for f in sys.argv[1:])
+assert c["fit"] == "outputs", c
+print(f"compress test {c['test_acc']:.4f}, eval --fit outputs of its plan {o['accuracy']:.4f}")
+sys.exit(0 if abs(c["test_acc"] - o["accuracy"]) < 1e-9 and o["images"] == c["test_images"] else 1)
+PY
+}
+point "compress --fit outputs: the saved net is its plan fitted to outputs (test accuracy = eval --fit outputs)" \
+    fit_compress
+
 out=$("$bin" compress "$model" --int8-epochs 1 -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--int8-epochs without --int8: exit 2 naming it" '[ $rc -eq 2 ] && [[ $out == *"--int8-epochs needs --int8"* ]]'
 out=$("$bin" compress "$model" --int8 --train-images 0 -o "$tmp/x.onnx" 2>&1); rc=$?

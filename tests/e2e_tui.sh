@@ -222,6 +222,9 @@ $T send-keys -t cp 2
 # "EVBMF rank" is drawn by the Spectrum screen only ("rank 62" is on the Layers screen too)
 check "Spectrum at cp 62: not 'not factorized'" 'wait_for cp "EVBMF rank" 5 && wait_for cp "rank 62" 5 && ! cap cp | grep -q "not factorized"'
 check "Spectrum shows the Layers w.err ($we) and EVBMF rank ($ev)" 'cap cp | grep -q "w.err  $we" && cap cp | grep -q "EVBMF rank $ev"'
+check "Spectrum shows the output error of both fits" 'wait_for cp "o\.err fit [0-9]" 10 && cap cp | grep -qE "o\.err  [0-9]"'
+$T send-keys -t cp 1
+check "Layers: the detail pane shows both fits' output errors" 'wait_for cp "fitted to weights [0-9.e-]+, to outputs [0-9.e-]+" 10'
 $T kill-session -t cp
 
 # ---- a depthwise layer: the detail pane and the status line agree that nothing applies ---------

@@ -442,6 +442,11 @@ static void test_model_and_live(void)
                       s->layers[c2].out_err >= 0,
                   "conv2 weight error %g, output error %g", s->layers[c2].w_err, s->layers[c2].out_err);
             CHECK(s->layers[c2].n_steps == 2, "spatial-svd chain has 2 steps (%d)", s->layers[c2].n_steps);
+            /* --fit outputs' factors, on held-out images: a smaller output error, a larger weight error */
+            CHECK(s->layers[c2].fit_out_err >= 0 && s->layers[c2].fit_out_err < s->layers[c2].out_err &&
+                      s->layers[c2].fit_w_err >= s->layers[c2].w_err,
+                  "conv2 fitted to outputs: output error %g < %g, weight error %g >= %g", s->layers[c2].fit_out_err,
+                  s->layers[c2].out_err, s->layers[c2].fit_w_err, s->layers[c2].w_err);
             /* a change upstream (conv1) invalidates the cache of conv2's input */
             s->sel = 0;
             ui_key(s, 'm');

@@ -8,6 +8,9 @@
  *    compress keep what they finished: points already reported, the best plan so far).
  *  - Accuracies are fractions 0..1; drops, budgets, tolerances and margins are accuracy POINTS.
  *  - Sets and models are borrowed and must outlive the call (the evaluator: its lifetime).
+ *  - Plans are factorized as the search factorizes them (search_options.fit_calib: fitted to
+ *    the layer outputs, search_apply_plan), and fine-tuning starts from those same factors
+ *    unless the finetune options name their own calibration.
  */
 #ifndef RANKSCOPE_PIPELINE_H
 #define RANKSCOPE_PIPELINE_H
@@ -210,10 +213,16 @@ int pipe_eval_run_first(pipe_eval *pe, const pipe_choice *cfg, int images, rs_pr
 void pipe_eval_costs(const pipe_eval *pe, const pipe_choice *cfg, int64_t *params, int64_t *macs);
 
 /* What factorizing layer k by ch does to the layer itself. */
+#define PIPE_FIT_IMAGES 256
 #define PIPE_MAX_STEPS DECOMP_MAX_FACTORS
 typedef struct pipe_layer_report {
     double w_err;   /* relative Frobenius error of the weights */
     double out_err; /* relative error of the layer's output on the first calibration images, <0 unknown */
+    /* The same two for the factors fitted to the layer's outputs (fit.h, FIT_OUTPUTS, the layer
+     * alone) on the PIPE_FIT_IMAGES images of the set that follow the calibration images, so
+     * out_err and fit_out_err are measured on the same held-out images; < 0 unknown (no images
+     * to spare, slice-svd, or the fit failed). */
+    double fit_w_err, fit_out_err;
     int n_steps;    /* the factor chain, as "5x1 6->12", "1x5 dw 8", "dense 400->24" */
     char step_text[PIPE_MAX_STEPS][40];
     int64_t step_params[PIPE_MAX_STEPS], step_macs[PIPE_MAX_STEPS];

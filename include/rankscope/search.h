@@ -110,6 +110,14 @@ typedef struct search_options {
      * saves what it measured. */
     struct lat_table *latency;
     int latency_throughput;
+    /* Data-aware factorization (fit.h): NULL = every plan the search evaluates is applied by
+     * plan_apply (factors fitted to the weights); else by fit_plan_apply, its factors fitted to
+     * the layer outputs on these fit_n normalised calibration images (sequentially), so the
+     * sensitivity tables, the verification and the chosen plan's accuracy are those of the
+     * output-fitted factors. A context's tables are measured under the fit of the first search
+     * run on it: keep the fit the same for the context's lifetime. */
+    const float *fit_calib;
+    int fit_n;
 } search_options;
 
 void search_default_options(search_options *o);
@@ -144,6 +152,10 @@ int search_ctx_run(search_ctx *c, const search_options *o, search_result *out, r
 /* One-shot convenience: create, run, free. */
 int search_run(const rs_model *m, const cifar10_set *set, const search_options *o,
                search_result *out, rs_err *e);
+
+/* Factorize m in place by p the way the search does under o (o->fit_calib: fit_plan_apply,
+ * else plan_apply); o may be NULL (weights). */
+int search_apply_plan(rs_model *m, const rs_plan *p, const search_options *o, rs_err *e);
 
 /* Accuracy of m with plan applied (a copy is factorized) on s; plan may be NULL. */
 int search_eval_plan(const rs_model *m, const rs_plan *plan, const cifar10_set *s, int nthreads,

@@ -99,6 +99,10 @@ int cli_parse_calib(const char *s, cli_fit *f);
 /* n × 3072 normalised calibration images (malloc'ed, free()), n in *n; NULL (reported) when the
  * training split cannot be read. */
 float *cli_fit_calibration(const cli_fit *f, int *n, int quiet);
+/* --fit outputs for a search (search_options.fit_calib / fit_n from a->fit and a->data): *calib
+ * receives the images (free() it; NULL with --fit weights). Prints the error, returns -1. */
+struct search_options;
+int cli_fit_search(const cli_args *a, struct search_options *so, float **calib);
 int cli_apply_plan_fit(rs_model *m, const char *plan_file, const char *ranks_spec, const cli_fit *f, int quiet);
 
 /* Every command that writes a file with -o calls this first. Refuses (prints the error, returns -1)

@@ -6,6 +6,7 @@
 
 #include "rankscope/cifar10.h"
 #include "rankscope/fit.h"
+#include "rankscope/search.h"
 #include "rankscope/plan.h"
 
 int cli_parse_fit(const char *s, cli_fit *f)
@@ -51,6 +52,19 @@ float *cli_fit_calibration(const cli_fit *f, int *n_out, int quiet)
                         "(sequential)\n", n);
     *n_out = n;
     return x;
+}
+
+int cli_fit_search(const cli_args *a, search_options *so, float **calib)
+{
+    *calib = NULL;
+    if (!a->fit.outputs)
+        return 0;
+    cli_fit f = a->fit;
+    f.data = a->data;
+    if (!(*calib = cli_fit_calibration(&f, &so->fit_n, a->json)))
+        return -1;
+    so->fit_calib = *calib;
+    return 0;
 }
 
 /* The data-aware path: calibration images from the training split, fit_plan_apply. */

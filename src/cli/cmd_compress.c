@@ -20,7 +20,8 @@ static void compress_usage(FILE *f)
             "                          [--factors-only] [--lr X] [--rounds K] [--time-limit MIN]\n"
             "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
             "                          [--min-macs-ratio R] [--margin-z Z] [--int8 [--int8-epochs N]]\n"
-            "                          [--train-images N] [--val-images N] [--force] [--verbose] [--json]\n"
+            "                          [--train-images N] [--val-images N] [--fit weights|outputs]\n"
+            "                          [--calib-images N] [--force] [--verbose] [--json]\n"
             "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
             "  stays within the tolerance on the validation split → report on the test set, with\n"
             "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
@@ -40,6 +41,9 @@ static void compress_usage(FILE *f)
             "  The result is timed whole against the original (5 alternated runs each, batch 1 and\n"
             "  batch 64): \"faster\" only when every run of the compressed net beat every run of the\n"
             "  original by 2 %% or more in the median; otherwise it says so.\n"
+            "  --fit outputs: every plan is factorized with its factors fitted to each layer's outputs on\n"
+            "  the first N training images (--calib-images, default 1,000; sequential), in the search,\n"
+            "  before each fine-tuning round and in the result.\n"
             "  --int8: then quantize the winner's weights to int8 as `export --format c --int8` does\n"
             "  (per output channel), after balancing the two factors of each product, and fine-tune\n"
             "  with quantization in the loop for --int8-epochs N (default: --finetune's N, else 2;\n"
@@ -210,11 +214,12 @@ static void print_json_int8(const compress_report *rp)
 static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
     const search_options *so = &c->po.search;
-    printf("{\"objective\": \"%s\", \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
+    printf("{\"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
            "\"finetune_epochs\": %ld, \"distill\": %s, "
            "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
            "\"val_images\": %d, \"plan\": ",
-           search_objective_name(so->objective), so->min_macs_ratio, c->po.margin_z, r->tol_points, c->epochs,
+           search_objective_name(so->objective), so->fit_calib ? "outputs" : "weights", so->fit_calib ? so->fit_n : 0,
+           so->min_macs_ratio, c->po.margin_z, r->tol_points, c->epochs,
            c->po.finetune.distill ? "true" : "false", rp->total, r->search.seconds, r->search.trials,
            r->search.evaluations, c->n_val);
     cli_json_plan(stdout, r->plan);
@@ -265,9 +270,9 @@ static void print_text_int8(const compress_report *rp)
 static void print_text(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
     const search_options *so = &c->po.search;
-    printf("compress: objective %s, MAC floor %.2f×, tolerance %.2f pt (margin %.2f SE), %ld fine-tuning "
-           "epochs%s, %.1f min in all\n",
-           search_objective_name(so->objective), so->min_macs_ratio, r->tol_points, c->po.margin_z, c->epochs,
+    printf("compress: objective %s, factors fitted to %s, MAC floor %.2f×, tolerance %.2f pt (margin %.2f SE), "
+           "%ld fine-tuning epochs%s, %.1f min in all\n",
+           search_objective_name(so->objective), so->fit_calib ? "layer outputs" : "weights", so->min_macs_ratio, r->tol_points, c->po.margin_z, c->epochs,
            c->po.finetune.distill ? " (distilled)" : "", rp->total / 60);
     printf("search: %d trials, %d evaluations, %.1f s; fine-tuning rounds: %d\n", r->search.trials,
            r->search.evaluations, r->search.seconds, r->n_rounds);
@@ -420,7 +425,7 @@ static int load_sets(compress_cmd *c, const cli_args *a, cifar10_set **train, ci
 int cmd_compress(int argc, char **argv)
 {
     static const cli_spec spec = {"compress", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_FORCE |
-                                                  CLI_A_VERBOSE | CLI_A_JSON,
+                                                  CLI_A_VERBOSE | CLI_A_JSON | CLI_A_FIT,
                                   compress_opts, compress_option, compress_usage, 1};
     compress_cmd c = {.minutes = 25, .int8_epochs = -1};
     pipe_compress_default_options(&c.po); /* embedded defaults: see compress_usage */
@@ -447,7 +452,9 @@ int cmd_compress(int argc, char **argv)
     memset(&rp, 0, sizeof rp);
     int rcode = CLI_FAIL, fell_back = 0;
     rs_err e = {{0}};
-    if (!m || !r || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0)
+    float *calib = NULL;
+    if (!m || !r || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0 ||
+        cli_fit_search(&a, &c.po.search, &calib) != 0)
         goto done;
     model_totals(m, &c.p0, &c.m0);
     cli_catch_sigint();
@@ -464,6 +471,7 @@ done:
     free(r);
     model_free(m);
     model_free(q);
+    free(calib);
     cifar10_free(train);
     cifar10_free(val);
     cifar10_free(test);

@@ -16,6 +16,7 @@ static void search_usage(FILE *f)
             "                        [--methods spatial-svd,tucker2,cp] [--layers a,b] [--sens-images N]\n"
             "                        [--data DIR] [--split val|sample] [--threads N] [-o PLAN.txt]\n"
             "                        [--curve [--finetune N] [--distill]] [--min-macs-ratio R]\n"
+            "                        [--fit weights|outputs] [--calib-images N]\n"
             "                        [--verbose] [--json]\n"
             "  Smallest-cost plan whose accuracy on the VALIDATION split (last 5,000 training images)\n"
             "  stays within --tolerance points (default 1.0) of the original, or >= (1-D)·original\n"
@@ -25,6 +26,9 @@ static void search_usage(FILE *f)
             "  --min-macs-ratio R (global): also require whole-network MACs <= MACs0/R (0 = none).\n"
             "  --curve: test accuracy at 1.5×, 2×, 2.5×, 3×, 4× fewer parameters (least estimated\n"
             "  drop from the global sensitivity tables), without and (--finetune N) with fine-tuning.\n"
+            "  --fit outputs: every plan tried is factorized with its factors fitted to each layer's\n"
+            "  outputs on the first N training images (default 1,000; sequential, as decompose/eval\n"
+            "  --fit outputs), so the search ranks the data-aware factors.\n"
             "  Ctrl-C stops the search and reports the best plan found so far.\n");
 }
 
@@ -188,8 +192,9 @@ static void print_search_json(const search_cmd *c, const cli_args *a, const sear
                               const cifar10_set *test, double test_base, double test_acc, int fell_back)
 {
     const search_options *so = &c->so;
-    printf("{\"strategy\": \"%s\", \"objective\": \"%s\", ", search_strategy_name(so->strategy),
-           search_objective_name(so->objective));
+    printf("{\"strategy\": \"%s\", \"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, ",
+           search_strategy_name(so->strategy), search_objective_name(so->objective),
+           so->fit_calib ? "outputs" : "weights", so->fit_calib ? so->fit_n : 0);
     if (so->relative > 0)
         printf("\"relative\": %.6g, ", so->relative);
     else
@@ -222,8 +227,8 @@ static void print_search_text(const search_cmd *c, const cli_args *a, const sear
         printf("relative tolerance %.3g, ", so->relative);
     else
         printf("tolerance %.2f pt, ", so->tolerance);
-    printf("objective %s, on %s (%d images)%s\n", search_objective_name(so->objective), c->split, val->n,
-           r->cancelled ? " — CANCELLED, best plan so far" : "");
+    printf("objective %s, on %s (%d images)%s%s\n", search_objective_name(so->objective), c->split, val->n,
+           so->fit_calib ? ", factors fitted to layer outputs" : "", r->cancelled ? " — CANCELLED, best plan so far" : "");
     printf("trials %d, evaluations %d, %.1f s, back-off steps %d, monotonicity violations %d\n", r->trials,
            r->evaluations, r->seconds, r->backoff_steps, r->violations);
     printf("plan:\n");
@@ -239,12 +244,12 @@ static void print_search_text(const search_cmd *c, const cli_args *a, const sear
 }
 
 /* The searched plan on the test set: the original's accuracy and the plan's. */
-static int test_plan(const rs_model *m, const rs_plan *p, const cifar10_set *test, int threads, double *base,
-                     double *acc)
+static int test_plan(const rs_model *m, const rs_plan *p, const search_options *so, const cifar10_set *test,
+                     int threads, double *base, double *acc)
 {
     rs_err e = {{0}};
     rs_model *fm = model_clone(m);
-    if (!fm || plan_apply(fm, p, NULL, NULL, &e) != 0) {
+    if (!fm || search_apply_plan(fm, p, so, &e) != 0) {
         cli_error("%s", fm ? e.msg : "out of memory");
         model_free(fm);
         return -1;
@@ -270,7 +275,7 @@ static int run_search(const rs_model *m, search_ctx *ctx, const search_cmd *c, c
     double test_base = -1, test_acc = -1;
     rc = 0;
     if (test && !r.cancelled)
-        rc = test_plan(m, r.plan, test, a->threads, &test_base, &test_acc);
+        rc = test_plan(m, r.plan, &c->so, test, a->threads, &test_base, &test_acc);
     if (rc == 0)
         rc = cli_save_plan(r.plan, a->out);
     if (rc == 0 && a->json)
@@ -283,7 +288,8 @@ static int run_search(const rs_model *m, search_ctx *ctx, const search_cmd *c, c
 
 int cmd_search(int argc, char **argv)
 {
-    static const cli_spec spec = {"search", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_VERBOSE | CLI_A_JSON,
+    static const cli_spec spec = {"search", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_VERBOSE | CLI_A_JSON |
+                                                CLI_A_FIT,
                                   search_opts, search_option, search_usage, 1};
     search_cmd c = {.split = "val"};
     search_default_options(&c.so);
@@ -317,7 +323,8 @@ int cmd_search(int argc, char **argv)
     cifar10_set *val = cli_load_split(a.data, c.split, NULL), *test = NULL, *train = NULL;
     search_ctx *ctx = NULL;
     rs_err e = {{0}};
-    if (!val)
+    float *calib = NULL;
+    if (!val || cli_fit_search(&a, &c.so, &calib) != 0)
         goto done;
     if (!strcmp(c.split, "val") && !(test = cli_load_split(a.data, "test", &fell_back)))
         goto done;
@@ -334,6 +341,7 @@ int cmd_search(int argc, char **argv)
         rcode = run_search(m, ctx, &c, &a, val, test, fell_back) == 0 ? CLI_OK : CLI_FAIL;
 done:
     cli_progress_end();
+    free(calib);
     search_ctx_free(ctx);
     cifar10_free(val);
     cifar10_free(test);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rankscope/fit.h"
 #include "rankscope/infer.h"
 
 #define PE_CHUNK 1000
@@ -509,6 +510,48 @@ static void describe_chain(const decomp_result *r, pipe_layer_report *out)
     }
 }
 
+/* The factors of ch fitted to layer k's outputs (fit.h, the layer alone) on the PIPE_FIT_IMAGES
+ * images after the error's, and their weight and output errors (the output error on the same
+ * held-out images as the weight fit's). Both -1 when the set has no images to spare. */
+static int fitted_errors(pipe_eval *pe, int k, const pipe_choice *ch, const float *err_in, double *w_err,
+                         double *o_err, rs_err *e)
+{
+    *w_err = *o_err = -1;
+    int first = pe->n_calib, n = pe->data->n - first;
+    if (n > PIPE_FIT_IMAGES)
+        n = PIPE_FIT_IMAGES;
+    if (n < 1)
+        return 0;
+    const rs_model *m = pe->m0;
+    int node = pe->node[k];
+    size_t per = (size_t)model_value_numel(&m->values[m->nodes[node].in[0]]);
+    float *img = malloc((size_t)n * CIFAR10_PIXELS * sizeof *img), *x = malloc((size_t)n * per * sizeof *x);
+    decomp_result r;
+    memset(&r, 0, sizeof r);
+    int rc = img && x ? 0 : rs_fail(e, "out of memory");
+    if (rc == 0) {
+        cifar10_normalize(pe->data, first, n, img);
+        rc = infer_capture(m, img, n, m->nodes[node].in[0], x, e);
+    }
+    if (rc == 0)
+        rc = factorize(pe, k, ch, &r, e);
+    fit_options fo;
+    fit_default_options(&fo);
+    fo.progress = decomp_progress;
+    fo.user = pe;
+    if (rc == 0)
+        rc = fit_layer(m, node, &r, x, x, n, &fo, e);
+    if (rc == 0) {
+        *w_err = r.weight_error;
+        rc = err_in ? decomp_output_error_on(m, node, &r, err_in, pe->n_calib, o_err, e)
+                    : decomp_output_error(m, node, &r, pe->calib, pe->n_calib, o_err, e);
+    }
+    decomp_result_free(&r);
+    free(img);
+    free(x);
+    return rc;
+}
+
 int pipe_eval_layer_report(pipe_eval *pe, int k, const pipe_choice *ch, rs_progress_fn progress,
                            void *user, pipe_layer_report *out, rs_err *e)
 {
@@ -534,6 +577,17 @@ int pipe_eval_layer_report(pipe_eval *pe, int k, const pipe_choice *ch, rs_progr
     describe_chain(r, out);
     out->w_err = r->weight_error;
     out->out_err = oerr;
+    out->fit_w_err = out->fit_out_err = -1;
+    if (pe->calib && ch->method != DECOMP_SLICE_SVD) {
+        pe->progress = progress;
+        pe->user = user;
+        rc = fitted_errors(pe, k, ch, in, &out->fit_w_err, &out->fit_out_err, &e2);
+        pe->progress = NULL;
+        if (rc == RS_CANCELLED)
+            return rs_fail(e, "%s", e2.msg), RS_CANCELLED;
+        if (rc)
+            out->fit_w_err = out->fit_out_err = -1;
+    }
     return 0;
 }
 

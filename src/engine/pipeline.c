@@ -45,6 +45,20 @@ static int eval_acc(const rs_model *m, const cifar10_set *s, int threads, double
     return 0;
 }
 
+/* Accuracy on s of m factorized by p as the search factorizes (so->fit_calib: fitted to outputs). */
+static int eval_plan(const rs_model *m, const rs_plan *p, const search_options *so, const cifar10_set *s,
+                     double *acc, rs_err *e)
+{
+    rs_model *w = model_clone(m);
+    if (!w)
+        return rs_fail(e, "out of memory copying the model");
+    int rc = search_apply_plan(w, p, so, e);
+    if (rc == 0)
+        rc = eval_acc(w, s, so->nthreads, acc, e);
+    model_free(w);
+    return rc;
+}
+
 /* ---- the trade-off curve ----------------------------------------------------------------------- */
 
 static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_options *o, double *acc,
@@ -54,7 +68,10 @@ static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_
     finetune_data_of(o->train, &td);
     finetune_data_of(o->val, &vd);
     rs_model *ft = NULL;
-    int rc = finetune_run(m, p, &td, &vd, o->finetune, &ft, NULL, e);
+    finetune_options fo = *o->finetune;
+    if (!fo.fit_calib)
+        fo.fit_calib = o->search->fit_calib, fo.fit_n = o->search->fit_n;
+    int rc = finetune_run(m, p, &td, &vd, &fo, &ft, NULL, e);
     if (rc == 0)
         rc = eval_acc(ft, o->judge, o->nthreads, acc, e);
     model_free(ft);
@@ -84,7 +101,7 @@ int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options 
                 return cancelled(e);
             continue;
         }
-        if (plan_cost_of(m, p, &pt.cost, e) != 0 || search_eval_plan(m, p, o->judge, o->nthreads, &pt.acc, e) != 0) {
+        if (plan_cost_of(m, p, &pt.cost, e) != 0 || eval_plan(m, p, o->search, o->judge, &pt.acc, e) != 0) {
             plan_free(p);
             return -1;
         }
@@ -207,6 +224,8 @@ static int judge_round(compress_run *c, const rs_plan *p, pipe_round *lg, rs_mod
     finetune_data_of(c->val, &vd);
     finetune_options fo = o->finetune;
     fo.train.epochs = o->epochs;
+    if (!fo.fit_calib) /* fine-tune from the factors the round was chosen with */
+        fo.fit_calib = o->search.fit_calib, fo.fit_n = o->search.fit_n;
     double t0 = rs_now();
     train_epoch_stats last;
     memset(&last, 0, sizeof last);
@@ -281,7 +300,10 @@ static void compress_rounds(compress_run *c)
         plan_cost_of(c->m, p, &pc, &e);
         lg->params = pc.params_after;
         lg->macs = pc.macs_after;
-        search_eval_plan(c->m, p, c->val, o->search.nthreads, &lg->val_pre, &e);
+        if (eval_plan(c->m, p, &o->search, c->val, &lg->val_pre, &e) != 0) {
+            warn(c, &e);
+            break;
+        }
         if (stage(c, PIPE_STAGE_ROUND_START))
             break;
         rs_model *ft = NULL;
@@ -372,7 +394,7 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
             rc = rs_fail(e, "out of memory");
             goto done;
         }
-        if (plan_apply(r->model, r->plan, NULL, NULL, e) != 0) {
+        if (search_apply_plan(r->model, r->plan, so, e) != 0) {
             rc = -1;
             goto done;
         }

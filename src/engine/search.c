@@ -9,6 +9,7 @@
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
 #include "rankscope/evbmf.h"
+#include "rankscope/fit.h"
 #include "rankscope/infer.h"
 #include "search_internal.h"
 
@@ -70,6 +71,27 @@ void search_result_free(search_result *r)
 }
 
 /* ---- evaluation ---------------------------------------------------------------------------------- */
+static int apply_with(rs_model *m, const rs_plan *p, const search_options *o, const decomp_opts *dopts, rs_err *e)
+{
+    if (!p || p->n == 0)
+        return 0;
+    if (!o || !o->fit_calib)
+        return plan_apply(m, p, dopts, NULL, e);
+    fit_options fo;
+    fit_default_options(&fo);
+    fo.decomp = dopts;
+    if (dopts) {
+        fo.progress = dopts->progress;
+        fo.user = dopts->user;
+    }
+    return fit_plan_apply(m, p, o->fit_calib, o->fit_n, &fo, NULL, e);
+}
+
+int search_apply_plan(rs_model *m, const rs_plan *p, const search_options *o, rs_err *e)
+{
+    return apply_with(m, p, o, NULL, e);
+}
+
 int search_eval_plan(const rs_model *m, const rs_plan *plan, const cifar10_set *s, int nthreads,
                      double *acc, rs_err *e)
 {
@@ -159,7 +181,7 @@ static int run_trial(search_ctx *c, const rs_plan *p, int n, const char *phase, 
         decomp_opts_default(&dopts);
         dopts.progress = forward_progress;
         dopts.user = &fp;
-        rc = plan_apply(w, p, &dopts, NULL, e);
+        rc = apply_with(w, p, o, &dopts, e);
     }
     eval_result r;
     if (rc == 0) {

@@ -46,7 +46,7 @@ struct live {
     char error[RS_ERR_LEN + 16];
     ui_choice *res_for;
     int *res_valid;
-    double *w_err, *out_err;
+    double *w_err, *out_err, *fit_w_err, *fit_out_err;
     pipe_layer_report *steps;
     ui_sweep sweep;
     int n_new;
@@ -136,6 +136,8 @@ static int layer_errors(live *lv, const ui_choice *cfg, cancel_ctx *cc, rs_err *
         lv->res_valid[k] = 1;
         lv->w_err[k] = rep.w_err;
         lv->out_err[k] = rep.out_err;
+        lv->fit_w_err[k] = rep.fit_w_err;
+        lv->fit_out_err[k] = rep.fit_out_err;
         lv->pub++;
         pthread_mutex_unlock(&lv->mu);
     }
@@ -321,9 +323,11 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
     lv->res_valid = calloc(nl, sizeof *lv->res_valid);
     lv->w_err = calloc(nl, sizeof *lv->w_err);
     lv->out_err = calloc(nl, sizeof *lv->out_err);
+    lv->fit_w_err = calloc(nl, sizeof *lv->fit_w_err);
+    lv->fit_out_err = calloc(nl, sizeof *lv->fit_out_err);
     lv->steps = calloc(nl, sizeof *lv->steps);
     if (!lv->label || !lv->req || !lv->sweep_cfg || !lv->res_for || !lv->res_valid || !lv->w_err ||
-        !lv->out_err || !lv->steps) {
+        !lv->out_err || !lv->fit_w_err || !lv->fit_out_err || !lv->steps) {
         live_stop(lv);
         rs_fail(e, "out of memory");
         return NULL;
@@ -371,6 +375,8 @@ void live_stop(live *lv)
     free(lv->res_valid);
     free(lv->w_err);
     free(lv->out_err);
+    free(lv->fit_w_err);
+    free(lv->fit_out_err);
     free(lv->steps);
     free(lv);
 }
@@ -480,6 +486,8 @@ int live_poll(live *lv, ui_state *s)
             l->res_for = lv->res_for[k];
             l->w_err = lv->w_err[k];
             l->out_err = lv->out_err[k];
+            l->fit_w_err = lv->fit_w_err[k];
+            l->fit_out_err = lv->fit_out_err[k];
             l->n_steps = lv->steps[k].n_steps;
             memcpy(l->step_text, lv->steps[k].step_text, sizeof l->step_text);
             memcpy(l->step_params, lv->steps[k].step_params, sizeof l->step_params);

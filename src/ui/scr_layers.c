@@ -104,9 +104,12 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     }
     if (++y >= maxy)
         return;
-    w_printf(y, 1, R_NORMAL, 0, "params %s -> %s   MACs %s -> %s",
-             fmt_count(l->params, a, sizeof a), fmt_count(l->params_after, b, sizeof b),
-             fmt_count(l->macs, c, sizeof c), fmt_count(l->macs_after, d, sizeof d));
+    x = w_printf(y, 1, R_NORMAL, 0, "params %s -> %s   MACs %s -> %s",
+                 fmt_count(l->params, a, sizeof a), fmt_count(l->params_after, b, sizeof b),
+                 fmt_count(l->macs, c, sizeof c), fmt_count(l->macs_after, d, sizeof d));
+    if (l->cur.method != DECOMP_NONE && measured(l)) /* --fit weights vs --fit outputs, same images */
+        w_printf(y, x, R_NORMAL, 0, "   out.err fitted to weights %s, to outputs %s",
+                 fmt_err(l->out_err, a, sizeof a), fmt_err(l->fit_out_err, b, sizeof b));
     if (++y >= maxy)
         return;
     if (l->cur.method == DECOMP_NONE) {

@@ -226,8 +226,12 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
         w_printf(ry++, rx, R_ACCENT, 0, "rank %d", rank);
         if (rank <= sp->n)
             w_printf(ry++, rx, R_NORMAL, 0, "energy %s", fmt_pct(sp->energy[rank - 1], a, sizeof a));
-        if (measured)
+        if (measured) {
             w_printf(ry++, rx, R_NORMAL, 0, "w.err  %s", fmt_err(l->w_err, a, sizeof a));
+            /* output error of the weight fit and of the output fit (--fit outputs), same images */
+            w_printf(ry++, rx, R_NORMAL, 0, "o.err  %s", fmt_err(l->out_err, a, sizeof a));
+            w_printf(ry++, rx, R_NORMAL, 0, "o.err fit %s", fmt_err(l->fit_out_err, a, sizeof a));
+        }
         else if (exact && rank <= sp->n)
             w_printf(ry++, rx, R_NORMAL, 0, "w.err  %s", fmt_err(sp->err[rank], a, sizeof a));
         if (!exact && rank <= sp->n)

@@ -99,6 +99,7 @@ typedef struct ui_layer {
     ui_choice res_for;
     int res_valid;
     double w_err, out_err;
+    double fit_w_err, fit_out_err; /* the same for the factors fitted to the outputs (< 0 unknown) */
     ui_choice searched; /* the last search's choice for this layer (has_searched) */
     int has_searched;
     int n_steps; /* the factor chain of res_for, as "5x1 conv 6->12" with each step's cost */

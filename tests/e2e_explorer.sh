@@ -121,4 +121,23 @@ check "after the notice: still Layers, no filter, no sort" 'wait_for small "conv
 $T send-keys -t small q
 check "lenet: q exits" 'wait_for small "^EXIT=0" 10'
 
+# ---- Trade-offs at 160x50: the curve's points selected and applied to the sliders ----------------
+CUR=curve
+open curve 160 50 "LANG=C.UTF-8" "'$MODEL'"
+check "lenet 160x50: table drawn" 'wait_for curve "conv2 +Conv" 20'
+$T send-keys -t curve 4 C
+check "C without the training set says so" 'wait_for curve "fine-tuned curve needs the full CIFAR-10 training set" 5'
+$T send-keys -t curve c
+check "c: the curve finishes" 'wait_for curve "curve done: 5 points" 180'
+$T send-keys -t curve '>' '>'
+check "> >: the second point selected and described" 'wait_for curve "> 2\.[0-9]x: [0-9.]+% .*Enter applies" 5'
+$T send-keys -t curve Enter
+check "Enter applies it to the sliders (params about 2x fewer)" 'wait_for curve "curve point 2\.[0-9]x applied to the sliders" 5 && header curve | grep -qE "params 62\.0K -> [0-9.]+K 2\.[0-9]x"'
+$T send-keys -t curve 1
+check "the Layers screen shows the factorized layers" 'wait_for curve "(svd|spatial-svd|cp|tucker2) +[━─●]+ +[0-9]+/" 5'
+$T send-keys -t curve u
+check "u undoes the whole point" 'wait_for curve "params 62\.0K -> 62\.0K" 10'
+$T send-keys -t curve q q
+check "quits" 'wait_for curve "^EXIT=0" 10'
+
 tap_done

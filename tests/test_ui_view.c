@@ -1,20 +1,24 @@
-/* test_ui_view.c — the layer table's view without a terminal: the `/` filter, the `s` sort, row
- * positions through both, the mouse on a filtered table, row names that never read the same
- * (ResNet-20's full node names at every width), and the scroll bar's thumb. */
+/* test_ui_view.c — the explorer's table view, frame and trade-off curve without a terminal: the
+ * `/` filter, the `s` sort, row positions through both, the mouse on a filtered table, row names
+ * that never read the same (ResNet-20's full node names at every width), the scroll bar's thumb,
+ * clicks on tabs and footer keys, save-as, and the curve's points (selected, applied, fine-tuned
+ * by the real worker on a small subset of the shipped sample). */
 #include "check.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../src/ui/fmt.h"
+#include "../src/ui/searchrun.h"
 #include "../src/ui/state.h"
 #include "rankscope/onnx.h"
 
-static rs_model *load_zoo(const char *name)
+static rs_model *load_model(const char *rel)
 {
     const char *root = getenv("RS_SOURCE_ROOT");
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/zoo/%s", root ? root : "..", name);
+    snprintf(path, sizeof path, "%s/%s", root ? root : "..", rel);
     rs_err e = {{0}};
     rs_model *m = onnx_load(path, &e);
     CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg);
@@ -304,11 +308,94 @@ static void test_saveas(ui_state *s)
     CHECK(!s->saveas.active && !(f & UI_SAVE_AS), "Esc cancels");
 }
 
+static cifar10_set *subset(const cifar10_set *d, int first, int n)
+{
+    rs_err e;
+    cifar10_set *s = cifar10_alloc(n, &e);
+    if (!s)
+        return NULL;
+    memcpy(s->pixels, d->pixels + (size_t)first * 3072, (size_t)n * 3072);
+    memcpy(s->labels, d->labels + first, (size_t)n);
+    snprintf(s->source, sizeof s->source, "sample %d..%d", first, first + n);
+    return s;
+}
+
+/* The curve with fine-tuning, through the explorer's worker, then a point into the sliders. */
+static void test_curve(void)
+{
+    rs_err e = {{0}};
+    rs_model *m = load_model("assets/lenet-cifar10.onnx");
+    int fb = 0;
+    cifar10_set *d = cifar10_load_split(NULL, "sample", &fb, &e);
+    CHECK(m && d, "lenet and the sample: %s", e.msg);
+    if (!m || !d) {
+        model_free(m);
+        cifar10_free(d);
+        return;
+    }
+    ui_state *s = malloc(sizeof *s);
+    ui_state_defaults(s);
+    CHECK(ui_state_init(s, m, &e) == 0, "state: %s", e.msg);
+    s->screen = SCR_TRADEOFFS;
+    unsigned f = ui_key(s, '>');
+    CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "no curve yet"), "> without a curve says so (%s)", s->msg);
+    f = ui_key(s, 'C');
+    CHECK(!(f & UI_CURVE_START) && strstr(s->curve.msg, "training set"), "C without the training set says so (%s)",
+          s->curve.msg);
+    s->ft.available = 1;
+    s->ft.epochs = 1;
+    f = ui_key(s, 'C');
+    CHECK((f & UI_CURVE_START) && s->curve.finetune && s->curve.running, "C starts the fine-tuned curve");
+    cifar10_set *train = subset(d, 0, 600), *val = subset(d, 600, 300), *test = subset(d, 900, 400);
+    ui_curve *c = train && val && test ? ui_curve_start(m, val, test, s->params_total, 1, train, val, &e) : NULL;
+    CHECK(c != NULL, "the curve worker starts: %s", e.msg);
+    for (int i = 0; c && i < 6000 && s->curve.running; ++i) { /* at most 10 minutes on a loaded machine */
+        ui_curve_poll(c, s);
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    int ft_all = s->curve.n > 0, in_range = 1;
+    for (int i = 0; i < s->curve.n; ++i) {
+        ft_all &= s->curve.acc_ft[i] >= 0 && s->curve.acc_ft[i] <= 1;
+        in_range &= s->curve.ratio[i] >= ui_curve_reductions[i] * 0.999;
+    }
+    CHECK(s->curve.done && s->curve.n == UI_CURVE_N, "the curve is done with %d points (%s)", s->curve.n, s->curve.msg);
+    CHECK(ft_all && in_range, "every point meets its reduction and has a fine-tuned accuracy");
+    /* each point's plan, as per-layer choices, gives the point's params */
+    int factorized = 0;
+    for (int k = 0; k < s->n_layers; ++k)
+        factorized += s->curve.plans[(size_t)(UI_CURVE_N - 1) * (size_t)s->n_layers + (size_t)k].method != DECOMP_NONE;
+    CHECK(factorized > 0, "the 4x point factorizes %d layers", factorized);
+    ui_key(s, '>');
+    ui_key(s, '>');
+    ui_key(s, '>');
+    ui_key(s, '<');
+    CHECK(s->curve.sel == 1, "> > > < selects the second point (%d)", s->curve.sel);
+    f = ui_key(s, UI_K_ENTER);
+    ui_state_costs(s, m);
+    double ratio = (double)s->params_total / (double)s->params_total_after;
+    CHECK((f & UI_RECOMPUTE) && s->dirty && fabs(ratio - s->curve.ratio[1]) < 1e-9,
+          "Enter applies it: the sliders give %.4fx, the point said %.4fx", ratio, s->curve.ratio[1]);
+    f = ui_key(s, 'a');
+    CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "already there"), "a again: already there (%s)", s->msg);
+    ui_key(s, 'u');
+    CHECK(s->params_total_after == s->params_total || (ui_state_costs(s, m), s->params_total_after == s->params_total),
+          "u undoes it in one step");
+    ui_curve_stop(c);
+    cifar10_free(train);
+    cifar10_free(val);
+    cifar10_free(test);
+    cifar10_free(d);
+    ui_state_free(s);
+    free(s);
+    model_free(m);
+}
+
 int main(void)
 {
     rs_gsl_init();
     test_scrollbar();
-    rs_model *m = load_zoo("resnet20.onnx");
+    rs_model *m = load_model("tests/data/zoo/resnet20.onnx");
     if (m) {
         ui_state *s = malloc(sizeof *s);
         ui_state_defaults(s);
@@ -322,5 +409,6 @@ int main(void)
         free(s);
         model_free(m);
     }
+    test_curve();
     return check_done();
 }

@@ -530,7 +530,13 @@ static void after_flags(app *A, unsigned f)
         if (!A->val && s->search.available)
             A->val = cifar10_load_split(A->args.data, "val", NULL, &e);
         const cifar10_set *tables = A->val ? A->val : A->data;
-        A->curve = ui_curve_start(A->m, tables, A->data, s->params_total, &e);
+        if (s->curve.finetune && A->val && !A->train)
+            A->train = cifar10_load_split(A->args.data, "train", NULL, &e);
+        if (s->curve.finetune && (!A->val || !A->train))
+            A->curve = NULL; /* e says which split is missing */
+        else
+            A->curve = ui_curve_start(A->m, tables, A->data, s->params_total, s->curve.finetune ? s->ft.epochs : 0,
+                                      A->train, A->val, &e);
         if (!A->curve) {
             s->curve.running = 0;
             snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", e.msg);

@@ -317,16 +317,66 @@ static unsigned set_screen(ui_state *s, int screen)
 
 const double ui_curve_reductions[UI_CURVE_N] = {1.5, 2.0, 2.5, 3.0, 4.0};
 
-/* `c` on Trade-offs: start the curve unless it is already being computed. */
-static unsigned ui_curve_key(ui_state *s)
+/* `c` on Trade-offs: start the curve unless it is already being computed; `C`: with each point
+ * fine-tuned as well, which needs the training set. */
+static unsigned ui_curve_key(ui_state *s, int finetune)
 {
     if (s->curve.running)
         return UI_HANDLED;
+    if (finetune && !s->ft.available) {
+        snprintf(s->curve.msg, sizeof s->curve.msg,
+                 "the fine-tuned curve needs the full CIFAR-10 training set: not found (--data DIR)");
+        return UI_HANDLED | UI_REDRAW;
+    }
     s->curve.running = 1;
     s->curve.done = 0;
     s->curve.n = 0;
-    snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: sensitivity tables");
+    s->curve.sel = -1;
+    s->curve.finetune = finetune;
+    for (int i = 0; i < UI_CURVE_N; ++i)
+        s->curve.acc_ft[i] = -1;
+    snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: sensitivity tables%s",
+             finetune ? ", then each point fine-tuned" : "");
     return UI_HANDLED | UI_REDRAW | UI_CURVE_START;
+}
+
+/* < / >: select a point of the curve; Enter / a: its plan into the sliders (one undo step). */
+static unsigned curve_point_key(ui_state *s, int key)
+{
+    ui_curve_state *c = &s->curve;
+    if (key == '<' || key == ',' || key == '>' || key == '.') {
+        if (c->n <= 0) {
+            snprintf(s->msg, sizeof s->msg, "no curve yet: c computes it (C fine-tunes each point too)");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        int up = key == '>' || key == '.';
+        c->sel = c->sel < 0 ? (up ? 0 : c->n - 1) : c->sel + (up ? 1 : -1);
+        c->sel = c->sel < 0 ? 0 : c->sel >= c->n ? c->n - 1 : c->sel;
+        return UI_HANDLED | UI_REDRAW;
+    }
+    if (c->sel < 0 || c->sel >= c->n || !c->plans) {
+        snprintf(s->msg, sizeof s->msg, "select a point of the curve first (< / >)");
+        return UI_HANDLED | UI_REDRAW;
+    }
+    const ui_choice *pc = c->plans + (size_t)c->sel * (size_t)s->n_layers;
+    int changed = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        ui_layer *l = &s->layers[k];
+        if (pc[k].method != DECOMP_NONE && !(l->methods & (1u << pc[k].method)))
+            continue;
+        if (!pipe_choice_equal(&l->cur, &pc[k])) {
+            l->cur = pc[k];
+            changed = 1;
+        }
+    }
+    snprintf(s->msg, sizeof s->msg, "curve point %.1fx applied to the sliders%s", c->ratio[c->sel],
+             changed ? " (u undoes)" : " (already there)");
+    if (!changed)
+        return UI_HANDLED | UI_REDRAW;
+    s->dirty = 1;
+    ++s->gen;
+    ui_undo_record(s);
+    return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;
 }
 
 /* `F` on Search: fine-tune the slider plan, or say why it cannot. */
@@ -427,8 +477,10 @@ static unsigned spectrum_key(ui_state *s, int key)
 
 static unsigned tradeoffs_key(ui_state *s, int key)
 {
-    if (key == 'c')
-        return ui_curve_key(s);
+    if (key == 'c' || key == 'C')
+        return ui_curve_key(s, key == 'C');
+    if (key == '<' || key == ',' || key == '>' || key == '.' || key == UI_K_ENTER || key == 'a')
+        return curve_point_key(s, key);
     if (key == 'S')
         return UI_HANDLED | UI_REDRAW | UI_SWEEP;
     return slider_key(s, key);
@@ -507,7 +559,10 @@ static const char *const help_spectrum[] = {"l                      linear / log
 static const char *const help_accuracy[] = {SLIDER_HELP};
 static const char *const help_tradeoffs[] = {
     "S                      re-run the rank sweep of the layer",
-    "c                      accuracy vs 1.5x..4x fewer params (search tables, background)", SLIDER_HELP};
+    "c                      accuracy vs 1.5x..4x fewer params (search tables, background)",
+    "C                      the same curve with each point fine-tuned too (needs the training set)",
+    "< / >                  select a point of the curve",
+    "Enter, a               apply the selected point's plan to the sliders (u undoes)", SLIDER_HELP};
 static const char *const help_search[] = {
     "s, Enter               start a rank search on the validation split",
     "x, Esc                 stop the search (or the fine-tuning)",
@@ -538,7 +593,7 @@ const ui_screen_def ui_screens[SCR_COUNT] = {
     {"Accuracy", layers_key, HELP(help_accuracy),
      "<-/-> rank  up/down layer  m method  w save  Tab/1-7 screens  ? help  q quit"},
     {"Trade-offs", tradeoffs_key, HELP(help_tradeoffs),
-     "up/down layer (sweeps it)  <-/-> rank  S re-sweep  c curve  m method  Tab/1-7  ? help  q quit"},
+     "up/down layer  <-/-> rank  S re-sweep  c curve  C +fine-tuned  </> point  a apply  ? help  q quit"},
     {"Search", search_key, HELP(help_search),
      "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-7  ? help  q quit"},
     {"Example", example_screen_key, HELP(help_example),

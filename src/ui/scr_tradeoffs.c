@@ -7,38 +7,58 @@
 #include "screens.h"
 #include "widgets.h"
 
-/* The network's accuracy against parameter reduction (the `c` curve) in the box starting at row
- * y, column x, h rows tall (title and status included), to the right edge. */
+/* The network's accuracy against parameter reduction (the `c` curve; `C` adds each point
+ * fine-tuned) in the box starting at row y, column x, h rows tall (title and status included), to
+ * the right edge. The selected point (< / >) is marked and described on the last line. */
 static void draw_curve(const ui_state *s, int y, int x, int h)
 {
-    char a[32];
+    char a[32], b[32];
+    const ui_curve_state *c = &s->curve;
+    int nft = 0;
+    for (int i = 0; i < c->n; ++i)
+        nft += c->acc_ft[i] >= 0;
     w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
-    w_printf(y + 1, x, s->curve.running ? R_PENDING : s->curve.done ? R_DIM : R_BAD, 0, "%s", s->curve.msg);
+    if (nft)
+        w_printf(y, x + 39, R_DIM, 0, "%s plan  %s fine-tuned", s->utf8 ? "\u2022" : "*", s->utf8 ? "\u25b2" : "^");
+    w_printf(y + 1, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0, "%s", c->msg);
     int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
-    if (ph < 3 || pw < 12 || s->curve.n == 0)
+    if (ph < 3 || pw < 12 || c->n == 0)
         return;
     double lo = 1, hi = 0;
-    for (int i = 0; i < s->curve.n; ++i) {
-        lo = s->curve.acc[i] < lo ? s->curve.acc[i] : lo;
-        hi = s->curve.acc[i] > hi ? s->curve.acc[i] : hi;
+    for (int i = 0; i < c->n; ++i) {
+        lo = c->acc[i] < lo ? c->acc[i] : lo;
+        hi = c->acc[i] > hi ? c->acc[i] : hi;
+        if (c->acc_ft[i] >= 0) {
+            lo = c->acc_ft[i] < lo ? c->acc_ft[i] : lo;
+            hi = c->acc_ft[i] > hi ? c->acc_ft[i] : hi;
+        }
     }
     if (s->have_orig && s->orig.accuracy > hi)
         hi = s->orig.accuracy;
     if (hi - lo < 0.01)
         lo = hi - 0.01;
     double xmax = ui_curve_reductions[UI_CURVE_N - 1];
-    for (int i = 0; i < s->curve.n; ++i)
-        xmax = s->curve.ratio[i] > xmax ? s->curve.ratio[i] : xmax;
+    for (int i = 0; i < c->n; ++i)
+        xmax = c->ratio[i] > xmax ? c->ratio[i] : xmax;
     w_plot p = {y + 2, x + 8, ph, pw, 1, xmax * 1.05, lo, hi, 0};
     w_plot_axes(s, &p, "x fewer params", NULL, 2);
-    w_plot_line(&p, s->curve.ratio, s->curve.acc, s->curve.n, R_GOOD, s->utf8 ? "\u2022" : "*");
+    w_plot_line(&p, c->ratio, c->acc, c->n, R_GOOD, s->utf8 ? "\u2022" : "*");
+    for (int i = 0; i < c->n; ++i)
+        if (c->acc_ft[i] >= 0)
+            w_plot_point(&p, c->ratio[i], c->acc_ft[i], R_ACCENT, s->utf8 ? "\u25b2" : "^");
     if (s->have_orig)
         w_plot_point(&p, 1, s->orig.accuracy, R_ORIG, "o");
-    { /* the last point in words */
-        int i = s->curve.n - 1;
-        w_printf(y + h - 1, x, R_DIM, 0, "%.1fx: %s (est. drop %.1f pt)", s->curve.ratio[i],
-                 fmt_pct(s->curve.acc[i], a, sizeof a), s->curve.est[i]);
-    }
+    int i = c->sel >= 0 && c->sel < c->n ? c->sel : c->n - 1;
+    if (c->sel >= 0 && c->sel < c->n)
+        w_plot_point(&p, c->ratio[i], c->acc[i], R_MARK, s->utf8 ? "\u25c9" : "@");
+    /* the selected point (else the last) in words */
+    if (c->acc_ft[i] >= 0)
+        snprintf(b, sizeof b, ", fine-tuned %s", fmt_pct(c->acc_ft[i], a, sizeof a));
+    else
+        b[0] = 0;
+    w_printf(y + h - 1, x, c->sel >= 0 ? R_MARK : R_DIM, COLS - x - 1, "%s%.1fx: %s%s (est. drop %.1f pt)%s",
+             c->sel >= 0 ? "> " : "", c->ratio[i], fmt_pct(c->acc[i], a + 16, 16), b, c->est[i],
+             c->sel >= 0 ? "  Enter applies" : "  < > select");
 }
 
 void scr_tradeoffs(const ui_state *s, const ui_spec *sp)

@@ -221,11 +221,14 @@ int ui_search_poll(ui_search *r, ui_state *s)
 
 struct ui_curve {
     const rs_model *m;
-    const cifar10_set *search_set, *eval_set;
+    const cifar10_set *search_set, *eval_set, *train, *val;
     int64_t params_total;
+    int ft_epochs; /* 0: no fine-tuning */
     ui_job j;
     int n, reported_n, reported_done; /* under j.mu */
-    double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
+    double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N], acc_ft[UI_CURVE_N];
+    rs_plan *plans[UI_CURVE_N];
+    double ft_progress, reported_ft;
 };
 
 static int curve_progress(void *user, double fraction, const char *what)
@@ -233,6 +236,16 @@ static int curve_progress(void *user, double fraction, const char *what)
     (void)fraction;
     (void)what;
     return ui_job_cancelled(&((ui_curve *)user)->j);
+}
+
+static int curve_ft_progress(void *user, double fraction, const char *what)
+{
+    ui_curve *c = user;
+    (void)what;
+    pthread_mutex_lock(&c->j.mu);
+    c->ft_progress = fraction;
+    pthread_mutex_unlock(&c->j.mu);
+    return ui_job_cancelled(&c->j);
 }
 
 static int curve_point(void *user, const pipe_curve_point *p)
@@ -245,6 +258,8 @@ static int curve_point(void *user, const pipe_curve_point *p)
         c->ratio[c->n] = p->cost.params_after > 0 ? (double)c->params_total / (double)p->cost.params_after : 0;
         c->acc[c->n] = p->acc;
         c->est[c->n] = p->est_drop;
+        c->acc_ft[c->n] = p->acc_finetuned;
+        c->plans[c->n] = p->plan ? plan_clone(p->plan) : NULL; /* borrowed for the callback only */
         c->n++;
     }
     int stop = c->j.cancel || p->unreachable;
@@ -265,8 +280,13 @@ static void *curve_run(void *arg)
     o.sens_images = 1000; /* the tables only rank plans; each point is then evaluated for real */
     o.progress = curve_progress;
     o.progress_user = c;
-    pipe_curve_options po = {ui_curve_reductions, UI_CURVE_N, &o, c->eval_set, 0, NULL, NULL, NULL,
-                             curve_point, c};
+    finetune_options fo;
+    finetune_default_options(&fo);
+    fo.train.epochs = c->ft_epochs;
+    fo.train.progress = curve_ft_progress;
+    fo.train.progress_user = c;
+    pipe_curve_options po = {ui_curve_reductions, UI_CURVE_N, &o, c->eval_set, 0, c->ft_epochs > 0 ? &fo : NULL,
+                             c->train, c->val, curve_point, c};
     if (rc == 0)
         rc = pipe_curve_run(c->m, ctx, &po, &e);
     search_ctx_free(ctx);
@@ -282,7 +302,8 @@ static void *curve_run(void *arg)
 }
 
 ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
-                         int64_t params_total, rs_err *e)
+                         int64_t params_total, int ft_epochs, const cifar10_set *train, const cifar10_set *val,
+                         rs_err *e)
 {
     ui_curve *c = calloc(1, sizeof *c);
     if (!c) {
@@ -293,6 +314,9 @@ ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const
     c->search_set = search_set;
     c->eval_set = eval_set;
     c->params_total = params_total;
+    c->ft_epochs = train && val ? ft_epochs : 0;
+    c->train = train;
+    c->val = val;
     if (ui_job_start(&c->j, curve_run, c, "curve", e) != 0) {
         free(c);
         return NULL;
@@ -305,22 +329,46 @@ void ui_curve_stop(ui_curve *c)
     if (!c)
         return;
     ui_job_stop(&c->j);
+    for (int i = 0; i < UI_CURVE_N; ++i)
+        plan_free(c->plans[i]);
     free(c);
+}
+
+/* A point's plan as one choice per layer of s (layers it leaves out: none). */
+static void curve_choices(const ui_curve *c, const rs_plan *p, const ui_state *s, ui_choice *out)
+{
+    for (int k = 0; k < s->n_layers; ++k)
+        out[k] = (ui_choice){DECOMP_NONE, 0, 0};
+    for (int i = 0; p && i < p->n; ++i) {
+        const plan_entry *pe = &p->entries[i];
+        int node = model_find_layer(c->m, pe->layer);
+        for (int k = 0; k < s->n_layers; ++k)
+            if (s->layers[k].node == node)
+                out[k] = (ui_choice){pe->method, pe->method == DECOMP_NONE ? 0 : pe->rank,
+                                     pe->method == DECOMP_TUCKER2 ? pe->rank2 : 0};
+    }
 }
 
 int ui_curve_poll(ui_curve *c, ui_state *s)
 {
     pthread_mutex_lock(&c->j.mu);
-    int changed = c->n != c->reported_n || (c->j.done && !c->reported_done);
+    int changed = c->n != c->reported_n || (c->j.done && !c->reported_done) || c->ft_progress != c->reported_ft;
+    c->reported_ft = c->ft_progress;
     for (int i = 0; i < c->n; ++i) {
         s->curve.ratio[i] = c->ratio[i];
         s->curve.acc[i] = c->acc[i];
         s->curve.est[i] = c->est[i];
+        s->curve.acc_ft[i] = c->acc_ft[i];
+        if (i >= c->reported_n && s->curve.plans)
+            curve_choices(c, c->plans[i], s, s->curve.plans + (size_t)i * (size_t)s->n_layers);
     }
     s->curve.n = c->n;
     c->reported_n = c->n;
     if (changed && !c->j.done)
         snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: %d/%d points", c->n, UI_CURVE_N);
+    if (!c->j.done && c->ft_epochs > 0 && c->ft_progress > 0) /* fine-tuning shows its own progress */
+        snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: %d/%d points, fine-tuning point %d %.0f%%",
+                 c->n, UI_CURVE_N, c->n + 1, 100 * c->ft_progress);
     if (c->j.done && !c->reported_done) {
         c->reported_done = 1;
         s->curve.running = 0;

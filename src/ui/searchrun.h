@@ -44,10 +44,13 @@ int ui_search_poll(ui_search *r, ui_state *s);
 
 /* ---- The trade-off curve (screen 4): for each of ui_curve_reductions, the plan of least
  * estimated drop within params_total / reduction (search_ctx_plan_for_budget, tables measured on
- * `search_set`), evaluated on `eval_set` (the explorer's set). Both sets borrowed. */
+ * `search_set`), evaluated on `eval_set` (the explorer's set); with ft_epochs > 0 and train/val
+ * also fine-tuned (pipe_curve_run, as `rankscope search --curve --epochs`). Each point's plan
+ * lands in s->curve.plans as per-layer choices. Sets borrowed. */
 typedef struct ui_curve ui_curve;
 ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
-                         int64_t params_total, rs_err *e);
+                         int64_t params_total, int ft_epochs, const cifar10_set *train, const cifar10_set *val,
+                         rs_err *e);
 void ui_curve_stop(ui_curve *c); /* cancels, joins, frees; accepts NULL */
 int ui_curve_poll(ui_curve *c, ui_state *s);
 

@@ -27,6 +27,7 @@ void ui_state_defaults(ui_state *s)
     s->drag_row = -1;
     s->eval_progress = -1;
     s->sweep.layer = -1;
+    s->curve.sel = -1;
     s->search.strategy = 2; /* SEARCH_GLOBAL */
     s->search.objective = 2; /* SEARCH_OBJ_BOTH */
     s->search.tol = 1.0;
@@ -50,6 +51,8 @@ void ui_state_free(ui_state *s)
     free(s->view.rows);
     s->view.rows = NULL;
     s->view.n = 0;
+    free(s->curve.plans);
+    s->curve.plans = NULL;
 }
 
 /* ---- model → layers ------------------------------------------------------------------------ */
@@ -143,6 +146,10 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
     s->view.rows = calloc(nw ? (size_t)nw : 1, sizeof *s->view.rows);
     if (!s->view.rows)
         return rs_fail(e, "out of memory for the layer table");
+    free(s->curve.plans);
+    s->curve.plans = calloc((size_t)UI_CURVE_N * (nw ? (size_t)nw : 1), sizeof *s->curve.plans);
+    if (!s->curve.plans)
+        return rs_fail(e, "out of memory for the trade-off curve");
     model_totals(m, &s->params_total, &s->macs_total);
     s->params_total_after = s->params_total;
     s->macs_total_after = s->macs_total;

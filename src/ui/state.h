@@ -176,6 +176,10 @@ typedef struct ui_curve_state {
     int running, done, n;
     double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
     char msg[RS_ERR_LEN + 64];
+    int finetune;               /* `C`: each point also fine-tuned (ft.epochs, the pipeline the CLI uses) */
+    double acc_ft[UI_CURVE_N];  /* after fine-tuning, < 0 when not */
+    int sel;                    /* the selected point (< / > select, Enter applies it), -1 none */
+    ui_choice *plans;           /* UI_CURVE_N × n_layers, owned: each point's choice per layer */
 } ui_curve_state;
 
 /* Fine-tuning of the slider plan (screen 5, `F`). */

@@ -121,6 +121,45 @@ check "after the notice: still Layers, no filter, no sort" 'wait_for small "conv
 $T send-keys -t small q
 check "lenet: q exits" 'wait_for small "^EXIT=0" 10'
 
+# ---- two models side by side: --compare, and from the browser; recent files; a typed directory -----
+"$BIN" decompose "$MODEL" --ranks "conv2=spatial-svd:12,fc1=svd:24" -o "$WORK/small.onnx" >/dev/null 2>&1
+check "a compressed lenet to compare with" '[ -s "$WORK/small.onnx" ]'
+CUR=cmp
+open cmp 100 30 "LANG=C.UTF-8" "'$MODEL'" --compare small.onnx
+check "--compare: both models, per layer" 'wait_for cmp "^ B  small\.onnx: 25\.4K params \(2\.4x fewer\)" 20 && wait_for cmp "conv2 +2\.4K +240\.0K +1\.3K +146\.4K +1\.8x +2 factors" 5'
+check "untouched layers read the same in both" 'wait_for cmp "conv1 +456 +352\.8K +456 +352\.8K +1\.0x +same shape" 5'
+check "both accuracies, B's with its drop" 'wait_for cmp "^ A  .*accuracy [0-9.]+%" 60 && wait_for cmp "^ B  .*accuracy [0-9.]+% \(-[0-9.]+ pt\)" 60'
+$T send-keys -t cmp Escape
+check "Esc: back to the Layers screen" 'wait_for cmp "layer op +shape" 5'
+$T send-keys -t cmp q
+check "cmp: q exits" 'wait_for cmp "^EXIT=0" 10'
+check "the recent list was written under XDG_STATE_HOME" 'grep -q "lenet-cifar10.onnx" "$XDG_STATE_HOME/rankscope/recent"'
+mkdir -p "$WORK/other"
+cp "$WORK/small.onnx" "$WORK/other/gone.onnx"
+CUR=gone
+open gone 100 30 "LANG=C.UTF-8" "other/gone.onnx"
+check "gone.onnx opened" 'wait_for gone "gone\.onnx" 20'
+$T send-keys -t gone q
+wait_for gone "^EXIT=" 10
+rm "$WORK/other/gone.onnx"
+CUR=br
+open br 100 30 "LANG=C.UTF-8" "'$MODEL'"
+check "browser session: table drawn" 'wait_for br "conv2 +Conv" 20'
+$T send-keys -t br o
+check "the browser lists the recent files, newest first, the removed one as missing" 'wait_for br "recent: other/gone\.onnx +missing" 10 && [ "$(cap br | grep -n "recent: other/gone" | cut -d: -f1)" -lt "$(cap br | grep -n "recent: zoo/resnet20" | cut -d: -f1)" ]'
+check "the browser covers the screen below it (nothing at its edges)" '! cap br | sed -n 3,26p | grep -qE "^▶|conv2 +Conv"'
+$T send-keys -t br d C-u
+$T send-keys -t br -l "$WORK/other"
+check "d: the directory typed on the status line" 'wait_for br "directory: .*/other_" 5'
+cp "$WORK/small.onnx" "$WORK/other/mine.onnx"
+$T send-keys -t br Enter
+check "Enter lists its models" 'wait_for br "listing .*/other" 5 && wait_for br "other/mine\.onnx +25\.4K +522\.6K" 10'
+for i in $(seq 1 20); do cap br | grep -q "> .*other/mine\.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
+$T send-keys -t br c
+check "c compares the open model with it" 'wait_for br "^ B  mine\.onnx: 25\.4K params" 10 && wait_for br "fc1 +48\.1K +48\.0K +12\.6K" 5'
+$T send-keys -t br Escape q
+check "br: q exits" 'wait_for br "^EXIT=0" 10'
+
 # ---- Trade-offs at 160x50: the curve's points selected and applied to the sliders ----------------
 CUR=curve
 open curve 160 50 "LANG=C.UTF-8" "'$MODEL'"

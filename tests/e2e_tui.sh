@@ -14,6 +14,7 @@ MODEL=$(shipped_model "$ROOT")
 SOCK=rs-test-$$
 T="tmux -L $SOCK"
 WORK=$(mktemp -d)
+export XDG_STATE_HOME="$WORK/state" # this run's recent files only (the tmux server inherits it)
 cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 # a session that outlives the test sessions, so killing one never makes the server exit under
@@ -269,7 +270,7 @@ $T new-session -d -s br -x 100 -y 30 \
 check "browser: the explorer opens with no arguments" 'wait_for br "conv2 +Conv" 20'
 $T send-keys -t br o
 check "o lists the zoo and the directory's models with params and MACs" 'wait_for br "zoo: lenet +62\.0K +651\.7K +70\.9%" 10 && wait_for br "resnet20\.onnx +68\.5K" 10'
-for i in 1 2 3 4 5; do cap br | grep -q "> resnet20.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
+for i in $(seq 1 20); do cap br | grep -q "> resnet20.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
 $T send-keys -t br Enter
 check "Enter opens resnet20: its layers" 'wait_for br "resnet20\.onnx" 5 && wait_for br "stages\.0/conv1 +Conv" 20'
 check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+%" 60'

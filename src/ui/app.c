@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <langinfo.h>
 #include <libgen.h>
+#include <limits.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,18 +98,19 @@ static void install_signals(void)
 /* ---- arguments ------------------------------------------------------------------------------- */
 
 typedef struct ui_args {
-    const char *model, *data, *plan, *out;
+    const char *model, *data, *plan, *out, *compare;
     int no_color;
 } ui_args;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: rankscope [MODEL.onnx] [--data DIR] [--plan FILE] [--out PREFIX] [--no-color]\n"
+            "usage: rankscope [MODEL.onnx] [--compare B.onnx] [--data DIR] [--plan FILE] [--out PREFIX] [--no-color]\n"
             "Opens the explorer on MODEL (default: the shipped assets/lenet-cifar10.onnx) with the\n"
             "CIFAR-10 test set (--data DIR, $RANKSCOPE_DATA, ~/.cache/rankscope/cifar-10-batches-bin,\n"
             "else the shipped test sample). --plan FILE restores saved ranks (and `w` saves back to it);\n"
-            "`w` writes PREFIX.plan and PREFIX.onnx (default: ./<model>-lowrank). NO_COLOR is honoured.\n");
+            "`w` writes PREFIX.plan and PREFIX.onnx (default: ./<model>-lowrank). --compare B.onnx opens\n"
+            "with MODEL and B side by side (per-layer params and MACs, both accuracies). NO_COLOR is honoured.\n");
 }
 
 static int parse_args(int argc, char **argv, ui_args *a)
@@ -121,7 +123,8 @@ static int parse_args(int argc, char **argv, ui_args *a)
             return 1;
         } else if (!strcmp(s, "--no-color") || !strcmp(s, "--no-colour")) {
             a->no_color = 1;
-        } else if (!strcmp(s, "--data") || !strcmp(s, "--plan") || !strcmp(s, "--out") || !strcmp(s, "-o")) {
+        } else if (!strcmp(s, "--data") || !strcmp(s, "--plan") || !strcmp(s, "--out") || !strcmp(s, "-o") ||
+                   !strcmp(s, "--compare")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "rankscope: %s needs a value\n", s);
                 return 2;
@@ -131,6 +134,8 @@ static int parse_args(int argc, char **argv, ui_args *a)
                 a->data = v;
             else if (!strcmp(s, "--plan"))
                 a->plan = v;
+            else if (!strcmp(s, "--compare"))
+                a->compare = v;
             else
                 a->out = v;
         } else if (s[0] == '-') {
@@ -165,6 +170,9 @@ typedef struct app {
     char plan_path[1024], onnx_path[1024];
     char opened[1024]; /* the model opened from the browser (model_path points here then) */
     char prefix[500]; /* chosen by save-as: where `w` writes from then on */
+    rs_model *cmp_model;  /* the compared model B and its evaluation */
+    ui_evaljob *cmp_eval;
+    int recent_acc_done;  /* the original's accuracy went into the recent list */
 } app;
 
 static void save_paths(app *A)
@@ -334,6 +342,8 @@ static void draw(app *A)
         ui_spec_update(&A->spec, s, A->m);
     screen_draw[s->screen](s, &A->spec);
     w_frame(s);
+    if (s->cmp.active)
+        scr_compare(s);
     if (s->browse.active)
         scr_browser(s);
     if (s->help)
@@ -417,6 +427,59 @@ static void start_finetune(app *A)
     }
 }
 
+/* The model opened goes to the front of the recent files (acc >= 0: its accuracy on the full test
+ * set). Best effort: a read-only home only loses the list. */
+static void recent_note(const char *path, double acc)
+{
+    char file[1100], real[PATH_MAX];
+    ui_recent *r = malloc(sizeof *r);
+    if (!r || ui_recent_file(file, sizeof file) != 0 || !realpath(path, real)) {
+        free(r);
+        return;
+    }
+    ui_recent_load(file, r);
+    ui_recent_push(r, real, acc);
+    rs_err e;
+    ui_recent_save(file, r, &e);
+    free(r);
+}
+
+static void compare_stop(app *A)
+{
+    ui_evaljob_stop(A->cmp_eval);
+    A->cmp_eval = NULL;
+    model_free(A->cmp_model);
+    A->cmp_model = NULL;
+}
+
+/* Compare the open model with the one at path: per-layer rows now, B's accuracy in the background. */
+static int compare_with(app *A, const char *path, rs_err *e)
+{
+    ui_state *s = A->s;
+    rs_model *b = onnx_load(path, e);
+    if (b && guard_model_finite(b, e) != 0) {
+        model_free(b);
+        b = NULL;
+    }
+    if (!b)
+        return -1;
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    if (ui_compare_build(s, A->m, b, basename(tmp), e) != 0) {
+        model_free(b);
+        return -1;
+    }
+    compare_stop(A);
+    A->cmp_model = b;
+    snprintf(s->cmp.b_path, sizeof s->cmp.b_path, "%s", path);
+    s->cmp.msg[0] = 0;
+    A->cmp_eval = ui_evaljob_start(b, A->data, e);
+    s->cmp.b_running = A->cmp_eval != NULL;
+    if (!A->cmp_eval)
+        snprintf(s->cmp.msg, sizeof s->cmp.msg, "B cannot be evaluated: %.400s", e->msg);
+    return 0;
+}
+
 /* The browser's choice replaces the model: workers stopped, a fresh state on the new model (the
  * terminal, data set and what is available kept), the evaluation restarted. On failure the
  * current model stays and the status line says why. */
@@ -449,6 +512,8 @@ static void open_model(app *A)
     ui_curve_stop(A->curve);
     ui_search_stop(A->sr);
     live_stop(A->lv);
+    compare_stop(A);
+    A->recent_acc_done = 0;
     A->ft = NULL;
     A->curve = NULL;
     A->sr = NULL;
@@ -477,12 +542,19 @@ static void open_model(app *A)
         snprintf(ns->msg, sizeof ns->msg, "evaluation cannot start: %.400s", e.msg);
     else
         snprintf(ns->msg, sizeof ns->msg, "opened %.400s", ns->model_name);
+    recent_note(A->model_path, -1);
 }
 
 static void after_flags(app *A, unsigned f)
 {
     if (f & UI_BROWSE)
         ui_browser_scan(A->s, ".");
+    if (f & UI_COMPARE) {
+        rs_err e = {{0}};
+        const ui_browse_item *it = &A->s->browse.items[A->s->browse.sel];
+        if (compare_with(A, it->path, &e) != 0)
+            snprintf(A->s->msg, sizeof A->s->msg, "cannot compare with %.200s: %.300s", it->path, e.msg);
+    }
     if (f & UI_OPEN) {
         open_model(A);
         return;
@@ -638,6 +710,13 @@ static int run(app *A)
             need = 1;
         if (A->ft && ui_ft_poll(A->ft, s))
             need = 1;
+        if (A->cmp_eval && ui_evaljob_poll(A->cmp_eval, s))
+            need = 1;
+        if (s->have_orig && !A->recent_acc_done) { /* measured on the full test set: worth keeping */
+            A->recent_acc_done = 1;
+            if (A->data->n == 10000 && !strstr(s->data_name, "sample"))
+                recent_note(A->model_path, s->orig.accuracy);
+        }
         double now = rs_now();
         if (need && now - last_draw >= 0.05) {
             draw(A);
@@ -751,7 +830,18 @@ int ui_main(int argc, char **argv)
     s->search.available = cifar10_find_dir(A.args.data, found, sizeof found, &fe) == 0;
     snprintf(s->search.set, sizeof s->search.set, "the validation split (5,000 training images)");
     s->ft.available = s->search.available;
+    recent_note(A.model_path, -1);
+    if (A.args.compare && compare_with(&A, A.args.compare, &e) != 0) {
+        fprintf(stderr, "rankscope: --compare %s: %s\n", A.args.compare, e.msg);
+        live_stop(A.lv);
+        ui_state_free(s);
+        free(s);
+        model_free(A.m);
+        cifar10_free(A.data);
+        return EXIT_FAIL;
+    }
     int exit_code = run(&A);
+    compare_stop(&A);
     ui_ft_stop(A.ft);
     ui_curve_stop(A.curve);
     cifar10_free(A.train);

@@ -1,25 +1,30 @@
-/* browser.c — the model browser (`o`): the zoo catalogue, the shipped net and the .onnx files of
- * the current directory, each with params, MACs and test accuracy when known. ui_browser_scan
- * reads files (the caller runs it, not a key handler); ui_browser_key is a pure transition. */
+/* browser.c — the model browser (`o`): the zoo catalogue, the shipped net, the recently opened
+ * files and the .onnx files of a directory (the current one, or one typed with `d`), each with
+ * params, MACs and test accuracy when known. ui_browser_scan and the recent-file functions read
+ * and write files (the caller runs them, not a key handler); ui_browser_key is a pure transition. */
 #include "state.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rankscope/fileio.h"
 #include "rankscope/onnx.h"
 #include "rankscope/zoo.h"
 
-static void add(ui_browser_state *b, const char *name, const char *path, int test_correct)
+static void add(ui_browser_state *b, const char *name, const char *path, int test_correct, int from)
 {
     if (b->n >= UI_BROWSE_MAX)
         return;
     char real[PATH_MAX];
     if (!realpath(path, real))
         snprintf(real, sizeof real, "%s", path);
-    for (int i = 0; i < b->n; ++i) { /* the same file under two names: listed once */
+    for (int i = from; i < b->n; ++i) { /* the same file under two names: listed once */
         char other[PATH_MAX];
         if (!realpath(b->items[i].path, other))
             snprintf(other, sizeof other, "%s", b->items[i].path);
@@ -30,6 +35,12 @@ static void add(ui_browser_state *b, const char *name, const char *path, int tes
     snprintf(it->name, sizeof it->name, "%s", name);
     snprintf(it->path, sizeof it->path, "%s", path);
     it->acc = test_correct >= 0 ? test_correct / 10000.0 : -1;
+    it->missing = 0;
+    if (access(path, F_OK) != 0) {
+        it->missing = 1;
+        it->params = it->macs = -1;
+        return;
+    }
     rs_err e;
     rs_model *m = onnx_load(path, &e);
     if (m) {
@@ -45,10 +56,113 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* ---- recent files ------------------------------------------------------------------------------ */
+
+int ui_recent_file(char *out, size_t len)
+{
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg == '/')
+        snprintf(out, len, "%s/rankscope/recent", xdg);
+    else if (home && *home)
+        snprintf(out, len, "%s/.local/state/rankscope/recent", home);
+    else
+        return -1;
+    return 0;
+}
+
+/* One line per file, newest first: the accuracy ("-" unknown), a tab, the absolute path. */
+void ui_recent_load(const char *file, ui_recent *r)
+{
+    memset(r, 0, sizeof *r);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    rs_err e;
+    if (!file || fileio_read_all(file, 1 << 20, &buf, &len, &e) != 0)
+        return;
+    char *save = NULL;
+    for (char *line = strtok_r((char *)buf, "\n", &save); line && r->n < UI_RECENT_MAX;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        if (!tab || tab[1] != '/' || strlen(tab + 1) >= sizeof r->path[0])
+            continue; /* not ours, or hand-edited beyond use: skipped, never fatal */
+        *tab = 0;
+        char *end = NULL;
+        double acc = strtod(line, &end);
+        r->acc[r->n] = end && end != line && !*end && acc >= 0 && acc <= 1 ? acc : -1;
+        snprintf(r->path[r->n], sizeof r->path[0], "%s", tab + 1);
+        r->n++;
+    }
+    free(buf);
+}
+
+void ui_recent_push(ui_recent *r, const char *path, double acc)
+{
+    double keep = -1;
+    int at = -1;
+    for (int i = 0; i < r->n; ++i)
+        if (!strcmp(r->path[i], path))
+            at = i;
+    if (at >= 0) {
+        keep = r->acc[at];
+        memmove(r->path[1], r->path[0], sizeof r->path[0] * (size_t)at);
+        memmove(r->acc + 1, r->acc, sizeof r->acc[0] * (size_t)at);
+    } else {
+        int n = r->n < UI_RECENT_MAX ? r->n : UI_RECENT_MAX - 1;
+        memmove(r->path[1], r->path[0], sizeof r->path[0] * (size_t)n);
+        memmove(r->acc + 1, r->acc, sizeof r->acc[0] * (size_t)n);
+        r->n = n + 1;
+    }
+    snprintf(r->path[0], sizeof r->path[0], "%s", path);
+    r->acc[0] = acc >= 0 ? acc : keep;
+}
+
+static int mkdir_p(char *dir)
+{
+    for (char *p = dir + 1; *p; ++p)
+        if (*p == '/') {
+            *p = 0;
+            int rc = mkdir(dir, 0700);
+            *p = '/';
+            if (rc != 0 && errno != EEXIST)
+                return -1;
+        }
+    return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int ui_recent_save(const char *file, const ui_recent *r, rs_err *e)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (mkdir_p(dir) != 0)
+            return rs_fail(e, "%s: cannot create the directory: %s", dir, strerror(errno));
+    }
+    size_t cap = (size_t)UI_RECENT_MAX * 1100 + 1, at = 0;
+    char *text = malloc(cap);
+    if (!text)
+        return rs_fail(e, "out of memory");
+    text[0] = 0;
+    for (int i = 0; i < r->n; ++i) {
+        if (r->acc[i] >= 0)
+            at += (size_t)snprintf(text + at, cap - at, "%.6f\t%s\n", r->acc[i], r->path[i]);
+        else
+            at += (size_t)snprintf(text + at, cap - at, "-\t%s\n", r->path[i]);
+    }
+    int rc = fileio_write_atomic(file, text, at, e);
+    free(text);
+    return rc;
+}
+
+/* ---- the list -------------------------------------------------------------------------------- */
+
 void ui_browser_scan(ui_state *s, const char *dir)
 {
     ui_browser_state *b = &s->browse;
     b->n = b->sel = 0;
+    if (b->dir[0])
+        dir = b->dir;
     char cat[4096];
     if (rs_find_asset("zoo/zoo.tsv", cat, sizeof cat) == 0) {
         zoo_entry *z = NULL;
@@ -58,13 +172,34 @@ void ui_browser_scan(ui_state *s, const char *dir)
             for (int i = 0; i < n; ++i) {
                 char name[80];
                 snprintf(name, sizeof name, "zoo: %s", z[i].name);
-                add(b, name, z[i].path, z[i].test_correct);
+                add(b, name, z[i].path, z[i].test_correct, 0);
             }
         free(z);
     }
     char shipped[4096];
     if (rs_find_asset(RS_SHIPPED_MODEL, shipped, sizeof shipped) == 0)
-        add(b, "shipped: " RS_SHIPPED_MODEL, shipped, -1);
+        add(b, "shipped: " RS_SHIPPED_MODEL, shipped, -1, 0);
+    /* recently opened: their own section (a zoo model opened last week is listed there too) */
+    char rf[1100];
+    ui_recent *rec = malloc(sizeof *rec);
+    if (rec && ui_recent_file(rf, sizeof rf) == 0) {
+        ui_recent_load(rf, rec);
+        int from = b->n;
+        for (int i = 0; i < rec->n; ++i) {
+            /* the parent directory too: two recent files of one name still read differently */
+            char name[80];
+            const char *base = strrchr(rec->path[i], '/'), *parent = base;
+            while (parent && parent > rec->path[i] && parent[-1] != '/')
+                --parent;
+            snprintf(name, sizeof name, "recent: %.70s", parent ? parent : rec->path[i]);
+            int before = b->n;
+            add(b, name, rec->path[i], -1, from);
+            if (b->n > before && rec->acc[i] >= 0)
+                b->items[before].acc = rec->acc[i];
+        }
+    }
+    free(rec);
+    int from_dir = b->n;
     DIR *d = opendir(dir && *dir ? dir : ".");
     if (d) {
         char *names[UI_BROWSE_MAX];
@@ -80,18 +215,73 @@ void ui_browser_scan(ui_state *s, const char *dir)
         for (int i = 0; i < nn; ++i) {
             char path[1024];
             if (names[i]) {
-                snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : ".", names[i]);
-                add(b, names[i], path, -1);
+                snprintf(path, sizeof path, "%.900s/%.100s", dir && *dir ? dir : ".", names[i]);
+                char name[80];
+                size_t dl = dir ? strlen(dir) : 0;
+                if (dl > 30) /* the directory's end names it best */
+                    snprintf(name, sizeof name, "~%.29s/%.45s", dir + dl - 29, names[i]);
+                else if (dl && strcmp(dir, "."))
+                    snprintf(name, sizeof name, "%.30s/%.45s", dir, names[i]);
+                else
+                    snprintf(name, sizeof name, "%.78s", names[i]);
+                add(b, name, path, -1, from_dir);
             }
             free(names[i]);
         }
     }
 }
 
-unsigned ui_browser_key(ui_state *s, int key)
+/* `d`: the directory is typed on the status line; Enter lists it. */
+static unsigned dir_key(ui_state *s, int key)
 {
     ui_browser_state *b = &s->browse;
     switch (key) {
+    case UI_K_ESC:
+        b->dir_editing = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case UI_K_ENTER:
+    case '\r':
+        b->dir_editing = 0;
+        snprintf(b->dir, sizeof b->dir, "%s", b->dir_len ? b->dir_buf : ".");
+        return UI_HANDLED | UI_REDRAW | UI_BROWSE;
+    case UI_K_BACKSPACE:
+    case 127:
+    case 8:
+        if (b->dir_len > 0)
+            b->dir_buf[--b->dir_len] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    case 21: /* ^U */
+        b->dir_len = 0;
+        b->dir_buf[0] = 0;
+        return UI_HANDLED | UI_REDRAW;
+    default:
+        if (key >= 32 && key < 127 && b->dir_len < (int)sizeof b->dir_buf - 1) {
+            b->dir_buf[b->dir_len++] = (char)key;
+            b->dir_buf[b->dir_len] = 0;
+            return UI_HANDLED | UI_REDRAW;
+        }
+        return UI_HANDLED;
+    }
+}
+
+unsigned ui_browser_key(ui_state *s, int key)
+{
+    ui_browser_state *b = &s->browse;
+    if (b->dir_editing)
+        return dir_key(s, key);
+    switch (key) {
+    case 'd':
+        b->dir_editing = 1;
+        snprintf(b->dir_buf, sizeof b->dir_buf, "%s", b->dir[0] ? b->dir : ".");
+        b->dir_len = (int)strlen(b->dir_buf);
+        return UI_HANDLED | UI_REDRAW;
+    case 'c':
+        if (b->n <= 0 || b->items[b->sel].missing || b->items[b->sel].params < 0) {
+            snprintf(s->msg, sizeof s->msg, "%s cannot be read", b->n > 0 ? b->items[b->sel].name : "nothing");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        b->active = 0;
+        return UI_HANDLED | UI_REDRAW | UI_COMPARE;
     case UI_K_ESC:
     case 'o':
     case 'q':
@@ -114,6 +304,10 @@ unsigned ui_browser_key(ui_state *s, int key)
     case '\r':
         if (b->n <= 0)
             return UI_HANDLED;
+        if (b->items[b->sel].missing) {
+            snprintf(s->msg, sizeof s->msg, "%.500s is no longer there", b->items[b->sel].path);
+            return UI_HANDLED | UI_REDRAW;
+        }
         if (s->dirty && !b->confirm) {
             b->confirm = 1;
             snprintf(s->msg, sizeof s->msg, "unsaved rank changes: w saves them, Enter again opens %s without saving",

@@ -50,6 +50,10 @@ int ui_tab_at(const ui_state *s, int x)
 
 const char *ui_footer_keys(const ui_state *s)
 {
+    if (s->browse.active)
+        return "up/down select  Enter open  c compare  d directory  w save  Esc close";
+    if (s->cmp.active)
+        return "up/down PgUp/PgDn layers  Esc back to the screen  o another model  ? help  q quit";
     if (s->screen == SCR_EXAMPLE && s->edit.active)
         return "type a number, Enter sets, arrows move, Tab X/K, Esc ends editing";
     return ui_screens[s->screen >= 0 && s->screen < SCR_COUNT ? s->screen : 0].footer;
@@ -137,7 +141,7 @@ int ui_footer_key_at(const ui_state *s, int x)
     int t = a;
     while (t < b && line[t] != ' ')
         ++t;
-    if (s->screen == SCR_EXAMPLE && s->edit.active)
-        return 0; /* that footer is a sentence, not keys */
+    if ((s->screen == SCR_EXAMPLE && s->edit.active) || s->browse.active)
+        return 0; /* a sentence, not keys; the browser takes no clicks */
     return token_key(line + a, t - a, i < t ? i - a : 0);
 }

@@ -68,6 +68,10 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len)
                  s->edit.which ? "K" : "X", s->edit.r, s->edit.c, s->edit.buf);
         return 1;
     }
+    if (s->browse.active && s->browse.dir_editing) {
+        snprintf(buf, len, "directory: %s_   (Enter lists its .onnx files, Esc cancels, ^U clears)", s->browse.dir_buf);
+        return 1;
+    }
     if (s->saveas.active && s->saveas.asking) {
         snprintf(buf, len, "%s exists: overwrite it? y overwrites, any other key edits the path", s->saveas.exists);
         return 1;
@@ -605,7 +609,8 @@ static const char *const help_global[] = {
     "1..7, Tab, Shift-Tab   switch screen (Layers Spectrum Accuracy Trade-offs Search Example Graph)",
     "?, h                   this help (up/down/PgUp/PgDn scroll it, any other key closes it)",
     "u / Ctrl-R             undo / redo a rank or method change",
-    "o (Search: O)          open another model: the zoo, the shipped net, .onnx files here",
+    "o (Search: O)          open another model: the zoo, the shipped net, recent files, .onnx here;",
+    "                       in it: d lists another directory, c compares the selected with this one",
     "W                      save as: type the path prefix (asks before replacing a file)",
     "mouse                  click a tab label or a key in the footer to press it",
     "q, Ctrl-C              quit (asks first when changes are unsaved or jobs run)",
@@ -769,6 +774,8 @@ unsigned ui_key(ui_state *s, int key)
         return ui_view_key(s, key);
     if (s->browse.active)
         return ui_browser_key(s, key);
+    if (s->cmp.active && key != 3 && key != '?' && key != 'h' && key != 'q' && key != 'Q' && key != 'o')
+        return ui_compare_key(s, key);
     s->msg[0] = 0;
 
     /* global keys */

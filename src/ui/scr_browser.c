@@ -6,24 +6,30 @@
 #include "screens.h"
 #include "widgets.h"
 
+/* Over the whole body (rows 2 .. LINES-3), so nothing of the screen below shows at its edges. */
 void scr_browser(const ui_state *s)
 {
     const ui_browser_state *b = &s->browse;
-    int w = COLS - 4 < 110 ? COLS - 4 : 110, rows = LINES - 8;
-    int n_show = b->n < rows ? b->n : rows;
-    int h = n_show + 4 + (b->n == 0);
-    int y0 = 3, x0 = (COLS - w) / 2;
+    int y0 = 2, h = LINES - 4, w = COLS;
     for (int r = 0; r < h; ++r)
-        w_fill(y0 + r, x0, w, R_SEL);
-    w_printf(y0, x0 + 2, R_SEL, w - 4, "Open a model  (up/down, Enter opens, w saves the current plan, Esc closes)");
-    w_printf(y0 + 1, x0 + 4, R_SEL, w - 6, "%-40s %10s %10s %9s", "model", "params", "MACs", "test acc");
+        w_fill(y0 + r, 0, w, R_NORMAL);
+    w_printf(y0, 1, R_ACCENT, w - 2, "Open a model  (Enter opens, c compares with the open one, d lists another directory)");
+    w_printf(y0 + 1, 1, R_DIM, w - 2, "listing %s; recent files from %s", b->dir[0] ? b->dir : ".",
+             "the last sessions (newest first)");
+    int name_w = w - 2 - 3 - 34;
+    name_w = name_w > 60 ? 60 : name_w;
+    w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %10s %10s %9s", name_w, "model", "params", "MACs", "test acc");
+    int rows = h - 3;
     if (b->n == 0)
-        w_put(y0 + 2, x0 + 4, R_SEL, w - 6, "no models found (zoo catalogue, shipped net, *.onnx here)");
-    int first = b->sel >= n_show ? b->sel - n_show + 1 : 0;
-    for (int i = 0; i < n_show; ++i) {
+        w_put(y0 + 3, 3, R_DIM, w - 4, "no models found (zoo catalogue, shipped net, recent files, *.onnx here)");
+    int first = b->sel >= rows ? b->sel - rows + 1 : 0;
+    for (int i = 0; i < rows && first + i < b->n; ++i) {
         const ui_browse_item *it = &b->items[first + i];
-        char p[32], m[32], a[32], name[48];
-        if (it->params >= 0) {
+        char p[32], m[32], a[32], name[128];
+        if (it->missing) {
+            snprintf(p, sizeof p, "missing");
+            snprintf(m, sizeof m, "-");
+        } else if (it->params >= 0) {
             fmt_count(it->params, p, sizeof p);
             fmt_count(it->macs, m, sizeof m);
         } else {
@@ -35,9 +41,15 @@ void scr_browser(const ui_state *s)
         else
             snprintf(a, sizeof a, "-");
         size_t nl = strlen(it->name);
-        snprintf(name, sizeof name, "%s", nl > 40 ? it->name + nl - 40 : it->name);
+        if ((int)nl > name_w) /* keep the end: the file name */
+            snprintf(name, sizeof name, "%s%s", s->utf8 ? "\u2026" : "~", it->name + nl - (size_t)(name_w - 1));
+        else
+            snprintf(name, sizeof name, "%s", it->name);
         int sel = first + i == b->sel;
-        w_printf(y0 + 2 + i, x0 + 2, sel ? R_TAB : R_SEL, w - 4, "%s %-40s %10s %10s %9s", sel ? ">" : " ", name, p,
-                 m, a);
+        enum w_role role = sel ? R_SEL : it->missing ? R_DIM : R_NORMAL;
+        if (sel)
+            w_fill(y0 + 3 + i, 0, w, R_SEL);
+        w_printf(y0 + 3 + i, 1, role, w - 2, "%s %s%*s %10s %10s %9s", sel ? ">" : " ", name,
+                 name_w - w_width(name), "", p, m, a);
     }
 }

@@ -36,6 +36,7 @@ void scr_example(const ui_state *s, const ui_spec *sp);
 void scr_graph(const ui_state *s, const ui_spec *sp);
 void scr_help(const ui_state *s);
 void scr_browser(const ui_state *s);
+void scr_compare(const ui_state *s);
 void scr_too_small(const ui_state *s);
 
 /* Draw a spectrum bar chart of sp in the box (y, x, h, w) with the rank marker. */

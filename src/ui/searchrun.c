@@ -529,3 +529,75 @@ int ui_ft_poll(ui_ft *f, ui_state *s)
     pthread_mutex_unlock(&f->j.mu);
     return changed;
 }
+
+/* ---- one evaluation (the compared model) ------------------------------------------------------ */
+
+struct ui_evaljob {
+    const rs_model *m;
+    const cifar10_set *set;
+    ui_job j;
+    double acc; /* under j.mu once done */
+    int reported;
+};
+
+static int evaljob_progress(void *user, double fraction, const char *what)
+{
+    (void)fraction;
+    (void)what;
+    return ui_job_cancelled(&((ui_evaljob *)user)->j);
+}
+
+static void *evaljob_run(void *arg)
+{
+    ui_evaljob *v = arg;
+    rs_err e = {{0}};
+    eval_result res;
+    int rc = eval_model(v->m, v->set, 0, &res, evaljob_progress, v, &e);
+    pthread_mutex_lock(&v->j.mu);
+    v->acc = rc == 0 ? res.accuracy : -1;
+    v->j.rc = rc;
+    snprintf(v->j.err, sizeof v->j.err, "%s", e.msg);
+    v->j.done = 1;
+    pthread_mutex_unlock(&v->j.mu);
+    return NULL;
+}
+
+ui_evaljob *ui_evaljob_start(const rs_model *m, const cifar10_set *set, rs_err *e)
+{
+    ui_evaljob *v = calloc(1, sizeof *v);
+    if (!v) {
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    v->m = m;
+    v->set = set;
+    v->acc = -1;
+    if (ui_job_start(&v->j, evaljob_run, v, "evaluation", e) != 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void ui_evaljob_stop(ui_evaljob *v)
+{
+    if (!v)
+        return;
+    ui_job_stop(&v->j);
+    free(v);
+}
+
+int ui_evaljob_poll(ui_evaljob *v, ui_state *s)
+{
+    pthread_mutex_lock(&v->j.mu);
+    int news = v->j.done && !v->reported;
+    if (news) {
+        v->reported = 1;
+        s->cmp.b_running = 0;
+        s->cmp.b_acc = v->acc;
+        if (v->j.rc != 0)
+            snprintf(s->cmp.msg, sizeof s->cmp.msg, "evaluation of %.100s failed: %.400s", s->cmp.b_name, v->j.err);
+    }
+    pthread_mutex_unlock(&v->j.mu);
+    return news;
+}

@@ -40,6 +40,13 @@ void ui_search_stop(ui_search *r);   /* cancels, joins, frees; accepts NULL */
 /* Copies news into s; returns 1 if anything changed. */
 int ui_search_poll(ui_search *r, ui_state *s);
 
+/* ---- One evaluation of a model on a set (the compared model B): its accuracy lands in
+ * s->cmp.b_acc (b_running cleared). Model and set borrowed. */
+typedef struct ui_evaljob ui_evaljob;
+ui_evaljob *ui_evaljob_start(const rs_model *m, const cifar10_set *set, rs_err *e);
+void ui_evaljob_stop(ui_evaljob *v); /* cancels, joins, frees; accepts NULL */
+int ui_evaljob_poll(ui_evaljob *v, ui_state *s);
+
 #endif
 
 /* ---- The trade-off curve (screen 4): for each of ui_curve_reductions, the plan of least

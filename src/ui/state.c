@@ -53,6 +53,7 @@ void ui_state_free(ui_state *s)
     s->view.n = 0;
     free(s->curve.plans);
     s->curve.plans = NULL;
+    ui_compare_free(s);
 }
 
 /* ---- model → layers ------------------------------------------------------------------------ */

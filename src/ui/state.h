@@ -53,6 +53,7 @@ enum ui_flags {
     UI_BROWSE = 1u << 13,      /* fill the model browser (ui_browser_scan) */
     UI_OPEN = 1u << 14,        /* open the browser's selected model */
     UI_SAVE_AS = 1u << 15,     /* save to the prefix typed in s->saveas (app.c checks, asks, writes) */
+    UI_COMPARE = 1u << 16,     /* compare with the browser's selected model (app.c loads it) */
 };
 
 enum ui_keys {
@@ -203,15 +204,26 @@ typedef struct ui_graph_state {
 } ui_graph_state;
 
 /* The model browser (`o`). */
-#define UI_BROWSE_MAX 64
+#define UI_BROWSE_MAX 96
+#define UI_RECENT_MAX 12
 typedef struct ui_browse_item {
     char name[80], path[1024];
     int64_t params, macs; /* -1 when the file does not load */
-    double acc;           /* test accuracy when the zoo catalogue knows it, else -1 */
+    double acc;           /* test accuracy when known (zoo catalogue, or measured when last opened), else -1 */
+    int missing;          /* a recent file that is no longer there */
 } ui_browse_item;
+/* Recently opened files, newest first (persisted by browser.c). */
+typedef struct ui_recent {
+    int n;
+    char path[UI_RECENT_MAX][1024];
+    double acc[UI_RECENT_MAX]; /* on the full CIFAR-10 test set, -1 unknown */
+} ui_recent;
 typedef struct ui_browser_state {
     int active, n, sel, confirm;
     ui_browse_item items[UI_BROWSE_MAX];
+    char dir[1024];      /* the directory listed ("" = the current one) */
+    int dir_editing, dir_len;
+    char dir_buf[1024];  /* the directory being typed (`d`) */
 } ui_browser_state;
 
 /* The layer table's view (`/` filter, `s` sort): which layers it lists and in what order. Every
@@ -224,6 +236,24 @@ typedef struct ui_view {
     int n;     /* layers listed */
     int *rows; /* owned (n_layers entries): the listed layers in table order; NULL = all, graph order */
 } ui_view;
+
+/* Two models side by side (`--compare B.onnx`, `c` in the browser): each weighted layer of A with
+ * its params and MACs in A and what became of it in B (the same node, its factor chain
+ * "NAME_f0".., or nothing), then B's layers A lacks; whole-network totals and accuracies. */
+typedef struct ui_cmp_row {
+    char name[96];    /* A's node name (B's for a layer only B has) */
+    char how[24];     /* "same", "changed", "3 factors", "not in B", "only in B" */
+    int64_t a_params, a_macs, b_params, b_macs; /* -1: absent on that side */
+} ui_cmp_row;
+typedef struct ui_compare_state {
+    int active, n, sel, scroll;
+    ui_cmp_row *rows; /* owned */
+    char b_name[128], b_path[1024];
+    int64_t a_params, a_macs, b_params, b_macs;
+    double b_acc;     /* on the explorer's set; < 0 while being evaluated or unknown */
+    int b_running;
+    char msg[RS_ERR_LEN + 64];
+} ui_compare_state;
 
 /* Undo / redo: the configurations the sliders went through (history[0..n), cursor at `at`). */
 #define UI_UNDO_MAX 64
@@ -302,6 +332,7 @@ typedef struct ui_state {
     ui_browser_state browse;
     ui_view view;
     ui_saveas saveas;
+    ui_compare_state cmp;
     char save_prefix[512]; /* where `w` writes (PREFIX.plan, PREFIX.onnx): the save-as default */
 } ui_state;
 
@@ -339,10 +370,27 @@ void ui_dims_text(const int64_t *d, int n, char *buf, size_t len);
 int ui_graph_rows(const ui_state *s);
 unsigned ui_graph_key(ui_state *s, int key);
 
-/* The model browser (browser.c): list the zoo, the shipped net and dir's .onnx files (reads
- * files: the caller runs it on UI_BROWSE), and its keys while open (UI_OPEN: open the selected). */
+/* The model browser (browser.c): list the zoo, the shipped net, the recently opened files (missing
+ * ones marked) and the .onnx files of dir (reads files: the caller runs it on UI_BROWSE), and its
+ * keys while open (UI_OPEN: open the selected; UI_COMPARE: compare with it; `d` types a directory,
+ * then UI_BROWSE lists it). */
 void ui_browser_scan(ui_state *s, const char *dir);
 unsigned ui_browser_key(ui_state *s, int key);
+/* Recent files: where they are kept ($XDG_STATE_HOME/rankscope/recent, else
+ * ~/.local/state/rankscope/recent; -1 when neither is known), read (a missing file is an empty
+ * list), a path moved to the front (acc < 0 keeps a known accuracy; the oldest dropped past
+ * UI_RECENT_MAX), and written atomically (the directory created). */
+int ui_recent_file(char *out, size_t len);
+void ui_recent_load(const char *file, ui_recent *r);
+void ui_recent_push(ui_recent *r, const char *path, double acc);
+int ui_recent_save(const char *file, const ui_recent *r, rs_err *e);
+
+/* The comparison (compare.c): rows from models a (the explorer's) and b, totals; b_acc unknown.
+ * Replaces a previous comparison. Then its keys while it is shown, and the rows visible. */
+int ui_compare_build(ui_state *s, const rs_model *a, const rs_model *b, const char *b_name, rs_err *e);
+void ui_compare_free(ui_state *s);
+unsigned ui_compare_key(ui_state *s, int key);
+int ui_compare_rows(const ui_state *s);
 
 /* The name the layer table shows for l: its short label, or its node name with full_names. */
 const char *ui_layer_label(const ui_state *s, const ui_layer *l);

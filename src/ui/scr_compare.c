@@ -1,0 +1,78 @@
+/* scr_compare.c — two models side by side (`--compare`, `c` in the browser), over the body. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "screens.h"
+#include "widgets.h"
+
+static void counts(int64_t v, char *buf, size_t len)
+{
+    if (v < 0)
+        snprintf(buf, len, "-");
+    else
+        fmt_count(v, buf, len);
+}
+
+void scr_compare(const ui_state *s)
+{
+    const ui_compare_state *c = &s->cmp;
+    int y0 = 2, h = LINES - 4, w = COLS;
+    for (int r = 0; r < h; ++r)
+        w_fill(y0 + r, 0, w, R_NORMAL);
+    char a[32], b[32], r[32];
+    fmt_count(c->a_params, a, sizeof a);
+    fmt_count(c->a_macs, b, sizeof b);
+    w_printf(y0, 1, R_ACCENT, w - 2, "A  %s: %s params, %s MACs, accuracy %s", s->model_name, a, b,
+             s->have_orig ? fmt_pct(s->orig.accuracy, r, sizeof r) : "...");
+    fmt_count(c->b_params, a, sizeof a);
+    fmt_count(c->b_macs, b, sizeof b);
+    char acc[64], ratio[32];
+    if (c->b_running)
+        snprintf(acc, sizeof acc, "... (evaluating)");
+    else if (c->b_acc >= 0) {
+        char d[16];
+        fmt_pct(c->b_acc, acc, sizeof acc);
+        if (s->have_orig)
+            snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " (%s pt)",
+                     fmt_pts(c->b_acc - s->orig.accuracy, d, sizeof d));
+    } else
+        snprintf(acc, sizeof acc, "-");
+    fmt_ratio((double)c->a_params, (double)c->b_params, ratio, sizeof ratio);
+    w_printf(y0 + 1, 1, R_ORIG, w - 2, "B  %s: %s params (%s fewer), %s MACs, accuracy %s", c->b_name, a, ratio, b, acc);
+    int name_w = w - 2 - 2 - 64;
+    name_w = name_w > 48 ? 48 : name_w < 12 ? 12 : name_w;
+    w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %9s %9s  %9s %9s %7s  %s", name_w, "layer (A)", "A params", "A MACs",
+             "B params", "B MACs", "params", "in B");
+    int rows = ui_compare_rows(s);
+    for (int i = 0; i < rows && c->scroll + i < c->n; ++i) {
+        const ui_cmp_row *row = &c->rows[c->scroll + i];
+        char ap[16], am[16], bp[16], bm[16], rr[16], name[128];
+        counts(row->a_params, ap, sizeof ap);
+        counts(row->a_macs, am, sizeof am);
+        counts(row->b_params, bp, sizeof bp);
+        counts(row->b_macs, bm, sizeof bm);
+        if (row->a_params > 0 && row->b_params > 0)
+            fmt_ratio((double)row->a_params, (double)row->b_params, rr, sizeof rr);
+        else
+            snprintf(rr, sizeof rr, "-");
+        size_t nl = strlen(row->name);
+        if ((int)nl > name_w)
+            snprintf(name, sizeof name, "%s%s", s->utf8 ? "\u2026" : "~", row->name + nl - (size_t)(name_w - 1));
+        else
+            snprintf(name, sizeof name, "%s", row->name);
+        int sel = c->scroll + i == c->sel;
+        int differs = row->a_params != row->b_params || row->a_macs != row->b_macs;
+        enum w_role role = sel ? R_SEL : differs ? R_ACCENT : R_NORMAL;
+        if (sel)
+            w_fill(y0 + 3 + i, 0, w, R_SEL);
+        w_printf(y0 + 3 + i, 1, role, w - 2, "%s %s%*s %9s %9s  %9s %9s %7s  %s", sel ? ">" : " ", name,
+                 name_w - w_width(name), "", ap, am, bp, bm, rr, row->how);
+    }
+    int ty = y0 + 3 + rows;
+    if (c->n > rows)
+        w_printf(ty, 1, R_DIM, w - 2, "rows %d-%d of %d (up/down, PgUp/PgDn)", c->scroll + 1,
+                 c->scroll + rows < c->n ? c->scroll + rows : c->n, c->n);
+    if (c->msg[0])
+        w_put(ty, w / 2, R_BAD, w - w / 2 - 1, c->msg);
+}

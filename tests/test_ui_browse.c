@@ -1,0 +1,219 @@
+/* test_ui_browse.c — the model browser and the comparison without a terminal: the recent-files
+ * list (order, bound, accuracy kept, saved and read back, missing files marked), a typed
+ * directory listed, `c` asking for a comparison, and the comparison's rows for an original and
+ * its compressed version (factor chains summed, checked against B's own node table). */
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/ui/state.h"
+#include "rankscope/onnx.h"
+#include "rankscope/plan.h"
+
+static const char *root(void)
+{
+    const char *r = getenv("RS_SOURCE_ROOT");
+    return r ? r : "..";
+}
+
+static void test_recent(const char *tmp)
+{
+    ui_recent *r = calloc(1, sizeof *r);
+    char p[64];
+    for (int i = 0; i < UI_RECENT_MAX + 3; ++i) {
+        snprintf(p, sizeof p, "/m/%d.onnx", i);
+        ui_recent_push(r, p, i == 2 ? 0.5 : -1);
+    }
+    CHECK(r->n == UI_RECENT_MAX && !strcmp(r->path[0], "/m/14.onnx") && !strcmp(r->path[UI_RECENT_MAX - 1], "/m/3.onnx"),
+          "bounded at %d, newest first, oldest dropped (%s .. %s)", UI_RECENT_MAX, r->path[0], r->path[r->n - 1]);
+    ui_recent_push(r, "/m/2.onnx", 0.5);
+    ui_recent_push(r, "/m/5.onnx", -1);
+    ui_recent_push(r, "/m/2.onnx", -1);
+    CHECK(!strcmp(r->path[0], "/m/2.onnx") && r->acc[0] == 0.5 && !strcmp(r->path[1], "/m/5.onnx") && r->n == UI_RECENT_MAX,
+          "reopened: moved to the front, listed once, its accuracy kept");
+    int dup = 0;
+    for (int i = 0; i < r->n; ++i)
+        for (int j = i + 1; j < r->n; ++j)
+            dup += !strcmp(r->path[i], r->path[j]);
+    CHECK(!dup, "no path twice");
+    char file[1024];
+    snprintf(file, sizeof file, "%s/state/rankscope/recent", tmp);
+    rs_err e = {{0}};
+    CHECK(ui_recent_save(file, r, &e) == 0, "saved, the directories created: %s", e.msg);
+    ui_recent *back = calloc(1, sizeof *back);
+    ui_recent_load(file, back);
+    CHECK(back->n == r->n && !memcmp(back->path, r->path, sizeof r->path) && back->acc[0] == 0.5 && back->acc[1] == -1,
+          "read back as written (%d entries)", back->n);
+    FILE *f = fopen(file, "a");
+    if (f) {
+        fputs("garbage line\n0.3\trelative/path.onnx\n", f);
+        fclose(f);
+    }
+    ui_recent_load(file, back);
+    CHECK(back->n == r->n, "lines that are not ours are skipped (%d)", back->n);
+    ui_recent_load("/nonexistent/recent", back);
+    CHECK(back->n == 0, "no file: an empty list");
+    setenv("XDG_STATE_HOME", "relative", 1);
+    setenv("HOME", "/home/x", 1);
+    CHECK(ui_recent_file(file, sizeof file) == 0 && !strcmp(file, "/home/x/.local/state/rankscope/recent"),
+          "a relative XDG_STATE_HOME is ignored: %s", file);
+    free(r);
+    free(back);
+}
+
+static void test_browser(const char *tmp)
+{
+    char state[1024], file[1100], copy[1100];
+    snprintf(state, sizeof state, "%s/st", tmp);
+    setenv("XDG_STATE_HOME", state, 1);
+    CHECK(ui_recent_file(file, sizeof file) == 0 && strstr(file, "/st/rankscope/recent"), "XDG_STATE_HOME: %s", file);
+    /* a recent file that exists, one that is gone */
+    snprintf(copy, sizeof copy, "%s/a copy.onnx", tmp);
+    char src[1024];
+    snprintf(src, sizeof src, "%s/tests/data/zoo/mobilenet.onnx", root());
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, copy);
+    CHECK(system(cmd) == 0, "copied mobilenet");
+    ui_recent *r = calloc(1, sizeof *r);
+    char gone[1100];
+    snprintf(gone, sizeof gone, "%s/gone.onnx", tmp);
+    ui_recent_push(r, gone, -1);
+    ui_recent_push(r, copy, 0.625);
+    rs_err e = {{0}};
+    CHECK(ui_recent_save(file, r, &e) == 0, "recent list written: %s", e.msg);
+    free(r);
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    unsigned f = ui_key(s, 'o');
+    CHECK(s->browse.active && (f & UI_BROWSE), "o opens the browser");
+    ui_browser_scan(s, ".");
+    int have_copy = -1, have_gone = -1;
+    for (int i = 0; i < s->browse.n; ++i) {
+        if (!strncmp(s->browse.items[i].name, "recent: rs-browse-", 18) && strstr(s->browse.items[i].name, "/a copy.onnx"))
+            have_copy = i;
+        if (!strncmp(s->browse.items[i].name, "recent: rs-browse-", 18) && strstr(s->browse.items[i].name, "/gone.onnx"))
+            have_gone = i;
+    }
+    CHECK(have_copy >= 0 && s->browse.items[have_copy].params > 0 && s->browse.items[have_copy].acc == 0.625,
+          "with its params and the accuracy measured when it was last opened");
+    CHECK(have_gone >= 0 && s->browse.items[have_gone].missing && have_copy < have_gone,
+          "the gone file is listed as missing, after the newer one");
+    while (s->browse.sel < have_gone)
+        ui_key(s, UI_K_DOWN);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(!(f & UI_OPEN) && strstr(s->msg, "no longer there"), "Enter on a missing file says so (%s)", s->msg);
+    f = ui_key(s, 'c');
+    CHECK(!(f & UI_COMPARE) && strstr(s->msg, "cannot be read"), "c on it too (%s)", s->msg);
+    /* a typed directory */
+    f = ui_key(s, 'd');
+    char buf[1200];
+    CHECK(s->browse.dir_editing && ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "directory: ._"),
+          "d opens the directory prompt (%s)", buf);
+    ui_key(s, 21);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/data/zoo", root());
+    for (const char *c = dir; *c; ++c)
+        ui_key(s, (unsigned char)*c);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK((f & UI_BROWSE) && !s->browse.dir_editing && !strcmp(s->browse.dir, dir), "Enter lists it (UI_BROWSE)");
+    ui_browser_scan(s, ".");
+    int rn = -1;
+    for (int i = 0; i < s->browse.n; ++i)
+        if (strstr(s->browse.items[i].name, "/resnet20.onnx") && strstr(s->browse.items[i].path, "tests/data/zoo"))
+            rn = i;
+    CHECK(rn >= 0 && s->browse.items[rn].params == 68522, "the typed directory's resnet20.onnx is listed with its params");
+    while (s->browse.sel < rn)
+        ui_key(s, UI_K_DOWN);
+    f = ui_key(s, 'c');
+    CHECK((f & UI_COMPARE) && !s->browse.active, "c asks for a comparison with it and closes the browser");
+    ui_state_free(s);
+    free(s);
+}
+
+/* lenet against itself with conv2 and fc1 factorized */
+static void test_compare(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/assets/lenet-cifar10.onnx", root());
+    rs_err e = {{0}};
+    rs_model *a = onnx_load(path, &e), *b = a ? model_clone(a) : NULL;
+    rs_plan *p = plan_alloc();
+    CHECK(a && b && p && plan_parse_spec(p, "conv2=spatial-svd:12,fc1=svd:24", &e) == 0 && plan_apply(b, p, NULL, NULL, &e) == 0,
+          "lenet and its compressed copy: %s", e.msg);
+    if (!a || !b) {
+        model_free(a);
+        model_free(b);
+        plan_free(p);
+        return;
+    }
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    CHECK(ui_compare_build(s, a, b, "small.onnx", &e) == 0 && s->cmp.active, "built: %s", e.msg);
+    int conv2 = -1, fc1 = -1, conv1 = -1, only_b = 0;
+    for (int i = 0; i < s->cmp.n; ++i) {
+        const ui_cmp_row *r = &s->cmp.rows[i];
+        if (strstr(r->name, "conv2"))
+            conv2 = i;
+        if (strstr(r->name, "fc1"))
+            fc1 = i;
+        if (strstr(r->name, "conv1"))
+            conv1 = i;
+        only_b += !strcmp(r->how, "only in B");
+    }
+    CHECK(s->cmp.n == 5 && !only_b, "five rows, one per layer of A, nothing unexplained in B (%d)", s->cmp.n);
+    /* B's own table: the factor nodes of conv2 */
+    rs_layer_info *ib = NULL;
+    int nb = 0;
+    int64_t f_params = 0, f_macs = 0;
+    if (model_layer_table(b, &ib, &nb, &e) == 0)
+        for (int j = 0; j < nb; ++j)
+            if (ib[j].name && strstr(ib[j].name, "conv2") && strstr(ib[j].name, "_f")) {
+                f_params += ib[j].params;
+                f_macs += ib[j].macs;
+            }
+    free(ib);
+    CHECK(conv2 >= 0 && !strcmp(s->cmp.rows[conv2].how, "2 factors") && s->cmp.rows[conv2].b_params == f_params &&
+              s->cmp.rows[conv2].b_macs == f_macs && f_params == 1336,
+          "conv2: 2 factors, %lld params (the factor nodes' sum, 1336 as the CLI reports)",
+          conv2 >= 0 ? (long long)s->cmp.rows[conv2].b_params : -1LL);
+    CHECK(fc1 >= 0 && s->cmp.rows[fc1].a_params == 48120 && s->cmp.rows[fc1].b_params < s->cmp.rows[fc1].a_params,
+          "fc1: fewer params in B");
+    CHECK(conv1 >= 0 && !strcmp(s->cmp.rows[conv1].how, "same shape") &&
+              s->cmp.rows[conv1].a_params == s->cmp.rows[conv1].b_params,
+          "conv1 untouched: same shape, same params");
+    int64_t pa, ma, pb, mb;
+    model_totals(a, &pa, &ma);
+    model_totals(b, &pb, &mb);
+    CHECK(s->cmp.a_params == pa && s->cmp.b_params == pb && pb < pa && s->cmp.b_acc < 0, "totals; B's accuracy pending");
+    s->lines = 24;
+    for (int i = 0; i < 10; ++i)
+        ui_key(s, UI_K_DOWN);
+    CHECK(s->cmp.sel == 4, "down stops at the last row (%d)", s->cmp.sel);
+    unsigned f = ui_key(s, 'q');
+    CHECK(s->cmp.active && (f & UI_QUIT), "q still quits (nothing unsaved)");
+    ui_key(s, UI_K_ESC);
+    CHECK(!s->cmp.active, "Esc back to the screen");
+    ui_state_free(s);
+    free(s);
+    plan_free(p);
+    model_free(a);
+    model_free(b);
+}
+
+int main(void)
+{
+    rs_gsl_init();
+    char tmp[] = "/tmp/rs-browse-XXXXXX";
+    if (!mkdtemp(tmp))
+        return 1;
+    test_recent(tmp);
+    test_browser(tmp);
+    test_compare();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return check_done();
+}

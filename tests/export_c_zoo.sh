@@ -22,28 +22,6 @@ fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/rs_export_c_zoo.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 source "$SRC/tests/lib.sh"
-cat >"$T/driver.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include "model.h"
-/* driver IN.f32 OUT.f32: model_forward over raw float32 images */
-int main(int argc, char **argv)
-{
-    static float in[MODEL_INPUT_FLOATS], out[MODEL_OUTPUT_FLOATS];
-    float *scratch = malloc(sizeof(float) * MODEL_SCRATCH_FLOATS);
-    FILE *fi, *fo;
-    if (argc != 3 || !scratch || !(fi = fopen(argv[1], "rb")) || !(fo = fopen(argv[2], "wb")))
-        return 2;
-    while (fread(in, sizeof(float), MODEL_INPUT_FLOATS, fi) == MODEL_INPUT_FLOATS) {
-        model_forward(in, out, scratch);
-        if (fwrite(out, sizeof(float), MODEL_OUTPUT_FLOATS, fo) != MODEL_OUTPUT_FLOATS)
-            return 3;
-    }
-    fclose(fi);
-    free(scratch);
-    return fclose(fo) ? 3 : 0;
-}
-C
 compare() { # compare GOT.f32 REF.f32
     $PY - "$1" "$2" <<'PY'
 import sys
@@ -57,7 +35,7 @@ sys.exit(0 if (diff / np.maximum(1.0, np.abs(ref))).max() <= 1e-4 else 1)
 PY
 }
 build_run() { # build_run DIR OUT.f32 [IN.f32] — compile the export with the driver and run it
-    $CC $CFLAGS -I"$1" -o "$1/run" "$T/driver.c" "$1/model.c" && "$1/run" "${3:-$Z/zoo_input.f32}" "$2"
+    $CC $CFLAGS -I"$1" -o "$1/run" "$SRC/tests/c_export_driver.c" "$1/model.c" && "$1/run" "${3:-$Z/zoo_input.f32}" "$2"
 }
 for m in vgg_bn resnet20 mobilenet; do
     point "$m: export --format c" "$BIN" export "$Z/$m.onnx" --format c -o "$T/$m"

@@ -49,6 +49,11 @@ typedef enum rs_op {
     RS_OP_HARDSIGMOID,   /* max(0, min(1, alpha·x + beta)), alpha 0.2, beta 0.5 */
     RS_OP_HARDSWISH,     /* x · max(0, min(1, x/6 + 1/2)) */
     RS_OP_PRELU,         /* inputs x, slope (a float initializer broadcasting to x) */
+    RS_OP_REDUCEMEAN,    /* over axes[0..n_axes-1] (never the batch), keepdims; opset 18's and */
+    RS_OP_REDUCESUM,     /* ReduceSum's axes input is folded into the fields at load */
+    RS_OP_SUB,           /* Sub / Mul / Div (and Add): numpy broadcasting between an activation */
+    RS_OP_MUL,           /* and a float constant without a batch axis, or between two */
+    RS_OP_DIV,           /* activations of one rank (Add: of one shape) */
     RS_OP_COUNT
 } rs_op;
 
@@ -86,6 +91,10 @@ typedef struct rs_node {
     float clip_min, clip_max; /* Clip: -inf / +inf when absent */
     float epsilon;            /* BatchNormalization: 1e-5 */
     int count_include_pad;    /* AveragePool: 0 */
+    /* ReduceMean / ReduceSum: the reduced axes as written (shape inference checks them), keepdims (1) */
+    int n_axes;
+    int64_t axes[RS_MAXDIM];
+    int keepdims;
 } rs_node;
 
 typedef struct rs_model {

@@ -3,7 +3,8 @@
  * Contract:
  *  - Both passes run on a model as read from a file, before model_infer_shapes, and return 0 or
  *    -1 with e naming the node. On failure the model may be partly rewritten: free it.
- *  - passes_simplify: Clip bounds and Pad pads given as constant inputs move into node fields;
+ *  - passes_simplify: Clip bounds, Pad pads and ReduceMean/ReduceSum axes given as constant inputs
+ *    move into node fields; a constant first input of Add / Mul becomes the second;
  *    x.view(x.size(0), -1)'s Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten; a Pad
  *    folds into its only Conv / count_include_pad AveragePool reader (or any reader when it pads
  *    nothing); leftover shape computations and unused values are removed. A Shape/Gather/

@@ -2,8 +2,8 @@
  *
  * Three passes over the graph: check every node is one the generated code can run (collecting
  * its geometry), plan where each activation lives (in / out / an offset in scratch), then print
- * the weights and one helper call per node. The helpers are textbook loops, emitted only when
- * used so the output compiles cleanly with -Wall -Werror -pedantic. */
+ * the weights and one helper call per node. The helpers' text (textbook loops, emitted only
+ * when used) is in export_c_helpers.c. */
 #include "rankscope/export.h"
 
 #include <float.h>
@@ -70,17 +70,19 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
 enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
-       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY }; /* Clip, kept BatchNorm, (Global)AveragePool,
-                                                       Pad, LeakyRelu */
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE, K_BINARY, K_UNARY };
+/* Clip, kept BatchNorm, (Global)AveragePool, Pad, LeakyRelu, ReduceMean/ReduceSum,
+ * Add/Sub/Mul/Div/PRelu with a broadcast second operand (constant or activation), and
+ * Sigmoid/HardSigmoid/HardSwish */
 
 typedef struct op_plan {
     int kind;
-    int x, x2;          /* activation inputs (x2 only for ADD2) */
+    int x, x2;          /* activation inputs (x2: ADD2, BINARY's broadcast activation) */
     int w, b;           /* initializer value indices (-1 = none) */
     int inplace;        /* element-wise op writing over its input */
     int64_t g[16];      /* geometry, per kind (see emit_node) */
     float alpha, beta;
-    int bcast_full;     /* ADDC: constant materialised to the input's full shape */
+    int bcast_full;     /* ADDC/BINARY: constant materialised to the input's full shape */
 } op_plan;
 
 static int fits(int64_t v)
@@ -194,20 +196,24 @@ static int plan_dense(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e
     return 0;
 }
 
-/* Right-aligned broadcast of constant c over one image of x as y[(o·mid + j)·inner + i] = x + c[j]
- * when c's non-1 dimensions are one contiguous run matching x; else the full-shape fallback. */
-static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_plan *p, rs_err *e)
+/* Right-aligned broadcast of c (a constant, or an activation of x's rank) over one image of x as
+ * y[(o·mid + j)·inner + i] = x[...] op c[j] when c's non-1 dimensions are one contiguous run
+ * matching x; else a constant is materialised to x's shape (bcast_full), an activation refused. */
+static int plan_bcast(const rs_model *m, const rs_node *n, int xv, int cv, op_plan *p, rs_err *e)
 {
     const rs_value *x = &m->values[xv], *c = &m->values[cv];
-    if (x->dims[0] != -1 || c->ndim > x->ndim || (c->ndim == x->ndim && c->dims[0] != 1))
-        return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast over the batch",
-                       n->name, c->name);
+    const char *op = model_op_name(n->op);
+    int act = !c->is_const;
+    if (x->dims[0] != -1 || c->ndim > x->ndim || (act && c->ndim != x->ndim) ||
+        (!act && c->ndim == x->ndim && c->dims[0] != 1))
+        return rs_fail(e, "export: node %s (%s): '%s' does not broadcast over the batch", n->name,
+                       op, c->name);
     int off = x->ndim - c->ndim, k0 = -1, k1 = -1;
     for (int k = 1; k < x->ndim; ++k) {
         int64_t cd = k >= off ? c->dims[k - off] : 1;
         if (cd != 1 && cd != x->dims[k])
-            return rs_fail(e, "export: node %s (Add): constant '%s' does not broadcast to '%s'",
-                           n->name, c->name, x->name);
+            return rs_fail(e, "export: node %s (%s): '%s' does not broadcast to '%s'", n->name, op,
+                           c->name, x->name);
         if (cd != 1) {
             if (k0 < 0)
                 k0 = k;
@@ -226,9 +232,13 @@ static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_pla
         } else
             inner *= x->dims[k];
     }
-    p->kind = K_ADDC;
+    if (!contiguous && act)
+        return rs_fail(e, "export: node %s (%s): '%s' broadcasts over non-adjacent axes of '%s'",
+                       n->name, op, c->name, x->name);
+    if (!fits(model_value_numel(x)))
+        return rs_fail(e, "export: node %s (%s): input '%s' too large", n->name, op, x->name);
     p->x = xv;
-    p->b = cv;
+    *(act ? &p->x2 : &p->b) = cv;
     p->bcast_full = !contiguous;
     if (!contiguous) {
         outer = inner = 1;
@@ -240,6 +250,70 @@ static int plan_addc(const rs_model *m, const rs_node *n, int xv, int cv, op_pla
     return 0;
 }
 
+/* Add / Sub / Mul / Div: x is the input of the output's shape, the other broadcasts over it
+ * (g[3] = 1 when that other operand comes first: c op x). */
+static int plan_binary(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
+        return rs_fail(e, "export: node %s (%s): expected two inputs", n->name, model_op_name(n->op));
+    int a0 = is_act(m, n->in[0]), a1 = is_act(m, n->in[1]);
+    int64_t on = model_value_numel(&m->values[n->out[0]]);
+    int full0 = a0 && model_value_numel(&m->values[n->in[0]]) == on;
+    int xv = full0 ? n->in[0] : n->in[1], cv = full0 ? n->in[1] : n->in[0];
+    if (!is_act(m, xv) || model_value_numel(&m->values[xv]) != on ||
+        (!is_act(m, cv) && !float_const(m, cv)))
+        return rs_fail(e, "export: node %s (%s): one input must be an activation of the output's "
+                       "shape, the other a float constant or activation broadcasting to it",
+                       n->name, model_op_name(n->op));
+    if (n->op == RS_OP_ADD && a0 && a1 && model_value_numel(&m->values[cv]) == on) {
+        p->kind = K_ADD2;
+        p->x = n->in[0];
+        p->x2 = n->in[1];
+        p->g[0] = on;
+        return fits(on) ? 0 : rs_fail(e, "export: node %s (Add): inputs too large", n->name);
+    }
+    p->kind = n->op == RS_OP_ADD && !is_act(m, cv) ? K_ADDC : K_BINARY;
+    if (plan_bcast(m, n, xv, cv, p, e))
+        return -1;
+    p->g[3] = cv == n->in[0];
+    p->g[4] = n->op == RS_OP_ADD ? 0 : n->op == RS_OP_SUB ? 1 : n->op == RS_OP_MUL ? 2 : 3;
+    return 0;
+}
+
+/* A reduction over one run of adjacent axes k0..k1 of one image: y[o·inner + i] = Σ_j
+ * x[(o·mid + j)·inner + i] (times 1/mid for a mean). Shape inference has checked the axes. */
+static int plan_reduce(const rs_model *m, const rs_node *n, op_plan *p, rs_err *e)
+{
+    const rs_value *x = &m->values[n->in[0]];
+    int mask[RS_MAXDIM] = {0}, k0 = RS_MAXDIM, k1 = -1;
+    for (int k = 0; k < n->n_axes; ++k) {
+        int a = (int)(n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
+        if (a < 1 || a >= x->ndim)
+            return rs_fail(e, "export: node %s (%s): axis %lld out of range", n->name,
+                           model_op_name(n->op), (long long)n->axes[k]);
+        mask[a] = 1;
+        k0 = a < k0 ? a : k0;
+        k1 = a > k1 ? a : k1;
+    }
+    int64_t outer = 1, mid = 1, inner = 1;
+    for (int k = 1; k < x->ndim; ++k) {
+        if (k >= k0 && k <= k1 && !mask[k])
+            return rs_fail(e, "export: node %s (%s): the reduced axes must be adjacent", n->name,
+                           model_op_name(n->op));
+        *(k < k0 ? &outer : k <= k1 ? &mid : &inner) *= x->dims[k];
+    }
+    if (x->dims[0] != -1 || !fits(model_value_numel(x)))
+        return rs_fail(e, "export: node %s (%s): input '%s' must be a batched activation", n->name,
+                       model_op_name(n->op), x->name);
+    p->kind = K_REDUCE;
+    p->x = n->in[0];
+    p->g[0] = outer;
+    p->g[1] = mid;
+    p->g[2] = inner;
+    p->alpha = n->op == RS_OP_REDUCEMEAN ? (float)(1.0 / (double)mid) : 1.0f;
+    return 0;
+}
+
 static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
 {
     const rs_node *n = &m->nodes[ni];
@@ -247,7 +321,8 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
     p->x = p->x2 = p->w = p->b = -1;
     if (n->n_out < 1 || n->out[0] < 0 || n->n_in < 1)
         return rs_fail(e, "export: node %s (%s): missing input or output", n->name, op);
-    if (n->op != RS_OP_ADD && !is_act(m, n->in[0]))
+    if (n->op != RS_OP_ADD && n->op != RS_OP_SUB && n->op != RS_OP_MUL && n->op != RS_OP_DIV &&
+        !is_act(m, n->in[0]))
         return rs_fail(e, "export: node %s (%s): first input must be an activation", n->name, op);
     switch (n->op) {
     case RS_OP_CONV:
@@ -280,27 +355,11 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         memcpy(p->g, g, sizeof g);
         return 0;
     }
-    case RS_OP_ADD: {
-        if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
-            return rs_fail(e, "export: node %s (Add): expected two inputs", n->name);
-        int a0 = is_act(m, n->in[0]), a1 = is_act(m, n->in[1]);
-        if (a0 && a1) {
-            int64_t k = model_value_numel(&m->values[n->in[0]]);
-            if (k != model_value_numel(&m->values[n->in[1]]) || !fits(k))
-                return rs_fail(e, "export: node %s (Add): inputs '%s' and '%s' differ in shape",
-                               n->name, m->values[n->in[0]].name, m->values[n->in[1]].name);
-            p->kind = K_ADD2;
-            p->x = n->in[0];
-            p->x2 = n->in[1];
-            p->g[0] = k;
-            return 0;
-        }
-        int cv = a0 ? n->in[1] : n->in[0], xv = a0 ? n->in[0] : n->in[1];
-        if (!(a0 || a1) || !float_const(m, cv))
-            return rs_fail(e, "export: node %s (Add): needs an activation and a float constant",
-                           n->name);
-        return plan_addc(m, n, xv, cv, p, e);
-    }
+    case RS_OP_ADD:
+    case RS_OP_SUB:
+    case RS_OP_MUL:
+    case RS_OP_DIV:
+        return plan_binary(m, n, p, e);
     case RS_OP_FLATTEN:
     case RS_OP_RESHAPE:
     case RS_OP_IDENTITY: {
@@ -368,6 +427,31 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         memcpy(p->g, g, sizeof g);
         return 0;
     }
+    case RS_OP_REDUCEMEAN:
+    case RS_OP_REDUCESUM:
+        return plan_reduce(m, n, p, e);
+    case RS_OP_PRELU:
+        if (n->n_in != 2 || !float_const(m, n->in[1]) || plan_bcast(m, n, n->in[0], n->in[1], p, e))
+            return n->n_in == 2 && float_const(m, n->in[1])
+                       ? -1
+                       : rs_fail(e, "export: node %s (PRelu): slope must be a float constant", n->name);
+        p->kind = K_BINARY;
+        p->g[3] = 0;
+        p->g[4] = 4;
+        return 0;
+    case RS_OP_SIGMOID:
+    case RS_OP_HARDSIGMOID:
+    case RS_OP_HARDSWISH:
+        p->kind = K_UNARY;
+        p->x = n->in[0];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        p->g[1] = n->op == RS_OP_SIGMOID ? 0 : n->op == RS_OP_HARDSIGMOID ? 1 : 2;
+        p->alpha = n->op == RS_OP_HARDSIGMOID ? n->alpha : 1.0f / 6.0f;
+        p->beta = n->op == RS_OP_HARDSIGMOID ? n->beta : 0.5f;
+        if (!fits(p->g[0]) || !isfinite(p->alpha) || !isfinite(p->beta))
+            return rs_fail(e, "export: node %s (%s): input too large or attribute not finite",
+                           n->name, op);
+        return 0;
     default:
         return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,
                        op);
@@ -452,8 +536,10 @@ static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, r
         if (p->kind == K_ALIAS) {
             r = mp->root[p->x];
         } else if (p->kind == K_RELU || p->kind == K_ADDC || p->kind == K_ADD2 ||
-                   p->kind == K_CLIP || p->kind == K_AFFINE || p->kind == K_LEAKY) {
-            const int cand[2] = {p->x, p->x2};
+                   p->kind == K_CLIP || p->kind == K_AFFINE || p->kind == K_LEAKY ||
+                   p->kind == K_BINARY || p->kind == K_UNARY) {
+            /* BINARY's x2 may be smaller than the output: only x can hold it */
+            const int cand[2] = {p->x, p->kind == K_BINARY ? -1 : p->x2};
             for (int k = 0; k < 2 && r < 0; ++k) {
                 if (cand[k] < 0)
                     continue;
@@ -516,241 +602,6 @@ static int mem_plan_build(const rs_model *m, const op_plan *ops, mem_plan *mp, r
 }
 
 /* ---- pass 3: text ----------------------------------------------------------------------- */
-
-static const char helper_conv_f32[] =
-    "static void conv2d(const float *x, float *y, const float *w, const float *b, long C, long H,\n"
-    "                   long W, long M, long Ho, long Wo, long G, long kh, long kw, long sh,\n"
-    "                   long sw, long dh, long dw, long pt, long pl)\n"
-    "{\n"
-    "    long cg = C / G, mg = M / G, oc, oy, ox, ci, i, j;\n"
-    "    for (oc = 0; oc < M; ++oc) {\n"
-    "        const float *wo = w + oc * cg * kh * kw;\n"
-    "        const float *xg = x + (oc / mg) * cg * H * W;\n"
-    "        for (oy = 0; oy < Ho; ++oy) {\n"
-    "            for (ox = 0; ox < Wo; ++ox) {\n"
-    "                float acc = 0.0f;\n"
-    "                for (ci = 0; ci < cg; ++ci) {\n"
-    "                    const float *xc = xg + ci * H * W, *wc = wo + ci * kh * kw;\n"
-    "                    for (i = 0; i < kh; ++i) {\n"
-    "                        long yy = oy * sh - pt + i * dh;\n"
-    "                        if (yy < 0 || yy >= H)\n"
-    "                            continue;\n"
-    "                        for (j = 0; j < kw; ++j) {\n"
-    "                            long xx = ox * sw - pl + j * dw;\n"
-    "                            if (xx >= 0 && xx < W)\n"
-    "                                acc += wc[i * kw + j] * xc[yy * W + xx];\n"
-    "                        }\n"
-    "                    }\n"
-    "                }\n"
-    "                y[(oc * Ho + oy) * Wo + ox] = b ? acc + b[oc] : acc;\n"
-    "            }\n"
-    "        }\n"
-    "    }\n"
-    "}\n\n";
-
-static const char helper_conv_q8[] =
-    "/* int8 weights: w = q * scale[output channel], the float weights rankscope evaluated. */\n"
-    "static void conv2d_q8(const float *x, float *y, const signed char *w, const float *scale,\n"
-    "                      const float *b, long C, long H, long W, long M, long Ho, long Wo,\n"
-    "                      long G, long kh, long kw, long sh, long sw, long dh, long dw, long pt,\n"
-    "                      long pl)\n"
-    "{\n"
-    "    long cg = C / G, mg = M / G, oc, oy, ox, ci, i, j;\n"
-    "    for (oc = 0; oc < M; ++oc) {\n"
-    "        const signed char *wo = w + oc * cg * kh * kw;\n"
-    "        const float *xg = x + (oc / mg) * cg * H * W;\n"
-    "        const float s = scale[oc];\n"
-    "        for (oy = 0; oy < Ho; ++oy) {\n"
-    "            for (ox = 0; ox < Wo; ++ox) {\n"
-    "                float acc = 0.0f;\n"
-    "                for (ci = 0; ci < cg; ++ci) {\n"
-    "                    const float *xc = xg + ci * H * W;\n"
-    "                    const signed char *wc = wo + ci * kh * kw;\n"
-    "                    for (i = 0; i < kh; ++i) {\n"
-    "                        long yy = oy * sh - pt + i * dh;\n"
-    "                        if (yy < 0 || yy >= H)\n"
-    "                            continue;\n"
-    "                        for (j = 0; j < kw; ++j) {\n"
-    "                            long xx = ox * sw - pl + j * dw;\n"
-    "                            if (xx >= 0 && xx < W)\n"
-    "                                acc += ((float)wc[i * kw + j] * s) * xc[yy * W + xx];\n"
-    "                        }\n"
-    "                    }\n"
-    "                }\n"
-    "                y[(oc * Ho + oy) * Wo + ox] = b ? acc + b[oc] : acc;\n"
-    "            }\n"
-    "        }\n"
-    "    }\n"
-    "}\n\n";
-
-static const char helper_dense_f32[] =
-    "/* y = alpha * x W + beta * b; W is (K,N), or (N,K) when trans_b; b has N values (bs = 1)\n"
-    " * or one (bs = 0). */\n"
-    "static void dense(const float *x, float *y, const float *w, const float *b, long bs, long K,\n"
-    "                  long N, int trans_b, float alpha, float beta)\n"
-    "{\n"
-    "    long j, k;\n"
-    "    for (j = 0; j < N; ++j) {\n"
-    "        float acc = 0.0f;\n"
-    "        for (k = 0; k < K; ++k)\n"
-    "            acc += x[k] * (trans_b ? w[j * K + k] : w[k * N + j]);\n"
-    "        acc *= alpha;\n"
-    "        y[j] = b ? acc + beta * b[j * bs] : acc;\n"
-    "    }\n"
-    "}\n\n";
-
-static const char helper_dense_q8[] =
-    "static void dense_q8(const float *x, float *y, const signed char *w, const float *scale,\n"
-    "                     const float *b, long bs, long K, long N, int trans_b, float alpha,\n"
-    "                     float beta)\n"
-    "{\n"
-    "    long j, k;\n"
-    "    for (j = 0; j < N; ++j) {\n"
-    "        const float s = scale[j];\n"
-    "        float acc = 0.0f;\n"
-    "        for (k = 0; k < K; ++k)\n"
-    "            acc += x[k] * ((float)(trans_b ? w[j * K + k] : w[k * N + j]) * s);\n"
-    "        acc *= alpha;\n"
-    "        y[j] = b ? acc + beta * b[j * bs] : acc;\n"
-    "    }\n"
-    "}\n\n";
-
-static const char helper_relu[] =
-    "static void relu(const float *x, float *y, long n)\n"
-    "{\n"
-    "    long i;\n"
-    "    for (i = 0; i < n; ++i)\n"
-    "        y[i] = x[i] > 0.0f ? x[i] : 0.0f;\n"
-    "}\n\n";
-
-static const char helper_leaky[] =
-    "static void leaky_relu(const float *x, float *y, long n, float alpha)\n"
-    "{\n"
-    "    long i;\n"
-    "    for (i = 0; i < n; ++i)\n"
-    "        y[i] = x[i] >= 0.0f ? x[i] : alpha * x[i];\n"
-    "}\n\n";
-
-static const char helper_maxpool[] =
-    "/* Padding never wins: only in-range elements are compared. */\n"
-    "static void maxpool(const float *x, float *y, long C, long H, long W, long Ho, long Wo,\n"
-    "                    long kh, long kw, long sh, long sw, long dh, long dw, long pt, long pl)\n"
-    "{\n"
-    "    long c, oy, ox, i, j;\n"
-    "    for (c = 0; c < C; ++c) {\n"
-    "        const float *xc = x + c * H * W;\n"
-    "        for (oy = 0; oy < Ho; ++oy) {\n"
-    "            for (ox = 0; ox < Wo; ++ox) {\n"
-    "                float best = -3.402823466e+38f;\n"
-    "                for (i = 0; i < kh; ++i) {\n"
-    "                    long yy = oy * sh - pt + i * dh;\n"
-    "                    if (yy < 0 || yy >= H)\n"
-    "                        continue;\n"
-    "                    for (j = 0; j < kw; ++j) {\n"
-    "                        long xx = ox * sw - pl + j * dw;\n"
-    "                        if (xx >= 0 && xx < W && xc[yy * W + xx] > best)\n"
-    "                            best = xc[yy * W + xx];\n"
-    "                    }\n"
-    "                }\n"
-    "                y[(c * Ho + oy) * Wo + ox] = best;\n"
-    "            }\n"
-    "        }\n"
-    "    }\n"
-    "}\n\n";
-
-static const char helper_addc[] =
-    "/* y[(o * mid + j) * inner + i] = x[...] + c[j]: a constant broadcast over one image. */\n"
-    "static void add_const(const float *x, float *y, const float *c, long outer, long mid,\n"
-    "                      long inner)\n"
-    "{\n"
-    "    long o, j, i;\n"
-    "    for (o = 0; o < outer; ++o)\n"
-    "        for (j = 0; j < mid; ++j)\n"
-    "            for (i = 0; i < inner; ++i)\n"
-    "                y[(o * mid + j) * inner + i] = x[(o * mid + j) * inner + i] + c[j];\n"
-    "}\n\n";
-
-static const char helper_add2[] =
-    "static void add2(const float *a, const float *b, float *y, long n)\n"
-    "{\n"
-    "    long i;\n"
-    "    for (i = 0; i < n; ++i)\n"
-    "        y[i] = a[i] + b[i];\n"
-    "}\n\n";
-
-static const char helper_clip[] =
-    "static void clip(const float *x, float *y, long n, float lo, float hi)\n"
-    "{\n"
-    "    long i;\n"
-    "    for (i = 0; i < n; ++i)\n"
-    "        y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];\n"
-    "}\n\n";
-
-static const char helper_affine[] =
-    "/* Inference BatchNormalization: y = x * scale[c] + shift[c] per channel. */\n"
-    "static void affine(const float *x, float *y, const float *scale, const float *shift, long C,\n"
-    "                   long inner)\n"
-    "{\n"
-    "    long c, i;\n"
-    "    for (c = 0; c < C; ++c)\n"
-    "        for (i = 0; i < inner; ++i)\n"
-    "            y[c * inner + i] = x[c * inner + i] * scale[c] + shift[c];\n"
-    "}\n\n";
-
-static const char helper_avgpool[] =
-    "/* ONNX AveragePool: the divisor counts taps inside the input, or inside the padded input\n"
-    " * when count_pad; taps past the padded end (ceil_mode) never count. */\n"
-    "static void avgpool(const float *x, float *y, long C, long H, long W, long Ho, long Wo,\n"
-    "                    long kh, long kw, long sh, long sw, long pt, long pl, long pb, long pr,\n"
-    "                    long count_pad)\n"
-    "{\n"
-    "    long c, oy, ox, i, j;\n"
-    "    for (c = 0; c < C; ++c)\n"
-    "        for (oy = 0; oy < Ho; ++oy)\n"
-    "            for (ox = 0; ox < Wo; ++ox) {\n"
-    "                float acc = 0.0f;\n"
-    "                long taps = 0, ptaps = 0;\n"
-    "                for (i = 0; i < kh; ++i) {\n"
-    "                    long yy = oy * sh - pt + i;\n"
-    "                    if (yy >= H + pb)\n"
-    "                        break;\n"
-    "                    for (j = 0; j < kw; ++j) {\n"
-    "                        long xx = ox * sw - pl + j;\n"
-    "                        if (xx >= W + pr)\n"
-    "                            break;\n"
-    "                        ++ptaps;\n"
-    "                        if (yy < 0 || yy >= H || xx < 0 || xx >= W)\n"
-    "                            continue;\n"
-    "                        acc += x[(c * H + yy) * W + xx];\n"
-    "                        ++taps;\n"
-    "                    }\n"
-    "                }\n"
-    "                taps = count_pad ? ptaps : taps;\n"
-    "                y[(c * Ho + oy) * Wo + ox] = taps > 0 ? acc / (float)taps : 0.0f;\n"
-    "            }\n"
-    "}\n\n";
-
-static const char helper_pad[] =
-    "/* Zero padding: pt rows above, pl columns left (the rest follows from Ho, Wo). */\n"
-    "static void pad2d(const float *x, float *y, long C, long H, long W, long Ho, long Wo, long pt,\n"
-    "                  long pl)\n"
-    "{\n"
-    "    long c, i, j;\n"
-    "    for (i = 0; i < C * Ho * Wo; ++i)\n"
-    "        y[i] = 0.0f;\n"
-    "    for (c = 0; c < C; ++c)\n"
-    "        for (i = 0; i < H; ++i)\n"
-    "            for (j = 0; j < W; ++j)\n"
-    "                y[(c * Ho + i + pt) * Wo + j + pl] = x[(c * H + i) * W + j];\n"
-    "}\n\n";
-
-static const char helper_copy[] =
-    "static void copy(const float *x, float *y, long n)\n"
-    "{\n"
-    "    long i;\n"
-    "    for (i = 0; i < n; ++i)\n"
-    "        y[i] = x[i];\n"
-    "}\n\n";
 
 /* A float literal that round-trips: 9 significant digits, always with '.' or an exponent. */
 static void float_lit(float f, char *buf, size_t len)
@@ -883,8 +734,37 @@ static void shape_text(const rs_value *v, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, k > 1 ? "x%lld" : "%lld", (long long)v->dims[k]);
 }
 
-enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
-       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_COUNT };
+/* A constant broadcast over one image of p->x, written out at x's full shape as k_bcast_<ni>
+ * (its non-1 dims do not form one run); its name goes to name. */
+static int emit_bcast_full(emitter *em, int ni, const op_plan *p, char *name, size_t len, rs_err *e)
+{
+    const rs_model *m = em->m;
+    const rs_value *xv = &m->values[p->x], *cv = &m->values[p->b];
+    int64_t numel = model_value_numel(xv);
+    float *full = malloc(((size_t)numel + 1) * sizeof(float));
+    if (!full)
+        return rs_fail(e, "export: out of memory");
+    int off = xv->ndim - cv->ndim;
+    for (int64_t idx = 0; idx < numel; ++idx) {
+        int64_t rem = idx, cidx = 0, cstride = 1;
+        for (int k = xv->ndim - 1; k >= 1; --k) {
+            int64_t d = xv->dims[k], coord = rem % d;
+            rem /= d;
+            if (k >= off) {
+                int64_t cd = cv->dims[k - off];
+                cidx += (cd == 1 ? 0 : coord) * cstride;
+                cstride *= cd;
+            }
+        }
+        full[idx] = cv->f[cidx];
+    }
+    snprintf(name, len, "k_bcast_%d", ni);
+    emit_floats(&em->data, name, full, numel);
+    em->st.weight_bytes += 4 * numel;
+    em->st.params += numel;
+    free(full);
+    return 0;
+}
 
 static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e)
 {
@@ -950,35 +830,28 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
         break;
     case K_ADDC:
         used[H_ADDC] = 1;
-        if (p->bcast_full) {
-            /* materialise the constant over one image (its dims do not form one run) */
-            const rs_value *xv = &m->values[p->x], *cv = &m->values[p->b];
-            int64_t numel = model_value_numel(xv);
-            float *full = malloc(((size_t)numel + 1) * sizeof(float));
-            if (!full)
-                return rs_fail(e, "export: out of memory");
-            int off = xv->ndim - cv->ndim;
-            for (int64_t idx = 0; idx < numel; ++idx) {
-                int64_t rem = idx, cidx = 0, cstride = 1;
-                for (int k = xv->ndim - 1; k >= 1; --k) {
-                    int64_t d = xv->dims[k], coord = rem % d;
-                    rem /= d;
-                    if (k >= off) {
-                        int64_t cd = cv->dims[k - off];
-                        cidx += (cd == 1 ? 0 : coord) * cstride;
-                        cstride *= cd;
-                    }
-                }
-                full[idx] = cv->f[cidx];
-            }
-            snprintf(b, sizeof b, "k_bcast_%d", ni);
-            emit_floats(&em->data, b, full, numel);
-            em->st.weight_bytes += 4 * numel;
-            em->st.params += numel;
-            free(full);
-        }
+        if (p->bcast_full && emit_bcast_full(em, ni, p, b, sizeof b, e))
+            return -1;
         sb_printf(&em->body, "    add_const(%s, %s, %s, %lld, %lld, %lld);\n", x, y, b,
                   (long long)g[0], (long long)g[1], (long long)g[2]);
+        break;
+    case K_UNARY: {
+        char al[48], be[48];
+        float_lit(p->alpha, al, sizeof al);
+        float_lit(p->beta, be, sizeof be);
+        used[H_UNARY] = 1;
+        sb_printf(&em->body, "    unary(%s, %s, %lld, %d, %s, %s);\n", x, y, (long long)g[0], (int)g[1],
+                  al, be);
+        break;
+    }
+    case K_BINARY:
+        used[H_BINARY] = 1;
+        if (p->x2 >= 0)
+            loc_expr(em, p->x2, b, sizeof b);
+        else if (p->bcast_full && emit_bcast_full(em, ni, p, b, sizeof b, e))
+            return -1;
+        sb_printf(&em->body, "    binary(%s, %s, %s, %lld, %lld, %lld, %d, %d);\n", x, b, y,
+                  (long long)g[0], (long long)g[1], (long long)g[2], (int)g[4], (int)g[3]);
         break;
     case K_ADD2: {
         char x2[48];
@@ -1047,6 +920,14 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
                   (long long)g[0], (long long)g[1], (long long)g[2], (long long)g[3],
                   (long long)g[4], (long long)g[9], (long long)g[10]);
         break;
+    case K_REDUCE: {
+        char sc[48];
+        float_lit(p->alpha, sc, sizeof sc);
+        used[H_REDUCE] = 1;
+        sb_printf(&em->body, "    reduce(%s, %s, %lld, %lld, %lld, %s);\n", x, y, (long long)g[0],
+                  (long long)g[1], (long long)g[2], sc);
+        break;
+    }
     default:
         break;
     }
@@ -1142,18 +1023,14 @@ int export_c_generate(const rs_model *m, const export_c_opts *opts, char **heade
               (long long)em.st.scratch_bytes);
 
     sb_printf(&src,
-              "/* model.c — generated by rankscope from \"%s\" (%s). C99, no dependencies.\n"
+              "/* model.c — generated by rankscope from \"%s\" (%s). C99, no dependencies%s.\n"
               " * Activations share `scratch` by liveness; offsets are in floats. */\n"
-              "#include \"model.h\"\n\n",
-              gname, wkind);
-    const char *helpers[H_COUNT] = {helper_conv_f32, helper_conv_q8, helper_dense_f32,
-                                    helper_dense_q8, helper_relu,     helper_maxpool,
-                                    helper_addc,     helper_add2,     helper_copy,
-                                    helper_clip,     helper_affine,   helper_avgpool,
-                                    helper_pad,      helper_leaky};
+              "%s#include \"model.h\"\n\n",
+              gname, wkind, used[H_UNARY] ? " but libm's expf (link with -lm)" : "",
+              used[H_UNARY] ? "#include <math.h>\n" : "");
     for (int k = 0; k < H_COUNT; ++k)
         if (used[k])
-            sb_printf(&src, "%s", helpers[k]);
+            sb_printf(&src, "%s", export_c_helpers[k]);
     if (em.data.len)
         sb_printf(&src, "%s\n", em.data.p);
     sb_printf(&src, "void model_forward(const float *in, float *out, float *scratch)\n{\n%s",

@@ -1,7 +1,9 @@
-/* export_c_internal.h — symmetric per-channel int8 quantization shared by the C exporter and
- * export_c_dequantize (engine-internal).
+/* export_c_internal.h — what the C exporter's files share (engine-internal): symmetric
+ * per-channel int8 quantization (export_c.c, export_c_quant.c, export_c_dequantize) and the helper
+ * functions' C text (export_c_helpers.c).
  *
- * Contract: export_c_weight_layouts fills layout[n_values] with the QL_* layout of every float
+ * Contract: export_c_helpers[h] is the C99 text of helper h (H_*), printed once into model.c
+ * when a node uses it; H_UNARY calls expf (model.c then includes <math.h>). export_c_weight_layouts fills layout[n_values] with the QL_* layout of every float
  * initializer used only as a Conv / Gemm / MatMul weight (QL_NONE / QL_MIXED otherwise);
  * export_c_quantize writes q[numel] and scale[nch] for one such weight.
  */
@@ -21,5 +23,9 @@ void export_c_quant_geometry(const rs_value *w, int layout, int64_t *nch, int64_
 void export_c_quantize(const rs_value *w, int layout, signed char *q, float *scale);
 /* 0, or -1 naming the initializer and element that is not finite. */
 int export_c_finite_values(const rs_value *v, rs_err *e);
+
+enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_BINARY, H_UNARY, H_COUNT };
+extern const char *const export_c_helpers[H_COUNT];
 
 #endif

@@ -513,6 +513,17 @@ static int build_op(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
     return n->out[0];
 }
 
+/* A ReduceMean over exactly the two spatial axes of a 4-D input. */
+static int spatial_mean(const rs_model *m, const rs_node *n)
+{
+    int nd = m->values[n->in[0]].ndim, seen = 0;
+    for (int k = 0; k < n->n_axes; ++k) {
+        int64_t a = n->axes[k] < 0 ? n->axes[k] + nd : n->axes[k];
+        seen |= a == 2 ? 1 : a == 3 ? 2 : 4;
+    }
+    return nd == 4 && n->n_axes == 2 && seen == 3;
+}
+
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
 {
     build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
@@ -540,7 +551,8 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
         b.step_in2_v[c->n_steps] = -1;
         s->name = rs_strdup(n->name ? n->name : "?");
         int vin = n->n_in > 0 ? n->in[0] : -1;
-        if (n->op == RS_OP_ADD && n->n_in == 2 && const_float(m, vin))
+        if ((n->op == RS_OP_ADD || n->op == RS_OP_SUB || n->op == RS_OP_MUL || n->op == RS_OP_DIV) &&
+            n->n_in == 2 && const_float(m, vin)) /* a constant first operand: run on the other */
             vin = n->in[1];
         if (vin < 0 || m->values[vin].is_const) {
             rs_fail(e, "node %s (%s): first input must be an activation", n->name,
@@ -619,6 +631,20 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
             vout = n->out[0];
             break;
         }
+        case RS_OP_REDUCEMEAN:
+            if (spatial_mean(m, n)) { /* x.mean((2, 3)): the global average pool's kernel */
+                s->kind = ST_AVGPOOL;
+                if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e))
+                    goto done;
+                s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
+                s->in_numel = s->C * s->H * s->W;
+                s->out_numel = s->C;
+                vout = n->out[0];
+            } else {
+                s->kind = ST_OP;
+                vout = build_op(c, &b, ni, s, e);
+            }
+            break;
         case RS_OP_CLIP:
         case RS_OP_SIGMOID:
         case RS_OP_SOFTMAX:

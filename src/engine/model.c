@@ -262,6 +262,7 @@ void model_node_defaults(rs_node *n)
     n->clip_min = -INFINITY;
     n->clip_max = INFINITY;
     n->epsilon = 1e-5f;
+    n->keepdims = 1;
     for (int i = 0; i < RS_MAXIO; ++i)
         n->in[i] = n->out[i] = -1;
     if (op == RS_OP_LEAKYRELU) {
@@ -364,7 +365,9 @@ static int is_act(const rs_model *m, int v)
 
 static int infer_node(rs_model *m, rs_node *n, rs_err *e)
 {
-    if (n->n_in < 1 || !is_act(m, n->in[0]))
+    /* c - x and c / x keep their constant first (passes_simplify swaps Add and Mul's) */
+    int c_first = (n->op == RS_OP_SUB || n->op == RS_OP_DIV) && n->n_in == 2 && is_act(m, n->in[1]);
+    if (n->n_in < 1 || !(is_act(m, n->in[0]) || c_first))
         OPS_NODE_FAIL(e, n, "first input must be an activation");
     if (n->n_out != 1 || n->out[0] < 0 || n->out[0] >= m->n_values)
         OPS_NODE_FAIL(e, n, "expected exactly one output");
@@ -536,6 +539,8 @@ static void describe_node(const rs_model *m, int i, rs_layer_info *L)
     L->op = n->op;
     const rs_value *x = n->n_in > 0 && n->in[0] >= 0 ? &m->values[n->in[0]] : NULL;
     const rs_value *y = n->n_out > 0 && n->out[0] >= 0 ? &m->values[n->out[0]] : NULL;
+    if (x && x->is_const && n->n_in == 2 && n->in[1] >= 0) /* c - x, c / x */
+        x = &m->values[n->in[1]];
     if (x && !x->is_const) {
         L->in_ndim = x->ndim - 1 > 4 ? 4 : x->ndim - 1;
         for (int k = 0; k < L->in_ndim; ++k)

@@ -363,6 +363,27 @@ static int attr_int(const attr_ctx *c, const Onnx__AttributeProto *a, int64_t lo
     return 0;
 }
 
+/* A list of axes (ReduceMean/ReduceSum axes): at most RS_MAXDIM, each in -RS_MAXDIM..RS_MAXDIM-1;
+ * shape inference checks them against the input. */
+static int attr_axes(const attr_ctx *c, const Onnx__AttributeProto *a, rs_node *n)
+{
+    char ab[NAME_BUF], vb[160];
+    const char *an = onnx_clean(ab, sizeof ab, a->name);
+    if (!attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS))
+        return node_fail(c->e, c->np, c->idx, "attribute \"%s\" must be a list of ints", an);
+    format_ints(vb, sizeof vb, a->ints, a->n_ints > RS_MAXDIM + 1 ? RS_MAXDIM + 1 : a->n_ints);
+    if (a->n_ints > RS_MAXDIM)
+        return node_fail(c->e, c->np, c->idx, "unsupported attribute \"%s\" = %s (at most %d axes)",
+                         an, vb, RS_MAXDIM);
+    for (size_t i = 0; i < a->n_ints; ++i)
+        if (a->ints[i] < -RS_MAXDIM || a->ints[i] >= RS_MAXDIM)
+            return node_fail(c->e, c->np, c->idx, "unsupported attribute \"%s\" = %s (axis out of range)",
+                             an, vb);
+    n->n_axes = (int)a->n_ints;
+    memcpy(n->axes, a->ints, a->n_ints * sizeof *n->axes);
+    return 0;
+}
+
 static int attr_float(const attr_ctx *c, const Onnx__AttributeProto *a, float *out)
 {
     char ab[NAME_BUF];
@@ -533,6 +554,19 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
                 if (rc == 0 && (p8[0] || p8[1] || p8[4] || p8[5]))
                     rc = node_fail(c->e, np, c->idx, "only spatial (H, W) padding is supported");
                 n->pads[0] = p8[2], n->pads[1] = p8[3], n->pads[2] = p8[6], n->pads[3] = p8[7];
+            } else {
+                rc = unsupported_attr(c, a);
+            }
+            break;
+        case RS_OP_REDUCEMEAN: /* axes: an attribute before opset 18 (ReduceSum: before 13) */
+        case RS_OP_REDUCESUM:
+            if (strcmp(an, "axes") == 0) {
+                rc = attr_axes(c, a, n);
+            } else if (strcmp(an, "keepdims") == 0) {
+                rc = attr_int(c, a, 0, 1, &iv);
+                n->keepdims = (int)iv;
+            } else if (strcmp(an, "noop_with_empty_axes") == 0) {
+                rc = attr_int(c, a, 0, 0, &iv);
             } else {
                 rc = unsupported_attr(c, a);
             }

@@ -263,6 +263,13 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
         at[k++] = attr_float_new(a, "alpha", n->alpha);
         at[k++] = attr_float_new(a, "beta", n->beta);
         break;
+    case RS_OP_REDUCEMEAN: /* opset 13: axes is an attribute of ReduceMean, an input of ReduceSum */
+        at[k++] = attr_ints_new(a, "axes", n->axes, (size_t)n->n_axes);
+        at[k++] = attr_int_new(a, "keepdims", n->keepdims);
+        break;
+    case RS_OP_REDUCESUM:
+        at[k++] = attr_int_new(a, "keepdims", n->keepdims);
+        break;
     default: /* Reshape's allowzero only exists from opset 14; its opset-13 meaning is 0 */
         break;
     }
@@ -338,6 +345,14 @@ static int synth_inputs(arena *a, const rs_model *m, const rs_node *n, char **in
         }
         while (*n_in > 1 && in[*n_in - 1] == empty_string)
             --*n_in;
+    } else if (n->op == RS_OP_REDUCESUM) {
+        char *name = synth_name(a, m, n->name ? n->name : "reducesum", "_axes");
+        Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_INT64, n->n_axes, 1, n->axes) : NULL;
+        if (!t)
+            return -1;
+        g->initializer[g->n_initializer++] = t;
+        in[1] = name;
+        *n_in = 2;
     } else if (n->op == RS_OP_PAD) {
         int64_t p8[8] = {0, 0, n->pads[0], n->pads[1], 0, 0, n->pads[2], n->pads[3]};
         char *name = synth_name(a, m, n->name ? n->name : "pad", "_pads");
@@ -385,7 +400,8 @@ static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, Onnx__G
                            model_op_name(n->op), k, v, m->n_values), NULL;
         out[k] = m->values[v].name;
     }
-    if ((n->op == RS_OP_CLIP || n->op == RS_OP_PAD) && synth_inputs(a, m, n, in, &n_in, g) != 0)
+    if ((n->op == RS_OP_CLIP || n->op == RS_OP_PAD || n->op == RS_OP_REDUCESUM) &&
+        synth_inputs(a, m, n, in, &n_in, g) != 0)
         return NULL;
     np->n_input = (size_t)n_in;
     np->input = in;
@@ -449,7 +465,8 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
     for (int v = 0; v < m->n_values; ++v)
         n_init += m->values[v].is_const != 0;
     for (int i = 0; i < m->n_nodes; ++i) /* initializers synth_inputs adds */
-        n_init += m->nodes[i].op == RS_OP_CLIP ? 2 : m->nodes[i].op == RS_OP_PAD;
+        n_init += m->nodes[i].op == RS_OP_CLIP ? 2
+                  : m->nodes[i].op == RS_OP_PAD || m->nodes[i].op == RS_OP_REDUCESUM;
     g.initializer = arena_alloc(&a, (n_init ? n_init : 1) * sizeof *g.initializer);
     g.node = arena_alloc(&a, (size_t)(m->n_nodes ? m->n_nodes : 1) * sizeof *g.node);
     if (!in_vi || !out_vi || !g.initializer || !g.node)

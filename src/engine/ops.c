@@ -13,7 +13,7 @@ static const rs_op_desc table[] = {
     [RS_OP_CONV] = {"Conv", 2, 3, 1, ops_shape_conv, ops_macs_conv, ops_fwd_conv},
     [RS_OP_GEMM] = {"Gemm", 2, 3, 1, ops_shape_gemm, ops_macs_dense, ops_fwd_dense},
     [RS_OP_MATMUL] = {"MatMul", 2, 2, 1, ops_shape_matmul, ops_macs_dense, ops_fwd_dense},
-    [RS_OP_ADD] = {"Add", 2, 2, 0, ops_shape_add, NULL, ops_fwd_add},
+    [RS_OP_ADD] = {"Add", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
     [RS_OP_RELU] = {"Relu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_relu},
     [RS_OP_MAXPOOL] = {"MaxPool", 1, 1, 0, ops_shape_pool, NULL, ops_fwd_maxpool},
     [RS_OP_FLATTEN] = {"Flatten", 1, 1, 0, ops_shape_flatten, NULL, ops_fwd_copy},
@@ -35,6 +35,11 @@ static const rs_op_desc table[] = {
     [RS_OP_HARDSIGMOID] = {"HardSigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardsigmoid},
     [RS_OP_HARDSWISH] = {"HardSwish", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardswish},
     [RS_OP_PRELU] = {"PRelu", 2, 2, 0, ops_shape_prelu, NULL, ops_fwd_prelu},
+    [RS_OP_REDUCEMEAN] = {"ReduceMean", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce},
+    [RS_OP_REDUCESUM] = {"ReduceSum", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce},
+    [RS_OP_SUB] = {"Sub", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
+    [RS_OP_MUL] = {"Mul", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
+    [RS_OP_DIV] = {"Div", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
 };
 
 static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");

@@ -1,6 +1,8 @@
-/* ops_conv.c — the spatial ops: Conv, MaxPool, AveragePool, GlobalAveragePool, Pad. */
+/* ops_conv.c — the spatial ops: Conv, MaxPool, AveragePool, GlobalAveragePool, Pad, and the
+ * reductions ReduceMean / ReduceSum (a mean over (2, 3) is a global average pool). */
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "infer_internal.h"
 #include "ops_internal.h"
@@ -255,5 +257,84 @@ int ops_fwd_pad(const ops_batch *b, rs_err *e)
         infer_op_pad((int)xv->dims[1], (int)xv->dims[2], (int)xv->dims[3], (int)nd->pads[0],
                      (int)nd->pads[1], (int)yv->dims[2], (int)yv->dims[3], b->in[0] + (size_t)img * xn,
                      b->out + (size_t)img * on);
+    return 0;
+}
+
+/* ReduceMean / ReduceSum over the node's axes (any set without the batch axis): a mask of the
+ * reduced axes of x, checked and normalised (negative axes count from the end). */
+static int reduce_mask(const rs_model *m, const rs_node *n, int *mask, rs_err *e)
+{
+    const rs_value *x = &m->values[n->in[0]];
+    for (int k = 0; k < x->ndim; ++k)
+        mask[k] = 0;
+    if (n->n_axes < 1)
+        OPS_NODE_FAIL(e, n, "reducing over every axis (no \"axes\") would mix the images of a "
+                      "batch; give the axes");
+    for (int k = 0; k < n->n_axes; ++k) {
+        int64_t a = n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k];
+        if (a < 1 || a >= x->ndim)
+            OPS_NODE_FAIL(e, n, "axis %lld is %s of the %d-D input \"%s\"", (long long)n->axes[k],
+                          a == 0 ? "the batch axis" : "out of range", x->ndim, x->name);
+        if (mask[a])
+            OPS_NODE_FAIL(e, n, "axis %lld is given twice", (long long)n->axes[k]);
+        mask[a] = 1;
+    }
+    return 0;
+}
+
+int ops_shape_reduce(rs_model *m, rs_node *n, rs_err *e)
+{
+    OPS_SHAPE_ARGS(m, n);
+    int mask[RS_MAXDIM], nd = 0;
+    int64_t d[RS_MAXDIM];
+    if (n->n_in != 1)
+        OPS_NODE_FAIL(e, n, "axes must be a constant (folded at load)");
+    if (reduce_mask(m, n, mask, e))
+        return -1;
+    for (int k = 0; k < x->ndim; ++k)
+        if (!mask[k])
+            d[nd++] = x->dims[k];
+        else if (n->keepdims)
+            d[nd++] = 1;
+    ops_set_shape(y, nd, d);
+    return 0;
+}
+
+int ops_fwd_reduce(const ops_batch *b, rs_err *e)
+{
+    const rs_value *xv = &b->m->values[b->n->in[0]];
+    int mask[RS_MAXDIM];
+    if (reduce_mask(b->m, b->n, mask, e))
+        return -1;
+    int64_t in = model_value_numel(xv), on = model_value_numel(&b->m->values[b->n->out[0]]);
+    /* out_stride[k]: step in the output of coordinate k of x (0 for a reduced axis) */
+    int64_t out_stride[RS_MAXDIM], s = 1, count = 1;
+    for (int k = xv->ndim - 1; k >= 1; --k) {
+        out_stride[k] = mask[k] ? 0 : s;
+        s *= mask[k] ? 1 : xv->dims[k];
+        count *= mask[k] ? xv->dims[k] : 1;
+    }
+    double scale = b->n->op == RS_OP_REDUCEMEAN ? 1.0 / (double)count : 1.0;
+    double *acc = calloc((size_t)on, sizeof *acc);
+    if (!acc)
+        return rs_fail(e, "node \"%s\": out of memory", b->n->name);
+    for (int img = 0; img < b->images; ++img) {
+        const float *x = b->in[0] + (size_t)img * in;
+        memset(acc, 0, (size_t)on * sizeof *acc);
+        int64_t coord[RS_MAXDIM] = {0}, o = 0;
+        for (int64_t i = 0; i < in; ++i) {
+            acc[o] += x[i];
+            for (int k = xv->ndim - 1; k >= 1; --k) { /* next coordinate, odometer style */
+                o += out_stride[k];
+                if (++coord[k] < xv->dims[k])
+                    break;
+                o -= out_stride[k] * coord[k];
+                coord[k] = 0;
+            }
+        }
+        for (int64_t j = 0; j < on; ++j)
+            b->out[(size_t)img * on + j] = (float)(acc[j] * scale);
+    }
+    free(acc);
     return 0;
 }

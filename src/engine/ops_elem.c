@@ -1,4 +1,4 @@
-/* ops_elem.c — element-wise and per-channel ops: Add, Relu, Clip, Sigmoid, Softmax,
+/* ops_elem.c — element-wise and per-channel ops: Add, Sub, Mul, Div, Relu, Clip, Sigmoid, Softmax,
  * BatchNormalization, Concat, LeakyRelu, HardSigmoid, HardSwish, PRelu. */
 #include <math.h>
 #include <stdlib.h>
@@ -7,23 +7,107 @@
 #include "infer_internal.h"
 #include "ops_internal.h"
 
-int ops_shape_add(rs_model *m, rs_node *n, rs_err *e)
+/* The per-image shape of binary-op input v right-aligned to nd dims (missing leading dims are 1;
+ * an activation's batch axis is left out). */
+static void aligned_dims(const rs_value *v, int nd, int64_t *d)
 {
-    OPS_SHAPE_ARGS(m, n);
-    if (n->n_in != 2 || n->in[1] < 0)
+    int lead = v->is_const ? 0 : 1;
+    int have = v->ndim - lead;
+    for (int k = 0; k < nd; ++k)
+        d[k] = k < nd - have ? 1 : v->dims[lead + k - (nd - have)];
+}
+
+/* Add / Sub / Mul / Div: y has the broadcast shape of both inputs' per-image shapes. An
+ * activation's batch axis stays the leading axis: a constant may not have more dims than the
+ * activation, nor a batch extent of its own. */
+int ops_shape_binary(rs_model *m, rs_node *n, rs_err *e)
+{
+    if (n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0)
         OPS_NODE_FAIL(e, n, "expected two inputs");
-    const rs_value *b = &m->values[n->in[1]];
-    if (b->is_const) {
-        int64_t bn = model_value_numel(b);
-        int64_t last = x->dims[x->ndim - 1];
-        if (!ops_float_const(m, n->in[1]) || (bn != last && bn != 1) || x->ndim != 2)
-            OPS_NODE_FAIL(e, n, "constant addend \"%s\" must broadcast over the features of a 2-D input",
-                      b->name);
-    } else {
-        if (b->ndim != x->ndim || memcmp(b->dims + 1, x->dims + 1, (size_t)(x->ndim - 1) * sizeof(int64_t)))
-            OPS_NODE_FAIL(e, n, "inputs \"%s\" and \"%s\" differ in shape", x->name, b->name);
+    const rs_value *a = &m->values[n->in[0]], *b = &m->values[n->in[1]];
+    rs_value *y = &m->values[n->out[0]];
+    const rs_value *act = a->is_const ? b : a;
+    for (int k = 0; k < 2; ++k) {
+        const rs_value *v = k ? b : a;
+        if (v->is_const && !ops_float_const(m, n->in[k]))
+            OPS_NODE_FAIL(e, n, "input \"%s\" must be a float tensor", v->name);
+        if (v->is_const && (v->ndim > act->ndim || (v->ndim == act->ndim && v->ndim && v->dims[0] != 1)))
+            OPS_NODE_FAIL(e, n, "constant \"%s\" has more dims than \"%s\" or a batch extent", v->name,
+                          act->name);
     }
-    ops_set_shape(y, x->ndim, x->dims);
+    if (a->is_const && b->is_const)
+        OPS_NODE_FAIL(e, n, "both inputs are constants");
+    if (!a->is_const && !b->is_const && a->ndim != b->ndim)
+        OPS_NODE_FAIL(e, n, "inputs \"%s\" and \"%s\" differ in rank", a->name, b->name);
+    int nd = act->ndim - 1;
+    int64_t da[RS_MAXDIM], db[RS_MAXDIM], d[RS_MAXDIM];
+    aligned_dims(a, nd, da);
+    aligned_dims(b, nd, db);
+    d[0] = -1;
+    for (int k = 0; k < nd; ++k) {
+        if (da[k] != db[k] && da[k] != 1 && db[k] != 1)
+            OPS_NODE_FAIL(e, n, "inputs \"%s\" and \"%s\" do not broadcast (dim %d: %lld vs %lld)",
+                          a->name, b->name, k + 1, (long long)da[k], (long long)db[k]);
+        d[k + 1] = da[k] == 1 ? db[k] : da[k];
+    }
+    if (n->op == RS_OP_ADD && !a->is_const && !b->is_const &&
+        (memcmp(da, d + 1, (size_t)nd * sizeof *d) || memcmp(db, d + 1, (size_t)nd * sizeof *d)))
+        OPS_NODE_FAIL(e, n, "inputs \"%s\" and \"%s\" differ in shape (Add broadcasts a constant, "
+                      "not an activation)", a->name, b->name);
+    ops_set_shape(y, nd + 1, d);
+    return 0;
+}
+
+static float binary_op(rs_op op, float a, float b)
+{
+    return op == RS_OP_ADD ? a + b : op == RS_OP_SUB ? a - b : op == RS_OP_MUL ? a * b : a / b;
+}
+
+int ops_fwd_binary(const ops_batch *b, rs_err *e)
+{
+    (void)e;
+    const rs_model *m = b->m;
+    const rs_node *nd = b->n;
+    const rs_value *yv = &m->values[nd->out[0]];
+    const int r = yv->ndim - 1;
+    const int64_t on = model_value_numel(yv);
+    const float *src[2];
+    int64_t step[2], stride[2][RS_MAXDIM];
+    int same = 1;
+    for (int k = 0; k < 2; ++k) {
+        const rs_value *v = &m->values[nd->in[k]];
+        int64_t d[RS_MAXDIM], s = 1;
+        aligned_dims(v, r, d);
+        for (int j = r - 1; j >= 0; --j) {
+            stride[k][j] = d[j] == 1 ? 0 : s;
+            s *= d[j];
+            same &= d[j] == yv->dims[j + 1];
+        }
+        src[k] = v->is_const ? v->f : b->in[k];
+        step[k] = v->is_const ? 0 : s;
+    }
+    for (int img = 0; img < b->images; ++img) {
+        const float *x0 = src[0] + (size_t)img * step[0], *x1 = src[1] + (size_t)img * step[1];
+        float *y = b->out + (size_t)img * on;
+        if (same) {
+            for (int64_t i = 0; i < on; ++i)
+                y[i] = binary_op(nd->op, x0[i], x1[i]);
+            continue;
+        }
+        int64_t coord[RS_MAXDIM] = {0}, i0 = 0, i1 = 0;
+        for (int64_t i = 0; i < on; ++i) {
+            y[i] = binary_op(nd->op, x0[i0], x1[i1]);
+            for (int j = r - 1; j >= 0; --j) { /* next output coordinate, odometer style */
+                i0 += stride[0][j];
+                i1 += stride[1][j];
+                if (++coord[j] < yv->dims[j + 1])
+                    break;
+                i0 -= stride[0][j] * coord[j];
+                i1 -= stride[1][j] * coord[j];
+                coord[j] = 0;
+            }
+        }
+    }
     return 0;
 }
 
@@ -104,30 +188,6 @@ static int64_t bcast_index(const rs_value *xv, const rs_value *cv, int64_t idx)
         cstride *= cd;
     }
     return cidx;
-}
-
-int ops_fwd_add(const ops_batch *b, rs_err *e)
-{
-    (void)e;
-    const rs_model *m = b->m;
-    const rs_node *nd = b->n;
-    size_t total = ops_out_total(b);
-    float *y = b->out;
-    if (!m->values[nd->in[0]].is_const && !m->values[nd->in[1]].is_const) {
-        const float *a = b->in[0], *b2 = b->in[1];
-        for (size_t k = 0; k < total; ++k)
-            y[k] = a[k] + b2[k];
-        return 0;
-    }
-    int ca = m->values[nd->in[0]].is_const;
-    const rs_value *av = &m->values[nd->in[ca ? 1 : 0]];
-    const rs_value *cv = &m->values[nd->in[ca ? 0 : 1]];
-    const float *a = b->in[ca ? 1 : 0];
-    int64_t on = model_value_numel(&m->values[nd->out[0]]);
-    for (int img = 0; img < b->images; ++img)
-        for (int64_t k = 0; k < on; ++k)
-            y[(size_t)img * on + k] = a[(size_t)img * on + k] + cv->f[bcast_index(av, cv, k)];
-    return 0;
 }
 
 int ops_fwd_relu(const ops_batch *b, rs_err *e)

@@ -38,19 +38,21 @@ int ops_fwd_conv(const ops_batch *b, rs_err *e);
 int ops_fwd_maxpool(const ops_batch *b, rs_err *e);
 int ops_fwd_avgpool(const ops_batch *b, rs_err *e);
 int ops_fwd_pad(const ops_batch *b, rs_err *e);
+int ops_shape_reduce(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_reduce(const ops_batch *b, rs_err *e);
 
 int ops_shape_gemm(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_matmul(rs_model *m, rs_node *n, rs_err *e);
 int64_t ops_macs_dense(const rs_model *m, const rs_node *n);
 int ops_fwd_dense(const ops_batch *b, rs_err *e);
 
-int ops_shape_add(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_same(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_clip(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_softmax(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_batchnorm(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_concat(rs_model *m, rs_node *n, rs_err *e);
-int ops_fwd_add(const ops_batch *b, rs_err *e);
+int ops_shape_binary(rs_model *m, rs_node *n, rs_err *e);
+int ops_fwd_binary(const ops_batch *b, rs_err *e);
 int ops_fwd_relu(const ops_batch *b, rs_err *e);
 int ops_fwd_clip(const ops_batch *b, rs_err *e);
 int ops_fwd_sigmoid(const ops_batch *b, rs_err *e);

@@ -2,7 +2,8 @@
  *
  * PyTorch exports carry things the engine represents differently. After reading a model and
  * before shape inference:
- *   - Clip's min/max and Pad's pads/constant_value inputs (constants) move into node fields;
+ *   - Clip's min/max, Pad's pads/constant_value and the reductions' axes inputs (constants) move
+ *     into node fields; Add and Mul read their activation first;
  *   - Reshape(x, Concat(Unsqueeze(Gather(Shape(x'), 0)), [-1])) — x.view(x.size(0), -1) — becomes
  *     Flatten(x) (every shape except the batch is static);
  *   - a Pad whose only reader is a Conv (or an AveragePool counting pads without ceil_mode, or
@@ -65,6 +66,21 @@ static int fold_operand_inputs(rs_model *m, rs_err *e)
                 if (!c || model_value_numel(c) != 1 || c->f[0] != 0.0f)
                     OPS_NODE_FAIL(e, n, "only zero padding is supported (constant_value)");
             }
+            n->n_in = 1;
+        } else if ((n->op == RS_OP_ADD || n->op == RS_OP_MUL) && n->n_in == 2 && n->in[0] >= 0 &&
+                   n->in[1] >= 0 && m->values[n->in[0]].is_const && !m->values[n->in[1]].is_const) {
+            int c = n->in[0]; /* commutative: the activation first, as the executors expect */
+            n->in[0] = n->in[1];
+            n->in[1] = c;
+        } else if ((n->op == RS_OP_REDUCEMEAN || n->op == RS_OP_REDUCESUM) && n->n_in > 1) {
+            const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
+            int64_t k = p ? model_value_numel(p) : -1;
+            if (!p || p->ndim > 1 || k > RS_MAXDIM)
+                OPS_NODE_FAIL(e, n, "axes must be an int64 constant of at most %d values", RS_MAXDIM);
+            if (n->n_axes > 0)
+                OPS_NODE_FAIL(e, n, "axes given both as attribute and as input");
+            n->n_axes = (int)k;
+            memcpy(n->axes, p->i64, (size_t)k * sizeof *n->axes);
             n->n_in = 1;
         }
     }

@@ -104,6 +104,59 @@ model("mul_batchconst_op13", 13, [N("Mul", ["input", "c"], ["y"], name="m")], [(
 model("mul_nobcast_op13", 13, [N("Mul", ["input", "c"], ["y"], name="m")], [("c", f32((5, 1, 1)))],
       expect='"m" (Mul): inputs "input" and "c" do not broadcast (dim 1: 3 vs 5)')
 
+# ---- Concat of activations along the channels: two inputs, several (DenseNet), negative axis
+model("concat2_op13", 13, [N("Relu", ["input"], ["r"]), N("Concat", ["input", "r"], ["y"], axis=1)])
+model("concat4_op11", 11, [N("Relu", ["input"], ["r"]), N("Sigmoid", ["input"], ["s"]),
+                           N("Concat", ["input", "r", "s", "r"], ["y"], axis=1)])
+model("concat3_neg_op13", 13, [N("Relu", ["input"], ["r"]), N("Concat", ["r", "input", "r"], ["y"], axis=-3)])
+model("concat_spatial_op13", 13, [N("Relu", ["input"], ["r"]),
+                                  N("Concat", ["input", "r"], ["y"], axis=2, name="c")],
+      expect='"c" (Concat): only concatenation along the channel axis 1 is supported (axis 2)')
+
+# ---- layout: Cast to float, Transpose, Slice, Expand, Reshape beyond flatten
+model("cast_float_op13", 13, [N("Cast", ["input"], ["y"], to=TensorProto.FLOAT)])
+model("cast_int_op13", 13, [N("Cast", ["input"], ["y"], to=TensorProto.INT64, name="c")],
+      expect='"c" (Cast): a cast of an activation to int64 is not supported')
+model("cast_half_op13", 13, [N("Cast", ["input"], ["y"], to=TensorProto.FLOAT16, name="c")],
+      expect='"c" (Cast): unsupported attribute "to" = 10')
+model("transpose_op13", 13, [N("Transpose", ["input"], ["y"], perm=[0, 2, 3, 1])])
+model("transpose_batch_op13", 13, [N("Transpose", ["input"], ["y"], perm=[1, 0, 2, 3], name="t")],
+      expect='"t" (Transpose): attribute "perm" moves the batch axis (perm[0] = 1)')
+model("transpose_default_op13", 13, [N("Transpose", ["input"], ["y"], name="t")],
+      expect='"t" (Transpose): attribute "perm" has 0 entries')
+model("slice_channels_op13", 13, [N("Slice", ["input", "s", "e", "a"], ["y"])],
+      [("s", i64(1)), ("e", i64(3)), ("a", i64(1))])
+model("slice_steps_op11", 11, [N("Slice", ["input", "s", "e", "a", "st"], ["y"])],
+      [("s", i64(-30, 1)), ("e", i64(1000, -1)), ("a", i64(2, -1)), ("st", i64(3, 2))])
+model("slice_batch_op13", 13, [N("Slice", ["input", "s", "e", "a"], ["y"], name="s")],
+      [("s", i64(0)), ("e", i64(2)), ("a", i64(0))], expect='"s" (Slice): slicing the batch axis')
+model("slice_back_op13", 13, [N("Slice", ["input", "s", "e", "a", "st"], ["y"], name="s")],
+      [("s", i64(-1)), ("e", i64(-100)), ("a", i64(1)), ("st", i64(-1))],
+      expect='"s" (Slice): step -1 is not supported')
+model("expand_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[2]), N("Expand", ["m", "sh"], ["y"])],
+      [("sh", i64(1, 3, 32, 32))])
+model("shuffle_op14", 14, [N("Reshape", ["input", "s1"], ["r"]), N("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+                           N("Reshape", ["t", "s2"], ["y"])], [("s1", i64(0, 3, 4, 8, 32)), ("s2", i64(0, -1, 32, 32))])
+# shape vectors computed at run time from Shape(x), as torch exports view() with a dynamic batch
+shape_of = [N("Shape", ["input"], ["sh"]), N("Gather", ["sh", "i0"], ["b"], axis=0),
+            N("Gather", ["sh", "i2"], ["h"], axis=0), N("Div", ["h", "two"], ["h2"]),
+            N("Cast", ["h2"], ["h2c"], to=TensorProto.INT64),
+            N("Unsqueeze", ["b", "ax0"], ["bu"]), N("Unsqueeze", ["h2c", "ax0"], ["hu"])]
+shape_consts = [("i0", i64(0).reshape(())), ("i2", i64(2).reshape(())), ("two", i64(2).reshape(())),
+                ("ax0", i64(0)), ("c3", i64(3)), ("c64", i64(64))]
+model("reshape_computed_op13", 13, shape_of + [N("Concat", ["bu", "c3", "hu", "c64"], ["t"], axis=0),
+                                              N("Reshape", ["input", "t"], ["y"])], shape_consts)
+model("expand_computed_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[2, 3]),
+                                   N("Shape", ["input"], ["sh"]), N("Expand", ["m", "sh"], ["y"])])
+model("slice_computed_op13", 13, shape_of + [N("Slice", ["input", "ax0", "hu", "i2v"], ["y"])],
+      shape_consts + [("i2v", i64(2))])
+model("reshape_batchmath_op13", 13, shape_of + [N("Mul", ["bu", "c3"], ["b3"]),
+                                                N("Concat", ["b3", "hu", "c64"], ["t"], axis=0),
+                                                N("Reshape", ["input", "t"], ["y"])], shape_consts,
+      expect='(Mul): input 0 (bu) depends on the batch size')
+model("slice_batchend_op13", 13, shape_of + [N("Slice", ["input", "ax0", "bu", "i2v"], ["y"], name="s")],
+      shape_consts + [("i2v", i64(2))], expect='"s" (Slice): input 2 (bu) depends on the batch size')
+
 x = rng.standard_normal((4, 3, 32, 32)).astype("<f4")
 x.tofile(os.path.join(OUT, "input.f32"))
 with open(os.path.join(OUT, "cases.txt"), "w") as f:

@@ -54,6 +54,10 @@ typedef enum rs_op {
     RS_OP_SUB,           /* Sub / Mul / Div (and Add): numpy broadcasting between an activation */
     RS_OP_MUL,           /* and a float constant without a batch axis, or between two */
     RS_OP_DIV,           /* activations of one rank (Add: of one shape) */
+    RS_OP_CAST,          /* to float: a copy (int64 casts exist only in shape computations) */
+    RS_OP_TRANSPOSE,     /* perm in axes[] (perm[0] = 0: the batch stays first) */
+    RS_OP_SLICE,         /* inputs x, starts, ends[, axes[, steps]] (int64 constants) */
+    RS_OP_EXPAND,        /* inputs x, shape (an int64 constant; its batch entry 1) */
     RS_OP_COUNT
 } rs_op;
 
@@ -91,10 +95,12 @@ typedef struct rs_node {
     float clip_min, clip_max; /* Clip: -inf / +inf when absent */
     float epsilon;            /* BatchNormalization: 1e-5 */
     int count_include_pad;    /* AveragePool: 0 */
-    /* ReduceMean / ReduceSum: the reduced axes as written (shape inference checks them), keepdims (1) */
+    /* ReduceMean / ReduceSum: the reduced axes as written (shape inference checks them), keepdims (1);
+     * Transpose: perm */
     int n_axes;
     int64_t axes[RS_MAXDIM];
     int keepdims;
+    int to; /* Cast: the target data type (RS_DT_FLOAT, or RS_DT_INT64 in a shape computation) */
 } rs_node;
 
 typedef struct rs_model {

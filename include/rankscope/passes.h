@@ -7,7 +7,8 @@
  *    move into node fields; a constant first input of Add / Mul becomes the second;
  *    x.view(x.size(0), -1)'s Shape/Gather/Unsqueeze/Concat/Reshape becomes one Flatten; a Pad
  *    folds into its only Conv / count_include_pad AveragePool reader (or any reader when it pads
- *    nothing); leftover shape computations and unused values are removed. A Shape/Gather/
+ *    nothing); leftover shape computations and unused values are removed; a
+ *    Concat of k > 2 activations becomes k - 1 two-input Concats (names "<node>_cat<j>"). A Shape/Gather/
  *    Unsqueeze outside that pattern is an error.
  *  - passes_fold_batchnorm: every BatchNormalization whose input is a Conv output read by nothing
  *    else folds into that Conv's weights and bias; other BatchNormalizations stay (the engine runs

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "export_c_internal.h"
+#include "ops_internal.h"
 #include "rankscope/fileio.h"
 
 /* Largest element count of one tensor in the generated code: flat indices are `long`, which is
@@ -70,10 +71,12 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* ---- pass 1: what each node needs --------------------------------------------------------- */
 
 enum { K_ALIAS, K_CONV, K_DENSE, K_RELU, K_MAXPOOL, K_ADDC, K_ADD2,
-       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE, K_BINARY, K_UNARY };
+       K_CLIP, K_AFFINE, K_AVGPOOL, K_PAD, K_LEAKY, K_REDUCE, K_BINARY, K_UNARY, K_CONCAT,
+       K_STRIDED };
 /* Clip, kept BatchNorm, (Global)AveragePool, Pad, LeakyRelu, ReduceMean/ReduceSum,
  * Add/Sub/Mul/Div/PRelu with a broadcast second operand (constant or activation), and
- * Sigmoid/HardSigmoid/HardSwish */
+ * Sigmoid/HardSigmoid/HardSwish, a two-input channel Concat, Transpose/Slice/Expand as one
+ * strided read */
 
 typedef struct op_plan {
     int kind;
@@ -83,6 +86,8 @@ typedef struct op_plan {
     int64_t g[16];      /* geometry, per kind (see emit_node) */
     float alpha, beta;
     int bcast_full;     /* ADDC/BINARY: constant materialised to the input's full shape */
+    int nd;             /* STRIDED: output rank per image; g[0..nd-1] extents, g[8..] strides,
+                           g[15] offset */
 } op_plan;
 
 static int fits(int64_t v)
@@ -362,7 +367,8 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         return plan_binary(m, n, p, e);
     case RS_OP_FLATTEN:
     case RS_OP_RESHAPE:
-    case RS_OP_IDENTITY: {
+    case RS_OP_IDENTITY:
+    case RS_OP_CAST: {
         const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
         if (y->dims[0] != -1 || model_value_numel(x) != model_value_numel(y))
             return rs_fail(e, "export: node %s (%s): output '%s' must keep the batch dimension "
@@ -439,6 +445,36 @@ static int plan_node(const rs_model *m, int ni, op_plan *p, rs_err *e)
         p->g[3] = 0;
         p->g[4] = 4;
         return 0;
+    case RS_OP_TRANSPOSE:
+    case RS_OP_SLICE:
+    case RS_OP_EXPAND: {
+        int nd;
+        int64_t off;
+        const rs_value *x = &m->values[n->in[0]], *y = &m->values[n->out[0]];
+        if (x->dims[0] != -1 || y->dims[0] != -1 || !fits(model_value_numel(x)) ||
+            !fits(model_value_numel(y)) || ops_strided_plan(m, n, &nd, p->g, p->g + 8, &off) != 0)
+            return rs_fail(e, "export: node %s (%s): input '%s' must be a batched activation",
+                           n->name, op, x->name);
+        p->kind = K_STRIDED;
+        p->x = n->in[0];
+        p->nd = nd;
+        p->g[15] = off;
+        return 0;
+    }
+    case RS_OP_CONCAT: { /* channels of one image are contiguous: two copies */
+        const rs_value *y = &m->values[n->out[0]];
+        int64_t ax = n->axis < 0 ? n->axis + y->ndim : n->axis;
+        if (n->n_in != 2 || !is_act(m, n->in[1]) || ax != 1 || y->dims[0] != -1 ||
+            !fits(model_value_numel(y)))
+            return rs_fail(e, "export: node %s (Concat): expected two activations joined on the "
+                           "channel axis", n->name);
+        p->kind = K_CONCAT;
+        p->x = n->in[0];
+        p->x2 = n->in[1];
+        p->g[0] = model_value_numel(&m->values[p->x]);
+        p->g[1] = model_value_numel(&m->values[p->x2]);
+        return 0;
+    }
     case RS_OP_SIGMOID:
     case RS_OP_HARDSIGMOID:
     case RS_OP_HARDSWISH:
@@ -842,6 +878,23 @@ static int emit_node(emitter *em, int ni, const op_plan *p, int *used, rs_err *e
         used[H_UNARY] = 1;
         sb_printf(&em->body, "    unary(%s, %s, %lld, %d, %s, %s);\n", x, y, (long long)g[0], (int)g[1],
                   al, be);
+        break;
+    }
+    case K_STRIDED:
+        used[H_STRIDED] = 1;
+        sb_printf(&em->body, "    strided(%s, %s, %d, (const long[]){", x, y, p->nd);
+        for (int k = 0; k < p->nd; ++k)
+            sb_printf(&em->body, "%lld%s", (long long)g[k], k + 1 < p->nd ? ", " : "}, (const long[]){");
+        for (int k = 0; k < p->nd; ++k)
+            sb_printf(&em->body, "%lld%s", (long long)g[8 + k], k + 1 < p->nd ? ", " : "}, ");
+        sb_printf(&em->body, "%lld);\n", (long long)g[15]);
+        break;
+    case K_CONCAT: {
+        char x2[48];
+        loc_expr(em, p->x2, x2, sizeof x2);
+        used[H_COPY] = 1;
+        sb_printf(&em->body, "    copy(%s, %s, %lld);\n    copy(%s, %s + %lld, %lld);\n", x, y,
+                  (long long)g[0], x2, y, (long long)g[0], (long long)g[1]);
         break;
     }
     case K_BINARY:

@@ -281,11 +281,33 @@ static const char helper_unary[] =
     "    }\n"
     "}\n\n";
 
+static const char helper_strided[] =
+    "/* Transpose / Slice / Expand: y[i] = x[off + sum over k of coord_k(i) * stride[k]], the\n"
+    " * coordinates running over the extents dims[0..nd-1] of y (nd <= 7). */\n"
+    "static void strided(const float *x, float *y, int nd, const long *dims, const long *stride,\n"
+    "                    long off)\n"
+    "{\n"
+    "    long coord[8] = {0}, n = 1, i, src = off;\n"
+    "    int k;\n"
+    "    for (k = 0; k < nd; ++k)\n"
+    "        n *= dims[k];\n"
+    "    for (i = 0; i < n; ++i) {\n"
+    "        y[i] = x[src];\n"
+    "        for (k = nd - 1; k >= 0; --k) {\n"
+    "            src += stride[k];\n"
+    "            if (++coord[k] < dims[k])\n"
+    "                break;\n"
+    "            src -= stride[k] * coord[k];\n"
+    "            coord[k] = 0;\n"
+    "        }\n"
+    "    }\n"
+    "}\n\n";
+
 const char *const export_c_helpers[H_COUNT] = {
     [H_CONV] = helper_conv_f32, [H_CONVQ] = helper_conv_q8,   [H_DENSE] = helper_dense_f32,
     [H_DENSEQ] = helper_dense_q8, [H_RELU] = helper_relu,      [H_POOL] = helper_maxpool,
     [H_ADDC] = helper_addc,     [H_ADD2] = helper_add2,       [H_COPY] = helper_copy,
     [H_CLIP] = helper_clip,     [H_AFFINE] = helper_affine,   [H_AVGPOOL] = helper_avgpool,
     [H_PAD] = helper_pad,       [H_LEAKY] = helper_leaky,     [H_REDUCE] = helper_reduce,
-    [H_BINARY] = helper_binary, [H_UNARY] = helper_unary,
+    [H_BINARY] = helper_binary, [H_UNARY] = helper_unary,   [H_STRIDED] = helper_strided,
 };

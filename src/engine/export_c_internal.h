@@ -25,7 +25,8 @@ void export_c_quantize(const rs_value *w, int layout, signed char *q, float *sca
 int export_c_finite_values(const rs_value *v, rs_err *e);
 
 enum { H_CONV, H_CONVQ, H_DENSE, H_DENSEQ, H_RELU, H_POOL, H_ADDC, H_ADD2, H_COPY,
-       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_BINARY, H_UNARY, H_COUNT };
+       H_CLIP, H_AFFINE, H_AVGPOOL, H_PAD, H_LEAKY, H_REDUCE, H_BINARY, H_UNARY, H_STRIDED,
+       H_COUNT };
 extern const char *const export_c_helpers[H_COUNT];
 
 #endif

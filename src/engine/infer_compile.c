@@ -5,7 +5,7 @@
  *  - A stride-1 Conv is computed on the "wide" grid (rows of the padded input width), so every
  *    im2col row is a shifted view of the input (boff); strided convs use an explicit im2col.
  *  - Values map to buffer slots by liveness (a slot is reused once every value in it is dead);
- *    Flatten / Reshape / Identity alias their input's slot (the layout is unchanged).
+ *    Flatten / Reshape / Identity / Cast alias their input's slot (the layout is unchanged).
  *  - With c->nofuse (infer_capture) nothing fuses and the requested value is kept alive.
  */
 #include <math.h>
@@ -474,9 +474,19 @@ static int build_op(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
         }
         if (v->is_const && v->dtype == RS_DT_FLOAT) {
             in[k] = model_add_const(g, v->name, v->ndim, v->dims, v->f, e);
-        } else if (v->is_const) {
-            return rs_fail(e, "node %s (%s): input '%s' is not a float tensor", n->name,
-                           model_op_name(n->op), v->name);
+        } else if (v->is_const) { /* an int64 operand: Reshape / Slice / Expand arguments */
+            in[k] = model_add_value(g, v->name, e);
+            size_t bytes = (size_t)model_value_numel(v) * sizeof(int64_t);
+            int64_t *d = in[k] >= 0 && v->i64 ? malloc(bytes + 8) : NULL;
+            if (!d)
+                return in[k] < 0 ? -1 : rs_fail(e, "node %s: out of memory", n->name);
+            memcpy(d, v->i64, bytes);
+            rs_value *gv = &g->values[in[k]];
+            gv->is_const = 1;
+            gv->dtype = RS_DT_INT64;
+            gv->i64 = d;
+            gv->ndim = v->ndim;
+            memcpy(gv->dims, v->dims, sizeof v->dims);
         } else {
             if (++acts > 2)
                 return rs_fail(e, "node %s (%s): the inference engine runs it on at most two "
@@ -683,7 +693,8 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
         }
         case RS_OP_FLATTEN:
         case RS_OP_RESHAPE:
-        case RS_OP_IDENTITY: {
+        case RS_OP_IDENTITY:
+        case RS_OP_CAST: /* to float, of a float: the same bytes */ {
             const rs_value *ov = &m->values[n->out[0]];
             if (ov->dims[0] != -1 ||
                 model_value_numel(ov) != model_value_numel(&m->values[vin])) {

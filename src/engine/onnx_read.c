@@ -363,7 +363,7 @@ static int attr_int(const attr_ctx *c, const Onnx__AttributeProto *a, int64_t lo
     return 0;
 }
 
-/* A list of axes (ReduceMean/ReduceSum axes): at most RS_MAXDIM, each in -RS_MAXDIM..RS_MAXDIM-1;
+/* A list of axes (ReduceMean/ReduceSum axes, Transpose perm): at most RS_MAXDIM, each in -RS_MAXDIM..RS_MAXDIM-1;
  * shape inference checks them against the input. */
 static int attr_axes(const attr_ctx *c, const Onnx__AttributeProto *a, rs_node *n)
 {
@@ -558,6 +558,23 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
                 rc = unsupported_attr(c, a);
             }
             break;
+        case RS_OP_CAST:
+            if (strcmp(an, "to") == 0) {
+                rc = attr_int(c, a, 1, 16, &iv);
+                if (rc == 0 && iv != RS_DT_FLOAT && iv != RS_DT_INT64)
+                    rc = node_fail(c->e, np, c->idx, "unsupported attribute \"to\" = %lld (float, "
+                                   "or int64 in a shape computation)", (long long)iv);
+                n->to = (int)iv;
+            } else if (strcmp(an, "saturate") != 0) { /* opset 19: float8 only */
+                rc = unsupported_attr(c, a);
+            }
+            break;
+        case RS_OP_TRANSPOSE:
+            if (strcmp(an, "perm") == 0)
+                rc = attr_axes(c, a, n);
+            else
+                rc = unsupported_attr(c, a);
+            break;
         case RS_OP_REDUCEMEAN: /* axes: an attribute before opset 18 (ReduceSum: before 13) */
         case RS_OP_REDUCESUM:
             if (strcmp(an, "axes") == 0) {
@@ -587,6 +604,8 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
     }
     if (valid_pad && have_pads)
         return node_fail(c->e, np, c->idx, "attributes \"auto_pad\" = VALID and non-zero \"pads\" conflict");
+    if (n->op == RS_OP_CAST && !n->to)
+        return node_fail(c->e, np, c->idx, "missing attribute \"to\"");
     if ((n->op == RS_OP_MAXPOOL || n->op == RS_OP_AVGPOOL) && !have_kernel)
         return node_fail(c->e, np, c->idx, "missing attribute \"kernel_shape\"");
     return 0;

@@ -270,6 +270,12 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
     case RS_OP_REDUCESUM:
         at[k++] = attr_int_new(a, "keepdims", n->keepdims);
         break;
+    case RS_OP_CAST:
+        at[k++] = attr_int_new(a, "to", n->to);
+        break;
+    case RS_OP_TRANSPOSE:
+        at[k++] = attr_ints_new(a, "perm", n->axes, (size_t)n->n_axes);
+        break;
     default: /* Reshape's allowzero only exists from opset 14; its opset-13 meaning is 0 */
         break;
     }

@@ -40,6 +40,10 @@ static const rs_op_desc table[] = {
     [RS_OP_SUB] = {"Sub", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
     [RS_OP_MUL] = {"Mul", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
     [RS_OP_DIV] = {"Div", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary},
+    [RS_OP_CAST] = {"Cast", 1, 1, 0, ops_shape_cast, NULL, ops_fwd_copy},
+    [RS_OP_TRANSPOSE] = {"Transpose", 1, 1, 0, ops_shape_transpose, NULL, ops_fwd_strided},
+    [RS_OP_SLICE] = {"Slice", 3, 5, 0, ops_shape_slice, NULL, ops_fwd_strided},
+    [RS_OP_EXPAND] = {"Expand", 2, 2, 0, ops_shape_expand, NULL, ops_fwd_strided},
 };
 
 static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");

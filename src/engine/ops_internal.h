@@ -8,6 +8,7 @@
 #ifndef RANKSCOPE_OPS_INTERNAL_H
 #define RANKSCOPE_OPS_INTERNAL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "rankscope/ops.h"
@@ -23,6 +24,10 @@
 #define OPS_SHAPE_ARGS(m, n)                                                                   \
     const rs_value *x = &(m)->values[(n)->in[0]];                                              \
     rs_value *y = &(m)->values[(n)->out[0]]
+
+/* The batch size inside a shape vector folded at load (passes.c), until its reader gets the
+ * ONNX spelling (Reshape 0, Expand 1): shape rules accept it as their leading entry. */
+#define OPS_SHAPE_BATCH INT64_MIN
 
 int ops_float_const(const rs_model *m, int v);
 void ops_set_shape(rs_value *v, int ndim, const int64_t *dims);
@@ -68,5 +73,14 @@ int ops_fwd_prelu(const ops_batch *b, rs_err *e);
 int ops_shape_flatten(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_reshape(rs_model *m, rs_node *n, rs_err *e);
 int ops_fwd_copy(const ops_batch *b, rs_err *e);
+int ops_shape_cast(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_transpose(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_slice(rs_model *m, rs_node *n, rs_err *e);
+int ops_shape_expand(rs_model *m, rs_node *n, rs_err *e);
+/* Transpose / Slice / Expand as one strided read of an image (shape inference done):
+ * y[i] = x[off + Σ_k coord_k(i)·stride[k]] over the output's per-image dims[0..nd-1]. */
+int ops_strided_plan(const rs_model *m, const rs_node *n, int *nd, int64_t *dims, int64_t *stride,
+                     int64_t *off);
+int ops_fwd_strided(const ops_batch *b, rs_err *e);
 
 #endif

@@ -9,6 +9,7 @@
  *   - a Pad whose only reader is a Conv (or an AveragePool counting pads without ceil_mode, or
  *     any node when it pads nothing) is folded into that reader's pads;
  *   - Shape/Gather/Unsqueeze/Concat nodes left without readers are removed, then unused values;
+ *   - a Concat of more than two activations becomes a chain of two-input Concats;
  *   - separately (passes_fold_batchnorm), a BatchNormalization whose input is a Conv output read
  *     by nothing else is folded into the Conv: W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β.
  * Every pass is linear in the graph size (graph_index), whatever the file holds.
@@ -20,12 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx_internal.h"
 #include "ops_internal.h"
 
 /* Largest pad accepted (the bound model_infer_shapes enforces on spatial attributes). */
 #define PASS_MAX_PAD 1024
 
-#define SHAPE_BATCH INT64_MIN /* the batch entry of a shape vector, unknown until run time */
+#define SHAPE_BATCH OPS_SHAPE_BATCH /* the batch entry of a shape vector, unknown until run time */
 
 static const rs_value *const_of(const rs_model *m, int v, int dtype)
 {
@@ -191,6 +193,214 @@ static int eval_shape_vector(const rs_model *m, const graph_index *gi, int v, in
     }
 }
 
+/* ---- static shape computations --------------------------------------------------------------
+ * torch.onnx.export with a dynamic batch computes view/reshape/chunk/expand arguments at run time
+ * from Shape(x): x.size(1) // 2, torch.cat of sizes, .... Every extent but the batch is static
+ * here, so fold_shapes walks the graph once in topological order, inferring activation shapes as
+ * it goes (best effort: a node whose shape rule fails is left to model_infer_shapes to report),
+ * and replaces each node computing over shape vectors by an int64 constant: Shape, Gather,
+ * Unsqueeze, Concat (axis 0), Add/Sub/Mul/Div, Cast to int64, Slice of a vector. The batch size
+ * is SHAPE_BATCH inside those vectors; arithmetic on it is not folded (the node stays and is
+ * refused). Where it ends up, a Reshape target's leading entry becomes 0 (copy the batch) and
+ * an Expand target's 1 (keep it); anywhere else it is an error. */
+
+#define FOLD_MAX 64 /* longest shape vector folded (a shape has at most RS_MAXDIM entries) */
+
+static int is_int_vector(const rs_model *m, int v)
+{
+    const rs_value *c = const_of(m, v, RS_DT_INT64);
+    return c && c->ndim <= 1 && model_value_numel(c) <= FOLD_MAX;
+}
+
+/* The result of shape-domain node n over constant inputs into out (length returned, or -1:
+ * not foldable); *scalar when it is 0-D. */
+static int fold_eval(const rs_model *m, const rs_node *n, const char *known, int64_t *out,
+                     int *scalar)
+{
+    *scalar = 0;
+    for (int k = 1; k < n->n_in; ++k)
+        if (n->in[k] >= 0 && !is_int_vector(m, n->in[k]))
+            return -1;
+    if (n->op == RS_OP_SHAPE) {
+        const rs_value *x = &m->values[n->in[0]];
+        if (x->is_const || !known[n->in[0]] || x->ndim < 1)
+            return -1;
+        for (int k = 0; k < x->ndim; ++k)
+            out[k] = k == 0 && x->dims[0] == -1 ? SHAPE_BATCH : x->dims[k];
+        return x->ndim;
+    }
+    if (!is_int_vector(m, n->in[0]))
+        return -1;
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    int an = (int)model_value_numel(a);
+    switch (n->op) {
+    case RS_OP_GATHER: {
+        const rs_value *ix = &m->values[n->in[1]];
+        int k = (int)model_value_numel(ix);
+        if (a->ndim != 1 || (n->axis != 0 && n->axis != -1))
+            return -1;
+        for (int j = 0; j < k; ++j) {
+            int64_t i = ix->i64[j] < 0 ? ix->i64[j] + an : ix->i64[j];
+            if (i < 0 || i >= an)
+                return -1;
+            out[j] = av[i];
+        }
+        *scalar = ix->ndim == 0;
+        return k;
+    }
+    case RS_OP_UNSQUEEZE:
+        if (a->ndim != 0)
+            return -1;
+        if (n->n_in == 2) {
+            const rs_value *ax = &m->values[n->in[1]];
+            if (model_value_numel(ax) != 1 || (ax->i64[0] != 0 && ax->i64[0] != -1))
+                return -1;
+        }
+        out[0] = av[0];
+        return 1;
+    case RS_OP_CONCAT: {
+        int len = 0;
+        if (n->axis != 0 && n->axis != -1)
+            return -1;
+        for (int k = 0; k < n->n_in; ++k) {
+            if (!is_int_vector(m, n->in[k]) || m->values[n->in[k]].ndim != 1)
+                return -1;
+            const rs_value *c = &m->values[n->in[k]];
+            int cn = (int)model_value_numel(c);
+            if (len + cn > FOLD_MAX)
+                return -1;
+            memcpy(out + len, c->i64, (size_t)cn * sizeof *out);
+            len += cn;
+        }
+        return len;
+    }
+    case RS_OP_ADD:
+    case RS_OP_SUB:
+    case RS_OP_MUL:
+    case RS_OP_DIV: {
+        const rs_value *b = &m->values[n->in[1]];
+        int bn = (int)model_value_numel(b), len = an > bn ? an : bn;
+        if ((an != len && an != 1) || (bn != len && bn != 1))
+            return -1;
+        for (int j = 0; j < len; ++j) {
+            int64_t x = av[an == 1 ? 0 : j], y = b->i64[bn == 1 ? 0 : j];
+            if (x == SHAPE_BATCH || y == SHAPE_BATCH || (n->op == RS_OP_DIV && y == 0) ||
+                x > INT32_MAX || x < -INT32_MAX || y > INT32_MAX || y < -INT32_MAX)
+                return -1;
+            out[j] = n->op == RS_OP_ADD   ? x + y
+                     : n->op == RS_OP_SUB ? x - y
+                     : n->op == RS_OP_MUL ? x * y
+                                          : x / y;
+        }
+        *scalar = a->ndim == 0 && b->ndim == 0;
+        return len;
+    }
+    case RS_OP_CAST:
+        if (n->to != RS_DT_INT64)
+            return -1;
+        memcpy(out, av, (size_t)an * sizeof *out);
+        *scalar = a->ndim == 0;
+        return an;
+    case RS_OP_SLICE: {
+        int64_t arg[4] = {0, 0, 0, 1}; /* starts, ends, axes, steps: one axis of a vector */
+        for (int k = 1; k < n->n_in && k < 5; ++k) {
+            const rs_value *c = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
+            if (c && model_value_numel(c) != 1)
+                return -1;
+            if (c)
+                arg[k - 1] = c->i64[0];
+        }
+        if (a->ndim != 1 || n->n_in < 3 || (arg[2] != 0 && arg[2] != -1) || arg[3] != 1)
+            return -1;
+        int64_t lo = arg[0] < 0 ? arg[0] + an : arg[0], hi = arg[1] < 0 ? arg[1] + an : arg[1];
+        lo = lo < 0 ? 0 : lo > an ? an : lo;
+        hi = hi < lo ? lo : hi > an ? an : hi;
+        memcpy(out, av + lo, (size_t)(hi - lo) * sizeof *out);
+        return (int)(hi - lo);
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Turns value v (a node output) into the int64 constant vals[0..len-1]. */
+static int make_int_const(rs_model *m, int v, const int64_t *vals, int len, int scalar, rs_err *e)
+{
+    rs_value *c = &m->values[v];
+    int64_t *d = malloc(((size_t)len + 1) * sizeof *d);
+    if (!d)
+        return rs_fail(e, "out of memory");
+    memcpy(d, vals, (size_t)len * sizeof *d);
+    c->is_const = 1;
+    c->dtype = RS_DT_INT64;
+    c->i64 = d;
+    c->ndim = scalar ? 0 : 1;
+    c->dims[0] = len;
+    return 0;
+}
+
+/* A folded vector still holding the batch size: allowed as the leading entry of a Reshape target
+ * (becomes 0, copy the batch) or of an Expand target (becomes 1, keep it). */
+static int place_batch(rs_model *m, rs_err *e)
+{
+    for (int i = 0; i < m->n_nodes; ++i) {
+        rs_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; ++k) {
+            const rs_value *c = const_of(m, n->in[k], RS_DT_INT64);
+            int64_t cn = c ? model_value_numel(c) : 0;
+            for (int64_t j = 0; j < cn; ++j) {
+                if (c->i64[j] != SHAPE_BATCH)
+                    continue;
+                if (j != 0 || k != 1 || (n->op != RS_OP_RESHAPE && n->op != RS_OP_EXPAND))
+                    OPS_NODE_FAIL(e, n, "input %d (%s) depends on the batch size, which is only "
+                                  "known at run time", k, c->name);
+                c->i64[0] = n->op == RS_OP_RESHAPE ? 0 : 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int fold_shapes(rs_model *m, graph_index *gi, rs_err *e)
+{
+    char *known = calloc((size_t)m->n_values + 1, 1);
+    if (!known)
+        return rs_fail(e, "out of memory");
+    rs_value *in = &m->values[m->input];
+    known[m->input] = in->ndim >= 1;
+    if (in->ndim >= 1)
+        in->dims[0] = -1;
+    for (int v = 0; v < m->n_values; ++v)
+        known[v] |= m->values[v].is_const != 0;
+    int rc = 0;
+    for (int i = 0; i < m->n_nodes && rc == 0; ++i) {
+        rs_node *n = &m->nodes[i];
+        if (gi->dead[i] || n->n_out != 1 || n->out[0] < 0 || gi->uses[n->out[0]] == 0)
+            continue; /* unread: the clean-up below removes it */
+        int64_t vals[FOLD_MAX];
+        int scalar, len = fold_eval(m, n, known, vals, &scalar);
+        if (len >= 0) {
+            rc = make_int_const(m, n->out[0], vals, len, scalar, e);
+            known[n->out[0]] = 1;
+            gi->dead[i] = 1;
+            for (int k = 0; k < n->n_in; ++k)
+                if (n->in[k] >= 0)
+                    gi->uses[n->in[k]]--;
+            continue;
+        }
+        const rs_op_desc *d = ops_get(n->op);
+        int ready = d && d->shape && n->n_in >= 1;
+        for (int k = 0; k < n->n_in && ready; ++k)
+            ready = n->in[k] < 0 || known[n->in[k]];
+        rs_err ignored;
+        if (ready && !m->values[n->out[0]].is_const && d->shape(m, n, &ignored) == 0)
+            known[n->out[0]] = 1;
+    }
+    free(known);
+    return rc;
+}
+
 /* Pad node i into its only reader (Conv, or an AveragePool that counts pads), or — when it pads
  * nothing — into any only reader. */
 static void fold_pad(rs_model *m, graph_index *gi, int i)
@@ -308,6 +518,81 @@ static int index_graph(const rs_model *m, graph_index *gi, rs_err *e)
     return 0;
 }
 
+/* A Concat of k > 2 activations becomes a chain of k - 1 two-input Concats (what the executors
+ * and the C export join): "<out>_cat<j>" hold the partial results, "<node>_cat<j>" compute
+ * them, the last keeps the node's name and output. Linear whatever the file holds: one new node
+ * array, new names checked against a hash of every value name. */
+static int split_concat(rs_model *m, rs_err *e)
+{
+    int extra = 0;
+    for (int i = 0; i < m->n_nodes; ++i)
+        if (m->nodes[i].op == RS_OP_CONCAT && m->nodes[i].n_in > 2)
+            extra += m->nodes[i].n_in - 2;
+    if (!extra)
+        return 0;
+    onnx_name_map names = {0};
+    rs_node *nodes = calloc((size_t)(m->n_nodes + extra), sizeof *nodes);
+    char *own = calloc((size_t)(m->n_nodes + extra), 1); /* nodes[i].name made here */
+    int rc = -1, w = 0;
+    if (!nodes || !own || onnx_map_init(&names, (size_t)(m->n_values + extra)) != 0) {
+        rs_fail(e, "out of memory");
+        goto done;
+    }
+    for (int v = 0; v < m->n_values; ++v)
+        onnx_map_put(&names, m->values[v].name, v);
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        int prev = n->in[0];
+        for (int k = 1; k < n->n_in && n->op == RS_OP_CONCAT && n->n_in > 2; ++k) {
+            rs_node part = *n;
+            part.n_in = 2;
+            part.in[0] = prev;
+            part.in[1] = n->in[k];
+            for (int j = 2; j < RS_MAXIO; ++j)
+                part.in[j] = -1;
+            if (k == n->n_in - 1) {
+                nodes[w++] = part; /* takes over the node's name */
+                break;
+            }
+            char buf[RS_ERR_LEN];
+            const char *out = m->values[n->out[0]].name;
+            snprintf(buf, sizeof buf, "%.200s_cat%d", out, k);
+            for (int u = 2; onnx_map_get(&names, buf) >= 0; ++u)
+                snprintf(buf, sizeof buf, "%.200s_cat%d_%d", out, k, u);
+            int v = model_add_value(m, NULL, e);
+            if (v < 0)
+                goto done;
+            free(m->values[v].name);
+            m->values[v].name = rs_strdup(buf);
+            snprintf(buf, sizeof buf, "%.200s_cat%d", n->name ? n->name : "", k);
+            part.name = rs_strdup(buf);
+            own[w] = 1;
+            part.out[0] = prev = v;
+            nodes[w++] = part;
+            if (!m->values[v].name || !part.name) {
+                rs_fail(e, "out of memory");
+                goto done;
+            }
+            onnx_map_put(&names, m->values[v].name, v);
+        }
+        if (!(n->op == RS_OP_CONCAT && n->n_in > 2))
+            nodes[w++] = *n;
+    }
+    free(m->nodes);
+    m->nodes = nodes;
+    m->n_nodes = m->cap_nodes = w;
+    nodes = NULL;
+    rc = 0;
+done:
+    for (int i = 0; nodes && i < w; ++i) /* failed: the model keeps its own nodes */
+        if (own[i])
+            free(nodes[i].name);
+    free(nodes);
+    free(own);
+    onnx_map_free(&names);
+    return rc;
+}
+
 int passes_simplify(rs_model *m, rs_err *e)
 {
     if (fold_operand_inputs(m, e) != 0)
@@ -328,6 +613,10 @@ int passes_simplify(rs_model *m, rs_err *e)
             n->n_in = 1;
         }
     }
+    if (fold_shapes(m, &gi, e) != 0) {
+        graph_index_free(&gi);
+        return -1;
+    }
     for (int i = 0; i < m->n_nodes; ++i)
         if (m->nodes[i].op == RS_OP_PAD)
             fold_pad(m, &gi, i);
@@ -343,11 +632,13 @@ int passes_simplify(rs_model *m, rs_err *e)
                 gi.uses[n->in[k]]--;
     }
     drop_dead(m, &gi);
+    if (place_batch(m, e) != 0 || split_concat(m, e) != 0)
+        return -1;
     for (int i = 0; i < m->n_nodes; ++i) {
         rs_node *n = &m->nodes[i];
         if (is_shape_op(n->op))
-            OPS_NODE_FAIL(e, n, "only supported inside the x.view(x.size(0), -1) / flatten pattern "
-                          "(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape)");
+            OPS_NODE_FAIL(e, n, "only supported in shape computations known at load time (every "
+                          "extent static but the batch, no arithmetic on the batch size)");
     }
     model_gc(m);
     return 0;

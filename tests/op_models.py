@@ -157,6 +157,23 @@ model("reshape_batchmath_op13", 13, shape_of + [N("Mul", ["bu", "c3"], ["b3"]),
 model("slice_batchend_op13", 13, shape_of + [N("Slice", ["input", "ax0", "bu", "i2v"], ["y"], name="s")],
       shape_consts + [("i2v", i64(2))], expect='"s" (Slice): input 2 (bu) depends on the batch size')
 
+# ---- Split (static sizes: torch.chunk/split without a dynamic batch), rewritten into Slices
+model("split_attr_op11", 11, [N("Split", ["input"], ["a", "b"], axis=1, split=[1, 2]),
+                              N("Concat", ["b", "a"], ["y"], axis=1)])
+model("split_input_op13", 13, [N("Split", ["input", "sz"], ["a", "b"], axis=1),
+                               N("Concat", ["b", "a", "b"], ["y"], axis=1)], [("sz", i64(2, 1))])
+model("split_equal_op13", 13, [N("Split", ["input"], ["a", "b"], axis=2), N("Sub", ["a", "b"], ["y"])])
+model("split_num_outputs_op18", 18,
+      [N("Split", ["input"], ["a", "b", "c"], axis=-1, num_outputs=3)] +
+      [N("ReduceMean", [v, "ax3"], [v + "m"], keepdims=0) for v in "abc"] +
+      [N("Add", ["am", "bm"], ["ab"]), N("Add", ["ab", "cm"], ["y"])], [("ax3", i64(3))])
+model("split_batch_op13", 13, [N("Split", ["input"], ["a", "b"], axis=0, name="s"),
+                               N("Add", ["a", "b"], ["y"])],
+      expect='"s" (Split): the split of axis 0 into 2 parts')
+model("split_sizes_op13", 13, [N("Split", ["input", "sz"], ["a", "b"], axis=1, name="s"),
+                               N("Concat", ["a", "b"], ["y"], axis=1)], [("sz", i64(1, 1))],
+      expect='"s" (Split): the split of axis 1 into 2 parts of the given sizes does not fit')
+
 x = rng.standard_normal((4, 3, 32, 32)).astype("<f4")
 x.tofile(os.path.join(OUT, "input.f32"))
 with open(os.path.join(OUT, "cases.txt"), "w") as f:

@@ -220,6 +220,17 @@ static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels,
             for (long k = 0; k < n * ys; ++k)
                 Y[k] = X[k] > 0 ? X[k] : 0;
             break;
+        case RS_OP_REDUCEMEAN: { /* over (2, 3) only: the one form that trains */
+            long C = (long)xv->dims[1], hw = xs / C;
+            for (int b = 0; b < n; ++b)
+                for (long c = 0; c < C; ++c) {
+                    double acc = 0;
+                    for (long k = 0; k < hw; ++k)
+                        acc += X[b * xs + c * hw + k];
+                    Y[b * ys + c] = acc / (double)hw;
+                }
+            break;
+        }
         default:
             memcpy(Y, X, (size_t)(n * ys) * sizeof(double));
         }
@@ -472,6 +483,35 @@ static void test_chunked_conv(void)
     m->output = out_of(m, g);
     check_model_grads("chunked conv GEMMs (24x24 and 12x12 maps, ragged last chunk)", m, 5, 1, NULL);
     model_free(m);
+}
+
+/* x.float() (Cast) and the mean-pooled head x.mean((2, 3)) (ReduceMean, keepdims 0 and 1). */
+static void test_cast_mean_head(void)
+{
+    for (int keep = 0; keep < 2; ++keep) {
+        rs_model *m = model_alloc();
+        int x = mk_input(m, 3, 5, 5);
+        int c = mk_node(m, "cast", RS_OP_CAST, (int[]){x}, 1);
+        m->nodes[c].to = RS_DT_FLOAT;
+        int w1 = mk_const(m, "c.w", 4, 4, 3, 3, 3, 0.4f), b1 = mk_const(m, "c.b", 1, 4, 0, 0, 0, 0.1f);
+        int k1 = mk_node(m, "conv", RS_OP_CONV, (int[]){out_of(m, c), w1, b1}, 3);
+        m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+        int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k1)}, 1);
+        int mean = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, r)}, 1);
+        m->nodes[mean].n_axes = 2;
+        m->nodes[mean].axes[0] = 2, m->nodes[mean].axes[1] = -1;
+        m->nodes[mean].keepdims = keep;
+        int head = mean;
+        if (keep)
+            head = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, mean)}, 1);
+        int gw = mk_const(m, "fc.w", 2, 4, 5, 0, 0, 0.6f);
+        int g = mk_node(m, "fc", RS_OP_MATMUL, (int[]){out_of(m, head), gw}, 2);
+        m->output = out_of(m, g);
+        check_model_grads(keep ? "cast + conv + mean over (2, -1) keepdims + flatten + matmul"
+                               : "cast + conv + mean over (2, -1) + matmul",
+                          m, 3, 1, NULL);
+        model_free(m);
+    }
 }
 
 /* Ties: an all-equal window sends the whole gradient to its first element (PyTorch). */
@@ -770,6 +810,7 @@ int main(void)
     test_dag_and_distill();
     test_chunked_conv();
     test_pool_ties();
+    test_cast_mean_head();
     test_augment();
     test_schedule();
     test_training();

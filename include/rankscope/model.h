@@ -58,6 +58,7 @@ typedef enum rs_op {
     RS_OP_TRANSPOSE,     /* perm in axes[] (perm[0] = 0: the batch stays first) */
     RS_OP_SLICE,         /* inputs x, starts, ends[, axes[, steps]] (int64 constants) */
     RS_OP_EXPAND,        /* inputs x, shape (an int64 constant; its batch entry 1) */
+    RS_OP_SPLIT,         /* only while loading: becomes one Slice per output (axis; sizes in axes[]) */
     RS_OP_COUNT
 } rs_op;
 
@@ -89,14 +90,14 @@ typedef struct rs_node {
     /* Gemm; LeakyRelu (alpha); HardSigmoid (alpha, beta) */
     float alpha, beta;
     int trans_a, trans_b;
-    /* Flatten / Softmax / Concat / Gather */
+    /* Flatten / Softmax / Concat / Gather / Split (default 0) */
     int64_t axis;
     /* Clip / BatchNormalization / AveragePool (defaults from model_node_defaults) */
     float clip_min, clip_max; /* Clip: -inf / +inf when absent */
     float epsilon;            /* BatchNormalization: 1e-5 */
     int count_include_pad;    /* AveragePool: 0 */
     /* ReduceMean / ReduceSum: the reduced axes as written (shape inference checks them), keepdims (1);
-     * Transpose: perm */
+     * Transpose: perm; Split (while loading): the part sizes */
     int n_axes;
     int64_t axes[RS_MAXDIM];
     int keepdims;

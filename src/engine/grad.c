@@ -141,6 +141,7 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
     case RS_OP_FLATTEN:
     case RS_OP_RESHAPE:
     case RS_OP_IDENTITY:
+    case RS_OP_CAST: /* to float: a copy */
         if (t->xsz != t->ysz)
             NODE_ERR(e, n, "input and output sizes differ");
         return 0;
@@ -163,6 +164,19 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
         t->param[2] = n->in[1];
         t->param[1] = n->in[2];
         return 0;
+    case RS_OP_REDUCEMEAN: { /* x.mean((2, 3)): the global average pool's passes */
+        int seen = 0;
+        for (int k = 0; k < n->n_axes; ++k)
+            seen |= 1 << (n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
+        if (x->ndim != 4 || n->n_axes != 2 || seen != 12)
+            NODE_ERR(e, n, "only a mean over the spatial axes (2, 3) of (N,C,H,W) trains");
+        t->op = RS_OP_GLOBALAVGPOOL;
+        t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+        t->oh = t->ow = 1;
+        t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
+        t->pt = t->pl = 0;
+        return 0;
+    }
     case RS_OP_GLOBALAVGPOOL:
     case RS_OP_AVGPOOL:
         if (x->ndim != 4 || y->ndim != 4)

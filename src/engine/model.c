@@ -265,6 +265,8 @@ void model_node_defaults(rs_node *n)
     n->keepdims = 1;
     for (int i = 0; i < RS_MAXIO; ++i)
         n->in[i] = n->out[i] = -1;
+    if (op == RS_OP_SPLIT)
+        n->axis = 0;
     if (op == RS_OP_LEAKYRELU) {
         n->alpha = 0.01f;
     } else if (op == RS_OP_HARDSIGMOID) {

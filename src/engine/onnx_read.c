@@ -37,6 +37,7 @@
 /* Spatial attribute ranges (same bounds model_infer_shapes enforces). */
 #define ONNX_MAX_SPATIAL 1024
 #define ONNX_MAX_GROUP 65536
+#define ONNX_MAX_SPLIT (1 << 24) /* a Split part: at most an input extent */
 /* Opsets whose semantics for the supported ops match what the engine implements. */
 #define ONNX_MIN_OPSET 7
 #define ONNX_MAX_OPSET 22
@@ -421,6 +422,8 @@ static int unsupported_attr(const attr_ctx *c, const Onnx__AttributeProto *a)
     return node_fail(c->e, c->np, c->idx, "unsupported attribute \"%s\"", onnx_clean(ab, sizeof ab, a->name));
 }
 
+static size_t strip_trailing_empty(char *const *names, size_t n);
+
 /* Parses the node's attributes into n (defaults already applied). */
 static int parse_attributes(const attr_ctx *c, rs_node *n)
 {
@@ -569,6 +572,31 @@ static int parse_attributes(const attr_ctx *c, rs_node *n)
                 rc = unsupported_attr(c, a);
             }
             break;
+        case RS_OP_SPLIT:
+            if (strcmp(an, "axis") == 0) {
+                rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM - 1, &n->axis);
+            } else if (strcmp(an, "num_outputs") == 0) { /* opset 18: must match the outputs */
+                rc = attr_int(c, a, 1, RS_MAXIO, &iv);
+                if (rc == 0 && iv != (int64_t)strip_trailing_empty(np->output, np->n_output))
+                    rc = node_fail(c->e, np, c->idx, "attribute \"num_outputs\" = %lld differs from "
+                                   "the %zu outputs", (long long)iv, np->n_output);
+            } else if (strcmp(an, "split") == 0) { /* before opset 13 */
+                rc = attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) && a->n_ints <= RS_MAXIO
+                         ? 0
+                         : node_fail(c->e, np, c->idx, "attribute \"split\" must list at most %d sizes",
+                                     RS_MAXIO);
+                for (size_t k = 0; rc == 0 && k < a->n_ints; ++k)
+                    if (a->ints[k] < 1 || a->ints[k] > ONNX_MAX_SPLIT)
+                        rc = node_fail(c->e, np, c->idx, "unsupported attribute \"split\": size %lld",
+                                       (long long)a->ints[k]);
+                if (rc == 0) {
+                    n->n_axes = (int)a->n_ints;
+                    memcpy(n->axes, a->ints, a->n_ints * sizeof *n->axes);
+                }
+            } else {
+                rc = unsupported_attr(c, a);
+            }
+            break;
         case RS_OP_TRANSPOSE:
             if (strcmp(an, "perm") == 0)
                 rc = attr_axes(c, a, n);
@@ -621,7 +649,9 @@ static int check_arity(const attr_ctx *c, rs_op op, size_t n_in, size_t n_out)
             return node_fail(c->e, c->np, c->idx, "has %zu inputs, expected %zu", n_in, lo);
         return node_fail(c->e, c->np, c->idx, "has %zu inputs, expected %zu..%zu", n_in, lo, hi);
     }
-    if (n_out != 1)
+    if (op == RS_OP_SPLIT && (n_out < 1 || n_out > RS_MAXIO))
+        return node_fail(c->e, c->np, c->idx, "has %zu outputs, expected 1..%d", n_out, RS_MAXIO);
+    if (n_out != 1 && op != RS_OP_SPLIT)
         return node_fail(c->e, c->np, c->idx, "has %zu outputs, expected 1%s", n_out,
                          op == RS_OP_MAXPOOL ? " (the Indices output is not supported)" : "");
     return 0;

@@ -44,6 +44,7 @@ static const rs_op_desc table[] = {
     [RS_OP_TRANSPOSE] = {"Transpose", 1, 1, 0, ops_shape_transpose, NULL, ops_fwd_strided},
     [RS_OP_SLICE] = {"Slice", 3, 5, 0, ops_shape_slice, NULL, ops_fwd_strided},
     [RS_OP_EXPAND] = {"Expand", 2, 2, 0, ops_shape_expand, NULL, ops_fwd_strided},
+    [RS_OP_SPLIT] = {"Split", 1, 2, 0, NULL, NULL, NULL}, /* load-time only, like Shape */
 };
 
 static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row per rs_op");

@@ -9,7 +9,8 @@
  *   - a Pad whose only reader is a Conv (or an AveragePool counting pads without ceil_mode, or
  *     any node when it pads nothing) is folded into that reader's pads;
  *   - Shape/Gather/Unsqueeze/Concat nodes left without readers are removed, then unused values;
- *   - a Concat of more than two activations becomes a chain of two-input Concats;
+ *   - a Concat of more than two activations becomes a chain of two-input Concats, a Split one
+ *     Slice per output;
  *   - separately (passes_fold_batchnorm), a BatchNormalization whose input is a Conv output read
  *     by nothing else is folded into the Conv: W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β.
  * Every pass is linear in the graph size (graph_index), whatever the file holds.
@@ -74,6 +75,15 @@ static int fold_operand_inputs(rs_model *m, rs_err *e)
             int c = n->in[0]; /* commutative: the activation first, as the executors expect */
             n->in[0] = n->in[1];
             n->in[1] = c;
+        } else if (n->op == RS_OP_SPLIT && n->n_in > 1) {
+            const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
+            int64_t k = p ? model_value_numel(p) : -1;
+            if (!p || p->ndim != 1 || k != n->n_out)
+                OPS_NODE_FAIL(e, n, "split must be an int64 constant of one size per output (%d)",
+                              n->n_out);
+            n->n_axes = (int)k;
+            memcpy(n->axes, p->i64, (size_t)k * sizeof *n->axes);
+            n->n_in = 1;
         } else if ((n->op == RS_OP_REDUCEMEAN || n->op == RS_OP_REDUCESUM) && n->n_in > 1) {
             const rs_value *p = n->in[1] >= 0 ? const_of(m, n->in[1], RS_DT_INT64) : NULL;
             int64_t k = p ? model_value_numel(p) : -1;
@@ -362,6 +372,34 @@ static int place_batch(rs_model *m, rs_err *e)
     return 0;
 }
 
+/* Split's part sizes (the 'split' list, else equal parts — the last smaller when the extent does
+ * not divide, as opset 18 defines it) and its outputs' shapes, once x's shape is known. */
+static void size_split(rs_model *m, rs_node *n, char *known)
+{
+    const rs_value *x = &m->values[n->in[0]];
+    int64_t a = n->axis < 0 ? n->axis + x->ndim : n->axis, sum = 0;
+    if (!known[n->in[0]] || a < 1 || a >= x->ndim || (n->n_axes && n->n_axes != n->n_out))
+        return;
+    int64_t dim = x->dims[a], each = (dim + n->n_out - 1) / n->n_out;
+    for (int k = 0; k < n->n_out; ++k) {
+        int64_t sz = n->n_axes ? n->axes[k] : k + 1 < n->n_out ? each : dim - each * (n->n_out - 1);
+        if (sz < 1 || sz > dim)
+            return;
+        n->axes[k] = sz;
+        sum += sz;
+    }
+    if (sum != dim)
+        return;
+    n->axis = a;
+    n->n_axes = n->n_out;
+    for (int k = 0; k < n->n_out; ++k) {
+        rs_value *y = &m->values[n->out[k]];
+        ops_set_shape(y, x->ndim, x->dims);
+        y->dims[a] = n->axes[k];
+        known[n->out[k]] = 1;
+    }
+}
+
 static int fold_shapes(rs_model *m, graph_index *gi, rs_err *e)
 {
     char *known = calloc((size_t)m->n_values + 1, 1);
@@ -376,8 +414,13 @@ static int fold_shapes(rs_model *m, graph_index *gi, rs_err *e)
     int rc = 0;
     for (int i = 0; i < m->n_nodes && rc == 0; ++i) {
         rs_node *n = &m->nodes[i];
-        if (gi->dead[i] || n->n_out != 1 || n->out[0] < 0 || gi->uses[n->out[0]] == 0)
-            continue; /* unread: the clean-up below removes it */
+        if (n->op == RS_OP_SPLIT && !gi->dead[i]) {
+            size_split(m, n, known);
+            continue;
+        }
+        if (gi->dead[i] || n->n_out != 1 || n->out[0] < 0 || gi->uses[n->out[0]] == 0 ||
+            n->out[0] == m->output)
+            continue; /* unread (the clean-up below removes it), or what the graph returns */
         int64_t vals[FOLD_MAX];
         int scalar, len = fold_eval(m, n, known, vals, &scalar);
         if (len >= 0) {
@@ -390,7 +433,13 @@ static int fold_shapes(rs_model *m, graph_index *gi, rs_err *e)
             continue;
         }
         const rs_op_desc *d = ops_get(n->op);
-        int ready = d && d->shape && n->n_in >= 1;
+        /* what model_infer_shapes checks before a shape rule: an activation first (c - x, c / x
+         * aside), every input available */
+        int first = n->n_in >= 1 ? n->in[0] : -1;
+        if ((n->op == RS_OP_SUB || n->op == RS_OP_DIV) && n->n_in == 2 && first >= 0 &&
+            m->values[first].is_const && n->in[1] >= 0)
+            first = n->in[1];
+        int ready = d && d->shape && first >= 0 && !m->values[first].is_const;
         for (int k = 0; k < n->n_in && ready; ++k)
             ready = n->in[k] < 0 || known[n->in[k]];
         rs_err ignored;
@@ -518,32 +567,123 @@ static int index_graph(const rs_model *m, graph_index *gi, rs_err *e)
     return 0;
 }
 
-/* A Concat of k > 2 activations becomes a chain of k - 1 two-input Concats (what the executors
- * and the C export join): "<out>_cat<j>" hold the partial results, "<node>_cat<j>" compute
- * them, the last keeps the node's name and output. Linear whatever the file holds: one new node
- * array, new names checked against a hash of every value name. */
-static int split_concat(rs_model *m, rs_err *e)
+/* A fresh value named "<base>_<what><k>" (made unique against names, which gets it). */
+static int fresh_value(rs_model *m, onnx_name_map *names, const char *base, const char *what, int k,
+                       rs_err *e)
 {
-    int extra = 0;
-    for (int i = 0; i < m->n_nodes; ++i)
-        if (m->nodes[i].op == RS_OP_CONCAT && m->nodes[i].n_in > 2)
-            extra += m->nodes[i].n_in - 2;
-    if (!extra)
+    char buf[RS_ERR_LEN];
+    snprintf(buf, sizeof buf, "%.200s_%s%d", base, what, k);
+    for (int u = 2; onnx_map_get(names, buf) >= 0; ++u)
+        snprintf(buf, sizeof buf, "%.200s_%s%d_%d", base, what, k, u);
+    int v = model_add_value(m, NULL, e);
+    if (v < 0)
+        return -1;
+    free(m->values[v].name);
+    m->values[v].name = rs_strdup(buf);
+    if (!m->values[v].name)
+        return rs_fail(e, "out of memory");
+    onnx_map_put(names, m->values[v].name, v);
+    return v;
+}
+
+/* An int64 constant vector {a} as a fresh value. */
+static int fresh_int(rs_model *m, onnx_name_map *names, const char *base, const char *what, int k,
+                     int64_t a, rs_err *e)
+{
+    int v = fresh_value(m, names, base, what, k, e);
+    if (v < 0 || make_int_const(m, v, &a, 1, 0, e) != 0)
+        return -1;
+    return v;
+}
+
+static int is_long_concat(const rs_node *n)
+{
+    return n->op == RS_OP_CONCAT && n->n_in > 2;
+}
+
+/* A Split whose part sizes fold_shapes checked against its input (axes[0..n_out-1], summing to
+ * the extent of the normalised axis, every output shaped). */
+static int is_sized_split(const rs_model *m, const rs_node *n)
+{
+    if (n->op != RS_OP_SPLIT || n->n_axes != n->n_out || n->n_out < 1)
+        return 0;
+    const rs_value *x = &m->values[n->in[0]];
+    int64_t sum = 0;
+    if (x->is_const || n->axis < 1 || n->axis >= x->ndim)
+        return 0;
+    for (int k = 0; k < n->n_out; ++k) {
+        if (n->axes[k] < 1 || m->values[n->out[k]].ndim != x->ndim)
+            return 0;
+        sum += n->axes[k];
+    }
+    return sum == x->dims[n->axis];
+}
+
+/* Nodes that become several, in one linear rebuild of the node array (new names checked against
+ * a hash of every value name, whatever the file holds):
+ *  - a Concat of k > 2 activations becomes a chain of k - 1 two-input Concats (what the
+ *    executors and the C export join): "<out>_cat<j>" hold the partial results, "<node>_cat<j>"
+ *    compute them, the last keeps the node's name and output;
+ *  - a Split becomes one Slice per output ("<node>_part<j>", constant starts/ends/axes). */
+static int expand_nodes(rs_model *m, rs_err *e)
+{
+    int extra = 0, extra_values = 0;
+    for (int i = 0; i < m->n_nodes; ++i) {
+        const rs_node *n = &m->nodes[i];
+        if (is_long_concat(n))
+            extra += n->n_in - 2, extra_values += n->n_in - 2;
+        else if (is_sized_split(m, n))
+            extra += n->n_out - 1, extra_values += 2 * n->n_out + 1;
+    }
+    if (!extra && !extra_values)
         return 0;
     onnx_name_map names = {0};
     rs_node *nodes = calloc((size_t)(m->n_nodes + extra), sizeof *nodes);
     char *own = calloc((size_t)(m->n_nodes + extra), 1); /* nodes[i].name made here */
     int rc = -1, w = 0;
-    if (!nodes || !own || onnx_map_init(&names, (size_t)(m->n_values + extra)) != 0) {
+    if (!nodes || !own || onnx_map_init(&names, (size_t)(m->n_values + extra_values)) != 0) {
         rs_fail(e, "out of memory");
         goto done;
     }
     for (int v = 0; v < m->n_values; ++v)
         onnx_map_put(&names, m->values[v].name, v);
     for (int i = 0; i < m->n_nodes; ++i) {
-        const rs_node *n = &m->nodes[i];
+        rs_node *n = &m->nodes[i];
+        char buf[RS_ERR_LEN];
+        if (is_sized_split(m, n)) {
+            int64_t off = 0;
+            int ax = fresh_int(m, &names, n->name, "axis", 0, n->axis, e);
+            if (ax < 0)
+                goto done;
+            for (int k = 0; k < n->n_out; ++k) {
+                rs_node part = *n;
+                part.op = RS_OP_SLICE;
+                part.n_axes = 0;
+                part.n_in = 4;
+                part.in[0] = n->in[0];
+                part.in[1] = fresh_int(m, &names, n->name, "start", k, off, e);
+                part.in[2] = fresh_int(m, &names, n->name, "end", k, off + n->axes[k], e);
+                part.in[3] = ax;
+                part.n_out = 1;
+                part.out[0] = n->out[k];
+                snprintf(buf, sizeof buf, "%.200s_part%d", n->name ? n->name : "", k);
+                part.name = rs_strdup(buf);
+                own[w] = 1;
+                nodes[w++] = part;
+                if (part.in[1] < 0 || part.in[2] < 0 || !part.name) {
+                    rs_fail(e, "out of memory");
+                    goto done;
+                }
+                off += n->axes[k];
+            }
+            continue;
+        }
+        if (!is_long_concat(n)) {
+            nodes[w++] = *n;
+            continue;
+        }
         int prev = n->in[0];
-        for (int k = 1; k < n->n_in && n->op == RS_OP_CONCAT && n->n_in > 2; ++k) {
+        for (int k = 1; k < n->n_in; ++k) {
             rs_node part = *n;
             part.n_in = 2;
             part.in[0] = prev;
@@ -554,30 +694,21 @@ static int split_concat(rs_model *m, rs_err *e)
                 nodes[w++] = part; /* takes over the node's name */
                 break;
             }
-            char buf[RS_ERR_LEN];
-            const char *out = m->values[n->out[0]].name;
-            snprintf(buf, sizeof buf, "%.200s_cat%d", out, k);
-            for (int u = 2; onnx_map_get(&names, buf) >= 0; ++u)
-                snprintf(buf, sizeof buf, "%.200s_cat%d_%d", out, k, u);
-            int v = model_add_value(m, NULL, e);
-            if (v < 0)
-                goto done;
-            free(m->values[v].name);
-            m->values[v].name = rs_strdup(buf);
+            int v = fresh_value(m, &names, m->values[n->out[0]].name, "cat", k, e);
             snprintf(buf, sizeof buf, "%.200s_cat%d", n->name ? n->name : "", k);
             part.name = rs_strdup(buf);
             own[w] = 1;
             part.out[0] = prev = v;
             nodes[w++] = part;
-            if (!m->values[v].name || !part.name) {
+            if (v < 0 || !part.name) {
                 rs_fail(e, "out of memory");
                 goto done;
             }
-            onnx_map_put(&names, m->values[v].name, v);
         }
-        if (!(n->op == RS_OP_CONCAT && n->n_in > 2))
-            nodes[w++] = *n;
     }
+    for (int i = 0; i < m->n_nodes; ++i) /* the Splits' names were not carried over */
+        if (is_sized_split(m, &m->nodes[i]))
+            free(m->nodes[i].name);
     free(m->nodes);
     m->nodes = nodes;
     m->n_nodes = m->cap_nodes = w;
@@ -632,13 +763,17 @@ int passes_simplify(rs_model *m, rs_err *e)
                 gi.uses[n->in[k]]--;
     }
     drop_dead(m, &gi);
-    if (place_batch(m, e) != 0 || split_concat(m, e) != 0)
+    if (place_batch(m, e) != 0 || expand_nodes(m, e) != 0)
         return -1;
     for (int i = 0; i < m->n_nodes; ++i) {
         rs_node *n = &m->nodes[i];
         if (is_shape_op(n->op))
             OPS_NODE_FAIL(e, n, "only supported in shape computations known at load time (every "
                           "extent static but the batch, no arithmetic on the batch size)");
+        if (n->op == RS_OP_SPLIT)
+            OPS_NODE_FAIL(e, n, "the split of axis %lld into %d parts%s does not fit the input (or "
+                          "its shape is not known at load time)", (long long)n->axis, n->n_out,
+                          n->n_axes ? " of the given sizes" : "");
     }
     model_gc(m);
     return 0;

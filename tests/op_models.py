@@ -174,6 +174,14 @@ model("split_sizes_op13", 13, [N("Split", ["input", "sz"], ["a", "b"], axis=1, n
                                N("Concat", ["a", "b"], ["y"], axis=1)], [("sz", i64(1, 1))],
       expect='"s" (Split): the split of axis 1 into 2 parts of the given sizes does not fit')
 
+# ---- MatMul of two activations (x @ x^T per channel)
+model("matmul_acts_op13", 13, [N("Transpose", ["input"], ["t"], perm=[0, 1, 3, 2]),
+                               N("MatMul", ["input", "t"], ["y"])],
+      c_refused="B must be a 2-D float initializer")
+model("matmul_acts_bad_op13", 13, [N("ReduceMean", ["input"], ["s"], axes=[2]),
+                                   N("MatMul", ["input", "s"], ["y"], name="mm")],
+      expect='"mm" (MatMul): activations "input" and "s" must be (N,...,M,K) and (N,...,K,P)')
+
 x = rng.standard_normal((4, 3, 32, 32)).astype("<f4")
 x.tofile(os.path.join(OUT, "input.f32"))
 with open(os.path.join(OUT, "cases.txt"), "w") as f:

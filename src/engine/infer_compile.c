@@ -577,6 +577,11 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
             break;
         case RS_OP_GEMM:
         case RS_OP_MATMUL:
+            if (n->n_in == 2 && n->in[1] >= 0 && !m->values[n->in[1]].is_const) {
+                s->kind = ST_OP; /* two activations: the registry's batched product */
+                vout = build_op(c, &b, ni, s, e);
+                break;
+            }
             s->kind = ST_GEMM;
             vout = build_dense(c, &b, ni, s, e);
             break;

@@ -1,8 +1,10 @@
 // bench_ort.js — ONNX Runtime's time for the CIFAR-10 test set, for comparison with
 // `rankscope bench` / `rankscope eval` in the same session.
 //
-// usage: node tests/bench_ort.js [MODEL.onnx] [--data DIR] [--threads N] [--batch B] [--reps R] [--json]
-//   MODEL defaults to assets/lenet-cifar10.onnx; DIR to $RANKSCOPE_DATA (must hold test_batch.bin).
+// usage: node tests/bench_ort.js [MODEL.onnx] [--data DIR | --images FILE] [--threads N] [--batch B]
+//                               [--reps R] [--json]
+//   MODEL defaults to assets/lenet-cifar10.onnx; DIR to $RANKSCOPE_DATA (must hold test_batch.bin);
+//   --images FILE: any file of CIFAR-10 records (`rankscope bench` hands over the images it timed).
 //   Images are normalised exactly as rankscope does: x/127.5 - 1 (= (x/255 - 0.5)/0.5), CHW.
 //   Timed: the session.run calls over all images (data already normalised, session created,
 //   one warm-up pass), best and median of R passes. Needs `cd tests && npm install --ignore-scripts`.
@@ -12,7 +14,7 @@ const path = require('path');
 const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
-  const o = { model: null, data: process.env.RANKSCOPE_DATA || null, threads: 2, batch: 1000,
+  const o = { model: null, data: process.env.RANKSCOPE_DATA || null, images: null, threads: 2, batch: 1000,
               reps: 5, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -21,6 +23,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (a === '--data') o.data = next();
+    else if (a === '--images') o.images = next();
     else if (a === '--threads') o.threads = parseInt(next(), 10);
     else if (a === '--batch') o.batch = parseInt(next(), 10);
     else if (a === '--reps') o.reps = parseInt(next(), 10);
@@ -29,12 +32,11 @@ function parseArgs(argv) {
     else o.model = a;
   }
   if (!o.model) o.model = path.join(__dirname, '..', 'assets', 'lenet-cifar10.onnx');
-  if (!o.data) throw new Error('no data: pass --data DIR or set RANKSCOPE_DATA');
+  if (!o.images && !o.data) throw new Error('no data: pass --data DIR, --images FILE or set RANKSCOPE_DATA');
   return o;
 }
 
-function loadTest(dir) {
-  const file = path.join(dir, 'test_batch.bin');
+function loadTest(file) {
   const buf = fs.readFileSync(file);
   const rec = 3073;
   if (buf.length % rec !== 0) throw new Error(`${file}: size ${buf.length} is not a multiple of ${rec}`);
@@ -49,9 +51,17 @@ function loadTest(dir) {
   return { n, x, labels };
 }
 
+function ortVersion() {
+  try {
+    return require('onnxruntime-node/package.json').version;
+  } catch (e) {
+    return '?';
+  }
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const { n, x, labels } = loadTest(o.data);
+  const { n, x, labels } = loadTest(o.images || path.join(o.data, 'test_batch.bin'));
   const session = await ort.InferenceSession.create(o.model, {
     intraOpNumThreads: o.threads, interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all' });
@@ -84,7 +94,7 @@ async function main() {
   secs.sort((a, b) => a - b);
   const best = secs[0], median = secs[Math.floor(secs.length / 2)];
   if (o.json) {
-    console.log(JSON.stringify({ runtime: 'onnxruntime-node', model: o.model, images: n,
+    console.log(JSON.stringify({ runtime: `onnxruntime-node ${ortVersion()}`, model: o.model, images: n,
       threads: o.threads, batch: o.batch, reps: o.reps, seconds: best, seconds_median: median,
       images_per_second: n / best, accuracy: correct / n }));
   } else {

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_ref.h"
 #include "cli.h"
+#include "rankscope/onnx.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
@@ -89,42 +91,7 @@ static int bench_slider_full(const bench_env *env, double *value, rs_err *e)
     return slider(env, &first, value, e);
 }
 
-/* Training: one epoch of SGD with augmentation (random crop + flip, batch 128) on a copy of the
- * model, over the first TRAIN_BENCH_IMAGES images of the training split (the test set when no
- * full data set is found); images/s of the epoch itself, as train_model times it. */
-enum { TRAIN_BENCH_IMAGES = 10240 };
-
-static int bench_train(const bench_env *env, double *value, rs_err *e)
-{
-    int fell_back = 0;
-    rs_err le;
-    cifar10_set *s = cifar10_load_split(env->data_dir, "train", &fell_back, &le);
-    const cifar10_set *src = s ? s : env->test;
-    rs_model *m = model_clone(env->model);
-    if (!m) {
-        cifar10_free(s);
-        return rs_fail(e, "out of memory");
-    }
-    train_data d = {0};
-    d.n = src->n < TRAIN_BENCH_IMAGES ? src->n : TRAIN_BENCH_IMAGES;
-    d.c = CIFAR10_C, d.h = CIFAR10_H, d.w = CIFAR10_W;
-    d.u8 = src->pixels;
-    d.labels = src->labels;
-    train_options o;
-    train_default_options(&o);
-    o.epochs = 1;
-    o.nthreads = env->threads;
-    train_epoch_stats st;
-    int rc = train_model(m, &d, NULL, &o, &st, e);
-    if (rc == 0)
-        *value = st.seconds > 0 ? d.n / st.seconds : 0;
-    model_free(m);
-    cifar10_free(s);
-    return rc;
-}
-
 static const bench_hook hooks[] = {
-    {"train_images_per_second", "training (1 epoch, augmented, batch 128)", "images/s", bench_train},
     {"decompose_seconds", "decomposition of all layers and methods", "s", bench_decompose},
     {"slider_latency_ms", "explorer slider → refreshed accuracy", "ms", bench_slider_full},
     {"slider_first_ms", "explorer slider → first figure shown", "ms", bench_slider_first},
@@ -135,12 +102,21 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rankscope bench [MODEL.onnx | --model M] [--data DIR] [--json] [--threads N]\n"
-            "                       [--reps N]\n"
+            "                       [--reps N] [--no-reference]\n"
             "  Test-set evaluation images/s and seconds (full 10,000 images when the data set is\n"
             "  found, else the shipped sample), GFLOP/s achieved against this machine's sgemm peak\n"
             "  (OpenBLAS 2048^3, same thread count, timed in this run), a naive single-thread\n"
             "  forward as a sanity ratio, and single-image latency (batch 1, 1 thread).\n"
-            "  --reps N   evaluation repetitions; best and median are reported (default 5)\n");
+            "  Training: one epoch (batch 128, augmented) over 10,240 training images, BatchNormalization\n"
+            "  kept and trained, images/s.\n"
+            "  References, measured in the same run on the same network, images and thread count, with\n"
+            "  the ratio: ONNX Runtime's evaluation (node tests/bench_ort.js, onnxruntime-node from\n"
+            "  tests/node_modules) and PyTorch's training (/usr/bin/python3 tools/bench_torch_train.py),\n"
+            "  both found in the source tree ($RANKSCOPE_SOURCE, else the one this binary was built\n"
+            "  from; $RANKSCOPE_NODE and $RANKSCOPE_PYTHON name the interpreters). A missing tool gives\n"
+            "  a note and null figures, not a failure.\n"
+            "  --reps N        evaluation repetitions; best and median are reported (default 5)\n"
+            "  --no-reference  skip ONNX Runtime and PyTorch\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -186,6 +162,7 @@ static double sgemm_peak(int n, int threads, int reps)
 typedef struct bench_cmd {
     const char *model;
     long reps;
+    int no_reference;
 } bench_cmd;
 
 static int bench_option(void *cmd, int key, const char *arg)
@@ -193,6 +170,10 @@ static int bench_option(void *cmd, int key, const char *arg)
     bench_cmd *b = cmd;
     if (key == 'm') {
         b->model = arg;
+        return 0;
+    }
+    if (key == 'n') {
+        b->no_reference = 1;
         return 0;
     }
     return cli_parse_int("--reps", arg, 1, 1000, &b->reps) ? CLI_USAGE : 0;
@@ -208,10 +189,53 @@ typedef struct bench_figures {
     int64_t params, macs;
     const char *isa;
     double best, med, gflops, flop_per_image, peak, accuracy;
-    double naive_ips, blas_ips, lat_med;
+    double naive_ips, blas_ips, lat_med, train_ips;
+    int train_images;
+    int references; /* run ONNX Runtime and PyTorch too */
+    bench_ref ort, torch;
     double hook_val[NHOOKS];
     int hook_ok[NHOOKS];
 } bench_figures;
+
+/* Training: one epoch of SGD with augmentation (random crop + flip, batch 128) on the model as
+ * `rankscope train` loads it (BatchNormalization kept and trained), over the first
+ * TRAIN_BENCH_IMAGES images of the training split (the test set when no full data set is found);
+ * images/s of the epoch itself, as train_model times it. PyTorch trains the same graph on the same
+ * images first, when references are on. */
+enum { TRAIN_BENCH_IMAGES = 10240 };
+
+static int bench_train(const char *path, const cifar10_set *test, const char *data_dir, bench_figures *b,
+                       rs_err *e)
+{
+    int fell_back = 0;
+    rs_err le;
+    cifar10_set *s = cifar10_load_split(data_dir, "train", &fell_back, &le);
+    const cifar10_set *src = s ? s : test;
+    rs_model *m = onnx_load_ex(path, ONNX_LOAD_KEEP_BATCHNORM, e);
+    if (!m) {
+        cifar10_free(s);
+        return -1;
+    }
+    train_data d = {0};
+    d.n = src->n < TRAIN_BENCH_IMAGES ? src->n : TRAIN_BENCH_IMAGES;
+    d.c = CIFAR10_C, d.h = CIFAR10_H, d.w = CIFAR10_W;
+    d.u8 = src->pixels;
+    d.labels = src->labels;
+    if (b->references)
+        bench_ref_torch(m, src, d.n, b->nthreads, &b->torch);
+    train_options o;
+    train_default_options(&o);
+    o.epochs = 1;
+    o.nthreads = b->nthreads;
+    train_epoch_stats st;
+    int rc = train_model(m, &d, NULL, &o, &st, e);
+    if (rc == 0)
+        b->train_ips = st.seconds > 0 ? d.n / st.seconds : 0;
+    b->train_images = d.n;
+    model_free(m);
+    cifar10_free(s);
+    return rc;
+}
 
 /* 1. Evaluation with the fast engine (one context, like `rankscope eval`), best and median of
  * reps after a warm-up (page faults, caches). */
@@ -312,6 +336,41 @@ static void bench_hooks(const rs_model *m, const cifar10_set *s, const char *dat
     }
 }
 
+/* , "key": value (null when not finite) */
+static void json_num(const char *key, double v)
+{
+    if (isfinite(v))
+        printf(", \"%s\": %.6g", key, v);
+    else
+        printf(", \"%s\": null", key);
+}
+
+static void json_str(const char *key, const char *v)
+{
+    printf(", \"%s\": ", key);
+    if (v && *v)
+        cli_json_string(stdout, v);
+    else
+        printf("null");
+}
+
+/* ONNX Runtime and PyTorch beside ours; ratios > 1 mean rankscope is faster. */
+static void print_json_refs(const bench_figures *b)
+{
+    json_num("ort_eval_seconds", b->ort.seconds);
+    json_num("ort_eval_seconds_median", b->ort.seconds_median);
+    json_num("ort_accuracy", b->ort.accuracy);
+    json_num("eval_speedup_over_ort", b->ort.seconds / b->best);
+    json_str("ort_runtime", b->ort.runtime);
+    json_str("ort_note", b->ort.note);
+    json_num("train_images_per_second", b->train_ips);
+    json_num("train_images", b->train_images);
+    json_num("torch_train_images_per_second", b->torch.images_per_second);
+    json_num("train_speedup_over_torch", b->train_ips / b->torch.images_per_second);
+    json_str("torch_runtime", b->torch.runtime);
+    json_str("torch_note", b->torch.note);
+}
+
 static void print_json(const bench_figures *b, const cifar10_set *s)
 {
     printf("{\"images\": %d, \"full_test_set\": %s, \"threads\": %d, \"isa\": \"%s\", "
@@ -325,6 +384,7 @@ static void print_json(const bench_figures *b, const cifar10_set *s)
            s->n, b->fell_back ? "false" : "true", b->nthreads, b->isa, (long long)b->params, (long long)b->macs,
            b->reps, b->best, b->med, s->n / b->best, b->gflops, b->peak, b->gflops / b->peak, b->naive_ips,
            (s->n / b->best) / b->naive_ips, b->blas_ips, 1e3 * b->lat_med, b->accuracy);
+    print_json_refs(b);
     for (size_t h = 0; h < NHOOKS; ++h) {
         printf(", \"%s\": ", hooks[h].key);
         if (b->hook_ok[h])
@@ -344,6 +404,24 @@ static void print_json(const bench_figures *b, const cifar10_set *s)
     printf("}\n");
 }
 
+static void print_text_refs(const bench_figures *b)
+{
+    if (isfinite(b->ort.seconds))
+        printf("ONNX Runtime     %8.4f s best, %.4f s median  (%s, %d threads, accuracy %.2f %%) -> rankscope "
+               "is %.2fx %s\n", b->ort.seconds, b->ort.seconds_median, b->ort.runtime, b->nthreads,
+               100.0 * b->ort.accuracy, b->ort.seconds / b->best >= 1 ? b->ort.seconds / b->best : b->best / b->ort.seconds,
+               b->ort.seconds / b->best >= 1 ? "faster" : "SLOWER");
+    else
+        printf("ONNX Runtime            - %s\n", b->ort.note);
+    printf("training         %8.0f images/s (1 epoch of %d images, augmented, batch 128, %d threads)\n", b->train_ips,
+           b->train_images, b->nthreads);
+    if (isfinite(b->torch.images_per_second))
+        printf("PyTorch training %8.0f images/s (%s, same graph and images) -> rankscope is %.2fx\n",
+               b->torch.images_per_second, b->torch.runtime, b->train_ips / b->torch.images_per_second);
+    else
+        printf("PyTorch training        - %s\n", b->torch.note);
+}
+
 static void print_text(const bench_figures *b, const cifar10_set *s)
 {
     char hm[16];
@@ -360,6 +438,7 @@ static void print_text(const bench_figures *b, const cifar10_set *s)
     printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d "
            "threads) -> fast path is %.0fx\n", b->blas_ips, b->nthreads, (s->n / b->best) / b->blas_ips);
     printf("latency          %8.3f ms per image (batch 1, 1 thread, median of %d)\n", 1e3 * b->lat_med, LAT_RUNS);
+    print_text_refs(b);
     for (size_t h = 0; h < NHOOKS; ++h) {
         if (b->hook_ok[h])
             printf("%-16s %8.4g %s\n", hooks[h].label, b->hook_val[h], hooks[h].unit);
@@ -369,7 +448,8 @@ static void print_text(const bench_figures *b, const cifar10_set *s)
     }
 }
 
-static int run_bench(const rs_model *m, const cifar10_set *s, const char *data, bench_figures *b, rs_err *e)
+static int run_bench(const rs_model *m, const char *path, const cifar10_set *s, const char *data, bench_figures *b,
+                     rs_err *e)
 {
     infer_ctx *ctx = infer_create(m, b->nthreads, e);
     if (!ctx)
@@ -377,12 +457,16 @@ static int run_bench(const rs_model *m, const cifar10_set *s, const char *data, 
     int out_features = infer_out_features(ctx);
     b->isa = infer_isa(ctx);
     int rc = bench_eval(ctx, s, b, e);
+    if (rc == 0 && b->references)
+        bench_ref_ort(path, s, b->nthreads, (int)b->reps, &b->ort);
     if (rc == 0)
         b->peak = sgemm_peak(2048, b->nthreads, 3); /* 2. sgemm peak on as many threads */
     if (rc == 0)
         rc = bench_naive_and_latency(m, s, out_features, b, e);
     if (rc == 0)
         rc = bench_blas(m, s, out_features, b, e);
+    if (rc == 0)
+        rc = bench_train(path, s, data, b, e);
     if (rc == 0)
         bench_hooks(m, s, data, b);
     infer_free(ctx);
@@ -391,9 +475,10 @@ static int run_bench(const rs_model *m, const cifar10_set *s, const char *data, 
 
 int cmd_bench(int argc, char **argv)
 {
-    static const cli_opt opts[] = {{"model", 1, 'm', 0}, {"reps", 1, 'r', 0}, {0, 0, 0, 0}};
+    static const cli_opt opts[] = {{"model", 1, 'm', 0}, {"reps", 1, 'r', 0}, {"no-reference", 0, 'n', 0},
+                                   {0, 0, 0, 0}};
     static const cli_spec spec = {"bench", CLI_A_JSON | CLI_A_DATA | CLI_A_THREADS, opts, bench_option, usage, -1};
-    bench_cmd bc = {NULL, 5};
+    bench_cmd bc = {NULL, 5, 0};
     cli_args a;
     int prc = cli_parse(&spec, argc, argv, &bc, &a);
     if (prc >= 0)
@@ -419,8 +504,12 @@ int cmd_bench(int argc, char **argv)
                         "sample (%d images)\n", s->n);
     b->nthreads = a.threads > 0 ? a.threads : rs_default_threads();
     b->reps = bc.reps;
+    b->references = !bc.no_reference;
+    bench_ref_skip(&b->ort, "not measured (--no-reference)");
+    bench_ref_skip(&b->torch, "not measured (--no-reference)");
     model_totals(m, &b->params, &b->macs);
-    int rc = run_bench(m, s, a.data, b, &e);
+    const char *path = a.model ? a.model : bc.model ? bc.model : cli_default_model();
+    int rc = run_bench(m, path, s, a.data, b, &e);
     if (rc != 0)
         cli_error("%s", e.msg);
     else if (a.json)

@@ -128,22 +128,28 @@ static void test_kern_gemm(void)
         for (int trial = 0; trial < 20; ++trial) {
             int M = irand(1, 20), N = vl * irand(1, 9), K = irand(1, 90);
             int ldb = N + vl * irand(0, 2), lda = K + irand(0, 3), ldc = N + irand(0, 5);
-            int relu = trial & 1, use_row = trial & 2, use_col = trial & 4;
+            int relu = trial & 1, use_row = trial & 2, use_col = trial & 4, clamp = trial & 8;
             float *a = rand_buf((size_t)M * lda, 1.0f), *b = rand_buf((size_t)K * ldb, 1.0f);
             float *br = rand_buf((size_t)M, 1.0f), *bc = rand_buf((size_t)N, 1.0f);
             float *c = calloc((size_t)M * ldc, sizeof(float));
             int *boff = malloc((size_t)K * sizeof(int));
             for (int k = 0; k < K; ++k) /* rows in a scrambled order, like conv offsets */
                 boff[k] = ((k * 7) % K) * ldb;
-            kern_gemm((kern_isa)isa, M, N, K, a, lda, b, boff, c, ldc, use_row ? br : NULL,
-                      use_col ? bc : NULL, relu);
+            if (clamp) /* ReLU6-like bounds inside the value range */
+                kern_gemm_clamp((kern_isa)isa, M, N, K, a, lda, b, boff, c, ldc, use_row ? br : NULL,
+                                use_col ? bc : NULL, -0.5f, 0.7f);
+            else
+                kern_gemm((kern_isa)isa, M, N, K, a, lda, b, boff, c, ldc, use_row ? br : NULL,
+                          use_col ? bc : NULL, relu);
             for (int i = 0; i < M; ++i)
                 for (int j = 0; j < N; ++j) {
                     double acc = 0.0;
                     for (int k = 0; k < K; ++k)
                         acc += (double)a[(size_t)i * lda + k] * b[boff[k] + j];
                     acc += (use_row ? br[i] : 0.0) + (use_col ? bc[j] : 0.0);
-                    if (relu && acc < 0)
+                    if (clamp)
+                        acc = acc < -0.5 ? -0.5 : acc > 0.7 ? 0.7 : acc;
+                    else if (relu && acc < 0)
                         acc = 0;
                     double d = fabs(c[(size_t)i * ldc + j] - acc) / fmax(1.0, fabs(acc));
                     if (!(d <= worst))
@@ -151,8 +157,65 @@ static void test_kern_gemm(void)
                 }
             free(a), free(b), free(br), free(bc), free(c), free(boff);
         }
-        CHECK(worst <= TOL, "kern_gemm %s: 20 random shapes, max rel err %.2g",
+        CHECK(worst <= TOL, "kern_gemm %s: 20 random shapes (ReLU, clamp, biases), max rel err %.2g",
               kern_isa_name((kern_isa)isa), worst);
+    }
+}
+
+/* kern_dw3x3 on every ISA against ref_conv2d (group = C), random geometry: sizes 1..40 (vector
+ * tails), strides 1 and 2, pads 0..3 on each side (bottom / right through Ho, Wo), ReLU6 clamps;
+ * the scratch is reused across calls (its zero border must survive), nothing is written past the
+ * output, and a NaN input stays NaN under the clamp. */
+static void test_kern_dw(void)
+{
+    for (int isa = 0; isa < 3; ++isa) {
+        if (!kern_supported((kern_isa)isa))
+            continue;
+        double worst = 0.0;
+        int overrun = 0, nan_ok = 1;
+        for (int trial = 0; trial < 40; ++trial) {
+            int C = irand(1, 5), H = irand(1, 40), W = irand(1, 40), s = irand(1, 2);
+            int pads[4] = {irand(0, 3), irand(0, 3), irand(0, 3), irand(0, 3)};
+            int Ho = ref_out_size(H, 3, s, 1, pads[0], pads[2], 0), Wo = ref_out_size(W, 3, s, 1, pads[1], pads[3], 0);
+            if (Ho < 1 || Wo < 1)
+                continue;
+            size_t nin = (size_t)C * H * W, nout = (size_t)C * Ho * Wo;
+            float *w = rand_buf((size_t)9 * C, 0.5f), *bias = rand_buf((size_t)C, 0.5f);
+            float *scratch = calloc(kern_dw3x3_scratch(Ho, Wo, s), sizeof(float));
+            float *got = malloc((nout + 16) * sizeof(float)), *want = malloc(nout * sizeof(float));
+            float lo = trial % 3 == 0 ? -INFINITY : 0.0f, hi = trial % 3 == 2 ? 0.6f : INFINITY;
+            for (int call = 0; call < 2; ++call) { /* the second call reuses the scratch */
+                float *x = rand_buf(nin, 1.0f);
+                for (int k = 0; k < 16; ++k)
+                    got[nout + k] = 12345.0f;
+                kern_dw3x3((kern_isa)isa, C, H, W, x, w, trial & 8 ? NULL : bias, s, pads[0], pads[1], Ho, Wo, lo, hi,
+                           scratch, got);
+                ref_conv2d(x, 1, C, H, W, w, trial & 8 ? NULL : bias, C, 3, 3, s, s, 1, 1, pads, C, want, Ho, Wo);
+                for (size_t k = 0; k < nout; ++k)
+                    want[k] = want[k] < lo ? lo : want[k] > hi ? hi : want[k];
+                double err = ref_max_rel_err(got, want, nout);
+                if (!(err <= worst))
+                    worst = err;
+                for (int k = 0; k < 16; ++k)
+                    overrun |= got[nout + k] != 12345.0f;
+                free(x);
+            }
+            if (trial == 1) { /* a NaN pixel: its neighbourhood is NaN, clamped or not */
+                float *x = rand_buf(nin, 1.0f);
+                x[0] = NAN;
+                kern_dw3x3((kern_isa)isa, C, H, W, x, w, bias, s, pads[0], pads[1], Ho, Wo, 0.0f, 6.0f, scratch, got);
+                int y0 = (pads[0] + s - 1) / s, x0 = (pads[1] + s - 1) / s; /* first output seeing x[0] at tap > 0 */
+                if (y0 < Ho && x0 < Wo && pads[0] - y0 * s <= 2 && pads[1] - x0 * s <= 2 && pads[0] - y0 * s >= 0 &&
+                    pads[1] - x0 * s >= 0)
+                    nan_ok = isnan(got[(size_t)y0 * Wo + x0]);
+                free(x);
+            }
+            free(w), free(bias), free(scratch), free(got), free(want);
+        }
+        CHECK(worst <= TOL, "kern_dw3x3 %s: 40 random geometries (strides 1/2, pads 0..3, ReLU6), max rel err %.2g",
+              kern_isa_name((kern_isa)isa), worst);
+        CHECK(!overrun, "kern_dw3x3 %s: nothing written past the output", kern_isa_name((kern_isa)isa));
+        CHECK(nan_ok, "kern_dw3x3 %s: a NaN input stays NaN through the ReLU6 clamp", kern_isa_name((kern_isa)isa));
     }
 }
 
@@ -238,6 +301,15 @@ static void test_conv(void)
         {6, 16, 16, 12, 3, 3, 2, 2, 2, 2, {2, 2, 2, 2}, 3, 1, 1, 0, "groups 3 stride 2 dil 2"},
         {6, 10, 12, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, 0, 0, "groups 2"},
         {8, 12, 12, 8, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 8, 1, 0, 0, "depthwise 3×3"},
+        {8, 16, 16, 8, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 8, 1, 1, 0, "depthwise 3×3 stride 2 +relu"},
+        {5, 15, 13, 5, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 5, 0, 0, 0, "depthwise 3×3 stride 2 odd sizes"},
+        {4, 9, 37, 4, 3, 3, 1, 1, 1, 1, {0, 1, 2, 0}, 4, 1, 1, 0, "depthwise 3×3 asymmetric pads, wide rows"},
+        {3, 11, 10, 3, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 3, 1, 0, 0, "depthwise 3×3 stride 2 unpadded"},
+        {6, 7, 7, 6, 3, 3, 1, 1, 1, 1, {2, 2, 2, 2}, 6, 1, 1, 0, "depthwise 3×3 pad 2"},
+        {2, 1, 1, 2, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 2, 1, 0, 0, "depthwise 3×3 on 1×1"},
+        {4, 12, 12, 4, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 4, 1, 1, 1, "depthwise 3×3 +relu+pool (GEMM path)"},
+        {4, 12, 12, 4, 3, 3, 2, 1, 1, 1, {1, 1, 1, 1}, 4, 1, 0, 0, "depthwise 3×3 strides 2×1 (GEMM path)"},
+        {4, 12, 12, 4, 3, 3, 1, 1, 2, 2, {2, 2, 2, 2}, 4, 1, 0, 0, "depthwise 3×3 dilation 2 (GEMM path)"},
         {5, 14, 14, 10, 3, 3, 1, 1, 1, 1, {0, 0, 0, 0}, 5, 0, 0, 0, "depthwise ×2 multiplier"},
         {6, 28, 28, 6, 5, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 6, 1, 0, 0, "depthwise 5×1"},
         {6, 24, 28, 6, 1, 5, 1, 1, 1, 1, {0, 0, 0, 0}, 6, 1, 1, 1, "depthwise 1×5 +relu+pool"},
@@ -663,6 +735,7 @@ static void test_golden(void)
 int main(void)
 {
     test_kern_gemm();
+    test_kern_dw();
     test_conv();
     test_maxpool();
     test_dense();

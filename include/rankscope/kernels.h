@@ -32,6 +32,10 @@ int kern_vl(kern_isa isa);
 void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
                const int *boff, float *c, int ldc, const float *bias_row,
                const float *bias_col, int relu);
+/* The same with the epilogue clamping to [lo, hi] instead (ReLU6: 0, 6); a NaN stays NaN. */
+void kern_gemm_clamp(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
+                     const int *boff, float *c, int ldc, const float *bias_row,
+                     const float *bias_col, float lo, float hi);
 
 /* Max pooling of one image's channels. Input rows have stride in_rs, channels in_cs; output is
  * compact (C, Ho, Wo). Window (kh, kw), strides, dilations, pads (top, left); positions outside
@@ -45,6 +49,19 @@ void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, in
  * input buffer needs that much slack after its last row. */
 void kern_maxpool2x2(kern_isa isa, int C, int in_rs, int in_cs, const float *in, int Ho, int Wo,
                      int relu, float *out);
+
+/* Depthwise 3×3 convolution of one image (C channels, one filter each), stride 1 or 2, no
+ * dilation, zero padding pt on top and pl on the left (bottom and right follow from Ho, Wo):
+ *   out[c][y][x] = min(hi, max(lo, bias[c] + sum_ij w[9c + 3i + j]·in[c][y·s − pt + i][x·s − pl + j]))
+ * bias may be NULL; lo, hi = −INFINITY, INFINITY for no activation, 0, INFINITY for ReLU, 0, 6
+ * for ReLU6 (a NaN sum stays NaN). Input and output are compact (C, H, W) and (C, Ho, Wo);
+ * nothing past them is read or written. scratch: kern_dw3x3_scratch(Ho, Wo, stride) floats,
+ * zeroed by the caller once; it may then only be reused for the same Ho, Wo, stride, pt, pl
+ * (its zero border is never rewritten). */
+size_t kern_dw3x3_scratch(int Ho, int Wo, int stride);
+void kern_dw3x3(kern_isa isa, int C, int H, int W, const float *in, const float *w,
+                const float *bias, int stride, int pt, int pl, int Ho, int Wo, float lo, float hi,
+                float *scratch, float *out);
 
 /* dst[i] = src[i]·scale + shift (CIFAR bytes to normalised floats). */
 void kern_u8_affine(kern_isa isa, const uint8_t *src, size_t n, float scale, float shift,

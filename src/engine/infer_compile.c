@@ -227,6 +227,13 @@ static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
                               (int)pn->dilations[1], (int)pn->pads[0], (int)pn->pads[1], ph, pw};
         out_v = pn->out[0];
     }
+    /* Depthwise 3×3 (MobileNet's): the direct kernel, bias and activation fused, written
+     * straight to the output; its padded planes live in the step's pad buffer. */
+    if (s->G == s->C && s->M == s->C && s->kh == 3 && s->kw == 3 && s->dh == 1 && s->dw == 1 &&
+        s->sh == s->sw && (s->sh == 1 || s->sh == 2) && !s->has_pool) {
+        s->depthwise = 1;
+        s->pad_floats = kern_dw3x3_scratch(s->Ho, s->Wo, s->sh);
+    }
     s->out_numel = (int)model_value_numel(&m->values[out_v]);
     return out_v;
 }

@@ -61,6 +61,7 @@ typedef struct step {
     float lo, hi;
     int pb, pr, count_pad;
     int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
+    int depthwise; /* ST_CONV: depthwise 3×3, run by kern_dw3x3 (scratch in the step's pad buffer) */
     rs_model *op; /* ST_OP: the node (nodes[0]), its inputs and output, constants copied */
 } step;
 

@@ -59,6 +59,14 @@ static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int n
     const float *in = w->slots[s->in_slot];
     float *out = w->slots[s->out_slot];
     const int cg = s->C / s->G, mg = s->M / s->G;
+    if (s->depthwise) {
+        const float lo = s->clip ? s->lo : s->relu ? 0.0f : -INFINITY, hi = s->clip ? s->hi : INFINITY;
+        for (int img = 0; img < nt; ++img)
+            kern_dw3x3(c->isa, s->C, s->H, s->W, in + (size_t)img * s->in_numel, s->w, s->bias, s->sh, s->pt,
+                       s->pl, s->Ho, s->Wo, lo, hi, w->pads[si], out + (size_t)img * s->out_numel);
+        return;
+    }
+    const int direct = !s->has_pool && s->row_stride == s->Wo && s->ncols == s->Ho * s->Wo;
     for (int img = 0; img < nt; ++img) {
         const float *src = in + (size_t)img * s->in_numel;
         float *dst = out + (size_t)img * s->out_numel;
@@ -77,19 +85,20 @@ static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int n
                             w->col + (size_t)g * s->gstride, s->ncols);
             bsrc = w->col;
         }
-        for (int g = 0; g < s->G; ++g)
-            kern_gemm(c->isa, mg, s->ncols, s->K, s->w + (size_t)g * mg * s->K, s->K,
-                      bsrc + (size_t)g * s->gstride, s->boff,
-                      w->cbuf + (size_t)g * mg * s->ncols, s->ncols,
-                      s->bias ? s->bias + (size_t)g * mg : NULL, NULL, s->relu);
-        if (s->clip) {
-            float *cb = w->cbuf;
-            const size_t total = (size_t)s->M * s->ncols;
-            for (size_t k = 0; k < total; ++k) {
-                float v = cb[k] < s->lo ? s->lo : cb[k];
-                cb[k] = v > s->hi ? s->hi : v;
-            }
+        /* Straight into the output when its layout is the kernel's (1×1 convs): no copy. */
+        float *cout = direct ? dst : w->cbuf;
+        for (int g = 0; g < s->G; ++g) {
+            const float *wg = s->w + (size_t)g * mg * s->K, *bg = s->bias ? s->bias + (size_t)g * mg : NULL;
+            float *cg_out = cout + (size_t)g * mg * s->ncols;
+            if (s->clip)
+                kern_gemm_clamp(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff,
+                                cg_out, s->ncols, bg, NULL, s->lo, s->hi);
+            else
+                kern_gemm(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff, cg_out,
+                          s->ncols, bg, NULL, s->relu);
         }
+        if (direct)
+            continue;
         if (s->has_pool) {
             pool(c, s->M, s->Ho, s->Wo, s->row_stride, s->ncols, w->cbuf, &s->pool, dst);
         } else if (s->row_stride == s->Wo) {

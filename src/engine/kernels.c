@@ -15,7 +15,7 @@
 
 typedef void (*tile_fn)(int K, const float *a, int lda, const float *b, const int *boff,
                         float *c, int ldc, const float *bias_row, const float *bias_col,
-                        int relu);
+                        int act, float lo, float hi);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RS_HAVE_X86 1
@@ -33,6 +33,7 @@ typedef void (*tile_fn)(int K, const float *a, int lda, const float *b, const in
 #define KT_ZERO() _mm256_setzero_ps()
 #define KT_ADD(x, y) _mm256_add_ps((x), (y))
 #define KT_MAX(x, y) _mm256_max_ps((x), (y))
+#define KT_MIN(x, y) _mm256_min_ps((x), (y))
 #include "kern_tile.inc"
 KT_INST(1, 1) KT_INST(2, 1) KT_INST(3, 1) KT_INST(4, 1) KT_INST(5, 1) KT_INST(6, 1)
 KT_INST(1, 2) KT_INST(2, 2) KT_INST(3, 2) KT_INST(4, 2) KT_INST(5, 2) KT_INST(6, 2)
@@ -52,6 +53,7 @@ static const tile_fn tiles_avx2[6][2] = {
 #undef KT_ZERO
 #undef KT_ADD
 #undef KT_MAX
+#undef KT_MIN
 #undef KT_ARGS
 #undef KT_PASS
 #undef KT_INST
@@ -68,6 +70,7 @@ static const tile_fn tiles_avx2[6][2] = {
 #define KT_ZERO() _mm512_setzero_ps()
 #define KT_ADD(x, y) _mm512_add_ps((x), (y))
 #define KT_MAX(x, y) _mm512_max_ps((x), (y))
+#define KT_MIN(x, y) _mm512_min_ps((x), (y))
 #include "kern_tile.inc"
 KT_INST(1, 1) KT_INST(2, 1) KT_INST(3, 1) KT_INST(4, 1) KT_INST(5, 1) KT_INST(6, 1)
 KT_INST(1, 2) KT_INST(2, 2) KT_INST(3, 2) KT_INST(4, 2) KT_INST(5, 2) KT_INST(6, 2)
@@ -171,7 +174,7 @@ u8_affine_avx2(const uint8_t *src, size_t n, float scale, float shift, float *ds
 /* Portable path: same contract, 8-float column blocks the compiler can vectorise. */
 static void gemm_scalar(int M, int N, int K, const float *a, int lda, const float *b,
                         const int *boff, float *c, int ldc, const float *bias_row,
-                        const float *bias_col, int relu)
+                        const float *bias_col, int act, float lo, float hi)
 {
     enum { JB = 64 };
     for (int j0 = 0; j0 < N; j0 += JB) {
@@ -191,7 +194,11 @@ static void gemm_scalar(int M, int N, int K, const float *a, int lda, const floa
             float *ci = c + (size_t)i * ldc + j0;
             for (int j = 0; j < nj; ++j) {
                 float x = acc[j] + br + (bias_col ? bias_col[j0 + j] : 0.0f);
-                ci[j] = relu && x < 0.0f ? 0.0f : x;
+                if (act == 2) {
+                    x = x < lo ? lo : x;
+                    x = x > hi ? hi : x;
+                }
+                ci[j] = act == 1 && x < 0.0f ? 0.0f : x;
             }
         }
     }
@@ -247,9 +254,10 @@ int kern_vl(kern_isa isa)
     return isa == KERN_AVX512 ? 16 : 8;
 }
 
-void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
-               const int *boff, float *c, int ldc, const float *bias_row,
-               const float *bias_col, int relu)
+/* act: 0 none, 1 ReLU, 2 clamp to [lo, hi] */
+static void gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
+                 const int *boff, float *c, int ldc, const float *bias_row,
+                 const float *bias_col, int act, float lo, float hi)
 {
 #ifdef RS_HAVE_X86
     if (isa == KERN_AVX2 || isa == KERN_AVX512) {
@@ -265,7 +273,7 @@ void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const
                 tile_fn f = isa == KERN_AVX512 ? tiles_avx512[mr - 1][nr - 1]
                                                : tiles_avx2[mr - 1][nr - 1];
                 f(K, a + (size_t)i0 * lda, lda, b + j0, boff, c + (size_t)i0 * ldc + j0, ldc,
-                  bias_row ? bias_row + i0 : NULL, bias_col ? bias_col + j0 : NULL, relu);
+                  bias_row ? bias_row + i0 : NULL, bias_col ? bias_col + j0 : NULL, act, lo, hi);
             }
         }
         return;
@@ -273,7 +281,21 @@ void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const
 #else
     (void)isa;
 #endif
-    gemm_scalar(M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, relu);
+    gemm_scalar(M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, act, lo, hi);
+}
+
+void kern_gemm(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
+               const int *boff, float *c, int ldc, const float *bias_row,
+               const float *bias_col, int relu)
+{
+    gemm(isa, M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, relu != 0, 0.0f, 0.0f);
+}
+
+void kern_gemm_clamp(kern_isa isa, int M, int N, int K, const float *a, int lda, const float *b,
+                     const int *boff, float *c, int ldc, const float *bias_row,
+                     const float *bias_col, float lo, float hi)
+{
+    gemm(isa, M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, 2, lo, hi);
 }
 
 /* 2×2 stride-2 windows without padding: the pooling every LeNet-style net uses. */

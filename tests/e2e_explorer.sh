@@ -153,12 +153,33 @@ $T send-keys -t br -l "$WORK/other"
 check "d: the directory typed on the status line" 'wait_for br "directory: .*/other_" 5'
 cp "$WORK/small.onnx" "$WORK/other/mine.onnx"
 $T send-keys -t br Enter
-check "Enter lists its models" 'wait_for br "listing .*/other" 5 && wait_for br "other/mine\.onnx +25\.4K +522\.6K" 10'
+check "Enter lists its models" 'wait_for br "onnx files of .*/other" 5 && wait_for br "other/mine\.onnx +25\.4K +522\.6K" 10'
 for i in $(seq 1 20); do cap br | grep -q "> .*other/mine\.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
 $T send-keys -t br c
 check "c compares the open model with it" 'wait_for br "^ B  mine\.onnx: 25\.4K params" 10 && wait_for br "fc1 +48\.1K +48\.0K +12\.6K" 5'
 $T send-keys -t br Escape q
 check "br: q exits" 'wait_for br "^EXIT=0" 10'
+
+# ---- the audit's defects at 80x24: nothing cut that a reader needs --------------------------------
+CUR=narrow
+open narrow 80 24 "LANG=C.UTF-8 TERM=xterm-mono NO_COLOR=1" "'$RN'"
+check "resnet20 80x24 mono: table drawn" 'wait_for narrow "stages\.0/conv1 +584" 30'
+$T send-keys -t narrow Down Right
+check "the detail line keeps break-even (the short label when the node name is long)" 'wait_for narrow "^ stages\.0/conv1 +Conv 8x8x3x3 .*break-even" 10'
+$T send-keys -t narrow 2
+check "Spectrum: the title keeps its scale, the note its formula" 'wait_for narrow "spatial 24x24 +linear$" 5 && wait_for narrow "^ error\(r\) = sqrt\(1 - energy\(r\)\) exactly" 5'
+$T send-keys -t narrow 5
+check "Search: both paragraphs wrapped whole" 'wait_for narrow "\(--data DIR or RANKSCOPE_DATA\)\." 5 && wait_for narrow "EVBMF suggestion\." 5'
+$T send-keys -t narrow 6
+check "Example: the title, the kept rows and both sentences whole" 'wait_for narrow "then its SVD" 5 && wait_for narrow " kept$" 5 && wait_for narrow "amortised\)" 5 && wait_for narrow "81 multiplies direct, 72 separable$" 5'
+$T send-keys -t narrow 1 o
+check "the browser's title keeps Esc closes" 'wait_for narrow "Esc closes" 5'
+$T send-keys -t narrow Escape
+$T resize-window -t narrow -x 160 -y 50
+$T send-keys -t narrow '?'
+check "160x50: the help box is as wide as its lines" 'wait_for narrow "switch screen \(Layers Spectrum Accuracy Trade-offs Search Example Graph\)" 5'
+$T send-keys -t narrow Escape q q
+check "narrow: quits" 'wait_for narrow "^EXIT=0" 10'
 
 # ---- Trade-offs at 160x50: the curve's points selected and applied to the sliders ----------------
 CUR=curve

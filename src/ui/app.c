@@ -298,7 +298,10 @@ void scr_help(const ui_state *s)
     int rows = ui_help_rows(s), first = s->help_scroll;
     if (rows > n)
         rows = n;
-    int w = 100 < COLS - 2 ? 100 : COLS - 2, h = rows + 3;
+    int longest = 72; /* as wide as its longest line (and the scroll note), within the screen */
+    for (int i = 0; i < n; ++i)
+        longest = w_width(lines[i]) > longest ? w_width(lines[i]) : longest;
+    int w = longest + 4 < COLS - 2 ? longest + 4 : COLS - 2, h = rows + 3;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, x0, w, R_SEL);

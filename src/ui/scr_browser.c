@@ -13,9 +13,12 @@ void scr_browser(const ui_state *s)
     int y0 = 2, h = LINES - 4, w = COLS;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, 0, w, R_NORMAL);
-    w_printf(y0, 1, R_ACCENT, w - 2, "Open a model  (Enter opens, c compares with the open one, d lists another directory)");
-    w_printf(y0 + 1, 1, R_DIM, w - 2, "listing %s; recent files from %s", b->dir[0] ? b->dir : ".",
-             "the last sessions (newest first)");
+    w_put_fit(y0, 1, R_ACCENT, "Open a model  (Enter opens, c compares with the open one, d lists another directory, Esc closes)",
+              "Open a model: Enter opens, c compares, d another directory, Esc closes");
+    char listing[1200];
+    snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s",
+             b->dir[0] ? b->dir : "the current directory");
+    w_put(y0 + 1, 1, R_DIM, w - 2, listing);
     int name_w = w - 2 - 3 - 34;
     name_w = name_w > 60 ? 60 : name_w;
     w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %10s %10s %9s", name_w, "model", "params", "MACs", "test acc");

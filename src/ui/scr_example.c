@@ -47,9 +47,12 @@ void scr_example(const ui_state *s, const ui_spec *sp)
         return;
     }
     int wr = ex->pos / ex->out_w, wc = ex->pos % ex->out_w;
-    w_printf(2, 1, R_NORMAL, 0,
-             "Convolution by hand: a 3x3 kernel slides over a %dx%d input (stride %d, no padding), then its SVD.",
+    char t1[160], t2[160];
+    snprintf(t1, sizeof t1, "Convolution by hand: a 3x3 kernel slides over a %dx%d input (stride %d, no padding), then its SVD.",
              ex->in_h, ex->in_w, ex->stride);
+    snprintf(t2, sizeof t2, "By hand: a 3x3 kernel over a %dx%d input, stride %d, no padding, then its SVD",
+             ex->in_h, ex->in_w, ex->stride);
+    w_put_fit(2, 1, R_NORMAL, t1, t2);
     /* column A: X and the two output maps */
     w_printf(3, 1, R_DIM, 0, "input X (%dx%d)", ex->in_h, ex->in_w);
     matrix(s, 4, 1, ex->in_h, ex->in_w, &ex->x[0][0], EX_MAX_IN, 4, ex->win_r, ex->win_c, EX_K, EX_K, 0);
@@ -88,20 +91,34 @@ void scr_example(const ui_state *s, const ui_spec *sp)
     if (y < 15)
         y = 15;
     w_printf(y++, 1, R_DIM, 0, "SVD  K = s1 u1 v1' + s2 u2 v2' + s3 u3 v3'");
+    /* one layout for the three rows: the spaced one when every row fits, else the compact one */
+    int compact = COLS < 88;
     for (int k = 0; k < EX_K; ++k) {
         char u[3][16], v[3][16];
         for (int i = 0; i < EX_K; ++i) {
             snprintf(u[i], sizeof u[i], "%6.3f", ex->u[k][i] == 0 ? 0.0 : ex->u[k][i]);
             snprintf(v[i], sizeof v[i], "%6.3f", ex->v[k][i] == 0 ? 0.0 : ex->v[k][i]);
         }
-        w_printf(y++, 1, k < ex->rank ? R_ACCENT : R_DIM, 0, " s%d = %.3f   u%d = [%s %s %s]   v%d = [%s %s %s]%s", k + 1,
-                 ex->s[k], k + 1, u[0], u[1], u[2], k + 1, v[0], v[1], v[2], k < ex->rank ? "   (kept)" : "");
+        char wide[160], narrow[160];
+        snprintf(wide, sizeof wide, " s%d = %.3f   u%d = [%s %s %s]   v%d = [%s %s %s]%s", k + 1, ex->s[k], k + 1, u[0],
+                 u[1], u[2], k + 1, v[0], v[1], v[2], k < ex->rank ? "   (kept)" : "");
+        snprintf(narrow, sizeof narrow, " s%d=%.3f  u%d=[%s %s %s]  v%d=[%s %s %s]%s", k + 1, ex->s[k], k + 1, u[0], u[1],
+                 u[2], k + 1, v[0], v[1], v[2], k < ex->rank ? " kept" : "");
+        w_put(y++, 1, k < ex->rank ? R_ACCENT : R_DIM, COLS - 2, compact ? narrow : wide);
     }
     /* comparison */
-    w_printf(y++, 1, R_NORMAL, 0, "at (%d,%d): original kernel: %s   rank-%d approximation: %s   (%d vs %d multiplies, %d amortised)",
+    char at[256], whole[256];
+    snprintf(at, sizeof at, "at (%d,%d): original kernel: %s   rank-%d approximation: %s   (%d vs %d multiplies, %d amortised)",
              wr, wc, num(ex->win_full, a, sizeof a), ex->rank, num(ex->win_low, b, sizeof b), EX_K * EX_K,
              ex->rank * (EX_K * EX_K + EX_K), ex_mults_amortised(ex));
-    if (y < LINES - 2)
-        w_printf(y++, 1, R_DIM, 0, "whole %dx%d output: %ld multiplies direct, %ld separable (column pass shared as the window slides)",
-                 ex->out_h, ex->out_w, ex->mults_direct, ex->mults_low);
+    y = w_wrap(y, 1, COLS - 2, LINES - 2 - y, R_NORMAL, at);
+    snprintf(whole, sizeof whole, "whole %dx%d output: %ld multiplies direct, %ld separable (column pass shared as the window slides)",
+             ex->out_h, ex->out_w, ex->mults_direct, ex->mults_low);
+    char whole_short[128];
+    snprintf(whole_short, sizeof whole_short, "whole %dx%d output: %ld multiplies direct, %ld separable", ex->out_h,
+             ex->out_w, ex->mults_direct, ex->mults_low);
+    if (y == LINES - 3) /* one row left: the figures without the explanation */
+        w_put_fit(y++, 1, R_DIM, whole, whole_short);
+    else if (y < LINES - 2)
+        y = w_wrap(y, 1, COLS - 2, LINES - 2 - y, R_DIM, whole);
 }

@@ -90,17 +90,21 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     const ui_layer *l = &s->layers[s->sel];
     char a[32], b[32], c[32], d[32];
     decomp_method vm = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
-    int x = w_printf(y, 1, R_ACCENT, 0, "%s", l->name);
+    /* the short label when the node name would push the figures off the line */
+    int x = w_printf(y, 1, R_ACCENT, 0, "%s", w_width(l->name) + 70 <= COLS ? l->name : ui_layer_label(s, l));
     x = w_printf(y, x, R_NORMAL, 0, "  %s %s", l->op, l->shape);
     if (l->cur.method != DECOMP_NONE)
         x = w_printf(y, x, R_NORMAL, 0, "  %s rank %d of %d", decomp_method_name(l->cur.method),
                      l->cur.rank, l->mi[l->cur.method].max_rank);
     if (vm != DECOMP_NONE) {
         x = w_printf(y, x, R_DIM, 0, "   EVBMF %d", l->mi[vm].evbmf);
+        char be[48], be_short[32];
+        snprintf(be, sizeof be, "  break-even rank %d", l->mi[vm].break_even);
+        snprintf(be_short, sizeof be_short, "  break-even %d", l->mi[vm].break_even);
         if (l->mi[vm].break_even > 0)
-            w_printf(y, x, R_DIM, 0, "  break-even rank %d", l->mi[vm].break_even);
+            w_put_fit(y, x, R_DIM, be, be_short);
         else
-            w_printf(y, x, R_DIM, 0, "  (no rank saves parameters)");
+            w_put_fit(y, x, R_DIM, "  (no rank saves parameters)", "  (none saves params)");
     }
     if (++y >= maxy)
         return;
@@ -108,8 +112,13 @@ static void draw_chain(const ui_state *s, int y, int maxy)
                  fmt_count(l->params, a, sizeof a), fmt_count(l->params_after, b, sizeof b),
                  fmt_count(l->macs, c, sizeof c), fmt_count(l->macs_after, d, sizeof d));
     if (l->cur.method != DECOMP_NONE && measured(l)) /* --fit weights vs --fit outputs, same images */
-        w_printf(y, x, R_NORMAL, 0, "   out.err fitted to weights %s, to outputs %s",
-                 fmt_err(l->out_err, a, sizeof a), fmt_err(l->fit_out_err, b, sizeof b));
+    {
+        char fl[96], fs[96];
+        snprintf(fl, sizeof fl, "   out.err fitted to weights %s, to outputs %s", fmt_err(l->out_err, a, sizeof a),
+                 fmt_err(l->fit_out_err, b, sizeof b));
+        snprintf(fs, sizeof fs, "   out.err w-fit %s, o-fit %s", a, b);
+        w_put_fit(y, x, R_NORMAL, fl, fs);
+    }
     if (++y >= maxy)
         return;
     if (l->cur.method == DECOMP_NONE) {

@@ -37,12 +37,14 @@ void scr_search(const ui_state *s, const ui_spec *sp)
     char a[32], b[32], c[32], r[16];
     if (!s->search.available) {
         w_put(3, 2, R_ACCENT, 0, "Rank search");
-        w_put(5, 2, R_NORMAL, 0, "The search runs on the validation split (the last 5,000 training images), and no");
-        w_put(6, 2, R_NORMAL, 0, "CIFAR-10 training batches were found (--data DIR or RANKSCOPE_DATA).");
-        w_put(8, 2, R_DIM, 0, "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background,");
-        w_put(9, 2, R_DIM, 0, "and `e` on the Layers screen applies a layer's EVBMF suggestion.");
+        int w = COLS - 4, y = w_wrap(5, 2, w, 4, R_NORMAL,
+                                     "The search runs on the validation split (the last 5,000 training images), and no "
+                                     "CIFAR-10 training batches were found (--data DIR or RANKSCOPE_DATA).");
+        y = w_wrap(y + 1, 2, w, 4, R_DIM,
+                   "Meanwhile: the Trade-offs screen (4) sweeps the selected layer's rank in the background, "
+                   "and `e` on the Layers screen applies a layer's EVBMF suggestion.");
         if (s->ft.msg[0])
-            w_printf(11, 2, R_BAD, 0, "%s", s->ft.msg);
+            w_wrap(y + 1, 2, w, 3, R_BAD, s->ft.msg);
         return;
     }
     int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search.set);

@@ -203,14 +203,30 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
         return;
     const ui_layer *l = &s->layers[s->sel];
     int rank = l->cur.method != DECOMP_NONE ? l->cur.rank : 0;
-    int x = w_printf(2, 1, R_ACCENT, 0, "%s", l->name);
+    char rest[160];
+    if (sp->valid)
+        snprintf(rest, sizeof rest, "  %s  %s view %dx%d  %d singular values  %s scale", decomp_method_name(sp->method),
+                 decomp_view_name(sp->view), sp->rows, sp->cols, sp->n, s->spec_log ? "log" : "linear");
+    else
+        rest[0] = 0;
+    /* the short label when the node name would push the rest off the line */
+    const char *name = w_width(l->name) + w_width(rest) <= COLS - 2 ? l->name : ui_layer_label(s, l);
+    int x = w_printf(2, 1, R_ACCENT, 0, "%s", name);
     if (!sp->valid) {
-        w_put(3, 1, R_DIM, 0, sp->note);
+        w_wrap(3, 1, COLS - 2, 2, R_DIM, sp->note);
         return;
     }
-    x = w_printf(2, x, R_NORMAL, 0, "  %s  %s view %dx%d  %d singular values  %s scale", decomp_method_name(sp->method),
-                 decomp_view_name(sp->view), sp->rows, sp->cols, sp->n, s->spec_log ? "log" : "linear");
-    w_put(3, 1, R_DIM, 0, sp->note);
+    char rest_short[96];
+    snprintf(rest_short, sizeof rest_short, "  %s  %s %dx%d  %s", decomp_method_name(sp->method),
+             decomp_view_name(sp->view), sp->rows, sp->cols, s->spec_log ? "log" : "linear");
+    x = w_put_fit(2, x, R_NORMAL, rest, rest_short);
+    char shortn[160]; /* the note's first clause, or its formula */
+    const char *semi = strstr(sp->note, "; "), *formula = strstr(sp->note, ": error");
+    if (semi)
+        snprintf(shortn, sizeof shortn, "%.*s", (int)(semi - sp->note), sp->note);
+    else
+        snprintf(shortn, sizeof shortn, "%s", formula ? formula + 2 : sp->note);
+    w_put_fit(3, 1, R_DIM, sp->note, shortn);
     int top = 5, bottom = LINES - 3;
     int avail = bottom - top;
     int bars_h = avail / 2;

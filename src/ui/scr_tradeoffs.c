@@ -172,7 +172,7 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
         ph = ph / 2 - 1;
     }
     w_printf(2, half + 1, R_ACCENT, 0, "all configurations so far (%d)", s->n_hist);
-    w_put(3, half + 1, R_DIM, 0, "x: params ratio, y: accuracy, * Pareto front");
+    w_put_fit(3, half + 1, R_DIM, "x: params ratio, y: accuracy, * Pareto front", "x: params ratio  y: acc  * front");
     if (s->n_hist == 0)
         return;
     int *front = calloc((size_t)s->n_hist, sizeof *front);
@@ -202,8 +202,12 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
             if (best < 0 || s->hist[i].ratio > s->hist[best].ratio)
                 best = i;
         }
-    if (best >= 0 && !curve_on)
-        w_printf(LINES - 4, half + 1, R_DIM, 0, "front tip: %s  %.1fx  %s", s->hist[best].label, s->hist[best].ratio,
+    if (best >= 0 && !curve_on) {
+        char tl[128], ts[64];
+        snprintf(tl, sizeof tl, "front tip: %s  %.1fx  %s", s->hist[best].label, s->hist[best].ratio,
                  fmt_pct(s->hist[best].acc, a, sizeof a));
+        snprintf(ts, sizeof ts, "front tip: %.1fx  %s", s->hist[best].ratio, a);
+        w_put_fit(LINES - 4, half + 1, R_DIM, tl, ts);
+    }
     free(front);
 }

@@ -123,6 +123,44 @@ void w_rput(int y, int x, int w, enum w_role role, const char *s)
         w_put(y, x + w - n, role, n, s);
 }
 
+int w_put_fit(int y, int x, enum w_role role, const char *long_text, const char *short_text)
+{
+    int room = COLS - x - 1;
+    return w_put(y, x, role, room, w_width(long_text) <= room ? long_text : short_text);
+}
+
+int w_wrap(int y, int x, int w, int max_rows, enum w_role role, const char *text)
+{
+    char line[1024];
+    const char *p = text;
+    int rows = 0;
+    while (*p && rows < max_rows) {
+        while (*p == ' ')
+            ++p;
+        /* the longest prefix of whole words within w cells */
+        const char *end = p, *brk = NULL;
+        int cells = 0;
+        while (*end && cells <= w) {
+            if (*end == ' ')
+                brk = end;
+            if (((unsigned char)*end & 0xC0) != 0x80)
+                ++cells;
+            ++end;
+        }
+        if (!*end && cells <= w)
+            brk = end;
+        else if (!brk || brk == p)
+            brk = end - (cells > w); /* one word longer than the line: cut it */
+        size_t n = (size_t)(brk - p) < sizeof line - 1 ? (size_t)(brk - p) : sizeof line - 1;
+        memcpy(line, p, n);
+        line[n] = 0;
+        w_put(y + rows, x, role, w, line);
+        ++rows;
+        p = brk;
+    }
+    return y + rows;
+}
+
 void w_fill(int y, int x, int w, enum w_role role)
 {
     char buf[512];

@@ -35,6 +35,12 @@ int w_printf(int y, int x, enum w_role role, int maxw, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Right-aligned in w cells ending before x + w. */
 void w_rput(int y, int x, int w, enum w_role role, const char *s);
+/* The first of long_text / short_text that fits between x and the right edge (else short_text,
+ * cut); returns the column after it. */
+int w_put_fit(int y, int x, enum w_role role, const char *long_text, const char *short_text);
+/* text wrapped at spaces into lines of at most w cells from (y, x), at most max_rows rows; returns
+ * the row after the last one written. */
+int w_wrap(int y, int x, int w, int max_rows, enum w_role role, const char *text);
 /* Fill a row segment with spaces in a role's attribute. */
 void w_fill(int y, int x, int w, enum w_role role);
 void w_hline(const ui_state *s, int y, int x, int w);

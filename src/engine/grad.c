@@ -411,11 +411,14 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
         size_t P = (size_t)nc * ohw, ldP = round_up(P, vl);
         for (int k = 0; k < t->K; ++k)
             ws.boff[k] = (int)((size_t)k * ldP);
+        /* one image whose rows fill whole vectors: the GEMM writes y itself, no copy */
+        const int direct = nc == 1 && ldP == P;
         for (int gi = 0; gi < g; ++gi) {
+            float *yg = y + (size_t)i0 * t->ysz + (size_t)gi * cout_g * ohw;
             chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
             kern_gemm(t->isa, cout_g, (int)ldP, t->K, w + (size_t)gi * cout_g * t->K, t->K, ws.col,
-                      ws.boff, ws.tmp, (int)ldP, b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
-            for (int c = 0; c < nc; ++c)
+                      ws.boff, direct ? yg : ws.tmp, (int)ldP, b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
+            for (int c = 0; c < nc && !direct; ++c)
                 for (int o = 0; o < cout_g; ++o)
                     memcpy(y + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
                            ws.tmp + (size_t)o * ldP + c * ohw, ohw * sizeof *y);

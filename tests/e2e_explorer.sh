@@ -175,6 +175,11 @@ check "Example: the title, the kept rows and both sentences whole" 'wait_for nar
 $T send-keys -t narrow 1 o
 check "the browser's title keeps Esc closes" 'wait_for narrow "Esc closes" 5'
 $T send-keys -t narrow Escape
+$T kill-session -t narrow
+open narrow 80 24 "LANG=C.UTF-8 TERM=xterm-mono NO_COLOR=1" "'$ROOT/tests/data/zoo/acts.onnx'"
+check "acts 80x24: table drawn" 'wait_for narrow "conv2 +Conv" 30'
+$T send-keys -t narrow 7
+check "Graph: a long op name is not cut (GlobalAveragePool)" 'wait_for narrow " GlobalAveragePool +8x1x1 " 5'
 $T resize-window -t narrow -x 160 -y 50
 $T send-keys -t narrow '?'
 check "160x50: the help box is as wide as its lines" 'wait_for narrow "switch screen \(Layers Spectrum Accuracy Trade-offs Search Example Graph\)" 5'

@@ -29,12 +29,18 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     (void)sp;
     const ui_graph_state *g = &s->graph;
     char a[32], b[32], chain[256];
-    int name_w = COLS - 2 - 12 - 14 - 8 - 9 - 30; /* the factor chain keeps 30 columns */
+    int op_w = 6; /* as wide as the longest op ("GlobalAveragePool"), "Add(2)" included */
+    for (int i = 0; i < g->n; ++i) {
+        int w = (int)strlen(g->nodes[i].op) + (g->nodes[i].inputs > 1 ? 3 : 0);
+        op_w = w > op_w ? w : op_w;
+    }
+    op_w = op_w > 20 ? 20 : op_w;
+    int name_w = COLS - 2 - (op_w + 1) - 14 - 8 - 9 - 30; /* the factor chain keeps 30 columns */
     if (name_w > 40)
         name_w = 40;
     if (name_w < 16)
         name_w = 16;
-    int x_op = 2 + name_w + 1, x_out = x_op + 12, x_p = x_out + 14, x_m = x_p + 8, x_extra = x_m + 9;
+    int x_op = 2 + name_w + 1, x_out = x_op + op_w + 1, x_p = x_out + 14, x_m = x_p + 8, x_extra = x_m + 9;
     w_put(2, 2, R_DIM, name_w, "node");
     w_put(2, x_op, R_DIM, 0, "op");
     w_put(2, x_out, R_DIM, 0, "output");
@@ -59,7 +65,7 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         w_put(y, 2, role, name_w, name);
         char op[24];
         snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", nd->op, nd->inputs);
-        w_put(y, x_op, role, 11, op);
+        w_put(y, x_op, role, op_w, op);
         w_put(y, x_out, role, 13, nd->out);
         w_rput(y, x_p, 7, role, nd->params ? fmt_count(nd->params, a, sizeof a) : "-");
         w_rput(y, x_m, 8, role, nd->macs ? fmt_count(nd->macs, b, sizeof b) : "-");

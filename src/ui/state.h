@@ -193,7 +193,7 @@ typedef struct ui_ft_state {
 
 /* The Graph screen: every node of the model, in graph order. */
 typedef struct ui_gnode {
-    char name[96], op[16], out[32]; /* out: output shape per image, "16x32x32" */
+    char name[96], op[24], out[32]; /* out: output shape per image, "16x32x32" */
     int64_t params, macs;
     int inputs; /* inputs computed by other nodes (2 for an Add) */
     int layer;  /* index into layers for a weighted node, else -1 */

@@ -6,6 +6,8 @@
 #   compiler and run by a driver that reads the CIFAR-10 test batch itself, classifies within
 #   two near-ties of it; the weight bytes equal the exporter's; the file's weights are already
 #   int8 (exporting them with --int8 changes no prediction).
+#   --stages: stages kept by the acceptance rule; --recipe replays the run byte for byte; recipe
+#   errors name file, line and value.
 #   --objective latency: the measured speed-up it reports, and its "faster" claim, agree with the
 #   timings it reports (test_latency.c checks the verdicts themselves).
 # Needs the CIFAR-10 batches (RS_TEST_CIFAR), a C compiler and /usr/bin/python3; skips otherwise.
@@ -174,6 +176,53 @@ PY
 }
 point "compress --fit outputs: the saved net is its plan fitted to outputs (test accuracy = eval --fit outputs)" \
     fit_compress
+
+# ---- staged compression and its recipe -----------------------------------------------------------
+# A staged run writes a recipe; replaying it gives the same net byte for byte (and so the same
+# test accuracy); the stage verdicts follow the acceptance rule from the figures they report.
+staged=(--tolerance 2 --finetune 1 --train-images 500 --val-images 500 --data "$data" --threads 2)
+run_staged() {
+    "$bin" compress "$model" "${staged[@]}" --stages 3 --recipe-out "$tmp/s.recipe" -o "$tmp/s.onnx" \
+        --json >"$tmp/s.json" && [ -s "$tmp/s.recipe" ] && grep -c "^stage" "$tmp/s.recipe"
+}
+point "compress --stages 3 --finetune 1 on 500/500 images writes the net and its recipe" run_staged
+stage_rule() {
+    $RS_PY - "$tmp/s.json" "$tmp/s.recipe" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+kept = [r for r in d["rounds"] if r["accepted"]]
+for r in d["rounds"]:
+    drop = 100 * (d["val_acc_before"] - r["val_after_ft"])
+    assert r["accepted"] == (drop + r["margin_points"] <= d["tolerance_points"] + 1e-6), r
+stages = open(sys.argv[2]).read().count("\nstage\n")
+assert kept and stages == len(kept), (len(kept), stages)
+assert abs(d["val_acc"] - kept[-1]["val_after_ft"]) < 1e-9, d
+print(f"{len(d['rounds'])} stages tried, {len(kept)} kept, params {d['params_before']} -> {d['params_after']}")
+PY
+}
+point "each stage kept exactly when drop + margin <= tolerance; the recipe holds the kept ones" stage_rule
+replay() {
+    "$bin" compress "$model" --recipe "$tmp/s.recipe" --data "$data" --threads 2 --tolerance 2 \
+        -o "$tmp/r.onnx" --json >"$tmp/r.json" && cmp "$tmp/s.onnx" "$tmp/r.onnx" &&
+        $RS_PY -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); print(a["test_acc"], b["test_acc"]); sys.exit(a["test_acc"] != b["test_acc"])' \
+            "$tmp/s.json" "$tmp/r.json"
+}
+point "compress --recipe replays it: the same net byte for byte, the same test accuracy" replay
+printf 'rankscope-recipe 1\nstage\n  epochs 1\n  lr 0.01\n  plan fc1 svd 8\nstage\n  epochs x\n' >"$tmp/bad.recipe"
+out=$("$bin" compress "$model" --recipe "$tmp/bad.recipe" --data "$data" -o "$tmp/x.onnx" 2>&1); rc=$?
+check "a bad recipe: exit 1, one line naming file, line and value" \
+    '[ $rc -eq 1 ] && [[ $out == *"bad.recipe:7: epochs \"x\""* ]] && [ "$(printf "%s\n" "$out" | wc -l)" -eq 1 ] && [ ! -e "$tmp/x.onnx" ]'
+printf 'rankscope-recipe 1\nstage\n  epochs 1\n  lr 0.01\n  plan fc9 svd 8\n' >"$tmp/fc9.recipe"
+out=$("$bin" compress "$model" --recipe "$tmp/fc9.recipe" --data "$data" -o "$tmp/x.onnx" 2>&1); rc=$?
+check "a recipe naming a layer the model lacks: exit 1 naming it" '[ $rc -eq 1 ] && [[ $out == *fc9* ]] && [ ! -e "$tmp/x.onnx" ]'
+out=$("$bin" compress "$model" --recipe "$tmp/s.recipe" --stages 2 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--recipe with --stages: exit 2 (the recipe decides)" '[ $rc -eq 2 ] && [[ $out == *"--stages"* ]]'
+out=$("$bin" compress "$model" --stages 2 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--stages without --finetune: exit 2" '[ $rc -eq 2 ] && [[ $out == *"--finetune"* ]]'
+out=$("$bin" compress "$model" "${staged[@]}" --stages 2 --recipe-out "$tmp/s.onnx" -o "$tmp/s.onnx" --force 2>&1); rc=$?
+check "--recipe-out on -o: refused with exit 2" '[ $rc -eq 2 ] && [[ $out == *"--recipe-out"* ]]'
+out=$("$bin" compress "$model" --recipe "$tmp/s.recipe" --data "$data" -o "$tmp/s.recipe" --force 2>&1); rc=$?
+check "-o on the --recipe input: refused with exit 2, recipe intact" '[ $rc -eq 2 ] && grep -q "^stage" "$tmp/s.recipe"'
 
 out=$("$bin" compress "$model" --int8-epochs 1 -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--int8-epochs without --int8: exit 2 naming it" '[ $rc -eq 2 ] && [[ $out == *"--int8-epochs needs --int8"* ]]'

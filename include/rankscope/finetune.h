@@ -10,8 +10,9 @@
  *    returned then, the weights as they were when it stopped).
  *  - factors_only: only initializers read by nodes that do not exist in m (the new factor
  *    layers) are trained; the other layers stay frozen.
- *  - distill: the teacher is m itself (its logits on the same augmented batch), with
- *    train_options.distill_alpha / distill_temp.
+ *  - distill: the teacher is m itself, or o->teacher when set (its logits on the same augmented
+ *    batch; staged compression uses the original network), with train_options.distill_alpha /
+ *    distill_temp.
  *  - Keeping the best (keep_best, on by default, needs `val`): the starting net's validation
  *    accuracy is measured first, and the net returned is the one with the best validation
  *    accuracy among the start and the end of every epoch (ties keep the earlier), so fine-tuning
@@ -43,6 +44,7 @@ typedef struct finetune_options {
     train_options train; /* teacher / trainable fields are set by finetune_run */
     int factors_only;
     int distill;
+    const rs_model *teacher;  /* distill: NULL = m itself; else this net (same input / classes) */
     int keep_best;            /* 1 (default): return the best validated state, see above */
     finetune_report *report;  /* may be NULL; filled by finetune_run (also on cancel) */
     const float *fit_calib;   /* NULL: the plan's factors approximate the weights (plan_apply);

@@ -25,6 +25,7 @@
 #include "rankscope/latency.h"
 #include "rankscope/model.h"
 #include "rankscope/plan.h"
+#include "rankscope/recipe.h"
 #include "rankscope/search.h"
 
 #pragma GCC visibility push(default)
@@ -119,6 +120,8 @@ typedef struct pipe_compress_options {
     double time_limit_s;       /* counted from `started` */
     double started;            /* rs_now() when the work began; 0: at the call */
     double margin_z;
+    int stages;                /* pipe_staged_run: stages at most */
+    double stage_budget;       /* pipe_staged_run: estimated drop of a first stage, points (0 = the tolerance) */
     pipe_stage_fn on_stage;    /* may be NULL */
     void *user;
 } pipe_compress_options;
@@ -132,6 +135,37 @@ void pipe_compress_result_free(pipe_compress_result *r);
  * with r->cancelled set and the best result so far. */
 int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                       const pipe_compress_options *o, pipe_compress_result *r, rs_err *e);
+
+/* ---- staged compression with distillation ---------------------------------------------------------
+ * Stage k = 1..o->stages works on the net N_{k-1} the previous stage left (N_0 = m): the plan of
+ * least cost whose ESTIMATED drop on N_{k-1} fits o->stage_budget, over the original's weighted
+ * layers that no stage factorized yet (search_ctx_plan_for_drop on N_{k-1}, o->search's
+ * objective, methods, MAC floor and fit); those layers factorized, then the whole net fine-tuned
+ * for o->epochs epochs (o->finetune's lr and seed) distilled from the ORIGINAL m (alpha /
+ * temperature from o->finetune.train), keep-best on val; it is judged against m as compress
+ * judges its rounds (validation drop + margin_z paired SE within the tolerance). An accepted
+ * stage becomes N_k; a rejected one is dropped and the budget halved for the next try from the
+ * same net (a plan already rejected is not fine-tuned again). The run ends after o->stages kept
+ * stages, o->rounds fine-tunings, when no layer is left or the budget falls below 0.05 pt, or at
+ * the time limit (no stage starts that would not finish in it, judged by the last stage's time). r: rounds[] = the stages, plan = the
+ * union of the accepted stages' plans (the original's layer names), model = the last accepted net
+ * (m itself when none was). recipe (may be NULL; empty) receives the accepted stages. A stage is
+ * performed by pipe_stage_apply, the same call the replay makes, so a replay with the same
+ * binary, data and thread count gives the same net. */
+int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
+                    const pipe_compress_options *o, pipe_compress_result *r, rs_recipe *recipe, rs_err *e);
+
+/* Stage st on cur (cur factorized by st->plan, then fine-tuned with st's epochs, lr, seed and
+ * distillation from orig; base gives the rest: batch, threads, callbacks, fit). */
+int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_stage *st, const cifar10_set *train,
+                     const cifar10_set *val, const finetune_options *base, rs_model **out, finetune_report *rep,
+                     rs_err *e);
+
+/* The recipe's stages on m, each judged against m as above but never dropped (a replay
+ * reproduces, it does not decide); r filled as pipe_staged_run fills it. The caller cuts train /
+ * val to the recipe's image counts and sets o->search.fit_calib for a recipe fitted to outputs. */
+int pipe_recipe_replay(const rs_model *m, const cifar10_set *train, const cifar10_set *val, const rs_recipe *rc,
+                       const pipe_compress_options *o, pipe_compress_result *r, rs_err *e);
 
 /* What compress minimises among accepted plans: the objective normalised by the original's
  * totals (SEARCH_OBJ_LATENCY: seconds / seconds0, the summed measured layer times of

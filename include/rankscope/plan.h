@@ -53,6 +53,10 @@ int plan_set(rs_plan *p, const char *layer, decomp_method method, int rank, int 
 int plan_remove(rs_plan *p, const char *layer); /* 1 if removed, 0 if absent */
 const plan_entry *plan_find(const rs_plan *p, const char *layer); /* NULL if absent */
 
+/* One entry from its words as a plan file line gives them ("fc1", "svd", "32" / "tucker2", "12,4"),
+ * with a plan file's checks; messages start with ctx (e.g. "recipe.txt:7"). */
+int plan_set_words(rs_plan *p, const char *ctx, const char *layer, const char *method, const char *ranks,
+                   rs_err *e);
 /* Parse into p (entries are added / replaced). label names the source in messages. */
 int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e);
 int plan_parse_spec(rs_plan *p, const char *spec, rs_err *e);

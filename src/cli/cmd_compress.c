@@ -10,6 +10,7 @@
 #include "rankscope/onnx.h"
 #include "rankscope/pipeline.h"
 #include "rankscope/quant.h"
+#include "rankscope/recipe.h"
 
 static void compress_usage(FILE *f)
 {
@@ -21,7 +22,8 @@ static void compress_usage(FILE *f)
             "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
             "                          [--min-macs-ratio R] [--margin-z Z] [--int8 [--int8-epochs N]]\n"
             "                          [--train-images N] [--val-images N] [--fit weights|outputs]\n"
-            "                          [--calib-images N] [--force] [--verbose] [--json]\n"
+            "                          [--calib-images N] [--stages K [--stage-budget PTS] [--recipe-out F]]\n"
+            "                          [--recipe F] [--force] [--verbose] [--json]\n"
             "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
             "  stays within the tolerance on the validation split → report on the test set, with\n"
             "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
@@ -50,6 +52,15 @@ static void compress_usage(FILE *f)
             "  0 = post-training only; the best validated epoch is kept). OUT.onnx then holds the\n"
             "  int8 weights (exporting it with --int8 gives the same weights) and the test accuracy\n"
             "  reported is the int8 one, the accuracy the C export has.\n"
+            "  --stages K (with --finetune N): staged compression instead of rounds: K stages at most,\n"
+            "  each factorizing more of the layers no stage took yet (the plan of least cost whose\n"
+            "  estimated drop on the current net is --stage-budget points, default the tolerance),\n"
+            "  then fine-tuning the whole net N epochs distilled from the ORIGINAL network; a stage\n"
+            "  is kept under the same acceptance rule (drop + margin within the tolerance), else\n"
+            "  dropped and the budget halved; --rounds caps the fine-tunings, --time-limit the\n"
+            "  time. --recipe-out F writes the\n"
+            "  kept stages as a recipe; --recipe F replays one exactly (same binary, data and\n"
+            "  --threads give the same net), taking the image counts, fit and int8 from it.\n"
             "  --train-images N / --val-images N: use only the first N images of the training /\n"
             "  validation split (quick runs; the figures are noisier).\n");
 }
@@ -64,12 +75,15 @@ typedef struct compress_cmd {
     long int8_epochs; /* -1: --finetune's, else 2 */
     long train_images, val_images; /* 0: the whole split */
     int n_val;                     /* validation images used */
+    long stages;                   /* >= 2: staged compression (pipe_staged_run) */
+    const char *recipe_out, *recipe_in;
+    rs_recipe *recipe;             /* written (staged) or replayed */
     int64_t p0, m0;
 } compress_cmd;
 
 enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
        O_PLAN_OUT = 'P', O_MARGIN = 'z', O_INT8 = '8', O_INT8_EPOCHS = 'q', O_TRAIN_IMAGES = 't',
-       O_VAL_IMAGES = 'v' };
+       O_VAL_IMAGES = 'v', O_STAGES = 'g', O_STAGE_BUDGET = 'b', O_RECIPE = 'r', O_RECIPE_OUT = 'w' };
 
 static const cli_opt compress_opts[] = {
     {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
@@ -81,6 +95,8 @@ static const cli_opt compress_opts[] = {
     {"min-macs-ratio", 1, CLI_SO_MACS_RATIO, 0}, {"margin-z", 1, O_MARGIN, 0},
     {"int8", 0, O_INT8, 0},                {"int8-epochs", 1, O_INT8_EPOCHS, 0},
     {"train-images", 1, O_TRAIN_IMAGES, 0}, {"val-images", 1, O_VAL_IMAGES, 0},
+    {"stages", 1, O_STAGES, 0},            {"stage-budget", 1, O_STAGE_BUDGET, 0},
+    {"recipe", 1, O_RECIPE, 0},            {"recipe-out", 1, O_RECIPE_OUT, 0},
     {"latency", 1, CLI_SO_LATENCY, 0},
     {0, 0, 0, 0}};
 
@@ -114,8 +130,18 @@ static int compress_option(void *cmd, int key, const char *arg)
     case O_TRAIN_IMAGES:
         return cli_parse_int("--train-images", arg, 1, CIFAR10_TRAIN_SPLIT, &c->train_images) ? CLI_USAGE : 0;
     case O_VAL_IMAGES: return cli_parse_int("--val-images", arg, 1, 1000000, &c->val_images) ? CLI_USAGE : 0;
+    case O_STAGES: return cli_parse_int("--stages", arg, 2, RECIPE_MAX_STAGES, &c->stages) ? CLI_USAGE : 0;
+    case O_STAGE_BUDGET:
+        return cli_parse_double("--stage-budget", arg, 0.01, 100, &c->po.stage_budget) ? CLI_USAGE : 0;
+    case O_RECIPE: c->recipe_in = arg; return 0;
+    case O_RECIPE_OUT: c->recipe_out = arg; return 0;
     }
     return CLI_USAGE;
+}
+
+static const char *unit(const compress_cmd *c)
+{
+    return c->stages || c->recipe_in ? "stage" : "round";
 }
 
 /* Progress lines on stderr as the rounds go (none with --json); Ctrl-C stops the rounds. */
@@ -140,16 +166,16 @@ static int on_stage(void *user, pipe_compress_stage st, const pipe_compress_resu
                 cli_ratio(s->cost.macs_before, s->cost.macs_after), 100 * s->acc);
         break;
     case PIPE_STAGE_ROUND_START:
-        fprintf(stderr, "compress: round %d: budget %.2f pt, params %.2f×, MACs %.2f×, val %.2f%% before "
+        fprintf(stderr, "compress: %s %d: budget %.2f pt, params %.2f×, MACs %.2f×, val %.2f%% before "
                         "fine-tuning: %s\n",
-                lg->number, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
+                unit(c), lg->number, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
                 lg->plan);
         break;
     case PIPE_STAGE_ROUND_DONE:
         fprintf(stderr,
-                "compress: round %d: val %.2f%% after %d epochs (%.0f s; %d/%d images lost/gained, "
+                "compress: %s %d: val %.2f%% after %d epochs (%.0f s; %d/%d images lost/gained, "
                 "margin %.2f pt): %s\n",
-                lg->number, 100 * lg->val_post, lg->epochs_done, lg->seconds, lg->a_only, lg->b_only, lg->margin,
+                unit(c), lg->number, 100 * lg->val_post, lg->epochs_done, lg->seconds, lg->a_only, lg->b_only, lg->margin,
                 lg->accepted ? "within" : "outside");
         break;
     case PIPE_STAGE_TIME_LIMIT:
@@ -274,12 +300,16 @@ static void print_text(const compress_cmd *c, const pipe_compress_result *r, con
            "%ld fine-tuning epochs%s, %.1f min in all\n",
            search_objective_name(so->objective), so->fit_calib ? "layer outputs" : "weights", so->min_macs_ratio, r->tol_points, c->po.margin_z, c->epochs,
            c->po.finetune.distill ? " (distilled)" : "", rp->total / 60);
-    printf("search: %d trials, %d evaluations, %.1f s; fine-tuning rounds: %d\n", r->search.trials,
-           r->search.evaluations, r->search.seconds, r->n_rounds);
+    if (c->stages || c->recipe_in)
+        printf("%s: %d stages fine-tuned, each distilled from the original\n",
+               c->recipe_in ? "replay of the recipe" : "staged", r->n_rounds);
+    else
+        printf("search: %d trials, %d evaluations, %.1f s; fine-tuning rounds: %d\n", r->search.trials,
+               r->search.evaluations, r->search.seconds, r->n_rounds);
     for (int i = 0; i < r->n_rounds; ++i) {
         const pipe_round *lg = &r->rounds[i];
-        printf("  round %d  budget %6.2f pt  params %.2f×  MACs %.2f×  val %.2f%% → %.2f%% (margin %.2f pt)  %s  %s\n",
-               i + 1, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
+        printf("  %s %d  budget %6.2f pt  params %.2f×  MACs %.2f×  val %.2f%% → %.2f%% (margin %.2f pt)  %s  %s\n",
+               unit(c), i + 1, lg->budget, cli_ratio(c->p0, lg->params), cli_ratio(c->m0, lg->macs), 100 * lg->val_pre,
                100 * lg->val_post, lg->margin, lg->accepted ? "kept    " : "rejected", lg->plan);
     }
     printf("plan:\n");
@@ -383,6 +413,51 @@ static int quantize(compress_cmd *c, const rs_model *winner, const cifar10_set *
     return rc;
 }
 
+/* --stages / --recipe / --recipe-out: what they need and what they exclude. */
+static int check_modes(const compress_cmd *c, const cli_args *a)
+{
+    const char *clash = NULL;
+    if (c->stages && c->epochs < 1)
+        clash = "--stages needs --finetune N (N >= 1): every stage fine-tunes";
+    else if (c->recipe_out && !c->stages)
+        clash = "--recipe-out records a staged run: give --stages K";
+    if (clash) {
+        cli_error("compress: %s", clash);
+        return CLI_USAGE;
+    }
+    if (!c->recipe_in)
+        return 0;
+    clash = c->stages ? "--stages" : c->epochs ? "--finetune" : c->train_images ? "--train-images"
+          : c->val_images ? "--val-images" : a->fit.outputs || a->fit.calib ? "--fit / --calib-images"
+          : c->int8 ? "--int8" : c->recipe_out ? "--recipe-out" : NULL;
+    if (clash) {
+        cli_error("compress --recipe %s: %s comes from the recipe (leave it out)", c->recipe_in, clash);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+/* No output may be an input or another output, under any spelling. */
+static int check_files(const compress_cmd *c, const cli_args *a, const char *in)
+{
+    const char *outs[3] = {a->out, c->plan_out, c->recipe_out};
+    const char *opts[3] = {"-o", "--plan-out", "--recipe-out"};
+    for (int i = 0; i < 3; ++i) {
+        if (!outs[i])
+            continue;
+        if (cli_check_output(outs[i], in, i == 0 && a->force) != 0)
+            return CLI_USAGE;
+        for (int j = i + 1; j < 3 + 1; ++j) {
+            cli_inputs ci = {.reads_data = 1, .data = a->data, .extra_in = c->recipe_in, .extra_opt = "--recipe"};
+            if (j < 3)
+                ci.other_out = outs[j], ci.other_opt = opts[j];
+            if (cli_check_output_inputs(opts[i], outs[i], &ci) != 0)
+                return CLI_USAGE;
+        }
+    }
+    return 0;
+}
+
 static int check_args(const compress_cmd *c, const cli_args *a)
 {
     if (!a->out) {
@@ -393,15 +468,75 @@ static int check_args(const compress_cmd *c, const cli_args *a)
         cli_error("compress: --int8-epochs needs --int8");
         return CLI_USAGE;
     }
-    const char *in = a->model ? a->model : cli_default_model();
-    if (cli_check_output(a->out, in, a->force) != 0 ||
-        cli_check_output_inputs("-o", a->out, &(cli_inputs){.reads_data = 1, .data = a->data,
-                                                            .other_out = c->plan_out,
-                                                            .other_opt = "--plan-out"}) != 0 ||
-        (c->plan_out && (cli_check_output(c->plan_out, in, 0) != 0 ||
-                         cli_check_output_inputs("--plan-out", c->plan_out,
-                                                 &(cli_inputs){.reads_data = 1, .data = a->data}) != 0)))
-        return CLI_USAGE;
+    int rc = check_modes(c, a);
+    return rc ? rc : check_files(c, a, a->model ? a->model : cli_default_model());
+}
+
+/* --recipe: load it, check its layers against m (before any data is read) and take its settings
+ * (image counts, fit, int8); a training split is read. */
+static int take_recipe(compress_cmd *c, cli_args *a, const rs_model *m)
+{
+    rs_err e = {{0}};
+    if (!(c->recipe = recipe_load(c->recipe_in, &e))) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    const rs_recipe *r = c->recipe;
+    for (int i = 0; i < r->n_stages; ++i)
+        if (plan_validate(m, r->stages[i].plan, &e) != 0) {
+            cli_error("%s: stage %d: %s", c->recipe_in, i + 1, e.msg);
+            return -1;
+        }
+    c->train_images = r->train_images, c->val_images = r->val_images;
+    a->fit.outputs = r->fit_outputs, a->fit.calib = r->calib_images;
+    c->int8 = r->int8, c->int8_epochs = r->int8 ? r->int8_epochs : -1;
+    c->epochs = r->stages[0].epochs; /* a replay trains: load_sets reads the training split */
+    return 0;
+}
+
+/* The run: rounds (pipe_compress_run), stages (pipe_staged_run) or a replay. */
+static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *train, const cifar10_set *val,
+               pipe_compress_result *r)
+{
+    rs_err e = {{0}};
+    int rc;
+    if (c->recipe_in) {
+        rc = pipe_recipe_replay(m, train, val, c->recipe, &c->po, r, &e);
+    } else if (c->stages) {
+        c->po.stages = (int)c->stages;
+        rs_recipe *rec = c->recipe = recipe_alloc();
+        if (!rec) {
+            cli_error("out of memory");
+            return -1;
+        }
+        rec->train_images = (int)c->train_images, rec->val_images = (int)c->val_images;
+        rec->fit_outputs = c->po.search.fit_calib != NULL, rec->calib_images = c->po.search.fit_n;
+        rc = pipe_staged_run(m, train, val, &c->po, r, rec, &e);
+        if (rc == 0 && rec->n_stages == 0 && !r->cancelled) {
+            cli_error("compress --stages: %s", r->warning[0] ? r->warning
+                                                             : "no stage stayed within the tolerance; nothing saved");
+            return -1;
+        }
+    } else {
+        rc = pipe_compress_run(m, train, val, &c->po, r, &e);
+    }
+    cli_progress_end();
+    if (rc != 0)
+        cli_error("%s", e.msg);
+    return rc;
+}
+
+/* --recipe-out: the kept stages (and the int8 step when there was one). */
+static int save_recipe(const compress_cmd *c, const compress_report *rp)
+{
+    rs_err e = {{0}};
+    if (!c->recipe_out)
+        return 0;
+    c->recipe->int8 = rp->int8, c->recipe->int8_epochs = rp->int8_epochs;
+    if (recipe_save(c->recipe, c->recipe_out, &e) != 0) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
     return 0;
 }
 
@@ -451,19 +586,14 @@ int cmd_compress(int argc, char **argv)
     compress_report rp;
     memset(&rp, 0, sizeof rp);
     int rcode = CLI_FAIL, fell_back = 0;
-    rs_err e = {{0}};
     float *calib = NULL;
-    if (!m || !r || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0 ||
+    if (!m || !r || (c.recipe_in && take_recipe(&c, &a, m) != 0) || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0 ||
         cli_fit_search(&a, &c.po.search, &calib) != 0)
         goto done;
     model_totals(m, &c.p0, &c.m0);
     cli_catch_sigint();
-    rc = pipe_compress_run(m, train, val, &c.po, r, &e);
-    cli_progress_end();
-    if (rc != 0)
-        cli_error("%s", e.msg);
-    else if ((!c.int8 || quantize(&c, r->model, train, val, &q, &rp) == 0) &&
-             finish(&c, &a, m, r, q, &rp, test, fell_back) == 0)
+    if (run_compress(&c, m, train, val, r) == 0 && (!c.int8 || quantize(&c, r->model, train, val, &q, &rp) == 0) &&
+        finish(&c, &a, m, r, q, &rp, test, fell_back) == 0 && save_recipe(&c, &rp) == 0)
         rcode = CLI_OK;
 done:
     cli_progress_end();
@@ -472,6 +602,7 @@ done:
     model_free(m);
     model_free(q);
     free(calib);
+    recipe_free(c.recipe);
     cifar10_free(train);
     cifar10_free(val);
     cifar10_free(test);

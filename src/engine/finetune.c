@@ -136,7 +136,7 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         to.trainable = mask;
     }
     if (o->distill) {
-        teacher = infer_create(m, to.nthreads, e);
+        teacher = infer_create(o->teacher ? o->teacher : m, to.nthreads, e);
         if (!teacher) {
             rc = rs_failctx(e, "distillation teacher");
             goto fail;

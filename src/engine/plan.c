@@ -205,6 +205,12 @@ static int add_entry(rs_plan *p, const char *ctx, const char *layer, const char 
     return 0;
 }
 
+int plan_set_words(rs_plan *p, const char *ctx, const char *layer, const char *method, const char *ranks,
+                   rs_err *e)
+{
+    return add_entry(p, ctx, layer, method, ranks, e);
+}
+
 int plan_parse_text(rs_plan *p, const char *text, const char *label, rs_err *e)
 {
     if (!label)

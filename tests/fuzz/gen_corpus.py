@@ -125,4 +125,20 @@ plans = {
 }
 for name, data in plans.items():
     out("plan", name, data)
+# ---- staged-compression recipes (recipe.h) ---------------------------------------------------------
+recipes = {
+    "two-stages.recipe": b"rankscope-recipe 1\ntrain-images 500\nval-images 500\nfit weights\nstage\n"
+                         b"  epochs 1\n  lr 0.005\n  seed 1\n  distill 0.5 4\n  plan fc1 svd 56\n"
+                         b"  plan fc2 svd 40\nstage\n  epochs 2\n  lr 0.0050000000000000001\n"
+                         b"  distill off\n  plan conv2 tucker2 12,4\nint8 1\n",
+    "fit-outputs-crlf.recipe": b"rankscope-recipe 1\r\nfit outputs 200\r\nstage # first\r\nepochs 3\r\n"
+                               b"lr 1e-3\r\nplan conv1 spatial-svd 4\r\n",
+    "bad-values.recipe": b"rankscope-recipe 1\nstage\nepochs x\nlr -1\nplan fc1 svd 0\n",
+    "bad-twice.recipe": b"rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 3\nstage\nepochs 1\n"
+                        b"lr 0.1\nplan fc1 svd 2\n",
+    "bad-version.recipe": b"rankscope-recipe 2\n",
+    "empty.recipe": b"",
+}
+for name, data in recipes.items():
+    out("recipe", name, data)
 print("corpus written to", os.path.join(HERE, "corpus"))

@@ -147,7 +147,7 @@ check "--latency fast: exit 2 naming the value" '[ $rc -eq 2 ] && [[ $out == *"-
 # eval --fit outputs on the same calibration images (another code path: cli_plan.c), not by the
 # weight fit.
 fit_search() {
-    "$bin" search "$model" --split sample --data "$data" --fit outputs --calib-images 200 -o "$tmp/fs.plan" \
+    "$bin" search "$model" --split sample --layers conv2,fc1,fc2 --data "$data" --fit outputs --calib-images 200 -o "$tmp/fs.plan" \
         --json >"$tmp/fs.json" &&
         "$bin" eval "$model" --plan "$tmp/fs.plan" --split sample --data "$data" --fit outputs \
             --calib-images 200 --json >"$tmp/fs_eval.json" 2>/dev/null &&

@@ -67,10 +67,12 @@ int main(void)
     expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\n", "r.txt:2: stage 1 factorizes nothing");
     expect_error("rankscope-recipe 1\nstage\nlr 0.1\nplan fc1 svd 3\n", "r.txt:2: stage 1 has no \"epochs N\"");
     expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 3\nplan fc1 svd 2\n",
-                 "r.txt:6: layer fc1 is factorized twice in this stage");
-    expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 3\nstage\nepochs 1\nlr 0.1\n"
-                 "plan fc1 svd 2\n",
-                 "r.txt:9: layer fc1 is factorized by an earlier stage already");
+                 "r.txt:6: layer fc1 is listed twice in this stage");
+    r = parse("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 30\nstage\nepochs 1\nlr 0.1\n"
+              "plan fc1 svd 20\n", &e);
+    CHECK(r && r->n_stages == 2 && r->stages[1].plan->entries[0].rank == 20,
+          "a later stage may factorize a layer again (%s)", r ? "ok" : e.msg);
+    recipe_free(r);
     expect_error("rankscope-recipe 1\nstage\nplan fc1 svd x\n", "r.txt:3: layer fc1: bad rank \"x\"");
     expect_error("rankscope-recipe 1\nstage\nplan fc1 blur 3\n", "r.txt:3: layer fc1");
     expect_error("rankscope-recipe 1\nstage\nplan fc1 none\n", "r.txt:3: plan takes LAYER METHOD RANK");

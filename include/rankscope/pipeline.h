@@ -137,16 +137,20 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
                       const pipe_compress_options *o, pipe_compress_result *r, rs_err *e);
 
 /* ---- staged compression with distillation ---------------------------------------------------------
- * Stage k = 1..o->stages works on the net N_{k-1} the previous stage left (N_0 = m): the plan of
- * least cost whose ESTIMATED drop on N_{k-1} fits o->stage_budget, over the original's weighted
- * layers that no stage factorized yet (search_ctx_plan_for_drop on N_{k-1}, o->search's
- * objective, methods, MAC floor and fit); those layers factorized, then the whole net fine-tuned
+ * Stage k = 1..o->stages works on the net N_{k-1} the previous stage left (N_0 = m). Its plan:
+ * on N_{k-1} with every factorized layer FOLDED back into one layer shaped like the original's
+ * (the map of its fine-tuned factors, probed exactly: a Conv of group 1 without dilation, or a
+ * Gemm with transB), the plan of least cost whose ESTIMATED drop fits o->stage_budget
+ * (search_ctx_plan_for_drop, o->search's objective, methods, layers, MAC floor and fit), minus
+ * the entries that would not make a layer cheaper than it is in N_{k-1}. Its layers are
+ * factorized (a layer factorized before is folded first, so it is factorized again from its
+ * fine-tuned map, at a lower cost), then the whole net fine-tuned
  * for o->epochs epochs (o->finetune's lr and seed) distilled from the ORIGINAL m (alpha /
  * temperature from o->finetune.train), keep-best on val; it is judged against m as compress
  * judges its rounds (validation drop + margin_z paired SE within the tolerance). An accepted
  * stage becomes N_k; a rejected one is dropped and the budget halved for the next try from the
  * same net (a plan already rejected is not fine-tuned again). The run ends after o->stages kept
- * stages, o->rounds fine-tunings, when no layer is left or the budget falls below 0.05 pt, or at
+ * stages, o->rounds fine-tunings, when no plan is left or the budget falls below 0.05 pt, or at
  * the time limit (no stage starts that would not finish in it, judged by the last stage's time). r: rounds[] = the stages, plan = the
  * union of the accepted stages' plans (the original's layer names), model = the last accepted net
  * (m itself when none was). recipe (may be NULL; empty) receives the accepted stages. A stage is
@@ -155,8 +159,16 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
 int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                     const pipe_compress_options *o, pipe_compress_result *r, rs_recipe *recipe, rs_err *e);
 
-/* Stage st on cur (cur factorized by st->plan, then fine-tuned with st's epochs, lr, seed and
- * distillation from orig; base gives the rest: batch, threads, callbacks, fit). */
+/* Fold layer `name` (of orig) in w, where decomp_apply replaced it by a chain of factors, back into
+ * one node shaped like the original's (its name, attributes, weight name and layout; the bias
+ * kept) holding the chain's map, probed exactly (the chain alone on one receptive field: y(0)
+ * is the bias, y(unit vectors) − y(0) the weight). 0 and w unchanged when the layer is not
+ * factorized in w; an error for layers that cannot be folded (see above). */
+int pipe_fold_layer(rs_model *w, const rs_model *orig, const char *name, rs_err *e);
+
+/* Stage st on cur (st->plan's layers folded when factorized, factorized by st->plan, then
+ * fine-tuned with st's epochs, lr, seed and distillation from orig; base gives the rest: batch,
+ * threads, callbacks, fit). */
 int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_stage *st, const cifar10_set *train,
                      const cifar10_set *val, const finetune_options *base, rs_model **out, finetune_report *rep,
                      rs_err *e);

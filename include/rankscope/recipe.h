@@ -18,8 +18,9 @@
  *        int8 N                          then int8 with N epochs of quantization-aware training
  *    Stages run in order: stage k factorizes its plan's layers of the net left by stage k-1
  *    (fine-tuned), then fine-tunes the whole net with keep-best on the validation images. A layer
- *    is factorized by at most one stage; a stage has at least one plan line; 1..RECIPE_MAX_STAGES
- *    stages.
+ *    an earlier stage factorized is first folded back into one layer holding its fine-tuned
+ *    factors' map, then factorized again (pipeline.h). A layer appears once per stage; a stage
+ *    has at least one plan line; 1..RECIPE_MAX_STAGES stages.
  *  - Parse errors: one line, "LABEL:LINE: what is wrong, quoting the value" (LABEL = the file
  *    name given); nothing is partially returned. Control bytes are refused (messages quote the
  *    text).

@@ -2,11 +2,182 @@
  * recipe (pipeline.h, recipe.h). */
 #include "rankscope/pipeline.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rankscope/infer.h"
+
 #define PIPE_STAGE_MIN_BUDGET 0.05 /* points: below this a stage would factorize next to nothing */
+
+/* ---- folding a factor chain back into one layer ------------------------------------------------ */
+
+/* The chain of w's nodes that replaced orig's node `on` (decomp_apply: "<name>_f<i>", reading the
+ * layer's input, writing its output): node indices first to last into idx; its length, or 0 when
+ * the layer is not factorized in w, -1 when it is not such a chain. */
+static int chain_of(const rs_model *w, const rs_model *orig, int on, int *idx, int max)
+{
+    const rs_node *o = &orig->nodes[on];
+    int vin = model_find_value(w, orig->values[o->in[0]].name), vout = model_find_value(w, orig->values[o->out[0]].name);
+    int last = vout >= 0 ? model_producer(w, vout) : -1;
+    if (last < 0 || !strcmp(w->nodes[last].name, o->name))
+        return 0;
+    size_t nl = strlen(o->name);
+    int n = 0;
+    for (int k = last; k >= 0; k = model_producer(w, w->nodes[k].in[0])) {
+        const rs_node *f = &w->nodes[k];
+        if (n == max || strncmp(f->name, o->name, nl) || strncmp(f->name + nl, "_f", 2) || f->n_in < 2 ||
+            (f->op != RS_OP_CONV && f->op != RS_OP_GEMM))
+            return -1;
+        idx[n++] = k;
+        if (f->in[0] == vin)
+            break;
+    }
+    if (n == 0 || w->nodes[idx[n - 1]].in[0] != vin)
+        return -1;
+    for (int i = 0; i < n / 2; ++i) { /* first to last */
+        int t = idx[i];
+        idx[i] = idx[n - 1 - i], idx[n - 1 - i] = t;
+    }
+    return n;
+}
+
+/* The chain as one linear map, probed: the chain alone (pads 0, strides 1) on one receptive field
+ * (C·kh·kw inputs, or K for a dense layer) gives y = W x + b; x = 0 gives b, the unit vectors W's
+ * columns. *wt: out × in (the original layer's weight layout), *b: out. */
+static int probe_chain(const rs_model *w, const int *idx, int n, const rs_node *o, const rs_value *ow,
+                       float **wt, float **b, int64_t *n_out, rs_err *e)
+{
+    rs_model *c = model_clone(w);
+    if (!c)
+        return rs_fail(e, "out of memory");
+    int keep = 0;
+    for (int i = 0; i < c->n_nodes; ++i) {
+        int in_chain = 0;
+        for (int k = 0; k < n; ++k)
+            in_chain |= idx[k] == i;
+        if (in_chain) {
+            rs_node *f = &c->nodes[i];
+            f->strides[0] = f->strides[1] = 1;
+            memset(f->pads, 0, sizeof f->pads);
+            c->nodes[keep++] = *f;
+        } else {
+            free(c->nodes[i].name);
+        }
+    }
+    c->n_nodes = keep;
+    c->input = c->nodes[0].in[0];
+    c->output = c->nodes[keep - 1].out[0];
+    int64_t in = o->op == RS_OP_CONV ? ow->dims[1] * ow->dims[2] * ow->dims[3] : model_value_numel(ow) / ow->dims[0];
+    rs_value *iv = &c->values[c->input];
+    iv->ndim = o->op == RS_OP_CONV ? 4 : 2;
+    iv->dims[0] = -1, iv->dims[1] = o->op == RS_OP_CONV ? ow->dims[1] : in;
+    if (o->op == RS_OP_CONV)
+        iv->dims[2] = ow->dims[2], iv->dims[3] = ow->dims[3];
+    model_gc(c);
+    int64_t out = ow->dims[0];
+    float *x = calloc((size_t)(in + 1) * (size_t)in, sizeof *x), *y = malloc((size_t)(in + 1) * (size_t)out * sizeof *y);
+    int rc = x && y ? model_infer_shapes(c, e) : rs_fail(e, "out of memory");
+    if (rc == 0 && model_value_numel(&c->values[c->output]) != out)
+        rc = rs_fail(e, "%s: its factors do not reduce to one %lldx%lld map", o->name, (long long)out, (long long)in);
+    for (int64_t j = 0; rc == 0 && j < in; ++j)
+        x[(size_t)(j + 1) * (size_t)in + (size_t)j] = 1.0f;
+    if (rc == 0)
+        rc = infer_forward_naive(c, x, (int)(in + 1), y, e);
+    *wt = rc == 0 ? malloc((size_t)(out * in) * sizeof **wt) : NULL;
+    *b = rc == 0 ? malloc((size_t)out * sizeof **b) : NULL;
+    if (rc == 0 && (!*wt || !*b))
+        rc = rs_fail(e, "out of memory");
+    for (int64_t oc = 0; rc == 0 && oc < out; ++oc) {
+        (*b)[oc] = y[oc];
+        for (int64_t j = 0; j < in; ++j)
+            (*wt)[oc * in + j] = y[(size_t)(j + 1) * (size_t)out + (size_t)oc] - y[oc];
+    }
+    if (rc) {
+        free(*wt), free(*b);
+        *wt = *b = NULL;
+    }
+    *n_out = out;
+    free(x), free(y);
+    model_free(c);
+    return rc;
+}
+
+int pipe_fold_layer(rs_model *w, const rs_model *orig, const char *name, rs_err *e)
+{
+    int on = model_find_layer(orig, name);
+    if (on < 0 || !model_is_weighted(orig, on))
+        return rs_fail(e, "%s: not a weighted layer of the original", name);
+    const rs_node *o = &orig->nodes[on];
+    int idx[DECOMP_MAX_FACTORS + 1];
+    int n = chain_of(w, orig, on, idx, DECOMP_MAX_FACTORS + 1);
+    if (n <= 0)
+        return n < 0 ? rs_fail(e, "%s: its factors are not a plain chain: cannot factorize it again", name) : 0;
+    const rs_value *ow = &orig->values[o->in[1]];
+    if ((o->op != RS_OP_CONV && !(o->op == RS_OP_GEMM && o->trans_b && !o->trans_a)) ||
+        (o->op == RS_OP_CONV && (o->group != 1 || o->dilations[0] != 1 || o->dilations[1] != 1 || ow->ndim != 4)))
+        return rs_fail(e, "%s: only a Conv of group 1 without dilation or a Gemm with transB can be factorized again",
+                       name);
+    float *wt = NULL, *b = NULL;
+    int64_t out = 0;
+    if (probe_chain(w, idx, n, o, ow, &wt, &b, &out, e) != 0)
+        return -1;
+    rs_node *last = &w->nodes[idx[n - 1]];
+    int bias_v = last->n_in > 2 ? last->in[2] : -1, rc = 0;
+    if (bias_v >= 0)
+        memcpy(w->values[bias_v].f, b, (size_t)out * sizeof *b);
+    int wv = model_find_value(w, ow->name) >= 0 ? -1 : model_add_const(w, ow->name, ow->ndim, ow->dims, wt, e);
+    if (wv < 0)
+        rc = e->msg[0] ? -1 : rs_fail(e, "%s: the weight name %s is taken", name, ow->name);
+    if (rc == 0) {
+        last = &w->nodes[idx[n - 1]];
+        rs_node nn = *o;
+        nn.name = rs_strdup(o->name);
+        nn.in[0] = w->nodes[idx[0]].in[0];
+        nn.in[1] = wv;
+        nn.in[2] = bias_v;
+        nn.n_in = bias_v >= 0 ? 3 : 2;
+        nn.out[0] = last->out[0];
+        nn.n_out = 1;
+        if (!nn.name)
+            rc = rs_fail(e, "out of memory");
+        else {
+            free(last->name);
+            *last = nn;
+            int keep = 0;
+            for (int i = 0; i < w->n_nodes; ++i) {
+                int drop = 0;
+                for (int k = 0; k < n - 1; ++k)
+                    drop |= idx[k] == i;
+                if (drop)
+                    free(w->nodes[i].name);
+                else
+                    w->nodes[keep++] = w->nodes[i];
+            }
+            w->n_nodes = keep;
+            model_gc(w);
+            rc = model_infer_shapes(w, e);
+        }
+    }
+    free(wt), free(b);
+    return rc;
+}
+
+/* cur with the stage plan's already-factorized layers folded back (a copy; *out NULL on error). */
+static int fold_plan(const rs_model *orig, const rs_model *cur, const rs_plan *p, rs_model **out, rs_err *e)
+{
+    rs_model *w = model_clone(cur);
+    int rc = w ? 0 : rs_fail(e, "out of memory");
+    for (int i = 0; rc == 0 && p && i < p->n; ++i)
+        rc = pipe_fold_layer(w, orig, p->entries[i].layer, e);
+    if (rc) {
+        model_free(w);
+        w = NULL;
+    }
+    *out = w;
+    return rc;
+}
 
 int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_stage *st, const cifar10_set *train,
                      const cifar10_set *val, const finetune_options *base, rs_model **out, finetune_report *rep,
@@ -24,7 +195,12 @@ int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_sta
     fo.train.distill_alpha = (float)st->alpha;
     fo.train.distill_temp = (float)st->temp;
     fo.report = rep;
-    return finetune_run(cur, st->plan, &td, &vd, &fo, out, NULL, e);
+    rs_model *w = NULL;
+    if (fold_plan(orig, cur, st->plan, &w, e) != 0)
+        return -1;
+    int rc = finetune_run(w, st->plan, &td, &vd, &fo, out, NULL, e);
+    model_free(w);
+    return rc;
 }
 
 typedef struct staged {
@@ -90,54 +266,51 @@ static int round_start(staged *s, const rs_model *cur, const rs_plan *p, int num
     if (rc == 0 && (rc = plan_cost_of(s->m, u, &pc, e)) == 0)
         lg->params = pc.params_after, lg->macs = pc.macs_after;
     plan_free(u);
-    rs_model *w = rc == 0 ? model_clone(cur) : NULL;
-    if (rc == 0 && !w)
-        rc = rs_fail(e, "out of memory");
+    rs_model *w = NULL;
+    if (rc == 0)
+        rc = fold_plan(s->m, cur, p, &w, e);
     if (rc == 0 && (rc = search_apply_plan(w, p, &s->o->search, e)) == 0)
         rc = eval_on(w, s->val, s->o->search.nthreads, &lg->val_pre, e);
     model_free(w);
     return rc;
 }
 
-/* Comma-separated short names of cur's weighted layers that are the original's and that no stage
- * factorized yet; "" when none is left. */
-static int layers_left(const staged *s, const rs_model *cur, char *out, size_t len)
+/* Params of original layer `layer` factorized by entry en (the whole layer if en is NULL). */
+static int64_t layer_params(const rs_model *m, const char *layer, const plan_entry *en)
 {
-    size_t k = 0;
-    out[0] = 0;
-    for (int i = 0; i < cur->n_nodes; ++i) {
-        char b[256];
-        if (!model_is_weighted(cur, i))
-            continue;
-        const char *name = model_layer_name(cur, i, b, sizeof b);
-        int n0 = model_find_layer(s->m, name);
-        if (n0 < 0 || !model_is_weighted(s->m, n0) || plan_find(s->all, name))
-            continue;
-        int w = snprintf(out + k, len - k, "%s%s", k ? "," : "", name);
-        if (w < 0 || (size_t)w >= len - k)
-            return -1;
-        k += (size_t)w;
-    }
-    return 0;
+    decomp_cost c;
+    rs_err e;
+    int node = model_find_layer(m, layer);
+    if (node < 0 || !en || decomp_cost_of(m, node, en->method, en->rank, en->rank2, &c, &e) != 0)
+        return INT64_MAX;
+    return c.params_after;
 }
 
-/* The plan of stage `number` on cur: least cost within the estimated drop budget over the layers
- * left. *p = NULL when nothing is left. */
+/* The plan of the next stage: on cur with every factorized layer folded back (so the search sees
+ * all the original's layers, each as the net now computes it), the plan of least cost whose
+ * estimated drop fits the budget; entries that would not make a layer cheaper than it is in cur
+ * are dropped. *p = NULL when nothing is left. */
 static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p, rs_err *e)
 {
-    static char layers[16384];
     *p = NULL;
-    if (layers_left(s, cur, layers, sizeof layers) != 0)
-        return rs_fail(e, "too many layers for a stage");
-    if (!layers[0])
-        return 0;
-    search_options so = s->o->search;
-    so.layers = layers;
-    search_ctx *ctx = search_ctx_create(cur, s->val, so.nthreads, e);
-    if (!ctx)
+    rs_model *folded = NULL;
+    if (fold_plan(s->m, cur, s->all, &folded, e) != 0)
         return -1;
-    int rc = search_ctx_plan_for_drop(ctx, &so, budget, p, NULL, e);
+    search_options so = s->o->search;
+    search_ctx *ctx = search_ctx_create(folded, s->val, so.nthreads, e);
+    int rc = ctx ? search_ctx_plan_for_drop(ctx, &so, budget, p, NULL, e) : -1;
     search_ctx_free(ctx);
+    model_free(folded);
+    for (int i = 0; rc == 0 && *p && i < (*p)->n; ++i) {
+        const plan_entry *en = &(*p)->entries[i], *was = plan_find(s->all, en->layer);
+        if (en->method == DECOMP_NONE ||
+            (was && layer_params(s->m, en->layer, en) >= layer_params(s->m, was->layer, was))) {
+            char name[256];
+            snprintf(name, sizeof name, "%s", en->layer);
+            plan_remove(*p, name);
+            --i;
+        }
+    }
     if (rc == 0 && *p && (*p)->n == 0) {
         plan_free(*p);
         *p = NULL;

@@ -105,11 +105,8 @@ static int stage_plan(parser *ps, char **w, int nw, rs_err *e)
 {
     if (nargs(ps, "plan", nw - 1, 3, 3, "LAYER METHOD RANK[,RANK2]", e))
         return -1;
-    rs_recipe *r = ps->r;
-    for (int i = 0; i < r->n_stages; ++i)
-        if (plan_find(r->stages[i].plan, w[1]))
-            return rs_fail(e, "%s: layer %s is factorized %s (a layer is factorized by one stage)", ps->ctx, w[1],
-                           &r->stages[i] == ps->cur ? "twice in this stage" : "by an earlier stage already");
+    if (plan_find(ps->cur->plan, w[1]))
+        return rs_fail(e, "%s: layer %s is listed twice in this stage", ps->ctx, w[1]);
     if (!strcmp(w[2], "none"))
         return rs_fail(e, "%s: layer %s: method none (a stage lists the layers it factorizes)", ps->ctx, w[1]);
     return plan_set_words(ps->cur->plan, ps->ctx, w[1], w[2], w[3], e);

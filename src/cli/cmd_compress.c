@@ -512,9 +512,11 @@ static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *t
         rec->train_images = (int)c->train_images, rec->val_images = (int)c->val_images;
         rec->fit_outputs = c->po.search.fit_calib != NULL, rec->calib_images = c->po.search.fit_n;
         rc = pipe_staged_run(m, train, val, &c->po, r, rec, &e);
-        if (rc == 0 && rec->n_stages == 0 && !r->cancelled) {
-            cli_error("compress --stages: %s", r->warning[0] ? r->warning
-                                                             : "no stage stayed within the tolerance; nothing saved");
+        if (rc == 0 && rec->n_stages == 0) {
+            cli_error("compress --stages: %s; nothing saved",
+                      r->cancelled  ? "interrupted before a stage was kept"
+                      : r->warning[0] ? r->warning
+                                      : "no stage stayed within the tolerance");
             return -1;
         }
     } else {

@@ -397,6 +397,38 @@ static void test_same_conv_taps(void)
     model_free(m);
 }
 
+/* Flatten of v, then a 3-output Gemm (transB, no bias) as the graph output. */
+static void flat_fc3(rs_model *m, int v)
+{
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){v}, 1);
+    long feat = features_of(m, f);
+    int gw = mk_const(m, "fc.w", 2, 3, feat, 0, 0, 0.05f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw}, 2);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+}
+
+/* MobileNet's depthwise 3×3 (the direct kernel's forward): stride 1 pad 1 with bias, then stride 2
+ * with asymmetric pads and no bias, on a map wide enough for whole vectors and a ragged tail. */
+static void test_depthwise3x3(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 11, 21);
+    int w1 = mk_const(m, "dw1.w", 4, 3, 1, 3, 3, 0.4f), b1 = mk_const(m, "dw1.b", 1, 3, 0, 0, 0, 0.1f);
+    int k1 = mk_node(m, "dw1", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    m->nodes[k1].group = 3;
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k1)}, 1);
+    int w2 = mk_const(m, "dw2.w", 4, 3, 1, 3, 3, 0.4f);
+    int k2 = mk_node(m, "dw2", RS_OP_CONV, (int[]){out_of(m, r), w2}, 2);
+    m->nodes[k2].group = 3;
+    m->nodes[k2].strides[0] = m->nodes[k2].strides[1] = 2;
+    m->nodes[k2].pads[0] = m->nodes[k2].pads[3] = 1;
+    flat_fc3(m, out_of(m, k2));
+    check_model_grads("depthwise 3x3 (stride 1 pad 1 + bias, stride 2 asymmetric pads)", m, 3, 2, NULL);
+    model_free(m);
+}
+
 /* grouped conv, depthwise kh×1 then 1×kw (the spatial factors), flatten -> MatMul + Add */
 static void test_grouped_depthwise_matmul(void)
 {
@@ -475,12 +507,7 @@ static void test_chunked_conv(void)
     int k2 = mk_node(m, "b", RS_OP_CONV, (int[]){out_of(m, r), w2}, 2);
     m->nodes[k2].strides[0] = m->nodes[k2].strides[1] = 2;
     m->nodes[k2].pads[2] = m->nodes[k2].pads[3] = 1;
-    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, k2)}, 1);
-    long feat = features_of(m, f);
-    int gw = mk_const(m, "fc.w", 2, 3, feat, 0, 0, 0.05f);
-    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw}, 2);
-    m->nodes[g].trans_b = 1;
-    m->output = out_of(m, g);
+    flat_fc3(m, out_of(m, k2));
     check_model_grads("chunked conv GEMMs (24x24 and 12x12 maps, ragged last chunk)", m, 5, 1, NULL);
     model_free(m);
 }
@@ -806,6 +833,7 @@ int main(void)
 {
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
+    test_depthwise3x3();
     test_same_conv_taps();
     test_dag_and_distill();
     test_chunked_conv();

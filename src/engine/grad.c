@@ -398,11 +398,28 @@ static void chunk_im2col(const tn_node *t, const float *x, int i0, int nc, int g
         im2col(t, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, cin_g, col + c * ohw, ldP);
 }
 
+/* Depthwise 3×3 whose padded planes fit the node's workspace: the inference engine's direct kernel
+ * (kern_dw3x3) instead of one K = 9 GEMM per channel. */
+static int conv_dw3x3(const tn_node *t)
+{
+    return t->group == t->cin && t->cout == t->cin && t->kh == 3 && t->kw == 3 && t->dh == 1 && t->dw == 1 &&
+           t->sh == t->sw && (t->sh == 1 || t->sh == 2) &&
+           kern_dw3x3_scratch(t->oh, t->ow, t->sh) <= t->col_floats;
+}
+
 static void conv_forward(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
                          const tn_scratch *s)
 {
     const float *w = m->values[t->param[0]].f;
     const float *b = t->param[1] >= 0 ? m->values[t->param[1]].f : NULL;
+    if (conv_dw3x3(t)) {
+        /* the scratch's zero border is laid out for this geometry: cleared once per call */
+        memset(s->col, 0, kern_dw3x3_scratch(t->oh, t->ow, t->sh) * sizeof *s->col);
+        for (int i = 0; i < ns; ++i)
+            kern_dw3x3(t->isa, t->cin, t->ih, t->iw, x + (size_t)i * t->xsz, w, b, t->sh, t->pt, t->pl, t->oh,
+                       t->ow, -INFINITY, INFINITY, s->col, y + (size_t)i * t->ysz);
+        return;
+    }
     int g = t->group, cout_g = t->cout / g;
     size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
     conv_ws ws = conv_scratch(t, s);

@@ -180,6 +180,9 @@ open narrow 80 24 "LANG=C.UTF-8 TERM=xterm-mono NO_COLOR=1" "'$ROOT/tests/data/z
 check "acts 80x24: table drawn" 'wait_for narrow "conv2 +Conv" 30'
 $T send-keys -t narrow 7
 check "Graph: a long op name is not cut (GlobalAveragePool)" 'wait_for narrow " GlobalAveragePool +8x1x1 " 5'
+$T send-keys -t narrow 1 '?' NPage NPage NPage
+check "80x24: the help wraps long lines instead of cutting them" 'wait_for narrow "Example Graph\)" 5 && wait_for narrow "in it: d lists another directory, c compares" 5'
+$T send-keys -t narrow Escape
 $T resize-window -t narrow -x 160 -y 50
 $T send-keys -t narrow '?'
 check "160x50: the help box is as wide as its lines" 'wait_for narrow "switch screen \(Layers Spectrum Accuracy Trade-offs Search Example Graph\)" 5'

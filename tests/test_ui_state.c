@@ -661,11 +661,25 @@ static void test_conveniences(void)
         has_F |= lines[i][0] == 'F';
     }
     CHECK(!strcmp(lines[0], "Search") && has_s && has_t && has_F, "Search help lists s, t, F (%d lines)", n);
-    CHECK(n > ui_help_rows(s), "at 80x24 the help is longer than the box (%d > %d)", n, ui_help_rows(s));
+    static char wrapped[192][UI_HELP_LINE];
+    int nw = ui_help_wrapped(s, wrapped, 192), room = ui_help_box_width(s) - 4, fits = 1;
+    size_t raw_chars = 0, wrapped_chars = 0;
+    for (int i = 0; i < n && i < 128; ++i)
+        for (const char *c = lines[i]; *c; ++c)
+            raw_chars += *c != ' ';
+    for (int i = 0; i < nw && i < 192; ++i) {
+        fits &= (int)strlen(wrapped[i]) <= room;
+        for (const char *c = wrapped[i]; *c; ++c)
+            wrapped_chars += *c != ' ';
+    }
+    CHECK(s->cols == 80 && nw > n && fits && raw_chars == wrapped_chars,
+          "at 80 columns the help wraps (%d lines from %d) within %d columns, nothing lost (%zu = %zu)", nw, n, room,
+          raw_chars, wrapped_chars);
+    CHECK(nw > ui_help_rows(s), "at 80x24 the help is longer than the box (%d > %d)", nw, ui_help_rows(s));
     ui_key(s, UI_K_DOWN);
     CHECK(s->help && s->help_scroll == 1, "Down scrolls the help");
     ui_key(s, UI_K_END);
-    CHECK(s->help_scroll == n - ui_help_rows(s), "End shows its last line");
+    CHECK(s->help_scroll == nw - ui_help_rows(s), "End shows its last line");
     ui_key(s, 'z');
     CHECK(!s->help && s->help_scroll == 0, "any other key closes it");
     ui_state_free(s);

@@ -291,17 +291,14 @@ _Static_assert(sizeof screen_draw / sizeof screen_draw[0] == SCR_COUNT, "one dra
 
 void scr_help(const ui_state *s)
 {
-    const char *lines[128];
-    int n = ui_help_lines(s, lines, 128);
-    if (n > 128)
-        n = 128;
+    static char lines[192][UI_HELP_LINE];
+    int n = ui_help_wrapped(s, lines, 192);
+    if (n > 192)
+        n = 192;
     int rows = ui_help_rows(s), first = s->help_scroll;
     if (rows > n)
         rows = n;
-    int longest = 72; /* as wide as its longest line (and the scroll note), within the screen */
-    for (int i = 0; i < n; ++i)
-        longest = w_width(lines[i]) > longest ? w_width(lines[i]) : longest;
-    int w = longest + 4 < COLS - 2 ? longest + 4 : COLS - 2, h = rows + 3;
+    int w = ui_help_box_width(s), h = rows + 3;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, x0, w, R_SEL);

@@ -655,8 +655,8 @@ static unsigned help_key(ui_state *s, int key)
         s->help_scroll = 0;
         return UI_HANDLED | UI_REDRAW;
     }
-    const char *lines[128];
-    int n = ui_help_lines(s, lines, 128);
+    char lines[192][UI_HELP_LINE];
+    int n = ui_help_wrapped(s, lines, 192);
     int max = n - ui_help_rows(s);
     s->help_scroll = key == UI_K_HOME ? 0 : key == UI_K_END ? max : s->help_scroll + step;
     if (s->help_scroll > max)
@@ -664,6 +664,47 @@ static unsigned help_key(ui_state *s, int key)
     if (s->help_scroll < 0)
         s->help_scroll = 0;
     return UI_HANDLED | UI_REDRAW;
+}
+
+int ui_help_box_width(const ui_state *s)
+{
+    const char *lines[128];
+    int n = ui_help_lines(s, lines, 128), longest = 72; /* the scroll note needs ~70 */
+    for (int i = 0; i < n && i < 128; ++i)
+        longest = (int)strlen(lines[i]) > longest ? (int)strlen(lines[i]) : longest;
+    return longest + 4 < s->cols ? longest + 4 : s->cols;
+}
+
+int ui_help_wrapped(const ui_state *s, char (*out)[UI_HELP_LINE], int max)
+{
+    const char *lines[128];
+    int n = ui_help_lines(s, lines, 128), room = ui_help_box_width(s) - 4, k = 0;
+    room = room < 20 ? 20 : room > UI_HELP_LINE - 1 ? UI_HELP_LINE - 1 : room;
+    for (int i = 0; i < n && i < 128; ++i) {
+        const char *p = lines[i];
+        /* a key line ("m    cycle the method") continues under its description column */
+        int indent = strlen(p) > 23 && p[22] == ' ' && p[23] != ' ' && p[21] == ' ' ? 23 : 2;
+        int first = 1;
+        do {
+            int width = first ? room : room - indent, len = (int)strlen(p);
+            int cut = len;
+            if (len > width) {
+                cut = width;
+                while (cut > 0 && p[cut] != ' ')
+                    --cut;
+                if (cut == 0)
+                    cut = width;
+            }
+            if (k < max)
+                snprintf(out[k], UI_HELP_LINE, "%*s%.*s", first ? 0 : indent, "", cut, p);
+            ++k;
+            p += cut;
+            while (*p == ' ')
+                ++p;
+            first = 0;
+        } while (*p);
+    }
+    return k;
 }
 
 int ui_help_rows(const ui_state *s)

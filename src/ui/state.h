@@ -464,5 +464,11 @@ extern const ui_screen_def ui_screens[SCR_COUNT];
 int ui_help_lines(const ui_state *s, const char **out, int max);
 /* Help lines visible at once for s->lines (the help box's height inside its border). */
 int ui_help_rows(const ui_state *s);
+/* The help box for s->cols: its width (as wide as the longest line, within the screen) and the
+ * help lines wrapped to fit inside it (a key's description continues under its column), into
+ * out[0..max); returns how many there are (may exceed max). The help scrolls over these. */
+#define UI_HELP_LINE 128
+int ui_help_box_width(const ui_state *s);
+int ui_help_wrapped(const ui_state *s, char (*out)[UI_HELP_LINE], int max);
 
 #endif

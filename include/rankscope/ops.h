@@ -12,6 +12,10 @@
  *    with e naming the node.
  *  - forward computes the node over a whole batch for the plain executor (infer_forward_naive /
  *    infer_forward_blas); NULL for ops that only exist while loading (rewritten by passes.h).
+ *  - attrs lists the op's ONNX attributes (ended by a row with name NULL; NULL: none). The reader
+ *    (onnx_read.c) accepts exactly these, checks each by its kind and range and stores it in the
+ *    rs_node field at offset; the writer (onnx_write.c) writes the rows not marked
+ *    RS_ATTR_READ_ONLY, in table order, so a row's position is part of the written bytes.
  */
 #ifndef RANKSCOPE_OPS_H
 #define RANKSCOPE_OPS_H
@@ -34,6 +38,51 @@ typedef struct ops_batch {
     size_t col_floats;
 } ops_batch;
 
+/* How one ONNX attribute is read, checked and written. */
+typedef enum rs_attr_kind {
+    RS_ATTR_INT,       /* an int in lo..hi */
+    RS_ATTR_FLOAT,     /* a finite float */
+    RS_ATTR_INTS,      /* exactly count ints, each in lo..hi (int64_t[count] field) */
+    RS_ATTR_KERNEL,    /* kernel_shape: as INTS; Conv writes it from its weight when unset */
+    RS_ATTR_AXES,      /* at most RS_MAXDIM axes in -RS_MAXDIM..RS_MAXDIM-1 into axes / n_axes */
+    RS_ATTR_AUTO_PAD,  /* NOTSET or VALID (VALID with non-zero pads is refused); written NOTSET */
+    RS_ATTR_STRING,    /* must be the string text; written as text */
+    RS_ATTR_PADS8,     /* opset < 11 Pad: N,C,H,W begins then ends, spatial only, into pads[4] */
+    RS_ATTR_ZERO,      /* a float that must be 0 (opset < 11 Pad value) */
+    RS_ATTR_DTYPE,     /* Cast's to: RS_DT_FLOAT, or RS_DT_INT64 in a shape computation */
+    RS_ATTR_N_OUTPUTS, /* an int that must equal the node's output count */
+    RS_ATTR_SIZES,     /* at most RS_MAXIO sizes in lo..hi into axes / n_axes */
+    RS_ATTR_AXIS0,     /* a single axis 0 or -1 (opset < 13 Unsqueeze of a 0-D index) */
+    RS_ATTR_ANY,       /* accepted and ignored, any type */
+} rs_attr_kind;
+
+/* Where the value goes in rs_node. */
+typedef enum rs_attr_field {
+    RS_FIELD_NONE, /* checked, not kept; a written INT is lo */
+    RS_FIELD_I64,
+    RS_FIELD_INT,
+    RS_FIELD_FLOAT,
+} rs_attr_field;
+
+enum {
+    RS_ATTR_READ_ONLY = 1, /* accepted on reading, never written */
+    RS_ATTR_REQUIRED = 2,  /* a node without it is refused ("missing attribute") */
+    RS_ATTR_DROPOUT = 4,   /* only on a node whose op_type is Dropout (loaded as Identity) */
+};
+
+typedef struct rs_attr {
+    const char *name;
+    unsigned char kind, field, flags, count;
+    size_t offset; /* offsetof(rs_node, ...) */
+    int64_t lo, hi;
+    const char *text;
+} rs_attr;
+
+/* Attribute bounds the reader enforces: spatial extents, Conv groups, Split part sizes. */
+#define RS_ATTR_MAX_SPATIAL 1024
+#define RS_ATTR_MAX_GROUP 65536
+#define RS_ATTR_MAX_SPLIT (1 << 24)
+
 typedef struct rs_op_desc {
     const char *name;
     int min_in, max_in;
@@ -41,6 +90,7 @@ typedef struct rs_op_desc {
     int (*shape)(rs_model *m, rs_node *n, rs_err *e);
     int64_t (*macs)(const rs_model *m, const rs_node *n);
     int (*forward)(const ops_batch *b, rs_err *e);
+    const rs_attr *attrs;
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

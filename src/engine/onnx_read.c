@@ -35,9 +35,6 @@
 #define ONNX_MAX_ATTR_VALUES 64
 #define ONNX_MAX_ATTRS 64
 /* Spatial attribute ranges (same bounds model_infer_shapes enforces). */
-#define ONNX_MAX_SPATIAL 1024
-#define ONNX_MAX_GROUP 65536
-#define ONNX_MAX_SPLIT (1 << 24) /* a Split part: at most an input extent */
 /* Opsets whose semantics for the supported ops match what the engine implements. */
 #define ONNX_MIN_OPSET 7
 #define ONNX_MAX_OPSET 22
@@ -293,6 +290,7 @@ static int check_input(const Onnx__ValueInfoProto *vi, int *ndim, int64_t *dims,
 typedef struct attr_ctx {
     const Onnx__NodeProto *np;
     size_t idx;
+    size_t n_out; /* outputs, trailing empty names stripped */
     rs_err *e;
 } attr_ctx;
 
@@ -422,220 +420,123 @@ static int unsupported_attr(const attr_ctx *c, const Onnx__AttributeProto *a)
     return node_fail(c->e, c->np, c->idx, "unsupported attribute \"%s\"", onnx_clean(ab, sizeof ab, a->name));
 }
 
-static size_t strip_trailing_empty(char *const *names, size_t n);
 
-/* Parses the node's attributes into n (defaults already applied). */
+static const rs_attr *find_attr(const rs_attr *rows, const char *name, const Onnx__NodeProto *np)
+{
+    for (const rs_attr *r = rows; r && r->name; ++r)
+        if (strcmp(r->name, name) == 0 &&
+            (!(r->flags & RS_ATTR_DROPOUT) || (np->op_type && strcmp(np->op_type, "Dropout") == 0)))
+            return r;
+    return NULL;
+}
+
+/* One attribute by its schema row r (rankscope/ops.h) into n; *valid_pad notes auto_pad VALID. */
+static int read_attr(const attr_ctx *c, const Onnx__AttributeProto *a, const rs_attr *r, rs_node *n,
+                     int *valid_pad)
+{
+    const Onnx__NodeProto *np = c->np;
+    char *field = (char *)n + r->offset;
+    int64_t iv = 0;
+    float fv = 0.0f;
+    int rc = 0;
+    switch ((rs_attr_kind)r->kind) {
+    case RS_ATTR_INT:
+    case RS_ATTR_DTYPE:
+    case RS_ATTR_N_OUTPUTS:
+        rc = attr_int(c, a, r->lo, r->hi, &iv);
+        if (rc == 0 && r->kind == RS_ATTR_DTYPE && iv != RS_DT_FLOAT && iv != RS_DT_INT64)
+            rc = node_fail(c->e, np, c->idx, "unsupported attribute \"%s\" = %lld (float, "
+                           "or int64 in a shape computation)", r->name, (long long)iv);
+        if (rc == 0 && r->kind == RS_ATTR_N_OUTPUTS && iv != (int64_t)c->n_out)
+            rc = node_fail(c->e, np, c->idx, "attribute \"%s\" = %lld differs from the %zu outputs",
+                           r->name, (long long)iv, np->n_output);
+        if (r->field == RS_FIELD_I64)
+            memcpy(field, &iv, sizeof iv);
+        else if (r->field == RS_FIELD_INT)
+            *(int *)(void *)field = (int)iv;
+        return rc;
+    case RS_ATTR_FLOAT:
+        rc = attr_float(c, a, &fv);
+        if (r->field == RS_FIELD_FLOAT)
+            *(float *)(void *)field = fv;
+        return rc;
+    case RS_ATTR_ZERO:
+        rc = attr_float(c, a, &fv);
+        if (rc == 0 && fv != 0.0f)
+            rc = node_fail(c->e, np, c->idx, "%s (%s = %g)", r->text, r->name, (double)fv);
+        return rc;
+    case RS_ATTR_INTS:
+    case RS_ATTR_KERNEL:
+        return attr_ints(c, a, r->count, r->lo, r->hi, (int64_t *)(void *)field);
+    case RS_ATTR_PADS8: {
+        int64_t p8[8];
+        rc = attr_ints(c, a, 8, r->lo, r->hi, p8);
+        if (rc == 0 && (p8[0] || p8[1] || p8[4] || p8[5]))
+            rc = node_fail(c->e, np, c->idx, "only spatial (H, W) padding is supported");
+        n->pads[0] = p8[2], n->pads[1] = p8[3], n->pads[2] = p8[6], n->pads[3] = p8[7];
+        return rc;
+    }
+    case RS_ATTR_AXES:
+        return attr_axes(c, a, n);
+    case RS_ATTR_SIZES:
+        rc = attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) && a->n_ints <= RS_MAXIO
+                 ? 0
+                 : node_fail(c->e, np, c->idx, "attribute \"%s\" must list at most %d sizes", r->name,
+                             RS_MAXIO);
+        for (size_t k = 0; rc == 0 && k < a->n_ints; ++k)
+            if (a->ints[k] < r->lo || a->ints[k] > r->hi)
+                rc = node_fail(c->e, np, c->idx, "unsupported attribute \"%s\": size %lld", r->name,
+                               (long long)a->ints[k]);
+        if (rc == 0) {
+            n->n_axes = (int)a->n_ints;
+            memcpy(n->axes, a->ints, a->n_ints * sizeof *n->axes);
+        }
+        return rc;
+    case RS_ATTR_AUTO_PAD:
+        return attr_auto_pad(c, a, valid_pad);
+    case RS_ATTR_STRING:
+        if (!attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || a->s.len != strlen(r->text) ||
+            memcmp(a->s.data, r->text, a->s.len) != 0)
+            return node_fail(c->e, np, c->idx, "only attribute \"%s\" = %s is supported", r->name, r->text);
+        return 0;
+    case RS_ATTR_AXIS0:
+        if (attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) && a->n_ints == 1 &&
+            (a->ints[0] == 0 || a->ints[0] == -1))
+            return 0;
+        return unsupported_attr(c, a);
+    case RS_ATTR_ANY:
+        return 0;
+    }
+    return unsupported_attr(c, a);
+}
+
+/* Parses the node's attributes into n (defaults already applied) by the op's schema. */
 static int parse_attributes(const attr_ctx *c, rs_node *n)
 {
     const Onnx__NodeProto *np = c->np;
     if (np->n_attribute > ONNX_MAX_ATTRS)
         return node_fail(c->e, np, c->idx, "%zu attributes (limit %d)", np->n_attribute, ONNX_MAX_ATTRS);
-    int have_kernel = 0, have_pads = 0, valid_pad = 0;
+    const rs_op_desc *d = ops_get(n->op);
+    const rs_attr *rows = d ? d->attrs : NULL;
+    unsigned long seen = 0; /* bit i: rows[i] was given */
+    int valid_pad = 0;
     for (size_t i = 0; i < np->n_attribute; ++i) {
         const Onnx__AttributeProto *a = np->attribute[i];
         const char *an = a->name ? a->name : "";
-        int64_t iv;
-        float fv = 0.0f;
-        int rc = 0;
         if (!onnx_empty(a->ref_attr_name))
             return node_fail(c->e, np, c->idx, "attribute \"%s\" refers to a function attribute", an);
-        switch (n->op) {
-        case RS_OP_CONV:
-        case RS_OP_MAXPOOL:
-        case RS_OP_AVGPOOL:
-            if (strcmp(an, "kernel_shape") == 0) {
-                rc = attr_ints(c, a, 2, 1, ONNX_MAX_SPATIAL, n->kernel);
-                have_kernel = 1;
-            } else if (strcmp(an, "strides") == 0) {
-                rc = attr_ints(c, a, 2, 1, ONNX_MAX_SPATIAL, n->strides);
-            } else if (strcmp(an, "pads") == 0) {
-                rc = attr_ints(c, a, 4, 0, ONNX_MAX_SPATIAL, n->pads);
-                have_pads = n->pads[0] || n->pads[1] || n->pads[2] || n->pads[3];
-            } else if (strcmp(an, "dilations") == 0) {
-                /* The engine's pooling has no dilation; convolution does. */
-                rc = attr_ints(c, a, 2, 1, n->op == RS_OP_CONV ? ONNX_MAX_SPATIAL : 1, n->dilations);
-            } else if (strcmp(an, "auto_pad") == 0) {
-                rc = attr_auto_pad(c, a, &valid_pad);
-            } else if (n->op == RS_OP_CONV && strcmp(an, "group") == 0) {
-                rc = attr_int(c, a, 1, ONNX_MAX_GROUP, &n->group);
-            } else if (n->op != RS_OP_CONV && strcmp(an, "ceil_mode") == 0) {
-                rc = attr_int(c, a, 0, 1, &iv);
-                n->ceil_mode = (int)iv;
-            } else if (n->op == RS_OP_MAXPOOL && strcmp(an, "storage_order") == 0) {
-                rc = attr_int(c, a, 0, 0, &iv);
-            } else if (n->op == RS_OP_AVGPOOL && strcmp(an, "count_include_pad") == 0) {
-                rc = attr_int(c, a, 0, 1, &iv);
-                n->count_include_pad = (int)iv;
-            } else {
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_GEMM:
-            if (strcmp(an, "alpha") == 0) {
-                rc = attr_float(c, a, &n->alpha);
-            } else if (strcmp(an, "beta") == 0) {
-                rc = attr_float(c, a, &n->beta);
-            } else if (strcmp(an, "transA") == 0) {
-                rc = attr_int(c, a, 0, 1, &iv);
-                n->trans_a = (int)iv;
-            } else if (strcmp(an, "transB") == 0) {
-                rc = attr_int(c, a, 0, 1, &iv);
-                n->trans_b = (int)iv;
-            } else {
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_LEAKYRELU:
-        case RS_OP_HARDSIGMOID:
-            if (strcmp(an, "alpha") == 0)
-                rc = attr_float(c, a, &n->alpha);
-            else if (n->op == RS_OP_HARDSIGMOID && strcmp(an, "beta") == 0)
-                rc = attr_float(c, a, &n->beta);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_FLATTEN:
-            if (strcmp(an, "axis") == 0)
-                rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM, &n->axis);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_RESHAPE:
-            if (strcmp(an, "allowzero") == 0)
-                rc = attr_int(c, a, 0, 0, &iv);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_BATCHNORM:
-            if (strcmp(an, "epsilon") == 0)
-                rc = attr_float(c, a, &n->epsilon);
-            else if (strcmp(an, "momentum") == 0)
-                rc = attr_float(c, a, &fv); /* training only */
-            else if (strcmp(an, "spatial") == 0) /* opset < 9: 1 is the per-channel form */
-                rc = attr_int(c, a, 1, 1, &iv);
-            else if (strcmp(an, "training_mode") == 0)
-                rc = attr_int(c, a, 0, 0, &iv);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_CLIP: /* opset < 11 carries the bounds as attributes */
-            if (strcmp(an, "min") == 0)
-                rc = attr_float(c, a, &n->clip_min);
-            else if (strcmp(an, "max") == 0)
-                rc = attr_float(c, a, &n->clip_max);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_SOFTMAX:
-        case RS_OP_CONCAT:
-        case RS_OP_GATHER:
-            if (strcmp(an, "axis") == 0)
-                rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM, &n->axis);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_UNSQUEEZE: /* opset < 13: axes attribute; a 0-D index has only axis 0 */
-            if (strcmp(an, "axes") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) &&
-                a->n_ints == 1 && (a->ints[0] == 0 || a->ints[0] == -1))
-                rc = 0;
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_PAD:
-            if (strcmp(an, "mode") == 0) {
-                if (!attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || a->s.len != 8 ||
-                    memcmp(a->s.data, "constant", 8) != 0)
-                    rc = node_fail(c->e, np, c->idx, "only attribute \"mode\" = constant is supported");
-            } else if (strcmp(an, "value") == 0) { /* opset < 11 */
-                rc = attr_float(c, a, &fv);
-                if (rc == 0 && fv != 0.0f)
-                    rc = node_fail(c->e, np, c->idx, "only zero padding is supported (value = %g)",
-                                   (double)fv);
-            } else if (strcmp(an, "pads") == 0) { /* opset < 11: N,C,H,W begins then ends */
-                int64_t p8[8];
-                rc = attr_ints(c, a, 8, 0, ONNX_MAX_SPATIAL, p8);
-                if (rc == 0 && (p8[0] || p8[1] || p8[4] || p8[5]))
-                    rc = node_fail(c->e, np, c->idx, "only spatial (H, W) padding is supported");
-                n->pads[0] = p8[2], n->pads[1] = p8[3], n->pads[2] = p8[6], n->pads[3] = p8[7];
-            } else {
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_CAST:
-            if (strcmp(an, "to") == 0) {
-                rc = attr_int(c, a, 1, 16, &iv);
-                if (rc == 0 && iv != RS_DT_FLOAT && iv != RS_DT_INT64)
-                    rc = node_fail(c->e, np, c->idx, "unsupported attribute \"to\" = %lld (float, "
-                                   "or int64 in a shape computation)", (long long)iv);
-                n->to = (int)iv;
-            } else if (strcmp(an, "saturate") != 0) { /* opset 19: float8 only */
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_SPLIT:
-            if (strcmp(an, "axis") == 0) {
-                rc = attr_int(c, a, -RS_MAXDIM, RS_MAXDIM - 1, &n->axis);
-            } else if (strcmp(an, "num_outputs") == 0) { /* opset 18: must match the outputs */
-                rc = attr_int(c, a, 1, RS_MAXIO, &iv);
-                if (rc == 0 && iv != (int64_t)strip_trailing_empty(np->output, np->n_output))
-                    rc = node_fail(c->e, np, c->idx, "attribute \"num_outputs\" = %lld differs from "
-                                   "the %zu outputs", (long long)iv, np->n_output);
-            } else if (strcmp(an, "split") == 0) { /* before opset 13 */
-                rc = attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) && a->n_ints <= RS_MAXIO
-                         ? 0
-                         : node_fail(c->e, np, c->idx, "attribute \"split\" must list at most %d sizes",
-                                     RS_MAXIO);
-                for (size_t k = 0; rc == 0 && k < a->n_ints; ++k)
-                    if (a->ints[k] < 1 || a->ints[k] > ONNX_MAX_SPLIT)
-                        rc = node_fail(c->e, np, c->idx, "unsupported attribute \"split\": size %lld",
-                                       (long long)a->ints[k]);
-                if (rc == 0) {
-                    n->n_axes = (int)a->n_ints;
-                    memcpy(n->axes, a->ints, a->n_ints * sizeof *n->axes);
-                }
-            } else {
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_TRANSPOSE:
-            if (strcmp(an, "perm") == 0)
-                rc = attr_axes(c, a, n);
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        case RS_OP_REDUCEMEAN: /* axes: an attribute before opset 18 (ReduceSum: before 13) */
-        case RS_OP_REDUCESUM:
-            if (strcmp(an, "axes") == 0) {
-                rc = attr_axes(c, a, n);
-            } else if (strcmp(an, "keepdims") == 0) {
-                rc = attr_int(c, a, 0, 1, &iv);
-                n->keepdims = (int)iv;
-            } else if (strcmp(an, "noop_with_empty_axes") == 0) {
-                rc = attr_int(c, a, 0, 0, &iv);
-            } else {
-                rc = unsupported_attr(c, a);
-            }
-            break;
-        case RS_OP_IDENTITY: /* Dropout maps here: its attributes only matter in training */
-            if (strcmp(np->op_type, "Dropout") == 0 &&
-                (strcmp(an, "ratio") == 0 || strcmp(an, "seed") == 0 || strcmp(an, "is_test") == 0))
-                rc = 0;
-            else
-                rc = unsupported_attr(c, a);
-            break;
-        default:
-            rc = unsupported_attr(c, a);
-            break;
-        }
-        if (rc)
-            return rc;
+        const rs_attr *r = find_attr(rows, an, np);
+        if (!r)
+            return unsupported_attr(c, a);
+        if (read_attr(c, a, r, n, &valid_pad) != 0)
+            return -1;
+        seen |= 1ul << (r - rows);
     }
-    if (valid_pad && have_pads)
+    if (valid_pad && (n->pads[0] || n->pads[1] || n->pads[2] || n->pads[3]))
         return node_fail(c->e, np, c->idx, "attributes \"auto_pad\" = VALID and non-zero \"pads\" conflict");
-    if (n->op == RS_OP_CAST && !n->to)
-        return node_fail(c->e, np, c->idx, "missing attribute \"to\"");
-    if ((n->op == RS_OP_MAXPOOL || n->op == RS_OP_AVGPOOL) && !have_kernel)
-        return node_fail(c->e, np, c->idx, "missing attribute \"kernel_shape\"");
+    for (const rs_attr *r = rows; r && r->name; ++r)
+        if ((r->flags & RS_ATTR_REQUIRED) && !(seen & (1ul << (r - rows))))
+            return node_fail(c->e, np, c->idx, "missing attribute \"%s\"", r->name);
     return 0;
 }
 
@@ -833,7 +734,7 @@ static int analyse(load_state *s, int *input_ndim, int64_t *input_dims, rs_err *
     /* nodes: op, arity, attributes, outputs */
     for (size_t i = 0; i < s->n_nodes; ++i) {
         const Onnx__NodeProto *np = g->node[i];
-        attr_ctx c = {np, i, e};
+        attr_ctx c = {np, i, 0, e};
         rs_node *n = &s->nodes[i];
         int std_domain = onnx_empty(np->domain) || strcmp(np->domain, "ai.onnx") == 0;
         s->const_value[i] = -1;
@@ -849,6 +750,7 @@ static int analyse(load_state *s, int *input_ndim, int64_t *input_dims, rs_err *
         model_node_defaults(n);
         size_t n_in = strip_trailing_empty(np->input, np->n_input);
         size_t n_out = strip_trailing_empty(np->output, np->n_output);
+        c.n_out = n_out;
         if (dropout && n_out == 2)
             return node_fail(e, np, i, "the mask output is not supported (inference only)");
         if (dropout && n_in >= 1 && n_in <= 3)

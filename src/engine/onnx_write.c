@@ -12,6 +12,7 @@
 #include "onnx_internal.h"
 #include "rankscope/fileio.h"
 #include "rankscope/guard.h"
+#include "rankscope/ops.h"
 
 /* What the writer emits. */
 #define ONNX_WRITE_IR_VERSION 7
@@ -200,84 +201,59 @@ static Onnx__AttributeProto *attr_string_new(arena *a, const char *name, const c
     return at;
 }
 
-/* Every attribute is written explicitly (no reliance on defaults that differ across opsets). */
+/* Every attribute is written explicitly (no reliance on defaults that differ across opsets), by
+ * the op's schema in registry order (rankscope/ops.h). */
 static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx__NodeProto *np)
 {
-    Onnx__AttributeProto **at = arena_alloc(a, 8 * sizeof *at);
+    const rs_op_desc *d = ops_get(n->op);
+    const rs_attr *rows = d ? d->attrs : NULL;
+    size_t cap = 0;
+    for (const rs_attr *r = rows; r && r->name; ++r)
+        ++cap;
+    Onnx__AttributeProto **at = arena_alloc(a, (cap ? cap : 1) * sizeof *at);
     if (!at)
         return -1;
     size_t k = 0;
-    int64_t kernel[2] = {n->kernel[0], n->kernel[1]};
-    if (n->op == RS_OP_CONV && (kernel[0] < 1 || kernel[1] < 1) && n->n_in > 1 && n->in[1] >= 0 &&
-        m->values[n->in[1]].ndim == 4) {
-        kernel[0] = m->values[n->in[1]].dims[2];
-        kernel[1] = m->values[n->in[1]].dims[3];
-    }
-    switch (n->op) {
-    case RS_OP_AVGPOOL: /* opset 13 AveragePool has no dilations */
-        at[k++] = attr_ints_new(a, "kernel_shape", kernel, 2);
-        at[k++] = attr_ints_new(a, "strides", n->strides, 2);
-        at[k++] = attr_ints_new(a, "pads", n->pads, 4);
-        at[k++] = attr_string_new(a, "auto_pad", "NOTSET");
-        at[k++] = attr_int_new(a, "ceil_mode", n->ceil_mode);
-        at[k++] = attr_int_new(a, "count_include_pad", n->count_include_pad);
-        break;
-    case RS_OP_BATCHNORM:
-        at[k++] = attr_float_new(a, "epsilon", n->epsilon);
-        break;
-    case RS_OP_SOFTMAX:
-    case RS_OP_CONCAT:
-        at[k++] = attr_int_new(a, "axis", n->axis);
-        break;
-    case RS_OP_PAD:
-        at[k++] = attr_string_new(a, "mode", "constant");
-        break;
-    case RS_OP_CONV:
-    case RS_OP_MAXPOOL:
-        if (kernel[0] >= 1 && kernel[1] >= 1)
-            at[k++] = attr_ints_new(a, "kernel_shape", kernel, 2);
-        at[k++] = attr_ints_new(a, "strides", n->strides, 2);
-        at[k++] = attr_ints_new(a, "pads", n->pads, 4);
-        at[k++] = attr_ints_new(a, "dilations", n->dilations, 2);
-        at[k++] = attr_string_new(a, "auto_pad", "NOTSET");
-        if (n->op == RS_OP_CONV) {
-            at[k++] = attr_int_new(a, "group", n->group);
-        } else {
-            at[k++] = attr_int_new(a, "ceil_mode", n->ceil_mode);
-            at[k++] = attr_int_new(a, "storage_order", 0);
+    for (const rs_attr *r = rows; r && r->name; ++r) {
+        if (r->flags & RS_ATTR_READ_ONLY)
+            continue;
+        const char *field = (const char *)n + r->offset;
+        int64_t iv = r->lo;
+        if (r->field == RS_FIELD_I64)
+            memcpy(&iv, field, sizeof iv);
+        else if (r->field == RS_FIELD_INT)
+            iv = *(const int *)(const void *)field;
+        switch ((rs_attr_kind)r->kind) {
+        case RS_ATTR_KERNEL: { /* Conv without kernel_shape: the weight's spatial extent */
+            int64_t kernel[2] = {n->kernel[0], n->kernel[1]};
+            if ((kernel[0] < 1 || kernel[1] < 1) && n->n_in > 1 && n->in[1] >= 0 &&
+                m->values[n->in[1]].ndim == 4) {
+                kernel[0] = m->values[n->in[1]].dims[2];
+                kernel[1] = m->values[n->in[1]].dims[3];
+            }
+            if (kernel[0] >= 1 && kernel[1] >= 1)
+                at[k++] = attr_ints_new(a, r->name, kernel, 2);
+            break;
         }
-        break;
-    case RS_OP_GEMM:
-        at[k++] = attr_float_new(a, "alpha", n->alpha);
-        at[k++] = attr_float_new(a, "beta", n->beta);
-        at[k++] = attr_int_new(a, "transA", n->trans_a);
-        at[k++] = attr_int_new(a, "transB", n->trans_b);
-        break;
-    case RS_OP_FLATTEN:
-        at[k++] = attr_int_new(a, "axis", n->axis);
-        break;
-    case RS_OP_LEAKYRELU:
-        at[k++] = attr_float_new(a, "alpha", n->alpha);
-        break;
-    case RS_OP_HARDSIGMOID:
-        at[k++] = attr_float_new(a, "alpha", n->alpha);
-        at[k++] = attr_float_new(a, "beta", n->beta);
-        break;
-    case RS_OP_REDUCEMEAN: /* opset 13: axes is an attribute of ReduceMean, an input of ReduceSum */
-        at[k++] = attr_ints_new(a, "axes", n->axes, (size_t)n->n_axes);
-        at[k++] = attr_int_new(a, "keepdims", n->keepdims);
-        break;
-    case RS_OP_REDUCESUM:
-        at[k++] = attr_int_new(a, "keepdims", n->keepdims);
-        break;
-    case RS_OP_CAST:
-        at[k++] = attr_int_new(a, "to", n->to);
-        break;
-    case RS_OP_TRANSPOSE:
-        at[k++] = attr_ints_new(a, "perm", n->axes, (size_t)n->n_axes);
-        break;
-    default: /* Reshape's allowzero only exists from opset 14; its opset-13 meaning is 0 */
-        break;
+        case RS_ATTR_INTS:
+            at[k++] = attr_ints_new(a, r->name, (const int64_t *)(const void *)field, r->count);
+            break;
+        case RS_ATTR_AXES:
+            at[k++] = attr_ints_new(a, r->name, n->axes, (size_t)n->n_axes);
+            break;
+        case RS_ATTR_FLOAT:
+            at[k++] = attr_float_new(a, r->name, *(const float *)(const void *)field);
+            break;
+        case RS_ATTR_AUTO_PAD:
+            at[k++] = attr_string_new(a, r->name, "NOTSET");
+            break;
+        case RS_ATTR_STRING:
+            at[k++] = attr_string_new(a, r->name, r->text);
+            break;
+        default: /* the int kinds */
+            at[k++] = attr_int_new(a, r->name, iv);
+            break;
+        }
     }
     for (size_t i = 0; i < k; ++i)
         if (!at[i])

@@ -7,6 +7,55 @@
 #include "infer_internal.h"
 #include "ops_internal.h"
 
+/* Conv and the pools share kernel_shape, strides, pads, dilations and auto_pad; the engine's
+ * pooling has no dilation (only 1 is accepted) and opset 13 AveragePool does not write one. */
+#define SPATIAL_ATTRS(kernel_flags, dil_hi, dil_flags)                                          \
+    OPS_ATTR("kernel_shape", RS_ATTR_KERNEL, RS_FIELD_I64, kernel, kernel_flags, 2, 1,          \
+             RS_ATTR_MAX_SPATIAL, NULL),                                                       \
+        OPS_ATTR_INTS("strides", strides, 2, 1, RS_ATTR_MAX_SPATIAL),                          \
+        OPS_ATTR_INTS("pads", pads, 4, 0, RS_ATTR_MAX_SPATIAL),                                \
+        OPS_ATTR("dilations", RS_ATTR_INTS, RS_FIELD_I64, dilations, dil_flags, 2, 1, dil_hi, NULL), \
+        OPS_ATTR("auto_pad", RS_ATTR_AUTO_PAD, RS_FIELD_NONE, name, 0, 0, 0, 0, NULL)
+
+const rs_attr ops_attrs_conv[] = {
+    SPATIAL_ATTRS(0, RS_ATTR_MAX_SPATIAL, 0),
+    OPS_ATTR_I64("group", group, 1, RS_ATTR_MAX_GROUP),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_maxpool[] = {
+    SPATIAL_ATTRS(RS_ATTR_REQUIRED, 1, 0),
+    OPS_ATTR_INT("ceil_mode", ceil_mode, 0, 1),
+    OPS_ATTR_CHECK("storage_order", 0, 0, 0),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_avgpool[] = {
+    SPATIAL_ATTRS(RS_ATTR_REQUIRED, 1, RS_ATTR_READ_ONLY),
+    OPS_ATTR_INT("ceil_mode", ceil_mode, 0, 1),
+    OPS_ATTR_INT("count_include_pad", count_include_pad, 0, 1),
+    OPS_ATTR_END,
+};
+/* opset 13 Pad takes its pads as an input; older files give them (and a value) as attributes */
+const rs_attr ops_attrs_pad[] = {
+    OPS_ATTR("mode", RS_ATTR_STRING, RS_FIELD_NONE, name, 0, 0, 0, 0, "constant"),
+    OPS_ATTR("value", RS_ATTR_ZERO, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY, 0, 0, 0,
+             "only zero padding is supported"),
+    OPS_ATTR("pads", RS_ATTR_PADS8, RS_FIELD_I64, pads, RS_ATTR_READ_ONLY, 8, 0, RS_ATTR_MAX_SPATIAL, NULL),
+    OPS_ATTR_END,
+};
+/* axes: an attribute before opset 18 (ReduceSum: before 13, and written as an input) */
+const rs_attr ops_attrs_reducemean[] = {
+    OPS_ATTR_AXES("axes", 0),
+    OPS_ATTR_INT("keepdims", keepdims, 0, 1),
+    OPS_ATTR_CHECK("noop_with_empty_axes", 0, 0, RS_ATTR_READ_ONLY),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_reducesum[] = {
+    OPS_ATTR_AXES("axes", RS_ATTR_READ_ONLY),
+    OPS_ATTR_INT("keepdims", keepdims, 0, 1),
+    OPS_ATTR_CHECK("noop_with_empty_axes", 0, 0, RS_ATTR_READ_ONLY),
+    OPS_ATTR_END,
+};
+
 static int64_t pooled_extent(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d,
                              int ceil_mode)
 {

@@ -3,6 +3,14 @@
 
 #include "ops_internal.h"
 
+const rs_attr ops_attrs_gemm[] = {
+    OPS_ATTR_FLOAT("alpha", alpha, 0),
+    OPS_ATTR_FLOAT("beta", beta, 0),
+    OPS_ATTR_INT("transA", trans_a, 0, 1),
+    OPS_ATTR_INT("transB", trans_b, 0, 1),
+    OPS_ATTR_END,
+};
+
 int ops_shape_gemm(rs_model *m, rs_node *n, rs_err *e)
 {
     OPS_SHAPE_ARGS(m, n);

@@ -7,6 +7,34 @@
 #include "infer_internal.h"
 #include "ops_internal.h"
 
+const rs_attr ops_attrs_batchnorm[] = {
+    OPS_ATTR_FLOAT("epsilon", epsilon, 0),
+    OPS_ATTR("momentum", RS_ATTR_FLOAT, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY, 0, 0, 0, NULL), /* training only */
+    OPS_ATTR_CHECK("spatial", 1, 1, RS_ATTR_READ_ONLY), /* opset < 9: 1 is the per-channel form */
+    OPS_ATTR_CHECK("training_mode", 0, 0, RS_ATTR_READ_ONLY),
+    OPS_ATTR_END,
+};
+/* opset < 11 carries the bounds as attributes; later ones (and the writer) as inputs */
+const rs_attr ops_attrs_clip[] = {
+    OPS_ATTR_FLOAT("min", clip_min, RS_ATTR_READ_ONLY),
+    OPS_ATTR_FLOAT("max", clip_max, RS_ATTR_READ_ONLY),
+    OPS_ATTR_END,
+};
+/* Softmax, Concat, Flatten, Gather */
+const rs_attr ops_attrs_axis[] = {
+    OPS_ATTR_I64("axis", axis, -RS_MAXDIM, RS_MAXDIM),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_leakyrelu[] = {
+    OPS_ATTR_FLOAT("alpha", alpha, 0),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_hardsigmoid[] = {
+    OPS_ATTR_FLOAT("alpha", alpha, 0),
+    OPS_ATTR_FLOAT("beta", beta, 0),
+    OPS_ATTR_END,
+};
+
 /* The per-image shape of binary-op input v right-aligned to nd dims (missing leading dims are 1;
  * an activation's batch axis is left out). */
 static void aligned_dims(const rs_value *v, int nd, int64_t *d)

@@ -9,6 +9,7 @@
 #define RANKSCOPE_OPS_INTERNAL_H
 
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "rankscope/ops.h"
@@ -28,6 +29,27 @@
 /* The batch size inside a shape vector folded at load (passes.c), until its reader gets the
  * ONNX spelling (Reshape 0, Expand 1): shape rules accept it as their leading entry. */
 #define OPS_SHAPE_BATCH INT64_MIN
+
+/* Rows of an op's attribute schema (rs_attr, rankscope/ops.h); OPS_ATTR_END closes a table. */
+#define OPS_ATTR(nm, kind, ftype, fld, flags, count, lo, hi, text)                            \
+    {nm, kind, ftype, flags, count, offsetof(rs_node, fld), lo, hi, text}
+#define OPS_ATTR_I64(nm, fld, lo, hi) OPS_ATTR(nm, RS_ATTR_INT, RS_FIELD_I64, fld, 0, 0, lo, hi, NULL)
+#define OPS_ATTR_INT(nm, fld, lo, hi) OPS_ATTR(nm, RS_ATTR_INT, RS_FIELD_INT, fld, 0, 0, lo, hi, NULL)
+#define OPS_ATTR_FLOAT(nm, fld, flags) OPS_ATTR(nm, RS_ATTR_FLOAT, RS_FIELD_FLOAT, fld, flags, 0, 0, 0, NULL)
+#define OPS_ATTR_INTS(nm, fld, count, lo, hi)                                                 \
+    OPS_ATTR(nm, RS_ATTR_INTS, RS_FIELD_I64, fld, 0, count, lo, hi, NULL)
+/* checked on reading, not kept: an int in lo..hi (written as lo unless flags say read-only) */
+#define OPS_ATTR_CHECK(nm, lo, hi, flags) OPS_ATTR(nm, RS_ATTR_INT, RS_FIELD_NONE, name, flags, 0, lo, hi, NULL)
+#define OPS_ATTR_AXES(nm, flags) OPS_ATTR(nm, RS_ATTR_AXES, RS_FIELD_NONE, axes, flags, 0, 0, 0, NULL)
+#define OPS_ATTR_END {NULL, 0, 0, 0, 0, 0, 0, 0, NULL}
+
+extern const rs_attr ops_attrs_conv[], ops_attrs_maxpool[], ops_attrs_avgpool[], ops_attrs_pad[],
+    ops_attrs_reducemean[], ops_attrs_reducesum[];
+extern const rs_attr ops_attrs_gemm[];
+extern const rs_attr ops_attrs_batchnorm[], ops_attrs_clip[], ops_attrs_axis[], ops_attrs_leakyrelu[],
+    ops_attrs_hardsigmoid[];
+extern const rs_attr ops_attrs_reshape[], ops_attrs_identity[], ops_attrs_unsqueeze[], ops_attrs_cast[],
+    ops_attrs_split[], ops_attrs_transpose[];
 
 int ops_float_const(const rs_model *m, int v);
 void ops_set_shape(rs_value *v, int ndim, const int64_t *dims);

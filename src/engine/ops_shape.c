@@ -4,6 +4,40 @@
 
 #include "ops_internal.h"
 
+/* allowzero exists from opset 14; its opset-13 meaning is 0, so it is never written */
+const rs_attr ops_attrs_reshape[] = {
+    OPS_ATTR_CHECK("allowzero", 0, 0, RS_ATTR_READ_ONLY),
+    OPS_ATTR_END,
+};
+/* Dropout loads as Identity: its attributes only matter in training */
+const rs_attr ops_attrs_identity[] = {
+    OPS_ATTR("ratio", RS_ATTR_ANY, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY | RS_ATTR_DROPOUT, 0, 0, 0, NULL),
+    OPS_ATTR("seed", RS_ATTR_ANY, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY | RS_ATTR_DROPOUT, 0, 0, 0, NULL),
+    OPS_ATTR("is_test", RS_ATTR_ANY, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY | RS_ATTR_DROPOUT, 0, 0, 0, NULL),
+    OPS_ATTR_END,
+};
+/* opset < 13: axes attribute; a 0-D index has only axis 0 */
+const rs_attr ops_attrs_unsqueeze[] = {
+    OPS_ATTR("axes", RS_ATTR_AXIS0, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY, 0, 0, 0, NULL),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_cast[] = {
+    OPS_ATTR("to", RS_ATTR_DTYPE, RS_FIELD_INT, to, RS_ATTR_REQUIRED, 0, 1, 16, NULL),
+    OPS_ATTR("saturate", RS_ATTR_ANY, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY, 0, 0, 0, NULL), /* opset 19: float8 only */
+    OPS_ATTR_END,
+};
+/* split: the sizes before opset 13; num_outputs (opset 18) must match the outputs */
+const rs_attr ops_attrs_split[] = {
+    OPS_ATTR_I64("axis", axis, -RS_MAXDIM, RS_MAXDIM - 1),
+    OPS_ATTR("num_outputs", RS_ATTR_N_OUTPUTS, RS_FIELD_NONE, name, RS_ATTR_READ_ONLY, 0, 1, RS_MAXIO, NULL),
+    OPS_ATTR("split", RS_ATTR_SIZES, RS_FIELD_NONE, axes, RS_ATTR_READ_ONLY, 0, 1, RS_ATTR_MAX_SPLIT, NULL),
+    OPS_ATTR_END,
+};
+const rs_attr ops_attrs_transpose[] = {
+    OPS_ATTR_AXES("perm", 0),
+    OPS_ATTR_END,
+};
+
 int ops_shape_flatten(rs_model *m, rs_node *n, rs_err *e)
 {
     OPS_SHAPE_ARGS(m, n);

@@ -16,6 +16,7 @@
  *    (onnx_read.c) accepts exactly these, checks each by its kind and range and stores it in the
  *    rs_node field at offset; the writer (onnx_write.c) writes the rows not marked
  *    RS_ATTR_READ_ONLY, in table order, so a row's position is part of the written bytes.
+ *  - c_plan plans the node for the C exporter (export_c.h); NULL: the exporter refuses the op.
  */
 #ifndef RANKSCOPE_OPS_H
 #define RANKSCOPE_OPS_H
@@ -83,6 +84,8 @@ typedef struct rs_attr {
 #define RS_ATTR_MAX_GROUP 65536
 #define RS_ATTR_MAX_SPLIT (1 << 24)
 
+struct export_c_plan;
+
 typedef struct rs_op_desc {
     const char *name;
     int min_in, max_in;
@@ -91,6 +94,8 @@ typedef struct rs_op_desc {
     int64_t (*macs)(const rs_model *m, const rs_node *n);
     int (*forward)(const ops_batch *b, rs_err *e);
     const rs_attr *attrs;
+    /* C export (export_c_plan.c): what the node needs in the generated code; NULL: not exported */
+    int (*c_plan)(const rs_model *m, const rs_node *n, struct export_c_plan *p, rs_err *e);
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

@@ -17,6 +17,9 @@
  *    rs_node field at offset; the writer (onnx_write.c) writes the rows not marked
  *    RS_ATTR_READ_ONLY, in table order, so a row's position is part of the written bytes.
  *  - c_plan plans the node for the C exporter (export_c.h); NULL: the exporter refuses the op.
+ *  - compile builds the node's step of the compiled executor (infer.h); NULL: the generic step
+ *    that runs forward; an op with neither is refused by infer_compile.
+ *  - const_first: the first input may be a constant (Add, Sub, Mul, Div).
  */
 #ifndef RANKSCOPE_OPS_H
 #define RANKSCOPE_OPS_H
@@ -85,6 +88,9 @@ typedef struct rs_attr {
 #define RS_ATTR_MAX_SPLIT (1 << 24)
 
 struct export_c_plan;
+struct infer_ctx;
+struct infer_build;
+struct infer_step;
 
 typedef struct rs_op_desc {
     const char *name;
@@ -96,6 +102,10 @@ typedef struct rs_op_desc {
     const rs_attr *attrs;
     /* C export (export_c_plan.c): what the node needs in the generated code; NULL: not exported */
     int (*c_plan)(const rs_model *m, const rs_node *n, struct export_c_plan *p, rs_err *e);
+    /* inference (infer_compile.c): a specialised step; NULL: a generic step over forward */
+    int (*compile)(struct infer_ctx *c, struct infer_build *b, int ni, int vin,
+                   struct infer_step *s, rs_err *e);
+    int const_first; /* the first input may be a constant: the engines run on the second */
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

@@ -74,7 +74,7 @@ static int plan_node(const rs_model *m, int ni, export_c_plan *p, rs_err *e)
     if (n->n_out < 1 || n->out[0] < 0 || n->n_in < 1)
         return rs_fail(e, "export: node %s (%s): missing input or output", n->name, op);
     /* Add / Sub / Mul / Div may take a constant first */
-    if (!(d && d->c_plan == export_c_plan_binary) && !export_c_is_act(m, n->in[0]))
+    if (!(d && d->const_first) && !export_c_is_act(m, n->in[0]))
         return rs_fail(e, "export: node %s (%s): first input must be an activation", n->name, op);
     if (!d || !d->c_plan)
         return rs_fail(e, "export: node %s: op %s is not supported by the C exporter", n->name,

@@ -91,14 +91,6 @@ int infer_bn_affine(const rs_model *m, const rs_node *n, int C, float **scale, f
 
 /* ---- compiling nodes into steps ----------------------------------------------------------- */
 
-typedef struct build {
-    const rs_model *m;
-    int *fused;       /* node already folded into an earlier step */
-    int *step_in_v;   /* value read by each step */
-    int *step_out_v;  /* value written by each step */
-    int *step_in2_v;  /* second activation read (ST_ADD2) or -1 */
-    int cur;          /* index of the step being built */
-} build;
 
 static int act4(const rs_model *m, int v, const rs_node *n, const char *what, int *c, int *h,
                 int *w, rs_err *e)
@@ -115,7 +107,7 @@ static int act4(const rs_model *m, int v, const rs_node *n, const char *what, in
     return 0;
 }
 
-static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
 {
     const rs_model *m = b->m;
     const rs_node *n = &m->nodes[ni];
@@ -239,7 +231,7 @@ static int build_conv(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
 }
 
 /* Gemm (alpha·A·B' + beta·C) or MatMul (+ a constant Add) with a constant B. */
-static int build_dense(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+static int build_dense(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
 {
     const rs_model *m = b->m;
     const rs_node *n = &m->nodes[ni];
@@ -325,7 +317,7 @@ static int build_dense(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
 }
 
 /* Constant broadcast (numpy rules, right-aligned) to one image of activation `xv`. */
-static int build_add(build *b, int ni, step *s, rs_err *e)
+static int build_add(infer_build *b, int ni, step *s, rs_err *e)
 {
     const rs_model *m = b->m;
     const rs_node *n = &m->nodes[ni];
@@ -381,7 +373,7 @@ static int build_add(build *b, int ni, step *s, rs_err *e)
 }
 
 /* Assign buffer slots by liveness. */
-static int assign_slots(infer_ctx *c, build *b, rs_err *e)
+static int assign_slots(infer_ctx *c, infer_build *b, rs_err *e)
 {
     const rs_model *m = b->m;
     int nv = m->n_values;
@@ -463,7 +455,7 @@ static int assign_slots(infer_ctx *c, build *b, rs_err *e)
 
 /* ST_OP: a graph of node ni alone (the context outlives the caller's model), with the second
  * activation input, if any, in *vin2. -1 when the node reads more than two activations. */
-static int build_op(infer_ctx *c, build *b, int ni, step *s, rs_err *e)
+static int build_op(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
 {
     (void)c;
     const rs_model *m = b->m;
@@ -541,10 +533,193 @@ static int spatial_mean(const rs_model *m, const rs_node *n)
     return nd == 4 && n->n_axes == 2 && seen == 3;
 }
 
+/* The steps the registry rows name (rs_op_desc.compile): one node, its input vin. */
+int infer_compile_conv(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    (void)vin;
+    s->kind = ST_CONV;
+    return build_conv(c, b, ni, s, e);
+}
+
+int infer_compile_dense(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_node *n = &b->m->nodes[ni];
+    (void)vin;
+    if (n->n_in == 2 && n->in[1] >= 0 && !b->m->values[n->in[1]].is_const) {
+        s->kind = ST_OP; /* two activations: the registry's batched product */
+        return build_op(c, b, ni, s, e);
+    }
+    s->kind = ST_GEMM;
+    return build_dense(c, b, ni, s, e);
+}
+
+int infer_compile_add(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    (void)c;
+    (void)vin;
+    s->kind = ST_ADD;
+    return build_add(b, ni, s, e);
+}
+
+int infer_compile_relu(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    (void)e;
+    s->kind = ST_RELU;
+    s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
+    return n->out[0];
+}
+
+int infer_compile_maxpool(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    s->kind = ST_MAXPOOL;
+    int pc = 0, ph = 0, pw = 0;
+    if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+        act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
+        return -1;
+    s->pool = (pool_geom){(int)n->kernel[0], (int)n->kernel[1], (int)n->strides[0],
+                          (int)n->strides[1], (int)n->dilations[0],
+                          (int)n->dilations[1], (int)n->pads[0], (int)n->pads[1], ph, pw};
+    s->in_numel = s->C * s->H * s->W;
+    s->out_numel = pc * ph * pw;
+    return n->out[0];
+}
+
+int infer_compile_batchnorm(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    const rs_value *xv = &m->values[vin];
+    if ((xv->ndim != 4 && xv->ndim != 2) || xv->dims[0] != -1 || !fits_int(xv->dims[1])) {
+        rs_fail(e, "node %s (BatchNormalization): input '%s' must be (N,C,H,W) or (N,C)",
+                n->name, xv->name);
+        return -1;
+    }
+    s->kind = ST_AFFINE;
+    s->C = (int)xv->dims[1];
+    s->in_numel = s->out_numel = (int)model_value_numel(xv);
+    s->K = s->in_numel / s->C;
+    if (infer_bn_affine(m, n, s->C, &s->w, &s->bias, e))
+        return -1;
+    return n->out[0];
+}
+
+int infer_compile_avgpool(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    s->kind = ST_AVGPOOL;
+    int pc = 0, ph = 0, pw = 0;
+    if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+        act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
+        return -1;
+    if (n->op == RS_OP_GLOBALAVGPOOL) {
+        s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
+    } else {
+        infer_pool_geom(n, ph, pw, &s->pool);
+        s->pb = (int)n->pads[2];
+        s->pr = (int)n->pads[3];
+        s->count_pad = n->count_include_pad;
+    }
+    s->in_numel = s->C * s->H * s->W;
+    s->out_numel = pc * ph * pw;
+    return n->out[0];
+}
+
+int infer_compile_reducemean(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    if (!spatial_mean(m, n)) {
+        s->kind = ST_OP;
+        return build_op(c, b, ni, s, e);
+    }
+    /* x.mean((2, 3)): the global average pool's kernel */
+    s->kind = ST_AVGPOOL;
+    if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e))
+        return -1;
+    s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
+    s->in_numel = s->C * s->H * s->W;
+    s->out_numel = s->C;
+    return n->out[0];
+}
+
+int infer_compile_elementwise(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    (void)e;
+    s->kind = n->op == RS_OP_CLIP ? ST_CLIP : n->op == RS_OP_SIGMOID ? ST_SIGMOID : ST_SOFTMAX;
+    s->lo = n->clip_min;
+    s->hi = n->clip_max;
+    s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
+    return n->out[0];
+}
+
+int infer_compile_pad(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    s->kind = ST_PAD;
+    int pc = 0;
+    if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
+        act4(m, n->out[0], n, "output", &pc, &s->Ho, &s->Wo, e))
+        return -1;
+    s->pt = (int)n->pads[0];
+    s->pl = (int)n->pads[1];
+    s->in_numel = s->C * s->H * s->W;
+    s->out_numel = pc * s->Ho * s->Wo;
+    return n->out[0];
+}
+
+int infer_compile_concat(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    if (n->n_in != 2 || n->in[1] < 0 || m->values[n->in[1]].is_const) {
+        rs_fail(e, "node %s (Concat): the inference engine concatenates exactly two "
+                "activations (has %d inputs)", n->name, n->n_in);
+        return -1;
+    }
+    s->kind = ST_CONCAT;
+    s->in_numel = (int)model_value_numel(&m->values[vin]);
+    s->N = (int)model_value_numel(&m->values[n->in[1]]);
+    s->out_numel = s->in_numel + s->N;
+    b->step_in2_v[b->cur] = n->in[1];
+    return n->out[0];
+}
+
+int infer_compile_alias(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = &m->nodes[ni];
+    (void)c;
+    const rs_value *ov = &m->values[n->out[0]];
+    if (ov->dims[0] != -1 || model_value_numel(ov) != model_value_numel(&m->values[vin])) {
+        rs_fail(e, "node %s (%s): output '%s' must keep the batch dimension leading "
+                "(only flatten-like reshapes are supported)", n->name,
+                model_op_name(n->op), ov->name);
+        return -1;
+    }
+    s->kind = ST_ALIAS;
+    s->in_numel = s->out_numel = (int)model_value_numel(ov);
+    return n->out[0];
+}
+
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
 {
-    build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
-               calloc((size_t)m->n_nodes + 1, sizeof(int)),
+    infer_build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
+                     calloc((size_t)m->n_nodes + 1, sizeof(int)),
                calloc((size_t)m->n_nodes + 1, sizeof(int)),
                calloc((size_t)m->n_nodes + 1, sizeof(int)), 0};
     c->steps = calloc((size_t)m->n_nodes + 1, sizeof(step));
@@ -568,167 +743,24 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
         b.step_in2_v[c->n_steps] = -1;
         s->name = rs_strdup(n->name ? n->name : "?");
         int vin = n->n_in > 0 ? n->in[0] : -1;
-        if ((n->op == RS_OP_ADD || n->op == RS_OP_SUB || n->op == RS_OP_MUL || n->op == RS_OP_DIV) &&
-            n->n_in == 2 && const_float(m, vin)) /* a constant first operand: run on the other */
+        const rs_op_desc *d = ops_get(n->op);
+        if (d && d->const_first && n->n_in == 2 && const_float(m, vin)) /* run on the other */
             vin = n->in[1];
         if (vin < 0 || m->values[vin].is_const) {
             rs_fail(e, "node %s (%s): first input must be an activation", n->name,
                     model_op_name(n->op));
             goto done;
         }
-        int vout = -1;
-        switch (n->op) {
-        case RS_OP_CONV:
-            s->kind = ST_CONV;
-            vout = build_conv(c, &b, ni, s, e);
-            break;
-        case RS_OP_GEMM:
-        case RS_OP_MATMUL:
-            if (n->n_in == 2 && n->in[1] >= 0 && !m->values[n->in[1]].is_const) {
-                s->kind = ST_OP; /* two activations: the registry's batched product */
-                vout = build_op(c, &b, ni, s, e);
-                break;
-            }
-            s->kind = ST_GEMM;
-            vout = build_dense(c, &b, ni, s, e);
-            break;
-        case RS_OP_ADD:
-            s->kind = ST_ADD;
-            vout = build_add(&b, ni, s, e);
-            break;
-        case RS_OP_RELU:
-            s->kind = ST_RELU;
-            s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
-            vout = n->out[0];
-            break;
-        case RS_OP_MAXPOOL: {
-            s->kind = ST_MAXPOOL;
-            int pc, ph, pw;
-            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
-                act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
-                goto done;
-            s->pool = (pool_geom){(int)n->kernel[0], (int)n->kernel[1], (int)n->strides[0],
-                                  (int)n->strides[1], (int)n->dilations[0],
-                                  (int)n->dilations[1], (int)n->pads[0], (int)n->pads[1], ph, pw};
-            s->in_numel = s->C * s->H * s->W;
-            s->out_numel = pc * ph * pw;
-            vout = n->out[0];
-            break;
-        }
-        case RS_OP_BATCHNORM: {
-            const rs_value *xv = &m->values[vin];
-            if ((xv->ndim != 4 && xv->ndim != 2) || xv->dims[0] != -1 || !fits_int(xv->dims[1])) {
-                rs_fail(e, "node %s (BatchNormalization): input '%s' must be (N,C,H,W) or (N,C)",
-                        n->name, xv->name);
-                goto done;
-            }
-            s->kind = ST_AFFINE;
-            s->C = (int)xv->dims[1];
-            s->in_numel = s->out_numel = (int)model_value_numel(xv);
-            s->K = s->in_numel / s->C;
-            if (infer_bn_affine(m, n, s->C, &s->w, &s->bias, e)) {
-                c->n_steps++;
-                goto done;
-            }
-            vout = n->out[0];
-            break;
-        }
-        case RS_OP_GLOBALAVGPOOL:
-        case RS_OP_AVGPOOL: {
-            s->kind = ST_AVGPOOL;
-            int pc, ph, pw;
-            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
-                act4(m, n->out[0], n, "output", &pc, &ph, &pw, e))
-                goto done;
-            if (n->op == RS_OP_GLOBALAVGPOOL) {
-                s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
-            } else {
-                infer_pool_geom(n, ph, pw, &s->pool);
-                s->pb = (int)n->pads[2];
-                s->pr = (int)n->pads[3];
-                s->count_pad = n->count_include_pad;
-            }
-            s->in_numel = s->C * s->H * s->W;
-            s->out_numel = pc * ph * pw;
-            vout = n->out[0];
-            break;
-        }
-        case RS_OP_REDUCEMEAN:
-            if (spatial_mean(m, n)) { /* x.mean((2, 3)): the global average pool's kernel */
-                s->kind = ST_AVGPOOL;
-                if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e))
-                    goto done;
-                s->pool = (pool_geom){s->H, s->W, 1, 1, 1, 1, 0, 0, 1, 1};
-                s->in_numel = s->C * s->H * s->W;
-                s->out_numel = s->C;
-                vout = n->out[0];
-            } else {
-                s->kind = ST_OP;
-                vout = build_op(c, &b, ni, s, e);
-            }
-            break;
-        case RS_OP_CLIP:
-        case RS_OP_SIGMOID:
-        case RS_OP_SOFTMAX:
-            s->kind = n->op == RS_OP_CLIP ? ST_CLIP : n->op == RS_OP_SIGMOID ? ST_SIGMOID : ST_SOFTMAX;
-            s->lo = n->clip_min;
-            s->hi = n->clip_max;
-            s->in_numel = s->out_numel = (int)model_value_numel(&m->values[vin]);
-            vout = n->out[0];
-            break;
-        case RS_OP_PAD: {
-            s->kind = ST_PAD;
-            int pc;
-            if (act4(m, vin, n, "input", &s->C, &s->H, &s->W, e) ||
-                act4(m, n->out[0], n, "output", &pc, &s->Ho, &s->Wo, e))
-                goto done;
-            s->pt = (int)n->pads[0];
-            s->pl = (int)n->pads[1];
-            s->in_numel = s->C * s->H * s->W;
-            s->out_numel = pc * s->Ho * s->Wo;
-            vout = n->out[0];
-            break;
-        }
-        case RS_OP_CONCAT: {
-            if (n->n_in != 2 || n->in[1] < 0 || m->values[n->in[1]].is_const) {
-                rs_fail(e, "node %s (Concat): the inference engine concatenates exactly two "
-                        "activations (has %d inputs)", n->name, n->n_in);
-                goto done;
-            }
-            s->kind = ST_CONCAT;
-            s->in_numel = (int)model_value_numel(&m->values[vin]);
-            s->N = (int)model_value_numel(&m->values[n->in[1]]);
-            s->out_numel = s->in_numel + s->N;
-            b.step_in2_v[c->n_steps] = n->in[1];
-            vout = n->out[0];
-            break;
-        }
-        case RS_OP_FLATTEN:
-        case RS_OP_RESHAPE:
-        case RS_OP_IDENTITY:
-        case RS_OP_CAST: /* to float, of a float: the same bytes */ {
-            const rs_value *ov = &m->values[n->out[0]];
-            if (ov->dims[0] != -1 ||
-                model_value_numel(ov) != model_value_numel(&m->values[vin])) {
-                rs_fail(e, "node %s (%s): output '%s' must keep the batch dimension leading "
-                        "(only flatten-like reshapes are supported)", n->name,
-                        model_op_name(n->op), ov->name);
-                goto done;
-            }
-            s->kind = ST_ALIAS;
-            s->in_numel = s->out_numel = (int)model_value_numel(ov);
-            vout = n->out[0];
-            break;
-        }
-        default:
-            if (!ops_get(n->op) || !ops_get(n->op)->forward) {
-                rs_fail(e, "node %s: op %s is not supported by the inference engine", n->name,
-                        model_op_name(n->op));
-                goto done;
-            }
+        int vout;
+        if (d && d->compile) {
+            vout = d->compile(c, &b, ni, vin, s, e);
+        } else if (d && d->forward) {
             s->kind = ST_OP;
             vout = build_op(c, &b, ni, s, e);
-            break;
+        } else {
+            rs_fail(e, "node %s: op %s is not supported by the inference engine", n->name,
+                    model_op_name(n->op));
+            goto done;
         }
         if (vout < 0) {
             c->n_steps++; /* so its allocations are freed */

@@ -32,7 +32,7 @@ typedef struct pool_geom {
     int Ho, Wo; /* pooled output */
 } pool_geom;
 
-typedef struct step {
+typedef struct infer_step {
     step_kind kind;
     char *name;
     int in_slot, out_slot;
@@ -64,6 +64,30 @@ typedef struct step {
     int depthwise; /* ST_CONV: depthwise 3×3, run by kern_dw3x3 (scratch in the step's pad buffer) */
     rs_model *op; /* ST_OP: the node (nodes[0]), its inputs and output, constants copied */
 } step;
+
+/* infer_compile.c: what the step builders share; the steps the registry rows name
+ * (rs_op_desc.compile) build node ni, reading activation vin, into s and return the value it
+ * writes, or -1 with e set. */
+typedef struct infer_build {
+    const rs_model *m;
+    int *fused;       /* node already folded into an earlier step */
+    int *step_in_v;   /* value read by each step */
+    int *step_out_v;  /* value written by each step */
+    int *step_in2_v;  /* second activation read (ST_ADD2) or -1 */
+    int cur;          /* index of the step being built */
+} infer_build;
+int infer_compile_add(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_alias(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_avgpool(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_batchnorm(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_concat(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_conv(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_dense(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_elementwise(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_maxpool(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_pad(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_reducemean(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_relu(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 
 typedef struct worker {
     struct infer_ctx *ctx;

@@ -1,5 +1,4 @@
 /* cmd_train.c — `rankscope train`: train the reference net (or a given model) on CIFAR-10. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,81 +100,98 @@ typedef struct train_args {
     int json, force, no_ckpt, set_run; /* set_run: an option the checkpoint fixes was given */
 } train_args;
 
+enum { K_EPOCHS = 'e', K_SEED = 's', K_BATCH = 'b', K_LR = 'l', K_WD = 'w', K_SCHEDULE = 'S',
+       K_NO_AUGMENT = 'A', K_WARMUP = 'W', K_ARCH = 'a', K_CKPT = 'c', K_NO_CKPT = 'C',
+       K_RESUME = 'r', K_TRAIN_IMAGES = 'n', K_EVAL_IMAGES = 'E' };
+
+static const cli_opt train_opts[] = {
+    {"epochs", 1, K_EPOCHS, 0},           {"seed", 1, K_SEED, 0},
+    {"batch", 1, K_BATCH, 0},             {"lr", 1, K_LR, 0},
+    {"wd", 1, K_WD, 0},                   {"schedule", 1, K_SCHEDULE, 0},
+    {"no-augment", 0, K_NO_AUGMENT, 0},   {"warmup", 1, K_WARMUP, 0},
+    {"arch", 1, K_ARCH, 0},               {"checkpoint", 1, K_CKPT, 0},
+    {"no-checkpoint", 0, K_NO_CKPT, 0},   {"resume", 1, K_RESUME, 0},
+    {"train-images", 1, K_TRAIN_IMAGES, 0}, {"eval-images", 1, K_EVAL_IMAGES, 0},
+    {0, 0, 0, 0},
+};
+
+static int train_option(void *cmd, int key, const char *arg)
+{
+    train_args *a = cmd;
+    long v = 0;
+    double d = 0;
+    int bad = 0;
+    a->set_run |= strchr("esblwSAW", key) != NULL; /* what a checkpoint fixes */
+    switch (key) {
+    case K_EPOCHS:
+        bad = cli_parse_int("--epochs", arg, 1, 10000, &v);
+        a->o.epochs = (int)v;
+        break;
+    case K_SEED:
+        bad = cli_parse_int("--seed", arg, 0, 2147483647L, &a->seed);
+        break;
+    case K_BATCH:
+        bad = cli_parse_int("--batch", arg, 1, 65536, &v);
+        a->o.batch = (int)v;
+        break;
+    case K_LR:
+        bad = cli_parse_double("--lr", arg, 1e-9, 100.0, &d);
+        a->o.lr = (float)d;
+        break;
+    case K_WD:
+        bad = cli_parse_double("--wd", arg, 0.0, 1.0, &d);
+        a->o.weight_decay = (float)d;
+        break;
+    case K_WARMUP:
+        bad = cli_parse_double("--warmup", arg, 0.0, 1.0, &d);
+        a->o.warmup = (float)d;
+        break;
+    case K_TRAIN_IMAGES:
+        bad = cli_parse_int("--train-images", arg, 1, 45000, &a->train_images);
+        break;
+    case K_EVAL_IMAGES:
+        bad = cli_parse_int("--eval-images", arg, 1, 10000, &a->eval_images);
+        break;
+    case K_SCHEDULE:
+        if (!strcmp(arg, "onecycle"))
+            a->o.schedule = TRAIN_SCHED_ONECYCLE;
+        else if (!strcmp(arg, "cosine"))
+            a->o.schedule = TRAIN_SCHED_COSINE;
+        else
+            return cli_error("train: --schedule \"%s\" (expected onecycle or cosine)", arg), CLI_USAGE;
+        break;
+    case K_NO_AUGMENT: a->o.augment = 0; break;
+    case K_ARCH: a->arch = arg; break;
+    case K_CKPT: a->ckpt = arg; break;
+    case K_NO_CKPT: a->no_ckpt = 1; break;
+    case K_RESUME: a->resume = arg; break;
+    }
+    return bad ? CLI_USAGE : 0;
+}
+
+/* -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, train_args *a)
 {
-    static const struct option opts[] = {
-        {"epochs", required_argument, 0, 'e'},  {"seed", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},   {"lr", required_argument, 0, 'l'},
-        {"wd", required_argument, 0, 'w'},      {"data", required_argument, 0, 'd'},
-        {"threads", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-        {"json", no_argument, 0, 'j'},          {"schedule", required_argument, 0, 'S'},
-        {"no-augment", no_argument, 0, 'A'},    {"force", no_argument, 0, 'f'},
-        {"arch", required_argument, 0, 'a'},    {"checkpoint", required_argument, 0, 'c'},
-        {"no-checkpoint", no_argument, 0, 'C'}, {"resume", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'W'}, {"train-images", required_argument, 0, 'n'},
-        {"eval-images", required_argument, 0, 'E'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    long epochs = a->o.epochs, batch = a->o.batch;
-    double lr = a->o.lr, wd = a->o.weight_decay, warm = a->o.warmup;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-        int bad = 0;
-        a->set_run |= strchr("esblwSAW", c) != NULL;
-        switch (c) {
-        case 'e': bad = cli_parse_int("--epochs", optarg, 1, 10000, &epochs); break;
-        case 's': bad = cli_parse_int("--seed", optarg, 0, 2147483647L, &a->seed); break;
-        case 'b': bad = cli_parse_int("--batch", optarg, 1, 65536, &batch); break;
-        case 't': bad = cli_parse_int("--threads", optarg, 1, 256, &a->threads); break;
-        case 'l': bad = cli_parse_double("--lr", optarg, 1e-9, 100.0, &lr); break;
-        case 'w': bad = cli_parse_double("--wd", optarg, 0.0, 1.0, &wd); break;
-        case 'W': bad = cli_parse_double("--warmup", optarg, 0.0, 1.0, &warm); break;
-        case 'n': bad = cli_parse_int("--train-images", optarg, 1, 45000, &a->train_images); break;
-        case 'E': bad = cli_parse_int("--eval-images", optarg, 1, 10000, &a->eval_images); break;
-        case 'S':
-            if (!strcmp(optarg, "onecycle"))
-                a->o.schedule = TRAIN_SCHED_ONECYCLE;
-            else if (!strcmp(optarg, "cosine"))
-                a->o.schedule = TRAIN_SCHED_COSINE;
-            else {
-                cli_error("train: --schedule \"%s\" (expected onecycle or cosine)", optarg);
-                bad = 1;
-            }
-            break;
-        case 'A': a->o.augment = 0; break;
-        case 'd': a->data = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 'f': a->force = 1; break;
-        case 'j': a->json = 1; break;
-        case 'a': a->arch = optarg; break;
-        case 'c': a->ckpt = optarg; break;
-        case 'C': a->no_ckpt = 1; break;
-        case 'r': a->resume = optarg; break;
-        case 'h': usage(stdout); return 1;
-        default:
-            cli_error("train: unknown or incomplete option \"%s\"", argv[optind - 1]);
-            usage(stderr);
-            return -1;
-        }
-        if (bad)
-            return -1;
-    }
-    a->o.epochs = (int)epochs, a->o.batch = (int)batch, a->o.lr = (float)lr;
-    a->o.weight_decay = (float)wd, a->o.warmup = (float)warm, a->o.seed = (uint64_t)a->seed, a->o.nthreads = (int)a->threads;
-    if (argc - optind > 1)
-        return cli_error("train: expected at most one model, got %d arguments", argc - optind), -1;
-    a->model = optind < argc ? argv[optind] : NULL;
+    static const cli_spec spec = {"train", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_FORCE |
+                                               CLI_A_JSON,
+                                  train_opts, train_option, usage, 1};
+    cli_args ca;
+    int rc = cli_parse(&spec, argc, argv, a, &ca);
+    if (rc >= 0)
+        return rc;
+    a->data = ca.data, a->out = ca.out, a->model = ca.model;
+    a->json = ca.json, a->force = ca.force, a->threads = ca.threads;
+    a->o.seed = (uint64_t)a->seed, a->o.nthreads = ca.threads;
     if (!a->out)
-        return cli_error("train: -o OUT.onnx is required"), usage(stderr), -1;
+        return cli_error("train: -o OUT.onnx is required"), usage(stderr), CLI_USAGE;
     if (a->model && a->arch)
-        return cli_error("train: give a MODEL or --arch, not both"), -1;
+        return cli_error("train: give a MODEL or --arch, not both"), CLI_USAGE;
     if (a->resume && (a->model || a->arch || a->set_run))
         return cli_error("train: --resume takes the model and the training options from the "
-                         "checkpoint; give only -o, --data, --threads, --checkpoint, --train-images, --eval-images, --json"), -1;
+                         "checkpoint; give only -o, --data, --threads, --checkpoint, --train-images, --eval-images, --json"), CLI_USAGE;
     if (a->ckpt && a->no_ckpt)
-        return cli_error("train: --checkpoint and --no-checkpoint contradict each other"), -1;
-    return 0;
+        return cli_error("train: --checkpoint and --no-checkpoint contradict each other"), CLI_USAGE;
+    return -1;
 }
 
 /* The model to train and, on --resume, the checkpoint it continues (c->model moves to *m). */
@@ -234,8 +250,8 @@ int cmd_train(int argc, char **argv)
     train_args a = {.seed = 1};
     train_default_options(&a.o);
     int prc = parse_args(argc, argv, &a);
-    if (prc)
-        return prc > 0 ? CLI_OK : CLI_USAGE;
+    if (prc >= 0)
+        return prc;
     char ckpt_default[4096];
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", a.out);
     /* a resumed run keeps writing the checkpoint it came from */

@@ -20,6 +20,8 @@
  *  - compile builds the node's step of the compiled executor (infer.h); NULL: the generic step
  *    that runs forward; an op with neither is refused by infer_compile.
  *  - const_first: the first input may be a constant (Add, Sub, Mul, Div).
+ *  - train_compile records the node on the training tape (NULL: training refuses the op);
+ *    train_forward / train_backward run it on the tape's op (NULL: a copy / dx += dy).
  */
 #ifndef RANKSCOPE_OPS_H
 #define RANKSCOPE_OPS_H
@@ -91,6 +93,8 @@ struct export_c_plan;
 struct infer_ctx;
 struct infer_build;
 struct infer_step;
+struct tn_node;
+struct tn_pass;
 
 typedef struct rs_op_desc {
     const char *name;
@@ -106,6 +110,10 @@ typedef struct rs_op_desc {
     int (*compile)(struct infer_ctx *c, struct infer_build *b, int ni, int vin,
                    struct infer_step *s, rs_err *e);
     int const_first; /* the first input may be a constant: the engines run on the second */
+    /* training (grad.c): the node's tape entry; its forward and backward over a batch slice */
+    int (*train_compile)(const rs_model *m, const rs_node *n, struct tn_node *t, rs_err *e);
+    void (*train_forward)(const struct tn_pass *p);
+    void (*train_backward)(const struct tn_pass *p);
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

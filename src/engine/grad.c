@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rankscope/ops.h"
 #include "train_internal.h"
 
 #define NODE_ERR(e, n, ...)                                                                    \
@@ -43,6 +44,165 @@ static size_t round_up(size_t n, size_t q)
     return (n + q - 1) / q * q;
 }
 
+/* ---- each op's tape entry (named by its registry row: train_compile) ----------------------- */
+
+int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    t->cin = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+    t->cout = (int)y->dims[1], t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
+    t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
+    t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
+    t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
+    t->dh = (int)n->dilations[0], t->dw = (int)n->dilations[1];
+    t->group = (int)n->group;
+    if (n->op == RS_OP_MAXPOOL) {
+        t->group = 1;
+        t->pidx_ints = (size_t)t->ysz;
+        return 0;
+    }
+    t->param[0] = n->in[1];
+    if (n->n_in > 2 && n->in[2] >= 0)
+        t->param[1] = n->in[2];
+    t->K = (t->cin / t->group) * t->kh * t->kw;
+    {
+        int cout_g = t->cout / t->group;
+        size_t ohw = (size_t)t->oh * t->ow;
+        /* the weight-gradient GEMM's N is Cout/g: narrower vectors waste fewer lanes */
+        t->isa_dw = t->isa == KERN_AVX512 && cout_g <= 8 ? KERN_AVX2 : t->isa;
+        t->coutpad = (int)round_up((size_t)cout_g, (size_t)kern_vl(t->isa_dw));
+        t->chunk = ohw >= 512 ? 1 : (int)(512 / ohw);
+        size_t P = (size_t)t->chunk * ohw, ldP = round_up(P, (size_t)kern_vl(t->isa)), K = (size_t)t->K;
+        size_t tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad ? (size_t)cout_g * ldP
+                                                                   : K * (size_t)t->coutpad;
+        /* col / dcol, tmp, dY channel-major, dYᵀ pixel-major, Wᵀ */
+        t->col_floats = K * ldP + tmp + (size_t)cout_g * ldP + P * (size_t)t->coutpad +
+                        K * (size_t)cout_g + 64;
+        t->boff_ints = P > K ? P : K;
+        if (t->boff_ints < (size_t)cout_g)
+            t->boff_ints = (size_t)cout_g;
+        if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
+            NODE_ERR(e, n, "convolution workspace too large");
+    }
+    return 0;
+}
+
+int grad_compile_dense(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    if (n->op == RS_OP_GEMM && n->trans_a)
+        NODE_ERR(e, n, "attribute \"transA\" = 1 is not supported for training");
+    if (n->n_in < 2 || !is_fconst(m, n->in[1]))
+        NODE_ERR(e, n, "training needs a constant weight operand");
+    const rs_value *w = &m->values[n->in[1]];
+    t->param[0] = n->in[1];
+    t->trans_b = n->op == RS_OP_GEMM ? n->trans_b : 0;
+    t->K = (int)(t->trans_b ? w->dims[1] : w->dims[0]);
+    t->N = (int)(t->trans_b ? w->dims[0] : w->dims[1]);
+    t->alpha = n->op == RS_OP_GEMM ? n->alpha : 1.0f;
+    t->beta = n->op == RS_OP_GEMM ? n->beta : 0.0f;
+    if (n->op == RS_OP_GEMM && n->n_in > 2 && n->in[2] >= 0) {
+        t->param[1] = n->in[2];
+        t->bias_n = (int)model_value_numel(&m->values[n->in[2]]);
+    }
+    if (t->xsz != t->K || t->ysz != t->N)
+        NODE_ERR(e, n, "input must be (N, %d)", t->K);
+    return 0;
+}
+
+int grad_compile_add(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    (void)y;
+    int b = n->in[1];
+    if (b < 0)
+        NODE_ERR(e, n, "expected two inputs");
+    if (m->values[b].is_const) {
+        if (!is_fconst(m, b))
+            NODE_ERR(e, n, "constant addend must be float");
+        t->param[1] = b;
+        t->bias_n = (int)model_value_numel(&m->values[b]);
+        t->N = (int)t->ysz;
+        if (t->bias_n != 1 && t->bias_n != t->ysz &&
+            !(x->ndim >= 2 && t->bias_n == x->dims[x->ndim - 1]))
+            NODE_ERR(e, n, "constant addend \"%s\" does not broadcast", m->values[b].name);
+    } else {
+        t->x2 = b;
+    }
+    return 0;
+}
+
+/* Relu, Flatten, Reshape, Identity, Cast (to float: a copy) */
+int grad_compile_same(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    (void)m;
+    if (t->xsz != t->ysz)
+        NODE_ERR(e, n, "input and output sizes differ");
+    return 0;
+}
+
+int grad_compile_clip(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    (void)m;
+    t->alpha = n->clip_min;
+    t->beta = n->clip_max;
+    if (t->xsz != t->ysz)
+        NODE_ERR(e, n, "input and output sizes differ");
+    return 0;
+}
+
+int grad_compile_batchnorm(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    (void)y;
+    if (x->ndim < 2 || x->dims[1] < 1 || t->xsz != t->ysz || n->n_in != 5)
+        NODE_ERR(e, n, "input must be (N,C,...) and match the output");
+    for (int k = 1; k < 5; ++k)
+        if (!is_fconst(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
+            NODE_ERR(e, n, "input %d must be a float initializer of %lld elements", k,
+                     (long long)x->dims[1]);
+    t->cin = (int)x->dims[1];
+    t->K = (int)(t->xsz / t->cin);
+    /* γ and β learn (neither decays); the running mean and variance are statistics */
+    t->param[2] = n->in[1];
+    t->param[1] = n->in[2];
+    return 0;
+}
+
+int grad_compile_reducemean(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    (void)y;
+    int seen = 0;
+    for (int k = 0; k < n->n_axes; ++k)
+        seen |= 1 << (n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
+    if (x->ndim != 4 || n->n_axes != 2 || seen != 12)
+        NODE_ERR(e, n, "only a mean over the spatial axes (2, 3) of (N,C,H,W) trains");
+    t->op = RS_OP_GLOBALAVGPOOL;
+    t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+    t->oh = t->ow = 1;
+    t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
+    t->pt = t->pl = 0;
+    return 0;
+}
+
+int grad_compile_avgpool(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    if (x->ndim != 4 || y->ndim != 4)
+        NODE_ERR(e, n, "input and output must be (N,C,H,W)");
+    t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+    t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
+    if (n->op == RS_OP_GLOBALAVGPOOL) {
+        t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
+        t->pt = t->pl = 0;
+    } else {
+        t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
+        t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
+        t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
+    }
+    return 0;
+}
+
 int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
 {
     const rs_node *n = &m->nodes[i];
@@ -58,143 +218,11 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
     t->ysz = model_value_numel(y);
     if (t->xsz > (1 << 28) || t->ysz > (1 << 28))
         NODE_ERR(e, n, "activation too large to train");
-    switch (n->op) {
-    case RS_OP_CONV:
-    case RS_OP_MAXPOOL:
-        t->cin = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
-        t->cout = (int)y->dims[1], t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
-        t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
-        t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
-        t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
-        t->dh = (int)n->dilations[0], t->dw = (int)n->dilations[1];
-        t->group = (int)n->group;
-        if (n->op == RS_OP_MAXPOOL) {
-            t->group = 1;
-            t->pidx_ints = (size_t)t->ysz;
-            return 0;
-        }
-        t->param[0] = n->in[1];
-        if (n->n_in > 2 && n->in[2] >= 0)
-            t->param[1] = n->in[2];
-        t->K = (t->cin / t->group) * t->kh * t->kw;
-        {
-            int cout_g = t->cout / t->group;
-            size_t ohw = (size_t)t->oh * t->ow;
-            t->isa = isa;
-            /* the weight-gradient GEMM's N is Cout/g: narrower vectors waste fewer lanes */
-            t->isa_dw = isa == KERN_AVX512 && cout_g <= 8 ? KERN_AVX2 : isa;
-            t->coutpad = (int)round_up((size_t)cout_g, (size_t)kern_vl(t->isa_dw));
-            t->chunk = ohw >= 512 ? 1 : (int)(512 / ohw);
-            size_t P = (size_t)t->chunk * ohw, ldP = round_up(P, (size_t)kern_vl(isa)), K = (size_t)t->K;
-            size_t tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad ? (size_t)cout_g * ldP
-                                                                       : K * (size_t)t->coutpad;
-            /* col / dcol, tmp, dY channel-major, dYᵀ pixel-major, Wᵀ */
-            t->col_floats = K * ldP + tmp + (size_t)cout_g * ldP + P * (size_t)t->coutpad +
-                            K * (size_t)cout_g + 64;
-            t->boff_ints = P > K ? P : K;
-            if (t->boff_ints < (size_t)cout_g)
-                t->boff_ints = (size_t)cout_g;
-            if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
-                NODE_ERR(e, n, "convolution workspace too large");
-        }
-        return 0;
-    case RS_OP_GEMM:
-    case RS_OP_MATMUL: {
-        if (n->op == RS_OP_GEMM && n->trans_a)
-            NODE_ERR(e, n, "attribute \"transA\" = 1 is not supported for training");
-        if (n->n_in < 2 || !is_fconst(m, n->in[1]))
-            NODE_ERR(e, n, "training needs a constant weight operand");
-        const rs_value *w = &m->values[n->in[1]];
-        t->param[0] = n->in[1];
-        t->trans_b = n->op == RS_OP_GEMM ? n->trans_b : 0;
-        t->K = (int)(t->trans_b ? w->dims[1] : w->dims[0]);
-        t->N = (int)(t->trans_b ? w->dims[0] : w->dims[1]);
-        t->alpha = n->op == RS_OP_GEMM ? n->alpha : 1.0f;
-        t->beta = n->op == RS_OP_GEMM ? n->beta : 0.0f;
-        if (n->op == RS_OP_GEMM && n->n_in > 2 && n->in[2] >= 0) {
-            t->param[1] = n->in[2];
-            t->bias_n = (int)model_value_numel(&m->values[n->in[2]]);
-        }
-        if (t->xsz != t->K || t->ysz != t->N)
-            NODE_ERR(e, n, "input must be (N, %d)", t->K);
-        return 0;
-    }
-    case RS_OP_ADD: {
-        int b = n->in[1];
-        if (b < 0)
-            NODE_ERR(e, n, "expected two inputs");
-        if (m->values[b].is_const) {
-            if (!is_fconst(m, b))
-                NODE_ERR(e, n, "constant addend must be float");
-            t->param[1] = b;
-            t->bias_n = (int)model_value_numel(&m->values[b]);
-            t->N = (int)t->ysz;
-            if (t->bias_n != 1 && t->bias_n != t->ysz &&
-                !(x->ndim >= 2 && t->bias_n == x->dims[x->ndim - 1]))
-                NODE_ERR(e, n, "constant addend \"%s\" does not broadcast", m->values[b].name);
-        } else {
-            t->x2 = b;
-        }
-        return 0;
-    }
-    case RS_OP_RELU:
-    case RS_OP_FLATTEN:
-    case RS_OP_RESHAPE:
-    case RS_OP_IDENTITY:
-    case RS_OP_CAST: /* to float: a copy */
-        if (t->xsz != t->ysz)
-            NODE_ERR(e, n, "input and output sizes differ");
-        return 0;
-    case RS_OP_CLIP:
-        t->alpha = n->clip_min;
-        t->beta = n->clip_max;
-        if (t->xsz != t->ysz)
-            NODE_ERR(e, n, "input and output sizes differ");
-        return 0;
-    case RS_OP_BATCHNORM:
-        if (x->ndim < 2 || x->dims[1] < 1 || t->xsz != t->ysz || n->n_in != 5)
-            NODE_ERR(e, n, "input must be (N,C,...) and match the output");
-        for (int k = 1; k < 5; ++k)
-            if (!is_fconst(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
-                NODE_ERR(e, n, "input %d must be a float initializer of %lld elements", k,
-                         (long long)x->dims[1]);
-        t->cin = (int)x->dims[1];
-        t->K = (int)(t->xsz / t->cin);
-        /* γ and β learn (neither decays); the running mean and variance are statistics */
-        t->param[2] = n->in[1];
-        t->param[1] = n->in[2];
-        return 0;
-    case RS_OP_REDUCEMEAN: { /* x.mean((2, 3)): the global average pool's passes */
-        int seen = 0;
-        for (int k = 0; k < n->n_axes; ++k)
-            seen |= 1 << (n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
-        if (x->ndim != 4 || n->n_axes != 2 || seen != 12)
-            NODE_ERR(e, n, "only a mean over the spatial axes (2, 3) of (N,C,H,W) trains");
-        t->op = RS_OP_GLOBALAVGPOOL;
-        t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
-        t->oh = t->ow = 1;
-        t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
-        t->pt = t->pl = 0;
-        return 0;
-    }
-    case RS_OP_GLOBALAVGPOOL:
-    case RS_OP_AVGPOOL:
-        if (x->ndim != 4 || y->ndim != 4)
-            NODE_ERR(e, n, "input and output must be (N,C,H,W)");
-        t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
-        t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
-        if (n->op == RS_OP_GLOBALAVGPOOL) {
-            t->kh = t->ih, t->kw = t->iw, t->sh = t->sw = 1;
-            t->pt = t->pl = 0;
-        } else {
-            t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
-            t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
-            t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
-        }
-        return 0;
-    default:
+    t->isa = isa;
+    const rs_op_desc *d = ops_get(n->op);
+    if (!d || !d->train_compile)
         NODE_ERR(e, n, "op not supported for training");
-    }
+    return d->train_compile(m, n, t, e);
 }
 
 /* ---- conv helpers --------------------------------------------------------------------------- */
@@ -828,6 +856,190 @@ TN_VEC static void clip_backward(const float *restrict x, const float *restrict 
     }
 }
 
+/* ---- each op's passes (named by its registry row: train_forward / train_backward) ---------- */
+
+/* Every field of the pass as a local (each function uses a few). */
+#define TN_PASS_LOCALS(p)                                                                          \
+    const tn_node *t = (p)->t;                                                                     \
+    rs_model *m = (p)->m;                                                                          \
+    float **act = (p)->act, **grad = (p)->grad, *pgrad = (p)->pgrad;                               \
+    const tn_scratch *s = (p)->s;                                                                  \
+    int ns = (p)->ns;                                                                              \
+    size_t total = (p)->total;                                                                     \
+    const size_t *poff = (p)->poff;                                                                \
+    const uint8_t *need = (p)->need, *is_param = (p)->is_param;                                    \
+    const float *x = (p)->x, *dy = (p)->dy;                                                        \
+    float *y = (p)->y, *dx = (p)->dx, *dw = (p)->dw, *db = (p)->db;                                \
+    (void)t, (void)m, (void)act, (void)grad, (void)pgrad, (void)s, (void)ns, (void)total,          \
+        (void)poff, (void)need, (void)is_param, (void)x, (void)dy, (void)y, (void)dx, (void)dw,    \
+        (void)db
+
+void grad_fwd_conv(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    conv_forward(t, m, x, y, ns, s);
+}
+
+void grad_fwd_maxpool(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    pool_forward(t, x, y, s->pidx + t->pidx_off * (size_t)ns, ns);
+}
+
+void grad_fwd_dense(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    const float *w = m->values[t->param[0]].f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasTrans : CblasNoTrans, ns, t->N,
+                t->K, t->alpha, x, t->K, w, t->trans_b ? t->K : t->N, 0.0f, y, t->N);
+    if (t->param[1] >= 0 && t->beta != 0.0f) {
+        const float *c = m->values[t->param[1]].f;
+        for (int i = 0; i < ns; ++i) {
+            float *yi = y + (size_t)i * t->N;
+            for (int j = 0; j < t->N; ++j)
+                yi[j] += t->beta * c[t->bias_n == 1 ? 0 : j];
+        }
+    }
+}
+
+void grad_fwd_add(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (t->x2 >= 0) {
+        const float *b = act[t->x2];
+        for (size_t k = 0; k < total; ++k)
+            y[k] = x[k] + b[k];
+    } else {
+        const float *b = m->values[t->param[1]].f;
+        size_t bn = (size_t)t->bias_n;
+        for (size_t k = 0; k < total; ++k)
+            y[k] = x[k] + b[bn == 1 ? 0 : k % bn];
+    }
+}
+
+void grad_fwd_relu(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    for (size_t k = 0; k < total; ++k)
+        y[k] = x[k] > 0 ? x[k] : 0.0f;
+}
+
+void grad_fwd_clip(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    for (size_t k = 0; k < total; ++k)
+        y[k] = x[k] < t->alpha ? t->alpha : x[k] > t->beta ? t->beta : x[k];
+}
+
+void grad_fwd_batchnorm(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (s->bn_batch) {
+        bn_forward_batch(t, m, x, y, ns, s);
+        return;
+    }
+    for (int c = 0; c < t->cin; ++c) {
+        float sc, sh;
+        bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
+        for (int i = 0; i < ns; ++i) {
+            size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
+            for (int k = 0; k < t->K; ++k)
+                y[o + k] = x[o + k] * sc + sh;
+        }
+    }
+}
+
+void grad_fwd_avgpool(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    avgpool_pass(t, &m->nodes[t->node], x, y, NULL, NULL, ns);
+}
+
+void grad_bwd_conv(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    conv_backward(t, m, act[t->x], dy, dx, dw, db, ns, s);
+}
+
+void grad_bwd_maxpool(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (dx)
+        pool_backward(t, dy, dx, s->pidx + t->pidx_off * (size_t)ns, ns);
+}
+
+void grad_bwd_dense(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    const float *w = m->values[t->param[0]].f;
+    if (dx) /* dX += α·dY·op(B)ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasNoTrans : CblasTrans, ns,
+                    t->K, t->N, t->alpha, dy, t->N, w, t->trans_b ? t->K : t->N, 1.0f, dx, t->K);
+    if (dw) {
+        if (t->trans_b) /* dB (N×K) += α·dYᵀ·X */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->N, t->K, ns, t->alpha, dy,
+                        t->N, x, t->K, 1.0f, dw, t->K);
+        else /* dB (K×N) += α·Xᵀ·dY */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->K, t->N, ns, t->alpha, x,
+                        t->K, dy, t->N, 1.0f, dw, t->N);
+    }
+    if (db)
+        for (int i = 0; i < ns; ++i) {
+            const float *dyi = dy + (size_t)i * t->N;
+            for (int j = 0; j < t->N; ++j)
+                db[t->bias_n == 1 ? 0 : j] += t->beta * dyi[j];
+        }
+}
+
+void grad_bwd_add(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (dx)
+        for (size_t k = 0; k < total; ++k)
+            dx[k] += dy[k];
+    if (t->x2 >= 0 && need[t->x2]) {
+        float *dx2 = grad[t->x2];
+        for (size_t k = 0; k < total; ++k)
+            dx2[k] += dy[k];
+    }
+    if (db) {
+        size_t bn = (size_t)t->bias_n;
+        for (size_t k = 0; k < total; ++k)
+            db[bn == 1 ? 0 : k % bn] += dy[k];
+    }
+}
+
+void grad_bwd_relu(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (dx)
+        relu_backward(act[t->y], dy, dx, total);
+}
+
+void grad_bwd_clip(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (dx)
+        clip_backward(act[t->x], dy, dx, total, t->alpha, t->beta);
+}
+
+void grad_bwd_batchnorm(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    float *dg = t->param[2] >= 0 && is_param[t->param[2]] ? pgrad + poff[t->param[2]] : NULL;
+    if (s->bn_batch)
+        bn_backward_batch(t, m, act[t->x], dy, dx, dg, db, ns, s);
+    else
+        bn_backward_running(t, m, act[t->x], dy, dx, dg, db, ns);
+}
+
+void grad_bwd_avgpool(const tn_pass *p)
+{
+    TN_PASS_LOCALS(p);
+    if (dx)
+        avgpool_pass(t, &m->nodes[t->node], NULL, NULL, dy, dx, ns);
+}
+
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s)
@@ -835,71 +1047,12 @@ void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scr
     const float *x = act[t->x];
     float *y = act[t->y];
     size_t total = (size_t)ns * (size_t)t->ysz;
-    switch (t->op) {
-    case RS_OP_CONV:
-        conv_forward(t, m, x, y, ns, s);
-        break;
-    case RS_OP_MAXPOOL:
-        pool_forward(t, x, y, s->pidx + t->pidx_off * (size_t)ns, ns);
-        break;
-    case RS_OP_GEMM:
-    case RS_OP_MATMUL: {
-        const float *w = m->values[t->param[0]].f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasTrans : CblasNoTrans, ns, t->N,
-                    t->K, t->alpha, x, t->K, w, t->trans_b ? t->K : t->N, 0.0f, y, t->N);
-        if (t->param[1] >= 0 && t->beta != 0.0f) {
-            const float *c = m->values[t->param[1]].f;
-            for (int i = 0; i < ns; ++i) {
-                float *yi = y + (size_t)i * t->N;
-                for (int j = 0; j < t->N; ++j)
-                    yi[j] += t->beta * c[t->bias_n == 1 ? 0 : j];
-            }
-        }
-        break;
-    }
-    case RS_OP_ADD:
-        if (t->x2 >= 0) {
-            const float *b = act[t->x2];
-            for (size_t k = 0; k < total; ++k)
-                y[k] = x[k] + b[k];
-        } else {
-            const float *b = m->values[t->param[1]].f;
-            size_t bn = (size_t)t->bias_n;
-            for (size_t k = 0; k < total; ++k)
-                y[k] = x[k] + b[bn == 1 ? 0 : k % bn];
-        }
-        break;
-    case RS_OP_RELU:
-        for (size_t k = 0; k < total; ++k)
-            y[k] = x[k] > 0 ? x[k] : 0.0f;
-        break;
-    case RS_OP_CLIP:
-        for (size_t k = 0; k < total; ++k)
-            y[k] = x[k] < t->alpha ? t->alpha : x[k] > t->beta ? t->beta : x[k];
-        break;
-    case RS_OP_BATCHNORM:
-        if (s->bn_batch) {
-            bn_forward_batch(t, m, x, y, ns, s);
-            break;
-        }
-        for (int c = 0; c < t->cin; ++c) {
-            float sc, sh;
-            bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
-            for (int i = 0; i < ns; ++i) {
-                size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
-                for (int k = 0; k < t->K; ++k)
-                    y[o + k] = x[o + k] * sc + sh;
-            }
-        }
-        break;
-    case RS_OP_GLOBALAVGPOOL:
-    case RS_OP_AVGPOOL:
-        avgpool_pass(t, &m->nodes[t->node], x, y, NULL, NULL, ns);
-        break;
-    default: /* Flatten, Reshape, Identity: per-image data is already contiguous */
+    tn_pass p = {.t = t, .m = m, .act = act, .ns = ns, .s = s, .total = total, .x = x, .y = y};
+    const rs_op_desc *d = ops_get(t->op);
+    if (d && d->train_forward)
+        d->train_forward(&p);
+    else /* Flatten, Reshape, Identity, Cast: per-image data is already contiguous */
         memcpy(y, x, total * sizeof *y);
-        break;
-    }
 }
 
 void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
@@ -913,79 +1066,15 @@ void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const
     float *dw = t->param[0] >= 0 && is_param[t->param[0]] ? pgrad + poff[t->param[0]] : NULL;
     float *db = t->param[1] >= 0 && is_param[t->param[1]] ? pgrad + poff[t->param[1]] : NULL;
     size_t total = (size_t)ns * (size_t)t->ysz;
-    switch (t->op) {
-    case RS_OP_CONV:
-        conv_backward(t, m, act[t->x], dy, dx, dw, db, ns, s);
-        break;
-    case RS_OP_MAXPOOL:
-        if (dx)
-            pool_backward(t, dy, dx, s->pidx + t->pidx_off * (size_t)ns, ns);
-        break;
-    case RS_OP_GEMM:
-    case RS_OP_MATMUL: {
-        const float *w = m->values[t->param[0]].f;
-        const float *x = act[t->x];
-        if (dx) /* dX += α·dY·op(B)ᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, t->trans_b ? CblasNoTrans : CblasTrans, ns,
-                        t->K, t->N, t->alpha, dy, t->N, w, t->trans_b ? t->K : t->N, 1.0f, dx, t->K);
-        if (dw) {
-            if (t->trans_b) /* dB (N×K) += α·dYᵀ·X */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->N, t->K, ns, t->alpha, dy,
-                            t->N, x, t->K, 1.0f, dw, t->K);
-            else /* dB (K×N) += α·Xᵀ·dY */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t->K, t->N, ns, t->alpha, x,
-                            t->K, dy, t->N, 1.0f, dw, t->N);
-        }
-        if (db)
-            for (int i = 0; i < ns; ++i) {
-                const float *dyi = dy + (size_t)i * t->N;
-                for (int j = 0; j < t->N; ++j)
-                    db[t->bias_n == 1 ? 0 : j] += t->beta * dyi[j];
-            }
-        break;
-    }
-    case RS_OP_ADD:
-        if (dx)
-            for (size_t k = 0; k < total; ++k)
-                dx[k] += dy[k];
-        if (t->x2 >= 0 && need[t->x2]) {
-            float *dx2 = grad[t->x2];
-            for (size_t k = 0; k < total; ++k)
-                dx2[k] += dy[k];
-        }
-        if (db) {
-            size_t bn = (size_t)t->bias_n;
-            for (size_t k = 0; k < total; ++k)
-                db[bn == 1 ? 0 : k % bn] += dy[k];
-        }
-        break;
-    case RS_OP_RELU:
-        if (dx)
-            relu_backward(act[t->y], dy, dx, total);
-        break;
-    case RS_OP_CLIP:
-        if (dx)
-            clip_backward(act[t->x], dy, dx, total, t->alpha, t->beta);
-        break;
-    case RS_OP_BATCHNORM: {
-        float *dg = t->param[2] >= 0 && is_param[t->param[2]] ? pgrad + poff[t->param[2]] : NULL;
-        if (s->bn_batch)
-            bn_backward_batch(t, m, act[t->x], dy, dx, dg, db, ns, s);
-        else
-            bn_backward_running(t, m, act[t->x], dy, dx, dg, db, ns);
-        break;
-    }
-    case RS_OP_GLOBALAVGPOOL:
-    case RS_OP_AVGPOOL:
-        if (dx)
-            avgpool_pass(t, &m->nodes[t->node], NULL, NULL, dy, dx, ns);
-        break;
-    default:
-        if (dx)
-            for (size_t k = 0; k < total; ++k)
-                dx[k] += dy[k];
-        break;
-    }
+    tn_pass p = {.t = t, .m = m, .act = act, .ns = ns, .s = s, .total = total, .x = act[t->x],
+                 .y = act[t->y], .grad = grad, .need = need, .is_param = is_param, .poff = poff,
+                 .pgrad = pgrad, .dy = dy, .dx = dx, .dw = dw, .db = db};
+    const rs_op_desc *d = ops_get(t->op);
+    if (d && d->train_backward)
+        d->train_backward(&p);
+    else if (dx)
+        for (size_t k = 0; k < total; ++k)
+            dx[k] += dy[k];
 }
 
 /* ---- loss ------------------------------------------------------------------------------------- */

@@ -102,6 +102,52 @@ typedef struct tn_scratch {
 } tn_scratch;
 
 int tn_compile(const rs_model *m, int node, kern_isa isa, tn_node *t, rs_err *e);
+
+/* One node's forward or backward pass over ns images (tn_forward / tn_backward fill it; the
+ * forward leaves the gradient members NULL). */
+typedef struct tn_pass {
+    const tn_node *t;
+    rs_model *m;
+    float **act;
+    int ns;
+    const tn_scratch *s;
+    size_t total;          /* ns · the output's per-image size */
+    const float *x;        /* act[t->x] */
+    float *y;              /* act[t->y] */
+    float **grad;          /* backward: gradient of each value (accumulated into) */
+    const uint8_t *need, *is_param;
+    const size_t *poff;
+    float *pgrad;
+    const float *dy;
+    float *dx, *dw, *db;   /* NULL where no gradient is wanted */
+} tn_pass;
+
+/* The per-op tape entries and passes the registry rows name (rs_op_desc.train_compile,
+ * train_forward, train_backward; grad.c). NULL forward: a copy; NULL backward: dx += dy. */
+int grad_compile_add(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_avgpool(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_batchnorm(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_clip(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_dense(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_reducemean(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_same(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+void grad_fwd_add(const tn_pass *p);
+void grad_fwd_avgpool(const tn_pass *p);
+void grad_fwd_batchnorm(const tn_pass *p);
+void grad_fwd_clip(const tn_pass *p);
+void grad_fwd_conv(const tn_pass *p);
+void grad_fwd_dense(const tn_pass *p);
+void grad_fwd_maxpool(const tn_pass *p);
+void grad_fwd_relu(const tn_pass *p);
+void grad_bwd_add(const tn_pass *p);
+void grad_bwd_avgpool(const tn_pass *p);
+void grad_bwd_batchnorm(const tn_pass *p);
+void grad_bwd_clip(const tn_pass *p);
+void grad_bwd_conv(const tn_pass *p);
+void grad_bwd_dense(const tn_pass *p);
+void grad_bwd_maxpool(const tn_pass *p);
+void grad_bwd_relu(const tn_pass *p);
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
 void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
                  const uint8_t *is_param, const size_t *poff, float *pgrad, int ns,

@@ -114,6 +114,9 @@ typedef struct rs_op_desc {
     int (*train_compile)(const rs_model *m, const rs_node *n, struct tn_node *t, rs_err *e);
     void (*train_forward)(const struct tn_pass *p);
     void (*train_backward)(const struct tn_pass *p);
+    /* a shape computation folded at load (passes.h): the node over int64 constant inputs (rank
+     * 0 or 1) into out, its length returned (*scalar: the result is 0-D), or -1 */
+    int (*fold)(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

@@ -28,7 +28,7 @@ static const rs_op_desc table[] = {
         .train_compile = grad_compile_dense, .train_forward = grad_fwd_dense, .train_backward = grad_bwd_dense),
     [RS_OP_ADD] = OP("Add", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
         .c_plan = export_c_plan_binary, .compile = infer_compile_add, .const_first = 1,
-        .train_compile = grad_compile_add, .train_forward = grad_fwd_add, .train_backward = grad_bwd_add),
+        .train_compile = grad_compile_add, .train_forward = grad_fwd_add, .train_backward = grad_bwd_add, .fold = ops_fold_binary),
     [RS_OP_RELU] = OP("Relu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_relu,
         .c_plan = export_c_plan_relu, .compile = infer_compile_relu,
         .train_compile = grad_compile_same, .train_forward = grad_fwd_relu, .train_backward = grad_bwd_relu),
@@ -67,11 +67,11 @@ static const rs_op_desc table[] = {
     [RS_OP_PAD] = OP("Pad", 1, 3, 0, ops_shape_pad, NULL, ops_fwd_pad,
         .attrs = ops_attrs_pad, .c_plan = export_c_plan_window, .compile = infer_compile_pad),
     [RS_OP_CONCAT] = OP("Concat", 1, RS_MAXIO, 0, ops_shape_concat, NULL, ops_fwd_concat,
-        .attrs = ops_attrs_axis, .c_plan = export_c_plan_concat, .compile = infer_compile_concat),
+        .attrs = ops_attrs_axis, .c_plan = export_c_plan_concat, .compile = infer_compile_concat, .fold = ops_fold_concat),
     /* load-time only: passes_simplify rewrites them away or refuses the model */
     [RS_OP_SHAPE] = OP("Shape", 1, 1, 0, NULL, NULL, NULL, .attrs = NULL),
-    [RS_OP_GATHER] = OP("Gather", 2, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_axis),
-    [RS_OP_UNSQUEEZE] = OP("Unsqueeze", 1, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_unsqueeze),
+    [RS_OP_GATHER] = OP("Gather", 2, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_axis, .fold = ops_fold_gather),
+    [RS_OP_UNSQUEEZE] = OP("Unsqueeze", 1, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_unsqueeze, .fold = ops_fold_unsqueeze),
     [RS_OP_LEAKYRELU] = OP("LeakyRelu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_leakyrelu,
         .attrs = ops_attrs_leakyrelu, .c_plan = export_c_plan_leakyrelu),
     [RS_OP_HARDSIGMOID] = OP("HardSigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardsigmoid,
@@ -87,18 +87,18 @@ static const rs_op_desc table[] = {
     [RS_OP_REDUCESUM] = OP("ReduceSum", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce,
         .attrs = ops_attrs_reducesum, .c_plan = export_c_plan_reduce),
     [RS_OP_SUB] = OP("Sub", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
     [RS_OP_MUL] = OP("Mul", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
     [RS_OP_DIV] = OP("Div", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
     [RS_OP_CAST] = OP("Cast", 1, 1, 0, ops_shape_cast, NULL, ops_fwd_copy,
         .attrs = ops_attrs_cast, .c_plan = export_c_plan_alias, .compile = infer_compile_alias,
-        .train_compile = grad_compile_same),
+        .train_compile = grad_compile_same, .fold = ops_fold_cast),
     [RS_OP_TRANSPOSE] = OP("Transpose", 1, 1, 0, ops_shape_transpose, NULL, ops_fwd_strided,
         .attrs = ops_attrs_transpose, .c_plan = export_c_plan_strided),
     [RS_OP_SLICE] = OP("Slice", 3, 5, 0, ops_shape_slice, NULL, ops_fwd_strided,
-        .c_plan = export_c_plan_strided),
+        .c_plan = export_c_plan_strided, .fold = ops_fold_slice),
     [RS_OP_EXPAND] = OP("Expand", 2, 2, 0, ops_shape_expand, NULL, ops_fwd_strided,
         .c_plan = export_c_plan_strided),
     [RS_OP_SPLIT] = OP("Split", 1, 2, 0, NULL, NULL, NULL,
@@ -110,6 +110,13 @@ static_assert(sizeof table / sizeof table[0] == RS_OP_COUNT, "one registry row p
 const rs_op_desc *ops_get(rs_op op)
 {
     return op > RS_OP_NONE && op < RS_OP_COUNT && table[op].name ? &table[op] : NULL;
+}
+
+int ops_int_vector(const rs_model *m, int v)
+{
+    const rs_value *c = v >= 0 && v < m->n_values ? &m->values[v] : NULL;
+    return c && c->is_const && c->dtype == RS_DT_INT64 && c->i64 && c->ndim <= 1 &&
+           model_value_numel(c) <= OPS_FOLD_MAX;
 }
 
 int ops_float_const(const rs_model *m, int v)

@@ -362,3 +362,28 @@ int ops_fwd_prelu(const ops_batch *b, rs_err *e)
         }
     return 0;
 }
+
+/* ---- shape computations folded at load (rs_op_desc.fold; passes.c) ---------------------------- */
+
+int ops_fold_binary(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    int an = (int)model_value_numel(a);
+    const rs_value *b = &m->values[n->in[1]];
+    int bn = (int)model_value_numel(b), len = an > bn ? an : bn;
+    if ((an != len && an != 1) || (bn != len && bn != 1))
+        return -1;
+    for (int j = 0; j < len; ++j) {
+        int64_t x = av[an == 1 ? 0 : j], y = b->i64[bn == 1 ? 0 : j];
+        if (x == OPS_SHAPE_BATCH || y == OPS_SHAPE_BATCH || (n->op == RS_OP_DIV && y == 0) ||
+            x > INT32_MAX || x < -INT32_MAX || y > INT32_MAX || y < -INT32_MAX)
+            return -1;
+        out[j] = n->op == RS_OP_ADD   ? x + y
+                 : n->op == RS_OP_SUB ? x - y
+                 : n->op == RS_OP_MUL ? x * y
+                                      : x / y;
+    }
+    *scalar = a->ndim == 0 && b->ndim == 0;
+    return len;
+}

@@ -52,6 +52,16 @@ extern const rs_attr ops_attrs_reshape[], ops_attrs_identity[], ops_attrs_unsque
     ops_attrs_split[], ops_attrs_transpose[];
 
 int ops_float_const(const rs_model *m, int v);
+/* Longest shape vector folded at load (a shape has at most RS_MAXDIM entries); v is an int64
+ * constant of at most that many entries and rank 0 or 1. */
+#define OPS_FOLD_MAX 64
+int ops_int_vector(const rs_model *m, int v);
+int ops_fold_gather(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+int ops_fold_unsqueeze(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+int ops_fold_concat(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+int ops_fold_binary(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+int ops_fold_cast(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+int ops_fold_slice(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
 void ops_set_shape(rs_value *v, int ndim, const int64_t *dims);
 /* Output floats of the node over the whole batch. */
 size_t ops_out_total(const ops_batch *b);

@@ -278,3 +278,94 @@ int ops_fwd_copy(const ops_batch *b, rs_err *e)
     memcpy(b->out, b->in[0], ops_out_total(b) * sizeof(float));
     return 0;
 }
+
+/* ---- shape computations folded at load (rs_op_desc.fold; passes.c) ---------------------------- */
+
+int ops_fold_gather(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    int an = (int)model_value_numel(a);
+    const rs_value *ix = &m->values[n->in[1]];
+    int k = (int)model_value_numel(ix);
+    if (a->ndim != 1 || (n->axis != 0 && n->axis != -1))
+        return -1;
+    for (int j = 0; j < k; ++j) {
+        int64_t i = ix->i64[j] < 0 ? ix->i64[j] + an : ix->i64[j];
+        if (i < 0 || i >= an)
+            return -1;
+        out[j] = av[i];
+    }
+    *scalar = ix->ndim == 0;
+    return k;
+}
+
+int ops_fold_unsqueeze(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    (void)scalar;
+    if (a->ndim != 0)
+        return -1;
+    if (n->n_in == 2) {
+        const rs_value *ax = &m->values[n->in[1]];
+        if (model_value_numel(ax) != 1 || (ax->i64[0] != 0 && ax->i64[0] != -1))
+            return -1;
+    }
+    out[0] = av[0];
+    return 1;
+}
+
+int ops_fold_concat(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    (void)scalar;
+    int len = 0;
+    if (n->axis != 0 && n->axis != -1)
+        return -1;
+    for (int k = 0; k < n->n_in; ++k) {
+        if (!ops_int_vector(m, n->in[k]) || m->values[n->in[k]].ndim != 1)
+            return -1;
+        const rs_value *c = &m->values[n->in[k]];
+        int cn = (int)model_value_numel(c);
+        if (len + cn > OPS_FOLD_MAX)
+            return -1;
+        memcpy(out + len, c->i64, (size_t)cn * sizeof *out);
+        len += cn;
+    }
+    return len;
+}
+
+int ops_fold_cast(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    int an = (int)model_value_numel(a);
+    if (n->to != RS_DT_INT64)
+        return -1;
+    memcpy(out, av, (size_t)an * sizeof *out);
+    *scalar = a->ndim == 0;
+    return an;
+}
+
+int ops_fold_slice(const rs_model *m, const rs_node *n, int64_t *out, int *scalar)
+{
+    const rs_value *a = &m->values[n->in[0]];
+    const int64_t *av = a->i64;
+    int an = (int)model_value_numel(a);
+    (void)scalar;
+    int64_t arg[4] = {0, 0, 0, 1}; /* starts, ends, axes, steps: one axis of a vector */
+    for (int k = 1; k < n->n_in && k < 5; ++k) {
+        const rs_value *c = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
+        if (c && model_value_numel(c) != 1)
+            return -1;
+        if (c)
+            arg[k - 1] = c->i64[0];
+    }
+    if (a->ndim != 1 || n->n_in < 3 || (arg[2] != 0 && arg[2] != -1) || arg[3] != 1)
+        return -1;
+    int64_t lo = arg[0] < 0 ? arg[0] + an : arg[0], hi = arg[1] < 0 ? arg[1] + an : arg[1];
+    lo = lo < 0 ? 0 : lo > an ? an : lo;
+    hi = hi < lo ? lo : hi > an ? an : hi;
+    memcpy(out, av + lo, (size_t)(hi - lo) * sizeof *out);
+    return (int)(hi - lo);
+}

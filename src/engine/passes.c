@@ -214,22 +214,15 @@ static int eval_shape_vector(const rs_model *m, const graph_index *gi, int v, in
  * refused). Where it ends up, a Reshape target's leading entry becomes 0 (copy the batch) and
  * an Expand target's 1 (keep it); anywhere else it is an error. */
 
-#define FOLD_MAX 64 /* longest shape vector folded (a shape has at most RS_MAXDIM entries) */
-
-static int is_int_vector(const rs_model *m, int v)
-{
-    const rs_value *c = const_of(m, v, RS_DT_INT64);
-    return c && c->ndim <= 1 && model_value_numel(c) <= FOLD_MAX;
-}
-
 /* The result of shape-domain node n over constant inputs into out (length returned, or -1:
- * not foldable); *scalar when it is 0-D. */
+ * not foldable); *scalar when it is 0-D. Shape reads its input's inferred shape; every other op
+ * is evaluated by its registry row's fold. */
 static int fold_eval(const rs_model *m, const rs_node *n, const char *known, int64_t *out,
                      int *scalar)
 {
     *scalar = 0;
     for (int k = 1; k < n->n_in; ++k)
-        if (n->in[k] >= 0 && !is_int_vector(m, n->in[k]))
+        if (n->in[k] >= 0 && !ops_int_vector(m, n->in[k]))
             return -1;
     if (n->op == RS_OP_SHAPE) {
         const rs_value *x = &m->values[n->in[0]];
@@ -239,99 +232,10 @@ static int fold_eval(const rs_model *m, const rs_node *n, const char *known, int
             out[k] = k == 0 && x->dims[0] == -1 ? SHAPE_BATCH : x->dims[k];
         return x->ndim;
     }
-    if (!is_int_vector(m, n->in[0]))
+    if (!ops_int_vector(m, n->in[0]))
         return -1;
-    const rs_value *a = &m->values[n->in[0]];
-    const int64_t *av = a->i64;
-    int an = (int)model_value_numel(a);
-    switch (n->op) {
-    case RS_OP_GATHER: {
-        const rs_value *ix = &m->values[n->in[1]];
-        int k = (int)model_value_numel(ix);
-        if (a->ndim != 1 || (n->axis != 0 && n->axis != -1))
-            return -1;
-        for (int j = 0; j < k; ++j) {
-            int64_t i = ix->i64[j] < 0 ? ix->i64[j] + an : ix->i64[j];
-            if (i < 0 || i >= an)
-                return -1;
-            out[j] = av[i];
-        }
-        *scalar = ix->ndim == 0;
-        return k;
-    }
-    case RS_OP_UNSQUEEZE:
-        if (a->ndim != 0)
-            return -1;
-        if (n->n_in == 2) {
-            const rs_value *ax = &m->values[n->in[1]];
-            if (model_value_numel(ax) != 1 || (ax->i64[0] != 0 && ax->i64[0] != -1))
-                return -1;
-        }
-        out[0] = av[0];
-        return 1;
-    case RS_OP_CONCAT: {
-        int len = 0;
-        if (n->axis != 0 && n->axis != -1)
-            return -1;
-        for (int k = 0; k < n->n_in; ++k) {
-            if (!is_int_vector(m, n->in[k]) || m->values[n->in[k]].ndim != 1)
-                return -1;
-            const rs_value *c = &m->values[n->in[k]];
-            int cn = (int)model_value_numel(c);
-            if (len + cn > FOLD_MAX)
-                return -1;
-            memcpy(out + len, c->i64, (size_t)cn * sizeof *out);
-            len += cn;
-        }
-        return len;
-    }
-    case RS_OP_ADD:
-    case RS_OP_SUB:
-    case RS_OP_MUL:
-    case RS_OP_DIV: {
-        const rs_value *b = &m->values[n->in[1]];
-        int bn = (int)model_value_numel(b), len = an > bn ? an : bn;
-        if ((an != len && an != 1) || (bn != len && bn != 1))
-            return -1;
-        for (int j = 0; j < len; ++j) {
-            int64_t x = av[an == 1 ? 0 : j], y = b->i64[bn == 1 ? 0 : j];
-            if (x == SHAPE_BATCH || y == SHAPE_BATCH || (n->op == RS_OP_DIV && y == 0) ||
-                x > INT32_MAX || x < -INT32_MAX || y > INT32_MAX || y < -INT32_MAX)
-                return -1;
-            out[j] = n->op == RS_OP_ADD   ? x + y
-                     : n->op == RS_OP_SUB ? x - y
-                     : n->op == RS_OP_MUL ? x * y
-                                          : x / y;
-        }
-        *scalar = a->ndim == 0 && b->ndim == 0;
-        return len;
-    }
-    case RS_OP_CAST:
-        if (n->to != RS_DT_INT64)
-            return -1;
-        memcpy(out, av, (size_t)an * sizeof *out);
-        *scalar = a->ndim == 0;
-        return an;
-    case RS_OP_SLICE: {
-        int64_t arg[4] = {0, 0, 0, 1}; /* starts, ends, axes, steps: one axis of a vector */
-        for (int k = 1; k < n->n_in && k < 5; ++k) {
-            const rs_value *c = n->in[k] >= 0 ? &m->values[n->in[k]] : NULL;
-            if (c && model_value_numel(c) != 1)
-                return -1;
-            if (c)
-                arg[k - 1] = c->i64[0];
-        }
-        if (a->ndim != 1 || n->n_in < 3 || (arg[2] != 0 && arg[2] != -1) || arg[3] != 1)
-            return -1;
-        int64_t lo = arg[0] < 0 ? arg[0] + an : arg[0], hi = arg[1] < 0 ? arg[1] + an : arg[1];
-        lo = lo < 0 ? 0 : lo > an ? an : lo;
-        hi = hi < lo ? lo : hi > an ? an : hi;
-        memcpy(out, av + lo, (size_t)(hi - lo) * sizeof *out);
-        return (int)(hi - lo);
-    }
-    default:
-        return -1;
-    }
+    const rs_op_desc *d = ops_get(n->op);
+    return d && d->fold ? d->fold(m, n, out, scalar) : -1;
 }
 
 /* Turns value v (a node output) into the int64 constant vals[0..len-1]. */
@@ -421,7 +325,7 @@ static int fold_shapes(rs_model *m, graph_index *gi, rs_err *e)
         if (gi->dead[i] || n->n_out != 1 || n->out[0] < 0 || gi->uses[n->out[0]] == 0 ||
             n->out[0] == m->output)
             continue; /* unread (the clean-up below removes it), or what the graph returns */
-        int64_t vals[FOLD_MAX];
+        int64_t vals[OPS_FOLD_MAX];
         int scalar, len = fold_eval(m, n, known, vals, &scalar);
         if (len >= 0) {
             rc = make_int_const(m, n->out[0], vals, len, scalar, e);

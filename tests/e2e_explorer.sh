@@ -11,21 +11,8 @@ source "$(dirname "$0")/lib.sh"
 need_tmux
 MODEL=$(shipped_model "$ROOT")
 RN="$ROOT/tests/data/zoo/resnet20.onnx"
-SOCK=rs-explorer-$$
-T="tmux -L $SOCK"
-WORK=$(mktemp -d)
-export XDG_STATE_HOME="$WORK/state" # the recent-files list of this run only
-cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-$T new-session -d -s keep -x 100 -y 30 "sleep 3600"
-
-# open SESSION COLS ROWS ENV ARGS...: the explorer in a pane of that size; EXIT= and the tty modes after
-open() {
-    local s=$1 x=$2 y=$3 env=$4
-    shift 4
-    $T new-session -d -s "$s" -x "$x" -y "$y" \
-        "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' XDG_STATE_HOME='$XDG_STATE_HOME' $env '$BIN' $*; echo EXIT=\$?; sleep 60"
-}
+tmux_server rs-explorer state
+open() { tui_open "$@"; } # open SESSION COLS ROWS ENV ARGS...
 click() { $T send-keys -t "$1" -l $'\e'"[<0;$(($2 + 1));$(($3 + 1))M"$'\e'"[<0;$(($2 + 1));$(($3 + 1))m"; } # 0-based x y
 col_of() { # col_of SESSION ROW TEXT: 0-based column of TEXT in screen row ROW (0-based), -1 if absent
     local line pre

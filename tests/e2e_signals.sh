@@ -19,13 +19,7 @@ ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$(dirname "$0")/lib.sh" # TAP (ok/notok/check) and tmux helpers (cap, wait_for, wait_idle)
 need_tmux
 MODEL=$(shipped_model "$ROOT")
-T="tmux -L rs-sig-$$"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/rs-signals.XXXXXX")
-cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-# One session that lives as long as the script: killing the last test session would otherwise
-# make the server exit, and the next new-session could race its exit ("server exited unexpectedly").
-$T new-session -d -s keep -x 100 -y 30 "sleep 3600"
+tmux_server rs-signals
 
 IDLE_LAYERS='(conv2|fc1)' # both sliders move here, so either row may show a pending "..."
 fmt() { $T display -p -t "$1" "$2"; }

@@ -11,15 +11,7 @@ ROOT=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$(dirname "$0")/lib.sh" # TAP (ok/notok/check) and tmux helpers (cap, wait_for, wait_idle)
 need_tmux
 MODEL=$(shipped_model "$ROOT")
-SOCK=rs-test-$$
-T="tmux -L $SOCK"
-WORK=$(mktemp -d)
-export XDG_STATE_HOME="$WORK/state" # this run's recent files only (the tmux server inherits it)
-cleanup() { $T kill-server 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-# a session that outlives the test sessions, so killing one never makes the server exit under
-# the next new-session ("server exited unexpectedly")
-$T new-session -d -s keep -x 100 -y 30 "sleep 3600"
+tmux_server rs-test state
 
 row() { cap "$1" | grep -E "^. +$2 " | head -1; }
 # X10 mouse report: button code (0 press, 3 release, 32 motion with button 1 held), 0-based column and row
@@ -171,8 +163,7 @@ check "^C: terminal restored" 'wait_for sgr "^(icanon echo|echo icanon) *$" 5'
 
 # ---- 80x24: what a new user meets first -------------------------------------------------------
 CUR=small
-$T new-session -d -s small -x 80 -y 24 \
-    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$MODEL'; echo EXIT=\$?; sleep 60"
+tui_open small 80 24 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$MODEL'"
 check "80x24: table drawn" 'wait_for small "conv2 +Conv" 20'
 stem=$(basename "$MODEL" .onnx)
 check "80x24: the title keeps the model name" 'cap small | head -1 | grep -q "$stem"'
@@ -231,8 +222,7 @@ $T kill-session -t cp
 # ---- a depthwise layer: the detail pane and the status line agree that nothing applies ---------
 CUR=dw
 DW="$ROOT/tests/data/zoo/mobilenet.onnx"
-$T new-session -d -s dw -x 100 -y 30 \
-    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$DW'; echo EXIT=\$?; sleep 60"
+tui_open dw 100 30 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$DW'"
 check "mobilenet: table drawn" 'wait_for dw "features.3" 30'
 $T send-keys -t dw Down
 check "depthwise: the detail pane says no method applies" 'wait_for dw "no low-rank method applies to it" 5 && ! cap dw | grep -q "to factorize it"'
@@ -243,8 +233,7 @@ check "mobilenet: q exits" 'wait_for dw "^EXIT=0" 10'
 
 # ---- resnet20 at 80x24: unique short names, full names on demand, scroll position ---------------
 CUR=rn
-$T new-session -d -s rn -x 80 -y 24 \
-    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN' '$ROOT/tests/data/zoo/resnet20.onnx'; echo EXIT=\$?; sleep 60"
+tui_open rn 80 24 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$ROOT/tests/data/zoo/resnet20.onnx'"
 check "resnet20: short names without repeated path parts" 'wait_for rn "stages\.0/conv1 " 30'
 check "resnet20: the table says which rows it shows" 'wait_for rn "rows 1-[0-9]+ of [0-9]+" 5'
 for i in $(seq 1 20); do $T send-keys -t rn Down; done
@@ -287,8 +276,7 @@ check "and quits cleanly" 'wait_for br "^EXIT=0" 10'
 
 # ---- TERM=dumb: refused with a pointer to the CLI, not a blank screen ---------------------------
 CUR=dumb
-$T new-session -d -s dumb -x 80 -y 24 \
-    "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' TERM=dumb '$BIN' '$MODEL'; echo EXIT=\$?; sleep 60"
+tui_open dumb 80 24 "TERM=dumb" "'$MODEL'"
 check "TERM=dumb: a clear refusal naming the CLI" 'wait_for dumb "^EXIT=" 10 && cap dumb | tr -d "\n" | grep -q "needs a terminal that can move the cursor (TERM=dumb).*rankscope --help"'
 check "TERM=dumb: non-zero status" 'wait_for dumb "^EXIT=1" 5'
 

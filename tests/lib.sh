@@ -128,6 +128,25 @@ need_tmux() { # a TAP skip (exits the script) without tmux
     echo "1..0 # SKIP tmux not installed"
     exit 0
 }
+# tmux_server NAME [state]: a private tmux server ($T) and scratch directory ($WORK), both gone
+# on exit (with "state": XDG_STATE_HOME=$WORK/state, this run's recent files only, which the
+# server inherits), with one session that outlives the test sessions: killing the last test session would otherwise
+# make the server exit, and the next new-session could race its exit ("server exited unexpectedly").
+tmux_server() {
+    T="tmux -L $1-$$"
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    [ "${2:-}" = state ] && export XDG_STATE_HOME="$WORK/state"
+    trap '$T kill-server 2>/dev/null; rm -rf "$WORK"' EXIT
+    $T new-session -d -s keep -x 100 -y 30 "sleep 3600"
+}
+# tui_open SESSION COLS ROWS "ENV..." ARGS...: the explorer ($BIN, assets of $ROOT) in a pane of
+# that size, run in $WORK without RANKSCOPE_DATA; EXIT=<status> is printed when it ends.
+tui_open() {
+    local s=$1 x=$2 y=$3 env=$4
+    shift 4
+    $T new-session -d -s "$s" -x "$x" -y "$y" \
+        "cd '$WORK' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' ${XDG_STATE_HOME:+XDG_STATE_HOME='$XDG_STATE_HOME'} $env '$BIN' $*; echo EXIT=\$?; sleep 60"
+}
 cap() { $T capture-pane -p -t "$1" 2>/dev/null; }
 dump() { cap "${CUR:-main}" | sed 's/^/#   | /'; }
 header() { cap "$1" | head -1; }

@@ -2,7 +2,8 @@
 # nets.sh — networks as torchvision and popular CIFAR repositories define them, exported by plain
 # torch.onnx.export (tests/gen_nets.py): each loads, its logits match PyTorch's to 1e-4 and ONNX
 # Runtime's, a weighted layer decomposes (and the written file runs in ONNX Runtime), and the C
-# export compiles and matches PyTorch. A net whose ops are not all
+# export compiles and matches PyTorch; with the CIFAR-10 training set (RS_TEST_CIFAR) each also
+# trains an epoch and the result runs in ONNX Runtime. A net whose ops are not all
 # supported yet is listed in PENDING and reported as a TAP TODO with the one-line error it gets.
 source "$(dirname "$0")/lib.sh"
 RS=${RANKSCOPE_BIN:?}
@@ -49,5 +50,13 @@ print(rows[-1]["name"] if rows else "")')
     point "$name: the C export compiles (C99 -pedantic -Werror) and runs" c_export_run "$tmp/c" \
         "$D/nets_input.f32" "$tmp/c.f32"
     point "$name: C export matches PyTorch (1e-4)" compare_logits "$tmp/c.f32" "$D/${base}_logits.f32" 1e-4
+    if [ -f "${RS_TEST_CIFAR:-/nonexistent}/data_batch_1.bin" ]; then # backward of every op it uses
+        point "$name: trains (one epoch of 128 images)" "$RS" train "$f" --data "$RS_TEST_CIFAR" \
+            --epochs 1 --train-images 128 --eval-images 128 --no-checkpoint -o "$tmp/t.onnx" --force
+        "$RS_BUILD_ROOT/tests/tool_logits" "$tmp/t.onnx" "$D/nets_input.f32" "$tmp/t_rs.f32"
+        ort_run "$tmp/t.onnx" "$D/nets_input.f32" "$tmp/t_ort.f32"
+        point "$name: the trained file runs in ONNX Runtime as in rankscope (1e-4)" \
+            compare_logits "$tmp/t_rs.f32" "$tmp/t_ort.f32" 1e-4
+    fi
 done
 tap_done

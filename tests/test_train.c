@@ -220,6 +220,92 @@ static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels,
             for (long k = 0; k < n * ys; ++k)
                 Y[k] = X[k] > 0 ? X[k] : 0;
             break;
+        case RS_OP_LEAKYRELU:
+        case RS_OP_SIGMOID:
+        case RS_OP_HARDSIGMOID:
+        case RS_OP_HARDSWISH:
+            for (long k = 0; k < n * ys; ++k) {
+                double v = X[k], hs = fmin(1.0, fmax(0.0, v / 6.0 + 0.5));
+                Y[k] = nd->op == RS_OP_LEAKYRELU ? (v >= 0 ? v : nd->alpha * v)
+                       : nd->op == RS_OP_SIGMOID ? 1.0 / (1.0 + exp(-v))
+                       : nd->op == RS_OP_HARDSWISH
+                           ? v * hs
+                           : fmin(1.0, fmax(0.0, (double)nd->alpha * v + nd->beta));
+            }
+            break;
+        case RS_OP_CONCAT: { /* two activations, channel axis: per image x then the other */
+            long x2s = ys - xs;
+            for (int b = 0; b < n; ++b) {
+                memcpy(Y + b * ys, X + b * xs, (size_t)xs * sizeof *Y);
+                memcpy(Y + b * ys + xs, act[nd->in[1]] + b * x2s, (size_t)x2s * sizeof *Y);
+            }
+            break;
+        }
+        case RS_OP_SUB:
+        case RS_OP_MUL:
+        case RS_OP_DIV: { /* numpy broadcasting over (C,H,W) operands, written out per index */
+            const rs_value *av = &m->values[nd->in[0]], *bv = &m->values[nd->in[1]];
+            for (int b = 0; b < n; ++b)
+                for (long k = 0; k < ys; ++k) {
+                    double o[2];
+                    for (int q = 0; q < 2; ++q) {
+                        const rs_value *v = q ? bv : av;
+                        int vin = nd->in[q];
+                        /* the operand's own per-image extents, right-aligned to y's */
+                        long idx = 0, rem = k, mul = 1;
+                        int lead = v->is_const ? 0 : 1;
+                        for (int d = yv->ndim - 1; d >= 1; --d) {
+                            long yd = (long)yv->dims[d], c = rem % yd;
+                            rem /= yd;
+                            int vd = v->ndim - (yv->ndim - d);
+                            long ext = vd >= lead ? (long)v->dims[vd] : 1;
+                            idx += (ext == 1 ? 0 : c) * mul;
+                            mul *= ext;
+                        }
+                        o[q] = v->is_const ? pval(m, vin, idx, p) : act[vin][b * mul + idx];
+                    }
+                    Y[b * ys + k] = nd->op == RS_OP_SUB ? o[0] - o[1]
+                                    : nd->op == RS_OP_MUL ? o[0] * o[1]
+                                                          : o[0] / o[1];
+                }
+            break;
+        }
+        case RS_OP_TRANSPOSE:
+        case RS_OP_SLICE:
+        case RS_OP_EXPAND: { /* each output coordinate mapped back to x's, written out plainly */
+            int r = yv->ndim;
+            for (long k = 0; k < ys; ++k) {
+                long c[RS_MAXDIM], in[RS_MAXDIM], rem = k, idx = 0;
+                for (int d = r - 1; d >= 1; --d) {
+                    c[d] = rem % (long)yv->dims[d];
+                    rem /= (long)yv->dims[d];
+                }
+                for (int d = 1; d < r; ++d)
+                    in[d] = nd->op == RS_OP_EXPAND && xv->dims[d] == 1 ? 0 : c[d];
+                if (nd->op == RS_OP_TRANSPOSE)
+                    for (int d = 1; d < r; ++d)
+                        in[nd->axes[d]] = c[d];
+                if (nd->op == RS_OP_SLICE) { /* one axis: starts, ends, axes, steps */
+                    int a = (int)m->values[nd->in[3]].i64[0];
+                    long st = (long)m->values[nd->in[1]].i64[0], step = (long)m->values[nd->in[4]].i64[0];
+                    in[a] = st + c[a] * step;
+                }
+                for (int d = 1; d < r; ++d)
+                    idx = idx * (long)xv->dims[d] + in[d];
+                for (int b = 0; b < n; ++b)
+                    Y[b * ys + k] = X[b * xs + idx];
+            }
+            break;
+        }
+        case RS_OP_PRELU: { /* slope (C,1,1) */
+            long C = (long)xv->dims[1], hw = xs / C;
+            for (int b = 0; b < n; ++b)
+                for (long k = 0; k < xs; ++k) {
+                    double v = X[b * xs + k];
+                    Y[b * ys + k] = v >= 0 ? v : pval(m, nd->in[1], (k / hw) % C, p) * v;
+                }
+            break;
+        }
         case RS_OP_REDUCEMEAN: { /* over (2, 3) only: the one form that trains */
             long C = (long)xv->dims[1], hw = xs / C;
             for (int b = 0; b < n; ++b)
@@ -541,6 +627,91 @@ static void test_cast_mean_head(void)
     }
 }
 
+/* MobileNetV3 / SE / DenseNet ingredients: HardSwish, a squeeze-and-excitation gate (mean,
+ * 1x1 conv, HardSigmoid, Mul by the (N,C,1,1) gate), a Concat with a LeakyRelu branch, Sigmoid,
+ * c - x and x / c with per-channel constants, a mean head. */
+static void test_elementwise_se_concat(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 4, 4);
+    int w1 = mk_const(m, "c.w", 4, 4, 3, 3, 3, 0.5f), b1 = mk_const(m, "c.b", 1, 4, 0, 0, 0, 0.1f);
+    int k1 = mk_node(m, "conv", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int hs = mk_node(m, "hswish", RS_OP_HARDSWISH, (int[]){out_of(m, k1)}, 1);
+    int sq = mk_node(m, "squeeze", RS_OP_REDUCEMEAN, (int[]){out_of(m, hs)}, 1);
+    m->nodes[sq].n_axes = 2, m->nodes[sq].axes[0] = 2, m->nodes[sq].axes[1] = 3;
+    int w2 = mk_const(m, "e.w", 4, 4, 4, 1, 1, 0.8f), b2 = mk_const(m, "e.b", 1, 4, 0, 0, 0, 0.3f);
+    int ex = mk_node(m, "excite", RS_OP_CONV, (int[]){out_of(m, sq), w2, b2}, 3);
+    int hsg = mk_node(m, "hsig", RS_OP_HARDSIGMOID, (int[]){out_of(m, ex)}, 1);
+    m->nodes[hsg].alpha = 0.25f, m->nodes[hsg].beta = 0.45f;
+    int gate = mk_node(m, "gate", RS_OP_MUL, (int[]){out_of(m, hs), out_of(m, hsg)}, 2);
+    int lk = mk_node(m, "leaky", RS_OP_LEAKYRELU, (int[]){out_of(m, gate)}, 1);
+    m->nodes[lk].alpha = 0.2f;
+    int cat = mk_node(m, "cat", RS_OP_CONCAT, (int[]){out_of(m, gate), out_of(m, lk)}, 2);
+    int sg = mk_node(m, "sig", RS_OP_SIGMOID, (int[]){out_of(m, cat)}, 1);
+    int c8 = mk_const(m, "shift", 3, 8, 1, 1, 0, 1.0f);
+    int sub = mk_node(m, "sub", RS_OP_SUB, (int[]){c8, out_of(m, sg)}, 2);
+    int d8 = mk_const(m, "scale", 3, 8, 1, 1, 0, 1.0f);
+    for (int k = 0; k < 8; ++k)
+        m->values[d8].f[k] = 0.5f + 0.4f * m->values[d8].f[k]; /* away from 0 */
+    int dv = mk_node(m, "div", RS_OP_DIV, (int[]){out_of(m, sub), d8}, 2);
+    int mean = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, dv)}, 1);
+    m->nodes[mean].n_axes = 2, m->nodes[mean].axes[0] = 2, m->nodes[mean].axes[1] = 3;
+    m->nodes[mean].keepdims = 0;
+    int gw = mk_const(m, "fc.w", 2, 8, 5, 0, 0, 0.7f);
+    int g = mk_node(m, "fc", RS_OP_MATMUL, (int[]){out_of(m, mean), gw}, 2);
+    m->output = out_of(m, g);
+    check_model_grads("hardswish, SE gate (Mul by (N,C,1,1)), concat, leaky, sigmoid, c - x, x / c",
+                      m, 3, 1, NULL);
+    model_free(m);
+}
+
+static int mk_int(rs_model *m, const char *name, int64_t a)
+{
+    int v = model_add_value(m, name, NULL);
+    rs_value *c = &m->values[v];
+    c->is_const = 1;
+    c->dtype = RS_DT_INT64;
+    c->ndim = 1;
+    c->dims[0] = 1;
+    c->i64 = malloc(sizeof *c->i64);
+    c->i64[0] = a;
+    return v;
+}
+
+/* ShuffleNet / SE-ResNet / MobileNetV3 layout ops: PRelu (learned slope), a channel Slice with
+ * a step, Transpose, Expand of a (N,C,1,1) gate whose repeats add up in backward. */
+static void test_layout_ops(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 3, 4, 5);
+    int w1 = mk_const(m, "c.w", 4, 6, 3, 1, 1, 0.6f);
+    int k1 = mk_node(m, "conv", RS_OP_CONV, (int[]){x, w1}, 2);
+    int sl = mk_const(m, "slope", 3, 6, 1, 1, 0, 0.3f);
+    int pr = mk_node(m, "prelu", RS_OP_PRELU, (int[]){out_of(m, k1), sl}, 2);
+    int s0 = mk_int(m, "st", 1), s1 = mk_int(m, "en", 6), s2 = mk_int(m, "ax", 1), s3 = mk_int(m, "sp", 2);
+    int sc = mk_node(m, "slice", RS_OP_SLICE, (int[]){out_of(m, pr), s0, s1, s2, s3}, 5);
+    int tr = mk_node(m, "transpose", RS_OP_TRANSPOSE, (int[]){out_of(m, sc)}, 1);
+    m->nodes[tr].n_axes = 4;
+    m->nodes[tr].axes[0] = 0, m->nodes[tr].axes[1] = 3, m->nodes[tr].axes[2] = 1, m->nodes[tr].axes[3] = 2;
+    int mean = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, tr)}, 1);
+    m->nodes[mean].n_axes = 2, m->nodes[mean].axes[0] = 2, m->nodes[mean].axes[1] = 3;
+    int shp = model_add_value(m, "shape", NULL);
+    rs_value *sv = &m->values[shp];
+    sv->is_const = 1, sv->dtype = RS_DT_INT64, sv->ndim = 1, sv->dims[0] = 4;
+    sv->i64 = malloc(4 * sizeof *sv->i64);
+    sv->i64[0] = 1, sv->i64[1] = 5, sv->i64[2] = 3, sv->i64[3] = 4;
+    int ex = mk_node(m, "expand", RS_OP_EXPAND, (int[]){out_of(m, mean), shp}, 2);
+    int mul = mk_node(m, "mul", RS_OP_MUL, (int[]){out_of(m, tr), out_of(m, ex)}, 2);
+    int f = mk_node(m, "flat", RS_OP_FLATTEN, (int[]){out_of(m, mul)}, 1);
+    long feat = features_of(m, f);
+    int gw = mk_const(m, "fc.w", 2, feat, 4, 0, 0, 0.3f);
+    int g = mk_node(m, "fc", RS_OP_MATMUL, (int[]){out_of(m, f), gw}, 2);
+    m->output = out_of(m, g);
+    check_model_grads("prelu, strided slice, transpose, expand of a gate", m, 3, 1, NULL);
+    model_free(m);
+}
+
 /* Ties: an all-equal window sends the whole gradient to its first element (PyTorch). */
 static void test_pool_ties(void)
 {
@@ -839,6 +1010,8 @@ int main(void)
     test_chunked_conv();
     test_pool_ties();
     test_cast_mean_head();
+    test_elementwise_se_concat();
+    test_layout_ops();
     test_augment();
     test_schedule();
     test_training();

@@ -15,6 +15,15 @@
     {.name = nm, .min_in = lo, .max_in = hi, .factorizable = fact, .shape = shp, .macs = mac,      \
      .forward = fwd, __VA_ARGS__}
 
+/* the training passes ops of one family share (grad_elem.c) */
+#define TRAIN_UNARY                                                                               \
+    .train_compile = grad_compile_unary, .train_forward = grad_fwd_unary, .train_backward = grad_bwd_unary
+#define TRAIN_BINARY                                                                              \
+    .train_compile = grad_compile_binary, .train_forward = grad_fwd_binary, .train_backward = grad_bwd_binary
+#define TRAIN_STRIDED                                                                             \
+    .train_compile = grad_compile_strided, .train_forward = grad_fwd_strided,                     \
+    .train_backward = grad_bwd_strided
+
 static const rs_op_desc table[] = {
     [RS_OP_NONE] = OP("?", 1, 1, 0, NULL, NULL, NULL, .attrs = NULL),
     [RS_OP_CONV] = OP("Conv", 2, 3, 1, ops_shape_conv, ops_macs_conv, ops_fwd_conv,
@@ -61,25 +70,28 @@ static const rs_op_desc table[] = {
         .compile = infer_compile_elementwise,
         .train_compile = grad_compile_clip, .train_forward = grad_fwd_clip, .train_backward = grad_bwd_clip),
     [RS_OP_SIGMOID] = OP("Sigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_sigmoid,
-        .c_plan = export_c_plan_unary, .compile = infer_compile_elementwise),
+        .c_plan = export_c_plan_unary, .compile = infer_compile_elementwise, TRAIN_UNARY),
     [RS_OP_SOFTMAX] = OP("Softmax", 1, 1, 0, ops_shape_softmax, NULL, ops_fwd_softmax,
         .attrs = ops_attrs_axis, .compile = infer_compile_elementwise),
     [RS_OP_PAD] = OP("Pad", 1, 3, 0, ops_shape_pad, NULL, ops_fwd_pad,
         .attrs = ops_attrs_pad, .c_plan = export_c_plan_window, .compile = infer_compile_pad),
     [RS_OP_CONCAT] = OP("Concat", 1, RS_MAXIO, 0, ops_shape_concat, NULL, ops_fwd_concat,
-        .attrs = ops_attrs_axis, .c_plan = export_c_plan_concat, .compile = infer_compile_concat, .fold = ops_fold_concat),
+        .attrs = ops_attrs_axis, .c_plan = export_c_plan_concat, .compile = infer_compile_concat,
+        .fold = ops_fold_concat,
+        .train_compile = grad_compile_concat, .train_forward = grad_fwd_concat, .train_backward = grad_bwd_concat),
     /* load-time only: passes_simplify rewrites them away or refuses the model */
     [RS_OP_SHAPE] = OP("Shape", 1, 1, 0, NULL, NULL, NULL, .attrs = NULL),
     [RS_OP_GATHER] = OP("Gather", 2, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_axis, .fold = ops_fold_gather),
     [RS_OP_UNSQUEEZE] = OP("Unsqueeze", 1, 2, 0, NULL, NULL, NULL, .attrs = ops_attrs_unsqueeze, .fold = ops_fold_unsqueeze),
     [RS_OP_LEAKYRELU] = OP("LeakyRelu", 1, 1, 0, ops_shape_same, NULL, ops_fwd_leakyrelu,
-        .attrs = ops_attrs_leakyrelu, .c_plan = export_c_plan_leakyrelu),
+        .attrs = ops_attrs_leakyrelu, .c_plan = export_c_plan_leakyrelu, TRAIN_UNARY),
     [RS_OP_HARDSIGMOID] = OP("HardSigmoid", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardsigmoid,
-        .attrs = ops_attrs_hardsigmoid, .c_plan = export_c_plan_unary),
+        .attrs = ops_attrs_hardsigmoid, .c_plan = export_c_plan_unary, TRAIN_UNARY),
     [RS_OP_HARDSWISH] = OP("HardSwish", 1, 1, 0, ops_shape_same, NULL, ops_fwd_hardswish,
-        .c_plan = export_c_plan_unary),
+        .c_plan = export_c_plan_unary, TRAIN_UNARY),
     [RS_OP_PRELU] = OP("PRelu", 2, 2, 0, ops_shape_prelu, NULL, ops_fwd_prelu,
-        .c_plan = export_c_plan_prelu),
+        .c_plan = export_c_plan_prelu,
+        .train_compile = grad_compile_prelu, .train_forward = grad_fwd_binary, .train_backward = grad_bwd_binary),
     [RS_OP_REDUCEMEAN] = OP("ReduceMean", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce,
         .attrs = ops_attrs_reducemean, .c_plan = export_c_plan_reduce,
         .compile = infer_compile_reducemean,
@@ -87,20 +99,20 @@ static const rs_op_desc table[] = {
     [RS_OP_REDUCESUM] = OP("ReduceSum", 1, 2, 0, ops_shape_reduce, NULL, ops_fwd_reduce,
         .attrs = ops_attrs_reducesum, .c_plan = export_c_plan_reduce),
     [RS_OP_SUB] = OP("Sub", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary, TRAIN_BINARY),
     [RS_OP_MUL] = OP("Mul", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary, TRAIN_BINARY),
     [RS_OP_DIV] = OP("Div", 2, 2, 0, ops_shape_binary, NULL, ops_fwd_binary,
-        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary),
+        .c_plan = export_c_plan_binary, .const_first = 1, .fold = ops_fold_binary, TRAIN_BINARY),
     [RS_OP_CAST] = OP("Cast", 1, 1, 0, ops_shape_cast, NULL, ops_fwd_copy,
         .attrs = ops_attrs_cast, .c_plan = export_c_plan_alias, .compile = infer_compile_alias,
         .train_compile = grad_compile_same, .fold = ops_fold_cast),
     [RS_OP_TRANSPOSE] = OP("Transpose", 1, 1, 0, ops_shape_transpose, NULL, ops_fwd_strided,
-        .attrs = ops_attrs_transpose, .c_plan = export_c_plan_strided),
+        .attrs = ops_attrs_transpose, .c_plan = export_c_plan_strided, TRAIN_STRIDED),
     [RS_OP_SLICE] = OP("Slice", 3, 5, 0, ops_shape_slice, NULL, ops_fwd_strided,
-        .c_plan = export_c_plan_strided, .fold = ops_fold_slice),
+        .c_plan = export_c_plan_strided, .fold = ops_fold_slice, TRAIN_STRIDED),
     [RS_OP_EXPAND] = OP("Expand", 2, 2, 0, ops_shape_expand, NULL, ops_fwd_strided,
-        .c_plan = export_c_plan_strided),
+        .c_plan = export_c_plan_strided, TRAIN_STRIDED),
     [RS_OP_SPLIT] = OP("Split", 1, 2, 0, NULL, NULL, NULL,
         .attrs = ops_attrs_split), /* load-time only, like Shape */
 };

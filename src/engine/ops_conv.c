@@ -373,13 +373,7 @@ int ops_fwd_reduce(const ops_batch *b, rs_err *e)
         int64_t coord[RS_MAXDIM] = {0}, o = 0;
         for (int64_t i = 0; i < in; ++i) {
             acc[o] += x[i];
-            for (int k = xv->ndim - 1; k >= 1; --k) { /* next coordinate, odometer style */
-                o += out_stride[k];
-                if (++coord[k] < xv->dims[k])
-                    break;
-                o -= out_stride[k] * coord[k];
-                coord[k] = 0;
-            }
+            ops_next_coord(xv->ndim - 1, xv->dims + 1, coord + 1, out_stride + 1, &o, NULL, NULL);
         }
         for (int64_t j = 0; j < on; ++j)
             b->out[(size_t)img * on + j] = (float)(acc[j] * scale);

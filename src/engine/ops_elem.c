@@ -91,28 +91,37 @@ static float binary_op(rs_op op, float a, float b)
     return op == RS_OP_ADD ? a + b : op == RS_OP_SUB ? a - b : op == RS_OP_MUL ? a * b : a / b;
 }
 
+void ops_binary_strides(const rs_model *m, const rs_node *n, int *r, int64_t stride[2][RS_MAXDIM],
+                        int64_t step[2])
+{
+    *r = m->values[n->out[0]].ndim - 1;
+    for (int k = 0; k < 2; ++k) {
+        const rs_value *v = &m->values[n->in[k]];
+        int64_t d[RS_MAXDIM], s = 1;
+        aligned_dims(v, *r, d);
+        for (int j = *r - 1; j >= 0; --j) {
+            stride[k][j] = d[j] == 1 ? 0 : s;
+            s *= d[j];
+        }
+        step[k] = v->is_const ? 0 : s;
+    }
+}
+
 int ops_fwd_binary(const ops_batch *b, rs_err *e)
 {
     (void)e;
     const rs_model *m = b->m;
     const rs_node *nd = b->n;
     const rs_value *yv = &m->values[nd->out[0]];
-    const int r = yv->ndim - 1;
     const int64_t on = model_value_numel(yv);
     const float *src[2];
     int64_t step[2], stride[2][RS_MAXDIM];
-    int same = 1;
+    int r, same = 1;
+    ops_binary_strides(m, nd, &r, stride, step);
     for (int k = 0; k < 2; ++k) {
         const rs_value *v = &m->values[nd->in[k]];
-        int64_t d[RS_MAXDIM], s = 1;
-        aligned_dims(v, r, d);
-        for (int j = r - 1; j >= 0; --j) {
-            stride[k][j] = d[j] == 1 ? 0 : s;
-            s *= d[j];
-            same &= d[j] == yv->dims[j + 1];
-        }
+        same &= model_value_numel(v) == on; /* every aligned extent equals the output's */
         src[k] = v->is_const ? v->f : b->in[k];
-        step[k] = v->is_const ? 0 : s;
     }
     for (int img = 0; img < b->images; ++img) {
         const float *x0 = src[0] + (size_t)img * step[0], *x1 = src[1] + (size_t)img * step[1];
@@ -125,15 +134,7 @@ int ops_fwd_binary(const ops_batch *b, rs_err *e)
         int64_t coord[RS_MAXDIM] = {0}, i0 = 0, i1 = 0;
         for (int64_t i = 0; i < on; ++i) {
             y[i] = binary_op(nd->op, x0[i0], x1[i1]);
-            for (int j = r - 1; j >= 0; --j) { /* next output coordinate, odometer style */
-                i0 += stride[0][j];
-                i1 += stride[1][j];
-                if (++coord[j] < yv->dims[j + 1])
-                    break;
-                i0 -= stride[0][j] * coord[j];
-                i1 -= stride[1][j] * coord[j];
-                coord[j] = 0;
-            }
+            ops_next_coord(r, yv->dims + 1, coord, stride[0], &i0, stride[1], &i1);
         }
     }
     return 0;

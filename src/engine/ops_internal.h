@@ -51,6 +51,24 @@ extern const rs_attr ops_attrs_batchnorm[], ops_attrs_clip[], ops_attrs_axis[], 
 extern const rs_attr ops_attrs_reshape[], ops_attrs_identity[], ops_attrs_unsqueeze[], ops_attrs_cast[],
     ops_attrs_split[], ops_attrs_transpose[];
 
+/* The next coordinate of an odometer over extents dims[0..r-1] (the last fastest), moving the
+ * offset *i0 by the strides s0 (and *i1 by s1 when s1 is not NULL). */
+static inline void ops_next_coord(int r, const int64_t *dims, int64_t *coord, const int64_t *s0,
+                                  int64_t *i0, const int64_t *s1, int64_t *i1)
+{
+    for (int j = r - 1; j >= 0; --j) {
+        *i0 += s0[j];
+        if (s1)
+            *i1 += s1[j];
+        if (++coord[j] < dims[j])
+            return;
+        *i0 -= s0[j] * coord[j];
+        if (s1)
+            *i1 -= s1[j] * coord[j];
+        coord[j] = 0;
+    }
+}
+
 int ops_float_const(const rs_model *m, int v);
 /* Longest shape vector folded at load (a shape has at most RS_MAXDIM entries); v is an int64
  * constant of at most that many entries and rank 0 or 1. */
@@ -90,6 +108,10 @@ int ops_shape_batchnorm(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_concat(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_binary(rs_model *m, rs_node *n, rs_err *e);
 int ops_fwd_binary(const ops_batch *b, rs_err *e);
+/* Add/Sub/Mul/Div's per-image output rank r and, per input, the step in it of each output
+ * coordinate (0 along a broadcast axis) and per image (0 for a constant). */
+void ops_binary_strides(const rs_model *m, const rs_node *n, int *r, int64_t stride[2][RS_MAXDIM],
+                        int64_t step[2]);
 int ops_fwd_relu(const ops_batch *b, rs_err *e);
 int ops_fwd_clip(const ops_batch *b, rs_err *e);
 int ops_fwd_sigmoid(const ops_batch *b, rs_err *e);

@@ -259,13 +259,7 @@ int ops_fwd_strided(const ops_batch *b, rs_err *e)
         int64_t coord[RS_MAXDIM] = {0}, src = 0;
         for (int64_t i = 0; i < on; ++i) {
             y[i] = x[src];
-            for (int k = nd - 1; k >= 0; --k) { /* odometer over the output */
-                src += stride[k];
-                if (++coord[k] < dims[k])
-                    break;
-                src -= stride[k] * coord[k];
-                coord[k] = 0;
-            }
+            ops_next_coord(nd, dims, coord, stride, &src, NULL, NULL);
         }
     }
     return 0;

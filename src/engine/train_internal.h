@@ -148,6 +148,20 @@ void grad_bwd_conv(const tn_pass *p);
 void grad_bwd_dense(const tn_pass *p);
 void grad_bwd_maxpool(const tn_pass *p);
 void grad_bwd_relu(const tn_pass *p);
+/* grad_elem.c: the element-wise and layout ops */
+int grad_compile_unary(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_concat(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_binary(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_prelu(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+int grad_compile_strided(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e);
+void grad_fwd_unary(const tn_pass *p);
+void grad_fwd_concat(const tn_pass *p);
+void grad_fwd_binary(const tn_pass *p);
+void grad_fwd_strided(const tn_pass *p);
+void grad_bwd_unary(const tn_pass *p);
+void grad_bwd_concat(const tn_pass *p);
+void grad_bwd_binary(const tn_pass *p);
+void grad_bwd_strided(const tn_pass *p);
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
 void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
                  const uint8_t *is_param, const size_t *poff, float *pgrad, int ns,

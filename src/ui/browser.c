@@ -79,8 +79,17 @@ void ui_recent_load(const char *file, ui_recent *r)
     rs_err e;
     if (!file || fileio_read_all(file, 1 << 20, &buf, &len, &e) != 0)
         return;
+    /* the file's bytes are not a string: parse a NUL-terminated copy */
+    char *text = malloc(len + 1);
+    if (!text) {
+        free(buf);
+        return;
+    }
+    memcpy(text, buf, len);
+    text[len] = 0;
+    free(buf);
     char *save = NULL;
-    for (char *line = strtok_r((char *)buf, "\n", &save); line && r->n < UI_RECENT_MAX;
+    for (char *line = strtok_r(text, "\n", &save); line && r->n < UI_RECENT_MAX;
          line = strtok_r(NULL, "\n", &save)) {
         char *tab = strchr(line, '\t');
         if (!tab || tab[1] != '/' || strlen(tab + 1) >= sizeof r->path[0])
@@ -92,7 +101,7 @@ void ui_recent_load(const char *file, ui_recent *r)
         snprintf(r->path[r->n], sizeof r->path[0], "%s", tab + 1);
         r->n++;
     }
-    free(buf);
+    free(text);
 }
 
 void ui_recent_push(ui_recent *r, const char *path, double acc)

@@ -1,5 +1,6 @@
-/* search_internal.h — the search context's tables, shared by search.c (strategies, knapsack)
- * and search_latency.c (the measured-latency objective). Engine-internal.
+/* search_internal.h — the search context's tables, shared by search_ctx.c (the context, its
+ * tables and baseline), search.c (strategies, knapsack) and search_latency.c (the measured-latency
+ * objective). Engine-internal.
  */
 #ifndef RANKSCOPE_SEARCH_INTERNAL_H
 #define RANKSCOPE_SEARCH_INTERNAL_H

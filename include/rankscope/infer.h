@@ -7,7 +7,9 @@
  *    needs), so the model may be edited or freed afterwards; recreate the context after edits.
  *  - infer_forward: x is n × (C·H·W) normalised floats, out is n × out_features logits.
  *    infer_forward_u8: x is n × 3072 CIFAR-10 CHW bytes, normalised on the fly.
- *  - A context is used by one caller thread at a time (it owns its worker threads).
+ *  - infer_create_on runs on a borrowed pool (pool.h) instead of threads of its own, so inference
+ *    and training in one job share one set of threads; the pool must outlive the context.
+ *  - A context is used by one caller thread at a time (runs on a shared pool are serialised).
  */
 #ifndef RANKSCOPE_INFER_H
 #define RANKSCOPE_INFER_H
@@ -15,10 +17,12 @@
 
 #include <stdint.h>
 #include "rankscope/model.h"
+#include "rankscope/pool.h"
 
 typedef struct infer_ctx infer_ctx;
 
 infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e);
+infer_ctx *infer_create_on(const rs_model *m, rs_pool *pool, rs_err *e);
 void infer_free(infer_ctx *c); /* accepts NULL */
 
 int infer_in_features(const infer_ctx *c);  /* C·H·W of one input image */

@@ -24,6 +24,10 @@
  *    into contiguous per-thread slices with private gradient buffers, summed in thread order;
  *    OpenBLAS is held at one thread during a batch. Random numbers (shuffle, crops, flips) are
  *    drawn on the calling thread only.
+ *  - Threads: a net runs its batches on a pool (pool.h) of its own, or on a borrowed one
+ *    (train_options.pool, train_evaluate_on) so that training, its validation and a
+ *    distillation teacher's inference share one set of threads; the pool's size (capped at the
+ *    batch) is the thread count above.
  *  - A loss or a parameter that turns NaN/Inf stops training with an error naming the epoch
  *    (and the parameter), so a diverged model is never returned as trained.
  *  - Long work reports through rs_progress_fn once per batch (fraction of all batches); a
@@ -36,6 +40,7 @@
 #include <stdint.h>
 #include "rankscope/common.h"
 #include "rankscope/model.h"
+#include "rankscope/pool.h"
 
 /* ---- Data ---------------------------------------------------------------------------------- */
 typedef struct train_data {
@@ -139,6 +144,8 @@ typedef struct train_options {
     int pad;                 /* crop padding in pixels, 4 */
     float pad_value;         /* padding for float inputs (bytes always pad with raw 0), -1 */
     int nthreads;            /* 0 = rs_default_threads() */
+    rs_pool *pool;           /* NULL = threads of its own (nthreads); else borrowed (pool.h),
+                              * shared with the caller's inference, nthreads ignored */
     const uint8_t *trainable;/* NULL = all; else per value index (see train_net_create) */
     train_teacher_fn teacher;/* NULL = plain cross-entropy */
     void *teacher_user;
@@ -174,6 +181,9 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
 /* Accuracy (and mean CE loss, may be NULL) of m on d, batched, no augmentation. */
 int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, double *loss,
                    rs_err *e);
+/* The same on a borrowed pool (pool.h) instead of threads of its own. */
+int train_evaluate_on(rs_model *m, const train_data *d, rs_pool *pool, double *acc, double *loss,
+                      rs_err *e);
 
 /* ---- The reference net ------------------------------------------------------------------------
  * conv1 3→6 5×5, relu, maxpool 2, conv2 6→16 5×5, relu, maxpool 2, flatten, fc1 400→120, relu,

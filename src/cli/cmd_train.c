@@ -312,13 +312,17 @@ int cmd_train(int argc, char **argv)
             dtr.n, va->n, a.o.epochs, a.o.batch, (double)a.o.lr, (unsigned long long)a.o.seed,
             ckpt ? ", checkpoint " : "", ckpt ? ckpt : "");
     train_epoch_stats last = {0};
-    int rc = train_model(m, &dtr, &dva, &a.o, &last, &e);
+    /* one set of threads for training, its validation and the test evaluation */
+    int rc = (a.o.pool = pool_alloc(a.o.nthreads, &e)) ? 0 : -1;
+    if (rc == 0)
+        rc = train_model(m, &dtr, &dva, &a.o, &last, &e);
     cli_progress_end();
     if (pr.hist)
         fclose(pr.hist);
     double test_acc = -1;
-    if (rc == 0 && train_evaluate(m, &dte, a.o.nthreads, &test_acc, NULL, &e) != 0)
+    if (rc == 0 && train_evaluate_on(m, &dte, a.o.pool, &test_acc, NULL, &e) != 0)
         rc = -1;
+    pool_free(a.o.pool);
     if (rc == 0 && onnx_save(m, a.out, &e) != 0)
         rc = -1;
     if (rc != 0) {

@@ -71,7 +71,7 @@ static int start_accuracy(const rs_model *w, const train_data *val, const train_
         return rs_fail(e, "out of memory copying the model");
     int rc = to->weight_quant ? to->weight_quant(to->weight_quant_user, c, e) : 0;
     if (rc == 0)
-        rc = train_evaluate(c, val, to->nthreads, acc, NULL, e);
+        rc = train_evaluate_on(c, val, to->pool, acc, NULL, e);
     model_free(c);
     return rc;
 }
@@ -127,6 +127,7 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     memset(&st, 0, sizeof st);
     uint8_t *mask = NULL;
     infer_ctx *teacher = NULL;
+    rs_pool *own = NULL; /* one set of threads for the teacher, training and its validation */
     keeper kp = {w, NULL, -1, 0, 0, 0, o->train.on_epoch, o->train.epoch_user};
     if (o->factors_only) {
         if (finetune_factor_mask(m, w, &mask, e) != 0) {
@@ -135,8 +136,15 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         }
         to.trainable = mask;
     }
+    if (!to.pool) {
+        if (!(own = pool_alloc(to.nthreads, e))) {
+            rc = -1;
+            goto fail;
+        }
+        to.pool = own;
+    }
     if (o->distill) {
-        teacher = infer_create(o->teacher ? o->teacher : m, to.nthreads, e);
+        teacher = infer_create_on(o->teacher ? o->teacher : m, to.pool, e);
         if (!teacher) {
             rc = rs_failctx(e, "distillation teacher");
             goto fail;
@@ -186,11 +194,13 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     if (last)
         *last = st;
     infer_free(teacher);
+    pool_free(own);
     free(mask);
     *out = w;
     return rc;
 fail:
     infer_free(teacher);
+    pool_free(own);
     free(mask);
     model_free(kp.best);
     model_free(w);

@@ -4,19 +4,20 @@
  * Contract:
  *  - infer_compile fills c->steps, the slot plan and the scratch sizes from m (fusing unless
  *    c->nofuse; keeping value c->result_v alive when >= 0); 0, or -1 with e set.
- *  - infer_ctx_new compiles and starts the worker threads; infer_run_job runs n images through it.
+ *  - infer_ctx_new compiles and sizes one worker per thread of its pool (its own, or a borrowed
+ *    one); infer_run_job runs n images through it on that pool.
  *  - infer_alloc_floats returns zeroed 64-byte aligned memory (free with free()).
  */
 #ifndef RANKSCOPE_INFER_INTERNAL_H
 #define RANKSCOPE_INFER_INTERNAL_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rankscope/infer.h"
 #include "rankscope/kernels.h"
+#include "rankscope/pool.h"
 
 typedef enum step_kind {
     ST_CONV, ST_GEMM, ST_RELU, ST_MAXPOOL, ST_ADD, ST_ADD2, ST_ALIAS,
@@ -92,7 +93,6 @@ int infer_compile_relu(infer_ctx *c, infer_build *b, int ni, int vin, step *s, r
 typedef struct worker {
     struct infer_ctx *ctx;
     int id;
-    pthread_t thread;
     float **slots;
     float **pads;  /* per step: zero-bordered padded input (NULL if unused) */
     float *cbuf;   /* kernel output scratch */
@@ -117,10 +117,9 @@ struct infer_ctx {
     int result_v;          /* -1: the graph output */
     int result_slot, result_numel;
     worker *workers;
-    /* job hand-off */
-    pthread_mutex_t mu;
-    pthread_cond_t cv_go, cv_done;
-    int generation, pending, quit, threads_started;
+    rs_pool *pool;
+    int own_pool; /* made by infer_ctx_new (freed with the context) rather than borrowed */
+    /* the job */
     const float *job_xf;
     const uint8_t *job_xu;
     float *job_out;
@@ -131,7 +130,9 @@ struct infer_ctx {
 void *infer_alloc_floats(size_t n);
 void infer_step_free(step *s);
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e);
-infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result_v, rs_err *e);
+/* pool NULL: a pool of nthreads of its own; else the borrowed pool (nthreads ignored). */
+infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
+                         rs_err *e);
 int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out, rs_err *e);
 
 /* One image at a time, CHW layout. */

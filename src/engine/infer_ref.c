@@ -22,10 +22,7 @@ static int plain_run(const rs_model *m, const float *x, int n, int capture, floa
     probe->vl = 8;
     probe->tile = 1;
     probe->result_v = -1;
-    probe->nthreads = 1;
-    pthread_mutex_init(&probe->mu, NULL);
-    pthread_cond_init(&probe->cv_go, NULL);
-    pthread_cond_init(&probe->cv_done, NULL);
+    probe->nthreads = 1; /* no pool: it is compiled, never run */
     int rc = infer_compile(probe, m, e);
     /* im2col workspace: at least one image of the largest conv, else up to 1 M floats (4 MB,
      * cache-sized: bigger chunks measured slower, bound by memory traffic and page faults). */

@@ -9,9 +9,10 @@
  *    garbage and dropped by the epilogue. Strided convs fall back to an explicit im2col.
  *  - Conv → Relu → MaxPool (and Gemm/MatMul(+Add) → Relu) are fused into one step: bias and ReLU
  *    in the kernel epilogue, pooling read straight from the conv's scratch output.
- *  - Each worker thread owns its buffers and processes tiles of `tile` images through the whole
- *    net (conv per image, dense layers per tile), so activations stay in L1/L2. Workers pull
- *    tiles from a shared atomic counter; the calling thread is worker 0.
+ *  - Each thread of the pool (pool.h) has a worker that owns its buffers and processes tiles of
+ *    `tile` images through the whole net (conv per image, dense layers per tile), so activations
+ *    stay in L1/L2. Workers pull tiles from a shared atomic counter; the calling thread is
+ *    worker 0. A tile's result does not depend on which worker ran it.
  *  - Values map to buffer slots by liveness (a slot is reused once every value in it is dead);
  *    Flatten / Reshape / Identity alias their input's slot (the layout is unchanged).
  *  - Every buffer a kernel reads has slack after it (c->slack, +64 floats) because the wide-grid
@@ -28,7 +29,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,26 +248,11 @@ static void work(infer_ctx *c, worker *w)
     }
 }
 
-static void *worker_main(void *arg)
+static void run_job(void *ctx, int thread_index, int n_threads)
 {
-    worker *w = arg;
-    infer_ctx *c = w->ctx;
-    int seen = 0;
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        while (c->generation == seen && !c->quit)
-            pthread_cond_wait(&c->cv_go, &c->mu);
-        if (c->quit)
-            break;
-        seen = c->generation;
-        pthread_mutex_unlock(&c->mu);
-        work(c, w);
-        pthread_mutex_lock(&c->mu);
-        if (--c->pending == 0)
-            pthread_cond_signal(&c->cv_done);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
+    (void)n_threads;
+    infer_ctx *c = ctx;
+    work(c, &c->workers[thread_index]);
 }
 
 int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out,
@@ -282,25 +267,9 @@ int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float
     c->job_out = out;
     c->job_n = n;
     atomic_store(&c->next_tile, 0);
-    int helpers = c->nthreads - 1;
+    /* no thread is woken that would find no tile (batch-1 latency) */
     int ntiles = (n + c->tile - 1) / c->tile;
-    if (helpers > ntiles - 1)
-        helpers = ntiles - 1;
-    if (helpers > 0) {
-        pthread_mutex_lock(&c->mu);
-        c->pending = c->nthreads - 1;
-        c->generation++;
-        pthread_cond_broadcast(&c->cv_go);
-        pthread_mutex_unlock(&c->mu);
-    }
-    work(c, &c->workers[0]);
-    if (helpers > 0) {
-        pthread_mutex_lock(&c->mu);
-        while (c->pending > 0)
-            pthread_cond_wait(&c->cv_done, &c->mu);
-        pthread_mutex_unlock(&c->mu);
-    }
-    return 0;
+    return pool_run(c->pool, ntiles < c->nthreads ? ntiles : c->nthreads, run_job, c, e);
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -343,8 +312,8 @@ static void worker_release(infer_ctx *c, worker *w)
     free(w->col);
 }
 
-infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result_v,
-                             rs_err *e)
+infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
+                         rs_err *e)
 {
     if (!m || m->input < 0 || m->output < 0) {
         rs_fail(e, "infer: model has no input/output");
@@ -359,16 +328,17 @@ infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result
     c->vl = kern_vl(c->isa);
     c->nofuse = nofuse;
     c->result_v = result_v;
-    c->nthreads = nthreads > 0 ? nthreads : rs_default_threads();
-    if (c->nthreads > 64)
-        c->nthreads = 64;
+    c->pool = pool;
+    if (!pool) {
+        if (!(c->pool = pool_alloc(nthreads, e)))
+            goto fail;
+        c->own_pool = 1;
+    }
+    c->nthreads = pool_threads(c->pool);
     c->tile = DEFAULT_TILE;
     const char *tenv = getenv("RANKSCOPE_TILE");
     if (tenv && atoi(tenv) >= 1 && atoi(tenv) <= 4096)
         c->tile = atoi(tenv);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv_go, NULL);
-    pthread_cond_init(&c->cv_done, NULL);
     if (infer_compile(c, m, e))
         goto fail;
     c->workers = calloc((size_t)c->nthreads, sizeof(worker));
@@ -382,13 +352,6 @@ infer_ctx *infer_ctx_new(const rs_model *m, int nthreads, int nofuse, int result
         if (worker_alloc(c, &c->workers[t], e))
             goto fail;
     }
-    for (int t = 1; t < c->nthreads; ++t) {
-        if (pthread_create(&c->workers[t].thread, NULL, worker_main, &c->workers[t])) {
-            rs_fail(e, "infer: cannot start worker thread %d", t);
-            goto fail;
-        }
-        c->threads_started = t;
-    }
     return c;
 fail:
     infer_free(c);
@@ -397,21 +360,22 @@ fail:
 
 infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
 {
-    return infer_ctx_new(m, nthreads, 0, -1, e);
+    return infer_ctx_new(m, NULL, nthreads, 0, -1, e);
+}
+
+infer_ctx *infer_create_on(const rs_model *m, rs_pool *pool, rs_err *e)
+{
+    if (!pool) {
+        rs_fail(e, "infer: no thread pool");
+        return NULL;
+    }
+    return infer_ctx_new(m, pool, 0, 0, -1, e);
 }
 
 void infer_free(infer_ctx *c)
 {
     if (!c)
         return;
-    if (c->threads_started > 0) {
-        pthread_mutex_lock(&c->mu);
-        c->quit = 1;
-        pthread_cond_broadcast(&c->cv_go);
-        pthread_mutex_unlock(&c->mu);
-        for (int t = 1; t <= c->threads_started; ++t)
-            pthread_join(c->workers[t].thread, NULL);
-    }
     if (c->workers)
         for (int t = 0; t < c->nthreads; ++t)
             worker_release(c, &c->workers[t]);
@@ -421,9 +385,8 @@ void infer_free(infer_ctx *c)
             infer_step_free(&c->steps[i]);
     free(c->steps);
     free(c->slot_floats);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv_go);
-    pthread_cond_destroy(&c->cv_done);
+    if (c->own_pool)
+        pool_free(c->pool);
     free(c);
 }
 
@@ -464,7 +427,7 @@ int infer_capture(const rs_model *m, const float *x, int n, int value, float *ou
     if (m->values[value].ndim < 1 || m->values[value].dims[0] != -1)
         return rs_fail(e, "infer_capture: '%s' is not a batched activation", m->values[value].name);
     /* The fast engine with fusion off, so every value exists in a buffer. */
-    infer_ctx *c = infer_ctx_new(m, 0, 1, value, e);
+    infer_ctx *c = infer_ctx_new(m, NULL, 0, 1, value, e);
     if (!c)
         return -1;
     int rc = infer_run_job(c, x, NULL, n, out, e);

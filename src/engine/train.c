@@ -1,7 +1,8 @@
 /* train.c — batched forward/backward over a model DAG, softmax cross-entropy, SGD training loop.
  *
  * Layout: every activation is NCHW (or N×F) for a contiguous slice of the batch owned by one
- * worker thread. Each worker has private activation, gradient and parameter-gradient buffers;
+ * thread of the pool (pool.h: the net's own, or one borrowed and shared with inference; worker k
+ * is thread k, so the slices do not depend on timing). Each worker has private activation, gradient and parameter-gradient buffers;
  * after a batch the parameter gradients are summed in thread order (deterministic for a fixed
  * thread count). Kernels live in grad.c (train_internal.h).
  */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rankscope/pool.h"
 #include "train_internal.h"
 
 /* ---- the compiled net ------------------------------------------------------------------------ */
@@ -49,7 +51,6 @@ typedef struct worker {
     double loss;
     int correct;
     int status;
-    pthread_t th;
 } worker;
 
 struct train_net {
@@ -69,11 +70,8 @@ struct train_net {
     worker *w;
     float *logits;       /* max_batch × classes */
     float *dinput;       /* max_batch × F when TRAIN_NET_INPUT_GRAD */
-    /* pool */
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    unsigned gen;
-    int pending, quit, started; /* started: worker threads running (w[1..started]) */
+    rs_pool *pool;
+    int own_pool;        /* made by the net (freed with it) rather than borrowed */
     const batch_job *job;
     /* BatchNormalization's cross-worker sums: a barrier over the active workers and two
      * alternating slot sets, so a reduction's slots are never rewritten before all have read */
@@ -181,27 +179,11 @@ static void run_worker(worker *wk, const batch_job *j)
         memcpy(t->dinput + (size_t)start * t->F, wk->grad[m->input], (size_t)ns * t->F * sizeof(float));
 }
 
-static void *worker_main(void *arg)
+static void batch_thread(void *ctx, int thread_index, int n_threads)
 {
-    worker *wk = arg;
-    train_net *t = wk->t;
-    unsigned seen = 0;
-    pthread_mutex_lock(&t->mu);
-    for (;;) {
-        while (t->gen == seen && !t->quit)
-            pthread_cond_wait(&t->go, &t->mu);
-        if (t->quit)
-            break;
-        seen = t->gen;
-        const batch_job *j = t->job;
-        pthread_mutex_unlock(&t->mu);
-        run_worker(wk, j);
-        pthread_mutex_lock(&t->mu);
-        if (--t->pending == 0)
-            pthread_cond_signal(&t->done);
-    }
-    pthread_mutex_unlock(&t->mu);
-    return NULL;
+    (void)n_threads;
+    train_net *t = ctx;
+    run_worker(&t->w[thread_index], t->job);
 }
 
 /* PyTorch's rule: running = (1 − momentum)·running + momentum·batch, with the batch variance
@@ -233,7 +215,7 @@ static void update_running_stats(train_net *t)
 }
 
 /* Runs one batch on all workers; parameter gradients end up summed in w[0].pgrad. */
-static void run_batch(train_net *t, const batch_job *j, double *loss, int *correct)
+static int run_batch(train_net *t, const batch_job *j, double *loss, int *correct, rs_err *e)
 {
     /* Each worker calls sgemm on its own slice: OpenBLAS must not fan out underneath (and for
      * the small dense layers its spinning threads cost more than they save even with one). */
@@ -247,22 +229,11 @@ static void run_batch(train_net *t, const batch_job *j, double *loss, int *corre
         t->n_active += t->w[k].active;
     }
     t->barrived = 0;
-    if (t->nthreads > 1) {
-        pthread_mutex_lock(&t->mu);
-        t->job = j;
-        t->pending = t->nthreads - 1;
-        ++t->gen;
-        pthread_cond_broadcast(&t->go);
-        pthread_mutex_unlock(&t->mu);
-    }
-    run_worker(&t->w[0], j);
-    if (t->nthreads > 1) {
-        pthread_mutex_lock(&t->mu);
-        while (t->pending > 0)
-            pthread_cond_wait(&t->done, &t->mu);
-        pthread_mutex_unlock(&t->mu);
-    }
+    t->job = j;
+    int rc = pool_run(t->pool, t->nthreads, batch_thread, t, e);
     openblas_set_num_threads(blas_threads);
+    if (rc)
+        return rc;
     double l = 0;
     int c = 0;
     for (int k = 0; k < t->nthreads; ++k) {
@@ -282,20 +253,15 @@ static void run_batch(train_net *t, const batch_job *j, double *loss, int *corre
         *correct = c;
     if (j->bn_batch && j->backward)
         update_running_stats(t);
+    return 0;
 }
 
 void train_net_free(train_net *t)
 {
     if (!t)
         return;
-    if (t->started > 0) {
-        pthread_mutex_lock(&t->mu);
-        t->quit = 1;
-        pthread_cond_broadcast(&t->go);
-        pthread_mutex_unlock(&t->mu);
-        for (int k = 1; k <= t->started; ++k)
-            pthread_join(t->w[k].th, NULL);
-    }
+    if (t->own_pool)
+        pool_free(t->pool);
     if (t->w) {
         for (int k = 0; k < t->nthreads; ++k) {
             worker *wk = &t->w[k];
@@ -320,9 +286,6 @@ void train_net_free(train_net *t)
     free(t->red);
     pthread_mutex_destroy(&t->bmu);
     pthread_cond_destroy(&t->bcv);
-    pthread_mutex_destroy(&t->mu);
-    pthread_cond_destroy(&t->go);
-    pthread_cond_destroy(&t->done);
     free(t->w);
     free(t->tn);
     free(t->is_param);
@@ -347,25 +310,26 @@ static float *alloc_floats(size_t n, rs_err *e, const char *what)
     return p;
 }
 
-train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint8_t *trainable,
-                            int flags, rs_err *e)
+/* pool NULL: a pool of nthreads of its own; else the borrowed pool's threads (nthreads ignored).
+ * Either way at most max_batch of them work: a worker's slice is never empty at full batch. */
+static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthreads,
+                             const uint8_t *trainable, int flags, rs_err *e)
 {
     if (!m || max_batch < 1)
         return rs_fail(e, "train: no model or batch < 1"), NULL;
     if (model_infer_shapes(m, e))
         return rs_failctx(e, "train"), NULL;
+    if (pool)
+        nthreads = pool_threads(pool);
     if (nthreads <= 0)
         nthreads = rs_default_threads();
-    if (nthreads > 64)
-        nthreads = 64;
+    if (nthreads > POOL_MAX_THREADS)
+        nthreads = POOL_MAX_THREADS;
     if (nthreads > max_batch)
         nthreads = max_batch;
     train_net *t = calloc(1, sizeof *t);
     if (!t)
         return rs_fail(e, "train: out of memory"), NULL;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->go, NULL);
-    pthread_cond_init(&t->done, NULL);
     pthread_mutex_init(&t->bmu, NULL);
     pthread_cond_init(&t->bcv, NULL);
     t->training = 1;
@@ -493,14 +457,19 @@ train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint
             !(wk->pidx = malloc(pbytes)))
             return rs_fail(e, "train: out of memory (pooling indices)"), train_net_free(t), NULL;
     }
-    for (int k = 1; k < nthreads; ++k) {
-        if (pthread_create(&t->w[k].th, NULL, worker_main, &t->w[k])) {
-            train_net_free(t);
-            return rs_fail(e, "train: cannot start worker thread %d", k), NULL;
-        }
-        t->started = k;
+    t->pool = pool;
+    if (!pool) {
+        if (!(t->pool = pool_alloc(nthreads, e)))
+            return rs_failctx(e, "train"), train_net_free(t), NULL;
+        t->own_pool = 1;
     }
     return t;
+}
+
+train_net *train_net_create(rs_model *m, int max_batch, int nthreads, const uint8_t *trainable,
+                            int flags, rs_err *e)
+{
+    return net_create(m, max_batch, NULL, nthreads, trainable, flags, e);
 }
 
 int train_net_grad(train_net *t, const float *x, const uint8_t *labels, int n,
@@ -515,7 +484,8 @@ int train_net_grad(train_net *t, const float *x, const uint8_t *labels, int n,
                            t->classes - 1);
     batch_job j = {.n = n, .x = x, .labels = labels, .teacher = teacher, .alpha = alpha,
                    .temp = temp > 0 ? temp : 1.0f, .backward = 1, .bn_batch = t->training};
-    run_batch(t, &j, loss, correct);
+    if (run_batch(t, &j, loss, correct, e))
+        return -1;
     if (loss)
         *loss /= n;
     return 0;
@@ -611,12 +581,12 @@ static int check_data(const rs_model *m, const train_data *d, const char *what, 
     return 0;
 }
 
-static int eval_net(train_net *t, const train_data *d, double *acc, double *loss)
+static int eval_net(train_net *t, const train_data *d, double *acc, double *loss, rs_err *e)
 {
     int B = t->max_batch;
     int *idx = malloc((size_t)B * sizeof *idx);
     if (!idx)
-        return -1;
+        return rs_fail(e, "train: out of memory");
     double tl = 0;
     long tc = 0;
     for (int s = 0; s < d->n; s += B) {
@@ -630,7 +600,10 @@ static int eval_net(train_net *t, const train_data *d, double *acc, double *loss
             j.u8 = d->u8, j.idx = idx;
         double l;
         int c;
-        run_batch(t, &j, &l, &c);
+        if (run_batch(t, &j, &l, &c, e)) {
+            free(idx);
+            return -1;
+        }
         tl += l;
         tc += c;
     }
@@ -642,21 +615,35 @@ static int eval_net(train_net *t, const train_data *d, double *acc, double *loss
     return 0;
 }
 
-int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, double *loss,
-                   rs_err *e)
+static int evaluate(rs_model *m, const train_data *d, rs_pool *pool, int nthreads, double *acc,
+                    double *loss, rs_err *e)
 {
     uint8_t *frozen = calloc((size_t)(m->n_values > 0 ? m->n_values : 1), 1);
     if (!frozen)
         return rs_fail(e, "train: out of memory");
-    train_net *t = train_net_create(m, 256, nthreads, frozen, 0, e);
+    train_net *t = net_create(m, 256, pool, nthreads, frozen, 0, e);
     free(frozen);
     if (!t)
         return -1;
     int rc = check_data(m, d, "evaluation", e);
-    if (rc == 0 && eval_net(t, d, acc, loss))
-        rc = rs_fail(e, "train: out of memory");
+    if (rc == 0)
+        rc = eval_net(t, d, acc, loss, e);
     train_net_free(t);
     return rc;
+}
+
+int train_evaluate(rs_model *m, const train_data *d, int nthreads, double *acc, double *loss,
+                   rs_err *e)
+{
+    return evaluate(m, d, NULL, nthreads, acc, loss, e);
+}
+
+int train_evaluate_on(rs_model *m, const train_data *d, rs_pool *pool, double *acc, double *loss,
+                      rs_err *e)
+{
+    if (!pool)
+        return rs_fail(e, "train: no thread pool");
+    return evaluate(m, d, pool, 0, acc, loss, e);
 }
 
 /* Restores what a checkpoint took after an epoch: the generator, the shuffle order and the
@@ -767,7 +754,7 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
     if (!o || o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || o->momentum < 0 ||
         o->weight_decay < 0 || o->pad < 0 || o->pad > 64)
         return rs_fail(e, "train: invalid options (epochs, batch, lr, momentum, decay or pad)");
-    train_net *t = train_net_create(m, o->batch, o->nthreads, o->trainable, 0, e);
+    train_net *t = net_create(m, o->batch, o->pool, o->nthreads, o->trainable, 0, e);
     if (!t)
         return -1;
     int rc = check_data(m, train, "training", e);
@@ -861,8 +848,10 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             int bc;
             if ((rc = masters_in(o, m, master, e)) != 0)
                 break;
-            run_batch(t, &j, &bl, &bc);
+            rc = run_batch(t, &j, &bl, &bc, e);
             masters_out(o, m, master);
+            if (rc)
+                break;
             if (!isfinite(bl)) {
                 rc = rs_fail(e, "train: the loss became %s at epoch %d, batch %ld (training diverged; "
                              "try a lower learning rate)", isnan(bl) ? "NaN" : "infinite", ep + 1, b + 1);
@@ -908,12 +897,10 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             double v0 = rs_now();
             if ((rc = masters_in(o, m, master, e)) != 0)
                 break;
-            int erc = eval_net(t, val, &st.val_acc, &st.val_loss);
+            rc = eval_net(t, val, &st.val_acc, &st.val_loss, e);
             masters_out(o, m, master);
-            if (erc) {
-                rc = rs_fail(e, "train: out of memory");
+            if (rc)
                 break;
-            }
             st.val_seconds = rs_now() - v0;
         }
         if (last)

@@ -148,3 +148,17 @@ size_t ops_out_total(const ops_batch *b)
 {
     return (size_t)model_value_numel(&b->m->values[b->n->out[0]]) * (size_t)b->images;
 }
+
+ops_io ops_io_of(const ops_batch *b)
+{
+    const rs_model *m = b->m;
+    const rs_node *n = b->n;
+    ops_io io = {.n = n, .x = &m->values[n->in[0]], .y = &m->values[n->out[0]]};
+    io.xn = model_value_numel(io.x);
+    io.yn = model_value_numel(io.y);
+    if (io.x->ndim == 4)
+        io.C = (int)io.x->dims[1], io.H = (int)io.x->dims[2], io.W = (int)io.x->dims[3];
+    if (n->n_in > 1 && ops_float_const(m, n->in[1]))
+        io.w = &m->values[n->in[1]];
+    return io;
+}

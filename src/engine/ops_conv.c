@@ -179,13 +179,16 @@ int64_t ops_macs_conv(const rs_model *m, const rs_node *n)
 
 /* col (when not naive) holds col_floats floats: chunks of images are im2col'ed side by side so
  * one sgemm per group covers the chunk (per-image calls would drown in BLAS call overhead). */
-static void plain_conv(const rs_model *m, const rs_node *nd, const float *x, int n, float *y,
-                       int naive, float *col, size_t col_floats)
+static void plain_conv(const ops_batch *bt)
 {
-    const rs_value *xv = &m->values[nd->in[0]], *yv = &m->values[nd->out[0]];
-    const rs_value *wv = &m->values[nd->in[1]];
-    const float *bias = nd->n_in >= 3 && nd->in[2] >= 0 ? m->values[nd->in[2]].f : NULL;
-    const int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+    const ops_io io = ops_io_of(bt);
+    const rs_node *nd = io.n;
+    const rs_value *yv = io.y, *wv = io.w;
+    const float *x = bt->in[0];
+    float *y = bt->out, *col = bt->col;
+    const int n = bt->images;
+    const float *bias = nd->n_in >= 3 && nd->in[2] >= 0 ? bt->m->values[nd->in[2]].f : NULL;
+    const int C = io.C, H = io.H, W = io.W;
     const int M = (int)yv->dims[1], Ho = (int)yv->dims[2], Wo = (int)yv->dims[3];
     const int G = (int)nd->group, cg = C / G, mg = M / G;
     const int kh = (int)wv->dims[2], kw = (int)wv->dims[3];
@@ -193,10 +196,10 @@ static void plain_conv(const rs_model *m, const rs_node *nd, const float *x, int
     const int dh = (int)nd->dilations[0], dw = (int)nd->dilations[1];
     const int pt = (int)nd->pads[0], pl = (int)nd->pads[1];
     const int K = cg * kh * kw, P = Ho * Wo;
-    if (!naive) {
+    if (!bt->naive) {
         /* col: K × (chunk·P), then the product mg × (chunk·P) right after it. */
         size_t per_img = (size_t)(K + mg) * P;
-        int chunk = (int)(col_floats / per_img);
+        int chunk = (int)(bt->col_floats / per_img);
         if (chunk < 1)
             chunk = 1;
         if (chunk > n)
@@ -255,23 +258,21 @@ static void plain_conv(const rs_model *m, const rs_node *nd, const float *x, int
 int ops_fwd_conv(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    plain_conv(b->m, b->n, b->in[0], b->images, b->out, b->naive, b->col, b->col_floats);
+    plain_conv(b);
     return 0;
 }
 
 int ops_fwd_maxpool(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    const rs_node *nd = b->n;
-    const rs_value *xv = &b->m->values[nd->in[0]], *yv = &b->m->values[nd->out[0]];
-    int64_t on = model_value_numel(yv);
-    int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+    const ops_io io = ops_io_of(b);
+    const rs_node *nd = io.n;
     for (int img = 0; img < b->images; ++img)
-        kern_maxpool(C, H, W, W, H * W, b->in[0] + (size_t)img * C * H * W, (int)yv->dims[2],
-                     (int)yv->dims[3], (int)nd->kernel[0], (int)nd->kernel[1],
+        kern_maxpool(io.C, io.H, io.W, io.W, io.H * io.W, b->in[0] + (size_t)img * io.xn,
+                     (int)io.y->dims[2], (int)io.y->dims[3], (int)nd->kernel[0], (int)nd->kernel[1],
                      (int)nd->strides[0], (int)nd->strides[1], (int)nd->dilations[0],
                      (int)nd->dilations[1], (int)nd->pads[0], (int)nd->pads[1], 0,
-                     b->out + (size_t)img * on);
+                     b->out + (size_t)img * io.yn);
     return 0;
 }
 
@@ -279,33 +280,29 @@ int ops_fwd_maxpool(const ops_batch *b, rs_err *e)
 int ops_fwd_avgpool(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    const rs_node *nd = b->n;
-    const rs_value *xv = &b->m->values[nd->in[0]], *yv = &b->m->values[nd->out[0]];
-    int64_t on = model_value_numel(yv), xn = model_value_numel(xv);
-    int C = (int)xv->dims[1], H = (int)xv->dims[2], W = (int)xv->dims[3];
+    const ops_io io = ops_io_of(b);
+    const rs_node *nd = io.n;
     pool_geom pg;
     int pb = 0, pr = 0, cip = 0;
     if (nd->op == RS_OP_GLOBALAVGPOOL) {
-        pg = (pool_geom){H, W, 1, 1, 1, 1, 0, 0, 1, 1};
+        pg = (pool_geom){io.H, io.W, 1, 1, 1, 1, 0, 0, 1, 1};
     } else {
-        infer_pool_geom(nd, (int)yv->dims[2], (int)yv->dims[3], &pg);
+        infer_pool_geom(nd, (int)io.y->dims[2], (int)io.y->dims[3], &pg);
         pb = (int)nd->pads[2], pr = (int)nd->pads[3], cip = nd->count_include_pad;
     }
     for (int img = 0; img < b->images; ++img)
-        infer_op_avgpool(C, H, W, &pg, pb, pr, cip, b->in[0] + (size_t)img * xn, b->out + (size_t)img * on);
+        infer_op_avgpool(io.C, io.H, io.W, &pg, pb, pr, cip, b->in[0] + (size_t)img * io.xn,
+                         b->out + (size_t)img * io.yn);
     return 0;
 }
 
 int ops_fwd_pad(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    const rs_node *nd = b->n;
-    const rs_value *xv = &b->m->values[nd->in[0]], *yv = &b->m->values[nd->out[0]];
-    int64_t on = model_value_numel(yv), xn = model_value_numel(xv);
+    const ops_io io = ops_io_of(b);
     for (int img = 0; img < b->images; ++img)
-        infer_op_pad((int)xv->dims[1], (int)xv->dims[2], (int)xv->dims[3], (int)nd->pads[0],
-                     (int)nd->pads[1], (int)yv->dims[2], (int)yv->dims[3], b->in[0] + (size_t)img * xn,
-                     b->out + (size_t)img * on);
+        infer_op_pad(io.C, io.H, io.W, (int)io.n->pads[0], (int)io.n->pads[1], (int)io.y->dims[2],
+                     (int)io.y->dims[3], b->in[0] + (size_t)img * io.xn, b->out + (size_t)img * io.yn);
     return 0;
 }
 
@@ -351,11 +348,12 @@ int ops_shape_reduce(rs_model *m, rs_node *n, rs_err *e)
 
 int ops_fwd_reduce(const ops_batch *b, rs_err *e)
 {
-    const rs_value *xv = &b->m->values[b->n->in[0]];
+    const ops_io io = ops_io_of(b);
+    const rs_value *xv = io.x;
     int mask[RS_MAXDIM];
     if (reduce_mask(b->m, b->n, mask, e))
         return -1;
-    int64_t in = model_value_numel(xv), on = model_value_numel(&b->m->values[b->n->out[0]]);
+    const int64_t in = io.xn, on = io.yn;
     /* out_stride[k]: step in the output of coordinate k of x (0 for a reduced axis) */
     int64_t out_stride[RS_MAXDIM], s = 1, count = 1;
     for (int k = xv->ndim - 1; k >= 1; --k) {

@@ -100,10 +100,14 @@ int64_t ops_macs_dense(const rs_model *m, const rs_node *n)
     return w->dims[0] * w->dims[1];
 }
 
-static void plain_dense(const rs_model *m, const rs_node *nd, const float *x, int n, float *y,
-                        int naive)
+static void plain_dense(const ops_batch *bt)
 {
-    const rs_value *wv = &m->values[nd->in[1]];
+    const ops_io io = ops_io_of(bt);
+    const rs_node *nd = io.n;
+    const rs_value *wv = io.w;
+    const float *x = bt->in[0];
+    float *y = bt->out;
+    const int n = bt->images, naive = bt->naive;
     const int gemm = nd->op == RS_OP_GEMM, tb = gemm && nd->trans_b;
     const int K = (int)(tb ? wv->dims[1] : wv->dims[0]);
     const int N = (int)(tb ? wv->dims[0] : wv->dims[1]);
@@ -122,7 +126,7 @@ static void plain_dense(const rs_model *m, const rs_node *nd, const float *x, in
                     x, K, wv->f, tb ? K : N, 0.0f, y, N);
     }
     if (gemm && nd->n_in >= 3 && nd->in[2] >= 0) {
-        const rs_value *cv = &m->values[nd->in[2]];
+        const rs_value *cv = &bt->m->values[nd->in[2]];
         int64_t cn = model_value_numel(cv);
         for (int i = 0; i < n; ++i)
             for (int j = 0; j < N; ++j)
@@ -134,7 +138,7 @@ int ops_fwd_dense(const ops_batch *b, rs_err *e)
 {
     int64_t lead, M, K, P;
     if (!acts_operand(b->m, b->n)) {
-        plain_dense(b->m, b->n, b->in[0], b->images, b->out, b->naive);
+        plain_dense(b);
         return 0;
     }
     if (matmul_acts(b->m, b->n, &lead, &M, &K, &P) != 0)

@@ -252,7 +252,7 @@ int ops_fwd_sigmoid(const ops_batch *b, rs_err *e)
 int ops_fwd_softmax(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    int64_t on = model_value_numel(&b->m->values[b->n->out[0]]);
+    const int64_t on = ops_io_of(b).yn;
     for (int img = 0; img < b->images; ++img)
         infer_op_softmax((int)on, b->in[0] + (size_t)img * on, b->out + (size_t)img * on);
     return 0;
@@ -260,9 +260,9 @@ int ops_fwd_softmax(const ops_batch *b, rs_err *e)
 
 int ops_fwd_batchnorm(const ops_batch *b, rs_err *e)
 {
-    const rs_value *xv = &b->m->values[b->n->in[0]];
-    int64_t on = model_value_numel(&b->m->values[b->n->out[0]]);
-    int C = (int)xv->dims[1];
+    const ops_io io = ops_io_of(b);
+    const int64_t on = io.yn;
+    const int C = (int)io.x->dims[1];
     float *scale = NULL, *shift = NULL;
     int rc = infer_bn_affine(b->m, b->n, C, &scale, &shift, e);
     for (int img = 0; rc == 0 && img < b->images; ++img)
@@ -276,9 +276,8 @@ int ops_fwd_batchnorm(const ops_batch *b, rs_err *e)
 int ops_fwd_concat(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    const rs_value *xv = &b->m->values[b->n->in[0]];
-    int64_t on = model_value_numel(&b->m->values[b->n->out[0]]);
-    int64_t an = model_value_numel(xv), bn = on - an;
+    const ops_io io = ops_io_of(b);
+    const int64_t on = io.yn, an = io.xn, bn = on - an;
     for (int img = 0; img < b->images; ++img) {
         memcpy(b->out + (size_t)img * on, b->in[0] + (size_t)img * an, (size_t)an * sizeof(float));
         memcpy(b->out + (size_t)img * on + an, b->in[1] + (size_t)img * bn, (size_t)bn * sizeof(float));
@@ -353,8 +352,9 @@ int ops_fwd_hardswish(const ops_batch *b, rs_err *e)
 int ops_fwd_prelu(const ops_batch *b, rs_err *e)
 {
     (void)e;
-    const rs_value *xv = &b->m->values[b->n->in[0]], *cv = &b->m->values[b->n->in[1]];
-    int64_t on = model_value_numel(xv);
+    const ops_io io = ops_io_of(b);
+    const rs_value *xv = io.x, *cv = io.w;
+    const int64_t on = io.xn;
     const float *x = b->in[0];
     for (int img = 0; img < b->images; ++img)
         for (int64_t k = 0; k < on; ++k) {

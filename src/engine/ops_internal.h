@@ -84,6 +84,17 @@ void ops_set_shape(rs_value *v, int ndim, const int64_t *dims);
 /* Output floats of the node over the whole batch. */
 size_t ops_out_total(const ops_batch *b);
 
+/* What a batch forward reads before its loop: the node's first input x and output y, their
+ * floats per image, x's C, H, W when it is 4-D (else 0), and in[1] when it is a float
+ * initializer (a weight, a slope), else NULL. */
+typedef struct ops_io {
+    const rs_node *n;
+    const rs_value *x, *y, *w;
+    int64_t xn, yn;
+    int C, H, W;
+} ops_io;
+ops_io ops_io_of(const ops_batch *b);
+
 int ops_shape_conv(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_pool(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_globalavgpool(rs_model *m, rs_node *n, rs_err *e);

@@ -251,8 +251,8 @@ int ops_fwd_strided(const ops_batch *b, rs_err *e)
     int64_t dims[RS_MAXDIM], stride[RS_MAXDIM], off;
     if (ops_strided_plan(b->m, b->n, &nd, dims, stride, &off))
         return rs_fail(e, "node \"%s\": bad geometry", b->n->name);
-    int64_t in = model_value_numel(&b->m->values[b->n->in[0]]);
-    int64_t on = model_value_numel(&b->m->values[b->n->out[0]]);
+    const ops_io io = ops_io_of(b);
+    const int64_t in = io.xn, on = io.yn;
     for (int img = 0; img < b->images; ++img) {
         const float *x = b->in[0] + (size_t)img * in + off;
         float *y = b->out + (size_t)img * on;

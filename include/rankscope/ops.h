@@ -89,6 +89,19 @@ typedef struct rs_attr {
 #define RS_ATTR_MAX_GROUP 65536
 #define RS_ATTR_MAX_SPLIT (1 << 24)
 
+/* An input ONNX (opset 13) takes where the engine keeps an attribute of the node (Clip's bounds,
+ * Pad's pads, ReduceSum's axes): the writer adds it as an initializer "<node name><suffix>"
+ * (the lower-case op name for an unnamed node), or, with dtype 0, leaves the input out. */
+typedef struct rs_const_input {
+    const char *suffix;
+    int dtype;      /* RS_DT_FLOAT (the scalar f) or RS_DT_INT64 (count values of i64); 0: none */
+    int ndim;       /* 0: a scalar, 1: a vector of count */
+    int count;
+    float f;
+    int64_t i64[RS_MAXDIM];
+} rs_const_input;
+#define RS_CONST_INPUTS 2
+
 struct export_c_plan;
 struct infer_ctx;
 struct infer_build;
@@ -117,6 +130,10 @@ typedef struct rs_op_desc {
     /* a shape computation folded at load (passes.h): the node over int64 constant inputs (rank
      * 0 or 1) into out, its length returned (*scalar: the result is 0-D), or -1 */
     int (*fold)(const rs_model *m, const rs_node *n, int64_t *out, int *scalar);
+    /* ONNX writer: the inputs after the first that opset 13 wants as constants (at most
+     * RS_CONST_INPUTS), how many returned; NULL: the node's own inputs are written */
+    int (*const_inputs)(const rs_node *n, rs_const_input *out);
+    int min_opset; /* the first ONNX opset with the op, when later than the writer's 13 */
 } rs_op_desc;
 
 const rs_op_desc *ops_get(rs_op op);

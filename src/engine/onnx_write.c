@@ -4,7 +4,7 @@
  */
 #include "rankscope/onnx.h"
 
-#include <math.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,8 +263,9 @@ static int write_attributes(arena *a, const rs_model *m, const rs_node *n, Onnx_
     return 0;
 }
 
-/* Opset 13 takes Clip's bounds and Pad's pads as inputs; the engine keeps them in node fields,
- * so the writer adds them as initializers named "<node>_min" / "_max" / "_pads" (made unique). */
+/* Opset 13 takes some attributes as inputs (the registry row's const_inputs); the engine keeps
+ * them in node fields, so the writer adds them as initializers named "<node><suffix>" (made
+ * unique). */
 static char *synth_name(arena *a, const rs_model *m, const char *node, const char *suffix)
 {
     size_t len = strlen(node) + strlen(suffix) + 16;
@@ -305,46 +306,33 @@ static Onnx__TensorProto *synth_tensor(arena *a, char *name, int dtype, int64_t 
     return t;
 }
 
-/* Extra inputs node n needs in opset 13: their names into in[], tensors appended to g. */
+/* Extra inputs node n needs in opset 13 (its row's const_inputs): their names into in[] after
+ * x, tensors appended to g. */
 static int synth_inputs(arena *a, const rs_model *m, const rs_node *n, char **in, int *n_in,
                         Onnx__GraphProto *g)
 {
-    if (n->op == RS_OP_CLIP) {
-        float lim[2] = {n->clip_min, n->clip_max};
-        const char *suf[2] = {"_min", "_max"};
-        *n_in = 1;
-        for (int k = 0; k < 2; ++k) {
-            if (isinf(lim[k])) {
-                in[(*n_in)++] = empty_string;
-                continue;
-            }
-            char *name = synth_name(a, m, n->name ? n->name : "clip", suf[k]);
-            Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_FLOAT, 1, 0, &lim[k]) : NULL;
-            if (!t)
-                return -1;
-            g->initializer[g->n_initializer++] = t;
-            in[(*n_in)++] = name;
+    rs_const_input ci[RS_CONST_INPUTS];
+    int k = ops_get(n->op)->const_inputs(n, ci);
+    char base[32];
+    snprintf(base, sizeof base, "%s", model_op_name(n->op));
+    for (char *c = base; *c; ++c)
+        *c = (char)tolower((unsigned char)*c);
+    *n_in = 1;
+    for (int i = 0; i < k && i < RS_CONST_INPUTS; ++i) {
+        if (!ci[i].dtype) {
+            in[(*n_in)++] = empty_string;
+            continue;
         }
-        while (*n_in > 1 && in[*n_in - 1] == empty_string)
-            --*n_in;
-    } else if (n->op == RS_OP_REDUCESUM) {
-        char *name = synth_name(a, m, n->name ? n->name : "reducesum", "_axes");
-        Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_INT64, n->n_axes, 1, n->axes) : NULL;
+        char *name = synth_name(a, m, n->name ? n->name : base, ci[i].suffix);
+        const void *data = ci[i].dtype == RS_DT_FLOAT ? (const void *)&ci[i].f : (const void *)ci[i].i64;
+        Onnx__TensorProto *t = name ? synth_tensor(a, name, ci[i].dtype, ci[i].count, ci[i].ndim, data) : NULL;
         if (!t)
             return -1;
         g->initializer[g->n_initializer++] = t;
-        in[1] = name;
-        *n_in = 2;
-    } else if (n->op == RS_OP_PAD) {
-        int64_t p8[8] = {0, 0, n->pads[0], n->pads[1], 0, 0, n->pads[2], n->pads[3]};
-        char *name = synth_name(a, m, n->name ? n->name : "pad", "_pads");
-        Onnx__TensorProto *t = name ? synth_tensor(a, name, RS_DT_INT64, 8, 1, p8) : NULL;
-        if (!t)
-            return -1;
-        g->initializer[g->n_initializer++] = t;
-        in[1] = name;
-        *n_in = 2;
+        in[(*n_in)++] = name;
     }
+    while (*n_in > 1 && in[*n_in - 1] == empty_string)
+        --*n_in;
     return 0;
 }
 
@@ -382,8 +370,8 @@ static Onnx__NodeProto *write_node(arena *a, const rs_model *m, int idx, Onnx__G
                            model_op_name(n->op), k, v, m->n_values), NULL;
         out[k] = m->values[v].name;
     }
-    if ((n->op == RS_OP_CLIP || n->op == RS_OP_PAD || n->op == RS_OP_REDUCESUM) &&
-        synth_inputs(a, m, n, in, &n_in, g) != 0)
+    const rs_op_desc *d = ops_get(n->op);
+    if (d && d->const_inputs && synth_inputs(a, m, n, in, &n_in, g) != 0)
         return NULL;
     np->n_input = (size_t)n_in;
     np->input = in;
@@ -430,9 +418,11 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
     opset.domain = empty_string;
     opset.has_version = 1;
     opset.version = ONNX_WRITE_OPSET;
-    for (int i = 0; i < m->n_nodes; ++i) /* HardSwish first exists in opset 14 */
-        if (m->nodes[i].op == RS_OP_HARDSWISH)
-            opset.version = 14;
+    for (int i = 0; i < m->n_nodes; ++i) { /* an op of a later opset raises it (HardSwish: 14) */
+        const rs_op_desc *d = ops_get(m->nodes[i].op);
+        if (d && d->min_opset > opset.version)
+            opset.version = d->min_opset;
+    }
     mp.has_ir_version = 1;
     mp.ir_version = ONNX_WRITE_IR_VERSION;
     mp.n_opset_import = 1;
@@ -446,9 +436,10 @@ int onnx_save_buffer(const rs_model *m, uint8_t **buf, size_t *len, rs_err *e)
     size_t n_init = 0;
     for (int v = 0; v < m->n_values; ++v)
         n_init += m->values[v].is_const != 0;
-    for (int i = 0; i < m->n_nodes; ++i) /* initializers synth_inputs adds */
-        n_init += m->nodes[i].op == RS_OP_CLIP ? 2
-                  : m->nodes[i].op == RS_OP_PAD || m->nodes[i].op == RS_OP_REDUCESUM;
+    for (int i = 0; i < m->n_nodes; ++i) { /* initializers synth_inputs may add */
+        const rs_op_desc *d = ops_get(m->nodes[i].op);
+        n_init += d && d->const_inputs ? RS_CONST_INPUTS : 0;
+    }
     g.initializer = arena_alloc(&a, (n_init ? n_init : 1) * sizeof *g.initializer);
     g.node = arena_alloc(&a, (size_t)(m->n_nodes ? m->n_nodes : 1) * sizeof *g.node);
     if (!in_vi || !out_vi || !g.initializer || !g.node)

@@ -306,6 +306,23 @@ int ops_fwd_pad(const ops_batch *b, rs_err *e)
     return 0;
 }
 
+/* Opset 13 takes the pads as an input: 8 of them (begin of N, C, H, W, then their ends). */
+int ops_inputs_pad(const rs_node *n, rs_const_input *out)
+{
+    const int64_t p8[8] = {0, 0, n->pads[0], n->pads[1], 0, 0, n->pads[2], n->pads[3]};
+    out[0] = (rs_const_input){.suffix = "_pads", .dtype = RS_DT_INT64, .ndim = 1, .count = 8};
+    memcpy(out[0].i64, p8, sizeof p8);
+    return 1;
+}
+
+/* ReduceSum (unlike ReduceMean) takes its axes as an input from opset 13. */
+int ops_inputs_reducesum(const rs_node *n, rs_const_input *out)
+{
+    out[0] = (rs_const_input){.suffix = "_axes", .dtype = RS_DT_INT64, .ndim = 1, .count = n->n_axes};
+    memcpy(out[0].i64, n->axes, (size_t)n->n_axes * sizeof *n->axes);
+    return 1;
+}
+
 /* ReduceMean / ReduceSum over the node's axes (any set without the batch axis): a mask of the
  * reduced axes of x, checked and normalised (negative axes count from the end). */
 static int reduce_mask(const rs_model *m, const rs_node *n, int *mask, rs_err *e)

@@ -239,6 +239,19 @@ int ops_fwd_clip(const ops_batch *b, rs_err *e)
     return 0;
 }
 
+/* Opset 13 takes the bounds as inputs min and max; an infinite bound is left out. */
+int ops_inputs_clip(const rs_node *n, rs_const_input *out)
+{
+    const float lim[2] = {n->clip_min, n->clip_max};
+    const char *const suffix[2] = {"_min", "_max"};
+    for (int k = 0; k < 2; ++k) {
+        out[k] = (rs_const_input){.suffix = suffix[k]};
+        if (!isinf(lim[k]))
+            out[k].dtype = RS_DT_FLOAT, out[k].count = 1, out[k].f = lim[k];
+    }
+    return 2;
+}
+
 int ops_fwd_sigmoid(const ops_batch *b, rs_err *e)
 {
     (void)e;

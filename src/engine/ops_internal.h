@@ -106,6 +106,8 @@ int ops_fwd_avgpool(const ops_batch *b, rs_err *e);
 int ops_fwd_pad(const ops_batch *b, rs_err *e);
 int ops_shape_reduce(rs_model *m, rs_node *n, rs_err *e);
 int ops_fwd_reduce(const ops_batch *b, rs_err *e);
+int ops_inputs_pad(const rs_node *n, rs_const_input *out);
+int ops_inputs_reducesum(const rs_node *n, rs_const_input *out);
 
 int ops_shape_gemm(rs_model *m, rs_node *n, rs_err *e);
 int ops_shape_matmul(rs_model *m, rs_node *n, rs_err *e);
@@ -125,6 +127,7 @@ void ops_binary_strides(const rs_model *m, const rs_node *n, int *r, int64_t str
                         int64_t step[2]);
 int ops_fwd_relu(const ops_batch *b, rs_err *e);
 int ops_fwd_clip(const ops_batch *b, rs_err *e);
+int ops_inputs_clip(const rs_node *n, rs_const_input *out);
 int ops_fwd_sigmoid(const ops_batch *b, rs_err *e);
 int ops_fwd_softmax(const ops_batch *b, rs_err *e);
 int ops_fwd_batchnorm(const ops_batch *b, rs_err *e);

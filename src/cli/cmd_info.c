@@ -77,14 +77,22 @@ int cmd_info(int argc, char **argv)
             fputs("null", stdout);
         printf("}\n");
     } else {
-        printf("%-16s %-9s %-12s %-12s %-12s %9s %10s\n", "layer", "op", "input", "output", "weight",
-               "params", "MACs");
+        /* the name column grows to the longest name, so long graph names keep the columns aligned */
+        int name_w = 16;
+        for (int i = 0; i < n; ++i) {
+            char q[256];
+            int len = (int)strlen(guard_quote(q, sizeof q, t[i].name));
+            if (len > name_w)
+                name_w = len < 48 ? len : 48;
+        }
+        printf("%-*s %-9s %-12s %-12s %-12s %9s %10s\n", name_w, "layer", "op", "input", "output",
+               "weight", "params", "MACs");
         for (int i = 0; i < n; ++i) {
             shape_str(t[i].in_shape, t[i].in_ndim, in, sizeof in);
             shape_str(t[i].out_shape, t[i].out_ndim, out, sizeof out);
             shape_str(t[i].w_shape, t[i].w_ndim, w, sizeof w);
             char q[256]; /* a name holding terminal control bytes is shown quoted, as ls does */
-            printf("%-16s %-9s %-12s %-12s %-12s %9lld %10lld\n", guard_quote(q, sizeof q, t[i].name),
+            printf("%-*s %-9s %-12s %-12s %-12s %9lld %10lld\n", name_w, guard_quote(q, sizeof q, t[i].name),
                    model_op_name(t[i].op), in, out, t[i].w_ndim ? w : "-", (long long)t[i].params,
                    (long long)t[i].macs);
         }

@@ -5,6 +5,8 @@
  *    bias, Gemm, MatMul + Add, Relu, MaxPool incl. ceil_mode, Flatten, Add of two branches)
  *    built as a model with the model.h API and run through infer_forward with 1 and 2 threads
  *    and odd batch sizes, against tests/ref_ops.c;
+ *  - Conv a second time with every eligible one on the channel-vector kernel (kern_conv_cv);
+ *  - epilogues fused into a conv: residual Add + Relu, PRelu, LeakyRelu, HardSigmoid, HardSwish;
  *  - factorised chains (1×1 → kh×1 depthwise → 1×kw depthwise → 1×1);
  *  - infer_capture, infer_forward_naive and infer_forward_blas against the same references;
  *  - whole nets from ONNX files against PyTorch's logits (tests/gen_models.py).
@@ -318,6 +320,13 @@ static void test_conv(void)
         {5, 9, 9, 3, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, 1, 1, 0, 0, "1×1 stride 2"},
         {3, 32, 32, 4, 4, 4, 4, 4, 1, 1, {0, 0, 0, 0}, 1, 0, 0, 0, "patchify 4×4 s4 no bias"},
         {1, 7, 5, 3, 7, 5, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, 0, 0, "kernel = whole image"},
+        /* wide enough for the channel-vector kernel (K >= 256, small maps): 4, 3 and 1 channel
+         * vectors with a partial last one, fused ReLU / pool, strided */
+        {32, 8, 8, 64, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, 1, 0, "3×3 32→64 on 8×8 +relu"},
+        {64, 4, 4, 40, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 1, 0, 0, "3×3 64→40 on 4×4"},
+        {48, 6, 6, 72, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, 0, 1, 1, "3×3 48→72 on 6×6 +relu+pool"},
+        {32, 9, 9, 20, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, 1, 0, 0, "3×3 s2 32→20 on 9×9"},
+        {40, 5, 7, 17, 3, 3, 1, 1, 1, 1, {0, 1, 2, 1}, 1, 1, 1, 0, "3×3 40→17 asymmetric pads +relu"},
     };
     static const int batches[] = {1, 3, 17};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
@@ -360,6 +369,9 @@ static void test_maxpool(void)
         {4, 9, 9, 2, 2, 2, 2, {0, 0, 0, 0}, 1, "2×2 s2 ceil_mode odd input"},
         {2, 10, 11, 3, 2, 1, 1, {0, 1, 0, 0}, 0, "3×2 s1 left pad"},
         {2, 7, 7, 3, 3, 3, 3, {1, 1, 1, 1}, 1, "3×3 s3 pad 1 ceil"},
+        {16, 32, 32, 3, 3, 2, 2, {1, 1, 1, 1}, 0, "3×3 s2 pad 1 on 32×32 (torchvision stem)"},
+        {3, 12, 13, 3, 3, 1, 1, {1, 1, 1, 1}, 0, "3×3 s1 pad 1"},
+        {3, 11, 11, 2, 2, 2, 2, {1, 1, 0, 0}, 1, "2×2 s2 top/left pad ceil"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         rs_model *m = model_alloc();
@@ -553,6 +565,88 @@ static void test_factorised_chain(void)
 
 /* Two branches from one input joined by Add: a value with two consumers, another that stays
  * live across a branch (exercises slot liveness). */
+/* ---- epilogues fused into a conv (kern_post_apply) ---------------------------------------- */
+
+/* x → 1×1 conv → r; r → Relu → conv (3×3 pad 1, or depthwise) → act, where act is a residual
+ * Add of r followed by Relu, PRelu (per-channel or one slope), LeakyRelu, HardSigmoid or
+ * HardSwish: each is fused into the conv step; against the references composed by hand. */
+static void test_post(void)
+{
+    enum { C = 5, H = 9, W = 11, M = 6, N = 5 };
+    static const struct {
+        rs_op op;
+        int depthwise, slopes; /* PRelu: slopes per channel (M) or 1 */
+        const char *what;
+    } cases[] = {
+        {RS_OP_ADD, 0, 0, "residual Add + Relu"},    {RS_OP_ADD, 1, 0, "depthwise + residual Add + Relu"},
+        {RS_OP_PRELU, 0, M, "PRelu per channel"},   {RS_OP_PRELU, 1, 1, "depthwise + PRelu one slope"},
+        {RS_OP_LEAKYRELU, 0, 0, "LeakyRelu 0.1"},    {RS_OP_HARDSIGMOID, 0, 0, "HardSigmoid 0.2, 0.5"},
+        {RS_OP_HARDSWISH, 0, 0, "HardSwish"},        {RS_OP_HARDSWISH, 1, 0, "depthwise + HardSwish"},
+    };
+    int pad1[4] = {1, 1, 1, 1}, zero[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        rs_model *m = model_alloc();
+        int64_t in_dims[3] = {C, H, W};
+        int x = add_input(m, 4, in_dims);
+        float *wa, *ba, *wb, *bb, slope[M];
+        int ka = chain_conv(m, x, C, M, 1, 1, 0, 0, 1, &wa, &ba);
+        int r = add_node(m, RS_OP_RELU, out_of(m, ka), -1, -1);
+        int g = cases[i].depthwise ? M : 1;
+        int kb = chain_conv(m, out_of(m, r), M, M, 3, 3, 1, 1, g, &wb, &bb);
+        for (int k = 0; k < M; ++k)
+            slope[k] = 0.1f * (float)(k + 1) - 0.25f;
+        int64_t sd[3] = {cases[i].slopes, 1, 1};
+        int k2 = cases[i].op == RS_OP_ADD     ? add_node(m, RS_OP_ADD, out_of(m, kb), out_of(m, ka), -1)
+                 : cases[i].op == RS_OP_PRELU ? add_node(m, RS_OP_PRELU, out_of(m, kb),
+                                                         add_const(m, "slope", 3, sd, slope), -1)
+                                              : add_node(m, cases[i].op, out_of(m, kb), -1, -1);
+        m->nodes[k2].alpha = cases[i].op == RS_OP_LEAKYRELU ? 0.1f : 0.2f;
+        m->nodes[k2].beta = 0.5f;
+        if (cases[i].op == RS_OP_ADD)
+            add_node(m, RS_OP_RELU, out_of(m, k2), -1, -1);
+        rs_err e = {{0}};
+        if (CHECK(model_infer_shapes(m, &e) == 0, "post %s: shapes (%s)", cases[i].what, e.msg)) {
+            size_t per = (size_t)M * H * W;
+            float *xin = rand_buf((size_t)N * C * H * W, 1.0f);
+            float *ya = malloc(N * per * sizeof(float)), *yr = malloc(N * per * sizeof(float));
+            float *yb = malloc(N * per * sizeof(float));
+            ref_conv2d(xin, N, C, H, W, wa, ba, M, 1, 1, 1, 1, 1, 1, zero, 1, ya, H, W);
+            memcpy(yr, ya, N * per * sizeof(float));
+            ref_relu(yr, (long)(N * per));
+            ref_conv2d(yr, N, M, H, W, wb, bb, M, 3, 3, 1, 1, 1, 1, pad1, g, yb, H, W);
+            for (size_t k = 0; k < N * per; ++k) {
+                float v = yb[k], a = cases[i].slopes == M ? slope[k / (H * W) % M] : slope[0];
+                float t = cases[i].op == RS_OP_HARDSWISH ? v / 6.0f + 0.5f : 0.2f * v + 0.5f;
+                t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+                switch (cases[i].op) {
+                case RS_OP_ADD:
+                    v += ya[k];
+                    v = v > 0.0f ? v : 0.0f;
+                    break;
+                case RS_OP_PRELU:
+                    v = v >= 0.0f ? v : a * v;
+                    break;
+                case RS_OP_LEAKYRELU:
+                    v = v >= 0.0f ? v : 0.1f * v;
+                    break;
+                case RS_OP_HARDSIGMOID:
+                    v = t;
+                    break;
+                default:
+                    v *= t;
+                }
+                yb[k] = v;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "conv + fused %s", cases[i].what);
+            check_model(m, xin, N, yb, what);
+            free(xin), free(ya), free(yr), free(yb);
+        }
+        model_free(m);
+        free(wa), free(ba), free(wb), free(bb);
+    }
+}
+
 static void test_dag(void)
 {
     const int C = 3, H = 12, W = 12, M = 5, n = 7;
@@ -737,6 +831,11 @@ int main(void)
     test_kern_gemm();
     test_kern_dw();
     test_conv();
+    /* again with every eligible conv on the channel-vector kernel (AVX-512) */
+    setenv("RANKSCOPE_CONV", "cv", 1);
+    test_conv();
+    unsetenv("RANKSCOPE_CONV");
+    test_post();
     test_maxpool();
     test_dense();
     test_factorised_chain();

@@ -63,9 +63,49 @@ void kern_dw3x3(kern_isa isa, int C, int H, int W, const float *in, const float 
                 const float *bias, int stride, int pt, int pl, int Ho, int Wo, float lo, float hi,
                 float *scratch, float *out);
 
+/* The epilogue fused after a layer, over compact (C, hw) blocks, out = in allowed; per channel c,
+ * x = in[c·hw + k], then
+ *   x = x·scale[c] + shift[c]   (when scale != NULL: a kept BatchNormalization), or
+ *   x = x + res[c·hw + k]       (when res != NULL and scale == NULL: a residual Add)
+ *   x = act(x)                  ReLU max(x, 0) (NaN -> 0, as the Relu op); CLIP min(hi, max(lo, x));
+ *                               LEAKY x >= 0 ? x : a·x with a = slope[c] (PRelu) or alpha;
+ *                               HARDSIGMOID clamp(alpha·x + beta, 0, 1); HARDSWISH x·clamp(x/6 + 1/2, 0, 1)
+ * and out[c·hw + k] = x. Each step is the float expression the op's own forward evaluates, so
+ * fusing is bit-identical. */
+typedef enum kern_act {
+    KERN_ACT_NONE, KERN_ACT_RELU, KERN_ACT_CLIP, KERN_ACT_LEAKY, KERN_ACT_HARDSIGMOID, KERN_ACT_HARDSWISH
+} kern_act;
+typedef struct kern_post {
+    kern_act act;
+    float lo, hi;        /* CLIP */
+    float alpha, beta;   /* LEAKY (when slope is NULL), HARDSIGMOID */
+    const float *slope;  /* LEAKY: per-channel slopes (PRelu), or NULL */
+    const float *scale, *shift; /* per-channel affine, or NULL (shift NULL: 0) */
+} kern_post;
+void kern_post_apply(kern_isa isa, int C, int hw, const float *in, const float *res, float *out,
+                     const kern_post *p);
+
 /* dst[i] = src[i]·scale + shift (CIFAR bytes to normalised floats). */
 void kern_u8_affine(kern_isa isa, const uint8_t *src, size_t n, float scale, float shift,
                     float *dst);
+
+/* Convolution with output channels along the vector (AVX-512 only: kern_conv_cv_supported):
+ *   out[m·ldo + opos[j]] = epi(bias[m] + sum_k wt[k·ldw + m] · b[boff[k] + coff[j]])
+ * for m < M, j < npix; epi as kern_gemm's (act 0 none, 1 ReLU, 2 clamp to [lo, hi]). wt is the
+ * weight matrix transposed (K rows of ldw >= round_up(M, 16) floats, zero past M), bias NULL or
+ * round_up(M, 16) floats. coff (the pixel's column in the B grid) and opos (its output position)
+ * must hold round_up(npix, 24) entries: the tail repeats a real pixel (computed and written twice). */
+int kern_conv_cv_supported(kern_isa isa);
+void kern_conv_cv(kern_isa isa, int M, int npix, int K, const float *wt, int ldw, const float *b, const int *boff,
+                  const int *coff, const int *opos, float *out, int ldo, const float *bias, int act, float lo,
+                  float hi);
+
+/* The polyphase split of one image (C, H, W) zero-padded by pt rows on top and pl columns on the
+ * left: padded sample (py, px) goes to out[((c·sh + py % sh)·sw + px % sw)·Hq·Wq + (py / sh)·Wq
+ * + px / sw], for the phases whose bit (py % sh)·sw + px % sw is set in mask. Only input samples
+ * are written: the caller zeroes out once and the padding stays zero. */
+void kern_phase_split(int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq, int Wq,
+                      unsigned mask, float *out);
 
 /* im2col of one image (C, H, W) for a (kh, kw) window: col row k = (c, i, j) holds the Ho×Wo
  * samples at stride ldcol; zero where the window falls into the padding. */

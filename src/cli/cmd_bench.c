@@ -102,7 +102,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rankscope bench [MODEL.onnx | --model M] [--data DIR] [--json] [--threads N]\n"
-            "                       [--reps N] [--no-reference]\n"
+            "                       [--reps N] [--no-reference] [--eval-only]\n"
             "  Test-set evaluation images/s and seconds (full 10,000 images when the data set is\n"
             "  found, else the shipped sample), GFLOP/s achieved against this machine's sgemm peak\n"
             "  (OpenBLAS 2048^3, same thread count, timed in this run), a naive single-thread\n"
@@ -116,7 +116,9 @@ static void usage(FILE *f)
             "  from; $RANKSCOPE_NODE and $RANKSCOPE_PYTHON name the interpreters). A missing tool gives\n"
             "  a note and null figures, not a failure.\n"
             "  --reps N        evaluation repetitions; best and median are reported (default 5)\n"
-            "  --no-reference  skip ONNX Runtime and PyTorch\n");
+            "  --no-reference  skip ONNX Runtime and PyTorch\n"
+            "  --eval-only     evaluation, ONNX Runtime and latency only: no training, PyTorch,\n"
+            "                  decomposition or explorer figures (those are null in the JSON)\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -162,7 +164,7 @@ static double sgemm_peak(int n, int threads, int reps)
 typedef struct bench_cmd {
     const char *model;
     long reps;
-    int no_reference;
+    int no_reference, eval_only;
 } bench_cmd;
 
 static int bench_option(void *cmd, int key, const char *arg)
@@ -174,6 +176,10 @@ static int bench_option(void *cmd, int key, const char *arg)
     }
     if (key == 'n') {
         b->no_reference = 1;
+        return 0;
+    }
+    if (key == 'e') {
+        b->eval_only = 1;
         return 0;
     }
     return cli_parse_int("--reps", arg, 1, 1000, &b->reps) ? CLI_USAGE : 0;
@@ -192,6 +198,7 @@ typedef struct bench_figures {
     double naive_ips, blas_ips, lat_med, train_ips;
     int train_images;
     int references; /* run ONNX Runtime and PyTorch too */
+    int eval_only;  /* skip training and the hooks */
     bench_ref ort, torch;
     double hook_val[NHOOKS];
     int hook_ok[NHOOKS];
@@ -364,7 +371,7 @@ static void print_json_refs(const bench_figures *b)
     json_str("ort_runtime", b->ort.runtime);
     json_str("ort_note", b->ort.note);
     json_num("train_images_per_second", b->train_ips);
-    json_num("train_images", b->train_images);
+    json_num("train_images", isfinite(b->train_ips) ? b->train_images : NAN);
     json_num("torch_train_images_per_second", b->torch.images_per_second);
     json_num("train_speedup_over_torch", b->train_ips / b->torch.images_per_second);
     json_str("torch_runtime", b->torch.runtime);
@@ -413,8 +420,11 @@ static void print_text_refs(const bench_figures *b)
                b->ort.seconds / b->best >= 1 ? "faster" : "SLOWER");
     else
         printf("ONNX Runtime            - %s\n", b->ort.note);
-    printf("training         %8.0f images/s (1 epoch of %d images, augmented, batch 128, %d threads)\n", b->train_ips,
-           b->train_images, b->nthreads);
+    if (isfinite(b->train_ips))
+        printf("training         %8.0f images/s (1 epoch of %d images, augmented, batch 128, %d threads)\n",
+               b->train_ips, b->train_images, b->nthreads);
+    else
+        printf("training                - not measured (--eval-only)\n");
     if (isfinite(b->torch.images_per_second))
         printf("PyTorch training %8.0f images/s (%s, same graph and images) -> rankscope is %.2fx\n",
                b->torch.images_per_second, b->torch.runtime, b->train_ips / b->torch.images_per_second);
@@ -443,7 +453,8 @@ static void print_text(const bench_figures *b, const cifar10_set *s)
         if (b->hook_ok[h])
             printf("%-16s %8.4g %s\n", hooks[h].label, b->hook_val[h], hooks[h].unit);
         else
-            printf("%-16s        - %s (%s)\n", hooks[h].key, hooks[h].run ? "failed" : "not measured yet",
+            printf("%-16s        - %s (%s)\n", hooks[h].key,
+                   b->eval_only ? "not measured (--eval-only)" : hooks[h].run ? "failed" : "not measured yet",
                    hooks[h].label);
     }
 }
@@ -465,9 +476,9 @@ static int run_bench(const rs_model *m, const char *path, const cifar10_set *s, 
         rc = bench_naive_and_latency(m, s, out_features, b, e);
     if (rc == 0)
         rc = bench_blas(m, s, out_features, b, e);
-    if (rc == 0)
+    if (rc == 0 && !b->eval_only)
         rc = bench_train(path, s, data, b, e);
-    if (rc == 0)
+    if (rc == 0 && !b->eval_only)
         bench_hooks(m, s, data, b);
     infer_free(ctx);
     return rc;
@@ -476,9 +487,9 @@ static int run_bench(const rs_model *m, const char *path, const cifar10_set *s, 
 int cmd_bench(int argc, char **argv)
 {
     static const cli_opt opts[] = {{"model", 1, 'm', 0}, {"reps", 1, 'r', 0}, {"no-reference", 0, 'n', 0},
-                                   {0, 0, 0, 0}};
+                                   {"eval-only", 0, 'e', 0}, {0, 0, 0, 0}};
     static const cli_spec spec = {"bench", CLI_A_JSON | CLI_A_DATA | CLI_A_THREADS, opts, bench_option, usage, -1};
-    bench_cmd bc = {NULL, 5, 0};
+    bench_cmd bc = {NULL, 5, 0, 0};
     cli_args a;
     int prc = cli_parse(&spec, argc, argv, &bc, &a);
     if (prc >= 0)
@@ -505,6 +516,11 @@ int cmd_bench(int argc, char **argv)
     b->nthreads = a.threads > 0 ? a.threads : rs_default_threads();
     b->reps = bc.reps;
     b->references = !bc.no_reference;
+    b->eval_only = bc.eval_only;
+    if (b->eval_only) {
+        b->train_ips = NAN;
+        bench_ref_skip(&b->torch, "not measured (--eval-only)");
+    }
     bench_ref_skip(&b->ort, "not measured (--no-reference)");
     bench_ref_skip(&b->torch, "not measured (--no-reference)");
     model_totals(m, &b->params, &b->macs);

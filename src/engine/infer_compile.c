@@ -62,6 +62,11 @@ void infer_step_free(step *s)
     free(s->bias);
     free(s->boff);
     free(s->addc);
+    free(s->post_slope);
+    free(s->cv_w);
+    free(s->cv_bias);
+    free(s->cv_coff);
+    free(s->cv_opos);
     model_free(s->op);
 }
 
@@ -107,6 +112,149 @@ static int act4(const rs_model *m, int v, const rs_node *n, const char *what, in
     return 0;
 }
 
+/* v is the graph input or written by a node before node ni (so by an earlier step). */
+static int computed_before(const rs_model *m, int v, int ni)
+{
+    if (v == m->input)
+        return 1;
+    for (int i = 0; i < ni; ++i)
+        for (int k = 0; k < m->nodes[i].n_out; ++k)
+            if (m->nodes[i].out[k] == v)
+                return 1;
+    return 0;
+}
+
+/* The only node reading v (whatever its op), or -1. */
+static int only_consumer(const rs_model *m, int v)
+{
+    if (count_uses(m, v) != 1)
+        return -1;
+    for (int i = 0; i < m->n_nodes; ++i)
+        for (int j = 0; j < m->nodes[i].n_in; ++j)
+            if (m->nodes[i].in[j] == v)
+                return i;
+    return -1;
+}
+
+/* PRelu's slope as one value per channel of the (M, H, W) image it multiplies, or -1 when it
+ * broadcasts some other way (then the op runs unfused). */
+static int prelu_slopes(const rs_model *m, const rs_node *n, int M, float **out)
+{
+    const rs_value *sv = n->n_in == 2 ? const_float(m, n->in[1]) : NULL;
+    if (!sv || sv->ndim > 4)
+        return -1;
+    int64_t d[3] = {1, 1, 1}; /* right-aligned to (C, H, W) */
+    for (int k = 0; k < sv->ndim; ++k) {
+        int at = 3 - sv->ndim + k;
+        if (at >= 0)
+            d[at] = sv->dims[k];
+        else if (sv->dims[k] != 1)
+            return -1;
+    }
+    if (d[1] != 1 || d[2] != 1 || (d[0] != 1 && d[0] != M) || !(*out = malloc((size_t)M * sizeof(float))))
+        return -1;
+    for (int ch = 0; ch < M; ++ch)
+        (*out)[ch] = sv->f[d[0] == 1 ? 0 : ch];
+    return 0;
+}
+
+/* Conv → Add(an activation of the same shape computed earlier) [→ Relu] (a residual block), or
+ * Conv → LeakyRelu / PRelu / HardSigmoid / HardSwish: fused as the step's per-image epilogue
+ * (kern_post_apply). Updates *out_v when something fused. */
+static void fuse_post(infer_ctx *c, infer_build *b, int ni, step *s, int *out_v)
+{
+    const rs_model *m = b->m;
+    const int v = *out_v, k = c->nofuse ? -1 : only_consumer(m, v);
+    if (k < 0)
+        return;
+    const rs_node *n = &m->nodes[k];
+    kern_post *p = &s->post;
+    switch (n->op) {
+    case RS_OP_ADD: {
+        int other = n->n_in == 2 ? (n->in[0] == v ? n->in[1] : n->in[0]) : -1;
+        int64_t numel = model_value_numel(&m->values[v]);
+        if (other < 0 || other == v || m->values[other].is_const ||
+            model_value_numel(&m->values[other]) != numel || model_value_numel(&m->values[n->out[0]]) != numel ||
+            !computed_before(m, other, ni))
+            return;
+        s->post_res = 1;
+        b->step_in2_v[b->cur] = other;
+        int r = sole_consumer(m, n->out[0], RS_OP_RELU);
+        if (r >= 0) {
+            b->fused[r] = 1;
+            p->act = KERN_ACT_RELU;
+            *out_v = m->nodes[r].out[0];
+        } else {
+            *out_v = n->out[0];
+        }
+        break;
+    }
+    case RS_OP_PRELU:
+        if (n->in[0] != v || prelu_slopes(m, n, s->M, &s->post_slope))
+            return;
+        p->act = KERN_ACT_LEAKY;
+        p->slope = s->post_slope;
+        *out_v = n->out[0];
+        break;
+    case RS_OP_LEAKYRELU:
+    case RS_OP_HARDSIGMOID:
+    case RS_OP_HARDSWISH:
+        p->act = n->op == RS_OP_LEAKYRELU ? KERN_ACT_LEAKY : n->op == RS_OP_HARDSIGMOID ? KERN_ACT_HARDSIGMOID
+                                                                                       : KERN_ACT_HARDSWISH;
+        p->alpha = n->alpha;
+        p->beta = n->beta;
+        *out_v = n->out[0];
+        break;
+    default:
+        return;
+    }
+    b->fused[k] = 1;
+    s->has_post = 1;
+}
+
+/* Run a (non-grouped, implicit-im2col) conv by kern_conv_cv when its pixel count plus channel
+ * rounding costs fewer FMA lanes than the column tiles' wide grid and 6-row blocks ($RANKSCOPE_CONV
+ * = cv or cols forces one, for measurements). */
+static int want_cv(const infer_ctx *c, const step *s)
+{
+    if (!kern_conv_cv_supported(c->isa) || s->G != 1 || !(s->wide || s->phases) || s->depthwise)
+        return 0;
+    const char *env = getenv("RANKSCOPE_CONV");
+    if (env && (strcmp(env, "cv") == 0 || strcmp(env, "cols") == 0))
+        return env[1] == 'v';
+    const int nv = (s->M + 15) / 16, nc = nv % 4 == 3 ? 8 : nv == 1 || nv == 2 ? 12 : 6;
+    double cv = (double)round_up(s->M, 16) * round_up(s->Ho * s->Wo, nc);
+    double cols = (double)round_up(s->M, 6) * s->ncols;
+    /* the scatter epilogue costs about as much as 256 taps of FMAs */
+    return s->K >= 256 && cv < 0.85 * cols;
+}
+
+static int build_cv(infer_ctx *c, step *s, rs_err *e)
+{
+    (void)c;
+    s->cv = 1;
+    s->cv_ld = round_up(s->M, 16);
+    s->npix = s->Ho * s->Wo;
+    const int padded = round_up(s->npix, 24);
+    s->cv_w = infer_alloc_floats((size_t)s->K * s->cv_ld);
+    s->cv_bias = infer_alloc_floats((size_t)s->cv_ld);
+    s->cv_coff = malloc((size_t)padded * sizeof(int));
+    s->cv_opos = malloc((size_t)padded * sizeof(int));
+    if (!s->cv_w || !s->cv_bias || !s->cv_coff || !s->cv_opos)
+        return rs_fail(e, "out of memory");
+    for (int m = 0; m < s->M; ++m) {
+        for (int k = 0; k < s->K; ++k)
+            s->cv_w[(size_t)k * s->cv_ld + m] = s->w[(size_t)m * s->K + k];
+        s->cv_bias[m] = s->bias ? s->bias[m] : 0.0f;
+    }
+    for (int j = 0; j < padded; ++j) {
+        int q = j < s->npix ? j : s->npix - 1, y = q / s->Wo, x = q % s->Wo;
+        s->cv_coff[j] = y * s->row_stride + x;
+        s->cv_opos[j] = q;
+    }
+    return 0;
+}
+
 static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
 {
     const rs_model *m = b->m;
@@ -142,6 +290,7 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
     s->Wp = s->W + s->pl + (int)n->pads[3];
     s->padded = s->Hp != s->H || s->Wp != s->W;
     s->wide = s->sh == 1 && s->sw == 1;
+    s->phases = !s->wide && s->sh * s->sw <= 16;
     s->in_numel = s->C * s->H * s->W;
 
     size_t wn = (size_t)s->M * s->K;
@@ -176,6 +325,28 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
             s->pad_floats = img + over;
         else if (over > c->slack)
             c->slack = over;
+    } else if (s->phases) {
+        /* Polyphase implicit im2col: phase (a, b) holds padded input (a + sh·u, b + sw·v) at
+         * (u, v); tap (ci, i, j) of output (y, x) is padded (sh·y + i·dh, sw·x + j·dw), i.e.
+         * phase (i·dh % sh, j·dw % sw) at (y + i·dh / sh, x + j·dw / sw): a shifted view of one
+         * phase plane, like the stride-1 wide grid with row stride Wq. */
+        s->Hq = (s->Hp + s->sh - 1) / s->sh;
+        s->Wq = (s->Wp + s->sw - 1) / s->sw;
+        const int plane = s->Hq * s->Wq, nph = s->sh * s->sw;
+        s->row_stride = s->Wq;
+        s->ncols = round_up(s->Ho * s->Wq, c->vl);
+        s->gstride = (size_t)cg * nph * plane;
+        int k = 0;
+        for (int ci = 0; ci < cg; ++ci)
+            for (int i = 0; i < s->kh; ++i)
+                for (int j = 0; j < s->kw; ++j) {
+                    int a = i * s->dh % s->sh, bb = j * s->dw % s->sw;
+                    s->phase_mask |= 1u << (a * s->sw + bb);
+                    s->boff[k++] = (ci * nph + a * s->sw + bb) * plane + i * s->dh / s->sh * s->Wq + j * s->dw / s->sw;
+                }
+        size_t last = (size_t)(s->G - 1) * s->gstride + (size_t)s->boff[s->K - 1] + s->ncols;
+        size_t img = (size_t)s->C * nph * plane;
+        s->pad_floats = (last > img ? last : img) + 64;
     } else {
         s->row_stride = s->Wo;
         s->ncols = round_up(s->Ho * s->Wo, c->vl);
@@ -205,8 +376,10 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
         s->lo = m->nodes[r].clip_min;
         s->hi = m->nodes[r].clip_max;
         out_v = m->nodes[r].out[0];
+    } else {
+        fuse_post(c, b, ni, s, &out_v);
     }
-    int p = c->nofuse ? -1 : sole_consumer(m, out_v, RS_OP_MAXPOOL);
+    int p = c->nofuse || s->has_post ? -1 : sole_consumer(m, out_v, RS_OP_MAXPOOL);
     if (p >= 0) {
         const rs_node *pn = &m->nodes[p];
         int pc, ph, pw;
@@ -226,6 +399,8 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
         s->depthwise = 1;
         s->pad_floats = kern_dw3x3_scratch(s->Ho, s->Wo, s->sh);
     }
+    if (want_cv(c, s) && build_cv(c, s, e))
+        return -1;
     s->out_numel = (int)model_value_numel(&m->values[out_v]);
     return out_v;
 }

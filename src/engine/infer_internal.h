@@ -43,6 +43,15 @@ typedef struct infer_step {
     /* Conv */
     int C, H, W, M, G, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo;
     int Hp, Wp, padded, wide;
+    /* strided Conv on the polyphase grid: the padded input split into sh·sw phase planes of
+     * Hq × Wq (kern_phase_split into the pad buffer; phase_mask: the phases some tap reads) */
+    int phases, Hq, Wq;
+    unsigned phase_mask;
+    /* Conv by kern_conv_cv: weights transposed (K × cv_ld), bias padded, pixel lists (npix
+     * real ones, padded to 24) */
+    int cv, cv_ld, npix;
+    float *cv_w, *cv_bias;
+    int *cv_coff, *cv_opos;
     int K;           /* (C/G)·kh·kw */
     int ncols;       /* output columns per image, rounded up to the vector width */
     int row_stride;  /* of the kernel output: Wp (wide) or Wo (im2col) */
@@ -63,6 +72,11 @@ typedef struct infer_step {
     int pb, pr, count_pad;
     int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
     int depthwise; /* ST_CONV: depthwise 3×3, run by kern_dw3x3 (scratch in the step's pad buffer) */
+    /* ST_CONV: an epilogue on each image's output (residual Add from in2_slot when post_res,
+     * then an activation); ST_AFFINE: its activation (post.scale/shift point at w and bias) */
+    int has_post, post_res;
+    kern_post post;
+    float *post_slope; /* PRelu's per-channel slopes (M) */
     rs_model *op; /* ST_OP: the node (nodes[0]), its inputs and output, constants copied */
 } step;
 

@@ -26,36 +26,51 @@ void infer_op_affine(int C, int hw, const float *scale, const float *shift, cons
 }
 
 /* ONNX AveragePool: the divisor counts the window's taps inside the input (count_include_pad 0)
- * or inside the padded input (1); taps past the padded end (ceil_mode) never count. */
+ * or inside the padded input (1); taps past the padded end (ceil_mode) never count. Each window's
+ * valid rows and columns are clamped once instead of testing every tap. */
 void infer_op_avgpool(int C, int H, int W, const pool_geom *p, int pb, int pr, int count_pad,
                        const float *in, float *out)
 {
+    const int hw = H * W;
+    if (p->Ho == 1 && p->Wo == 1 && p->kh == H && p->kw == W && p->pt == 0 && p->pl == 0 && p->dh == 1 &&
+        p->dw == 1) {
+        /* global average: eight interleaved partial sums, so the loop vectorises (a fixed order,
+         * the same result on every run) */
+        for (int ch = 0; ch < C; ++ch) {
+            const float *src = in + (size_t)ch * hw;
+            float part[8] = {0};
+            int k = 0;
+            for (; k + 8 <= hw; k += 8)
+                for (int j = 0; j < 8; ++j)
+                    part[j] += src[k + j];
+            float acc = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+            for (; k < hw; ++k)
+                acc += src[k];
+            out[ch] = acc / (float)hw;
+        }
+        return;
+    }
     for (int ch = 0; ch < C; ++ch) {
-        const float *src = in + (size_t)ch * H * W;
+        const float *src = in + (size_t)ch * hw;
         float *dst = out + (size_t)ch * p->Ho * p->Wo;
-        for (int oy = 0; oy < p->Ho; ++oy)
+        for (int oy = 0; oy < p->Ho; ++oy) {
+            const int y0 = oy * p->sh - p->pt;
+            const int i0 = y0 < 0 ? -y0 : 0, i1 = H - y0 < p->kh ? H - y0 : p->kh;
+            const int prow = H + pb - y0 < p->kh ? H + pb - y0 : p->kh;
             for (int ox = 0; ox < p->Wo; ++ox) {
-                int y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
+                const int x0 = ox * p->sw - p->pl;
+                const int j0 = x0 < 0 ? -x0 : 0, j1 = W - x0 < p->kw ? W - x0 : p->kw;
+                const int pcol = W + pr - x0 < p->kw ? W + pr - x0 : p->kw;
                 float acc = 0.0f;
-                int taps = 0, ptaps = 0;
-                for (int i = 0; i < p->kh; ++i) {
-                    int y = y0 + i;
-                    if (y >= H + pb)
-                        break;
-                    for (int j = 0; j < p->kw; ++j) {
-                        int x = x0 + j;
-                        if (x >= W + pr)
-                            break;
-                        ++ptaps;
-                        if (y < 0 || y >= H || x < 0 || x >= W)
-                            continue;
-                        acc += src[(size_t)y * W + x];
-                        ++taps;
-                    }
-                }
+                for (int i = i0; i < i1; ++i)
+                    for (int j = j0; j < j1; ++j)
+                        acc += src[(size_t)(y0 + i) * W + x0 + j];
+                int taps = (i1 > i0 ? i1 - i0 : 0) * (j1 > j0 ? j1 - j0 : 0);
+                int ptaps = (prow > 0 ? prow : 0) * (pcol > 0 ? pcol : 0);
                 int div = count_pad ? ptaps : taps;
                 dst[(size_t)oy * p->Wo + ox] = div > 0 ? acc / (float)div : 0.0f;
             }
+        }
     }
 }
 

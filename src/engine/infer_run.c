@@ -54,64 +54,92 @@ static void pool(const infer_ctx *c, int C, int H, int W, int rs, int cs, const 
                      p->pt, p->pl, 0, out);
 }
 
+/* The conv's B operand for one image: the input itself, its zero-padded copy, its polyphase
+ * split (strided), or an explicit im2col. */
+static const float *conv_source(worker *w, int si, const step *s, const float *src)
+{
+    if (s->phases) {
+        kern_phase_split(s->C, s->H, s->W, src, s->sh, s->sw, s->pt, s->pl, s->Hq, s->Wq, s->phase_mask,
+                         w->pads[si]);
+        return w->pads[si];
+    }
+    if (s->wide && s->padded) {
+        float *pad = w->pads[si];
+        for (int ch = 0; ch < s->C; ++ch)
+            for (int y = 0; y < s->H; ++y)
+                memcpy(pad + ((size_t)ch * s->Hp + y + s->pt) * s->Wp + s->pl, src + ((size_t)ch * s->H + y) * s->W,
+                       (size_t)s->W * sizeof(float));
+        return pad;
+    }
+    if (s->wide)
+        return src;
+    const int cg = s->C / s->G;
+    for (int g = 0; g < s->G; ++g)
+        kern_im2col(cg, s->H, s->W, src + (size_t)g * cg * s->H * s->W, s->kh, s->kw, s->sh, s->sw, s->dh, s->dw,
+                    s->pt, s->pl, s->Ho, s->Wo, w->col + (size_t)g * s->gstride, s->ncols);
+    return w->col;
+}
+
+/* One image through the conv kernels, pooling and the copy from the kernel's layout. */
+static void conv_image(const infer_ctx *c, worker *w, int si, const step *s, const float *src, float *dst)
+{
+    const float *bsrc = conv_source(w, si, s, src);
+    const int act = s->clip ? 2 : s->relu, npix = s->Ho * s->Wo;
+    if (s->cv) { /* compact output: straight to dst unless pooled */
+        float *o = s->has_pool ? w->cbuf : dst;
+        kern_conv_cv(c->isa, s->M, s->npix, s->K, s->cv_w, s->cv_ld, bsrc, s->boff, s->cv_coff, s->cv_opos, o, npix,
+                     s->cv_bias, act, s->lo, s->hi);
+        if (s->has_pool)
+            pool(c, s->M, s->Ho, s->Wo, s->Wo, npix, w->cbuf, &s->pool, dst);
+        return;
+    }
+    /* Straight into the output when its layout is the kernel's (1×1 convs): no copy. */
+    const int direct = !s->has_pool && s->row_stride == s->Wo && s->ncols == npix;
+    const int mg = s->M / s->G;
+    float *cout = direct ? dst : w->cbuf;
+    for (int g = 0; g < s->G; ++g) {
+        const float *wg = s->w + (size_t)g * mg * s->K, *bg = s->bias ? s->bias + (size_t)g * mg : NULL;
+        float *cg_out = cout + (size_t)g * mg * s->ncols;
+        if (s->clip)
+            kern_gemm_clamp(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff, cg_out,
+                            s->ncols, bg, NULL, s->lo, s->hi);
+        else
+            kern_gemm(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff, cg_out,
+                      s->ncols, bg, NULL, s->relu);
+    }
+    if (direct)
+        return;
+    if (s->has_pool) {
+        pool(c, s->M, s->Ho, s->Wo, s->row_stride, s->ncols, w->cbuf, &s->pool, dst);
+    } else if (s->row_stride == s->Wo) {
+        for (int o = 0; o < s->M; ++o)
+            memcpy(dst + (size_t)o * npix, w->cbuf + (size_t)o * s->ncols, (size_t)npix * sizeof(float));
+    } else {
+        for (int o = 0; o < s->M; ++o)
+            for (int y = 0; y < s->Ho; ++y)
+                memcpy(dst + ((size_t)o * s->Ho + y) * s->Wo, w->cbuf + (size_t)o * s->ncols + (size_t)y * s->row_stride,
+                       (size_t)s->Wo * sizeof(float));
+    }
+}
+
 static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int nt)
 {
     const float *in = w->slots[s->in_slot];
     float *out = w->slots[s->out_slot];
-    const int cg = s->C / s->G, mg = s->M / s->G;
-    if (s->depthwise) {
-        const float lo = s->clip ? s->lo : s->relu ? 0.0f : -INFINITY, hi = s->clip ? s->hi : INFINITY;
-        for (int img = 0; img < nt; ++img)
-            kern_dw3x3(c->isa, s->C, s->H, s->W, in + (size_t)img * s->in_numel, s->w, s->bias, s->sh, s->pt,
-                       s->pl, s->Ho, s->Wo, lo, hi, w->pads[si], out + (size_t)img * s->out_numel);
-        return;
-    }
-    const int direct = !s->has_pool && s->row_stride == s->Wo && s->ncols == s->Ho * s->Wo;
+    const float *res = s->post_res ? w->slots[s->in2_slot] : NULL;
     for (int img = 0; img < nt; ++img) {
         const float *src = in + (size_t)img * s->in_numel;
         float *dst = out + (size_t)img * s->out_numel;
-        const float *bsrc = src;
-        if (s->wide && s->padded) {
-            float *pad = w->pads[si];
-            for (int ch = 0; ch < s->C; ++ch)
-                for (int y = 0; y < s->H; ++y)
-                    memcpy(pad + ((size_t)ch * s->Hp + y + s->pt) * s->Wp + s->pl,
-                           src + ((size_t)ch * s->H + y) * s->W, (size_t)s->W * sizeof(float));
-            bsrc = pad;
-        } else if (!s->wide) {
-            for (int g = 0; g < s->G; ++g)
-                kern_im2col(cg, s->H, s->W, src + (size_t)g * cg * s->H * s->W, s->kh, s->kw,
-                            s->sh, s->sw, s->dh, s->dw, s->pt, s->pl, s->Ho, s->Wo,
-                            w->col + (size_t)g * s->gstride, s->ncols);
-            bsrc = w->col;
-        }
-        /* Straight into the output when its layout is the kernel's (1×1 convs): no copy. */
-        float *cout = direct ? dst : w->cbuf;
-        for (int g = 0; g < s->G; ++g) {
-            const float *wg = s->w + (size_t)g * mg * s->K, *bg = s->bias ? s->bias + (size_t)g * mg : NULL;
-            float *cg_out = cout + (size_t)g * mg * s->ncols;
-            if (s->clip)
-                kern_gemm_clamp(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff,
-                                cg_out, s->ncols, bg, NULL, s->lo, s->hi);
-            else
-                kern_gemm(c->isa, mg, s->ncols, s->K, wg, s->K, bsrc + (size_t)g * s->gstride, s->boff, cg_out,
-                          s->ncols, bg, NULL, s->relu);
-        }
-        if (direct)
-            continue;
-        if (s->has_pool) {
-            pool(c, s->M, s->Ho, s->Wo, s->row_stride, s->ncols, w->cbuf, &s->pool, dst);
-        } else if (s->row_stride == s->Wo) {
-            for (int o = 0; o < s->M; ++o)
-                memcpy(dst + (size_t)o * s->Ho * s->Wo, w->cbuf + (size_t)o * s->ncols,
-                       (size_t)s->Ho * s->Wo * sizeof(float));
+        if (s->depthwise) {
+            const float lo = s->clip ? s->lo : s->relu ? 0.0f : -INFINITY, hi = s->clip ? s->hi : INFINITY;
+            kern_dw3x3(c->isa, s->C, s->H, s->W, src, s->w, s->bias, s->sh, s->pt, s->pl, s->Ho, s->Wo, lo, hi,
+                       w->pads[si], dst);
         } else {
-            for (int o = 0; o < s->M; ++o)
-                for (int y = 0; y < s->Ho; ++y)
-                    memcpy(dst + ((size_t)o * s->Ho + y) * s->Wo,
-                           w->cbuf + (size_t)o * s->ncols + (size_t)y * s->row_stride,
-                           (size_t)s->Wo * sizeof(float));
+            conv_image(c, w, si, s, src, dst);
         }
+        if (s->has_post) /* in cache: this image's output was just written */
+            kern_post_apply(c->isa, s->M, s->Ho * s->Wo, dst, res ? res + (size_t)img * s->out_numel : NULL, dst,
+                            &s->post);
     }
 }
 

@@ -319,6 +319,53 @@ static void maxpool_2x2(int C, int in_rs, int in_cs, const float *in, int Ho, in
     }
 }
 
+/* Any window, stride, dilation and padding (torchvision's 3×3 stride-2 pad-1 stem pool), one
+ * output row at a time in three vectorisable passes instead of a bounds check per tap: the max of
+ * the window's input rows into a row padded with -FLT_MAX (padding never wins, as in the
+ * definition), the max over each window's columns at every start column, then every sw-th of
+ * those. -1 when a padded row does not fit the stack buffer. */
+static int maxpool_rows(int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo, int kh,
+                        int kw, int sh, int sw, int dh, int dw, int pt, int pl, int relu, float *out)
+{
+    enum { ROW_MAX = 2048 };
+    float vrow[ROW_MAX], hrow[ROW_MAX];
+    const int span = (Wo - 1) * sw + 1; /* window start columns used, in padded coordinates */
+    const int wpad = span + (kw - 1) * dw;
+    if (wpad > ROW_MAX || pl > ROW_MAX || W > ROW_MAX - pl)
+        return -1;
+    const int wlen = W < wpad - pl ? W : wpad - pl; /* input columns a window can reach */
+    for (int x = 0; x < wpad; ++x)
+        vrow[x] = -FLT_MAX;
+    for (int ch = 0; ch < C; ++ch) {
+        const float *src = in + (size_t)ch * in_cs;
+        float *dst = out + (size_t)ch * Ho * Wo;
+        for (int oy = 0; oy < Ho; ++oy) {
+            float *v = vrow + pl;
+            for (int x = 0; x < wlen; ++x)
+                v[x] = -FLT_MAX;
+            for (int i = 0; i < kh; ++i) {
+                int y = oy * sh - pt + i * dh;
+                if (y < 0 || y >= H)
+                    continue;
+                const float *r = src + (size_t)y * in_rs;
+                for (int x = 0; x < wlen; ++x)
+                    v[x] = r[x] > v[x] ? r[x] : v[x];
+            }
+            for (int x = 0; x < span; ++x)
+                hrow[x] = vrow[x];
+            for (int j = 1; j < kw; ++j)
+                for (int x = 0; x < span; ++x)
+                    hrow[x] = vrow[x + j * dw] > hrow[x] ? vrow[x + j * dw] : hrow[x];
+            float *o = dst + (size_t)oy * Wo;
+            for (int ox = 0; ox < Wo; ++ox) {
+                float m = hrow[ox * sw];
+                o[ox] = relu && m < 0.0f ? 0.0f : m;
+            }
+        }
+    }
+    return 0;
+}
+
 void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo,
                   int kh, int kw, int sh, int sw, int dh, int dw, int pt, int pl, int relu,
                   float *out)
@@ -328,6 +375,8 @@ void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, in
         maxpool_2x2(C, in_rs, in_cs, in, Ho, Wo, relu, out);
         return;
     }
+    if (maxpool_rows(C, H, W, in_rs, in_cs, in, Ho, Wo, kh, kw, sh, sw, dh, dw, pt, pl, relu, out) == 0)
+        return;
     for (int ch = 0; ch < C; ++ch) {
         const float *src = in + (size_t)ch * in_cs;
         float *dst = out + (size_t)ch * Ho * Wo;
@@ -351,6 +400,26 @@ void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, in
             }
         }
     }
+}
+
+void kern_phase_split(int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq, int Wq,
+                      unsigned mask, float *out)
+{
+    const size_t plane = (size_t)Hq * Wq;
+    for (int ch = 0; ch < C; ++ch)
+        for (int y = 0; y < H; ++y) {
+            const int py = y + pt, a = py % sh;
+            const float *src = in + ((size_t)ch * H + y) * W;
+            for (int b = 0; b < sw; ++b) {
+                if (!(mask >> (a * sw + b) & 1u))
+                    continue;
+                float *dst = out + ((size_t)(ch * sh + a) * sw + b) * plane + (size_t)(py / sh) * Wq;
+                /* input columns x with (x + pl) % sw == b land at (x + pl) / sw */
+                int x = ((b - pl) % sw + sw) % sw;
+                for (int q = (x + pl) / sw; x < W; x += sw, ++q)
+                    dst[q] = src[x];
+            }
+        }
 }
 
 void kern_im2col(int C, int H, int W, const float *in, int kh, int kw, int sh, int sw, int dh,

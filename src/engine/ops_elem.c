@@ -86,11 +86,6 @@ int ops_shape_binary(rs_model *m, rs_node *n, rs_err *e)
     return 0;
 }
 
-static float binary_op(rs_op op, float a, float b)
-{
-    return op == RS_OP_ADD ? a + b : op == RS_OP_SUB ? a - b : op == RS_OP_MUL ? a * b : a / b;
-}
-
 void ops_binary_strides(const rs_model *m, const rs_node *n, int *r, int64_t stride[2][RS_MAXDIM],
                         int64_t step[2])
 {
@@ -107,6 +102,40 @@ void ops_binary_strides(const rs_model *m, const rs_node *n, int *r, int64_t str
     }
 }
 
+/* y[k] = a[k·sa] op b[k·sb] for k < n, sa and sb 0 (a broadcast scalar) or 1: one loop per op
+ * and pattern, so each vectorises. */
+static void binary_run(rs_op op, int64_t n, const float *a, int sa, const float *b, int sb, float *y)
+{
+#define BIN_RUNS(OP)                                                                           \
+    if (sa && sb)                                                                              \
+        for (int64_t k = 0; k < n; ++k)                                                        \
+            y[k] = a[k] OP b[k];                                                               \
+    else if (sa)                                                                               \
+        for (int64_t k = 0; k < n; ++k)                                                        \
+            y[k] = a[k] OP b[0];                                                               \
+    else if (sb)                                                                               \
+        for (int64_t k = 0; k < n; ++k)                                                        \
+            y[k] = a[0] OP b[k];                                                               \
+    else                                                                                       \
+        for (int64_t k = 0; k < n; ++k)                                                        \
+            y[k] = a[0] OP b[0];
+    switch (op) {
+    case RS_OP_ADD:
+        BIN_RUNS(+)
+        break;
+    case RS_OP_SUB:
+        BIN_RUNS(-)
+        break;
+    case RS_OP_MUL:
+        BIN_RUNS(*)
+        break;
+    default:
+        BIN_RUNS(/)
+        break;
+    }
+#undef BIN_RUNS
+}
+
 int ops_fwd_binary(const ops_batch *b, rs_err *e)
 {
     (void)e;
@@ -116,25 +145,40 @@ int ops_fwd_binary(const ops_batch *b, rs_err *e)
     const int64_t on = model_value_numel(yv);
     const float *src[2];
     int64_t step[2], stride[2][RS_MAXDIM];
-    int r, same = 1;
+    int r;
     ops_binary_strides(m, nd, &r, stride, step);
     for (int k = 0; k < 2; ++k) {
         const rs_value *v = &m->values[nd->in[k]];
-        same &= model_value_numel(v) == on; /* every aligned extent equals the output's */
         src[k] = v->is_const ? v->f : b->in[k];
     }
+    /* The trailing dims over which each input is either contiguous or one broadcast value make
+     * one run (the whole image for same shapes or a scalar; H·W for a per-channel constant or
+     * squeeze-and-excitation scale); the leading dims walk run by run. */
+    int t = r, unit[2] = {-1, -1}; /* per input: 1 contiguous, 0 broadcast, -1 not yet known */
+    int64_t inner = 1;
+    for (; t > 0; --t) {
+        const int64_t d = yv->dims[t], *st[2] = {&stride[0][t - 1], &stride[1][t - 1]};
+        int mode[2] = {unit[0], unit[1]}, ok = 1;
+        for (int k = 0; k < 2 && d != 1; ++k) { /* an extent of 1 fits either */
+            int mk = *st[k] == 0 ? 0 : *st[k] == inner ? 1 : -1;
+            ok &= mk >= 0 && (unit[k] < 0 || unit[k] == mk);
+            mode[k] = mk;
+        }
+        if (!ok)
+            break;
+        unit[0] = mode[0], unit[1] = mode[1];
+        inner *= d;
+    }
+    for (int k = 0; k < 2; ++k)
+        if (unit[k] < 0)
+            unit[k] = 1; /* every trailing extent was 1: any step reads the one element */
     for (int img = 0; img < b->images; ++img) {
         const float *x0 = src[0] + (size_t)img * step[0], *x1 = src[1] + (size_t)img * step[1];
         float *y = b->out + (size_t)img * on;
-        if (same) {
-            for (int64_t i = 0; i < on; ++i)
-                y[i] = binary_op(nd->op, x0[i], x1[i]);
-            continue;
-        }
         int64_t coord[RS_MAXDIM] = {0}, i0 = 0, i1 = 0;
-        for (int64_t i = 0; i < on; ++i) {
-            y[i] = binary_op(nd->op, x0[i0], x1[i1]);
-            ops_next_coord(r, yv->dims + 1, coord, stride[0], &i0, stride[1], &i1);
+        for (int64_t i = 0; i < on; i += inner) {
+            binary_run(nd->op, inner, x0 + i0, unit[0], x1 + i1, unit[1], y + i);
+            ops_next_coord(t, yv->dims + 1, coord, stride[0], &i0, stride[1], &i1);
         }
     }
     return 0;

@@ -772,7 +772,7 @@ TN_VEC static void bn_forward_batch(const tn_node *t, const rs_model *m, const f
  * dx = γ/√(σ²+ε) · (dy − mean(dy) − x̂·mean(dy·x̂)) with the means over the whole batch,
  * applied as dx += k·dy + kx·(x − μ) + k0 so the per-element work is a few multiply-adds. */
 TN_VEC static void bn_backward_batch(const tn_node *t, const rs_model *m, const float *x,
-                                     const float *dy, float *dx, float *dgamma, float *dbeta,
+                                     const float *dy, float *dx, int fresh, float *dgamma, float *dbeta,
                                      int ns, const tn_scratch *s)
 {
     const rs_node *n = &m->nodes[t->node];
@@ -802,15 +802,19 @@ TN_VEC static void bn_backward_batch(const tn_node *t, const rs_model *m, const 
         float k = (float)k1, kx = (float)(-k1 * mb * inv), k0 = (float)(-k1 * ma), mf = (float)mean;
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * K;
-            for (int j = 0; j < K; ++j)
-                dx[o + j] += k * dy[o + j] + kx * (x[o + j] - mf) + k0;
+            if (fresh)
+                for (int j = 0; j < K; ++j)
+                    dx[o + j] = k * dy[o + j] + kx * (x[o + j] - mf) + k0;
+            else
+                for (int j = 0; j < K; ++j)
+                    dx[o + j] += k * dy[o + j] + kx * (x[o + j] - mf) + k0;
         }
     }
 }
 
 /* Eval mode: the frozen affine of the running statistics; γ and β still get their gradients. */
 static void bn_backward_running(const tn_node *t, const rs_model *m, const float *x, const float *dy,
-                                float *dx, float *dgamma, float *dbeta, int ns)
+                                float *dx, int fresh, float *dgamma, float *dbeta, int ns)
 {
     const rs_node *n = &m->nodes[t->node];
     const float *mean = m->values[n->in[3]].f, *var = m->values[n->in[4]].f;
@@ -822,7 +826,7 @@ static void bn_backward_running(const tn_node *t, const rs_model *m, const float
             size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
             for (int k = 0; k < t->K; ++k) {
                 if (dx)
-                    dx[o + k] += dy[o + k] * sc;
+                    dx[o + k] = (fresh ? 0.0f : dx[o + k]) + dy[o + k] * sc;
                 a += dy[o + k];
                 b += dy[o + k] * ((x[o + k] - mean[c]) * inv);
             }
@@ -838,22 +842,30 @@ static void bn_backward_running(const tn_node *t, const rs_model *m, const float
 
 /* Branch-free and unaliased so they vectorise: the sign pattern of activations is random. */
 TN_VEC static void relu_backward(const float *restrict y, const float *restrict dy,
-                                 float *restrict dx, size_t n)
+                                 float *restrict dx, size_t n, int fresh)
 {
-    for (size_t k = 0; k < n; ++k) {
-        float g = dy[k];
-        dx[k] += y[k] > 0 ? g : 0.0f;
-    }
+    if (fresh)
+        for (size_t k = 0; k < n; ++k)
+            dx[k] = y[k] > 0 ? dy[k] : 0.0f;
+    else
+        for (size_t k = 0; k < n; ++k) {
+            float g = dy[k];
+            dx[k] += y[k] > 0 ? g : 0.0f;
+        }
 }
 
 /* The gradient passes where the input is strictly inside the bounds. */
 TN_VEC static void clip_backward(const float *restrict x, const float *restrict dy,
-                                 float *restrict dx, size_t n, float lo, float hi)
+                                 float *restrict dx, size_t n, float lo, float hi, int fresh)
 {
-    for (size_t k = 0; k < n; ++k) {
-        float g = dy[k];
-        dx[k] += x[k] > lo && x[k] < hi ? g : 0.0f;
-    }
+    if (fresh)
+        for (size_t k = 0; k < n; ++k)
+            dx[k] = x[k] > lo && x[k] < hi ? dy[k] : 0.0f;
+    else
+        for (size_t k = 0; k < n; ++k) {
+            float g = dy[k];
+            dx[k] += x[k] > lo && x[k] < hi ? g : 0.0f;
+        }
 }
 
 /* ---- each op's passes (named by its registry row: train_forward / train_backward) ---------- */
@@ -994,7 +1006,9 @@ void grad_bwd_dense(const tn_pass *p)
 void grad_bwd_add(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
-    if (dx)
+    if (dx && p->dx_fresh)
+        memcpy(dx, dy, total * sizeof *dx);
+    else if (dx)
         for (size_t k = 0; k < total; ++k)
             dx[k] += dy[k];
     if (t->x2 >= 0 && need[t->x2]) {
@@ -1013,14 +1027,14 @@ void grad_bwd_relu(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
     if (dx)
-        relu_backward(act[t->y], dy, dx, total);
+        relu_backward(act[t->y], dy, dx, total, p->dx_fresh);
 }
 
 void grad_bwd_clip(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
     if (dx)
-        clip_backward(act[t->x], dy, dx, total, t->alpha, t->beta);
+        clip_backward(act[t->x], dy, dx, total, t->alpha, t->beta, p->dx_fresh);
 }
 
 void grad_bwd_batchnorm(const tn_pass *p)
@@ -1028,9 +1042,9 @@ void grad_bwd_batchnorm(const tn_pass *p)
     TN_PASS_LOCALS(p);
     float *dg = t->param[2] >= 0 && is_param[t->param[2]] ? pgrad + poff[t->param[2]] : NULL;
     if (s->bn_batch)
-        bn_backward_batch(t, m, act[t->x], dy, dx, dg, db, ns, s);
+        bn_backward_batch(t, m, act[t->x], dy, dx, p->dx_fresh, dg, db, ns, s);
     else
-        bn_backward_running(t, m, act[t->x], dy, dx, dg, db, ns);
+        bn_backward_running(t, m, act[t->x], dy, dx, p->dx_fresh, dg, db, ns);
 }
 
 void grad_bwd_avgpool(const tn_pass *p)
@@ -1070,11 +1084,25 @@ void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const
                  .y = act[t->y], .grad = grad, .need = need, .is_param = is_param, .poff = poff,
                  .pgrad = pgrad, .dy = dy, .dx = dx, .dw = dw, .db = db};
     const rs_op_desc *d = ops_get(t->op);
+    p.dx_fresh = dx && s->fresh && s->fresh[t->x];
+    if (p.dx_fresh && !tn_fresh_ok(t->op)) { /* not marked by train.c; stay correct anyway */
+        memset(dx, 0, (size_t)ns * (size_t)t->xsz * sizeof *dx);
+        p.dx_fresh = 0;
+    }
     if (d && d->train_backward)
         d->train_backward(&p);
+    else if (dx && p.dx_fresh)
+        memcpy(dx, dy, total * sizeof *dx);
     else if (dx)
         for (size_t k = 0; k < total; ++k)
             dx[k] += dy[k];
+}
+
+int tn_fresh_ok(rs_op op)
+{
+    const rs_op_desc *d = ops_get(op);
+    return op == RS_OP_RELU || op == RS_OP_CLIP || op == RS_OP_BATCHNORM || op == RS_OP_ADD ||
+           (d && !d->train_backward);
 }
 
 /* ---- loss ------------------------------------------------------------------------------------- */

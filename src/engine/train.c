@@ -62,6 +62,7 @@ struct train_net {
     uint8_t *is_param;   /* per value: trainable parameter */
     uint8_t *is_weight;  /* per value: decays */
     uint8_t *need;       /* per value: gradient flows (activation gradient buffer exists) */
+    uint8_t *fresh;      /* per value: not zeroed per batch, its one reader writes it (tn_fresh_ok) */
     size_t *poff;        /* per value: offset in the packed parameter gradient */
     size_t nparam;       /* packed trainable parameter floats */
     size_t col_floats;
@@ -157,7 +158,7 @@ static void run_worker(worker *wk, const batch_job *j)
     fill_input(t, j, start, ns, wk->act[m->input]);
     tn_scratch sc = {.col = wk->col, .boff = wk->boff, .pidx = wk->pidx, .bn_batch = j->bn_batch,
                      .bn_stats = wk->bn_stats, .bn_red = wk->bn_red,
-                     .reduce = t->n_active > 1 ? worker_reduce : NULL, .reduce_ctx = wk};
+                     .reduce = t->n_active > 1 ? worker_reduce : NULL, .reduce_ctx = wk, .fresh = t->fresh};
     for (int i = 0; i < t->n_tn; ++i)
         tn_forward(&t->tn[i], m, wk->act, ns, &sc);
     const float *z = wk->act[m->output];
@@ -170,7 +171,7 @@ static void run_worker(worker *wk, const batch_job *j)
     if (!j->backward)
         return;
     for (int v = 0; v < m->n_values; ++v)
-        if (t->need[v] && v != m->output)
+        if (t->need[v] && v != m->output && !t->fresh[v])
             memset(wk->grad[v], 0, (size_t)ns * (size_t)model_value_numel(&m->values[v]) * sizeof(float));
     for (int i = t->n_tn - 1; i >= 0; --i)
         tn_backward(&t->tn[i], m, wk->act, wk->grad, t->need, t->is_param, t->poff, wk->pgrad, ns,
@@ -291,6 +292,7 @@ void train_net_free(train_net *t)
     free(t->is_param);
     free(t->is_weight);
     free(t->need);
+    free(t->fresh);
     free(t->poff);
     free(t->logits);
     free(t->dinput);
@@ -412,6 +414,20 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
     for (int v = 0; v < nv; ++v)
         if (m->values[v].is_const)
             t->need[v] = 0;
+    /* A gradient with a single reader whose backward writes instead of adds needs no zeroing
+     * each batch (one pass over every such buffer saved). */
+    t->fresh = calloc((size_t)nv + 1, 1);
+    if (!t->fresh)
+        return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+    for (int i = 0; i < t->n_tn; ++i) {
+        const tn_node *tn = &t->tn[i];
+        int v = tn->x, uses = v == m->output;
+        for (int k = 0; k < m->n_nodes; ++k)
+            for (int j = 0; j < m->nodes[k].n_in; ++j)
+                uses += m->nodes[k].in[j] == v;
+        if (v >= 0 && t->need[v] && uses == 1 && tn->x2 != v && tn_fresh_ok(tn->op))
+            t->fresh[v] = 1;
+    }
     t->col_floats = col;
     t->boff_ints = boff;
     t->pidx_ints = pidx;

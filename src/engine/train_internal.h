@@ -99,6 +99,9 @@ typedef struct tn_scratch {
     double *bn_red;      /* reduction buffer, 2·C + 1 doubles of the widest BatchNormalization */
     tn_reduce_fn reduce; /* NULL: this worker holds the whole batch */
     void *reduce_ctx;
+    /* per value, or NULL: 1 when its gradient buffer is not zeroed before the backward pass
+     * (its one reader's backward writes dx instead of adding to it: tn_fresh_ok) */
+    const uint8_t *fresh;
 } tn_scratch;
 
 int tn_compile(const rs_model *m, int node, kern_isa isa, tn_node *t, rs_err *e);
@@ -120,6 +123,7 @@ typedef struct tn_pass {
     float *pgrad;
     const float *dy;
     float *dx, *dw, *db;   /* NULL where no gradient is wanted */
+    int dx_fresh;          /* dx holds garbage: write it, do not add to it */
 } tn_pass;
 
 /* The per-op tape entries and passes the registry rows name (rs_op_desc.train_compile,
@@ -163,6 +167,9 @@ void grad_bwd_concat(const tn_pass *p);
 void grad_bwd_binary(const tn_pass *p);
 void grad_bwd_strided(const tn_pass *p);
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
+/* Whether op's backward can write its first input's gradient (tn_pass.dx_fresh) instead of
+ * accumulating into a zeroed buffer. */
+int tn_fresh_ok(rs_op op);
 void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const uint8_t *need,
                  const uint8_t *is_param, const size_t *poff, float *pgrad, int ns,
                  const tn_scratch *s);

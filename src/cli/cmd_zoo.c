@@ -19,7 +19,7 @@ static void usage(FILE *f)
     fprintf(f, ".\n");
 }
 
-static void print_row(const zoo_entry *z, const rs_model *m, int json, int first)
+static void print_row(const zoo_entry *z, const rs_model *m, int json, int first, int name_w, int arch_w)
 {
     int64_t params = -1, macs = -1;
     if (m)
@@ -51,7 +51,7 @@ static void print_row(const zoo_entry *z, const rs_model *m, int json, int first
         snprintf(p, sizeof p, "%lld", (long long)params);
         snprintf(c, sizeof c, "%lld", (long long)macs);
     }
-    printf("%-12s %-10s %9s %10s %12s  %s\n", z->name, z->arch, a, p, c, z->file);
+    printf("%-*s %-*s %9s %10s %12s  %s\n", name_w, z->name, arch_w, z->arch, a, p, c, z->file);
 }
 
 int cmd_zoo(int argc, char **argv)
@@ -71,10 +71,18 @@ int cmd_zoo(int argc, char **argv)
     int n = 0;
     if (zoo_catalog_read(path, &z, &n, &e) != 0)
         return cli_error("zoo: %s", e.msg), CLI_FAIL;
+    int name_w = 12, arch_w = 10;
     if (json)
         printf("{\n  \"catalogue\": "), cli_json_string(stdout, path), printf(",\n  \"models\": [");
-    else
-        printf("%-12s %-10s %9s %10s %12s  %s\n", "name", "arch", "test acc", "params", "MACs", "file");
+    else {
+        for (int i = 0; i < n; ++i) { /* columns as wide as the longest name / architecture */
+            int ln = (int)strlen(z[i].name), la = (int)strlen(z[i].arch);
+            name_w = ln > name_w ? ln : name_w;
+            arch_w = la > arch_w ? la : arch_w;
+        }
+        printf("%-*s %-*s %9s %10s %12s  %s\n", name_w, "name", arch_w, "arch", "test acc", "params", "MACs",
+               "file");
+    }
     int missing = 0;
     for (int i = 0; i < n; ++i) {
         rs_model *m = onnx_load(z[i].path, &e);
@@ -82,7 +90,7 @@ int cmd_zoo(int argc, char **argv)
             fprintf(stderr, "zoo: %s: %s\n", z[i].name, e.msg);
             ++missing;
         }
-        print_row(&z[i], m, json, i == 0);
+        print_row(&z[i], m, json, i == 0, name_w, arch_w);
         model_free(m);
     }
     if (json)

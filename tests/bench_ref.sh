@@ -4,7 +4,8 @@
 # accuracy must equal rankscope's to the image (same images, same model, handed over exactly);
 # PyTorch's twin (tools/bench_torch_train.py) is the zoo_torch module for the shipped LeNet and the
 # ONNX graph op by op otherwise, whose eval-mode logits match PyTorch's goldens. Missing tools give
-# a note and null figures, not a failure; --no-reference skips both.
+# a note and null figures, not a failure; --no-reference skips both, --eval-only the training
+# and explorer figures.
 # Same prerequisites and TAP output as interop.sh (PyTorch at /usr/bin/python3 too).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,4 +66,7 @@ point "no node, no python: exit 0, the text says which could not run" \
 "$bin" bench --reps 1 --no-reference --json >"$tmp/off.json" 2>"$tmp/err"
 point "--no-reference: neither runs" \
     field "$tmp/off.json" "d['ort_note']" "d['ort_eval_seconds'] is None and 'no-reference' in d['torch_note']"
+RANKSCOPE_SOURCE=$root "$bin" bench --reps 1 --eval-only --json >"$tmp/ev.json" 2>"$tmp/err"
+point "--eval-only: ONNX Runtime ratio and latency, no training, PyTorch or explorer figures" \
+    field "$tmp/ev.json" "(d['eval_speedup_over_ort'], d['latency_batch1_ms'])" "d['eval_speedup_over_ort'] > 0 and d['ort_accuracy'] == d['accuracy'] and d['latency_batch1_ms'] > 0 and d['train_images_per_second'] is None and d['train_images'] is None and 'eval-only' in d['torch_note'] and d['slider_full_ms'] is None and d['decompose_seconds'] is None"
 tap_done

@@ -517,12 +517,10 @@ int cmd_bench(int argc, char **argv)
     b->reps = bc.reps;
     b->references = !bc.no_reference;
     b->eval_only = bc.eval_only;
-    if (b->eval_only) {
-        b->train_ips = NAN;
-        bench_ref_skip(&b->torch, "not measured (--eval-only)");
-    }
     bench_ref_skip(&b->ort, "not measured (--no-reference)");
-    bench_ref_skip(&b->torch, "not measured (--no-reference)");
+    bench_ref_skip(&b->torch, b->eval_only ? "not measured (--eval-only)" : "not measured (--no-reference)");
+    if (b->eval_only)
+        b->train_ips = NAN;
     model_totals(m, &b->params, &b->macs);
     const char *path = a.model ? a.model : bc.model ? bc.model : cli_default_model();
     int rc = run_bench(m, path, s, a.data, b, &e);

@@ -357,6 +357,43 @@ static int wait_for(live *lv, ui_state *s, uint64_t gen, double timeout)
     return 0;
 }
 
+/* Wait until layer k's sensitivity is measured for its current choice on the whole set, noting
+ * whether an estimate was published first. */
+static int wait_sens(live *lv, ui_state *s, int k, double timeout, int *saw_estimate)
+{
+    double t0 = rs_now();
+    while (rs_now() - t0 < timeout) {
+        live_poll(lv, s);
+        const ui_layer *l = &s->layers[k];
+        int now = l->sens_valid && pipe_choice_equal(&l->sens_for, &l->cur);
+        if (now && l->sens_images > 0 && saw_estimate)
+            *saw_estimate = l->sens_images;
+        if (now && l->sens_images == 0)
+            return 1;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* The drop in points of layer k alone factorized by its current choice, measured independently:
+ * plan_apply on a copy of m, then eval_model, against eval_model of m. */
+static double drop_alone(const rs_model *m, const cifar10_set *d, const ui_state *s, int k, rs_err *e)
+{
+    rs_plan *p = plan_alloc();
+    rs_model *fm = model_clone(m);
+    eval_result a, b;
+    double drop = 1e9;
+    const ui_layer *l = &s->layers[k];
+    if (p && fm && plan_set(p, l->node_name, l->cur.method, l->cur.rank, l->cur.rank2, e) == 0 &&
+        plan_apply(fm, p, NULL, NULL, e) == 0 && eval_model(m, d, 0, &a, NULL, NULL, e) == 0 &&
+        eval_model(fm, d, 0, &b, NULL, NULL, e) == 0)
+        drop = (a.accuracy - b.accuracy) * 100.0;
+    model_free(fm);
+    plan_free(p);
+    return drop;
+}
+
 static void test_model_and_live(void)
 {
     const char *root = getenv("RS_SOURCE_ROOT");
@@ -461,6 +498,26 @@ static void test_model_and_live(void)
             CHECK(ok && ref.correct == s->cur.correct, "conv1+conv2 factorized: %d vs %d correct", s->cur.correct,
                   ref.correct);
             CHECK(s->n_hist >= 3, "history holds the evaluated configurations (%d)", s->n_hist);
+            /* sensitivity: each factorized layer alone, as an independent evaluation measures it */
+            for (int k = 0; k < s->n_layers; ++k) {
+                if (s->layers[k].cur.method == DECOMP_NONE)
+                    continue;
+                CHECK(wait_sens(lv, s, k, 60, NULL), "%s: sensitivity measured", s->layers[k].name);
+                double want_drop = drop_alone(m, d, s, k, &e);
+                CHECK(fabs(s->layers[k].sens_drop - want_drop) < 1e-9,
+                      "%s alone (%s %d): drop %.2f pt = eval_model's %.2f pt", s->layers[k].name,
+                      decomp_method_name(s->layers[k].cur.method), s->layers[k].cur.rank, s->layers[k].sens_drop,
+                      want_drop);
+            }
+            s->view.sort = UI_SORT_SENS;
+            ui_view_update(s);
+            double v0, v1;
+            int k0 = ui_view_layer(s, 0), k1 = ui_view_layer(s, 1);
+            CHECK(ui_sort_value(&s->layers[k0], UI_SORT_SENS, &v0) && ui_sort_value(&s->layers[k1], UI_SORT_SENS, &v1) &&
+                      v0 >= v1 && s->layers[ui_view_layer(s, 2)].cur.method == DECOMP_NONE,
+                  "sorted by sensitivity: the two factorized layers first, the larger drop first (%.2f, %.2f)", v0, v1);
+            s->view.sort = UI_SORT_GRAPH;
+            ui_view_update(s);
             model_free(fm);
             plan_free(q);
             live_stop(lv);
@@ -752,6 +809,25 @@ static void test_labels(void)
         CHECK(est == PIPE_ESTIMATE_IMAGES && first > 0 && first < full,
               "resnet20 on %d images: estimate on %d images first (%.3f s), the whole set after (%.3f s)", d->n, est,
               first, full);
+        /* its sensitivity column: an estimate on the same subset first, then the whole set's */
+        ui_key(s, 'n');
+        ui_key(s, '1');
+        s->sel = 3;
+        ui_key(s, UI_K_RIGHT);
+        live *lv = live_start(m, d, s, &e);
+        CHECK(lv != NULL, "resnet20 worker: %s", lv ? "ok" : e.msg);
+        if (lv) {
+            live_request(lv, s);
+            int saw = 0;
+            CHECK(wait_sens(lv, s, 3, 120, &saw) && saw == PIPE_ESTIMATE_IMAGES,
+                  "resnet20 %s: sensitivity estimated on %d images, then on the whole set", s->layers[3].name, saw);
+            double want_drop = drop_alone(m, d, s, 3, &e);
+            char cell[16];
+            CHECK(fabs(s->layers[3].sens_drop - want_drop) < 1e-9 && !strchr(ui_sens_text(&s->layers[3], cell, sizeof cell), '~'),
+                  "resnet20 %s alone: drop %.2f pt = eval_model's %.2f pt (cell \"%s\")", s->layers[3].name,
+                  s->layers[3].sens_drop, want_drop, cell);
+            live_stop(lv);
+        }
         cifar10_free(d);
     }
     ui_state_free(s);

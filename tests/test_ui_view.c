@@ -136,12 +136,43 @@ static void test_filter_and_sort(ui_state *s)
     M->out_err = 0.3;
     ui_view_update(s);
     CHECK(ui_view_layer(s, 0) == 5 && ui_view_layer(s, 1) == 9, "by error: the measured layers first, largest first");
+    /* sensitivity: the accuracy drop of the layer alone, not its output error */
+    L->sens_for = L->cur;
+    L->sens_valid = 1;
+    L->sens_images = 400;
+    L->sens_drop = 2.5;
+    M->sens_for = M->cur;
+    M->sens_valid = 1;
+    M->sens_images = 0;
+    M->sens_drop = -0.4; /* a gain: still measured, listed after the layers that lose accuracy */
     ui_key(s, 's');
-    CHECK(s->view.sort == UI_SORT_SENS && ui_view_layer(s, 0) == 9 && ui_view_layer(s, 1) == 5,
-          "by sensitivity (output error): 9 before 5");
+    char cell[16];
+    CHECK(s->view.sort == UI_SORT_SENS && ui_view_layer(s, 0) == 5 && ui_view_layer(s, 1) == 9 &&
+              strstr(s->msg, "sensitivity (drop"),
+          "by sensitivity (accuracy drop, though 9's output error is larger): 5 before 9 (%s)", s->msg);
+    CHECK(!strcmp(ui_sens_text(L, cell, sizeof cell), "~2.5"), "an estimate reads ~2.5 (%s)", cell);
+    CHECK(!strcmp(ui_sens_text(M, cell, sizeof cell), "-0.4"), "the whole set's figure reads -0.4 (%s)", cell);
+    CHECK(!strcmp(ui_sens_text(&s->layers[0], cell, sizeof cell), "-"), "an unfactorized layer reads - (%s)", cell);
+    L->sens_images = 0;
+    L->sens_drop = 0.1; /* refined: the order follows the refined figure */
+    ui_view_update(s);
+    CHECK(ui_view_layer(s, 0) == 5 && ui_view_layer(s, 1) == 9, "refined 0.1 still before -0.4");
+    L->sens_drop = -1.0;
+    ui_view_update(s);
+    CHECK(ui_view_layer(s, 0) == 9 && ui_view_layer(s, 1) == 5, "refined to -1.0: now after 9");
+    s->cols = 80;
+    ui_table_layout_of(s, &t);
+    CHECK(t.show[COL_DROP] && t.x[COL_SAVES] + t.w[COL_SAVES] <= s->cols - 1,
+          "sorted by sensitivity at 80 columns, the drop column shows and the table fits");
+    s->view.sort = UI_SORT_GRAPH;
+    ui_table_layout_of(s, &t);
+    CHECK(!t.show[COL_DROP], "in graph order at 80 columns it gives way");
+    s->view.sort = UI_SORT_SENS;
+    s->cols = 100;
     M->cur.rank = 3; /* a result for another rank is not the current one */
     ui_view_update(s);
-    CHECK(ui_view_layer(s, 0) == 5, "a stale measurement sorts as unknown");
+    CHECK(ui_view_layer(s, 0) == 5 && !strcmp(ui_sens_text(M, cell, sizeof cell), "..."),
+          "a stale measurement sorts as unknown and reads ... (%s)", cell);
     ui_key(s, 's');
     CHECK(s->view.sort == UI_SORT_GRAPH && ui_view_layer(s, 0) == 0, "s: back to graph order");
 }

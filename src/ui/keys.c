@@ -557,7 +557,9 @@ static unsigned example_screen_key(ui_state *s, int key)
 
 static const char *const help_layers[] = {
     "/                      filter the table (name, op or method; Enter keeps, Esc clears)",
-    "s                      sort: graph order, params, MACs, error (w.err), sensitivity (out.err)",
+    "s                      sort: graph order, params, MACs, error (w.err), sensitivity (drop)",
+    "                       drop: accuracy points lost with the layer factorized alone at its",
+    "                       rank (~: on the first 400 images, until the whole set's figure)",
     "n                      full node names / short names", SLIDER_HELP};
 static const char *const help_spectrum[] = {"l                      linear / log scale", SLIDER_HELP};
 static const char *const help_accuracy[] = {SLIDER_HELP};

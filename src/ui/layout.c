@@ -34,10 +34,13 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
     const int want[COL_COUNT] = {
         [COL_NAME] = name_w, [COL_OP] = op_w, [COL_SHAPE] = shape_w, [COL_PARAMS] = 7,
         [COL_MACS] = 7, [COL_METHOD] = 11, [COL_SLIDER] = 10, [COL_RANK] = 8, [COL_EVBMF] = 5,
-        [COL_WERR] = 6, [COL_OERR] = 7, [COL_SAVES] = 6,
+        [COL_WERR] = 6, [COL_OERR] = 7, [COL_DROP] = 5, [COL_SAVES] = 6,
     };
-    /* columns dropped first when the width runs short */
-    static const int drop_order[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF};
+    /* columns dropped first when the width runs short; sorted by sensitivity, its column stays */
+    static const int drop_plain[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_DROP, COL_EVBMF};
+    static const int drop_sens[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF, COL_WERR};
+    _Static_assert(sizeof drop_plain == sizeof drop_sens, "one length for both orders");
+    const int *drop_order = s->view.sort == UI_SORT_SENS ? drop_sens : drop_plain;
     for (int c = 0; c < COL_COUNT; ++c)
         t->show[c] = 1;
     int avail = s->cols - 3; /* "> " marker, and the scroll bar in the last column */
@@ -46,7 +49,7 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
         for (int c = 0; c < COL_COUNT; ++c)
             if (t->show[c])
                 total += want[c] + 1;
-        if (total <= avail || d >= sizeof drop_order / sizeof drop_order[0])
+        if (total <= avail || d >= sizeof drop_plain / sizeof drop_plain[0])
             break;
         t->show[drop_order[d]] = 0;
     }

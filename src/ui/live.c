@@ -48,6 +48,15 @@ struct live {
     int *res_valid;
     double *w_err, *out_err, *fit_w_err, *fit_out_err;
     pipe_layer_report *steps;
+    /* sensitivity: each factorized layer alone, after the live answer and any sweep */
+    int n_images;          /* of the data set */
+    int sens_pending;      /* sens_cfg still has layers to measure */
+    ui_choice *sens_cfg;   /* the configuration of the last live answer */
+    int have_ref_est;      /* the original on the estimate subset */
+    double ref_est_acc;
+    ui_choice *sens_for;
+    int *sens_valid, *sens_images;
+    double *sens_drop;
     ui_sweep sweep;
     int n_new;
     ui_point newpts[LIVE_NEWPTS];
@@ -58,6 +67,7 @@ typedef struct cancel_ctx {
     uint64_t live_seq, sweep_seq;
     int is_sweep;
     int is_orig;     /* the reference evaluation: only quitting cancels it */
+    int is_sens;     /* sensitivities: any other work comes first */
 } cancel_ctx;
 
 static int is_stale(cancel_ctx *c)
@@ -65,7 +75,8 @@ static int is_stale(cancel_ctx *c)
     live *lv = c->lv;
     pthread_mutex_lock(&lv->mu);
     int stale = lv->quit || (!c->is_orig && lv->live_seq != c->live_seq) || (lv->has_req && c->is_sweep) ||
-                (c->is_sweep && lv->sweep_seq != c->sweep_seq);
+                (c->is_sweep && lv->sweep_seq != c->sweep_seq) ||
+                (c->is_sens && (lv->has_req || lv->sweep_active));
     pthread_mutex_unlock(&lv->mu);
     return stale;
 }
@@ -74,7 +85,7 @@ static int on_progress(void *user, double fraction, const char *what)
 {
     (void)what;
     cancel_ctx *c = user;
-    if (!c->is_sweep && fraction >= 0) {
+    if (!c->is_sweep && !c->is_sens && fraction >= 0) {
         pthread_mutex_lock(&c->lv->mu);
         c->lv->progress = fraction;
         pthread_mutex_unlock(&c->lv->mu);
@@ -144,9 +155,10 @@ static int layer_errors(live *lv, const ui_choice *cfg, cancel_ctx *cc, rs_err *
     return 0;
 }
 
-static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, double t_req, int is_orig)
+/* Returns 0 when the accuracy of cfg was published. */
+static int do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, double t_req, int is_orig)
 {
-    cancel_ctx cc = {lv, seq, 0, 0, is_orig};
+    cancel_ctx cc = {lv, seq, 0, 0, is_orig, 0};
     rs_err e;
     e.msg[0] = 0;
     eval_result res;
@@ -156,7 +168,7 @@ static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, 
         /* a net that cannot be cut re-runs whole: a first figure on a subset, shown as such */
         int rc0 = pipe_eval_run_first(lv->pe, cfg, PIPE_ESTIMATE_IMAGES, on_progress, &cc, &res, &e);
         if (rc0 == RS_CANCELLED)
-            return;
+            return rc0;
         if (rc0 == 0) {
             pthread_mutex_lock(&lv->mu);
             lv->cur = res;
@@ -204,13 +216,91 @@ static void do_live(live *lv, const ui_choice *cfg, uint64_t gen, uint64_t seq, 
     }
     if (getenv("RS_UI_TRACE"))
         fprintf(stderr, "live: errors %.3f s\n", rs_now() - t1);
+    return rc;
+}
+
+/* Accuracy with only layer k factorized by ch on the first `images` images, into *acc. */
+static int alone_acc(live *lv, int k, const ui_choice *ch, int images, cancel_ctx *cc, double *acc, rs_err *e)
+{
+    ui_choice *cfg = calloc((size_t)lv->n_layers, sizeof *cfg);
+    if (!cfg)
+        return rs_fail(e, "out of memory");
+    if (k >= 0)
+        cfg[k] = *ch;
+    eval_result res;
+    int rc = pipe_eval_run_first(lv->pe, cfg, images, on_progress, cc, &res, e);
+    free(cfg);
+    if (rc == 0)
+        *acc = res.accuracy;
+    return rc;
+}
+
+/* The accuracy drop of each factorized layer of lv->sens_cfg alone: first on the slider's
+ * estimate subset when the slider estimates (whole-net evaluation on a large set), then on the
+ * whole set, each published as it lands. Measured with the evaluator's whole-network path, which
+ * leaves the suffix caches of the current configuration alone. Returns RS_CANCELLED when other
+ * work arrived (the rest stays pending). */
+static int do_sens(live *lv)
+{
+    cancel_ctx cc = {lv, 0, 0, 0, 0, 1};
+    rs_err e;
+    e.msg[0] = 0;
+    pthread_mutex_lock(&lv->mu);
+    cc.live_seq = lv->live_seq;
+    ui_choice *cfg = malloc(sizeof *cfg * (size_t)lv->n_layers);
+    if (cfg)
+        memcpy(cfg, lv->sens_cfg, sizeof *cfg * (size_t)lv->n_layers);
+    int have_orig = lv->have_orig;
+    double orig_acc = lv->orig.accuracy;
+    pthread_mutex_unlock(&lv->mu);
+    if (!cfg)
+        return rs_fail(&e, "out of memory");
+    int rc = 0;
+    int est = pipe_eval_wants_estimate(lv->pe) && lv->n_images > PIPE_ESTIMATE_IMAGES;
+    for (int pass = est ? 0 : 1; pass < 2 && rc == 0 && have_orig; ++pass) {
+        int images = pass == 0 ? PIPE_ESTIMATE_IMAGES : lv->n_images;
+        double ref = orig_acc;
+        if (pass == 0) {
+            if (!lv->have_ref_est && (rc = alone_acc(lv, -1, NULL, images, &cc, &lv->ref_est_acc, &e)) == 0)
+                lv->have_ref_est = 1;
+            ref = lv->ref_est_acc;
+        }
+        for (int k = 0; k < lv->n_layers && rc == 0; ++k) {
+            if (cfg[k].method == DECOMP_NONE)
+                continue;
+            pthread_mutex_lock(&lv->mu);
+            int have = lv->sens_valid[k] && pipe_choice_equal(&lv->sens_for[k], &cfg[k]) &&
+                       (pass == 0 || lv->sens_images[k] == 0);
+            pthread_mutex_unlock(&lv->mu);
+            if (have)
+                continue;
+            double acc = 0;
+            if ((rc = alone_acc(lv, k, &cfg[k], images, &cc, &acc, &e)) != 0)
+                break;
+            pthread_mutex_lock(&lv->mu);
+            lv->sens_for[k] = cfg[k];
+            lv->sens_valid[k] = 1;
+            lv->sens_images[k] = pass == 0 ? images : 0;
+            lv->sens_drop[k] = (ref - acc) * 100.0;
+            lv->pub++;
+            pthread_mutex_unlock(&lv->mu);
+        }
+    }
+    free(cfg);
+    if (rc != 0 && rc != RS_CANCELLED) {
+        pthread_mutex_lock(&lv->mu);
+        snprintf(lv->error, sizeof lv->error, "sensitivity: %.480s", e.msg);
+        lv->pub++;
+        pthread_mutex_unlock(&lv->mu);
+    }
+    return rc;
 }
 
 /* One point of the sweep: layer L at base method with rank r, the rest as in sweep_cfg. */
 static void do_sweep_point(live *lv, int L, ui_choice ch, const ui_choice *cfg, uint64_t seq,
                            uint64_t live_seq)
 {
-    cancel_ctx cc = {lv, live_seq, seq, 1, 0};
+    cancel_ctx cc = {lv, live_seq, seq, 1, 0, 0};
     rs_err e;
     eval_result res;
     int rc = pipe_eval_swap(lv->pe, cfg, L, &ch, on_progress, &cc, &res, &e);
@@ -261,7 +351,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&lv->mu);
     lv->busy = 0;
     for (;;) {
-        while (!lv->quit && !lv->has_req && !lv->sweep_active)
+        while (!lv->quit && !lv->has_req && !lv->sweep_active && !lv->sens_pending)
             pthread_cond_wait(&lv->cv, &lv->mu);
         if (lv->quit)
             break;
@@ -273,9 +363,21 @@ static void *worker(void *arg)
             lv->busy = 1;
             lv->progress = 0;
             pthread_mutex_unlock(&lv->mu);
-            do_live(lv, cfg, gen, s, t, 0);
+            int rc = do_live(lv, cfg, gen, s, t, 0);
             pthread_mutex_lock(&lv->mu);
             lv->busy = lv->has_req;
+            if (rc == 0 && !lv->has_req) {
+                memcpy(lv->sens_cfg, cfg, sizeof *cfg * (size_t)lv->n_layers);
+                lv->sens_pending = 1;
+            }
+            continue;
+        }
+        if (!lv->sweep_active) { /* sensitivities: the lowest priority */
+            pthread_mutex_unlock(&lv->mu);
+            int rc = do_sens(lv);
+            pthread_mutex_lock(&lv->mu);
+            if (rc != RS_CANCELLED)
+                lv->sens_pending = 0;
             continue;
         }
         /* sweep */
@@ -315,6 +417,7 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
         return NULL;
     }
     lv->n_layers = s->n_layers;
+    lv->n_images = data->n;
     size_t nl = (size_t)s->n_layers + 1;
     lv->label = calloc(nl, sizeof *lv->label);
     lv->req = calloc(nl, sizeof *lv->req);
@@ -326,8 +429,14 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
     lv->fit_w_err = calloc(nl, sizeof *lv->fit_w_err);
     lv->fit_out_err = calloc(nl, sizeof *lv->fit_out_err);
     lv->steps = calloc(nl, sizeof *lv->steps);
+    lv->sens_cfg = calloc(nl, sizeof *lv->sens_cfg);
+    lv->sens_for = calloc(nl, sizeof *lv->sens_for);
+    lv->sens_valid = calloc(nl, sizeof *lv->sens_valid);
+    lv->sens_images = calloc(nl, sizeof *lv->sens_images);
+    lv->sens_drop = calloc(nl, sizeof *lv->sens_drop);
     if (!lv->label || !lv->req || !lv->sweep_cfg || !lv->res_for || !lv->res_valid || !lv->w_err ||
-        !lv->out_err || !lv->fit_w_err || !lv->fit_out_err || !lv->steps) {
+        !lv->out_err || !lv->fit_w_err || !lv->fit_out_err || !lv->steps || !lv->sens_cfg || !lv->sens_for ||
+        !lv->sens_valid || !lv->sens_images || !lv->sens_drop) {
         live_stop(lv);
         rs_fail(e, "out of memory");
         return NULL;
@@ -378,6 +487,11 @@ void live_stop(live *lv)
     free(lv->fit_w_err);
     free(lv->fit_out_err);
     free(lv->steps);
+    free(lv->sens_cfg);
+    free(lv->sens_for);
+    free(lv->sens_valid);
+    free(lv->sens_images);
+    free(lv->sens_drop);
     free(lv);
 }
 
@@ -492,7 +606,13 @@ int live_poll(live *lv, ui_state *s)
             memcpy(l->step_text, lv->steps[k].step_text, sizeof l->step_text);
             memcpy(l->step_params, lv->steps[k].step_params, sizeof l->step_params);
             memcpy(l->step_macs, lv->steps[k].step_macs, sizeof l->step_macs);
+            l->sens_for = lv->sens_for[k];
+            l->sens_valid = lv->sens_valid[k];
+            l->sens_images = lv->sens_images[k];
+            l->sens_drop = lv->sens_drop[k];
         }
+        if (s->view.sort == UI_SORT_ERROR || s->view.sort == UI_SORT_SENS) /* the measured order */
+            ui_view_update(s);
         s->sweep = lv->sweep;
         for (int i = 0; i < lv->n_new; ++i)
             ui_history_add(s, lv->newpts[i].ratio, lv->newpts[i].macs_ratio, lv->newpts[i].acc,

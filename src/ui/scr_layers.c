@@ -9,11 +9,12 @@
 static const char *const col_title[COL_COUNT] = {
     [COL_NAME] = "layer", [COL_OP] = "op", [COL_SHAPE] = "shape", [COL_PARAMS] = "params",
     [COL_MACS] = "MACs", [COL_METHOD] = "method", [COL_SLIDER] = "rank slider", [COL_RANK] = "rank",
-    [COL_EVBMF] = "evbmf", [COL_WERR] = "w.err", [COL_OERR] = "out.err", [COL_SAVES] = "saves",
+    [COL_EVBMF] = "evbmf", [COL_WERR] = "w.err", [COL_OERR] = "out.err", [COL_DROP] = "drop",
+    [COL_SAVES] = "saves",
 };
 static const int col_right[COL_COUNT] = {[COL_PARAMS] = 1, [COL_MACS] = 1, [COL_RANK] = 1,
                                          [COL_EVBMF] = 1, [COL_WERR] = 1, [COL_OERR] = 1,
-                                         [COL_SAVES] = 1};
+                                         [COL_DROP] = 1, [COL_SAVES] = 1};
 
 static void cell(const ui_table_layout *t, int y, int c, enum w_role role, const char *txt)
 {
@@ -69,6 +70,7 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
     if (!f) {
         cell(t, y, COL_WERR, base, "-");
         cell(t, y, COL_OERR, base, "-");
+        cell(t, y, COL_DROP, base, "-");
         cell(t, y, COL_SAVES, base, "-");
         return;
     }
@@ -79,6 +81,10 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
         cell(t, y, COL_WERR, sel ? R_SEL : R_PENDING, "...");
         cell(t, y, COL_OERR, sel ? R_SEL : R_PENDING, "...");
     }
+    double sv;
+    ui_sens_text(l, b2, sizeof b2);
+    cell(t, y, COL_DROP, ui_sort_value(l, UI_SORT_SENS, &sv) ? (l->sens_images > 0 && !sel ? R_DIM : base)
+                                                             : (sel ? R_SEL : R_PENDING), b2);
     fmt_ratio((double)l->params, (double)l->params_after, b2, sizeof b2);
     cell(t, y, COL_SAVES, l->params_after > l->params ? (sel ? R_SEL : R_BAD) : base, b2);
 }

@@ -106,11 +106,17 @@ typedef struct ui_layer {
     int n_steps; /* the factor chain of res_for, as "5x1 conv 6->12" with each step's cost */
     char step_text[DECOMP_MAX_FACTORS][40];
     int64_t step_params[DECOMP_MAX_FACTORS], step_macs[DECOMP_MAX_FACTORS];
+    /* Sensitivity: the accuracy drop (points, original minus this layer alone factorized by
+     * sens_for, every other layer original), first on the estimate subset (sens_images > 0
+     * images, when the slider estimates too), then on the whole set (sens_images = 0). */
+    ui_choice sens_for;
+    int sens_valid, sens_images;
+    double sens_drop;
 } ui_layer;
 
 /* Columns of the layer table that fit the width, and where the slider is. */
 enum { COL_NAME, COL_OP, COL_SHAPE, COL_PARAMS, COL_MACS, COL_METHOD, COL_SLIDER, COL_RANK,
-       COL_EVBMF, COL_WERR, COL_OERR, COL_SAVES, COL_COUNT };
+       COL_EVBMF, COL_WERR, COL_OERR, COL_DROP, COL_SAVES, COL_COUNT };
 typedef struct ui_table_layout {
     int show[COL_COUNT];
     int x[COL_COUNT], w[COL_COUNT];
@@ -404,9 +410,14 @@ int ui_view_layer(const ui_state *s, int pos);
 int ui_view_pos(const ui_state *s, int k);
 int ui_view_step(const ui_state *s, int delta);
 /* The sort's name ("graph order", "params", "MACs", "error", "sensitivity") and the value a layer
- * is sorted by (< 0: unknown, listed last). */
+ * is sorted by into *v (returns 0 when unknown: listed last, in graph order): error is the relative weight error of the current
+ * choice, sensitivity the accuracy drop of the layer factorized alone at its current choice (the
+ * estimate until the whole set's figure replaces it); both only once measured for that choice. */
 const char *ui_sort_name(int sort);
-double ui_sort_value(const ui_layer *l, int sort);
+int ui_sort_value(const ui_layer *l, int sort, double *v);
+/* The sensitivity cell: "-" unfactorized, "..." not measured for the current choice, "~1.2" an
+ * estimate, "1.2" on the whole set (points; a gain shows as a negative drop). */
+const char *ui_sens_text(const ui_layer *l, char *buf, size_t len);
 /* `/` and `s` on the Layers screen, and the keys while the filter is being typed. */
 unsigned ui_view_key(ui_state *s, int key);
 /* Layer k's name as the table shows it in width cells: the end of the name ("…" + tail), or, when

@@ -1,6 +1,7 @@
 /* view.c — the layer table's view: the `/` filter, the `s` sort, positions in the listed rows, and
  * row names that never read the same. Pure: no curses, no I/O. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +21,36 @@ static int measured_now(const ui_layer *l)
     return l->cur.method != DECOMP_NONE && l->res_valid && pipe_choice_equal(&l->res_for, &l->cur);
 }
 
-/* error: the relative weight error of the current choice; sensitivity: the relative change of the
- * layer's output on the calibration images, what the rest of the network receives. Both known
- * only once measured for the current choice. */
-double ui_sort_value(const ui_layer *l, int sort)
+int ui_sort_value(const ui_layer *l, int sort, double *v)
 {
+    *v = 0;
     switch (sort) {
-    case UI_SORT_PARAMS: return (double)l->params;
-    case UI_SORT_MACS: return (double)l->macs;
-    case UI_SORT_ERROR: return measured_now(l) ? l->w_err : -1;
-    case UI_SORT_SENS: return measured_now(l) && l->out_err >= 0 ? l->out_err : -1;
-    default: return 0;
+    case UI_SORT_PARAMS: *v = (double)l->params; return 1;
+    case UI_SORT_MACS: *v = (double)l->macs; return 1;
+    case UI_SORT_ERROR:
+        if (!measured_now(l))
+            return 0;
+        *v = l->w_err;
+        return 1;
+    case UI_SORT_SENS:
+        if (l->cur.method == DECOMP_NONE || !l->sens_valid || !pipe_choice_equal(&l->sens_for, &l->cur))
+            return 0;
+        *v = l->sens_drop;
+        return 1;
+    default: return 1;
     }
+}
+
+const char *ui_sens_text(const ui_layer *l, char *buf, size_t len)
+{
+    double v;
+    if (l->cur.method == DECOMP_NONE)
+        snprintf(buf, len, "-");
+    else if (!ui_sort_value(l, UI_SORT_SENS, &v))
+        snprintf(buf, len, "...");
+    else
+        snprintf(buf, len, "%s%.1f", l->sens_images > 0 ? "~" : "", fabs(v) < 0.05 ? 0.0 : v);
+    return buf;
 }
 
 static int contains_ci(const char *hay, const char *needle)
@@ -61,8 +80,11 @@ static int by_sort(const void *a, const void *b)
 {
     int i = *(const int *)a, j = *(const int *)b;
     const ui_state *s = g_sort_state;
-    double vi = ui_sort_value(&s->layers[i], s->view.sort), vj = ui_sort_value(&s->layers[j], s->view.sort);
-    if (vi != vj)
+    double vi, vj;
+    int ki = ui_sort_value(&s->layers[i], s->view.sort, &vi), kj = ui_sort_value(&s->layers[j], s->view.sort, &vj);
+    if (ki != kj)
+        return ki ? -1 : 1;
+    if (ki && vi != vj)
         return vi > vj ? -1 : 1;
     return i - j;
 }
@@ -177,9 +199,13 @@ unsigned ui_view_key(ui_state *s, int key)
         v->sort = (v->sort + 1) % UI_SORT_COUNT;
         ui_view_update(s);
         ui_fix_scroll(s);
-        snprintf(s->msg, sizeof s->msg, "sorted by %s%s (s: next)", ui_sort_name(v->sort),
-                 v->sort == UI_SORT_GRAPH ? "" : v->sort >= UI_SORT_ERROR ? ", largest first, unmeasured last"
-                                                                          : ", largest first");
+        static const char *const how[UI_SORT_COUNT] = {
+            [UI_SORT_PARAMS] = ", largest first",
+            [UI_SORT_MACS] = ", largest first",
+            [UI_SORT_ERROR] = " (w.err), largest first, unmeasured last",
+            [UI_SORT_SENS] = " (drop, ~ estimate; ? explains), largest first",
+        };
+        snprintf(s->msg, sizeof s->msg, "sorted by %s%s (s: next)", ui_sort_name(v->sort), how[v->sort] ? how[v->sort] : "");
         return UI_HANDLED | UI_REDRAW;
     }
     return 0;

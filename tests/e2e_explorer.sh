@@ -130,7 +130,7 @@ $T send-keys -t gone q
 wait_for gone "^EXIT=" 10
 rm "$WORK/other/gone.onnx"
 CUR=br
-open br 100 30 "LANG=C.UTF-8" "'$MODEL'"
+open br 100 30 "LANG=C.UTF-8 TERM=xterm-256color" "'$MODEL'"
 check "browser session: table drawn" 'wait_for br "conv2 +Conv" 20'
 $T send-keys -t br o
 check "the browser lists the recent files, newest first, the removed one as missing" 'wait_for br "recent: other/gone\.onnx +missing" 10 && [ "$(cap br | grep -n "recent: other/gone" | cut -d: -f1)" -lt "$(cap br | grep -n "recent: zoo/resnet20" | cut -d: -f1)" ]'
@@ -139,12 +139,29 @@ $T send-keys -t br d C-u
 $T send-keys -t br -l "$WORK/other"
 check "d: the directory typed on the status line" 'wait_for br "directory: .*/other_" 5'
 cp "$WORK/small.onnx" "$WORK/other/mine.onnx"
+printf 'not a model at all' >"$WORK/other/broken.onnx"
 $T send-keys -t br Enter
 check "Enter lists its models" 'wait_for br "onnx files of .*/other" 5 && wait_for br "other/mine\.onnx +25\.4K +522\.6K" 10'
+check "a malformed .onnx is listed as unreadable" 'wait_for br "other/broken\.onnx +unreadable" 5'
+for i in $(seq 1 20); do cap br | grep -q "> .*other/broken\.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
+check "selected, a line says why it does not load" 'wait_for br "^ cannot read it: .*other/broken\.onnx: " 5'
+$T send-keys -t br Enter
+check "Enter on it: an error on the status line, the browser still open" 'wait_for br "cannot open .*broken\.onnx: " 5 && cap br | grep -q "> .*other/broken\.onnx"'
+rm "$WORK/other/broken.onnx"
 for i in $(seq 1 20); do cap br | grep -q "> .*other/mine\.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
 $T send-keys -t br c
 check "c compares the open model with it" 'wait_for br "^ B  mine\.onnx: 25\.4K params" 10 && wait_for br "fc1 +48\.1K +48\.0K +12\.6K" 5'
-$T send-keys -t br Escape q
+$T send-keys -t br Escape
+sleep 0.3 # Esc and o read together would be Alt-o
+$T send-keys -t br o
+# the mouse on the browser's rows: a click selects, a click on the selected row opens
+check "o again: the browser" 'wait_for br "other/mine\.onnx +25\.4K" 10'
+row=$(cap br | grep -n "other/mine\.onnx" | head -1 | cut -d: -f1)
+click br 10 $((row - 1))
+check "a click on a row selects it" 'wait_for br "^ > .*other/mine\.onnx" 5 && wait_for br "Open a model" 2'
+click br 10 $((row - 1))
+check "a click on the selected row opens it" 'wait_for br "^ mine\.onnx .*acc" 20 && ! cap br | grep -q "Open a model"'
+$T send-keys -t br q
 check "br: q exits" 'wait_for br "^EXIT=0" 10'
 
 # ---- the audit's defects at 80x24: nothing cut that a reader needs --------------------------------

@@ -247,28 +247,44 @@ check "resnet20: a first accuracy, marked as an estimate on 400 images" 'wait_fo
 check "resnet20: then the whole set's figure replaces it" 'wait_for rn "acc [0-9.]+% -> [0-9.]+% \(" 30 && ! cap rn | head -1 | grep -q "est\."'
 $T send-keys -t rn n 7
 check "7: the graph view lists Add and ReLU nodes" 'wait_for rn "7 Graph" 5 && wait_for rn "stages\.0/Add +Add\(2\) +8x32x32" 5 && wait_for rn "stages\.0/Relu +Relu" 5'
+$T send-keys -t rn End
+check "80 columns: the factor chain that does not fit ends in an ellipsis, never cut bare" 'wait_for rn "^. .* -> [a-z-]+ [0-9]+.*…$" 5 && ! cap rn | grep -E -- "^(  |▶ ).* -> " | grep -vqE "…$"'
+check "80 columns: a long op name is cut with an ellipsis too" 'cap rn | grep -qE "^  .* BatchNormaliz… "'
+$T send-keys -t rn Home
 $T send-keys -t rn Down Down Enter
 check "Enter on a weighted node jumps to its slider" 'wait_for rn "▶ stages\.0/conv1 " 5'
 $T kill-session -t rn
 
-# ---- the browser: no arguments, o, open ResNet-20, a slider, the graph, undo, quit ---------------
+# ---- the browser: no arguments, o, open ResNet-20 from the zoo, a slider, the graph, undo, quit --
+# The zoo's trained resnet20 when assets/zoo lists it; else a catalogue of this run's own listing
+# the same architecture with random weights (tests/data/zoo), so the path through the zoo is tested
+# either way. The first figure's latency itself is `rankscope bench MODEL --json` (slider_first_ms).
 CUR=br
-mkdir -p "$WORK/models" && cp "$ROOT/tests/data/zoo/resnet20.onnx" "$WORK/models/"
+ZOO_ASSETS="$ROOT/assets"
+if ! grep -qP '^resnet20\t' "$ROOT/assets/zoo/zoo.tsv" 2>/dev/null; then
+    ZOO_ASSETS="$WORK/assets"
+    mkdir -p "$ZOO_ASSETS/zoo"
+    ln -s "$ROOT/tests/data/zoo/resnet20.onnx" "$ZOO_ASSETS/zoo/resnet20.onnx"
+    printf '# a test catalogue\nname\tfile\tarch\ttest_correct\tseed\tepochs\ttrain_seconds\tcommand\nresnet20\tresnet20.onnx\tresnet20\t-1\t1\t0\t-1\tzoo_build resnet20 (untrained)\n' \
+        >"$ZOO_ASSETS/zoo/zoo.tsv"
+fi
+mkdir -p "$WORK/models"
 $T new-session -d -s br -x 100 -y 30 \
-    "cd '$WORK/models' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN'; echo EXIT=\$?; sleep 60"
+    "cd '$WORK/models' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ZOO_ASSETS' LANG=C.UTF-8 LC_ALL=C.UTF-8 '$BIN'; echo EXIT=\$?; sleep 60"
 check "browser: the explorer opens with no arguments" 'wait_for br "conv2 +Conv" 20'
 $T send-keys -t br o
-check "o lists the zoo and the directory's models with params and MACs" 'wait_for br "zoo: lenet +62\.0K +651\.7K +70\.9%" 10 && wait_for br "resnet20\.onnx +68\.5K" 10'
-for i in $(seq 1 20); do cap br | grep -q "> resnet20.onnx" && break; $T send-keys -t br Down; sleep 0.2; done
+check "o lists the zoo with params and MACs" 'wait_for br "zoo: resnet20 +[0-9.]+K +[0-9.]+M" 10'
+for i in $(seq 1 20); do cap br | grep -q "> zoo: resnet20 " && break; $T send-keys -t br Down; sleep 0.2; done
 $T send-keys -t br Enter
-check "Enter opens resnet20: its layers" 'wait_for br "resnet20\.onnx" 5 && wait_for br "stages\.0/conv1 +Conv" 20'
-check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+%" 60'
+check "Enter opens the zoo's resnet20: its layers" 'wait_for br "^ resnet20\.onnx " 5 && wait_for br "rows 1-[0-9]+ of (2[0-9])" 20 && [ "$(cap br | grep -cE "^. +[^ ]+ +Conv ")" -ge 10 ]'
+check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+% -> [0-9.]+%" 60'
 $T send-keys -t br Down Right
-check "a slider change shows a first accuracy (estimate)" 'wait_for br "acc [0-9.]+% -> ~[0-9.]+% .*est\. 400 img" 10'
+check "a slider change shows a first accuracy (the estimate)" 'wait_for br "acc [0-9.]+% -> ~[0-9.]+% .*est\. 400 img" 10'
+check "then the whole set's" 'wait_for br "acc [0-9.]+% -> [0-9.]+% \(" 60'
 $T send-keys -t br 7
-check "the graph view has its Add and ReLU nodes" 'wait_for br "stages\.0/Add +Add\(2\)" 5 && wait_for br "stages\.0/Relu +Relu" 5'
+check "the graph view has its Add and ReLU nodes" 'wait_for br " Add\(2\) +[0-9x]+ " 5 && wait_for br " Relu +[0-9x]+ " 5'
 $T send-keys -t br 1 u
-check "u undoes the change" 'wait_for br "undone" 5 && wait_for br "stages\.0/conv1 .* none " 5'
+check "u undoes the change" 'wait_for br "undone" 5 && [ "$(cap br | grep -cE "^. +[^ ]+ +Conv .* none ")" -ge 10 ] && ! cap br | grep -qE "^. +[^ ]+ +Conv .* (svd|spatial-svd|slice-svd|cp|tucker2) "'
 $T send-keys -t br q
 check "q asks (changes made since opening)" 'wait_for br "Quit anyway" 5'
 $T send-keys -t br q

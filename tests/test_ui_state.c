@@ -50,6 +50,11 @@ static void test_format(void)
             round_trip = 0;
     CHECK(round_trip, "slider column -> rank -> column is the identity");
     CHECK(fmt_slider_rank(-5, 30, 10) == 1 && fmt_slider_rank(99, 30, 10) == 30, "slider clamps");
+    CHECK(!strcmp(fmt_cut("-> cp 4: 1x1 8->4", 40, 1, b, sizeof b), "-> cp 4: 1x1 8->4"), "fits: whole (%s)", b);
+    CHECK(!strcmp(fmt_cut("-> spatial-svd 12: 3x1 8->12, 1x3 12->8", 12, 1, b, sizeof b), "-> spatial-\u2026"),
+          "cut: an ellipsis in the last cell (%s)", b);
+    CHECK(!strcmp(fmt_cut("-> spatial-svd 12", 8, 0, b, sizeof b), "-> spat~"), "ASCII: ~ (%s)", b);
+    CHECK(!strcmp(fmt_cut("\u2026abc\u2502def", 5, 1, b, sizeof b), "\u2026abc\u2026"), "UTF-8 counted in cells (%s)", b);
 }
 
 /* Naive cross-correlation, written independently of example.c. */
@@ -862,6 +867,32 @@ static void test_browser(void)
     CHECK(!(f & UI_OPEN) && strstr(s->msg, "unsaved"), "Enter with unsaved changes asks first (%s)", s->msg);
     f = ui_key(s, UI_K_ENTER);
     CHECK(f & UI_OPEN, "Enter again opens");
+    /* the mouse on its rows: a click selects, a click on the selected row (or a double click)
+     * opens, the wheel moves the selection, and nothing reaches the layer table underneath */
+    s->lines = 30;
+    s->cols = 100;
+    s->dirty = 0;
+    s->browse.confirm = 0;
+    s->browse.sel = 0;
+    int layer_sel = s->sel;
+    f = ui_mouse(s, 10, UI_BROWSE_Y + 2, UI_M_PRESS);
+    CHECK(s->browse.sel == 2 && !(f & UI_OPEN), "a click on the third row selects it (sel %d)", s->browse.sel);
+    ui_mouse(s, 10, UI_BROWSE_Y + 2, UI_M_RELEASE);
+    f = ui_mouse(s, 10, UI_BROWSE_Y + 2, UI_M_PRESS);
+    CHECK(f & UI_OPEN, "a second click on it opens it");
+    f = ui_mouse(s, 10, UI_BROWSE_Y, UI_M_WHEEL_DOWN);
+    CHECK(s->browse.sel == 3 && s->sel == layer_sel, "the wheel moves the browser's selection, not the layers'");
+    f = ui_mouse(s, 10, UI_BROWSE_Y + ui_browser_rows(s) + 1, UI_M_PRESS);
+    CHECK(s->browse.sel == 3 && !(f & UI_OPEN), "a click below the rows does nothing");
+    ui_mouse(s, 10, UI_BROWSE_Y + ui_browser_rows(s) + 1, UI_M_RELEASE);
+    f = ui_mouse(s, 10, UI_BROWSE_Y + 1, UI_M_RELEASE); /* press and release read as one report */
+    CHECK(s->browse.sel == 1 && !(f & UI_OPEN), "a release alone (its press unreported) clicks: sel %d", s->browse.sel);
+    s->lines = 12; /* a short list: the selection scrolls into view and clicks follow the scroll */
+    s->browse.sel = s->browse.n - 1;
+    int first = ui_browser_first(s);
+    f = ui_mouse(s, 10, UI_BROWSE_Y, UI_M_PRESS);
+    CHECK(first > 0 && s->browse.sel == first, "scrolled: the top row is item %d (sel %d)", first, s->browse.sel);
+    s->lines = 30;
     f = ui_key(s, UI_K_ESC);
     CHECK(!s->browse.active, "Esc closes the browser");
     s->screen = SCR_SEARCH;

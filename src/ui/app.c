@@ -472,6 +472,8 @@ static int compare_with(app *A, const char *path, rs_err *e)
     compare_stop(A);
     A->cmp_model = b;
     snprintf(s->cmp.b_path, sizeof s->cmp.b_path, "%s", path);
+    s->cmp.a_known = ui_known_accuracy(A->model_path, s->cmp.a_known_from, sizeof s->cmp.a_known_from);
+    s->cmp.b_known = ui_known_accuracy(path, s->cmp.b_known_from, sizeof s->cmp.b_known_from);
     s->cmp.msg[0] = 0;
     A->cmp_eval = ui_evaljob_start(b, A->data, e);
     s->cmp.b_running = A->cmp_eval != NULL;

@@ -36,6 +36,7 @@ static void add(ui_browser_state *b, const char *name, const char *path, int tes
     snprintf(it->path, sizeof it->path, "%s", path);
     it->acc = test_correct >= 0 ? test_correct / 10000.0 : -1;
     it->missing = 0;
+    it->err[0] = 0;
     if (access(path, F_OK) != 0) {
         it->missing = 1;
         it->params = it->macs = -1;
@@ -48,6 +49,7 @@ static void add(ui_browser_state *b, const char *name, const char *path, int tes
         model_free(m);
     } else {
         it->params = it->macs = -1;
+        snprintf(it->err, sizeof it->err, "%.190s", e.msg);
     }
 }
 
@@ -164,6 +166,40 @@ int ui_recent_save(const char *file, const ui_recent *r, rs_err *e)
     return rc;
 }
 
+double ui_known_accuracy(const char *path, char *from, size_t from_len)
+{
+    char real[PATH_MAX], other[PATH_MAX], cat[4096];
+    double acc = -1;
+    if (from_len)
+        from[0] = 0;
+    if (!realpath(path, real))
+        return -1;
+    if (rs_find_asset("zoo/zoo.tsv", cat, sizeof cat) == 0) {
+        zoo_entry *z = NULL;
+        int n = 0;
+        rs_err e;
+        if (zoo_catalog_read(cat, &z, &n, &e) == 0)
+            for (int i = 0; i < n && acc < 0; ++i)
+                if (z[i].test_correct >= 0 && realpath(z[i].path, other) && !strcmp(other, real)) {
+                    acc = z[i].test_correct / 10000.0;
+                    snprintf(from, from_len, "zoo");
+                }
+        free(z);
+    }
+    char rf[1100];
+    ui_recent *rec = acc < 0 ? malloc(sizeof *rec) : NULL;
+    if (rec && ui_recent_file(rf, sizeof rf) == 0) {
+        ui_recent_load(rf, rec);
+        for (int i = 0; i < rec->n && acc < 0; ++i)
+            if (rec->acc[i] >= 0 && !strcmp(rec->path[i], real)) {
+                acc = rec->acc[i];
+                snprintf(from, from_len, "last opened");
+            }
+    }
+    free(rec);
+    return acc;
+}
+
 /* ---- the list -------------------------------------------------------------------------------- */
 
 void ui_browser_scan(ui_state *s, const char *dir)
@@ -240,6 +276,19 @@ void ui_browser_scan(ui_state *s, const char *dir)
     }
 }
 
+int ui_browser_rows(const ui_state *s)
+{
+    /* title, tabs, status, footer; heading, listing, column titles; why a file does not load */
+    int r = s->lines - 4 - 3 - 1;
+    return r < 1 ? 1 : r;
+}
+
+int ui_browser_first(const ui_state *s)
+{
+    int rows = ui_browser_rows(s);
+    return s->browse.sel >= rows ? s->browse.sel - rows + 1 : 0;
+}
+
 /* `d`: the directory is typed on the status line; Enter lists it. */
 static unsigned dir_key(ui_state *s, int key)
 {
@@ -286,7 +335,8 @@ unsigned ui_browser_key(ui_state *s, int key)
         return UI_HANDLED | UI_REDRAW;
     case 'c':
         if (b->n <= 0 || b->items[b->sel].missing || b->items[b->sel].params < 0) {
-            snprintf(s->msg, sizeof s->msg, "%s cannot be read", b->n > 0 ? b->items[b->sel].name : "nothing");
+            snprintf(s->msg, sizeof s->msg, "%.200s cannot be read%s%.300s", b->n > 0 ? b->items[b->sel].name : "nothing",
+                     b->n > 0 && b->items[b->sel].err[0] ? ": " : "", b->n > 0 ? b->items[b->sel].err : "");
             return UI_HANDLED | UI_REDRAW;
         }
         b->active = 0;
@@ -315,6 +365,10 @@ unsigned ui_browser_key(ui_state *s, int key)
             return UI_HANDLED;
         if (b->items[b->sel].missing) {
             snprintf(s->msg, sizeof s->msg, "%.500s is no longer there", b->items[b->sel].path);
+            return UI_HANDLED | UI_REDRAW;
+        }
+        if (b->items[b->sel].params < 0) {
+            snprintf(s->msg, sizeof s->msg, "cannot open %.200s: %.300s", b->items[b->sel].name, b->items[b->sel].err);
             return UI_HANDLED | UI_REDRAW;
         }
         if (s->dirty && !b->confirm) {

@@ -98,6 +98,8 @@ int ui_compare_build(ui_state *s, const rs_model *a, const rs_model *b, const ch
     model_totals(b, &c->b_params, &c->b_macs);
     snprintf(c->b_name, sizeof c->b_name, "%s", b_name ? b_name : "B");
     c->b_acc = -1;
+    c->a_known = c->b_known = -1;
+    c->a_known_from[0] = c->b_known_from[0] = 0;
     c->sel = c->scroll = 0;
     c->active = 1;
     return 0;
@@ -105,7 +107,8 @@ int ui_compare_build(ui_state *s, const rs_model *a, const rs_model *b, const ch
 
 int ui_compare_rows(const ui_state *s)
 {
-    int r = s->lines - 10; /* title, tabs, the two model lines, column titles, totals, status, footer */
+    /* above: title, tabs, the two model lines, column titles; below: position, status, footer */
+    int r = s->lines - UI_COMPARE_Y - 3;
     return r < 1 ? 1 : r;
 }
 

@@ -199,3 +199,34 @@ void fmt_scrollbar(int first, int visible, int total, int height, int *thumb_y, 
     *thumb_y = y;
     *thumb_len = len;
 }
+
+char *fmt_cut(const char *text, int width, int utf8, char *buf, size_t len)
+{
+    size_t at = 0;
+    int cells = 0;
+    for (const char *p = text; *p; ++p)
+        cells += ((unsigned char)*p & 0xC0) != 0x80;
+    if (cells <= width) {
+        snprintf(buf, len, "%s", text);
+        return buf;
+    }
+    /* width - 1 characters, then the ellipsis */
+    int kept = 0;
+    const char *p = text;
+    while (*p && kept < width - 1) {
+        const char *q = p + 1;
+        while (((unsigned char)*q & 0xC0) == 0x80)
+            ++q;
+        if (at + (size_t)(q - p) + 4 > len)
+            break;
+        memcpy(buf + at, p, (size_t)(q - p));
+        at += (size_t)(q - p);
+        p = q;
+        ++kept;
+    }
+    if (width > 0)
+        snprintf(buf + at, len - at, "%s", utf8 ? "\u2026" : "~");
+    else if (len)
+        buf[at] = 0;
+    return buf;
+}

@@ -22,6 +22,11 @@ char *fmt_pts(double delta_frac, char *buf, size_t len);
 /* A small non-negative error: "0.21", "0.012", "1.3e-07", "0" ; "-" when negative. */
 char *fmt_err(double v, char *buf, size_t len);
 
+/* text in at most width cells (UTF-8, one cell per character): itself when it fits, else cut
+ * with an ellipsis as its last cell ("…", or "~" when not utf8), so a cut never passes for the
+ * whole. buf needs 4 * width + 4 bytes. */
+char *fmt_cut(const char *text, int width, int utf8, char *buf, size_t len);
+
 /* Horizontal bar of `width` cells for value/max. utf8: eighth-blocks (U+2589..), else '#'.
  * Returns buf. buf needs width*3+1 bytes. */
 char *fmt_bar(double value, double max, int width, int utf8, char *buf, size_t len);

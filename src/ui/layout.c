@@ -36,8 +36,9 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
         [COL_MACS] = 7, [COL_METHOD] = 11, [COL_SLIDER] = 10, [COL_RANK] = 8, [COL_EVBMF] = 5,
         [COL_WERR] = 6, [COL_OERR] = 7, [COL_DROP] = 5, [COL_SAVES] = 6,
     };
-    /* columns dropped first when the width runs short; sorted by sensitivity, its column stays */
-    static const int drop_plain[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_DROP, COL_EVBMF};
+    /* columns dropped first when the width runs short; the sensitivity column (measured in the
+     * background) goes first, except when the table is sorted by it */
+    static const int drop_plain[] = {COL_DROP, COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF};
     static const int drop_sens[] = {COL_SHAPE, COL_OERR, COL_MACS, COL_OP, COL_EVBMF, COL_WERR};
     _Static_assert(sizeof drop_plain == sizeof drop_sens, "one length for both orders");
     const int *drop_order = s->view.sort == UI_SORT_SENS ? drop_sens : drop_plain;
@@ -113,10 +114,46 @@ static unsigned slider_to(ui_state *s, int row, int x, const ui_table_layout *t)
     return ui_set_choice(s, l, m, r, l->cur.method == m ? l->cur.rank2 : 0);
 }
 
+/* The browser and the comparison, drawn over the screen: the wheel moves their selection; a
+ * click on a row selects it, and in the browser a click on the selected row opens it (so does a
+ * double click: its first click selects). */
+static unsigned overlay_mouse(ui_state *s, int y, int ev)
+{
+    int up = ev == UI_M_WHEEL_UP, down = ev == UI_M_WHEEL_DOWN;
+    if (ev == UI_M_RELEASE) { /* acts only when its press was not reported (read together) */
+        int pressed = s->overlay_pressed;
+        s->overlay_pressed = 0;
+        if (pressed)
+            return UI_HANDLED;
+    } else if (ev == UI_M_PRESS)
+        s->overlay_pressed = 1;
+    if (s->browse.dir_editing || (ev != UI_M_PRESS && ev != UI_M_RELEASE && !up && !down))
+        return UI_HANDLED;
+    int browser = s->browse.active;
+    unsigned (*key)(ui_state *, int) = browser ? ui_browser_key : ui_compare_key;
+    if (up || down)
+        return key(s, up ? UI_K_UP : UI_K_DOWN);
+    int rows = browser ? ui_browser_rows(s) : ui_compare_rows(s);
+    int y0 = browser ? UI_BROWSE_Y : UI_COMPARE_Y;
+    int first = browser ? ui_browser_first(s) : s->cmp.scroll;
+    int n = browser ? s->browse.n : s->cmp.n, *sel = browser ? &s->browse.sel : &s->cmp.sel;
+    int i = y - y0;
+    if (i < 0 || i >= rows || first + i >= n)
+        return UI_HANDLED;
+    if (browser && first + i == *sel)
+        return key(s, UI_K_ENTER);
+    if (browser)
+        s->browse.confirm = 0;
+    *sel = first + i;
+    return UI_HANDLED | UI_REDRAW;
+}
+
 unsigned ui_mouse(ui_state *s, int x, int y, int ev)
 {
     if (s->help || s->confirm_quit) /* a press closes / answers; its release must not close the next */
         return ev == UI_M_PRESS ? ui_key(s, ' ') : UI_HANDLED;
+    if (s->browse.active)
+        return overlay_mouse(s, y, ev);
     /* the frame: tabs and footer keys act on the press, or on a release whose press was not
      * reported (a press and its release read together reach curses as the release alone) */
     if ((ev == UI_M_PRESS || ev == UI_M_RELEASE) && !s->browse.active && !ui_too_small(s) &&
@@ -134,6 +171,8 @@ unsigned ui_mouse(ui_state *s, int x, int y, int ev)
     }
     if (ev == UI_M_RELEASE)
         s->frame_pressed = 0;
+    if (s->cmp.active)
+        return overlay_mouse(s, y, ev);
     if (ev == UI_M_WHEEL_UP || ev == UI_M_WHEEL_DOWN) {
         if (s->screen == SCR_EXAMPLE || s->screen == SCR_SEARCH)
             return UI_HANDLED;

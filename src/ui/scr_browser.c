@@ -22,10 +22,10 @@ void scr_browser(const ui_state *s)
     int name_w = w - 2 - 3 - 34;
     name_w = name_w > 60 ? 60 : name_w;
     w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %10s %10s %9s", name_w, "model", "params", "MACs", "test acc");
-    int rows = h - 3;
+    int rows = ui_browser_rows(s);
     if (b->n == 0)
         w_put(y0 + 3, 3, R_DIM, w - 4, "no models found (zoo catalogue, shipped net, recent files, *.onnx here)");
-    int first = b->sel >= rows ? b->sel - rows + 1 : 0;
+    int first = ui_browser_first(s);
     for (int i = 0; i < rows && first + i < b->n; ++i) {
         const ui_browse_item *it = &b->items[first + i];
         char p[32], m[32], a[32], name[128];
@@ -51,8 +51,15 @@ void scr_browser(const ui_state *s)
         int sel = first + i == b->sel;
         enum w_role role = sel ? R_SEL : it->missing ? R_DIM : R_NORMAL;
         if (sel)
-            w_fill(y0 + 3 + i, 0, w, R_SEL);
-        w_printf(y0 + 3 + i, 1, role, w - 2, "%s %s%*s %10s %10s %9s", sel ? ">" : " ", name,
+            w_fill(UI_BROWSE_Y + i, 0, w, R_SEL);
+        w_printf(UI_BROWSE_Y + i, 1, role, w - 2, "%s %s%*s %10s %10s %9s", sel ? ">" : " ", name,
                  name_w - w_width(name), "", p, m, a);
+    }
+    /* why the selected file does not load, on the body's last row */
+    if (b->n > 0 && b->items[b->sel].err[0]) {
+        char why[260], cut[4 * sizeof why + 4];
+        snprintf(why, sizeof why, "cannot read it: %s", b->items[b->sel].err); /* the message names the file */
+        w_fill(y0 + h - 1, 0, w, R_NORMAL);
+        w_put(y0 + h - 1, 1, R_BAD, 0, fmt_cut(why, w - 2, s->utf8, cut, sizeof cut));
     }
 }

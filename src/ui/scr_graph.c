@@ -34,13 +34,20 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         int w = (int)strlen(g->nodes[i].op) + (g->nodes[i].inputs > 1 ? 3 : 0);
         op_w = w > op_w ? w : op_w;
     }
-    op_w = op_w > 20 ? 20 : op_w;
-    int name_w = COLS - 2 - (op_w + 1) - 14 - 8 - 9 - 30; /* the factor chain keeps 30 columns */
+    int out_w = 6; /* "output" */
+    for (int i = 0; i < g->n; ++i) {
+        int w = (int)strlen(g->nodes[i].out);
+        out_w = w > out_w ? w : out_w;
+    }
+    out_w = out_w > 13 ? 13 : out_w;
+    /* narrow terminals: long op names (BatchNormalization) give way to the factor chain */
+    op_w = op_w > (COLS < 120 ? 14 : 20) ? (COLS < 120 ? 14 : 20) : op_w;
+    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 30; /* the factor chain keeps 30 columns */
     if (name_w > 40)
         name_w = 40;
     if (name_w < 16)
         name_w = 16;
-    int x_op = 2 + name_w + 1, x_out = x_op + op_w + 1, x_p = x_out + 14, x_m = x_p + 8, x_extra = x_m + 9;
+    int x_op = 2 + name_w + 1, x_out = x_op + op_w + 1, x_p = x_out + out_w + 1, x_m = x_p + 8, x_extra = x_m + 9;
     w_put(2, 2, R_DIM, name_w, "node");
     w_put(2, x_op, R_DIM, 0, "op");
     w_put(2, x_out, R_DIM, 0, "output");
@@ -63,15 +70,16 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
             name = nb;
         }
         w_put(y, 2, role, name_w, name);
-        char op[24];
+        char op[32], opc[4 * sizeof op + 4];
         snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", nd->op, nd->inputs);
-        w_put(y, x_op, role, op_w, op);
-        w_put(y, x_out, role, 13, nd->out);
+        w_put(y, x_op, role, op_w, fmt_cut(op, op_w, s->utf8, opc, sizeof opc));
+        w_put(y, x_out, role, out_w, nd->out);
         w_rput(y, x_p, 7, role, nd->params ? fmt_count(nd->params, a, sizeof a) : "-");
         w_rput(y, x_m, 8, role, nd->macs ? fmt_count(nd->macs, b, sizeof b) : "-");
         if (nd->layer >= 0 && x_extra < COLS - 4) {
+            char cut[4 * sizeof chain + 4];
             chain_text(&s->layers[nd->layer], chain, sizeof chain);
-            w_put(y, x_extra, sel ? R_SEL : R_ACCENT, COLS - x_extra - 1, chain);
+            w_put(y, x_extra, sel ? R_SEL : R_ACCENT, 0, fmt_cut(chain, COLS - x_extra - 1, s->utf8, cut, sizeof cut));
         }
     }
     if (g->n > rows) {

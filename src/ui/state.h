@@ -217,6 +217,7 @@ typedef struct ui_browse_item {
     int64_t params, macs; /* -1 when the file does not load */
     double acc;           /* test accuracy when known (zoo catalogue, or measured when last opened), else -1 */
     int missing;          /* a recent file that is no longer there */
+    char err[200];        /* why the file does not load ("" when it does) */
 } ui_browse_item;
 /* Recently opened files, newest first (persisted by browser.c). */
 typedef struct ui_recent {
@@ -257,6 +258,8 @@ typedef struct ui_compare_state {
     char b_name[128], b_path[1024];
     int64_t a_params, a_macs, b_params, b_macs;
     double b_acc;     /* on the explorer's set; < 0 while being evaluated or unknown */
+    double a_known, b_known; /* on the full test set, from the zoo catalogue or the recent files; < 0 unknown */
+    char a_known_from[16], b_known_from[16]; /* "zoo", "last opened" */
     int b_running;
     char msg[RS_ERR_LEN + 64];
 } ui_compare_state;
@@ -323,6 +326,7 @@ typedef struct ui_state {
     int full_names; /* the layer table shows node names in full (`n`) */
     int drag_row; /* layer row being dragged on its slider, -1 */
     int frame_pressed; /* a press on a tab or footer key acted; its release must not act again */
+    int overlay_pressed; /* the same for a press on a row of the browser or the comparison */
     ex_state ex;
     ui_edit edit;
     ui_sweep sweep;
@@ -382,6 +386,11 @@ unsigned ui_graph_key(ui_state *s, int key);
  * then UI_BROWSE lists it). */
 void ui_browser_scan(ui_state *s, const char *dir);
 unsigned ui_browser_key(ui_state *s, int key);
+/* The browser's rows as drawn for s->lines: the screen row of the first item, how many items
+ * show, and the first one shown (the selection kept in view). */
+#define UI_BROWSE_Y 5
+int ui_browser_rows(const ui_state *s);
+int ui_browser_first(const ui_state *s);
 /* Recent files: where they are kept ($XDG_STATE_HOME/rankscope/recent, else
  * ~/.local/state/rankscope/recent; -1 when neither is known), read (a missing file is an empty
  * list), a path moved to the front (acc < 0 keeps a known accuracy; the oldest dropped past
@@ -390,6 +399,10 @@ int ui_recent_file(char *out, size_t len);
 void ui_recent_load(const char *file, ui_recent *r);
 void ui_recent_push(ui_recent *r, const char *path, double acc);
 int ui_recent_save(const char *file, const ui_recent *r, rs_err *e);
+/* The test accuracy known for the model at path without evaluating it: the zoo catalogue's, else
+ * the one measured on the full test set when it was last opened (recent files); from names
+ * which ("zoo", "last opened"). Returns -1 when neither knows it. Reads files. */
+double ui_known_accuracy(const char *path, char *from, size_t from_len);
 
 /* The comparison (compare.c): rows from models a (the explorer's) and b, totals; b_acc unknown.
  * Replaces a previous comparison. Then its keys while it is shown, and the rows visible. */
@@ -397,6 +410,7 @@ int ui_compare_build(ui_state *s, const rs_model *a, const rs_model *b, const ch
 void ui_compare_free(ui_state *s);
 unsigned ui_compare_key(ui_state *s, int key);
 int ui_compare_rows(const ui_state *s);
+#define UI_COMPARE_Y 5 /* screen row of its first layer row */
 
 /* The name the layer table shows for l: its short label, or its node name with full_names. */
 const char *ui_layer_label(const ui_state *s, const ui_layer *l);

@@ -178,8 +178,28 @@ $T send-keys -t narrow 6
 check "Example: the title, the kept rows and both sentences whole" 'wait_for narrow "then its SVD" 5 && wait_for narrow " kept$" 5 && wait_for narrow "amortised\)" 5 && wait_for narrow "81 multiplies direct, 72 separable$" 5'
 $T send-keys -t narrow 1 o
 check "the browser's title keeps Esc closes" 'wait_for narrow "Esc closes" 5'
+check "the browser's listing line in its short form, whole" 'wait_for narrow "^ zoo, recent \(newest first\), \*\.onnx in \.$" 5'
 $T send-keys -t narrow Escape
+$T send-keys -t narrow :
+check "the rank prompt: what is typed first, the hint cut with an ellipsis if at all" 'wait_for narrow "^ rank for stages\.0/conv1 spatial-svd: _ +\(1\.\.24, Enter sets, Esc cancels\)$" 5'
+$T send-keys -t narrow Escape W
+check "the save-as prompt ends in an ellipsis where the hint is cut, never bare" 'wait_for narrow "^ save as: resnet20-lowrank_ .*…$" 5'
+$T send-keys -t narrow Escape
+$T resize-window -t narrow -x 12 -y 5
+check "12x5: the notice's lines cut with an ellipsis, not bare" 'wait_for narrow "^ *terminal to…$" 5'
+$T send-keys -t narrow q
+check "q there asks (unsaved change) and says so within the notice" 'wait_for narrow "^ *unsaved wor…$" 5'
+$T resize-window -t narrow -x 80 -y 24
+$T send-keys -t narrow x
+check "any other key stays" 'wait_for narrow "stages\.0/conv1 +584" 5 && ! cap narrow | grep -q "^EXIT="'
 $T kill-session -t narrow
+# both models' lines of a comparison at 80 columns, the zoo's accuracy included
+open cmp80 80 24 "LANG=C.UTF-8" "small.onnx" --compare "'$MODEL'"
+check "80x24 compare: A's line whole" 'wait_for cmp80 "^ A  small\.onnx: 25\.4K params, 522\.6K MACs, accuracy [0-9.]+%$" 20'
+check "80x24 compare: B's line with the zoo's accuracy (70.9%), whole" 'wait_for cmp80 "^ B  lenet-cifar10\.onnx: 62\.0K p \(0\.4x\), 651\.7K MACs, acc [0-9.]+% \+[0-9.]+, zoo 70\.9%$" 60'
+$T send-keys -t cmp80 q
+check "cmp80: quits" 'wait_for cmp80 "^EXIT=0" 10'
+CUR=narrow
 open narrow 80 24 "LANG=C.UTF-8 TERM=xterm-mono NO_COLOR=1" "'$ROOT/tests/data/zoo/acts.onnx'"
 check "acts 80x24: table drawn" 'wait_for narrow "conv2 +Conv" 30'
 $T send-keys -t narrow 7

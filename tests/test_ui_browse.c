@@ -4,6 +4,8 @@
  * its compressed version (factor chains summed, checked against B's own node table). */
 #include "check.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -195,6 +197,27 @@ static void test_compare(void)
     CHECK(s->cmp.active && (f & UI_QUIT), "q still quits (nothing unsaved)");
     ui_key(s, UI_K_ESC);
     CHECK(!s->cmp.active, "Esc back to the screen");
+    /* each model's test accuracy without evaluating it: the zoo's, else the one recorded when it
+     * was last opened, else unknown */
+    char from[16];
+    double known = ui_known_accuracy(path, from, sizeof from);
+    CHECK(fabs(known - 0.7093) < 1e-9 && !strcmp(from, "zoo"), "the zoo's lenet: %.4f from %s", known, from);
+    char other[1100], rf[1100];
+    snprintf(other, sizeof other, "%s/small.onnx", getenv("XDG_STATE_HOME"));
+    CHECK(onnx_save(b, other, &e) == 0, "B saved: %s", e.msg);
+    known = ui_known_accuracy(other, from, sizeof from);
+    CHECK(known < 0 && !from[0], "a file nobody measured: unknown (%g)", known);
+    ui_recent *rec = calloc(1, sizeof *rec);
+    char real[PATH_MAX];
+    CHECK(rec && realpath(other, real) && ui_recent_file(rf, sizeof rf) == 0, "recent file");
+    if (rec) {
+        ui_recent_load(rf, rec);
+        ui_recent_push(rec, real, 0.642);
+        CHECK(ui_recent_save(rf, rec, &e) == 0, "saved: %s", e.msg);
+    }
+    known = ui_known_accuracy(other, from, sizeof from);
+    CHECK(fabs(known - 0.642) < 1e-9 && !strcmp(from, "last opened"), "measured when last opened: %.3f (%s)", known, from);
+    free(rec);
     ui_state_free(s);
     free(s);
     plan_free(p);

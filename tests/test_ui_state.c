@@ -648,7 +648,7 @@ static void test_conveniences(void)
     char buf[512];
     ui_key(s, '1');
     ui_key(s, '7');
-    CHECK(ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "rank for conv2 spatial-svd (1..30") && strstr(buf, ": 17"),
+    CHECK(ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "rank for conv2 spatial-svd: 17_") && strstr(buf, "(1..30"),
           "the prompt names the layer, method and range (%s)", buf);
     f = ui_key(s, UI_K_ENTER);
     CHECK(!s->prompt.active && (f & UI_RECOMPUTE) && s->layers[0].cur.rank == 17, "Enter sets rank 17 (%d)",

@@ -315,15 +315,17 @@ void scr_help(const ui_state *s)
 
 void scr_too_small(const ui_state *s)
 {
-    char buf[128];
-    snprintf(buf, sizeof buf, "terminal too small (need %dx%d, have %dx%d)", UI_MIN_COLS, UI_MIN_LINES, s->cols,
-             s->lines);
-    int y = s->lines / 2, x = (s->cols - (int)strlen(buf)) / 2;
-    if (x < 0)
-        x = 0;
-    mvaddnstr(y, x, buf, s->cols - x);
-    if (y + 1 < s->lines && s->cols > 12)
-        mvaddnstr(y + 1, x, "q quits", s->cols - x);
+    /* as many of these lines as fit, each centred and cut with an ellipsis, never bare */
+    char need[64], cut[4 * 64 + 4];
+    snprintf(need, sizeof need, "need %dx%d, have %dx%d", UI_MIN_COLS, UI_MIN_LINES, s->cols, s->lines);
+    const char *lines[3] = {"terminal too small", need,
+                            s->confirm_quit ? "unsaved work or jobs: q again quits, other keys stay" : "q quits"};
+    int n = s->lines < 3 ? s->lines : 3, y0 = (s->lines - n) / 2;
+    for (int i = 0; i < n; ++i) {
+        fmt_cut(lines[i], s->cols, s->utf8, cut, sizeof cut);
+        int x = (s->cols - w_width(cut)) / 2;
+        mvaddstr(y0 + i, x < 0 ? 0 : x, cut);
+    }
 }
 
 static void draw(app *A)

@@ -93,8 +93,8 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len)
         return 0;
     const ui_layer *l = &s->layers[s->sel];
     decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
-    snprintf(buf, len, "rank for %s %s (1..%d, Enter sets, Esc cancels): %s", l->name, decomp_method_name(m),
-             l->mi[m].max_rank, s->prompt.buf);
+    snprintf(buf, len, "rank for %s %s: %s_   (1..%d, Enter sets, Esc cancels)", ui_layer_label(s, l),
+             decomp_method_name(m), s->prompt.buf, l->mi[m].max_rank);
     return 1;
 }
 
@@ -558,8 +558,7 @@ static unsigned example_screen_key(ui_state *s, int key)
 static const char *const help_layers[] = {
     "/                      filter the table (name, op or method; Enter keeps, Esc clears)",
     "s                      sort: graph order, params, MACs, error (w.err), sensitivity (drop)",
-    "                       drop: accuracy points lost with the layer factorized alone at its",
-    "                       rank (~: on the first 400 images, until the whole set's figure)",
+    "                       drop: accuracy points lost with the layer factorized alone at its rank (~: on the first 400 images, until the whole set's figure)",
     "n                      full node names / short names", SLIDER_HELP};
 static const char *const help_spectrum[] = {"l                      linear / log scale", SLIDER_HELP};
 static const char *const help_accuracy[] = {SLIDER_HELP};

@@ -15,10 +15,14 @@ void scr_browser(const ui_state *s)
         w_fill(y0 + r, 0, w, R_NORMAL);
     w_put_fit(y0, 1, R_ACCENT, "Open a model  (Enter opens, c compares with the open one, d lists another directory, Esc closes)",
               "Open a model: Enter opens, c compares, d another directory, Esc closes");
-    char listing[1200];
+    char listing[1200], short_listing[1200], cut[4 * sizeof short_listing + 4];
     snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s",
              b->dir[0] ? b->dir : "the current directory");
-    w_put(y0 + 1, 1, R_DIM, w - 2, listing);
+    snprintf(short_listing, sizeof short_listing, "zoo, recent (newest first), *.onnx in %s", b->dir[0] ? b->dir : ".");
+    if (w_width(listing) <= w - 2)
+        w_put(y0 + 1, 1, R_DIM, 0, listing);
+    else
+        w_put(y0 + 1, 1, R_DIM, 0, fmt_cut(short_listing, w - 2, s->utf8, cut, sizeof cut));
     int name_w = w - 2 - 3 - 34;
     name_w = name_w > 60 ? 60 : name_w;
     w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %10s %10s %9s", name_w, "model", "params", "MACs", "test acc");

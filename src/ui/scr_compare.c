@@ -26,6 +26,16 @@ static void known_text(double acc, const char *from, char *buf, size_t len, char
     snprintf(short_buf, short_len, ", %s %s", from[0] == 'z' ? "zoo" : "test", p);
 }
 
+/* The long form when it fits, else the short one, cut with an ellipsis if even that does not. */
+static void put_line(int y, enum w_role role, const char *long_text, const char *short_text, int utf8)
+{
+    char cut[4 * 320 + 4];
+    if (w_width(long_text) <= COLS - 2)
+        w_put(y, 1, role, 0, long_text);
+    else
+        w_put(y, 1, role, 0, fmt_cut(short_text, COLS - 2, utf8, cut, sizeof cut));
+}
+
 void scr_compare(const ui_state *s)
 {
     const ui_compare_state *c = &s->cmp;
@@ -42,26 +52,33 @@ void scr_compare(const ui_state *s)
     known_text(c->a_known, c->a_known_from, known, sizeof known, known_short, sizeof known_short);
     snprintf(line, sizeof line, "A  %s: %s params, %s MACs, accuracy %s%s", s->model_name, a, b, r, known);
     snprintf(line_short, sizeof line_short, "A  %s: %s p, %s MACs, acc %s%s", s->model_name, a, b, r, known_short);
-    w_put_fit(y0, 1, R_ACCENT, line, line_short);
+    put_line(y0, R_ACCENT, line, line_short, s->utf8);
     fmt_count(c->b_params, a, sizeof a);
     fmt_count(c->b_macs, b, sizeof b);
-    if (c->b_running)
+    char acc_short[64];
+    if (c->b_running) {
         snprintf(acc, sizeof acc, "... (evaluating)");
-    else if (c->b_acc >= 0) {
+        snprintf(acc_short, sizeof acc_short, "...");
+    } else if (c->b_acc >= 0) {
         char d[16];
         fmt_pct(c->b_acc, acc, sizeof acc);
-        if (s->have_orig)
-            snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " (%s pt)",
-                     fmt_pts(c->b_acc - s->orig.accuracy, d, sizeof d));
-    } else
+        snprintf(acc_short, sizeof acc_short, "%s", acc);
+        if (s->have_orig) {
+            fmt_pts(c->b_acc - s->orig.accuracy, d, sizeof d);
+            snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " (%s pt)", d);
+            snprintf(acc_short + strlen(acc_short), sizeof acc_short - strlen(acc_short), " %s", d);
+        }
+    } else {
         snprintf(acc, sizeof acc, "-");
+        snprintf(acc_short, sizeof acc_short, "-");
+    }
     fmt_ratio((double)c->a_params, (double)c->b_params, ratio, sizeof ratio);
     known_text(c->b_known, c->b_known_from, known, sizeof known, known_short, sizeof known_short);
     snprintf(line, sizeof line, "B  %s: %s params (%s fewer), %s MACs, accuracy %s%s", c->b_name, a, ratio, b, acc,
              known);
-    snprintf(line_short, sizeof line_short, "B  %s: %s p (%s), %s MACs, acc %s%s", c->b_name, a, ratio, b, acc,
+    snprintf(line_short, sizeof line_short, "B  %s: %s p (%s), %s MACs, acc %s%s", c->b_name, a, ratio, b, acc_short,
              known_short);
-    w_put_fit(y0 + 1, 1, R_ORIG, line, line_short);
+    put_line(y0 + 1, R_ORIG, line, line_short, s->utf8);
     int name_w = w - 2 - 2 - 64;
     name_w = name_w > 48 ? 48 : name_w < 12 ? 12 : name_w;
     w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %9s %9s  %9s %9s %7s  %s", name_w, "layer (A)", "A params", "A MACs",

@@ -40,8 +40,7 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         out_w = w > out_w ? w : out_w;
     }
     out_w = out_w > 13 ? 13 : out_w;
-    /* narrow terminals: long op names (BatchNormalization) give way to the factor chain */
-    op_w = op_w > (COLS < 120 ? 14 : 20) ? (COLS < 120 ? 14 : 20) : op_w;
+    op_w = op_w > 20 ? 20 : op_w; /* an op name is never cut below that (GlobalAveragePool) */
     int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 30; /* the factor chain keeps 30 columns */
     if (name_w > 40)
         name_w = 40;

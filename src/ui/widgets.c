@@ -259,13 +259,17 @@ void w_frame(const ui_state *s)
     }
     /* status + keys */
     int ly = LINES;
-    char prompt[RS_ERR_LEN];
+    /* what does not fit ends in an ellipsis: a cut message must not read as the whole */
+    char prompt[RS_ERR_LEN + 64], cut[4 * sizeof prompt + 4];
+    int sw = cols - 2;
     if (ui_prompt_text(s, prompt, sizeof prompt))
-        w_put(ly - 2, 1, R_ACCENT, 0, prompt);
+        w_put(ly - 2, 1, R_ACCENT, 0, fmt_cut(prompt, sw, s->utf8, cut, sizeof cut));
     else if (s->msg[0])
-        w_put(ly - 2, 1, s->confirm_quit ? R_BAD : R_ACCENT, 0, s->msg);
-    else if (s->eval_error[0])
-        w_printf(ly - 2, 1, R_BAD, 0, "evaluation failed: %s", s->eval_error);
+        w_put(ly - 2, 1, s->confirm_quit ? R_BAD : R_ACCENT, 0, fmt_cut(s->msg, sw, s->utf8, cut, sizeof cut));
+    else if (s->eval_error[0]) {
+        snprintf(prompt, sizeof prompt, "evaluation failed: %s", s->eval_error);
+        w_put(ly - 2, 1, R_BAD, 0, fmt_cut(prompt, sw, s->utf8, cut, sizeof cut));
+    }
     w_fill(ly - 1, 0, cols, R_TITLE);
     char foot[512];
     ui_footer_line(s, foot, sizeof foot); /* frame.c: what a click on the footer finds */

@@ -95,11 +95,13 @@ void scr_compare(const ui_state *s)
             fmt_ratio((double)row->a_params, (double)row->b_params, rr, sizeof rr);
         else
             snprintf(rr, sizeof rr, "-");
-        size_t nl = strlen(row->name);
+        char compact[96]; /* "/features/features.3/Conv" reads "features.3/Conv" */
+        ui_compact_name(row->name, compact, sizeof compact);
+        size_t nl = strlen(compact);
         if ((int)nl > name_w)
-            snprintf(name, sizeof name, "%s%s", s->utf8 ? "\u2026" : "~", row->name + nl - (size_t)(name_w - 1));
+            snprintf(name, sizeof name, "%s%s", s->utf8 ? "\u2026" : "~", compact + nl - (size_t)(name_w - 1));
         else
-            snprintf(name, sizeof name, "%s", row->name);
+            snprintf(name, sizeof name, "%s", compact);
         int sel = c->scroll + i == c->sel;
         int differs = row->a_params != row->b_params || row->a_macs != row->b_macs;
         enum w_role role = sel ? R_SEL : differs ? R_ACCENT : R_NORMAL;

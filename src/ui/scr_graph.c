@@ -42,6 +42,13 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     out_w = out_w > 13 ? 13 : out_w;
     op_w = op_w > 20 ? 20 : op_w; /* an op name is never cut below that (GlobalAveragePool) */
     int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 30; /* the factor chain keeps 30 columns */
+    int longest = 4; /* "node" */
+    for (int i = 0; i < g->n; ++i) {
+        int w = w_width(g->nodes[i].name);
+        longest = w > longest ? w : longest;
+    }
+    if (name_w > longest) /* the rest goes to the factor chain */
+        name_w = longest;
     if (name_w > 40)
         name_w = 40;
     if (name_w < 16)

@@ -75,7 +75,9 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
     /* left: sweep */
     if (sw->layer >= 0 && sw->layer < s->n_layers) {
         const ui_layer *l = &s->layers[sw->layer];
-        w_printf(2, 1, R_ACCENT, 0, "%s %s: accuracy vs rank", l->name, decomp_method_name(sw->base.method));
+        char title[160], cut[4 * sizeof title + 4];
+        snprintf(title, sizeof title, "%s %s: accuracy vs rank", ui_layer_label(s, l), decomp_method_name(sw->base.method));
+        w_put(2, 1, R_ACCENT, 0, fmt_cut(title, half - 2, s->utf8, cut, sizeof cut)); /* the right half has its own */
         if (sw->running)
             w_printf(3, 1, R_PENDING, 0, "sweep %d/%d running in the background", sw->n, sw->total);
         else

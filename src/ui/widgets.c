@@ -349,6 +349,16 @@ void w_plot_line(const w_plot *p, const double *xs, const double *ys, int n, enu
     }
 }
 
+static int cells_free(int y, int x, int w)
+{
+    if (y < 0 || y >= LINES || x < 0 || x + w > COLS)
+        return 0;
+    for (int i = 0; i < w; ++i)
+        if ((mvinch(y, x + i) & A_CHARTEXT) != ' ')
+            return 0;
+    return 1;
+}
+
 void w_plot_vline(const ui_state *s, const w_plot *p, double xv, enum w_role role, const char *label)
 {
     int cy, cx;
@@ -359,7 +369,14 @@ void w_plot_vline(const ui_state *s, const w_plot *p, double xv, enum w_role rol
         if ((mvinch(p->y + r, cx) & A_CHARTEXT) == ' ')
             w_put(p->y + r, cx, role, 1, g);
     }
-    /* a one-letter label goes under the axis, a word above the box, so two never collide */
-    if (label)
-        w_put(label[1] ? p->y - 1 : p->y + p->h + 1, cx, role, 0, label);
+    /* a one-letter label goes under the axis, a word above the box, so two never collide; a
+     * label never overwrites what is drawn there already (the axis title): above the box then,
+     * or left out */
+    if (!label)
+        return;
+    int y = label[1] ? p->y - 1 : p->y + p->h + 1, w = w_width(label);
+    if (!cells_free(y, cx, w) && !label[1])
+        y = p->y - 1;
+    if (cells_free(y, cx, w))
+        w_put(y, cx, role, 0, label);
 }

@@ -229,7 +229,7 @@ check "depthwise: the detail pane says no method applies" 'wait_for dw "no low-r
 $T send-keys -t dw Right
 check "depthwise: -> says the same on the status line" 'wait_for dw "no low-rank method applies to this layer" 5'
 $T send-keys -t dw q
-check "mobilenet: q exits" 'wait_for dw "^EXIT=0" 10'
+check "mobilenet: q exits" 'wait_for dw "^EXIT=0" 30'
 
 # ---- resnet20 at 80x24: unique short names, full names on demand, scroll position ---------------
 CUR=rn
@@ -275,7 +275,7 @@ $T send-keys -t br o
 check "o lists the zoo with params and MACs" 'wait_for br "zoo: resnet20 +[0-9.]+K +[0-9.]+M" 10'
 for i in $(seq 1 20); do cap br | grep -q "> zoo: resnet20 " && break; $T send-keys -t br Down; sleep 0.2; done
 $T send-keys -t br Enter
-check "Enter opens the zoo's resnet20: its layers" 'wait_for br "^ resnet20\.onnx " 5 && wait_for br "rows 1-[0-9]+ of (2[0-9])" 20 && [ "$(cap br | grep -cE "^. +[^ ]+ +Conv ")" -ge 10 ]'
+check "Enter opens the zoo's resnet20: its layers" 'wait_for br "^ resnet20\.onnx " 30 && wait_for br "rows 1-[0-9]+ of (2[0-9])" 20 && [ "$(cap br | grep -cE "^. +[^ ]+ +Conv ")" -ge 10 ]'
 check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+% -> [0-9.]+%" 60'
 $T send-keys -t br Down Right
 check "a slider change shows a first accuracy (the estimate)" 'wait_for br "acc [0-9.]+% -> ~[0-9.]+% .*est\. 400 img" 10'

@@ -11,12 +11,18 @@
  *  - Balancing (quant_balance): for two linear layers in a row with nothing between them — the
  *    factors of a product (SVD, spatial SVD, Tucker-2 chains): layer 1 (Conv / Gemm / MatMul)
  *    whose output feeds only layer 2 (a Conv of group 1, Gemm with trans_a = 0, or MatMul) — the
- *    shared rank index k is rescaled: layer 1's output channel k (weights and bias) is divided
- *    by s_k and layer 2's input channel k multiplied by s_k, with s_k = √(r1_k / r2_k) where r1_k
- *    = max|layer 1's channel k| and r2_k = max|layer 2's column k|, so both factors' per-rank
- *    ranges become √(r1_k·r2_k) (cross-layer equalization). The float function is unchanged up
- *    to rounding (≤ a few ulp per weight). Ranks with r1_k or r2_k zero are left alone. Chains
- *    are swept `sweeps` times (a rescale of a middle factor changes both of its neighbours).
+ *    shared rank index k may be rescaled: layer 1's output channel k (weights and bias) divided
+ *    by s_k and layer 2's input channel k multiplied by s_k (the float function is unchanged up to
+ *    rounding, a few ulp per weight). With per-output-channel scales layer 1's error does not
+ *    move under any s (its channel k is scaled whole); layer 2's does, through how its input
+ *    channels' ranges meet in each output channel. Two rescales are offered per pair: s_k =
+ *    g / r2_k (layer 2's input channels brought to one range g, the geometric mean of
+ *    √(r1_k·r2_k), so both factors keep comparable magnitudes for fine-tuning) and s_k =
+ *    √(r1_k / r2_k) (cross-layer equalization), where r1_k = max|layer 1's channel k| and
+ *    r2_k = max|layer 2's column k|; each pair takes the one that lowers the product error below
+ *    (of all pairs) most, or stays as it is, so balancing never raises that error. Ranks with
+ *    r1_k or r2_k zero are left alone. Up to `sweeps` sweeps (a rescale of a middle factor
+ *    changes both of its neighbours); a sweep that changes nothing ends it.
  *  - Quantization-aware training: quant_train_hook is a train_options.weight_quant callback
  *    (user ignored): train.c keeps float master weights, the forward/backward of each batch and
  *    every validation see the quantized weights, and each SGD step moves the masters with the

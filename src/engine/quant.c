@@ -195,12 +195,86 @@ static int pair_error(const rs_model *m, const pair *ps, int np, double *err, rs
     return 0;
 }
 
+/* The weights a rescale of pair p touches (a's weight and bias, b's weight), saved or restored. */
+typedef struct pair_saved {
+    float *v[3];
+    int64_t n[3];
+} pair_saved;
+
+static void pair_values(const rs_model *m, const pair *p, int idx[3], int64_t n[3])
+{
+    idx[0] = p->wa, idx[1] = p->ba, idx[2] = p->wb;
+    for (int i = 0; i < 3; ++i)
+        n[i] = idx[i] >= 0 ? model_value_numel(&m->values[idx[i]]) : 0;
+}
+
+static int pair_save(const rs_model *m, const pair *p, pair_saved *sv)
+{
+    int idx[3];
+    pair_values(m, p, idx, sv->n);
+    for (int i = 0; i < 3; ++i) {
+        sv->v[i] = sv->n[i] ? malloc((size_t)sv->n[i] * sizeof(float)) : NULL;
+        if (sv->n[i] && !sv->v[i])
+            return -1;
+        if (sv->n[i])
+            memcpy(sv->v[i], m->values[idx[i]].f, (size_t)sv->n[i] * sizeof(float));
+    }
+    return 0;
+}
+
+static void pair_restore(rs_model *m, const pair *p, const pair_saved *sv)
+{
+    int idx[3];
+    int64_t n[3];
+    pair_values(m, p, idx, n);
+    for (int i = 0; i < 3; ++i)
+        if (sv->n[i])
+            memcpy(m->values[idx[i]].f, sv->v[i], (size_t)sv->n[i] * sizeof(float));
+}
+
+static void pair_saved_free(pair_saved *sv)
+{
+    for (int i = 0; i < 3; ++i)
+        free(sv->v[i]);
+    memset(sv, 0, sizeof *sv);
+}
+
+/* Rescale pair p by rule (1: b's input channels to one range, 2: √(r1/r2)); the number of ranks
+ * changed. */
+static int pair_rescale(rs_model *m, const pair *p, int rule)
+{
+    float *a = m->values[p->wa].f, *b = m->values[p->wb].f;
+    float *bias = p->ba >= 0 ? m->values[p->ba].f : NULL;
+    double logg = 0;
+    int nk = 0, scaled = 0;
+    for (int64_t k = 0; rule == 1 && k < p->rank; ++k) {
+        double r1 = slice_max(a, a_chan(p, k)), r2 = slice_max(b, b_chan(p, k));
+        if (r1 > 0 && r2 > 0)
+            logg += 0.5 * log(r1 * r2), ++nk;
+    }
+    double g = nk ? exp(logg / nk) : 1.0;
+    for (int64_t k = 0; k < p->rank; ++k) {
+        double r1 = slice_max(a, a_chan(p, k)), r2 = slice_max(b, b_chan(p, k));
+        if (!(r1 > 0) || !(r2 > 0))
+            continue;
+        double f = rule == 1 ? g / r2 : sqrt(r1 / r2);
+        if (fabs(f - 1.0) < 1e-6)
+            continue;
+        slice_scale(a, a_chan(p, k), 1.0 / f);
+        if (bias)
+            bias[k] = (float)((double)bias[k] / f);
+        slice_scale(b, b_chan(p, k), f);
+        ++scaled;
+    }
+    return scaled;
+}
+
 int quant_balance(rs_model *m, int sweeps, quant_balance_report *r, rs_err *e)
 {
     quant_balance_report rep = {0};
     if (!m)
         return rs_fail(e, "quant_balance: no model");
-    pair *ps = malloc(((size_t)m->n_nodes + 1) * sizeof *ps);
+    pair *ps = calloc((size_t)m->n_nodes + 1, sizeof *ps);
     if (!ps)
         return rs_fail(e, "quant_balance: out of memory");
     int np = 0;
@@ -209,27 +283,43 @@ int quant_balance(rs_model *m, int sweeps, quant_balance_report *r, rs_err *e)
             if (b != a && find_pair(m, a, b, &ps[np]))
                 ++np;
     rep.pairs = np;
+    double cur = 0;
     int rc = pair_error(m, ps, np, &rep.qerr_before, e);
+    cur = rep.qerr_before;
+    /* each pair takes the rule that lowers the error of all pairs most, or stays as it is: the
+     * error can only go down (per output channel, a's share is unchanged by any rescale; b's
+     * depends on how its input channels' ranges meet in each output channel) */
     for (int s = 0; rc == 0 && s < sweeps; ++s) {
+        int changed = 0;
         rep.ranks_scaled = 0;
-        for (int i = 0; i < np; ++i) {
-            const pair *p = &ps[i];
-            float *a = m->values[p->wa].f, *b = m->values[p->wb].f;
-            float *bias = p->ba >= 0 ? m->values[p->ba].f : NULL;
-            for (int64_t k = 0; k < p->rank; ++k) {
-                double r1 = slice_max(a, a_chan(p, k)), r2 = slice_max(b, b_chan(p, k));
-                if (!(r1 > 0) || !(r2 > 0))
-                    continue;
-                double f = sqrt(r1 / r2);
-                if (fabs(f - 1.0) < 1e-6)
-                    continue;
-                slice_scale(a, a_chan(p, k), 1.0 / f);
-                if (bias)
-                    bias[k] = (float)((double)bias[k] / f);
-                slice_scale(b, b_chan(p, k), f);
-                ++rep.ranks_scaled;
+        for (int i = 0; rc == 0 && i < np; ++i) {
+            pair_saved keep, best;
+            memset(&keep, 0, sizeof keep);
+            memset(&best, 0, sizeof best);
+            int best_rule = 0, best_scaled = 0;
+            if (pair_save(m, &ps[i], &keep) != 0)
+                rc = rs_fail(e, "quant_balance: out of memory");
+            for (int rule = 1; rc == 0 && rule <= 2; ++rule) {
+                double err = 0;
+                int scaled = pair_rescale(m, &ps[i], rule);
+                if (scaled && (rc = pair_error(m, ps, np, &err, e)) == 0 && err < cur * (1 - 1e-9)) {
+                    pair_saved_free(&best);
+                    if (pair_save(m, &ps[i], &best) != 0)
+                        rc = rs_fail(e, "quant_balance: out of memory");
+                    cur = err, best_rule = rule, best_scaled = scaled;
+                }
+                pair_restore(m, &ps[i], &keep);
             }
+            if (rc == 0 && best_rule) {
+                pair_restore(m, &ps[i], &best);
+                rep.ranks_scaled += best_scaled;
+                changed = 1;
+            }
+            pair_saved_free(&keep);
+            pair_saved_free(&best);
         }
+        if (!changed)
+            break;
     }
     if (rc == 0)
         rc = pair_error(m, ps, np, &rep.qerr_after, e);

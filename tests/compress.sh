@@ -67,7 +67,7 @@ EOF
 
 # ---- --int8 ------------------------------------------------------------------------------------
 run_q() {
-    "$bin" compress "$model" --tolerance 1 "${small[@]}" --int8 --int8-epochs 1 -o "$tmp/q.onnx" --json \
+    "$bin" compress "$model" --tolerance 1 "${small[@]}" --finetune 0 --int8 --int8-epochs 1 -o "$tmp/q.onnx" --json \
         >"$tmp/q.json" && [ -s "$tmp/q.onnx" ] && jget "$tmp/q.json" plan
 }
 point "compress --int8 --int8-epochs 1 on 500/500 images writes the int8 model" run_q
@@ -118,7 +118,7 @@ check "int8 test accuracy within 1.5 pt of the float compressed net's" \
 # ---- --objective latency -----------------------------------------------------------------------
 run_lat() {
     XDG_CACHE_HOME=$tmp/cache "$bin" compress "$model" --tolerance 1 --val-images 500 --data "$data" \
-        --objective latency -o "$tmp/l.onnx" --json >"$tmp/l.json" && [ -s "$tmp/l.onnx" ] &&
+        --finetune 0 --fit weights --objective latency -o "$tmp/l.onnx" --json >"$tmp/l.json" && [ -s "$tmp/l.onnx" ] &&
         ls "$tmp"/cache/rankscope/latency-*.tsv >/dev/null && jget "$tmp/l.json" speed
 }
 point "compress --objective latency: runs, caches its layer times under XDG_CACHE_HOME" run_lat
@@ -162,7 +162,7 @@ PY
 }
 point "search --fit outputs: its plan's accuracy is eval --fit outputs' on the same images" fit_search
 fit_compress() {
-    "$bin" compress "$model" --tolerance 1 --val-images 500 --data "$data" --fit outputs --calib-images 200 \
+    "$bin" compress "$model" --tolerance 1 --val-images 500 --data "$data" --finetune 0 --fit outputs --calib-images 200 \
         -o "$tmp/fc.onnx" --plan-out "$tmp/fc.plan" --json >"$tmp/fc.json" &&
         "$bin" eval "$model" --plan "$tmp/fc.plan" --data "$data" --fit outputs --calib-images 200 \
             --json >"$tmp/fc_eval.json" 2>/dev/null &&
@@ -177,10 +177,25 @@ PY
 point "compress --fit outputs: the saved net is its plan fitted to outputs (test accuracy = eval --fit outputs)" \
     fit_compress
 
+# ---- the defaults: staged, distilled, factors fitted to the outputs, MAC floor 1.4 ---------------
+defaults() {
+    "$bin" compress "$model" --tolerance 2 --train-images 300 --val-images 300 --rounds 1 --data "$data" \
+        --calib-images 200 --threads 2 -o "$tmp/d.onnx" --json >"$tmp/d.json" &&
+        $RS_PY - "$tmp/d.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+got = (d["mode"], d["fit"], d["finetune_epochs"], d["min_macs_ratio"], d["stages_max"], len(d["rounds"]))
+print("mode, fit, epochs, MAC floor, stages, fine-tunings:", got)
+sys.exit(0 if got == ("stages", "outputs", 10, 1.4, 6, 1) else 1)
+PY
+}
+point "compress with defaults: stages of 10 epochs, factors fitted to outputs, MAC floor 1.4 (--rounds 1 caps it)" \
+    defaults
+
 # ---- staged compression and its recipe -----------------------------------------------------------
 # A staged run writes a recipe; replaying it gives the same net byte for byte (and so the same
 # test accuracy); the stage verdicts follow the acceptance rule from the figures they report.
-staged=(--tolerance 2 --finetune 1 --train-images 500 --val-images 500 --data "$data" --threads 2)
+staged=(--tolerance 2 --finetune 1 --train-images 500 --val-images 500 --fit weights --data "$data" --threads 2)
 run_staged() {
     "$bin" compress "$model" "${staged[@]}" --stages 3 --recipe-out "$tmp/s.recipe" -o "$tmp/s.onnx" \
         --json >"$tmp/s.json" && [ -s "$tmp/s.recipe" ] && grep -c "^stage" "$tmp/s.recipe"
@@ -217,8 +232,10 @@ out=$("$bin" compress "$model" --recipe "$tmp/fc9.recipe" --data "$data" -o "$tm
 check "a recipe naming a layer the model lacks: exit 1 naming it" '[ $rc -eq 1 ] && [[ $out == *fc9* ]] && [ ! -e "$tmp/x.onnx" ]'
 out=$("$bin" compress "$model" --recipe "$tmp/s.recipe" --stages 2 -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--recipe with --stages: exit 2 (the recipe decides)" '[ $rc -eq 2 ] && [[ $out == *"--stages"* ]]'
-out=$("$bin" compress "$model" --stages 2 -o "$tmp/x.onnx" 2>&1); rc=$?
-check "--stages without --finetune: exit 2" '[ $rc -eq 2 ] && [[ $out == *"--finetune"* ]]'
+out=$("$bin" compress "$model" --stages 2 --finetune 0 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--stages with --finetune 0: exit 2" '[ $rc -eq 2 ] && [[ $out == *"--finetune"* ]]'
+out=$("$bin" compress "$model" --stages 1 -o "$tmp/x.onnx" 2>&1); rc=$?
+check "--stages 1: exit 2 naming the choices" '[ $rc -eq 2 ] && [[ $out == *"--stages 1"* ]]'
 out=$("$bin" compress "$model" "${staged[@]}" --stages 2 --recipe-out "$tmp/s.onnx" -o "$tmp/s.onnx" --force 2>&1); rc=$?
 check "--recipe-out on -o: refused with exit 2" '[ $rc -eq 2 ] && [[ $out == *"--recipe-out"* ]]'
 out=$("$bin" compress "$model" --recipe "$tmp/s.recipe" --data "$data" -o "$tmp/s.recipe" --force 2>&1); rc=$?

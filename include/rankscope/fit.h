@@ -26,6 +26,18 @@
  *    taken in graph order, sees the inputs produced by the ALREADY-compressed network and is
  *    fitted to the ORIGINAL network's outputs (the asymmetric reconstruction), so errors do not
  *    pile up through the network. Off: inputs and targets both from the original network.
+ *  - Joint refinement (fit_options.refine_epochs > 0, FIT_REFINE_EPOCHS by default): after the
+ *    layer-wise fits, fit_plan_apply adjusts every parameter of the factorized network together
+ *    so that its logits on the same calibration images match the original network's: that many
+ *    passes of SGD (batch 128, cosine schedule from refine_lr, no weight decay, no augmentation)
+ *    on the distillation loss alone (temperature refine_temp; no labels are read). The layer-wise
+ *    fits leave each layer's error where the next ones cannot see it; the refinement lets every
+ *    layer, the unfactorized ones too, absorb what the others lost. It is kept only when it
+ *    lowered the mean KL divergence from the original's logits on the calibration images
+ *    (ill-conditioned factors, CP's especially, can make SGD worsen it); otherwise, and for nets
+ *    rankscope cannot train (an op training lacks, an output that is not per-class logits) or a
+ *    run that diverges, the layer-wise fit stays. fit_layer never refines; fine-tuning (finetune.h) starts from the
+ *    layer-wise fit, since it does the same with labels and far more images.
  *  - Calibration images are n × in_features normalised floats (the CLI uses the first 1,000
  *    training images by default). Statistics use at most max_rows (image, output position)
  *    rows per layer, taken at an even stride, accumulated in double precision.
@@ -43,13 +55,17 @@
 #include "rankscope/model.h"
 #include "rankscope/plan.h"
 
-typedef enum fit_mode { FIT_WEIGHTS = 0, FIT_OUTPUTS = 1 } fit_mode;
+/* FIT_OUTPUTS: the layer-wise fits, then the joint refinement; FIT_LAYERS: the layer-wise fits
+ * alone (fit_options.refine_epochs = 0). */
+typedef enum fit_mode { FIT_WEIGHTS = 0, FIT_OUTPUTS = 1, FIT_LAYERS = 2 } fit_mode;
 
-const char *fit_mode_name(fit_mode m); /* "weights", "outputs" */
-/* "weights" / "outputs"; else -1 with `unknown fit "x" (expected weights or outputs)`. */
+const char *fit_mode_name(fit_mode m); /* "weights", "outputs", "layers" */
+/* "weights" / "outputs" / "layers"; else -1 with `unknown fit "x" (expected weights, outputs or
+ * layers)`. */
 int fit_mode_parse(const char *s, fit_mode *out, rs_err *e);
 
 #define FIT_DEFAULT_CALIB 1000 /* calibration images the CLI takes from the training split */
+#define FIT_REFINE_EPOCHS 20   /* joint refinement passes (fit_default_options) */
 
 typedef struct fit_options {
     int sequential;    /* 1: inputs from the compressed prefix, targets from the original */
@@ -57,6 +73,10 @@ typedef struct fit_options {
     double eig_floor;  /* relative (default 1e-6) */
     int downstream;    /* 1 (default): reduced-rank heads weigh the output error by the next
                         * weighted layer (see below); 0: plain output error */
+    int refine_epochs; /* joint refinement passes over the calibration images (0 = none) */
+    double refine_lr;  /* 0.01 */
+    double refine_temp; /* 2 */
+    int nthreads;      /* refinement threads: 1 (the result is the same whatever --threads) */
     const decomp_opts *decomp; /* the weight-based start (NULL = defaults) */
     rs_progress_fn progress;   /* once per layer and per 32-image chunk; non-zero cancels */
     void *user;

@@ -117,7 +117,9 @@ typedef struct pipe_compress_options {
     finetune_options finetune; /* epochs are taken from `epochs` */
     int epochs;                /* 0: no fine-tuning rounds */
     int rounds;                /* fine-tunings at most */
-    double time_limit_s;       /* counted from `started` */
+    double time_limit_s;       /* counted from `started`; 0: none. A search (the first, or a
+                                * stage's) still running at the limit is cancelled: no plan
+                                * from it, PIPE_STAGE_TIME_LIMIT, the best kept so far returned */
     double started;            /* rs_now() when the work began; 0: at the call */
     double margin_z;
     int stages;                /* pipe_staged_run: stages at most */

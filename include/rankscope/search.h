@@ -21,7 +21,10 @@
  *  - Methods: dense layers use svd; conv layers (group 1) consider every method in `conv_methods`
  *    (default spatial-svd | tucker2 | cp) and keep the cheapest one at equal tolerance. tucker2 is
  *    searched along R_in = round(R_out · C_in / C_out). Only ranks that lower the objective's
- *    cost are tried (below decomp_break_even_rank).
+ *    cost are tried (below decomp_break_even_rank). The global strategy's tables probe a grid of
+ *    ranks: all up to 16, then every 2nd to 32, every 4th to 64, every 8th beyond; when that
+ *    makes more than 400 probes in all (nets with many layers), the geometric grid 1 2 3 4 6 8
+ *    12 16 24 32 ... (and each method's largest rank).
  *  - Objective: SEARCH_OBJ_PARAMS, SEARCH_OBJ_MACS, or SEARCH_OBJ_BOTH (params/params0 +
  *    macs/macs0: fc layers hold the parameters, conv layers the MACs).
  *  - Every evaluated plan is a trial reported through on_trial (may be NULL) with its accuracy,
@@ -115,9 +118,12 @@ typedef struct search_options {
      * the layer outputs on these fit_n normalised calibration images (sequentially), so the
      * sensitivity tables, the verification and the chosen plan's accuracy are those of the
      * output-fitted factors. A context's tables are measured under the fit of the first search
-     * run on it: keep the fit the same for the context's lifetime. */
+     * run on it: keep the fit the same for the context's lifetime. The single-layer trials of
+     * the tables use the layer-wise fits alone (an estimate, never better than the result);
+     * the plans verified and applied get the joint refinement too unless fit_layers_only. */
     const float *fit_calib;
     int fit_n;
+    int fit_layers_only;
 } search_options;
 
 void search_default_options(search_options *o);

@@ -34,6 +34,7 @@ enum cli_shared {
 
 typedef struct cli_fit {
     int outputs;       /* 0: factors fitted to the weights; 1: to the layer outputs (fit.h) */
+    int layers_only;   /* with outputs: --fit layers, without the joint refinement */
     int calib;         /* calibration images: the first N of the training split (1,000) */
     const char *data;  /* --data DIR */
 } cli_fit;

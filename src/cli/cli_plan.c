@@ -17,7 +17,8 @@ int cli_parse_fit(const char *s, cli_fit *f)
         cli_error("--fit: %s", e.msg);
         return -1;
     }
-    f->outputs = mode == FIT_OUTPUTS;
+    f->outputs = mode != FIT_WEIGHTS;
+    f->layers_only = mode == FIT_LAYERS;
     return 0;
 }
 
@@ -64,6 +65,7 @@ int cli_fit_search(const cli_args *a, search_options *so, float **calib)
     if (!(*calib = cli_fit_calibration(&f, &so->fit_n, a->json)))
         return -1;
     so->fit_calib = *calib;
+    so->fit_layers_only = a->fit.layers_only;
     return 0;
 }
 
@@ -77,6 +79,8 @@ static int apply_fitted(rs_model *m, const rs_plan *p, const cli_fit *f, int qui
         return -1;
     fit_options fo;
     fit_default_options(&fo);
+    if (f->layers_only)
+        fo.refine_epochs = 0;
     int rc = fit_plan_apply(m, p, x, n, &fo, NULL, &e);
     if (rc != 0)
         cli_error("%s", e.msg);

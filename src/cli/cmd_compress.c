@@ -12,57 +12,62 @@
 #include "rankscope/quant.h"
 #include "rankscope/recipe.h"
 
+/* Defaults: staged compression, each stage fine-tuned (distilled) this many epochs. */
+#define COMPRESS_EPOCHS 10
+#define COMPRESS_STAGES 6
+
 static void compress_usage(FILE *f)
 {
     fprintf(f,
             "usage: rankscope compress [MODEL.onnx] [--tolerance PTS | --relative D] -o OUT.onnx\n"
             "                          [--objective params|macs|both|latency [--latency b1|batch]]\n"
-            "                          [--finetune N] [--distill]\n"
+            "                          [--finetune N] [--stages K] [--distill]\n"
             "                          [--factors-only] [--lr X] [--rounds K] [--time-limit MIN]\n"
             "                          [--methods ...] [--plan-out FILE] [--data DIR] [--threads N]\n"
             "                          [--min-macs-ratio R] [--margin-z Z] [--int8 [--int8-epochs N]]\n"
-            "                          [--train-images N] [--val-images N] [--fit weights|outputs]\n"
-            "                          [--calib-images N] [--stages K [--stage-budget PTS] [--recipe-out F]]\n"
+            "                          [--train-images N] [--val-images N] [--fit weights|outputs|layers]\n"
+            "                          [--calib-images N] [--stage-budget PTS] [--recipe-out F]\n"
             "                          [--recipe F] [--force] [--verbose] [--json]\n"
-            "  search → factorize → fine-tune → search more aggressively while the fine-tuned net\n"
-            "  stays within the tolerance on the validation split → report on the test set, with\n"
-            "  single-image latency (batch 1, one thread) of the original and compressed nets.\n"
-            "  Later rounds allow a larger pre-fine-tuning drop budget (×2.5 while it holds, then\n"
-            "  bisected); --rounds caps the fine-tunings (default 6), --time-limit the wall time\n"
-            "  (minutes, default 25: no round starts that would not finish in it).\n"
+            "  By default: staged compression (up to --stages %d), each stage fine-tuned --finetune %d\n"
+            "  epochs distilled from the original, factors fitted to the layer outputs (--fit outputs),\n"
+            "  then the winner on the test set with its measured speed-up.\n"
+            "  Each stage takes the net the last one left, folds its factorized layers back into single\n"
+            "  layers, picks the plan of least cost whose estimated drop is --stage-budget points\n"
+            "  (default the tolerance) among those that make layers cheaper, factorizes it and\n"
+            "  fine-tunes the whole net from the ORIGINAL network as teacher. A stage is kept when its\n"
+            "  validation drop + Z·SE <= tolerance (SE: the paired standard error of the accuracy\n"
+            "  difference of the two nets on the validation images, from their disagreements; with\n"
+            "  several candidates judged on the same 5,000 images the lucky ones would otherwise\n"
+            "  win; --margin-z Z, default 1.0, 0 = none), else dropped and the budget halved.\n"
+            "  --rounds caps the fine-tunings (default 8), --time-limit the wall time (minutes; default\n"
+            "  none: no stage starts that would not finish in it).\n"
+            "  --stages 0: fine-tuning rounds instead: search, then each round fine-tunes a plan of the\n"
+            "  ORIGINAL net chosen for a pre-fine-tuning drop budget (×2.5 while it holds, then\n"
+            "  bisected); the cheapest kept plan wins. --finetune 0: the verified search alone.\n"
             "  Defaults suit embedded targets: --objective params (flash/RAM for weights is what\n"
-            "  runs out first) under a MAC floor --min-macs-ratio 1.1 (whole-network MACs at most\n"
-            "  MACs0/1.1, so the factorized net also runs faster; 0 = no floor). The floor is a second\n"
+            "  runs out first) under a MAC floor --min-macs-ratio 1.4 (whole-network MACs at most\n"
+            "  MACs0/1.4, so the factorized net also runs faster; 0 = no floor). The floor is a second\n"
             "  knapsack constraint (Lagrangian), so accuracy is not spent on MACs beyond it.\n"
-            "  A fine-tuned net is kept only if its validation drop + Z·SE <= tolerance, where SE is\n"
-            "  the paired standard error of the accuracy difference of the two nets on the validation\n"
-            "  images (from their disagreements): with several candidates judged on the same 5,000\n"
-            "  images the lucky ones would otherwise win. --margin-z Z (default 1.0, 0 = none).\n"
             "  --objective latency minimises the summed measured time of the layers (each timed alone,\n"
             "  one thread, cached per machine; --latency b1 = batch 1 (default), batch = throughput).\n"
             "  The result is timed whole against the original (5 alternated runs each, batch 1 and\n"
             "  batch 64): \"faster\" only when every run of the compressed net beat every run of the\n"
             "  original by 2 %% or more in the median; otherwise it says so.\n"
-            "  --fit outputs: every plan is factorized with its factors fitted to each layer's outputs on\n"
-            "  the first N training images (--calib-images, default 1,000; sequential), in the search,\n"
-            "  before each fine-tuning round and in the result.\n"
+            "  --fit outputs (default): every plan is factorized with its factors fitted to each layer's\n"
+            "  outputs on the first N training images (--calib-images, default 1,000; sequential), in\n"
+            "  the search, before each fine-tuning and in the result; --fit weights: to the weights.\n"
             "  --int8: then quantize the winner's weights to int8 as `export --format c --int8` does\n"
             "  (per output channel), after balancing the two factors of each product, and fine-tune\n"
             "  with quantization in the loop for --int8-epochs N (default: --finetune's N, else 2;\n"
             "  0 = post-training only; the best validated epoch is kept). OUT.onnx then holds the\n"
             "  int8 weights (exporting it with --int8 gives the same weights) and the test accuracy\n"
             "  reported is the int8 one, the accuracy the C export has.\n"
-            "  --stages K (with --finetune N): staged compression instead of rounds: K stages at most,\n"
-            "  each factorizing more of the layers no stage took yet (the plan of least cost whose\n"
-            "  estimated drop on the current net is --stage-budget points, default the tolerance),\n"
-            "  then fine-tuning the whole net N epochs distilled from the ORIGINAL network; a stage\n"
-            "  is kept under the same acceptance rule (drop + margin within the tolerance), else\n"
-            "  dropped and the budget halved; --rounds caps the fine-tunings, --time-limit the\n"
-            "  time. --recipe-out F writes the\n"
-            "  kept stages as a recipe; --recipe F replays one exactly (same binary, data and\n"
-            "  --threads give the same net), taking the image counts, fit and int8 from it.\n"
+            "  --recipe-out F writes the kept stages as a recipe; --recipe F replays one exactly (same\n"
+            "  binary, data and --threads give the same net), taking the epochs, image counts, fit and\n"
+            "  int8 from it.\n"
             "  --train-images N / --val-images N: use only the first N images of the training /\n"
-            "  validation split (quick runs; the figures are noisier).\n");
+            "  validation split (quick runs; the figures are noisier).\n",
+            COMPRESS_STAGES, COMPRESS_EPOCHS);
 }
 
 typedef struct compress_cmd {
@@ -75,7 +80,12 @@ typedef struct compress_cmd {
     long int8_epochs; /* -1: --finetune's, else 2 */
     long train_images, val_images; /* 0: the whole split */
     int n_val;                     /* validation images used */
-    long stages;                   /* >= 2: staged compression (pipe_staged_run) */
+    long stages;                   /* >= 2: staged compression (pipe_staged_run); 0: rounds */
+    int given_epochs, given_stages; /* --finetune / --stages on the command line */
+    cli_fit fit;                   /* --fit / --calib-images; outputs unless told otherwise */
+    int given_fit;                 /* --fit or --calib-images */
+    int given_mode;                /* --fit */
+    int hit_limit;                 /* the time limit stopped the run */
     const char *recipe_out, *recipe_in;
     rs_recipe *recipe;             /* written (staged) or replayed */
     int64_t p0, m0;
@@ -83,7 +93,8 @@ typedef struct compress_cmd {
 
 enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
        O_PLAN_OUT = 'P', O_MARGIN = 'z', O_INT8 = '8', O_INT8_EPOCHS = 'q', O_TRAIN_IMAGES = 't',
-       O_VAL_IMAGES = 'v', O_STAGES = 'g', O_STAGE_BUDGET = 'b', O_RECIPE = 'r', O_RECIPE_OUT = 'w' };
+       O_VAL_IMAGES = 'v', O_STAGES = 'g', O_STAGE_BUDGET = 'b', O_RECIPE = 'r', O_RECIPE_OUT = 'w',
+       O_FIT = 'F', O_CALIB = 'C' };
 
 static const cli_opt compress_opts[] = {
     {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
@@ -98,6 +109,7 @@ static const cli_opt compress_opts[] = {
     {"stages", 1, O_STAGES, 0},            {"stage-budget", 1, O_STAGE_BUDGET, 0},
     {"recipe", 1, O_RECIPE, 0},            {"recipe-out", 1, O_RECIPE_OUT, 0},
     {"latency", 1, CLI_SO_LATENCY, 0},
+    {"fit", 1, O_FIT, 0},                  {"calib-images", 1, O_CALIB, 0},
     {0, 0, 0, 0}};
 
 static int compress_option(void *cmd, int key, const char *arg)
@@ -109,7 +121,11 @@ static int compress_option(void *cmd, int key, const char *arg)
     if (!cli_search_option(&c->po.search, key, arg, &rc))
         return rc;
     switch (key) {
-    case O_FINETUNE: return cli_parse_int("--finetune", arg, 0, 1000, &c->epochs) ? CLI_USAGE : 0;
+    case O_FINETUNE:
+        c->given_epochs = 1;
+        return cli_parse_int("--finetune", arg, 0, 1000, &c->epochs) ? CLI_USAGE : 0;
+    case O_FIT: c->given_fit = c->given_mode = 1; return cli_parse_fit(arg, &c->fit) ? CLI_USAGE : 0;
+    case O_CALIB: c->given_fit = 1; return cli_parse_calib(arg, &c->fit) ? CLI_USAGE : 0;
     case O_DISTILL: c->po.finetune.distill = 1; return 0;
     case O_FACTORS: c->po.finetune.factors_only = 1; return 0;
     case O_LR:
@@ -130,7 +146,15 @@ static int compress_option(void *cmd, int key, const char *arg)
     case O_TRAIN_IMAGES:
         return cli_parse_int("--train-images", arg, 1, CIFAR10_TRAIN_SPLIT, &c->train_images) ? CLI_USAGE : 0;
     case O_VAL_IMAGES: return cli_parse_int("--val-images", arg, 1, 1000000, &c->val_images) ? CLI_USAGE : 0;
-    case O_STAGES: return cli_parse_int("--stages", arg, 2, RECIPE_MAX_STAGES, &c->stages) ? CLI_USAGE : 0;
+    case O_STAGES:
+        c->given_stages = 1;
+        if (cli_parse_int("--stages", arg, 0, RECIPE_MAX_STAGES, &c->stages) != 0)
+            return CLI_USAGE;
+        if (c->stages == 1) {
+            cli_error("--stages 1: give 0 (fine-tuning rounds instead of stages) or 2..%d", RECIPE_MAX_STAGES);
+            return CLI_USAGE;
+        }
+        return 0;
     case O_STAGE_BUDGET:
         return cli_parse_double("--stage-budget", arg, 0.01, 100, &c->po.stage_budget) ? CLI_USAGE : 0;
     case O_RECIPE: c->recipe_in = arg; return 0;
@@ -147,7 +171,8 @@ static const char *unit(const compress_cmd *c)
 /* Progress lines on stderr as the rounds go (none with --json); Ctrl-C stops the rounds. */
 static int on_stage(void *user, pipe_compress_stage st, const pipe_compress_result *r)
 {
-    const compress_cmd *c = user;
+    compress_cmd *c = user;
+    c->hit_limit |= st == PIPE_STAGE_TIME_LIMIT;
     const pipe_round *lg = r->n_rounds ? &r->rounds[r->n_rounds - 1] : NULL;
     cli_progress_end();
     if (st == PIPE_STAGE_WARNING)
@@ -179,7 +204,8 @@ static int on_stage(void *user, pipe_compress_stage st, const pipe_compress_resu
                 lg->accepted ? "within" : "outside");
         break;
     case PIPE_STAGE_TIME_LIMIT:
-        fprintf(stderr, "compress: stopping: another round would pass the %.0f-minute limit\n", c->minutes);
+        fprintf(stderr, "compress: stopping at the %.0f-minute limit (reached in a search, or the next %s would pass it)\n",
+                c->minutes, unit(c));
         break;
     default: break;
     }
@@ -240,13 +266,15 @@ static void print_json_int8(const compress_report *rp)
 static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
     const search_options *so = &c->po.search;
-    printf("{\"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
+    printf("{\"mode\": \"%s\", \"stages_max\": %ld, ", c->recipe_in ? "replay" : c->stages ? "stages" : c->epochs ? "rounds" : "search",
+           c->stages);
+    printf("\"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
            "\"finetune_epochs\": %ld, \"distill\": %s, "
            "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
            "\"val_images\": %d, \"plan\": ",
            search_objective_name(so->objective), so->fit_calib ? "outputs" : "weights", so->fit_calib ? so->fit_n : 0,
            so->min_macs_ratio, c->po.margin_z, r->tol_points, c->epochs,
-           c->po.finetune.distill ? "true" : "false", rp->total, r->search.seconds, r->search.trials,
+           c->po.finetune.distill || c->stages || c->recipe_in ? "true" : "false", rp->total, r->search.seconds, r->search.trials,
            r->search.evaluations, c->n_val);
     cli_json_plan(stdout, r->plan);
     printf(", ");
@@ -299,7 +327,7 @@ static void print_text(const compress_cmd *c, const pipe_compress_result *r, con
     printf("compress: objective %s, factors fitted to %s, MAC floor %.2f×, tolerance %.2f pt (margin %.2f SE), "
            "%ld fine-tuning epochs%s, %.1f min in all\n",
            search_objective_name(so->objective), so->fit_calib ? "layer outputs" : "weights", so->min_macs_ratio, r->tol_points, c->po.margin_z, c->epochs,
-           c->po.finetune.distill ? " (distilled)" : "", rp->total / 60);
+           c->po.finetune.distill || c->stages || c->recipe_in ? " (distilled)" : "", rp->total / 60);
     if (c->stages || c->recipe_in)
         printf("%s: %d stages fine-tuned, each distilled from the original\n",
                c->recipe_in ? "replay of the recipe" : "staged", r->n_rounds);
@@ -413,28 +441,42 @@ static int quantize(compress_cmd *c, const rs_model *winner, const cifar10_set *
     return rc;
 }
 
-/* --stages / --recipe / --recipe-out: what they need and what they exclude. */
-static int check_modes(const compress_cmd *c, const cli_args *a)
+/* --stages / --recipe / --recipe-out: what they need and what they exclude (defaults resolved). */
+static int check_modes(const compress_cmd *c)
 {
     const char *clash = NULL;
-    if (c->stages && c->epochs < 1)
-        clash = "--stages needs --finetune N (N >= 1): every stage fine-tunes";
-    else if (c->recipe_out && !c->stages)
-        clash = "--recipe-out records a staged run: give --stages K";
+    if (c->given_stages && c->stages && c->epochs < 1)
+        clash = "--stages needs fine-tuning: every stage fine-tunes (--finetune N, N >= 1)";
+    else if (c->recipe_out && !c->stages && !c->recipe_in)
+        clash = "--recipe-out records a staged run (not with --stages 0 or --finetune 0)";
     if (clash) {
         cli_error("compress: %s", clash);
         return CLI_USAGE;
     }
     if (!c->recipe_in)
         return 0;
-    clash = c->stages ? "--stages" : c->epochs ? "--finetune" : c->train_images ? "--train-images"
-          : c->val_images ? "--val-images" : a->fit.outputs || a->fit.calib ? "--fit / --calib-images"
+    clash = c->given_stages ? "--stages" : c->given_epochs ? "--finetune" : c->train_images ? "--train-images"
+          : c->val_images ? "--val-images" : c->given_fit ? "--fit / --calib-images"
           : c->int8 ? "--int8" : c->recipe_out ? "--recipe-out" : NULL;
     if (clash) {
         cli_error("compress --recipe %s: %s comes from the recipe (leave it out)", c->recipe_in, clash);
         return CLI_USAGE;
     }
     return 0;
+}
+
+/* What was not given: COMPRESS_EPOCHS epochs per stage, up to COMPRESS_STAGES stages, factors
+ * fitted to the layer outputs (a replay takes all three from its recipe). */
+static void resolve_defaults(compress_cmd *c)
+{
+    if (c->recipe_in)
+        return;
+    if (!c->given_epochs)
+        c->epochs = COMPRESS_EPOCHS;
+    if (!c->given_stages)
+        c->stages = c->epochs > 0 ? COMPRESS_STAGES : 0;
+    if (!c->given_mode)
+        c->fit.outputs = 1;
 }
 
 /* No output may be an input or another output, under any spelling. */
@@ -468,13 +510,13 @@ static int check_args(const compress_cmd *c, const cli_args *a)
         cli_error("compress: --int8-epochs needs --int8");
         return CLI_USAGE;
     }
-    int rc = check_modes(c, a);
+    int rc = check_modes(c);
     return rc ? rc : check_files(c, a, a->model ? a->model : cli_default_model());
 }
 
 /* --recipe: load it, check its layers against m (before any data is read) and take its settings
  * (image counts, fit, int8); a training split is read. */
-static int take_recipe(compress_cmd *c, cli_args *a, const rs_model *m)
+static int take_recipe(compress_cmd *c, const rs_model *m)
 {
     rs_err e = {{0}};
     if (!(c->recipe = recipe_load(c->recipe_in, &e))) {
@@ -488,7 +530,7 @@ static int take_recipe(compress_cmd *c, cli_args *a, const rs_model *m)
             return -1;
         }
     c->train_images = r->train_images, c->val_images = r->val_images;
-    a->fit.outputs = r->fit_outputs, a->fit.calib = r->calib_images;
+    c->fit.outputs = r->fit_outputs, c->fit.calib = r->calib_images;
     c->int8 = r->int8, c->int8_epochs = r->int8 ? r->int8_epochs : -1;
     c->epochs = r->stages[0].epochs; /* a replay trains: load_sets reads the training split */
     return 0;
@@ -515,6 +557,7 @@ static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *t
         if (rc == 0 && rec->n_stages == 0) {
             cli_error("compress --stages: %s; nothing saved",
                       r->cancelled  ? "interrupted before a stage was kept"
+                      : c->hit_limit ? "the time limit came before a stage was kept"
                       : r->warning[0] ? r->warning
                                       : "no stage stayed within the tolerance");
             return -1;
@@ -562,13 +605,16 @@ static int load_sets(compress_cmd *c, const cli_args *a, cifar10_set **train, ci
 int cmd_compress(int argc, char **argv)
 {
     static const cli_spec spec = {"compress", CLI_A_DATA | CLI_A_THREADS | CLI_A_OUTPUT | CLI_A_FORCE |
-                                                  CLI_A_VERBOSE | CLI_A_JSON | CLI_A_FIT,
+                                                  CLI_A_VERBOSE | CLI_A_JSON,
                                   compress_opts, compress_option, compress_usage, 1};
-    compress_cmd c = {.minutes = 25, .int8_epochs = -1};
+    compress_cmd c = {.int8_epochs = -1};
     pipe_compress_default_options(&c.po); /* embedded defaults: see compress_usage */
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &c, &a);
-    if (rc >= 0 || (rc = check_args(&c, &a)) != 0)
+    if (rc >= 0)
+        return rc;
+    resolve_defaults(&c);
+    if ((rc = check_args(&c, &a)) != 0)
         return rc;
     c.json = a.json;
     c.po.search.nthreads = c.po.finetune.train.nthreads = a.threads;
@@ -578,7 +624,7 @@ int cmd_compress(int argc, char **argv)
     cli_run_search(&run, &c.po.search);
     cli_run_finetune(&run, &c.po.finetune);
     c.po.epochs = (int)c.epochs;
-    c.po.time_limit_s = c.minutes * 60;
+    c.po.time_limit_s = c.minutes > 0 ? c.minutes * 60 : 0; /* 0: none, the work is bounded by --rounds */
     c.po.on_stage = on_stage;
     c.po.user = &c;
     c.po.started = rs_now();
@@ -589,8 +635,10 @@ int cmd_compress(int argc, char **argv)
     memset(&rp, 0, sizeof rp);
     int rcode = CLI_FAIL, fell_back = 0;
     float *calib = NULL;
-    if (!m || !r || (c.recipe_in && take_recipe(&c, &a, m) != 0) || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0 ||
-        cli_fit_search(&a, &c.po.search, &calib) != 0)
+    if (!m || !r || (c.recipe_in && take_recipe(&c, m) != 0) || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0)
+        goto done;
+    a.fit = c.fit;
+    if (cli_fit_search(&a, &c.po.search, &calib) != 0)
         goto done;
     model_totals(m, &c.p0, &c.m0);
     cli_catch_sigint();

@@ -108,7 +108,7 @@ static void decompose_usage(FILE *f)
             "usage: rankscope decompose [MODEL.onnx] --layer NAME --method METHOD --rank R[,R2]\n"
             "                           [-o OUT.onnx] [--json] [--calib N] [--data DIR]\n"
             "       rankscope decompose [MODEL.onnx] (--plan FILE | --ranks SPEC) [-o OUT.onnx] [--json]\n"
-            "                           [--fit weights|outputs] [--calib-images N]\n"
+            "                           [--fit weights|outputs|layers] [--calib-images N]\n"
             "  Factorize one layer (or every layer of a plan) into ordinary Conv/Gemm layers and report\n"
             "  params / MACs (per image) before and after, the weight error ||K-K^||/||K||, and the\n"
             "  relative error of the layer's output on a calibration batch (first N sample images).\n"
@@ -117,7 +117,8 @@ static void decompose_usage(FILE *f)
             "  --fit outputs: the factors are fitted to the layer's outputs on the first N training images\n"
             "  (--calib-images, 1000): whitened SVD (svd), reduced-rank regression on input patches\n"
             "  (tucker2), least squares (spatial-svd's horizontal and cp's last factor); a plan's layers\n"
-            "  in graph order, each fed by the already-compressed prefix.\n"
+            "  in graph order, each fed by the already-compressed prefix, then (a plan) the whole net\n"
+            "  refined to the original's logits on the same images; --fit layers: without that.\n"
             "  CP-ALS: --max-iter N (200) --tol T (1e-8) --restarts K (0) --seed S --ridge L (0)\n"
             "  -f/--force  allow -o to overwrite the input model\n");
 }
@@ -269,6 +270,8 @@ static int apply_plan(rs_model *m, const rs_plan *plan, const cli_fit *fit, cons
     fit_options fo;
     fit_default_options(&fo);
     fo.decomp = dopts;
+    if (fit->layers_only)
+        fo.refine_epochs = 0;
     int rc = fit_plan_apply(m, plan, cx, cn, &fo, rep, e);
     free(cx);
     return rc;

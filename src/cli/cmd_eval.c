@@ -11,11 +11,12 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: rankscope eval [MODEL.onnx] [--data DIR] [--split test|val|sample] [--json]\n"
                "                      [--threads N] [--plan FILE] [--ranks SPEC]\n"
-               "                      [--fit weights|outputs] [--calib-images N]\n"
+               "                      [--fit weights|outputs|layers] [--calib-images N]\n"
                "  Accuracy on CIFAR-10 (default split: test; without a full data set, test falls back\n"
                "  to the sample shipped in assets/ and says so). seconds = time of the forward passes.\n"
                "  --fit outputs: the plan's factors are fitted to each layer's outputs on the first N\n"
-               "  training images (--calib-images, 1000), layer by layer from the compressed prefix.\n");
+               "  training images (--calib-images, 1000), layer by layer from the compressed prefix,\n"
+               "  then the whole net refined to the original's logits on them (--fit layers: not).\n");
 }
 
 static int eval_option(void *cmd, int key, const char *arg)

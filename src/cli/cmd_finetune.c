@@ -15,7 +15,7 @@ static void finetune_usage(FILE *f)
             "usage: rankscope finetune [MODEL.onnx] (--plan FILE | --ranks SPEC) --epochs N -o OUT.onnx\n"
             "                          [--lr X] [--batch N] [--seed N] [--factors-only] [--distill]\n"
             "                          [--schedule cosine|onecycle|constant] [--data DIR] [--threads N]\n"
-            "                          [--force] [--json] [--fit weights|outputs] [--calib-images N]\n"
+            "                          [--force] [--json] [--fit weights|outputs|layers] [--calib-images N]\n"
             "  Factorizes MODEL by the plan (--fit outputs: factors fitted to each layer's outputs on the\n"
             "  first N training images, 1000) and trains it on the 45,000 training images (random crop +\n"
             "  flip), with validation accuracy per epoch; then reports test accuracy. Defaults suit\n"

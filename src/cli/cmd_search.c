@@ -16,7 +16,7 @@ static void search_usage(FILE *f)
             "                        [--methods spatial-svd,tucker2,cp] [--layers a,b] [--sens-images N]\n"
             "                        [--data DIR] [--split val|sample] [--threads N] [-o PLAN.txt]\n"
             "                        [--curve [--finetune N] [--distill]] [--min-macs-ratio R]\n"
-            "                        [--fit weights|outputs] [--calib-images N]\n"
+            "                        [--fit weights|outputs|layers] [--calib-images N]\n"
             "                        [--verbose] [--json]\n"
             "  Smallest-cost plan whose accuracy on the VALIDATION split (last 5,000 training images)\n"
             "  stays within --tolerance points (default 1.0) of the original, or >= (1-D)·original\n"

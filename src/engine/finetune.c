@@ -116,8 +116,11 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     if (!w)
         return rs_fail(e, "out of memory copying the model");
     int rc = 0;
+    fit_options fit;
+    fit_default_options(&fit);
+    fit.refine_epochs = 0; /* training does what the joint refinement would, with labels */
     if (plan && plan->n > 0 &&
-        (rc = o->fit_calib ? fit_plan_apply(w, plan, o->fit_calib, o->fit_n, NULL, NULL, e)
+        (rc = o->fit_calib ? fit_plan_apply(w, plan, o->fit_calib, o->fit_n, &fit, NULL, e)
                            : plan_apply(w, plan, NULL, NULL, e)) != 0) {
         model_free(w);
         return rc;

@@ -23,10 +23,11 @@
 #include "linalg.h"
 #include "rankscope/guard.h"
 #include "rankscope/infer.h"
+#include "rankscope/train.h"
 
 const char *fit_mode_name(fit_mode m)
 {
-    return m == FIT_OUTPUTS ? "outputs" : "weights";
+    return m == FIT_OUTPUTS ? "outputs" : m == FIT_LAYERS ? "layers" : "weights";
 }
 
 int fit_mode_parse(const char *s, fit_mode *out, rs_err *e)
@@ -35,8 +36,10 @@ int fit_mode_parse(const char *s, fit_mode *out, rs_err *e)
         *out = FIT_WEIGHTS;
     else if (s && !strcmp(s, "outputs"))
         *out = FIT_OUTPUTS;
+    else if (s && !strcmp(s, "layers"))
+        *out = FIT_LAYERS;
     else
-        return rs_fail(e, "unknown fit \"%s\" (expected weights or outputs)", s ? s : "");
+        return rs_fail(e, "unknown fit \"%s\" (expected weights, outputs or layers)", s ? s : "");
     return 0;
 }
 
@@ -47,6 +50,10 @@ void fit_default_options(fit_options *o)
     o->max_rows = 1 << 18;
     o->eig_floor = 1e-6;
     o->downstream = 1;
+    o->refine_epochs = FIT_REFINE_EPOCHS;
+    o->refine_lr = 0.01;
+    o->refine_temp = 2.0;
+    o->nthreads = 1;
 }
 
 /* ---- the head of each method ------------------------------------------------------------------ */
@@ -560,6 +567,136 @@ static float *capture(const rs_model *m, int node, const float *calib, int n, rs
     return out;
 }
 
+/* ---- joint refinement ----------------------------------------------------------------------- */
+
+static int teacher_logits(void *user, const float *x, int n, float *out, rs_err *e)
+{
+    return infer_forward((infer_ctx *)user, x, n, out, e);
+}
+
+/* The original network's class on each calibration image (train_data wants labels; with the
+ * distillation weight 1 the loss never reads them). NULL when orig is not a classifier. */
+static uint8_t *teacher_classes(infer_ctx *ic, const float *calib, int n, rs_err *e)
+{
+    enum { CHUNK = 64 };
+    int k = infer_out_features(ic), in = infer_in_features(ic);
+    if (k < 2 || k > 256)
+        return NULL;
+    uint8_t *lab = malloc((size_t)n);
+    float *lg = malloc((size_t)CHUNK * (size_t)k * sizeof *lg);
+    int rc = lab && lg ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i += CHUNK) {
+        int nb = n - i < CHUNK ? n - i : CHUNK;
+        rc = infer_forward(ic, calib + (size_t)i * (size_t)in, nb, lg, e);
+        for (int b = 0; rc == 0 && b < nb; ++b) {
+            int best = 0;
+            for (int c = 1; c < k; ++c)
+                if (lg[b * k + c] > lg[b * k + best])
+                    best = c;
+            lab[i + b] = (uint8_t)best;
+        }
+    }
+    free(lg);
+    if (rc) {
+        free(lab);
+        return NULL;
+    }
+    return lab;
+}
+
+/* Mean KL(softmax(teacher / T) ‖ softmax(m / T)) over the calibration images: what the
+ * refinement minimises (its T² factor left out). */
+static int distill_gap(const rs_model *m, infer_ctx *teacher, const float *calib, int n, double temp, double *kl,
+                       rs_err *e)
+{
+    enum { CHUNK = 64 };
+    infer_ctx *ic = infer_create(m, 1, e);
+    if (!ic)
+        return -1;
+    int k = infer_out_features(ic), in = infer_in_features(ic), rc = 0;
+    float *a = malloc((size_t)CHUNK * (size_t)k * sizeof *a), *b = malloc((size_t)CHUNK * (size_t)k * sizeof *b);
+    double sum = 0;
+    if (!a || !b || k != infer_out_features(teacher))
+        rc = rs_fail(e, "refinement: out of memory or the nets' outputs differ");
+    for (int i = 0; rc == 0 && i < n; i += CHUNK) {
+        int nb = n - i < CHUNK ? n - i : CHUNK;
+        const float *x = calib + (size_t)i * (size_t)in;
+        if ((rc = infer_forward(teacher, x, nb, a, e)) != 0 || (rc = infer_forward(ic, x, nb, b, e)) != 0)
+            break;
+        for (int r = 0; r < nb; ++r) {
+            const float *p = a + (size_t)r * k, *q = b + (size_t)r * k;
+            double mp = p[0], mq = q[0], zp = 0, zq = 0, s = 0;
+            for (int c = 1; c < k; ++c)
+                mp = fmax(mp, p[c]), mq = fmax(mq, q[c]);
+            for (int c = 0; c < k; ++c)
+                zp += exp((p[c] - mp) / temp), zq += exp((q[c] - mq) / temp);
+            for (int c = 0; c < k; ++c) {
+                double lp = (p[c] - mp) / temp - log(zp), lq = (q[c] - mq) / temp - log(zq);
+                s += exp(lp) * (lp - lq);
+            }
+            sum += s;
+        }
+    }
+    free(a), free(b);
+    infer_free(ic);
+    *kl = n > 0 ? sum / n : 0;
+    return rc;
+}
+
+/* Every parameter of the factorized m adjusted jointly so that its logits on the calibration
+ * images match orig's (distillation only, no labels, no augmentation). Kept only when it lowered
+ * that gap on the calibration images (ill-conditioned factors, e.g. CP's, can make SGD worsen
+ * it); nets training cannot take (an op it lacks, a non-classifier output) or a run that
+ * diverges keep the layer-wise fit too: 0 with m unchanged. RS_CANCELLED through o->progress. */
+static int refine(rs_model *m, const rs_model *orig, const float *calib, int n, const fit_options *o, rs_err *e)
+{
+    rs_err e2 = {{0}};
+    infer_ctx *ic = infer_create(orig, o->nthreads, &e2);
+    uint8_t *lab = ic ? teacher_classes(ic, calib, n, &e2) : NULL;
+    rs_model *w = lab ? model_clone(m) : NULL;
+    int rc = 0, chw = ic ? infer_in_features(ic) : 0;
+    const rs_value *iv = &m->values[m->input];
+    if (w) {
+        train_data td = {n, chw, 1, 1, NULL, calib, lab};
+        if (iv->ndim == 4)
+            td.c = (int)iv->dims[1], td.h = (int)iv->dims[2], td.w = (int)iv->dims[3];
+        train_options to;
+        train_default_options(&to);
+        to.epochs = o->refine_epochs;
+        to.lr = (float)o->refine_lr;
+        to.schedule = TRAIN_SCHED_COSINE;
+        to.warmup = 0.05f;
+        to.augment = 0;
+        to.weight_decay = 0;
+        to.nthreads = o->nthreads;
+        to.teacher = teacher_logits;
+        to.teacher_user = ic;
+        to.distill_alpha = 1.0f;
+        to.distill_temp = (float)o->refine_temp;
+        to.progress = o->progress;
+        to.progress_user = o->user;
+        double before = 0, after = 0;
+        rc = distill_gap(m, ic, calib, n, o->refine_temp, &before, &e2);
+        if (rc == 0)
+            rc = train_model(w, &td, NULL, &to, NULL, &e2);
+        if (rc == 0 && guard_model_finite(w, &e2) == 0 &&
+            distill_gap(w, ic, calib, n, o->refine_temp, &after, &e2) == 0 && after < before) {
+            for (int v = 0; v < m->n_values; ++v) /* the shapes are m's: only values move */
+                if (m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT && m->values[v].f)
+                    memcpy(m->values[v].f, w->values[v].f,
+                           (size_t)model_value_numel(&m->values[v]) * sizeof(float));
+        } else if (rc == RS_CANCELLED) {
+            rs_fail(e, "cancelled");
+        } else {
+            rc = 0;
+        }
+    }
+    model_free(w);
+    free(lab);
+    infer_free(ic);
+    return rc;
+}
+
 int fit_plan_apply(rs_model *m, const rs_plan *p, const float *calib, int n, const fit_options *o,
                    plan_layer_report *report, rs_err *e)
 {
@@ -629,6 +766,8 @@ int fit_plan_apply(rs_model *m, const rs_plan *p, const float *calib, int n, con
         if (rc == 0 && o->progress && o->progress(o->user, (double)(k + 1) / cnt, "fit"))
             rc = RS_CANCELLED;
     }
+    if (rc == 0 && cnt > 0 && o->refine_epochs > 0)
+        rc = refine(m, orig, calib, n, o, e);
 done:
     model_free(orig);
     free(order), free(pos);

@@ -9,6 +9,8 @@
 
 #include "rankscope/infer.h"
 
+#include "pipe_internal.h"
+
 #define PIPE_STAGE_MIN_BUDGET 0.05 /* points: below this a stage would factorize next to nothing */
 
 /* ---- folding a factor chain back into one layer ------------------------------------------------ */
@@ -290,13 +292,14 @@ static int64_t layer_params(const rs_model *m, const char *layer, const plan_ent
  * all the original's layers, each as the net now computes it), the plan of least cost whose
  * estimated drop fits the budget; entries that would not make a layer cheaper than it is in cur
  * are dropped. *p = NULL when nothing is left. */
-static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p, rs_err *e)
+static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p, pipe_deadline *dl, rs_err *e)
 {
     *p = NULL;
     rs_model *folded = NULL;
     if (fold_plan(s->m, cur, s->all, &folded, e) != 0)
         return -1;
     search_options so = s->o->search;
+    pipe_deadline_wrap(dl, &so, s->o);
     search_ctx *ctx = search_ctx_create(folded, s->val, so.nthreads, e);
     int rc = ctx ? search_ctx_plan_for_drop(ctx, &so, budget, p, NULL, e) : -1;
     search_ctx_free(ctx);
@@ -425,13 +428,22 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
            budget >= PIPE_STAGE_MIN_BUDGET) {
         if (stop_at(&s, PIPE_STAGE_NEXT))
             break;
-        if (tries > 0 && rs_now() - t_start + secs * 1.1 > o->time_limit_s) {
+        if (tries > 0 && rs_now() - t_start + secs * 1.1 > o->time_limit_s && o->time_limit_s > 0) {
             stop_at(&s, PIPE_STAGE_TIME_LIMIT);
             break;
         }
         rs_plan *p = NULL;
-        if (stage_plan(&s, cur, budget, &p, e) != 0) {
-            warn(&s, e);
+        pipe_deadline dl;
+        int src = stage_plan(&s, cur, budget, &p, &dl, e);
+        if (src != 0 && dl.hit) {
+            stop_at(&s, PIPE_STAGE_TIME_LIMIT);
+            break;
+        }
+        if (src != 0) {
+            if (src == RS_CANCELLED)
+                r->cancelled = 1;
+            else
+                warn(&s, e);
             break;
         }
         if (!p) /* nothing left to factorize */

@@ -2,6 +2,8 @@
  * is in pipe_eval.c). */
 #include "rankscope/pipeline.h"
 
+#include "pipe_internal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +122,36 @@ int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options 
 
 /* ---- compress ---------------------------------------------------------------------------------- */
 
+static int deadline_progress(void *user, double fraction, const char *what)
+{
+    pipe_deadline *d = user;
+    if (d->until > 0 && rs_now() > d->until) {
+        d->hit = 1;
+        return 1;
+    }
+    return d->fn ? d->fn(d->user, fraction, what) : 0;
+}
+
+void pipe_deadline_wrap(pipe_deadline *d, search_options *so, const pipe_compress_options *o)
+{
+    d->fn = so->progress;
+    d->user = so->progress_user;
+    d->until = o->time_limit_s > 0 ? (o->started > 0 ? o->started : rs_now()) + o->time_limit_s : 0;
+    d->hit = 0;
+    so->progress = deadline_progress;
+    so->progress_user = d;
+}
+
 void pipe_compress_default_options(pipe_compress_options *o)
 {
     memset(o, 0, sizeof *o);
     search_default_options(&o->search);
     o->search.strategy = SEARCH_GLOBAL;
     o->search.objective = SEARCH_OBJ_PARAMS;
-    o->search.min_macs_ratio = 1.1;
+    o->search.min_macs_ratio = 1.4;
     finetune_default_options(&o->finetune);
-    o->rounds = 6;
-    o->time_limit_s = 25 * 60;
+    o->rounds = 8;
+    o->time_limit_s = 0;
     o->margin_z = 1.0;
 }
 
@@ -270,7 +292,7 @@ static void compress_rounds(compress_run *c)
     for (int k = 0; k < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS; ++k) {
         if (stage(c, PIPE_STAGE_NEXT))
             break;
-        if (k > 0 && rs_now() - t_start + round_secs * 1.1 > o->time_limit_s) {
+        if (k > 0 && rs_now() - t_start + round_secs * 1.1 > o->time_limit_s && o->time_limit_s > 0) {
             stage(c, PIPE_STAGE_TIME_LIMIT);
             break;
         }
@@ -367,11 +389,16 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
     int rc = -1;
     if (stage(&c, PIPE_STAGE_SEARCHING))
         goto done;
-    rc = search_ctx_run(c.ctx, so, &r->search, e);
+    search_options sd = *so;
+    pipe_deadline dl;
+    pipe_deadline_wrap(&dl, &sd, o);
+    rc = search_ctx_run(c.ctx, &sd, &r->search, e);
     if (rc != 0 && rc != RS_CANCELLED)
         goto done;
     rc = 0;
     r->cancelled |= r->search.cancelled;
+    if (dl.hit)
+        stage(&c, PIPE_STAGE_TIME_LIMIT);
     r->plan = plan_clone(r->search.plan);
     r->best_val = r->search.acc;
     if (!r->plan) {

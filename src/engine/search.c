@@ -70,7 +70,16 @@ void search_result_free(search_result *r)
 }
 
 /* ---- evaluation ---------------------------------------------------------------------------------- */
-static int apply_with(rs_model *m, const rs_plan *p, const search_options *o, const decomp_opts *dopts, rs_err *e)
+/* Whether plans are applied with the joint refinement after the layer-wise fits (fit.h). */
+static int refines(const search_options *o)
+{
+    return o && o->fit_calib && !o->fit_layers_only;
+}
+
+/* refine = 0: the layer-wise fits alone (the single-layer trials of the tables: an estimate that
+ * the refinement only improves, at a fraction of the cost). */
+static int apply_with(rs_model *m, const rs_plan *p, const search_options *o, const decomp_opts *dopts, int refine,
+                      rs_err *e)
 {
     if (!p || p->n == 0)
         return 0;
@@ -78,6 +87,8 @@ static int apply_with(rs_model *m, const rs_plan *p, const search_options *o, co
         return plan_apply(m, p, dopts, NULL, e);
     fit_options fo;
     fit_default_options(&fo);
+    if (!refine || !refines(o))
+        fo.refine_epochs = 0;
     fo.decomp = dopts;
     if (dopts) {
         fo.progress = dopts->progress;
@@ -88,7 +99,7 @@ static int apply_with(rs_model *m, const rs_plan *p, const search_options *o, co
 
 int search_apply_plan(rs_model *m, const rs_plan *p, const search_options *o, rs_err *e)
 {
-    return apply_with(m, p, o, NULL, e);
+    return apply_with(m, p, o, NULL, 1, e);
 }
 
 typedef struct fwd_progress {
@@ -161,7 +172,7 @@ static int run_trial(search_ctx *c, const rs_plan *p, int n, const char *phase, 
         decomp_opts_default(&dopts);
         dopts.progress = forward_progress;
         dopts.user = &fp;
-        rc = apply_with(w, p, o, &dopts, e);
+        rc = apply_with(w, p, o, &dopts, strcmp(phase, "layer") != 0, e);
     }
     eval_result r;
     if (rc == 0) {
@@ -287,7 +298,9 @@ static int probe(search_ctx *c, layer_tab *t, cand *cd, int full, double *acc, r
         rc = run_trial(c, p, full ? 0 : c->sub_n, "layer", t->name, acc, e);
     if (rc == 0) {
         *slot = *acc;
-        if (slot == &cd->acc_full && meets(c->o, c->base_acc, *acc))
+        /* with the refinement a single-layer trial's accuracy is not the applied plan's: only
+         * verified plans are offered then */
+        if (slot == &cd->acc_full && meets(c->o, c->base_acc, *acc) && !refines(c->o))
             offer_best(c, p, *acc);
     }
     plan_free(p);

@@ -50,6 +50,42 @@ static int on_grid(int r, int rmax)
     return r % 8 == 0;
 }
 
+/* 1 2 3 4 6 8 12 16 24 32 ...: every rank within a factor √2 of one probed */
+static int on_geo_grid(int r, int rmax)
+{
+    if (r == rmax || r <= 4)
+        return 1;
+    while (r % 2 == 0)
+        r /= 2;
+    return r == 1 || r == 3;
+}
+
+/* A net with many layers would spend most of a search in the per-layer scan (e.g. ResNet-20:
+ * ~50 trials per layer on the fine grid): beyond SEARCH_FINE_GRID_MAX probes in all, the tables
+ * use the geometric grid. */
+#define SEARCH_FINE_GRID_MAX 400
+
+static void coarsen_grid(search_ctx *c)
+{
+    int probes = 0;
+    for (int i = 0; i < c->n_layers; ++i)
+        for (int j = 0; j < c->L[i].n; ++j)
+            probes += c->L[i].c[j].in_grid;
+    if (probes <= SEARCH_FINE_GRID_MAX)
+        return;
+    for (int i = 0; i < c->n_layers; ++i) {
+        layer_tab *t = &c->L[i];
+        for (int j = 0, first = 0; j < t->n; ++j) {
+            int last = j + 1 == t->n || t->c[j + 1].method != t->c[j].method;
+            if (!last)
+                continue;
+            for (int k = first; k <= j; ++k)
+                t->c[k].in_grid = on_geo_grid(t->c[k].rank, t->c[j].rank);
+            first = j + 1;
+        }
+    }
+}
+
 int search_layer_selected(const char *list, const char *name)
 {
     if (!list || !*list)
@@ -172,6 +208,7 @@ search_ctx *search_ctx_create(const rs_model *m, const cifar10_set *set, int nth
         search_ctx_free(c);
         return NULL;
     }
+    coarsen_grid(c);
     model_totals(c->m, &c->P0, &c->M0);
     if (c->P0 <= 0)
         c->P0 = 1;

@@ -42,7 +42,7 @@ void scr_compare(const ui_state *s)
     int y0 = 2, h = LINES - 4, w = COLS;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, 0, w, R_NORMAL);
-    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[320], line_short[320];
+    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[640], line_short[640];
     fmt_count(c->a_params, a, sizeof a);
     fmt_count(c->a_macs, b, sizeof b);
     if (s->have_orig)

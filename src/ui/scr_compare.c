@@ -26,10 +26,14 @@ static void known_text(double acc, const char *from, char *buf, size_t len, char
     snprintf(short_buf, short_len, ", %s %s", from[0] == 'z' ? "zoo" : "test", p);
 }
 
+/* A model line: its name (up to the loader's limit) and figures fit; the cut copy holds it at 4 UTF-8
+ * bytes per column. */
+enum { CMP_LINE_BYTES = 640 };
+
 /* The long form when it fits, else the short one, cut with an ellipsis if even that does not. */
 static void put_line(int y, enum w_role role, const char *long_text, const char *short_text, int utf8)
 {
-    char cut[4 * 320 + 4];
+    char cut[4 * CMP_LINE_BYTES + 4];
     if (w_width(long_text) <= COLS - 2)
         w_put(y, 1, role, 0, long_text);
     else
@@ -42,7 +46,8 @@ void scr_compare(const ui_state *s)
     int y0 = 2, h = LINES - 4, w = COLS;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, 0, w, R_NORMAL);
-    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[640], line_short[640];
+    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[CMP_LINE_BYTES],
+        line_short[CMP_LINE_BYTES];
     fmt_count(c->a_params, a, sizeof a);
     fmt_count(c->a_macs, b, sizeof b);
     if (s->have_orig)

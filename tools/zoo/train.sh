@@ -14,7 +14,7 @@ mkdir -p tools/zoo/checkpoints
 case $name in
 resnet20) args=(--arch resnet20 --seed 1 --epochs 120 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.02 --batch 128 --threads 2) ;;
 vgg) args=(--arch vgg --seed 1 --epochs 70 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.03 --batch 128 --threads 2) ;;
-mobilenet) args=(--arch mobilenet --seed 1 --epochs 60 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.03 --batch 128 --threads 2) ;;
+mobilenet) args=(--arch mobilenet --seed 1 --epochs 50 --lr 0.1 --wd 5e-4 --schedule cosine --warmup 0.03 --batch 128 --threads 2) ;;
 *) echo "unknown zoo model $name" >&2; exit 2 ;;
 esac
 start=$(date +%s)

@@ -18,6 +18,18 @@
  *    accuracy among the start and the end of every epoch (ties keep the earlier), so fine-tuning
  *    never returns a net worse on validation than it started from. On cancel too: the best
  *    validated state, not the half-trained one. o->report (may be NULL) says which was kept.
+ *  - bn: before training, a BatchNormalization goes after every Conv (factors included) whose
+ *    output no BN reads yet, initialised from that output's per-channel statistics on
+ *    calibration images (fit_calib, or the first FINETUNE_BN_IMAGES training images) so that it
+ *    computes the identity: running mean μ and variance σ² of the output, γ = √(σ²+ε), β = μ (in
+ *    training mode, with batch statistics, nearly so). Shipped nets have their BN folded, so a
+ *    factorized one trains without it and a learning rate the original took diverges; the BN
+ *    re-parametrises every conv (its scale no longer moves the loss), as it was trained — between
+ *    the factors too, which is what makes the difference (a BN only after a chain's last factor
+ *    barely helps). Every BN is folded back into its Conv's weights and bias
+ *    (passes_fold_batchnorm) before the net is returned, so *out has the factorized graph; a
+ *    factor that had no bias keeps the BN's shift as one (one parameter per channel: a shift
+ *    before a zero-padded conv cannot be moved into the next factor exactly).
  *  - Defaults (finetune_default_options) suit recovery rather than training from scratch:
  *    cosine schedule with a short warm-up, peak lr 0.005, momentum 0.9, weight decay 5e-4,
  *    10 epochs, batch 128, augmentation on.
@@ -51,7 +63,10 @@ typedef struct finetune_options {
                                * else fitted to the layer outputs on these fit_n normalised
                                * images (fit_plan_apply, fit.h) before training */
     int fit_n;
+    int bn;                   /* 1: BatchNormalization after every Conv while training (above) */
 } finetune_options;
+
+#define FINETUNE_BN_IMAGES 64
 
 void finetune_default_options(finetune_options *o);
 

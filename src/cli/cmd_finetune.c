@@ -13,22 +13,25 @@ static void finetune_usage(FILE *f)
 {
     fprintf(f,
             "usage: rankscope finetune [MODEL.onnx] (--plan FILE | --ranks SPEC) --epochs N -o OUT.onnx\n"
-            "                          [--lr X] [--batch N] [--seed N] [--factors-only] [--distill]\n"
+            "                          [--lr X] [--batch N] [--seed N] [--factors-only] [--distill] [--bn]\n"
             "                          [--schedule cosine|onecycle|constant] [--data DIR] [--threads N]\n"
             "                          [--force] [--json] [--fit weights|outputs|layers] [--calib-images N]\n"
             "  Factorizes MODEL by the plan (--fit outputs: factors fitted to each layer's outputs on the\n"
             "  first N training images, 1000) and trains it on the 45,000 training images (random crop +\n"
             "  flip), with validation accuracy per epoch; then reports test accuracy. Defaults suit\n"
             "  recovery: cosine schedule, peak lr 0.005, 10 epochs. --factors-only trains only the new\n"
-            "  factor layers; --distill adds the original net's logits as a teacher (α 0.5, T 4).\n");
+            "  factor layers; --distill adds the original net's logits as a teacher (α 0.5, T 4).\n"
+            "  --bn: a BatchNormalization after every conv while training, initialised to the identity\n"
+            "  from the conv's output statistics and folded back after (nets shipped with their BN\n"
+            "  folded take higher learning rates with it).\n");
 }
 
-enum { O_EPOCHS = 'E', O_LR = 'l', O_BATCH = 'b', O_SEED = 'S', O_FACTORS = 'f', O_DISTILL = 'D', O_SCHEDULE = 'c' };
+enum { O_EPOCHS = 'E', O_LR = 'l', O_BATCH = 'b', O_SEED = 'S', O_FACTORS = 'f', O_DISTILL = 'D', O_SCHEDULE = 'c', O_BN = 'n' };
 
 static const cli_opt finetune_opts[] = {
     {"epochs", 1, O_EPOCHS, 0}, {"lr", 1, O_LR, 0},           {"batch", 1, O_BATCH, 0},
     {"seed", 1, O_SEED, 0},     {"factors-only", 0, O_FACTORS, 0}, {"distill", 0, O_DISTILL, 0},
-    {"schedule", 1, O_SCHEDULE, 0}, {0, 0, 0, 0}};
+    {"schedule", 1, O_SCHEDULE, 0}, {"bn", 0, O_BN, 0}, {0, 0, 0, 0}};
 
 static int parse_schedule(const char *arg, train_schedule *out)
 {
@@ -73,6 +76,7 @@ static int finetune_option(void *cmd, int key, const char *arg)
         return 0;
     case O_FACTORS: fo->factors_only = 1; return 0;
     case O_DISTILL: fo->distill = 1; return 0;
+    case O_BN: fo->bn = 1; return 0;
     case O_SCHEDULE: return parse_schedule(arg, &fo->train.schedule);
     }
     return CLI_USAGE;

@@ -7,6 +7,10 @@
 #include "rankscope/cifar10.h"
 #include "rankscope/fit.h"
 #include "rankscope/infer.h"
+#include "rankscope/passes.h"
+
+#include <math.h>
+#include <stdio.h>
 
 void finetune_default_options(finetune_options *o)
 {
@@ -53,6 +57,164 @@ int finetune_factor_mask(const rs_model *original, const rs_model *factorized, u
         return rs_fail(e, "factors-only: the model has no factor layers (empty plan?)");
     }
     *mask = mk;
+    return 0;
+}
+
+/* ---- BatchNormalization while training (finetune.h: bn) ---------------------------------------- */
+
+/* Calibration images for the BN statistics: the fit's, else the first training images normalised
+ * (*own malloc'ed then). */
+static int bn_calib(const finetune_options *o, const train_data *train, const float **x, int *n, float **own,
+                    rs_err *e)
+{
+    *own = NULL;
+    if (o->fit_calib && o->fit_n > 0) {
+        *x = o->fit_calib;
+        *n = o->fit_n < FINETUNE_BN_IMAGES ? o->fit_n : FINETUNE_BN_IMAGES;
+        return 0;
+    }
+    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
+    int k = train->n < FINETUNE_BN_IMAGES ? train->n : FINETUNE_BN_IMAGES;
+    float *f = malloc((size_t)(k ? k : 1) * per * sizeof *f);
+    if (!f)
+        return rs_fail(e, "out of memory");
+    for (size_t i = 0; i < (size_t)k * per; ++i)
+        f[i] = train->u8 ? (float)train->u8[i] / 127.5f - 1.0f : train->f[i];
+    *x = *own = f, *n = k;
+    return 0;
+}
+
+/* Conv node i takes a BN (finetune.h): no BN reads its output yet, and it is not the net's. */
+static int takes_bn(const rs_model *m, int i)
+{
+    const rs_node *c = &m->nodes[i];
+    if (c->op != RS_OP_CONV || c->out[0] == m->output)
+        return 0;
+    for (int k = 0; k < m->n_nodes; ++k)
+        if (m->nodes[k].op == RS_OP_BATCHNORM && m->nodes[k].in[0] == c->out[0])
+            return 0;
+    return 1;
+}
+
+/* Per-channel mean and (biased) variance of value y (N, C, ...) of m on x[0..n-1]. */
+static int out_stats(const rs_model *m, int y, const float *x, int n, double *mean, double *var, rs_err *e)
+{
+    const rs_value *v = &m->values[y];
+    int64_t per = model_value_numel(v), c = v->ndim >= 2 ? v->dims[1] : 0, hw = c > 0 ? per / c : 0;
+    if (c <= 0)
+        return rs_fail(e, "%s: no channel dimension", v->name);
+    float *a = malloc((size_t)n * (size_t)per * sizeof *a);
+    if (!a)
+        return rs_fail(e, "out of memory");
+    int rc = infer_capture(m, x, n, y, a, e);
+    for (int64_t ch = 0; rc == 0 && ch < c; ++ch) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < n; ++i)
+            for (int64_t k = 0; k < hw; ++k) {
+                double t = a[(size_t)i * (size_t)per + (size_t)(ch * hw + k)];
+                s += t, s2 += t * t;
+            }
+        double cnt = (double)n * (double)hw;
+        mean[ch] = s / cnt;
+        var[ch] = fmax(s2 / cnt - mean[ch] * mean[ch], 0.0);
+    }
+    free(a);
+    return rc;
+}
+
+/* A BatchNormalization after Conv node ci computing the identity from the statistics: the conv
+ * writes a new value, the BN reads it and writes the conv's old output (its readers unchanged),
+ * placed right after the conv. */
+static int add_bn(rs_model *m, int ci, const double *mean, const double *var, rs_err *e)
+{
+    int y = m->nodes[ci].out[0];
+    int64_t c = m->values[y].dims[1];
+    float *p = malloc((size_t)c * 4 * sizeof *p);
+    if (!p)
+        return rs_fail(e, "out of memory");
+    const float eps = 1e-5f;
+    for (int64_t k = 0; k < c; ++k) {
+        p[k] = (float)sqrt(var[k] + eps); /* γ */
+        p[c + k] = (float)mean[k];         /* β */
+        p[2 * c + k] = (float)mean[k];
+        p[3 * c + k] = (float)var[k];
+    }
+    static const char *const what[4] = {"weight", "bias", "running_mean", "running_var"};
+    char name[320], cname[300];
+    /* a name no value has yet: a BN folded in an earlier fine-tuning left its bias under "_bn" */
+    for (int k = 1;; ++k) {
+        snprintf(cname, sizeof cname, k == 1 ? "%.270s_bn" : "%.270s_bn%d", m->nodes[ci].name, k);
+        snprintf(name, sizeof name, "%s.bias", cname);
+        if (model_find_value(m, name) < 0 && model_find_node(m, cname) < 0)
+            break;
+    }
+    int in[5], rc = 0;
+    for (int k = 0; k < 4 && rc == 0; ++k) {
+        snprintf(name, sizeof name, "%s.%s", cname, what[k]);
+        rc = (in[k + 1] = model_add_const(m, name, 1, &c, p + k * c, e)) < 0 ? -1 : 0;
+    }
+    free(p);
+    snprintf(name, sizeof name, "%s", cname);
+    int b = rc == 0 ? model_add_op(m, name, RS_OP_BATCHNORM, in, 5, NULL, e) : -1;
+    if (b < 0)
+        return -1;
+    rs_node bn = m->nodes[b];
+    bn.epsilon = eps;
+    bn.in[0] = bn.out[0];
+    m->nodes[ci].out[0] = bn.out[0];
+    bn.out[0] = y;
+    memmove(&m->nodes[ci + 2], &m->nodes[ci + 1], (size_t)(b - ci - 1) * sizeof *m->nodes);
+    m->nodes[ci + 1] = bn;
+    return 0;
+}
+
+/* finetune.h, bn: a BN after every Conv of w that takes one, statistics taken on w as it is. */
+static int insert_bn(rs_model *w, const finetune_options *o, const train_data *train, rs_err *e)
+{
+    const float *x = NULL;
+    float *own = NULL;
+    int n = 0, nconv = 0, rc = bn_calib(o, train, &x, &n, &own, e);
+    if (rc == 0 && n < 2)
+        rc = rs_fail(e, "BatchNormalization statistics need at least 2 images");
+    int *conv = rc == 0 ? malloc((size_t)(w->n_nodes ? w->n_nodes : 1) * sizeof *conv) : NULL;
+    if (rc == 0 && !conv)
+        rc = rs_fail(e, "out of memory");
+    for (int i = 0; rc == 0 && i < w->n_nodes; ++i)
+        if (takes_bn(w, i))
+            conv[nconv++] = i;
+    /* statistics first, on the net without any new BN (each one is the identity anyway) */
+    double **st = rc == 0 ? calloc((size_t)(nconv ? nconv : 1), sizeof *st) : NULL;
+    if (rc == 0 && !st)
+        rc = rs_fail(e, "out of memory");
+    for (int k = 0; rc == 0 && k < nconv; ++k) {
+        const rs_value *v = &w->values[w->nodes[conv[k]].out[0]];
+        int64_t c = v->ndim >= 2 ? v->dims[1] : 1;
+        if (!(st[k] = malloc((size_t)c * 2 * sizeof **st)))
+            rc = rs_fail(e, "out of memory");
+        else
+            rc = out_stats(w, w->nodes[conv[k]].out[0], x, n, st[k], st[k] + c, e);
+    }
+    for (int k = nconv - 1; rc == 0 && k >= 0; --k) { /* from the last: earlier indices stay valid */
+        int64_t c = w->values[w->nodes[conv[k]].out[0]].dims[1];
+        rc = add_bn(w, conv[k], st[k], st[k] + c, e);
+    }
+    if (rc == 0)
+        rc = model_infer_shapes(w, e);
+    for (int k = 0; st && k < nconv; ++k)
+        free(st[k]);
+    free(st);
+    free(conv);
+    free(own);
+    return rc;
+}
+
+static int fold_bn(rs_model *w, rs_err *e)
+{
+    if (passes_fold_batchnorm(w, e) != 0 || model_infer_shapes(w, e) != 0)
+        return rs_failctx(e, "folding the BatchNormalization back");
+    for (int i = 0; i < w->n_nodes; ++i)
+        if (w->nodes[i].op == RS_OP_BATCHNORM)
+            return rs_fail(e, "%s: BatchNormalization could not be folded back", w->nodes[i].name);
     return 0;
 }
 
@@ -125,6 +287,10 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         model_free(w);
         return rc;
     }
+    if (o->bn && insert_bn(w, o, train, e) != 0) {
+        model_free(w);
+        return rs_failctx(e, "BatchNormalization for fine-tuning");
+    }
     train_options to = o->train;
     train_epoch_stats st;
     memset(&st, 0, sizeof st);
@@ -196,6 +362,10 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     }
     if (last)
         *last = st;
+    if (o->bn && fold_bn(w, e) != 0) {
+        rc = -1;
+        goto fail;
+    }
     infer_free(teacher);
     pool_free(own);
     free(mask);

@@ -64,7 +64,28 @@ int main(void)
     expect_error("rankscope-recipe 1\nepochs 3\n", "r.txt:2: \"epochs\" outside a stage");
     expect_error("rankscope-recipe 1\nstage\nepochs 0\n", "r.txt:3: epochs \"0\": expected an integer 1..1000");
     expect_error("rankscope-recipe 1\nstage\nlr abc\n", "r.txt:3: lr \"abc\"");
-    expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\n", "r.txt:2: stage 1 factorizes nothing");
+    expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\n", "r.txt:2: stage 1 has no \"plan LAYER METHOD RANK\"");
+    r = parse("rankscope-recipe 1\nstage\nepochs 2\nlr 0.1\nbn on\nplan fc1 svd 30\nstage\nepochs 3\nlr 0.1\n"
+              "plan none\n", &e);
+    CHECK(r && r->n_stages == 2 && r->stages[0].bn && r->stages[0].plan->n == 1 && !r->stages[1].bn &&
+              r->stages[1].plan->n == 0 && r->stages[1].epochs == 3,
+          "\"plan none\": a stage that only fine-tunes; \"bn on\" read (%s)", r ? "ok" : e.msg);
+    if (r) {
+        char *t1 = NULL;
+        rs_recipe *again = NULL;
+        int ok = recipe_format(r, &t1, &e) == 0 && (again = parse(t1, &e));
+        CHECK(ok && strstr(t1, "  plan none\n") && strstr(t1, "  bn on\n") && again->n_stages == 2 &&
+                  again->stages[1].plan->n == 0 && again->stages[0].bn,
+              "\"plan none\" and \"bn on\" written and read back");
+        free(t1);
+        recipe_free(again);
+    }
+    recipe_free(r);
+    expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan none\nplan fc1 svd 3\n",
+                 "r.txt:6: \"plan none\" and layers in one stage");
+    expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 3\nplan none\n",
+                 "r.txt:6: \"plan none\" and layers in one stage");
+    expect_error("rankscope-recipe 1\nstage\nbn maybe\n", "r.txt:3: bn takes \"on\" or \"off\"");
     expect_error("rankscope-recipe 1\nstage\nlr 0.1\nplan fc1 svd 3\n", "r.txt:2: stage 1 has no \"epochs N\"");
     expect_error("rankscope-recipe 1\nstage\nepochs 1\nlr 0.1\nplan fc1 svd 3\nplan fc1 svd 2\n",
                  "r.txt:6: layer fc1 is listed twice in this stage");

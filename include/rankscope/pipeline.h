@@ -30,6 +30,14 @@
 
 #pragma GCC visibility push(default)
 
+/* ---- factors fitted to the layer outputs, as the CLI fits them ---------------------------------
+ * The calibration images of `--fit outputs`: the first n images of set (the training split;
+ * n <= 0: FIT_DEFAULT_CALIB, at most set->n), normalised as the engine feeds images. Put them in
+ * search_options.fit_calib / fit_n (the searches, and the curve's and compress's fine-tunings,
+ * then factorize every plan that way) or finetune_options.fit_calib / fit_n; they must outlive
+ * those uses. malloc'ed (free()); NULL with e set for an empty set or out of memory. */
+float *pipe_fit_calibration(const cifar10_set *set, int n, int *n_out, rs_err *e);
+
 /* ---- the trade-off curve ----------------------------------------------------------------------
  * For each target reduction t: the plan of least estimated drop whose whole-network params are at
  * most params0 / t (search_ctx_plan_for_budget with o->search), its accuracy on o->judge and,
@@ -76,7 +84,14 @@ int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options 
  * factorized as is. */
 #define PIPE_MAX_ROUNDS 100
 
+typedef enum pipe_round_kind {
+    PIPE_ROUND_STAGE = 0,     /* a plan factorized and fine-tuned (compress: a round) */
+    PIPE_ROUND_EXTENSION = 1, /* the rejected stage before it fine-tuned once more */
+    PIPE_ROUND_POLISH = 2     /* the result fine-tuned polish_epochs more */
+} pipe_round_kind;
+
 typedef struct pipe_round {
+    pipe_round_kind kind;
     double budget;            /* pre-fine-tuning drop budget, points */
     double val_pre, val_post; /* validation accuracy before / after fine-tuning */
     int64_t params, macs;
@@ -124,6 +139,9 @@ typedef struct pipe_compress_options {
     double margin_z;
     int stages;                /* pipe_staged_run: stages at most */
     double stage_budget;       /* pipe_staged_run: estimated drop of a first stage, points (0 = the tolerance) */
+    double extend_slack;       /* pipe_staged_run: a stage missing by at most this many points is
+                                * fine-tuned once more (0 = never) */
+    int polish_epochs;         /* pipe_staged_run: final fine-tuning of the result (0 = none) */
     pipe_stage_fn on_stage;    /* may be NULL */
     void *user;
 } pipe_compress_options;
@@ -149,14 +167,20 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
  * fine-tuned map, at a lower cost), then the whole net fine-tuned
  * for o->epochs epochs (o->finetune's lr and seed) distilled from the ORIGINAL m (alpha /
  * temperature from o->finetune.train), keep-best on val; it is judged against m as compress
- * judges its rounds (validation drop + margin_z paired SE within the tolerance). An accepted
- * stage becomes N_k; a rejected one is dropped and the budget halved for the next try from the
- * same net (a plan already rejected is not fine-tuned again). The run ends after o->stages kept
- * stages, o->rounds fine-tunings, when no plan is left or the budget falls below 0.05 pt, or at
- * the time limit (no stage starts that would not finish in it, judged by the last stage's time). r: rounds[] = the stages, plan = the
- * union of the accepted stages' plans (the original's layer names), model = the last accepted net
- * (m itself when none was). recipe (may be NULL; empty) receives the accepted stages. A stage is
- * performed by pipe_stage_apply, the same call the replay makes, so a replay with the same
+ * judges its rounds (validation drop + margin_z paired SE within the tolerance). A stage that
+ * misses by at most o->extend_slack points (> 0) is fine-tuned once more, o->epochs epochs from
+ * where it ended (a stage that only fine-tunes: a 10-epoch stage recovers only part of what its
+ * factorization lost), and judged again. An accepted stage becomes N_k; a rejected one is dropped
+ * and the budget halved for the next try from the same net (a plan already rejected is not
+ * fine-tuned again). The run ends after o->stages kept stages, o->rounds fine-tunings (the
+ * extensions count), when no plan is left or the budget falls below 0.05 pt, or at the time limit
+ * (no stage starts that would not finish in it, judged by the last stage's time). Then, when a
+ * stage was kept and o->polish_epochs > 0, the polish: the last kept net fine-tuned that many
+ * epochs more (distilled, keep-best, so it never loses on validation), kept when it does not lose.
+ * r: rounds[] = the stages, extensions and polish, plan = the union of the accepted stages'
+ * plans (the original's layer names), model = the last accepted net (m itself when none was).
+ * recipe (may be NULL; empty) receives the accepted stages ("plan none" for an extension or the
+ * polish). A stage is  * performed by pipe_stage_apply, the same call the replay makes, so a replay with the same
  * binary, data and thread count gives the same net. */
 int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                     const pipe_compress_options *o, pipe_compress_result *r, rs_recipe *recipe, rs_err *e);
@@ -168,9 +192,9 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
  * factorized in w; an error for layers that cannot be folded (see above). */
 int pipe_fold_layer(rs_model *w, const rs_model *orig, const char *name, rs_err *e);
 
-/* Stage st on cur (st->plan's layers folded when factorized, factorized by st->plan, then
- * fine-tuned with st's epochs, lr, seed and distillation from orig; base gives the rest: batch,
- * threads, callbacks, fit). */
+/* Stage st on cur (st->plan's layers folded when factorized, factorized by st->plan — nothing for
+ * an empty plan — then fine-tuned with st's epochs, lr, seed, BatchNormalization and distillation
+ * from orig; base gives the rest: batch, threads, callbacks, fit). */
 int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_stage *st, const cifar10_set *train,
                      const cifar10_set *val, const finetune_options *base, rs_model **out, finetune_report *rep,
                      rs_err *e);

@@ -20,7 +20,7 @@
  *    (fine-tuned), then fine-tunes the whole net with keep-best on the validation images. A layer
  *    an earlier stage factorized is first folded back into one layer holding its fine-tuned
  *    factors' map, then factorized again (pipeline.h). A layer appears once per stage; a stage
- *    has at least one plan line; 1..RECIPE_MAX_STAGES stages.
+ *    has at least one plan line, or "plan none" alone; 1..RECIPE_MAX_STAGES stages.
  *  - Parse errors: one line, "LABEL:LINE: what is wrong, quoting the value" (LABEL = the file
  *    name given); nothing is partially returned. Control bytes are refused (messages quote the
  *    text).
@@ -39,12 +39,13 @@
 #define RECIPE_MAX_FILE (1 << 20)
 
 typedef struct recipe_stage {
-    rs_plan *plan;  /* owned */
+    rs_plan *plan;  /* owned; empty: fine-tuning only ("plan none") */
     int epochs;
     double lr;
     uint64_t seed;
     int distill;    /* 1: alpha / temp below, teacher = the original network */
     double alpha, temp;
+    int bn;         /* 1: BatchNormalization after every Conv while fine-tuning (finetune.h) */
 } recipe_stage;
 
 typedef struct rs_recipe {
@@ -57,9 +58,8 @@ typedef struct rs_recipe {
 
 rs_recipe *recipe_alloc(void);       /* empty (no stages); NULL on out-of-memory */
 void recipe_free(rs_recipe *r);      /* accepts NULL */
-/* Append a stage (plan copied); -1 when full or out of memory. */
-int recipe_add_stage(rs_recipe *r, const rs_plan *plan, int epochs, double lr, uint64_t seed, int distill,
-                     double alpha, double temp, rs_err *e);
+/* Append a copy of st (its plan cloned; NULL = an empty plan); -1 when full or out of memory. */
+int recipe_add_stage(rs_recipe *r, const recipe_stage *st, rs_err *e);
 
 int recipe_parse_text(rs_recipe *r, const char *text, const char *label, rs_err *e); /* r: fresh */
 rs_recipe *recipe_load(const char *path, rs_err *e);

@@ -6,6 +6,7 @@
 
 #include "rankscope/cifar10.h"
 #include "rankscope/fit.h"
+#include "rankscope/pipeline.h"
 #include "rankscope/search.h"
 #include "rankscope/plan.h"
 
@@ -34,19 +35,15 @@ int cli_parse_calib(const char *s, cli_fit *f)
 float *cli_fit_calibration(const cli_fit *f, int *n_out, int quiet)
 {
     rs_err e = {{0}};
-    int n = f->calib > 0 ? f->calib : FIT_DEFAULT_CALIB;
+    int n = 0;
     cifar10_set *tr = cifar10_load_split(f->data, "train", NULL, &e);
     if (!tr) {
         cli_error("--fit outputs needs CIFAR-10 training images for calibration: %s", e.msg);
         return NULL;
     }
-    if (n > tr->n)
-        n = tr->n;
-    float *x = malloc((size_t)n * CIFAR10_PIXELS * sizeof *x);
+    float *x = pipe_fit_calibration(tr, f->calib, &n, &e);
     if (!x)
-        cli_error("out of memory for %d calibration images", n);
-    else
-        cifar10_normalize(tr, 0, n, x);
+        cli_error("%s", e.msg);
     cifar10_free(tr);
     if (x && !quiet)
         fprintf(stderr, "rankscope: fitting factors to layer outputs on the first %d training images "

@@ -12,9 +12,14 @@
 #include "rankscope/quant.h"
 #include "rankscope/recipe.h"
 
-/* Defaults: staged compression, each stage fine-tuned (distilled) this many epochs. */
+/* Defaults: staged compression, each stage fine-tuned (distilled) this many epochs; a stage that
+ * misses the tolerance by at most COMPRESS_EXTEND points fine-tuned once more; the result
+ * polished COMPRESS_POLISH epochs. */
 #define COMPRESS_EPOCHS 10
 #define COMPRESS_STAGES 6
+#define COMPRESS_ROUNDS 10
+#define COMPRESS_EXTEND 0.5
+#define COMPRESS_POLISH 30
 
 static void compress_usage(FILE *f)
 {
@@ -27,6 +32,7 @@ static void compress_usage(FILE *f)
             "                          [--min-macs-ratio R] [--margin-z Z] [--int8 [--int8-epochs N]]\n"
             "                          [--train-images N] [--val-images N] [--fit weights|outputs|layers]\n"
             "                          [--calib-images N] [--stage-budget PTS] [--recipe-out F]\n"
+            "                          [--extend PTS] [--polish N] [--bn]\n"
             "                          [--recipe F] [--force] [--verbose] [--json]\n"
             "  By default: staged compression (up to --stages %d), each stage fine-tuned --finetune %d\n"
             "  epochs distilled from the original, factors fitted to the layer outputs (--fit outputs),\n"
@@ -38,9 +44,15 @@ static void compress_usage(FILE *f)
             "  validation drop + Z·SE <= tolerance (SE: the paired standard error of the accuracy\n"
             "  difference of the two nets on the validation images, from their disagreements; with\n"
             "  several candidates judged on the same 5,000 images the lucky ones would otherwise\n"
-            "  win; --margin-z Z, default 1.0, 0 = none), else dropped and the budget halved.\n"
-            "  --rounds caps the fine-tunings (default 8), --time-limit the wall time (minutes; default\n"
-            "  none: no stage starts that would not finish in it).\n"
+            "  win; --margin-z Z, default 1.0, 0 = none). A stage that misses by at most --extend PTS\n"
+            "  (default %.1f; 0 = never) is fine-tuned --finetune epochs more and judged again; else it\n"
+            "  is dropped and the budget halved. After the stages, the result is fine-tuned --polish N\n"
+            "  epochs more (default %d, distilled, best validated epoch kept; 0 = none).\n"
+            "  --rounds caps the fine-tunings (default %d, extensions included), --time-limit the wall\n"
+            "  time (minutes; default none: no stage starts that would not finish in it).\n"
+            "  --bn: a BatchNormalization after every conv while fine-tuning, initialised to the\n"
+            "  identity from the conv's output statistics and folded back after (nets shipped with\n"
+            "  their BN folded take higher learning rates with it).\n"
             "  --stages 0: fine-tuning rounds instead: search, then each round fine-tunes a plan of the\n"
             "  ORIGINAL net chosen for a pre-fine-tuning drop budget (×2.5 while it holds, then\n"
             "  bisected); the cheapest kept plan wins. --finetune 0: the verified search alone.\n"
@@ -67,7 +79,7 @@ static void compress_usage(FILE *f)
             "  int8 from it.\n"
             "  --train-images N / --val-images N: use only the first N images of the training /\n"
             "  validation split (quick runs; the figures are noisier).\n",
-            COMPRESS_STAGES, COMPRESS_EPOCHS);
+            COMPRESS_STAGES, COMPRESS_EPOCHS, COMPRESS_EXTEND, COMPRESS_POLISH, COMPRESS_ROUNDS);
 }
 
 typedef struct compress_cmd {
@@ -82,6 +94,7 @@ typedef struct compress_cmd {
     int n_val;                     /* validation images used */
     long stages;                   /* >= 2: staged compression (pipe_staged_run); 0: rounds */
     int given_epochs, given_stages; /* --finetune / --stages on the command line */
+    int given_staged;              /* --extend / --polish (staged runs only) */
     cli_fit fit;                   /* --fit / --calib-images; outputs unless told otherwise */
     int given_fit;                 /* --fit or --calib-images */
     int given_mode;                /* --fit */
@@ -94,7 +107,7 @@ typedef struct compress_cmd {
 enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
        O_PLAN_OUT = 'P', O_MARGIN = 'z', O_INT8 = '8', O_INT8_EPOCHS = 'q', O_TRAIN_IMAGES = 't',
        O_VAL_IMAGES = 'v', O_STAGES = 'g', O_STAGE_BUDGET = 'b', O_RECIPE = 'r', O_RECIPE_OUT = 'w',
-       O_FIT = 'F', O_CALIB = 'C' };
+       O_FIT = 'F', O_CALIB = 'C', O_EXTEND = 'x', O_POLISH = 'p', O_BN = 'B' };
 
 static const cli_opt compress_opts[] = {
     {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
@@ -110,7 +123,8 @@ static const cli_opt compress_opts[] = {
     {"recipe", 1, O_RECIPE, 0},            {"recipe-out", 1, O_RECIPE_OUT, 0},
     {"latency", 1, CLI_SO_LATENCY, 0},
     {"fit", 1, O_FIT, 0},                  {"calib-images", 1, O_CALIB, 0},
-    {0, 0, 0, 0}};
+    {"extend", 1, O_EXTEND, 0},            {"polish", 1, O_POLISH, 0},
+    {"bn", 0, O_BN, 0},                    {0, 0, 0, 0}};
 
 static int compress_option(void *cmd, int key, const char *arg)
 {
@@ -157,6 +171,16 @@ static int compress_option(void *cmd, int key, const char *arg)
         return 0;
     case O_STAGE_BUDGET:
         return cli_parse_double("--stage-budget", arg, 0.01, 100, &c->po.stage_budget) ? CLI_USAGE : 0;
+    case O_EXTEND:
+        c->given_staged = 1;
+        return cli_parse_double("--extend", arg, 0, 100, &c->po.extend_slack) ? CLI_USAGE : 0;
+    case O_POLISH:
+        c->given_staged = 1;
+        if (cli_parse_int("--polish", arg, 0, 1000, &v) != 0)
+            return CLI_USAGE;
+        c->po.polish_epochs = (int)v;
+        return 0;
+    case O_BN: c->po.finetune.bn = 1; return 0;
     case O_RECIPE: c->recipe_in = arg; return 0;
     case O_RECIPE_OUT: c->recipe_out = arg; return 0;
     }
@@ -266,8 +290,9 @@ static void print_json_int8(const compress_report *rp)
 static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
     const search_options *so = &c->po.search;
-    printf("{\"mode\": \"%s\", \"stages_max\": %ld, ", c->recipe_in ? "replay" : c->stages ? "stages" : c->epochs ? "rounds" : "search",
-           c->stages);
+    printf("{\"mode\": \"%s\", \"stages_max\": %ld, \"extend_points\": %.6g, \"polish_epochs\": %d, \"bn\": %s, ",
+           c->recipe_in ? "replay" : c->stages ? "stages" : c->epochs ? "rounds" : "search", c->stages,
+           c->stages ? c->po.extend_slack : 0, c->stages ? c->po.polish_epochs : 0, c->po.finetune.bn ? "true" : "false");
     printf("\"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
            "\"finetune_epochs\": %ld, \"distill\": %s, "
            "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "
@@ -291,9 +316,10 @@ static void print_json(const compress_cmd *c, const pipe_compress_result *r, con
            pipe_verdict_name(sp->verdict_batch), objective_verdict(c, sp) > 0 ? "true" : "false");
     for (int i = 0; i < r->n_rounds; ++i) {
         const pipe_round *lg = &r->rounds[i];
-        printf("%s{\"budget\": %.3f, \"params\": %lld, \"macs\": %lld, \"val_before_ft\": %.6f, "
+        static const char *const kinds[] = {"stage", "extension", "polish"};
+        printf("%s{\"kind\": \"%s\", \"budget\": %.3f, \"params\": %lld, \"macs\": %lld, \"val_before_ft\": %.6f, "
                "\"val_after_ft\": %.6f, \"margin_points\": %.4f, \"accepted\": %s, \"seconds\": %.1f, \"plan\": ",
-               i ? ", " : "", lg->budget, (long long)lg->params, (long long)lg->macs, lg->val_pre, lg->val_post,
+               i ? ", " : "", kinds[lg->kind], lg->budget, (long long)lg->params, (long long)lg->macs, lg->val_pre, lg->val_post,
                lg->margin, lg->accepted ? "true" : "false", lg->seconds);
         cli_json_string(stdout, lg->plan);
         printf("}");
@@ -397,6 +423,9 @@ static int finish(const compress_cmd *c, const cli_args *a, const rs_model *m, c
         cli_error("%s", e.msg);
         return -1;
     }
+    /* the saved net's own counts (with --bn a factor may keep a BN shift as a bias the plan lacks) */
+    model_totals(r->model, &rp->pc.params_after, &rp->pc.macs_after);
+    rp->pc.bytes_after = 4 * rp->pc.params_after;
     if (cli_save_plan(r->plan, c->plan_out) != 0)
         return -1;
     if (!c->json)
@@ -447,6 +476,8 @@ static int check_modes(const compress_cmd *c)
     const char *clash = NULL;
     if (c->given_stages && c->stages && c->epochs < 1)
         clash = "--stages needs fine-tuning: every stage fine-tunes (--finetune N, N >= 1)";
+    else if (c->given_staged && !c->stages && !c->recipe_in)
+        clash = "--extend and --polish belong to staged runs (not with --stages 0 or --finetune 0)";
     else if (c->recipe_out && !c->stages && !c->recipe_in)
         clash = "--recipe-out records a staged run (not with --stages 0 or --finetune 0)";
     if (clash) {
@@ -457,7 +488,8 @@ static int check_modes(const compress_cmd *c)
         return 0;
     clash = c->given_stages ? "--stages" : c->given_epochs ? "--finetune" : c->train_images ? "--train-images"
           : c->val_images ? "--val-images" : c->given_fit ? "--fit / --calib-images"
-          : c->int8 ? "--int8" : c->recipe_out ? "--recipe-out" : NULL;
+          : c->int8 ? "--int8" : c->recipe_out ? "--recipe-out" : c->given_staged ? "--extend / --polish"
+          : c->po.finetune.bn ? "--bn" : NULL;
     if (clash) {
         cli_error("compress --recipe %s: %s comes from the recipe (leave it out)", c->recipe_in, clash);
         return CLI_USAGE;
@@ -609,6 +641,9 @@ int cmd_compress(int argc, char **argv)
                                   compress_opts, compress_option, compress_usage, 1};
     compress_cmd c = {.int8_epochs = -1};
     pipe_compress_default_options(&c.po); /* embedded defaults: see compress_usage */
+    c.po.rounds = COMPRESS_ROUNDS;
+    c.po.extend_slack = COMPRESS_EXTEND;
+    c.po.polish_epochs = COMPRESS_POLISH;
     cli_args a;
     int rc = cli_parse(&spec, argc, argv, &c, &a);
     if (rc >= 0)

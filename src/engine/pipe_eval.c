@@ -32,6 +32,7 @@ typedef struct seg {
 
 struct pipe_eval {
     const rs_model *m0;
+    rs_pool *pool;    /* one set of threads for every context below (segments, whole net) */
     const cifar10_set *data;
     int n_layers;
     int *node;        /* per layer: node in m0 */
@@ -216,7 +217,7 @@ static infer_ctx *segment_ctx(pipe_eval *pe, int j, const decomp_result *r, rs_e
             return NULL;
         }
     }
-    infer_ctx *c = infer_create(sm, 0, e);
+    infer_ctx *c = infer_create_on(sm, pe->pool, e);
     model_free(sm);
     return c;
 }
@@ -353,8 +354,10 @@ static int eval_full_on(pipe_eval *pe, const cifar10_set *set, const pipe_choice
             rc = node < 0 ? rs_fail(e, "%s: not found", pe->name[k]) : decomp_apply(m, node, r, e);
         }
     }
+    infer_ctx *c = rc == 0 ? infer_create_on(m, pe->pool, e) : NULL;
     if (rc == 0)
-        rc = eval_model(m, set, 0, res, decomp_progress, pe, e);
+        rc = c ? eval_ctx(c, set, res, decomp_progress, pe, e) : -1;
+    infer_free(c);
     model_free(m);
     return rc;
 }
@@ -615,6 +618,10 @@ pipe_eval *pipe_eval_alloc(const rs_model *m, const cifar10_set *data, rs_err *e
         rs_fail(e, "out of memory");
         return NULL;
     }
+    if (!(pe->pool = pool_alloc(0, e))) {
+        pipe_eval_free(pe);
+        return NULL;
+    }
     for (int i = 0, k = 0; i < m->n_nodes; ++i)
         if (model_is_weighted(m, i)) {
             pe->node[k] = i;
@@ -645,7 +652,8 @@ void pipe_eval_free(pipe_eval *pe)
 {
     if (!pe)
         return;
-    free_segments(pe);
+    free_segments(pe); /* the contexts borrow the pool: gone before it */
+    pool_free(pe->pool);
     if (pe->dres)
         for (int k = 0; k < pe->n_layers; ++k)
             decomp_result_free(&pe->dres[k]);

@@ -196,6 +196,7 @@ int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_sta
     fo.teacher = st->distill ? orig : NULL;
     fo.train.distill_alpha = (float)st->alpha;
     fo.train.distill_temp = (float)st->temp;
+    fo.bn = st->bn;
     fo.report = rep;
     rs_model *w = NULL;
     if (fold_plan(orig, cur, st->plan, &w, e) != 0)
@@ -211,6 +212,8 @@ typedef struct staged {
     const pipe_compress_options *o;
     pipe_compress_result *r;
     rs_plan *all; /* the union of the accepted stages' plans */
+    rs_plan *none; /* empty: the plan of a stage that only fine-tunes */
+    rs_pool *pool; /* evaluations and fine-tunings */
     finetune_options fo; /* o->finetune, factorizing as the search does */
 } staged;
 
@@ -230,15 +233,6 @@ static void warn(staged *s, const rs_err *e)
     stop_at(s, PIPE_STAGE_WARNING);
 }
 
-static int eval_on(const rs_model *m, const cifar10_set *set, int threads, double *acc, rs_err *e)
-{
-    eval_result er;
-    if (eval_model(m, set, threads, &er, NULL, NULL, e) != 0)
-        return -1;
-    *acc = er.accuracy;
-    return 0;
-}
-
 /* Judge ft against the original (as compress judges its rounds) into lg. */
 static int judge(staged *s, const rs_model *ft, pipe_round *lg, rs_err *e)
 {
@@ -251,10 +245,11 @@ static int judge(staged *s, const rs_model *ft, pipe_round *lg, rs_err *e)
     return 0;
 }
 
-/* Fill lg for stage plan p on cur (before fine-tuning): costs of all + p on the original and the
- * accuracy of cur factorized by p. */
-static int round_start(staged *s, const rs_model *cur, const rs_plan *p, int number, double budget, pipe_round *lg,
-                       rs_err *e)
+/* Fill lg for stage plan p on cur (before fine-tuning): costs of all + costp (p, or for a stage
+ * that only fine-tunes, the plan of the stage it extends) on the original and the accuracy of cur
+ * factorized by p. */
+static int round_start(staged *s, const rs_model *cur, const rs_plan *p, const rs_plan *costp, int number,
+                       double budget, pipe_round *lg, rs_err *e)
 {
     memset(lg, 0, sizeof *lg);
     lg->number = number; /* 1-based */
@@ -262,8 +257,9 @@ static int round_start(staged *s, const rs_model *cur, const rs_plan *p, int num
     pipe_plan_oneline(p, lg->plan, sizeof lg->plan);
     rs_plan *u = plan_clone(s->all);
     int rc = u ? 0 : rs_fail(e, "out of memory");
-    for (int i = 0; rc == 0 && i < p->n; ++i)
-        rc = plan_set(u, p->entries[i].layer, p->entries[i].method, p->entries[i].rank, p->entries[i].rank2, e);
+    for (int i = 0; rc == 0 && costp && i < costp->n; ++i)
+        rc = plan_set(u, costp->entries[i].layer, costp->entries[i].method, costp->entries[i].rank,
+                      costp->entries[i].rank2, e);
     plan_cost pc;
     if (rc == 0 && (rc = plan_cost_of(s->m, u, &pc, e)) == 0)
         lg->params = pc.params_after, lg->macs = pc.macs_after;
@@ -272,7 +268,7 @@ static int round_start(staged *s, const rs_model *cur, const rs_plan *p, int num
     if (rc == 0)
         rc = fold_plan(s->m, cur, p, &w, e);
     if (rc == 0 && (rc = search_apply_plan(w, p, &s->o->search, e)) == 0)
-        rc = eval_on(w, s->val, s->o->search.nthreads, &lg->val_pre, e);
+        rc = pipe_accuracy(w, s->val, s->pool, &lg->val_pre, e);
     model_free(w);
     return rc;
 }
@@ -321,55 +317,146 @@ static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p
     return rc;
 }
 
-/* One stage of plan p: factorize, fine-tune from the original as teacher, judge; *cur replaced
- * when it is kept. 1 = stop (error, cancel). */
+/* Stage st on cur into a new round (number k): fine-tuned, judged; *ft the result. label: the
+ * round's plan text (NULL: st's plan). -1: failed or cancelled (warned; *ft NULL); else 1 when a
+ * callback asked to stop after it, 0 to go on. */
+static int stage_round(staged *s, const rs_model *cur, const recipe_stage *st, const rs_plan *costp, int k,
+                       double budget, pipe_round_kind kind, const char *label, rs_model **ft, double *secs)
+{
+    pipe_compress_result *r = s->r;
+    rs_err e = {{0}};
+    *ft = NULL;
+    if (r->n_rounds >= PIPE_MAX_ROUNDS)
+        return -1;
+    pipe_round *lg = &r->rounds[r->n_rounds];
+    double t0 = rs_now();
+    if (round_start(s, cur, st->plan, costp, k, budget, lg, &e) != 0) {
+        warn(s, &e);
+        return -1;
+    }
+    if (label)
+        snprintf(lg->plan, sizeof lg->plan, "%s", label);
+    lg->kind = kind;
+    r->n_rounds++;
+    if (stop_at(s, PIPE_STAGE_ROUND_START))
+        return -1;
+    finetune_report fr;
+    int rc = pipe_stage_apply(s->m, cur, st, s->train, s->val, &s->fo, ft, &fr, &e);
+    if (rc == RS_CANCELLED)
+        r->cancelled = 1;
+    else if (rc != 0 || judge(s, *ft, lg, &e) != 0)
+        warn(s, &e);
+    if (rc != 0 || r->warning[0]) {
+        model_free(*ft);
+        *ft = NULL;
+        return -1;
+    }
+    lg->seconds = *secs = rs_now() - t0;
+    lg->epochs_done = fr.epochs_done;
+    if (kind == PIPE_ROUND_POLISH) /* it starts from a kept net: kept unless it lost on validation */
+        lg->accepted = lg->val_post >= r->best_val;
+    return stop_at(s, PIPE_STAGE_ROUND_DONE);
+}
+
+/* ft becomes *cur: p joins the union of the kept plans, sts[0..n-1] go to the recipe. 1 = stop. */
+static int keep_stage(staged *s, rs_model **cur, rs_model *ft, const rs_plan *p, const recipe_stage *sts, int n,
+                      rs_recipe *recipe)
+{
+    rs_err e = {{0}};
+    model_free(*cur);
+    *cur = ft;
+    s->r->best_val = s->r->rounds[s->r->n_rounds - 1].val_post;
+    for (int i = 0; p && i < p->n; ++i)
+        if (plan_set(s->all, p->entries[i].layer, p->entries[i].method, p->entries[i].rank, p->entries[i].rank2,
+                     &e) != 0) {
+            warn(s, &e);
+            return 1;
+        }
+    for (int i = 0; recipe && i < n; ++i)
+        if (recipe_add_stage(recipe, &sts[i], &e) != 0) {
+            warn(s, &e);
+            return 1;
+        }
+    return 0;
+}
+
+/* A rejected stage is fine-tuned once more (a stage that only fine-tunes, the same epochs) when
+ * it missed by at most extend_slack points and the time allows. */
+static int extendable(const staged *s, const pipe_round *lg, double t_start, double secs)
+{
+    const pipe_compress_options *o = s->o;
+    double miss = 100.0 * (s->r->base_val - lg->val_post) + lg->margin - s->r->tol_points;
+    if (o->extend_slack <= 0 || miss > o->extend_slack)
+        return 0;
+    return !(o->time_limit_s > 0 && rs_now() - t_start + secs * 1.1 > o->time_limit_s);
+}
+
+/* One stage of plan p: factorize, fine-tune from the original as teacher, judge, and when it
+ * misses narrowly fine-tune it once more (extendable); *cur replaced when it is kept. tries counts
+ * the fine-tunings. 1 = stop (error, cancel). */
 static int run_stage(staged *s, rs_model **cur, const rs_plan *p, int k, double budget, rs_recipe *recipe,
-                     double *secs)
+                     double t_start, double *secs, int *tries, int *kept)
 {
     const pipe_compress_options *o = s->o;
     pipe_compress_result *r = s->r;
-    rs_err e = {{0}};
-    recipe_stage st = {(rs_plan *)p, o->epochs, o->finetune.train.lr, o->finetune.train.seed, 1,
-                       o->finetune.train.distill_alpha, o->finetune.train.distill_temp};
-    pipe_round *lg = &r->rounds[r->n_rounds];
-    double t0 = rs_now();
-    int stop = 0;
+    recipe_stage st[2] = {{(rs_plan *)p, o->epochs, o->finetune.train.lr, o->finetune.train.seed, 1,
+                           o->finetune.train.distill_alpha, o->finetune.train.distill_temp, o->finetune.bn}};
+    st[1] = st[0];
+    st[1].plan = s->none;
     rs_model *ft = NULL;
-    finetune_report fr;
-    if (round_start(s, *cur, p, k, budget, lg, &e) != 0) {
-        warn(s, &e);
-        stop = 1;
+    *kept = 0;
+    ++*tries;
+    int stop = stage_round(s, *cur, &st[0], p, k, budget, PIPE_ROUND_STAGE, NULL, &ft, secs);
+    if (stop < 0)
+        return 1;
+    const pipe_round *lg = &r->rounds[r->n_rounds - 1];
+    int n = 1;
+    if (!stop && !lg->accepted && *tries < o->rounds && extendable(s, lg, t_start, *secs)) {
+        char label[64];
+        snprintf(label, sizeof label, "stage %d fine-tuned %d epochs more", k, o->epochs);
+        rs_model *ft2 = NULL;
+        ++*tries;
+        stop = stage_round(s, ft, &st[1], p, k, budget, PIPE_ROUND_EXTENSION, label, &ft2, secs);
+        model_free(ft);
+        ft = ft2;
+        if (stop < 0)
+            return 1;
+        lg = &r->rounds[r->n_rounds - 1];
+        n = 2;
     }
-    if (!stop) {
-        r->n_rounds++;
-        stop = stop_at(s, PIPE_STAGE_ROUND_START);
-    }
-    if (!stop) {
-        int rc = pipe_stage_apply(s->m, *cur, &st, s->train, s->val, &s->fo, &ft, &fr, &e);
-        if (rc == RS_CANCELLED)
-            r->cancelled = 1;
-        else if (rc != 0 || judge(s, ft, lg, &e) != 0)
-            warn(s, &e);
-        stop = rc != 0 || r->warning[0];
-    }
-    if (!stop) {
-        lg->seconds = *secs = rs_now() - t0;
-        lg->epochs_done = fr.epochs_done;
-        stop = stop_at(s, PIPE_STAGE_ROUND_DONE);
-        if (lg->accepted) {
-            model_free(*cur);
-            *cur = ft;
-            ft = NULL;
-            r->best_val = lg->val_post;
-            for (int i = 0; i < p->n && !stop; ++i)
-                stop = plan_set(s->all, p->entries[i].layer, p->entries[i].method, p->entries[i].rank,
-                                p->entries[i].rank2, &e) != 0;
-            if (recipe && recipe_add_stage(recipe, p, st.epochs, st.lr, st.seed, st.distill, st.alpha, st.temp, &e))
-                warn(s, &e), stop = 1;
-        }
+    if (lg->accepted) {
+        *kept = 1;
+        stop |= keep_stage(s, cur, ft, p, st, n, recipe);
+        ft = NULL;
     }
     model_free(ft);
     return stop;
+}
+
+/* After the stages: the last kept net fine-tuned polish_epochs more (a stage that only
+ * fine-tunes); kept when it does not lose on validation (keep-best makes that the rule). */
+static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start, double secs_per_epoch)
+{
+    const pipe_compress_options *o = s->o;
+    pipe_compress_result *r = s->r;
+    if (o->polish_epochs < 1 || r->cancelled || r->warning[0] || stop_at(s, PIPE_STAGE_NEXT))
+        return;
+    if (o->time_limit_s > 0 && rs_now() - t_start + secs_per_epoch * o->polish_epochs * 1.1 > o->time_limit_s) {
+        stop_at(s, PIPE_STAGE_TIME_LIMIT);
+        return;
+    }
+    recipe_stage st = {s->none, o->polish_epochs, o->finetune.train.lr, o->finetune.train.seed, 1,
+                       o->finetune.train.distill_alpha, o->finetune.train.distill_temp, o->finetune.bn};
+    char label[64];
+    snprintf(label, sizeof label, "polish: fine-tuned %d epochs more", o->polish_epochs);
+    rs_model *ft = NULL;
+    double secs = 0;
+    if (stage_round(s, *cur, &st, NULL, r->n_rounds + 1, 0, PIPE_ROUND_POLISH, label, &ft, &secs) < 0)
+        return;
+    if (r->rounds[r->n_rounds - 1].accepted)
+        keep_stage(s, cur, ft, NULL, &st, 1, recipe);
+    else
+        model_free(ft);
 }
 
 static int same_plan(const rs_plan *a, const rs_plan *b)
@@ -392,13 +479,17 @@ static int setup(staged *s, const rs_model *m, const cifar10_set *train, const c
     s->m = m, s->train = train, s->val = val, s->o = o, s->r = r;
     if (!train)
         return rs_fail(e, "staged compression fine-tunes: it needs the training set");
-    if (!(s->all = plan_alloc()))
+    if (!(s->all = plan_alloc()) || !(s->none = plan_alloc()))
         return rs_fail(e, "out of memory");
+    const search_options *so = &o->search;
+    if (!(s->pool = pool_alloc(so->nthreads, e)))
+        return -1;
     s->fo = o->finetune;
     if (!s->fo.fit_calib)
         s->fo.fit_calib = o->search.fit_calib, s->fo.fit_n = o->search.fit_n;
-    const search_options *so = &o->search;
-    if (eval_on(m, val, so->nthreads, &r->base_val, e) != 0)
+    if (!s->fo.train.pool)
+        s->fo.train.pool = s->pool;
+    if (pipe_accuracy(m, val, s->pool, &r->base_val, e) != 0)
         return -1;
     r->floor_val = so->relative > 0 ? (1 - so->relative) * r->base_val : r->base_val - so->tolerance / 100.0;
     r->tol_points = 100.0 * (r->base_val - r->floor_val);
@@ -414,6 +505,8 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
         return rs_fail(e, "staged compression needs fine-tuning epochs (>= 1)");
     if (setup(&s, m, train, val, o, r, e) != 0) {
         plan_free(s.all);
+        plan_free(s.none);
+        pool_free(s.pool);
         return -1;
     }
     double t_start = o->started > 0 ? o->started : rs_now(), secs = 0;
@@ -453,9 +546,8 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
             budget *= 0.5;
             continue;
         }
-        ++tries;
-        int stop = run_stage(&s, &cur, p, tries, budget, recipe, &secs);
-        if (!stop && r->n_rounds > 0 && r->rounds[r->n_rounds - 1].accepted) {
+        int ok = 0, stop = run_stage(&s, &cur, p, tries + 1, budget, recipe, t_start, &secs, &tries, &ok);
+        if (ok) {
             ++kept;
         } else {
             plan_free(rejected);
@@ -468,6 +560,10 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
             break;
     }
     plan_free(rejected);
+    if (rc == 0 && kept > 0)
+        polish(&s, &cur, recipe, t_start, secs / o->epochs);
+    plan_free(s.none);
+    pool_free(s.pool);
     if (rc == 0) {
         r->model = cur;
         r->plan = s.all;
@@ -482,18 +578,23 @@ int pipe_recipe_replay(const rs_model *m, const cifar10_set *train, const cifar1
                        const pipe_compress_options *o, pipe_compress_result *r, rs_err *e)
 {
     staged s;
-    if (setup(&s, m, train, val, o, r, e) != 0) {
+    int rc = setup(&s, m, train, val, o, r, e);
+    plan_free(s.none);
+    if (rc != 0) {
         plan_free(s.all);
+        pool_free(s.pool);
         return -1;
     }
     rs_model *cur = model_clone(m);
-    int rc = cur ? 0 : rs_fail(e, "out of memory");
+    rc = cur ? 0 : rs_fail(e, "out of memory");
     for (int k = 0; rc == 0 && k < rc_->n_stages; ++k) {
         const recipe_stage *st = &rc_->stages[k];
         pipe_round *lg = &r->rounds[r->n_rounds];
         double t0 = rs_now();
-        if ((rc = round_start(&s, cur, st->plan, k + 1, 0, lg, e)) != 0)
+        if ((rc = round_start(&s, cur, st->plan, st->plan, k + 1, 0, lg, e)) != 0)
             break;
+        if (st->plan->n == 0)
+            snprintf(lg->plan, sizeof lg->plan, "fine-tuned %d epochs more", st->epochs);
         r->n_rounds++;
         if (stop_at(&s, PIPE_STAGE_ROUND_START)) {
             rc = rs_fail(e, "cancelled"), rc = RS_CANCELLED;
@@ -518,6 +619,7 @@ int pipe_recipe_replay(const rs_model *m, const cifar10_set *train, const cifar1
         r->best_val = lg->val_post;
         stop_at(&s, PIPE_STAGE_ROUND_DONE);
     }
+    pool_free(s.pool);
     if (rc == 0) {
         r->model = cur;
         r->plan = s.all;

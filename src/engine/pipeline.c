@@ -4,6 +4,9 @@
 
 #include "pipe_internal.h"
 
+#include "rankscope/fit.h"
+#include "rankscope/infer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,39 +35,61 @@ const char *pipe_plan_oneline(const rs_plan *p, char *buf, size_t len)
     return buf;
 }
 
+float *pipe_fit_calibration(const cifar10_set *set, int n, int *n_out, rs_err *e)
+{
+    if (n <= 0)
+        n = FIT_DEFAULT_CALIB;
+    if (n > set->n)
+        n = set->n;
+    if (n < 1) {
+        rs_fail(e, "no images to fit the factors to (the calibration set is empty)");
+        return NULL;
+    }
+    float *x = malloc((size_t)n * CIFAR10_PIXELS * sizeof *x);
+    if (!x) {
+        rs_fail(e, "out of memory for %d calibration images", n);
+        return NULL;
+    }
+    cifar10_normalize(set, 0, n, x);
+    *n_out = n;
+    return x;
+}
+
 static int cancelled(rs_err *e)
 {
     rs_fail(e, "cancelled");
     return RS_CANCELLED;
 }
 
-static int eval_acc(const rs_model *m, const cifar10_set *s, int threads, double *acc, rs_err *e)
+int pipe_accuracy(const rs_model *m, const cifar10_set *s, rs_pool *pool, double *acc, rs_err *e)
 {
     eval_result r;
-    if (eval_model(m, s, threads, &r, NULL, NULL, e) != 0)
-        return -1;
-    *acc = r.accuracy;
-    return 0;
+    infer_ctx *c = infer_create_on(m, pool, e);
+    int rc = c ? eval_ctx(c, s, &r, NULL, NULL, e) : -1;
+    infer_free(c);
+    if (rc == 0)
+        *acc = r.accuracy;
+    return rc;
 }
 
 /* Accuracy on s of m factorized by p as the search factorizes (so->fit_calib: fitted to outputs). */
 static int eval_plan(const rs_model *m, const rs_plan *p, const search_options *so, const cifar10_set *s,
-                     double *acc, rs_err *e)
+                     rs_pool *pool, double *acc, rs_err *e)
 {
     rs_model *w = model_clone(m);
     if (!w)
         return rs_fail(e, "out of memory copying the model");
     int rc = search_apply_plan(w, p, so, e);
     if (rc == 0)
-        rc = eval_acc(w, s, so->nthreads, acc, e);
+        rc = pipe_accuracy(w, s, pool, acc, e);
     model_free(w);
     return rc;
 }
 
 /* ---- the trade-off curve ----------------------------------------------------------------------- */
 
-static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_options *o, double *acc,
-                          rs_err *e)
+static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_options *o, rs_pool *pool,
+                          double *acc, rs_err *e)
 {
     train_data td, vd;
     finetune_data_of(o->train, &td);
@@ -73,14 +98,26 @@ static int curve_finetune(const rs_model *m, const rs_plan *p, const pipe_curve_
     finetune_options fo = *o->finetune;
     if (!fo.fit_calib)
         fo.fit_calib = o->search->fit_calib, fo.fit_n = o->search->fit_n;
+    if (!fo.train.pool)
+        fo.train.pool = pool;
     int rc = finetune_run(m, p, &td, &vd, &fo, &ft, NULL, e);
     if (rc == 0)
-        rc = eval_acc(ft, o->judge, o->nthreads, acc, e);
+        rc = pipe_accuracy(ft, o->judge, pool, acc, e);
     model_free(ft);
     return rc;
 }
 
+static int curve_points(const rs_model *m, search_ctx *ctx, const pipe_curve_options *o, rs_pool *pool, rs_err *e);
+
 int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options *o, rs_err *e)
+{
+    rs_pool *pool = pool_alloc(o->nthreads, e);
+    int rc = pool ? curve_points(m, ctx, o, pool, e) : -1;
+    pool_free(pool);
+    return rc;
+}
+
+static int curve_points(const rs_model *m, search_ctx *ctx, const pipe_curve_options *o, rs_pool *pool, rs_err *e)
 {
     const double *targets = o->targets ? o->targets : pipe_curve_default_targets;
     int nt = o->targets ? o->n_targets : PIPE_CURVE_DEFAULT_N;
@@ -103,11 +140,11 @@ int pipe_curve_run(const rs_model *m, search_ctx *ctx, const pipe_curve_options 
                 return cancelled(e);
             continue;
         }
-        if (plan_cost_of(m, p, &pt.cost, e) != 0 || eval_plan(m, p, o->search, o->judge, &pt.acc, e) != 0) {
+        if (plan_cost_of(m, p, &pt.cost, e) != 0 || eval_plan(m, p, o->search, o->judge, pool, &pt.acc, e) != 0) {
             plan_free(p);
             return -1;
         }
-        if (o->finetune && o->train && (rc = curve_finetune(m, p, o, &pt.acc_finetuned, e)) != 0) {
+        if (o->finetune && o->train && (rc = curve_finetune(m, p, o, pool, &pt.acc_finetuned, e)) != 0) {
             plan_free(p);
             return rc;
         }
@@ -189,6 +226,7 @@ typedef struct compress_run {
     double best_cost;
     rs_plan *tried[PIPE_MAX_ROUNDS];
     int ntried;
+    rs_pool *pool; /* evaluations and fine-tunings */
 } compress_run;
 
 static int stage(compress_run *c, pipe_compress_stage st)
@@ -248,6 +286,8 @@ static int judge_round(compress_run *c, const rs_plan *p, pipe_round *lg, rs_mod
     fo.train.epochs = o->epochs;
     if (!fo.fit_calib) /* fine-tune from the factors the round was chosen with */
         fo.fit_calib = o->search.fit_calib, fo.fit_n = o->search.fit_n;
+    if (!fo.train.pool)
+        fo.train.pool = c->pool;
     double t0 = rs_now();
     train_epoch_stats last;
     memset(&last, 0, sizeof last);
@@ -322,7 +362,7 @@ static void compress_rounds(compress_run *c)
         plan_cost_of(c->m, p, &pc, &e);
         lg->params = pc.params_after;
         lg->macs = pc.macs_after;
-        if (eval_plan(c->m, p, &o->search, c->val, &lg->val_pre, &e) != 0) {
+        if (eval_plan(c->m, p, &o->search, c->val, c->pool, &lg->val_pre, &e) != 0) {
             warn(c, &e);
             break;
         }
@@ -379,8 +419,12 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
     c.r = r;
     if (o->epochs > 0 && !train)
         return rs_fail(e, "compress: fine-tuning needs the training set");
-    if (!(c.ctx = search_ctx_create(m, val, o->search.nthreads, e)))
+    if (!(c.pool = pool_alloc(o->search.nthreads, e)))
         return -1;
+    if (!(c.ctx = search_ctx_create(m, val, o->search.nthreads, e))) {
+        pool_free(c.pool);
+        return -1;
+    }
     const search_options *so = &o->search;
     r->base_val = search_ctx_base_acc(c.ctx);
     r->floor_val = so->relative > 0 ? (1 - so->relative) * r->base_val : r->base_val - so->tolerance / 100.0;
@@ -430,6 +474,7 @@ done:
     for (int i = 0; i < c.ntried; ++i)
         plan_free(c.tried[i]);
     search_ctx_free(c.ctx);
+    pool_free(c.pool);
     return rc;
 }
 

@@ -27,17 +27,14 @@ void recipe_free(rs_recipe *r)
     free(r);
 }
 
-int recipe_add_stage(rs_recipe *r, const rs_plan *plan, int epochs, double lr, uint64_t seed, int distill,
-                     double alpha, double temp, rs_err *e)
+int recipe_add_stage(rs_recipe *r, const recipe_stage *st, rs_err *e)
 {
     if (r->n_stages >= RECIPE_MAX_STAGES)
         return rs_fail(e, "recipe: more than %d stages", RECIPE_MAX_STAGES);
     recipe_stage *s = &r->stages[r->n_stages];
-    memset(s, 0, sizeof *s);
-    if (!(s->plan = plan_clone(plan)))
+    *s = *st;
+    if (!(s->plan = st->plan ? plan_clone(st->plan) : plan_alloc()))
         return rs_fail(e, "recipe: out of memory");
-    s->epochs = epochs, s->lr = lr, s->seed = seed;
-    s->distill = distill, s->alpha = alpha, s->temp = temp;
     r->n_stages++;
     return 0;
 }
@@ -52,6 +49,7 @@ typedef struct parser {
     int have_version;
     recipe_stage *cur; /* the open stage */
     int stage_line;    /* where it started */
+    int plan_none;     /* the open stage said "plan none" */
 } parser;
 
 static int int_of(const parser *ps, const char *key, const char *s, long long lo, long long hi, long long *out,
@@ -95,15 +93,22 @@ static int close_stage(parser *ps, rs_err *e)
         return rs_fail(e, "%s:%d: stage %d has no \"epochs N\"", ps->label, ps->stage_line, ps->r->n_stages);
     if (!(s->lr > 0))
         return rs_fail(e, "%s:%d: stage %d has no \"lr X\"", ps->label, ps->stage_line, ps->r->n_stages);
-    if (!s->plan || s->plan->n == 0)
-        return rs_fail(e, "%s:%d: stage %d factorizes nothing (no \"plan LAYER METHOD RANK\" line)", ps->label,
-                       ps->stage_line, ps->r->n_stages);
+    if ((!s->plan || s->plan->n == 0) && !ps->plan_none)
+        return rs_fail(e, "%s:%d: stage %d has no \"plan LAYER METHOD RANK\" line (\"plan none\" for a stage "
+                          "that only fine-tunes)", ps->label, ps->stage_line, ps->r->n_stages);
     return 0;
 }
 
 static int stage_plan(parser *ps, char **w, int nw, rs_err *e)
 {
-    if (nargs(ps, "plan", nw - 1, 3, 3, "LAYER METHOD RANK[,RANK2]", e))
+    int none = nw == 2 && !strcmp(w[1], "none");
+    if ((none && ps->cur->plan->n > 0) || (!none && ps->plan_none))
+        return rs_fail(e, "%s: \"plan none\" and layers in one stage", ps->ctx);
+    if (none) {
+        ps->plan_none = 1;
+        return 0;
+    }
+    if (nargs(ps, "plan", nw - 1, 3, 3, "LAYER METHOD RANK[,RANK2] or none", e))
         return -1;
     if (plan_find(ps->cur->plan, w[1]))
         return rs_fail(e, "%s: layer %s is listed twice in this stage", ps->ctx, w[1]);
@@ -136,6 +141,11 @@ static int stage_item(parser *ps, char **w, int nw, rs_err *e, int *rc)
             s->distill = 1;
     } else if (!strcmp(k, "plan")) {
         *rc = stage_plan(ps, w, nw, e);
+    } else if (!strcmp(k, "bn")) {
+        if (nw != 2 || (strcmp(w[1], "on") && strcmp(w[1], "off")))
+            *rc = rs_fail(e, "%s: bn takes \"on\" or \"off\"", ps->ctx);
+        else
+            s->bn = !strcmp(w[1], "on");
     } else {
         return 1;
     }
@@ -211,6 +221,7 @@ static int parse_line(parser *ps, char *line, rs_err *e)
         memset(ps->cur, 0, sizeof *ps->cur);
         ps->cur->seed = 1;
         ps->stage_line = ps->line;
+        ps->plan_none = 0;
         if (!(ps->cur->plan = plan_alloc()))
             return rs_fail(e, "%s: out of memory", ps->ctx);
         return 0;
@@ -218,7 +229,7 @@ static int parse_line(parser *ps, char *line, rs_err *e)
     int rc = 0;
     if (ps->cur && !stage_item(ps, w, nw, e, &rc))
         return rc;
-    static const char *const stage_keys[] = {"epochs", "lr", "seed", "distill", "plan"};
+    static const char *const stage_keys[] = {"epochs", "lr", "seed", "distill", "plan", "bn"};
     for (size_t i = 0; !ps->cur && i < sizeof stage_keys / sizeof *stage_keys; ++i)
         if (!strcmp(w[0], stage_keys[i]))
             return rs_fail(e, "%s: \"%s\" outside a stage (stage items follow a \"stage\" line)", ps->ctx, w[0]);
@@ -351,6 +362,10 @@ int recipe_format(const rs_recipe *r, char **out, rs_err *e)
             put(&b, "  distill %.17g %.17g\n", s->alpha, s->temp);
         else
             put(&b, "  distill off\n");
+        if (s->bn)
+            put(&b, "  bn on\n");
+        if (!s->plan || s->plan->n == 0)
+            put(&b, "  plan none\n");
         for (int j = 0; s->plan && j < s->plan->n; ++j) {
             const plan_entry *en = &s->plan->entries[j];
             put(&b, "  plan %s %s %d", en->layer, decomp_method_name(en->method), en->rank);

@@ -515,6 +515,32 @@ static void test_depthwise3x3(void)
     model_free(m);
 }
 
+/* The direct depthwise kernels' other geometries: a channel multiplier of 2 (Cout = 2·Cin) with a
+ * 3×2 window, strides (2, 3), dilations (2, 1) and uneven pads, whose last input rows and columns
+ * no window reaches; then a 5×5 with pads 2 and bias. One image of 2 × 7 × 8: all 112 input
+ * gradients are sampled by index (40 of them) over both channels. */
+static void test_depthwise_general(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 2, 7, 8);
+    int w1 = mk_const(m, "dm.w", 4, 4, 1, 3, 2, 0.5f), b1 = mk_const(m, "dm.b", 1, 4, 0, 0, 0, 0.1f);
+    int k1 = mk_node(m, "dm", RS_OP_CONV, (int[]){x, w1, b1}, 3);
+    rs_node *c = &m->nodes[k1];
+    c->group = 2;
+    c->strides[0] = 2, c->strides[1] = 3;
+    c->dilations[0] = 2, c->dilations[1] = 1;
+    c->pads[0] = 2, c->pads[1] = 1, c->pads[2] = 0, c->pads[3] = 0;
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, k1)}, 1);
+    int w2 = mk_const(m, "d5.w", 4, 4, 1, 5, 5, 0.3f), b2 = mk_const(m, "d5.b", 1, 4, 0, 0, 0, 0.1f);
+    int k2 = mk_node(m, "d5", RS_OP_CONV, (int[]){out_of(m, r), w2, b2}, 3);
+    m->nodes[k2].group = 4;
+    for (int i = 0; i < 4; ++i)
+        m->nodes[k2].pads[i] = 2;
+    flat_fc3(m, out_of(m, k2));
+    check_model_grads("depthwise x2 multiplier (3x2, strides 2,3, dilation 2,1) + 5x5 pad 2", m, 1, 1, NULL);
+    model_free(m);
+}
+
 /* grouped conv, depthwise kh×1 then 1×kw (the spatial factors), flatten -> MatMul + Add */
 static void test_grouped_depthwise_matmul(void)
 {
@@ -1005,6 +1031,7 @@ int main(void)
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
     test_depthwise3x3();
+    test_depthwise_general();
     test_same_conv_taps();
     test_dag_and_distill();
     test_chunked_conv();

@@ -1,13 +1,5 @@
-/* grad.c — forward and backward kernels for training (see train_internal.h).
- *
- * Conv runs on kern_gemm (the broadcast-A register-tiled kernel infer.c uses): the GEMMs here
- * are skinny (6 or 16 output channels) and small, where OpenBLAS spends its time packing. For a
- * chunk of images and one group, with col = im2col of the chunk (Kg × P, P = images·OH·OW):
- *   forward   Y  (Cout/g × P)  = W_g · col                     (+ bias in the epilogue)
- *   weights   dWᵀ (Kg × Cout/g) = col · dYᵀ                    (dYᵀ pixel-major, P × Cout/g)
- *   input     dcol (Kg × P)     = W_gᵀ · dY, scattered back by col2im (accumulating)
- * col is recomputed in the backward pass rather than stored: it is cheap next to the GEMMs and
- * storing it would multiply the activation memory by kh·kw. Dense layers use cblas_sgemm.
+/* grad.c — forward and backward kernels for training (see train_internal.h); convolution is in
+ * grad_conv.c. Dense layers use cblas_sgemm.
  */
 #include <cblas.h>
 #include <float.h>
@@ -18,81 +10,20 @@
 #include "rankscope/ops.h"
 #include "train_internal.h"
 
-#define NODE_ERR(e, n, ...)                                                                    \
-    do {                                                                                       \
-        char why_[RS_ERR_LEN];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
-        return rs_fail(e, "train: node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_); \
-    } while (0)
-
-/* The data-movement loops (im2col, col2im, BatchNormalization, activation gradients) are a third
- * of a training step; wider vectors than the baseline's SSE2 pay there, chosen at load time. */
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && defined(__ELF__)
-#define TN_VEC __attribute__((target_clones("avx2", "default")))
-#else
-#define TN_VEC
-#endif
-
 static int is_fconst(const rs_model *m, int v)
 {
     return v >= 0 && v < m->n_values && m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT &&
            m->values[v].f;
 }
 
-static size_t round_up(size_t n, size_t q)
-{
-    return (n + q - 1) / q * q;
-}
-
 /* ---- each op's tape entry (named by its registry row: train_compile) ----------------------- */
-
-int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
-{
-    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
-    t->cin = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
-    t->cout = (int)y->dims[1], t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
-    t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
-    t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
-    t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
-    t->dh = (int)n->dilations[0], t->dw = (int)n->dilations[1];
-    t->group = (int)n->group;
-    if (n->op == RS_OP_MAXPOOL) {
-        t->group = 1;
-        t->pidx_ints = (size_t)t->ysz;
-        return 0;
-    }
-    t->param[0] = n->in[1];
-    if (n->n_in > 2 && n->in[2] >= 0)
-        t->param[1] = n->in[2];
-    t->K = (t->cin / t->group) * t->kh * t->kw;
-    {
-        int cout_g = t->cout / t->group;
-        size_t ohw = (size_t)t->oh * t->ow;
-        /* the weight-gradient GEMM's N is Cout/g: narrower vectors waste fewer lanes */
-        t->isa_dw = t->isa == KERN_AVX512 && cout_g <= 8 ? KERN_AVX2 : t->isa;
-        t->coutpad = (int)round_up((size_t)cout_g, (size_t)kern_vl(t->isa_dw));
-        t->chunk = ohw >= 512 ? 1 : (int)(512 / ohw);
-        size_t P = (size_t)t->chunk * ohw, ldP = round_up(P, (size_t)kern_vl(t->isa)), K = (size_t)t->K;
-        size_t tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad ? (size_t)cout_g * ldP
-                                                                   : K * (size_t)t->coutpad;
-        /* col / dcol, tmp, dY channel-major, dYᵀ pixel-major, Wᵀ */
-        t->col_floats = K * ldP + tmp + (size_t)cout_g * ldP + P * (size_t)t->coutpad +
-                        K * (size_t)cout_g + 64;
-        t->boff_ints = P > K ? P : K;
-        if (t->boff_ints < (size_t)cout_g)
-            t->boff_ints = (size_t)cout_g;
-        if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
-            NODE_ERR(e, n, "convolution workspace too large");
-    }
-    return 0;
-}
 
 int grad_compile_dense(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
 {
     if (n->op == RS_OP_GEMM && n->trans_a)
-        NODE_ERR(e, n, "attribute \"transA\" = 1 is not supported for training");
+        TN_NODE_ERR(e, n, "attribute \"transA\" = 1 is not supported for training");
     if (n->n_in < 2 || !is_fconst(m, n->in[1]))
-        NODE_ERR(e, n, "training needs a constant weight operand");
+        TN_NODE_ERR(e, n, "training needs a constant weight operand");
     const rs_value *w = &m->values[n->in[1]];
     t->param[0] = n->in[1];
     t->trans_b = n->op == RS_OP_GEMM ? n->trans_b : 0;
@@ -105,7 +36,7 @@ int grad_compile_dense(const rs_model *m, const rs_node *n, tn_node *t, rs_err *
         t->bias_n = (int)model_value_numel(&m->values[n->in[2]]);
     }
     if (t->xsz != t->K || t->ysz != t->N)
-        NODE_ERR(e, n, "input must be (N, %d)", t->K);
+        TN_NODE_ERR(e, n, "input must be (N, %d)", t->K);
     return 0;
 }
 
@@ -115,16 +46,16 @@ int grad_compile_add(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
     (void)y;
     int b = n->in[1];
     if (b < 0)
-        NODE_ERR(e, n, "expected two inputs");
+        TN_NODE_ERR(e, n, "expected two inputs");
     if (m->values[b].is_const) {
         if (!is_fconst(m, b))
-            NODE_ERR(e, n, "constant addend must be float");
+            TN_NODE_ERR(e, n, "constant addend must be float");
         t->param[1] = b;
         t->bias_n = (int)model_value_numel(&m->values[b]);
         t->N = (int)t->ysz;
         if (t->bias_n != 1 && t->bias_n != t->ysz &&
             !(x->ndim >= 2 && t->bias_n == x->dims[x->ndim - 1]))
-            NODE_ERR(e, n, "constant addend \"%s\" does not broadcast", m->values[b].name);
+            TN_NODE_ERR(e, n, "constant addend \"%s\" does not broadcast", m->values[b].name);
     } else {
         t->x2 = b;
     }
@@ -136,7 +67,7 @@ int grad_compile_same(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
 {
     (void)m;
     if (t->xsz != t->ysz)
-        NODE_ERR(e, n, "input and output sizes differ");
+        TN_NODE_ERR(e, n, "input and output sizes differ");
     return 0;
 }
 
@@ -146,7 +77,7 @@ int grad_compile_clip(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
     t->alpha = n->clip_min;
     t->beta = n->clip_max;
     if (t->xsz != t->ysz)
-        NODE_ERR(e, n, "input and output sizes differ");
+        TN_NODE_ERR(e, n, "input and output sizes differ");
     return 0;
 }
 
@@ -155,10 +86,10 @@ int grad_compile_batchnorm(const rs_model *m, const rs_node *n, tn_node *t, rs_e
     const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
     (void)y;
     if (x->ndim < 2 || x->dims[1] < 1 || t->xsz != t->ysz || n->n_in != 5)
-        NODE_ERR(e, n, "input must be (N,C,...) and match the output");
+        TN_NODE_ERR(e, n, "input must be (N,C,...) and match the output");
     for (int k = 1; k < 5; ++k)
         if (!is_fconst(m, n->in[k]) || model_value_numel(&m->values[n->in[k]]) != x->dims[1])
-            NODE_ERR(e, n, "input %d must be a float initializer of %lld elements", k,
+            TN_NODE_ERR(e, n, "input %d must be a float initializer of %lld elements", k,
                      (long long)x->dims[1]);
     t->cin = (int)x->dims[1];
     t->K = (int)(t->xsz / t->cin);
@@ -176,7 +107,7 @@ int grad_compile_reducemean(const rs_model *m, const rs_node *n, tn_node *t, rs_
     for (int k = 0; k < n->n_axes; ++k)
         seen |= 1 << (n->axes[k] < 0 ? n->axes[k] + x->ndim : n->axes[k]);
     if (x->ndim != 4 || n->n_axes != 2 || seen != 12)
-        NODE_ERR(e, n, "only a mean over the spatial axes (2, 3) of (N,C,H,W) trains");
+        TN_NODE_ERR(e, n, "only a mean over the spatial axes (2, 3) of (N,C,H,W) trains");
     t->op = RS_OP_GLOBALAVGPOOL;
     t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
     t->oh = t->ow = 1;
@@ -189,7 +120,7 @@ int grad_compile_avgpool(const rs_model *m, const rs_node *n, tn_node *t, rs_err
 {
     const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
     if (x->ndim != 4 || y->ndim != 4)
-        NODE_ERR(e, n, "input and output must be (N,C,H,W)");
+        TN_NODE_ERR(e, n, "input and output must be (N,C,H,W)");
     t->cin = t->cout = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
     t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
     if (n->op == RS_OP_GLOBALAVGPOOL) {
@@ -217,327 +148,12 @@ int tn_compile(const rs_model *m, int i, kern_isa isa, tn_node *t, rs_err *e)
     t->xsz = model_value_numel(x);
     t->ysz = model_value_numel(y);
     if (t->xsz > (1 << 28) || t->ysz > (1 << 28))
-        NODE_ERR(e, n, "activation too large to train");
+        TN_NODE_ERR(e, n, "activation too large to train");
     t->isa = isa;
     const rs_op_desc *d = ops_get(n->op);
     if (!d || !d->train_compile)
-        NODE_ERR(e, n, "op not supported for training");
+        TN_NODE_ERR(e, n, "op not supported for training");
     return d->train_compile(m, n, t, e);
-}
-
-/* ---- conv helpers --------------------------------------------------------------------------- */
-
-/* col (K rows of stride ld, OHW used) from the cin_g channels at x. */
-/* Where ow == iw and both strides are 1 (every "same" 3×3 or 1×1 convolution), the output rows
- * of one tap read one contiguous run of the input plane, shifted by the tap's offset: one block
- * copy instead of oh short rows. The columns that fall off the left or right edge pick up the
- * neighbouring row's pixels in that copy and are zeroed afterwards. */
-typedef struct tap_span {
-    int oy_lo, oy_hi; /* output rows whose input row exists */
-    int lo, hi;       /* output columns whose input column exists */
-    long s0, a, b;    /* block: out[oy_lo·ow + k] = plane[s0 + k] for a <= k < b */
-} tap_span;
-
-static int flat_taps(const tn_node *t)
-{
-    return t->sw == 1 && t->sh == 1 && t->ow == t->iw;
-}
-
-static tap_span tap_of(const tn_node *t, int ki, int kj)
-{
-    tap_span s;
-    int off = kj * t->dw - t->pl, y0 = ki * t->dh - t->pt; /* ix = ox + off, iy = oy + y0 */
-    s.lo = off < 0 ? -off : 0;
-    s.hi = t->iw - off < t->ow ? t->iw - off : t->ow;
-    if (s.hi < s.lo)
-        s.hi = s.lo;
-    s.oy_lo = y0 < 0 ? -y0 : 0;
-    s.oy_hi = t->ih - y0 < t->oh ? t->ih - y0 : t->oh;
-    if (s.oy_hi < s.oy_lo)
-        s.oy_hi = s.oy_lo;
-    long n = (long)(s.oy_hi - s.oy_lo) * t->ow, plane = (long)t->ih * t->iw;
-    s.s0 = (long)(s.oy_lo + y0) * t->iw + off;
-    s.a = s.s0 < 0 ? -s.s0 : 0;
-    s.b = s.s0 + n > plane ? plane - s.s0 : n;
-    if (s.a > n)
-        s.a = n;
-    if (s.b < s.a)
-        s.b = s.a;
-    return s;
-}
-
-/* Zero the off-edge columns of output rows oy_lo .. oy_hi−1 of one tap row. */
-static void zero_edges(const tn_node *t, const tap_span *s, float *row)
-{
-    if (s->lo == 0 && s->hi == t->ow)
-        return;
-    for (int oy = s->oy_lo; oy < s->oy_hi; ++oy) {
-        float *r = row + (size_t)oy * t->ow;
-        for (int ox = 0; ox < s->lo; ++ox)
-            r[ox] = 0.0f;
-        for (int ox = s->hi; ox < t->ow; ++ox)
-            r[ox] = 0.0f;
-    }
-}
-
-static void im2col_flat(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
-{
-    size_t ow = (size_t)t->ow, ihw = (size_t)t->ih * t->iw;
-    for (int ki = 0; ki < t->kh; ++ki)
-        for (int kj = 0; kj < t->kw; ++kj) {
-            tap_span s = tap_of(t, ki, kj);
-            size_t n = (size_t)(s.oy_hi - s.oy_lo) * ow;
-            for (int c = 0; c < cin_g; ++c) {
-                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
-                float *d = row + (size_t)s.oy_lo * ow;
-                const float *plane = x + (size_t)c * ihw;
-                memset(row, 0, (size_t)s.oy_lo * ow * sizeof *row);
-                memset(d + n, 0, (size_t)(t->oh - s.oy_hi) * ow * sizeof *row);
-                memset(d, 0, (size_t)s.a * sizeof *d);
-                memcpy(d + s.a, plane + s.s0 + s.a, (size_t)(s.b - s.a) * sizeof *d);
-                memset(d + s.b, 0, (n - (size_t)s.b) * sizeof *d);
-                zero_edges(t, &s, row);
-            }
-        }
-}
-
-TN_VEC static void add_into(float *restrict dst, const float *restrict src, size_t n)
-{
-    for (size_t k = 0; k < n; ++k)
-        dst[k] += src[k];
-}
-
-/* col2im of the flat case; the off-edge columns of col are zeroed first (col is scratch), so the
- * block add deposits nothing where a tap fell outside the image. */
-static void col2im_flat(const tn_node *t, float *col, int cin_g, float *dx, size_t ld)
-{
-    size_t ow = (size_t)t->ow, ihw = (size_t)t->ih * t->iw;
-    for (int c = 0; c < cin_g; ++c)
-        for (int ki = 0; ki < t->kh; ++ki)
-            for (int kj = 0; kj < t->kw; ++kj) {
-                tap_span s = tap_of(t, ki, kj);
-                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
-                zero_edges(t, &s, row);
-                add_into(dx + (size_t)c * ihw + s.s0 + s.a, row + (size_t)s.oy_lo * ow + s.a,
-                         (size_t)(s.b - s.a));
-            }
-}
-
-TN_VEC static void im2col(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
-{
-    if (flat_taps(t)) {
-        im2col_flat(t, x, cin_g, col, ld);
-        return;
-    }
-    for (int c = 0; c < cin_g; ++c)
-        for (int ki = 0; ki < t->kh; ++ki)
-            for (int kj = 0; kj < t->kw; ++kj) {
-                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
-                int off = kj * t->dw - t->pl;
-                int lo = 0, hi = t->ow; /* ox with 0 <= ox*sw + off < iw */
-                while (lo < t->ow && lo * t->sw + off < 0)
-                    ++lo;
-                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
-                    --hi;
-                for (int oy = 0; oy < t->oh; ++oy) {
-                    float *dst = row + (size_t)oy * t->ow;
-                    int iy = oy * t->sh - t->pt + ki * t->dh;
-                    if (iy < 0 || iy >= t->ih) {
-                        memset(dst, 0, (size_t)t->ow * sizeof *dst);
-                        continue;
-                    }
-                    const float *src = x + ((size_t)c * t->ih + iy) * t->iw + off;
-                    for (int ox = 0; ox < lo; ++ox)
-                        dst[ox] = 0;
-                    if (t->sw == 1) /* rows are short (~30 floats): a plain loop beats memcpy */
-                        for (int ox = lo; ox < hi; ++ox)
-                            dst[ox] = src[ox];
-                    else
-                        for (int ox = lo; ox < hi; ++ox)
-                            dst[ox] = src[ox * t->sw];
-                    for (int ox = hi; ox < t->ow; ++ox)
-                        dst[ox] = 0;
-                }
-            }
-}
-
-/* dx += col2im(col) for the cin_g channels at dx (col rows of stride ld; col is clobbered). */
-TN_VEC static void col2im_add(const tn_node *t, float *col, int cin_g, float *dx, size_t ld)
-{
-    if (flat_taps(t)) {
-        col2im_flat(t, col, cin_g, dx, ld);
-        return;
-    }
-    for (int c = 0; c < cin_g; ++c)
-        for (int ki = 0; ki < t->kh; ++ki)
-            for (int kj = 0; kj < t->kw; ++kj) {
-                const float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
-                int off = kj * t->dw - t->pl;
-                int lo = 0, hi = t->ow;
-                while (lo < t->ow && lo * t->sw + off < 0)
-                    ++lo;
-                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
-                    --hi;
-                for (int oy = 0; oy < t->oh; ++oy) {
-                    int iy = oy * t->sh - t->pt + ki * t->dh;
-                    if (iy < 0 || iy >= t->ih)
-                        continue;
-                    const float *src = row + (size_t)oy * t->ow;
-                    float *dst = dx + ((size_t)c * t->ih + iy) * t->iw + off;
-                    if (t->sw == 1)
-                        for (int ox = lo; ox < hi; ++ox)
-                            dst[ox] += src[ox];
-                    else
-                        for (int ox = lo; ox < hi; ++ox)
-                            dst[ox * t->sw] += src[ox];
-                }
-            }
-}
-
-/* Workspace carve-up for one conv node (see tn_compile's sizing). */
-typedef struct conv_ws {
-    float *col, *tmp, *dyc, *dyt, *wt;
-    int *boff;
-} conv_ws;
-
-static conv_ws conv_scratch(const tn_node *t, const tn_scratch *s)
-{
-    int cout_g = t->cout / t->group;
-    size_t P = (size_t)t->chunk * t->oh * t->ow, ldP = round_up(P, (size_t)kern_vl(t->isa));
-    size_t K = (size_t)t->K, tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad
-                                       ? (size_t)cout_g * ldP : K * (size_t)t->coutpad;
-    conv_ws w;
-    w.col = s->col;
-    w.tmp = w.col + K * ldP;
-    w.dyc = w.tmp + tmp;
-    w.dyt = w.dyc + (size_t)cout_g * ldP;
-    w.wt = w.dyt + P * (size_t)t->coutpad;
-    w.boff = s->boff;
-    return w;
-}
-
-/* col (Kg × ldP) for images i0 .. i0+nc−1 of group gi; images side by side along the columns. */
-static void chunk_im2col(const tn_node *t, const float *x, int i0, int nc, int gi, float *col,
-                         size_t ldP)
-{
-    int cin_g = t->cin / t->group;
-    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw;
-    for (int c = 0; c < nc; ++c)
-        im2col(t, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, cin_g, col + c * ohw, ldP);
-}
-
-/* Depthwise 3×3 whose padded planes fit the node's workspace: the inference engine's direct kernel
- * (kern_dw3x3) instead of one K = 9 GEMM per channel. */
-static int conv_dw3x3(const tn_node *t)
-{
-    return t->group == t->cin && t->cout == t->cin && t->kh == 3 && t->kw == 3 && t->dh == 1 && t->dw == 1 &&
-           t->sh == t->sw && (t->sh == 1 || t->sh == 2) &&
-           kern_dw3x3_scratch(t->oh, t->ow, t->sh) <= t->col_floats;
-}
-
-static void conv_forward(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
-                         const tn_scratch *s)
-{
-    const float *w = m->values[t->param[0]].f;
-    const float *b = t->param[1] >= 0 ? m->values[t->param[1]].f : NULL;
-    if (conv_dw3x3(t)) {
-        /* the scratch's zero border is laid out for this geometry: cleared once per call */
-        memset(s->col, 0, kern_dw3x3_scratch(t->oh, t->ow, t->sh) * sizeof *s->col);
-        for (int i = 0; i < ns; ++i)
-            kern_dw3x3(t->isa, t->cin, t->ih, t->iw, x + (size_t)i * t->xsz, w, b, t->sh, t->pt, t->pl, t->oh,
-                       t->ow, -INFINITY, INFINITY, s->col, y + (size_t)i * t->ysz);
-        return;
-    }
-    int g = t->group, cout_g = t->cout / g;
-    size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
-    conv_ws ws = conv_scratch(t, s);
-    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
-        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
-        size_t P = (size_t)nc * ohw, ldP = round_up(P, vl);
-        for (int k = 0; k < t->K; ++k)
-            ws.boff[k] = (int)((size_t)k * ldP);
-        /* one image whose rows fill whole vectors: the GEMM writes y itself, no copy */
-        const int direct = nc == 1 && ldP == P;
-        for (int gi = 0; gi < g; ++gi) {
-            float *yg = y + (size_t)i0 * t->ysz + (size_t)gi * cout_g * ohw;
-            chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
-            kern_gemm(t->isa, cout_g, (int)ldP, t->K, w + (size_t)gi * cout_g * t->K, t->K, ws.col,
-                      ws.boff, direct ? yg : ws.tmp, (int)ldP, b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
-            for (int c = 0; c < nc && !direct; ++c)
-                for (int o = 0; o < cout_g; ++o)
-                    memcpy(y + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
-                           ws.tmp + (size_t)o * ldP + c * ohw, ohw * sizeof *y);
-        }
-    }
-}
-
-static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
-                          float *dx, float *dw, float *db, int ns, const tn_scratch *s)
-{
-    const float *w = m->values[t->param[0]].f;
-    int g = t->group, cin_g = t->cin / g, cout_g = t->cout / g, cp = t->coutpad;
-    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw, vl = (size_t)kern_vl(t->isa);
-    conv_ws ws = conv_scratch(t, s);
-    if (db)
-        for (int i = 0; i < ns; ++i)
-            for (int c = 0; c < t->cout; ++c) {
-                const float *p = dy + (size_t)i * t->ysz + (size_t)c * ohw;
-                float sum = 0;
-                for (size_t k = 0; k < ohw; ++k)
-                    sum += p[k];
-                db[c] += sum;
-            }
-    if (!dw && !dx)
-        return;
-    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
-        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
-        size_t P = (size_t)nc * ohw, ldP = round_up(P, vl);
-        for (int gi = 0; gi < g; ++gi) {
-            const float *wg = w + (size_t)gi * cout_g * t->K;
-            if (dw) {
-                /* dYᵀ pixel-major (P × cp), padding lanes zero */
-                if (cp > cout_g)
-                    memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);
-                for (int c = 0; c < nc; ++c)
-                    for (int o = 0; o < cout_g; ++o) {
-                        const float *src = dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw;
-                        float *dst = ws.dyt + (size_t)c * ohw * cp + o;
-                        for (size_t p = 0; p < ohw; ++p)
-                            dst[p * cp] = src[p];
-                    }
-                chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
-                for (size_t p = 0; p < P; ++p)
-                    ws.boff[p] = (int)(p * cp);
-                kern_gemm(t->isa_dw, t->K, cp, (int)P, ws.col, (int)ldP, ws.dyt, ws.boff, ws.tmp, cp,
-                          NULL, NULL, 0);
-                float *dwg = dw + (size_t)gi * cout_g * t->K;
-                for (int k = 0; k < t->K; ++k)
-                    for (int o = 0; o < cout_g; ++o)
-                        dwg[(size_t)o * t->K + k] += ws.tmp[(size_t)k * cp + o];
-            }
-            if (dx) {
-                /* dY channel-major (cout_g × ldP), Wᵀ (Kg × cout_g) */
-                for (int o = 0; o < cout_g; ++o) {
-                    float *row = ws.dyc + (size_t)o * ldP;
-                    for (int c = 0; c < nc; ++c)
-                        memcpy(row + c * ohw,
-                               dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
-                               ohw * sizeof *row);
-                    memset(row + P, 0, (ldP - P) * sizeof *row);
-                }
-                for (int o = 0; o < cout_g; ++o)
-                    for (int k = 0; k < t->K; ++k)
-                        ws.wt[(size_t)k * cout_g + o] = wg[(size_t)o * t->K + k];
-                for (int o = 0; o < cout_g; ++o)
-                    ws.boff[o] = (int)((size_t)o * ldP);
-                kern_gemm(t->isa, t->K, (int)ldP, cout_g, ws.wt, cout_g, ws.dyc, ws.boff, ws.col,
-                          (int)ldP, NULL, NULL, 0);
-                for (int c = 0; c < nc; ++c)
-                    col2im_add(t, ws.col + c * ohw, cin_g,
-                               dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ldP);
-            }
-        }
-    }
 }
 
 /* ---- max pooling ------------------------------------------------------------------------------ */
@@ -886,12 +502,6 @@ TN_VEC static void clip_backward(const float *restrict x, const float *restrict 
         (void)poff, (void)need, (void)is_param, (void)x, (void)dy, (void)y, (void)dx, (void)dw,    \
         (void)db
 
-void grad_fwd_conv(const tn_pass *p)
-{
-    TN_PASS_LOCALS(p);
-    conv_forward(t, m, x, y, ns, s);
-}
-
 void grad_fwd_maxpool(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
@@ -965,12 +575,6 @@ void grad_fwd_avgpool(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
     avgpool_pass(t, &m->nodes[t->node], x, y, NULL, NULL, ns);
-}
-
-void grad_bwd_conv(const tn_pass *p)
-{
-    TN_PASS_LOCALS(p);
-    conv_backward(t, m, act[t->x], dy, dx, dw, db, ns, s);
 }
 
 void grad_bwd_maxpool(const tn_pass *p)

@@ -57,6 +57,27 @@ static inline double rng_unit(rng *r)
     return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* A node's compile error: "train: node "NAME" (OP): why" (returns from the caller). */
+#define TN_NODE_ERR(e, n, ...)                                                                 \
+    do {                                                                                       \
+        char why_[RS_ERR_LEN];                                                                 \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
+        return rs_fail(e, "train: node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_); \
+    } while (0)
+
+/* The data-movement loops (im2col, col2im, BatchNormalization, activation gradients) are a third
+ * of a training step; wider vectors than the baseline's SSE2 pay there, chosen at load time. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && defined(__ELF__)
+#define TN_VEC __attribute__((target_clones("avx2", "default")))
+#else
+#define TN_VEC
+#endif
+
+static inline size_t tn_round_up(size_t n, size_t q)
+{
+    return (n + q - 1) / q * q;
+}
+
 typedef struct tn_node {
     int node;           /* index into m->nodes */
     rs_op op;

@@ -1,0 +1,596 @@
+/* grad_conv.c — training's convolution (see train_internal.h).
+ *
+ * Conv runs on kern_gemm (the broadcast-A register-tiled kernel infer.c uses): the GEMMs here
+ * are skinny (6 or 16 output channels) and small, where OpenBLAS spends its time packing. For a
+ * chunk of images and one group, with col = im2col of the chunk (Kg × P, P = images·OH·OW):
+ *   forward   Y  (Cout/g × P)  = W_g · col                     (+ bias in the epilogue)
+ *   weights   dWᵀ (Kg × Cout/g) = col · dYᵀ                    (dYᵀ pixel-major, P × Cout/g)
+ *   input     dcol (Kg × P)     = W_gᵀ · dY, scattered back by col2im (accumulating)
+ * col is recomputed in the backward pass rather than stored: it is cheap next to the GEMMs and
+ * storing it would multiply the activation memory by kh·kw. Depthwise convolutions (one input
+ * channel per group) skip the GEMMs: direct loops over polyphase planes (dw_forward, dw_backward).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rankscope/ops.h"
+#include "train_internal.h"
+
+/* ---- depthwise convolution (one input channel per group) ------------------------------------ *
+ * As GEMMs these are one M = Cout/g, K = kh·kw product per channel: the tile kernels run nearly
+ * empty, and im2col/col2im move kh·kw copies of every plane. Instead each input channel is split
+ * once into zero-padded polyphase planes (phase (a, b) holds padded samples (a + sh·r, b + sw·q)),
+ * so for every tap the window's samples are one contiguous run per output row: the forward,
+ * the weight gradient (a dot product per tap) and the input gradient (scattered into the same
+ * layout, then merged back) are all plain vector loops over rows padded to DW_L lanes. The lane
+ * count is fixed, so every vector ISA adds in the same order. */
+#define DW_L 8
+
+static int conv_is_dw(const tn_node *t)
+{
+    return t->cin / t->group == 1 && t->cout % t->group == 0;
+}
+
+/* Row length of dy / y copies (ow padded to whole lane blocks), rows and row stride of a phase
+ * plane: enough for every tap's window over the padded rows, and for every input sample. */
+typedef struct dw_geom {
+    int owp, hq, wq, phases;
+    size_t plane;
+} dw_geom;
+
+static dw_geom dw_geom_of(const tn_node *t)
+{
+    dw_geom g;
+    g.owp = (int)tn_round_up((size_t)t->ow, DW_L);
+    int hq = t->oh + (t->kh - 1) * t->dh / t->sh, wq = g.owp + (t->kw - 1) * t->dw / t->sw;
+    int hin = (t->ih + t->pt + t->sh - 1) / t->sh, win = (t->iw + t->pl + t->sw - 1) / t->sw;
+    g.hq = hq > hin ? hq : hin;
+    g.wq = (int)tn_round_up((size_t)(wq > win ? wq : win), DW_L);
+    g.phases = t->sh * t->sw;
+    g.plane = (size_t)g.hq * g.wq;
+    return g;
+}
+
+/* the input planes, the input-gradient planes, one padded dy (or y) plane */
+static size_t dw_scratch(const tn_node *t)
+{
+    dw_geom g = dw_geom_of(t);
+    return 2 * (size_t)g.phases * g.plane + (size_t)t->oh * g.owp + 64;
+}
+
+/* Offset of tap (ki, kj)'s first sample in the phase planes. */
+static int dw_tap(const tn_node *t, const dw_geom *g, int ki, int kj)
+{
+    int a = ki * t->dh, b = kj * t->dw;
+    return (int)((size_t)((a % t->sh) * t->sw + b % t->sw) * g->plane + (size_t)(a / t->sh) * g->wq +
+                 (size_t)(b / t->sw));
+}
+
+/* y (oh rows of owp) = bias + Σ_taps w·window. */
+TN_VEC static void dw_rows_fwd(const float *restrict xp, const int *tap, int taps, const float *wc,
+                               float bias, int oh, int owp, int wq, float *restrict y)
+{
+    for (size_t k = 0; k < (size_t)oh * owp; ++k)
+        y[k] = bias;
+    for (int k = 0; k < taps; ++k) {
+        const float wk = wc[k];
+        for (int oy = 0; oy < oh; ++oy) {
+            const float *p = xp + tap[k] + (size_t)oy * wq;
+            float *r = y + (size_t)oy * owp;
+            for (int x = 0; x < owp; ++x)
+                r[x] += wk * p[x];
+        }
+    }
+}
+
+/* dwc[k] += Σ g·window_k (when dwc), dxp window_k += w_k·g (when dxp); g (oh rows of owp) is zero
+ * past ow, so the padding lanes add nothing anywhere. */
+TN_VEC static void dw_rows_bwd(const float *restrict xp, float *restrict dxp, const int *tap, int taps,
+                               const float *wc, float *dwc, int oh, int owp, int wq, const float *restrict g)
+{
+    for (int k = 0; k < taps; ++k) {
+        const float wk = wc[k];
+        float acc[DW_L] = {0};
+        for (int oy = 0; oy < oh; ++oy) {
+            const float *gr = g + (size_t)oy * owp;
+            const float *p = xp + tap[k] + (size_t)oy * wq;
+            if (dwc)
+                for (int x = 0; x < owp; x += DW_L)
+                    for (int j = 0; j < DW_L; ++j)
+                        acc[j] += gr[x + j] * p[x + j];
+            if (dxp) {
+                float *d = dxp + tap[k] + (size_t)oy * wq;
+                for (int x = 0; x < owp; ++x)
+                    d[x] += wk * gr[x];
+            }
+        }
+        if (dwc) {
+            double sum = 0;
+            for (int j = 0; j < DW_L; ++j)
+                sum += acc[j];
+            dwc[k] += (float)sum;
+        }
+    }
+}
+
+/* One channel (ih × iw) into its phase planes (zero elsewhere: cleared once per call, and every
+ * channel writes the same positions). */
+static void dw_split(const tn_node *t, const dw_geom *g, const float *x, float *xp)
+{
+    if (t->sh == 1 && t->sw == 1) {
+        for (int y = 0; y < t->ih; ++y)
+            memcpy(xp + (size_t)(y + t->pt) * g->wq + t->pl, x + (size_t)y * t->iw, (size_t)t->iw * sizeof *xp);
+        return;
+    }
+    kern_phase_split(1, t->ih, t->iw, x, t->sh, t->sw, t->pt, t->pl, g->hq, g->wq, (1u << g->phases) - 1, xp);
+}
+
+/* dx (one channel) += the input samples' entries of the phase planes (the inverse of dw_split). */
+TN_VEC static void dw_merge(const tn_node *t, const dw_geom *g, const float *restrict dxp, float *restrict dx)
+{
+    for (int y = 0; y < t->ih; ++y) {
+        const int py = y + t->pt, a = py % t->sh;
+        float *d = dx + (size_t)y * t->iw;
+        for (int b = 0; b < t->sw; ++b) {
+            const float *s = dxp + (size_t)(a * t->sw + b) * g->plane + (size_t)(py / t->sh) * g->wq;
+            int x = ((b - t->pl) % t->sw + t->sw) % t->sw, q = (x + t->pl) / t->sw;
+            if (t->sw == 1)
+                for (; x < t->iw; ++x)
+                    d[x] += s[x + t->pl];
+            else
+                for (; x < t->iw; x += t->sw, ++q)
+                    d[x] += s[q];
+        }
+    }
+}
+
+static void dw_taps(const tn_node *t, const dw_geom *g, int *tap)
+{
+    for (int ki = 0; ki < t->kh; ++ki)
+        for (int kj = 0; kj < t->kw; ++kj)
+            tap[ki * t->kw + kj] = dw_tap(t, g, ki, kj);
+}
+
+static void dw_forward(const tn_node *t, const float *w, const float *b, const float *x, float *y, int ns,
+                       float *scratch, int *tap)
+{
+    dw_geom g = dw_geom_of(t);
+    const int taps = t->kh * t->kw, mult = t->cout / t->cin;
+    float *xp = scratch, *yp = xp + 2 * (size_t)g.phases * g.plane;
+    size_t ohw = (size_t)t->oh * t->ow;
+    dw_taps(t, &g, tap);
+    memset(xp, 0, (size_t)g.phases * g.plane * sizeof *xp);
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < t->cin; ++c) {
+            dw_split(t, &g, x + (size_t)i * t->xsz + (size_t)c * t->ih * t->iw, xp);
+            for (int o = c * mult; o < (c + 1) * mult; ++o) {
+                dw_rows_fwd(xp, tap, taps, w + (size_t)o * taps, b ? b[o] : 0.0f, t->oh, g.owp, g.wq, yp);
+                float *yo = y + (size_t)i * t->ysz + (size_t)o * ohw;
+                for (int oy = 0; oy < t->oh; ++oy)
+                    memcpy(yo + (size_t)oy * t->ow, yp + (size_t)oy * g.owp, (size_t)t->ow * sizeof *yo);
+            }
+        }
+}
+
+static void dw_backward(const tn_node *t, const float *w, const float *x, const float *dy, float *dx, float *dw,
+                        int ns, float *scratch, int *tap)
+{
+    dw_geom g = dw_geom_of(t);
+    const int taps = t->kh * t->kw, mult = t->cout / t->cin;
+    size_t ph = (size_t)g.phases * g.plane, ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw;
+    float *xp = scratch, *dxp = xp + ph, *gp = dxp + ph;
+    dw_taps(t, &g, tap);
+    memset(xp, 0, ph * sizeof *xp);
+    memset(gp, 0, (size_t)t->oh * g.owp * sizeof *gp);
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < t->cin; ++c) {
+            if (dw)
+                dw_split(t, &g, x + (size_t)i * t->xsz + (size_t)c * ihw, xp);
+            if (dx)
+                memset(dxp, 0, ph * sizeof *dxp);
+            for (int o = c * mult; o < (c + 1) * mult; ++o) {
+                const float *go = dy + (size_t)i * t->ysz + (size_t)o * ohw;
+                for (int oy = 0; oy < t->oh; ++oy)
+                    memcpy(gp + (size_t)oy * g.owp, go + (size_t)oy * t->ow, (size_t)t->ow * sizeof *gp);
+                dw_rows_bwd(xp, dx ? dxp : NULL, tap, taps, w + (size_t)o * taps, dw ? dw + (size_t)o * taps : NULL,
+                            t->oh, g.owp, g.wq, gp);
+            }
+            if (dx)
+                dw_merge(t, &g, dxp, dx + (size_t)i * t->xsz + (size_t)c * ihw);
+        }
+}
+
+/* ---- tape entry ---------------------------------------------------------------------------- */
+
+int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
+{
+    const rs_value *x = &m->values[t->x], *y = &m->values[t->y];
+    t->cin = (int)x->dims[1], t->ih = (int)x->dims[2], t->iw = (int)x->dims[3];
+    t->cout = (int)y->dims[1], t->oh = (int)y->dims[2], t->ow = (int)y->dims[3];
+    t->kh = (int)n->kernel[0], t->kw = (int)n->kernel[1];
+    t->sh = (int)n->strides[0], t->sw = (int)n->strides[1];
+    t->pt = (int)n->pads[0], t->pl = (int)n->pads[1];
+    t->dh = (int)n->dilations[0], t->dw = (int)n->dilations[1];
+    t->group = (int)n->group;
+    if (n->op == RS_OP_MAXPOOL) {
+        t->group = 1;
+        t->pidx_ints = (size_t)t->ysz;
+        return 0;
+    }
+    t->param[0] = n->in[1];
+    if (n->n_in > 2 && n->in[2] >= 0)
+        t->param[1] = n->in[2];
+    t->K = (t->cin / t->group) * t->kh * t->kw;
+    if (conv_is_dw(t)) {
+        size_t need = dw_scratch(t), dw3 = kern_dw3x3_scratch(t->oh, t->ow, t->sh);
+        t->col_floats = need > dw3 ? need : dw3;
+        t->boff_ints = (size_t)t->kh * t->kw; /* the tap offsets */
+        t->chunk = 1;
+        if (t->col_floats > ((size_t)1 << 28))
+            TN_NODE_ERR(e, n, "convolution workspace too large");
+        return 0;
+    }
+    {
+        int cout_g = t->cout / t->group;
+        size_t ohw = (size_t)t->oh * t->ow;
+        /* the weight-gradient GEMM's N is Cout/g: narrower vectors waste fewer lanes */
+        t->isa_dw = t->isa == KERN_AVX512 && cout_g <= 8 ? KERN_AVX2 : t->isa;
+        t->coutpad = (int)tn_round_up((size_t)cout_g, (size_t)kern_vl(t->isa_dw));
+        t->chunk = ohw >= 512 ? 1 : (int)(512 / ohw);
+        size_t P = (size_t)t->chunk * ohw, ldP = tn_round_up(P, (size_t)kern_vl(t->isa)), K = (size_t)t->K;
+        size_t tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad ? (size_t)cout_g * ldP
+                                                                   : K * (size_t)t->coutpad;
+        /* col / dcol, tmp, dY channel-major, dYᵀ pixel-major, Wᵀ */
+        t->col_floats = K * ldP + tmp + (size_t)cout_g * ldP + P * (size_t)t->coutpad +
+                        K * (size_t)cout_g + 64;
+        t->boff_ints = P > K ? P : K;
+        if (t->boff_ints < (size_t)cout_g)
+            t->boff_ints = (size_t)cout_g;
+        if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
+            TN_NODE_ERR(e, n, "convolution workspace too large");
+    }
+    return 0;
+}
+
+/* ---- conv helpers --------------------------------------------------------------------------- */
+
+/* col (K rows of stride ld, OHW used) from the cin_g channels at x. */
+/* Where ow == iw and both strides are 1 (every "same" 3×3 or 1×1 convolution), the output rows
+ * of one tap read one contiguous run of the input plane, shifted by the tap's offset: one block
+ * copy instead of oh short rows. The columns that fall off the left or right edge pick up the
+ * neighbouring row's pixels in that copy and are zeroed afterwards. */
+typedef struct tap_span {
+    int oy_lo, oy_hi; /* output rows whose input row exists */
+    int lo, hi;       /* output columns whose input column exists */
+    long s0, a, b;    /* block: out[oy_lo·ow + k] = plane[s0 + k] for a <= k < b */
+} tap_span;
+
+static int flat_taps(const tn_node *t)
+{
+    return t->sw == 1 && t->sh == 1 && t->ow == t->iw;
+}
+
+static tap_span tap_of(const tn_node *t, int ki, int kj)
+{
+    tap_span s;
+    int off = kj * t->dw - t->pl, y0 = ki * t->dh - t->pt; /* ix = ox + off, iy = oy + y0 */
+    s.lo = off < 0 ? -off : 0;
+    s.hi = t->iw - off < t->ow ? t->iw - off : t->ow;
+    if (s.hi < s.lo)
+        s.hi = s.lo;
+    s.oy_lo = y0 < 0 ? -y0 : 0;
+    s.oy_hi = t->ih - y0 < t->oh ? t->ih - y0 : t->oh;
+    if (s.oy_hi < s.oy_lo)
+        s.oy_hi = s.oy_lo;
+    long n = (long)(s.oy_hi - s.oy_lo) * t->ow, plane = (long)t->ih * t->iw;
+    s.s0 = (long)(s.oy_lo + y0) * t->iw + off;
+    s.a = s.s0 < 0 ? -s.s0 : 0;
+    s.b = s.s0 + n > plane ? plane - s.s0 : n;
+    if (s.a > n)
+        s.a = n;
+    if (s.b < s.a)
+        s.b = s.a;
+    return s;
+}
+
+/* Zero the off-edge columns of output rows oy_lo .. oy_hi−1 of one tap row. */
+static void zero_edges(const tn_node *t, const tap_span *s, float *row)
+{
+    if (s->lo == 0 && s->hi == t->ow)
+        return;
+    for (int oy = s->oy_lo; oy < s->oy_hi; ++oy) {
+        float *r = row + (size_t)oy * t->ow;
+        for (int ox = 0; ox < s->lo; ++ox)
+            r[ox] = 0.0f;
+        for (int ox = s->hi; ox < t->ow; ++ox)
+            r[ox] = 0.0f;
+    }
+}
+
+static void im2col_flat(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
+{
+    size_t ow = (size_t)t->ow, ihw = (size_t)t->ih * t->iw;
+    for (int ki = 0; ki < t->kh; ++ki)
+        for (int kj = 0; kj < t->kw; ++kj) {
+            tap_span s = tap_of(t, ki, kj);
+            size_t n = (size_t)(s.oy_hi - s.oy_lo) * ow;
+            for (int c = 0; c < cin_g; ++c) {
+                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
+                float *d = row + (size_t)s.oy_lo * ow;
+                const float *plane = x + (size_t)c * ihw;
+                memset(row, 0, (size_t)s.oy_lo * ow * sizeof *row);
+                memset(d + n, 0, (size_t)(t->oh - s.oy_hi) * ow * sizeof *row);
+                memset(d, 0, (size_t)s.a * sizeof *d);
+                memcpy(d + s.a, plane + s.s0 + s.a, (size_t)(s.b - s.a) * sizeof *d);
+                memset(d + s.b, 0, (n - (size_t)s.b) * sizeof *d);
+                zero_edges(t, &s, row);
+            }
+        }
+}
+
+TN_VEC static void add_into(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t k = 0; k < n; ++k)
+        dst[k] += src[k];
+}
+
+/* col2im of the flat case; the off-edge columns of col are zeroed first (col is scratch), so the
+ * block add deposits nothing where a tap fell outside the image. */
+static void col2im_flat(const tn_node *t, float *col, int cin_g, float *dx, size_t ld)
+{
+    size_t ow = (size_t)t->ow, ihw = (size_t)t->ih * t->iw;
+    for (int c = 0; c < cin_g; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                tap_span s = tap_of(t, ki, kj);
+                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
+                zero_edges(t, &s, row);
+                add_into(dx + (size_t)c * ihw + s.s0 + s.a, row + (size_t)s.oy_lo * ow + s.a,
+                         (size_t)(s.b - s.a));
+            }
+}
+
+TN_VEC static void im2col(const tn_node *t, const float *x, int cin_g, float *col, size_t ld)
+{
+    if (flat_taps(t)) {
+        im2col_flat(t, x, cin_g, col, ld);
+        return;
+    }
+    for (int c = 0; c < cin_g; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
+                int off = kj * t->dw - t->pl;
+                int lo = 0, hi = t->ow; /* ox with 0 <= ox*sw + off < iw */
+                while (lo < t->ow && lo * t->sw + off < 0)
+                    ++lo;
+                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
+                    --hi;
+                for (int oy = 0; oy < t->oh; ++oy) {
+                    float *dst = row + (size_t)oy * t->ow;
+                    int iy = oy * t->sh - t->pt + ki * t->dh;
+                    if (iy < 0 || iy >= t->ih) {
+                        memset(dst, 0, (size_t)t->ow * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + ((size_t)c * t->ih + iy) * t->iw + off;
+                    for (int ox = 0; ox < lo; ++ox)
+                        dst[ox] = 0;
+                    if (t->sw == 1) /* rows are short (~30 floats): a plain loop beats memcpy */
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] = src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] = src[ox * t->sw];
+                    for (int ox = hi; ox < t->ow; ++ox)
+                        dst[ox] = 0;
+                }
+            }
+}
+
+/* dx += col2im(col) for the cin_g channels at dx (col rows of stride ld; col is clobbered). */
+TN_VEC static void col2im_add(const tn_node *t, float *col, int cin_g, float *dx, size_t ld)
+{
+    if (flat_taps(t)) {
+        col2im_flat(t, col, cin_g, dx, ld);
+        return;
+    }
+    for (int c = 0; c < cin_g; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                const float *row = col + (size_t)((c * t->kh + ki) * t->kw + kj) * ld;
+                int off = kj * t->dw - t->pl;
+                int lo = 0, hi = t->ow;
+                while (lo < t->ow && lo * t->sw + off < 0)
+                    ++lo;
+                while (hi > lo && (hi - 1) * t->sw + off >= t->iw)
+                    --hi;
+                for (int oy = 0; oy < t->oh; ++oy) {
+                    int iy = oy * t->sh - t->pt + ki * t->dh;
+                    if (iy < 0 || iy >= t->ih)
+                        continue;
+                    const float *src = row + (size_t)oy * t->ow;
+                    float *dst = dx + ((size_t)c * t->ih + iy) * t->iw + off;
+                    if (t->sw == 1)
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox] += src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ++ox)
+                            dst[ox * t->sw] += src[ox];
+                }
+            }
+}
+
+/* dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols, in tiles that stay in L1 (a plain
+ * column-by-column loop strides its writes across more cache lines than L1 holds). */
+#define TN_TILE 16
+TN_VEC static void transpose(const float *restrict src, size_t lds, int rows, int cols, float *restrict dst,
+                             size_t ldd)
+{
+    for (int i0 = 0; i0 < rows; i0 += TN_TILE)
+        for (int j0 = 0; j0 < cols; j0 += TN_TILE) {
+            int i1 = i0 + TN_TILE < rows ? i0 + TN_TILE : rows, j1 = j0 + TN_TILE < cols ? j0 + TN_TILE : cols;
+            for (int j = j0; j < j1; ++j)
+                for (int i = i0; i < i1; ++i)
+                    dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+        }
+}
+
+/* Workspace carve-up for one conv node (see tn_compile's sizing). */
+typedef struct conv_ws {
+    float *col, *tmp, *dyc, *dyt, *wt;
+    int *boff;
+} conv_ws;
+
+static conv_ws conv_scratch(const tn_node *t, const tn_scratch *s)
+{
+    int cout_g = t->cout / t->group;
+    size_t P = (size_t)t->chunk * t->oh * t->ow, ldP = tn_round_up(P, (size_t)kern_vl(t->isa));
+    size_t K = (size_t)t->K, tmp = (size_t)cout_g * ldP > K * (size_t)t->coutpad
+                                       ? (size_t)cout_g * ldP : K * (size_t)t->coutpad;
+    conv_ws w;
+    w.col = s->col;
+    w.tmp = w.col + K * ldP;
+    w.dyc = w.tmp + tmp;
+    w.dyt = w.dyc + (size_t)cout_g * ldP;
+    w.wt = w.dyt + P * (size_t)t->coutpad;
+    w.boff = s->boff;
+    return w;
+}
+
+/* col (Kg × ldP) for images i0 .. i0+nc−1 of group gi; images side by side along the columns. */
+static void chunk_im2col(const tn_node *t, const float *x, int i0, int nc, int gi, float *col,
+                         size_t ldP)
+{
+    int cin_g = t->cin / t->group;
+    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw;
+    for (int c = 0; c < nc; ++c)
+        im2col(t, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, cin_g, col + c * ohw, ldP);
+}
+
+/* Depthwise 3×3 whose padded planes fit the node's workspace: the inference engine's direct kernel
+ * (kern_dw3x3) instead of one K = 9 GEMM per channel. */
+static int conv_dw3x3(const tn_node *t)
+{
+    return t->group == t->cin && t->cout == t->cin && t->kh == 3 && t->kw == 3 && t->dh == 1 && t->dw == 1 &&
+           t->sh == t->sw && (t->sh == 1 || t->sh == 2) &&
+           kern_dw3x3_scratch(t->oh, t->ow, t->sh) <= t->col_floats;
+}
+
+static void conv_forward(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
+                         const tn_scratch *s)
+{
+    const float *w = m->values[t->param[0]].f;
+    const float *b = t->param[1] >= 0 ? m->values[t->param[1]].f : NULL;
+    if (conv_dw3x3(t)) {
+        /* the scratch's zero border is laid out for this geometry: cleared once per call */
+        memset(s->col, 0, kern_dw3x3_scratch(t->oh, t->ow, t->sh) * sizeof *s->col);
+        for (int i = 0; i < ns; ++i)
+            kern_dw3x3(t->isa, t->cin, t->ih, t->iw, x + (size_t)i * t->xsz, w, b, t->sh, t->pt, t->pl, t->oh,
+                       t->ow, -INFINITY, INFINITY, s->col, y + (size_t)i * t->ysz);
+        return;
+    }
+    if (conv_is_dw(t)) {
+        dw_forward(t, w, b, x, y, ns, s->col, s->boff);
+        return;
+    }
+    int g = t->group, cout_g = t->cout / g;
+    size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
+    conv_ws ws = conv_scratch(t, s);
+    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
+        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
+        size_t P = (size_t)nc * ohw, ldP = tn_round_up(P, vl);
+        for (int k = 0; k < t->K; ++k)
+            ws.boff[k] = (int)((size_t)k * ldP);
+        /* one image whose rows fill whole vectors: the GEMM writes y itself, no copy */
+        const int direct = nc == 1 && ldP == P;
+        for (int gi = 0; gi < g; ++gi) {
+            float *yg = y + (size_t)i0 * t->ysz + (size_t)gi * cout_g * ohw;
+            chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
+            kern_gemm(t->isa, cout_g, (int)ldP, t->K, w + (size_t)gi * cout_g * t->K, t->K, ws.col,
+                      ws.boff, direct ? yg : ws.tmp, (int)ldP, b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
+            for (int c = 0; c < nc && !direct; ++c)
+                for (int o = 0; o < cout_g; ++o)
+                    memcpy(y + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
+                           ws.tmp + (size_t)o * ldP + c * ohw, ohw * sizeof *y);
+        }
+    }
+}
+
+static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
+                          float *dx, float *dw, float *db, int ns, const tn_scratch *s)
+{
+    const float *w = m->values[t->param[0]].f;
+    int g = t->group, cin_g = t->cin / g, cout_g = t->cout / g, cp = t->coutpad;
+    size_t ohw = (size_t)t->oh * t->ow, ihw = (size_t)t->ih * t->iw, vl = (size_t)kern_vl(t->isa);
+    conv_ws ws = conv_scratch(t, s);
+    if (db)
+        for (int i = 0; i < ns; ++i)
+            for (int c = 0; c < t->cout; ++c) {
+                const float *p = dy + (size_t)i * t->ysz + (size_t)c * ohw;
+                float sum = 0;
+                for (size_t k = 0; k < ohw; ++k)
+                    sum += p[k];
+                db[c] += sum;
+            }
+    if (!dw && !dx)
+        return;
+    if (conv_is_dw(t)) {
+        dw_backward(t, w, x, dy, dx, dw, ns, s->col, s->boff);
+        return;
+    }
+    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
+        int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
+        size_t P = (size_t)nc * ohw, ldP = tn_round_up(P, vl);
+        for (int gi = 0; gi < g; ++gi) {
+            const float *wg = w + (size_t)gi * cout_g * t->K;
+            /* dY channel-major (cout_g × ldP), the chunk's images side by side */
+            for (int o = 0; o < cout_g; ++o) {
+                float *row = ws.dyc + (size_t)o * ldP;
+                for (int c = 0; c < nc; ++c)
+                    memcpy(row + c * ohw, dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
+                           ohw * sizeof *row);
+                memset(row + P, 0, (ldP - P) * sizeof *row);
+            }
+            if (dw) {
+                /* dYᵀ pixel-major (P × cp), padding lanes zero */
+                if (cp > cout_g)
+                    memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);
+                transpose(ws.dyc, ldP, cout_g, (int)P, ws.dyt, (size_t)cp);
+                chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
+                for (size_t p = 0; p < P; ++p)
+                    ws.boff[p] = (int)(p * cp);
+                kern_gemm(t->isa_dw, t->K, cp, (int)P, ws.col, (int)ldP, ws.dyt, ws.boff, ws.tmp, cp,
+                          NULL, NULL, 0);
+                float *dwg = dw + (size_t)gi * cout_g * t->K;
+                for (int k = 0; k < t->K; ++k)
+                    for (int o = 0; o < cout_g; ++o)
+                        dwg[(size_t)o * t->K + k] += ws.tmp[(size_t)k * cp + o];
+            }
+            if (dx) {
+                /* Wᵀ (Kg × cout_g) */
+                for (int o = 0; o < cout_g; ++o)
+                    for (int k = 0; k < t->K; ++k)
+                        ws.wt[(size_t)k * cout_g + o] = wg[(size_t)o * t->K + k];
+                for (int o = 0; o < cout_g; ++o)
+                    ws.boff[o] = (int)((size_t)o * ldP);
+                kern_gemm(t->isa, t->K, (int)ldP, cout_g, ws.wt, cout_g, ws.dyc, ws.boff, ws.col,
+                          (int)ldP, NULL, NULL, 0);
+                for (int c = 0; c < nc; ++c)
+                    col2im_add(t, ws.col + c * ohw, cin_g,
+                               dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ldP);
+            }
+        }
+    }
+}
+
+void grad_fwd_conv(const tn_pass *p)
+{
+    conv_forward(p->t, p->m, p->x, p->y, p->ns, p->s);
+}
+
+void grad_bwd_conv(const tn_pass *p)
+{
+    conv_backward(p->t, p->m, p->act[p->t->x], p->dy, p->dx, p->dw, p->db, p->ns, p->s);
+}

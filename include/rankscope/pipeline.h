@@ -100,7 +100,8 @@ typedef struct pipe_round {
     double seconds;
     int a_only, b_only;       /* images lost / gained against the original */
     int epochs_done;
-    int number;               /* 1-based loop step (steps that changed nothing count too) */
+    int number;               /* 1-based loop step (steps that changed nothing count too); staged:
+                               * the stage (an extension has its stage's number) */
     char plan[256];           /* "conv2 spatial-svd 12; fc1 svd 32" */
 } pipe_round;
 

@@ -435,7 +435,7 @@ static int run_stage(staged *s, rs_model **cur, const rs_plan *p, int k, double 
 
 /* After the stages: the last kept net fine-tuned polish_epochs more (a stage that only
  * fine-tunes); kept when it does not lose on validation (keep-best makes that the rule). */
-static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start, double secs_per_epoch)
+static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start, double secs_per_epoch, int number)
 {
     const pipe_compress_options *o = s->o;
     pipe_compress_result *r = s->r;
@@ -451,7 +451,7 @@ static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start,
     snprintf(label, sizeof label, "polish: fine-tuned %d epochs more", o->polish_epochs);
     rs_model *ft = NULL;
     double secs = 0;
-    if (stage_round(s, *cur, &st, NULL, r->n_rounds + 1, 0, PIPE_ROUND_POLISH, label, &ft, &secs) < 0)
+    if (stage_round(s, *cur, &st, NULL, number, 0, PIPE_ROUND_POLISH, label, &ft, &secs) < 0)
         return;
     if (r->rounds[r->n_rounds - 1].accepted)
         keep_stage(s, cur, ft, NULL, &st, 1, recipe);
@@ -516,7 +516,7 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
     if (rc == 0)
         stop_at(&s, PIPE_STAGE_SEARCHING);
     rs_plan *rejected = NULL; /* the last plan that did not hold: not fine-tuned twice */
-    int kept = 0, tries = 0;
+    int kept = 0, tries = 0, tried = 0; /* tried: stages (their extensions not counted) */
     while (rc == 0 && !r->cancelled && kept < o->stages && tries < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS &&
            budget >= PIPE_STAGE_MIN_BUDGET) {
         if (stop_at(&s, PIPE_STAGE_NEXT))
@@ -546,7 +546,7 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
             budget *= 0.5;
             continue;
         }
-        int ok = 0, stop = run_stage(&s, &cur, p, tries + 1, budget, recipe, t_start, &secs, &tries, &ok);
+        int ok = 0, stop = run_stage(&s, &cur, p, ++tried, budget, recipe, t_start, &secs, &tries, &ok);
         if (ok) {
             ++kept;
         } else {
@@ -561,7 +561,7 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
     }
     plan_free(rejected);
     if (rc == 0 && kept > 0)
-        polish(&s, &cur, recipe, t_start, secs / o->epochs);
+        polish(&s, &cur, recipe, t_start, secs / o->epochs, tried + 1);
     plan_free(s.none);
     pool_free(s.pool);
     if (rc == 0) {

@@ -254,7 +254,7 @@ ops = {l["op"] for l in info["layers"]}
 kinds = [r["plan"] for r in d["rounds"]]
 plan_params = d["rounds"][0]["params"]  # the plan's count; conv2's first two factors keep a BN shift each
 print("ops", sorted(ops), "params", d["params_after"], "plan", plan_params, "rounds", kinds)
-assert "BatchNormalization" not in ops and len(d["rounds"]) == 2, (ops, kinds)
+assert "BatchNormalization" not in ops and len(d["rounds"]) == 2 and d["bn"], (ops, kinds, d["bn"])
 assert info["params"] == d["params_after"] == plan_params + 4 + 8, (info["params"], d["params_after"], plan_params)
 PY
 }

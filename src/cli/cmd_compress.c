@@ -287,12 +287,21 @@ static void print_json_int8(const compress_report *rp)
            (long long)q->bytes_float, (long long)q->bytes_int8);
 }
 
+/* 1 when some fine-tuning ran with BatchNormalization (--bn, or a replayed stage's "bn on"). */
+static int used_bn(const compress_cmd *c)
+{
+    int bn = c->po.finetune.bn;
+    for (int i = 0; c->recipe && i < c->recipe->n_stages; ++i)
+        bn |= c->recipe->stages[i].bn;
+    return bn;
+}
+
 static void print_json(const compress_cmd *c, const pipe_compress_result *r, const compress_report *rp)
 {
     const search_options *so = &c->po.search;
     printf("{\"mode\": \"%s\", \"stages_max\": %ld, \"extend_points\": %.6g, \"polish_epochs\": %d, \"bn\": %s, ",
            c->recipe_in ? "replay" : c->stages ? "stages" : c->epochs ? "rounds" : "search", c->stages,
-           c->stages ? c->po.extend_slack : 0, c->stages ? c->po.polish_epochs : 0, c->po.finetune.bn ? "true" : "false");
+           c->stages ? c->po.extend_slack : 0, c->stages ? c->po.polish_epochs : 0, used_bn(c) ? "true" : "false");
     printf("\"objective\": \"%s\", \"fit\": \"%s\", \"calib_images\": %d, \"min_macs_ratio\": %.6g, \"margin_z\": %.6g, \"tolerance_points\": %.6g, "
            "\"finetune_epochs\": %ld, \"distill\": %s, "
            "\"seconds\": %.3f, \"search_seconds\": %.3f, \"search_trials\": %d, \"search_evaluations\": %d, "

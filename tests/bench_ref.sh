@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 field() { $RS_PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2); assert ${3:-True}" "$1"; }
 
 RANKSCOPE_SOURCE=$root "$bin" bench --reps 2 --threads 2 --json >"$tmp/lenet.json" 2>"$tmp/err"
-point "bench of the shipped net with references: exit 0, valid JSON" field "$tmp/lenet.json" "d['images']"
+point "bench of the shipped net with references: exit 0, valid JSON, nothing failed" field "$tmp/lenet.json" "d['images']" "d['failures'] == {}"
 point "... ONNX Runtime classified the same images exactly as rankscope" \
     field "$tmp/lenet.json" "(d['ort_accuracy'], d['accuracy'])" "d['ort_accuracy'] == d['accuracy'] and d['images'] == 2000"
 point "... eval ratio over ONNX Runtime reported" \
@@ -55,6 +55,26 @@ print(f"max |diff| {err:.2e}")
 sys.exit(0 if err <= 1e-4 * max(1.0, np.abs(ref).max()) else 1)
 PY
 done
+
+# one figure failing does not take the others with it: a Softmax head evaluates but does not train
+$RS_PY - "$root/tests/data/lenet_random.onnx" "$tmp/softmax.onnx" <<'PY'
+import sys, onnx
+from onnx import helper
+m = onnx.load(sys.argv[1])
+g = m.graph
+out = g.output[0]
+g.node.append(helper.make_node("Softmax", [out.name], ["probs"], name="head_softmax", axis=1))
+new_out = helper.make_tensor_value_info("probs", out.type.tensor_type.elem_type, None)
+new_out.type.CopyFrom(out.type)
+g.output.pop()
+g.output.append(new_out)
+onnx.save(m, sys.argv[2])
+PY
+"$bin" bench "$tmp/softmax.onnx" --reps 1 --no-reference --json >"$tmp/sm.json" 2>"$tmp/sm.err"
+rc=$?
+point "a net that cannot train: exit 1, every other figure measured, the failure named in JSON and stderr" \
+    field "$tmp/sm.json" "(d['failures'], d['eval_seconds'], d['latency_batch1_ms'])" "$rc == 1 and list(d['failures']) == ['training'] and 'head_softmax' in d['failures']['training'] and d['train_images_per_second'] is None and d['eval_seconds'] > 0 and d['latency_batch1_ms'] > 0 and d['naive_images_per_second'] > 0 and d['decompose_seconds'] > 0" 
+point "... stderr says which figure failed and why" grep -q "bench: training failed: .*head_softmax" "$tmp/sm.err"
 
 # missing tools: a note naming what is missing, null figures, exit 0
 RANKSCOPE_SOURCE=$tmp/nowhere "$bin" bench --reps 1 --json >"$tmp/none.json" 2>"$tmp/err"

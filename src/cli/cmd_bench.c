@@ -107,8 +107,10 @@ static void usage(FILE *f)
             "  found, else the shipped sample), GFLOP/s achieved against this machine's sgemm peak\n"
             "  (OpenBLAS 2048^3, same thread count, timed in this run), a naive single-thread\n"
             "  forward as a sanity ratio, and single-image latency (batch 1, 1 thread).\n"
-            "  Training: one epoch (batch 128, augmented) over 10,240 training images, BatchNormalization\n"
-            "  kept and trained, images/s.\n"
+            "  Training: one epoch (batch 128, augmented, learning rate 0.01 as PyTorch's) over 10,240\n"
+            "  training images, BatchNormalization kept and trained, images/s.\n"
+            "  A figure that cannot be measured is reported as failed with the reason (text, stderr and\n"
+            "  the JSON's \"failures\"); the others are still measured, and the exit status is then 1.\n"
             "  References, measured in the same run on the same network, images and thread count, with\n"
             "  the ratio: ONNX Runtime's evaluation (node tests/bench_ort.js, onnxruntime-node from\n"
             "  tests/node_modules) and PyTorch's training (/usr/bin/python3 tools/bench_torch_train.py),\n"
@@ -186,6 +188,12 @@ static int bench_option(void *cmd, int key, const char *arg)
 }
 
 enum { LAT_RUNS = 501, BLAS_BATCH = 1000 };
+/* rankscope's own figures, each measured (or failing) on its own */
+#define FIG_EVAL "evaluation"
+#define FIG_NAIVE "naive forward and latency"
+#define FIG_BLAS "im2col+sgemm"
+#define FIG_TRAIN "training"
+enum { BENCH_FIGURES = 4 };
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 
 /* Everything one bench run measures. */
@@ -202,7 +210,33 @@ typedef struct bench_figures {
     bench_ref ort, torch;
     double hook_val[NHOOKS];
     int hook_ok[NHOOKS];
+    /* rankscope's own figures that could not be measured, and why (the others still are) */
+    struct {
+        const char *figure;
+        char why[RS_ERR_LEN];
+    } fail[BENCH_FIGURES];
+    int n_fail;
 } bench_figures;
+
+/* Records that figure failed (its values stay NaN) and says so on stderr. */
+static void bench_failed(bench_figures *b, const char *figure, const rs_err *e)
+{
+    if (b->n_fail < BENCH_FIGURES) {
+        b->fail[b->n_fail].figure = figure;
+        snprintf(b->fail[b->n_fail].why, sizeof b->fail[b->n_fail].why, "%s", e->msg);
+        ++b->n_fail;
+    }
+    fprintf(stderr, "rankscope: bench: %s failed: %s\n", figure, e->msg);
+}
+
+/* Why figure failed, or NULL. */
+static const char *bench_why(const bench_figures *b, const char *figure)
+{
+    for (int i = 0; i < b->n_fail; ++i)
+        if (!strcmp(b->fail[i].figure, figure))
+            return b->fail[i].why;
+    return NULL;
+}
 
 /* Training: one epoch of SGD with augmentation (random crop + flip, batch 128) on the model as
  * `rankscope train` loads it (BatchNormalization kept and trained), over the first
@@ -210,6 +244,7 @@ typedef struct bench_figures {
  * images/s of the epoch itself, as train_model times it. PyTorch trains the same graph on the same
  * images first, when references are on. */
 enum { TRAIN_BENCH_IMAGES = 10240 };
+#define BENCH_TRAIN_LR 0.01f
 
 static int bench_train(const char *path, const cifar10_set *test, const char *data_dir, bench_figures *b,
                        rs_err *e)
@@ -220,6 +255,8 @@ static int bench_train(const char *path, const cifar10_set *test, const char *da
     const cifar10_set *src = s ? s : test;
     rs_model *m = onnx_load_ex(path, ONNX_LOAD_KEEP_BATCHNORM, e);
     if (!m) {
+        if (b->references)
+            bench_ref_skip(&b->torch, "not measured (the network could not be loaded for training)");
         cifar10_free(s);
         return -1;
     }
@@ -233,6 +270,9 @@ static int bench_train(const char *path, const cifar10_set *test, const char *da
     train_options o;
     train_default_options(&o);
     o.epochs = 1;
+    /* PyTorch's side (tools/bench_torch_train.py) trains at 0.01; the speed does not depend on it,
+     * but a net without BatchNormalization (a factorized one) can diverge at the default 0.05 */
+    o.lr = BENCH_TRAIN_LR;
     o.nthreads = b->nthreads;
     train_epoch_stats st;
     int rc = train_model(m, &d, NULL, &o, &st, e);
@@ -260,6 +300,8 @@ static int bench_eval(infer_ctx *ctx, const cifar10_set *s, bench_figures *b, rs
         if (rc == 0 && er.seconds < b->best)
             b->best = er.seconds;
     }
+    if (rc != 0)
+        b->best = NAN;
     if (rc == 0) {
         b->med = median(secs, (int)b->reps);
         b->flop_per_image = 2.0 * (double)b->macs;
@@ -289,7 +331,8 @@ static int bench_blas(const rs_model *m, const cifar10_set *s, int out_features,
         blas_s += rs_now() - b0;
     }
     free(xb), free(yb);
-    b->blas_ips = n_blas / blas_s;
+    if (rc == 0)
+        b->blas_ips = n_blas / blas_s;
     return rc;
 }
 
@@ -307,19 +350,21 @@ static int bench_naive_and_latency(const rs_model *m, const cifar10_set *s, int 
         cifar10_normalize(s, 0, n_naive, xf);
         double t0 = rs_now();
         rc = infer_forward_naive(m, xf, n_naive, logits, e);
-        b->naive_ips = n_naive / (rs_now() - t0);
+        if (rc == 0)
+            b->naive_ips = n_naive / (rs_now() - t0);
     }
     if (rc == 0 && !(ctx1 = infer_create(m, 1, e)))
         rc = -1;
     if (rc == 0) {
         double lat[LAT_RUNS];
-        for (int r = -20; r < LAT_RUNS; ++r) { /* 20 warm-up runs */
+        for (int r = -20; rc == 0 && r < LAT_RUNS; ++r) { /* 20 warm-up runs */
             double l0 = rs_now();
-            infer_forward(ctx1, xf + (size_t)((r + 20) % n_naive) * CIFAR10_PIXELS, 1, logits, e);
+            rc = infer_forward(ctx1, xf + (size_t)((r + 20) % n_naive) * CIFAR10_PIXELS, 1, logits, e);
             if (r >= 0)
                 lat[r] = rs_now() - l0;
         }
-        b->lat_med = median(lat, LAT_RUNS);
+        if (rc == 0)
+            b->lat_med = median(lat, LAT_RUNS);
     }
     infer_free(ctx1);
     free(xf);
@@ -381,16 +426,20 @@ static void print_json_refs(const bench_figures *b)
 static void print_json(const bench_figures *b, const cifar10_set *s)
 {
     printf("{\"images\": %d, \"full_test_set\": %s, \"threads\": %d, \"isa\": \"%s\", "
-           "\"params\": %lld, \"macs\": %lld, \"reps\": %ld, "
-           "\"eval_seconds\": %.6f, \"eval_seconds_median\": %.6f, "
-           "\"eval_images_per_second\": %.1f, \"gflops\": %.3f, "
-           "\"sgemm_peak_gflops\": %.3f, \"fraction_of_peak\": %.4f, "
-           "\"naive_images_per_second\": %.1f, \"speedup_over_naive\": %.1f, "
-           "\"im2col_sgemm_images_per_second\": %.1f, "
-           "\"latency_batch1_ms\": %.4f, \"accuracy\": %.6f",
+           "\"params\": %lld, \"macs\": %lld, \"reps\": %ld",
            s->n, b->fell_back ? "false" : "true", b->nthreads, b->isa, (long long)b->params, (long long)b->macs,
-           b->reps, b->best, b->med, s->n / b->best, b->gflops, b->peak, b->gflops / b->peak, b->naive_ips,
-           (s->n / b->best) / b->naive_ips, b->blas_ips, 1e3 * b->lat_med, b->accuracy);
+           b->reps);
+    json_num("eval_seconds", b->best);
+    json_num("eval_seconds_median", b->med);
+    json_num("eval_images_per_second", s->n / b->best);
+    json_num("gflops", b->gflops);
+    json_num("sgemm_peak_gflops", b->peak);
+    json_num("fraction_of_peak", b->gflops / b->peak);
+    json_num("naive_images_per_second", b->naive_ips);
+    json_num("speedup_over_naive", (s->n / b->best) / b->naive_ips);
+    json_num("im2col_sgemm_images_per_second", b->blas_ips);
+    json_num("latency_batch1_ms", 1e3 * b->lat_med);
+    json_num("accuracy", b->accuracy);
     print_json_refs(b);
     for (size_t h = 0; h < NHOOKS; ++h) {
         printf(", \"%s\": ", hooks[h].key);
@@ -406,28 +455,48 @@ static void print_json(const bench_figures *b, const cifar10_set *s)
             printf("%s\"%s\"", first ? "" : ", ", hooks[h].key);
             first = 0;
         }
-    printf("], \"source\": ");
+    printf("], \"failures\": {");
+    for (int i = 0; i < b->n_fail; ++i) {
+        printf("%s\"%s\": ", i ? ", " : "", b->fail[i].figure);
+        cli_json_string(stdout, b->fail[i].why);
+    }
+    printf("}, \"source\": ");
     cli_json_string(stdout, s->source);
     printf("}\n");
 }
 
+/* "label   - failed: why" for a figure that failed; 1 when it did. */
+static int text_failed(const bench_figures *b, const char *label, const char *figure)
+{
+    const char *why = bench_why(b, figure);
+    if (why)
+        printf("%-16s        - failed: %s\n", label, why);
+    return why != NULL;
+}
+
 static void print_text_refs(const bench_figures *b)
 {
-    if (isfinite(b->ort.seconds))
+    if (isfinite(b->ort.seconds) && isfinite(b->best))
         printf("ONNX Runtime     %8.4f s best, %.4f s median  (%s, %d threads, accuracy %.2f %%) -> rankscope "
                "is %.2fx %s\n", b->ort.seconds, b->ort.seconds_median, b->ort.runtime, b->nthreads,
                100.0 * b->ort.accuracy, b->ort.seconds / b->best >= 1 ? b->ort.seconds / b->best : b->best / b->ort.seconds,
                b->ort.seconds / b->best >= 1 ? "faster" : "SLOWER");
+    else if (isfinite(b->ort.seconds))
+        printf("ONNX Runtime     %8.4f s best, %.4f s median  (%s, %d threads, accuracy %.2f %%)\n", b->ort.seconds,
+               b->ort.seconds_median, b->ort.runtime, b->nthreads, 100.0 * b->ort.accuracy);
     else
         printf("ONNX Runtime            - %s\n", b->ort.note);
     if (isfinite(b->train_ips))
         printf("training         %8.0f images/s (1 epoch of %d images, augmented, batch 128, %d threads)\n",
                b->train_ips, b->train_images, b->nthreads);
-    else
+    else if (!text_failed(b, "training", FIG_TRAIN))
         printf("training                - not measured (--eval-only)\n");
-    if (isfinite(b->torch.images_per_second))
+    if (isfinite(b->torch.images_per_second) && isfinite(b->train_ips))
         printf("PyTorch training %8.0f images/s (%s, same graph and images) -> rankscope is %.2fx\n",
                b->torch.images_per_second, b->torch.runtime, b->train_ips / b->torch.images_per_second);
+    else if (isfinite(b->torch.images_per_second))
+        printf("PyTorch training %8.0f images/s (%s, same graph and images)\n", b->torch.images_per_second,
+               b->torch.runtime);
     else
         printf("PyTorch training        - %s\n", b->torch.note);
 }
@@ -438,16 +507,30 @@ static void print_text(const bench_figures *b, const cifar10_set *s)
     printf("rankscope bench — %s, kernels %s, %d thread%s\n", s->source, b->isa, b->nthreads,
            b->nthreads > 1 ? "s" : "");
     printf("model: %lld params, %s MACs/image (%.2f GFLOP per %d images)\n", (long long)b->params,
-           cli_human(b->macs, hm, sizeof hm), b->flop_per_image * s->n / 1e9, s->n);
-    printf("evaluation       %8.4f s best, %.4f s median of %ld  (%.0f images/s, "
-           "accuracy %.2f %%)\n", b->best, b->med, b->reps, s->n / b->best, 100.0 * b->accuracy);
-    printf("achieved         %8.1f GFLOP/s = %.1f %% of sgemm peak\n", b->gflops, 100.0 * b->gflops / b->peak);
+           cli_human(b->macs, hm, sizeof hm), 2.0 * (double)b->macs * s->n / 1e9, s->n);
+    if (!text_failed(b, "evaluation", FIG_EVAL)) {
+        printf("evaluation       %8.4f s best, %.4f s median of %ld  (%.0f images/s, "
+               "accuracy %.2f %%)\n", b->best, b->med, b->reps, s->n / b->best, 100.0 * b->accuracy);
+        printf("achieved         %8.1f GFLOP/s = %.1f %% of sgemm peak\n", b->gflops, 100.0 * b->gflops / b->peak);
+    }
     printf("sgemm peak       %8.1f GFLOP/s  (OpenBLAS 2048^3, %d threads, this run)\n", b->peak, b->nthreads);
-    printf("naive forward    %8.0f images/s (1 thread, textbook loops) -> fast path is "
-           "%.0fx\n", b->naive_ips, (s->n / b->best) / b->naive_ips);
-    printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d "
-           "threads) -> fast path is %.0fx\n", b->blas_ips, b->nthreads, (s->n / b->best) / b->blas_ips);
-    printf("latency          %8.3f ms per image (batch 1, 1 thread, median of %d)\n", 1e3 * b->lat_med, LAT_RUNS);
+    if (!text_failed(b, "naive forward", FIG_NAIVE)) {
+        if (isfinite(b->best))
+            printf("naive forward    %8.0f images/s (1 thread, textbook loops) -> fast path is "
+                   "%.0fx\n", b->naive_ips, (s->n / b->best) / b->naive_ips);
+        else
+            printf("naive forward    %8.0f images/s (1 thread, textbook loops)\n", b->naive_ips);
+    }
+    if (!text_failed(b, "im2col+sgemm", FIG_BLAS)) {
+        if (isfinite(b->best))
+            printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d "
+                   "threads) -> fast path is %.0fx\n", b->blas_ips, b->nthreads, (s->n / b->best) / b->blas_ips);
+        else
+            printf("im2col+sgemm     %8.0f images/s (whole-batch im2col + OpenBLAS per layer, %d threads)\n",
+                   b->blas_ips, b->nthreads);
+    }
+    if (isfinite(b->lat_med))
+        printf("latency          %8.3f ms per image (batch 1, 1 thread, median of %d)\n", 1e3 * b->lat_med, LAT_RUNS);
     print_text_refs(b);
     for (size_t h = 0; h < NHOOKS; ++h) {
         if (b->hook_ok[h])
@@ -459,29 +542,40 @@ static void print_text(const bench_figures *b, const cifar10_set *s)
     }
 }
 
-static int run_bench(const rs_model *m, const char *path, const cifar10_set *s, const char *data, bench_figures *b,
-                     rs_err *e)
+/* Every figure is measured on its own: one that fails is recorded (bench_failed) and the rest
+ * still run. Returns the number of rankscope's figures that failed. */
+static int run_bench(const rs_model *m, const char *path, const cifar10_set *s, const char *data, bench_figures *b)
 {
-    infer_ctx *ctx = infer_create(m, b->nthreads, e);
-    if (!ctx)
-        return -1;
-    int out_features = infer_out_features(ctx);
-    b->isa = infer_isa(ctx);
-    int rc = bench_eval(ctx, s, b, e);
-    if (rc == 0 && b->references)
+    rs_err e = {{0}}, ce = {{0}};
+    b->best = b->med = b->gflops = b->accuracy = b->flop_per_image = NAN;
+    b->naive_ips = b->blas_ips = b->lat_med = b->train_ips = NAN;
+    b->isa = "-";
+    infer_ctx *ctx = infer_create(m, b->nthreads, &ce);
+    int out_features = 0; /* 0: no engine (ce says why), so no figure that runs the model */
+    if (ctx) {
+        out_features = infer_out_features(ctx);
+        b->isa = infer_isa(ctx);
+        if (bench_eval(ctx, s, b, &e))
+            bench_failed(b, FIG_EVAL, &e);
+        infer_free(ctx);
+    } else {
+        bench_failed(b, FIG_EVAL, &ce);
+    }
+    if (b->references)
         bench_ref_ort(path, s, b->nthreads, (int)b->reps, &b->ort);
-    if (rc == 0)
-        b->peak = sgemm_peak(2048, b->nthreads, 3); /* 2. sgemm peak on as many threads */
-    if (rc == 0)
-        rc = bench_naive_and_latency(m, s, out_features, b, e);
-    if (rc == 0)
-        rc = bench_blas(m, s, out_features, b, e);
-    if (rc == 0 && !b->eval_only)
-        rc = bench_train(path, s, data, b, e);
-    if (rc == 0 && !b->eval_only)
+    b->peak = sgemm_peak(2048, b->nthreads, 3); /* 2. sgemm peak on as many threads */
+    if (!out_features || bench_naive_and_latency(m, s, out_features, b, &e))
+        bench_failed(b, FIG_NAIVE, out_features ? &e : &ce);
+    if (!out_features || bench_blas(m, s, out_features, b, &e))
+        bench_failed(b, FIG_BLAS, out_features ? &e : &ce);
+    if (!b->eval_only) {
+        if (bench_train(path, s, data, b, &e)) {
+            b->train_ips = NAN;
+            bench_failed(b, FIG_TRAIN, &e);
+        }
         bench_hooks(m, s, data, b);
-    infer_free(ctx);
-    return rc;
+    }
+    return b->n_fail;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -523,10 +617,8 @@ int cmd_bench(int argc, char **argv)
         b->train_ips = NAN;
     model_totals(m, &b->params, &b->macs);
     const char *path = a.model ? a.model : bc.model ? bc.model : cli_default_model();
-    int rc = run_bench(m, path, s, a.data, b, &e);
-    if (rc != 0)
-        cli_error("%s", e.msg);
-    else if (a.json)
+    int rc = run_bench(m, path, s, a.data, b);
+    if (a.json)
         print_json(b, s);
     else
         print_text(b, s);

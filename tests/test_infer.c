@@ -5,7 +5,8 @@
  *    bias, Gemm, MatMul + Add, Relu, MaxPool incl. ceil_mode, Flatten, Add of two branches)
  *    built as a model with the model.h API and run through infer_forward with 1 and 2 threads
  *    and odd batch sizes, against tests/ref_ops.c;
- *  - Conv a second time with every eligible one on the channel-vector kernel (kern_conv_cv);
+ *  - kern_conv_cv on each ISA that has it against a double loop; Conv a second time with every
+ *    eligible one on that channel-vector kernel;
  *  - epilogues fused into a conv: residual Add + Relu, PRelu, LeakyRelu, HardSigmoid, HardSwish;
  *  - factorised chains (1×1 → kh×1 depthwise → 1×kw depthwise → 1×1);
  *  - infer_capture, infer_forward_naive and infer_forward_blas against the same references;
@@ -219,6 +220,74 @@ static void test_kern_dw(void)
         CHECK(!overrun, "kern_dw3x3 %s: nothing written past the output", kern_isa_name((kern_isa)isa));
         CHECK(nan_ok, "kern_dw3x3 %s: a NaN input stays NaN through the ReLU6 clamp", kern_isa_name((kern_isa)isa));
     }
+}
+
+/* kern_conv_cv on every ISA that has it (kern_conv_cv_supported), against a double-precision
+ * loop: channel counts around both vector widths and their tiles (1..70), pixel counts with ragged
+ * tiles, a shifted B grid (boff, coff as a padded plane), output rows longer than the pixels
+ * (ldo), bias or none, the three epilogues. Nothing may be written outside the M × npix outputs. */
+static void test_kern_cv(void)
+{
+    static const int Ms[] = {1, 5, 8, 9, 16, 17, 24, 40, 48, 64, 70};
+    int tested = 0;
+    for (int isa = 0; isa < 3; ++isa) {
+        if (!kern_supported((kern_isa)isa) || !kern_conv_cv_supported((kern_isa)isa))
+            continue;
+        ++tested;
+        double worst = 0.0;
+        int stray = 0;
+        for (int trial = 0; trial < 44; ++trial) {
+            int M = Ms[trial % 11], npix = irand(1, 30), K = irand(1, 40), ldw = (M + 15) / 16 * 16;
+            int padded = (npix + 23) / 24 * 24, rs = npix + 3, ldo = npix + irand(0, 5), act = trial % 3;
+            float lo = -0.2f, hi = 0.3f;
+            float *wt = calloc((size_t)K * ldw, sizeof(float)), *bias = calloc((size_t)ldw, sizeof(float));
+            for (int k = 0; k < K; ++k)
+                for (int m = 0; m < M; ++m)
+                    wt[(size_t)k * ldw + m] = frand();
+            for (int m = 0; m < M; ++m)
+                bias[m] = frand();
+            float *b = rand_buf((size_t)(K + 1) * rs, 1.0f);
+            int *boff = malloc((size_t)K * sizeof(int)), *coff = malloc((size_t)padded * sizeof(int));
+            int *opos = malloc((size_t)padded * sizeof(int));
+            for (int k = 0; k < K; ++k)
+                boff[k] = k * rs + (k % 3); /* a shifted view, as an implicit im2col tap */
+            for (int j = 0; j < padded; ++j) {
+                int q = j < npix ? j : npix - 1;
+                coff[j] = q, opos[j] = q;
+            }
+            size_t nout = (size_t)M * ldo;
+            float *out = malloc((nout + 16) * sizeof(float));
+            for (size_t k = 0; k < nout + 16; ++k)
+                out[k] = 12345.0f;
+            const float *bp = trial & 4 ? NULL : bias;
+            kern_conv_cv((kern_isa)isa, M, npix, K, wt, ldw, b, boff, coff, opos, out, ldo, bp, act, lo, hi);
+            for (int m = 0; m < M; ++m)
+                for (int j = 0; j < ldo; ++j) {
+                    float got = out[(size_t)m * ldo + j];
+                    if (j >= npix) {
+                        stray |= got != 12345.0f;
+                        continue;
+                    }
+                    double acc = bp ? bp[m] : 0.0;
+                    for (int k = 0; k < K; ++k)
+                        acc += (double)wt[(size_t)k * ldw + m] * b[boff[k] + coff[j]];
+                    if (act == 1)
+                        acc = acc > 0 ? acc : 0;
+                    else if (act == 2)
+                        acc = acc < lo ? lo : acc > hi ? hi : acc;
+                    double err = fabs(got - acc) / (fabs(acc) > 1 ? fabs(acc) : 1);
+                    if (!(err <= worst))
+                        worst = err;
+                }
+            for (int k = 0; k < 16; ++k)
+                stray |= out[nout + k] != 12345.0f;
+            free(wt), free(bias), free(b), free(boff), free(coff), free(opos), free(out);
+        }
+        CHECK(worst <= TOL, "kern_conv_cv %s: 44 random shapes (M 1..70, 1..30 pixels, K 1..40, 3 epilogues), max rel "
+              "err %.2g", kern_isa_name((kern_isa)isa), worst);
+        CHECK(!stray, "kern_conv_cv %s: nothing written outside the outputs", kern_isa_name((kern_isa)isa));
+    }
+    CHECK(tested > 0 || !kern_supported(KERN_AVX2), "kern_conv_cv runs on this CPU's vector ISA (%d tested)", tested);
 }
 
 /* ---- Conv (+ Relu + MaxPool fusion) ------------------------------------------------------- */
@@ -830,8 +899,9 @@ int main(void)
 {
     test_kern_gemm();
     test_kern_dw();
+    test_kern_cv();
     test_conv();
-    /* again with every eligible conv on the channel-vector kernel (AVX-512) */
+    /* again with every eligible conv on the channel-vector kernel (AVX-512, AVX2) */
     setenv("RANKSCOPE_CONV", "cv", 1);
     test_conv();
     unsetenv("RANKSCOPE_CONV");

@@ -89,7 +89,7 @@ void kern_post_apply(kern_isa isa, int C, int hw, const float *in, const float *
 void kern_u8_affine(kern_isa isa, const uint8_t *src, size_t n, float scale, float shift,
                     float *dst);
 
-/* Convolution with output channels along the vector (AVX-512 only: kern_conv_cv_supported):
+/* Convolution with output channels along the vector (AVX-512 and AVX2: kern_conv_cv_supported):
  *   out[m·ldo + opos[j]] = epi(bias[m] + sum_k wt[k·ldw + m] · b[boff[k] + coff[j]])
  * for m < M, j < npix; epi as kern_gemm's (act 0 none, 1 ReLU, 2 clamp to [lo, hi]). wt is the
  * weight matrix transposed (K rows of ldw >= round_up(M, 16) floats, zero past M), bias NULL or

@@ -222,6 +222,10 @@ static int want_cv(const infer_ctx *c, const step *s)
     const char *env = getenv("RANKSCOPE_CONV");
     if (env && (strcmp(env, "cv") == 0 || strcmp(env, "cols") == 0))
         return env[1] == 'v';
+    /* AVX2's tile (no scatter, 16 registers) measured slower than the column kernels on every zoo
+     * net (`RANKSCOPE_ISA=avx2 rankscope eval`, CPU time): only on request there */
+    if (c->isa != KERN_AVX512)
+        return 0;
     const int nv = (s->M + 15) / 16, nc = nv % 4 == 3 ? 8 : nv == 1 || nv == 2 ? 12 : 6;
     double cv = (double)round_up(s->M, 16) * round_up(s->Ho * s->Wo, nc);
     double cols = (double)round_up(s->M, 6) * s->ncols;

@@ -8,13 +8,15 @@
  * (a scatter per accumulator). Same FMA-to-load ratio as the column tiles: 4 channel vectors ×
  * 6 pixels, 3 × 8, 2 × 12 or 1 × 12 accumulators.
  *
- * AVX-512 only (the scatter); other ISAs keep the column kernels (kern_conv_cv_supported). */
+ * AVX-512 scatters each accumulator; AVX2 (no scatter) stores its 8 lanes one by one, with 2 channel
+ * vectors × 6 pixels or 1 × 12 (16 ymm registers). The portable path keeps the column kernels
+ * (kern_conv_cv_supported). */
 #include "rankscope/kernels.h"
 
 int kern_conv_cv_supported(kern_isa isa)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    return isa == KERN_AVX512;
+    return isa == KERN_AVX512 || isa == KERN_AVX2;
 #else
     (void)isa;
     return 0;
@@ -87,6 +89,67 @@ CV_INST(1, 12)
 typedef void (*cv_fn)(int K, const float *w, int ldw, const float *b, const int *boff, const int *coff,
                       const int *opos, float *out, int ldo, const float *bias, int mleft, int act, float lo,
                       float hi);
+
+#define CV2_TARGET __attribute__((target("avx2,fma")))
+
+/* The AVX2 tile: MV (1 or 2) vectors of 8 channels × NC pixels. */
+static inline __attribute__((always_inline)) CV2_TARGET void
+cv2_tile(const int MV, const int NC, int K, const float *w, int ldw, const float *b, const int *boff,
+         const int *coff, const int *opos, float *out, int ldo, const float *bias, int mleft, int act, float lo,
+         float hi)
+{
+    __m256 acc[2][12];
+    const float *p[12];
+    for (int j = 0; j < NC; ++j)
+        p[j] = b + coff[j];
+    for (int v = 0; v < MV; ++v)
+        for (int j = 0; j < NC; ++j)
+            acc[v][j] = _mm256_setzero_ps();
+    for (int k = 0; k < K; ++k) {
+        const float *wk = w + (size_t)k * ldw;
+        const int o = boff[k];
+        __m256 wv[2];
+        for (int v = 0; v < MV; ++v)
+            wv[v] = _mm256_loadu_ps(wk + 8 * v);
+        for (int j = 0; j < NC; ++j) {
+            const __m256 x = _mm256_broadcast_ss(p[j] + o);
+            for (int v = 0; v < MV; ++v)
+                acc[v][j] = _mm256_fmadd_ps(wv[v], x, acc[v][j]);
+        }
+    }
+    const __m256 zero = _mm256_setzero_ps(), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (int v = 0; v < MV; ++v) {
+        const int left = mleft - 8 * v, nl = left >= 8 ? 8 : left;
+        const __m256 bv = bias ? _mm256_loadu_ps(bias + 8 * v) : zero;
+        float *base = out + (size_t)8 * v * ldo;
+        for (int j = 0; j < NC; ++j) {
+            __m256 x = _mm256_add_ps(acc[v][j], bv);
+            if (act == 1)
+                x = _mm256_max_ps(x, zero);
+            else if (act == 2) /* NaN stays NaN, like the unfused Clip */
+                x = _mm256_min_ps(vhi, _mm256_max_ps(vlo, x));
+            float lane[8];
+            _mm256_storeu_ps(lane, x);
+            float *dst = base + opos[j];
+            for (int l = 0; l < nl; ++l)
+                dst[(size_t)l * ldo] = lane[l];
+        }
+    }
+}
+
+static CV2_TARGET void cv2_2_6(int K, const float *w, int ldw, const float *b, const int *boff, const int *coff,
+                               const int *opos, float *out, int ldo, const float *bias, int mleft, int act, float lo,
+                               float hi)
+{
+    cv2_tile(2, 6, K, w, ldw, b, boff, coff, opos, out, ldo, bias, mleft, act, lo, hi);
+}
+
+static CV2_TARGET void cv2_1_12(int K, const float *w, int ldw, const float *b, const int *boff, const int *coff,
+                                const int *opos, float *out, int ldo, const float *bias, int mleft, int act, float lo,
+                                float hi)
+{
+    cv2_tile(1, 12, K, w, ldw, b, boff, coff, opos, out, ldo, bias, mleft, act, lo, hi);
+}
 #endif
 
 void kern_conv_cv(kern_isa isa, int M, int npix, int K, const float *wt, int ldw, const float *b, const int *boff,
@@ -94,6 +157,16 @@ void kern_conv_cv(kern_isa isa, int M, int npix, int K, const float *wt, int ldw
                   float hi)
 {
 #if defined(__x86_64__) || defined(__i386__)
+    if (isa == KERN_AVX2) {
+        /* blocks of 16 channels; a last block of at most 8 runs as one vector */
+        for (int m0 = 0; m0 < M; m0 += 16) {
+            const int two = M - m0 > 8, nc = two ? 6 : 12;
+            for (int j0 = 0; j0 < npix; j0 += nc)
+                (two ? cv2_2_6 : cv2_1_12)(K, wt + m0, ldw, b, boff, coff + j0, opos + j0, out + (size_t)m0 * ldo,
+                                           ldo, bias ? bias + m0 : NULL, M - m0, act, lo, hi);
+        }
+        return;
+    }
     if (isa != KERN_AVX512)
         return;
     static const cv_fn fns[4] = {cv_1_12, cv_2_12, cv_3_8, cv_4_6};

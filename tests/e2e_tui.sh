@@ -14,6 +14,15 @@ MODEL=$(shipped_model "$ROOT")
 tmux_server rs-test state
 
 row() { cap "$1" | grep -E "^. +$2 " | head -1; }
+wait_both() { # wait_both SESSION PATTERN1 PATTERN2 SECONDS: one capture matching both
+    local end=$((SECONDS + $4)) c
+    while [ $SECONDS -lt $end ]; do
+        c=$(cap "$1")
+        grep -qE -- "$2" <<<"$c" && grep -qE -- "$3" <<<"$c" && return 0
+        sleep 0.1
+    done
+    return 1
+}
 # X10 mouse report: button code (0 press, 3 release, 32 motion with button 1 held), 0-based column and row
 mouse() {
     local b=$(($2 + 32)) x=$(($3 + 33)) y=$(($4 + 33))
@@ -274,7 +283,13 @@ check "browser: the explorer opens with no arguments" 'wait_for br "conv2 +Conv"
 $T send-keys -t br o
 check "o lists the zoo with params and MACs" 'wait_for br "zoo: resnet20 +[0-9.]+K +[0-9.]+M" 10'
 for i in $(seq 1 20); do cap br | grep -q "> zoo: resnet20 " && break; $T send-keys -t br Down; sleep 0.2; done
+# it opens on a worker: Esc at once gives it up (its EVBMF ranks take far longer than a key)
+$T send-keys -t br Enter Escape
+check "Esc right after Enter gives the opening up: the browser stays, so does the open model" \
+    'wait_for br "opening zoo: resnet20 cancelled" 5 && cap br | grep -q "> zoo: resnet20 " && header br | grep -q "lenet-cifar10"'
 $T send-keys -t br Enter
+check "Enter again: the opening's spinner, progress and step while the screen stays up" \
+    'wait_both br "^ [^ ] opening zoo: resnet20 [0-9]+%  Esc cancels(  at .* EVBMF)?" "\[opening zoo: resnet20 [0-9]+%\] *$" 5'
 check "Enter opens the zoo's resnet20: its layers" 'wait_for br "^ resnet20\.onnx " 30 && wait_for br "rows 1-[0-9]+ of (2[0-9])" 20 && [ "$(cap br | grep -cE "^. +[^ ]+ +Conv ")" -ge 10 ]'
 check "its original accuracy evaluated" 'wait_for br "acc [0-9.]+% -> [0-9.]+%" 60'
 $T send-keys -t br Down Right

@@ -1,15 +1,20 @@
 /* test_ui_browse.c — the model browser and the comparison without a terminal: the recent-files
  * list (order, bound, accuracy kept, saved and read back, missing files marked), a typed
  * directory listed, `c` asking for a comparison, and the comparison's rows for an original and
- * its compressed version (factor chains summed, checked against B's own node table). */
+ * its compressed version (factor chains summed, checked against B's own node table); opening a
+ * model in the background: the browser's transitions while it runs (Esc cancels, ^C asks to
+ * quit naming it) and the worker itself (a state as ui_state_init builds it, cancelled midway,
+ * a broken file's reason). */
 #include "check.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../src/ui/searchrun.h"
 #include "../src/ui/state.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
@@ -134,6 +139,157 @@ static void test_browser(const char *tmp)
     free(s);
 }
 
+/* A browser listing two models, the first selected. */
+static ui_state *browser_with_two(void)
+{
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    ui_key(s, 'o');
+    s->browse.n = 2;
+    for (int i = 0; i < 2; ++i) {
+        snprintf(s->browse.items[i].name, sizeof s->browse.items[i].name, "zoo: m%d", i);
+        snprintf(s->browse.items[i].path, sizeof s->browse.items[i].path, "/zoo/m%d.onnx", i);
+        s->browse.items[i].params = s->browse.items[i].macs = 1000;
+        s->browse.items[i].acc = -1;
+    }
+    return s;
+}
+
+/* The browser's keys while a model opens in the background (pure transitions). */
+static void test_opening_keys(void)
+{
+    ui_state *s = browser_with_two();
+    char line[1024], jobs[160];
+    unsigned f = ui_key(s, UI_K_ENTER);
+    CHECK((f & UI_OPEN) && s->browse.opening && s->browse.active && !strcmp(s->browse.open_path, "/zoo/m0.onnx"),
+          "Enter starts opening the selected model; the browser stays up");
+    CHECK(ui_browser_status(s, line, sizeof line) == 1 && strstr(line, "opening zoo: m0 0%  Esc cancels"),
+          "its bottom line says what opens and how to cancel (%s)", line);
+    s->browse.open_progress = 0.45;
+    snprintf(s->browse.open_what, sizeof s->browse.open_what, "conv2 svd EVBMF");
+    s->browse.spin = 1;
+    char again[1024];
+    ui_browser_status(s, again, sizeof again);
+    CHECK(strstr(again, "45%  Esc cancels  at conv2 svd EVBMF") && strcmp(line, again) && strncmp(again, "⠙", 3) == 0,
+          "progress, the step and the spinner's next frame (%s)", again);
+    s->utf8 = 0;
+    ui_browser_status(s, again, sizeof again);
+    CHECK(again[0] == '/', "an ASCII spinner without UTF-8 (%s)", again);
+    s->utf8 = 1;
+    CHECK(ui_jobs_text(s, jobs, sizeof jobs) == 1 && strstr(jobs, "opening zoo: m0 45%"),
+          "the jobs indicator on every screen names it (%s)", jobs);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK(!(f & UI_OPEN) && s->browse.opening, "Enter on the same model again: nothing new");
+    f = ui_key(s, UI_K_DOWN);
+    CHECK(s->browse.sel == 1 && s->browse.opening, "the selection moves meanwhile");
+    f = ui_key(s, 'c');
+    CHECK(!(f & UI_COMPARE) && strstr(s->msg, "Esc to cancel"), "c waits for the opening (%s)", s->msg);
+    f = ui_key(s, UI_K_ENTER);
+    CHECK((f & UI_OPEN) && s->browse.opening && !strcmp(s->browse.open_path, "/zoo/m1.onnx"),
+          "Enter on another model opens that one instead");
+    f = ui_key(s, 3);
+    CHECK(!(f & UI_QUIT) && s->confirm_quit && strstr(s->msg, "opening zoo: m1"),
+          "^C in the browser asks before quitting, naming the opening (%s)", s->msg);
+    ui_key(s, 'x');
+    CHECK(s->browse.opening && s->browse.active && !s->confirm_quit, "any other key stays");
+    f = ui_key(s, UI_K_ESC);
+    CHECK((f & UI_OPEN_CANCEL) && !s->browse.opening && s->browse.active && strstr(s->browse.note, "cancelled"),
+          "Esc gives the opening up (UI_OPEN_CANCEL), the browser stays (%s)", s->browse.note);
+    CHECK(ui_browser_status(s, line, sizeof line) == 2 && strstr(line, "opening zoo: m1 cancelled") &&
+              ui_jobs_text(s, jobs, sizeof jobs) == 0,
+          "its bottom line says so, no job runs (%s)", line);
+    f = ui_key(s, UI_K_ESC);
+    CHECK(!(f & UI_OPEN_CANCEL) && !s->browse.active, "a second Esc closes the browser");
+    ui_key(s, 'o');
+    ui_key(s, UI_K_ENTER);
+    ui_browser_open_failed(s, -1, "/zoo/m0.onnx: not an ONNX model (protobuf parse failed)\nsecond line");
+    CHECK(!s->browse.opening && strstr(s->browse.note, "cannot open zoo: m0: /zoo/m0.onnx: not an ONNX") &&
+              strstr(s->msg, "cannot open zoo: m0") && !strchr(s->browse.note, '\n') && !strchr(s->msg, '\n'),
+          "a failed opening: why, in one line in the browser and on the status line (%s)", s->browse.note);
+    ui_key(s, UI_K_DOWN);
+    CHECK(s->browse.note[0] == 0, "moving on clears it");
+    ui_state_free(s);
+    free(s);
+}
+
+/* How the opening ended (polled every 2 ms); 1 when o is NULL. */
+static int wait_result(ui_openjob *o, rs_model **m, ui_state **ns, rs_err *e)
+{
+    int rc = 1;
+    while (o && (rc = ui_openjob_result(o, m, ns, e)) == 1) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+/* The opening worker: the state it builds is ui_state_init's; cancelled, it ends as cancelled;
+ * a file that does not load gives its reason. */
+static void test_openjob(const char *tmp)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/zoo/resnet20.onnx", root());
+    rs_err e = {{0}};
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    ui_openjob *o = ui_openjob_start(path, &e);
+    CHECK(o != NULL, "the worker starts: %s", e.msg);
+    rs_model *m = NULL;
+    ui_state *ns = NULL;
+    int rc = 1, polls = 0, saw_step = 0;
+    while (o && (rc = ui_openjob_result(o, &m, &ns, &e)) == 1) {
+        if (ui_openjob_poll(o, s))
+            ++polls;
+        saw_step |= strstr(s->browse.open_what, "EVBMF") != NULL && s->browse.open_progress > 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    ui_openjob_stop(o);
+    CHECK(rc == 0 && m && ns && polls > 0 && saw_step, "opened, with progress reported on the way (%d polls): %s", polls,
+          e.msg);
+    rs_model *ref = onnx_load(path, &e);
+    ui_state *rs = calloc(1, sizeof *rs);
+    ui_state_defaults(rs);
+    int same = ref && ns && ui_state_init(rs, ref, &e) == 0 && rs->n_layers == ns->n_layers && rs->n_layers == 22;
+    for (int k = 0; same && k < rs->n_layers; ++k)
+        same = !memcmp(rs->layers[k].mi, ns->layers[k].mi, sizeof rs->layers[k].mi) &&
+               !strcmp(rs->layers[k].label, ns->layers[k].label) && rs->layers[k].methods == ns->layers[k].methods;
+    CHECK(same && ns->graph.n == rs->graph.n, "the same layers, ranks, EVBMF and graph as ui_state_init's (%d layers)",
+          ns ? ns->n_layers : -1);
+    ui_state_free(rs);
+    free(rs);
+    ui_state_free(ns);
+    free(ns);
+    model_free(m);
+    model_free(ref);
+    /* cancelled at once: ResNet-20's EVBMF ranks take far longer than the first check */
+    o = ui_openjob_start(path, &e);
+    ui_openjob_cancel(o);
+    m = NULL;
+    ns = NULL;
+    rc = wait_result(o, &m, &ns, &e);
+    CHECK(rc == RS_CANCELLED && !m && !ns && ui_openjob_done(o), "cancelled: RS_CANCELLED, nothing handed over (%s)",
+          e.msg);
+    ui_openjob_stop(o);
+    /* stopped while running: joined and freed (ASan sees leaks) */
+    o = ui_openjob_start(path, &e);
+    ui_openjob_stop(o);
+    ui_openjob_stop(NULL);
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s/broken.onnx", tmp);
+    FILE *f = fopen(bad, "w");
+    if (f) {
+        fputs("not a model", f);
+        fclose(f);
+    }
+    o = ui_openjob_start(bad, &e);
+    rc = wait_result(o, &m, &ns, &e);
+    ui_openjob_stop(o);
+    CHECK(rc == -1 && strstr(e.msg, "broken.onnx") && !strchr(e.msg, '\n'), "a broken file: one line naming it (%s)", e.msg);
+    ui_state_free(s);
+    free(s);
+}
+
 /* lenet against itself with conv2 and fc1 factorized */
 static void test_compare(void)
 {
@@ -234,6 +390,8 @@ int main(void)
     test_recent(tmp);
     test_browser(tmp);
     test_compare();
+    test_opening_keys();
+    test_openjob(tmp);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0)

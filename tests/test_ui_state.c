@@ -879,7 +879,9 @@ static void test_browser(void)
     CHECK(s->browse.sel == 2 && !(f & UI_OPEN), "a click on the third row selects it (sel %d)", s->browse.sel);
     ui_mouse(s, 10, UI_BROWSE_Y + 2, UI_M_RELEASE);
     f = ui_mouse(s, 10, UI_BROWSE_Y + 2, UI_M_PRESS);
-    CHECK(f & UI_OPEN, "a second click on it opens it");
+    CHECK((f & UI_OPEN) && s->browse.opening, "a second click on it opens it (in the background)");
+    f = ui_key(s, UI_K_ESC);
+    CHECK((f & UI_OPEN_CANCEL) && s->browse.active && !s->browse.opening, "Esc gives that opening up, the browser stays");
     f = ui_mouse(s, 10, UI_BROWSE_Y, UI_M_WHEEL_DOWN);
     CHECK(s->browse.sel == 3 && s->sel == layer_sel, "the wheel moves the browser's selection, not the layers'");
     f = ui_mouse(s, 10, UI_BROWSE_Y + ui_browser_rows(s) + 1, UI_M_PRESS);

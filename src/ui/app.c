@@ -173,6 +173,9 @@ typedef struct app {
     rs_model *cmp_model;  /* the compared model B and its evaluation */
     ui_evaljob *cmp_eval;
     int recent_acc_done;  /* the original's accuracy went into the recent list */
+    ui_openjob *opener;   /* the browser's model being opened */
+    ui_openjob *dropped;  /* a cancelled opening, stopped once its thread has ended */
+    double spun;          /* when the opening spinner last moved */
 } app;
 
 static void save_paths(app *A)
@@ -484,34 +487,35 @@ static int compare_with(app *A, const char *path, rs_err *e)
     return 0;
 }
 
-/* The browser's choice replaces the model: workers stopped, a fresh state on the new model (the
- * terminal, data set and what is available kept), the evaluation restarted. On failure the
- * current model stays and the status line says why. */
-static void open_model(app *A)
+/* The opening in progress is given up: its thread is asked to stop and joined once it has (an
+ * older dropped one is joined now: it has had its time). */
+static void open_drop(app *A)
+{
+    if (!A->opener)
+        return;
+    ui_openjob_cancel(A->opener);
+    ui_openjob_stop(A->dropped);
+    A->dropped = A->opener;
+    A->opener = NULL;
+}
+
+/* UI_OPEN: the browser's selected model loads on a worker; the browser shows its progress. */
+static void open_start(app *A)
 {
     ui_state *s = A->s;
-    const ui_browse_item *it = &s->browse.items[s->browse.sel];
     rs_err e = {{0}};
-    rs_model *m = onnx_load(it->path, &e);
-    if (m && guard_model_finite(m, &e) != 0) {
-        model_free(m);
-        m = NULL;
-    }
-    ui_state *ns = m ? malloc(sizeof *ns) : NULL;
-    if (ns) {
-        ui_state_defaults(ns);
-        if (ui_state_init(ns, m, &e) != 0) {
-            ui_state_free(ns);
-            free(ns);
-            ns = NULL;
-        }
-    }
-    if (!ns) {
-        snprintf(s->msg, sizeof s->msg, "cannot open %.200s: %.300s", it->path, m ? e.msg : e.msg);
-        model_free(m);
-        s->browse.active = 0;
-        return;
-    }
+    open_drop(A);
+    A->opener = ui_openjob_start(s->browse.open_path, &e);
+    A->spun = rs_now();
+    if (!A->opener)
+        ui_browser_open_failed(s, -1, e.msg);
+}
+
+/* The opened model replaces the current one: workers stopped, the new state takes the terminal,
+ * data set and what is available from the old one, the evaluation restarts. */
+static void open_install(app *A, rs_model *m, ui_state *ns)
+{
+    ui_state *s = A->s;
     ui_ft_stop(A->ft);
     ui_curve_stop(A->curve);
     ui_search_stop(A->sr);
@@ -530,9 +534,9 @@ static void open_model(app *A)
     ns->search.available = s->search.available;
     snprintf(ns->search.set, sizeof ns->search.set, "%s", s->search.set);
     ns->ft.available = s->ft.available;
-    snprintf(A->opened, sizeof A->opened, "%s", it->path);
+    snprintf(A->opened, sizeof A->opened, "%s", s->browse.open_path);
     char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", it->path);
+    snprintf(tmp, sizeof tmp, "%s", A->opened);
     snprintf(ns->model_name, sizeof ns->model_name, "%s", basename(tmp));
     ui_state_free(s);
     free(s);
@@ -541,12 +545,46 @@ static void open_model(app *A)
     A->s = ns;
     A->model_path = A->opened;
     save_paths(A);
+    rs_err e = {{0}};
     A->lv = live_start(A->m, A->data, ns, &e);
     if (!A->lv)
         snprintf(ns->msg, sizeof ns->msg, "evaluation cannot start: %.400s", e.msg);
     else
         snprintf(ns->msg, sizeof ns->msg, "opened %.400s", ns->model_name);
     recent_note(A->model_path, -1);
+}
+
+/* Each turn of the loop: the opening's progress, its end, the spinner. Returns 1 to redraw. */
+static int open_poll(app *A)
+{
+    if (A->dropped && ui_openjob_done(A->dropped)) {
+        ui_openjob_stop(A->dropped);
+        A->dropped = NULL;
+    }
+    if (!A->opener)
+        return 0;
+    ui_state *s = A->s;
+    int news = ui_openjob_poll(A->opener, s);
+    rs_model *m = NULL;
+    ui_state *ns = NULL;
+    rs_err e = {{0}};
+    int rc = ui_openjob_result(A->opener, &m, &ns, &e);
+    if (rc != 1) {
+        ui_openjob_stop(A->opener);
+        A->opener = NULL;
+        if (rc == 0)
+            open_install(A, m, ns);
+        else
+            ui_browser_open_failed(s, rc, e.msg);
+        return 1;
+    }
+    double now = rs_now();
+    if (now - A->spun >= 0.1) {
+        A->spun = now;
+        ++s->browse.spin;
+        news = 1;
+    }
+    return news;
 }
 
 static void after_flags(app *A, unsigned f)
@@ -559,10 +597,10 @@ static void after_flags(app *A, unsigned f)
         if (compare_with(A, it->path, &e) != 0)
             snprintf(A->s->msg, sizeof A->s->msg, "cannot compare with %.200s: %.300s", it->path, e.msg);
     }
-    if (f & UI_OPEN) {
-        open_model(A);
-        return;
-    }
+    if (f & UI_OPEN_CANCEL)
+        open_drop(A);
+    if (f & UI_OPEN)
+        open_start(A);
     ui_state *s = A->s;
     if ((f & UI_RECOMPUTE) && A->lv) {
         ui_state_costs(s, A->m);
@@ -705,7 +743,6 @@ static int run(app *A)
             break;
         if (f & UI_REDRAW)
             need = 1;
-        s = A->s; /* the browser may have opened another model */
         if (A->lv && live_poll(A->lv, s))
             need = 1;
         if (A->sr && ui_search_poll(A->sr, s))
@@ -716,6 +753,10 @@ static int run(app *A)
             need = 1;
         if (A->cmp_eval && ui_evaljob_poll(A->cmp_eval, s))
             need = 1;
+        if (open_poll(A)) {
+            need = 1;
+            s = A->s; /* the opened model's state */
+        }
         if (s->have_orig && !A->recent_acc_done) { /* measured on the full test set: worth keeping */
             A->recent_acc_done = 1;
             if (A->data->n == 10000 && !strstr(s->data_name, "sample"))
@@ -845,6 +886,8 @@ int ui_main(int argc, char **argv)
         return EXIT_FAIL;
     }
     int exit_code = run(&A);
+    ui_openjob_stop(A.opener);
+    ui_openjob_stop(A.dropped);
     compare_stop(&A);
     ui_ft_stop(A.ft);
     ui_curve_stop(A.curve);

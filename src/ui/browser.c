@@ -322,11 +322,89 @@ static unsigned dir_key(ui_state *s, int key)
     }
 }
 
+void ui_browser_open_failed(ui_state *s, int rc, const char *why)
+{
+    ui_browser_state *b = &s->browse;
+    if (rc == RS_CANCELLED)
+        snprintf(b->note, sizeof b->note, "opening %.70s cancelled", b->open_name);
+    else
+        snprintf(b->note, sizeof b->note, "cannot open %.70s: %.500s", b->open_name, why && *why ? why : "unknown error");
+    for (char *c = b->note; *c; ++c) /* one line, whatever the reason held */
+        if ((unsigned char)*c < 32)
+            *c = ' ';
+    snprintf(s->msg, sizeof s->msg, "%.500s", b->note);
+    b->opening = 0;
+    b->open_progress = 0;
+    b->open_what[0] = 0;
+}
+
+int ui_browser_status(const ui_state *s, char *buf, size_t len)
+{
+    const ui_browser_state *b = &s->browse;
+    static const char *const spin_utf8[] = {"\u280b", "\u2819", "\u2839", "\u2838", "\u283c",
+                                            "\u2834", "\u2826", "\u2827", "\u2807", "\u280f"};
+    static const char spin_ascii[] = "|/-\\";
+    buf[0] = 0;
+    if (b->opening) {
+        char glyph[8];
+        if (s->utf8)
+            snprintf(glyph, sizeof glyph, "%s", spin_utf8[(unsigned)b->spin % 10]);
+        else
+            snprintf(glyph, sizeof glyph, "%c", spin_ascii[(unsigned)b->spin % 4]);
+        /* the step goes last: on a narrow screen it is what gets cut */
+        snprintf(buf, len, "%s opening %s %.0f%%  Esc cancels%s%s", glyph, b->open_name, 100 * b->open_progress,
+                 b->open_what[0] ? "  at " : "", b->open_what);
+        return 1;
+    }
+    if (b->note[0]) {
+        snprintf(buf, len, "%s", b->note);
+        return 2;
+    }
+    if (b->n > 0 && b->items[b->sel].err[0]) { /* the message names the file */
+        snprintf(buf, len, "cannot read it: %s", b->items[b->sel].err);
+        return 2;
+    }
+    return 0;
+}
+
+/* The selected item, to be opened in the background (app.c starts the worker on UI_OPEN). */
+static unsigned open_selected(ui_state *s)
+{
+    ui_browser_state *b = &s->browse;
+    const ui_browse_item *it = &b->items[b->sel];
+    b->opening = 1;
+    snprintf(b->open_name, sizeof b->open_name, "%s", it->name);
+    snprintf(b->open_path, sizeof b->open_path, "%s", it->path);
+    b->open_progress = 0;
+    b->open_what[0] = 0;
+    b->note[0] = 0;
+    s->msg[0] = 0; /* the browser's bottom line says it, with its progress */
+    return UI_HANDLED | UI_REDRAW | UI_OPEN;
+}
+
 unsigned ui_browser_key(ui_state *s, int key)
 {
     ui_browser_state *b = &s->browse;
     if (b->dir_editing)
         return dir_key(s, key);
+    if (b->opening) {
+        switch (key) {
+        case UI_K_ESC:
+        case 'o':
+        case 'q':
+            ui_browser_open_failed(s, RS_CANCELLED, NULL);
+            return UI_HANDLED | UI_REDRAW | UI_OPEN_CANCEL;
+        case 'c':
+            snprintf(s->msg, sizeof s->msg, "opening %.70s: wait for it or Esc to cancel", b->open_name);
+            return UI_HANDLED | UI_REDRAW;
+        case UI_K_ENTER:
+        case '\r':
+            if (b->n > 0 && !strcmp(b->items[b->sel].path, b->open_path))
+                return UI_HANDLED; /* already under way */
+            break;                 /* another model: it replaces the one being opened */
+        default: break;
+        }
+    }
     switch (key) {
     case 'd':
         b->dir_editing = 1;
@@ -350,11 +428,13 @@ unsigned ui_browser_key(ui_state *s, int key)
     case UI_K_UP:
     case 'k':
         b->confirm = 0;
+        b->note[0] = 0;
         b->sel = b->sel > 0 ? b->sel - 1 : 0;
         return UI_HANDLED | UI_REDRAW;
     case UI_K_DOWN:
     case 'j':
         b->confirm = 0;
+        b->note[0] = 0;
         b->sel = b->sel + 1 < b->n ? b->sel + 1 : b->sel;
         return UI_HANDLED | UI_REDRAW;
     case 'w':
@@ -378,7 +458,7 @@ unsigned ui_browser_key(ui_state *s, int key)
             return UI_HANDLED | UI_REDRAW;
         }
         b->confirm = 0;
-        return UI_HANDLED | UI_REDRAW | UI_OPEN;
+        return open_selected(s);
     default: return UI_HANDLED;
     }
 }

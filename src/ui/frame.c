@@ -50,6 +50,8 @@ int ui_tab_at(const ui_state *s, int x)
 
 const char *ui_footer_keys(const ui_state *s)
 {
+    if (s->browse.active && s->browse.opening)
+        return "Esc cancels the opening  up/down select  Enter open another  d directory  w save";
     if (s->browse.active)
         return "up/down select  Enter open  c compare  d directory  w save  Esc close";
     if (s->cmp.active)

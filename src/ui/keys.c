@@ -814,7 +814,7 @@ unsigned ui_key(ui_state *s, int key)
         return saveas_key(s, key);
     if (s->view.editing && s->screen == SCR_LAYERS && key != 3) /* typed text is the filter's */
         return ui_view_key(s, key);
-    if (s->browse.active)
+    if (s->browse.active && key != 3) /* ^C asks to quit from anywhere */
         return ui_browser_key(s, key);
     if (s->cmp.active && key != 3 && key != '?' && key != 'h' && key != 'q' && key != 'Q' && key != 'o')
         return ui_compare_key(s, key);

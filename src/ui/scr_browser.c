@@ -59,11 +59,11 @@ void scr_browser(const ui_state *s)
         w_printf(UI_BROWSE_Y + i, 1, role, w - 2, "%s %s%*s %10s %10s %9s", sel ? ">" : " ", name,
                  name_w - w_width(name), "", p, m, a);
     }
-    /* why the selected file does not load, on the body's last row */
-    if (b->n > 0 && b->items[b->sel].err[0]) {
-        char why[260], cut[4 * sizeof why + 4];
-        snprintf(why, sizeof why, "cannot read it: %s", b->items[b->sel].err); /* the message names the file */
+    /* the opening under way, or why a file does not load, on the body's last row */
+    char line[RS_ERR_LEN + 320], lcut[4 * sizeof line + 4];
+    int kind = ui_browser_status(s, line, sizeof line);
+    if (kind) {
         w_fill(y0 + h - 1, 0, w, R_NORMAL);
-        w_put(y0 + h - 1, 1, R_BAD, 0, fmt_cut(why, w - 2, s->utf8, cut, sizeof cut));
+        w_put(y0 + h - 1, 1, kind == 1 ? R_PENDING : R_BAD, 0, fmt_cut(line, w - 2, s->utf8, lcut, sizeof lcut));
     }
 }

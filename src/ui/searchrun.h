@@ -47,7 +47,6 @@ ui_evaljob *ui_evaljob_start(const rs_model *m, const cifar10_set *set, rs_err *
 void ui_evaljob_stop(ui_evaljob *v); /* cancels, joins, frees; accepts NULL */
 int ui_evaljob_poll(ui_evaljob *v, ui_state *s);
 
-#endif
 
 /* ---- The trade-off curve (screen 4): for each of ui_curve_reductions, the plan of least
  * estimated drop within params_total / reduction (search_ctx_plan_for_budget, tables measured on
@@ -71,3 +70,20 @@ void ui_ft_stop(ui_ft *f); /* cancels, joins, frees (with the trained model); ac
 int ui_ft_poll(ui_ft *f, ui_state *s);
 /* The fine-tuned model once ui_ft_poll reported it (borrowed; NULL before). */
 const rs_model *ui_ft_model(const ui_ft *f);
+
+/* ---- Opening a model for the browser: onnx_load, the non-finite check and a fresh explorer state
+ * (ui_state_init_progress) on a worker, so the screen answers keys meanwhile. The path is copied.
+ * ui_openjob_poll copies its progress into s->browse (open_progress, open_what) and returns 1
+ * when that changed or the job ended; ui_openjob_result then says how it ended: 1 still running,
+ * 0 opened (*m and *ns are the caller's from then on), else -1 / RS_CANCELLED with e filled.
+ * ui_openjob_cancel only asks (it returns at once); ui_openjob_done says whether the thread has
+ * finished, so a cancelled job can be stopped (joined) without waiting. */
+typedef struct ui_openjob ui_openjob;
+ui_openjob *ui_openjob_start(const char *path, rs_err *e);
+void ui_openjob_cancel(ui_openjob *o);
+int ui_openjob_done(ui_openjob *o);
+int ui_openjob_poll(ui_openjob *o, ui_state *s);
+int ui_openjob_result(ui_openjob *o, rs_model **m, ui_state **ns, rs_err *e);
+void ui_openjob_stop(ui_openjob *o); /* cancels, joins, frees what was not taken; accepts NULL */
+
+#endif

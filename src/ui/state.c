@@ -85,6 +85,11 @@ const char *ui_layer_label(const ui_state *s, const ui_layer *l)
 
 int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
 {
+    return ui_state_init_progress(s, m, NULL, NULL, e);
+}
+
+int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progress, void *user, rs_err *e)
+{
     rs_layer_info *info = NULL;
     int n = 0;
     if (model_layer_table(m, &info, &n, e))
@@ -105,6 +110,7 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
         if (!model_is_weighted(m, li->node))
             continue;
         ui_layer *l = &s->layers[s->n_layers++];
+        char what[64];
         l->node = li->node;
         char shortname[96];
         snprintf(l->name, sizeof l->name, "%s", model_layer_name(m, li->node, shortname, sizeof shortname));
@@ -125,6 +131,13 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e)
                 continue;
             }
             mi->break_even = decomp_break_even_rank(m, li->node, (decomp_method)k, DECOMP_BY_PARAMS);
+            /* EVBMF is the slow part (an SVD per unfolding): progress and cancel go between them */
+            snprintf(what, sizeof what, "%.40s %s EVBMF", l->name, decomp_method_name((decomp_method)k));
+            if (progress && progress(user, ((s->n_layers - 1) + (double)k / DECOMP_COUNT) / (nw ? nw : 1), what)) {
+                free(info);
+                rs_fail(e, "cancelled while finding the EVBMF ranks (at %s)", l->name);
+                return RS_CANCELLED;
+            }
             rs_err ee;
             int r = 0, r2 = 0;
             if (evbmf_layer_rank(m, li->node, (decomp_method)k, 1, &r, &r2, &ee) == 0) {
@@ -328,6 +341,8 @@ int ui_jobs_text(const ui_state *s, char *buf, size_t len)
     size_t at = 0;
     int n = 0;
     buf[0] = 0;
+    if (s->browse.opening)
+        at += (size_t)snprintf(buf, len, "opening %.40s %.0f%%", s->browse.open_name, 100 * s->browse.open_progress), ++n;
     if (s->search.running && at < len) {
         at += (size_t)snprintf(buf + at, len - at, "%ssearch %.0f%%", n++ ? "  " : "", 100 * s->search.progress);
     }

@@ -54,6 +54,7 @@ enum ui_flags {
     UI_OPEN = 1u << 14,        /* open the browser's selected model */
     UI_SAVE_AS = 1u << 15,     /* save to the prefix typed in s->saveas (app.c checks, asks, writes) */
     UI_COMPARE = 1u << 16,     /* compare with the browser's selected model (app.c loads it) */
+    UI_OPEN_CANCEL = 1u << 17, /* give up the model being opened in the background */
 };
 
 enum ui_keys {
@@ -231,6 +232,14 @@ typedef struct ui_browser_state {
     char dir[1024];      /* the directory listed ("" = the current one) */
     int dir_editing, dir_len;
     char dir_buf[1024];  /* the directory being typed (`d`) */
+    /* The model being opened on a worker (UI_OPEN starts it, app.c reports into these): the
+     * browser stays up and answers keys meanwhile; Esc gives it up (UI_OPEN_CANCEL). */
+    int opening;
+    char open_name[80], open_path[1024];
+    double open_progress; /* 0..1 */
+    char open_what[64];   /* the step under way, "conv2 svd EVBMF" */
+    int spin;             /* spinner frame, advanced by app.c while opening */
+    char note[RS_ERR_LEN + 128]; /* why the last opening failed, or that it was cancelled ("" none) */
 } ui_browser_state;
 
 /* The layer table's view (`/` filter, `s` sort): which layers it lists and in what order. Every
@@ -351,14 +360,18 @@ void ui_state_defaults(ui_state *s);
 void ui_state_free(ui_state *s); /* frees layers; accepts NULL */
 /* Fill layers from the model: weighted nodes, valid methods, rank ranges, EVBMF, break-even. */
 int ui_state_init(ui_state *s, const rs_model *m, rs_err *e);
+/* The same with progress (fraction of the layers done, the step as "conv2 svd EVBMF"); a non-zero
+ * return cancels: RS_CANCELLED, s then half filled (ui_state_free it). Touches nothing but s, so
+ * it can run on a worker thread while the UI uses another state. */
+int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progress, void *user, rs_err *e);
 /* (Re)start the undo history at the current choices (ui_state_init does it); -1 out of memory. */
 int ui_state_undo_init(ui_state *s);
 /* Take methods/ranks from a plan (layer names of the original model). */
 int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e);
 /* The plan of the current choices (entries for factorized layers only). */
 int ui_state_plan(const ui_state *s, rs_plan *out, rs_err *e);
-/* Background jobs running, as "search 34%  curve 2/5  fine-tune 1/3" ("" when none). Returns
- * how many run. */
+/* Background jobs running, as "opening resnet20.onnx 40%  search 34%  curve 2/5  fine-tune 1/3"
+ * ("" when none). Returns how many run. */
 int ui_jobs_text(const ui_state *s, char *buf, size_t len);
 /* The exact-rank prompt as shown on the status line; 0 when it is not open. */
 int ui_prompt_text(const ui_state *s, char *buf, size_t len);
@@ -382,10 +395,16 @@ unsigned ui_graph_key(ui_state *s, int key);
 
 /* The model browser (browser.c): list the zoo, the shipped net, the recently opened files (missing
  * ones marked) and the .onnx files of dir (reads files: the caller runs it on UI_BROWSE), and its
- * keys while open (UI_OPEN: open the selected; UI_COMPARE: compare with it; `d` types a directory,
- * then UI_BROWSE lists it). */
+ * keys while open (UI_OPEN: open the selected in the background, `opening` set; Esc, q or o while
+ * opening: UI_OPEN_CANCEL, the browser stays; UI_COMPARE: compare with it; `d` types a directory,
+ * then UI_BROWSE lists it). ui_browser_open_failed ends an opening with its reason (one line in
+ * the browser and on the status line; RS_CANCELLED: "cancelled"). */
 void ui_browser_scan(ui_state *s, const char *dir);
 unsigned ui_browser_key(ui_state *s, int key);
+void ui_browser_open_failed(ui_state *s, int rc, const char *why);
+/* The browser's bottom line: the opening under way with its spinner, progress and step (returns
+ * 1), else why the last opening failed or the selected file does not load (2), else nothing (0). */
+int ui_browser_status(const ui_state *s, char *buf, size_t len);
 /* The browser's rows as drawn for s->lines: the screen row of the first item, how many items
  * show, and the first one shown (the selection kept in view). */
 #define UI_BROWSE_Y 5

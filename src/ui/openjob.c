@@ -1,0 +1,147 @@
+/* openjob.c — opening a model on a worker for the browser, so a big network's EVBMF ranks do
+ * not freeze the screen. */
+#include "searchrun.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rankscope/guard.h"
+#include "rankscope/onnx.h"
+
+struct ui_openjob {
+    char path[1024];
+    ui_job j;
+    /* under j.mu */
+    double progress;
+    char what[64];
+    int changed;
+    rs_model *m; /* the outcome once done with rc 0, until taken */
+    ui_state *s;
+    int reported;
+};
+
+static int open_progress(void *user, double fraction, const char *what)
+{
+    ui_openjob *o = user;
+    pthread_mutex_lock(&o->j.mu);
+    o->progress = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+    snprintf(o->what, sizeof o->what, "%s", what ? what : "");
+    o->changed = 1;
+    int c = o->j.cancel;
+    pthread_mutex_unlock(&o->j.mu);
+    return c;
+}
+
+static void *open_run(void *arg)
+{
+    ui_openjob *o = arg;
+    rs_err e = {{0}};
+    ui_state *s = NULL;
+    int rc = open_progress(o, 0, "reading the file") ? rs_fail(&e, "cancelled") : 0;
+    rs_model *m = rc == 0 ? onnx_load(o->path, &e) : NULL;
+    if (rc == 0 && !m)
+        rc = -1;
+    if (rc == 0)
+        rc = guard_model_finite(m, &e);
+    if (rc == 0 && open_progress(o, 0, "finding the EVBMF ranks"))
+        rc = RS_CANCELLED;
+    if (rc == 0 && !(s = malloc(sizeof *s)))
+        rc = rs_fail(&e, "out of memory");
+    if (rc == 0) {
+        ui_state_defaults(s);
+        rc = ui_state_init_progress(s, m, open_progress, o, &e);
+    }
+    if (rc == -1 && ui_job_cancelled(&o->j)) /* the reason no longer matters */
+        rc = RS_CANCELLED;
+    if (rc != 0) {
+        ui_state_free(s);
+        free(s);
+        s = NULL;
+        model_free(m);
+        m = NULL;
+    }
+    pthread_mutex_lock(&o->j.mu);
+    o->m = m;
+    o->s = s;
+    o->j.rc = rc;
+    snprintf(o->j.err, sizeof o->j.err, "%s", rc == RS_CANCELLED ? "cancelled" : e.msg);
+    o->j.done = 1;
+    o->changed = 1;
+    pthread_mutex_unlock(&o->j.mu);
+    return NULL;
+}
+
+ui_openjob *ui_openjob_start(const char *path, rs_err *e)
+{
+    ui_openjob *o = calloc(1, sizeof *o);
+    if (!o) {
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    snprintf(o->path, sizeof o->path, "%s", path);
+    if (ui_job_start(&o->j, open_run, o, "model opening", e) != 0) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void ui_openjob_cancel(ui_openjob *o)
+{
+    if (o)
+        ui_job_cancel(&o->j);
+}
+
+int ui_openjob_done(ui_openjob *o)
+{
+    pthread_mutex_lock(&o->j.mu);
+    int d = o->j.done;
+    pthread_mutex_unlock(&o->j.mu);
+    return d;
+}
+
+int ui_openjob_poll(ui_openjob *o, ui_state *s)
+{
+    pthread_mutex_lock(&o->j.mu);
+    int news = o->changed && !o->reported;
+    if (news) {
+        o->changed = 0;
+        s->browse.open_progress = o->progress;
+        snprintf(s->browse.open_what, sizeof s->browse.open_what, "%s", o->what);
+    }
+    pthread_mutex_unlock(&o->j.mu);
+    return news;
+}
+
+int ui_openjob_result(ui_openjob *o, rs_model **m, ui_state **ns, rs_err *e)
+{
+    pthread_mutex_lock(&o->j.mu);
+    int rc = 1;
+    if (o->j.done && !o->reported) {
+        o->reported = 1;
+        rc = o->j.rc;
+        if (rc == 0) {
+            *m = o->m;
+            *ns = o->s;
+            o->m = NULL;
+            o->s = NULL;
+        } else {
+            rs_fail(e, "%s", o->j.err);
+        }
+    }
+    pthread_mutex_unlock(&o->j.mu);
+    return rc;
+}
+
+void ui_openjob_stop(ui_openjob *o)
+{
+    if (!o)
+        return;
+    ui_job_stop(&o->j);
+    ui_state_free(o->s);
+    free(o->s);
+    model_free(o->m);
+    free(o);
+}

@@ -399,6 +399,17 @@ static double drop_alone(const rs_model *m, const cifar10_set *d, const ui_state
     return drop;
 }
 
+
+/* Polls a search until it has its result or failed (at most a minute). */
+static void search_to_end(ui_search *sr, ui_state *s)
+{
+    for (int i = 0; sr && i < 6000 && !s->search.have_result && !strstr(s->search.msg, "failed"); ++i) {
+        ui_search_poll(sr, s);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void test_model_and_live(void)
 {
     const char *root = getenv("RS_SOURCE_ROOT");
@@ -534,13 +545,9 @@ static void test_model_and_live(void)
             ui_state_init(s, m, &e);
             s->search.strategy = 0; /* naive */
             s->search.tol = 20;
-            ui_search *sr = ui_search_start(m, d, s, &e);
+            ui_search *sr = ui_search_start(m, d, s, NULL, 0, &e);
             CHECK(sr != NULL, "search started: %s", sr ? "ok" : e.msg);
-            for (int i = 0; sr && i < 6000 && !s->search.have_result && !strstr(s->search.msg, "failed"); ++i) {
-                ui_search_poll(sr, s);
-                struct timespec ts = {0, 10000000};
-                nanosleep(&ts, NULL);
-            }
+            search_to_end(sr, s);
             int named = 0;
             for (int i = 0; i < s->search.n_trials; ++i)
                 named += s->search.trials[i].layer[0] && s->search.trials[i].tried[0] &&
@@ -549,6 +556,44 @@ static void test_model_and_live(void)
                   s->search.n_trials, s->search.n_trials ? s->search.trials[s->search.n_trials - 1].layer : "-",
                   s->search.n_trials ? s->search.trials[s->search.n_trials - 1].tried : "-");
             ui_search_stop(sr);
+            /* `f`: the same search with the factors fitted to the layer outputs on calibration
+             * images: the same probes, other accuracies */
+            int n0 = s->search.n_trials < 64 ? s->search.n_trials : 64;
+            ui_trial *t0 = malloc(sizeof *t0 * (size_t)(n0 ? n0 : 1));
+            if (t0 && n0)
+                memcpy(t0, s->search.trials, sizeof *t0 * (size_t)n0);
+            enum { NCAL = 256 };
+            float *calib = malloc((size_t)NCAL * CIFAR10_PIXELS * sizeof *calib);
+            if (calib)
+                cifar10_normalize(d, 0, NCAL, calib);
+            s->search.available = 1;
+            s->screen = SCR_SEARCH;
+            ui_key(s, 'f');
+            CHECK(s->search.fit_outputs && strstr(s->msg, "fit outputs"), "f: fit outputs (%s)", s->msg);
+            s->search.n_trials = 0;
+            s->search.have_result = 0;
+            sr = calib && t0 ? ui_search_start(m, d, s, calib, NCAL, &e) : NULL;
+            s->search.running = sr != NULL;
+            unsigned fk = ui_key(s, 'f');
+            CHECK(s->search.fit_outputs && strstr(s->msg, "once the running"), "f while it runs: kept (%s)", s->msg);
+            (void)fk;
+            search_to_end(sr, s);
+            s->search.running = 0;
+            int same_probe = 0, moved = 0;
+            for (int i = 0; i < s->search.n_trials; ++i)
+                for (int j = 0; j < n0; ++j)
+                    if (!strcmp(s->search.trials[i].layer, t0[j].layer) && !strcmp(s->search.trials[i].tried, t0[j].tried) &&
+                        s->search.trials[i].images == t0[j].images) {
+                        ++same_probe;
+                        moved += s->search.trials[i].acc != t0[j].acc;
+                    }
+            CHECK(s->search.have_result && same_probe > 0 && moved > 0,
+                  "fitted to outputs: %d of %d repeated probes score differently", moved, same_probe);
+            ui_search_stop(sr);
+            free(calib);
+            free(t0);
+            ui_key(s, 'f');
+            CHECK(!s->search.fit_outputs && strstr(s->msg, "fit weights"), "f again: fit weights (%s)", s->msg);
         }
         double first = 0, full = 0;
         int est = -1;

@@ -378,7 +378,7 @@ static void test_curve(void)
     f = ui_key(s, 'C');
     CHECK((f & UI_CURVE_START) && s->curve.finetune && s->curve.running, "C starts the fine-tuned curve");
     cifar10_set *train = subset(d, 0, 600), *val = subset(d, 600, 300), *test = subset(d, 900, 400);
-    ui_curve *c = train && val && test ? ui_curve_start(m, val, test, s->params_total, 1, train, val, &e) : NULL;
+    ui_curve *c = train && val && test ? ui_curve_start(m, val, test, s->params_total, 1, train, val, NULL, 0, &e) : NULL;
     CHECK(c != NULL, "the curve worker starts: %s", e.msg);
     for (int i = 0; c && i < 6000 && s->curve.running; ++i) { /* at most 10 minutes on a loaded machine */
         ui_curve_poll(c, s);

@@ -18,6 +18,7 @@
 #include "rankscope/cifar10.h"
 #include "rankscope/explorer.h"
 #include "rankscope/fileio.h"
+#include "rankscope/fit.h"
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
@@ -165,6 +166,8 @@ typedef struct app {
     ui_curve *curve;     /* trade-off curve worker (screen 4, `c`) */
     ui_ft *ft;           /* fine-tuning worker (screen 5, `F`) */
     cifar10_set *train;  /* the training split, loaded on the first fine-tuning */
+    float *calib;        /* `f`: calibration images for fitting to outputs (the first of train) */
+    int n_calib;
     char ft_path[1024];
     ui_spec spec;
     char plan_path[1024], onnx_path[1024];
@@ -409,6 +412,28 @@ static unsigned handle_input(app *A, int ch)
     }
 }
 
+/* With `f` on: the calibration images the factors are fitted to (the first FIT_DEFAULT_CALIB
+ * training images, as `rankscope search --fit outputs` takes them), loaded once. 0, or -1 with e. */
+static int fit_calibration(app *A, const float **calib, int *n, rs_err *e)
+{
+    *calib = NULL;
+    *n = 0;
+    if (!A->s->search.fit_outputs)
+        return 0;
+    if (!A->calib) {
+        if (!A->train && !(A->train = cifar10_load_split(A->args.data, "train", NULL, e)))
+            return rs_failctx(e, "fitting to outputs needs the training images for calibration");
+        int k = A->train->n < FIT_DEFAULT_CALIB ? A->train->n : FIT_DEFAULT_CALIB;
+        if (!(A->calib = malloc((size_t)k * CIFAR10_PIXELS * sizeof *A->calib)))
+            return rs_fail(e, "out of memory for %d calibration images", k);
+        cifar10_normalize(A->train, 0, k, A->calib);
+        A->n_calib = k;
+    }
+    *calib = A->calib;
+    *n = A->n_calib;
+    return 0;
+}
+
 /* `F`: fine-tune the slider plan on the training split (validation per epoch, then the
  * explorer's set). */
 static void start_finetune(app *A)
@@ -423,8 +448,12 @@ static void start_finetune(app *A)
         A->train = cifar10_load_split(A->args.data, "train", NULL, &e);
     rs_plan *p = A->train ? plan_alloc() : NULL;
     int rc = A->train ? (p ? ui_state_plan(s, p, &e) : rs_fail(&e, "out of memory")) : -1;
+    const float *calib = NULL;
+    int n_calib = 0;
     if (rc == 0)
-        A->ft = ui_ft_start(A->m, p, A->train, A->val, A->data, s->ft.epochs, &e);
+        rc = fit_calibration(A, &calib, &n_calib, &e);
+    if (rc == 0)
+        A->ft = ui_ft_start(A->m, p, A->train, A->val, A->data, s->ft.epochs, calib, n_calib, &e);
     plan_free(p);
     if (!A->ft) {
         s->ft.running = 0;
@@ -629,7 +658,9 @@ static void after_flags(app *A, unsigned f)
         s->search.have_result = 0;
         s->search.msg[0] = 0;
         s->search.progress = 0;
-        A->sr = ui_search_start(A->m, A->val, s, &e);
+        const float *calib = NULL;
+        int n_calib = 0;
+        A->sr = fit_calibration(A, &calib, &n_calib, &e) == 0 ? ui_search_start(A->m, A->val, s, calib, n_calib, &e) : NULL;
         s->search.running = A->sr != NULL;
         if (!A->sr)
             snprintf(s->search.msg, sizeof s->search.msg, "search failed: %.400s", e.msg);
@@ -646,11 +677,13 @@ static void after_flags(app *A, unsigned f)
         const cifar10_set *tables = A->val ? A->val : A->data;
         if (s->curve.finetune && A->val && !A->train)
             A->train = cifar10_load_split(A->args.data, "train", NULL, &e);
+        const float *calib = NULL;
+        int n_calib = 0;
         if (s->curve.finetune && (!A->val || !A->train))
             A->curve = NULL; /* e says which split is missing */
-        else
+        else if (fit_calibration(A, &calib, &n_calib, &e) == 0)
             A->curve = ui_curve_start(A->m, tables, A->data, s->params_total, s->curve.finetune ? s->ft.epochs : 0,
-                                      A->train, A->val, &e);
+                                      A->train, A->val, calib, n_calib, &e);
         if (!A->curve) {
             s->curve.running = 0;
             snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", e.msg);
@@ -893,6 +926,7 @@ int ui_main(int argc, char **argv)
     ui_curve_stop(A.curve);
     cifar10_free(A.train);
     ui_search_stop(A.sr);
+    free(A.calib);
     cifar10_free(A.val);
     live_stop(A.lv);
     ui_spec_free(&A.spec);

@@ -337,6 +337,7 @@ static unsigned ui_curve_key(ui_state *s, int finetune)
     s->curve.n = 0;
     s->curve.sel = -1;
     s->curve.finetune = finetune;
+    s->curve.fit_outputs = s->search.fit_outputs;
     for (int i = 0; i < UI_CURVE_N; ++i)
         s->curve.acc_ft[i] = -1;
     snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: sensitivity tables%s",
@@ -519,6 +520,21 @@ static unsigned search_key(ui_state *s, int key)
         if (!s->search.running)
             s->search.objective = (s->search.objective + 1) % 3;
         return UI_HANDLED | UI_REDRAW;
+    case 'f':
+        /* a run keeps the fit it started with: its tables and factors are measured under it */
+        if (s->search.running || s->ft.running || s->curve.running) {
+            snprintf(s->msg, sizeof s->msg, "the fit changes once the running search, fine-tuning or curve ends");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        if (!s->search.available) {
+            snprintf(s->msg, sizeof s->msg, "fitting to outputs needs the CIFAR-10 training images (--data DIR)");
+            return UI_HANDLED | UI_REDRAW;
+        }
+        s->search.fit_outputs = !s->search.fit_outputs;
+        snprintf(s->msg, sizeof s->msg, "%s", s->search.fit_outputs
+                     ? "fit outputs: the next search, F and C fit the factors to the layer outputs (1,000 training images)"
+                     : "fit weights: the next search, F and C factorize the weights as the sliders do");
+        return UI_HANDLED | UI_REDRAW;
     case '+':
     case '=':
     case '-':
@@ -575,6 +591,8 @@ static const char *const help_search[] = {
     "t                      cycle the strategy: naive bisect global evbmf",
     "o                      cycle the objective: params macs both",
     "+ / -                  tolerance +0.5 / -0.5 points",
+    "f                      fit the factors to the weights / to the layer outputs on 1,000 training",
+    "                       images (as --fit outputs), for the search, F and the curve's C",
     "F                      fine-tune the slider plan 3 epochs (full data)",
     "w                      save the fine-tuned ONNX once there is one (else the plan)",
     SLIDER_HELP};
@@ -600,7 +618,7 @@ const ui_screen_def ui_screens[SCR_COUNT] = {
     {"Trade-offs", tradeoffs_key, HELP(help_tradeoffs),
      "up/down layer  <-/-> rank  S re-sweep  c curve  C +fine-tuned  </> point  a apply  ? help  q quit"},
     {"Search", search_key, HELP(help_search),
-     "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  Tab/1-7  ? help  q quit"},
+     "s start  x stop  a apply  F fine-tune  t strategy  o objective  +/- tol  f fit  Tab/1-7  ? help  q quit"},
     {"Example", example_screen_key, HELP(help_example),
      "<-/-> slide window  s stride  r rank  E edit a cell  D default  Tab/1-7  ? help  q quit"},
     {"Graph", ui_graph_key, HELP(help_graph), "up/down node  Enter its slider  Tab/1-7  ? help  q quit"},

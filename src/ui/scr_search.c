@@ -49,9 +49,15 @@ void scr_search(const ui_state *s, const ui_spec *sp)
     }
     int x = w_printf(2, 1, R_ACCENT, 0, "Rank search on %s", s->search.set);
     (void)x;
-    w_printf(3, 1, R_NORMAL, 0, "strategy %-6s (t)   objective %-6s (o)   tolerance %.1f pt (+/-)",
-             search_strategy_name((search_strategy)s->search.strategy),
-             search_objective_name((search_objective)s->search.objective), s->search.tol);
+    char set_long[200], set_short[200];
+    const char *st = search_strategy_name((search_strategy)s->search.strategy);
+    const char *ob = search_objective_name((search_objective)s->search.objective);
+    const char *fit = s->search.fit_outputs ? "outputs" : "weights";
+    snprintf(set_long, sizeof set_long, "strategy %-6s (t)   objective %-6s (o)   tolerance %.1f pt (+/-)   fit %s (f)", st,
+             ob, s->search.tol, fit);
+    snprintf(set_short, sizeof set_short, "strategy %s (t)  objective %s (o)  tol %.1f (+/-)  fit %s (f)", st, ob,
+             s->search.tol, fit);
+    w_put_fit(3, 1, R_NORMAL, set_long, set_short);
     if (s->search.running)
         w_printf(4, 1, R_PENDING, 0, "running: %d trials, %.1f s, %2.0f%%   x stops (keeping the best plan so far)",
                  s->search.trials_total, s->search.elapsed, s->search.progress * 100);

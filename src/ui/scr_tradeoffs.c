@@ -20,7 +20,10 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
     w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
     if (nft)
         w_printf(y, x + 39, R_DIM, 0, "%s plan  %s fine-tuned", s->utf8 ? "\u2022" : "*", s->utf8 ? "\u25b2" : "^");
-    w_printf(y + 1, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0, "%s", c->msg);
+    char status[sizeof c->msg + 16], cut[4 * sizeof status + 4];
+    snprintf(status, sizeof status, "%s%s", c->fit_outputs ? "fit outputs: " : "", c->msg);
+    w_put(y + 1, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0,
+          fmt_cut(status, COLS - x - 1, s->utf8, cut, sizeof cut));
     int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
     if (ph < 3 || pw < 12 || c->n == 0)
         return;

@@ -122,7 +122,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_state *s, rs_err *e)
+ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_state *s, const float *calib,
+                           int n_calib, rs_err *e)
 {
     ui_search *r = calloc(1, sizeof *r);
     if (!r) {
@@ -135,6 +136,8 @@ ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_s
     r->o.strategy = (search_strategy)s->search.strategy;
     r->o.objective = (search_objective)s->search.objective;
     r->o.tolerance = s->search.tol;
+    r->o.fit_calib = calib;
+    r->o.fit_n = calib ? n_calib : 0;
     r->o.progress = on_progress;
     r->o.progress_user = r;
     r->o.on_trial = on_trial;
@@ -222,6 +225,8 @@ int ui_search_poll(ui_search *r, ui_state *s)
 struct ui_curve {
     const rs_model *m;
     const cifar10_set *search_set, *eval_set, *train, *val;
+    const float *calib; /* NULL: factors fitted to the weights */
+    int n_calib;
     int64_t params_total;
     int ft_epochs; /* 0: no fine-tuning */
     ui_job j;
@@ -278,6 +283,8 @@ static void *curve_run(void *arg)
     search_options o;
     search_default_options(&o);
     o.sens_images = 1000; /* the tables only rank plans; each point is then evaluated for real */
+    o.fit_calib = c->calib; /* the points' plans, fine-tuned or not, factorized as the search does */
+    o.fit_n = c->calib ? c->n_calib : 0;
     o.progress = curve_progress;
     o.progress_user = c;
     finetune_options fo;
@@ -303,7 +310,7 @@ static void *curve_run(void *arg)
 
 ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
                          int64_t params_total, int ft_epochs, const cifar10_set *train, const cifar10_set *val,
-                         rs_err *e)
+                         const float *calib, int n_calib, rs_err *e)
 {
     ui_curve *c = calloc(1, sizeof *c);
     if (!c) {
@@ -317,6 +324,8 @@ ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const
     c->ft_epochs = train && val ? ft_epochs : 0;
     c->train = train;
     c->val = val;
+    c->calib = calib;
+    c->n_calib = n_calib;
     if (ui_job_start(&c->j, curve_run, c, "curve", e) != 0) {
         free(c);
         return NULL;
@@ -388,6 +397,8 @@ struct ui_ft {
     const rs_model *m;
     rs_plan *plan;
     const cifar10_set *train, *val, *test;
+    const float *calib;
+    int n_calib;
     int epochs;
     ui_job j;
     int n, reported_n, reported_done; /* under j.mu */
@@ -434,6 +445,8 @@ static void *ft_run(void *arg)
     o.train.on_epoch = ft_epoch;
     o.train.epoch_user = f;
     o.report = &f->rep; /* written only by this thread until done is set under the lock */
+    o.fit_calib = f->calib;
+    o.fit_n = f->calib ? f->n_calib : 0;
     rs_model *out = NULL;
     train_epoch_stats last;
     int rc = finetune_run(f->m, f->plan, &td, &vd, &o, &out, &last, &e);
@@ -454,7 +467,7 @@ static void *ft_run(void *arg)
 }
 
 ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *train, const cifar10_set *val,
-                   const cifar10_set *test, int epochs, rs_err *e)
+                   const cifar10_set *test, int epochs, const float *calib, int n_calib, rs_err *e)
 {
     ui_ft *f = calloc(1, sizeof *f);
     if (!f || !(f->plan = plan_clone(plan))) {
@@ -466,6 +479,8 @@ ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *tr
     f->train = train;
     f->val = val;
     f->test = test;
+    f->calib = calib;
+    f->n_calib = n_calib;
     f->epochs = epochs < 1 ? 1 : epochs > UI_FT_MAX_EPOCHS ? UI_FT_MAX_EPOCHS : epochs;
     if (ui_job_start(&f->j, ft_run, f, "fine-tuning", e) != 0) {
         plan_free(f->plan);

@@ -33,8 +33,10 @@ void ui_job_stop(ui_job *j); /* cancels and joins; a job never started is left a
 
 typedef struct ui_search ui_search;
 
-/* Starts a search with s->search.strategy / objective / tol on set. */
-ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_state *s, rs_err *e);
+/* Starts a search with s->search.strategy / objective / tol on set; calib (n_calib normalised
+ * images, borrowed; NULL = fit to the weights) is search_options.fit_calib. */
+ui_search *ui_search_start(const rs_model *m, const cifar10_set *set, const ui_state *s, const float *calib,
+                           int n_calib, rs_err *e);
 void ui_search_cancel(ui_search *r); /* asks it to stop; poll until it reports not running */
 void ui_search_stop(ui_search *r);   /* cancels, joins, frees; accepts NULL */
 /* Copies news into s; returns 1 if anything changed. */
@@ -56,15 +58,16 @@ int ui_evaljob_poll(ui_evaljob *v, ui_state *s);
 typedef struct ui_curve ui_curve;
 ui_curve *ui_curve_start(const rs_model *m, const cifar10_set *search_set, const cifar10_set *eval_set,
                          int64_t params_total, int ft_epochs, const cifar10_set *train, const cifar10_set *val,
-                         rs_err *e);
+                         const float *calib, int n_calib, rs_err *e);
 void ui_curve_stop(ui_curve *c); /* cancels, joins, frees; accepts NULL */
 int ui_curve_poll(ui_curve *c, ui_state *s);
 
 /* ---- Fine-tuning of a plan (screen 5): finetune_run for `epochs` on train (val per epoch),
- * then the result's accuracy on test. plan is copied; the sets are borrowed. */
+ * then the result's accuracy on test. plan is copied; the sets and calib are borrowed (calib:
+ * the plan's factors fitted to the layer outputs on those images first, NULL = to the weights). */
 typedef struct ui_ft ui_ft;
 ui_ft *ui_ft_start(const rs_model *m, const rs_plan *plan, const cifar10_set *train, const cifar10_set *val,
-                   const cifar10_set *test, int epochs, rs_err *e);
+                   const cifar10_set *test, int epochs, const float *calib, int n_calib, rs_err *e);
 void ui_ft_cancel(ui_ft *f);
 void ui_ft_stop(ui_ft *f); /* cancels, joins, frees (with the trained model); accepts NULL */
 int ui_ft_poll(ui_ft *f, ui_state *s);

@@ -169,6 +169,8 @@ typedef struct ui_search_state {
     int strategy;   /* search_strategy */
     int objective;  /* search_objective */
     double tol;     /* accuracy points */
+    int fit_outputs; /* `f`: the factors of the search, F and the fine-tuned curve fitted to the layer
+                      * outputs on calibration images (as --fit outputs), else to the weights */
     int n_trials, trials_total;
     ui_trial trials[UI_MAX_TRIALS]; /* the most recent */
     double progress, elapsed;
@@ -185,6 +187,7 @@ typedef struct ui_curve_state {
     double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
     char msg[RS_ERR_LEN + 64];
     int finetune;               /* `C`: each point also fine-tuned (ft.epochs, the pipeline the CLI uses) */
+    int fit_outputs;            /* its factors fitted to the layer outputs (search.fit_outputs when started) */
     double acc_ft[UI_CURVE_N];  /* after fine-tuning, < 0 when not */
     int sel;                    /* the selected point (< / > select, Enter applies it), -1 none */
     ui_choice *plans;           /* UI_CURVE_N × n_layers, owned: each point's choice per layer */

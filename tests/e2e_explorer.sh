@@ -213,6 +213,29 @@ check "160x50: the help box is as wide as its lines" 'wait_for narrow "switch sc
 $T send-keys -t narrow Escape q q
 check "narrow: quits" 'wait_for narrow "^EXIT=0" 10'
 
+# ---- more of the audit at 80x24: the title, the detail line and a factor chain wider than the screen
+CUR=lr
+open lr 80 24 "LANG=C.UTF-8 TERM=xterm-256color" "'$ROOT/assets/zoo/resnet20-lowrank.onnx'"
+check "the zoo's resnet20-lowrank 80x24: table drawn" 'wait_for lr "conv1 +448 " 30'
+$T send-keys -t lr Down Right
+check "a long accuracy on the right: the title drops .onnx or ends in an ellipsis, never cut bare" \
+    'wait_for lr "acc [0-9.]+% -> ~?[0-9.]+% \(-[0-9.]+" 60 && header lr | grep -qE "^ (resnet20-lowrank(\.onnx)?|[^ ]*…) +acc"'
+check "the detail line that does not fit ends in an ellipsis" \
+    'wait_for lr "^ layer1\.0\.conv1_f0 +Conv 9x16x1x1 +spatial-svd rank [0-9]+ of 9 .*(break-even( rank)? [0-9]+|…)$" 10'
+$T send-keys -t lr q
+check "lr: q asks (a change was made), q again quits" 'wait_for lr "Quit anyway" 5 && $T send-keys -t lr q && wait_for lr "^EXIT=0" 10'
+CUR=chain
+open chain 80 24 "LANG=C.UTF-8" "'$RN'"
+check "resnet20 80x24: table drawn" 'wait_for chain "stages\.0/conv1 +584" 30'
+$T send-keys -t chain -l "/stages.6/conv2"
+$T send-keys -t chain Enter m m m
+check "stages.6/conv2 alone, as cp" 'wait_for chain "^▶ stages\.6/conv2 .* cp " 10'
+$T send-keys -t chain : 8 0 Enter
+check "a CP chain wider than 80 columns ends in an ellipsis on both rows" \
+    'wait_for chain "^ as 1x1 32->80 +│ .*│ …$" 60 && cap chain | grep -qE "^ +[0-9.]+K? p, [0-9.]+K? MACs │ .*│ …$"'
+$T send-keys -t chain q
+check "chain: q asks (a change was made), q again quits" 'wait_for chain "Quit anyway" 5 && $T send-keys -t chain q && wait_for chain "^EXIT=0" 10'
+
 # ---- Trade-offs at 160x50: the curve's points selected and applied to the sliders ----------------
 CUR=curve
 open curve 160 50 "LANG=C.UTF-8" "'$MODEL'"

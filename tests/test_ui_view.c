@@ -239,6 +239,55 @@ static void test_scrollbar(void)
 }
 
 /* Clicks on the frame: a tab label switches to it, a footer key is pressed. */
+static int cells_of(const char *t)
+{
+    int n = 0;
+    for (; *t; ++t)
+        n += ((unsigned char)*t & 0xC0) != 0x80;
+    return n;
+}
+
+/* The title bar: the figures give way before the model's name does, and a name that still does
+ * not fit ends in an ellipsis. */
+static void test_title(ui_state *s)
+{
+    char left[320], right[256];
+    snprintf(s->model_name, sizeof s->model_name, "resnet20-lowrank.onnx");
+    snprintf(s->data_name, sizeof s->data_name, "CIFAR-10 test sample 2,000");
+    s->have_orig = s->have_cur = 1;
+    s->orig.accuracy = 0.91;
+    s->cur.accuracy = 0.68;
+    s->cur_est_images = 400;
+    s->cur_gen = s->gen;
+    s->cols = 160;
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK(strstr(left, "rankscope  resnet20-lowrank.onnx  CIFAR-10") && strstr(right, "(-23.0, est. 400 img)") &&
+              strstr(right, "params 68.5K -> "),
+          "160 columns: everything (%s|%s)", left, right);
+    s->cols = 80;
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK((!strcmp(left, " resnet20-lowrank") || !strcmp(left, " resnet20-lowrank.onnx")) && strstr(right, "acc ~68.0% (-23.0)") &&
+              cells_of(left) + cells_of(right) + 11 <= 80,
+          "80 columns with an estimate and [eval NN%%]: the name whole, the figures short (%s|%s)", left, right);
+    snprintf(s->model_name, sizeof s->model_name, "resnet20.onnx");
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK(!strcmp(left, " resnet20.onnx") && strstr(right, "acc ~68.0% (-23.0, est. 400 img)  params 68.5K 1.0x") &&
+              cells_of(left) + cells_of(right) + 11 <= 80,
+          "80 columns, a shorter name: the current figures, still saying they are an estimate (%s|%s)", left, right);
+    snprintf(s->model_name, sizeof s->model_name, "resnet20-lowrank.onnx");
+    s->cur_est_images = 0;
+    ui_title_parts(s, 0, left, sizeof left, right, sizeof right);
+    CHECK(strstr(left, "resnet20-lowrank") && strstr(right, "acc 91.0% -> 68.0% (-23.0)  params 68.5K -> ") &&
+              cells_of(left) + cells_of(right) <= 80,
+          "80 columns, settled: both accuracies (%s|%s)", left, right);
+    snprintf(s->model_name, sizeof s->model_name, "a-very-long-model-name-from-a-training-run-42.onnx");
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK(strstr(left, "\u2026") && cells_of(left) + cells_of(right) + 11 <= 80 && cells_of(left) >= 16,
+          "a name that cannot fit ends in an ellipsis (%s)", left);
+    s->have_orig = s->have_cur = 0;
+    s->model_name[0] = 0;
+}
+
 static void test_frame(ui_state *s)
 {
     int widths[] = {80, 100, 160};
@@ -422,6 +471,32 @@ static void test_curve(void)
     model_free(m);
 }
 
+/* The name column: 16 cells when the width is short, every label whole when there is room. */
+static void test_name_column(ui_state *s)
+{
+    int longest = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        int n = (int)strlen(ui_layer_label(s, &s->layers[k]));
+        longest = n > longest ? n : longest;
+    }
+    ui_table_layout t;
+    s->cols = 80;
+    s->lines = 24;
+    ui_table_layout_of(s, &t);
+    CHECK(t.w[COL_NAME] == 16 && longest > 16, "80 columns: the name column is 16 cells (longest label %d)", longest);
+    s->cols = 160;
+    s->lines = 50;
+    ui_table_layout_of(s, &t);
+    int right = 0;
+    for (int c = 0; c < COL_COUNT; ++c)
+        if (t.show[c] && t.x[c] + t.w[c] > right)
+            right = t.x[c] + t.w[c];
+    CHECK(t.w[COL_NAME] >= longest && right <= s->cols - 1,
+          "160 columns: every label whole (%d cells for %d), the table within the width (%d)", t.w[COL_NAME], longest, right);
+    s->cols = 100;
+    s->lines = 30;
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -433,8 +508,10 @@ int main(void)
         rs_err e = {{0}};
         CHECK(ui_state_init(s, m, &e) == 0 && s->n_layers == 22, "resnet20: %d layers %s", s->n_layers, e.msg);
         test_names(s);
+        test_name_column(s);
         test_filter_and_sort(s);
         test_frame(s);
+        test_title(s);
         test_saveas(s);
         ui_state_free(s);
         free(s);

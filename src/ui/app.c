@@ -730,6 +730,7 @@ static int run(app *A)
     set_escdelay(25);
     timeout(50);
     w_colors_init(s->color);
+    w_set_utf8(s->utf8);
     mousemask(BUTTON1_PRESSED | BUTTON1_RELEASED | BUTTON4_PRESSED |
 #ifdef BUTTON5_PRESSED
                   BUTTON5_PRESSED |

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "state.h"
 
 static int cells(const char *s)
@@ -146,4 +147,65 @@ int ui_footer_key_at(const ui_state *s, int x)
     if ((s->screen == SCR_EXAMPLE && s->edit.active) || s->browse.active)
         return 0; /* a sentence, not keys; the browser takes no clicks */
     return token_key(line + a, t - a, i < t ? i - a : 0);
+}
+
+/* The title's right part at a verbosity: 0 everything, 1 the current figures only (an estimate
+ * still says so), 2 without the estimate's image count (the "~" still marks it). */
+static void title_right(const ui_state *s, int level, char *out, size_t len)
+{
+    char a[32], b[32], c[32], p[32], q[32], r[16];
+    size_t at = 0;
+    int est = s->have_orig && s->have_cur && s->cur_est_images > 0 && s->cur_gen == s->gen;
+    out[0] = 0;
+    fmt_pct(s->have_orig ? s->orig.accuracy : 0, a, sizeof a);
+    fmt_pct(s->have_cur ? s->cur.accuracy : 0, b, sizeof b);
+    fmt_pts(s->have_cur ? s->cur.accuracy - s->orig.accuracy : 0, c, sizeof c);
+    if (!s->have_orig)
+        at += (size_t)snprintf(out, len, "  acc ...");
+    else if (!s->have_cur)
+        at += (size_t)snprintf(out, len, "  acc %s", a);
+    else if (level == 0 && est)
+        at += (size_t)snprintf(out, len, "  acc %s -> ~%s (%s, est. %d img)", a, b, c, s->cur_est_images);
+    else if (level == 0)
+        at += (size_t)snprintf(out, len, "  acc %s -> %s (%s)", a, b, c);
+    else if (level == 1 && est)
+        at += (size_t)snprintf(out, len, "  acc ~%s (%s, est. %d img)", b, c, s->cur_est_images);
+    else
+        at += (size_t)snprintf(out, len, "  acc %s%s (%s)", est ? "~" : "", b, c);
+    fmt_count(s->params_total, p, sizeof p);
+    fmt_count(s->params_total_after, q, sizeof q);
+    fmt_ratio((double)s->params_total, (double)s->params_total_after, r, sizeof r);
+    if (at < len && level == 0)
+        snprintf(out + at, len - at, "  params %s -> %s %s ", p, q, r);
+    else if (at < len)
+        snprintf(out + at, len - at, "  params %s %s ", q, r);
+}
+
+void ui_title_parts(const ui_state *s, int mark_cells, char *left, size_t left_len, char *right, size_t right_len)
+{
+    /* the model's name keeps this much however narrow: the figures are about it */
+    size_t ml = strlen(s->model_name);
+    int bare = (int)ml - (ml > 5 && !strcmp(s->model_name + ml - 5, ".onnx") ? 5 : 0);
+    int keep = 1 + (bare < 16 ? bare : 16);
+    int level = 0;
+    for (; level < 2; ++level) {
+        title_right(s, level, right, right_len);
+        if (s->cols - cells(right) - mark_cells - 1 >= keep)
+            break;
+    }
+    title_right(s, level, right, right_len);
+    int lw = s->cols - cells(right) - mark_cells - 1;
+    /* the longest left part that fits */
+    snprintf(left, left_len, " rankscope  %s  %s", s->model_name, s->data_name);
+    if (cells(left) > lw)
+        snprintf(left, left_len, " %s  %s", s->model_name, s->data_name);
+    if (cells(left) > lw)
+        snprintf(left, left_len, " %s", s->model_name);
+    if (cells(left) > lw)
+        snprintf(left, left_len, " %.*s", bare, s->model_name);
+    if (cells(left) > lw) { /* still too long: cut where it shows, never bare */
+        char cut[4 * 160 + 4], whole[160];
+        snprintf(whole, sizeof whole, "%s", left);
+        snprintf(left, left_len, "%s", lw > 0 ? fmt_cut(whole, lw < 160 ? lw : 160, s->utf8, cut, sizeof cut) : "");
+    }
 }

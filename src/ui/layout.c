@@ -27,6 +27,7 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
         if (o > op_w)
             op_w = o;
     }
+    int name_full = name_w > 40 ? 40 : name_w; /* what the widest name needs, within reason */
     if (name_w > (s->full_names ? 40 : 16))
         name_w = s->full_names ? 40 : 16;
     if (shape_w > 16)
@@ -63,6 +64,11 @@ void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
         w_name += extra;
         w_name = w_name < 12 ? 12 : w_name;
         extra = 0;
+    }
+    if (extra > 0 && name_full > w_name) { /* room to spare: whole names before a longer slider */
+        int grow = name_full - w_name < extra ? name_full - w_name : extra;
+        w_name += grow;
+        extra -= grow;
     }
     int x = 2;
     for (int c = 0; c < COL_COUNT; ++c) {

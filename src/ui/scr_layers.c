@@ -151,7 +151,14 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     }
     x = w_put(y, 1, R_DIM, 0, "as ");
     int x2 = x;
+    const char *more = s->utf8 ? "\u2026" : "~";
     for (int i = 0; i < l->n_steps; ++i) {
+        if (x + colw[i] + (i + 1 < l->n_steps ? 1 : 0) > COLS - 1) { /* the rest does not fit: say so */
+            w_put(y, x, R_DIM, 0, more);
+            if (y + 1 < maxy)
+                w_put(y + 1, x2, R_DIM, 0, more);
+            break;
+        }
         w_put(y, x, R_ACCENT, 0, l->step_text[i]);
         if (y + 1 < maxy)
             w_put(y + 1, x2, R_DIM, 0, cost[i]);

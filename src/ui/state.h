@@ -491,6 +491,12 @@ const char *ui_footer_keys(const ui_state *s);
 void ui_footer_line(const ui_state *s, char *out, size_t len);
 int ui_footer_key_at(const ui_state *s, int x);
 
+/* The title bar's two parts for s->cols, mark_cells kept free for the evaluation mark between
+ * them: the right one (accuracy and params) as complete as leaves the model's name at least 16
+ * cells (or its whole name without ".onnx"), the left one (program, model, data set) as complete
+ * as fits, the model's name never cut without an ellipsis. */
+void ui_title_parts(const ui_state *s, int mark_cells, char *left, size_t left_len, char *right, size_t right_len);
+
 /* Screen names, "Layers" ... "Example". */
 const char *ui_screen_name(int screen);
 

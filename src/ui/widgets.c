@@ -9,6 +9,12 @@
 #include "fmt.h"
 
 static int g_color;
+static int g_utf8 = 1; /* the ellipsis w_put_fit cuts with */
+
+void w_set_utf8(int utf8)
+{
+    g_utf8 = utf8;
+}
 
 void w_colors_init(int enable)
 {
@@ -126,7 +132,10 @@ void w_rput(int y, int x, int w, enum w_role role, const char *s)
 int w_put_fit(int y, int x, enum w_role role, const char *long_text, const char *short_text)
 {
     int room = COLS - x - 1;
-    return w_put(y, x, role, room, w_width(long_text) <= room ? long_text : short_text);
+    if (w_width(long_text) <= room)
+        return w_put(y, x, role, room, long_text);
+    char cut[4 * 256 + 4];
+    return w_put(y, x, role, room, room > 0 ? fmt_cut(short_text, room < 256 ? room : 256, g_utf8, cut, sizeof cut) : "");
 }
 
 int w_wrap(int y, int x, int w, int max_rows, enum w_role role, const char *text)
@@ -189,33 +198,10 @@ void w_hline(const ui_state *s, int y, int x, int w)
 
 void w_frame(const ui_state *s)
 {
-    char a[32], b[32], c[32], r[16], right[256], left[320], mark[32];
+    char right[256], left[320], mark[32];
     int cols = COLS;
     int pending = s->cur_gen != s->gen || s->eval_progress >= 0;
     w_fill(0, 0, cols, R_TITLE);
-    /* right part first: it is what changes; the names on the left give way when narrow */
-    size_t at = 0;
-    right[0] = 0;
-    if (s->have_orig) {
-        fmt_pct(s->orig.accuracy, a, sizeof a);
-        if (s->have_cur) {
-            fmt_pct(s->cur.accuracy, b, sizeof b);
-            fmt_pts(s->cur.accuracy - s->orig.accuracy, c, sizeof c);
-            if (s->cur_est_images > 0 && s->cur_gen == s->gen)
-                at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> ~%s (%s, est. %d img)", a, b, c,
-                                       s->cur_est_images);
-            else
-                at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s -> %s (%s)", a, b, c);
-        } else {
-            at += (size_t)snprintf(right + at, sizeof right - at, "  acc %s", a);
-        }
-    } else {
-        at += (size_t)snprintf(right + at, sizeof right - at, "  acc ...");
-    }
-    fmt_count(s->params_total, a, sizeof a);
-    fmt_count(s->params_total_after, b, sizeof b);
-    fmt_ratio((double)s->params_total, (double)s->params_total_after, r, sizeof r);
-    snprintf(right + at, sizeof right - at, "  params %s -> %s %s ", a, b, r);
     if (pending) {
         if (s->eval_progress >= 0)
             snprintf(mark, sizeof mark, "[eval %2.0f%%] ", s->eval_progress * 100);
@@ -226,14 +212,10 @@ void w_frame(const ui_state *s)
     } else {
         mark[0] = 0;
     }
+    /* frame.c: the figures on the right as complete as leaves the model's name room */
+    ui_title_parts(s, w_width(mark), left, sizeof left, right, sizeof right);
     int rw = w_width(right), mw = w_width(mark);
     int lw = cols - rw - mw - 1;
-    /* the longest left part that fits */
-    snprintf(left, sizeof left, " rankscope  %s  %s", s->model_name, s->data_name);
-    if (w_width(left) > lw)
-        snprintf(left, sizeof left, " %s  %s", s->model_name, s->data_name);
-    if (w_width(left) > lw)
-        snprintf(left, sizeof left, " %s", s->model_name); /* the model is what the numbers are about */
     if (lw > 0)
         w_put(0, 0, R_TITLE, lw, left);
     int x = cols - rw - mw;

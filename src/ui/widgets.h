@@ -26,6 +26,7 @@ enum w_role {
 };
 
 void w_colors_init(int enable);
+void w_set_utf8(int utf8); /* whether cut text may end in "…" (else "~") */
 attr_t w_attr(enum w_role role);
 
 /* Text at (y, x) clipped to the screen width (and to maxw cells when maxw > 0). Returns the
@@ -35,8 +36,8 @@ int w_printf(int y, int x, enum w_role role, int maxw, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Right-aligned in w cells ending before x + w. */
 void w_rput(int y, int x, int w, enum w_role role, const char *s);
-/* The first of long_text / short_text that fits between x and the right edge (else short_text,
- * cut); returns the column after it. */
+/* The first of long_text / short_text that fits between x and the right edge (else short_text
+ * cut with an ellipsis); returns the column after it. */
 int w_put_fit(int y, int x, enum w_role role, const char *long_text, const char *short_text);
 /* text wrapped at spaces into lines of at most w cells from (y, x), at most max_rows rows; returns
  * the row after the last one written. */

@@ -18,7 +18,7 @@
 #include "rankscope/cifar10.h"
 #include "rankscope/explorer.h"
 #include "rankscope/fileio.h"
-#include "rankscope/fit.h"
+#include "rankscope/pipeline.h"
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
 #include "rankscope/plan.h"
@@ -412,8 +412,8 @@ static unsigned handle_input(app *A, int ch)
     }
 }
 
-/* With `f` on: the calibration images the factors are fitted to (the first FIT_DEFAULT_CALIB
- * training images, as `rankscope search --fit outputs` takes them), loaded once. 0, or -1 with e. */
+/* With `f` on: the calibration images the factors are fitted to (pipe_fit_calibration: the first
+ * training images, as `--fit outputs` takes them), loaded once. 0, or -1 with e. */
 static int fit_calibration(app *A, const float **calib, int *n, rs_err *e)
 {
     *calib = NULL;
@@ -423,11 +423,8 @@ static int fit_calibration(app *A, const float **calib, int *n, rs_err *e)
     if (!A->calib) {
         if (!A->train && !(A->train = cifar10_load_split(A->args.data, "train", NULL, e)))
             return rs_failctx(e, "fitting to outputs needs the training images for calibration");
-        int k = A->train->n < FIT_DEFAULT_CALIB ? A->train->n : FIT_DEFAULT_CALIB;
-        if (!(A->calib = malloc((size_t)k * CIFAR10_PIXELS * sizeof *A->calib)))
-            return rs_fail(e, "out of memory for %d calibration images", k);
-        cifar10_normalize(A->train, 0, k, A->calib);
-        A->n_calib = k;
+        if (!(A->calib = pipe_fit_calibration(A->train, 0, &A->n_calib, e)))
+            return -1;
     }
     *calib = A->calib;
     *n = A->n_calib;

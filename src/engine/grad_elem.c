@@ -8,20 +8,13 @@
 #include "ops_internal.h"
 #include "train_internal.h"
 
-#define ELEM_ERR(e, n, ...)                                                                    \
-    do {                                                                                       \
-        char why_[RS_ERR_LEN];                                                                 \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
-        return rs_fail(e, "train: node \"%s\" (%s): %s", (n)->name, model_op_name((n)->op), why_); \
-    } while (0)
-
 int grad_compile_unary(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
 {
     (void)m;
     t->alpha = n->alpha;
     t->beta = n->beta;
     if (t->xsz != t->ysz)
-        ELEM_ERR(e, n, "input and output sizes differ");
+        TN_NODE_ERR(e, n, "input and output sizes differ");
     return 0;
 }
 
@@ -67,7 +60,7 @@ void grad_bwd_unary(const tn_pass *p)
 int grad_compile_concat(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
 {
     if (n->n_in != 2 || n->in[1] < 0 || m->values[n->in[1]].is_const)
-        ELEM_ERR(e, n, "training joins exactly two activations");
+        TN_NODE_ERR(e, n, "training joins exactly two activations");
     t->x2 = n->in[1];
     return 0;
 }
@@ -103,7 +96,7 @@ int grad_compile_binary(const rs_model *m, const rs_node *n, tn_node *t, rs_err 
         if (!m->values[n->in[k]].is_const)
             continue;
         if (!ops_float_const(m, n->in[k]))
-            ELEM_ERR(e, n, "constant operand must be float");
+            TN_NODE_ERR(e, n, "constant operand must be float");
         t->param[1] = n->in[k];
     }
     t->x2 = !m->values[n->in[1]].is_const ? n->in[1] : -1;
@@ -114,7 +107,7 @@ int grad_compile_binary(const rs_model *m, const rs_node *n, tn_node *t, rs_err 
 int grad_compile_prelu(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
 {
     if (!ops_float_const(m, n->in[1]))
-        ELEM_ERR(e, n, "slope must be a float constant");
+        TN_NODE_ERR(e, n, "slope must be a float constant");
     t->param[1] = n->in[1];
     return 0;
 }
@@ -186,7 +179,7 @@ int grad_compile_strided(const rs_model *m, const rs_node *n, tn_node *t, rs_err
     int64_t dims[RS_MAXDIM], stride[RS_MAXDIM], off;
     (void)t;
     if (ops_strided_plan(m, n, &nd, dims, stride, &off) != 0)
-        ELEM_ERR(e, n, "bad geometry");
+        TN_NODE_ERR(e, n, "bad geometry");
     return 0;
 }
 

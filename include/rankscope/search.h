@@ -124,7 +124,20 @@ typedef struct search_options {
     const float *fit_calib;
     int fit_n;
     int fit_layers_only;
+    /* Factorizations not to offer (every strategy, plan_for_drop / plan_for_budget): a candidate
+     * of a layer is left out when it is at least as aggressive (search_as_aggressive) as one of
+     * these entries naming that layer (several may). Staged compression passes the factorizations
+     * whose stage was rejected, so that the next stage tries strictly milder ones: after fc1 svd
+     * 28 is rejected only ranks above 28, or fc1 as it is, are offered. The sensitivity tables do
+     * not depend on it. NULL / 0: none. */
+    const plan_entry *milder_than;
+    int n_milder_than;
 } search_options;
+
+/* 1 when factorizing layer `node` of m as a saves at least as many params AND at least as many
+ * MACs as factorizing it as b (so a lower rank of the same method always is); 0 when not, when
+ * either method is DECOMP_NONE, or either cannot be costed. Needs inferred shapes. */
+int search_as_aggressive(const rs_model *m, int node, const plan_entry *a, const plan_entry *b);
 
 void search_default_options(search_options *o);
 

@@ -17,7 +17,7 @@
  * polished COMPRESS_POLISH epochs. */
 #define COMPRESS_EPOCHS 10
 #define COMPRESS_STAGES 6
-#define COMPRESS_ROUNDS 10
+#define COMPRESS_ROUNDS 12
 #define COMPRESS_EXTEND 0.5
 #define COMPRESS_POLISH 30
 
@@ -46,7 +46,9 @@ static void compress_usage(FILE *f)
             "  several candidates judged on the same 5,000 images the lucky ones would otherwise\n"
             "  win; --margin-z Z, default 1.0, 0 = none). A stage that misses by at most --extend PTS\n"
             "  (default %.1f; 0 = never) is fine-tuned --finetune epochs more and judged again; else it\n"
-            "  is dropped and the budget halved. After the stages, the result is fine-tuned --polish N\n"
+            "  is dropped and the budget halved, and no later stage takes a plan at least as aggressive\n"
+            "  on all of its layers (each later plan is milder on one of them, e.g. fc1 svd 30 after\n"
+            "  fc1 svd 28). After the stages, the result is fine-tuned --polish N\n"
             "  epochs more (default %d, distilled, best validated epoch kept; 0 = none).\n"
             "  --rounds caps the fine-tunings (default %d, extensions included), --time-limit the wall\n"
             "  time (minutes; default none: no stage starts that would not finish in it).\n"

@@ -21,4 +21,18 @@ void pipe_deadline_wrap(pipe_deadline *d, search_options *so, const pipe_compres
  * nets: one set of threads for all of them, not one per call). */
 int pipe_accuracy(const rs_model *m, const cifar10_set *s, rs_pool *pool, double *acc, rs_err *e);
 
+/* The next stage's plan of staged compression. ctx: the net with every factorized layer folded
+ * back (the original's layer shapes); all: the accepted factorizations (original names);
+ * rejected[0..n_rejected-1]: the plans of the stages rejected so far. The plan of least cost whose
+ * estimated drop fits budget (search_ctx_plan_for_drop under so), minus the entries that would
+ * not make a layer cheaper than it is under all, and never covering a rejected plan r: the net it
+ * gives is never at least as aggressive (search_as_aggressive) on every layer of r, unless the
+ * accepted state already is (a stage accepted since made r moot). Where the cheapest plan covers
+ * one, the search runs again with r's entry on one of its layers ruled out (see
+ * search_options.milder_than), the layer that leaves the cheapest plan; so after fc1 svd 28 is
+ * rejected the next plan holds fc1 at a rank above 28 or leaves it as it is. *p NULL when nothing
+ * is left. */
+int pipe_next_plan(search_ctx *ctx, const rs_model *orig, const search_options *so, double budget,
+                   const rs_plan *all, rs_plan *const *rejected, int n_rejected, rs_plan **p, rs_err *e);
+
 #endif

@@ -215,6 +215,9 @@ typedef struct staged {
     rs_plan *none; /* empty: the plan of a stage that only fine-tunes */
     rs_pool *pool; /* evaluations and fine-tunings */
     finetune_options fo; /* o->finetune, factorizing as the search does */
+    rs_plan **rejected;  /* the plans of the rejected stages: never proposed again, nor anything
+                          * at least as aggressive from a state at least as compressed */
+    int n_rejected;
 } staged;
 
 static int stop_at(staged *s, pipe_compress_stage st)
@@ -284,26 +287,39 @@ static int64_t layer_params(const rs_model *m, const char *layer, const plan_ent
     return c.params_after;
 }
 
-/* The plan of the next stage: on cur with every factorized layer folded back (so the search sees
- * all the original's layers, each as the net now computes it), the plan of least cost whose
- * estimated drop fits the budget; entries that would not make a layer cheaper than it is in cur
- * are dropped. *p = NULL when nothing is left. */
-static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p, pipe_deadline *dl, rs_err *e)
+/* The factorization of `layer` the net has with step p taken from the accepted state all (NULL:
+ * the layer as it is). */
+static const plan_entry *effective(const rs_plan *all, const rs_plan *p, const char *layer)
+{
+    const plan_entry *en = p ? plan_find(p, layer) : NULL;
+    return en ? en : plan_find(all, layer);
+}
+
+/* Taking step p from all gives a net at least as aggressive as rejected step r did from the state
+ * it was rejected in, on every layer r factorized (p = NULL: all alone). The accepted state only
+ * grows more aggressive, so r's starting state is covered by all. */
+static int covers(const rs_model *orig, const rs_plan *all, const rs_plan *p, const rs_plan *r)
+{
+    for (int i = 0; i < r->n; ++i) {
+        const plan_entry *en = effective(all, p, r->entries[i].layer);
+        int node = model_find_layer(orig, r->entries[i].layer);
+        if (!en || node < 0 || !search_as_aggressive(orig, node, en, &r->entries[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* The knapsack's plan for the budget on ctx, minus the entries that would not make a layer cheaper
+ * than it is under all; *p NULL when nothing is left. */
+static int propose(search_ctx *ctx, const rs_model *orig, const search_options *so, double budget,
+                   const rs_plan *all, rs_plan **p, double *cost, rs_err *e)
 {
     *p = NULL;
-    rs_model *folded = NULL;
-    if (fold_plan(s->m, cur, s->all, &folded, e) != 0)
-        return -1;
-    search_options so = s->o->search;
-    pipe_deadline_wrap(dl, &so, s->o);
-    search_ctx *ctx = search_ctx_create(folded, s->val, so.nthreads, e);
-    int rc = ctx ? search_ctx_plan_for_drop(ctx, &so, budget, p, NULL, e) : -1;
-    search_ctx_free(ctx);
-    model_free(folded);
+    int rc = search_ctx_plan_for_drop(ctx, so, budget, p, cost, e);
     for (int i = 0; rc == 0 && *p && i < (*p)->n; ++i) {
-        const plan_entry *en = &(*p)->entries[i], *was = plan_find(s->all, en->layer);
+        const plan_entry *en = &(*p)->entries[i], *was = plan_find(all, en->layer);
         if (en->method == DECOMP_NONE ||
-            (was && layer_params(s->m, en->layer, en) >= layer_params(s->m, was->layer, was))) {
+            (was && layer_params(orig, en->layer, en) >= layer_params(orig, was->layer, was))) {
             char name[256];
             snprintf(name, sizeof name, "%s", en->layer);
             plan_remove(*p, name);
@@ -314,6 +330,88 @@ static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p
         plan_free(*p);
         *p = NULL;
     }
+    return rc;
+}
+
+int pipe_next_plan(search_ctx *ctx, const rs_model *orig, const search_options *so, double budget,
+                   const rs_plan *all, rs_plan *const *rejected, int n_rejected, rs_plan **p, rs_err *e)
+{
+    *p = NULL;
+    int cap = 0;
+    for (int k = 0; k < n_rejected; ++k)
+        cap += rejected[k]->n;
+    plan_entry *floors = malloc((size_t)(cap + 1) * sizeof *floors);
+    if (!floors)
+        return rs_fail(e, "out of memory");
+    search_options o = *so;
+    o.milder_than = floors;
+    o.n_milder_than = 0;
+    double cost = 0;
+    int rc = propose(ctx, orig, &o, budget, all, p, &cost, e);
+    /* Each pass finds a rejected step the proposal covers and rules out, on one of that step's
+     * layers the accepted state does not already cover, its factorization and anything at least
+     * as aggressive: the layer whose exclusion leaves the cheapest plan. Every rejected step is
+     * resolved at most once, so this ends. */
+    while (rc == 0 && *p) {
+        const rs_plan *r = NULL;
+        for (int k = 0; !r && k < n_rejected; ++k)
+            if (!covers(orig, all, NULL, rejected[k]) && covers(orig, all, *p, rejected[k]))
+                r = rejected[k];
+        if (!r)
+            break;
+        rs_plan *best = NULL;
+        double best_cost = 0;
+        plan_entry pick = {0};
+        for (int i = 0; rc == 0 && i < r->n; ++i) {
+            const plan_entry *en = plan_find(all, r->entries[i].layer);
+            int node = model_find_layer(orig, r->entries[i].layer);
+            if (node < 0 || (en && search_as_aggressive(orig, node, en, &r->entries[i])))
+                continue; /* already this aggressive in the accepted state: no milder step exists */
+            floors[o.n_milder_than] = r->entries[i];
+            ++o.n_milder_than;
+            rs_plan *q = NULL;
+            double c = 0;
+            rc = propose(ctx, orig, &o, budget, all, &q, &c, e);
+            --o.n_milder_than;
+            /* a plan that changes nothing ranks after any that still compresses */
+            if (rc == 0 && (!pick.layer || (q && !best) || ((q != NULL) == (best != NULL) && c < best_cost))) {
+                plan_free(best);
+                best = q, best_cost = c, pick = r->entries[i];
+            } else {
+                plan_free(q);
+            }
+        }
+        plan_free(*p);
+        *p = best;
+        if (rc == 0 && !pick.layer) { /* cannot happen: r is not covered by all, so a layer is open */
+            plan_free(*p);
+            *p = NULL;
+        }
+        if (pick.layer)
+            floors[o.n_milder_than++] = pick;
+    }
+    free(floors);
+    if (rc != 0) {
+        plan_free(*p);
+        *p = NULL;
+    }
+    return rc;
+}
+
+/* The plan of the next stage: on cur with every factorized layer folded back (so the search sees
+ * all the original's layers, each as the net now computes it), pipe_next_plan. */
+static int stage_plan(staged *s, const rs_model *cur, double budget, rs_plan **p, pipe_deadline *dl, rs_err *e)
+{
+    *p = NULL;
+    rs_model *folded = NULL;
+    if (fold_plan(s->m, cur, s->all, &folded, e) != 0)
+        return -1;
+    search_options so = s->o->search;
+    pipe_deadline_wrap(dl, &so, s->o);
+    search_ctx *ctx = search_ctx_create(folded, s->val, so.nthreads, e);
+    int rc = ctx ? pipe_next_plan(ctx, s->m, &so, budget, s->all, s->rejected, s->n_rejected, p, e) : -1;
+    search_ctx_free(ctx);
+    model_free(folded);
     return rc;
 }
 
@@ -459,18 +557,6 @@ static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start,
         model_free(ft);
 }
 
-static int same_plan(const rs_plan *a, const rs_plan *b)
-{
-    if (!a || !b || a->n != b->n)
-        return 0;
-    for (int i = 0; i < a->n; ++i) {
-        const plan_entry *x = &a->entries[i], *y = &b->entries[i];
-        if (strcmp(x->layer, y->layer) || x->method != y->method || x->rank != y->rank || x->rank2 != y->rank2)
-            return 0;
-    }
-    return 1;
-}
-
 static int setup(staged *s, const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                  const pipe_compress_options *o, pipe_compress_result *r, rs_err *e)
 {
@@ -515,7 +601,6 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
     int rc = cur ? 0 : rs_fail(e, "out of memory");
     if (rc == 0)
         stop_at(&s, PIPE_STAGE_SEARCHING);
-    rs_plan *rejected = NULL; /* the last plan that did not hold: not fine-tuned twice */
     int kept = 0, tries = 0, tried = 0; /* tried: stages (their extensions not counted) */
     while (rc == 0 && !r->cancelled && kept < o->stages && tries < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS &&
            budget >= PIPE_STAGE_MIN_BUDGET) {
@@ -541,17 +626,18 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
         }
         if (!p) /* nothing left to factorize */
             break;
-        if (same_plan(p, rejected)) {
-            plan_free(p);
-            budget *= 0.5;
-            continue;
-        }
         int ok = 0, stop = run_stage(&s, &cur, p, ++tried, budget, recipe, t_start, &secs, &tries, &ok);
         if (ok) {
             ++kept;
         } else {
-            plan_free(rejected);
-            rejected = p;
+            rs_plan **grown = realloc(s.rejected, (size_t)(s.n_rejected + 1) * sizeof *grown);
+            if (!grown) {
+                rc = rs_fail(e, "out of memory");
+                plan_free(p);
+                break;
+            }
+            s.rejected = grown;
+            s.rejected[s.n_rejected++] = p;
             p = NULL;
             budget *= 0.5; /* a smaller step from the same net */
         }
@@ -559,7 +645,9 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
         if (stop)
             break;
     }
-    plan_free(rejected);
+    for (int i = 0; i < s.n_rejected; ++i)
+        plan_free(s.rejected[i]);
+    free(s.rejected);
     if (rc == 0 && kept > 0)
         polish(&s, &cur, recipe, t_start, secs / o->epochs, tried + 1);
     plan_free(s.none);

@@ -232,8 +232,38 @@ static void offer_best(search_ctx *c, const rs_plan *p, double acc)
 }
 
 /* ---- candidates ---------------------------------------------------------------------------------- */
-/* Offered by this search: a conv method it allows, cheaper than the layer under its objective. */
-static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
+static int entry_cost(const rs_model *m, int node, const plan_entry *en, int64_t *params, int64_t *macs)
+{
+    decomp_cost dc;
+    rs_err e;
+    if (en->method == DECOMP_NONE || decomp_cost_of(m, node, en->method, en->rank, en->rank2, &dc, &e) != 0)
+        return -1;
+    *params = dc.params_after, *macs = dc.macs_after;
+    return 0;
+}
+
+int search_as_aggressive(const rs_model *m, int node, const plan_entry *a, const plan_entry *b)
+{
+    int64_t pa, ma, pb, mb;
+    return entry_cost(m, node, a, &pa, &ma) == 0 && entry_cost(m, node, b, &pb, &mb) == 0 && pa <= pb && ma <= mb;
+}
+
+/* Candidate cd of t is at least as aggressive as a factorization the options rule out. */
+static int cand_ruled_out(const search_ctx *c, const layer_tab *t, const cand *cd)
+{
+    const search_options *o = c->o;
+    for (int k = 0; k < o->n_milder_than; ++k) {
+        const plan_entry *f = &o->milder_than[k];
+        int64_t p, m;
+        if (f->layer && !strcmp(f->layer, t->name) && entry_cost(c->m, t->node, f, &p, &m) == 0 &&
+            cd->params <= p && cd->macs <= m)
+            return 1;
+    }
+    return 0;
+}
+
+/* Measured by this search: a conv method it allows, cheaper than the layer under its objective. */
+static int cand_measured(const search_ctx *c, const layer_tab *t, const cand *cd)
 {
     const search_options *o = c->o;
     unsigned conv = o->conv_methods ? o->conv_methods
@@ -244,6 +274,12 @@ static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
         return search_lat_allowed(c, t, cd);
     return obj_cost(c, o->objective, cd->params, cd->macs) <
            obj_cost(c, o->objective, t->params0, t->macs0) - 1e-15;
+}
+
+/* Offered by this search: measured, and not ruled out by the options. */
+static int cand_allowed(const search_ctx *c, const layer_tab *t, const cand *cd)
+{
+    return cand_measured(c, t, cd) && !(c->o->n_milder_than > 0 && cand_ruled_out(c, t, cd));
 }
 
 /* Images of the sensitivity subset for these options. */
@@ -541,13 +577,13 @@ static int measure_tables(search_ctx *c, rs_err *e)
     for (int i = 0; i < c->n_layers; ++i)
         if (search_layer_selected(c->o->layers, c->L[i].name))
             for (int j = 0; j < c->L[i].n; ++j)
-                total += search_lat_grid(c, &c->L[i].c[j]) && cand_allowed(c, &c->L[i], &c->L[i].c[j]);
+                total += search_lat_grid(c, &c->L[i].c[j]) && cand_measured(c, &c->L[i], &c->L[i].c[j]);
     for (int i = 0; i < c->n_layers; ++i) {
         layer_tab *t = &c->L[i];
         if (!search_layer_selected(c->o->layers, t->name))
             continue;
         for (int j = 0; j < t->n; ++j) {
-            if (!search_lat_grid(c, &t->c[j]) || !cand_allowed(c, t, &t->c[j]))
+            if (!search_lat_grid(c, &t->c[j]) || !cand_measured(c, t, &t->c[j]))
                 continue;
             double acc;
             int rc = probe(c, t, &t->c[j], 0, &acc, e);

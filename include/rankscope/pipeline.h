@@ -176,7 +176,8 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
  * as aggressive as a rejected one on every layer that one factorized (from the state it was
  * rejected in or a more compressed one, it would fail too): the search is rerun with such
  * factorizations ruled out, so the next try is strictly milder on one of those layers (after fc1
- * svd 28 fails, fc1 svd 30 can be tried). The run ends after o->stages kept stages, o->rounds fine-tunings (the
+ * svd 28 fails, fc1 svd 30 can be tried). When nothing fits the halved budget, the next try takes
+ * the budget that failed again (its plan is then strictly milder than the rejected one). The run ends after o->stages kept stages, o->rounds fine-tunings (the
  * extensions count), when no plan is left or the budget falls below 0.05 pt, or at the time limit
  * (no stage starts that would not finish in it, judged by the last stage's time). Then, when a
  * stage was kept and o->polish_epochs > 0, the polish: the last kept net fine-tuned that many

@@ -602,6 +602,7 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
     if (rc == 0)
         stop_at(&s, PIPE_STAGE_SEARCHING);
     int kept = 0, tries = 0, tried = 0; /* tried: stages (their extensions not counted) */
+    double failed_budget = 0; /* the budget of the stage rejected last, since the last kept one */
     while (rc == 0 && !r->cancelled && kept < o->stages && tries < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS &&
            budget >= PIPE_STAGE_MIN_BUDGET) {
         if (stop_at(&s, PIPE_STAGE_NEXT))
@@ -624,11 +625,19 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
                 warn(&s, e);
             break;
         }
+        if (!p && failed_budget > budget) {
+            /* no smaller step fits the halved budget: the mildest step the rejections allow at
+             * the budget that failed (strictly milder than what failed there) */
+            budget = failed_budget;
+            failed_budget = 0;
+            continue;
+        }
         if (!p) /* nothing left to factorize */
             break;
         int ok = 0, stop = run_stage(&s, &cur, p, ++tried, budget, recipe, t_start, &secs, &tries, &ok);
         if (ok) {
             ++kept;
+            failed_budget = 0;
         } else {
             rs_plan **grown = realloc(s.rejected, (size_t)(s.n_rejected + 1) * sizeof *grown);
             if (!grown) {
@@ -639,6 +648,7 @@ int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_s
             s.rejected = grown;
             s.rejected[s.n_rejected++] = p;
             p = NULL;
+            failed_budget = budget;
             budget *= 0.5; /* a smaller step from the same net */
         }
         plan_free(p);

@@ -201,7 +201,7 @@ int evbmf_estimate(const double *Y, int rows, int cols, evbmf_result *out, rs_er
     double *sv = malloc((size_t)L * sizeof *sv);
     if (!sv)
         return rs_fail(e, "evbmf: out of memory");
-    int rc = la_svd(Y, rows, cols, NULL, sv, NULL, e);
+    int rc = la_singular_values(Y, rows, cols, sv, e);
     if (rc == 0)
         rc = evbmf_from_sv(sv, L, M, out, e);
     free(sv);

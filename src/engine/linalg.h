@@ -19,6 +19,9 @@ int la_svd(const double *A, int rows, int cols, double *U, double *s, double *V,
 /* The same for truncation: from k >= 24 through the eigendecomposition of the smaller Gram matrix
  * (faster, small singular values accurate only to ~ε·s₀; vectors of s <= 1e-12 s₀ set to 0). */
 int la_svd_truncate(const double *A, int rows, int cols, double *U, double *s, double *V, rs_err *e);
+/* Singular values only (k = min(rows, cols), descending) from the smaller Gram matrix's eigenvalues:
+ * much faster than la_svd, accurate to ~√(kε)·s₀ absolute (so not for tiny relative values). */
+int la_singular_values(const double *A, int rows, int cols, double *s, rs_err *e);
 /* The r leading left singular vectors of A (rows × cols) as columns of U (rows × r, r <= rows),
  * from the eigenvectors of A Aᵀ, so a complete orthonormal basis even when r > cols. */
 int la_leading_left(const double *A, int rows, int cols, int r, double *U, rs_err *e);

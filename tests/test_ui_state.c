@@ -410,7 +410,8 @@ static void search_to_end(ui_search *sr, ui_state *s)
     }
 }
 
-static void test_model_and_live(void)
+/* tests/data/lenet_random.onnx, or NULL (a failed check) */
+static rs_model *load_lenet_random(void)
 {
     const char *root = getenv("RS_SOURCE_ROOT");
     char path[1024];
@@ -418,8 +419,15 @@ static void test_model_and_live(void)
     rs_err e = {{0}};
     rs_model *m = onnx_load(path, &e);
     CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg);
+    return m;
+}
+
+static void test_model_and_live(void)
+{
+    rs_model *m = load_lenet_random();
     if (!m)
         return;
+    rs_err e = {{0}};
     ui_state *s = malloc(sizeof *s);
     ui_state_defaults(s);
     CHECK(ui_state_init(s, m, &e) == 0, "state from the model: %s", e.msg);
@@ -952,6 +960,73 @@ static void test_browser(void)
     free(s);
 }
 
+/* The explorer's first screen comes up before the EVBMF ranks: a deferred state has none yet (the
+ * table shows an ellipsis), refuses `e` with a reason, and the worker's ranks, once installed, are
+ * exactly ui_state_init's. */
+static void test_deferred_evbmf(void)
+{
+    rs_model *m = load_lenet_random();
+    if (!m)
+        return;
+    rs_err e = {{0}};
+    ui_state *ref = malloc(sizeof *ref), *s = malloc(sizeof *s), *t = malloc(sizeof *t);
+    ui_state_defaults(ref);
+    ui_state_defaults(s);
+    ui_state_defaults(t);
+    s->evbmf_defer = t->evbmf_defer = 1;
+    int rc = ui_state_init(ref, m, &e) | ui_state_init(s, m, &e) | ui_state_init(t, m, &e);
+    CHECK(rc == 0 && s->evbmf_pending && !ref->evbmf_pending, "deferred: EVBMF pending (%s)", rc ? e.msg : "ok");
+    int none = 1, some = 0, same_rest = s->n_layers == ref->n_layers;
+    for (int k = 0; rc == 0 && k < s->n_layers; ++k)
+        for (int j = 1; j < DECOMP_COUNT; ++j) {
+            none &= s->layers[k].mi[j].evbmf == 0;
+            some |= ref->layers[k].mi[j].evbmf > 0;
+            same_rest &= s->layers[k].mi[j].default_rank == ref->layers[k].mi[j].default_rank &&
+                         s->layers[k].mi[j].max_rank == ref->layers[k].mi[j].max_rank;
+        }
+    CHECK(none && some && same_rest, "no ranks yet; everything else as ui_state_init's");
+    unsigned f = ui_key(s, UI_K_RIGHT);
+    int method = s->layers[0].cur.method, rank = s->layers[0].cur.rank;
+    f = ui_key(s, 'e');
+    CHECK(method != DECOMP_NONE && s->layers[0].cur.rank == rank && !(f & UI_RECOMPUTE) &&
+              strstr(s->msg, "still being found"),
+          "e while pending: nothing changes, says why (%s)", s->msg);
+    /* by hand, as the worker does */
+    ui_evbmf *v = ui_evbmf_alloc(s);
+    CHECK(v && ui_evbmf_run(v, m, NULL, NULL) == 0, "EVBMF ranks found apart from the state");
+    if (v)
+        ui_state_set_evbmf(s, v);
+    ui_evbmf_free(v);
+    /* on the worker */
+    ui_evbmfjob *job = ui_evbmfjob_start(m, t, &e);
+    int got = 0;
+    for (int i = 0; job && i < 3000 && !got; ++i) {
+        got = ui_evbmfjob_poll(job, t);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        if (!got)
+            nanosleep(&ts, NULL);
+    }
+    CHECK(got && !ui_evbmfjob_poll(job, t), "the worker's ranks installed once");
+    ui_evbmfjob_stop(job);
+    int same = !s->evbmf_pending && !t->evbmf_pending;
+    for (int k = 0; k < s->n_layers; ++k)
+        for (int j = 1; j < DECOMP_COUNT; ++j)
+            same &= s->layers[k].mi[j].evbmf == ref->layers[k].mi[j].evbmf &&
+                    s->layers[k].mi[j].evbmf2 == ref->layers[k].mi[j].evbmf2 &&
+                    t->layers[k].mi[j].evbmf == ref->layers[k].mi[j].evbmf &&
+                    t->layers[k].mi[j].evbmf2 == ref->layers[k].mi[j].evbmf2;
+    CHECK(same, "installed ranks (by hand and from the worker) equal ui_state_init's; no longer pending");
+    ui_key(s, 'e');
+    CHECK(s->layers[0].cur.rank == s->layers[0].mi[s->layers[0].cur.method].evbmf, "then e applies the EVBMF rank");
+    /* cancelled: stopping a job at once joins cleanly */
+    job = ui_evbmfjob_start(m, t, &e);
+    ui_evbmfjob_stop(job);
+    ui_evbmfjob_stop(NULL);
+    ui_state_free(ref), ui_state_free(s), ui_state_free(t);
+    free(ref), free(s), free(t);
+    model_free(m);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -965,5 +1040,6 @@ int main(void)
     test_labels();
     test_browser();
     test_model_and_live();
+    test_deferred_evbmf();
     return check_done();
 }

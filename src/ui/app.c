@@ -178,6 +178,7 @@ typedef struct app {
     int recent_acc_done;  /* the original's accuracy went into the recent list */
     ui_openjob *opener;   /* the browser's model being opened */
     ui_openjob *dropped;  /* a cancelled opening, stopped once its thread has ended */
+    ui_evbmfjob *evbmf;   /* the first model's EVBMF ranks, found after the screen is up */
     double spun;          /* when the opening spinner last moved */
 } app;
 
@@ -542,6 +543,8 @@ static void open_start(app *A)
 static void open_install(app *A, rs_model *m, ui_state *ns)
 {
     ui_state *s = A->s;
+    ui_evbmfjob_stop(A->evbmf); /* its ranks were the old model's; the opening found the new ones */
+    A->evbmf = NULL;
     ui_ft_stop(A->ft);
     ui_curve_stop(A->curve);
     ui_search_stop(A->sr);
@@ -784,6 +787,8 @@ static int run(app *A)
             need = 1;
         if (A->cmp_eval && ui_evaljob_poll(A->cmp_eval, s))
             need = 1;
+        if (A->evbmf && ui_evbmfjob_poll(A->evbmf, s))
+            need = 1;
         if (open_poll(A)) {
             need = 1;
             s = A->s; /* the opened model's state */
@@ -868,6 +873,7 @@ int ui_main(int argc, char **argv)
     }
     ui_state *s = A.s;
     ui_state_defaults(s);
+    s->evbmf_defer = 1;
     int rc = ui_state_init(s, A.m, &e);
     if (rc == 0) {
         char tmp[1024];
@@ -888,6 +894,8 @@ int ui_main(int argc, char **argv)
         if (!A.lv)
             rc = -1;
     }
+    if (rc == 0 && !(A.evbmf = ui_evbmfjob_start(A.m, s, &e)))
+        live_stop(A.lv), A.lv = NULL, rc = -1;
     if (rc != 0) {
         fprintf(stderr, "rankscope: %s\n", e.msg);
         ui_state_free(s);
@@ -909,6 +917,7 @@ int ui_main(int argc, char **argv)
     recent_note(A.model_path, -1);
     if (A.args.compare && compare_with(&A, A.args.compare, &e) != 0) {
         fprintf(stderr, "rankscope: --compare %s: %s\n", A.args.compare, e.msg);
+        ui_evbmfjob_stop(A.evbmf);
         live_stop(A.lv);
         ui_state_free(s);
         free(s);
@@ -917,6 +926,7 @@ int ui_main(int argc, char **argv)
         return EXIT_FAIL;
     }
     int exit_code = run(&A);
+    ui_evbmfjob_stop(A.evbmf);
     ui_openjob_stop(A.opener);
     ui_openjob_stop(A.dropped);
     compare_stop(&A);

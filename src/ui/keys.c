@@ -150,6 +150,10 @@ static unsigned apply_evbmf(ui_state *s)
         return UI_HANDLED;
     ui_layer *l = &s->layers[s->sel];
     decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
+    if (m != DECOMP_NONE && s->evbmf_pending) {
+        snprintf(s->msg, sizeof s->msg, "the EVBMF ranks are still being found; e works once the column fills in");
+        return UI_HANDLED | UI_REDRAW;
+    }
     if (m == DECOMP_NONE || l->mi[m].evbmf <= 0) {
         snprintf(s->msg, sizeof s->msg, "%s: no EVBMF suggestion for %s", l->name,
                  decomp_method_name(m));

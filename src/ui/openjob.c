@@ -145,3 +145,66 @@ void ui_openjob_stop(ui_openjob *o)
     model_free(o->m);
     free(o);
 }
+
+/* ---- The EVBMF ranks of the model on screen, found after the screen is up. */
+struct ui_evbmfjob {
+    ui_job j;
+    const rs_model *m;
+    ui_evbmf *v;
+    int installed;
+};
+
+static int evbmf_progress(void *user, double fraction, const char *what)
+{
+    (void)fraction, (void)what;
+    return ui_job_cancelled(&((ui_evbmfjob *)user)->j);
+}
+
+static void *evbmf_run(void *arg)
+{
+    ui_evbmfjob *o = arg;
+    int rc = ui_evbmf_run(o->v, o->m, evbmf_progress, o);
+    pthread_mutex_lock(&o->j.mu);
+    o->j.rc = rc;
+    o->j.done = 1;
+    pthread_mutex_unlock(&o->j.mu);
+    return NULL;
+}
+
+ui_evbmfjob *ui_evbmfjob_start(const rs_model *m, const ui_state *s, rs_err *e)
+{
+    ui_evbmfjob *o = calloc(1, sizeof *o);
+    if (!o || !(o->v = ui_evbmf_alloc(s))) {
+        free(o);
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    o->m = m;
+    if (ui_job_start(&o->j, evbmf_run, o, "EVBMF ranks", e) != 0) {
+        ui_evbmf_free(o->v);
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s)
+{
+    pthread_mutex_lock(&o->j.mu);
+    int news = o->j.done && !o->installed && o->j.rc == 0;
+    pthread_mutex_unlock(&o->j.mu);
+    if (news) { /* the worker has finished with v */
+        o->installed = 1;
+        ui_state_set_evbmf(s, o->v);
+    }
+    return news;
+}
+
+void ui_evbmfjob_stop(ui_evbmfjob *o)
+{
+    if (!o)
+        return;
+    ui_job_stop(&o->j);
+    ui_evbmf_free(o->v);
+    free(o);
+}

@@ -64,6 +64,8 @@ static void draw_row(const ui_state *s, const ui_table_layout *t, int y, int k)
     cell(t, y, COL_RANK, base, buf);
     if (vm != DECOMP_NONE && l->mi[vm].evbmf > 0)
         snprintf(buf, sizeof buf, "%d", l->mi[vm].evbmf);
+    else if (vm != DECOMP_NONE && s->evbmf_pending) /* still being found on a worker */
+        snprintf(buf, sizeof buf, "%s", s->utf8 ? "\u2026" : "...");
     else
         snprintf(buf, sizeof buf, "-");
     cell(t, y, COL_EVBMF, base, buf);
@@ -103,7 +105,10 @@ static void draw_chain(const ui_state *s, int y, int maxy)
         x = w_printf(y, x, R_NORMAL, 0, "  %s rank %d of %d", decomp_method_name(l->cur.method),
                      l->cur.rank, l->mi[l->cur.method].max_rank);
     if (vm != DECOMP_NONE) {
-        x = w_printf(y, x, R_DIM, 0, "   EVBMF %d", l->mi[vm].evbmf);
+        if (s->evbmf_pending)
+            x = w_printf(y, x, R_DIM, 0, "   EVBMF %s", s->utf8 ? "\u2026" : "...");
+        else
+            x = w_printf(y, x, R_DIM, 0, "   EVBMF %d", l->mi[vm].evbmf);
         char be[48], be_short[32];
         snprintf(be, sizeof be, "  break-even rank %d", l->mi[vm].break_even);
         snprintf(be_short, sizeof be_short, "  break-even %d", l->mi[vm].break_even);

@@ -260,7 +260,9 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
     int layer_ev = sp->method != DECOMP_NONE ? l->mi[sp->method].evbmf : 0;
     if (layer_ev > 0)
         w_printf(ry++, rx, R_MARK, 0, "EVBMF rank %d", layer_ev);
-    if (sp->evbmf_rank > 0 && sp->evbmf_rank != layer_ev)
+    else if (s->evbmf_pending && sp->method != DECOMP_NONE) /* the view's own rank is not the layer's */
+        w_printf(ry++, rx, R_DIM, 0, "EVBMF rank %s", s->utf8 ? "\u2026" : "...");
+    if (sp->evbmf_rank > 0 && sp->evbmf_rank != layer_ev && !s->evbmf_pending)
         w_printf(ry++, rx, R_DIM, 0, "view EVBMF %d", sp->evbmf_rank);
     if (sp->method != DECOMP_NONE && l->mi[sp->method].break_even > 0)
         w_printf(ry++, rx, R_DIM, 0, "break-even %d", l->mi[sp->method].break_even);

@@ -89,4 +89,13 @@ int ui_openjob_poll(ui_openjob *o, ui_state *s);
 int ui_openjob_result(ui_openjob *o, rs_model **m, ui_state **ns, rs_err *e);
 void ui_openjob_stop(ui_openjob *o); /* cancels, joins, frees what was not taken; accepts NULL */
 
+/* ---- The EVBMF ranks of a state made with evbmf_defer, on a worker (ui_evbmf_run): the explorer
+ * shows its screen at once instead of a blank terminal for the seconds a big net's SVDs take.
+ * The model is borrowed; s is only read at the start. ui_evbmfjob_poll installs the ranks into s
+ * (the same model's state) once and returns 1 then. */
+typedef struct ui_evbmfjob ui_evbmfjob;
+ui_evbmfjob *ui_evbmfjob_start(const rs_model *m, const ui_state *s, rs_err *e);
+int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s);
+void ui_evbmfjob_stop(ui_evbmfjob *o); /* cancels, joins, frees; accepts NULL */
+
 #endif

@@ -131,6 +131,9 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
                 continue;
             }
             mi->break_even = decomp_break_even_rank(m, li->node, (decomp_method)k, DECOMP_BY_PARAMS);
+            mi->default_rank = default_rank_of(mi);
+            if (s->evbmf_defer)
+                continue;
             /* EVBMF is the slow part (an SVD per unfolding): progress and cancel go between them */
             snprintf(what, sizeof what, "%.40s %s EVBMF", l->name, decomp_method_name((decomp_method)k));
             if (progress && progress(user, ((s->n_layers - 1) + (double)k / DECOMP_COUNT) / (nw ? nw : 1), what)) {
@@ -144,13 +147,13 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
                 mi->evbmf = r;
                 mi->evbmf2 = r2;
             }
-            mi->default_rank = default_rank_of(mi);
         }
         l->cur.method = DECOMP_NONE;
         l->params_after = l->params;
         l->macs_after = l->macs;
     }
     free(info);
+    s->evbmf_pending = s->evbmf_defer && s->n_layers > 0;
     make_labels(s);
     if (ui_graph_init(s, m, e) != 0)
         return -1;
@@ -172,6 +175,67 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
     ui_view_update(s);
     ++s->gen;
     return 0;
+}
+
+struct ui_evbmf {
+    int n;
+    int *node;
+    unsigned *methods;
+    int *rank; /* n × DECOMP_COUNT × 2: rank and rank2 per method, 0 unknown */
+};
+
+void ui_evbmf_free(ui_evbmf *v)
+{
+    if (!v)
+        return;
+    free(v->node);
+    free(v->methods);
+    free(v->rank);
+    free(v);
+}
+
+ui_evbmf *ui_evbmf_alloc(const ui_state *s)
+{
+    ui_evbmf *v = calloc(1, sizeof *v);
+    size_t n = s->n_layers > 0 ? (size_t)s->n_layers : 1;
+    if (!v || !(v->node = malloc(n * sizeof *v->node)) || !(v->methods = malloc(n * sizeof *v->methods)) ||
+        !(v->rank = calloc(n * DECOMP_COUNT * 2, sizeof *v->rank))) {
+        ui_evbmf_free(v);
+        return NULL;
+    }
+    v->n = s->n_layers;
+    for (int i = 0; i < v->n; ++i) {
+        v->node[i] = s->layers[i].node;
+        v->methods[i] = s->layers[i].methods;
+    }
+    return v;
+}
+
+int ui_evbmf_run(ui_evbmf *v, const rs_model *m, rs_progress_fn progress, void *user)
+{
+    for (int i = 0; i < v->n; ++i)
+        for (int k = 1; k < DECOMP_COUNT; ++k) {
+            if (!(v->methods[i] & (1u << k)))
+                continue;
+            if (progress && progress(user, (i + (double)k / DECOMP_COUNT) / v->n, m->nodes[v->node[i]].name))
+                return RS_CANCELLED;
+            rs_err ee;
+            int *r = &v->rank[((size_t)i * DECOMP_COUNT + k) * 2];
+            if (evbmf_layer_rank(m, v->node[i], (decomp_method)k, 1, &r[0], &r[1], &ee) != 0)
+                r[0] = r[1] = 0; /* no suggestion: the column shows "-" as for any unknown rank */
+        }
+    return 0;
+}
+
+void ui_state_set_evbmf(ui_state *s, const ui_evbmf *v)
+{
+    for (int i = 0; i < v->n && i < s->n_layers; ++i)
+        for (int k = 1; k < DECOMP_COUNT; ++k) {
+            const int *r = &v->rank[((size_t)i * DECOMP_COUNT + k) * 2];
+            s->layers[i].mi[k].evbmf = r[0];
+            s->layers[i].mi[k].evbmf2 = r[1];
+        }
+    s->evbmf_pending = 0;
 }
 
 int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e)

@@ -336,6 +336,8 @@ typedef struct ui_state {
     /* screens */
     int spec_log;
     int full_names; /* the layer table shows node names in full (`n`) */
+    int evbmf_defer;   /* set before ui_state_init: EVBMF ranks left to a worker (ui_evbmf_ranks) */
+    int evbmf_pending; /* those ranks are not in yet: shown as an ellipsis, `e` refused */
     int drag_row; /* layer row being dragged on its slider, -1 */
     int frame_pressed; /* a press on a tab or footer key acted; its release must not act again */
     int overlay_pressed; /* the same for a press on a row of the browser or the comparison */
@@ -367,6 +369,16 @@ int ui_state_init(ui_state *s, const rs_model *m, rs_err *e);
  * return cancels: RS_CANCELLED, s then half filled (ui_state_free it). Touches nothing but s, so
  * it can run on a worker thread while the UI uses another state. */
 int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progress, void *user, rs_err *e);
+/* EVBMF ranks of s's layers apart from the state, so a worker can find them while the screen is up
+ * (an SVD per unfolding: seconds on a big net). ui_evbmf_alloc copies what is needed from s;
+ * ui_evbmf_run fills the ranks (progress as for ui_state_init_progress; non-zero cancels, then
+ * RS_CANCELLED); ui_state_set_evbmf copies them into a state of the same model and clears
+ * evbmf_pending. */
+typedef struct ui_evbmf ui_evbmf;
+ui_evbmf *ui_evbmf_alloc(const ui_state *s);
+int ui_evbmf_run(ui_evbmf *v, const rs_model *m, rs_progress_fn progress, void *user);
+void ui_state_set_evbmf(ui_state *s, const ui_evbmf *v);
+void ui_evbmf_free(ui_evbmf *v); /* accepts NULL */
 /* (Re)start the undo history at the current choices (ui_state_init does it); -1 out of memory. */
 int ui_state_undo_init(ui_state *s);
 /* Take methods/ranks from a plan (layer names of the original model). */

@@ -86,6 +86,11 @@ static void test_browser(const char *tmp)
     ui_recent *r = calloc(1, sizeof *r);
     char gone[1100];
     snprintf(gone, sizeof gone, "%s/gone.onnx", tmp);
+    char twin1[1100], twin2[1100];
+    snprintf(twin1, sizeof twin1, "%s/x/zoo/m.onnx", tmp);
+    snprintf(twin2, sizeof twin2, "%s/y/zoo/m.onnx", tmp);
+    ui_recent_push(r, twin1, -1);
+    ui_recent_push(r, twin2, -1);
     ui_recent_push(r, gone, -1);
     ui_recent_push(r, copy, 0.625);
     rs_err e = {{0}};
@@ -103,6 +108,15 @@ static void test_browser(const char *tmp)
         if (!strncmp(s->browse.items[i].name, "recent: rs-browse-", 18) && strstr(s->browse.items[i].name, "/gone.onnx"))
             have_gone = i;
     }
+    int t1 = -1, t2 = -1;
+    for (int i = 0; i < s->browse.n; ++i) {
+        t1 = strstr(s->browse.items[i].path, "/x/zoo/m.onnx") ? i : t1;
+        t2 = strstr(s->browse.items[i].path, "/y/zoo/m.onnx") ? i : t2;
+    }
+    CHECK(t1 >= 0 && t2 >= 0 && strcmp(s->browse.items[t1].name, s->browse.items[t2].name) &&
+              strstr(s->browse.items[t1].name, "/x/zoo/m.onnx") && strstr(s->browse.items[t2].name, "/y/zoo/m.onnx"),
+          "two recent files whose parent/name read the same show their paths (%s, %s)",
+          t1 >= 0 ? s->browse.items[t1].name : "-", t2 >= 0 ? s->browse.items[t2].name : "-");
     CHECK(have_copy >= 0 && s->browse.items[have_copy].params > 0 && s->browse.items[have_copy].acc == 0.625,
           "with its params and the accuracy measured when it was last opened");
     CHECK(have_gone >= 0 && s->browse.items[have_gone].missing && have_copy < have_gone,

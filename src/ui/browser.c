@@ -17,6 +17,15 @@
 #include "rankscope/onnx.h"
 #include "rankscope/zoo.h"
 
+/* A recent file as "parent/name.onnx" (the path itself when it has no parent part). */
+static const char *recent_tail(const char *path)
+{
+    const char *parent = strrchr(path, '/');
+    while (parent && parent > path && parent[-1] != '/')
+        --parent;
+    return parent ? parent : path;
+}
+
 static void add(ui_browser_state *b, const char *name, const char *path, int test_correct, int from)
 {
     if (b->n >= UI_BROWSE_MAX)
@@ -231,12 +240,15 @@ void ui_browser_scan(ui_state *s, const char *dir)
         ui_recent_load(rf, rec);
         int from = b->n;
         for (int i = 0; i < rec->n; ++i) {
-            /* the parent directory too: two recent files of one name still read differently */
+            /* the parent directory too, and the whole path where two still read the same (the zoo's
+             * and the test suite's zoo/mobilenet.onnx); a long one keeps its end, the file name */
             char name[80];
-            const char *base = strrchr(rec->path[i], '/'), *parent = base;
-            while (parent && parent > rec->path[i] && parent[-1] != '/')
-                --parent;
-            snprintf(name, sizeof name, "recent: %.70s", parent ? parent : rec->path[i]);
+            const char *shown = recent_tail(rec->path[i]);
+            for (int j = 0; j < rec->n; ++j)
+                if (j != i && !strcmp(recent_tail(rec->path[j]), shown))
+                    shown = rec->path[i];
+            size_t sl = strlen(shown);
+            snprintf(name, sizeof name, "recent: %s%s", sl > 70 ? "..." : "", sl > 70 ? shown + sl - 67 : shown);
             int before = b->n;
             add(b, name, rec->path[i], -1, from);
             if (b->n > before && rec->acc[i] >= 0)

@@ -249,6 +249,10 @@ check "vgg: the EVBMF ranks fill in (the detail pane and the column, no ellipsis
     'wait_for vgg "   EVBMF [0-9]+ " 60 && ! cap vgg | grep -qE "/[0-9]+ +… "'
 $T send-keys -t vgg q
 check "vgg: q exits" 'wait_for vgg "^EXIT=0" 30'
+tui_open vgc 80 24 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$ROOT/assets/zoo/vgg.onnx'" --compare "'$ROOT/assets/zoo/vgg.onnx'"
+check "vgg 80x24 comparison: the layer names whole (features.conv1 was cut to …tures.conv1)" \
+    'wait_for vgc "^ > features\.conv1 +896 .* same shape" 20 && ! cap vgc | grep -q "…tures"'
+$T kill-session -t vgc
 
 # ---- resnet20 at 80x24: unique short names, full names on demand, scroll position ---------------
 CUR=rn

@@ -110,7 +110,6 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
         if (!model_is_weighted(m, li->node))
             continue;
         ui_layer *l = &s->layers[s->n_layers++];
-        char what[64];
         l->node = li->node;
         char shortname[96];
         snprintf(l->name, sizeof l->name, "%s", model_layer_name(m, li->node, shortname, sizeof shortname));
@@ -132,21 +131,6 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
             }
             mi->break_even = decomp_break_even_rank(m, li->node, (decomp_method)k, DECOMP_BY_PARAMS);
             mi->default_rank = default_rank_of(mi);
-            if (s->evbmf_defer)
-                continue;
-            /* EVBMF is the slow part (an SVD per unfolding): progress and cancel go between them */
-            snprintf(what, sizeof what, "%.40s %s EVBMF", l->name, decomp_method_name((decomp_method)k));
-            if (progress && progress(user, ((s->n_layers - 1) + (double)k / DECOMP_COUNT) / (nw ? nw : 1), what)) {
-                free(info);
-                rs_fail(e, "cancelled while finding the EVBMF ranks (at %s)", l->name);
-                return RS_CANCELLED;
-            }
-            rs_err ee;
-            int r = 0, r2 = 0;
-            if (evbmf_layer_rank(m, li->node, (decomp_method)k, 1, &r, &r2, &ee) == 0) {
-                mi->evbmf = r;
-                mi->evbmf2 = r2;
-            }
         }
         l->cur.method = DECOMP_NONE;
         l->params_after = l->params;
@@ -154,6 +138,17 @@ int ui_state_init_progress(ui_state *s, const rs_model *m, rs_progress_fn progre
     }
     free(info);
     s->evbmf_pending = s->evbmf_defer && s->n_layers > 0;
+    if (!s->evbmf_defer && s->n_layers > 0) { /* here, the same pass a deferring explorer's worker runs */
+        ui_evbmf *v = ui_evbmf_alloc(s);
+        int rc = v ? ui_evbmf_run(v, m, progress, user) : rs_fail(e, "out of memory for the EVBMF ranks");
+        if (rc == 0)
+            ui_state_set_evbmf(s, v);
+        ui_evbmf_free(v);
+        if (rc == RS_CANCELLED)
+            rs_fail(e, "cancelled while finding the EVBMF ranks");
+        if (rc != 0)
+            return rc;
+    }
     make_labels(s);
     if (ui_graph_init(s, m, e) != 0)
         return -1;
@@ -181,6 +176,7 @@ struct ui_evbmf {
     int n;
     int *node;
     unsigned *methods;
+    char (*name)[sizeof ((ui_layer *)0)->name]; /* the layers' display names, for the progress step */
     int *rank; /* n × DECOMP_COUNT × 2: rank and rank2 per method, 0 unknown */
 };
 
@@ -190,6 +186,7 @@ void ui_evbmf_free(ui_evbmf *v)
         return;
     free(v->node);
     free(v->methods);
+    free(v->name);
     free(v->rank);
     free(v);
 }
@@ -199,7 +196,7 @@ ui_evbmf *ui_evbmf_alloc(const ui_state *s)
     ui_evbmf *v = calloc(1, sizeof *v);
     size_t n = s->n_layers > 0 ? (size_t)s->n_layers : 1;
     if (!v || !(v->node = malloc(n * sizeof *v->node)) || !(v->methods = malloc(n * sizeof *v->methods)) ||
-        !(v->rank = calloc(n * DECOMP_COUNT * 2, sizeof *v->rank))) {
+        !(v->name = malloc(n * sizeof *v->name)) || !(v->rank = calloc(n * DECOMP_COUNT * 2, sizeof *v->rank))) {
         ui_evbmf_free(v);
         return NULL;
     }
@@ -207,6 +204,7 @@ ui_evbmf *ui_evbmf_alloc(const ui_state *s)
     for (int i = 0; i < v->n; ++i) {
         v->node[i] = s->layers[i].node;
         v->methods[i] = s->layers[i].methods;
+        memcpy(v->name[i], s->layers[i].name, sizeof v->name[i]);
     }
     return v;
 }
@@ -217,7 +215,10 @@ int ui_evbmf_run(ui_evbmf *v, const rs_model *m, rs_progress_fn progress, void *
         for (int k = 1; k < DECOMP_COUNT; ++k) {
             if (!(v->methods[i] & (1u << k)))
                 continue;
-            if (progress && progress(user, (i + (double)k / DECOMP_COUNT) / v->n, m->nodes[v->node[i]].name))
+            /* EVBMF is the slow part (an SVD per unfolding): progress and cancel go between them */
+            char what[64];
+            snprintf(what, sizeof what, "%.40s %s EVBMF", v->name[i], decomp_method_name((decomp_method)k));
+            if (progress && progress(user, (i + (double)k / DECOMP_COUNT) / v->n, what))
                 return RS_CANCELLED;
             rs_err ee;
             int *r = &v->rank[((size_t)i * DECOMP_COUNT + k) * 2];

@@ -30,6 +30,20 @@ ok $? "info --json: conv1 MACs 352800 (C_out*H_out*W_out*C_in*kh*kw)"
 run "$BIN" info "$MODEL";                  ok $(( rc != 0 )) "info text exits 0"
 echo "$out" | grep -q "^total: 62006 params"; ok $? "info text shows totals"
 
+# --time: the graph view's time column. Every kernel step timed, fused nodes pointing at the step
+# that runs them, shares adding to 100 %, the steps' sum within 2x of a whole forward (same run).
+run "$BIN" info "$MODEL" --time --images 64 --json
+json "all(l['us_per_image']>0 for l in d['layers'] if l['timed']=='step') and [l['name'] for l in d['layers'] if l['timed']=='step']==['/conv1/Conv','/conv2/Conv','/fc1/Gemm','/fc2/Gemm','/fc3/Gemm']"
+ok $? "info --time --json: the five conv/gemm steps have a positive time"
+json "all(l['us_per_image']==0 and l['fused_into'] in ('/conv1/Conv','/conv2/Conv','/fc1/Gemm','/fc2/Gemm') for l in d['layers'] if l['timed']=='fused') and sum(l['timed']=='fused' for l in d['layers'])==6 and [l['timed'] for l in d['layers'] if l['op']=='Flatten']==['view']"
+ok $? "info --time --json: the 4 Relus and 2 MaxPools fused into their conv/gemm, Flatten a view"
+json "abs(sum(l['time_pct'] for l in d['layers'])-100)<0.1 and d['time']['images']==64 and 0.5<d['time']['steps_us_per_image']/d['time']['forward_us_per_image']<2"
+ok $? "info --time --json: shares add to 100 %, nodes' sum within 2x of a whole forward"
+run "$BIN" info "$MODEL" --time --images 16
+echo "$out" | grep -q "^/Relu .*(in /conv1/Conv)$" && echo "$out" | head -1 | grep -q "us/img *time$"
+ok $? "info --time text: a time column, fused nodes say which step runs them"
+run "$BIN" info "$MODEL" --images 16;      ok $(( rc != 2 )) "--images without --time is a usage error"
+
 run "$BIN" eval "$MODEL" --split sample --json
 json "d['images']==2000 and 0<=d['accuracy']<=1 and len(d['per_class'])==10 and d['seconds']>0 and d['params']==62006 and d['macs']==651720"
 ok $? "eval --split sample --json fields"

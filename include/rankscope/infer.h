@@ -46,5 +46,42 @@ int infer_forward_blas(const rs_model *m, const float *x, int n, float *out, rs_
 const char *infer_isa(const infer_ctx *c);
 int infer_threads(const infer_ctx *c);
 
+/* ---- time per graph node (the explorer's graph view, `rankscope info --time`) -----------------
+ * infer_profile compiles m as infer_create does (the same fusion) and runs n images through it on
+ * ONE thread (the calling one), tile by tile, reading that thread's CPU clock
+ * (CLOCK_THREAD_CPUTIME_ID, so time taken by other processes on a loaded machine is not counted)
+ * around every compiled step; then runs the same images again without the per-step clocks.
+ * Input: x (n × C·H·W normalised floats) or xu (n × 3072 CIFAR-10 bytes), the other NULL.
+ *
+ * Per node i of m (n_nodes == m->n_nodes), all times in microseconds of CPU per image:
+ *  - kind[i] INFER_NODE_STEP: node i heads a compiled step; us[i] > 0 is the whole step's time,
+ *    nodes fused into the step included (one kernel does them together: no honest split exists).
+ *  - kind[i] INFER_NODE_FUSED: node i runs inside the step headed by node fused_into[i]
+ *    (Conv → Relu/Clip → MaxPool, Conv → Add → Relu, Gemm/MatMul → Add → Relu); us[i] = 0.
+ *  - kind[i] INFER_NODE_VIEW: Flatten / Reshape / Identity / Cast: the output shares the input's
+ *    buffer, nothing runs; us[i] = 0.
+ *  fused_into[i] = -1 unless FUSED. steps_us = the sum of us; forward_us = the plain pass
+ *  (input conversion and output copy included), measured in the same call with the same clock:
+ *  steps_us / forward_us is close to 1 (the clock reads add well under a microsecond per step
+ *  and tile). The first tile is run once untimed first, so cold caches do not land on node 0.
+ *  Nodes the op registry runs through a BLAS call are timed right only because the engine keeps
+ *  OpenBLAS to one thread (rs_numeric_init).
+ * progress (may be NULL) is called after every tile of both passes with the fraction done;
+ * non-zero cancels. Returns 0 with *out set (free with infer_prof_free), RS_CANCELLED, or -1 with
+ * e set (*out NULL then). */
+typedef enum infer_node_kind { INFER_NODE_STEP, INFER_NODE_FUSED, INFER_NODE_VIEW } infer_node_kind;
+
+typedef struct infer_prof {
+    int n_nodes, n_images;
+    double *us;      /* n_nodes */
+    int *kind;       /* n_nodes, infer_node_kind */
+    int *fused_into; /* n_nodes */
+    double steps_us, forward_us;
+} infer_prof;
+
+int infer_profile(const rs_model *m, const float *x, const uint8_t *xu, int n, rs_progress_fn progress,
+                  void *user, infer_prof **out, rs_err *e);
+void infer_prof_free(infer_prof *p); /* accepts NULL */
+
 #pragma GCC visibility pop
 #endif

@@ -921,6 +921,7 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
         b.cur = c->n_steps;
         b.step_in2_v[c->n_steps] = -1;
         s->name = rs_strdup(n->name ? n->name : "?");
+        s->node = ni;
         int vin = n->n_in > 0 ? n->in[0] : -1;
         const rs_op_desc *d = ops_get(n->op);
         if (d && d->const_first && n->n_in == 2 && const_float(m, vin)) /* run on the other */

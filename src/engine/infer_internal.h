@@ -36,6 +36,7 @@ typedef struct pool_geom {
 typedef struct infer_step {
     step_kind kind;
     char *name;
+    int node; /* the model node the step was built from (nodes fused into it come after it) */
     int in_slot, out_slot;
     int in2_slot; /* ST_ADD2: the second addend */
     int in_numel, out_numel; /* floats per image */
@@ -148,6 +149,9 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e);
 infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
                          rs_err *e);
 int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out, rs_err *e);
+/* One step of the compiled model over the nt images of worker w's current tile (infer_profile.c
+ * times the steps one by one). */
+void infer_run_step(const infer_ctx *c, worker *w, int si, int nt);
 
 /* One image at a time, CHW layout. */
 void infer_op_affine(int C, int hw, const float *scale, const float *shift, const float *in,

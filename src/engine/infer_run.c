@@ -247,6 +247,11 @@ static void run_step(const infer_ctx *c, worker *w, int si, int nt)
     }
 }
 
+void infer_run_step(const infer_ctx *c, worker *w, int si, int nt)
+{
+    run_step(c, w, si, nt);
+}
+
 static void run_tile(const infer_ctx *c, worker *w, int first, int nt)
 {
     float *x = w->slots[c->in_slot];

@@ -277,6 +277,38 @@ $T send-keys -t rn Down Down Enter
 check "Enter on a weighted node jumps to its slider" 'wait_for rn "▶ stages\.0/conv1 " 5'
 $T kill-session -t rn
 
+# ---- the graph view's time column on a zoo model: measured on a worker, then filled in -----------
+CUR=tm
+TM_MODEL="$ROOT/assets/zoo/resnet20.onnx"
+[ -f "$TM_MODEL" ] || TM_MODEL="$ROOT/tests/data/zoo/resnet20.onnx"
+tui_open tm 100 30 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$TM_MODEL'"
+check "time column: resnet20 opens" 'wait_for tm "conv1 +Conv" 30'
+$T send-keys -t tm 7
+check "7: the graph view has a time column (µs/img and its share)" 'wait_for tm "MACs +µs/img +time" 5'
+check "the time column fills in: a Conv row with µs per image and a share" 'wait_for tm "^. +conv1 +Conv +16x32x32 +448 +442\.4K +[0-9]+\.[0-9]+ +[0-9.]+%" 60'
+check "a Relu fused into its conv reads fused, no share of its own" 'wait_for tm "^. +[^ ]+ +Relu +16x32x32 +- +- +fused *$" 5'
+check "the line under the table says what was measured" 'wait_for tm "time: CPU µs per image, 1 thread, [0-9]+ test images, [0-9]+ µs in all" 5'
+$T send-keys -t tm Down
+check "a selected fused row names the conv whose kernel runs it" 'wait_for tm "runs inside conv1.s kernel step" 5'
+$T send-keys -t tm 1
+check "the Layers screen still answers after the measurement" 'wait_for tm "layer +op" 5'
+$T kill-session -t tm
+
+# ---- a big layer's spectrum: its full SVD (seconds) on a worker, the screen answering meanwhile ----
+if [ -f "$ROOT/assets/zoo/vgg.onnx" ]; then
+    CUR=sv
+    tui_open sv 100 30 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$ROOT/assets/zoo/vgg.onnx'"
+    check "vgg: table drawn" 'wait_for sv "features\.conv8 +Conv" 30'
+    $T send-keys -t sv Down Down Down Down Down Down Down 2
+    check "2 on features.conv8 (768x768 SVD): a pending note at once, not a frozen screen" \
+        'wait_for sv "computing the spectrum of features\.conv8" 5'
+    $T send-keys -t sv 3
+    check "meanwhile another screen answers" 'wait_for sv "evaluation set: CIFAR-10 test" 5'
+    $T send-keys -t sv q
+    check "and q quits without waiting for the SVD" 'wait_for sv "^EXIT=0" 5'
+    $T kill-session -t sv
+fi
+
 # ---- the browser: no arguments, o, open ResNet-20 from the zoo, a slider, the graph, undo, quit --
 # The zoo's trained resnet20 when assets/zoo lists it; else a catalogue of this run's own listing
 # the same architecture with random weights (tests/data/zoo), so the path through the zoo is tested

@@ -93,6 +93,11 @@ static void test_browser(const char *tmp)
     ui_recent_push(r, twin2, -1);
     ui_recent_push(r, gone, -1);
     ui_recent_push(r, copy, 0.625);
+    /* a zoo model opened on the sample set: no accuracy recorded, the catalogue's is shown */
+    char zoo_rn[4096];
+    int have_zoo = rs_find_asset("zoo/resnet20.onnx", zoo_rn, sizeof zoo_rn) == 0;
+    if (have_zoo)
+        ui_recent_push(r, zoo_rn, -1);
     rs_err e = {{0}};
     CHECK(ui_recent_save(file, r, &e) == 0, "recent list written: %s", e.msg);
     free(r);
@@ -100,6 +105,25 @@ static void test_browser(const char *tmp)
     ui_state_defaults(s);
     unsigned f = ui_key(s, 'o');
     CHECK(s->browse.active && (f & UI_BROWSE), "o opens the browser");
+    /* its footer keeps the way to help and out, and they work there */
+    int cols0 = s->cols;
+    s->cols = 80;
+    char foot[512];
+    ui_footer_line(s, foot, sizeof foot);
+    CHECK(strstr(foot, "Esc close") && strlen(foot) <= 78 && !strcmp(foot + strlen(foot) - 14, "? help  q quit"),
+          "80 columns: the browser's footer ends in ? help  q quit (%s)", foot);
+    ui_key(s, '?');
+    const char *hl[64];
+    int nh = ui_help_lines(s, hl, 64), lists_c = 0;
+    for (int i = 0; i < nh && i < 64; ++i)
+        lists_c |= !strncmp(hl[i], "c ", 2) && strstr(hl[i], "compare") != NULL;
+    CHECK(s->help && nh > 0 && !strcmp(hl[0], "Model browser") && lists_c, "? in the browser: its own keys (%s)",
+          nh > 0 ? hl[0] : "-");
+    ui_key(s, 'x');
+    CHECK(!s->help && s->browse.active, "any key closes the help, the browser stays");
+    f = ui_key(s, 'q');
+    CHECK((f & UI_QUIT), "q quits from the browser (nothing unsaved)");
+    s->cols = cols0;
     ui_browser_scan(s, ".");
     int have_copy = -1, have_gone = -1;
     for (int i = 0; i < s->browse.n; ++i) {
@@ -119,6 +143,19 @@ static void test_browser(const char *tmp)
           t1 >= 0 ? s->browse.items[t1].name : "-", t2 >= 0 ? s->browse.items[t2].name : "-");
     CHECK(have_copy >= 0 && s->browse.items[have_copy].params > 0 && s->browse.items[have_copy].acc == 0.625,
           "with its params and the accuracy measured when it was last opened");
+    if (have_zoo) {
+        int in_zoo = -1, in_recent = -1;
+        for (int i = 0; i < s->browse.n; ++i) {
+            if (!strcmp(s->browse.items[i].name, "zoo: resnet20"))
+                in_zoo = i;
+            if (!strncmp(s->browse.items[i].name, "recent: ", 8) && !strcmp(s->browse.items[i].path, zoo_rn))
+                in_recent = i;
+        }
+        CHECK(in_zoo >= 0 && in_recent >= 0 && s->browse.items[in_zoo].acc > 0 &&
+                  s->browse.items[in_recent].acc == s->browse.items[in_zoo].acc,
+              "a recent zoo model without a recorded accuracy shows the catalogue's (%.4f, the zoo row's %.4f)",
+              in_recent >= 0 ? s->browse.items[in_recent].acc : -9, in_zoo >= 0 ? s->browse.items[in_zoo].acc : -9);
+    }
     CHECK(have_gone >= 0 && s->browse.items[have_gone].missing && have_copy < have_gone,
           "the gone file is listed as missing, after the newer one");
     while (s->browse.sel < have_gone)

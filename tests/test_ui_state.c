@@ -12,6 +12,8 @@
 #include "../src/ui/fmt.h"
 #include "../src/ui/live.h"
 #include "../src/ui/searchrun.h"
+#include "../src/ui/spec.h"
+#include "../src/ui/state_internal.h"
 #include "../src/ui/state.h"
 #include "rankscope/cifar10.h"
 #include "rankscope/eval.h"
@@ -35,6 +37,11 @@ static void test_format(void)
     CHECK(!strcmp(fmt_pct(0.723, b, sizeof b), "72.3%"), "pct %s", b);
     CHECK(!strcmp(fmt_pts(-0.005, b, sizeof b), "-0.5"), "pts %s", b);
     CHECK(!strcmp(fmt_pts(0.0001, b, sizeof b), "0.0"), "tiny pts %s", b);
+    /* the change beside two printed figures is their difference: 91.96% and 92.04% both print
+     * 92.0%, so no "+0.1"; 92.04% -> 92.06% prints 92.0% -> 92.1%, a "+0.1" though 0.02 apart */
+    CHECK(!strcmp(fmt_pts_between(0.9196, 0.9204, b, sizeof b), "0.0"), "92.0%% -> 92.0%% reads 0.0 (%s)", b);
+    CHECK(!strcmp(fmt_pts_between(0.9204, 0.9206, b, sizeof b), "+0.1"), "92.0%% -> 92.1%% reads +0.1 (%s)", b);
+    CHECK(!strcmp(fmt_pts_between(0.7080, 0.5790, b, sizeof b), "-12.9"), "70.8%% -> 57.9%% reads -12.9 (%s)", b);
     CHECK(!strcmp(fmt_err(0.2149, b, sizeof b), "0.21"), "err %s", b);
     CHECK(!strcmp(fmt_err(0.0123, b, sizeof b), "0.012"), "err %s", b);
     CHECK(!strcmp(fmt_err(6.7e-7, b, sizeof b), "6.7e-7") && strlen(b) <= 6, "tiny err fits the column: %s", b);
@@ -801,6 +808,8 @@ static void test_conveniences(void)
     free(s);
 }
 
+static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *d);
+
 /* ResNet-20's layers: short labels without repeated path parts, all different. */
 static void test_labels(void)
 {
@@ -886,11 +895,82 @@ static void test_labels(void)
                   s->layers[3].sens_drop, want_drop, cell);
             live_stop(lv);
         }
+        test_graph_times(s, m, d);
         cifar10_free(d);
     }
     ui_state_free(s);
     free(s);
     model_free(m);
+}
+
+/* The graph view's time column: its cells before, during and after the worker's measurement
+ * (infer_profile on the sample's images), and when it fails. */
+static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *d)
+{
+    char us[16], pct[16], note[300];
+    rs_err e = {{0}};
+    CHECK(ui_time_images(41000000, 10000) == 487 && ui_time_images(100, 10000) == 512 &&
+              ui_time_images(1000000000000LL, 10000) == 16 && ui_time_images(41000000, 8) == 8,
+          "images timed: ~2e10 MACs of work, 16..512, no more than the set has");
+    ui_graph_init(s, m, &e);
+    ui_graph_time_text(s, 0, us, sizeof us, pct, sizeof pct);
+    CHECK((!strcmp(us, "...") || !strcmp(us, "\u2026")) && !pct[0], "before the measurement: an ellipsis (%s)", us);
+    ui_timejob *job = ui_timejob_start(m, d, &e);
+    CHECK(job != NULL, "the timing worker starts: %s", job ? "ok" : e.msg);
+    int saw_running = 0;
+    for (int i = 0; job && i < 12000 && s->graph.time_state != UI_TIME_DONE && s->graph.time_state != UI_TIME_FAILED; ++i) {
+        if (ui_timejob_poll(job, s) && s->graph.time_state == UI_TIME_RUNNING)
+            saw_running |= s->graph.time_progress >= 0 && s->graph.time_progress <= 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(s->graph.time_state == UI_TIME_DONE && saw_running, "measured (%d images; progress seen while running: %d) %s",
+          s->graph.time_images, saw_running, s->graph.time_err);
+    ui_timejob_stop(job);
+    if (s->graph.time_state != UI_TIME_DONE)
+        return;
+    int convs = 0, convs_timed = 0, adds = 0, adds_fused = 0, fused_named = 1;
+    double share = 0;
+    for (int i = 0; i < s->graph.n; ++i) {
+        const ui_gnode *g = &s->graph.nodes[i];
+        ui_graph_time_text(s, i, us, sizeof us, pct, sizeof pct);
+        if (!strcmp(g->op, "Conv")) {
+            convs++;
+            convs_timed += g->timed == INFER_NODE_STEP && g->us > 0 && atof(us) > 0 && strchr(pct, '%');
+        }
+        if (!strcmp(g->op, "Add")) {
+            adds++;
+            adds_fused += g->timed == INFER_NODE_FUSED && g->fused_into >= 0 && g->fused_into < i &&
+                          !strcmp(s->graph.nodes[g->fused_into].op, "Conv") && !strcmp(us, "fused") && !pct[0];
+        }
+        if (g->timed == INFER_NODE_STEP)
+            share += 100 * g->us / s->graph.total_us;
+        if (g->timed == INFER_NODE_FUSED) {
+            s->graph.sel = i;
+            ui_graph_time_note(s, note, sizeof note);
+            fused_named &= strstr(note, g->name) && strstr(note, s->graph.nodes[g->fused_into].name) != NULL;
+        }
+    }
+    CHECK(convs > 0 && convs_timed == convs, "every Conv row shows a positive time and a share (%d of %d)", convs_timed,
+          convs);
+    CHECK(adds == 9 && adds_fused == adds, "every Add row reads \"fused\", run by a Conv before it (%d of %d)", adds_fused,
+          adds);
+    CHECK(fabs(share - 100) < 1e-6, "the shares add up to 100%% (%.6f)", share);
+    CHECK(fused_named, "a selected fused row's note names the node whose step runs it");
+    s->graph.sel = 0;
+    ui_graph_time_note(s, note, sizeof note);
+    CHECK(strstr(note, "test images") && strstr(note, "1 thread"), "the note says what was measured: %s", note);
+    /* a failed measurement: no figures, the reason on the note line */
+    ui_graph_set_times(s, NULL, "model input is not CIFAR-10");
+    ui_graph_time_text(s, 0, us, sizeof us, pct, sizeof pct);
+    ui_graph_time_note(s, note, sizeof note);
+    CHECK(!strcmp(us, "-") && strstr(note, "not measured: model input is not CIFAR-10"), "failed: \"-\" and why (%s)",
+          note);
+    /* stopped at once: joins cleanly, nothing installed */
+    job = ui_timejob_start(m, d, &e);
+    ui_timejob_stop(job);
+    ui_timejob_stop(NULL);
+    ui_graph_init(s, m, &e);
 }
 
 /* The model browser: its keys without a terminal, and a scan of a directory. */
@@ -1027,6 +1107,93 @@ static void test_deferred_evbmf(void)
     model_free(m);
 }
 
+static int layer_named(const ui_state *s, const char *name)
+{
+    for (int k = 0; k < s->n_layers; ++k)
+        if (!strcmp(s->layers[k].name, name))
+            return k;
+    return -1;
+}
+
+/* Polls ui_spec_update as the explorer's draw does until sp is ready (at most 120 s). */
+static int spec_wait(ui_spec *sp, ui_specjob **job, const ui_state *s, const rs_model *m)
+{
+    for (int i = 0; i < 12000 && !sp->ready; ++i) {
+        ui_spec_update(sp, job, s, m);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        if (!sp->ready)
+            nanosleep(&ts, NULL);
+    }
+    return sp->ready;
+}
+
+/* The Spectrum screen's SVD: small ones at once on the UI thread, big ones (the zoo VGG's) on a
+ * worker with a pending note meanwhile, the result the same as computed directly; a job no
+ * longer wanted is dropped without waiting. */
+static void test_spectrum_worker(void)
+{
+    char path[4096];
+    rs_err e = {{0}};
+    if (!CHECK(rs_find_asset("zoo/vgg.onnx", path, sizeof path) == 0, "the zoo VGG is shipped"))
+        return;
+    rs_model *m = onnx_load(path, &e);
+    if (!CHECK(m != NULL, "load %s: %s", path, m ? "ok" : e.msg))
+        return;
+    ui_state *s = malloc(sizeof *s);
+    ui_state_defaults(s);
+    s->evbmf_defer = 1; /* not needed here */
+    CHECK(ui_state_init(s, m, &e) == 0, "vgg state: %s", e.msg);
+    int c1 = layer_named(s, "features.conv1"), c5 = layer_named(s, "features.conv5"),
+        c6 = layer_named(s, "features.conv6"), c8 = layer_named(s, "features.conv8");
+    if (!CHECK(c1 >= 0 && c5 >= 0 && c6 >= 0 && c8 >= 0, "vgg layers found"))
+        goto out;
+    CHECK(ui_spec_cost(m, s->layers[c8].node, DECOMP_SPATIAL_SVD) == 768.0 * 768 * 768 &&
+              ui_spec_cost(m, s->layers[c6].node, DECOMP_CP) == 128.0 * 128 * 1152 &&
+              ui_spec_cost(m, s->layers[c1].node, DECOMP_SPATIAL_SVD) == 9.0 * 9 * 96,
+          "SVD cost: conv8 spatial 768^3, conv6 mode-0 128^2*1152, conv1 spatial 9^2*96");
+    ui_spec sp, ref;
+    memset(&sp, 0, sizeof sp);
+    memset(&ref, 0, sizeof ref);
+    ui_specjob *job = NULL;
+    /* a small layer: at once */
+    s->sel = c1;
+    CHECK(ui_spec_update(&sp, &job, s, m) == 1 && sp.valid && sp.ready && !job, "conv1: computed at once, no worker");
+    CHECK(ui_spec_update(&sp, &job, s, m) == 0, "then cached");
+    /* a big one: pending at once, the worker's result equal to the direct computation */
+    s->sel = c6;
+    ui_set_choice(s, &s->layers[c6], DECOMP_CP, 8, 0);
+    CHECK(ui_spec_method(s) == DECOMP_CP, "conv6 at cp 8");
+    int r = ui_spec_update(&sp, &job, s, m);
+    CHECK(r == 1 && sp.pending && !sp.valid && !sp.ready && job && strstr(sp.note, "computing the spectrum of features.conv6"),
+          "conv6 (cp: mode-0 128x1152): pending on a worker, says so (%s)", sp.note);
+    CHECK(spec_wait(&sp, &job, s, m) && sp.valid && !job, "the worker's spectrum installed");
+    ui_spec_compute(&ref, m, &s->layers[c6], c6, DECOMP_CP);
+    int same = ref.valid && ref.n == sp.n && ref.n > 0 && ref.evbmf_rank == sp.evbmf_rank && sp.layer == c6 &&
+               sp.method == DECOMP_CP;
+    for (int i = 0; same && i < ref.n; ++i)
+        same = ref.sigma[i] == sp.sigma[i] && ref.err[i] == sp.err[i];
+    CHECK(same, "equal to ui_spec_compute on the UI thread (%d values, EVBMF %d)", ref.n, ref.evbmf_rank);
+    /* moving on while a worker runs: one SVD at a time, the wanted one after it */
+    s->sel = c8;
+    r = ui_spec_update(&sp, &job, s, m);
+    CHECK(r == 1 && sp.pending && job, "conv8 (spatial 768x768): pending (%s)", sp.note);
+    s->sel = c5;
+    ui_set_choice(s, &s->layers[c5], DECOMP_CP, 8, 0);
+    ui_spec_update(&sp, &job, s, m);
+    CHECK(sp.pending && sp.layer == c5 && strstr(sp.note, "features.conv5 after features.conv8's"),
+          "conv5 while conv8's SVD runs: waits for it, says so (%s)", sp.note);
+    /* leaving: dropped without waiting for conv8's SVD (seconds); the worker frees itself */
+    ui_specjob_drop(job);
+    job = NULL;
+    ui_spec_free(&sp);
+    ui_spec_free(&ref);
+    CHECK(sp.sigma == NULL && !sp.valid, "freed");
+out:
+    ui_state_free(s);
+    free(s);
+    model_free(m); /* the dropped worker has its own copy */
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -1041,5 +1208,6 @@ int main(void)
     test_browser();
     test_model_and_live();
     test_deferred_evbmf();
+    test_spectrum_worker();
     return check_done();
 }

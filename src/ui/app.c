@@ -170,6 +170,7 @@ typedef struct app {
     int n_calib;
     char ft_path[1024];
     ui_spec spec;
+    ui_specjob *specjob;  /* a big layer's spectrum being computed (spec pending meanwhile) */
     char plan_path[1024], onnx_path[1024];
     char opened[1024]; /* the model opened from the browser (model_path points here then) */
     char prefix[500]; /* chosen by save-as: where `w` writes from then on */
@@ -179,6 +180,7 @@ typedef struct app {
     ui_openjob *opener;   /* the browser's model being opened */
     ui_openjob *dropped;  /* a cancelled opening, stopped once its thread has ended */
     ui_evbmfjob *evbmf;   /* the first model's EVBMF ranks, found after the screen is up */
+    ui_timejob *timer;    /* the graph view's time column, measured once the screen is first shown */
     double spun;          /* when the opening spinner last moved */
 } app;
 
@@ -348,7 +350,7 @@ static void draw(app *A)
     }
     ui_fix_scroll(s);
     if (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM)
-        ui_spec_update(&A->spec, s, A->m);
+        ui_spec_update(&A->spec, &A->specjob, s, A->m);
     screen_draw[s->screen](s, &A->spec);
     w_frame(s);
     if (s->cmp.active)
@@ -545,6 +547,8 @@ static void open_install(app *A, rs_model *m, ui_state *ns)
     ui_state *s = A->s;
     ui_evbmfjob_stop(A->evbmf); /* its ranks were the old model's; the opening found the new ones */
     A->evbmf = NULL;
+    ui_timejob_stop(A->timer); /* it times the old model; the new one is timed when screen 7 shows */
+    A->timer = NULL;
     ui_ft_stop(A->ft);
     ui_curve_stop(A->curve);
     ui_search_stop(A->sr);
@@ -554,6 +558,8 @@ static void open_install(app *A, rs_model *m, ui_state *ns)
     A->ft = NULL;
     A->curve = NULL;
     A->sr = NULL;
+    ui_specjob_drop(A->specjob); /* it has its own copy of the old model */
+    A->specjob = NULL;
     ui_spec_free(&A->spec);
     ns->utf8 = s->utf8;
     ns->color = s->color;
@@ -789,6 +795,18 @@ static int run(app *A)
             need = 1;
         if (A->evbmf && ui_evbmfjob_poll(A->evbmf, s))
             need = 1;
+        if (s->screen == SCR_GRAPH && s->graph.time_state == UI_TIME_NONE && !A->timer) {
+            rs_err te = {{0}};
+            if (!(A->timer = ui_timejob_start(A->m, A->data, &te)))
+                ui_graph_set_times(s, NULL, te.msg);
+            else
+                s->graph.time_state = UI_TIME_RUNNING;
+            need = 1;
+        }
+        if (A->timer && ui_timejob_poll(A->timer, s))
+            need = 1;
+        if (A->specjob && (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM) && ui_specjob_done(A->specjob))
+            need = 1; /* the draw installs it, or starts the spectrum now wanted */
         if (open_poll(A)) {
             need = 1;
             s = A->s; /* the opened model's state */
@@ -927,6 +945,7 @@ int ui_main(int argc, char **argv)
     }
     int exit_code = run(&A);
     ui_evbmfjob_stop(A.evbmf);
+    ui_timejob_stop(A.timer);
     ui_openjob_stop(A.opener);
     ui_openjob_stop(A.dropped);
     compare_stop(&A);
@@ -937,6 +956,7 @@ int ui_main(int argc, char **argv)
     free(A.calib);
     cifar10_free(A.val);
     live_stop(A.lv);
+    ui_specjob_drop(A.specjob); /* never waits for an SVD: the worker frees itself */
     ui_spec_free(&A.spec);
     ui_state_free(A.s); /* the browser may have replaced the state the run started with */
     free(A.s);

@@ -251,8 +251,10 @@ void ui_browser_scan(ui_state *s, const char *dir)
             snprintf(name, sizeof name, "recent: %s%s", sl > 70 ? "..." : "", sl > 70 ? shown + sl - 67 : shown);
             int before = b->n;
             add(b, name, rec->path[i], -1, from);
-            if (b->n > before && rec->acc[i] >= 0)
-                b->items[before].acc = rec->acc[i];
+            /* the zoo's catalogue knows its models' accuracy even when the last opening measured
+             * none (only a full test set is recorded) */
+            if (b->n > before)
+                b->items[before].acc = rec->acc[i] >= 0 ? rec->acc[i] : ui_known_accuracy(rec->path[i], NULL, 0);
         }
     }
     free(rec);
@@ -281,7 +283,10 @@ void ui_browser_scan(ui_state *s, const char *dir)
                     snprintf(name, sizeof name, "%.30s/%.45s", dir, names[i]);
                 else
                     snprintf(name, sizeof name, "%.78s", names[i]);
+                int before = b->n;
                 add(b, name, path, -1, from_dir);
+                if (b->n > before) /* a zoo file listed by directory, or one opened before */
+                    b->items[before].acc = ui_known_accuracy(path, NULL, 0);
             }
             free(names[i]);
         }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 char *fmt_count(int64_t v, char *buf, size_t len)
@@ -68,6 +69,16 @@ char *fmt_pts(double delta_frac, char *buf, size_t len)
     else
         snprintf(buf, len, "%+.1f", p);
     return buf;
+}
+
+char *fmt_pts_between(double from, double to, char *buf, size_t len)
+{
+    char a[32], b[32];
+    if (from < 0 || to < 0 || isnan(from) || isnan(to))
+        return fmt_pts(to - from, buf, len);
+    /* the difference of the two figures as fmt_pct prints them, so the three always agree */
+    return fmt_pts((strtod(fmt_pct(to, b, sizeof b), NULL) - strtod(fmt_pct(from, a, sizeof a), NULL)) / 100.0, buf,
+                   len);
 }
 
 char *fmt_err(double v, char *buf, size_t len)

@@ -17,6 +17,9 @@ char *fmt_count_exact(int64_t v, char *buf, size_t len);
 char *fmt_ratio(double before, double after, char *buf, size_t len);
 /* Fraction 0..1 as a percentage with one decimal: "72.3%"; "-" for a negative (unknown) value. */
 char *fmt_pct(double frac, char *buf, size_t len);
+/* The change from `from` to `to` (fractions) in points, as the difference of the two figures
+ * fmt_pct prints: "92.0% -> 92.0%" never reads "+0.1" beside them. */
+char *fmt_pts_between(double from, double to, char *buf, size_t len);
 /* Signed difference in percentage points: "+0.4", "-1.2", "0.0". */
 char *fmt_pts(double delta_frac, char *buf, size_t len);
 /* A small non-negative error: "0.21", "0.012", "1.3e-07", "0" ; "-" when negative. */

@@ -52,9 +52,9 @@ int ui_tab_at(const ui_state *s, int x)
 const char *ui_footer_keys(const ui_state *s)
 {
     if (s->browse.active && s->browse.opening)
-        return "Esc cancels the opening  up/down select  Enter open another  d directory  w save";
-    if (s->browse.active)
-        return "up/down select  Enter open  c compare  d directory  w save  Esc close";
+        return "Esc cancels the opening  Enter open another  up/down select  d directory  w save  ? help  q quit";
+    if (s->browse.active) /* at 80 columns the last hints before help give way first */
+        return "Enter open  Esc close  c compare  d directory  w save  up/down select  ? help  q quit";
     if (s->cmp.active)
         return "up/down PgUp/PgDn layers  Esc back to the screen  o another model  ? help  q quit";
     if (s->screen == SCR_EXAMPLE && s->edit.active)
@@ -159,7 +159,7 @@ static void title_right(const ui_state *s, int level, char *out, size_t len)
     out[0] = 0;
     fmt_pct(s->have_orig ? s->orig.accuracy : 0, a, sizeof a);
     fmt_pct(s->have_cur ? s->cur.accuracy : 0, b, sizeof b);
-    fmt_pts(s->have_cur ? s->cur.accuracy - s->orig.accuracy : 0, c, sizeof c);
+    fmt_pts_between(s->have_cur ? s->orig.accuracy : 0, s->have_cur ? s->cur.accuracy : 0, c, sizeof c);
     if (!s->have_orig)
         at += (size_t)snprintf(out, len, "  acc ...");
     else if (!s->have_cur)

@@ -71,6 +71,8 @@ int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e)
     }
     s->graph.n = n;
     s->graph.sel = s->graph.scroll = 0;
+    s->graph.time_state = UI_TIME_NONE;
+    s->graph.total_us = 0;
     for (int i = 0; i < n; ++i) {
         ui_gnode *g = &s->graph.nodes[i];
         const rs_layer_info *li = &info[i];
@@ -82,12 +84,90 @@ int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e)
         g->macs = li->macs;
         g->inputs = computed_inputs(m, li->node);
         g->layer = -1;
+        g->timed = g->fused_into = -1;
         for (int k = 0; k < s->n_layers; ++k)
             if (s->layers[k].node == li->node)
                 g->layer = k;
     }
     free(info);
     return 0;
+}
+
+void ui_graph_set_times(ui_state *s, const infer_prof *p, const char *why)
+{
+    ui_graph_state *g = &s->graph;
+    if (!p || p->n_nodes != g->n) {
+        g->time_state = UI_TIME_FAILED;
+        snprintf(g->time_err, sizeof g->time_err, "%s", p ? "measured on another model" : why ? why : "failed");
+        return;
+    }
+    for (int i = 0; i < g->n; ++i) {
+        g->nodes[i].timed = p->kind[i];
+        g->nodes[i].us = p->us[i];
+        g->nodes[i].fused_into = p->fused_into[i];
+    }
+    g->total_us = p->steps_us;
+    g->time_images = p->n_images;
+    g->time_state = UI_TIME_DONE;
+    g->time_err[0] = 0;
+}
+
+void ui_graph_time_text(const ui_state *s, int i, char *us, size_t us_len, char *pct, size_t pct_len)
+{
+    const ui_graph_state *g = &s->graph;
+    pct[0] = 0;
+    if (g->time_state == UI_TIME_RUNNING || g->time_state == UI_TIME_NONE) {
+        snprintf(us, us_len, "%s", s->utf8 ? "\u2026" : "...");
+        return;
+    }
+    const ui_gnode *nd = &g->nodes[i];
+    if (g->time_state != UI_TIME_DONE || nd->timed < 0) {
+        snprintf(us, us_len, "-");
+        return;
+    }
+    if (nd->timed == INFER_NODE_FUSED) {
+        snprintf(us, us_len, "fused");
+        return;
+    }
+    if (nd->timed == INFER_NODE_VIEW) {
+        snprintf(us, us_len, "view");
+        return;
+    }
+    /* three significant figures down to 0.01 us; shares below 0.1 % still say they exist */
+    snprintf(us, us_len, nd->us >= 100 ? "%.0f" : nd->us >= 10 ? "%.1f" : "%.2f", nd->us);
+    double share = g->total_us > 0 ? 100 * nd->us / g->total_us : 0;
+    snprintf(pct, pct_len, share >= 0.1 || share == 0 ? "%.1f%%" : "<0.1%%", share);
+}
+
+int ui_time_images(int64_t macs_per_image, int available)
+{
+    double n = macs_per_image > 0 ? 2e10 / (double)macs_per_image : 512;
+    int k = n > 512 ? 512 : n < 16 ? 16 : (int)n;
+    return k < available ? k : available;
+}
+
+void ui_graph_time_note(const ui_state *s, char *buf, size_t len)
+{
+    const ui_graph_state *g = &s->graph;
+    const char *mu = s->utf8 ? "\u00b5s" : "us";
+    const ui_gnode *sel = g->n > 0 ? &g->nodes[g->sel] : NULL;
+    switch (g->time_state) {
+    case UI_TIME_DONE:
+        if (sel && sel->timed == INFER_NODE_FUSED && sel->fused_into >= 0)
+            snprintf(buf, len, "%s runs inside %s's kernel step: its time is in that row", sel->name,
+                     g->nodes[sel->fused_into].name);
+        else if (sel && sel->timed == INFER_NODE_VIEW)
+            snprintf(buf, len, "%s is a view of its input (same memory): nothing runs", sel->name);
+        else
+            snprintf(buf, len, "time: CPU %s per image, 1 thread, %d test images, %.0f %s in all; fused: timed with "
+                     "the step that runs it", mu, g->time_images, g->total_us, mu);
+        break;
+    case UI_TIME_FAILED:
+        snprintf(buf, len, "time: not measured: %s", g->time_err);
+        break;
+    default:
+        snprintf(buf, len, "time: measuring every node on test images (1 thread) %.0f%%", 100 * g->time_progress);
+    }
 }
 
 /* Rows of the graph table for s->lines: header, tabs, column titles, footer, status. */

@@ -609,7 +609,13 @@ static const char *const help_example[] = {
 
 static const char *const help_graph[] = {
     "up/down, PgUp/PgDn     select a node (Home/End: first/last)",
-    "Enter                  on a weighted node (Conv/Gemm/MatMul): its slider on the Layers screen"};
+    "Enter                  on a weighted node (Conv/Gemm/MatMul): its slider on the Layers screen",
+    "columns                output shape per image, params, MACs per image, measured time",
+    "time                   CPU microseconds per image of the original model, one thread, on the",
+    "                       first test images (measured in the background when the screen first",
+    "                       shows); \"fused\": the node runs inside the kernel of an earlier node",
+    "                       (Conv+Relu+MaxPool, Conv+Add+Relu), whose time includes it; \"view\":",
+    "                       Flatten/Reshape, nothing runs. CLI: rankscope info MODEL --time"};
 
 #define HELP(a) a, (int)(sizeof a / sizeof a[0])
 const ui_screen_def ui_screens[SCR_COUNT] = {
@@ -643,9 +649,21 @@ static const char *const help_tail[] = {
     "[eval NN%] in the title bar means the shown accuracy is not yet for the current ranks.",
 };
 
+static const char *const help_browser[] = {
+    "up/down, click         select a model (a click on the selected one opens it)",
+    "Enter                  open it on a worker (asks first when rank changes are unsaved)",
+    "Esc                    close the browser; while a model opens: cancel the opening",
+    "c                      compare the selected model with the open one, layer by layer",
+    "d                      type another directory to list its .onnx files",
+    "w                      save the current plan first",
+    "columns                params, MACs per image, test accuracy when known (the zoo's",
+    "                       catalogue, or the figure measured when it was last opened)"};
+static const ui_screen_def browser_def = {"Model browser", NULL, HELP(help_browser), ""};
+
 int ui_help_lines(const ui_state *s, const char **out, int max)
 {
-    const ui_screen_def *d = &ui_screens[s->screen >= 0 && s->screen < SCR_COUNT ? s->screen : 0];
+    const ui_screen_def *d = s->browse.active ? &browser_def
+                                              : &ui_screens[s->screen >= 0 && s->screen < SCR_COUNT ? s->screen : 0];
     int n = 0;
 #define ADD(str)                                                                                     \
     do {                                                                                             \
@@ -836,7 +854,10 @@ unsigned ui_key(ui_state *s, int key)
         return saveas_key(s, key);
     if (s->view.editing && s->screen == SCR_LAYERS && key != 3) /* typed text is the filter's */
         return ui_view_key(s, key);
-    if (s->browse.active && key != 3) /* ^C asks to quit from anywhere */
+    /* ^C asks to quit from anywhere; so do q and ? here, as the footer says on every screen (Esc
+     * closes the browser or cancels its opening) */
+    if (s->browse.active && key != 3 &&
+        (s->browse.dir_editing || (key != 'q' && key != 'Q' && key != '?' && key != 'h')))
         return ui_browser_key(s, key);
     if (s->cmp.active && key != 3 && key != '?' && key != 'h' && key != 'q' && key != 'Q' && key != 'o')
         return ui_compare_key(s, key);

@@ -208,3 +208,90 @@ void ui_evbmfjob_stop(ui_evbmfjob *o)
     ui_evbmf_free(o->v);
     free(o);
 }
+
+/* ---- The graph view's time column: infer_profile on a worker. */
+struct ui_timejob {
+    ui_job j;
+    const rs_model *m;
+    const uint8_t *pixels;
+    int n;
+    /* under j.mu */
+    double progress;
+    int changed, installed;
+    infer_prof *p;
+};
+
+static int time_progress(void *user, double fraction, const char *what)
+{
+    (void)what;
+    ui_timejob *o = user;
+    pthread_mutex_lock(&o->j.mu);
+    o->progress = fraction;
+    o->changed = 1;
+    int c = o->j.cancel;
+    pthread_mutex_unlock(&o->j.mu);
+    return c;
+}
+
+static void *time_run(void *arg)
+{
+    ui_timejob *o = arg;
+    rs_err e = {{0}};
+    infer_prof *p = NULL;
+    int rc = infer_profile(o->m, NULL, o->pixels, o->n, time_progress, o, &p, &e);
+    pthread_mutex_lock(&o->j.mu);
+    o->p = p;
+    o->j.rc = rc;
+    snprintf(o->j.err, sizeof o->j.err, "%s", e.msg);
+    o->j.done = 1;
+    o->changed = 1;
+    pthread_mutex_unlock(&o->j.mu);
+    return NULL;
+}
+
+ui_timejob *ui_timejob_start(const rs_model *m, const cifar10_set *set, rs_err *e)
+{
+    ui_timejob *o = calloc(1, sizeof *o);
+    if (!o) {
+        rs_fail(e, "out of memory");
+        return NULL;
+    }
+    int64_t macs = 0;
+    model_totals(m, NULL, &macs);
+    o->m = m;
+    o->pixels = set->pixels;
+    o->n = ui_time_images(macs, set->n);
+    if (ui_job_start(&o->j, time_run, o, "node timing", e) != 0) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+int ui_timejob_poll(ui_timejob *o, ui_state *s)
+{
+    pthread_mutex_lock(&o->j.mu);
+    int news = o->changed && !o->installed;
+    o->changed = 0;
+    if (news && o->j.done) {
+        o->installed = 1;
+        if (o->j.rc == 0)
+            ui_graph_set_times(s, o->p, NULL);
+        else
+            ui_graph_set_times(s, NULL, o->j.err);
+    } else if (news) {
+        s->graph.time_state = UI_TIME_RUNNING;
+        s->graph.time_progress = o->progress;
+    }
+    pthread_mutex_unlock(&o->j.mu);
+    return news;
+}
+
+void ui_timejob_stop(ui_timejob *o)
+{
+    if (!o)
+        return;
+    ui_job_stop(&o->j);
+    infer_prof_free(o->p);
+    free(o);
+}

@@ -1,5 +1,6 @@
 /* scr_accuracy.c — screen 3: overall and per-class accuracy, original against current. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fmt.h"
 #include "rankscope/cifar10.h"
@@ -42,9 +43,9 @@ void scr_accuracy(const ui_state *s, const ui_spec *sp)
         w_printf(y, x0 + barw + 1, R_NORMAL, 0, "%6s", fmt_pct(o, a, sizeof a));
         w_put(y, x1, pending ? R_PENDING : R_ACCENT, 0, fmt_bar(n, 1.0, barw, s->utf8, bar, sizeof bar));
         w_printf(y, x1 + barw + 1, R_NORMAL, 0, "%6s", fmt_pct(n, b, sizeof b));
-        double d = n - o;
-        w_printf(y, x1 + barw + 8, d < -0.0005 ? R_BAD : d > 0.0005 ? R_GOOD : R_DIM, 0, "%6s",
-                 fmt_pts(d, c, sizeof c));
+        fmt_pts_between(o, n, c, sizeof c);
+        double d = strtod(c, NULL); /* the change as printed decides its colour */
+        w_printf(y, x1 + barw + 8, d < 0 ? R_BAD : d > 0 ? R_GOOD : R_DIM, 0, "%6s", c);
     }
     int y = 19;
     if (y + 4 > LINES - 2)

@@ -69,7 +69,7 @@ void scr_compare(const ui_state *s)
         fmt_pct(c->b_acc, acc, sizeof acc);
         snprintf(acc_short, sizeof acc_short, "%s", acc);
         if (s->have_orig) {
-            fmt_pts(c->b_acc - s->orig.accuracy, d, sizeof d);
+            fmt_pts_between(s->orig.accuracy, c->b_acc, d, sizeof d);
             snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " (%s pt)", d);
             snprintf(acc_short + strlen(acc_short), sizeof acc_short - strlen(acc_short), " %s", d);
         }

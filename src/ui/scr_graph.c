@@ -1,5 +1,6 @@
-/* scr_graph.c — screen 7: every node of the model in graph order, with output shapes, params and
- * MACs; weighted nodes show their factorized chain where the sliders factorize them. */
+/* scr_graph.c — screen 7: every node of the model in graph order, with output shapes, params,
+ * MACs and measured time; weighted nodes show their factorized chain where the sliders factorize
+ * them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,14 +25,24 @@ static void chain_text(const ui_layer *l, char *buf, size_t len)
     }
 }
 
+/* Below 100 columns the long op names take their usual short forms, so the factor chain keeps
+ * room beside the time column. */
+static const char *op_shown(const char *op, int narrow)
+{
+    if (!narrow)
+        return op;
+    return !strcmp(op, "GlobalAveragePool") ? "GlobalAvgPool" : !strcmp(op, "BatchNormalization") ? "BatchNorm" : op;
+}
+
 void scr_graph(const ui_state *s, const ui_spec *sp)
 {
     (void)sp;
     const ui_graph_state *g = &s->graph;
     char a[32], b[32], chain[256];
+    const int narrow = COLS < 100;
     int op_w = 6; /* as wide as the longest op ("GlobalAveragePool"), "Add(2)" included */
     for (int i = 0; i < g->n; ++i) {
-        int w = (int)strlen(g->nodes[i].op) + (g->nodes[i].inputs > 1 ? 3 : 0);
+        int w = (int)strlen(op_shown(g->nodes[i].op, narrow)) + (g->nodes[i].inputs > 1 ? 3 : 0);
         op_w = w > op_w ? w : op_w;
     }
     int out_w = 6; /* "output" */
@@ -41,7 +52,10 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     }
     out_w = out_w > 13 ? 13 : out_w;
     op_w = op_w > 20 ? 20 : op_w; /* an op name is never cut below that (GlobalAveragePool) */
-    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 30; /* the factor chain keeps 30 columns */
+    /* params 8, MACs 9, time 8, its share 7 (not below 100 columns: the selected row's share is
+     * on the line under the table); the factor chain keeps 30 columns */
+    const int pct_w = narrow ? 0 : 7;
+    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - 30;
     int longest = 4; /* "node" */
     for (int i = 0; i < g->n; ++i) {
         int w = w_width(g->nodes[i].name);
@@ -53,12 +67,16 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         name_w = 40;
     if (name_w < 16)
         name_w = 16;
-    int x_op = 2 + name_w + 1, x_out = x_op + op_w + 1, x_p = x_out + out_w + 1, x_m = x_p + 8, x_extra = x_m + 9;
+    int x_op = 2 + name_w + 1, x_out = x_op + op_w + 1, x_p = x_out + out_w + 1, x_m = x_p + 8, x_t = x_m + 9,
+        x_pct = x_t + 8, x_extra = x_pct + pct_w;
     w_put(2, 2, R_DIM, name_w, "node");
     w_put(2, x_op, R_DIM, 0, "op");
     w_put(2, x_out, R_DIM, 0, "output");
     w_rput(2, x_p, 7, R_DIM, "params");
     w_rput(2, x_m, 8, R_DIM, "MACs");
+    w_rput(2, x_t, 7, R_DIM, s->utf8 ? "\u00b5s/img" : "us/img");
+    if (!narrow)
+        w_rput(2, x_pct, 6, R_DIM, "time");
     int rows = ui_graph_rows(s);
     for (int r = 0; r < rows && g->scroll + r < g->n; ++r) {
         int i = g->scroll + r, y = 3 + r;
@@ -77,21 +95,44 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         }
         w_put(y, 2, role, name_w, name);
         char op[32], opc[4 * sizeof op + 4];
-        snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", nd->op, nd->inputs);
+        snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", op_shown(nd->op, narrow), nd->inputs);
         w_put(y, x_op, role, op_w, fmt_cut(op, op_w, s->utf8, opc, sizeof opc));
         w_put(y, x_out, role, out_w, nd->out);
         w_rput(y, x_p, 7, role, nd->params ? fmt_count(nd->params, a, sizeof a) : "-");
         w_rput(y, x_m, 8, role, nd->macs ? fmt_count(nd->macs, b, sizeof b) : "-");
+        char us[16], pct[16];
+        ui_graph_time_text(s, i, us, sizeof us, pct, sizeof pct);
+        w_rput(y, x_t, 7, nd->timed == INFER_NODE_STEP || sel ? role : R_DIM, us);
+        if (!narrow)
+            w_rput(y, x_pct, 6, role, pct);
         if (nd->layer >= 0 && x_extra < COLS - 4) {
             char cut[4 * sizeof chain + 4];
             chain_text(&s->layers[nd->layer], chain, sizeof chain);
             w_put(y, x_extra, sel ? R_SEL : R_ACCENT, 0, fmt_cut(chain, COLS - x_extra - 1, s->utf8, cut, sizeof cut));
         }
     }
+    char pos[48] = "";
     if (g->n > rows) {
-        char pos[48];
         int last = g->scroll + rows < g->n ? g->scroll + rows : g->n;
         snprintf(pos, sizeof pos, " nodes %d-%d of %d ", g->scroll + 1, last, g->n);
         w_put(3 + rows, COLS - (int)strlen(pos) - 1, R_DIM, 0, pos);
     }
+    char note[300], cut[4 * sizeof note + 4];
+    ui_graph_time_note(s, note, sizeof note);
+    const ui_gnode *sel = g->n > 0 ? &g->nodes[g->sel] : NULL;
+    if (sel && sel->layer >= 0) { /* the selected layer's chain whole, when its row cuts it */
+        chain_text(&s->layers[sel->layer], chain, sizeof chain);
+        if (chain[0] && x_extra + w_width(chain) > COLS - 1)
+            snprintf(note, sizeof note, "%.90s %.200s", sel->name, chain);
+    }
+    if (narrow && sel && sel->timed == INFER_NODE_STEP && g->time_state == UI_TIME_DONE && g->total_us > 0 &&
+        (!sel || sel->layer < 0 || !chain[0] || x_extra + w_width(chain) <= COLS - 1)) {
+        char us[16], pct[16];
+        ui_graph_time_text(s, g->sel, us, sizeof us, pct, sizeof pct);
+        snprintf(note, sizeof note, "%s: %s %s per image, %s of the %.0f %s (%d test images, 1 thread)", sel->name,
+                 us, s->utf8 ? "\u00b5s" : "us", pct, g->total_us, s->utf8 ? "\u00b5s" : "us", g->time_images);
+    }
+    int room = COLS - 2 - (int)strlen(pos) - 2;
+    if (room > 8)
+        w_put(3 + rows, 1, R_DIM, 0, fmt_cut(note, room, s->utf8, cut, sizeof cut));
 }

@@ -239,5 +239,10 @@ void scr_layers(const ui_state *s, const ui_spec *sp)
                  sp->cols);
         int w = COLS - 4;
         scr_spectrum_bars(s, sp, sy, 2, h, w, l->cur.method != DECOMP_NONE ? l->cur.rank : 0);
+    } else if (h >= 3 && sp && sp->pending && s->n_layers > 0) {
+        w_hline(s, sy - 1, 0, COLS);
+        w_put(sy - 1, 2, R_DIM, 0, " singular values ");
+        char cut[4 * sizeof sp->note + 4];
+        w_put(sy, 2, R_PENDING, 0, fmt_cut(sp->note, COLS - 4, s->utf8, cut, sizeof cut));
     }
 }

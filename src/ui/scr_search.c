@@ -70,7 +70,7 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         char d[32], e2[32], f[32];
         w_printf(y++, 1, R_NORMAL, 0, "validation accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
                  fmt_pct(s->search.base, a, sizeof a), fmt_pct(s->search.acc, b, sizeof b),
-                 fmt_pts(s->search.acc - s->search.base, c, sizeof c), s->search.within ? "within" : "NOT within",
+                 fmt_pts_between(s->search.base, s->search.acc, c, sizeof c), s->search.within ? "within" : "NOT within",
                  fmt_count(s->params_total, d, sizeof d), fmt_count(s->search.params, e2, sizeof e2),
                  fmt_ratio((double)s->params_total, (double)s->search.params, r, sizeof r),
                  fmt_ratio((double)s->macs_total, (double)s->search.macs, f, sizeof f));

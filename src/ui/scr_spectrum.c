@@ -5,116 +5,8 @@
 #include <string.h>
 
 #include "fmt.h"
-#include "rankscope/evbmf.h"
 #include "screens.h"
 #include "widgets.h"
-
-static decomp_view view_for(decomp_method m)
-{
-    switch (m) {
-    case DECOMP_SVD: return DECOMP_VIEW_DENSE;
-    case DECOMP_SPATIAL_SVD: return DECOMP_VIEW_SPATIAL;
-    case DECOMP_SLICE_SVD: return DECOMP_VIEW_SLICES;
-    default: return DECOMP_VIEW_MODE0;
-    }
-}
-
-void ui_spec_free(ui_spec *sp)
-{
-    free(sp->sigma);
-    free(sp->energy);
-    free(sp->err);
-    memset(sp, 0, sizeof *sp);
-}
-
-int ui_spec_update(ui_spec *sp, const ui_state *s, const rs_model *m)
-{
-    if (s->n_layers <= 0)
-        return 0;
-    const ui_layer *l = &s->layers[s->sel];
-    decomp_method meth = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
-    if (sp->valid && sp->layer == s->sel && sp->method == meth)
-        return 0;
-    ui_spec_free(sp);
-    sp->layer = s->sel;
-    sp->method = meth;
-    if (meth == DECOMP_NONE) {
-        snprintf(sp->note, sizeof sp->note, "no spectrum: %s cannot be factorized", l->name);
-        return 1;
-    }
-    decomp_view v = view_for(meth);
-    if (!(decomp_views_for(m, l->node) & (1u << v)))
-        v = DECOMP_VIEW_MODE0;
-    decomp_spectrum ds;
-    memset(&ds, 0, sizeof ds);
-    rs_err e;
-    if (decomp_spectrum_of(m, l->node, v, &ds, &e)) {
-        snprintf(sp->note, sizeof sp->note, "%.150s", e.msg);
-        sp->layer = s->sel;
-        return 1;
-    }
-    int n = ds.n;
-    sp->sigma = calloc((size_t)n + 1, sizeof(double));
-    sp->energy = calloc((size_t)n + 1, sizeof(double));
-    sp->err = calloc((size_t)n + 2, sizeof(double));
-    if (!sp->sigma || !sp->energy || !sp->err) {
-        decomp_spectrum_free(&ds);
-        ui_spec_free(sp);
-        return 1;
-    }
-    sp->view = v;
-    sp->rows = ds.rows;
-    sp->cols = ds.cols;
-    sp->n = n;
-    sp->n_mats = ds.n_mats;
-    /* pooled over matrices (one matrix except for slices): mean σ, and energy of all kept parts */
-    double total = 0;
-    double *tail = calloc((size_t)n + 1, sizeof(double));
-    for (int q = 0; q < ds.n_mats; ++q)
-        for (int i = 0; i < n; ++i) {
-            double sv = ds.sigma[(size_t)q * n + i];
-            sp->sigma[i] += sv / ds.n_mats;
-            total += sv * sv;
-        }
-    double cum = 0;
-    for (int i = 0; i < n; ++i) {
-        double part = 0;
-        for (int q = 0; q < ds.n_mats; ++q) {
-            double sv = ds.sigma[(size_t)q * n + i];
-            part += sv * sv;
-        }
-        cum += part;
-        sp->energy[i] = total > 0 ? cum / total : 1;
-    }
-    for (int r = 0; r <= n; ++r) {
-        double kept = r == 0 ? 0 : sp->energy[r - 1];
-        sp->err[r] = sqrt(kept < 1 ? 1 - kept : 0);
-    }
-    free(tail);
-    if (ds.n_mats == 1) {
-        evbmf_result ev;
-        memset(&ev, 0, sizeof ev);
-        int L = ds.rows < ds.cols ? ds.rows : ds.cols, M = ds.rows < ds.cols ? ds.cols : ds.rows;
-        if (evbmf_from_sv(sp->sigma, L, M, &ev, &e) == 0) {
-            sp->evbmf_threshold = ev.threshold;
-            sp->evbmf_rank = ev.rank;
-        }
-        evbmf_result_free(&ev);
-    }
-    if (meth == DECOMP_CP || meth == DECOMP_TUCKER2)
-        snprintf(sp->note, sizeof sp->note,
-                 "%s: spectrum of the mode-0 unfolding (output channels); its truncation error bounds what %s can keep",
-                 decomp_method_name(meth), decomp_method_name(meth));
-    else if (meth == DECOMP_SLICE_SVD)
-        snprintf(sp->note, sizeof sp->note, "slice-svd: mean over the %d kernel slices of %dx%d", ds.n_mats,
-                 ds.rows, ds.cols);
-    else
-        snprintf(sp->note, sizeof sp->note, "%s factorizes this %s matrix: error(r) = sqrt(1 - energy(r)) exactly",
-                 decomp_method_name(meth), decomp_view_name(v));
-    decomp_spectrum_free(&ds);
-    sp->valid = 1;
-    return 1;
-}
 
 void scr_spectrum_bars(const ui_state *s, const ui_spec *sp, int y, int x, int h, int w, int rank)
 {
@@ -220,7 +112,7 @@ void scr_spectrum(const ui_state *s, const ui_spec *sp)
     snprintf(rest_short, sizeof rest_short, "  %s  %s %dx%d  %s", decomp_method_name(sp->method),
              decomp_view_name(sp->view), sp->rows, sp->cols, s->spec_log ? "log" : "linear");
     x = w_put_fit(2, x, R_NORMAL, rest, rest_short);
-    char shortn[160]; /* the note's first clause, or its formula */
+    char shortn[sizeof sp->note]; /* the note's first clause, or its formula */
     const char *semi = strstr(sp->note, "; "), *formula = strstr(sp->note, ": error");
     if (semi)
         snprintf(shortn, sizeof shortn, "%.*s", (int)(semi - sp->note), sp->note);

@@ -4,26 +4,8 @@
 
 #include "rankscope/decomp.h"
 #include "rankscope/model.h"
+#include "spec.h"
 #include "state.h"
-
-/* Spectrum of the selected layer in the view its method factorizes (UI-thread cache). */
-typedef struct ui_spec {
-    int valid;
-    int layer;
-    decomp_method method;
-    decomp_view view;
-    int rows, cols, n, n_mats;
-    double *sigma;      /* n values (for slices: the mean over slices) */
-    double *energy;     /* n cumulative fractions (slices: pooled over slices) */
-    double *err;        /* n + 1: relative Frobenius error of truncating at rank r = 0..n */
-    double evbmf_threshold;
-    int evbmf_rank;
-    char note[160];
-} ui_spec;
-
-/* Recompute the cache when the selected layer or its method changed. Returns 1 if it changed. */
-int ui_spec_update(ui_spec *sp, const ui_state *s, const rs_model *m);
-void ui_spec_free(ui_spec *sp);
 
 /* Every screen's draw function (ui_screens in state.h has the rest of each screen). */
 typedef void (*scr_draw_fn)(const ui_state *s, const ui_spec *sp);

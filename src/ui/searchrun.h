@@ -98,4 +98,13 @@ ui_evbmfjob *ui_evbmfjob_start(const rs_model *m, const ui_state *s, rs_err *e);
 int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s);
 void ui_evbmfjob_stop(ui_evbmfjob *o); /* cancels, joins, frees; accepts NULL */
 
+/* ---- The graph view's time column: infer_profile (infer.h) of the model on the first
+ * ui_time_images of set's images, on a worker. Model and set borrowed. ui_timejob_poll copies the
+ * progress into s->graph and, once done, the times (ui_graph_set_times; the error when it
+ * failed); returns 1 when s changed. */
+typedef struct ui_timejob ui_timejob;
+ui_timejob *ui_timejob_start(const rs_model *m, const cifar10_set *set, rs_err *e);
+int ui_timejob_poll(ui_timejob *o, ui_state *s);
+void ui_timejob_stop(ui_timejob *o); /* cancels, joins, frees; accepts NULL */
+
 #endif

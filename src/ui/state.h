@@ -21,6 +21,7 @@
 #include "example.h"
 #include "rankscope/decomp.h"
 #include "rankscope/eval.h"
+#include "rankscope/infer.h"
 #include "rankscope/model.h"
 #include "rankscope/pipeline.h"
 #include "rankscope/plan.h"
@@ -207,10 +208,22 @@ typedef struct ui_gnode {
     int64_t params, macs;
     int inputs; /* inputs computed by other nodes (2 for an Add) */
     int layer;  /* index into layers for a weighted node, else -1 */
+    /* measured time (ui_graph_set_times): timed is an infer_node_kind, or -1 before the
+     * measurement; us = CPU microseconds per image of the kernel step this node heads;
+     * fused_into = the row whose step runs this node (INFER_NODE_FUSED), else -1 */
+    int timed, fused_into;
+    double us;
 } ui_gnode;
+/* The time column's measurement (a worker runs infer_profile once the screen is first shown). */
+enum { UI_TIME_NONE, UI_TIME_RUNNING, UI_TIME_DONE, UI_TIME_FAILED };
 typedef struct ui_graph_state {
     int n, sel, scroll;
     ui_gnode *nodes; /* owned */
+    int time_state;       /* UI_TIME_* */
+    double time_progress; /* of the running measurement, 0..1 */
+    double total_us;      /* the nodes' sum, CPU microseconds per image */
+    int time_images;      /* images it ran */
+    char time_err[RS_ERR_LEN];
 } ui_graph_state;
 
 /* The model browser (`o`). */
@@ -407,6 +420,17 @@ void ui_compact_name(const char *name, char *out, size_t len);
 void ui_dims_text(const int64_t *d, int n, char *buf, size_t len);
 int ui_graph_rows(const ui_state *s);
 unsigned ui_graph_key(ui_state *s, int key);
+/* The measured times into the rows (p from infer_profile on the same model: its node i is row i);
+ * p NULL: the measurement failed, why says so. */
+void ui_graph_set_times(ui_state *s, const infer_prof *p, const char *why);
+/* The time cells of row i: "12.3" / "4.5%" for a timed step, "fused" / "" for a node run inside
+ * another's step, "view" / "" for a layout-only node, "..." while measuring, "-" without. */
+void ui_graph_time_text(const ui_state *s, int i, char *us, size_t us_len, char *pct, size_t pct_len);
+/* Images the time column is measured on: about 2e10 MACs of work in all (a second or two on one
+ * thread), at least 16 and at most 512, and no more than the set has. */
+int ui_time_images(int64_t macs_per_image, int available);
+/* The line under the table: what the time column measures, its progress, or why it is empty. */
+void ui_graph_time_note(const ui_state *s, char *buf, size_t len);
 
 /* The model browser (browser.c): list the zoo, the shipped net, the recently opened files (missing
  * ones marked) and the .onnx files of dir (reads files: the caller runs it on UI_BROWSE), and its

@@ -681,13 +681,20 @@ static void test_conveniences(void)
     ui_key(s, UI_K_RIGHT); /* 22 */
     unsigned f = ui_key(s, 'u');
     CHECK((f & UI_RECOMPUTE) && s->layers[0].cur.rank == 21, "u undoes the last change (rank %d)", s->layers[0].cur.rank);
+    CHECK(s->dirty, "a change is unsaved");
     ui_key(s, 'u');
     CHECK(s->layers[0].cur.method == DECOMP_NONE, "u again: back to the original");
+    CHECK(!s->dirty, "undone back to the original: nothing unsaved (q does not ask)");
     f = ui_key(s, 'u');
     CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "nothing to undo"), "u at the start says so (%s)", s->msg);
     ui_key(s, 18);
     ui_key(s, 18);
-    CHECK(s->layers[0].cur.rank == 22, "Ctrl-R redoes both (%d)", s->layers[0].cur.rank);
+    CHECK(s->layers[0].cur.rank == 22 && s->dirty, "Ctrl-R redoes both (%d), unsaved again", s->layers[0].cur.rank);
+    ui_state_mark_saved(s);
+    ui_key(s, 'u');
+    CHECK(s->dirty, "saved at rank 22, undone to 21: unsaved");
+    ui_key(s, 18);
+    CHECK(!s->dirty, "redone to the saved 22: nothing unsaved");
     f = ui_key(s, 18);
     CHECK(!(f & UI_RECOMPUTE) && strstr(s->msg, "nothing to redo"), "Ctrl-R at the end says so");
     ui_key(s, 'u');

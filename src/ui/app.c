@@ -245,7 +245,7 @@ static int write_pair(app *A, const char *plan_path, const char *onnx_path, char
     if (rc == 0)
         rc = fileio_write_atomic_pair(plan_path, text, strlen(text), onnx_path, buf, len, &e);
     if (rc == 0) {
-        s->dirty = 0;
+        ui_state_mark_saved(s);
         snprintf(s->msg, sizeof s->msg, "saved %.280s and %.280s", plan_path, onnx_path);
     } else {
         snprintf(why, why_len, "save failed: %.400s", e.msg);

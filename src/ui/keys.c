@@ -611,11 +611,8 @@ static const char *const help_graph[] = {
     "up/down, PgUp/PgDn     select a node (Home/End: first/last)",
     "Enter                  on a weighted node (Conv/Gemm/MatMul): its slider on the Layers screen",
     "columns                output shape per image, params, MACs per image, measured time",
-    "time                   CPU microseconds per image of the original model, one thread, on the",
-    "                       first test images (measured in the background when the screen first",
-    "                       shows); \"fused\": the node runs inside the kernel of an earlier node",
-    "                       (Conv+Relu+MaxPool, Conv+Add+Relu), whose time includes it; \"view\":",
-    "                       Flatten/Reshape, nothing runs. CLI: rankscope info MODEL --time"};
+    "time                   CPU microseconds per image of the original model on one thread, over the first test images, measured in the background when the screen first shows (CLI: rankscope info MODEL --time)",
+    "fused, view            fused: the node runs inside the kernel of an earlier node (Conv+Relu+MaxPool, Conv+Add+Relu), whose time includes it; view: Flatten/Reshape, nothing runs"};
 
 #define HELP(a) a, (int)(sizeof a / sizeof a[0])
 const ui_screen_def ui_screens[SCR_COUNT] = {
@@ -713,6 +710,7 @@ int ui_help_box_width(const ui_state *s)
     int n = ui_help_lines(s, lines, 128), longest = 72; /* the scroll note needs ~70 */
     for (int i = 0; i < n && i < 128; ++i)
         longest = (int)strlen(lines[i]) > longest ? (int)strlen(lines[i]) : longest;
+    longest = longest > 100 ? 100 : longest; /* a paragraph-long entry wraps rather than widens the box */
     return longest + 4 < s->cols ? longest + 4 : s->cols;
 }
 

@@ -55,7 +55,7 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     /* params 8, MACs 9, time 8, its share 7 (not below 100 columns: the selected row's share is
      * on the line under the table); the factor chain keeps 30 columns */
     const int pct_w = narrow ? 0 : 7;
-    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - 30;
+    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (narrow ? 10 : 30);
     int longest = 4; /* "node" */
     for (int i = 0; i < g->n; ++i) {
         int w = w_width(g->nodes[i].name);
@@ -129,8 +129,9 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         (!sel || sel->layer < 0 || !chain[0] || x_extra + w_width(chain) <= COLS - 1)) {
         char us[16], pct[16];
         ui_graph_time_text(s, g->sel, us, sizeof us, pct, sizeof pct);
-        snprintf(note, sizeof note, "%s: %s %s per image, %s of the %.0f %s (%d test images, 1 thread)", sel->name,
-                 us, s->utf8 ? "\u00b5s" : "us", pct, g->total_us, s->utf8 ? "\u00b5s" : "us", g->time_images);
+        const char *mu = s->utf8 ? "\u00b5s" : "us";
+        snprintf(note, sizeof note, "%s: %s %s/img, %s of %.0f %s (%d images, 1 thread)", sel->name, us, mu, pct,
+                 g->total_us, mu, g->time_images);
     }
     int room = COLS - 2 - (int)strlen(pos) - 2;
     if (room > 8)

@@ -162,7 +162,8 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
                          fmt_count(sw->macs[i], a + 16, 16));
             }
     } else {
-        w_put(2, 1, R_DIM, 0, "select a factorizable layer (up/down) to sweep its rank");
+        /* the left half only: the right one has its own heading on this row */
+        w_wrap(2, 1, half - 2, 3, R_DIM, "select a factorizable layer (up/down) to sweep its rank");
     }
     /* right: scatter of every configuration evaluated; with the curve (`c`) below it, or in its
      * place when the terminal is too short for both */

@@ -44,6 +44,8 @@ void ui_state_free(ui_state *s)
     s->n_layers = 0;
     free(s->undo.history);
     s->undo.history = NULL;
+    free(s->undo.saved);
+    s->undo.saved = NULL;
     s->undo.n = s->undo.at = 0;
     free(s->graph.nodes);
     s->graph.nodes = NULL;
@@ -263,6 +265,7 @@ int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err
     }
     ++s->gen;
     undo_reset(s);
+    ui_state_mark_saved(s); /* the plan opened with is on disk */
     ui_state_costs(s, m);
     return 0;
 }
@@ -358,10 +361,31 @@ static void undo_reset(ui_state *s)
 int ui_state_undo_init(ui_state *s)
 {
     free(s->undo.history);
+    free(s->undo.saved);
     s->undo.history = calloc((size_t)UI_UNDO_MAX * (size_t)(s->n_layers ? s->n_layers : 1), sizeof(ui_choice));
-    if (!s->undo.history)
+    s->undo.saved = calloc((size_t)(s->n_layers ? s->n_layers : 1), sizeof(ui_choice));
+    if (!s->undo.history || !s->undo.saved)
         return -1;
     undo_reset(s);
+    ui_state_mark_saved(s);
+    return 0;
+}
+
+void ui_state_mark_saved(ui_state *s)
+{
+    for (int k = 0; k < s->n_layers && s->undo.saved; ++k)
+        s->undo.saved[k] = s->layers[k].cur;
+    s->dirty = 0;
+}
+
+/* Whether some layer's choice differs from the saved ones. */
+static int unsaved(const ui_state *s)
+{
+    if (!s->undo.saved)
+        return 1;
+    for (int k = 0; k < s->n_layers; ++k)
+        if (!pipe_choice_equal(&s->layers[k].cur, &s->undo.saved[k]))
+            return 1;
     return 0;
 }
 
@@ -377,7 +401,7 @@ unsigned ui_undo_step(ui_state *s, int dir)
     u->at = to;
     for (int k = 0; k < s->n_layers; ++k)
         s->layers[k].cur = undo_slot(s, to)[k];
-    s->dirty = 1;
+    s->dirty = unsaved(s);
     ++s->gen;
     snprintf(s->msg, sizeof s->msg, "%s (%d of %d)", dir < 0 ? "undone" : "redone", to, u->n - 1);
     return UI_HANDLED | UI_REDRAW | UI_RECOMPUTE;

@@ -293,6 +293,8 @@ typedef struct ui_compare_state {
 #define UI_UNDO_MAX 64
 typedef struct ui_undo {
     ui_choice *history; /* UI_UNDO_MAX × n_layers, owned (ui_state_init) */
+    ui_choice *saved;   /* n_layers, owned: the choices last saved (or opened with), so stepping
+                         * back to them leaves nothing unsaved */
     int n, at;
 } ui_undo;
 
@@ -392,8 +394,11 @@ ui_evbmf *ui_evbmf_alloc(const ui_state *s);
 int ui_evbmf_run(ui_evbmf *v, const rs_model *m, rs_progress_fn progress, void *user);
 void ui_state_set_evbmf(ui_state *s, const ui_evbmf *v);
 void ui_evbmf_free(ui_evbmf *v); /* accepts NULL */
-/* (Re)start the undo history at the current choices (ui_state_init does it); -1 out of memory. */
+/* (Re)start the undo history at the current choices (ui_state_init does it), which also count as
+ * saved; -1 out of memory. */
 int ui_state_undo_init(ui_state *s);
+/* The current choices were written out: nothing unsaved until they differ again. */
+void ui_state_mark_saved(ui_state *s);
 /* Take methods/ranks from a plan (layer names of the original model). */
 int ui_state_apply_plan(ui_state *s, const rs_model *m, const rs_plan *p, rs_err *e);
 /* The plan of the current choices (entries for factorized layers only). */

@@ -287,7 +287,8 @@ $T send-keys -t tm 7
 check "7: the graph view has a time column (µs/img and its share)" 'wait_for tm "MACs +µs/img +time" 5'
 check "the time column fills in: a Conv row with µs per image and a share" 'wait_for tm "^. +conv1 +Conv +16x32x32 +448 +442\.4K +[0-9]+\.[0-9]+ +[0-9.]+%" 60'
 check "a Relu fused into its conv reads fused, no share of its own" 'wait_for tm "^. +[^ ]+ +Relu +16x32x32 +- +- +fused *$" 5'
-check "the line under the table says what was measured" 'wait_for tm "time: CPU µs per image, 1 thread, [0-9]+ test images, [0-9]+ µs in all" 5'
+check "the line under the table says what was measured" 'wait_for tm "µs/img: CPU, 1 thread, [0-9]+ images, [0-9]+ in all; fused: in an earlier kernel  +nodes" 5'
+check "100 columns: node names whole (a shortcut conv's included), the chain column gives way" 'wait_for tm "^  [^ ]*shortcut\.0 +Conv " 5 && ! cap tm | grep -q "^. …"'
 $T send-keys -t tm Down
 check "a selected fused row names the conv whose kernel runs it" 'wait_for tm "runs inside conv1.s kernel step" 5'
 $T send-keys -t tm 1

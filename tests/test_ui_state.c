@@ -966,7 +966,7 @@ static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *
     CHECK(fused_named, "a selected fused row's note names the node whose step runs it");
     s->graph.sel = 0;
     ui_graph_time_note(s, note, sizeof note);
-    CHECK(strstr(note, "test images") && strstr(note, "1 thread"), "the note says what was measured: %s", note);
+    CHECK(strstr(note, " images") && strstr(note, "1 thread"), "the note says what was measured: %s", note);
     /* a failed measurement: no figures, the reason on the note line */
     ui_graph_set_times(s, NULL, "model input is not CIFAR-10");
     ui_graph_time_text(s, 0, us, sizeof us, pct, sizeof pct);

@@ -159,8 +159,8 @@ void ui_graph_time_note(const ui_state *s, char *buf, size_t len)
         else if (sel && sel->timed == INFER_NODE_VIEW)
             snprintf(buf, len, "%s is a view of its input (same memory): nothing runs", sel->name);
         else
-            snprintf(buf, len, "time: CPU %s per image, 1 thread, %d test images, %.0f %s in all; fused: timed with "
-                     "the step that runs it", mu, g->time_images, g->total_us, mu);
+            snprintf(buf, len, "%s/img: CPU, 1 thread, %d images, %.0f in all; fused: in an earlier kernel", mu,
+                     g->time_images, g->total_us);
         break;
     case UI_TIME_FAILED:
         snprintf(buf, len, "time: not measured: %s", g->time_err);

@@ -53,9 +53,10 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     out_w = out_w > 13 ? 13 : out_w;
     op_w = op_w > 20 ? 20 : op_w; /* an op name is never cut below that (GlobalAveragePool) */
     /* params 8, MACs 9, time 8, its share 7 (not below 100 columns: the selected row's share is
-     * on the line under the table); the factor chain keeps 30 columns */
+     * on the line under the table); names whole before the factor chain, which keeps 10-14
+     * columns and shows whole on that line for the selected layer */
     const int pct_w = narrow ? 0 : 7;
-    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (narrow ? 10 : 30);
+    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (narrow ? 10 : 14);
     int longest = 4; /* "node" */
     for (int i = 0; i < g->n; ++i) {
         int w = w_width(g->nodes[i].name);

@@ -5,7 +5,8 @@
  * weight shapes again, and can be factorized again at a lower rank.
  * And the choice of the next stage after rejections (pipe_next_plan), on the shipped net and
  * sample: a rejected plan is never proposed again, nor one at least as aggressive on all of its
- * layers; the next plan is strictly milder where the rejection still applies. */
+ * layers; the next plan is strictly milder where the rejection still applies. And which epoch a
+ * stage returns (pipe_stage_apply): its trained one when it factorizes, never its start. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,18 +113,35 @@ static int covers(const rs_model *m, const rs_plan *all, const rs_plan *p, const
     return 1;
 }
 
-static void test_next_plan(void)
+/* The shipped net and the CIFAR-10 sample; 0 when both loaded (else checked as failed, freed). */
+static int shipped_and_sample(rs_model **m, cifar10_set **set)
 {
     char path[4096];
     rs_err e = {{0}};
+    *m = NULL, *set = NULL;
     if (rs_find_asset("lenet-cifar10.onnx", path, sizeof path) != 0) {
         CHECK(0, "the shipped net is found");
-        return;
+        return -1;
     }
-    rs_model *m = onnx_load(path, &e);
-    cifar10_set *set = cifar10_load_split(NULL, "sample", NULL, &e);
-    CHECK(m && set && model_infer_shapes(m, &e) == 0, "shipped net and sample (%s)", e.msg);
-    search_ctx *ctx = m && set ? search_ctx_create(m, set, 2, &e) : NULL;
+    *m = onnx_load(path, &e);
+    *set = cifar10_load_split(NULL, "sample", NULL, &e);
+    int ok = *m && *set && model_infer_shapes(*m, &e) == 0;
+    CHECK(ok, "shipped net and sample (%s)", e.msg);
+    if (!ok) {
+        model_free(*m), cifar10_free(*set);
+        *m = NULL, *set = NULL;
+    }
+    return ok ? 0 : -1;
+}
+
+static void test_next_plan(void)
+{
+    rs_err e = {{0}};
+    rs_model *m;
+    cifar10_set *set;
+    if (shipped_and_sample(&m, &set) != 0)
+        return;
+    search_ctx *ctx = search_ctx_create(m, set, 2, &e);
     CHECK(ctx != NULL, "search context (%s)", e.msg);
     if (!ctx) {
         model_free(m), cifar10_free(set);
@@ -220,6 +238,46 @@ out:
     model_free(m);
 }
 
+/* A stage that factorizes is judged on its best validated EPOCH, never on its factorized start
+ * (whose validation accuracy is what the search chose the plan for); a stage that only
+ * fine-tunes keeps its start when training loses. Training at lr 1 destroys the net in one epoch. */
+static void test_stage_epoch(void)
+{
+    rs_err e = {{0}};
+    rs_model *m;
+    cifar10_set *set;
+    if (shipped_and_sample(&m, &set) != 0)
+        return;
+    int half = set->n / 2;
+    cifar10_set tr = *set, va = *set; /* views: the first half trains, the second validates */
+    tr.n = half;
+    va.n = set->n - half;
+    va.pixels = set->pixels + (size_t)half * CIFAR10_PIXELS;
+    va.labels = set->labels + half;
+    finetune_options base;
+    finetune_default_options(&base);
+    base.train.nthreads = 2;
+    rs_plan *plan = plan_of("fc1=svd:40"), *none = plan_alloc();
+    recipe_stage st = {plan, 1, 1.0, 7, 0, 0.5, 4.0, 0};
+    rs_model *out = NULL;
+    finetune_report rep;
+    int rc = plan && none ? pipe_stage_apply(m, m, &st, &tr, &va, &base, &out, &rep, &e) : -1;
+    CHECK(rc == 0 && rep.kept_epoch == 1 && rep.kept_val_acc < rep.start_val_acc - 0.2,
+          "fc1 svd 40 at lr 1: the stage returns its trained epoch (%d; val %.1f%%, start %.1f%%) (%s)",
+          rep.kept_epoch, 100 * rep.kept_val_acc, 100 * rep.start_val_acc, rc ? e.msg : "ok");
+    model_free(out);
+    out = NULL;
+    st.plan = none;
+    rc = none ? pipe_stage_apply(m, m, &st, &tr, &va, &base, &out, &rep, &e) : -1;
+    CHECK(rc == 0 && rep.kept_epoch == 0 && rep.kept_val_acc == rep.start_val_acc,
+          "fine-tuning only, at lr 1: the start is kept (epoch %d, val %.1f%%) (%s)", rep.kept_epoch,
+          100 * rep.kept_val_acc, rc ? e.msg : "ok");
+    model_free(out);
+    plan_free(plan), plan_free(none);
+    cifar10_free(set);
+    model_free(m);
+}
+
 int main(void)
 {
     rs_model *m = testnet_lenet(11);
@@ -248,5 +306,6 @@ int main(void)
     free(x);
     model_free(m);
     test_next_plan();
+    test_stage_epoch();
     return check_done();
 }

@@ -18,6 +18,8 @@
  *    accuracy among the start and the end of every epoch (ties keep the earlier), so fine-tuning
  *    never returns a net worse on validation than it started from. On cancel too: the best
  *    validated state, not the half-trained one. o->report (may be NULL) says which was kept.
+ *    trained_only drops the start from the candidates (see the field): the net returned can
+ *    then be worse than the start.
  *  - bn: before training, a BatchNormalization goes after every Conv (factors included) whose
  *    output no BN reads yet, initialised from that output's per-channel statistics on
  *    calibration images (fit_calib, or the first FINETUNE_BN_IMAGES training images) so that it
@@ -58,6 +60,11 @@ typedef struct finetune_options {
     int distill;
     const rs_model *teacher;  /* distill: NULL = m itself; else this net (same input / classes) */
     int keep_best;            /* 1 (default): return the best validated state, see above */
+    int trained_only;         /* with keep_best: the best among the ends of the epochs only; the
+                               * start is returned only when no epoch completed (staged
+                               * compression's stages: the search chose their plan for the
+                               * start's accuracy on the same validation images, so judging the
+                               * start would accept that choice's luck) */
     finetune_report *report;  /* may be NULL; filled by finetune_run (also on cancel) */
     const float *fit_calib;   /* NULL: the plan's factors approximate the weights (plan_apply);
                                * else fitted to the layer outputs on these fit_n normalised

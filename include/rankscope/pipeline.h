@@ -167,7 +167,8 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
  * factorized (a layer factorized before is folded first, so it is factorized again from its
  * fine-tuned map, at a lower cost), then the whole net fine-tuned
  * for o->epochs epochs (o->finetune's lr and seed) distilled from the ORIGINAL m (alpha /
- * temperature from o->finetune.train), keep-best on val; it is judged against m as compress
+ * temperature from o->finetune.train), its best validated epoch kept (never its factorized
+ * start: pipe_stage_apply below); it is judged against m as compress
  * judges its rounds (validation drop + margin_z paired SE within the tolerance). A stage that
  * misses by at most o->extend_slack points (> 0) is fine-tuned once more, o->epochs epochs from
  * where it ended (a stage that only fine-tunes: a 10-epoch stage recovers only part of what its
@@ -199,7 +200,11 @@ int pipe_fold_layer(rs_model *w, const rs_model *orig, const char *name, rs_err 
 
 /* Stage st on cur (st->plan's layers folded when factorized, factorized by st->plan — nothing for
  * an empty plan — then fine-tuned with st's epochs, lr, seed, BatchNormalization and distillation
- * from orig; base gives the rest: batch, threads, callbacks, fit). */
+ * from orig; base gives the rest: batch, threads, callbacks, fit). A stage that factorizes keeps
+ * its best validated EPOCH (finetune_options.trained_only), never its factorized start: the
+ * search picked the plan for that start's accuracy on the same validation images, and judging
+ * it there accepted plans that test then found 1.6 pt worse. A stage that only fine-tunes (an
+ * extension, the polish) may return its start, so it never loses on validation. */
 int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_stage *st, const cifar10_set *train,
                      const cifar10_set *val, const finetune_options *base, rs_model **out, finetune_report *rep,
                      rs_err *e);

@@ -322,6 +322,7 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         to.teacher_user = teacher;
     }
     int keep = o->keep_best && val && val->n > 0;
+    double start_acc = -1;
     if (keep) {
         if (start_accuracy(w, val, &to, &kp.best_acc, e) != 0) {
             rc = rs_failctx(e, "validation accuracy before fine-tuning");
@@ -333,6 +334,9 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         }
         if (o->report)
             o->report->start_val_acc = kp.best_acc;
+        start_acc = kp.best_acc;
+        if (o->trained_only)
+            kp.best_acc = -1; /* the first completed epoch replaces the start */
         to.on_epoch = keeper_epoch;
         to.epoch_user = &kp;
     }
@@ -351,6 +355,8 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
             model_free(kp.best);
         }
         kp.best = NULL;
+        if (kp.best_epoch == 0) /* no epoch completed: the start, trained_only or not */
+            kp.best_acc = start_acc;
     } else {
         kp.best_epoch = kp.epochs_done = st.epoch;
         kp.best_acc = st.val_acc;

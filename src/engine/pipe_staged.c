@@ -197,6 +197,7 @@ int pipe_stage_apply(const rs_model *orig, const rs_model *cur, const recipe_sta
     fo.train.distill_alpha = (float)st->alpha;
     fo.train.distill_temp = (float)st->temp;
     fo.bn = st->bn;
+    fo.trained_only = st->plan->n > 0;
     fo.report = rep;
     rs_model *w = NULL;
     if (fold_plan(orig, cur, st->plan, &w, e) != 0)

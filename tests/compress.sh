@@ -189,10 +189,10 @@ got = (d["mode"], d["fit"], d["finetune_epochs"], d["min_macs_ratio"], d["stages
 kinds = [r["kind"] for r in d["rounds"]]
 print("mode, fit, epochs, MAC floor, stages, extend, polish, bn:", got, "rounds:", kinds)
 want_kinds = ["stage", "polish"] if d["rounds"][0]["accepted"] else ["stage"]
-sys.exit(0 if got == ("stages", "outputs", 10, 1.4, 6, 0.5, 30, False) and kinds == want_kinds else 1)
+sys.exit(0 if got == ("stages", "outputs", 20, 1.4, 6, 0.5, 40, False) and kinds == want_kinds else 1)
 PY
 }
-point "compress with defaults: stages of 10 epochs (extended by 10 within 0.5 pt), a 30-epoch polish, factors fitted to outputs, MAC floor 1.4 (--rounds 1 caps it)" \
+point "compress with defaults: stages of 20 epochs (extended by 20 within 0.5 pt), a 40-epoch polish, factors fitted to outputs, MAC floor 1.4 (--rounds 1 caps it)" \
     defaults
 
 # ---- staged compression and its recipe -----------------------------------------------------------

@@ -199,6 +199,16 @@ check "80x24 compare: A's line whole" 'wait_for cmp80 "^ A  small\.onnx: 25\.4K 
 check "80x24 compare: B's line with the zoo's accuracy (70.9%), whole" 'wait_for cmp80 "^ B  lenet-cifar10\.onnx: 62\.0K p \(0\.4x\), 651\.7K MACs, acc [0-9.]+% \+[0-9.]+, zoo 70\.9%$" 60'
 $T send-keys -t cmp80 q
 check "cmp80: quits" 'wait_for cmp80 "^EXIT=0" 10'
+if [ -f "$ROOT/assets/zoo/resnet20-lowrank.onnx" ]; then
+    CUR=cmprn
+    open cmprn 80 24 "LANG=C.UTF-8" "'$ROOT/assets/zoo/resnet20.onnx'" --compare "'$ROOT/assets/zoo/resnet20-lowrank.onnx'"
+    check "80x24 compare of the zoo ResNet-20 and its low-rank twin: B's line ends with the zoo's figure" \
+        'wait_for cmprn "^ B  resnet20-lowrank: [0-9.]+K p \([0-9.]+x\), .* zoo [0-9.]+%$" 60'
+    check "the two shortcut convs keep both name ends, so they read differently" \
+        'wait_for cmprn "^   layer2…rtcut\.0 " 5 && $T send-keys -t cmprn NPage && wait_for cmprn "^ . layer3…rtcut\.0 " 5'
+    $T send-keys -t cmprn q
+    check "cmprn: quits" 'wait_for cmprn "^EXIT=0" 10'
+fi
 CUR=narrow
 open narrow 80 24 "LANG=C.UTF-8 TERM=xterm-mono NO_COLOR=1" "'$ROOT/tests/data/zoo/acts.onnx'"
 check "acts 80x24: table drawn" 'wait_for narrow "conv2 +Conv" 30'

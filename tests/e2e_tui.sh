@@ -96,6 +96,7 @@ $T send-keys -t main 3
 check "accuracy screen: per-class bars and the evaluation set" 'wait_for main "truck" 5 && wait_for main "evaluation set: CIFAR-10 test sample" 5'
 $T send-keys -t main 4
 check "trade-offs screen: sweep and Pareto scatter" 'wait_for main "accuracy vs rank" 5 && wait_for main "Pareto front" 5'
+check "the sweep's last point and the orig label stay apart" 'wait_for main "sweep done" 60 && cap main | grep -qE "[•*] +orig +0\.[0-9]+│" && ! cap main | grep -qE "[•*]orig"'
 $T send-keys -t main c
 check "c on trade-offs: the curve shows a pending state" 'wait_for main "curve (pending|done)" 5'
 check "the curve finishes (done, points plotted)" 'wait_for main "curve done: 5 points" 120'

@@ -42,6 +42,11 @@ static void test_format(void)
     CHECK(!strcmp(fmt_pts_between(0.9196, 0.9204, b, sizeof b), "0.0"), "92.0%% -> 92.0%% reads 0.0 (%s)", b);
     CHECK(!strcmp(fmt_pts_between(0.9204, 0.9206, b, sizeof b), "+0.1"), "92.0%% -> 92.1%% reads +0.1 (%s)", b);
     CHECK(!strcmp(fmt_pts_between(0.7080, 0.5790, b, sizeof b), "-12.9"), "70.8%% -> 57.9%% reads -12.9 (%s)", b);
+    char m2[64];
+    CHECK(!strcmp(fmt_cut_middle("layer2.0.shortcut.0", 14, 0, b, sizeof b), "layer2~rtcut.0") &&
+              strcmp(fmt_cut_middle("layer3.0.shortcut.0", 14, 0, m2, sizeof m2), b) &&
+              !strcmp(fmt_cut_middle("features.conv1", 14, 1, m2, sizeof m2), "features.conv1"),
+          "a cut name keeps both ends: %s (fits: whole)", b);
     CHECK(!strcmp(fmt_err(0.2149, b, sizeof b), "0.21"), "err %s", b);
     CHECK(!strcmp(fmt_err(0.0123, b, sizeof b), "0.012"), "err %s", b);
     CHECK(!strcmp(fmt_err(6.7e-7, b, sizeof b), "6.7e-7") && strlen(b) <= 6, "tiny err fits the column: %s", b);

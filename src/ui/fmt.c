@@ -81,6 +81,31 @@ char *fmt_pts_between(double from, double to, char *buf, size_t len)
                    len);
 }
 
+char *fmt_cut_middle(const char *text, int width, int utf8, char *buf, size_t len)
+{
+    int n = (int)strlen(text);
+    for (const char *p = text; *p; ++p)
+        if ((unsigned char)*p >= 0x80) /* multi-byte: cut at the start, as fmt_cut's callers did */
+            return fmt_cut_start(text, width, utf8, buf, len);
+    if (n <= width || width < 3) {
+        snprintf(buf, len, "%.*s", width < n ? width : n, text);
+        return buf;
+    }
+    int head = (width - 1) / 2, tail = width - 1 - head;
+    snprintf(buf, len, "%.*s%s%s", head, text, utf8 ? "\u2026" : "~", text + n - tail);
+    return buf;
+}
+
+char *fmt_cut_start(const char *text, int width, int utf8, char *buf, size_t len)
+{
+    int n = (int)strlen(text);
+    if (n <= width || width < 2)
+        snprintf(buf, len, "%s", text);
+    else
+        snprintf(buf, len, "%s%s", utf8 ? "\u2026" : "~", text + n - (width - 1));
+    return buf;
+}
+
 char *fmt_err(double v, char *buf, size_t len)
 {
     if (v < 0 || isnan(v))

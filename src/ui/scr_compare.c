@@ -34,10 +34,16 @@ enum { CMP_LINE_BYTES = 640 };
 static void put_line(int y, enum w_role role, const char *long_text, const char *short_text, int utf8)
 {
     char cut[4 * CMP_LINE_BYTES + 4];
+    char shorter[CMP_LINE_BYTES];
+    const char *ext = strstr(short_text, ".onnx:");
+    if (ext) /* the file's stem still names it, and leaves room for the figures */
+        snprintf(shorter, sizeof shorter, "%.*s%s", (int)(ext - short_text), short_text, ext + 5);
     if (w_width(long_text) <= COLS - 2)
         w_put(y, 1, role, 0, long_text);
-    else
+    else if (w_width(short_text) <= COLS - 2 || !ext)
         w_put(y, 1, role, 0, fmt_cut(short_text, COLS - 2, utf8, cut, sizeof cut));
+    else
+        w_put(y, 1, role, 0, fmt_cut(shorter, COLS - 2, utf8, cut, sizeof cut));
 }
 
 void scr_compare(const ui_state *s)
@@ -102,11 +108,7 @@ void scr_compare(const ui_state *s)
             snprintf(rr, sizeof rr, "-");
         char compact[96]; /* "/features/features.3/Conv" reads "features.3/Conv" */
         ui_compact_name(row->name, compact, sizeof compact);
-        size_t nl = strlen(compact);
-        if ((int)nl > name_w)
-            snprintf(name, sizeof name, "%s%s", s->utf8 ? "\u2026" : "~", compact + nl - (size_t)(name_w - 1));
-        else
-            snprintf(name, sizeof name, "%s", compact);
+        fmt_cut_middle(compact, name_w, s->utf8, name, sizeof name);
         int sel = c->scroll + i == c->sel;
         int differs = row->a_params != row->b_params || row->a_macs != row->b_macs;
         enum w_role role = sel ? R_SEL : differs ? R_ACCENT : R_NORMAL;

@@ -147,8 +147,9 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
         free(ys);
         if (s->have_orig) {
             int cy, cx;
+            /* a gap: a sweep point in the last column must not read as "•orig" */
             if (w_plot_cell(&p, p.x1, s->orig.accuracy, &cy, &cx))
-                w_put(cy, cx + 1, R_ORIG, 0, "orig");
+                w_put(cy, cx + 2, R_ORIG, 0, "orig");
         }
         if (l->cur.method == sw->base.method && l->cur.rank > 0)
             w_plot_vline(s, &p, l->cur.rank, R_MARK, "now");

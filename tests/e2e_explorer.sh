@@ -199,6 +199,22 @@ check "80x24 compare: A's line whole" 'wait_for cmp80 "^ A  small\.onnx: 25\.4K 
 check "80x24 compare: B's line with the zoo's accuracy (70.9%), whole" 'wait_for cmp80 "^ B  lenet-cifar10\.onnx: 62\.0K p \(0\.4x\), 651\.7K MACs, acc [0-9.]+% \+[0-9.]+, zoo 70\.9%$" 60'
 $T send-keys -t cmp80 q
 check "cmp80: quits" 'wait_for cmp80 "^EXIT=0" 10'
+# ---- a directory of more models than rows: the browser says which it shows, and pages ---------
+CUR=many
+mkdir -p "$WORK/many"
+for i in $(seq -w 1 30); do cp "$MODEL" "$WORK/many/net$i.onnx"; done # copies: one file under two names is listed once
+$T new-session -d -s many -x 80 -y 24 \
+    "cd '$WORK/many' && env -u RANKSCOPE_DATA RANKSCOPE_ASSETS='$ROOT/assets' XDG_STATE_HOME='$WORK/many-state' LANG=C.UTF-8 '$BIN' net01.onnx; echo EXIT=\$?; sleep 60"
+check "many models: the explorer opens" 'wait_for many "conv2 +Conv" 30'
+$T send-keys -t many o
+check "the browser shows which models the list shows" 'wait_for many "models 1-[0-9]+ of [0-9]+ *$" 10'
+$T send-keys -t many End
+check "End: the last one, the position follows" 'wait_for many "^ > net30\.onnx " 5 && wait_for many "models [0-9]+-([0-9]+) of \1 *$" 5'
+$T send-keys -t many Home
+check "Home: back to the first" 'wait_for many "models 1-[0-9]+ of [0-9]+ *$" 5'
+$T send-keys -t many Escape q
+check "many: quits" 'wait_for many "^EXIT=0" 10'
+
 if [ -f "$ROOT/assets/zoo/resnet20-lowrank.onnx" ]; then
     CUR=cmprn
     open cmprn 80 24 "LANG=C.UTF-8" "'$ROOT/assets/zoo/resnet20.onnx'" --compare "'$ROOT/assets/zoo/resnet20-lowrank.onnx'"

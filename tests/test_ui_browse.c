@@ -182,6 +182,17 @@ static void test_browser(const char *tmp)
         if (strstr(s->browse.items[i].name, "/resnet20.onnx") && strstr(s->browse.items[i].path, "tests/data/zoo"))
             rn = i;
     CHECK(rn >= 0 && s->browse.items[rn].params == 68522, "the typed directory's resnet20.onnx is listed with its params");
+    /* paging: PgDn a page of rows, End the last, Home the first */
+    int page = ui_browser_rows(s), n_items = s->browse.n;
+    ui_key(s, UI_K_PGDN);
+    CHECK(s->browse.sel == (page < n_items - 1 ? page : n_items - 1), "PgDn: a page down (%d rows, at %d)", page,
+          s->browse.sel);
+    ui_key(s, UI_K_END);
+    CHECK(s->browse.sel == n_items - 1 && ui_browser_first(s) == (n_items > page ? n_items - page : 0),
+          "End: the last model, the list scrolled to it");
+    ui_key(s, UI_K_PGUP);
+    ui_key(s, UI_K_HOME);
+    CHECK(s->browse.sel == 0 && ui_browser_first(s) == 0, "Home: the first");
     while (s->browse.sel < rn)
         ui_key(s, UI_K_DOWN);
     f = ui_key(s, 'c');

@@ -454,6 +454,18 @@ unsigned ui_browser_key(ui_state *s, int key)
         b->note[0] = 0;
         b->sel = b->sel + 1 < b->n ? b->sel + 1 : b->sel;
         return UI_HANDLED | UI_REDRAW;
+    case UI_K_PGUP:
+    case UI_K_PGDN:
+    case UI_K_HOME:
+    case UI_K_END: {
+        int page = ui_browser_rows(s), to = key == UI_K_HOME ? 0 : key == UI_K_END ? b->n - 1
+                                          : b->sel + (key == UI_K_PGDN ? page : -page);
+        b->confirm = 0;
+        b->note[0] = 0;
+        b->sel = to >= b->n ? b->n - 1 : to;
+        b->sel = b->sel < 0 ? 0 : b->sel;
+        return UI_HANDLED | UI_REDRAW;
+    }
     case 'w':
         return UI_HANDLED | UI_REDRAW | UI_SAVE;
     case UI_K_ENTER:

@@ -647,7 +647,7 @@ static const char *const help_tail[] = {
 };
 
 static const char *const help_browser[] = {
-    "up/down, click         select a model (a click on the selected one opens it)",
+    "up/down, click         select a model (a click on the selected one opens it); PgUp/PgDn a page, Home/End the ends",
     "Enter                  open it on a worker (asks first when rank changes are unsaved)",
     "Esc                    close the browser; while a model opens: cancel the opening",
     "c                      compare the selected model with the open one, layer by layer",

@@ -59,11 +59,17 @@ void scr_browser(const ui_state *s)
         w_printf(UI_BROWSE_Y + i, 1, role, w - 2, "%s %s%*s %10s %10s %9s", sel ? ">" : " ", name,
                  name_w - w_width(name), "", p, m, a);
     }
-    /* the opening under way, or why a file does not load, on the body's last row */
-    char line[RS_ERR_LEN + 320], lcut[4 * sizeof line + 4];
+    /* the opening under way, or why a file does not load, on the body's last row; at its right
+     * end which rows the list shows when it does not fit */
+    char line[RS_ERR_LEN + 320], lcut[4 * sizeof line + 4], pos[64] = "";
+    if (b->n > rows)
+        snprintf(pos, sizeof pos, " models %d-%d of %d ", first + 1, first + rows < b->n ? first + rows : b->n, b->n);
+    int pw = (int)strlen(pos);
     int kind = ui_browser_status(s, line, sizeof line);
     if (kind) {
         w_fill(y0 + h - 1, 0, w, R_NORMAL);
-        w_put(y0 + h - 1, 1, kind == 1 ? R_PENDING : R_BAD, 0, fmt_cut(line, w - 2, s->utf8, lcut, sizeof lcut));
+        w_put(y0 + h - 1, 1, kind == 1 ? R_PENDING : R_BAD, 0, fmt_cut(line, w - 3 - pw, s->utf8, lcut, sizeof lcut));
     }
+    if (pw)
+        w_put(y0 + h - 1, w - pw - 1, R_DIM, 0, pos);
 }

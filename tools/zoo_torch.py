@@ -60,7 +60,7 @@ class ResNet20(nn.Module):
         return self.linear(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-VGG_CFG = [32, 32, 0, 64, 64, 0, 128, 128, 0, 256, 256, 0]
+VGG_CFG = [32, 32, 0, 64, 64, 0, 128, 128, 0, 128, 128, 0]
 
 
 class Features(nn.Module):

@@ -20,8 +20,8 @@
  *                 blocks, BatchNormalization, 1×1 convolution + BN shortcuts where the shape
  *                 changes (option B); 0.27 M parameters, 41 M MACs per image.
  *      vgg        VGG-style: eight 3×3 convolutions with BatchNormalization and ReLU
- *                 (32, 32, M, 64, 64, M, 128, 128, M, 256, 256, M), 2×2 max pooling, global
- *                 average pooling, a linear classifier; 1.17 M parameters, 53 M MACs.
+ *                 (32, 32, M, 64, 64, M, 128, 128, M, 128, 128, M), 2×2 max pooling, global
+ *                 average pooling, a linear classifier; 0.58 M parameters, 43 M MACs.
  *      mobilenet  MobileNet-style: a 3×3 stem (32 channels), seven depthwise separable blocks
  *                 (3×3 depthwise + BN + ReLU6, 1×1 pointwise + BN + ReLU6; 64, 128/2, 128,
  *                 256/2, 256, 256, 512/2), global average pooling, a linear head.

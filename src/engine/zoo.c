@@ -196,7 +196,7 @@ static int build_resnet20(builder *b, int x)
 }
 
 /* 0 = max pooling */
-static const int vgg_cfg[] = {32, 32, 0, 64, 64, 0, 128, 128, 0, 256, 256, 0};
+static const int vgg_cfg[] = {32, 32, 0, 64, 64, 0, 128, 128, 0, 128, 128, 0};
 
 static int build_vgg(builder *b, int x)
 {
@@ -242,7 +242,7 @@ static const struct {
 } archs[] = {
     {"resnet20", "ResNet-20 (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 channels, BN",
      build_resnet20},
-    {"vgg", "VGG-style: 8 conv3x3+BN+ReLU (32..256 channels), 4 max pools, linear head", build_vgg},
+    {"vgg", "VGG-style: 8 conv3x3+BN+ReLU (32..128 channels), 4 max pools, linear head", build_vgg},
     {"mobilenet", "MobileNet-style: 7 depthwise separable blocks (ReLU6, BN), mean-pooled head",
      build_mobilenet},
 };

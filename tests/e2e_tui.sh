@@ -302,7 +302,7 @@ if [ -f "$ROOT/assets/zoo/vgg.onnx" ]; then
     tui_open sv 100 30 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$ROOT/assets/zoo/vgg.onnx'"
     check "vgg: table drawn" 'wait_for sv "features\.conv8 +Conv" 30'
     $T send-keys -t sv Down Down Down Down Down Down Down 2
-    check "2 on features.conv8 (768x768 SVD): a pending note at once, not a frozen screen" \
+    check "2 on features.conv8 (384x384 SVD): a pending note at once, not a frozen screen" \
         'wait_for sv "computing the spectrum of features\.conv8" 5'
     $T send-keys -t sv 3
     check "meanwhile another screen answers" 'wait_for sv "evaluation set: CIFAR-10 test" 5'

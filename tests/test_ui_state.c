@@ -1159,10 +1159,10 @@ static void test_spectrum_worker(void)
         c6 = layer_named(s, "features.conv6"), c8 = layer_named(s, "features.conv8");
     if (!CHECK(c1 >= 0 && c5 >= 0 && c6 >= 0 && c8 >= 0, "vgg layers found"))
         goto out;
-    CHECK(ui_spec_cost(m, s->layers[c8].node, DECOMP_SPATIAL_SVD) == 768.0 * 768 * 768 &&
+    CHECK(ui_spec_cost(m, s->layers[c8].node, DECOMP_SPATIAL_SVD) == 384.0 * 384 * 384 &&
               ui_spec_cost(m, s->layers[c6].node, DECOMP_CP) == 128.0 * 128 * 1152 &&
               ui_spec_cost(m, s->layers[c1].node, DECOMP_SPATIAL_SVD) == 9.0 * 9 * 96,
-          "SVD cost: conv8 spatial 768^3, conv6 mode-0 128^2*1152, conv1 spatial 9^2*96");
+          "SVD cost: conv8 spatial 384^3, conv6 mode-0 128^2*1152, conv1 spatial 9^2*96");
     ui_spec sp, ref;
     memset(&sp, 0, sizeof sp);
     memset(&ref, 0, sizeof ref);
@@ -1188,7 +1188,7 @@ static void test_spectrum_worker(void)
     /* moving on while a worker runs: one SVD at a time, the wanted one after it */
     s->sel = c8;
     r = ui_spec_update(&sp, &job, s, m);
-    CHECK(r == 1 && sp.pending && job, "conv8 (spatial 768x768): pending (%s)", sp.note);
+    CHECK(r == 1 && sp.pending && job, "conv8 (spatial 384x384): pending (%s)", sp.note);
     s->sel = c5;
     ui_set_choice(s, &s->layers[c5], DECOMP_CP, 8, 0);
     ui_spec_update(&sp, &job, s, m);

@@ -498,6 +498,21 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     int g = t->group, cout_g = t->cout / g;
     size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
     conv_ws ws = conv_scratch(t, s);
+    if (ohw % vl == 0) {
+        /* Output planes that fill whole vectors: the GEMM writes each image's y itself instead of
+         * a chunk's side-by-side result that is then copied out (each output element sums the
+         * same products in the same order either way, so the bits do not change). */
+        for (int k = 0; k < t->K; ++k)
+            ws.boff[k] = (int)((size_t)k * ohw);
+        for (int i = 0; i < ns; ++i)
+            for (int gi = 0; gi < g; ++gi) {
+                chunk_im2col(t, x, i, 1, gi, ws.col, ohw);
+                kern_gemm(t->isa, cout_g, (int)ohw, t->K, w + (size_t)gi * cout_g * t->K, t->K, ws.col, ws.boff,
+                          y + (size_t)i * t->ysz + (size_t)gi * cout_g * ohw, (int)ohw,
+                          b ? b + (size_t)gi * cout_g : NULL, NULL, 0);
+            }
+        return;
+    }
     for (int i0 = 0; i0 < ns; i0 += t->chunk) {
         int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
         size_t P = (size_t)nc * ohw, ldP = tn_round_up(P, vl);
@@ -540,16 +555,21 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
         dw_backward(t, w, x, dy, dx, dw, ns, s->col, s->boff);
         return;
     }
+    /* Output planes that fill whole vectors: dY is read where it lies (its transpose for the
+     * weight gradient, its rows for the input gradient's GEMM, one image at a time) instead of
+     * through a channel-major copy of the chunk. */
+    const int aligned = ohw % vl == 0;
     for (int i0 = 0; i0 < ns; i0 += t->chunk) {
         int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
         size_t P = (size_t)nc * ohw, ldP = tn_round_up(P, vl);
         for (int gi = 0; gi < g; ++gi) {
             const float *wg = w + (size_t)gi * cout_g * t->K;
+            const size_t gofs = (size_t)gi * cout_g * ohw; /* this group's dY within an image */
             /* dY channel-major (cout_g × ldP), the chunk's images side by side */
-            for (int o = 0; o < cout_g; ++o) {
+            for (int o = 0; o < cout_g && !aligned; ++o) {
                 float *row = ws.dyc + (size_t)o * ldP;
                 for (int c = 0; c < nc; ++c)
-                    memcpy(row + c * ohw, dy + (size_t)(i0 + c) * t->ysz + ((size_t)gi * cout_g + o) * ohw,
+                    memcpy(row + c * ohw, dy + (size_t)(i0 + c) * t->ysz + gofs + (size_t)o * ohw,
                            ohw * sizeof *row);
                 memset(row + P, 0, (ldP - P) * sizeof *row);
             }
@@ -557,7 +577,12 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                 /* dYᵀ pixel-major (P × cp), padding lanes zero */
                 if (cp > cout_g)
                     memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);
-                transpose(ws.dyc, ldP, cout_g, (int)P, ws.dyt, (size_t)cp);
+                if (aligned)
+                    for (int c = 0; c < nc; ++c)
+                        transpose(dy + (size_t)(i0 + c) * t->ysz + gofs, ohw, cout_g, (int)ohw,
+                                  ws.dyt + (size_t)c * ohw * cp, (size_t)cp);
+                else
+                    transpose(ws.dyc, ldP, cout_g, (int)P, ws.dyt, (size_t)cp);
                 chunk_im2col(t, x, i0, nc, gi, ws.col, ldP);
                 for (size_t p = 0; p < P; ++p)
                     ws.boff[p] = (int)(p * cp);
@@ -574,7 +599,14 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                     for (int k = 0; k < t->K; ++k)
                         ws.wt[(size_t)k * cout_g + o] = wg[(size_t)o * t->K + k];
                 for (int o = 0; o < cout_g; ++o)
-                    ws.boff[o] = (int)((size_t)o * ldP);
+                    ws.boff[o] = (int)((size_t)o * (aligned ? ohw : ldP));
+                for (int c = 0; c < nc && aligned; ++c) {
+                    kern_gemm(t->isa, t->K, (int)ohw, cout_g, ws.wt, cout_g,
+                              dy + (size_t)(i0 + c) * t->ysz + gofs, ws.boff, ws.col, (int)ohw, NULL, NULL, 0);
+                    col2im_add(t, ws.col, cin_g, dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ohw);
+                }
+                if (aligned)
+                    continue;
                 kern_gemm(t->isa, t->K, (int)ldP, cout_g, ws.wt, cout_g, ws.dyc, ws.boff, ws.col,
                           (int)ldP, NULL, NULL, 0);
                 for (int c = 0; c < nc; ++c)

@@ -149,9 +149,13 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e);
 infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
                          rs_err *e);
 int infer_run_job(infer_ctx *c, const float *xf, const uint8_t *xu, int n, float *out, rs_err *e);
-/* One step of the compiled model over the nt images of worker w's current tile (infer_profile.c
- * times the steps one by one). */
+/* The forward pass of one tile, in parts (infer_profile.c times the steps one by one):
+ * infer_load_tile puts images first..first+nt-1 of xf (floats) or xu (CIFAR-10 bytes, normalised
+ * on the way; exactly one is non-NULL) into worker w's input slot; infer_run_step runs step si on
+ * them; infer_run_tile does all of it and copies the nt results to out. */
+void infer_load_tile(const infer_ctx *c, worker *w, const float *xf, const uint8_t *xu, int first, int nt);
 void infer_run_step(const infer_ctx *c, worker *w, int si, int nt);
+void infer_run_tile(const infer_ctx *c, worker *w, const float *xf, const uint8_t *xu, int first, int nt, float *out);
 
 /* One image at a time, CHW layout. */
 void infer_op_affine(int C, int hw, const float *scale, const float *shift, const float *in,

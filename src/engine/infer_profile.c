@@ -14,7 +14,6 @@
 #include "rankscope/infer.h"
 
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "infer_internal.h"
@@ -34,16 +33,6 @@ void infer_prof_free(infer_prof *p)
     free(p->kind);
     free(p->fused_into);
     free(p);
-}
-
-static void load_tile(const infer_ctx *c, worker *w, const float *x, const uint8_t *xu, int first, int nt)
-{
-    const size_t nin = (size_t)c->in_features;
-    float *dst = w->slots[c->in_slot];
-    if (xu)
-        kern_u8_affine(c->isa, xu + (size_t)first * nin, (size_t)nt * nin, 1.0f / 127.5f, -1.0f, dst);
-    else
-        memcpy(dst, x + (size_t)first * nin, (size_t)nt * nin * sizeof(float));
 }
 
 /* kind and fused_into of every node, from the steps' head nodes. */
@@ -135,12 +124,12 @@ int infer_profile(const rs_model *m, const float *x, const uint8_t *xu, int n, r
     worker *w = &c->workers[0];
     const int tile = c->tile, ntiles = (n + tile - 1) / tile;
     /* warm-up: the first tile once, untimed (page faults, cold caches, lazy allocations) */
-    load_tile(c, w, x, xu, 0, n < tile ? n : tile);
+    infer_load_tile(c, w, x, xu, 0, n < tile ? n : tile);
     for (int si = 0; si < c->n_steps; ++si)
         infer_run_step(c, w, si, n < tile ? n : tile);
     for (int t = 0; t < ntiles; ++t) {
         int first = t * tile, nt = n - first < tile ? n - first : tile;
-        load_tile(c, w, x, xu, first, nt);
+        infer_load_tile(c, w, x, xu, first, nt);
         for (int si = 0; si < c->n_steps; ++si) {
             if (c->steps[si].kind == ST_ALIAS) /* no work: a clock read would be all it measured */
                 continue;
@@ -154,7 +143,7 @@ int infer_profile(const rs_model *m, const float *x, const uint8_t *xu, int n, r
             goto done;
         }
     }
-    /* the plain pass, as run_tile does it: input conversion, the steps, the output copy */
+    /* the plain pass, as evaluation runs a tile: input conversion, the steps, the output copy */
     if (!(sink = infer_alloc_floats((size_t)tile * c->result_numel + 64))) {
         rc = rs_fail(e, "infer_profile: out of memory");
         goto done;
@@ -163,10 +152,7 @@ int infer_profile(const rs_model *m, const float *x, const uint8_t *xu, int n, r
     for (int t = 0; t < ntiles; ++t) {
         int first = t * tile, nt = n - first < tile ? n - first : tile;
         double t0 = thread_ns();
-        load_tile(c, w, x, xu, first, nt);
-        for (int si = 0; si < c->n_steps; ++si)
-            infer_run_step(c, w, si, nt);
-        memcpy(sink, w->slots[c->result_slot], (size_t)nt * c->result_numel * sizeof(float));
+        infer_run_tile(c, w, x, xu, first, nt, sink);
         fwd_ns += thread_ns() - t0;
         if (report(progress, user, 0.5 + 0.5 * (t + 1) / ntiles)) {
             rs_fail(e, "infer_profile: cancelled");

@@ -143,7 +143,7 @@ static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int n
     }
 }
 
-static void run_step(const infer_ctx *c, worker *w, int si, int nt)
+void infer_run_step(const infer_ctx *c, worker *w, int si, int nt)
 {
     const step *s = &c->steps[si];
     float *in = w->slots[s->in_slot];
@@ -247,25 +247,22 @@ static void run_step(const infer_ctx *c, worker *w, int si, int nt)
     }
 }
 
-void infer_run_step(const infer_ctx *c, worker *w, int si, int nt)
-{
-    run_step(c, w, si, nt);
-}
-
-static void run_tile(const infer_ctx *c, worker *w, int first, int nt)
+void infer_load_tile(const infer_ctx *c, worker *w, const float *xf, const uint8_t *xu, int first, int nt)
 {
     float *x = w->slots[c->in_slot];
     const size_t nin = (size_t)c->in_features;
-    if (c->job_xu) {
-        kern_u8_affine(c->isa, c->job_xu + (size_t)first * nin, (size_t)nt * nin,
-                       1.0f / 127.5f, -1.0f, x);
-    } else {
-        memcpy(x, c->job_xf + (size_t)first * nin, (size_t)nt * nin * sizeof(float));
-    }
+    if (xu)
+        kern_u8_affine(c->isa, xu + (size_t)first * nin, (size_t)nt * nin, 1.0f / 127.5f, -1.0f, x);
+    else
+        memcpy(x, xf + (size_t)first * nin, (size_t)nt * nin * sizeof(float));
+}
+
+void infer_run_tile(const infer_ctx *c, worker *w, const float *xf, const uint8_t *xu, int first, int nt, float *out)
+{
+    infer_load_tile(c, w, xf, xu, first, nt);
     for (int si = 0; si < c->n_steps; ++si)
-        run_step(c, w, si, nt);
-    memcpy(c->job_out + (size_t)first * c->result_numel, w->slots[c->result_slot],
-           (size_t)nt * c->result_numel * sizeof(float));
+        infer_run_step(c, w, si, nt);
+    memcpy(out, w->slots[c->result_slot], (size_t)nt * c->result_numel * sizeof(float));
 }
 
 static void work(infer_ctx *c, worker *w)
@@ -277,7 +274,7 @@ static void work(infer_ctx *c, worker *w)
             break;
         int first = t * c->tile;
         int nt = c->job_n - first < c->tile ? c->job_n - first : c->tile;
-        run_tile(c, w, first, nt);
+        infer_run_tile(c, w, c->job_xf, c->job_xu, first, nt, c->job_out + (size_t)first * c->result_numel);
     }
 }
 

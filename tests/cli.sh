@@ -54,6 +54,15 @@ json "d['images']==2000 and d['fell_back_to_sample']==True"; ok $? "fallback eva
 run "$BIN" eval "$MODEL" --split sample
 echo "$out" | grep -Eq "^Accuracy for class: plane is [0-9]+\.[0-9] %$"; ok $? "per-class lines in the tutorial's format"
 
+# --verbose beside --json: the trial lines go to stderr, stdout stays one JSON document
+run "$BIN" search "$MODEL" --split sample --layers fc2 --verbose --json
+json "d['trials']>0 and len(d['plan'])==1"; ok $? "search --verbose --json: stdout is the JSON report"
+trials=$($PY -c "import json; print(json.load(open('$T/out'))['trials'])" 2>/dev/null)
+[ "$(grep -c '^  trial ' "$T/err")" = "${trials:-x}" ] && ! grep -q '^  trial ' "$T/out"
+ok $? "search --verbose --json: one trial line per trial on stderr ($(grep -c '^  trial ' "$T/err") lines), none on stdout"
+run "$BIN" search "$MODEL" --split sample --layers fc2 --json
+! grep -q '^  trial ' "$T/err"; ok $? "search --json without --verbose: no trial lines"
+
 run "$BIN" eval "$T/missing.onnx"
 ok $(( rc != 1 )) "missing model exits 1"
 echo "$err" | grep -q "missing.onnx"; ok $? "missing model error names the file"

@@ -65,7 +65,7 @@ int cli_run_trial(void *run, const search_trial *t)
     const cli_run *u = run;
     if (cli_interrupted)
         return 1;
-    if (u->verbose && !u->quiet) {
+    if (u->verbose) { /* asked for: on stderr even beside --json, which owns only stdout */
         cli_progress_end();
         char line[512];
         fprintf(stderr, "  trial %4d %-8s %-6s acc %6.2f%% on %5d  params %7lld  MACs %8lld  %6.1fs  %s |",
@@ -79,7 +79,7 @@ int cli_run_trial(void *run, const search_trial *t)
 static int on_epoch(void *run, const train_epoch_stats *s)
 {
     const cli_run *u = run;
-    if (u->show_epochs && !u->quiet) {
+    if (u->show_epochs) {
         cli_progress_end();
         fprintf(stderr, "  epoch %2d/%d  loss %.4f  train %5.2f%%  val %5.2f%%  lr %.2e  %.1fs\n", s->epoch,
                 s->epochs, s->train_loss, 100 * s->train_acc, 100 * s->val_acc, s->lr, s->seconds);

@@ -7,9 +7,9 @@
 #include "rankscope/search.h"
 
 typedef struct cli_run {
-    int verbose;     /* a line per search trial */
-    int quiet;       /* --json: nothing but the JSON on stdout, no progress */
-    int show_epochs; /* a line per fine-tuning epoch */
+    int verbose;     /* a line per search trial on stderr */
+    int quiet;       /* --json: no progress bar (trial and epoch lines still follow the two above) */
+    int show_epochs; /* a line per fine-tuning epoch on stderr */
 } cli_run;
 
 /* Options of the search that search and compress share (keys of their cli_opt tables). */

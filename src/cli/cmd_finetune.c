@@ -193,7 +193,7 @@ int cmd_finetune(int argc, char **argv)
         plan_free(plan);
         return CLI_USAGE;
     }
-    cli_run run = {0, a.json, 1};
+    cli_run run = {0, a.json, !a.json};
     rs_model *m = cli_load_model(a.model);
     int rcode = CLI_FAIL, fell_back = 0;
     cifar10_set *train = NULL, *val = NULL, *test = NULL;

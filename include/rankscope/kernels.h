@@ -100,6 +100,19 @@ void kern_conv_cv(kern_isa isa, int M, int npix, int K, const float *wt, int ldw
                   const int *coff, const int *opos, float *out, int ldo, const float *bias, int act, float lo,
                   float hi);
 
+/* 3×3 stride-1 undilated convolution of n images by Winograd F(2×2, 3×3) (kern_wino.c):
+ *   out[m][y][x] = epi(bias[m] + sum_{c,i,j} w[((m·C + c)·3 + i)·3 + j]·in[c][y − pt + i][x − pl + j])
+ * with zero padding, epi as kern_conv_cv's (act 0 none, 1 ReLU, 2 clamp to [lo, hi]); image k
+ * compact (C, H, W) at in + k·in_stride, its output compact (M, Ho, Wo) at out + k·out_stride
+ * (nothing else written). u: kern_wino3x3_weights(M, C, w) into 16·M·C floats, once. scratch:
+ * kern_wino3x3_scratch floats (any content). Results equal direct convolution up to fp32
+ * rounding of the transforms. */
+void kern_wino3x3_weights(int M, int C, const float *w, float *u);
+size_t kern_wino3x3_scratch(kern_isa isa, int C, int M, int Ho, int Wo);
+void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int M,
+                  const float *u, const float *bias, int pt, int pl, int Ho, int Wo, int act, float lo,
+                  float hi, float *scratch, float *out, size_t out_stride);
+
 /* The polyphase split of one image (C, H, W) zero-padded by pt rows on top and pl columns on the
  * left: padded sample (py, px) goes to out[((c·sh + py % sh)·sw + px % sw)·Hq·Wq + (py / sh)·Wq
  * + px / sw], for the phases whose bit (py % sh)·sw + px % sw is set in mask. Only input samples

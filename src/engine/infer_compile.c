@@ -67,6 +67,7 @@ void infer_step_free(step *s)
     free(s->cv_bias);
     free(s->cv_coff);
     free(s->cv_opos);
+    free(s->wino_u);
     model_free(s->op);
 }
 
@@ -231,6 +232,29 @@ static int want_cv(const infer_ctx *c, const step *s)
     double cols = (double)round_up(s->M, 6) * s->ncols;
     /* the scatter epilogue costs about as much as 256 taps of FMAs */
     return s->K >= 256 && cv < 0.85 * cols;
+}
+
+/* Winograd F(2×2, 3×3) for dense 3×3 stride-1 convs with enough channels: 2.25× fewer
+ * multiplies; below the threshold the transforms cost more than they save.
+ * $RANKSCOPE_WINOGRAD=0 turns it off (to measure the ratio), =1 forces it on every eligible
+ * shape (tests). */
+static int want_wino(const step *s)
+{
+    if (s->G != 1 || s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1 || s->dh != 1 || s->dw != 1 ||
+        s->depthwise || s->Ho < 1 || s->Wo < 1)
+        return 0;
+    const char *env = getenv("RANKSCOPE_WINOGRAD");
+    if (env && strcmp(env, "0") == 0)
+        return 0;
+    if (env && strcmp(env, "1") == 0)
+        return 1;
+    /* The transforms cost O(C + M) per tile against O(C·M) saved, and small images fill the GEMM
+     * blocks poorly. Measured per layer (rankscope info --time, 1 thread, under load; zoo vgg,
+     * zoo resnet20, resnet_tv): faster at 32×32 from 32×32 channels (-38 %), at 16×16 from 64×64
+     * (-12 %), at 8×8 and 4×4 from 64×128 (-20 %); slower or even at 32×32 channels on 16×16 and
+     * 8×8 (+5..30 %), 32×64 on 16×16 and 64×64 on 8×8 (the zoo resnet20: +5 % in all). */
+    const long cm = (long)s->C * s->M, hw = (long)s->Ho * s->Wo;
+    return cm >= 8192 || (cm >= 4096 && hw >= 256) || (cm >= 1024 && hw >= 1024);
 }
 
 static int build_cv(infer_ctx *c, step *s, rs_err *e)
@@ -403,6 +427,20 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
         s->depthwise = 1;
         s->pad_floats = kern_dw3x3_scratch(s->Ho, s->Wo, s->sh);
     }
+    if (want_wino(s)) {
+        s->wino = 1;
+        s->wino_u = malloc((size_t)16 * s->M * s->C * sizeof(float));
+        if (!s->wino_u)
+            return rs_fail(e, "node %s: out of memory", n->name);
+        kern_wino3x3_weights(s->M, s->C, s->w, s->wino_u);
+        /* after the direct path's padded input, whose zero border must survive */
+        s->wino_off = s->pad_floats;
+        s->pad_floats += kern_wino3x3_scratch(c->isa, s->C, s->M, s->Ho, s->Wo);
+        size_t cb = (size_t)c->tile * s->M * s->Ho * s->Wo; /* a fused pool reads the whole tile's output */
+        if (s->has_pool && cb > c->cbuf_floats)
+            c->cbuf_floats = cb;
+    }
+    /* the direct kernels stay ready for tiles too small for Winograd (batch-1 latency) */
     if (want_cv(c, s) && build_cv(c, s, e))
         return -1;
     s->out_numel = (int)model_value_numel(&m->values[out_v]);

@@ -72,6 +72,12 @@ typedef struct infer_step {
     float lo, hi;
     int pb, pr, count_pad;
     int clip; /* ST_CONV: a fused Clip (lo, hi) applied to the kernel output (ReLU6) */
+    /* ST_CONV: 3×3 stride 1 by Winograd F(2×2, 3×3) (kern_wino3x3): transformed weights,
+     * scratch in the step's pad buffer from wino_off (the direct kernels, kept for tiles too small
+     * for it, use the part before) */
+    int wino;
+    size_t wino_off;
+    float *wino_u;
     int depthwise; /* ST_CONV: depthwise 3×3, run by kern_dw3x3 (scratch in the step's pad buffer) */
     /* ST_CONV: an epilogue on each image's output (residual Add from in2_slot when post_res,
      * then an activation); ST_AFFINE: its activation (post.scale/shift point at w and bias) */

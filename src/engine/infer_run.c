@@ -127,6 +127,25 @@ static void run_conv(const infer_ctx *c, worker *w, int si, const step *s, int n
     const float *in = w->slots[s->in_slot];
     float *out = w->slots[s->out_slot];
     const float *res = s->post_res ? w->slots[s->in2_slot] : NULL;
+    /* Winograd over the whole tile at once, so small images share the transform GEMMs; below
+     * one block of 2×2 output tiles (batch-1 latency on small images) its GEMMs run mostly on
+     * padding and the direct kernels are faster (measured, rankscope bench latency). */
+    if (s->wino && (size_t)nt * ((s->Ho + 1) / 2) * ((s->Wo + 1) / 2) >= 64) {
+        const size_t on = (size_t)s->M * s->Ho * s->Wo;
+        float *o = s->has_pool ? w->cbuf : out;
+        const size_t os = s->has_pool ? on : (size_t)s->out_numel;
+        kern_wino3x3(c->isa, nt, s->C, s->H, s->W, in, (size_t)s->in_numel, s->M, s->wino_u, s->bias, s->pt,
+                     s->pl, s->Ho, s->Wo, s->clip ? 2 : s->relu, s->lo, s->hi, w->pads[si] + s->wino_off, o, os);
+        for (int img = 0; img < nt; ++img) {
+            float *dst = out + (size_t)img * s->out_numel;
+            if (s->has_pool)
+                pool(c, s->M, s->Ho, s->Wo, s->Wo, s->Ho * s->Wo, w->cbuf + img * on, &s->pool, dst);
+            if (s->has_post)
+                kern_post_apply(c->isa, s->M, s->Ho * s->Wo, dst, res ? res + (size_t)img * s->out_numel : NULL,
+                                dst, &s->post);
+        }
+        return;
+    }
     for (int img = 0; img < nt; ++img) {
         const float *src = in + (size_t)img * s->in_numel;
         float *dst = out + (size_t)img * s->out_numel;

@@ -201,6 +201,41 @@ static void dw_backward(const tn_node *t, const float *w, const float *x, const 
         }
 }
 
+/* ---- input gradient of stride-1 convolutions as a convolution of dY ---------------------------- *
+ * With unit strides and dilations, dx[c][iy][ix] = Σ_{o,ki,kj} W[o][c][ki][kj]·dY[o][iy+pt−ki][ix+pl−kj]:
+ * a convolution of dY, zero-padded by kh−1−pt rows and kw−1−pl columns, with the flipped kernel.
+ * kern_gemm reads the padded planes through row offsets (M = Cin/g, K = Cout/g·kh·kw, N = ih rows
+ * of the padded width; the kw−1 extra columns of each row are computed and dropped), so there is
+ * no dcol to write (kh·kw times dx's size) nor col2im to scatter it, and the GEMM's reduction runs
+ * over Cout/g·kh·kw instead of Cout/g (a 16-channel layer's K = 16 is mostly tile stores). */
+typedef struct dxc_geom {
+    int T, L, wp;    /* padding rows above, columns left; padded width */
+    size_t plane, n; /* padded plane floats; GEMM columns (ih·wp rounded up to whole vectors) */
+} dxc_geom;
+
+static int dxc_ok(const tn_node *t)
+{
+    return t->sh == 1 && t->sw == 1 && t->dh == 1 && t->dw == 1 && t->pt <= t->kh - 1 && t->pl <= t->kw - 1 &&
+           t->oh - t->pt <= t->ih && t->ow - t->pl <= t->iw;
+}
+
+static dxc_geom dxc_geom_of(const tn_node *t)
+{
+    dxc_geom g;
+    g.T = t->kh - 1 - t->pt, g.L = t->kw - 1 - t->pl, g.wp = t->iw + t->kw - 1;
+    g.plane = (size_t)(t->ih + t->kh - 1) * g.wp;
+    g.n = tn_round_up((size_t)t->ih * g.wp, (size_t)kern_vl(t->isa));
+    return g;
+}
+
+/* padded dY planes (+ the last GEMM columns' overrun), the GEMM's output */
+static size_t dxc_scratch(const tn_node *t)
+{
+    dxc_geom g = dxc_geom_of(t);
+    int cin_g = t->cin / t->group, cout_g = t->cout / t->group;
+    return (size_t)cout_g * g.plane + g.n + (size_t)cin_g * g.n;
+}
+
 /* ---- tape entry ---------------------------------------------------------------------------- */
 
 int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e)
@@ -247,6 +282,12 @@ int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
         t->boff_ints = P > K ? P : K;
         if (t->boff_ints < (size_t)cout_g)
             t->boff_ints = (size_t)cout_g;
+        if (dxc_ok(t)) {
+            size_t k2 = (size_t)cout_g * t->kh * t->kw;
+            t->col_floats += dxc_scratch(t);
+            if (t->boff_ints < k2)
+                t->boff_ints = k2;
+        }
         if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
             TN_NODE_ERR(e, n, "convolution workspace too large");
     }
@@ -439,7 +480,7 @@ TN_VEC static void transpose(const float *restrict src, size_t lds, int rows, in
 
 /* Workspace carve-up for one conv node (see tn_compile's sizing). */
 typedef struct conv_ws {
-    float *col, *tmp, *dyc, *dyt, *wt;
+    float *col, *tmp, *dyc, *dyt, *wt, *dyp; /* dyp: dx_as_conv's planes, then its output */
     int *boff;
 } conv_ws;
 
@@ -455,6 +496,7 @@ static conv_ws conv_scratch(const tn_node *t, const tn_scratch *s)
     w.dyc = w.tmp + tmp;
     w.dyt = w.dyc + (size_t)cout_g * ldP;
     w.wt = w.dyt + P * (size_t)t->coutpad;
+    w.dyp = w.wt + K * (size_t)cout_g;
     w.boff = s->boff;
     return w;
 }
@@ -533,6 +575,25 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     }
 }
 
+/* dx (+)= the input gradient of one image's group gi (dy: that group's planes) by dxc's GEMM;
+ * a (Cin/g × Cout/g·kh·kw, the flipped weights) and the row offsets are the caller's. */
+static void dx_as_conv(const tn_node *t, const dxc_geom *g, const float *a, const int *boff, const float *dy,
+                       float *dx, float *dyp)
+{
+    int cin_g = t->cin / t->group, cout_g = t->cout / t->group, k2 = cout_g * t->kh * t->kw;
+    float *out = dyp + (size_t)cout_g * g->plane + g->n;
+    memset(dyp, 0, ((size_t)cout_g * g->plane + g->n) * sizeof *dyp);
+    for (int o = 0; o < cout_g; ++o)
+        for (int oy = 0; oy < t->oh; ++oy)
+            memcpy(dyp + (size_t)o * g->plane + (size_t)(oy + g->T) * g->wp + g->L,
+                   dy + ((size_t)o * t->oh + oy) * t->ow, (size_t)t->ow * sizeof *dyp);
+    kern_gemm(t->isa, cin_g, (int)g->n, k2, a, k2, dyp, boff, out, (int)g->n, NULL, NULL, 0);
+    for (int c = 0; c < cin_g; ++c)
+        for (int iy = 0; iy < t->ih; ++iy)
+            add_into(dx + ((size_t)c * t->ih + iy) * t->iw, out + (size_t)c * g->n + (size_t)iy * g->wp,
+                     (size_t)t->iw);
+}
+
 static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
                           float *dx, float *dw, float *db, int ns, const tn_scratch *s)
 {
@@ -593,7 +654,24 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                     for (int o = 0; o < cout_g; ++o)
                         dwg[(size_t)o * t->K + k] += ws.tmp[(size_t)k * cp + o];
             }
-            if (dx) {
+            if (dx && dxc_ok(t)) {
+                dxc_geom dg = dxc_geom_of(t);
+                int khw = t->kh * t->kw, k2 = cout_g * khw;
+                /* a[c][(o·kh + ki)·kw + kj] = W[o][c][ki][kj], reading plane o kh−1−ki rows and
+                 * kw−1−kj columns on from the output position */
+                for (int o = 0; o < cout_g; ++o)
+                    for (int c = 0; c < cin_g; ++c)
+                        for (int k = 0; k < khw; ++k)
+                            ws.wt[(size_t)c * k2 + (size_t)o * khw + k] = wg[((size_t)o * cin_g + c) * khw + k];
+                for (int o = 0; o < cout_g; ++o)
+                    for (int ki = 0; ki < t->kh; ++ki)
+                        for (int kj = 0; kj < t->kw; ++kj)
+                            ws.boff[(o * t->kh + ki) * t->kw + kj] =
+                                (int)((size_t)o * dg.plane + (size_t)(t->kh - 1 - ki) * dg.wp + (size_t)(t->kw - 1 - kj));
+                for (int c = 0; c < nc; ++c)
+                    dx_as_conv(t, &dg, ws.wt, ws.boff, dy + (size_t)(i0 + c) * t->ysz + gofs,
+                               dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ws.dyp);
+            } else if (dx) {
                 /* Wᵀ (Kg × cout_g) */
                 for (int o = 0; o < cout_g; ++o)
                     for (int k = 0; k < t->K; ++k)

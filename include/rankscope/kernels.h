@@ -50,6 +50,13 @@ void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, in
 void kern_maxpool2x2(kern_isa isa, int C, int in_rs, int in_cs, const float *in, int Ho, int Wo,
                      int relu, float *out);
 
+/* kern_maxpool's 3×3 window at stride 2, no dilation, pads pt, pl in [0, 2] (torchvision's
+ * stem pool: pads 1), vectorised: the same result (relu as there); input only read inside rows
+ * [0, H) and columns [0, W). Returns -1 (nothing done) when isa has no such kernel (only
+ * AVX-512 has one): call kern_maxpool then. */
+int kern_maxpool3x3s2(kern_isa isa, int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo,
+                      int pt, int pl, int relu, float *out);
+
 /* Depthwise 3×3 convolution of one image (C channels, one filter each), stride 1 or 2, no
  * dilation, zero padding pt on top and pl on the left (bottom and right follow from Ho, Wo):
  *   out[c][y][x] = min(hi, max(lo, bias[c] + sum_ij w[9c + 3i + j]·in[c][y·s − pt + i][x·s − pl + j]))

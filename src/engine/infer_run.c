@@ -49,7 +49,8 @@ static void pool(const infer_ctx *c, int C, int H, int W, int rs, int cs, const 
     if (p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->dh == 1 && p->dw == 1 &&
         p->pt == 0 && p->pl == 0 && 2 * p->Ho <= H && 2 * p->Wo <= W)
         kern_maxpool2x2(c->isa, C, rs, cs, in, p->Ho, p->Wo, 0, out);
-    else
+    else if (p->kh != 3 || p->kw != 3 || p->sh != 2 || p->sw != 2 || p->dh != 1 || p->dw != 1 ||
+             kern_maxpool3x3s2(c->isa, C, H, W, rs, cs, in, p->Ho, p->Wo, p->pt, p->pl, 0, out))
         kern_maxpool(C, H, W, rs, cs, in, p->Ho, p->Wo, p->kh, p->kw, p->sh, p->sw, p->dh, p->dw,
                      p->pt, p->pl, 0, out);
 }

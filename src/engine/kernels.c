@@ -114,6 +114,53 @@ pool2x2_avx512(int C, int in_rs, int in_cs, const float *in, int Ho, int Wo, int
         }
 }
 
+/* 3×3 stride-2 windows (torchvision's stem pool), 16 outputs per step: the vertical max of the
+ * window's rows over 33 input columns (masked loads: columns and rows outside the input never
+ * win, as in the definition), then max(x[2k], x[2k+1], x[2k+2]) by lane permutes. Same
+ * comparisons as kern_maxpool's (a later row or column wins unless the earlier is larger). */
+static const int pool_next_even_idx[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+__attribute__((target("avx512f,avx2,fma"))) static void
+pool3x3s2_avx512(int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo, int pt, int pl,
+                 int relu, float *out)
+{
+    const __m512i ie = _mm512_loadu_si512(pool_even_idx), io = _mm512_loadu_si512(pool_odd_idx);
+    const __m512i in2 = _mm512_loadu_si512(pool_next_even_idx);
+    const __m512 lowest = _mm512_set1_ps(-FLT_MAX), zero = _mm512_setzero_ps();
+    for (int ch = 0; ch < C; ++ch)
+        for (int oy = 0; oy < Ho; ++oy) {
+            float *o = out + ((size_t)ch * Ho + oy) * Wo;
+            for (int ox = 0; ox < Wo; ox += 16) {
+                const int c0 = 2 * ox - pl; /* input column of x[0] */
+                __mmask16 m[3];
+                for (int q = 0; q < 3; ++q) { /* lanes l with 0 <= c0 + 16q + l < W (one lane of the third) */
+                    const int first = c0 + 16 * q, lo = first < 0 ? -first : 0;
+                    int hi = W - first < 16 ? W - first : 16;
+                    hi = q == 2 && hi > 1 ? 1 : hi;
+                    m[q] = (__mmask16)(hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0);
+                }
+                __m512 a = lowest, b = lowest, cc = lowest;
+                for (int i = 0; i < 3; ++i) {
+                    const int y = 2 * oy - pt + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    /* lanes outside the mask are neither read nor faulted */
+                    const float *r = in + (size_t)ch * in_cs + (size_t)y * in_rs + c0;
+                    a = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, m[0], r), a);
+                    b = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, m[1], r + 16), b);
+                    cc = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, m[2], r + 32), cc);
+                }
+                const __m512 e = _mm512_permutex2var_ps(a, ie, b), od = _mm512_permutex2var_ps(a, io, b);
+                const __m512 e2 = _mm512_permutex2var_ps(e, in2, cc);
+                __m512 v = _mm512_max_ps(e2, _mm512_max_ps(od, e));
+                if (relu)
+                    v = _mm512_max_ps(v, zero);
+                const int left = Wo - ox;
+                _mm512_mask_storeu_ps(o + ox, left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1), v);
+            }
+        }
+}
+
 __attribute__((target("avx2,fma"))) static void
 pool2x2_avx2(int C, int in_rs, int in_cs, const float *in, int Ho, int Wo, int relu, float *out)
 {
@@ -296,6 +343,21 @@ void kern_gemm_clamp(kern_isa isa, int M, int N, int K, const float *a, int lda,
                      const float *bias_col, float lo, float hi)
 {
     gemm(isa, M, N, K, a, lda, b, boff, c, ldc, bias_row, bias_col, 2, lo, hi);
+}
+
+int kern_maxpool3x3s2(kern_isa isa, int C, int H, int W, int in_rs, int in_cs, const float *in, int Ho, int Wo,
+                      int pt, int pl, int relu, float *out)
+{
+#ifdef RS_HAVE_X86
+    if (isa == KERN_AVX512 && pt >= 0 && pt <= 2 && pl >= 0 && pl <= 2) {
+        pool3x3s2_avx512(C, H, W, in_rs, in_cs, in, Ho, Wo, pt, pl, relu, out);
+        return 0;
+    }
+#else
+    (void)isa, (void)C, (void)H, (void)W, (void)in_rs, (void)in_cs, (void)in, (void)Ho, (void)Wo, (void)pt;
+    (void)pl, (void)relu, (void)out;
+#endif
+    return -1;
 }
 
 /* 2×2 stride-2 windows without padding: the pooling every LeNet-style net uses. */

@@ -135,6 +135,18 @@ model("slice_back_op13", 13, [N("Slice", ["input", "s", "e", "a", "st"], ["y"], 
       expect='"s" (Slice): step -1 is not supported')
 model("expand_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[2]), N("Expand", ["m", "sh"], ["y"])],
       [("sh", i64(1, 3, 32, 32))])
+# an Expand whose only reader broadcasts anyway (squeeze-and-excitation's x * expand(gate)) is not
+# materialised: the gate as either operand of Mul / Sub; and one the reader needs expanded (its
+# other operand is thinner), which stays a step
+model("expand_gate_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[2, 3]), N("Sigmoid", ["m"], ["g"]),
+                               N("Expand", ["g", "sh"], ["e"]), N("Mul", ["input", "e"], ["y"])],
+      [("sh", i64(1, 3, 32, 32))])
+model("expand_gate_first_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[3]),
+                                     N("Expand", ["m", "sh"], ["e"]), N("Sub", ["e", "input"], ["y"])],
+      [("sh", i64(1, 1, 1, 32))])
+model("expand_grows_op13", 13, [N("ReduceMean", ["input"], ["m"], axes=[2, 3]), N("ReduceMean", ["input"], ["r"], axes=[3]),
+                                N("Expand", ["m", "sh"], ["e"]), N("Mul", ["e", "r"], ["y"])],
+      [("sh", i64(1, 3, 32, 32))])
 model("shuffle_op14", 14, [N("Reshape", ["input", "s1"], ["r"]), N("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
                            N("Reshape", ["t", "s2"], ["y"])], [("s1", i64(0, 3, 4, 8, 32)), ("s2", i64(0, -1, 32, 32))])
 # shape vectors computed at run time from Shape(x), as torch exports view() with a dynamic batch

@@ -705,7 +705,7 @@ void tn_backward(const tn_node *t, rs_model *m, float **act, float **grad, const
 int tn_fresh_ok(rs_op op)
 {
     const rs_op_desc *d = ops_get(op);
-    return op == RS_OP_RELU || op == RS_OP_CLIP || op == RS_OP_BATCHNORM || op == RS_OP_ADD ||
+    return op == RS_OP_RELU || op == RS_OP_CLIP || op == RS_OP_BATCHNORM || op == RS_OP_ADD || op == RS_OP_CONV ||
            (d && !d->train_backward);
 }
 

@@ -201,39 +201,143 @@ static void dw_backward(const tn_node *t, const float *w, const float *x, const 
         }
 }
 
-/* ---- input gradient of stride-1 convolutions as a convolution of dY ---------------------------- *
- * With unit strides and dilations, dx[c][iy][ix] = Σ_{o,ki,kj} W[o][c][ki][kj]·dY[o][iy+pt−ki][ix+pl−kj]:
- * a convolution of dY, zero-padded by kh−1−pt rows and kw−1−pl columns, with the flipped kernel.
- * kern_gemm reads the padded planes through row offsets (M = Cin/g, K = Cout/g·kh·kw, N = ih rows
- * of the padded width; the kw−1 extra columns of each row are computed and dropped), so there is
- * no dcol to write (kh·kw times dx's size) nor col2im to scatter it, and the GEMM's reduction runs
- * over Cout/g·kh·kw instead of Cout/g (a 16-channel layer's K = 16 is mostly tile stores). */
-typedef struct dxc_geom {
-    int T, L, wp;    /* padding rows above, columns left; padded width */
-    size_t plane, n; /* padded plane floats; GEMM columns (ih·wp rounded up to whole vectors) */
-} dxc_geom;
-
-static int dxc_ok(const tn_node *t)
+TN_VEC static void add_into(float *restrict dst, const float *restrict src, size_t n)
 {
-    return t->sh == 1 && t->sw == 1 && t->dh == 1 && t->dw == 1 && t->pt <= t->kh - 1 && t->pl <= t->kw - 1 &&
-           t->oh - t->pt <= t->ih && t->ow - t->pl <= t->iw;
+    for (size_t k = 0; k < n; ++k)
+        dst[k] += src[k];
 }
 
-static dxc_geom dxc_geom_of(const tn_node *t)
+/* ---- stride-1 convolutions as GEMMs over zero-padded planes ------------------------------------ *
+ * With unit strides and dilations, output pixel (y, x) of tap (ki, kj) reads padded sample
+ * (y + ki, x + kj): kern_gemm reads the padded planes through row offsets (K = C·kh·kw rows at
+ * c·plane + ki·wp + kj), N = OH rows of the padded width wp = OW + kw − 1 (the kw − 1 extra columns
+ * of each row are computed and dropped), so no im2col matrix (kh·kw times the input) is written.
+ *   forward: the input zero-padded by pt rows and pl columns, A = W (Cout/g × Cin/g·kh·kw);
+ *   input gradient: dx[c][iy][ix] = Σ_{o,ki,kj} W[o][c][ki][kj]·dY[o][iy+pt−ki][ix+pl−kj], a convolution
+ *     of dY, zero-padded by kh−1−pt rows and kw−1−pl columns, with the flipped kernel (K = Cout/g·kh·kw
+ *     instead of the Cout/g of W_gᵀ·dY, whose dcol then had to be scattered back by col2im).
+ * Each call zeroes the padded planes once; the images then overwrite the same interior, so the
+ * border stays zero. Each output element sums the same products in the same order as im2col's
+ * GEMM (the padding contributes exact zeros), so the forward's bits do not change. */
+typedef struct pad_geom {
+    int C, H, W, T, L; /* source planes, their rows and columns; zero rows above, columns left */
+    int OH, OW, wp;    /* output rows and columns; padded width */
+    size_t plane, n;   /* padded plane floats; GEMM columns (OH·wp rounded up to whole vectors) */
+} pad_geom;
+
+static pad_geom pad_geom_of(const tn_node *t, int C, int H, int W, int T, int L, int OH, int OW)
 {
-    dxc_geom g;
-    g.T = t->kh - 1 - t->pt, g.L = t->kw - 1 - t->pl, g.wp = t->iw + t->kw - 1;
-    g.plane = (size_t)(t->ih + t->kh - 1) * g.wp;
-    g.n = tn_round_up((size_t)t->ih * g.wp, (size_t)kern_vl(t->isa));
+    pad_geom g = {.C = C, .H = H, .W = W, .T = T, .L = L, .OH = OH, .OW = OW, .wp = OW + t->kw - 1};
+    g.plane = (size_t)(OH + t->kh - 1) * g.wp;
+    g.n = tn_round_up((size_t)OH * g.wp, (size_t)kern_vl(t->isa));
     return g;
 }
 
-/* padded dY planes (+ the last GEMM columns' overrun), the GEMM's output */
-static size_t dxc_scratch(const tn_node *t)
+static int pad_fits(const tn_node *t, const pad_geom *g)
 {
-    dxc_geom g = dxc_geom_of(t);
-    int cin_g = t->cin / t->group, cout_g = t->cout / t->group;
-    return (size_t)cout_g * g.plane + g.n + (size_t)cin_g * g.n;
+    return t->sh == 1 && t->sw == 1 && t->dh == 1 && t->dw == 1 && g->T >= 0 && g->L >= 0 &&
+           g->T + g->H <= g->OH + t->kh - 1 && g->L + g->W <= g->wp;
+}
+
+static pad_geom fwd_geom(const tn_node *t)
+{
+    return pad_geom_of(t, t->cin / t->group, t->ih, t->iw, t->pt, t->pl, t->oh, t->ow);
+}
+
+static pad_geom dxc_geom(const tn_node *t)
+{
+    return pad_geom_of(t, t->cout / t->group, t->oh, t->ow, t->kh - 1 - t->pt, t->kw - 1 - t->pl, t->ih, t->iw);
+}
+
+/* The forward only where the padded width costs at most a quarter more GEMM columns than im2col's;
+ * the input gradient always (its alternative is dcol plus col2im). */
+static int fwd_pad_ok(const tn_node *t)
+{
+    pad_geom g = fwd_geom(t);
+    return pad_fits(t, &g) && 4 * (t->kw - 1) <= t->ow;
+}
+
+static int dxc_ok(const tn_node *t)
+{
+    pad_geom g = dxc_geom(t);
+    return pad_fits(t, &g);
+}
+
+/* padded planes (+ the last GEMM columns' overrun), then the GEMM's output (M rows of n) */
+static size_t pad_scratch(const pad_geom *g, int M)
+{
+    return (size_t)g->C * g->plane + g->n + (size_t)M * g->n;
+}
+
+/* pad_gemm's workspace for the forward and the input gradient (whichever are used) */
+static size_t pad_size(const tn_node *t)
+{
+    size_t n = 0;
+    if (dxc_ok(t)) {
+        pad_geom g = dxc_geom(t);
+        n = pad_scratch(&g, t->cin / t->group);
+    }
+    if (fwd_pad_ok(t)) {
+        pad_geom g = fwd_geom(t);
+        if (n < pad_scratch(&g, t->cout / t->group))
+            n = pad_scratch(&g, t->cout / t->group);
+    }
+    return n;
+}
+
+/* Row offsets of K = C·kh·kw; flip reads tap (ki, kj) at (kh−1−ki, kw−1−kj). */
+static void pad_offsets(const tn_node *t, const pad_geom *g, int flip, int *boff)
+{
+    for (int c = 0; c < g->C; ++c)
+        for (int ki = 0; ki < t->kh; ++ki)
+            for (int kj = 0; kj < t->kw; ++kj) {
+                int a = flip ? t->kh - 1 - ki : ki, b = flip ? t->kw - 1 - kj : kj;
+                boff[(c * t->kh + ki) * t->kw + kj] = (int)((size_t)c * g->plane + (size_t)a * g->wp + (size_t)b);
+            }
+}
+
+static void pad_clear(const pad_geom *g, float *ws)
+{
+    memset(ws, 0, ((size_t)g->C * g->plane + g->n) * sizeof *ws);
+}
+
+/* The interior of the padded planes from src (C compact H × W planes). */
+static void pad_fill(const pad_geom *g, const float *src, float *ws)
+{
+    for (int c = 0; c < g->C; ++c)
+        for (int y = 0; y < g->H; ++y)
+            memcpy(ws + (size_t)c * g->plane + (size_t)(y + g->T) * g->wp + g->L, src + ((size_t)c * g->H + y) * g->W,
+                   (size_t)g->W * sizeof *ws);
+}
+
+/* The weight gradient from the same padded input planes: for tap (ki, kj),
+ *   dWᵀ_tap (Cin/g × Cout/g) = A · dYᵀ,  A row c = plane c from ki·wp + kj on (lda = plane),
+ * with dYᵀ pixel-major over the padded width (the kw − 1 extra columns of each row zero): nine
+ * GEMMs over the padded input instead of one over an im2col matrix nine times its size. Scratch:
+ * the padded planes (+ overrun), dYᵀ (n rows of coutpad), the taps' results. */
+static size_t dwp_scratch(const tn_node *t)
+{
+    pad_geom g = fwd_geom(t);
+    return (size_t)g.C * g.plane + g.n + g.n * (size_t)t->coutpad + (size_t)t->kh * t->kw * g.C * t->coutpad;
+}
+
+/* dst (M compact OH × OW planes) = (add: +=) A · the padded planes of src (C compact H × W planes);
+ * ws: pad_scratch floats, cleared by pad_clear for this geometry since it was last used otherwise. */
+static void pad_gemm(const tn_node *t, const pad_geom *g, int M, const float *a, int lda, const int *boff,
+                     const float *bias, const float *src, float *dst, int add, float *ws)
+{
+    float *out = ws + (size_t)g->C * g->plane + g->n;
+    pad_fill(g, src, ws);
+    kern_gemm(t->isa, M, (int)g->n, g->C * t->kh * t->kw, a, lda, ws, boff, out, (int)g->n, bias, NULL, 0);
+    for (int m = 0; m < M; ++m)
+        for (int y = 0; y < g->OH; ++y) {
+            float *d = dst + ((size_t)m * g->OH + y) * g->OW;
+            const float *r = out + (size_t)m * g->n + (size_t)y * g->wp;
+            if (add)
+                add_into(d, r, (size_t)g->OW);
+            else
+                memcpy(d, r, (size_t)g->OW * sizeof *d);
+        }
 }
 
 /* ---- tape entry ---------------------------------------------------------------------------- */
@@ -282,11 +386,14 @@ int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
         t->boff_ints = P > K ? P : K;
         if (t->boff_ints < (size_t)cout_g)
             t->boff_ints = (size_t)cout_g;
-        if (dxc_ok(t)) {
-            size_t k2 = (size_t)cout_g * t->kh * t->kw;
-            t->col_floats += dxc_scratch(t);
-            if (t->boff_ints < k2)
-                t->boff_ints = k2;
+        t->col_floats += pad_size(t);
+        if (dxc_ok(t) && t->boff_ints < (size_t)cout_g * t->kh * t->kw)
+            t->boff_ints = (size_t)cout_g * t->kh * t->kw;
+        if (fwd_pad_ok(t)) {
+            pad_geom fg = fwd_geom(t);
+            t->col_floats += dwp_scratch(t);
+            if (t->boff_ints < fg.n)
+                t->boff_ints = fg.n;
         }
         if (t->col_floats > ((size_t)1 << 28) || K > ((size_t)1 << 24))
             TN_NODE_ERR(e, n, "convolution workspace too large");
@@ -368,12 +475,6 @@ static void im2col_flat(const tn_node *t, const float *x, int cin_g, float *col,
                 zero_edges(t, &s, row);
             }
         }
-}
-
-TN_VEC static void add_into(float *restrict dst, const float *restrict src, size_t n)
-{
-    for (size_t k = 0; k < n; ++k)
-        dst[k] += src[k];
 }
 
 /* col2im of the flat case; the off-edge columns of col are zeroed first (col is scratch), so the
@@ -480,7 +581,7 @@ TN_VEC static void transpose(const float *restrict src, size_t lds, int rows, in
 
 /* Workspace carve-up for one conv node (see tn_compile's sizing). */
 typedef struct conv_ws {
-    float *col, *tmp, *dyc, *dyt, *wt, *dyp; /* dyp: dx_as_conv's planes, then its output */
+    float *col, *tmp, *dyc, *dyt, *wt, *pad, *dwp; /* pad_gemm's and the padded weight gradient's */
     int *boff;
 } conv_ws;
 
@@ -496,7 +597,8 @@ static conv_ws conv_scratch(const tn_node *t, const tn_scratch *s)
     w.dyc = w.tmp + tmp;
     w.dyt = w.dyc + (size_t)cout_g * ldP;
     w.wt = w.dyt + P * (size_t)t->coutpad;
-    w.dyp = w.wt + K * (size_t)cout_g;
+    w.pad = w.wt + K * (size_t)cout_g;
+    w.dwp = w.pad + pad_size(t);
     w.boff = s->boff;
     return w;
 }
@@ -540,6 +642,17 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     int g = t->group, cout_g = t->cout / g;
     size_t ohw = (size_t)t->oh * t->ow, vl = (size_t)kern_vl(t->isa);
     conv_ws ws = conv_scratch(t, s);
+    if (fwd_pad_ok(t)) {
+        pad_geom fg = fwd_geom(t);
+        pad_offsets(t, &fg, 0, ws.boff);
+        pad_clear(&fg, ws.pad);
+        for (int i = 0; i < ns; ++i)
+            for (int gi = 0; gi < g; ++gi)
+                pad_gemm(t, &fg, cout_g, w + (size_t)gi * cout_g * t->K, t->K, ws.boff,
+                         b ? b + (size_t)gi * cout_g : NULL, x + (size_t)i * t->xsz + (size_t)gi * fg.C * t->ih * t->iw,
+                         y + (size_t)i * t->ysz + (size_t)gi * cout_g * ohw, 0, ws.pad);
+        return;
+    }
     if (ohw % vl == 0) {
         /* Output planes that fill whole vectors: the GEMM writes each image's y itself instead of
          * a chunk's side-by-side result that is then copied out (each output element sums the
@@ -575,27 +688,8 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     }
 }
 
-/* dx (+)= the input gradient of one image's group gi (dy: that group's planes) by dxc's GEMM;
- * a (Cin/g × Cout/g·kh·kw, the flipped weights) and the row offsets are the caller's. */
-static void dx_as_conv(const tn_node *t, const dxc_geom *g, const float *a, const int *boff, const float *dy,
-                       float *dx, float *dyp)
-{
-    int cin_g = t->cin / t->group, cout_g = t->cout / t->group, k2 = cout_g * t->kh * t->kw;
-    float *out = dyp + (size_t)cout_g * g->plane + g->n;
-    memset(dyp, 0, ((size_t)cout_g * g->plane + g->n) * sizeof *dyp);
-    for (int o = 0; o < cout_g; ++o)
-        for (int oy = 0; oy < t->oh; ++oy)
-            memcpy(dyp + (size_t)o * g->plane + (size_t)(oy + g->T) * g->wp + g->L,
-                   dy + ((size_t)o * t->oh + oy) * t->ow, (size_t)t->ow * sizeof *dyp);
-    kern_gemm(t->isa, cin_g, (int)g->n, k2, a, k2, dyp, boff, out, (int)g->n, NULL, NULL, 0);
-    for (int c = 0; c < cin_g; ++c)
-        for (int iy = 0; iy < t->ih; ++iy)
-            add_into(dx + ((size_t)c * t->ih + iy) * t->iw, out + (size_t)c * g->n + (size_t)iy * g->wp,
-                     (size_t)t->iw);
-}
-
 static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
-                          float *dx, float *dw, float *db, int ns, const tn_scratch *s)
+                          float *dx, int fresh, float *dw, float *db, int ns, const tn_scratch *s)
 {
     const float *w = m->values[t->param[0]].f;
     int g = t->group, cin_g = t->cin / g, cout_g = t->cout / g, cp = t->coutpad;
@@ -612,6 +706,11 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
             }
     if (!dw && !dx)
         return;
+    /* a fresh dx (garbage on entry) is written by the padded input gradient's GEMM where it alone
+     * covers every element (one group); otherwise cleared for the accumulating paths */
+    const int dx_write = dx && fresh && t->group == 1 && !conv_is_dw(t) && dxc_ok(t);
+    if (dx && fresh && !dx_write)
+        memset(dx, 0, (size_t)ns * t->xsz * sizeof *dx);
     if (conv_is_dw(t)) {
         dw_backward(t, w, x, dy, dx, dw, ns, s->col, s->boff);
         return;
@@ -634,7 +733,31 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                            ohw * sizeof *row);
                 memset(row + P, 0, (ldP - P) * sizeof *row);
             }
-            if (dw) {
+            if (dw && fwd_pad_ok(t)) {
+                pad_geom fg = fwd_geom(t);
+                const int khw = t->kh * t->kw;
+                float *xp = ws.dwp, *bt = xp + (size_t)fg.C * fg.plane + fg.n, *acc = bt + fg.n * (size_t)cp;
+                /* the borders, dYᵀ's extra-column rows and padding lanes stay zero for the whole call */
+                if (i0 == 0 && gi == 0)
+                    memset(xp, 0, ((size_t)fg.C * fg.plane + fg.n + fg.n * (size_t)cp) * sizeof *xp);
+                for (size_t p = 0; p < fg.n; ++p)
+                    ws.boff[p] = (int)(p * cp);
+                float *dwg = dw + (size_t)gi * cout_g * t->K;
+                for (int c = 0; c < nc; ++c) {
+                    const float *dyi = dy + (size_t)(i0 + c) * t->ysz + gofs;
+                    pad_fill(&fg, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, xp);
+                    for (int oy = 0; oy < t->oh; ++oy)
+                        transpose(dyi + (size_t)oy * t->ow, ohw, cout_g, t->ow, bt + (size_t)oy * fg.wp * cp, (size_t)cp);
+                    for (int ki = 0; ki < t->kh; ++ki)
+                        for (int kj = 0; kj < t->kw; ++kj)
+                            kern_gemm(t->isa_dw, cin_g, cp, (int)fg.n, xp + (size_t)ki * fg.wp + kj, (int)fg.plane, bt,
+                                      ws.boff, acc + (size_t)(ki * t->kw + kj) * cin_g * cp, cp, NULL, NULL, 0);
+                    for (int o = 0; o < cout_g; ++o)
+                        for (int ci = 0; ci < cin_g; ++ci)
+                            for (int k = 0; k < khw; ++k)
+                                dwg[(size_t)o * t->K + (size_t)ci * khw + k] += acc[((size_t)k * cin_g + ci) * cp + o];
+                }
+            } else if (dw) {
                 /* dYᵀ pixel-major (P × cp), padding lanes zero */
                 if (cp > cout_g)
                     memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);
@@ -655,7 +778,7 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                         dwg[(size_t)o * t->K + k] += ws.tmp[(size_t)k * cp + o];
             }
             if (dx && dxc_ok(t)) {
-                dxc_geom dg = dxc_geom_of(t);
+                pad_geom dg = dxc_geom(t);
                 int khw = t->kh * t->kw, k2 = cout_g * khw;
                 /* a[c][(o·kh + ki)·kw + kj] = W[o][c][ki][kj], reading plane o kh−1−ki rows and
                  * kw−1−kj columns on from the output position */
@@ -663,14 +786,12 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                     for (int c = 0; c < cin_g; ++c)
                         for (int k = 0; k < khw; ++k)
                             ws.wt[(size_t)c * k2 + (size_t)o * khw + k] = wg[((size_t)o * cin_g + c) * khw + k];
-                for (int o = 0; o < cout_g; ++o)
-                    for (int ki = 0; ki < t->kh; ++ki)
-                        for (int kj = 0; kj < t->kw; ++kj)
-                            ws.boff[(o * t->kh + ki) * t->kw + kj] =
-                                (int)((size_t)o * dg.plane + (size_t)(t->kh - 1 - ki) * dg.wp + (size_t)(t->kw - 1 - kj));
+                pad_offsets(t, &dg, 1, ws.boff);
+                if (i0 == 0 && gi == 0)
+                    pad_clear(&dg, ws.pad);
                 for (int c = 0; c < nc; ++c)
-                    dx_as_conv(t, &dg, ws.wt, ws.boff, dy + (size_t)(i0 + c) * t->ysz + gofs,
-                               dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, ws.dyp);
+                    pad_gemm(t, &dg, cin_g, ws.wt, k2, ws.boff, NULL, dy + (size_t)(i0 + c) * t->ysz + gofs,
+                             dx + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, !dx_write, ws.pad);
             } else if (dx) {
                 /* Wᵀ (Kg × cout_g) */
                 for (int o = 0; o < cout_g; ++o)
@@ -702,5 +823,5 @@ void grad_fwd_conv(const tn_pass *p)
 
 void grad_bwd_conv(const tn_pass *p)
 {
-    conv_backward(p->t, p->m, p->act[p->t->x], p->dy, p->dx, p->dw, p->db, p->ns, p->s);
+    conv_backward(p->t, p->m, p->act[p->t->x], p->dy, p->dx, p->dx_fresh, p->dw, p->db, p->ns, p->s);
 }

@@ -62,14 +62,9 @@ static void *open_run(void *arg)
         model_free(m);
         m = NULL;
     }
-    pthread_mutex_lock(&o->j.mu);
     o->m = m;
     o->s = s;
-    o->j.rc = rc;
-    snprintf(o->j.err, sizeof o->j.err, "%s", rc == RS_CANCELLED ? "cancelled" : e.msg);
-    o->j.done = 1;
-    o->changed = 1;
-    pthread_mutex_unlock(&o->j.mu);
+    ui_job_finish(&o->j, rc, rc == RS_CANCELLED ? "cancelled" : e.msg);
     return NULL;
 }
 
@@ -105,7 +100,7 @@ int ui_openjob_done(ui_openjob *o)
 int ui_openjob_poll(ui_openjob *o, ui_state *s)
 {
     pthread_mutex_lock(&o->j.mu);
-    int news = o->changed && !o->reported;
+    int news = (o->changed || o->j.done) && !o->reported;
     if (news) {
         o->changed = 0;
         s->browse.open_progress = o->progress;
@@ -163,11 +158,7 @@ static int evbmf_progress(void *user, double fraction, const char *what)
 static void *evbmf_run(void *arg)
 {
     ui_evbmfjob *o = arg;
-    int rc = ui_evbmf_run(o->v, o->m, evbmf_progress, o);
-    pthread_mutex_lock(&o->j.mu);
-    o->j.rc = rc;
-    o->j.done = 1;
-    pthread_mutex_unlock(&o->j.mu);
+    ui_job_finish(&o->j, ui_evbmf_run(o->v, o->m, evbmf_progress, o), NULL);
     return NULL;
 }
 
@@ -239,13 +230,8 @@ static void *time_run(void *arg)
     rs_err e = {{0}};
     infer_prof *p = NULL;
     int rc = infer_profile(o->m, NULL, o->pixels, o->n, time_progress, o, &p, &e);
-    pthread_mutex_lock(&o->j.mu);
     o->p = p;
-    o->j.rc = rc;
-    snprintf(o->j.err, sizeof o->j.err, "%s", e.msg);
-    o->j.done = 1;
-    o->changed = 1;
-    pthread_mutex_unlock(&o->j.mu);
+    ui_job_finish(&o->j, rc, e.msg);
     return NULL;
 }
 
@@ -271,7 +257,7 @@ ui_timejob *ui_timejob_start(const rs_model *m, const cifar10_set *set, rs_err *
 int ui_timejob_poll(ui_timejob *o, ui_state *s)
 {
     pthread_mutex_lock(&o->j.mu);
-    int news = o->changed && !o->installed;
+    int news = (o->changed || o->j.done) && !o->installed;
     o->changed = 0;
     if (news && o->j.done) {
         o->installed = 1;

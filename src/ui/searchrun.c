@@ -46,6 +46,16 @@ void ui_job_stop(ui_job *j)
     j->started = 0;
 }
 
+void ui_job_finish(ui_job *j, int rc, const char *err)
+{
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    if (err)
+        snprintf(j->err, sizeof j->err, "%s", rc == RS_CANCELLED && !err[0] ? "cancelled" : err);
+    j->done = 1;
+    pthread_mutex_unlock(&j->mu);
+}
+
 struct ui_search {
     const rs_model *m;
     const cifar10_set *set;
@@ -113,12 +123,8 @@ static void *run(void *arg)
     memset(&res, 0, sizeof res);
     rs_err e = {{0}};
     int rc = search_run(r->m, r->set, &r->o, &res, &e);
-    pthread_mutex_lock(&r->j.mu);
     r->res = res;
-    r->j.rc = rc;
-    snprintf(r->j.err, sizeof r->j.err, "%s", e.msg);
-    r->j.done = 1;
-    pthread_mutex_unlock(&r->j.mu);
+    ui_job_finish(&r->j, rc, e.msg);
     return NULL;
 }
 
@@ -297,14 +303,12 @@ static void *curve_run(void *arg)
     if (rc == 0)
         rc = pipe_curve_run(c->m, ctx, &po, &e);
     search_ctx_free(ctx);
-    pthread_mutex_lock(&c->j.mu);
+    /* an unreachable point (its message already in j.err, written by this thread) is reported as
+     * the curve's failure */
     if (rc == RS_CANCELLED && c->j.err[0])
-        rc = -1; /* an unreachable point: reported as the curve's failure */
+        ui_job_finish(&c->j, -1, NULL);
     else
-        snprintf(c->j.err, sizeof c->j.err, "%s", e.msg);
-    c->j.rc = rc;
-    c->j.done = 1;
-    pthread_mutex_unlock(&c->j.mu);
+        ui_job_finish(&c->j, rc, e.msg);
     return NULL;
 }
 
@@ -456,13 +460,9 @@ static void *ft_run(void *arg)
         rc = eval_model(out, f->test, 0, &res, ft_progress, f, &e);
         acc = res.accuracy;
     }
-    pthread_mutex_lock(&f->j.mu);
-    f->j.rc = rc;
     f->out = out;
     f->test_acc = acc;
-    snprintf(f->j.err, sizeof f->j.err, "%s", e.msg);
-    f->j.done = 1;
-    pthread_mutex_unlock(&f->j.mu);
+    ui_job_finish(&f->j, rc, e.msg);
     return NULL;
 }
 
@@ -568,12 +568,8 @@ static void *evaljob_run(void *arg)
     rs_err e = {{0}};
     eval_result res;
     int rc = eval_model(v->m, v->set, 0, &res, evaljob_progress, v, &e);
-    pthread_mutex_lock(&v->j.mu);
     v->acc = rc == 0 ? res.accuracy : -1;
-    v->j.rc = rc;
-    snprintf(v->j.err, sizeof v->j.err, "%s", e.msg);
-    v->j.done = 1;
-    pthread_mutex_unlock(&v->j.mu);
+    ui_job_finish(&v->j, rc, e.msg);
     return NULL;
 }
 

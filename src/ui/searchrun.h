@@ -16,8 +16,10 @@
 #include "state.h"
 
 /* One background thread with a cancel flag and its outcome: the lifecycle every runner here
- * shares. The runner's thread function sets done / rc / err under mu when it finishes and polls
- * cancel (ui_job_cancelled) from the engine's callbacks. */
+ * shares. The runner's thread function polls cancel (ui_job_cancelled) from the engine's callbacks
+ * and ends with ui_job_finish, which publishes done / rc / err under mu. Results of its own that
+ * it writes before that call are read by the UI thread only once it has seen done under mu (the
+ * mutex orders them). */
 typedef struct ui_job {
     pthread_t th;
     int started;
@@ -30,6 +32,9 @@ int ui_job_start(ui_job *j, void *(*fn)(void *), void *arg, const char *what, rs
 void ui_job_cancel(ui_job *j);
 int ui_job_cancelled(ui_job *j);
 void ui_job_stop(ui_job *j); /* cancels and joins; a job never started is left alone */
+/* The runner's last call: rc, and err as its message (NULL keeps the one already in j->err,
+ * written by this thread; RS_CANCELLED without one says "cancelled"), then done. */
+void ui_job_finish(ui_job *j, int rc, const char *err);
 
 typedef struct ui_search ui_search;
 

@@ -296,6 +296,35 @@ $T send-keys -t tm 1
 check "the Layers screen still answers after the measurement" 'wait_for tm "layer +op" 5'
 $T kill-session -t tm
 
+# ---- the graph view with a plan: the plan-applied model timed, each chain's nodes with their own times --
+CUR=pt
+tui_open pt 100 30 "LANG=C.UTF-8 LC_ALL=C.UTF-8" "'$MODEL'"
+check "plan times: the shipped net opens" 'wait_for pt "conv2 +Conv" 20'
+$T send-keys -t pt Down Right
+check "conv2 factorized (spatial-svd 21)" 'wait_for pt "conv2 .*spatial-svd .* 21/30" 5'
+$T send-keys -t pt 7
+check "7: conv2 shows its original time beside the chain's" \
+    'wait_for pt "^. +conv2 +Conv +16x10x10 +2\.4K +240\.0K +[0-9.]+ +[0-9.]+% orig [0-9.]+ µs -> spatial-svd 21" 60'
+check "its chain's nodes follow it, each with its own time and share" \
+    'wait_both pt "^    conv2_f0 +Conv +21x10x14 +630 +88\.2K +[0-9.]+ +[0-9.]+%" "^    conv2_f1 +Conv +16x10x10 +1\.7K +168\.0K +[0-9.]+ +[0-9.]+%" 5'
+check "the line under the table: the plan applied, and the original's total" \
+    'wait_for pt "µs/img of the plan applied: CPU, 1 thread, [0-9]+ images, [0-9.]+ in all \(original [0-9.]+\)" 5'
+# the figures agree: the node rows add up to the total, the chain rows to conv2's row
+c=$(cap pt)
+sums=$(awk '/in all \(original/ {for (i = 1; i <= NF; i++) if ($i == "in") t = $(i - 1)}
+            /^    [^ ]/ {if ($NF ~ /%$/) ch += $(NF - 1); next}
+            /^(▶ |  )[^ ]/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+%$/) {n += $(i - 1); if (/ orig /) p = $(i - 1); break}}
+            END {printf "%s %s %s %s", n, t, ch, p}' <<<"$c")
+read -r rows_sum total chain_sum conv2_t <<<"$sums"
+echo "# node rows $rows_sum, total $total, chain rows $chain_sum, conv2 row $conv2_t (us/img)"
+check "the node rows add up to the plan-applied total, the chain rows to conv2's row (rounding aside)" \
+    'awk -v a="$rows_sum" -v b="$total" -v c="$chain_sum" -v d="$conv2_t" "BEGIN {exit !(b > 0 && d > 0 && (a-b)^2 < (0.01*b+0.05)^2 && (c-d)^2 < 0.0004+(0.01*d)^2)}"'
+$T send-keys -t pt 1 Left 7
+check "a new rank: the chain is timed again (conv2_f0 now 20 channels)" 'wait_for pt "^    conv2_f0 +Conv +20x10x14 +600 +84\.0K +[0-9.]+ +[0-9.]+%" 30'
+$T send-keys -t pt 1 0 7
+check "back to the original: no chain rows, the original's note" 'wait_for pt "µs/img: CPU, 1 thread, [0-9]+ images" 20 && ! cap pt | grep -q "conv2_f0"'
+$T kill-session -t pt
+
 # ---- a big layer's spectrum: its full SVD (seconds) on a worker, the screen answering meanwhile ----
 if [ -f "$ROOT/assets/zoo/vgg.onnx" ]; then
     CUR=sv

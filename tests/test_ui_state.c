@@ -915,6 +915,132 @@ static void test_labels(void)
     model_free(m);
 }
 
+/* Polls a timing worker until the plan-applied model's figures are in (or it failed). */
+static void wait_plan_times(ui_timejob *job, ui_state *s)
+{
+    double t0 = rs_now();
+    while (job && rs_now() - t0 < 300 && s->graph.p_state != UI_TIME_DONE && s->graph.p_state != UI_TIME_FAILED) {
+        ui_timejob_poll(job, s);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The time column with a plan: the plan-applied model (the one evaluation runs) measured on the
+ * worker, each factorized node followed by its chain's rows with their own times; the figures
+ * marked stale once the plan changes; the original's back when nothing is factorized. */
+static void test_graph_plan_times(ui_state *s, const rs_model *m, const cifar10_set *d)
+{
+    char us[16], pct[16], note[300], ct[200];
+    rs_err e = {{0}};
+    const int ka = 3, kb = 5; /* tucker2 (3 nodes) and spatial-svd (2 nodes) */
+    const decomp_method ma = DECOMP_TUCKER2, mb = DECOMP_SPATIAL_SVD;
+    for (int k = 0; k < s->n_layers; ++k)
+        s->layers[k].cur = (ui_choice){DECOMP_NONE, 0, 0};
+    CHECK(!ui_graph_plan_applies(s) && !ui_graph_plan_wanted(s), "nothing factorized: no plan to time");
+    ui_layer *la = &s->layers[ka], *lb = &s->layers[kb];
+    CHECK(la->mi[ma].max_rank > 0 && lb->mi[mb].max_rank > 0, "%s takes tucker2, %s spatial-svd", la->name, lb->name);
+    la->cur = (ui_choice){ma, la->mi[ma].default_rank, 0};
+    lb->cur = (ui_choice){mb, lb->mi[mb].default_rank, 0};
+    CHECK(ui_graph_plan_applies(s) && ui_graph_plan_wanted(s), "a plan applies: its model is to be timed");
+    rs_plan *p = plan_alloc();
+    CHECK(ui_state_plan(s, p, &e) == 0 && ui_graph_plan_started(s, &e) == 0 && !ui_graph_plan_wanted(s),
+          "a measurement of the current plan started: not wanted again (%s)", e.msg);
+    ui_timejob *job = ui_timejob_start(m, p, d, &e);
+    CHECK(job != NULL, "the plan timing worker starts: %s", job ? "ok" : e.msg);
+    wait_plan_times(job, s);
+    ui_timejob_stop(job);
+    ui_graph_sync(s);
+    const ui_graph_state *g = &s->graph;
+    CHECK(g->p_state == UI_TIME_DONE && g->p_have && g->p_shown && g->p_images == g->time_images,
+          "plan-applied model measured on the original's %d images (%d) %s", g->time_images, g->p_images, g->p_err);
+    if (g->p_state != UI_TIME_DONE) {
+        plan_free(p);
+        return;
+    }
+    /* the model evaluation runs, built independently: its node count and chain names */
+    rs_model *pm = model_clone(m);
+    CHECK(pm && plan_apply(pm, p, NULL, NULL, &e) == 0, "plan applied to a copy: %s", e.msg);
+    plan_free(p);
+    CHECK(g->n_rows == pm->n_nodes + 2 && g->n_subs == 5, "rows: %d nodes + %d chain rows = %d (the plan-applied "
+          "model has %d nodes, plus the 2 factorized nodes' own rows)", g->n, g->n_subs, g->n_rows, pm->n_nodes);
+    double rows_sum = 0, subs_sum = 0, share = 0;
+    int chain_ok = 1, parents = 0, shares = 0;
+    for (int r = 0; r < g->n_rows; ++r) {
+        int sub, i = ui_graph_row_node(s, r, &sub);
+        const ui_gnode *nd = ui_graph_row(s, r);
+        ui_graph_time_text(s, r, us, sizeof us, pct, sizeof pct);
+        if (sub >= 0) {
+            subs_sum += nd->p_us;
+            /* a chain row: a Conv of the plan-applied model with its own positive time or fused */
+            chain_ok &= !strcmp(nd->op, "Conv") && nd->layer == g->nodes[i].layer && strstr(nd->name, "_f") != NULL;
+            chain_ok &= nd->p_timed == INFER_NODE_STEP ? nd->p_us > 0 && atof(us) > 0 && strchr(pct, '%') != NULL
+                                                        : nd->p_timed == INFER_NODE_FUSED;
+            continue;
+        }
+        rows_sum += nd->p_timed == INFER_NODE_STEP ? nd->p_us : 0;
+        share += pct[0] && pct[0] != '<' ? atof(pct) : 0;
+        shares += pct[0] != 0;
+        if (nd->n_sub) {
+            parents++;
+            double chain = 0;
+            for (int k = 0; k < nd->n_sub; ++k)
+                chain += g->subs[nd->sub0 + k].p_us;
+            chain_ok &= r + nd->n_sub < g->n_rows && g->rows[r + 1] == -(nd->sub0 + 1) &&
+                        fabs(chain - nd->p_us) <= 1e-9 * nd->p_us && nd->p_us > 0;
+            ui_graph_chain_time(s, r, ct, sizeof ct);
+            char orig[32];
+            snprintf(orig, sizeof orig, nd->us >= 100 ? "%.0f" : nd->us >= 10 ? "%.1f" : "%.2f", nd->us);
+            CHECK(strstr(ct, decomp_method_name(s->layers[nd->layer].cur.method)) && strstr(ct, orig) &&
+                      strstr(ct, "(chain ") && atof(us) > 0,
+                  "%s: \"%s\" (original %.1f us, chain %.1f us = its row's %s)", nd->name, ct, nd->us, nd->p_us, us);
+        }
+    }
+    CHECK(parents == 2 && chain_ok, "both factorized nodes are followed by their chain rows (3 + 2), each timed, "
+          "summing to the node's figure");
+    CHECK(fabs(rows_sum - g->p_total_us) <= 1e-6 * g->p_total_us && subs_sum > 0,
+          "the rows' times add up to the plan-applied model's total (%.3f vs %.3f us/img)", rows_sum, g->p_total_us);
+    CHECK(fabs(share - 100) <= 0.1 * shares, "their shares add up to 100%% within rounding (%.2f, %d rows)", share, shares);
+    model_free(pm);
+    s->graph.sel = 0;
+    ui_graph_time_note(s, note, sizeof note);
+    CHECK(strstr(note, "plan applied") && strstr(note, "original"), "the note says the plan applied is timed: %s", note);
+    /* Enter on a chain row: its layer's slider */
+    s->screen = SCR_GRAPH;
+    int r_sub = 0;
+    while (r_sub < g->n_rows && g->rows[r_sub] >= 0)
+        r_sub++;
+    s->graph.sel = r_sub;
+    ui_key(s, UI_K_ENTER);
+    CHECK(s->screen == SCR_LAYERS && s->sel == ka, "Enter on a chain row selects its layer's slider (%d)", s->sel);
+    s->screen = SCR_GRAPH;
+    /* the plan changes: the figures are another plan's (marked), a new measurement is wanted */
+    la->cur.rank = la->cur.rank > 1 ? la->cur.rank - 1 : 2;
+    ui_graph_sync(s);
+    int r_a = 0;
+    while (r_a < g->n_rows && g->rows[r_a] != la->node)
+        r_a++;
+    ui_graph_time_text(s, r_a, us, sizeof us, pct, sizeof pct);
+    ui_graph_chain_time(s, r_a, ct, sizeof ct);
+    CHECK(ui_graph_plan_stale(s) && ui_graph_plan_wanted(s) && us[0] == '~' && ct[0] == '~',
+          "after a rank change: stale (\"%s\", \"%s\"), to be measured again", us, ct);
+    /* nothing factorized: the chain rows go, the original's figures come back, selection kept */
+    la->cur = lb->cur = (ui_choice){DECOMP_NONE, 0, 0};
+    s->graph.sel = r_a + 1; /* a chain row of la */
+    CHECK(ui_graph_sync(s) == 1 && g->n_rows == g->n && !g->p_shown && g->sel == la->node,
+          "plan emptied: %d rows, the chain row's node selected (%d)", g->n_rows, g->sel);
+    ui_graph_time_text(s, la->node, us, sizeof us, pct, sizeof pct);
+    CHECK(us[0] != '~' && fabs(atof(us) - g->nodes[la->node].us) <= 0.01 * g->nodes[la->node].us + 0.01 &&
+              !ui_graph_plan_wanted(s),
+          "the original's time again (%s us)", us);
+    /* a measurement that does not match the model is refused, not shown */
+    infer_prof fake = {0};
+    fake.n_nodes = m->n_nodes + 1;
+    CHECK(ui_graph_set_plan_times(s, m, m, &fake, NULL) == -1 && g->p_state == UI_TIME_FAILED && !g->p_have &&
+              strstr(g->p_err, "another model"),
+          "a profile of another model is refused: %s", g->p_err);
+}
+
 /* The graph view's time column: its cells before, during and after the worker's measurement
  * (infer_profile on the sample's images), and when it fails. */
 static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *d)
@@ -927,7 +1053,7 @@ static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *
     ui_graph_init(s, m, &e);
     ui_graph_time_text(s, 0, us, sizeof us, pct, sizeof pct);
     CHECK((!strcmp(us, "...") || !strcmp(us, "\u2026")) && !pct[0], "before the measurement: an ellipsis (%s)", us);
-    ui_timejob *job = ui_timejob_start(m, d, &e);
+    ui_timejob *job = ui_timejob_start(m, NULL, d, &e);
     CHECK(job != NULL, "the timing worker starts: %s", job ? "ok" : e.msg);
     int saw_running = 0;
     for (int i = 0; job && i < 12000 && s->graph.time_state != UI_TIME_DONE && s->graph.time_state != UI_TIME_FAILED; ++i) {
@@ -972,6 +1098,7 @@ static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *
     s->graph.sel = 0;
     ui_graph_time_note(s, note, sizeof note);
     CHECK(strstr(note, " images") && strstr(note, "1 thread"), "the note says what was measured: %s", note);
+    test_graph_plan_times(s, m, d);
     /* a failed measurement: no figures, the reason on the note line */
     ui_graph_set_times(s, NULL, "model input is not CIFAR-10");
     ui_graph_time_text(s, 0, us, sizeof us, pct, sizeof pct);
@@ -979,7 +1106,7 @@ static void test_graph_times(ui_state *s, const rs_model *m, const cifar10_set *
     CHECK(!strcmp(us, "-") && strstr(note, "not measured: model input is not CIFAR-10"), "failed: \"-\" and why (%s)",
           note);
     /* stopped at once: joins cleanly, nothing installed */
-    job = ui_timejob_start(m, d, &e);
+    job = ui_timejob_start(m, NULL, d, &e);
     ui_timejob_stop(job);
     ui_timejob_stop(NULL);
     ui_graph_init(s, m, &e);

@@ -181,6 +181,7 @@ typedef struct app {
     ui_openjob *dropped;  /* a cancelled opening, stopped once its thread has ended */
     ui_evbmfjob *evbmf;   /* the first model's EVBMF ranks, found after the screen is up */
     ui_timejob *timer;    /* the graph view's time column, measured once the screen is first shown */
+    ui_timejob *ptimer;   /* the same for the plan-applied model, once the original's is in */
     double spun;          /* when the opening spinner last moved */
 } app;
 
@@ -549,6 +550,8 @@ static void open_install(app *A, rs_model *m, ui_state *ns)
     A->evbmf = NULL;
     ui_timejob_stop(A->timer); /* it times the old model; the new one is timed when screen 7 shows */
     A->timer = NULL;
+    ui_timejob_stop(A->ptimer);
+    A->ptimer = NULL;
     ui_ft_stop(A->ft);
     ui_curve_stop(A->curve);
     ui_search_stop(A->sr);
@@ -587,6 +590,46 @@ static void open_install(app *A, rs_model *m, ui_state *ns)
     else
         snprintf(ns->msg, sizeof ns->msg, "opened %.400s", ns->model_name);
     recent_note(A->model_path, -1);
+}
+
+/* The graph view's time column: the original model once the screen first shows, then the
+ * plan-applied one whenever the plan differs from the one measured (a measurement of a plan no
+ * longer current is cancelled; the next starts once its thread has ended, so the UI never waits).
+ * Returns 1 to redraw. */
+static int graph_timing(app *A)
+{
+    ui_state *s = A->s;
+    int need = ui_graph_sync(s);
+    rs_err te = {{0}};
+    if (s->screen == SCR_GRAPH && s->graph.time_state == UI_TIME_NONE && !A->timer) {
+        if (!(A->timer = ui_timejob_start(A->m, NULL, A->data, &te)))
+            ui_graph_set_times(s, NULL, te.msg);
+        else
+            s->graph.time_state = UI_TIME_RUNNING;
+        need = 1;
+    }
+    if (A->timer && ui_timejob_poll(A->timer, s))
+        need = 1;
+    if (A->ptimer) {
+        if (ui_graph_plan_wanted(s))
+            ui_timejob_cancel(A->ptimer);
+        need |= ui_timejob_poll(A->ptimer, s);
+        if (ui_timejob_done(A->ptimer)) {
+            ui_timejob_stop(A->ptimer);
+            A->ptimer = NULL;
+        }
+    }
+    if (!A->ptimer && s->screen == SCR_GRAPH && ui_graph_plan_wanted(s)) {
+        rs_plan *p = plan_alloc();
+        int rc = p ? ui_state_plan(s, p, &te) : rs_fail(&te, "out of memory");
+        if (rc == 0 && ui_graph_plan_started(s, &te) == 0 && !(A->ptimer = ui_timejob_start(A->m, p, A->data, &te)))
+            rc = -1;
+        if (rc != 0)
+            ui_graph_set_plan_times(s, A->m, NULL, NULL, te.msg);
+        plan_free(p);
+        need = 1;
+    }
+    return need | ui_graph_sync(s);
 }
 
 /* Each turn of the loop: the opening's progress, its end, the spinner. Returns 1 to redraw. */
@@ -795,15 +838,7 @@ static int run(app *A)
             need = 1;
         if (A->evbmf && ui_evbmfjob_poll(A->evbmf, s))
             need = 1;
-        if (s->screen == SCR_GRAPH && s->graph.time_state == UI_TIME_NONE && !A->timer) {
-            rs_err te = {{0}};
-            if (!(A->timer = ui_timejob_start(A->m, A->data, &te)))
-                ui_graph_set_times(s, NULL, te.msg);
-            else
-                s->graph.time_state = UI_TIME_RUNNING;
-            need = 1;
-        }
-        if (A->timer && ui_timejob_poll(A->timer, s))
+        if (graph_timing(A))
             need = 1;
         if (A->specjob && (s->screen == SCR_LAYERS || s->screen == SCR_SPECTRUM) && ui_specjob_done(A->specjob))
             need = 1; /* the draw installs it, or starts the spectrum now wanted */
@@ -946,6 +981,7 @@ int ui_main(int argc, char **argv)
     int exit_code = run(&A);
     ui_evbmfjob_stop(A.evbmf);
     ui_timejob_stop(A.timer);
+    ui_timejob_stop(A.ptimer);
     ui_openjob_stop(A.opener);
     ui_openjob_stop(A.dropped);
     compare_stop(&A);

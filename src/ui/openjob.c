@@ -9,6 +9,7 @@
 
 #include "rankscope/guard.h"
 #include "rankscope/onnx.h"
+#include "rankscope/plan.h"
 
 struct ui_openjob {
     char path[1024];
@@ -91,10 +92,7 @@ void ui_openjob_cancel(ui_openjob *o)
 
 int ui_openjob_done(ui_openjob *o)
 {
-    pthread_mutex_lock(&o->j.mu);
-    int d = o->j.done;
-    pthread_mutex_unlock(&o->j.mu);
-    return d;
+    return ui_job_done(&o->j);
 }
 
 int ui_openjob_poll(ui_openjob *o, ui_state *s)
@@ -200,10 +198,13 @@ void ui_evbmfjob_stop(ui_evbmfjob *o)
     free(o);
 }
 
-/* ---- The graph view's time column: infer_profile on a worker. */
+/* ---- The graph view's time column: infer_profile on a worker, of the model or of a copy with a
+ * plan applied. */
 struct ui_timejob {
     ui_job j;
     const rs_model *m;
+    rs_plan *plan;  /* owned; NULL: the model itself */
+    rs_model *pm;   /* the worker's plan-applied copy */
     const uint8_t *pixels;
     int n;
     /* under j.mu */
@@ -224,30 +225,48 @@ static int time_progress(void *user, double fraction, const char *what)
     return c;
 }
 
+static int time_apply_progress(void *user, double fraction, const char *what)
+{
+    (void)fraction, (void)what;
+    return ui_job_cancelled(&((ui_timejob *)user)->j);
+}
+
 static void *time_run(void *arg)
 {
     ui_timejob *o = arg;
     rs_err e = {{0}};
     infer_prof *p = NULL;
-    int rc = infer_profile(o->m, NULL, o->pixels, o->n, time_progress, o, &p, &e);
+    int rc = 0;
+    if (o->plan) { /* factor values do not change a kernel's time, but the chain is the real one */
+        decomp_opts d;
+        decomp_opts_default(&d);
+        d.progress = time_apply_progress;
+        d.user = o;
+        o->pm = model_clone(o->m);
+        rc = o->pm ? plan_apply(o->pm, o->plan, &d, NULL, &e) : rs_fail(&e, "out of memory");
+    }
+    if (rc == 0)
+        rc = infer_profile(o->plan ? o->pm : o->m, NULL, o->pixels, o->n, time_progress, o, &p, &e);
     o->p = p;
     ui_job_finish(&o->j, rc, e.msg);
     return NULL;
 }
 
-ui_timejob *ui_timejob_start(const rs_model *m, const cifar10_set *set, rs_err *e)
+ui_timejob *ui_timejob_start(const rs_model *m, const rs_plan *plan, const cifar10_set *set, rs_err *e)
 {
     ui_timejob *o = calloc(1, sizeof *o);
-    if (!o) {
+    if (!o || (plan && !(o->plan = plan_clone(plan)))) {
+        free(o);
         rs_fail(e, "out of memory");
         return NULL;
     }
     int64_t macs = 0;
-    model_totals(m, NULL, &macs);
+    model_totals(m, NULL, &macs); /* the original's: a plan is timed on the same images */
     o->m = m;
     o->pixels = set->pixels;
     o->n = ui_time_images(macs, set->n);
     if (ui_job_start(&o->j, time_run, o, "node timing", e) != 0) {
+        plan_free(o->plan);
         free(o);
         return NULL;
     }
@@ -261,10 +280,19 @@ int ui_timejob_poll(ui_timejob *o, ui_state *s)
     o->changed = 0;
     if (news && o->j.done) {
         o->installed = 1;
-        if (o->j.rc == 0)
+        if (!o->plan && o->j.rc == 0)
             ui_graph_set_times(s, o->p, NULL);
-        else
+        else if (!o->plan)
             ui_graph_set_times(s, NULL, o->j.err);
+        else if (o->j.rc == 0) /* even when cancelled late: marked stale, better than nothing */
+            ui_graph_set_plan_times(s, o->m, o->pm, o->p, NULL);
+        else if (!o->j.cancel)
+            ui_graph_set_plan_times(s, o->m, NULL, NULL, o->j.err);
+        else
+            news = 0;
+    } else if (news && o->plan) {
+        s->graph.p_state = UI_TIME_RUNNING;
+        s->graph.p_progress = o->progress;
     } else if (news) {
         s->graph.time_state = UI_TIME_RUNNING;
         s->graph.time_progress = o->progress;
@@ -273,11 +301,24 @@ int ui_timejob_poll(ui_timejob *o, ui_state *s)
     return news;
 }
 
+void ui_timejob_cancel(ui_timejob *o)
+{
+    if (o)
+        ui_job_cancel(&o->j);
+}
+
+int ui_timejob_done(ui_timejob *o)
+{
+    return ui_job_done(&o->j);
+}
+
 void ui_timejob_stop(ui_timejob *o)
 {
     if (!o)
         return;
     ui_job_stop(&o->j);
     infer_prof_free(o->p);
+    model_free(o->pm);
+    plan_free(o->plan);
     free(o);
 }

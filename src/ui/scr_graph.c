@@ -46,8 +46,8 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         op_w = w > op_w ? w : op_w;
     }
     int out_w = 6; /* "output" */
-    for (int i = 0; i < g->n; ++i) {
-        int w = (int)strlen(g->nodes[i].out);
+    for (int r = 0; r < g->n_rows; ++r) {
+        int w = (int)strlen(ui_graph_row(s, r)->out);
         out_w = w > out_w ? w : out_w;
     }
     out_w = out_w > 13 ? 13 : out_w;
@@ -58,8 +58,8 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     const int pct_w = narrow ? 0 : 7;
     int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (narrow ? 10 : 14);
     int longest = 4; /* "node" */
-    for (int i = 0; i < g->n; ++i) {
-        int w = w_width(g->nodes[i].name);
+    for (int r = 0; r < g->n_rows; ++r) {
+        int w = w_width(ui_graph_row(s, r)->name) + (g->rows[r] < 0 ? 2 : 0); /* chain rows indent */
         longest = w > longest ? w : longest;
     }
     if (name_w > longest) /* the rest goes to the factor chain */
@@ -79,22 +79,24 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     if (!narrow)
         w_rput(2, x_pct, 6, R_DIM, "time");
     int rows = ui_graph_rows(s);
-    for (int r = 0; r < rows && g->scroll + r < g->n; ++r) {
+    for (int r = 0; r < rows && g->scroll + r < g->n_rows; ++r) {
         int i = g->scroll + r, y = 3 + r;
-        const ui_gnode *nd = &g->nodes[i];
+        const ui_gnode *nd = ui_graph_row(s, i);
+        const int is_sub = g->rows[i] < 0;
         int sel = i == g->sel;
         enum w_role role = sel ? R_SEL : nd->layer >= 0 ? R_NORMAL : R_DIM;
         if (sel)
             w_fill(y, 0, COLS, R_SEL);
         w_put(y, 0, role, 2, sel ? (s->utf8 ? "\u25b6 " : "> ") : "  ");
-        const char *name = nd->name;
-        char nb[128];
+        char nb[128], ind[128];
+        snprintf(ind, sizeof ind, "%s%s", is_sub ? "  " : "", nd->name); /* a chain's rows under its node */
+        const char *name = ind;
         size_t nl = strlen(name);
         if ((int)nl > name_w) { /* the informative end of a long module path */
             snprintf(nb, sizeof nb, "%s%s", s->utf8 ? "\u2026" : "~", name + nl - (size_t)(name_w - 1));
             name = nb;
         }
-        w_put(y, 2, role, name_w, name);
+        w_put(y, 2, is_sub && !sel ? R_ACCENT : role, name_w, name);
         char op[32], opc[4 * sizeof op + 4];
         snprintf(op, sizeof op, nd->inputs > 1 ? "%s(%d)" : "%s", op_shown(nd->op, narrow), nd->inputs);
         w_put(y, x_op, role, op_w, fmt_cut(op, op_w, s->utf8, opc, sizeof opc));
@@ -103,36 +105,45 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         w_rput(y, x_m, 8, role, nd->macs ? fmt_count(nd->macs, b, sizeof b) : "-");
         char us[16], pct[16];
         ui_graph_time_text(s, i, us, sizeof us, pct, sizeof pct);
-        w_rput(y, x_t, 7, nd->timed == INFER_NODE_STEP || sel ? role : R_DIM, us);
+        w_rput(y, x_t, 7, (us[0] >= '0' && us[0] <= '9') || us[0] == '~' || sel ? role : R_DIM, us);
         if (!narrow)
             w_rput(y, x_pct, 6, role, pct);
-        if (nd->layer >= 0 && x_extra < COLS - 4) {
+        if (nd->layer >= 0 && !is_sub && x_extra < COLS - 4) {
             char cut[4 * sizeof chain + 4];
-            chain_text(&s->layers[nd->layer], chain, sizeof chain);
+            ui_graph_chain_time(s, i, chain, sizeof chain);
+            if (!chain[0])
+                chain_text(&s->layers[nd->layer], chain, sizeof chain);
             w_put(y, x_extra, sel ? R_SEL : R_ACCENT, 0, fmt_cut(chain, COLS - x_extra - 1, s->utf8, cut, sizeof cut));
         }
     }
     char pos[48] = "";
-    if (g->n > rows) {
-        int last = g->scroll + rows < g->n ? g->scroll + rows : g->n;
-        snprintf(pos, sizeof pos, " nodes %d-%d of %d ", g->scroll + 1, last, g->n);
+    if (g->n_rows > rows) {
+        int last = g->scroll + rows < g->n_rows ? g->scroll + rows : g->n_rows;
+        snprintf(pos, sizeof pos, " %s %d-%d of %d ", g->p_shown ? "rows" : "nodes", g->scroll + 1, last, g->n_rows);
         w_put(3 + rows, COLS - (int)strlen(pos) - 1, R_DIM, 0, pos);
     }
     char note[300], cut[4 * sizeof note + 4];
     ui_graph_time_note(s, note, sizeof note);
-    const ui_gnode *sel = g->n > 0 ? &g->nodes[g->sel] : NULL;
-    if (sel && sel->layer >= 0) { /* the selected layer's chain whole, when its row cuts it */
-        chain_text(&s->layers[sel->layer], chain, sizeof chain);
+    const ui_gnode *sel = g->n_rows > 0 ? ui_graph_row(s, g->sel) : NULL;
+    const int sel_sub = g->n_rows > 0 && g->rows[g->sel] < 0;
+    chain[0] = 0;
+    if (sel && sel->layer >= 0 && !sel_sub) { /* the selected layer's chain whole, when its row cuts it */
+        ui_graph_chain_time(s, g->sel, chain, sizeof chain);
+        if (!chain[0])
+            chain_text(&s->layers[sel->layer], chain, sizeof chain);
         if (chain[0] && x_extra + w_width(chain) > COLS - 1)
             snprintf(note, sizeof note, "%.90s %.200s", sel->name, chain);
+        else
+            chain[0] = 0;
     }
-    if (narrow && sel && sel->timed == INFER_NODE_STEP && g->time_state == UI_TIME_DONE && g->total_us > 0 &&
-        (!sel || sel->layer < 0 || !chain[0] || x_extra + w_width(chain) <= COLS - 1)) {
-        char us[16], pct[16];
+    char us[16], pct[16];
+    if (g->n_rows > 0)
         ui_graph_time_text(s, g->sel, us, sizeof us, pct, sizeof pct);
+    if (narrow && sel && !chain[0] && pct[0] && g->time_state == UI_TIME_DONE) { /* the share column is off */
         const char *mu = s->utf8 ? "\u00b5s" : "us";
-        snprintf(note, sizeof note, "%s: %s %s/img, %s of %.0f %s (%d images, 1 thread)", sel->name, us, mu, pct,
-                 g->total_us, mu, g->time_images);
+        const int plan = g->p_shown && g->p_have;
+        snprintf(note, sizeof note, "%s: %s %s/img, %s of %.0f %s%s (%d images, 1 thread)", sel->name, us, mu, pct,
+                 plan ? g->p_total_us : g->total_us, mu, plan ? " with the plan" : "", plan ? g->p_images : g->time_images);
     }
     int room = COLS - 2 - (int)strlen(pos) - 2;
     if (room > 8)

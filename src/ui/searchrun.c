@@ -46,6 +46,14 @@ void ui_job_stop(ui_job *j)
     j->started = 0;
 }
 
+int ui_job_done(ui_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int d = j->done;
+    pthread_mutex_unlock(&j->mu);
+    return d;
+}
+
 void ui_job_finish(ui_job *j, int rc, const char *err)
 {
     pthread_mutex_lock(&j->mu);

@@ -31,6 +31,7 @@ typedef struct ui_job {
 int ui_job_start(ui_job *j, void *(*fn)(void *), void *arg, const char *what, rs_err *e);
 void ui_job_cancel(ui_job *j);
 int ui_job_cancelled(ui_job *j);
+int ui_job_done(ui_job *j); /* the thread has finished (it can be joined without waiting) */
 void ui_job_stop(ui_job *j); /* cancels and joins; a job never started is left alone */
 /* The runner's last call: rc, and err as its message (NULL keeps the one already in j->err,
  * written by this thread; RS_CANCELLED without one says "cancelled"), then done. */
@@ -104,12 +105,17 @@ int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s);
 void ui_evbmfjob_stop(ui_evbmfjob *o); /* cancels, joins, frees; accepts NULL */
 
 /* ---- The graph view's time column: infer_profile (infer.h) of the model on the first
- * ui_time_images of set's images, on a worker. Model and set borrowed. ui_timejob_poll copies the
- * progress into s->graph and, once done, the times (ui_graph_set_times; the error when it
- * failed); returns 1 when s changed. */
+ * ui_time_images of set's images (by the model's MACs), on a worker; with a plan (copied), of a
+ * copy of the model with the plan applied (plan_apply), on as many images: the model evaluation
+ * runs. Model and set borrowed. ui_timejob_poll copies the progress into s->graph and, once done,
+ * the times (ui_graph_set_times / ui_graph_set_plan_times; the error when it failed, nothing when
+ * it was cancelled before it finished); returns 1 when s changed. ui_timejob_cancel only asks;
+ * ui_timejob_done says whether the thread has ended, so it can be stopped without waiting. */
 typedef struct ui_timejob ui_timejob;
-ui_timejob *ui_timejob_start(const rs_model *m, const cifar10_set *set, rs_err *e);
+ui_timejob *ui_timejob_start(const rs_model *m, const rs_plan *plan, const cifar10_set *set, rs_err *e);
 int ui_timejob_poll(ui_timejob *o, ui_state *s);
+void ui_timejob_cancel(ui_timejob *o);
+int ui_timejob_done(ui_timejob *o);
 void ui_timejob_stop(ui_timejob *o); /* cancels, joins, frees; accepts NULL */
 
 #endif

@@ -47,9 +47,7 @@ void ui_state_free(ui_state *s)
     free(s->undo.saved);
     s->undo.saved = NULL;
     s->undo.n = s->undo.at = 0;
-    free(s->graph.nodes);
-    s->graph.nodes = NULL;
-    s->graph.n = 0;
+    ui_graph_free(&s->graph);
     free(s->view.rows);
     s->view.rows = NULL;
     s->view.n = 0;

@@ -207,23 +207,41 @@ typedef struct ui_gnode {
     char name[96], op[24], out[32]; /* out: output shape per image, "16x32x32" */
     int64_t params, macs;
     int inputs; /* inputs computed by other nodes (2 for an Add) */
-    int layer;  /* index into layers for a weighted node, else -1 */
+    int layer;  /* index into layers for a weighted node, else -1; a chain row: its layer */
     /* measured time (ui_graph_set_times): timed is an infer_node_kind, or -1 before the
      * measurement; us = CPU microseconds per image of the kernel step this node heads;
      * fused_into = the row whose step runs this node (INFER_NODE_FUSED), else -1 */
     int timed, fused_into;
     double us;
+    /* the same in the plan-applied model (ui_graph_set_plan_times); a factorized node's p_us is
+     * its chain's sum; p_fused_into is a display key (ui_graph_key_node) */
+    int p_timed, p_fused_into;
+    double p_us;
+    int sub0, n_sub; /* its chain's rows in subs (n_sub 0: not factorized in that plan) */
 } ui_gnode;
 /* The time column's measurement (a worker runs infer_profile once the screen is first shown). */
 enum { UI_TIME_NONE, UI_TIME_RUNNING, UI_TIME_DONE, UI_TIME_FAILED };
 typedef struct ui_graph_state {
-    int n, sel, scroll;
+    int n, sel, scroll; /* sel and scroll count display rows (rows) */
     ui_gnode *nodes; /* owned */
     int time_state;       /* UI_TIME_* */
     double time_progress; /* of the running measurement, 0..1 */
     double total_us;      /* the nodes' sum, CPU microseconds per image */
     int time_images;      /* images it ran */
     char time_err[RS_ERR_LEN];
+    /* The plan-applied model (the one evaluation runs) timed the same way once the original is:
+     * its factorized chains' nodes (subs, owned; sub_parent: the node each replaces) shown as rows
+     * under that node. p_for (owned, n_layers) = the choices the figures are for (p_have). */
+    int p_state, p_have, p_images;
+    double p_progress, p_total_us;
+    char p_err[RS_ERR_LEN];
+    ui_choice *p_for, *p_want; /* p_want (owned): the choices of the last measurement started */
+    ui_gnode *subs;
+    int *sub_parent;
+    int n_subs;
+    /* display rows: keys (>= 0 a node, < 0 chain row -(k + 1)); owned, n_rows of them */
+    int *rows, n_rows;
+    int p_shown; /* rows include the chains (the current plan factorizes something and p_have) */
 } ui_graph_state;
 
 /* The model browser (`o`). */
@@ -418,6 +436,7 @@ unsigned ui_mouse(ui_state *s, int x, int y, int ev);
 /* The Graph screen (graph.c): rows from the model (ui_state_init calls it, after the layers),
  * rows visible for s->lines, and its keys. */
 int ui_graph_init(ui_state *s, const rs_model *m, rs_err *e);
+void ui_graph_free(ui_graph_state *g); /* frees what it owns and zeroes it */
 /* "/stages/stages.3/shortcut/shortcut.0" -> "stages.3/shortcut.0": path parts the next one repeats
  * with a suffix (PyTorch's module/module.N) dropped. */
 void ui_compact_name(const char *name, char *out, size_t len);
@@ -428,9 +447,36 @@ unsigned ui_graph_key(ui_state *s, int key);
 /* The measured times into the rows (p from infer_profile on the same model: its node i is row i);
  * p NULL: the measurement failed, why says so. */
 void ui_graph_set_times(ui_state *s, const infer_prof *p, const char *why);
-/* The time cells of row i: "12.3" / "4.5%" for a timed step, "fused" / "" for a node run inside
- * another's step, "view" / "" for a layout-only node, "..." while measuring, "-" without. */
-void ui_graph_time_text(const ui_state *s, int i, char *us, size_t us_len, char *pct, size_t pct_len);
+/* The plan-applied model's times: the current plan factorizes a layer (an empty plan runs the
+ * original: nothing to measure). */
+int ui_graph_plan_applies(const ui_state *s);
+/* The plan-applied model is still to be measured: the original's times are in, a plan applies
+ * and no measurement (done or running) is for the current choices. */
+int ui_graph_plan_wanted(const ui_state *s);
+/* A measurement of the current choices starts (p_want = them, p_state RUNNING). */
+int ui_graph_plan_started(ui_state *s, rs_err *e);
+/* The figures shown are for other choices than the current ones (marked stale on screen). */
+int ui_graph_plan_stale(const ui_state *s);
+/* Its outcome: pm = the plan-applied model (plan_apply on a copy of orig), p = infer_profile of
+ * pm. Nodes pm keeps map to their rows by their output value; the nodes that replace a layer
+ * become its chain rows. p NULL: failed (why). Returns 0, or -1 (p_state FAILED, p_err says why)
+ * when pm does not follow orig. */
+int ui_graph_set_plan_times(ui_state *s, const rs_model *orig, const rs_model *pm, const infer_prof *p,
+                            const char *why);
+/* Rebuild the display rows (chains shown while a plan applies and its times are in), keeping the
+ * selected node; returns 1 when they changed. Called after every change of the choices. */
+int ui_graph_sync(ui_state *s);
+/* Display row r: the node it shows (a chain row's parent), *sub the chain row's index in subs or
+ * -1; and the row showing a display key. */
+int ui_graph_row_node(const ui_state *s, int r, int *sub);
+const ui_gnode *ui_graph_row(const ui_state *s, int r);
+/* The time cells of display row r: "12.3" / "4.5%" for a timed step, "fused" / "" for a node run
+ * inside another's step, "view" / "" for a layout-only node, "..." while measuring, "-" without;
+ * "~12.3" when the figure is for other choices than the current ones. While a plan applies and is
+ * measured, a row shows the plan-applied model's time (a factorized node: its chain's sum). */
+void ui_graph_time_text(const ui_state *s, int r, char *us, size_t us_len, char *pct, size_t pct_len);
+/* "svd 12: 412 -> chain 180 us" for a factorized node's row while its chain is timed, else "". */
+void ui_graph_chain_time(const ui_state *s, int r, char *buf, size_t len);
 /* Images the time column is measured on: about 2e10 MACs of work in all (a second or two on one
  * thread), at least 16 and at most 512, and no more than the set has. */
 int ui_time_images(int64_t macs_per_image, int available);

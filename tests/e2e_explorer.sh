@@ -243,6 +243,8 @@ check "narrow: quits" 'wait_for narrow "^EXIT=0" 10'
 CUR=lr
 open lr 80 24 "LANG=C.UTF-8 TERM=xterm-256color" "'$ROOT/assets/zoo/resnet20-lowrank.onnx'"
 check "the zoo's resnet20-lowrank 80x24: table drawn" 'wait_for lr "conv1 +448 " 30'
+check "80 columns: a name too wide reads abbreviated, its own part whole (l1.0.conv1_f0, not …yer1.0.conv1_f0)" \
+    'wait_for lr "^. l1\.0\.conv1_f0 +153 " 5 && wait_for lr "^  l1\.0\.conv1_f1 +738 " 5 && ! cap lr | grep -q "…yer"'
 $T send-keys -t lr Down Right
 check "a long accuracy on the right: the title drops .onnx or ends in an ellipsis, never cut bare" \
     'wait_for lr "acc [0-9.]+% -> ~?[0-9.]+% \(-[0-9.]+" 60 && header lr | grep -qE "^ (resnet20-lowrank(\.onnx)?|[^ ]*…) +acc"'

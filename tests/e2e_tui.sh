@@ -166,7 +166,7 @@ check "SGR drag to the start: rank 1/30" 'wait_for sgr "conv2 .* 1/30" 5'
 $T send-keys -t sgr -l $'\e'"[<0;$((sx + 1 + sw / 2));${y}m"
 check "SGR release in the middle" 'wait_for sgr "conv2 .* 1[0-9]/30" 5'
 $T send-keys -t sgr C-c
-check "^C with unsaved changes asks, as q does" 'wait_for sgr "Quit anyway\? \^C again" 5'
+check "^C with unsaved changes asks, as q does" 'wait_for sgr "Quit anyway\? \^C/q/y quit" 5'
 $T send-keys -t sgr C-c
 check "^C: exits with 130" 'wait_for sgr "^EXIT=130" 10'
 check "^C: terminal restored" 'wait_for sgr "^(icanon echo|echo icanon) *$" 5'
@@ -207,7 +207,7 @@ check "a background job is shown on every screen" 'wait_for small "\[curve [0-9]
 $T send-keys -t small 1
 check "... on the Layers screen too" 'wait_for small "\[curve [0-9]/5\]|conv2" 5 && cap small | sed -n 2p | grep -qE "\[curve [0-9]/5\]|1 Layers"'
 $T send-keys -t small q
-check "q names the running job" 'wait_for small "running: curve" 5'
+check "q names the running job, the question whole at 80 columns" 'wait_for small "running: curve [0-9]/5\. Quit anyway\? q/y quit, w save, else stay$" 5'
 $T send-keys -t small q
 check "q again quits" 'wait_for small "^EXIT=0" 10'
 
@@ -308,7 +308,7 @@ check "7: conv2 shows its original time beside the chain's" \
 check "its chain's nodes follow it, each with its own time and share" \
     'wait_both pt "^    conv2_f0 +Conv +21x10x14 +630 +88\.2K +[0-9.]+ +[0-9.]+%" "^    conv2_f1 +Conv +16x10x10 +1\.7K +168\.0K +[0-9.]+ +[0-9.]+%" 5'
 check "the line under the table: the plan applied, and the original's total" \
-    'wait_for pt "µs/img of the plan applied: CPU, 1 thread, [0-9]+ images, [0-9.]+ in all \(original [0-9.]+\)" 5'
+    'wait_for pt "µs/img, plan applied: 1 thread, [0-9]+ images, [0-9.]+ in all \(original [0-9.]+\)" 5'
 # the figures agree: the node rows add up to the total, the chain rows to conv2's row
 c=$(cap pt)
 sums=$(awk '/in all \(original/ {for (i = 1; i <= NF; i++) if ($i == "in") t = $(i - 1)}

@@ -98,6 +98,13 @@ static void test_browser(const char *tmp)
     int have_zoo = rs_find_asset("zoo/resnet20.onnx", zoo_rn, sizeof zoo_rn) == 0;
     if (have_zoo)
         ui_recent_push(r, zoo_rn, -1);
+    /* another file named like a zoo model (the test suite's smaller zoo/resnet20.onnx) */
+    char lookalike[1100];
+    snprintf(lookalike, sizeof lookalike, "%s/tests/data/zoo/resnet20.onnx", root());
+    char lookalike_real[PATH_MAX];
+    if (!realpath(lookalike, lookalike_real))
+        snprintf(lookalike_real, sizeof lookalike_real, "%s", lookalike);
+    ui_recent_push(r, lookalike_real, -1);
     rs_err e = {{0}};
     CHECK(ui_recent_save(file, r, &e) == 0, "recent list written: %s", e.msg);
     free(r);
@@ -144,6 +151,12 @@ static void test_browser(const char *tmp)
     CHECK(have_copy >= 0 && s->browse.items[have_copy].params > 0 && s->browse.items[have_copy].acc == 0.625,
           "with its params and the accuracy measured when it was last opened");
     if (have_zoo) {
+        int look = -1;
+        for (int i = 0; i < s->browse.n; ++i)
+            look = !strcmp(s->browse.items[i].path, lookalike_real) ? i : look;
+        CHECK(look >= 0 && strstr(s->browse.items[look].name, "tests/data/zoo/resnet20.onnx"),
+              "a recent file whose parent/name reads like a zoo model's shows its path (%s)",
+              look >= 0 ? s->browse.items[look].name : "-");
         int in_zoo = -1, in_recent = -1;
         for (int i = 0; i < s->browse.n; ++i) {
             if (!strcmp(s->browse.items[i].name, "zoo: resnet20"))

@@ -208,6 +208,29 @@ static void test_names(ui_state *s)
     ui_fit_label(s, k6, 24, b, sizeof b);
     CHECK(strstr(a, "stages.3") && strstr(b, "stages.6"), "at 24 cells the shortcut convs show their stage (%s | %s)", a, b);
     s->full_names = 0;
+    /* a factorized model's names ("layer1.0.conv1_f0", 17 bytes) in 16 cells: the path's leading
+     * words abbreviated, the layer's own name and the indices whole; where that would read like
+     * another layer's, the usual cut */
+    char keep[3][sizeof s->layers[0].label];
+    const char *lr[3] = {"layer1.0.conv1_f0", "layer2.0.shortcut.0", "lambda1.0.conv1_f0"};
+    for (int i = 0; i < 3; ++i) {
+        memcpy(keep[i], s->layers[i].label, sizeof keep[i]);
+        snprintf(s->layers[i].label, sizeof s->layers[i].label, "%s", lr[i]);
+    }
+    ui_fit_label(s, 1, 16, a, sizeof a);
+    CHECK(!strcmp(a, "l2.0.shortcut.0"), "layer2.0.shortcut.0 in 16 cells: %s", a);
+    ui_fit_label(s, 0, 16, a, sizeof a);
+    ui_fit_label(s, 2, 16, b, sizeof b);
+    CHECK(strcmp(a, b) && w_cells(a) <= 16 && w_cells(b) <= 16 && strcmp(a, "l1.0.conv1_f0"),
+          "l1.0.conv1_f0 would name two layers: cut as before (%s | %s)", a, b);
+    snprintf(s->layers[2].label, sizeof s->layers[2].label, "layer1.0.conv2_f0");
+    ui_fit_label(s, 0, 16, a, sizeof a);
+    ui_fit_label(s, 2, 16, b, sizeof b);
+    CHECK(!strcmp(a, "l1.0.conv1_f0") && !strcmp(b, "l1.0.conv2_f0"), "layer1.0.conv1_f0 in 16 cells: %s, %s", a, b);
+    ui_fit_label(s, 0, 8, a, sizeof a);
+    CHECK(w_cells(a) <= 8, "too narrow even abbreviated: cut to 8 cells (%s)", a);
+    for (int i = 0; i < 3; ++i)
+        memcpy(s->layers[i].label, keep[i], sizeof keep[i]);
     /* the table at 80 columns with full names fits the width */
     s->cols = 80;
     s->full_names = 1;

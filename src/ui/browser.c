@@ -247,6 +247,13 @@ void ui_browser_scan(ui_state *s, const char *dir)
             for (int j = 0; j < rec->n; ++j)
                 if (j != i && !strcmp(recent_tail(rec->path[j]), shown))
                     shown = rec->path[i];
+            /* nor like a zoo model it is not (the test suite's zoo/resnet20.onnx, a smaller net) */
+            for (int j = 0; j < from; ++j) {
+                char zr[PATH_MAX], rr[PATH_MAX];
+                if (!strcmp(recent_tail(b->items[j].path), shown) &&
+                    !(realpath(b->items[j].path, zr) && realpath(rec->path[i], rr) && !strcmp(zr, rr)))
+                    shown = rec->path[i];
+            }
             size_t sl = strlen(shown);
             snprintf(name, sizeof name, "recent: %s%s", sl > 70 ? "..." : "", sl > 70 ? shown + sl - 67 : shown);
             int before = b->n;

@@ -369,8 +369,7 @@ static int plan_figures(const ui_graph_state *g)
     return g->p_shown && g->p_have;
 }
 
-/* three significant figures down to 0.01 us */
-static const char *us_text(double t, char *buf, size_t len)
+const char *ui_us_text(double t, char *buf, size_t len)
 {
     snprintf(buf, len, t >= 100 ? "%.0f" : t >= 10 ? "%.1f" : "%.2f", t);
     return buf;
@@ -402,7 +401,7 @@ void ui_graph_time_text(const ui_state *s, int r, char *us, size_t us_len, char 
     const double t = plan ? nd->p_us : nd->us, total = plan ? g->p_total_us : g->total_us;
     const char *stale = plan && ui_graph_plan_stale(s) ? "~" : "";
     char tb[16];
-    snprintf(us, us_len, "%s%s", stale, us_text(t, tb, sizeof tb));
+    snprintf(us, us_len, "%s%s", stale, ui_us_text(t, tb, sizeof tb));
     /* shares below 0.1 % still say they exist */
     double share = total > 0 ? 100 * t / total : 0;
     snprintf(pct, pct_len, share >= 0.1 || share == 0 ? "%.1f%%" : "<0.1%%", share);
@@ -421,8 +420,8 @@ void ui_graph_chain_time(const ui_state *s, int r, char *buf, size_t len)
     const char *mu = s->utf8 ? "\u00b5s" : "us";
     char a[16], b[16];
     /* the time column has the chain's figure: the original's comes first, so a cut keeps it */
-    snprintf(buf, len, "%sorig %s %s -> %s %d (chain %s %s)", ui_graph_plan_stale(s) ? "~" : "", us_text(nd->us, a, sizeof a),
-             mu, decomp_method_name(c->method), c->rank, us_text(nd->p_us, b, sizeof b), mu);
+    snprintf(buf, len, "%sorig %s %s -> %s %d (chain %s %s)", ui_graph_plan_stale(s) ? "~" : "", ui_us_text(nd->us, a, sizeof a),
+             mu, decomp_method_name(c->method), c->rank, ui_us_text(nd->p_us, b, sizeof b), mu);
 }
 
 int ui_time_images(int64_t macs_per_image, int available)
@@ -454,8 +453,8 @@ void ui_graph_time_note(const ui_state *s, char *buf, size_t len)
                      g->p_state == UI_TIME_FAILED ? g->p_err : "");
         else if (plan) {
             char a[16], b[16];
-            snprintf(buf, len, "%s/img of the plan applied: CPU, 1 thread, %d images, %s in all (original %s)", mu,
-                     g->p_images, us_text(g->p_total_us, a, sizeof a), us_text(g->total_us, b, sizeof b));
+            snprintf(buf, len, "%s/img, plan applied: 1 thread, %d images, %s in all (original %s)", mu,
+                     g->p_images, ui_us_text(g->p_total_us, a, sizeof a), ui_us_text(g->total_us, b, sizeof b));
         } else if (ui_graph_plan_applies(s) && g->p_state == UI_TIME_RUNNING)
             snprintf(buf, len, "%s/img of the original; timing the plan applied %.0f%%", mu, 100 * g->p_progress);
         else if (ui_graph_plan_applies(s) && g->p_state == UI_TIME_FAILED)

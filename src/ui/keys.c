@@ -501,7 +501,7 @@ static unsigned search_key(ui_state *s, int key)
     case 's':
     case UI_K_ENTER:
         if (!s->search.available) {
-            snprintf(s->msg, sizeof s->msg, "rank search is not available in this build yet");
+            snprintf(s->msg, sizeof s->msg, "the rank search needs the CIFAR-10 training set: not found (--data DIR)");
             return UI_HANDLED | UI_REDRAW;
         }
         return s->search.running ? UI_HANDLED : UI_HANDLED | UI_REDRAW | UI_SEARCH_START;
@@ -817,10 +817,10 @@ static unsigned ui_quit_key(ui_state *s, int key)
     if (!s->dirty && !n_jobs)
         return UI_HANDLED | UI_QUIT;
     s->confirm_quit = 1;
-    const char *again = key == 3 ? "^C again, q or y quit" : "q/y quit";
+    /* short enough that 80 columns show it whole with one job named */
+    const char *again = key == 3 ? "^C/q/y quit" : "q/y quit";
     if (s->dirty && n_jobs)
-        snprintf(s->msg, sizeof s->msg, "Unsaved rank changes; running: %s. Quit anyway? %s, w save, any other key stays",
-                 jobs, again);
+        snprintf(s->msg, sizeof s->msg, "Unsaved changes, running: %s. Quit anyway? %s, w save, else stay", jobs, again);
     else if (s->dirty)
         snprintf(s->msg, sizeof s->msg, "Unsaved rank changes. Quit anyway? %s, w save, any other key stays", again);
     else

@@ -139,11 +139,16 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
     char us[16], pct[16];
     if (g->n_rows > 0)
         ui_graph_time_text(s, g->sel, us, sizeof us, pct, sizeof pct);
-    if (narrow && sel && !chain[0] && pct[0] && g->time_state == UI_TIME_DONE) { /* the share column is off */
+    /* the share column is off: the selected row's share here, unless the plan applied is being
+     * (re)measured or failed, which this line has to say */
+    const int plan_news = ui_graph_plan_applies(s) && (g->p_state == UI_TIME_RUNNING || g->p_state == UI_TIME_FAILED);
+    if (narrow && sel && !chain[0] && pct[0] && g->time_state == UI_TIME_DONE && !plan_news) {
         const char *mu = s->utf8 ? "\u00b5s" : "us";
         const int plan = g->p_shown && g->p_have;
-        snprintf(note, sizeof note, "%s: %s %s/img, %s of %.0f %s%s (%d images, 1 thread)", sel->name, us, mu, pct,
-                 plan ? g->p_total_us : g->total_us, mu, plan ? " with the plan" : "", plan ? g->p_images : g->time_images);
+        char tot[16];
+        snprintf(note, sizeof note, "%s: %s %s/img, %s of %s %s%s (%d images, 1 thread)", sel->name, us, mu, pct,
+                 ui_us_text(plan ? g->p_total_us : g->total_us, tot, sizeof tot), mu, plan ? " with the plan" : "",
+                 plan ? g->p_images : g->time_images);
     }
     int room = COLS - 2 - (int)strlen(pos) - 2;
     if (room > 8)

@@ -477,6 +477,8 @@ const ui_gnode *ui_graph_row(const ui_state *s, int r);
 void ui_graph_time_text(const ui_state *s, int r, char *us, size_t us_len, char *pct, size_t pct_len);
 /* "svd 12: 412 -> chain 180 us" for a factorized node's row while its chain is timed, else "". */
 void ui_graph_chain_time(const ui_state *s, int r, char *buf, size_t len);
+/* A time in microseconds as the column shows it: three significant figures, down to 0.01. */
+const char *ui_us_text(double t, char *buf, size_t len);
 /* Images the time column is measured on: about 2e10 MACs of work in all (a second or two on one
  * thread), at least 16 and at most 512, and no more than the set has. */
 int ui_time_images(int64_t macs_per_image, int available);

@@ -200,6 +200,8 @@ $T send-keys -t small Escape
 $T resize-window -t small -x 60 -y 15
 check "60x15: too small" 'wait_for small "terminal too small" 5'
 $T send-keys -t small Right Right Right
+$T resize-window -t small -x 20 -y 5
+check "20x5: the notice in words that fit, not cut" 'wait_for small "^ *20x5, need 80x24 *$" 5 && wait_for small "^ *terminal too small *$" 5'
 $T resize-window -t small -x 80 -y 24
 check "keys pressed while too small changed nothing (still 7/30)" 'wait_for small "conv2 .* 7/30" 5'
 $T send-keys -t small 4 c

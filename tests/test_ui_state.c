@@ -350,6 +350,23 @@ static void test_mouse(void)
     s->cols = 60;
     s->lines = 15;
     CHECK(ui_too_small(s), "60x15 is too small");
+    char tl[3][64];
+    int tn = ui_too_small_lines(s, tl);
+    CHECK(tn == 3 && !strcmp(tl[0], "terminal too small") && !strcmp(tl[1], "need 80x24, have 60x15") &&
+              !strcmp(tl[2], "q quits"),
+          "60x15: the notice says what is needed and what there is (%s | %s | %s)", tl[0], tl[1], tl[2]);
+    s->cols = 20;
+    s->lines = 5;
+    tn = ui_too_small_lines(s, tl);
+    CHECK(tn == 3 && !strcmp(tl[1], "20x5, need 80x24") && strlen(tl[0]) <= 20,
+          "20x5: a shorter spelling that fits, not a cut one (%s | %s)", tl[0], tl[1]);
+    s->cols = 12;
+    s->lines = 2;
+    s->confirm_quit = 1;
+    tn = ui_too_small_lines(s, tl);
+    CHECK(tn == 2 && !strcmp(tl[0], "too small") && !strcmp(tl[1], "need 80x24") && !strcmp(tl[2], "q again quits"),
+          "12x2: two lines, the shortest spellings (%s | %s)", tl[0], tl[1]);
+    s->confirm_quit = 0;
     ui_state_free(s);
     free(s);
 }

@@ -325,12 +325,9 @@ void scr_help(const ui_state *s)
 
 void scr_too_small(const ui_state *s)
 {
-    /* as many of these lines as fit, each centred and cut with an ellipsis, never bare */
-    char need[64], cut[4 * 64 + 4];
-    snprintf(need, sizeof need, "need %dx%d, have %dx%d", UI_MIN_COLS, UI_MIN_LINES, s->cols, s->lines);
-    const char *lines[3] = {"terminal too small", need,
-                            s->confirm_quit ? "unsaved work or jobs: q again quits, other keys stay" : "q quits"};
-    int n = s->lines < 3 ? s->lines : 3, y0 = (s->lines - n) / 2;
+    /* each centred, cut with an ellipsis only when even the shortest spelling does not fit */
+    char lines[3][64], cut[4 * 64 + 4];
+    int n = ui_too_small_lines(s, lines), y0 = (s->lines - n) / 2;
     for (int i = 0; i < n; ++i) {
         fmt_cut(lines[i], s->cols, s->utf8, cut, sizeof cut);
         int x = (s->cols - w_width(cut)) / 2;

@@ -13,6 +13,33 @@ int ui_too_small(const ui_state *s)
     return s->cols < UI_MIN_COLS || s->lines < UI_MIN_LINES;
 }
 
+/* The first of the spellings that fits in cols (the last one otherwise). */
+static void first_fit(char *out, size_t len, int cols, const char *const *alt, int n)
+{
+    int k = 0;
+    while (k + 1 < n && (int)strlen(alt[k]) > cols)
+        ++k;
+    snprintf(out, len, "%s", alt[k]);
+}
+
+int ui_too_small_lines(const ui_state *s, char lines[3][64])
+{
+    char need[3][64];
+    snprintf(need[0], sizeof need[0], "need %dx%d, have %dx%d", UI_MIN_COLS, UI_MIN_LINES, s->cols, s->lines);
+    snprintf(need[1], sizeof need[1], "%dx%d, need %dx%d", s->cols, s->lines, UI_MIN_COLS, UI_MIN_LINES);
+    snprintf(need[2], sizeof need[2], "need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
+    const char *const title[] = {"terminal too small", "too small"};
+    const char *const needs[] = {need[0], need[1], need[2]};
+    const char *const quit[] = {"unsaved work or jobs: q again quits, other keys stay", "q again quits"};
+    first_fit(lines[0], 64, s->cols, title, 2);
+    first_fit(lines[1], 64, s->cols, needs, 3);
+    if (s->confirm_quit)
+        first_fit(lines[2], 64, s->cols, quit, 2);
+    else
+        snprintf(lines[2], 64, "q quits");
+    return s->lines < 3 ? s->lines : 3;
+}
+
 void ui_table_layout_of(const ui_state *s, ui_table_layout *t)
 {
     memset(t, 0, sizeof *t);

@@ -554,6 +554,9 @@ const char *ui_fit_label(const ui_state *s, int k, int width, char *buf, size_t 
 void ui_table_layout_of(const ui_state *s, ui_table_layout *t);
 void ui_fix_scroll(ui_state *s);
 int ui_too_small(const ui_state *s);
+/* The notice shown instead (centred, the ones that fit of 3): the longest spellings that fit
+ * s->cols ("need 80x24, have 20x5" -> "20x5, need 80x24" -> "need 80x24"). Returns how many. */
+int ui_too_small_lines(const ui_state *s, char lines[3][64]);
 
 /* The method a layer gets when a rank key is pressed while it is unfactorized. */
 decomp_method ui_preferred_method(const ui_layer *l);

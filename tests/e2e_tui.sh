@@ -322,7 +322,12 @@ echo "# node rows $rows_sum, total $total, chain rows $chain_sum, conv2 row $con
 check "the node rows add up to the plan-applied total, the chain rows to conv2's row (rounding aside)" \
     'awk -v a="$rows_sum" -v b="$total" -v c="$chain_sum" -v d="$conv2_t" "BEGIN {exit !(b > 0 && d > 0 && (a-b)^2 < (0.01*b+0.05)^2 && (c-d)^2 < 0.0004+(0.01*d)^2)}"'
 $T send-keys -t pt 1 Left 7
-check "a new rank: the chain is timed again (conv2_f0 now 20 channels)" 'wait_for pt "^    conv2_f0 +Conv +20x10x14 +600 +84\.0K +[0-9.]+ +[0-9.]+%" 30'
+# resized to tiny and back while the worker times the new plan: it carries on, the screen follows
+$T resize-window -t pt -x 20 -y 5
+wait_for pt "20x5, need 80x24" 5
+$T resize-window -t pt -x 160 -y 50
+$T resize-window -t pt -x 100 -y 30
+check "a new rank: the chain is timed again (conv2_f0 now 20 channels), through resizes" 'wait_for pt "^    conv2_f0 +Conv +20x10x14 +600 +84\.0K +[0-9.]+ +[0-9.]+%" 30'
 $T send-keys -t pt 1 0 7
 check "back to the original: no chain rows, the original's note" 'wait_for pt "µs/img: CPU, 1 thread, [0-9]+ images" 20 && ! cap pt | grep -q "conv2_f0"'
 $T kill-session -t pt

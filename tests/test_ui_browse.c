@@ -8,6 +8,7 @@
 #include "check.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,12 @@ static void test_browser(const char *tmp)
     char buf[1200];
     CHECK(s->browse.dir_editing && ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "directory: ._"),
           "d opens the directory prompt (%s)", buf);
+    ui_key(s, '/');
+    ui_key(s, 'x');
+    CHECK(!strcmp(s->browse.dir_buf, "/x"), "a path typed over the directory shown replaces it (%s)", s->browse.dir_buf);
+    ui_key(s, UI_K_BACKSPACE);
+    ui_key(s, 'y');
+    CHECK(!strcmp(s->browse.dir_buf, "/y"), "then it is edited as typed (%s)", s->browse.dir_buf);
     ui_key(s, 21);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/data/zoo", root());
@@ -195,6 +202,29 @@ static void test_browser(const char *tmp)
         if (strstr(s->browse.items[i].name, "/resnet20.onnx") && strstr(s->browse.items[i].path, "tests/data/zoo"))
             rn = i;
     CHECK(rn >= 0 && s->browse.items[rn].params == 68522, "the typed directory's resnet20.onnx is listed with its params");
+    CHECK(!s->browse.dir_err[0], "listed without an error");
+    /* a directory that cannot be listed: why, the zoo and recent files still there */
+    char nodir[900];
+    snprintf(nodir, sizeof nodir, "%s/no such dir", tmp);
+    snprintf(s->browse.dir, sizeof s->browse.dir, "%s", nodir);
+    ui_browser_scan(s, ".");
+    CHECK(!strcmp(s->browse.dir_err, "No such file or directory") && strstr(s->msg, "cannot list") &&
+              strstr(s->msg, "no such dir: No such file or directory") && s->browse.n > 0,
+          "a missing directory: %s (%d rows still listed)", s->msg, s->browse.n);
+    snprintf(s->browse.dir, sizeof s->browse.dir, "%.900s", copy); /* a file, not a directory */
+    ui_browser_scan(s, ".");
+    CHECK(!strcmp(s->browse.dir_err, "Not a directory"), "a file given as the directory: %s", s->browse.dir_err);
+    if (geteuid() != 0) {
+        char locked[900];
+        snprintf(locked, sizeof locked, "%s/locked", tmp);
+        mkdir(locked, 0);
+        snprintf(s->browse.dir, sizeof s->browse.dir, "%s", locked);
+        ui_browser_scan(s, ".");
+        CHECK(!strcmp(s->browse.dir_err, "Permission denied"), "a directory without permission: %s", s->browse.dir_err);
+        rmdir(locked);
+    }
+    snprintf(s->browse.dir, sizeof s->browse.dir, "%s", dir);
+    ui_browser_scan(s, ".");
     /* paging: PgDn a page of rows, End the last, Home the first */
     int page = ui_browser_rows(s), n_items = s->browse.n;
     ui_key(s, UI_K_PGDN);

@@ -543,7 +543,7 @@ static void open_start(app *A)
 static void open_install(app *A, rs_model *m, ui_state *ns)
 {
     ui_state *s = A->s;
-    ui_evbmfjob_stop(A->evbmf); /* its ranks were the old model's; the opening found the new ones */
+    ui_evbmfjob_drop(A->evbmf); /* its ranks were the old model's; the opening found the new ones */
     A->evbmf = NULL;
     ui_timejob_stop(A->timer); /* it times the old model; the new one is timed when screen 7 shows */
     A->timer = NULL;
@@ -967,7 +967,7 @@ int ui_main(int argc, char **argv)
     recent_note(A.model_path, -1);
     if (A.args.compare && compare_with(&A, A.args.compare, &e) != 0) {
         fprintf(stderr, "rankscope: --compare %s: %s\n", A.args.compare, e.msg);
-        ui_evbmfjob_stop(A.evbmf);
+        ui_evbmfjob_drop(A.evbmf);
         live_stop(A.lv);
         ui_state_free(s);
         free(s);
@@ -976,7 +976,7 @@ int ui_main(int argc, char **argv)
         return EXIT_FAIL;
     }
     int exit_code = run(&A);
-    ui_evbmfjob_stop(A.evbmf);
+    ui_evbmfjob_drop(A.evbmf);
     ui_timejob_stop(A.timer);
     ui_timejob_stop(A.ptimer);
     ui_openjob_stop(A.opener);

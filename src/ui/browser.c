@@ -267,6 +267,11 @@ void ui_browser_scan(ui_state *s, const char *dir)
     free(rec);
     int from_dir = b->n;
     DIR *d = opendir(dir && *dir ? dir : ".");
+    b->dir_err[0] = 0;
+    if (!d) { /* said on the listing line and the status line; the zoo and recent files stay */
+        snprintf(b->dir_err, sizeof b->dir_err, "%s", strerror(errno));
+        snprintf(s->msg, sizeof s->msg, "cannot list %.300s: %s", dir && *dir ? dir : ".", b->dir_err);
+    }
     if (d) {
         char *names[UI_BROWSE_MAX];
         int nn = 0;
@@ -329,14 +334,19 @@ static unsigned dir_key(ui_state *s, int key)
     case UI_K_BACKSPACE:
     case 127:
     case 8:
+        b->dir_fresh = 0; /* editing the directory shown */
         if (b->dir_len > 0)
             b->dir_buf[--b->dir_len] = 0;
         return UI_HANDLED | UI_REDRAW;
     case 21: /* ^U */
-        b->dir_len = 0;
+        b->dir_len = b->dir_fresh = 0;
         b->dir_buf[0] = 0;
         return UI_HANDLED | UI_REDRAW;
     default:
+        if (key >= 32 && key < 127 && b->dir_fresh) { /* a path typed over the one shown replaces it */
+            b->dir_len = b->dir_fresh = 0;
+            b->dir_buf[0] = 0;
+        }
         if (key >= 32 && key < 127 && b->dir_len < (int)sizeof b->dir_buf - 1) {
             b->dir_buf[b->dir_len++] = (char)key;
             b->dir_buf[b->dir_len] = 0;
@@ -431,7 +441,7 @@ unsigned ui_browser_key(ui_state *s, int key)
     }
     switch (key) {
     case 'd':
-        b->dir_editing = 1;
+        b->dir_editing = b->dir_fresh = 1;
         snprintf(b->dir_buf, sizeof b->dir_buf, "%s", b->dir[0] ? b->dir : ".");
         b->dir_len = (int)strlen(b->dir_buf);
         return UI_HANDLED | UI_REDRAW;

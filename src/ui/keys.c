@@ -69,7 +69,8 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len)
         return 1;
     }
     if (s->browse.active && s->browse.dir_editing) {
-        snprintf(buf, len, "directory: %s_   (Enter lists its .onnx files, Esc cancels, ^U clears)", s->browse.dir_buf);
+        snprintf(buf, len, "directory: %s_   (%sEnter lists its .onnx files, Esc cancels)", s->browse.dir_buf,
+                 s->browse.dir_fresh ? "typing replaces it, Backspace edits it; " : "^U clears, ");
         return 1;
     }
     if (s->saveas.active && s->saveas.asking) {

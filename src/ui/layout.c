@@ -30,11 +30,11 @@ int ui_too_small_lines(const ui_state *s, char lines[3][64])
     snprintf(need[2], sizeof need[2], "need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
     const char *const title[] = {"terminal too small", "too small"};
     const char *const needs[] = {need[0], need[1], need[2]};
-    const char *const quit[] = {"unsaved work or jobs: q again quits, other keys stay", "q again quits"};
+    const char *const quit[] = {"unsaved work or jobs: q again quits, other keys stay", "q again quits", "q again"};
     first_fit(lines[0], 64, s->cols, title, 2);
     first_fit(lines[1], 64, s->cols, needs, 3);
     if (s->confirm_quit)
-        first_fit(lines[2], 64, s->cols, quit, 2);
+        first_fit(lines[2], 64, s->cols, quit, 3);
     else
         snprintf(lines[2], 64, "q quits");
     return s->lines < 3 ? s->lines : 3;

@@ -139,13 +139,22 @@ void ui_openjob_stop(ui_openjob *o)
     free(o);
 }
 
-/* ---- The EVBMF ranks of the model on screen, found after the screen is up. */
+/* ---- The EVBMF ranks of the model on screen, found after the screen is up, on a copy of the
+ * model: quitting gives the job up at once instead of waiting for the SVD under way (seconds on a
+ * big layer), and the job frees itself when that ends. */
 struct ui_evbmfjob {
     ui_job j;
-    const rs_model *m;
+    rs_model *m; /* own copy */
     ui_evbmf *v;
     int installed;
 };
+
+static void evbmfjob_free(ui_evbmfjob *o)
+{
+    ui_evbmf_free(o->v);
+    model_free(o->m);
+    free(o);
+}
 
 static int evbmf_progress(void *user, double fraction, const char *what)
 {
@@ -156,22 +165,22 @@ static int evbmf_progress(void *user, double fraction, const char *what)
 static void *evbmf_run(void *arg)
 {
     ui_evbmfjob *o = arg;
-    ui_job_finish(&o->j, ui_evbmf_run(o->v, o->m, evbmf_progress, o), NULL);
+    if (ui_job_finish(&o->j, ui_evbmf_run(o->v, o->m, evbmf_progress, o), NULL))
+        evbmfjob_free(o);
     return NULL;
 }
 
 ui_evbmfjob *ui_evbmfjob_start(const rs_model *m, const ui_state *s, rs_err *e)
 {
     ui_evbmfjob *o = calloc(1, sizeof *o);
-    if (!o || !(o->v = ui_evbmf_alloc(s))) {
-        free(o);
+    if (!o || !(o->v = ui_evbmf_alloc(s)) || !(o->m = model_clone(m))) {
+        if (o)
+            evbmfjob_free(o);
         rs_fail(e, "out of memory");
         return NULL;
     }
-    o->m = m;
     if (ui_job_start(&o->j, evbmf_run, o, "EVBMF ranks", e) != 0) {
-        ui_evbmf_free(o->v);
-        free(o);
+        evbmfjob_free(o);
         return NULL;
     }
     return o;
@@ -189,13 +198,10 @@ int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s)
     return news;
 }
 
-void ui_evbmfjob_stop(ui_evbmfjob *o)
+void ui_evbmfjob_drop(ui_evbmfjob *o)
 {
-    if (!o)
-        return;
-    ui_job_stop(&o->j);
-    ui_evbmf_free(o->v);
-    free(o);
+    if (o && ui_job_drop(&o->j))
+        evbmfjob_free(o);
 }
 
 /* ---- The graph view's time column: infer_profile on a worker, of the model or of a copy with a

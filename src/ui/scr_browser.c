@@ -16,9 +16,13 @@ void scr_browser(const ui_state *s)
     w_put_fit(y0, 1, R_ACCENT, "Open a model  (Enter opens, c compares with the open one, d lists another directory, Esc closes)",
               "Open a model: Enter opens, c compares, d another directory, Esc closes");
     char listing[1200], short_listing[1200], cut[4 * sizeof short_listing + 4];
-    snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s",
-             b->dir[0] ? b->dir : "the current directory");
-    snprintf(short_listing, sizeof short_listing, "zoo, recent (newest first), *.onnx in %s", b->dir[0] ? b->dir : ".");
+    char why[200] = "";
+    if (b->dir_err[0])
+        snprintf(why, sizeof why, " (cannot be listed: %s)", b->dir_err);
+    snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s%s",
+             b->dir[0] ? b->dir : "the current directory", why);
+    snprintf(short_listing, sizeof short_listing, "zoo, recent (newest first), *.onnx in %s%s", b->dir[0] ? b->dir : ".",
+             why);
     if (w_width(listing) <= w - 2)
         w_put(y0 + 1, 1, R_DIM, 0, listing);
     else

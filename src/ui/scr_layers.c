@@ -101,9 +101,16 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     /* the short label when the node name would push the figures off the line */
     int x = w_printf(y, 1, R_ACCENT, 0, "%s", w_width(l->name) + 70 <= COLS ? l->name : ui_layer_label(s, l));
     x = w_printf(y, x, R_NORMAL, 0, "  %s %s", l->op, l->shape);
-    if (l->cur.method != DECOMP_NONE)
-        x = w_printf(y, x, R_NORMAL, 0, "  %s rank %d of %d", decomp_method_name(l->cur.method),
-                     l->cur.rank, l->mi[l->cur.method].max_rank);
+    if (l->cur.method != DECOMP_NONE) {
+        /* "rank 47 of 96" where the line has room for it and the break-even rank, else "47/96" */
+        char rk[64];
+        snprintf(rk, sizeof rk, "  %s rank %d of %d", decomp_method_name(l->cur.method), l->cur.rank,
+                 l->mi[l->cur.method].max_rank);
+        if (x + w_width(rk) + 12 + 16 > COLS - 1)
+            snprintf(rk, sizeof rk, "  %s %d/%d", decomp_method_name(l->cur.method), l->cur.rank,
+                     l->mi[l->cur.method].max_rank);
+        x = w_printf(y, x, R_NORMAL, 0, "%s", rk);
+    }
     if (vm != DECOMP_NONE) {
         if (s->evbmf_pending)
             x = w_printf(y, x, R_DIM, 0, "   EVBMF %s", s->utf8 ? "\u2026" : "...");

@@ -54,14 +54,33 @@ int ui_job_done(ui_job *j)
     return d;
 }
 
-void ui_job_finish(ui_job *j, int rc, const char *err)
+int ui_job_finish(ui_job *j, int rc, const char *err)
 {
     pthread_mutex_lock(&j->mu);
     j->rc = rc;
     if (err)
         snprintf(j->err, sizeof j->err, "%s", rc == RS_CANCELLED && !err[0] ? "cancelled" : err);
     j->done = 1;
+    int dropped = j->dropped;
     pthread_mutex_unlock(&j->mu);
+    if (dropped)
+        pthread_mutex_destroy(&j->mu);
+    return dropped;
+}
+
+int ui_job_drop(ui_job *j)
+{
+    if (!j->started)
+        return 1;
+    pthread_mutex_lock(&j->mu);
+    j->cancel = j->dropped = 1;
+    int done = j->done;
+    pthread_mutex_unlock(&j->mu);
+    pthread_detach(j->th);
+    if (done)
+        pthread_mutex_destroy(&j->mu);
+    j->started = 0;
+    return done;
 }
 
 struct ui_search {

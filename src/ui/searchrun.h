@@ -25,6 +25,7 @@ typedef struct ui_job {
     int started;
     pthread_mutex_t mu;
     int cancel, done, rc; /* under mu */
+    int dropped;          /* under mu: ui_job_drop; the runner frees itself when it ends */
     char err[RS_ERR_LEN];
 } ui_job;
 
@@ -34,8 +35,14 @@ int ui_job_cancelled(ui_job *j);
 int ui_job_done(ui_job *j); /* the thread has finished (it can be joined without waiting) */
 void ui_job_stop(ui_job *j); /* cancels and joins; a job never started is left alone */
 /* The runner's last call: rc, and err as its message (NULL keeps the one already in j->err,
- * written by this thread; RS_CANCELLED without one says "cancelled"), then done. */
-void ui_job_finish(ui_job *j, int rc, const char *err);
+ * written by this thread; RS_CANCELLED without one says "cancelled"), then done. Returns 1 when
+ * the job was dropped: the runner then frees what the job owns (nobody else will); otherwise it
+ * must not touch the job again (its owner may be freeing it). */
+int ui_job_finish(ui_job *j, int rc, const char *err);
+/* Gives a job up without waiting: cancels it and detaches its thread. Returns 1 when it had
+ * already finished (the caller frees it now), 0 when its runner will (ui_job_finish says so).
+ * Only for runners that own everything they touch (no borrowed model). */
+int ui_job_drop(ui_job *j);
 
 typedef struct ui_search ui_search;
 
@@ -97,12 +104,13 @@ void ui_openjob_stop(ui_openjob *o); /* cancels, joins, frees what was not taken
 
 /* ---- The EVBMF ranks of a state made with evbmf_defer, on a worker (ui_evbmf_run): the explorer
  * shows its screen at once instead of a blank terminal for the seconds a big net's SVDs take.
- * The model is borrowed; s is only read at the start. ui_evbmfjob_poll installs the ranks into s
- * (the same model's state) once and returns 1 then. */
+ * The job works on its own copy of the model; s is only read at the start. ui_evbmfjob_poll
+ * installs the ranks into s (the same model's state) once and returns 1 then. ui_evbmfjob_drop
+ * never waits: it cancels, and the job frees itself when the SVD under way ends. */
 typedef struct ui_evbmfjob ui_evbmfjob;
 ui_evbmfjob *ui_evbmfjob_start(const rs_model *m, const ui_state *s, rs_err *e);
 int ui_evbmfjob_poll(ui_evbmfjob *o, ui_state *s);
-void ui_evbmfjob_stop(ui_evbmfjob *o); /* cancels, joins, frees; accepts NULL */
+void ui_evbmfjob_drop(ui_evbmfjob *o); /* accepts NULL */
 
 /* ---- The graph view's time column: infer_profile (infer.h) of the model on the first
  * ui_time_images of set's images (by the model's MACs), on a worker; with a plan (copied), of a

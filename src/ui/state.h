@@ -265,7 +265,9 @@ typedef struct ui_browser_state {
     ui_browse_item items[UI_BROWSE_MAX];
     char dir[1024];      /* the directory listed ("" = the current one) */
     int dir_editing, dir_len;
+    int dir_fresh;       /* dir_buf is still the directory listed: typing replaces it */
     char dir_buf[1024];  /* the directory being typed (`d`) */
+    char dir_err[160];   /* why the directory could not be listed ("" when it was) */
     /* The model being opened on a worker (UI_OPEN starts it, app.c reports into these): the
      * browser stays up and answers keys meanwhile; Esc gives it up (UI_OPEN_CANCEL). */
     int opening;

@@ -175,13 +175,13 @@ $T send-keys -t nd -l "$WORK/no such dir"
 check "d: a path typed over the directory shown replaces it (no ^U needed)" 'wait_for nd "^ directory: /[^ ]*/no such dir_ " 5'
 $T send-keys -t nd Enter
 check "a directory that does not exist: why, on the listing line and the status line; the zoo still listed" \
-    'wait_for nd "cannot be listed: No such file or directory" 5 && wait_for nd "^ cannot list /.*/no such dir: No such file or directory" 5 && wait_for nd "zoo: lenet" 5'
+    'wait_for nd "not listed \(No such file or directory\): /" 5 && wait_for nd "^ cannot list /.*/no such dir: No such file or directory" 5 && wait_for nd "zoo: lenet" 5'
 if [ "$(id -u)" -ne 0 ]; then
     mkdir "$WORK/locked" && chmod 000 "$WORK/locked"
     $T send-keys -t nd d
     $T send-keys -t nd -l "$WORK/locked"
     $T send-keys -t nd Enter
-    check "a directory without permission: Permission denied, said plainly" 'wait_for nd "cannot be listed: Permission denied" 5'
+    check "a directory without permission: Permission denied, said plainly" 'wait_for nd "not listed \(Permission denied\)" 5'
     chmod 755 "$WORK/locked"
 else
     echo "# as root every directory can be listed: the permission case takes the path just tested"

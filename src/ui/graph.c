@@ -419,9 +419,10 @@ void ui_graph_chain_time(const ui_state *s, int r, char *buf, size_t len)
     const ui_choice *c = &g->p_for[nd->layer];
     const char *mu = s->utf8 ? "\u00b5s" : "us";
     char a[16], b[16];
-    /* the time column has the chain's figure: the original's comes first, so a cut keeps it */
-    snprintf(buf, len, "%sorig %s %s -> %s %d (chain %s %s)", ui_graph_plan_stale(s) ? "~" : "", ui_us_text(nd->us, a, sizeof a),
-             mu, decomp_method_name(c->method), c->rank, ui_us_text(nd->p_us, b, sizeof b), mu);
+    /* the time column has the chain's figure: the original's comes first, then the method, so a
+     * cut at 100 columns keeps both */
+    snprintf(buf, len, "%swas %s: %s %d (chain %s %s)", ui_graph_plan_stale(s) ? "~" : "", ui_us_text(nd->us, a, sizeof a),
+             decomp_method_name(c->method), c->rank, ui_us_text(nd->p_us, b, sizeof b), mu);
 }
 
 int ui_time_images(int64_t macs_per_image, int available)

@@ -613,7 +613,7 @@ static const char *const help_graph[] = {
     "Enter                  on a weighted node (Conv/Gemm/MatMul): its slider on the Layers screen",
     "columns                output shape per image, params, MACs per image, measured time",
     "time                   CPU microseconds per image on one thread, over the first test images, measured in the background when the screen first shows (CLI: rankscope info MODEL --time)",
-    "with a plan            the plan-applied model (the one evaluation runs) is timed too, again after every change: a factorized node shows its chain's time, its original time beside (orig), and its chain's nodes as rows under it; ~ marks figures of an earlier plan while the new one is measured",
+    "with a plan            the plan-applied model (the one evaluation runs) is timed too, again after every change: a factorized node shows its chain's time, its original time beside (was), and its chain's nodes as rows under it; ~ marks figures of an earlier plan while the new one is measured",
     "fused, view            fused: the node runs inside the kernel of an earlier node (Conv+Relu+MaxPool, Conv+Add+Relu), whose time includes it; view: Flatten/Reshape, nothing runs"};
 
 #define HELP(a) a, (int)(sizeof a / sizeof a[0])

@@ -15,14 +15,17 @@ void scr_browser(const ui_state *s)
         w_fill(y0 + r, 0, w, R_NORMAL);
     w_put_fit(y0, 1, R_ACCENT, "Open a model  (Enter opens, c compares with the open one, d lists another directory, Esc closes)",
               "Open a model: Enter opens, c compares, d another directory, Esc closes");
-    char listing[1200], short_listing[1200], cut[4 * sizeof short_listing + 4];
-    char why[200] = "";
-    if (b->dir_err[0])
-        snprintf(why, sizeof why, " (cannot be listed: %s)", b->dir_err);
-    snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s%s",
-             b->dir[0] ? b->dir : "the current directory", why);
-    snprintf(short_listing, sizeof short_listing, "zoo, recent (newest first), *.onnx in %s%s", b->dir[0] ? b->dir : ".",
-             why);
+    char listing[1400], short_listing[1400], cut[4 * sizeof short_listing + 4];
+    if (b->dir_err[0]) { /* the reason before the path: a long path is what gets cut */
+        snprintf(listing, sizeof listing, "the zoo and recent files (newest first); not listed (%s): %s", b->dir_err,
+                 b->dir[0] ? b->dir : ".");
+        snprintf(short_listing, sizeof short_listing, "zoo, recent; not listed (%s): %s", b->dir_err,
+                 b->dir[0] ? b->dir : ".");
+    } else {
+        snprintf(listing, sizeof listing, "the zoo, recent files (newest first) and the .onnx files of %s",
+                 b->dir[0] ? b->dir : "the current directory");
+        snprintf(short_listing, sizeof short_listing, "zoo, recent (newest first), *.onnx in %s", b->dir[0] ? b->dir : ".");
+    }
     if (w_width(listing) <= w - 2)
         w_put(y0 + 1, 1, R_DIM, 0, listing);
     else

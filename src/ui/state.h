@@ -477,7 +477,8 @@ const ui_gnode *ui_graph_row(const ui_state *s, int r);
  * "~12.3" when the figure is for other choices than the current ones. While a plan applies and is
  * measured, a row shows the plan-applied model's time (a factorized node: its chain's sum). */
 void ui_graph_time_text(const ui_state *s, int r, char *us, size_t us_len, char *pct, size_t pct_len);
-/* "svd 12: 412 -> chain 180 us" for a factorized node's row while its chain is timed, else "". */
+/* "was 412: svd 12 (chain 180 us)" for a factorized node's row while its chain is timed (the
+ * original's time first), else "". */
 void ui_graph_chain_time(const ui_state *s, int r, char *buf, size_t len);
 /* A time in microseconds as the column shows it: three significant figures, down to 0.01. */
 const char *ui_us_text(double t, char *buf, size_t len);

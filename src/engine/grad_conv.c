@@ -301,24 +301,44 @@ static void pad_clear(const pad_geom *g, float *ws)
     memset(ws, 0, ((size_t)g->C * g->plane + g->n) * sizeof *ws);
 }
 
-/* The interior of the padded planes from src (C compact H × W planes). */
-static void pad_fill(const pad_geom *g, const float *src, float *ws)
+/* The interior of the padded planes from src (C compact H × W planes). Rows are short (8–32
+ * floats): plain loops beat a memcpy call per row. */
+TN_VEC static void pad_fill(const pad_geom *g, const float *restrict src, float *restrict ws)
 {
     for (int c = 0; c < g->C; ++c)
-        for (int y = 0; y < g->H; ++y)
-            memcpy(ws + (size_t)c * g->plane + (size_t)(y + g->T) * g->wp + g->L, src + ((size_t)c * g->H + y) * g->W,
-                   (size_t)g->W * sizeof *ws);
+        for (int y = 0; y < g->H; ++y) {
+            float *d = ws + (size_t)c * g->plane + (size_t)(y + g->T) * g->wp + g->L;
+            const float *r = src + ((size_t)c * g->H + y) * g->W;
+            for (int x = 0; x < g->W; ++x)
+                d[x] = r[x];
+        }
+}
+
+/* dst (M compact OH × OW planes) = (add: +=) the first OW columns of out's rows (M × n, rows of wp). */
+TN_VEC static void pad_unfill(const pad_geom *g, int M, const float *restrict out, float *restrict dst, int add)
+{
+    for (int m = 0; m < M; ++m)
+        for (int y = 0; y < g->OH; ++y) {
+            float *d = dst + ((size_t)m * g->OH + y) * g->OW;
+            const float *r = out + (size_t)m * g->n + (size_t)y * g->wp;
+            if (add)
+                for (int x = 0; x < g->OW; ++x)
+                    d[x] += r[x];
+            else
+                for (int x = 0; x < g->OW; ++x)
+                    d[x] = r[x];
+        }
 }
 
 /* The weight gradient from the same padded input planes: for tap (ki, kj),
  *   dWᵀ_tap (Cin/g × Cout/g) = A · dYᵀ,  A row c = plane c from ki·wp + kj on (lda = plane),
  * with dYᵀ pixel-major over the padded width (the kw − 1 extra columns of each row zero): nine
  * GEMMs over the padded input instead of one over an im2col matrix nine times its size. Scratch:
- * the padded planes (+ overrun), dYᵀ (n rows of coutpad), the taps' results. */
+ * the padded planes (+ overrun), dYᵀ (n rows of coutpad), the taps' results and their sum. */
 static size_t dwp_scratch(const tn_node *t)
 {
     pad_geom g = fwd_geom(t);
-    return (size_t)g.C * g.plane + g.n + g.n * (size_t)t->coutpad + (size_t)t->kh * t->kw * g.C * t->coutpad;
+    return (size_t)g.C * g.plane + g.n + g.n * (size_t)t->coutpad + 2 * (size_t)t->kh * t->kw * g.C * t->coutpad;
 }
 
 /* dst (M compact OH × OW planes) = (add: +=) A · the padded planes of src (C compact H × W planes);
@@ -329,15 +349,7 @@ static void pad_gemm(const tn_node *t, const pad_geom *g, int M, const float *a,
     float *out = ws + (size_t)g->C * g->plane + g->n;
     pad_fill(g, src, ws);
     kern_gemm(t->isa, M, (int)g->n, g->C * t->kh * t->kw, a, lda, ws, boff, out, (int)g->n, bias, NULL, 0);
-    for (int m = 0; m < M; ++m)
-        for (int y = 0; y < g->OH; ++y) {
-            float *d = dst + ((size_t)m * g->OH + y) * g->OW;
-            const float *r = out + (size_t)m * g->n + (size_t)y * g->wp;
-            if (add)
-                add_into(d, r, (size_t)g->OW);
-            else
-                memcpy(d, r, (size_t)g->OW * sizeof *d);
-        }
+    pad_unfill(g, M, out, dst, add);
 }
 
 /* ---- tape entry ---------------------------------------------------------------------------- */
@@ -688,6 +700,39 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     }
 }
 
+/* dW += the weight gradient of ns images by dwp_scratch's per-tap GEMMs; the taps' results of every
+ * image are summed in their own layout (one contiguous add) and moved into dW's once per group. */
+static void dw_padded(const tn_node *t, const float *x, const float *dy, float *dw, int ns, float *ws, int *boff)
+{
+    pad_geom fg = fwd_geom(t);
+    const int khw = t->kh * t->kw, cp = t->coutpad, cin_g = fg.C, cout_g = t->cout / t->group;
+    const size_t ihw = (size_t)t->ih * t->iw, ohw = (size_t)t->oh * t->ow, taps = (size_t)khw * cin_g * cp;
+    float *xp = ws, *bt = xp + (size_t)fg.C * fg.plane + fg.n, *acc = bt + fg.n * (size_t)cp, *sum = acc + taps;
+    /* the borders, dYᵀ's extra-column rows and padding lanes stay zero for the whole call */
+    memset(xp, 0, ((size_t)fg.C * fg.plane + fg.n + fg.n * (size_t)cp) * sizeof *xp);
+    for (size_t p = 0; p < fg.n; ++p)
+        boff[p] = (int)(p * cp);
+    for (int gi = 0; gi < t->group; ++gi) {
+        memset(sum, 0, taps * sizeof *sum);
+        for (int i = 0; i < ns; ++i) {
+            const float *dyi = dy + (size_t)i * t->ysz + (size_t)gi * cout_g * ohw;
+            pad_fill(&fg, x + (size_t)i * t->xsz + (size_t)gi * cin_g * ihw, xp);
+            for (int oy = 0; oy < t->oh; ++oy)
+                transpose(dyi + (size_t)oy * t->ow, ohw, cout_g, t->ow, bt + (size_t)oy * fg.wp * cp, (size_t)cp);
+            for (int ki = 0; ki < t->kh; ++ki)
+                for (int kj = 0; kj < t->kw; ++kj)
+                    kern_gemm(t->isa_dw, cin_g, cp, (int)fg.n, xp + (size_t)ki * fg.wp + kj, (int)fg.plane, bt, boff,
+                              acc + (size_t)(ki * t->kw + kj) * cin_g * cp, cp, NULL, NULL, 0);
+            add_into(sum, acc, taps);
+        }
+        float *dwg = dw + (size_t)gi * cout_g * t->K;
+        for (int o = 0; o < cout_g; ++o)
+            for (int ci = 0; ci < cin_g; ++ci)
+                for (int k = 0; k < khw; ++k)
+                    dwg[(size_t)o * t->K + (size_t)ci * khw + k] += sum[((size_t)k * cin_g + ci) * cp + o];
+    }
+}
+
 static void conv_backward(const tn_node *t, const rs_model *m, const float *x, const float *dy,
                           float *dx, int fresh, float *dw, float *db, int ns, const tn_scratch *s)
 {
@@ -718,7 +763,9 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
     /* Output planes that fill whole vectors: dY is read where it lies (its transpose for the
      * weight gradient, its rows for the input gradient's GEMM, one image at a time) instead of
      * through a channel-major copy of the chunk. */
-    const int aligned = ohw % vl == 0;
+    const int aligned = ohw % vl == 0, pad_dw = dw && fwd_pad_ok(t);
+    if (pad_dw)
+        dw_padded(t, x, dy, dw, ns, ws.dwp, ws.boff);
     for (int i0 = 0; i0 < ns; i0 += t->chunk) {
         int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
         size_t P = (size_t)nc * ohw, ldP = tn_round_up(P, vl);
@@ -733,31 +780,7 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
                            ohw * sizeof *row);
                 memset(row + P, 0, (ldP - P) * sizeof *row);
             }
-            if (dw && fwd_pad_ok(t)) {
-                pad_geom fg = fwd_geom(t);
-                const int khw = t->kh * t->kw;
-                float *xp = ws.dwp, *bt = xp + (size_t)fg.C * fg.plane + fg.n, *acc = bt + fg.n * (size_t)cp;
-                /* the borders, dYᵀ's extra-column rows and padding lanes stay zero for the whole call */
-                if (i0 == 0 && gi == 0)
-                    memset(xp, 0, ((size_t)fg.C * fg.plane + fg.n + fg.n * (size_t)cp) * sizeof *xp);
-                for (size_t p = 0; p < fg.n; ++p)
-                    ws.boff[p] = (int)(p * cp);
-                float *dwg = dw + (size_t)gi * cout_g * t->K;
-                for (int c = 0; c < nc; ++c) {
-                    const float *dyi = dy + (size_t)(i0 + c) * t->ysz + gofs;
-                    pad_fill(&fg, x + (size_t)(i0 + c) * t->xsz + (size_t)gi * cin_g * ihw, xp);
-                    for (int oy = 0; oy < t->oh; ++oy)
-                        transpose(dyi + (size_t)oy * t->ow, ohw, cout_g, t->ow, bt + (size_t)oy * fg.wp * cp, (size_t)cp);
-                    for (int ki = 0; ki < t->kh; ++ki)
-                        for (int kj = 0; kj < t->kw; ++kj)
-                            kern_gemm(t->isa_dw, cin_g, cp, (int)fg.n, xp + (size_t)ki * fg.wp + kj, (int)fg.plane, bt,
-                                      ws.boff, acc + (size_t)(ki * t->kw + kj) * cin_g * cp, cp, NULL, NULL, 0);
-                    for (int o = 0; o < cout_g; ++o)
-                        for (int ci = 0; ci < cin_g; ++ci)
-                            for (int k = 0; k < khw; ++k)
-                                dwg[(size_t)o * t->K + (size_t)ci * khw + k] += acc[((size_t)k * cin_g + ci) * cp + o];
-                }
-            } else if (dw) {
+            if (dw && !pad_dw) {
                 /* dYᵀ pixel-major (P × cp), padding lanes zero */
                 if (cp > cout_g)
                     memset(ws.dyt, 0, P * (size_t)cp * sizeof *ws.dyt);

@@ -35,6 +35,13 @@
  *  - Defaults (finetune_default_options) suit recovery rather than training from scratch:
  *    cosine schedule with a short warm-up, peak lr 0.005, momentum 0.9, weight decay 5e-4,
  *    10 epochs, batch 128, augmentation on.
+ *  - Checkpoints: on_checkpoint (may be NULL) receives after every epoch (validated, the best
+ *    kept so far updated with it) everything the run needs to go on: the net being trained
+ *    (factorized, its BatchNormalizations in), the best state kept, the start's accuracy and the
+ *    train_state. A run given that back through `resume` skips the factorization, the BN and
+ *    the start's validation and continues after that epoch, bit-identically (same thread count);
+ *    m and plan must be those of the interrupted run (teacher, factor mask). A non-zero return
+ *    from on_checkpoint stops the run with its error.
  */
 #ifndef RANKSCOPE_FINETUNE_H
 #define RANKSCOPE_FINETUNE_H
@@ -54,6 +61,19 @@ typedef struct finetune_report {
     int epochs_done;
 } finetune_report;
 
+/* A fine-tuning after an epoch. Handed to on_checkpoint with borrowed pointers (valid during the
+ * call); given back through finetune_options.resume, owned by the caller. */
+typedef struct finetune_state {
+    rs_model *w;       /* the net being trained, weights and BN statistics after train.epoch */
+    rs_model *best;    /* keep_best: the best validated state so far (the start before any); else NULL */
+    int best_epoch;    /* 0: the start */
+    double best_acc;   /* its validation accuracy (-1: trained_only and no epoch yet, or no val) */
+    double start_acc;  /* the start's validation accuracy, -1 when not measured */
+    train_state train; /* train.epoch epochs done */
+} finetune_state;
+
+typedef int (*finetune_checkpoint_fn)(void *user, const finetune_state *s, rs_err *e);
+
 typedef struct finetune_options {
     train_options train; /* teacher / trainable fields are set by finetune_run */
     int factors_only;
@@ -71,6 +91,9 @@ typedef struct finetune_options {
                                * images (fit_plan_apply, fit.h) before training */
     int fit_n;
     int bn;                   /* 1: BatchNormalization after every Conv while training (above) */
+    finetune_checkpoint_fn on_checkpoint; /* after every epoch (above); NULL = none */
+    void *checkpoint_user;
+    const finetune_state *resume; /* NULL = start; else go on from it (above) */
 } finetune_options;
 
 #define FINETUNE_BN_IMAGES 64

@@ -145,6 +145,10 @@ typedef struct pipe_compress_options {
     int polish_epochs;         /* pipe_staged_run: final fine-tuning of the result (0 = none) */
     pipe_stage_fn on_stage;    /* may be NULL */
     void *user;
+    /* pipe_staged_run / pipe_recipe_replay only (see "checkpoints" below) */
+    const char *checkpoint;    /* NULL: none; else written at every stage's start and epoch */
+    const char *ident;         /* stored in the checkpoint (may be NULL) */
+    const struct pipe_ckpt *resume; /* NULL: start; else continue that run */
 } pipe_compress_options;
 
 void pipe_compress_default_options(pipe_compress_options *o);
@@ -190,6 +194,36 @@ int pipe_compress_run(const rs_model *m, const cifar10_set *train, const cifar10
  * binary, data and thread count gives the same net. */
 int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                     const pipe_compress_options *o, pipe_compress_result *r, rs_recipe *recipe, rs_err *e);
+
+/* ---- checkpoints of staged compression and of a recipe replay ------------------------------------
+ * With o->checkpoint set, pipe_staged_run and pipe_recipe_replay write that file atomically
+ * (write, fsync, rename: it always holds a complete checkpoint) at the start of every stage (before
+ * its search) and after every epoch of every fine-tuning (stage, extension, polish): the rounds
+ * reported so far, the kept plan, the rejected plans, budget and counters, the kept stages'
+ * recipe, the net the stage starts from (and the rejected stage's net an extension trains), and
+ * the fine-tuning in progress (finetune_state: the net with its BatchNormalizations, the best
+ * epoch kept and its accuracy, the start's accuracy, weights, statistics, momentum, epoch,
+ * generator). Not the original m: the caller reads it again. o->ident (the caller's description of
+ * the input model and options, compared by the caller: pipe_ident_diff) is stored as is.
+ * o->resume continues such a run: the same calls with the same m, data, options and thread count
+ * then end bit-identically to a run never interrupted (the wall-time figures aside; the time
+ * limit counts the time spent before too). Refused, with an error naming the file: a checkpoint of
+ * the other workflow, or whose validation accuracy of m differs from m's now (another model or
+ * validation set). Format: magic "RSCPRS1\n", records as checkpoint.h's, CRC-32 last; every
+ * length and count checked against what is left before use. */
+typedef struct pipe_ckpt pipe_ckpt;
+
+pipe_ckpt *pipe_ckpt_load(const char *path, rs_err *e);
+void pipe_ckpt_free(pipe_ckpt *c); /* accepts NULL */
+const char *pipe_ckpt_ident(const pipe_ckpt *c); /* "" when none was stored */
+/* Where it stands, for messages: "stage 3, epoch 7 of its fine-tuning" (buf, len). */
+const char *pipe_ckpt_where(const pipe_ckpt *c, char *buf, size_t len);
+/* Ident texts are lines "KEY VALUE". 0 when they are equal; else 1 with `what` = "KEY: A in the
+ * checkpoint, B now" for the first key whose value differs (or that only one of them has). */
+int pipe_ident_diff(const char *saved, const char *now, char *what, size_t len);
+/* "N bytes, crc32 XXXXXXXX" of the file at path into buf (for ident texts); -1 with e set when it
+ * cannot be read. */
+int pipe_file_ident(const char *path, char *buf, size_t len, rs_err *e);
 
 /* Fold layer `name` (of orig) in w, where decomp_apply replaced it by a chain of factors, back into
  * one node shaped like the original's (its name, attributes, weight name and layout; the bias

@@ -1,5 +1,6 @@
 /* cmd_compress.c — `rankscope compress`: search, fine-tune and search again (pipeline.h), then the
  * winner on the test set with its single-image latency. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "cli.h"
 #include "cli_run.h"
 #include "rankscope/export.h"
+#include "rankscope/fileio.h"
 #include "rankscope/onnx.h"
 #include "rankscope/pipeline.h"
 #include "rankscope/quant.h"
@@ -35,7 +37,8 @@ static void compress_usage(FILE *f)
             "                          [--train-images N] [--val-images N] [--fit weights|outputs|layers]\n"
             "                          [--calib-images N] [--stage-budget PTS] [--recipe-out F]\n"
             "                          [--extend PTS] [--polish N] [--bn]\n"
-            "                          [--recipe F] [--force] [--verbose] [--json]\n"
+            "                          [--recipe F] [--checkpoint C] [--resume C]\n"
+            "                          [--force] [--verbose] [--json]\n"
             "  By default: staged compression (up to --stages %d), each stage fine-tuned --finetune %d\n"
             "  epochs distilled from the original, factors fitted to the layer outputs (--fit outputs),\n"
             "  then the winner on the test set with its measured speed-up.\n"
@@ -83,7 +86,16 @@ static void compress_usage(FILE *f)
             "  binary, data and --threads give the same net), taking the epochs, image counts, fit and\n"
             "  int8 from it.\n"
             "  --train-images N / --val-images N: use only the first N images of the training /\n"
-            "  validation split (quick runs; the figures are noisier).\n",
+            "  validation split (quick runs; the figures are noisier).\n"
+            "  --checkpoint C (staged runs and --recipe replays): write the run's state to C at the start\n"
+            "  of every stage and after every fine-tuning epoch (atomically: C always holds a whole\n"
+            "  checkpoint): the rounds so far, the kept and rejected plans, budgets, the recipe so far,\n"
+            "  the net being fine-tuned with its best epoch, momentum and generator. --resume C goes on\n"
+            "  from it, to the same output byte for byte and the same figures as a run never stopped;\n"
+            "  give the same command (model, options, --data, --threads; --time-limit may change and\n"
+            "  counts the time spent before): a different model file or option is refused, naming it.\n"
+            "  The checkpoint goes on in C (or in --checkpoint's file) and is left after the run.\n"
+            "  Interrupted (Ctrl-C) with a checkpoint, compress saves nothing and says how to resume.\n",
             COMPRESS_STAGES, COMPRESS_EPOCHS, COMPRESS_EXTEND, COMPRESS_POLISH, COMPRESS_ROUNDS);
 }
 
@@ -106,13 +118,16 @@ typedef struct compress_cmd {
     int hit_limit;                 /* the time limit stopped the run */
     const char *recipe_out, *recipe_in;
     rs_recipe *recipe;             /* written (staged) or replayed */
+    const char *ckpt_out, *ckpt_in; /* --checkpoint, --resume */
+    pipe_ckpt *resume;             /* loaded from ckpt_in */
+    char ident[4096];              /* the input and options, as the checkpoint records them */
     int64_t p0, m0;
 } compress_cmd;
 
 enum { O_FINETUNE = 'E', O_DISTILL = 'D', O_FACTORS = 'f', O_LR = 'l', O_ROUNDS = 'k', O_TIME = 'L',
        O_PLAN_OUT = 'P', O_MARGIN = 'z', O_INT8 = '8', O_INT8_EPOCHS = 'q', O_TRAIN_IMAGES = 't',
        O_VAL_IMAGES = 'v', O_STAGES = 'g', O_STAGE_BUDGET = 'b', O_RECIPE = 'r', O_RECIPE_OUT = 'w',
-       O_FIT = 'F', O_CALIB = 'C', O_EXTEND = 'x', O_POLISH = 'p', O_BN = 'B' };
+       O_FIT = 'F', O_CALIB = 'C', O_EXTEND = 'x', O_POLISH = 'p', O_BN = 'B', O_CKPT = 0x180, O_RESUME = 0x181 };
 
 static const cli_opt compress_opts[] = {
     {"tolerance", 1, CLI_SO_TOLERANCE, 0}, {"relative", 1, CLI_SO_RELATIVE, 0},
@@ -129,7 +144,8 @@ static const cli_opt compress_opts[] = {
     {"latency", 1, CLI_SO_LATENCY, 0},
     {"fit", 1, O_FIT, 0},                  {"calib-images", 1, O_CALIB, 0},
     {"extend", 1, O_EXTEND, 0},            {"polish", 1, O_POLISH, 0},
-    {"bn", 0, O_BN, 0},                    {0, 0, 0, 0}};
+    {"bn", 0, O_BN, 0},                    {"checkpoint", 1, O_CKPT, 0},
+    {"resume", 1, O_RESUME, 0},            {0, 0, 0, 0}};
 
 static int compress_option(void *cmd, int key, const char *arg)
 {
@@ -188,6 +204,8 @@ static int compress_option(void *cmd, int key, const char *arg)
     case O_BN: c->po.finetune.bn = 1; return 0;
     case O_RECIPE: c->recipe_in = arg; return 0;
     case O_RECIPE_OUT: c->recipe_out = arg; return 0;
+    case O_CKPT: c->ckpt_out = arg; return 0;
+    case O_RESUME: c->ckpt_in = arg; return 0;
     }
     return CLI_USAGE;
 }
@@ -494,6 +512,8 @@ static int check_modes(const compress_cmd *c)
         clash = "--extend and --polish belong to staged runs (not with --stages 0 or --finetune 0)";
     else if (c->recipe_out && !c->stages && !c->recipe_in)
         clash = "--recipe-out records a staged run (not with --stages 0 or --finetune 0)";
+    else if ((c->ckpt_out || c->ckpt_in) && !c->stages && !c->recipe_in)
+        clash = "--checkpoint / --resume cover staged runs and --recipe replays (not --stages 0 or --finetune 0)";
     if (clash) {
         cli_error("compress: %s", clash);
         return CLI_USAGE;
@@ -528,16 +548,21 @@ static void resolve_defaults(compress_cmd *c)
 /* No output may be an input or another output, under any spelling. */
 static int check_files(const compress_cmd *c, const cli_args *a, const char *in)
 {
-    const char *outs[3] = {a->out, c->plan_out, c->recipe_out};
-    const char *opts[3] = {"-o", "--plan-out", "--recipe-out"};
-    for (int i = 0; i < 3; ++i) {
+    /* the checkpoint is written where it is resumed from unless told otherwise */
+    const char *outs[4] = {a->out, c->plan_out, c->recipe_out, c->ckpt_out ? c->ckpt_out : c->ckpt_in};
+    const char *opts[4] = {"-o", "--plan-out", "--recipe-out", c->ckpt_out ? "--checkpoint" : "--resume"};
+    for (int i = 0; i < 4; ++i) {
         if (!outs[i])
             continue;
         if (cli_check_output(outs[i], in, i == 0 && a->force) != 0)
             return CLI_USAGE;
-        for (int j = i + 1; j < 3 + 1; ++j) {
+        for (int j = i + 1; j < 4 + 1; ++j) {
             cli_inputs ci = {.reads_data = 1, .data = a->data, .extra_in = c->recipe_in, .extra_opt = "--recipe"};
-            if (j < 3)
+            if (i < 3 && c->ckpt_in && fileio_same_file(outs[i], c->ckpt_in)) {
+                cli_error("%s %s is the checkpoint given to --resume; refusing to overwrite it", opts[i], outs[i]);
+                return CLI_USAGE;
+            }
+            if (j < 4)
                 ci.other_out = outs[j], ci.other_opt = opts[j];
             if (cli_check_output_inputs(opts[i], outs[i], &ci) != 0)
                 return CLI_USAGE;
@@ -582,6 +607,94 @@ static int take_recipe(compress_cmd *c, const rs_model *m)
     return 0;
 }
 
+/* Appends one "KEY VALUE" line to the ident text. */
+static void ident_add(compress_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ident_add(compress_cmd *c, const char *fmt, ...)
+{
+    size_t at = strlen(c->ident);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->ident + at, sizeof c->ident - at, fmt, ap);
+    va_end(ap);
+}
+
+/* What a checkpoint must have been made with to be resumed: the input files (by size and CRC, not
+ * name: a moved file is the same input), the data directory and every option that shapes the run
+ * (resolved). Not --time-limit: it may change between sittings. */
+static int make_ident(compress_cmd *c, const cli_args *a, const char *model_path)
+{
+    rs_err e = {{0}};
+    char id[96], dir[1100];
+    c->ident[0] = 0;
+    if (pipe_file_ident(model_path, id, sizeof id, &e) != 0) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    ident_add(c, "model %s\n", id);
+    if (c->recipe_in) {
+        if (pipe_file_ident(c->recipe_in, id, sizeof id, &e) != 0) {
+            cli_error("%s", e.msg);
+            return -1;
+        }
+        ident_add(c, "--recipe %s\n", id);
+    }
+    ident_add(c, "--data %s\n", cifar10_find_dir(a->data, dir, sizeof dir, NULL) == 0 ? dir : "(none)");
+    const search_options *so = &c->po.search;
+    const finetune_options *fo = &c->po.finetune;
+    ident_add(c, "--tolerance %.17g\n--relative %.17g\n--objective %s\n--latency %s\n--min-macs-ratio %.17g\n"
+                 "--methods %u\n--sens-images %d\n", so->tolerance, so->relative, search_objective_name(so->objective),
+              so->latency_throughput ? "batch" : "b1", so->min_macs_ratio, so->conv_methods, so->sens_images);
+    ident_add(c, "--finetune %ld\n--stages %ld\n--rounds %d\n--lr %.9g\n--distill %d\n--factors-only %d\n--bn %d\n"
+                 "--margin-z %.17g\n--stage-budget %.17g\n--extend %.17g\n--polish %d\n", c->epochs, c->stages,
+              c->po.rounds, fo->train.lr, fo->distill, fo->factors_only, fo->bn, c->po.margin_z, c->po.stage_budget,
+              c->po.extend_slack, c->po.polish_epochs);
+    ident_add(c, "--int8 %d\n--int8-epochs %ld\n--train-images %ld\n--val-images %ld\n--fit %s\n--calib-images %d\n"
+                 "--threads %d\n", c->int8, c->int8_epochs, c->train_images, c->val_images,
+              !c->fit.outputs ? "weights" : c->fit.layers_only ? "layers" : "outputs", c->fit.calib,
+              a->threads > 0 ? a->threads : rs_default_threads());
+    if (strlen(c->ident) + 1 >= sizeof c->ident) {
+        cli_error("compress: the options are too long to record in a checkpoint");
+        return -1;
+    }
+    return 0;
+}
+
+/* --checkpoint / --resume: the checkpoint read and checked against this run, the options set. */
+static int setup_checkpoint(compress_cmd *c, const cli_args *a, const char *model_path)
+{
+    rs_err e = {{0}};
+    if (!c->ckpt_out && !c->ckpt_in)
+        return 0;
+    if (make_ident(c, a, model_path) != 0)
+        return -1;
+    if (c->ckpt_in) {
+        char what[700], where[128];
+        if (!(c->resume = pipe_ckpt_load(c->ckpt_in, &e))) {
+            cli_error("compress --resume: %s", e.msg);
+            return -1;
+        }
+        if (pipe_ident_diff(pipe_ckpt_ident(c->resume), c->ident, what, sizeof what)) {
+            cli_error("compress --resume %s: the checkpoint is of another run: %s", c->ckpt_in, what);
+            return -1;
+        }
+        if (!c->json)
+            fprintf(stderr, "compress: resuming %s (%s)\n", c->ckpt_in, pipe_ckpt_where(c->resume, where, sizeof where));
+    }
+    c->po.checkpoint = c->ckpt_out ? c->ckpt_out : c->ckpt_in;
+    c->po.ident = c->ident;
+    c->po.resume = c->resume;
+    return 0;
+}
+
+/* Interrupted with a checkpoint: nothing is saved, the checkpoint holds the run. */
+static int stopped_at_checkpoint(const compress_cmd *c)
+{
+    cli_progress_end();
+    cli_error("compress: interrupted; nothing saved: %s holds the run (give the same command with --resume %s "
+              "to go on)", c->po.checkpoint, c->po.checkpoint);
+    return -1;
+}
+
 /* The run: rounds (pipe_compress_run), stages (pipe_staged_run) or a replay. */
 static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                pipe_compress_result *r)
@@ -590,6 +703,8 @@ static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *t
     int rc;
     if (c->recipe_in) {
         rc = pipe_recipe_replay(m, train, val, c->recipe, &c->po, r, &e);
+        if (c->po.checkpoint && cli_interrupted && (rc == RS_CANCELLED || (rc == 0 && r->cancelled)))
+            return stopped_at_checkpoint(c);
     } else if (c->stages) {
         c->po.stages = (int)c->stages;
         rs_recipe *rec = c->recipe = recipe_alloc();
@@ -600,6 +715,8 @@ static int run_compress(compress_cmd *c, const rs_model *m, const cifar10_set *t
         rec->train_images = (int)c->train_images, rec->val_images = (int)c->val_images;
         rec->fit_outputs = c->po.search.fit_calib != NULL, rec->calib_images = c->po.search.fit_n;
         rc = pipe_staged_run(m, train, val, &c->po, r, rec, &e);
+        if (c->po.checkpoint && cli_interrupted && (rc == RS_CANCELLED || (rc == 0 && r->cancelled)))
+            return stopped_at_checkpoint(c);
         if (rc == 0 && rec->n_stages == 0) {
             cli_error("compress --stages: %s; nothing saved",
                       r->cancelled  ? "interrupted before a stage was kept"
@@ -684,7 +801,9 @@ int cmd_compress(int argc, char **argv)
     memset(&rp, 0, sizeof rp);
     int rcode = CLI_FAIL, fell_back = 0;
     float *calib = NULL;
-    if (!m || !r || (c.recipe_in && take_recipe(&c, m) != 0) || load_sets(&c, &a, &train, &val, &test, &fell_back) != 0)
+    if (!m || !r || (c.recipe_in && take_recipe(&c, m) != 0) ||
+        setup_checkpoint(&c, &a, a.model ? a.model : cli_default_model()) != 0 ||
+        load_sets(&c, &a, &train, &val, &test, &fell_back) != 0)
         goto done;
     a.fit = c.fit;
     if (cli_fit_search(&a, &c.po.search, &calib) != 0)
@@ -702,6 +821,7 @@ done:
     model_free(q);
     free(calib);
     recipe_free(c.recipe);
+    pipe_ckpt_free(c.resume);
     cifar10_free(train);
     cifar10_free(val);
     cifar10_free(test);

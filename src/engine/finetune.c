@@ -238,15 +238,54 @@ static int start_accuracy(const rs_model *w, const train_data *val, const train_
     return rc;
 }
 
-/* Keeps a copy of the best validated state while training moves the weights in place. */
+/* Keeps a copy of the best validated state while training moves the weights in place, and hands
+ * the run to the caller's checkpoint after each epoch: training calls its checkpoint before
+ * on_epoch, so the train_state is held (pending) until the epoch's accuracy has updated the best. */
 typedef struct keeper {
     rs_model *w;    /* the model being trained */
     rs_model *best; /* copy of the best state so far */
-    double best_acc;
+    double best_acc, start_acc;
     int best_epoch, epochs_done, failed;
     train_epoch_fn user_fn;
     void *user;
+    finetune_checkpoint_fn ck_fn; /* NULL: no checkpoints */
+    void *ck_user;
+    train_state pending; /* mom: a copy of the pointer array training hands over */
+    int has_pending, ck_failed;
+    rs_err ck_err;
 } keeper;
+
+static int keeper_checkpoint(keeper *k)
+{
+    if (!k->has_pending || !k->ck_fn)
+        return 0;
+    k->has_pending = 0;
+    finetune_state fs = {k->w, k->best, k->best_epoch, k->best_acc, k->start_acc, k->pending};
+    if (k->ck_fn(k->ck_user, &fs, &k->ck_err) == 0)
+        return 0;
+    k->ck_failed = 1;
+    return 1;
+}
+
+/* train_options.on_checkpoint: the state is kept for keeper_epoch (or passed on at once without
+ * keep-best, where nothing else changes after the epoch). */
+static int keeper_train_checkpoint(void *user, const rs_model *m, const train_state *s, rs_err *e)
+{
+    keeper *k = user;
+    (void)m;
+    float **mom = realloc(k->pending.mom, (size_t)(s->n_values ? s->n_values : 1) * sizeof *mom);
+    if (!mom)
+        return rs_fail(e, "out of memory");
+    memcpy(mom, s->mom, (size_t)s->n_values * sizeof *mom);
+    k->pending = *s;
+    k->pending.mom = mom;
+    k->has_pending = 1;
+    if (!k->best && keeper_checkpoint(k)) {
+        *e = k->ck_err;
+        return -1;
+    }
+    return 0;
+}
 
 static int keeper_epoch(void *user, const train_epoch_stats *s)
 {
@@ -263,7 +302,35 @@ static int keeper_epoch(void *user, const train_epoch_stats *s)
         k->best_acc = s->val_acc;
         k->best_epoch = s->epoch;
     }
+    if (keeper_checkpoint(k))
+        return 1;
     return k->user_fn ? k->user_fn(k->user, s) : 0;
+}
+
+/* The net to train: m factorized by plan (fitted or not), BatchNormalizations in when o->bn; or
+ * the resumed run's net as it was. *w NULL on error. */
+static int prepare(const rs_model *m, const rs_plan *plan, const train_data *train, const finetune_options *o,
+                   rs_model **w, rs_err *e)
+{
+    *w = model_clone(o->resume ? o->resume->w : m);
+    if (!*w)
+        return rs_fail(e, "out of memory copying the model");
+    if (o->resume)
+        return 0;
+    int rc = 0;
+    fit_options fit;
+    fit_default_options(&fit);
+    fit.refine_epochs = 0; /* training does what the joint refinement would, with labels */
+    if (plan && plan->n > 0)
+        rc = o->fit_calib ? fit_plan_apply(*w, plan, o->fit_calib, o->fit_n, &fit, NULL, e)
+                          : plan_apply(*w, plan, NULL, NULL, e);
+    if (rc == 0 && o->bn && insert_bn(*w, o, train, e) != 0)
+        rc = rs_failctx(e, "BatchNormalization for fine-tuning");
+    if (rc != 0) {
+        model_free(*w);
+        *w = NULL;
+    }
+    return rc;
 }
 
 int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train, const train_data *val,
@@ -274,30 +341,20 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         memset(o->report, 0, sizeof *o->report);
         o->report->start_val_acc = o->report->kept_val_acc = -1;
     }
-    rs_model *w = model_clone(m);
-    if (!w)
-        return rs_fail(e, "out of memory copying the model");
-    int rc = 0;
-    fit_options fit;
-    fit_default_options(&fit);
-    fit.refine_epochs = 0; /* training does what the joint refinement would, with labels */
-    if (plan && plan->n > 0 &&
-        (rc = o->fit_calib ? fit_plan_apply(w, plan, o->fit_calib, o->fit_n, &fit, NULL, e)
-                           : plan_apply(w, plan, NULL, NULL, e)) != 0) {
-        model_free(w);
+    if (o->resume && (!o->resume->w || (o->keep_best && val && val->n > 0 && !o->resume->best)))
+        return rs_fail(e, "fine-tuning: the state to resume from is incomplete");
+    rs_model *w = NULL;
+    int rc = prepare(m, plan, train, o, &w, e);
+    if (rc != 0)
         return rc;
-    }
-    if (o->bn && insert_bn(w, o, train, e) != 0) {
-        model_free(w);
-        return rs_failctx(e, "BatchNormalization for fine-tuning");
-    }
     train_options to = o->train;
     train_epoch_stats st;
     memset(&st, 0, sizeof st);
     uint8_t *mask = NULL;
     infer_ctx *teacher = NULL;
     rs_pool *own = NULL; /* one set of threads for the teacher, training and its validation */
-    keeper kp = {w, NULL, -1, 0, 0, 0, o->train.on_epoch, o->train.epoch_user};
+    keeper kp = {.w = w, .best_acc = -1, .start_acc = -1, .user_fn = o->train.on_epoch,
+                 .user = o->train.epoch_user, .ck_fn = o->on_checkpoint, .ck_user = o->checkpoint_user};
     if (o->factors_only) {
         if (finetune_factor_mask(m, w, &mask, e) != 0) {
             rc = -1;
@@ -323,7 +380,15 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
     }
     int keep = o->keep_best && val && val->n > 0;
     double start_acc = -1;
-    if (keep) {
+    if (keep && o->resume) {
+        if (!(kp.best = model_clone(o->resume->best))) {
+            rc = rs_fail(e, "out of memory copying the model");
+            goto fail;
+        }
+        kp.best_acc = o->resume->best_acc, kp.best_epoch = o->resume->best_epoch;
+        kp.epochs_done = o->resume->train.epoch;
+        start_acc = o->resume->start_acc;
+    } else if (keep) {
         if (start_accuracy(w, val, &to, &kp.best_acc, e) != 0) {
             rc = rs_failctx(e, "validation accuracy before fine-tuning");
             goto fail;
@@ -332,17 +397,31 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
             rc = rs_fail(e, "out of memory copying the model");
             goto fail;
         }
-        if (o->report)
-            o->report->start_val_acc = kp.best_acc;
         start_acc = kp.best_acc;
         if (o->trained_only)
             kp.best_acc = -1; /* the first completed epoch replaces the start */
+    }
+    kp.start_acc = start_acc;
+    if (o->report)
+        o->report->start_val_acc = start_acc;
+    if (keep) {
         to.on_epoch = keeper_epoch;
         to.epoch_user = &kp;
     }
+    if (o->on_checkpoint) {
+        to.on_checkpoint = keeper_train_checkpoint;
+        to.checkpoint_user = &kp;
+    }
+    if (o->resume)
+        to.resume = &o->resume->train;
     rc = train_model(w, train, val, &to, &st, e);
+    free(kp.pending.mom);
     if (kp.failed && rc == 0)
         rc = rs_fail(e, "out of memory keeping the best epoch");
+    if (kp.ck_failed && rc == 0) {
+        *e = kp.ck_err;
+        rc = -1;
+    }
     if (rc != 0 && rc != RS_CANCELLED)
         goto fail;
     if (keep) {
@@ -358,7 +437,7 @@ int finetune_run(const rs_model *m, const rs_plan *plan, const train_data *train
         if (kp.best_epoch == 0) /* no epoch completed: the start, trained_only or not */
             kp.best_acc = start_acc;
     } else {
-        kp.best_epoch = kp.epochs_done = st.epoch;
+        kp.best_epoch = kp.epochs_done = st.epoch ? st.epoch : o->resume ? o->resume->train.epoch : 0;
         kp.best_acc = st.val_acc;
     }
     if (o->report) {

@@ -35,4 +35,31 @@ int pipe_accuracy(const rs_model *m, const cifar10_set *s, rs_pool *pool, double
 int pipe_next_plan(search_ctx *ctx, const rs_model *orig, const search_options *so, double budget,
                    const rs_plan *all, rs_plan *const *rejected, int n_rejected, rs_plan **p, rs_err *e);
 
+/* ---- checkpoints (pipe_ckpt.c; pipeline.h) ------------------------------------------------------
+ * The state of a staged run or a replay at a stage's start (phase PIPE_CK_START) or after an epoch
+ * of one of its fine-tunings (the other phases: which fine-tuning, and ft holds it). Written from
+ * borrowed pointers (pipe_ckpt_save); pipe_ckpt_load's own everything (pipe_ckpt_free). */
+enum { PIPE_CK_STAGED = 1, PIPE_CK_REPLAY = 2 };
+enum { PIPE_CK_START = 0, PIPE_CK_STAGE = 1, PIPE_CK_EXTENSION = 2, PIPE_CK_POLISH = 3 };
+
+struct pipe_ckpt {
+    char *ident;          /* the caller's identification of the input and options */
+    int mode, phase;
+    int kept, tries, tried; /* staged: the loop's counters; replay: tried = the stage (0-based) */
+    double budget, failed_budget, secs, elapsed;
+    double base_val, floor_val, tol_points, best_val;
+    int n_rounds;
+    pipe_round *rounds;   /* n_rounds: the report so far, the round in progress included */
+    rs_plan *all;         /* the union of the kept stages' plans */
+    rs_plan *p;           /* the stage in progress (PIPE_CK_STAGE, PIPE_CK_EXTENSION); else NULL */
+    rs_plan **rejected;
+    int n_rejected;
+    rs_recipe *recipe;    /* staged: the kept stages (NULL: none yet) */
+    rs_model *cur;        /* the net the next stage starts from (the last kept one) */
+    rs_model *ext;        /* PIPE_CK_EXTENSION: the rejected stage's net being fine-tuned more */
+    finetune_state ft;    /* phase > PIPE_CK_START */
+};
+
+int pipe_ckpt_save(const char *path, const pipe_ckpt *c, rs_err *e);
+
 #endif

@@ -219,7 +219,48 @@ typedef struct staged {
     rs_plan **rejected;  /* the plans of the rejected stages: never proposed again, nor anything
                           * at least as aggressive from a state at least as compressed */
     int n_rejected;
+    /* the loop's state, as checkpoints record it (pipe_ckpt) */
+    int mode;            /* PIPE_CK_STAGED / PIPE_CK_REPLAY */
+    rs_model *cur;       /* the net the next stage starts from */
+    rs_recipe *recipe;   /* may be NULL */
+    double budget, failed_budget, secs, t_start;
+    int kept, tries, tried; /* tried: stages (their extensions not counted); replay: the stage */
+    const rs_plan *p;    /* the stage in progress */
+    const rs_model *ext; /* the net an extension trains */
+    int phase;           /* PIPE_CK_* of the fine-tuning running */
+    const pipe_ckpt *res; /* resuming: until the fine-tuning it holds is under way */
 } staged;
+
+/* The checkpoint (o->checkpoint) of the run as it stands: at a stage's start (ft NULL) or after
+ * an epoch of the fine-tuning in s->phase. */
+static int save_ckpt(staged *s, const finetune_state *ft, rs_err *e)
+{
+    if (!s->o->checkpoint)
+        return 0;
+    const pipe_compress_result *r = s->r;
+    pipe_ckpt c;
+    memset(&c, 0, sizeof c);
+    c.ident = (char *)s->o->ident;
+    c.mode = s->mode, c.phase = ft ? s->phase : PIPE_CK_START;
+    c.kept = s->kept, c.tries = s->tries, c.tried = s->tried;
+    c.budget = s->budget, c.failed_budget = s->failed_budget, c.secs = s->secs, c.elapsed = rs_now() - s->t_start;
+    c.base_val = r->base_val, c.floor_val = r->floor_val, c.tol_points = r->tol_points, c.best_val = r->best_val;
+    c.n_rounds = r->n_rounds, c.rounds = (pipe_round *)r->rounds;
+    c.all = s->all;
+    c.p = ft && (s->phase == PIPE_CK_STAGE || s->phase == PIPE_CK_EXTENSION) ? (rs_plan *)s->p : NULL;
+    c.rejected = s->rejected, c.n_rejected = s->n_rejected;
+    c.recipe = s->recipe;
+    c.cur = s->cur;
+    c.ext = ft && s->phase == PIPE_CK_EXTENSION ? (rs_model *)s->ext : NULL;
+    if (ft)
+        c.ft = *ft;
+    return pipe_ckpt_save(s->o->checkpoint, &c, e);
+}
+
+static int ft_checkpoint(void *user, const finetune_state *fs, rs_err *e)
+{
+    return save_ckpt(user, fs, e);
+}
 
 static int stop_at(staged *s, pipe_compress_stage st)
 {
@@ -429,18 +470,27 @@ static int stage_round(staged *s, const rs_model *cur, const recipe_stage *st, c
         return -1;
     pipe_round *lg = &r->rounds[r->n_rounds];
     double t0 = rs_now();
-    if (round_start(s, cur, st->plan, costp, k, budget, lg, &e) != 0) {
-        warn(s, &e);
-        return -1;
+    s->phase = (int)kind + 1; /* PIPE_CK_STAGE, _EXTENSION, _POLISH */
+    s->p = costp, s->ext = kind == PIPE_ROUND_EXTENSION ? cur : NULL;
+    if (s->res && s->res->phase == s->phase) { /* its round was reported before the checkpoint */
+        lg = &r->rounds[r->n_rounds - 1];
+        s->fo.resume = &s->res->ft;
+        s->res = NULL;
+    } else {
+        if (round_start(s, cur, st->plan, costp, k, budget, lg, &e) != 0) {
+            warn(s, &e);
+            return -1;
+        }
+        if (label)
+            snprintf(lg->plan, sizeof lg->plan, "%s", label);
+        lg->kind = kind;
+        r->n_rounds++;
+        if (stop_at(s, PIPE_STAGE_ROUND_START))
+            return -1;
     }
-    if (label)
-        snprintf(lg->plan, sizeof lg->plan, "%s", label);
-    lg->kind = kind;
-    r->n_rounds++;
-    if (stop_at(s, PIPE_STAGE_ROUND_START))
-        return -1;
     finetune_report fr;
     int rc = pipe_stage_apply(s->m, cur, st, s->train, s->val, &s->fo, ft, &fr, &e);
+    s->fo.resume = NULL;
     if (rc == RS_CANCELLED)
         r->cancelled = 1;
     else if (rc != 0 || judge(s, *ft, lg, &e) != 0)
@@ -504,17 +554,28 @@ static int run_stage(staged *s, rs_model **cur, const rs_plan *p, int k, double 
     st[1].plan = s->none;
     rs_model *ft = NULL;
     *kept = 0;
-    ++*tries;
-    int stop = stage_round(s, *cur, &st[0], p, k, budget, PIPE_ROUND_STAGE, NULL, &ft, secs);
-    if (stop < 0)
-        return 1;
-    const pipe_round *lg = &r->rounds[r->n_rounds - 1];
+    int stop = 0, in_ext = s->res && s->res->phase == PIPE_CK_EXTENSION; /* resumed in the extension */
+    if (in_ext) {
+        if (!(ft = model_clone(s->res->ext))) {
+            rs_err e;
+            warn(s, (rs_fail(&e, "out of memory"), &e));
+            return 1;
+        }
+    } else {
+        if (!s->res) /* a resumed stage was counted before the checkpoint */
+            ++*tries;
+        stop = stage_round(s, *cur, &st[0], p, k, budget, PIPE_ROUND_STAGE, NULL, &ft, secs);
+        if (stop < 0)
+            return 1;
+    }
+    const pipe_round *lg = &r->rounds[r->n_rounds - (in_ext ? 2 : 1)];
     int n = 1;
-    if (!stop && !lg->accepted && *tries < o->rounds && extendable(s, lg, t_start, *secs)) {
+    if (in_ext || (!stop && !lg->accepted && *tries < o->rounds && extendable(s, lg, t_start, *secs))) {
         char label[64];
         snprintf(label, sizeof label, "stage %d fine-tuned %d epochs more", k, o->epochs);
         rs_model *ft2 = NULL;
-        ++*tries;
+        if (!in_ext)
+            ++*tries;
         stop = stage_round(s, ft, &st[1], p, k, budget, PIPE_ROUND_EXTENSION, label, &ft2, secs);
         model_free(ft);
         ft = ft2;
@@ -538,9 +599,11 @@ static void polish(staged *s, rs_model **cur, rs_recipe *recipe, double t_start,
 {
     const pipe_compress_options *o = s->o;
     pipe_compress_result *r = s->r;
-    if (o->polish_epochs < 1 || r->cancelled || r->warning[0] || stop_at(s, PIPE_STAGE_NEXT))
+    int resumed = s->res && s->res->phase == PIPE_CK_POLISH;
+    if (o->polish_epochs < 1 || r->cancelled || r->warning[0] || (!resumed && stop_at(s, PIPE_STAGE_NEXT)))
         return;
-    if (o->time_limit_s > 0 && rs_now() - t_start + secs_per_epoch * o->polish_epochs * 1.1 > o->time_limit_s) {
+    if (!resumed && o->time_limit_s > 0 &&
+        rs_now() - t_start + secs_per_epoch * o->polish_epochs * 1.1 > o->time_limit_s) {
         stop_at(s, PIPE_STAGE_TIME_LIMIT);
         return;
     }
@@ -576,6 +639,11 @@ static int setup(staged *s, const rs_model *m, const cifar10_set *train, const c
         s->fo.fit_calib = o->search.fit_calib, s->fo.fit_n = o->search.fit_n;
     if (!s->fo.train.pool)
         s->fo.train.pool = s->pool;
+    if (o->checkpoint) {
+        s->fo.on_checkpoint = ft_checkpoint;
+        s->fo.checkpoint_user = s;
+    }
+    s->t_start = o->started > 0 ? o->started : rs_now();
     if (pipe_accuracy(m, val, s->pool, &r->base_val, e) != 0)
         return -1;
     r->floor_val = so->relative > 0 ? (1 - so->relative) * r->base_val : r->base_val - so->tolerance / 100.0;
@@ -584,91 +652,162 @@ static int setup(staged *s, const rs_model *m, const cifar10_set *train, const c
     return 0;
 }
 
+/* The run o->resume holds, of workflow `mode`, taken over into s (and recipe); s->res stays set
+ * when a fine-tuning is to be resumed. */
+static int restore(staged *s, int mode, rs_recipe *recipe, rs_err *e)
+{
+    const pipe_ckpt *c = s->o->resume;
+    pipe_compress_result *r = s->r;
+    static const char *const kind[] = {"", "a staged run", "a recipe replay"};
+    if (c->mode != mode)
+        return rs_fail(e, "the checkpoint is of %s, not of %s", kind[c->mode], kind[mode]);
+    if (c->base_val != r->base_val)
+        return rs_fail(e, "the checkpoint was taken with another model or validation set (validation accuracy "
+                          "%.2f%% there, %.2f%% here)", 100 * c->base_val, 100 * r->base_val);
+    int rc = plan_validate(s->m, c->all, e);
+    if (rc == 0 && c->p)
+        rc = plan_validate(s->m, c->p, e);
+    for (int i = 0; rc == 0 && i < c->n_rejected; ++i)
+        rc = plan_validate(s->m, c->rejected[i], e);
+    for (int i = 0; rc == 0 && c->recipe && i < c->recipe->n_stages; ++i)
+        rc = plan_validate(s->m, c->recipe->stages[i].plan, e);
+    if (rc != 0)
+        return rs_failctx(e, "the checkpoint's plans do not fit the model");
+    r->floor_val = c->floor_val, r->tol_points = c->tol_points, r->best_val = c->best_val;
+    r->n_rounds = c->n_rounds;
+    memcpy(r->rounds, c->rounds, (size_t)c->n_rounds * sizeof *r->rounds);
+    plan_free(s->all);
+    s->all = plan_clone(c->all);
+    s->cur = model_clone(c->cur);
+    s->rejected = calloc((size_t)(c->n_rejected ? c->n_rejected : 1), sizeof *s->rejected);
+    if (!s->all || !s->cur || !s->rejected)
+        return rs_fail(e, "out of memory");
+    for (; s->n_rejected < c->n_rejected; ++s->n_rejected)
+        if (!(s->rejected[s->n_rejected] = plan_clone(c->rejected[s->n_rejected])))
+            return rs_fail(e, "out of memory");
+    for (int i = 0; recipe && c->recipe && i < c->recipe->n_stages; ++i)
+        if (recipe_add_stage(recipe, &c->recipe->stages[i], e) != 0)
+            return -1;
+    s->budget = c->budget, s->failed_budget = c->failed_budget, s->secs = c->secs;
+    s->kept = c->kept, s->tries = c->tries, s->tried = c->tried;
+    s->t_start -= c->elapsed; /* the time limit counts the sittings before */
+    s->res = c->phase == PIPE_CK_START ? NULL : c;
+    return 0;
+}
+
+static void staged_free(staged *s)
+{
+    for (int i = 0; s->rejected && i < s->n_rejected; ++i)
+        plan_free(s->rejected[i]);
+    free(s->rejected);
+    s->rejected = NULL, s->n_rejected = 0;
+    plan_free(s->none);
+    pool_free(s->pool);
+    s->none = NULL, s->pool = NULL;
+}
+
+/* The stages of pipe_staged_run (s set up, or restored). 0, or -1 with e set. */
+static int stage_loop(staged *s, rs_err *e)
+{
+    const pipe_compress_options *o = s->o;
+    pipe_compress_result *r = s->r;
+    int rc = 0;
+    /* a stage under way when the checkpoint was taken passed these tests before its fine-tuning
+     * was counted */
+    while (rc == 0 && !r->cancelled &&
+           (s->res || (s->kept < o->stages && s->tries < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS &&
+                       s->budget >= PIPE_STAGE_MIN_BUDGET))) {
+        rs_plan *p = NULL;
+        if (s->res) { /* a stage under way when the checkpoint was taken */
+            if (!(p = plan_clone(s->res->p)))
+                return rs_fail(e, "out of memory");
+        } else {
+            rs_err ce = {{0}};
+            if (save_ckpt(s, NULL, &ce) != 0) {
+                warn(s, &ce);
+                break;
+            }
+            if (stop_at(s, PIPE_STAGE_NEXT))
+                break;
+            if (s->tries > 0 && rs_now() - s->t_start + s->secs * 1.1 > o->time_limit_s && o->time_limit_s > 0) {
+                stop_at(s, PIPE_STAGE_TIME_LIMIT);
+                break;
+            }
+            pipe_deadline dl;
+            int src = stage_plan(s, s->cur, s->budget, &p, &dl, e);
+            if (src != 0 && dl.hit) {
+                stop_at(s, PIPE_STAGE_TIME_LIMIT);
+                break;
+            }
+            if (src != 0) {
+                if (src == RS_CANCELLED)
+                    r->cancelled = 1;
+                else
+                    warn(s, e);
+                break;
+            }
+            if (!p && s->failed_budget > s->budget) {
+                /* no smaller step fits the halved budget: the mildest step the rejections allow at
+                 * the budget that failed (strictly milder than what failed there) */
+                s->budget = s->failed_budget;
+                s->failed_budget = 0;
+                continue;
+            }
+            if (!p) /* nothing left to factorize */
+                break;
+            ++s->tried;
+        }
+        int ok = 0, stop = run_stage(s, &s->cur, p, s->tried, s->budget, s->recipe, s->t_start, &s->secs, &s->tries, &ok);
+        if (ok) {
+            ++s->kept;
+            s->failed_budget = 0;
+        } else {
+            rs_plan **grown = realloc(s->rejected, (size_t)(s->n_rejected + 1) * sizeof *grown);
+            if (!grown) {
+                rc = rs_fail(e, "out of memory");
+                plan_free(p);
+                break;
+            }
+            s->rejected = grown;
+            s->rejected[s->n_rejected++] = p;
+            p = NULL;
+            s->failed_budget = s->budget;
+            s->budget *= 0.5; /* a smaller step from the same net */
+        }
+        plan_free(p);
+        if (stop)
+            break;
+    }
+    return rc;
+}
+
 int pipe_staged_run(const rs_model *m, const cifar10_set *train, const cifar10_set *val,
                     const pipe_compress_options *o, pipe_compress_result *r, rs_recipe *recipe, rs_err *e)
 {
     staged s;
     if (o->epochs < 1)
         return rs_fail(e, "staged compression needs fine-tuning epochs (>= 1)");
-    if (setup(&s, m, train, val, o, r, e) != 0) {
-        plan_free(s.all);
-        plan_free(s.none);
-        pool_free(s.pool);
-        return -1;
-    }
-    double t_start = o->started > 0 ? o->started : rs_now(), secs = 0;
-    double budget = o->stage_budget > 0 ? o->stage_budget : (r->tol_points > 0.25 ? r->tol_points : 0.25);
-    rs_model *cur = model_clone(m);
-    int rc = cur ? 0 : rs_fail(e, "out of memory");
-    if (rc == 0)
+    int rc = setup(&s, m, train, val, o, r, e);
+    s.mode = PIPE_CK_STAGED;
+    s.recipe = recipe;
+    s.budget = o->stage_budget > 0 ? o->stage_budget : (r->tol_points > 0.25 ? r->tol_points : 0.25);
+    if (rc == 0 && o->resume)
+        rc = restore(&s, PIPE_CK_STAGED, recipe, e);
+    else if (rc == 0 && !(s.cur = model_clone(m)))
+        rc = rs_fail(e, "out of memory");
+    if (rc == 0 && !o->resume)
         stop_at(&s, PIPE_STAGE_SEARCHING);
-    int kept = 0, tries = 0, tried = 0; /* tried: stages (their extensions not counted) */
-    double failed_budget = 0; /* the budget of the stage rejected last, since the last kept one */
-    while (rc == 0 && !r->cancelled && kept < o->stages && tries < o->rounds && r->n_rounds < PIPE_MAX_ROUNDS &&
-           budget >= PIPE_STAGE_MIN_BUDGET) {
-        if (stop_at(&s, PIPE_STAGE_NEXT))
-            break;
-        if (tries > 0 && rs_now() - t_start + secs * 1.1 > o->time_limit_s && o->time_limit_s > 0) {
-            stop_at(&s, PIPE_STAGE_TIME_LIMIT);
-            break;
-        }
-        rs_plan *p = NULL;
-        pipe_deadline dl;
-        int src = stage_plan(&s, cur, budget, &p, &dl, e);
-        if (src != 0 && dl.hit) {
-            stop_at(&s, PIPE_STAGE_TIME_LIMIT);
-            break;
-        }
-        if (src != 0) {
-            if (src == RS_CANCELLED)
-                r->cancelled = 1;
-            else
-                warn(&s, e);
-            break;
-        }
-        if (!p && failed_budget > budget) {
-            /* no smaller step fits the halved budget: the mildest step the rejections allow at
-             * the budget that failed (strictly milder than what failed there) */
-            budget = failed_budget;
-            failed_budget = 0;
-            continue;
-        }
-        if (!p) /* nothing left to factorize */
-            break;
-        int ok = 0, stop = run_stage(&s, &cur, p, ++tried, budget, recipe, t_start, &secs, &tries, &ok);
-        if (ok) {
-            ++kept;
-            failed_budget = 0;
-        } else {
-            rs_plan **grown = realloc(s.rejected, (size_t)(s.n_rejected + 1) * sizeof *grown);
-            if (!grown) {
-                rc = rs_fail(e, "out of memory");
-                plan_free(p);
-                break;
-            }
-            s.rejected = grown;
-            s.rejected[s.n_rejected++] = p;
-            p = NULL;
-            failed_budget = budget;
-            budget *= 0.5; /* a smaller step from the same net */
-        }
-        plan_free(p);
-        if (stop)
-            break;
-    }
-    for (int i = 0; i < s.n_rejected; ++i)
-        plan_free(s.rejected[i]);
-    free(s.rejected);
-    if (rc == 0 && kept > 0)
-        polish(&s, &cur, recipe, t_start, secs / o->epochs, tried + 1);
-    plan_free(s.none);
-    pool_free(s.pool);
+    if (rc == 0 && !(s.res && s.res->phase == PIPE_CK_POLISH))
+        rc = stage_loop(&s, e);
+    if (rc == 0 && s.kept > 0)
+        polish(&s, &s.cur, recipe, s.t_start, s.secs / o->epochs, s.tried + 1);
+    staged_free(&s);
     if (rc == 0) {
-        r->model = cur;
+        r->model = s.cur;
         r->plan = s.all;
         return 0;
     }
-    model_free(cur);
+    model_free(s.cur);
     plan_free(s.all);
     return rc;
 }
@@ -678,30 +817,36 @@ int pipe_recipe_replay(const rs_model *m, const cifar10_set *train, const cifar1
 {
     staged s;
     int rc = setup(&s, m, train, val, o, r, e);
-    plan_free(s.none);
-    if (rc != 0) {
-        plan_free(s.all);
-        pool_free(s.pool);
-        return -1;
-    }
-    rs_model *cur = model_clone(m);
-    rc = cur ? 0 : rs_fail(e, "out of memory");
-    for (int k = 0; rc == 0 && k < rc_->n_stages; ++k) {
+    s.mode = PIPE_CK_REPLAY;
+    if (rc == 0 && o->resume && (rc = restore(&s, PIPE_CK_REPLAY, NULL, e)) == 0 && s.tried >= rc_->n_stages)
+        rc = rs_fail(e, "the checkpoint is at stage %d of a recipe of %d stages", s.tried + 1, rc_->n_stages);
+    else if (rc == 0 && !o->resume && !(s.cur = model_clone(m)))
+        rc = rs_fail(e, "out of memory");
+    for (int k = s.tried; rc == 0 && k < rc_->n_stages; ++k) {
         const recipe_stage *st = &rc_->stages[k];
         pipe_round *lg = &r->rounds[r->n_rounds];
         double t0 = rs_now();
-        if ((rc = round_start(&s, cur, st->plan, st->plan, k + 1, 0, lg, e)) != 0)
-            break;
-        if (st->plan->n == 0)
-            snprintf(lg->plan, sizeof lg->plan, "fine-tuned %d epochs more", st->epochs);
-        r->n_rounds++;
-        if (stop_at(&s, PIPE_STAGE_ROUND_START)) {
-            rc = rs_fail(e, "cancelled"), rc = RS_CANCELLED;
-            break;
+        s.tried = k;
+        s.phase = PIPE_CK_STAGE;
+        if (s.res) { /* resumed within this stage's fine-tuning: its round was reported already */
+            lg = &r->rounds[r->n_rounds - 1];
+            s.fo.resume = &s.res->ft;
+            s.res = NULL;
+        } else {
+            if ((rc = save_ckpt(&s, NULL, e)) != 0 || (rc = round_start(&s, s.cur, st->plan, st->plan, k + 1, 0, lg, e)) != 0)
+                break;
+            if (st->plan->n == 0)
+                snprintf(lg->plan, sizeof lg->plan, "fine-tuned %d epochs more", st->epochs);
+            r->n_rounds++;
+            if (stop_at(&s, PIPE_STAGE_ROUND_START)) {
+                rc = rs_fail(e, "cancelled"), rc = RS_CANCELLED;
+                break;
+            }
         }
         rs_model *ft = NULL;
         finetune_report fr;
-        rc = pipe_stage_apply(m, cur, st, train, val, &s.fo, &ft, &fr, e);
+        rc = pipe_stage_apply(m, s.cur, st, train, val, &s.fo, &ft, &fr, e);
+        s.fo.resume = NULL;
         if (rc == 0)
             rc = judge(&s, ft, lg, e);
         for (int i = 0; rc == 0 && i < st->plan->n; ++i)
@@ -713,18 +858,18 @@ int pipe_recipe_replay(const rs_model *m, const cifar10_set *train, const cifar1
         }
         lg->seconds = rs_now() - t0;
         lg->epochs_done = fr.epochs_done;
-        model_free(cur);
-        cur = ft;
+        model_free(s.cur);
+        s.cur = ft;
         r->best_val = lg->val_post;
         stop_at(&s, PIPE_STAGE_ROUND_DONE);
     }
-    pool_free(s.pool);
+    staged_free(&s);
     if (rc == 0) {
-        r->model = cur;
+        r->model = s.cur;
         r->plan = s.all;
         return 0;
     }
-    model_free(cur);
+    model_free(s.cur);
     plan_free(s.all);
     return rc;
 }

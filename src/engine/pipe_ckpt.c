@@ -221,6 +221,10 @@ static int read_plan(ck_rbuf *r, rs_plan **p, const char *path, rs_err *e)
     *p = plan_alloc();
     int rc = *p ? plan_parse_text(*p, t, label, e) : rs_fail(e, "out of memory");
     free(t);
+    if (rc != 0) {
+        plan_free(*p);
+        *p = NULL;
+    }
     return rc;
 }
 

@@ -17,5 +17,5 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   rm -f "$BUILD.setup.log"
 fi
 ninja -C "$BUILD" tests/fuzz/fuzz_onnx tests/fuzz/fuzz_cifar10 tests/fuzz/fuzz_plan \
-  tests/fuzz/fuzz_checkpoint tests/fuzz/fuzz_archive tests/fuzz/fuzz_recipe >&2
+  tests/fuzz/fuzz_checkpoint tests/fuzz/fuzz_archive tests/fuzz/fuzz_recipe tests/fuzz/fuzz_compress_ckpt >&2
 echo "$BUILD"

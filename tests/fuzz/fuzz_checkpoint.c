@@ -1,19 +1,15 @@
 /* fuzz_checkpoint.c — libFuzzer target for training checkpoints (checkpoint_load). The input is
- * the record stream between the magic and the END record: the harness adds both, with the CRC-32
- * END carries, so the fuzzer reaches the record parsers instead of stopping at the checksum.
- * Every load must either succeed (then the model's shapes infer, its weights and momentum are
- * finite) or fail with a one-line message naming the file. Built only with -Dfuzz=true. */
-#include <fcntl.h>
+ * the record stream between the magic and the END record, both added by ckpt_wrap.h. Every load
+ * must either succeed (then the model's shapes infer, its weights and momentum are finite) or fail with a one-line message naming the file. Built only with -Dfuzz=true. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <zlib.h>
 
 #include "rankscope/checkpoint.h"
 #include "rankscope/guard.h"
+#include "ckpt_wrap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,32 +19,11 @@ static void fail(const char *what, const char *msg)
     abort();
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; ++i)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
-    if (!path[0])
-        snprintf(path, sizeof path, "/tmp/fuzz_checkpoint.%ld.ckpt", (long)getpid());
-    size_t len = 8 + size + 16;
-    uint8_t *buf = malloc(len);
-    if (!buf)
-        return 0;
-    memcpy(buf, "RSCKPT1\n", 8);
-    if (size)
-        memcpy(buf + 8, data, size);
-    memcpy(buf + 8 + size, "END ", 4);
-    put_le(buf + 8 + size + 4, 4, 8);
-    put_le(buf + 8 + size + 12, crc32(0L, buf, (uInt)(8 + size)), 4);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
-        fail("cannot write the scratch file", path);
-    close(fd);
-    free(buf);
+    const char *path = ckpt_wrap_write("fuzz_checkpoint", "RSCKPT1\n", data, size);
+    if (!path)
+        fail("cannot write the scratch file", "/tmp");
 
     checkpoint c;
     rs_err e = {{0}};

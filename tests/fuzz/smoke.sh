@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Short fuzz smoke run for CI (TAP): each libFuzzer target runs for RS_FUZZ_SECONDS (default 60 s,
-# 6 targets = 6 minutes of fuzzing) over its committed seed corpus under ASan + UBSan + leak checks.
+# 7 targets = 7 minutes of fuzzing) over its committed seed corpus under ASan + UBSan + leak checks.
 # New inputs go to a scratch directory, never into the committed corpus. Builds the fuzz build
 # dir first (tests/fuzz/build.sh) when needed; skips when clang/libFuzzer is unavailable.
 set -u
 SRC=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SECS=${RS_FUZZ_SECONDS:-60}
-TARGETS="onnx cifar10 plan checkpoint archive recipe"
+TARGETS="onnx cifar10 plan checkpoint archive recipe compress_ckpt"
 
 if ! command -v clang >/dev/null 2>&1; then
   echo "1..0 # SKIP clang not installed"

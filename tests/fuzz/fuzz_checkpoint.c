@@ -1,6 +1,7 @@
 /* fuzz_checkpoint.c — libFuzzer target for training checkpoints (checkpoint_load). The input is
  * the record stream between the magic and the END record, both added by ckpt_wrap.h. Every load
- * must either succeed (then the model's shapes infer, its weights and momentum are finite) or fail with a one-line message naming the file. Built only with -Dfuzz=true. */
+ * must either succeed (then the model's shapes infer, its weights and momentum are finite) or fail
+ * with a one-line message naming the file. Built only with -Dfuzz=true. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -102,6 +102,19 @@ ck_replay() {
             --resume "$tmp/r.ckpt" -o "$tmp/rk.onnx" --json >"$tmp/rk.json" && cmp "$tmp/s.onnx" "$tmp/rk.onnx"
 }
 point "compress --recipe --checkpoint killed, then --resume: the recipe's net byte for byte" ck_replay
+# The zoo's kind of recipe: factors fitted to the outputs, BatchNormalization while fine-tuning
+# (in the checkpoint's net, folded after), distillation; killed in the middle of stage 1's
+# fine-tuning (the 3rd write: after its 2nd epoch).
+printf 'rankscope-recipe 1\ntrain-images 400\nval-images 300\nfit outputs 200\nstage\n  epochs 3\n  lr 0.02\n  distill 0.5 4\n  bn on\n  plan conv2 tucker2 8,4\n  plan fc1 svd 16\nstage\n  epochs 2\n  lr 0.005\n  bn on\n  plan none\n' >"$tmp/bn.recipe"
+bnr=(--recipe "$tmp/bn.recipe" --data "$data" --threads 2)
+ck_bn() {
+    "$bin" compress "$model" "${bnr[@]}" -o "$tmp/bu.onnx" --json >"$tmp/bu.json" &&
+        run_until_ckpt "$tmp/b.ckpt" 3 KILL "$model" "${bnr[@]}" --checkpoint "$tmp/b.ckpt" -o "$tmp/bk.onnx" &&
+        [ ! -e "$tmp/bk.onnx" ] &&
+        "$bin" compress "$model" "${bnr[@]}" --resume "$tmp/b.ckpt" -o "$tmp/bk.onnx" 2>&1 >/dev/null | grep resuming &&
+        cmp "$tmp/bu.onnx" "$tmp/bk.onnx"
+}
+point "a recipe with \"fit outputs\", \"bn on\" and distillation, killed in stage 1's fine-tuning and resumed: the same net byte for byte" ck_bn
 out=$("$bin" compress "$model" "${staged[@]}" --tolerance 3 --stages 3 --resume "$tmp/k.ckpt" -o "$tmp/x.onnx" 2>&1); rc=$?
 check "--resume with another --tolerance: exit 1, one line naming it, nothing written" \
     '[ $rc -eq 1 ] && [[ $out == *"--tolerance: 2 in the checkpoint, 3 now"* ]] && [ "$(printf "%s\n" "$out" | wc -l)" -eq 1 ] && [ ! -e "$tmp/x.onnx" ]'

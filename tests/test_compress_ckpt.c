@@ -303,8 +303,11 @@ int main(void)
         /* every fine-tuning has as many batches (same images, same epochs): a cut in the second
          * epoch of each, so that each kind is resumed from its first epoch's checkpoint */
         long per_round = total / ref.n_rounds, per_epoch = per_round / 2;
+        int cut_kind[3] = {0};
         for (int i = 0; i < ref.n_rounds; ++i) {
             static const char *const kind[] = {"stage", "extension", "polish"};
+            if (cut_kind[ref.rounds[i].kind]++ && i != ref.n_rounds - 2)
+                continue; /* the first of each kind, and the last before the polish (the loop's end) */
             char label[96];
             long cut = i * per_round + per_epoch + 3;
             snprintf(label, sizeof label, "cancelled in round %d (%s), batch %ld of %ld", i + 1, kind[ref.rounds[i].kind],
@@ -327,7 +330,7 @@ int main(void)
         CHECK(rref.rc == 0 && rref.len == ref.len && !memcmp(rref.onnx, ref.onnx, ref.len),
               "the replay gives the staged run's net (%zu bytes) (%s)", rref.len, rref.err);
         long rt = c2.calls;
-        long cuts[] = {rt / 5, rt / 2 + 1, rt - 2};
+        long cuts[] = {rt / 5, rt - 2};
         for (size_t i = 0; rt > 5 && i < sizeof cuts / sizeof *cuts; ++i) {
             char label[64];
             snprintf(label, sizeof label, "replay cancelled at batch %ld of %ld", cuts[i], rt);

@@ -247,7 +247,7 @@ if [ -f "$ROOT/assets/zoo/resnet20-lowrank.onnx" ]; then
     open cmprn 80 24 "LANG=C.UTF-8" "'$ROOT/assets/zoo/resnet20.onnx'" --compare "'$ROOT/assets/zoo/resnet20-lowrank.onnx'"
     check "80x24 compare of the zoo ResNet-20 and its low-rank twin: B's line ends with the zoo's figure" \
         'wait_for cmprn "^ B  resnet20-lowrank: [0-9.]+K p \([0-9.]+x\), .* zoo [0-9.]+%$" 60'
-    check "the two shortcut convs keep both name ends, so they read differently" \
+    check "the two shortcut convs keep both name ends, so they read differently (abbreviated they would not fit)" \
         'wait_for cmprn "^   layer2…rtcut\.0 " 5 && $T send-keys -t cmprn NPage && wait_for cmprn "^ . layer3…rtcut\.0 " 5'
     $T send-keys -t cmprn q
     check "cmprn: quits" 'wait_for cmprn "^EXIT=0" 10'

@@ -229,6 +229,10 @@ static void test_names(ui_state *s)
     CHECK(!strcmp(a, "l1.0.conv1_f0") && !strcmp(b, "l1.0.conv2_f0"), "layer1.0.conv1_f0 in 16 cells: %s, %s", a, b);
     ui_fit_label(s, 0, 8, a, sizeof a);
     CHECK(w_cells(a) <= 8, "too narrow even abbreviated: cut to 8 cells (%s)", a);
+    char ab[64];
+    CHECK(!ui_abbrev_name("layer2.0.shortcut.0", 14, ab, sizeof ab) &&
+              ui_abbrev_name("stages.3/shortcut.0", 16, ab, sizeof ab) && !strcmp(ab, "s.3/shortcut.0"),
+          "the layer's own name is never abbreviated (shortcut.0 stays whole: %s)", ab);
     for (int i = 0; i < 3; ++i)
         memcpy(s->layers[i].label, keep[i], sizeof keep[i]);
     /* the table at 80 columns with full names fits the width */

@@ -46,6 +46,21 @@ static void put_line(int y, enum w_role role, const char *long_text, const char 
         w_put(y, 1, role, 0, fmt_cut(shorter, COLS - 2, utf8, cut, sizeof cut));
 }
 
+/* A name too wide abbreviated (layer2.0.shortcut.0 -> l2.0.shortcut.0) when that fits and reads
+ * like no other row's. */
+static int abbreviated(const ui_compare_state *c, const char *compact, int width, char *out, size_t len)
+{
+    if ((int)strlen(compact) <= width || !ui_abbrev_name(compact, width, out, len))
+        return 0;
+    for (int j = 0; j < c->n; ++j) {
+        char other[96], ab[128];
+        ui_compact_name(c->rows[j].name, other, sizeof other);
+        if (strcmp(other, compact) && ui_abbrev_name(other, width, ab, sizeof ab) && !strcmp(ab, out))
+            return 0;
+    }
+    return 1;
+}
+
 void scr_compare(const ui_state *s)
 {
     const ui_compare_state *c = &s->cmp;
@@ -108,7 +123,8 @@ void scr_compare(const ui_state *s)
             snprintf(rr, sizeof rr, "-");
         char compact[96]; /* "/features/features.3/Conv" reads "features.3/Conv" */
         ui_compact_name(row->name, compact, sizeof compact);
-        fmt_cut_middle(compact, name_w, s->utf8, name, sizeof name);
+        if (!abbreviated(c, compact, name_w, name, sizeof name)) /* else both ends, the middle cut */
+            fmt_cut_middle(compact, name_w, s->utf8, name, sizeof name);
         int sel = c->scroll + i == c->sel;
         int differs = row->a_params != row->b_params || row->a_macs != row->b_macs;
         enum w_role role = sel ? R_SEL : differs ? R_ACCENT : R_NORMAL;

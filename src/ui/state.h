@@ -552,6 +552,10 @@ unsigned ui_view_key(ui_state *s, int key);
  * that would read the same as another layer's, a window on where the two differ, so no two rows
  * ever read the same. buf needs 4 * width + 8 bytes. */
 const char *ui_fit_label(const ui_state *s, int k, int width, char *buf, size_t len);
+/* "layer1.0.conv1_f0" -> "l1.0.conv1_f0" in 16 cells: the leading letters of the path's parts,
+ * leftmost first, cut to their first one until the name fits; the last part (the layer's own
+ * name) and every index stay whole. Returns 1 when the result fits width (ASCII names). */
+int ui_abbrev_name(const char *name, int width, char *buf, size_t len);
 
 /* Layer table geometry for s->cols × s->lines (also used by ui_mouse). Keeps sel visible. */
 void ui_table_layout_of(const ui_state *s, ui_table_layout *t);

@@ -223,23 +223,34 @@ static void fit_tail(const char *name, int width, const char *ell, char *buf, si
         snprintf(buf, len, "%s%s", ell, name + n - (w - 1));
 }
 
-/* "layer1.0.conv1_f0" -> "l1.0.conv1_f0" in 16 cells: the leading letters of the path's parts,
- * leftmost first, cut to their first one until the name fits; the last part (the layer's own
- * name) and every index stay whole. Returns 1 when the result fits width. */
-static int abbreviate(const char *name, int width, char *buf, size_t len)
+static int is_letter(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+int ui_abbrev_name(const char *name, int width, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", name);
+    /* the layer's own name: from the last part holding a letter on ("shortcut.0", "conv1_f0") */
+    size_t own = 0;
+    for (size_t i = 0, start = 0; buf[i]; ++i) {
+        if (buf[i] == '.' || buf[i] == '/')
+            start = i + 1;
+        else if (is_letter(buf[i]))
+            own = start;
+    }
     size_t at = 0;
     while (strlen(buf) > (size_t)width) {
         char *p = buf + at;
         size_t seg = strcspn(p, "./"), run = 0;
-        if (!p[seg])
+        if (at >= own || !p[seg])
             return 0;
-        while (run < seg && ((p[run] >= 'a' && p[run] <= 'z') || (p[run] >= 'A' && p[run] <= 'Z')))
+        while (run < seg && is_letter(p[run]))
             ++run;
         if (run >= 2) {
             memmove(p + 1, p + run, strlen(p + run) + 1);
             seg -= run - 1;
+            own -= run - 1;
         }
         at += seg + 1;
     }
@@ -251,11 +262,11 @@ const char *ui_fit_label(const ui_state *s, int k, int width, char *buf, size_t 
     const char *ell = s->utf8 ? "\u2026" : "~";
     const char *name = ui_layer_label(s, &s->layers[k]);
     /* a short label too wide reads best abbreviated, when that reads like no other layer's */
-    if (!s->full_names && (int)strlen(name) > width && abbreviate(name, width, buf, len)) {
+    if (!s->full_names && (int)strlen(name) > width && ui_abbrev_name(name, width, buf, len)) {
         char other[512];
         int clash = 0;
         for (int j = 0; j < s->n_layers && !clash; ++j)
-            clash = j != k && abbreviate(ui_layer_label(s, &s->layers[j]), width, other, sizeof other) &&
+            clash = j != k && ui_abbrev_name(ui_layer_label(s, &s->layers[j]), width, other, sizeof other) &&
                     !strcmp(other, buf);
         if (!clash)
             return buf;

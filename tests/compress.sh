@@ -18,10 +18,7 @@ source "$here/lib.sh"
 dump() { :; }
 data=${RS_TEST_CIFAR:-}
 CC=${CC:-cc}
-if [ -z "$data" ] || [ ! -f "$data/data_batch_1.bin" ]; then
-    echo "1..0 # SKIP no CIFAR-10 training batches (RS_TEST_CIFAR)"
-    exit 0
-fi
+need_cifar_train
 if ! command -v "$CC" >/dev/null 2>&1 || ! $RS_PY -c 'import json' 2>/dev/null; then
     echo "1..0 # SKIP needs a C compiler and $RS_PY"
     exit 0

@@ -10,10 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 dump() { :; } # no tmux pane to show on failure
 data=${RS_TEST_CIFAR:-}
-if [ -z "$data" ] || [ ! -f "$data/data_batch_1.bin" ]; then
-    echo "1..0 # SKIP no CIFAR-10 training batches (RS_TEST_CIFAR)"
-    exit 0
-fi
+need_cifar_train
 if ! $RS_PY -c 'import torch, onnx, numpy' 2>/dev/null; then
     echo "1..0 # SKIP /usr/bin/python3 lacks torch / onnx / numpy"
     exit 0

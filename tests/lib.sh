@@ -122,6 +122,13 @@ shipped_model() {
     fi
 }
 
+# ---- CIFAR-10 ----------------------------------------------------------------------------------
+need_cifar_train() { # a TAP skip (exits the script) unless RS_TEST_CIFAR holds the training batches
+    [ -n "${RS_TEST_CIFAR:-}" ] && [ -f "$RS_TEST_CIFAR/data_batch_1.bin" ] && return 0
+    echo "1..0 # SKIP no CIFAR-10 training batches (RS_TEST_CIFAR)"
+    exit 0
+}
+
 # ---- tmux (the explorer end to end) ------------------------------------------------------------
 need_tmux() { # a TAP skip (exits the script) without tmux
     command -v tmux >/dev/null && return 0

@@ -264,12 +264,13 @@ static int prefix_matches(const pipe_eval *pe, int j, const pipe_choice *cfg)
     return 1;
 }
 
-/* Segment j over one chunk of images [c0, c0 + nc): from the pixels (j == 0) or from x. */
-static int run_segment(pipe_eval *pe, int j, infer_ctx *ctx, const float *x, int c0, int nc, float *y, rs_err *e)
+/* Segment j over one chunk of images [c0, c0 + nc): from the pixels (j == 0) or from x, in batches
+ * that report progress from f0 to f1 (a cancel is seen within a batch, not a chunk). */
+static int run_segment(pipe_eval *pe, int j, infer_ctx *ctx, const float *x, int c0, int nc, float *y,
+                       double f0, double f1, rs_err *e)
 {
-    if (j == 0)
-        return infer_forward_u8(ctx, pe->data->pixels + (size_t)c0 * CIFAR10_PIXELS, nc, y, e);
-    return infer_forward(ctx, x, nc, y, e);
+    const uint8_t *xu = j == 0 ? pe->data->pixels + (size_t)c0 * CIFAR10_PIXELS : NULL;
+    return eval_forward(ctx, xu ? NULL : x, xu, nc, y, pe->progress ? decomp_progress : NULL, pe, f0, f1, e);
 }
 
 /* Run segments from `start` to the end over the whole set. Segment `swap_seg` (if >= 0) uses
@@ -308,7 +309,9 @@ static int run_chain(pipe_eval *pe, int start, int swap_seg, infer_ctx *swap_ctx
                 y = buf[flip];
                 flip = !flip;
             }
-            rc = run_segment(pe, j, j == swap_seg ? swap_ctx : g->ctx, x, c0, nc, y, e);
+            double f0 = (c0 + (double)nc * (j - start) / (ns - start)) / n;
+            rc = run_segment(pe, j, j == swap_seg ? swap_ctx : g->ctx, x, c0, nc, y, f0,
+                             f0 + (double)nc / (ns - start) / n, e);
             x = y;
             if (j + 1 == ns && rc == 0)
                 eval_argmax(y, nc, (int)g->out_numel, pred + c0);
@@ -397,6 +400,11 @@ static int eval_config(pipe_eval *pe, const pipe_choice *cfg, eval_result *res, 
             break;
         }
     for (int j = start; j < pe->n_seg; ++j) {
+        /* compiling a segment of a big net takes milliseconds: a cancel is seen between them */
+        if (report(pe, -1, "preparing")) {
+            rs_fail(e, "cancelled");
+            return RS_CANCELLED;
+        }
         int rc = ensure_segment(pe, j, cfg, e);
         if (rc)
             return rc;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rankscope/pipeline.h"
 
@@ -18,6 +19,7 @@ struct live {
     int64_t params_total, macs_total;
 
     pthread_t th;
+    double exit_cpu; /* the worker's thread CPU clock when it returns (the RS_UI_TRACE quit figure) */
     int th_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -336,6 +338,13 @@ static void do_sweep_point(live *lv, int L, ui_choice ch, const ui_choice *cfg, 
     pthread_mutex_unlock(&lv->mu);
 }
 
+static double thread_cpu(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static void *worker(void *arg)
 {
     live *lv = arg;
@@ -394,6 +403,7 @@ static void *worker(void *arg)
     }
     pthread_mutex_unlock(&lv->mu);
     free(cfg);
+    lv->exit_cpu = thread_cpu(CLOCK_THREAD_CPUTIME_ID);
     return NULL;
 }
 
@@ -468,11 +478,19 @@ void live_stop(live *lv)
     if (!lv)
         return;
     if (lv->th_started) {
+        /* what quitting costs: the worker's CPU from here to its end (one batch of images at
+         * most: a CPU clock, so a loaded machine does not stretch it) and the wall time */
+        clockid_t cid;
+        double t0 = rs_now(), cpu0 = pthread_getcpuclockid(lv->th, &cid) ? -1 : thread_cpu(cid);
         pthread_mutex_lock(&lv->mu);
         lv->quit = 1;
         pthread_cond_broadcast(&lv->cv);
         pthread_mutex_unlock(&lv->mu);
         pthread_join(lv->th, NULL);
+        /* how long quitting waited for the worker to see the cancel (tests/e2e_tui.sh bounds it) */
+        if (getenv("RS_UI_TRACE"))
+            fprintf(stderr, "live: stop waited %.3f s, worker CPU %.3f s\n", rs_now() - t0,
+                    cpu0 < 0 ? -1.0 : lv->exit_cpu - cpu0);
         pthread_mutex_destroy(&lv->mu);
         pthread_cond_destroy(&lv->cv);
     }

@@ -104,7 +104,25 @@ static void test_search(const rs_model *m)
 
 /* Whole-model speed verdicts: a layer 64× lighter is measured faster (and the reverse slower)
  * on both figures; a model against itself is never called faster or slower. The cost compress
- * ranks latency plans by is the time ratio, behind every plan that misses the MAC floor. */
+ * ranks latency plans by is the time ratio, behind every plan that misses the MAC floor.
+ * A verdict needs every sample of one side below every sample of the other, so one preemption on
+ * a loaded runner can spoil a measurement: each pair gets up to three measurements, and passes
+ * on the first whose verdicts are the expected ones (a wrong verdict rule fails all three). */
+static int measure_until(const rs_model *before, const rs_model *after, const lat_options *o, int want,
+                         pipe_speed *sp, rs_err *e)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        rc = pipe_measure_speed(before, after, o, 5, sp, e);
+        if (rc != 0 || (sp->verdict_b1 == want && sp->verdict_batch == want))
+            break;
+        printf("# attempt %d: %s / %s (%.3f×, %.3f×), measuring again\n", attempt + 1,
+               pipe_verdict_name(sp->verdict_b1), pipe_verdict_name(sp->verdict_batch), sp->speedup_b1,
+               sp->speedup_batch);
+    }
+    return rc;
+}
+
 static void test_speed(const rs_model *lenet)
 {
     rs_err e = {{0}};
@@ -113,15 +131,15 @@ static void test_speed(const rs_model *lenet)
     lat_default_options(&o);
     o.reps = 3, o.batch = 8;
     pipe_speed sp;
-    int rc = pipe_measure_speed(big, small, &o, 5, &sp, &e);
+    int rc = measure_until(big, small, &o, 1, &sp, &e);
     CHECK(rc == 0 && sp.samples == 5 && sp.batch == 8 && sp.verdict_b1 == 1 && sp.verdict_batch == 1 &&
               sp.speedup_b1 > 4 && sp.speedup_batch > 4,
           "1024→16 vs 1024→1024: measured faster on both figures (%.1f×, %.1f×) (%s)", sp.speedup_b1,
           sp.speedup_batch, rc ? e.msg : "ok");
-    rc = pipe_measure_speed(small, big, &o, 5, &sp, &e);
+    rc = measure_until(small, big, &o, -1, &sp, &e);
     CHECK(rc == 0 && sp.verdict_b1 == -1 && sp.verdict_batch == -1 && sp.speedup_b1 < 0.25,
           "the reverse: measured slower (%.2f×)", sp.speedup_b1);
-    rc = pipe_measure_speed(lenet, lenet, &o, 5, &sp, &e);
+    rc = measure_until(lenet, lenet, &o, 0, &sp, &e);
     CHECK(rc == 0 && sp.verdict_b1 == 0 && sp.verdict_batch == 0,
           "a net against itself: %s / %s (%.3f×, %.3f×)", pipe_verdict_name(sp.verdict_b1),
           pipe_verdict_name(sp.verdict_batch), sp.speedup_b1, sp.speedup_batch);

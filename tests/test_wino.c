@@ -1,10 +1,10 @@
 /* test_wino.c — the Winograd F(2×2, 3×3) convolution kernel against the naive double-precision
  * reference convolution (ref_ops.c), on every ISA this CPU runs: odd and even sizes, padding 1
- * and 0 (and one-sided), channel counts that are not multiples of the vector width, bias and
- * the fused activations, one image and a batch of 17 (tile blocks then span images), scratch
- * filled with NaN beforehand. Tolerance: max relative error (ref_max_rel_err_d) 1e-5 with inputs and weights of
- * magnitude <= 1 — the transforms only add and halve, so fp32 rounding stays within a few ulps
- * of the dot product. */
+ * and 0 (and one-sided, and 2 on one side), rows wider than 32 columns, channel counts that are
+ * not multiples of the vector width, bias and the fused activations, one image and a batch of 17
+ * (tile blocks then span images), scratch filled with NaN beforehand. Tolerance: max relative
+ * error (ref_max_rel_err_d) 1e-5 with inputs and weights of magnitude <= 1 — the transforms only
+ * add and halve, so fp32 rounding stays within a few ulps of the dot product. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +80,9 @@ int main(void)
         {32, 32, 32, 32, 1, 1, 1, 1, 1}, {20, 19, 8, 8, 0, 0, 0, 0, 0},    {48, 40, 11, 5, 0, 0, 0, 0, 2},
         {64, 64, 16, 16, 1, 1, 1, 1, 1}, {33, 70, 9, 17, 1, 0, 0, 1, 1},   {128, 96, 4, 4, 1, 1, 1, 1, 0},
         {16, 24, 3, 3, 0, 0, 0, 0, 1},   {40, 36, 34, 6, 2, 1, 0, 2, 0},
+        /* rows wider than one vector of tiles (W > 32), left pad 2, a right pad wider than the
+         * tiles read */
+        {5, 7, 6, 45, 1, 1, 1, 1, 2},    {3, 4, 5, 66, 0, 2, 1, 0, 1},     {2, 3, 4, 33, 1, 1, 1, 3, 0},
     };
     const kern_isa isas[] = {KERN_SCALAR, KERN_AVX2, KERN_AVX512};
     for (int k = 0; k < 3; ++k) {

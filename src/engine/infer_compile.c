@@ -238,7 +238,7 @@ static int want_cv(const infer_ctx *c, const step *s)
  * multiplies; below the threshold the transforms cost more than they save.
  * $RANKSCOPE_WINOGRAD=0 turns it off (to measure the ratio), =1 forces it on every eligible
  * shape (tests). */
-static int want_wino(const step *s)
+static int want_wino(const infer_ctx *c, const step *s)
 {
     if (s->G != 1 || s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1 || s->dh != 1 || s->dw != 1 ||
         s->depthwise || s->Ho < 1 || s->Wo < 1)
@@ -249,12 +249,17 @@ static int want_wino(const step *s)
     if (env && strcmp(env, "1") == 0)
         return 1;
     /* The transforms cost O(C + M) per tile against O(C·M) saved, and small images fill the GEMM
-     * blocks poorly. Measured per layer (rankscope info --time, 1 thread, under load; zoo vgg,
-     * zoo resnet20, resnet_tv): faster at 32×32 from 32×32 channels (-38 %), at 16×16 from 64×64
-     * (-12 %), at 8×8 and 4×4 from 64×128 (-20 %); slower or even at 32×32 channels on 16×16 and
-     * 8×8 (+5..30 %), 32×64 on 16×16 and 64×64 on 8×8 (the zoo resnet20: +5 % in all). */
+     * blocks poorly. Measured per layer (rankscope info --time, 1 thread, under load; zoo vgg and
+     * resnet20, AVX-512): faster from 32×32 channels on 32×32 and 16×16 maps (-20..-35 %), 32×64
+     * on 16×16 (-22 %), 64×64 on 8×8 (-30 %), 128×128 on 4×4 (-15 %); even at 16×16 channels on
+     * 32×32, slower for the 3-channel stems. Other ISAs transform with the portable code
+     * (scalar gathers and interleaves): there the threshold measured before those kernels,
+     * when AVX-512 ran it too (from 32×32 channels on 32×32 maps, 64×64 on 16×16, 64×128 on
+     * 8×8 and 4×4). */
     const long cm = (long)s->C * s->M, hw = (long)s->Ho * s->Wo;
-    return cm >= 8192 || (cm >= 4096 && hw >= 256) || (cm >= 1024 && hw >= 1024);
+    if (c->isa != KERN_AVX512)
+        return cm >= 8192 || (cm >= 4096 && hw >= 256) || (cm >= 1024 && hw >= 1024);
+    return cm >= 8192 || (cm >= 1024 && hw >= 64);
 }
 
 static int build_cv(infer_ctx *c, step *s, rs_err *e)
@@ -427,7 +432,7 @@ static int build_conv(infer_ctx *c, infer_build *b, int ni, step *s, rs_err *e)
         s->depthwise = 1;
         s->pad_floats = kern_dw3x3_scratch(s->Ho, s->Wo, s->sh);
     }
-    if (want_wino(s)) {
+    if (want_wino(c, s)) {
         s->wino = 1;
         s->wino_u = malloc((size_t)16 * s->M * s->C * sizeof(float));
         if (!s->wino_u)

@@ -38,6 +38,7 @@ static int wino_round_up(int x, int a)
 
 typedef struct wino_geom {
     int th, tw, Hw, Ww, rb, tbp;
+    size_t vs, ms; /* floats between the 16 matrices of V and of the products */
     size_t v_floats, m_floats;
 } wino_geom;
 
@@ -53,8 +54,12 @@ static wino_geom wino_geometry(int C, int M, int Ho, int Wo, int vl)
         g.rb = 1;
     (void)vl;
     g.tbp = wino_round_up(g.rb * g.tw, 16); /* whole 16-float vectors (kern_gemm's N: a multiple of vl) */
-    g.v_floats = (size_t)16 * C * g.tbp;
-    g.m_floats = (size_t)16 * M * g.tbp;
+    /* one vector more than the matrix: at power-of-two sizes the 16 rows a transform reads or
+     * writes for one tile would fall in the same L1 set (measured on the zoo vgg, 1 thread) */
+    g.vs = (size_t)C * g.tbp + 16;
+    g.ms = (size_t)M * g.tbp + 16;
+    g.v_floats = 16 * g.vs;
+    g.m_floats = 16 * g.ms;
     return g;
 }
 
@@ -91,31 +96,34 @@ size_t kern_wino3x3_scratch(kern_isa isa, int C, int M, int Ho, int Wo)
 
 /* Bᵀ d B for the tile rows [gr0, gr0 + nr) (tile row gr: image gr / th, row gr % th). Tiles are
  * 4×4 patches at stride 2, so per channel and tile row each of the 4 input rows is padded
- * (prow, zero border) and gathered at stride 2 into the patch arrays D (16 × block tiles). The transform itself then runs over the whole block, vectorised
- * along the tiles whatever the image width. */
-#define WINO_IN_BODY                                                                           \
-    for (int c = 0; c < C; ++c) {                                                              \
-        for (int r = 0; r < nr; ++r) {                                                         \
-            const int img = (gr0 + r) / g.th, ty = (gr0 + r) % g.th;                           \
-            const float *xi = in + (size_t)img * in_stride + (size_t)c * H * W;                \
-            for (int i = 0; i < 4; ++i) {                                                      \
-                const int y = 2 * ty + i - pt;                                                 \
-                if (y >= 0 && y < H)                                                           \
-                    memcpy(prow + pl, xi + (size_t)y * W, (size_t)wc * sizeof(float));         \
-                else                                                                           \
-                    memset(prow + pl, 0, (size_t)wc * sizeof(float));                          \
-                const float *restrict pr = prow;                                               \
-                float *restrict d0 = D + (size_t)(4 * i) * g.tbp + (size_t)r * g.tw;           \
-                float *restrict d1 = d0 + g.tbp, *restrict d2 = d1 + g.tbp;                    \
-                float *restrict d3 = d2 + g.tbp;                                               \
-                for (int k = 0; k < g.tw; ++k) {                                               \
-                    d0[k] = pr[2 * k];                                                         \
-                    d1[k] = pr[2 * k + 1];                                                     \
-                    d2[k] = pr[2 * k + 2];                                                     \
-                    d3[k] = pr[2 * k + 3];                                                     \
-                }                                                                              \
+ * (prow, zero border) and gathered at stride 2 into the patch arrays D (16 × block tiles): patch
+ * column q of tile k is padded column 2k + q. The transform itself then runs over the whole
+ * block, vectorised along the tiles whatever the image width. */
+#define WINO_IN_GATHER                                                                         \
+    for (int r = 0; r < nr; ++r) {                                                             \
+        const int img = (gr0 + r) / g.th, ty = (gr0 + r) % g.th;                               \
+        const float *xi = in + (size_t)img * in_stride + (size_t)c * H * W;                    \
+        for (int i = 0; i < 4; ++i) {                                                          \
+            const int y = 2 * ty + i - pt;                                                    \
+            if (y >= 0 && y < H)                                                               \
+                memcpy(prow + pl, xi + (size_t)y * W, (size_t)wc * sizeof(float));            \
+            else                                                                               \
+                memset(prow + pl, 0, (size_t)wc * sizeof(float));                              \
+            const float *restrict pr = prow;                                                   \
+            float *restrict d0 = D + (size_t)(4 * i) * g.tbp + (size_t)r * g.tw;               \
+            float *restrict d1 = d0 + g.tbp, *restrict d2 = d1 + g.tbp;                        \
+            float *restrict d3 = d2 + g.tbp;                                                   \
+            for (int k = 0; k < g.tw; ++k) {                                                   \
+                d0[k] = pr[2 * k];                                                             \
+                d1[k] = pr[2 * k + 1];                                                         \
+                d2[k] = pr[2 * k + 2];                                                         \
+                d3[k] = pr[2 * k + 3];                                                         \
             }                                                                                  \
         }                                                                                      \
+    }
+
+#define WINO_IN_TRANSFORM                                                                      \
+    {                                                                                          \
         const int nj = nr * g.tw;                                                              \
         float *v = V + (size_t)c * g.tbp;                                                      \
         for (int j = 0; j < nj; j += 16) {                                                     \
@@ -140,28 +148,33 @@ size_t kern_wino3x3_scratch(kern_isa isa, int C, int M, int Ho, int Wo)
         }                                                                                      \
     }
 
-/* Aᵀ m A + bias over the whole block (vectorised along the tiles), then the activation and the
- * interleave into output rows, dropping the rows and columns past Ho, Wo. */
+/* Aᵀ m A + bias over the whole block (vectorised along the tiles) into ys (4 rows of tbp: the
+ * outputs (0, 0), (0, 1), (1, 0), (1, 1) of each tile), before the activation. */
+#define WINO_OUT_TRANSFORM                                                                     \
+    const float bm = bias ? bias[m] : 0.0f;                                                    \
+    const float *q = Mo + (size_t)m * g.tbp;                                                   \
+    const wv16 bv = {bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm};           \
+    for (int j = 0; j < nj; j += 16) {                                                         \
+        wv16 s[16];                                                                            \
+        for (int k = 0; k < 16; ++k)                                                           \
+            s[k] = *(const wv16 *)(q + (size_t)k * ms + j);                                    \
+        wv16 u00 = s[0] + s[4] + s[8], u01 = s[1] + s[5] + s[9];                               \
+        wv16 u02 = s[2] + s[6] + s[10], u03 = s[3] + s[7] + s[11];                             \
+        wv16 u10 = s[4] - s[8] - s[12], u11 = s[5] - s[9] - s[13];                             \
+        wv16 u12 = s[6] - s[10] - s[14], u13 = s[7] - s[11] - s[15];                           \
+        WINO_OUT_STORE(a00 + j, u00 + u01 + u02 + bv);                                         \
+        WINO_OUT_STORE(a01 + j, u01 - u02 - u03 + bv);                                         \
+        WINO_OUT_STORE(a10 + j, u10 + u11 + u12 + bv);                                         \
+        WINO_OUT_STORE(a11 + j, u11 - u12 - u13 + bv);                                         \
+    }
+
+/* The portable output: the transform, the activation, then the interleave into output rows,
+ * dropping the rows and columns past Ho, Wo. */
 #define WINO_OUT_BODY                                                                          \
     const int nj = nr * g.tw;                                                                  \
     float *a00 = ys, *a01 = ys + g.tbp, *a10 = a01 + g.tbp, *a11 = a10 + g.tbp;                \
     for (int m = 0; m < M; ++m) {                                                              \
-        const float bm = bias ? bias[m] : 0.0f;                                                \
-        const float *q = Mo + (size_t)m * g.tbp;                                               \
-        const wv16 bv = {bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm, bm};       \
-        for (int j = 0; j < nj; j += 16) {                                                     \
-            wv16 s[16];                                                                        \
-            for (int k = 0; k < 16; ++k)                                                       \
-                s[k] = *(const wv16 *)(q + (size_t)k * ms + j);                                \
-            wv16 u00 = s[0] + s[4] + s[8], u01 = s[1] + s[5] + s[9];                           \
-            wv16 u02 = s[2] + s[6] + s[10], u03 = s[3] + s[7] + s[11];                         \
-            wv16 u10 = s[4] - s[8] - s[12], u11 = s[5] - s[9] - s[13];                         \
-            wv16 u12 = s[6] - s[10] - s[14], u13 = s[7] - s[11] - s[15];                       \
-            *(wv16 *)(a00 + j) = u00 + u01 + u02 + bv;                                         \
-            *(wv16 *)(a01 + j) = u01 - u02 - u03 + bv;                                         \
-            *(wv16 *)(a10 + j) = u10 + u11 + u12 + bv;                                         \
-            *(wv16 *)(a11 + j) = u11 - u12 - u13 + bv;                                         \
-        }                                                                                      \
+        WINO_OUT_TRANSFORM                                                                     \
         if (act == 1)                                                                          \
             for (int j = 0; j < 4 * g.tbp; ++j)                                                \
                 ys[j] = ys[j] > 0.0f ? ys[j] : 0.0f;                                           \
@@ -186,26 +199,185 @@ size_t kern_wino3x3_scratch(kern_isa isa, int C, int M, int Ho, int Wo)
         }                                                                                      \
     }
 
-#define WINO_FUNCS(SUFFIX, ATTR)                                                               \
+#define WINO_OUT_STORE(p, v) (*(wv16 *)(p) = (v))
+
+#define WINO_IN_FUNC(SUFFIX, ATTR)                                                             \
     ATTR static void wino_in_##SUFFIX(int C, int H, int W, const float *in, size_t in_stride,  \
                                       int pt, int pl, int wc, wino_geom g, int gr0, int nr,    \
                                       float *prow, float *D, float *V)                         \
     {                                                                                          \
-        const size_t vs = (size_t)C * g.tbp;                                                   \
-        WINO_IN_BODY                                                                           \
-    }                                                                                          \
+        const size_t vs = g.vs;                                                                \
+        for (int c = 0; c < C; ++c) {                                                          \
+            WINO_IN_GATHER                                                                     \
+            WINO_IN_TRANSFORM                                                                  \
+        }                                                                                      \
+    }
+#define WINO_OUT_FUNC(SUFFIX, ATTR)                                                            \
     ATTR static void wino_out_##SUFFIX(int M, int Ho, int Wo, wino_geom g, const float *Mo,    \
                                        int gr0, int nr, const float *bias, int act, float lo,   \
                                        float hi, float *ys, float *orow, float *out,           \
                                        size_t out_stride)                                      \
     {                                                                                          \
-        const size_t ms = (size_t)M * g.tbp;                                                   \
+        const size_t ms = g.ms;                                                                \
         WINO_OUT_BODY                                                                          \
     }
+#define WINO_FUNCS(SUFFIX, ATTR) WINO_IN_FUNC(SUFFIX, ATTR) WINO_OUT_FUNC(SUFFIX, ATTR)
 
 #if defined(__x86_64__) || defined(__i386__)
-WINO_FUNCS(avx512, __attribute__((target("avx512f,avx2,fma"))))
 WINO_FUNCS(avx2, __attribute__((target("avx2,fma"))))
+WINO_IN_FUNC(avx512g, __attribute__((target("avx512f,avx2,fma"))))
+
+/* AVX-512: both transforms straight from and to the activations, padding by masked loads and
+ * stores, the stride-2 patch columns and the output interleave by lane permutes (the portable
+ * gather into D and interleave through ys, scalar, cost as much as a third of the GEMMs on
+ * 64-channel layers). */
+#include <immintrin.h>
+
+#define WINO_512 __attribute__((target("avx512f,avx2,fma")))
+
+static const int wino_even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int wino_odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int wino_next_idx[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const int wino_next2_idx[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17};
+static const int wino_zip_idx[2][16] = {{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23},
+                                        {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}};
+
+static inline __mmask16 wino_lanes(int lo, int hi) /* lanes [lo, hi) of 16 */
+{
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    return (__mmask16)(hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0);
+}
+
+/* Bᵀ d B with the tiles along the vector: per tile row, the 4 input rows' combinations (dᵀ's
+ * rows of Bᵀ d) on 16-column segments of the padded rows, then each combination's even and odd
+ * columns by permutes (patch column q of tile k is padded column 2k + q) and the column
+ * combinations, stored into V at the tile row's place. */
+WINO_512 static void wino_in_avx512(int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                                    int wc, wino_geom g, int gr0, int nr, float *prow, float *D, float *V)
+{
+    (void)wc, (void)prow, (void)D;
+    const size_t vs = g.vs;
+    const __m512i ie = _mm512_loadu_si512(wino_even_idx), io = _mm512_loadu_si512(wino_odd_idx);
+    const __m512i in1 = _mm512_loadu_si512(wino_next_idx), in2 = _mm512_loadu_si512(wino_next2_idx);
+    const __m512 zero = _mm512_setzero_ps();
+    /* segment s holds padded columns 16s .. 16s + 15: its lanes inside the input row */
+    const int nseg = (2 * g.tw + 2 + 15) / 16;
+    __mmask16 seg_mask[64];
+    for (int sg = 0; sg < nseg && sg < 64; ++sg)
+        seg_mask[sg] = wino_lanes(pl - 16 * sg, W + pl - 16 * sg);
+    for (int c = 0; c < C; ++c) {
+        float *v = V + (size_t)c * g.tbp;
+        for (int r = 0; r < nr; ++r) {
+            const int img = (gr0 + r) / g.th, ty = (gr0 + r) % g.th;
+            const float *xi = in + (size_t)img * in_stride + (size_t)c * H * W;
+            const float *row[4];
+            for (int i = 0; i < 4; ++i) {
+                const int y = 2 * ty + i - pt;
+                row[i] = y >= 0 && y < H ? xi + (size_t)y * W - pl : NULL; /* at padded column 0 */
+            }
+            for (int k0 = 0; k0 < g.tw; k0 += 16) {
+                /* tiles k0 .. k0 + 15 read padded columns 2·k0 .. 2·k0 + 33: segments sg .. sg + 2 */
+                const int sg = k0 / 8;
+                __m512 t[4][3];
+                for (int q = 0; q < 3; ++q) {
+                    __m512 d[4];
+                    const int sq = sg + q;
+                    const __mmask16 mk = sq >= nseg ? 0 : sq < 64 ? seg_mask[sq] : wino_lanes(pl - 16 * sq, W + pl - 16 * sq);
+                    for (int i = 0; i < 4; ++i)
+                        d[i] = row[i] && mk ? _mm512_maskz_loadu_ps(mk, row[i] + 16 * (size_t)sq) : zero;
+                    t[0][q] = _mm512_sub_ps(d[0], d[2]);
+                    t[1][q] = _mm512_add_ps(d[1], d[2]);
+                    t[2][q] = _mm512_sub_ps(d[2], d[1]);
+                    t[3][q] = _mm512_sub_ps(d[1], d[3]);
+                }
+                const __mmask16 km = wino_lanes(0, g.tw - k0);
+                float *vr = v + (size_t)r * g.tw + k0;
+                for (int p = 0; p < 4; ++p) {
+                    const __m512 e = _mm512_permutex2var_ps(t[p][0], ie, t[p][1]);
+                    const __m512 o = _mm512_permutex2var_ps(t[p][0], io, t[p][1]);
+                    const __m512 e2 = _mm512_permutex2var_ps(e, in1, t[p][2]);
+                    const __m512 o2 = _mm512_permutex2var_ps(o, in2, t[p][2]);
+                    _mm512_mask_storeu_ps(vr + (size_t)(4 * p) * vs, km, _mm512_sub_ps(e, e2));
+                    _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 1) * vs, km, _mm512_add_ps(o, e2));
+                    _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 2) * vs, km, _mm512_sub_ps(e2, o));
+                    _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 3) * vs, km, _mm512_sub_ps(o, o2));
+                }
+            }
+        }
+    }
+}
+
+/* Aᵀ m A + bias and the activation on 16 tiles at a time, interleaved by permutes and stored
+ * straight into the output rows: the tiles of one vector may span several tile rows (narrow
+ * images) or part of one (wide), so each vector's row pieces (half of the vector, output
+ * position, masked lanes) are worked out once and reused for every output channel. */
+typedef struct wino_piece {
+    float *o;       /* output channel 0's address for position 0 of the interleaved half */
+    __mmask16 mask; /* its positions inside this piece and inside the row's Wo columns */
+    int half, second; /* the half of the vector (tiles 0-7 or 8-15); output row y + 1 */
+} wino_piece;
+
+WINO_512 static void wino_out_avx512(int M, int Ho, int Wo, wino_geom g, const float *Mo, int gr0, int nr,
+                                     const float *bias, int act, float lo, float hi, float *ys, float *orow,
+                                     float *out, size_t out_stride)
+{
+    (void)ys, (void)orow;
+    const size_t ms = g.ms, plane = (size_t)Ho * Wo;
+    const int nj = nr * g.tw;
+    const __m512 vlo = _mm512_set1_ps(act == 1 ? 0.0f : lo), vhi = _mm512_set1_ps(hi);
+    const __m512i z0 = _mm512_loadu_si512(wino_zip_idx[0]), z1 = _mm512_loadu_si512(wino_zip_idx[1]);
+    for (int j = 0; j < nj; j += 16) {
+        wino_piece pc[64];
+        int npc = 0;
+        for (int r = j / g.tw; r < nr && r * g.tw < j + 16; ++r) {
+            const int l0 = r * g.tw - j > 0 ? r * g.tw - j : 0;
+            const int l1 = (r + 1) * g.tw - j < 16 ? (r + 1) * g.tw - j : 16;
+            const int tx0 = j + l0 - r * g.tw; /* tile column of lane l0 */
+            const int y = 2 * ((gr0 + r) % g.th);
+            float *orow0 = out + (size_t)((gr0 + r) / g.th) * out_stride + (size_t)y * Wo;
+            for (int h = 0; h < 2; ++h) {
+                const int s0 = l0 > 8 * h ? l0 : 8 * h, s1 = l1 < 8 * h + 8 ? l1 : 8 * h + 8;
+                if (s0 >= s1)
+                    continue;
+                const int col0 = 2 * (tx0 - l0 + 8 * h); /* output column of position 0 */
+                int phi = 2 * (s1 - 8 * h);
+                phi = phi < Wo - col0 ? phi : Wo - col0;
+                const __mmask16 mk = wino_lanes(2 * (s0 - 8 * h), phi);
+                for (int sec = 0; sec < 2 && y + sec < Ho; ++sec)
+                    pc[npc++] = (wino_piece){orow0 + (ptrdiff_t)sec * Wo + col0, mk, h, sec};
+            }
+        }
+        for (int m = 0; m < M; ++m) {
+            const float bm = bias ? bias[m] : 0.0f;
+            const float *q = Mo + (size_t)m * g.tbp + j;
+            __m512 s[16];
+            for (int k = 0; k < 16; ++k)
+                s[k] = _mm512_loadu_ps(q + (size_t)k * ms);
+            const __m512 bv = _mm512_set1_ps(bm);
+            const __m512 u00 = _mm512_add_ps(_mm512_add_ps(s[0], s[4]), s[8]);
+            const __m512 u01 = _mm512_add_ps(_mm512_add_ps(s[1], s[5]), s[9]);
+            const __m512 u02 = _mm512_add_ps(_mm512_add_ps(s[2], s[6]), s[10]);
+            const __m512 u03 = _mm512_add_ps(_mm512_add_ps(s[3], s[7]), s[11]);
+            const __m512 u10 = _mm512_sub_ps(_mm512_sub_ps(s[4], s[8]), s[12]);
+            const __m512 u11 = _mm512_sub_ps(_mm512_sub_ps(s[5], s[9]), s[13]);
+            const __m512 u12 = _mm512_sub_ps(_mm512_sub_ps(s[6], s[10]), s[14]);
+            const __m512 u13 = _mm512_sub_ps(_mm512_sub_ps(s[7], s[11]), s[15]);
+            __m512 a[4] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u00, u01), u02), bv),
+                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(u01, u02), u03), bv),
+                           _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u10, u11), u12), bv),
+                           _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(u11, u12), u13), bv)};
+            for (int k = 0; k < 4 && act; ++k) /* NaN passes: max/min return their 2nd operand */
+                a[k] = act == 1 ? _mm512_max_ps(vlo, a[k]) : _mm512_min_ps(vhi, _mm512_max_ps(vlo, a[k]));
+            /* output row y: (a00, a01) interleaved; row y + 1: (a10, a11) */
+            const __m512 zz[2][2] = {{_mm512_permutex2var_ps(a[0], z0, a[1]), _mm512_permutex2var_ps(a[0], z1, a[1])},
+                                     {_mm512_permutex2var_ps(a[2], z0, a[3]), _mm512_permutex2var_ps(a[2], z1, a[3])}};
+            const size_t mo = (size_t)m * plane;
+            for (int k = 0; k < npc; ++k)
+                _mm512_mask_storeu_ps(pc[k].o + mo, pc[k].mask, zz[pc[k].second][pc[k].half]);
+        }
+    }
+}
 #endif
 WINO_FUNCS(base, )
 
@@ -228,7 +400,11 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
     for (int gr0 = 0; gr0 < total; gr0 += g.rb) {
         const int nr = total - gr0 < g.rb ? total - gr0 : g.rb;
 #if defined(__x86_64__) || defined(__i386__)
-        if (isa == KERN_AVX512)
+        /* up to 2 tiles a row (4×4 outputs) the row-wise transform leaves most lanes empty:
+         * the portable gather and block transform measured faster there */
+        if (isa == KERN_AVX512 && g.tw <= 2)
+            wino_in_avx512g(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+        else if (isa == KERN_AVX512)
             wino_in_avx512(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
         else if (isa == KERN_AVX2)
             wino_in_avx2(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
@@ -236,8 +412,8 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
 #endif
             wino_in_base(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
         for (int xi = 0; xi < 16; ++xi)
-            kern_gemm(isa, M, g.tbp, C, u + (size_t)xi * M * C, C, V + (size_t)xi * C * g.tbp, boff,
-                      Mo + (size_t)xi * M * g.tbp, g.tbp, NULL, NULL, 0);
+            kern_gemm(isa, M, g.tbp, C, u + (size_t)xi * M * C, C, V + (size_t)xi * g.vs, boff,
+                      Mo + (size_t)xi * g.ms, g.tbp, NULL, NULL, 0);
 #if defined(__x86_64__) || defined(__i386__)
         if (isa == KERN_AVX512)
             wino_out_avx512(M, Ho, Wo, g, Mo, gr0, nr, bias, act, lo, hi, ys, orow, out, out_stride);

@@ -143,3 +143,13 @@ double ref_max_rel_err_d(const float *got, const double *want, size_t n)
     }
     return worst;
 }
+
+double ref_urand(unsigned long long *state)
+{
+    unsigned long long x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}

@@ -39,4 +39,8 @@ double ref_max_rel_err_d(const float *got, const double *want, size_t n);
 /* Output extent of a conv/pool window (ONNX formula, ceil_mode as PyTorch). */
 int ref_out_size(int in, int k, int s, int d, int p0, int p1, int ceil_mode);
 
+/* Uniform in [-1, 1) from a xorshift64 state (seeded by the caller, never 0): the kernels' tests'
+ * inputs, reproducible without the C library's rand. */
+double ref_urand(unsigned long long *state);
+
 #endif

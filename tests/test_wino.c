@@ -16,10 +16,7 @@
 static unsigned long long rng = 88172645463325252ull;
 static double urand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+    return ref_urand(&rng);
 }
 
 typedef struct shape {

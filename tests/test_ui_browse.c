@@ -211,6 +211,40 @@ static void test_browser(const char *tmp)
     CHECK(!strcmp(s->browse.dir_err, "No such file or directory") && strstr(s->msg, "cannot list") &&
               strstr(s->msg, "no such dir: No such file or directory") && s->browse.n > 0,
           "a missing directory: %s (%d rows still listed)", s->msg, s->browse.n);
+    /* a truncated model in a listed directory: its reason without the path the row shows */
+    char tdir[900], tpath[1000], zrn[1000];
+    snprintf(tdir, sizeof tdir, "%s/trunc", tmp);
+    snprintf(tpath, sizeof tpath, "%s/cut.onnx", tdir);
+    snprintf(zrn, sizeof zrn, "%s/assets/zoo/resnet20.onnx", root());
+    mkdir(tdir, 0755);
+    FILE *zin = fopen(zrn, "rb"), *tout = fopen(tpath, "wb");
+    char chunk[30000];
+    size_t got = zin ? fread(chunk, 1, sizeof chunk, zin) : 0;
+    if (tout)
+        fwrite(chunk, 1, got, tout);
+    if (zin)
+        fclose(zin);
+    if (tout)
+        fclose(tout);
+    snprintf(s->browse.dir, sizeof s->browse.dir, "%s", tdir);
+    ui_browser_scan(s, ".");
+    int cut = -1;
+    for (int i = 0; i < s->browse.n; ++i)
+        cut = strstr(s->browse.items[i].name, "cut.onnx") ? i : cut;
+    char why[RS_ERR_LEN + 320] = "";
+    if (cut >= 0) {
+        s->browse.sel = cut;
+        ui_browser_status(s, why, sizeof why);
+        ui_key(s, UI_K_ENTER);
+    }
+    CHECK(got == sizeof chunk && cut >= 0 && s->browse.items[cut].params < 0 &&
+              !strncmp(why, "cannot read it: not a valid ONNX model", 38) && !strstr(why, "cut.onnx"),
+          "a truncated model: unreadable, the reason without its path (%s)", why);
+    const char *once = strstr(s->msg, "cut.onnx: not a valid ONNX model");
+    CHECK(once && !strstr(once + 1, "cut.onnx"),
+          "Enter on it: the message names it once (%s)", s->msg);
+    remove(tpath);
+    rmdir(tdir);
     snprintf(s->browse.dir, sizeof s->browse.dir, "%.900s", copy); /* a file, not a directory */
     ui_browser_scan(s, ".");
     CHECK(!strcmp(s->browse.dir_err, "Not a directory"), "a file given as the directory: %s", s->browse.dir_err);

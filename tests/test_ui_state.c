@@ -1354,12 +1354,37 @@ out:
     model_free(m); /* the dropped worker has its own copy */
 }
 
+/* Escape sequences the terminfo entry does not describe (tmux sends End as ESC [4~ whatever TERM
+ * says): the keys they mean, never Esc plus the digits as keys (End used to leave the browser and
+ * switch to screen 4). */
+static void test_escape_keys(void)
+{
+    static const struct {
+        const char *seq;
+        int key;
+    } cases[] = {{"[4~", UI_K_END},   {"[8~", UI_K_END},   {"[1~", UI_K_HOME},  {"[7~", UI_K_HOME},
+                 {"[5~", UI_K_PGUP},  {"[6~", UI_K_PGDN},  {"[A", UI_K_UP},     {"[B", UI_K_DOWN},
+                 {"[C", UI_K_RIGHT},  {"[D", UI_K_LEFT},   {"OH", UI_K_HOME},   {"OF", UI_K_END},
+                 {"[H", UI_K_HOME},   {"[F", UI_K_END},    {"[Z", UI_K_BTAB},   {"[1;5C", UI_K_RIGHT},
+                 {"[3~", 0},          {"[15~", 0},         {"[<0;10;5M", 0},    {"[M", 0},
+                 {"[4", 0},           {"x", 0},            {"", 0},             {"OP", 0}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+        if (ui_escape_key(cases[i].seq) != cases[i].key) {
+            printf("#   ESC %s: %d, want %d\n", cases[i].seq, ui_escape_key(cases[i].seq), cases[i].key);
+            ++bad;
+        }
+    CHECK(!bad, "%zu escape sequences: the keys they mean, 0 for the rest (mouse, Delete, F5, incomplete)",
+          sizeof cases / sizeof cases[0]);
+}
+
 int main(void)
 {
     rs_gsl_init();
     test_format();
     test_example();
     test_keys();
+    test_escape_keys();
     test_mouse();
     test_pareto();
     test_curve_and_finetune_keys();

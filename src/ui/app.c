@@ -372,8 +372,16 @@ static unsigned handle_input(app *A, int ch)
     case KEY_DOWN: return ui_key(s, UI_K_DOWN);
     case KEY_PPAGE: return ui_key(s, UI_K_PGUP);
     case KEY_NPAGE: return ui_key(s, UI_K_PGDN);
-    case KEY_HOME: return ui_key(s, UI_K_HOME);
-    case KEY_END: return ui_key(s, UI_K_END);
+    /* Find and Select: where VT220-style entries (xterm-mono, vt220) put ESC [1~ and ESC [4~,
+     * the sequences Home and End send; A1 / C1 / A3 / C3: the keypad's corners */
+    case KEY_HOME:
+    case KEY_FIND:
+    case KEY_A1: return ui_key(s, UI_K_HOME);
+    case KEY_END:
+    case KEY_SELECT:
+    case KEY_C1: return ui_key(s, UI_K_END);
+    case KEY_A3: return ui_key(s, UI_K_PGUP);
+    case KEY_C3: return ui_key(s, UI_K_PGDN);
     case KEY_BTAB: return ui_key(s, UI_K_BTAB);
     case KEY_BACKSPACE: return ui_key(s, UI_K_BACKSPACE);
     case KEY_ENTER: return ui_key(s, UI_K_ENTER);
@@ -382,6 +390,31 @@ static unsigned handle_input(app *A, int ch)
         s->cols = COLS;
         s->lines = LINES;
         return ui_key(s, UI_K_RESIZE);
+    case 27: { /* Esc, or a sequence the terminfo entry does not know: read it whole */
+        char seq[16];
+        int n = 0, c;
+        timeout(0);
+        if ((c = getch()) == '[' || c == 'O') {
+            seq[n++] = (char)c;
+            /* up to the final byte (0x40-0x7e) after parameters and intermediates */
+            while (n < (int)sizeof seq - 1 && (c = getch()) != ERR) {
+                seq[n++] = (char)c;
+                if (c >= 0x40 && c <= 0x7e && (n > 1 || seq[0] == 'O'))
+                    break;
+            }
+            seq[n] = 0;
+            timeout(50);
+            if (!strcmp(seq, "[M")) /* an X10 mouse report: three more bytes */
+                for (int i = 0; i < 3; ++i)
+                    getch();
+            int k = ui_escape_key(seq);
+            return k ? ui_key(s, k) : 0;
+        }
+        if (c != ERR)
+            ungetch(c);
+        timeout(50);
+        return ui_key(s, UI_K_ESC);
+    }
     case KEY_MOUSE: {
         MEVENT ev;
         if (getmouse(&ev) != OK)

@@ -372,6 +372,16 @@ void ui_browser_open_failed(ui_state *s, int rc, const char *why)
     b->open_what[0] = 0;
 }
 
+/* The loader's reason without the path it starts with ("PATH: not a valid ONNX model ..."): the
+ * row, or the message, names the file already, and the reason is what has to fit. */
+static const char *reason_of(const ui_browse_item *it)
+{
+    size_t n = strlen(it->path);
+    if (n && !strncmp(it->err, it->path, n) && !strncmp(it->err + n, ": ", 2))
+        return it->err + n + 2;
+    return it->err;
+}
+
 int ui_browser_status(const ui_state *s, char *buf, size_t len)
 {
     const ui_browser_state *b = &s->browse;
@@ -394,8 +404,8 @@ int ui_browser_status(const ui_state *s, char *buf, size_t len)
         snprintf(buf, len, "%s", b->note);
         return 2;
     }
-    if (b->n > 0 && b->items[b->sel].err[0]) { /* the message names the file */
-        snprintf(buf, len, "cannot read it: %s", b->items[b->sel].err);
+    if (b->n > 0 && b->items[b->sel].err[0]) { /* the selected row names the file */
+        snprintf(buf, len, "cannot read it: %s", reason_of(&b->items[b->sel]));
         return 2;
     }
     return 0;
@@ -494,7 +504,8 @@ unsigned ui_browser_key(ui_state *s, int key)
             return UI_HANDLED | UI_REDRAW;
         }
         if (b->items[b->sel].params < 0) {
-            snprintf(s->msg, sizeof s->msg, "cannot open %.200s: %.300s", b->items[b->sel].name, b->items[b->sel].err);
+            snprintf(s->msg, sizeof s->msg, "cannot open %.200s: %.300s", b->items[b->sel].name,
+                     reason_of(&b->items[b->sel]));
             return UI_HANDLED | UI_REDRAW;
         }
         if (s->dirty && !b->confirm) {

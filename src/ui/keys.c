@@ -829,6 +829,39 @@ static unsigned ui_quit_key(ui_state *s, int key)
     return UI_HANDLED | UI_REDRAW;
 }
 
+int ui_escape_key(const char *seq)
+{
+    if (seq[0] != '[' && seq[0] != 'O')
+        return 0;
+    const char *p = seq + 1;
+    int param = 0;
+    if (seq[0] == '[')
+        while (*p >= '0' && *p <= '9')
+            param = param * 10 + (*p++ - '0');
+    while (*p >= 0x20 && *p <= 0x3f) /* more parameters (";5" modifiers, "<" of SGR mouse) */
+        ++p;
+    switch (*p) {
+    case 'A': return UI_K_UP;
+    case 'B': return UI_K_DOWN;
+    case 'C': return UI_K_RIGHT;
+    case 'D': return UI_K_LEFT;
+    case 'H': return UI_K_HOME;
+    case 'F': return UI_K_END;
+    case 'Z': return UI_K_BTAB;
+    case '~':
+        switch (param) {
+        case 1:
+        case 7: return UI_K_HOME;
+        case 4:
+        case 8: return UI_K_END;
+        case 5: return UI_K_PGUP;
+        case 6: return UI_K_PGDN;
+        default: return 0;
+        }
+    default: return 0;
+    }
+}
+
 unsigned ui_key(ui_state *s, int key)
 {
     if (key == UI_K_RESIZE)

@@ -19,7 +19,9 @@ struct live {
     int64_t params_total, macs_total;
 
     pthread_t th;
-    double exit_cpu; /* the worker's thread CPU clock when it returns (the RS_UI_TRACE quit figure) */
+    /* the worker's thread CPU clock when it first sees the quit, and when it returns (-1: not yet):
+     * the RS_UI_TRACE quit figures */
+    double quit_seen_cpu, exit_cpu;
     int th_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -72,6 +74,13 @@ typedef struct cancel_ctx {
     int is_sens;     /* sensitivities: any other work comes first */
 } cancel_ctx;
 
+static double thread_cpu(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static int is_stale(cancel_ctx *c)
 {
     live *lv = c->lv;
@@ -79,6 +88,8 @@ static int is_stale(cancel_ctx *c)
     int stale = lv->quit || (!c->is_orig && lv->live_seq != c->live_seq) || (lv->has_req && c->is_sweep) ||
                 (c->is_sweep && lv->sweep_seq != c->sweep_seq) ||
                 (c->is_sens && (lv->has_req || lv->sweep_active));
+    if (lv->quit && lv->quit_seen_cpu < 0)
+        lv->quit_seen_cpu = thread_cpu(CLOCK_THREAD_CPUTIME_ID);
     pthread_mutex_unlock(&lv->mu);
     return stale;
 }
@@ -338,13 +349,6 @@ static void do_sweep_point(live *lv, int L, ui_choice ch, const ui_choice *cfg, 
     pthread_mutex_unlock(&lv->mu);
 }
 
-static double thread_cpu(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void *worker(void *arg)
 {
     live *lv = arg;
@@ -455,6 +459,7 @@ live *live_start(const rs_model *m, const cifar10_set *data, const ui_state *s, 
         snprintf(lv->label[k], sizeof lv->label[k], "%s", s->layers[k].name);
     model_totals(m, &lv->params_total, &lv->macs_total);
     lv->progress = 0;
+    lv->quit_seen_cpu = -1;
     lv->sweep.layer = -1;
     lv->orig_gen = s->gen;
     for (int k = 0; k < s->n_layers; ++k)
@@ -489,7 +494,8 @@ void live_stop(live *lv)
         pthread_join(lv->th, NULL);
         /* how long quitting waited for the worker to see the cancel (tests/e2e_tui.sh bounds it) */
         if (getenv("RS_UI_TRACE"))
-            fprintf(stderr, "live: stop waited %.3f s, worker CPU %.3f s\n", rs_now() - t0,
+            fprintf(stderr, "live: stop waited %.3f s, worker CPU %.3f s to see it, %.3f s to end\n", rs_now() - t0,
+                    cpu0 < 0 || lv->quit_seen_cpu < 0 ? -1.0 : lv->quit_seen_cpu - cpu0,
                     cpu0 < 0 ? -1.0 : lv->exit_cpu - cpu0);
         pthread_mutex_destroy(&lv->mu);
         pthread_cond_destroy(&lv->cv);

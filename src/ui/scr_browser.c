@@ -75,7 +75,12 @@ void scr_browser(const ui_state *s)
     int kind = ui_browser_status(s, line, sizeof line);
     if (kind) {
         w_fill(y0 + h - 1, 0, w, R_NORMAL);
-        w_put(y0 + h - 1, 1, kind == 1 ? R_PENDING : R_BAD, 0, fmt_cut(line, w - 3 - pw, s->utf8, lcut, sizeof lcut));
+        int shown = b->n - first < rows ? b->n - first : rows;
+        int lw = w - 3 - pw; /* wrapped over the row above when that is free and two rows hold it */
+        if (w_width(line) > lw && w_width(line) <= 2 * lw - 12 && UI_BROWSE_Y + shown < y0 + h - 2)
+            w_wrap(y0 + h - 2, 1, lw, 2, kind == 1 ? R_PENDING : R_BAD, line);
+        else
+            w_put(y0 + h - 1, 1, kind == 1 ? R_PENDING : R_BAD, 0, fmt_cut(line, lw, s->utf8, lcut, sizeof lcut));
     }
     if (pw)
         w_put(y0 + h - 1, w - pw - 1, R_DIM, 0, pos);

@@ -30,20 +30,33 @@ static void known_text(double acc, const char *from, char *buf, size_t len, char
  * bytes per column. */
 enum { CMP_LINE_BYTES = 640 };
 
-/* The long form when it fits, else the short one, cut with an ellipsis if even that does not. */
-static void put_line(int y, enum w_role role, const char *long_text, const char *short_text, int utf8)
+/* The short form without ".onnx" after the name: the stem still names the file, and leaves room. */
+static const char *stem_form(const char *short_text, char *buf, size_t len)
+{
+    const char *ext = strstr(short_text, ".onnx:");
+    if (!ext)
+        return short_text;
+    snprintf(buf, len, "%.*s%s", (int)(ext - short_text), short_text, ext + 5);
+    return buf;
+}
+
+/* The two model lines in one form, so they read alike: the long one when both fit, else the short
+ * one, else the short one without ".onnx", cut with an ellipsis if even that does not fit. */
+static void put_lines(int y, const char *const long_text[2], const char *const short_text[2], int utf8)
 {
     char cut[4 * CMP_LINE_BYTES + 4];
-    char shorter[CMP_LINE_BYTES];
-    const char *ext = strstr(short_text, ".onnx:");
-    if (ext) /* the file's stem still names it, and leaves room for the figures */
-        snprintf(shorter, sizeof shorter, "%.*s%s", (int)(ext - short_text), short_text, ext + 5);
-    if (w_width(long_text) <= COLS - 2)
-        w_put(y, 1, role, 0, long_text);
-    else if (w_width(short_text) <= COLS - 2 || !ext)
-        w_put(y, 1, role, 0, fmt_cut(short_text, COLS - 2, utf8, cut, sizeof cut));
-    else
-        w_put(y, 1, role, 0, fmt_cut(shorter, COLS - 2, utf8, cut, sizeof cut));
+    char stem[2][CMP_LINE_BYTES];
+    const char *form[2];
+    int fits_long = 1, fits_short = 1;
+    for (int i = 0; i < 2; ++i) {
+        fits_long &= w_width(long_text[i]) <= COLS - 2;
+        fits_short &= w_width(short_text[i]) <= COLS - 2;
+    }
+    for (int i = 0; i < 2; ++i)
+        form[i] = fits_long ? long_text[i] : fits_short ? short_text[i]
+                                                        : stem_form(short_text[i], stem[i], sizeof stem[i]);
+    for (int i = 0; i < 2; ++i)
+        w_put(y + i, 1, i ? R_ORIG : R_ACCENT, 0, fmt_cut(form[i], COLS - 2, utf8, cut, sizeof cut));
 }
 
 /* A name too wide abbreviated (layer2.0.shortcut.0 -> l2.0.shortcut.0) when that fits and reads
@@ -67,8 +80,8 @@ void scr_compare(const ui_state *s)
     int y0 = 2, h = LINES - 4, w = COLS;
     for (int r = 0; r < h; ++r)
         w_fill(y0 + r, 0, w, R_NORMAL);
-    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[CMP_LINE_BYTES],
-        line_short[CMP_LINE_BYTES];
+    char a[32], b[32], r[32], acc[64], ratio[32], known[64], known_short[32], line[2][CMP_LINE_BYTES],
+        line_short[2][CMP_LINE_BYTES];
     fmt_count(c->a_params, a, sizeof a);
     fmt_count(c->a_macs, b, sizeof b);
     if (s->have_orig)
@@ -76,9 +89,9 @@ void scr_compare(const ui_state *s)
     else
         snprintf(r, sizeof r, "...");
     known_text(c->a_known, c->a_known_from, known, sizeof known, known_short, sizeof known_short);
-    snprintf(line, sizeof line, "A  %s: %s params, %s MACs, accuracy %s%s", s->model_name, a, b, r, known);
-    snprintf(line_short, sizeof line_short, "A  %s: %s p, %s MACs, acc %s%s", s->model_name, a, b, r, known_short);
-    put_line(y0, R_ACCENT, line, line_short, s->utf8);
+    snprintf(line[0], sizeof line[0], "A  %s: %s params, %s MACs, accuracy %s%s", s->model_name, a, b, r, known);
+    snprintf(line_short[0], sizeof line_short[0], "A  %s: %s p, %s MACs, acc %s%s", s->model_name, a, b, r,
+             known_short);
     fmt_count(c->b_params, a, sizeof a);
     fmt_count(c->b_macs, b, sizeof b);
     char acc_short[64];
@@ -92,7 +105,7 @@ void scr_compare(const ui_state *s)
         if (s->have_orig) {
             fmt_pts_between(s->orig.accuracy, c->b_acc, d, sizeof d);
             snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " (%s pt)", d);
-            snprintf(acc_short + strlen(acc_short), sizeof acc_short - strlen(acc_short), " %s", d);
+            snprintf(acc_short + strlen(acc_short), sizeof acc_short - strlen(acc_short), " (%s)", d);
         }
     } else {
         snprintf(acc, sizeof acc, "-");
@@ -100,15 +113,20 @@ void scr_compare(const ui_state *s)
     }
     fmt_ratio((double)c->a_params, (double)c->b_params, ratio, sizeof ratio);
     known_text(c->b_known, c->b_known_from, known, sizeof known, known_short, sizeof known_short);
-    snprintf(line, sizeof line, "B  %s: %s params (%s fewer), %s MACs, accuracy %s%s", c->b_name, a, ratio, b, acc,
-             known);
-    snprintf(line_short, sizeof line_short, "B  %s: %s p (%s), %s MACs, acc %s%s", c->b_name, a, ratio, b, acc_short,
-             known_short);
-    put_line(y0 + 1, R_ORIG, line, line_short, s->utf8);
-    int name_w = w - 2 - 2 - 62; /* the figures take 51, the longest `in B` ("other shape") 11 */
+    snprintf(line[1], sizeof line[1], "B  %s: %s params (%s fewer), %s MACs, accuracy %s%s", c->b_name, a, ratio, b,
+             acc, known);
+    snprintf(line_short[1], sizeof line_short[1], "B  %s: %s p (%s), %s MACs, acc %s%s", c->b_name, a, ratio, b,
+             acc_short, known_short);
+    put_lines(y0, (const char *const[]){line[0], line[1]}, (const char *const[]){line_short[0], line_short[1]},
+              s->utf8);
+    /* figures: counts up to "999.9M" and a header "A params" fit 8 columns, the ratio ("12.3x") 6;
+     * the longest `in B` is "other shape" (11). The rest is the name's: at 80 columns 19, so
+     * layer2.0.shortcut.0 reads whole. */
+    int fw = w >= 100 ? 9 : 8, rw = w >= 100 ? 7 : 6;
+    int name_w = w - 2 - 2 - (4 * fw + rw + 8) - 11;
     name_w = name_w > 48 ? 48 : name_w < 12 ? 12 : name_w;
-    w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %9s %9s  %9s %9s %7s  %s", name_w, "layer (A)", "A params", "A MACs",
-             "B params", "B MACs", "params", "in B");
+    w_printf(y0 + 2, 3, R_DIM, w - 4, "%-*s %*s %*s  %*s %*s %*s  %s", name_w, "layer (A)", fw, "A params", fw,
+             "A MACs", fw, "B params", fw, "B MACs", rw, "A/B", "in B");
     int rows = ui_compare_rows(s);
     for (int i = 0; i < rows && c->scroll + i < c->n; ++i) {
         const ui_cmp_row *row = &c->rows[c->scroll + i];
@@ -130,8 +148,8 @@ void scr_compare(const ui_state *s)
         enum w_role role = sel ? R_SEL : differs ? R_ACCENT : R_NORMAL;
         if (sel)
             w_fill(UI_COMPARE_Y + i, 0, w, R_SEL);
-        w_printf(UI_COMPARE_Y + i, 1, role, w - 2, "%s %s%*s %9s %9s  %9s %9s %7s  %s", sel ? ">" : " ", name,
-                 name_w - w_width(name), "", ap, am, bp, bm, rr, row->how);
+        w_printf(UI_COMPARE_Y + i, 1, role, w - 2, "%s %s%*s %*s %*s  %*s %*s %*s  %s", sel ? ">" : " ", name,
+                 name_w - w_width(name), "", fw, ap, fw, am, fw, bp, fw, bm, rw, rr, row->how);
     }
     int ty = UI_COMPARE_Y + rows;
     if (c->n > rows)

@@ -56,7 +56,10 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
      * on the line under the table); names whole before the factor chain, which keeps 10-14
      * columns and shows whole on that line for the selected layer */
     const int pct_w = narrow ? 0 : 7;
-    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (narrow ? 10 : 14);
+    int factorized = 0; /* no layer factorized: no chain to show, its columns go to the names */
+    for (int k = 0; k < s->n_layers; ++k)
+        factorized |= s->layers[k].cur.method != DECOMP_NONE;
+    int name_w = COLS - 2 - (op_w + 1) - (out_w + 1) - 8 - 9 - 8 - pct_w - (!factorized ? 1 : narrow ? 10 : 14);
     int longest = 4; /* "node" */
     for (int r = 0; r < g->n_rows; ++r) {
         int w = w_width(ui_graph_row(s, r)->name) + (g->rows[r] < 0 ? 2 : 0); /* chain rows indent */

@@ -79,8 +79,14 @@ void scr_tradeoffs(const ui_state *s, const ui_spec *sp)
     if (sw->layer >= 0 && sw->layer < s->n_layers) {
         const ui_layer *l = &s->layers[sw->layer];
         char title[160], cut[4 * sizeof title + 4];
-        snprintf(title, sizeof title, "%s %s: accuracy vs rank", ui_layer_label(s, l), decomp_method_name(sw->base.method));
-        w_put(2, 1, R_ACCENT, 0, fmt_cut(title, half - 2, s->utf8, cut, sizeof cut)); /* the right half has its own */
+        /* the right half has its own heading: the longest form that fits, cut only past the last */
+        static const char *const tail[] = {": accuracy vs rank", ": acc vs rank", ""};
+        for (int f = 0; f < 3; ++f) {
+            snprintf(title, sizeof title, "%s %s%s", ui_layer_label(s, l), decomp_method_name(sw->base.method), tail[f]);
+            if (w_width(title) <= half - 2)
+                break;
+        }
+        w_put(2, 1, R_ACCENT, 0, fmt_cut(title, half - 2, s->utf8, cut, sizeof cut));
         if (sw->running)
             w_printf(3, 1, R_PENDING, 0, "sweep %d/%d running in the background", sw->n, sw->total);
         else

@@ -433,6 +433,11 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len);
 void ui_state_costs(ui_state *s, const rs_model *m);
 
 unsigned ui_key(ui_state *s, int key);
+/* An escape sequence the terminal's terminfo entry does not describe (curses hands it over as ESC
+ * and its bytes), e.g. "[4~" (End on VT220-style terminals) or "OH": its UI_K_* key, or 0 for one
+ * to ignore (a mouse report, Delete, F-keys). seq is what follows ESC; a sequence still incomplete
+ * (no final byte) is 0 too. */
+int ui_escape_key(const char *seq);
 unsigned ui_mouse(ui_state *s, int x, int y, int ev);
 
 /* The Graph screen (graph.c): rows from the model (ui_state_init calls it, after the layers),

@@ -69,6 +69,11 @@ for size in 80x24 100x30 160x50; do
         fi
         $T send-keys -t $s End
         check "$size $colour: End selects the last row, linear" 'wait_for $s "^ > linear +650 +640 +650 +640 +1\.0x +same shape" 5'
+        $T send-keys -t $s '?'
+        check "$size $colour: ? lists the comparison's keys and columns, not the screen's below" \
+            'wait_for $s "Comparison \(A: the open model" 5 && wait_for $s "the params ratio" 2 && ! cap $s | grep -q "filter the table"'
+        $T send-keys -t $s z
+        wait_for $s "^ > linear " 5
         esc=$($T capture-pane -e -p -t $s | grep -cE $'\e\\[([0-9;]*;)?(3[0-7]|38;5;[0-9]+)m')
         if [ $colour = colour ]; then
             check "$size colour: coloured text ($esc lines)" '[ "$esc" -gt 0 ]'

@@ -834,6 +834,25 @@ static void test_conveniences(void)
     CHECK(s->help_scroll == nw - ui_help_rows(s), "End shows its last line");
     ui_key(s, 'z');
     CHECK(!s->help && s->help_scroll == 0, "any other key closes it");
+    /* over a comparison, ? lists the comparison's keys and columns, not the screen's below it; o
+     * there opens the browser even on Search (where o alone is the objective) */
+    int was_active = s->cmp.active, objective = s->search.objective;
+    s->cmp.active = 1;
+    ui_key(s, '?');
+    n = ui_help_lines(s, lines, 128);
+    int has_ab = 0, has_esc = 0;
+    for (int i = 0; i < n && i < 128; ++i) {
+        has_ab |= strstr(lines[i], "A/B the params ratio") != NULL;
+        has_esc |= !strncmp(lines[i], "Esc, c", 6);
+    }
+    CHECK(s->help && !strncmp(lines[0], "Comparison", 10) && has_ab && has_esc,
+          "? over the comparison: its keys and columns (%s, %d lines)", lines[0], n);
+    ui_key(s, UI_K_ESC);
+    unsigned fo = ui_key(s, 'o');
+    CHECK((fo & UI_BROWSE) && s->browse.active && s->search.objective == objective,
+          "o over a comparison on Search opens the browser, the objective untouched");
+    ui_key(s, UI_K_ESC);
+    s->cmp.active = was_active;
     ui_state_free(s);
     free(s);
 }

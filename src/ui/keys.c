@@ -659,9 +659,21 @@ static const char *const help_browser[] = {
     "                       catalogue, or the figure measured when it was last opened)"};
 static const ui_screen_def browser_def = {"Model browser", NULL, HELP(help_browser), ""};
 
+static const char *const help_compare[] = {
+    "up/down, j/k, click    select a layer; PgUp/PgDn a page, Home/End the ends; the wheel scrolls",
+    "Esc, c                 back to the screen",
+    "o                      the model browser: another model to open, or to compare (c there)",
+    "A and B lines          params, MACs per image, accuracy on the explorer's set (B's measured in the "
+    "background, its difference to A in points); the full test set's when the zoo catalogue or the recent "
+    "files know it",
+    "columns                A's params and MACs, B's (a factorized layer: its whole factor chain), A/B the "
+    "params ratio; in B: same shape, other shape, N factors, not in B, only in B"};
+static const ui_screen_def compare_def = {"Comparison (A: the open model, B: --compare)", NULL, HELP(help_compare), ""};
+
 int ui_help_lines(const ui_state *s, const char **out, int max)
 {
     const ui_screen_def *d = s->browse.active ? &browser_def
+                             : s->cmp.active  ? &compare_def
                                               : &ui_screens[s->screen >= 0 && s->screen < SCR_COUNT ? s->screen : 0];
     int n = 0;
 #define ADD(str)                                                                                     \
@@ -903,7 +915,7 @@ unsigned ui_key(ui_state *s, int key)
     case 3: /* ^C, as the terminal delivers it (SIGINT) */
         return ui_quit_key(s, key);
     case 'o':
-        if (s->screen == SCR_SEARCH) /* there: the objective */
+        if (s->screen == SCR_SEARCH && !s->cmp.active) /* there: the objective (unless compared over it) */
             break;
         /* fall through */
     case 'O':

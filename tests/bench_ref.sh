@@ -31,6 +31,15 @@ point "... PyTorch trained the tutorial LeNet module on the same images" \
 point "... training ratio over PyTorch reported" \
     field "$tmp/lenet.json" "d['train_speedup_over_torch']" "abs(d['train_images_per_second'] / d['torch_train_images_per_second'] - d['train_speedup_over_torch']) < 1e-3 * d['train_speedup_over_torch']"
 
+# --train-only: the training figures alone, on --train-images images, with the CPU time per image of
+# both (the figure that holds on a loaded machine)
+RANKSCOPE_SOURCE=$root "$bin" bench --train-only --train-images 256 --threads 1 --json >"$tmp/tr.json" 2>"$tmp/err"
+point "--train-only --train-images 256: training and PyTorch on 256 images, batch 128, nothing else" \
+    field "$tmp/tr.json" "(d['train_images'], d['train_batch'], d['train_cpu_ms_per_image'], d['torch_train_cpu_ms_per_image'])" "d['failures'] == {} and d['train_images'] == 256 and d['train_batch'] == 128 and d['threads'] == 1 and d['train_images_per_second'] > 0 and d['torch_train_images_per_second'] > 0 and d['eval_seconds'] is None and d['ort_eval_seconds'] is None and d['latency_batch1_ms'] is None and d['decompose_seconds'] is None"
+point "... CPU time per image of both, and their ratio" \
+    field "$tmp/tr.json" "d['train_cpu_speedup_over_torch']" "d['train_cpu_ms_per_image'] > 0 and abs(d['torch_train_cpu_ms_per_image'] / d['train_cpu_ms_per_image'] - d['train_cpu_speedup_over_torch']) < 1e-3 * d['train_cpu_speedup_over_torch']"
+point "--eval-only and --train-only together: a usage error" bash -c 'out=$("$0" bench --eval-only --train-only 2>&1 >/dev/null); [ $? = 2 ] && grep -q "exclude each other" <<<"$out"' "$bin"
+
 # MobileNet (depthwise convs, Clip, average pooling): PyTorch runs rankscope's graph op by op
 RANKSCOPE_SOURCE=$root "$bin" bench "$root/tests/data/zoo/mobilenet.onnx" --reps 1 --json >"$tmp/mb.json" 2>"$tmp/err"
 point "bench of the zoo MobileNet: ONNX Runtime agrees to the image, ratios reported" \

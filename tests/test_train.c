@@ -115,6 +115,10 @@ static double pval(const rs_model *m, int v, long k, const perturb *p)
 }
 
 
+/* BatchNormalization in the reference and the net under test: running statistics (eval mode)
+ * instead of the batch's. */
+static int ref_bn_running;
+
 /* Mean softmax CE (plus distillation when teacher != NULL) of the model on n images, computed
  * entirely in double by naive loops. logits_out (may be NULL) gets n × classes. */
 static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels, int n,
@@ -306,6 +310,34 @@ static double ref_loss(const rs_model *m, const float *x, const uint8_t *labels,
                 }
             break;
         }
+        case RS_OP_CLIP:
+            for (long k = 0; k < n * ys; ++k)
+                Y[k] = fmin(nd->clip_max, fmax(nd->clip_min, X[k]));
+            break;
+        case RS_OP_BATCHNORM: { /* batch statistics (biased variance) unless ref_bn_running */
+            long C = (long)xv->dims[1], hw = xs / C;
+            for (long c = 0; c < C; ++c) {
+                double mean = 0, var = 0;
+                if (ref_bn_running) {
+                    mean = pval(m, nd->in[3], c, p);
+                    var = pval(m, nd->in[4], c, p);
+                } else {
+                    for (int b = 0; b < n; ++b)
+                        for (long k = 0; k < hw; ++k)
+                            mean += X[b * xs + c * hw + k];
+                    mean /= (double)(n * hw);
+                    for (int b = 0; b < n; ++b)
+                        for (long k = 0; k < hw; ++k)
+                            var += (X[b * xs + c * hw + k] - mean) * (X[b * xs + c * hw + k] - mean);
+                    var /= (double)(n * hw);
+                }
+                double sc = pval(m, nd->in[1], c, p) / sqrt(var + nd->epsilon), sh = pval(m, nd->in[2], c, p);
+                for (int b = 0; b < n; ++b)
+                    for (long k = 0; k < hw; ++k)
+                        Y[b * ys + c * hw + k] = (X[b * xs + c * hw + k] - mean) * sc + sh;
+            }
+            break;
+        }
         case RS_OP_REDUCEMEAN: { /* over (2, 3) only: the one form that trains */
             long C = (long)xv->dims[1], hw = xs / C;
             for (int b = 0; b < n; ++b)
@@ -365,6 +397,15 @@ static int grad_ok(double g, double fd)
     return fabs(g - fd) <= 2e-5 + 2e-3 * fabs(fd);
 }
 
+/* A BatchNormalization's running mean or variance (statistics, not parameters). */
+static int is_bn_statistic(const rs_model *m, int v)
+{
+    for (int i = 0; i < m->n_nodes; ++i)
+        if (m->nodes[i].op == RS_OP_BATCHNORM && (m->nodes[i].in[3] == v || m->nodes[i].in[4] == v))
+            return 1;
+    return 0;
+}
+
 /* Checks logits, every parameter gradient (up to 40 sampled elements each) and the input
  * gradient of model m on a random batch, with the engine on nthreads threads. */
 static void check_model_grads(const char *what, rs_model *m, int n, int nthreads,
@@ -385,6 +426,8 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
         free(x), free(lab);
         return;
     }
+    if (ref_bn_running)
+        train_net_set_training(t, 0);
     double loss = 0, alpha = 0.6, T = 3.0;
     int correct = 0;
     /* twice: the second pass finds the gradient buffers the first left behind, so a backward
@@ -408,7 +451,7 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
         if (v == m->input) {
             g = train_net_input_grad(t);
             cnt = n * F;
-        } else if (val->is_const && val->dtype == RS_DT_FLOAT) {
+        } else if (val->is_const && val->dtype == RS_DT_FLOAT && !is_bn_statistic(m, v)) {
             g = train_net_param_grad(t, v);
             cnt = 1;
             for (int d = 0; d < val->ndim; ++d)
@@ -1031,8 +1074,63 @@ static void test_reference_net(void)
     model_free(m);
 }
 
+/* A BatchNormalization node on the output of node `in`: γ around 1, β, running mean and variance. */
+static int mk_bn(rs_model *m, const char *name, int in, int C)
+{
+    char nm[4][64];
+    const char *suffix[4] = {"g", "b", "rm", "rv"};
+    for (int k = 0; k < 4; ++k)
+        snprintf(nm[k], sizeof nm[k], "%s.%s", name, suffix[k]);
+    int g = mk_const(m, nm[0], 1, C, 0, 0, 0, 0.3f), b = mk_const(m, nm[1], 1, C, 0, 0, 0, 0.5f);
+    int rm = mk_const(m, nm[2], 1, C, 0, 0, 0, 0.3f), rv = mk_const(m, nm[3], 1, C, 0, 0, 0, 0.2f);
+    for (int c = 0; c < C; ++c)
+        m->values[g].f[c] += 1.0f, m->values[rv].f[c] += 0.8f;
+    int k = mk_node(m, name, RS_OP_BATCHNORM, (int[]){out_of(m, in), g, b, rm, rv}, 5);
+    m->nodes[k].epsilon = 1e-5f;
+    return k;
+}
+
+/* BatchNormalization with the ReLU or Clip that alone reads it applied in its own passes (forward
+ * and mask in the backward), and one whose output is also read by an Add (not fused), in training
+ * mode (batch statistics shared by 2 workers) and eval mode (running statistics). */
+static void test_bn_activation(void)
+{
+    for (int running = 0; running < 2; ++running) {
+        rs_model *m = model_alloc();
+        int x = mk_input(m, 3, 6, 6);
+        int w1 = mk_const(m, "c1.w", 4, 4, 3, 3, 3, 0.4f);
+        int c1 = mk_node(m, "c1", RS_OP_CONV, (int[]){x, w1}, 2);
+        m->nodes[c1].pads[0] = m->nodes[c1].pads[1] = m->nodes[c1].pads[2] = m->nodes[c1].pads[3] = 1;
+        int b1 = mk_bn(m, "bn1", c1, 4);
+        int r1 = mk_node(m, "relu1", RS_OP_RELU, (int[]){out_of(m, b1)}, 1);
+        int w2 = mk_const(m, "c2.w", 4, 4, 4, 1, 1, 0.5f);
+        int c2 = mk_node(m, "c2", RS_OP_CONV, (int[]){out_of(m, r1), w2}, 2);
+        int b2 = mk_bn(m, "bn2", c2, 4);
+        int r6 = mk_node(m, "relu6", RS_OP_CLIP, (int[]){out_of(m, b2)}, 1);
+        m->nodes[r6].clip_min = 0.0f, m->nodes[r6].clip_max = 0.6f;
+        int b3 = mk_bn(m, "bn3", r6, 4);
+        int r3 = mk_node(m, "relu3", RS_OP_RELU, (int[]){out_of(m, b3)}, 1);
+        int ad = mk_node(m, "add", RS_OP_ADD, (int[]){out_of(m, r3), out_of(m, b3)}, 2);
+        int f = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, ad)}, 1);
+        m->nodes[f].n_axes = 2;
+        m->nodes[f].axes[0] = 2, m->nodes[f].axes[1] = 3;
+        m->nodes[f].keepdims = 0;
+        int gw = mk_const(m, "fc.w", 2, 5, 4, 0, 0, 0.5f), gb = mk_const(m, "fc.b", 1, 5, 0, 0, 0, 0.1f);
+        int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gb}, 3);
+        m->nodes[g].trans_b = 1;
+        m->output = out_of(m, g);
+        ref_bn_running = running;
+        check_model_grads(running ? "BatchNormalization (running statistics) + fused ReLU / Clip, unfused ReLU"
+                                  : "BatchNormalization (batch statistics) + fused ReLU / Clip, unfused ReLU",
+                          m, 4, running ? 1 : 2, NULL);
+        ref_bn_running = 0;
+        model_free(m);
+    }
+}
+
 int main(void)
 {
+    test_bn_activation();
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
     test_depthwise3x3();

@@ -16,7 +16,9 @@ usage: /usr/bin/python3 tools/bench_torch_train.py (MODEL.onnx | --arch NAME) --
 What is timed matches rankscope's epoch: normalisation x/127.5 - 1, random crop with 4 pixels of
 padding (the raw image padded with 0) and horizontal flip, batches of 128, SGD momentum 0.9, weight
 decay 5e-4, softmax cross-entropy, BatchNormalization in training mode. One untimed warm-up step
-first (allocator, thread pool), then the epoch; images/s = images / seconds.
+first (allocator, thread pool), then the epoch; images/s = images / seconds. cpu_seconds is the
+process's CPU time (every thread, time.process_time) over the same epoch: on a loaded machine the
+CPU time per image compares where wall time does not.
 OMP_WAIT_POLICY defaults to PASSIVE: on a shared machine, OpenMP threads spinning for each other
 otherwise cost PyTorch up to half its speed (measured: LeNet 342 vs 735 images/s), which would
 flatter rankscope.
@@ -245,19 +247,19 @@ def main():
 
     step(torch.arange(min(o.batch, n)))  # warm-up, untimed
     order = torch.randperm(n, generator=gen)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for first in range(0, n, o.batch):
         loss = step(order[first:first + o.batch])
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     if not np.isfinite(loss):
         fail(f"the loss turned {loss}")
     r = {"runtime": f"torch {torch.__version__}", "twin": twin, "images": n, "threads": o.threads,
-         "batch": o.batch, "seconds": secs, "images_per_second": n / secs}
+         "batch": o.batch, "seconds": secs, "images_per_second": n / secs, "cpu_seconds": cpu}
     if o.json:
         print(json.dumps(r))
     else:
         print(f"PyTorch {torch.__version__} ({twin}, {o.threads} threads, batch {o.batch}): "
-              f"{n} images in {secs:.3f} s ({n / secs:.0f} images/s)")
+              f"{n} images in {secs:.3f} s ({n / secs:.0f} images/s), CPU {1e3 * cpu / n:.3f} ms per image")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ typedef struct train_epoch_stats {
     double val_acc;     /* < 0 when no validation data */
     double lr;          /* at the end of the epoch */
     double seconds;     /* wall time of the epoch's training (validation excluded) */
+    double cpu_seconds; /* CPU time of the whole process over the same span (every thread) */
     double val_seconds;
 } train_epoch_stats;
 

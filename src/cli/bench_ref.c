@@ -161,6 +161,7 @@ static int run_script(char *const argv[], const char *tool, bench_ref *r)
         r->seconds_median = json_number(json, "seconds_median");
         r->images_per_second = json_number(json, "images_per_second");
         r->accuracy = json_number(json, "accuracy");
+        r->cpu_seconds = json_number(json, "cpu_seconds");
         json_text(json, "runtime", r->runtime, sizeof r->runtime);
         char twin[64];
         json_text(json, "twin", twin, sizeof twin);
@@ -186,7 +187,7 @@ static int run_script(char *const argv[], const char *tool, bench_ref *r)
 static void ref_init(bench_ref *r)
 {
     memset(r, 0, sizeof *r);
-    r->seconds = r->seconds_median = r->images_per_second = r->accuracy = NAN;
+    r->seconds = r->seconds_median = r->images_per_second = r->accuracy = r->cpu_seconds = NAN;
 }
 
 void bench_ref_skip(bench_ref *r, const char *why)

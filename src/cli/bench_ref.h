@@ -21,6 +21,7 @@
 
 typedef struct bench_ref {
     double seconds, seconds_median, images_per_second, accuracy;
+    double cpu_seconds; /* the reference process's CPU time over the timed span (NaN: not given) */
     char runtime[96]; /* "onnxruntime-node 1.x", "torch 1.13.0 (tools/zoo_torch.py resnet20)" */
     char note[240];   /* why there is no figure */
 } bench_ref;

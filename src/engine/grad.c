@@ -303,24 +303,36 @@ static void bn_reduce(const tn_scratch *s, double *buf, int len)
         s->reduce(s->reduce_ctx, buf, len);
 }
 
-/* Per-row sums in eight float lanes (vectorised without reassociating a serial sum), combined
- * in double: rows are one channel of one image (K ≤ 1024 here), so each lane adds ≤ 128 terms. */
+/* Per-row sums in eight float lanes (one vector of the lane type below, so every ISA adds in the
+ * same order; GCC's own vectorisation of eight scalar accumulators shuffled lanes), combined in
+ * double: rows are one channel of one image (K <= 1024 here), so each lane adds <= 128 terms. */
 #define TN_LANES 8
+typedef float tn_v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int tn_i8 __attribute__((vector_size(32)));
+
+/* (macros: a function passing these vectors by value would change its ABI with the ISA) */
+#define tn_splat(f) ((tn_v8){(f), (f), (f), (f), (f), (f), (f), (f)})
+
+static inline double tn_lanes_sum(const float *v)
+{
+    double s = 0;
+    for (int j = 0; j < TN_LANES; ++j)
+        s += v[j];
+    return s;
+}
 
 /* Σ(x − shift) and Σ(x − shift)² of one row. */
 TN_VEC static void row_moments(const float *x, int K, float shift, double *s1, double *s2)
 {
-    float a[TN_LANES] = {0}, b[TN_LANES] = {0};
+    tn_v8 a = tn_splat(0), b = tn_splat(0);
+    const tn_v8 sv = tn_splat(shift);
     int k = 0;
-    for (; k + TN_LANES <= K; k += TN_LANES)
-        for (int j = 0; j < TN_LANES; ++j) {
-            float d = x[k + j] - shift;
-            a[j] += d;
-            b[j] += d * d;
-        }
-    double sa = 0, sb = 0;
-    for (int j = 0; j < TN_LANES; ++j)
-        sa += a[j], sb += b[j];
+    for (; k + TN_LANES <= K; k += TN_LANES) {
+        tn_v8 d = *(const tn_v8 *)(x + k) - sv;
+        a += d;
+        b += d * d;
+    }
+    double sa = tn_lanes_sum((const float *)&a), sb = tn_lanes_sum((const float *)&b);
     for (; k < K; ++k) {
         double d = (double)x[k] - shift;
         sa += d, sb += d * d;
@@ -328,29 +340,84 @@ TN_VEC static void row_moments(const float *x, int K, float shift, double *s1, d
     *s1 += sa, *s2 += sb;
 }
 
-/* Σ dy and Σ dy·(x − mean) of one row. */
-TN_VEC static void row_dots(const float *x, const float *dy, int K, float mean, double *sa_out,
-                            double *sb_out)
+/* The gradient a fused activation passes back at pre-activation value v (the unfused ReLU's
+ * y > 0 and Clip's lo < x < hi: the same comparisons on the same floats). */
+static inline float act_mask(int act, float v, float lo, float hi, float g)
 {
-    float a[TN_LANES] = {0}, b[TN_LANES] = {0};
-    int k = 0;
-    for (; k + TN_LANES <= K; k += TN_LANES)
-        for (int j = 0; j < TN_LANES; ++j) {
-            a[j] += dy[k + j];
-            b[j] += dy[k + j] * (x[k + j] - mean);
+    if (act == TN_ACT_RELU)
+        return v > 0 ? g : 0.0f;
+    if (act == TN_ACT_CLIP)
+        return v > lo && v < hi ? g : 0.0f;
+    return g;
+}
+
+/* y = act(x·sc + sh) over one row (the unfused ops' exact expressions). */
+TN_VEC static void bn_apply(const float *restrict x, float *restrict y, int K, float sc, float sh, int act,
+                            float lo, float hi)
+{
+    if (act == TN_ACT_RELU)
+        for (int k = 0; k < K; ++k) {
+            float v = x[k] * sc + sh;
+            y[k] = v > 0 ? v : 0.0f;
         }
-    double sa = 0, sb = 0;
-    for (int j = 0; j < TN_LANES; ++j)
-        sa += a[j], sb += b[j];
-    for (; k < K; ++k)
-        sa += dy[k], sb += (double)dy[k] * ((double)x[k] - mean);
+    else if (act == TN_ACT_CLIP)
+        for (int k = 0; k < K; ++k) {
+            float v = x[k] * sc + sh;
+            y[k] = v < lo ? lo : v > hi ? hi : v;
+        }
+    else
+        for (int k = 0; k < K; ++k)
+            y[k] = x[k] * sc + sh;
+}
+
+/* Σ g and Σ g·(x − mean) of one row, g = dy through the fused activation (whose pre-activation
+ * values are x·sc + sh). */
+#define TN_ROW_DOTS(KEEP)                                                                          \
+    for (; k + TN_LANES <= K; k += TN_LANES) {                                                     \
+        const tn_v8 xv = *(const tn_v8 *)(x + k), v = xv * scv + shv;                              \
+        const tn_v8 g = (tn_v8)((tn_i8) * (const tn_v8 *)(dy + k) & (KEEP));                       \
+        a += g;                                                                                    \
+        b += g * (xv - mv);                                                                        \
+    }
+TN_VEC static void row_dots(const float *restrict x, const float *restrict dy, int K, float mean, float sc,
+                            float sh, int act, float lo, float hi, double *sa_out, double *sb_out)
+{
+    tn_v8 a = tn_splat(0), b = tn_splat(0);
+    const tn_v8 mv = tn_splat(mean), scv = tn_splat(sc), shv = tn_splat(sh), lov = tn_splat(lo), hiv = tn_splat(hi);
+    const tn_v8 zero = tn_splat(0);
+    int k = 0;
+    if (act == TN_ACT_RELU)
+        TN_ROW_DOTS(v > zero)
+    else if (act == TN_ACT_CLIP)
+        TN_ROW_DOTS((v > lov) & (v < hiv))
+    else
+        TN_ROW_DOTS((v == v) | (v != v))
+    double sa = tn_lanes_sum((const float *)&a), sb = tn_lanes_sum((const float *)&b);
+    for (; k < K; ++k) {
+        float g = act_mask(act, x[k] * sc + sh, lo, hi, dy[k]);
+        sa += g, sb += (double)g * ((double)x[k] - mean);
+    }
     *sa_out += sa, *sb_out += sb;
+}
+#undef TN_ROW_DOTS
+
+/* dx (= or +=) k·g + kx·(x − mf) + k0 over one row, g as row_dots'. */
+TN_VEC static void bn_dx_row(const float *restrict x, const float *restrict dy, float *restrict dx, int K,
+                             float k, float kx, float k0, float mf, float sc, float sh, int act, float lo,
+                             float hi, int fresh)
+{
+    if (fresh)
+        for (int j = 0; j < K; ++j)
+            dx[j] = k * act_mask(act, x[j] * sc + sh, lo, hi, dy[j]) + kx * (x[j] - mf) + k0;
+    else
+        for (int j = 0; j < K; ++j)
+            dx[j] += k * act_mask(act, x[j] * sc + sh, lo, hi, dy[j]) + kx * (x[j] - mf) + k0;
 }
 
 /* Training mode: normalise with the mean and biased variance of the whole batch (every worker's
  * slice), y = γ·x̂ + β, x̂ = (x − μ)/√(σ²+ε). Moments are taken about the running mean, which
  * tracks the batch mean, so E[d²] − E[d]² does not cancel even for activations far from zero. */
-TN_VEC static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x, float *y,
+static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x, float *y,
                                     int ns, const tn_scratch *s)
 {
     const rs_node *n = &m->nodes[t->node];
@@ -375,10 +442,10 @@ TN_VEC static void bn_forward_batch(const tn_node *t, const rs_model *m, const f
         double inv = 1.0 / sqrt(var + (double)n->epsilon);
         st[c] = (float)mean, st[C + c] = (float)inv, st[2 * C + c] = (float)var;
         float sc = (float)(gamma[c] * inv), sh = (float)(beta[c] - mean * gamma[c] * inv);
+        st[3 * C + 1 + c] = sc, st[4 * C + 1 + c] = sh;
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * K;
-            for (int k = 0; k < K; ++k)
-                y[o + k] = x[o + k] * sc + sh;
+            bn_apply(x + o, y + o, K, sc, sh, t->act, t->alpha, t->beta);
         }
     }
     st[3 * C] = (float)M;
@@ -387,7 +454,7 @@ TN_VEC static void bn_forward_batch(const tn_node *t, const rs_model *m, const f
 /* dβ = Σ dy, dγ = Σ dy·x̂ (this slice's share; the worker sums add up to the batch's), and
  * dx = γ/√(σ²+ε) · (dy − mean(dy) − x̂·mean(dy·x̂)) with the means over the whole batch,
  * applied as dx += k·dy + kx·(x − μ) + k0 so the per-element work is a few multiply-adds. */
-TN_VEC static void bn_backward_batch(const tn_node *t, const rs_model *m, const float *x,
+static void bn_backward_batch(const tn_node *t, const rs_model *m, const float *x,
                                      const float *dy, float *dx, int fresh, float *dgamma, float *dbeta,
                                      int ns, const tn_scratch *s)
 {
@@ -400,7 +467,8 @@ TN_VEC static void bn_backward_batch(const tn_node *t, const rs_model *m, const 
         double a = 0, b = 0, inv = st[C + c];
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * K;
-            row_dots(x + o, dy + o, K, st[c], &a, &b);
+            row_dots(x + o, dy + o, K, st[c], st[3 * C + 1 + c], st[4 * C + 1 + c], t->act, t->alpha, t->beta,
+                     &a, &b);
         }
         b *= inv;
         if (dbeta)
@@ -418,12 +486,8 @@ TN_VEC static void bn_backward_batch(const tn_node *t, const rs_model *m, const 
         float k = (float)k1, kx = (float)(-k1 * mb * inv), k0 = (float)(-k1 * ma), mf = (float)mean;
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * K;
-            if (fresh)
-                for (int j = 0; j < K; ++j)
-                    dx[o + j] = k * dy[o + j] + kx * (x[o + j] - mf) + k0;
-            else
-                for (int j = 0; j < K; ++j)
-                    dx[o + j] += k * dy[o + j] + kx * (x[o + j] - mf) + k0;
+            bn_dx_row(x + o, dy + o, dx + o, K, k, kx, k0, mf, st[3 * C + 1 + c], st[4 * C + 1 + c], t->act,
+                      t->alpha, t->beta, fresh);
         }
     }
 }
@@ -441,10 +505,11 @@ static void bn_backward_running(const tn_node *t, const rs_model *m, const float
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
             for (int k = 0; k < t->K; ++k) {
+                float g = act_mask(t->act, x[o + k] * sc + sh, t->alpha, t->beta, dy[o + k]);
                 if (dx)
-                    dx[o + k] = (fresh ? 0.0f : dx[o + k]) + dy[o + k] * sc;
-                a += dy[o + k];
-                b += dy[o + k] * ((x[o + k] - mean[c]) * inv);
+                    dx[o + k] = (fresh ? 0.0f : dx[o + k]) + g * sc;
+                a += g;
+                b += g * ((x[o + k] - mean[c]) * inv);
             }
         }
         if (dbeta)
@@ -556,6 +621,8 @@ void grad_fwd_clip(const tn_pass *p)
 void grad_fwd_batchnorm(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
+    if (t->act)
+        y = act[t->act_y];
     if (s->bn_batch) {
         bn_forward_batch(t, m, x, y, ns, s);
         return;
@@ -565,8 +632,7 @@ void grad_fwd_batchnorm(const tn_pass *p)
         bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
-            for (int k = 0; k < t->K; ++k)
-                y[o + k] = x[o + k] * sc + sh;
+            bn_apply(x + o, y + o, t->K, sc, sh, t->act, t->alpha, t->beta);
         }
     }
 }
@@ -645,6 +711,8 @@ void grad_bwd_batchnorm(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
     float *dg = t->param[2] >= 0 && is_param[t->param[2]] ? pgrad + poff[t->param[2]] : NULL;
+    if (t->act)
+        dy = grad[t->act_y];
     if (s->bn_batch)
         bn_backward_batch(t, m, act[t->x], dy, dx, p->dx_fresh, dg, db, ns, s);
     else
@@ -707,6 +775,27 @@ int tn_fresh_ok(rs_op op)
     const rs_op_desc *d = ops_get(op);
     return op == RS_OP_RELU || op == RS_OP_CLIP || op == RS_OP_BATCHNORM || op == RS_OP_ADD || op == RS_OP_CONV ||
            (d && !d->train_backward);
+}
+
+void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses)
+{
+    for (int i = 0; i < n_tn; ++i) {
+        tn_node *b = &tn[i];
+        if (b->op != RS_OP_BATCHNORM || uses[b->y] != 1)
+            continue;
+        for (int j = i + 1; j < n_tn; ++j) {
+            tn_node *a = &tn[j];
+            if (a->x != b->y)
+                continue;
+            if ((a->op == RS_OP_RELU || a->op == RS_OP_CLIP) && a->x2 < 0 && a->xsz == b->ysz) {
+                b->act = a->op == RS_OP_RELU ? TN_ACT_RELU : TN_ACT_CLIP;
+                b->act_y = a->y;
+                b->alpha = a->alpha, b->beta = a->beta;
+                a->fused = 1;
+            }
+            break;
+        }
+    }
 }
 
 /* ---- loss ------------------------------------------------------------------------------------- */

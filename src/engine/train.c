@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rankscope/pool.h"
 #include "train_internal.h"
@@ -86,6 +87,15 @@ struct train_net {
     int training;        /* train_net_grad uses batch statistics and updates running ones */
     float bn_momentum;
 };
+
+/* CPU seconds of the whole process (every worker), for figures that must hold on a loaded machine. */
+static double process_cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts))
+        return NAN;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void barrier_wait(train_net *t)
 {
@@ -160,7 +170,8 @@ static void run_worker(worker *wk, const batch_job *j)
                      .bn_stats = wk->bn_stats, .bn_red = wk->bn_red,
                      .reduce = t->n_active > 1 ? worker_reduce : NULL, .reduce_ctx = wk, .fresh = t->fresh};
     for (int i = 0; i < t->n_tn; ++i)
-        tn_forward(&t->tn[i], m, wk->act, ns, &sc);
+        if (!t->tn[i].fused)
+            tn_forward(&t->tn[i], m, wk->act, ns, &sc);
     const float *z = wk->act[m->output];
     memcpy(t->logits + (size_t)start * t->classes, z, (size_t)ns * t->classes * sizeof *z);
     if (!j->labels)
@@ -174,8 +185,9 @@ static void run_worker(worker *wk, const batch_job *j)
         if (t->need[v] && v != m->output && !t->fresh[v])
             memset(wk->grad[v], 0, (size_t)ns * (size_t)model_value_numel(&m->values[v]) * sizeof(float));
     for (int i = t->n_tn - 1; i >= 0; --i)
-        tn_backward(&t->tn[i], m, wk->act, wk->grad, t->need, t->is_param, t->poff, wk->pgrad, ns,
-                    &sc);
+        if (!t->tn[i].fused)
+            tn_backward(&t->tn[i], m, wk->act, wk->grad, t->need, t->is_param, t->poff, wk->pgrad, ns,
+                        &sc);
     if (t->dinput)
         memcpy(t->dinput + (size_t)start * t->F, wk->grad[m->input], (size_t)ns * t->F * sizeof(float));
 }
@@ -417,17 +429,22 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
     /* A gradient with a single reader whose backward writes instead of adds needs no zeroing
      * each batch (one pass over every such buffer saved). */
     t->fresh = calloc((size_t)nv + 1, 1);
-    if (!t->fresh)
-        return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+    int *uses = calloc((size_t)nv + 1, sizeof *uses);
+    if (!t->fresh || !uses)
+        return free(uses), rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+    uses[m->output] = 1;
+    for (int k = 0; k < m->n_nodes; ++k)
+        for (int j = 0; j < m->nodes[k].n_in; ++j)
+            if (m->nodes[k].in[j] >= 0)
+                ++uses[m->nodes[k].in[j]];
     for (int i = 0; i < t->n_tn; ++i) {
         const tn_node *tn = &t->tn[i];
-        int v = tn->x, uses = v == m->output;
-        for (int k = 0; k < m->n_nodes; ++k)
-            for (int j = 0; j < m->nodes[k].n_in; ++j)
-                uses += m->nodes[k].in[j] == v;
-        if (v >= 0 && t->need[v] && uses == 1 && tn->x2 != v && tn_fresh_ok(tn->op))
+        int v = tn->x;
+        if (v >= 0 && t->need[v] && uses[v] == 1 && tn->x2 != v && tn_fresh_ok(tn->op))
             t->fresh[v] = 1;
     }
+    tn_fuse_activations(t->tn, t->n_tn, uses);
+    free(uses);
     t->col_floats = col;
     t->boff_ints = boff;
     t->pidx_ints = pidx;
@@ -813,7 +830,7 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
         step = o->resume->step;
     }
     for (int ep = ep0; ep < o->epochs && rc == 0; ++ep) {
-        double t0 = rs_now(), eloss = 0;
+        double t0 = rs_now(), c0 = process_cpu_now(), eloss = 0;
         long ecorrect = 0;
         for (int i = N - 1; i > 0; --i) {
             int k = (int)rng_below(&r, (uint32_t)i + 1), tmp = perm[i];
@@ -908,7 +925,7 @@ int train_model(rs_model *m, const train_data *train, const train_data *val,
             break;
         train_epoch_stats st = {.epoch = ep + 1, .epochs = o->epochs, .train_loss = eloss / N,
                                 .train_acc = (double)ecorrect / N, .val_loss = -1, .val_acc = -1,
-                                .lr = lr, .seconds = rs_now() - t0};
+                                .lr = lr, .seconds = rs_now() - t0, .cpu_seconds = process_cpu_now() - c0};
         if (val) {
             double v0 = rs_now();
             if ((rc = masters_in(o, m, master, e)) != 0)

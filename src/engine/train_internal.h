@@ -99,7 +99,14 @@ typedef struct tn_node {
     size_t pidx_ints;   /* argmax ints per image (MaxPool) */
     size_t pidx_off;    /* offset of this node's argmax block (per image × slice) */
     size_t bn_off;      /* BatchNormalization: offset of its statistics in tn_scratch.bn_stats */
+    /* BatchNormalization whose output only a ReLU or Clip reads: that activation is applied in the
+     * same pass (act TN_ACT_*, into value act_y; Clip's bounds in alpha, beta), and its mask taken
+     * from x·scale + shift in the backward; the activation's own node is `fused` (not run). The
+     * activations' memory passes were a sixth of a ResNet step, and the arrays are far beyond L2. */
+    int act, act_y, fused;
 } tn_node;
+
+enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
 
 /* Sums buf[0..len) over every worker taking part in the batch, in worker order, so that each
  * worker gets the same bits back (BatchNormalization's batch statistics span the whole batch,
@@ -107,8 +114,9 @@ typedef struct tn_node {
 typedef void (*tn_reduce_fn)(void *ctx, double *buf, int len);
 
 /* Floats a BatchNormalization node keeps per forward: mean, 1/√(var+ε), biased var (C each),
- * and the element count M behind them. */
-#define TN_BN_STATS(c) (3 * (size_t)(c) + 1)
+ * the element count M behind them, then the scale and shift applied (C each: a fused
+ * activation's backward recomputes its mask from them bit for bit). */
+#define TN_BN_STATS(c) (5 * (size_t)(c) + 1)
 
 /* Per-thread scratch shared by all nodes (sized by the largest col_floats / boff_ints). */
 typedef struct tn_scratch {
@@ -188,6 +196,9 @@ void grad_bwd_concat(const tn_pass *p);
 void grad_bwd_binary(const tn_pass *p);
 void grad_bwd_strided(const tn_pass *p);
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
+/* Fuses into each BatchNormalization the ReLU or Clip that alone reads its output (tn_node.act);
+ * uses[v]: the number of nodes reading value v (+1 for the graph output). */
+void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses);
 /* Whether op's backward can write its first input's gradient (tn_pass.dx_fresh) instead of
  * accumulating into a zeroed buffer. */
 int tn_fresh_ok(rs_op op);

@@ -397,6 +397,9 @@ static int grad_ok(double g, double fd)
     return fabs(g - fd) <= 2e-5 + 2e-3 * fabs(fd);
 }
 
+/* Gradient elements checked per value (at most; elements drawn at random beyond that). */
+static int fd_samples = 40;
+
 /* A BatchNormalization's running mean or variance (statistics, not parameters). */
 static int is_bn_statistic(const rs_model *m, int v)
 {
@@ -462,9 +465,9 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
         if (!CHECK(g != NULL, "%s: gradient of \"%s\" exists", what, val->name))
             continue;
         double worst = 0, gmax = 0;
-        int bad = 0, samples = cnt < 40 ? (int)cnt : 40;
+        int bad = 0, samples = cnt < fd_samples ? (int)cnt : fd_samples;
         for (int s = 0; s < samples; ++s) {
-            long k = cnt <= 40 ? s : (long)(urand() * cnt);
+            long k = cnt <= fd_samples ? s : (long)(urand() * cnt);
             perturb pp = {v, k, FD_H}, pm = {v, k, -FD_H};
             double fd = (ref_loss(m, x, lab, n, &pp, teacher, alpha, T, NULL) -
                          ref_loss(m, x, lab, n, &pm, teacher, alpha, T, NULL)) / (2 * FD_H);
@@ -1091,8 +1094,9 @@ static int mk_bn(rs_model *m, const char *name, int in, int C)
 }
 
 /* BatchNormalization with the ReLU or Clip that alone reads it applied in its own passes (forward
- * and mask in the backward), and one whose output is also read by an Add (not fused), in training
- * mode (batch statistics shared by 2 workers) and eval mode (running statistics). */
+ * and mask in the backward), one whose output is also read by an Add (not fused), and that Add of
+ * two activations with its ReLU fused, in training mode (batch statistics shared by 2 workers)
+ * and eval mode (running statistics). */
 static void test_bn_activation(void)
 {
     for (int running = 0; running < 2; ++running) {
@@ -1111,7 +1115,8 @@ static void test_bn_activation(void)
         int b3 = mk_bn(m, "bn3", r6, 4);
         int r3 = mk_node(m, "relu3", RS_OP_RELU, (int[]){out_of(m, b3)}, 1);
         int ad = mk_node(m, "add", RS_OP_ADD, (int[]){out_of(m, r3), out_of(m, b3)}, 2);
-        int f = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, ad)}, 1);
+        int r4 = mk_node(m, "relu4", RS_OP_RELU, (int[]){out_of(m, ad)}, 1);
+        int f = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, r4)}, 1);
         m->nodes[f].n_axes = 2;
         m->nodes[f].axes[0] = 2, m->nodes[f].axes[1] = 3;
         m->nodes[f].keepdims = 0;
@@ -1120,16 +1125,46 @@ static void test_bn_activation(void)
         m->nodes[g].trans_b = 1;
         m->output = out_of(m, g);
         ref_bn_running = running;
-        check_model_grads(running ? "BatchNormalization (running statistics) + fused ReLU / Clip, unfused ReLU"
-                                  : "BatchNormalization (batch statistics) + fused ReLU / Clip, unfused ReLU",
+        check_model_grads(running ? "BatchNormalization (running statistics) + fused ReLU / Clip, Add + ReLU"
+                                  : "BatchNormalization (batch statistics) + fused ReLU / Clip, Add + ReLU",
                           m, 4, running ? 1 : 2, NULL);
         ref_bn_running = 0;
         model_free(m);
     }
 }
 
+/* Convolutions with 9 output channels over rows 10 and 5 wide: the weight gradient's transposes of
+ * dY run whole 8 × 8 register blocks and ragged edges (rows and columns), the padded stride-1 path
+ * (taking its BatchNormalization's moments) and the im2col one (stride 2); every weight checked. */
+static void test_wide_conv(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 2, 10, 10);
+    int w1 = mk_const(m, "c1.w", 4, 9, 2, 3, 3, 0.4f); /* no bias: BatchNormalization cancels it */
+    int k1 = mk_node(m, "c1", RS_OP_CONV, (int[]){x, w1}, 2);
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int bn = mk_bn(m, "bn", k1, 9);
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, bn)}, 1);
+    int w2 = mk_const(m, "c2.w", 4, 9, 9, 3, 3, 0.2f);
+    int k2 = mk_node(m, "c2", RS_OP_CONV, (int[]){out_of(m, r), w2}, 2);
+    m->nodes[k2].pads[0] = m->nodes[k2].pads[1] = m->nodes[k2].pads[2] = m->nodes[k2].pads[3] = 1;
+    m->nodes[k2].strides[0] = m->nodes[k2].strides[1] = 2;
+    int mean = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, k2)}, 1);
+    m->nodes[mean].n_axes = 2;
+    m->nodes[mean].axes[0] = 2, m->nodes[mean].axes[1] = 3;
+    m->nodes[mean].keepdims = 0;
+    int gw = mk_const(m, "fc.w", 2, 9, 4, 0, 0, 0.6f);
+    int g = mk_node(m, "fc", RS_OP_MATMUL, (int[]){out_of(m, mean), gw}, 2);
+    m->output = out_of(m, g);
+    fd_samples = 1000;
+    check_model_grads("9-channel convs 10 and 5 wide (padded + BN, stride 2): every weight", m, 3, 1, NULL);
+    fd_samples = 40;
+    model_free(m);
+}
+
 int main(void)
 {
+    test_wide_conv();
     test_bn_activation();
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();

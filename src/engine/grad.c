@@ -417,19 +417,26 @@ TN_VEC static void bn_dx_row(const float *restrict x, const float *restrict dy, 
 /* Training mode: normalise with the mean and biased variance of the whole batch (every worker's
  * slice), y = γ·x̂ + β, x̂ = (x − μ)/√(σ²+ε). Moments are taken about the running mean, which
  * tracks the batch mean, so E[d²] − E[d]² does not cancel even for activations far from zero. */
-static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x, float *y,
-                                    int ns, const tn_scratch *s)
+void tn_bn_moments(const float *x, int ns, size_t xsz, int C, int K, const float *shift, double *sums)
+{
+    for (int i = 0; i < ns; ++i)
+        for (int c = 0; c < C; ++c)
+            row_moments(x + (size_t)i * xsz + (size_t)c * K, K, shift[c], &sums[2 * c], &sums[2 * c + 1]);
+}
+
+static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x, float *y, int ns,
+                             const tn_scratch *s)
 {
     const rs_node *n = &m->nodes[t->node];
     const float *gamma = m->values[n->in[1]].f, *beta = m->values[n->in[2]].f;
     const float *shift = m->values[n->in[3]].f;
     int C = t->cin, K = t->K;
     double *red = s->bn_red;
-    for (int c = 0; c < C; ++c) {
-        double s1 = 0, s2 = 0;
-        for (int i = 0; i < ns; ++i)
-            row_moments(x + (size_t)i * t->xsz + (size_t)c * K, K, shift[c], &s1, &s2);
-        red[2 * c] = s1, red[2 * c + 1] = s2;
+    if (t->pre_stats) {
+        memcpy(red, s->bn_sums + t->sum_off, 2 * (size_t)C * sizeof *red);
+    } else {
+        memset(red, 0, 2 * (size_t)C * sizeof *red);
+        tn_bn_moments(x, ns, (size_t)t->xsz, C, K, shift, red);
     }
     red[2 * C] = (double)ns * K;
     bn_reduce(s, red, 2 * C + 1);
@@ -589,13 +596,44 @@ void grad_fwd_dense(const tn_pass *p)
     }
 }
 
+/* y = act(a + b) (the fused activation's exact expressions). */
+TN_VEC static void add_act(const float *restrict a, const float *restrict b, float *restrict y, size_t n, int act,
+                           float lo, float hi)
+{
+    if (act == TN_ACT_RELU)
+        for (size_t k = 0; k < n; ++k) {
+            float v = a[k] + b[k];
+            y[k] = v > 0 ? v : 0.0f;
+        }
+    else if (act == TN_ACT_CLIP)
+        for (size_t k = 0; k < n; ++k) {
+            float v = a[k] + b[k];
+            y[k] = v < lo ? lo : v > hi ? hi : v;
+        }
+    else
+        for (size_t k = 0; k < n; ++k)
+            y[k] = a[k] + b[k];
+}
+
+/* The backward of a fused Add: g = dy through the activation (mask from its output y: the
+ * same outcome as from its input for ReLU and Clip), dx (= or +=) g, dx2 += g. */
+TN_VEC static void add_act_backward(const float *restrict y, const float *restrict dy, float *restrict dx,
+                                    float *restrict dx2, size_t n, int act, float lo, float hi, int fresh)
+{
+    for (size_t k = 0; k < n; ++k) {
+        float g = act_mask(act, y[k], lo, hi, dy[k]);
+        if (dx)
+            dx[k] = fresh ? g : dx[k] + g;
+        if (dx2)
+            dx2[k] += g;
+    }
+}
+
 void grad_fwd_add(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
     if (t->x2 >= 0) {
-        const float *b = act[t->x2];
-        for (size_t k = 0; k < total; ++k)
-            y[k] = x[k] + b[k];
+        add_act(x, act[t->x2], t->act ? act[t->act_y] : y, total, t->act, t->alpha, t->beta);
     } else {
         const float *b = m->values[t->param[1]].f;
         size_t bn = (size_t)t->bias_n;
@@ -676,6 +714,11 @@ void grad_bwd_dense(const tn_pass *p)
 void grad_bwd_add(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
+    if (t->act) { /* fused: two activations in (tn_fuse_activations) */
+        add_act_backward(act[t->act_y], grad[t->act_y], dx, need[t->x2] ? grad[t->x2] : NULL, total, t->act,
+                         t->alpha, t->beta, p->dx_fresh);
+        return;
+    }
     if (dx && p->dx_fresh)
         memcpy(dx, dy, total * sizeof *dx);
     else if (dx)
@@ -781,7 +824,8 @@ void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses)
 {
     for (int i = 0; i < n_tn; ++i) {
         tn_node *b = &tn[i];
-        if (b->op != RS_OP_BATCHNORM || uses[b->y] != 1)
+        int two_in = b->op == RS_OP_ADD && b->x2 >= 0 && b->x2 != b->x;
+        if (!(b->op == RS_OP_BATCHNORM || two_in) || uses[b->y] != 1)
             continue;
         for (int j = i + 1; j < n_tn; ++j) {
             tn_node *a = &tn[j];
@@ -792,6 +836,27 @@ void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses)
                 b->act_y = a->y;
                 b->alpha = a->alpha, b->beta = a->beta;
                 a->fused = 1;
+            }
+            break;
+        }
+    }
+}
+
+void tn_fuse_statistics(tn_node *tn, int n_tn, const int *uses)
+{
+    for (int i = 0; i < n_tn; ++i) {
+        tn_node *c = &tn[i];
+        if (c->op != RS_OP_CONV || uses[c->y] != 1)
+            continue;
+        for (int j = i + 1; j < n_tn; ++j) {
+            tn_node *b = &tn[j];
+            if (b->x != c->y)
+                continue;
+            if (b->op == RS_OP_BATCHNORM && b->cin == c->cout && (int64_t)b->K * b->cin == c->ysz) {
+                c->stats = 1;
+                c->stats_node = b->node;
+                c->sum_off = b->sum_off;
+                b->pre_stats = 1;
             }
             break;
         }

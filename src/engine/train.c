@@ -47,6 +47,7 @@ typedef struct worker {
     int32_t *pidx;    /* argmax workspace of every MaxPool, packed */
     float *bn_stats;  /* batch statistics of every BatchNormalization, packed (TN_BN_STATS) */
     double *bn_red;   /* this worker's reduction buffer */
+    double *bn_sums;  /* moments convolutions take for their BatchNormalization (tn_node.stats) */
     int active;       /* holds at least one image of the current batch */
     unsigned rphase;  /* reductions done in the current batch */
     double loss;
@@ -77,7 +78,7 @@ struct train_net {
     const batch_job *job;
     /* BatchNormalization's cross-worker sums: a barrier over the active workers and two
      * alternating slot sets, so a reduction's slots are never rewritten before all have read */
-    size_t bn_stats_floats, red_len;
+    size_t bn_stats_floats, red_len, bn_sums_len;
     double *red;         /* 2 × nthreads × red_len */
     int n_active;
     pthread_mutex_t bmu;
@@ -167,7 +168,7 @@ static void run_worker(worker *wk, const batch_job *j)
         return;
     fill_input(t, j, start, ns, wk->act[m->input]);
     tn_scratch sc = {.col = wk->col, .boff = wk->boff, .pidx = wk->pidx, .bn_batch = j->bn_batch,
-                     .bn_stats = wk->bn_stats, .bn_red = wk->bn_red,
+                     .bn_stats = wk->bn_stats, .bn_red = wk->bn_red, .bn_sums = wk->bn_sums,
                      .reduce = t->n_active > 1 ? worker_reduce : NULL, .reduce_ctx = wk, .fresh = t->fresh};
     for (int i = 0; i < t->n_tn; ++i)
         if (!t->tn[i].fused)
@@ -294,6 +295,7 @@ void train_net_free(train_net *t)
             free(wk->pidx);
             free(wk->bn_stats);
             free(wk->bn_red);
+            free(wk->bn_sums);
         }
     }
     free(t->red);
@@ -393,6 +395,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
         if (tn->op == RS_OP_BATCHNORM) {
             tn->bn_off = t->bn_stats_floats;
             t->bn_stats_floats += TN_BN_STATS(tn->cin);
+            tn->sum_off = t->bn_sums_len;
+            t->bn_sums_len += 2 * (size_t)tn->cin;
             if (2 * (size_t)tn->cin + 1 > t->red_len)
                 t->red_len = 2 * (size_t)tn->cin + 1;
         }
@@ -444,6 +448,7 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
             t->fresh[v] = 1;
     }
     tn_fuse_activations(t->tn, t->n_tn, uses);
+    tn_fuse_statistics(t->tn, t->n_tn, uses);
     free(uses);
     t->col_floats = col;
     t->boff_ints = boff;
@@ -481,7 +486,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
             !(wk->col = alloc_floats(col, e, "train: convolution workspace")))
             return train_net_free(t), NULL;
         if (t->red_len && (!(wk->bn_stats = alloc_floats(t->bn_stats_floats, e, "train: statistics")) ||
-                           !(wk->bn_red = calloc(t->red_len, sizeof *wk->bn_red))))
+                           !(wk->bn_red = calloc(t->red_len, sizeof *wk->bn_red)) ||
+                           !(wk->bn_sums = calloc(t->bn_sums_len, sizeof *wk->bn_sums))))
             return rs_fail(e, "train: out of memory (batch statistics)"), train_net_free(t), NULL;
         if (!(wk->boff = calloc(boff, sizeof *wk->boff)))
             return rs_fail(e, "train: out of memory (row offsets)"), train_net_free(t), NULL;

@@ -99,11 +99,18 @@ typedef struct tn_node {
     size_t pidx_ints;   /* argmax ints per image (MaxPool) */
     size_t pidx_off;    /* offset of this node's argmax block (per image × slice) */
     size_t bn_off;      /* BatchNormalization: offset of its statistics in tn_scratch.bn_stats */
-    /* BatchNormalization whose output only a ReLU or Clip reads: that activation is applied in the
-     * same pass (act TN_ACT_*, into value act_y; Clip's bounds in alpha, beta), and its mask taken
-     * from x·scale + shift in the backward; the activation's own node is `fused` (not run). The
-     * activations' memory passes were a sixth of a ResNet step, and the arrays are far beyond L2. */
+    /* BatchNormalization, or Add of two activations, whose output only a ReLU or Clip reads: that
+     * activation is applied in the same pass (act TN_ACT_*, into value act_y; Clip's bounds in
+     * alpha, beta), and its mask taken in the backward (BatchNormalization: from x·scale + shift;
+     * Add: from act_y); the activation's own node is `fused` (not run). The activations' memory
+     * passes were a sixth of a ResNet step, and the arrays are far beyond L2. */
     int act, act_y, fused;
+    /* Conv whose output only a BatchNormalization reads (stats_node: that model node): in training
+     * mode it takes the BatchNormalization's moments of each image while the image's output is
+     * still in cache (tn_scratch.bn_sums at sum_off, 2 doubles a channel: the same sums in the same
+     * order), and that BatchNormalization (pre_stats) does not read its input again for them. */
+    int stats, stats_node, pre_stats;
+    size_t sum_off;
 } tn_node;
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
@@ -125,6 +132,7 @@ typedef struct tn_scratch {
     int32_t *pidx;
     int bn_batch;        /* 1: BatchNormalization uses batch statistics (training), 0: running */
     float *bn_stats;     /* statistics of every BatchNormalization node of the last forward */
+    double *bn_sums;     /* moments a convolution took for the BatchNormalization after it */
     double *bn_red;      /* reduction buffer, 2·C + 1 doubles of the widest BatchNormalization */
     tn_reduce_fn reduce; /* NULL: this worker holds the whole batch */
     void *reduce_ctx;
@@ -196,9 +204,15 @@ void grad_bwd_concat(const tn_pass *p);
 void grad_bwd_binary(const tn_pass *p);
 void grad_bwd_strided(const tn_pass *p);
 void tn_forward(const tn_node *t, rs_model *m, float **act, int ns, const tn_scratch *s);
-/* Fuses into each BatchNormalization the ReLU or Clip that alone reads its output (tn_node.act);
- * uses[v]: the number of nodes reading value v (+1 for the graph output). */
+/* Fuses into each BatchNormalization or two-activation Add the ReLU or Clip that alone reads its
+ * output (tn_node.act); uses[v]: the number of nodes reading value v (+1 for the graph output). */
 void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses);
+/* Marks each Conv whose output only a BatchNormalization reads to take its moments (tn_node.stats);
+ * every BatchNormalization's sum_off must be set. */
+void tn_fuse_statistics(tn_node *tn, int n_tn, const int *uses);
+/* Adds to sums[2c], sums[2c + 1] the moments Σ(x − shift[c]) and Σ(x − shift[c])² of channel c of
+ * ns images (C channels of K values each, images xsz apart), images in order. */
+void tn_bn_moments(const float *x, int ns, size_t xsz, int C, int K, const float *shift, double *sums);
 /* Whether op's backward can write its first input's gradient (tn_pass.dx_fresh) instead of
  * accumulating into a zeroed buffer. */
 int tn_fresh_ok(rs_op op);

@@ -372,8 +372,12 @@ if [ -f "$ROOT/assets/zoo/vgg.onnx" ]; then
     check "the evaluation was cancelled, not finished ($(grep -m1 "^live: eval" "$WORK/vq.trace"))" \
         'grep -qE "^live: eval [0-9.]+ s \(rc -2\)" "$WORK/vq.trace"'
     cpu=$(sed -nE 's/^live: stop waited [0-9.]+ s, worker CPU ([0-9.-]+) s to see it.*/\1/p' "$WORK/vq.trace")
-    check "the worker saw the quit after ${cpu:-?} s of CPU (bound 0.1 s)" \
-        '[ -n "$cpu" ] && awk -v c="$cpu" "BEGIN { exit !(c >= 0 && c <= 0.1) }"'
+    # bound 0.2 s: 0.101 s was seen once under load, 1,000-image chunks took 0.26 s and more;
+    # an ASan build runs each batch several times slower, so it gets ten times the bound
+    cpu_bound=0.2
+    [ -n "${RS_SANITIZED:-}" ] && cpu_bound=2
+    check "the worker saw the quit after ${cpu:-?} s of CPU (bound $cpu_bound s)" \
+        '[ -n "$cpu" ] && awk -v c="$cpu" -v b="$cpu_bound" "BEGIN { exit !(c >= 0 && c <= b) }"'
     $T kill-session -t vq
 fi
 

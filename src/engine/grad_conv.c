@@ -588,7 +588,11 @@ TN_VEC static void col2im_add(const tn_node *t, float *col, int cin_g, float *dx
  * edges element by element. A scalar tiled loop was 4-5 % of a ResNet-20 training step. */
 typedef float tn_tv8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef int tn_ti8 __attribute__((vector_size(32)));
+#if defined(__clang__) /* clang (the fuzz build) has only the constant-index form */
+#define TN_SHUF(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
 #define TN_SHUF(a, b, ...) __builtin_shuffle((a), (b), (tn_ti8){__VA_ARGS__})
+#endif
 
 TN_VEC static void transpose(const float *restrict src, size_t lds, int rows, int cols, float *restrict dst,
                              size_t ldd)

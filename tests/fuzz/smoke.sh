@@ -3,7 +3,7 @@
 # 7 targets = 7 minutes of fuzzing) over its committed seed corpus under ASan + UBSan + leak checks.
 # New inputs go to a scratch directory, never into the committed corpus. Builds the fuzz build
 # dir first (tests/fuzz/build.sh) when needed; skips when clang/libFuzzer is unavailable.
-set -u
+set -u -o pipefail
 SRC=${RS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SECS=${RS_FUZZ_SECONDS:-60}
 TARGETS="onnx cifar10 plan checkpoint archive recipe compress_ckpt"

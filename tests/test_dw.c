@@ -3,7 +3,9 @@
  * kernel (stride 1, pads 1, output as large as the input, up to 64 pixels: several rows per
  * vector) and of the row kernels (larger maps, stride 2 with even and odd sizes, other pads):
  * map sizes 1..66, one channel and 17, bias or none, no activation, ReLU and a [-0.25, 0.5]
- * clamp. The input is an exact-size allocation (ASan sees a read outside it), 16 floats after
+ * clamp. AVX-512 runs each shape three ways: its default choice and each path forced by
+ * $RANKSCOPE_DW — "cl" (16 channels along the vector, up to 256 input pixels by default: shapes
+ * of 16-48 channels, so whole groups and a tail of channels left to the row kernels) and "rows". The input is an exact-size allocation (ASan sees a read outside it), 16 floats after
  * each output must stay untouched, and a NaN input stays NaN under the clamp. Tolerance: max
  * relative error (ref_max_rel_err_d) 1e-5 — a 9-term fp32 dot product of values of magnitude
  * <= 1. */
@@ -85,16 +87,28 @@ int main(void)
         /* other pads, output smaller than the input */
         {3, 16, 16, 1, 0, 0, 0, 0}, {3, 16, 16, 1, 2, 2, 2, 2}, {2, 16, 16, 1, 1, 1, 0, 0}, {2, 16, 16, 2, 0, 0, 0, 0},
         {2, 16, 16, 2, 2, 1, 1, 1},
+        /* channels-last groups of 16 (+ a tail), small and odd maps, both strides */
+        {16, 1, 1, 1, 1, 1, 1, 1},  {32, 4, 4, 1, 1, 1, 1, 1},  {33, 8, 8, 1, 1, 1, 1, 1},  {48, 3, 5, 1, 1, 1, 1, 1},
+        {16, 16, 16, 1, 1, 1, 1, 1}, {20, 7, 9, 1, 1, 1, 1, 1}, {32, 8, 8, 2, 1, 1, 1, 1},  {17, 8, 8, 2, 1, 1, 0, 0},
+        {32, 9, 7, 2, 1, 1, 1, 1},  {16, 2, 2, 2, 1, 1, 1, 1},  {31, 16, 16, 2, 1, 1, 1, 1}, {16, 1, 17, 2, 1, 1, 1, 1},
+        {16, 3, 3, 2, 1, 1, 0, 0},  {32, 20, 20, 2, 1, 1, 1, 1}, {16, 6, 6, 1, 0, 0, 0, 0},
     };
+    static const char *const dw_modes[] = {NULL, "cl", "rows"};
     const kern_isa isas[] = {KERN_SCALAR, KERN_AVX2, KERN_AVX512};
     for (int k = 0; k < 3; ++k) {
         if (!kern_supported(isas[k])) {
             printf("# %s not supported by this CPU: skipped\n", kern_isa_name(isas[k]));
             continue;
         }
-        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
-            for (int act = 0; act < 3; ++act)
-                run_shape(isas[k], &shapes[i], act, act != 1);
+        for (int mode = 0; mode < (isas[k] == KERN_AVX512 ? 3 : 1); ++mode) {
+            if (dw_modes[mode])
+                setenv("RANKSCOPE_DW", dw_modes[mode], 1);
+            else
+                unsetenv("RANKSCOPE_DW");
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+                for (int act = 0; act < 3; ++act)
+                    run_shape(isas[k], &shapes[i], act, act != 1);
+        }
     }
     return check_done();
 }

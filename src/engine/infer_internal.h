@@ -24,6 +24,9 @@ typedef enum step_kind {
     /* per-channel affine (kept BatchNormalization), average pooling (also global), Clip,
      * Sigmoid, Softmax (per image over the features), zero Pad, Concat of two inputs */
     ST_AFFINE, ST_AVGPOOL, ST_CLIP, ST_SIGMOID, ST_SOFTMAX, ST_PAD, ST_CONCAT,
+    /* LeakyRelu, PRelu (per-channel slopes), HardSigmoid, HardSwish not fused into a conv:
+     * kern_post_apply per image (C channels of K floats) */
+    ST_POST,
     /* any other op: its registry forward (rankscope/ops.h) on a one-node copy of the graph */
     ST_OP
 } step_kind;
@@ -106,6 +109,7 @@ int infer_compile_concat(infer_ctx *c, infer_build *b, int ni, int vin, step *s,
 int infer_compile_conv(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 int infer_compile_dense(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 int infer_compile_elementwise(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
+int infer_compile_act(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 int infer_compile_maxpool(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 int infer_compile_pad(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);
 int infer_compile_reducemean(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs_err *e);

@@ -234,6 +234,11 @@ void infer_run_step(const infer_ctx *c, worker *w, int si, int nt)
             out[i] = 1.0f / (1.0f + expf(-in[i]));
         break;
     }
+    case ST_POST:
+        for (int i = 0; i < nt; ++i)
+            kern_post_apply(c->isa, s->C, s->K, in + (size_t)i * s->in_numel, NULL, out + (size_t)i * s->out_numel,
+                            &s->post);
+        break;
     case ST_SOFTMAX:
         for (int i = 0; i < nt; ++i)
             infer_op_softmax(s->in_numel, in + (size_t)i * s->in_numel, out + (size_t)i * s->out_numel);

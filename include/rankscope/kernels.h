@@ -124,8 +124,8 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
  * left: padded sample (py, px) goes to out[((c·sh + py % sh)·sw + px % sw)·Hq·Wq + (py / sh)·Wq
  * + px / sw], for the phases whose bit (py % sh)·sw + px % sw is set in mask. Only input samples
  * are written: the caller zeroes out once and the padding stays zero. */
-void kern_phase_split(int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq, int Wq,
-                      unsigned mask, float *out);
+void kern_phase_split(kern_isa isa, int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq,
+                      int Wq, unsigned mask, float *out);
 
 /* im2col of one image (C, H, W) for a (kh, kw) window: col row k = (c, i, j) holds the Ho×Wo
  * samples at stride ldcol; zero where the window falls into the padding. */

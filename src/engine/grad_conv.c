@@ -123,7 +123,7 @@ static void dw_split(const tn_node *t, const dw_geom *g, const float *x, float *
             memcpy(xp + (size_t)(y + t->pt) * g->wq + t->pl, x + (size_t)y * t->iw, (size_t)t->iw * sizeof *xp);
         return;
     }
-    kern_phase_split(1, t->ih, t->iw, x, t->sh, t->sw, t->pt, t->pl, g->hq, g->wq, (1u << g->phases) - 1, xp);
+    kern_phase_split(t->isa, 1, t->ih, t->iw, x, t->sh, t->sw, t->pt, t->pl, g->hq, g->wq, (1u << g->phases) - 1, xp);
 }
 
 /* dx (one channel) += the input samples' entries of the phase planes (the inverse of dw_split). */

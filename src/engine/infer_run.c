@@ -57,10 +57,10 @@ static void pool(const infer_ctx *c, int C, int H, int W, int rs, int cs, const 
 
 /* The conv's B operand for one image: the input itself, its zero-padded copy, its polyphase
  * split (strided), or an explicit im2col. */
-static const float *conv_source(worker *w, int si, const step *s, const float *src)
+static const float *conv_source(const infer_ctx *c, worker *w, int si, const step *s, const float *src)
 {
     if (s->phases) {
-        kern_phase_split(s->C, s->H, s->W, src, s->sh, s->sw, s->pt, s->pl, s->Hq, s->Wq, s->phase_mask,
+        kern_phase_split(c->isa, s->C, s->H, s->W, src, s->sh, s->sw, s->pt, s->pl, s->Hq, s->Wq, s->phase_mask,
                          w->pads[si]);
         return w->pads[si];
     }
@@ -84,7 +84,7 @@ static const float *conv_source(worker *w, int si, const step *s, const float *s
 /* One image through the conv kernels, pooling and the copy from the kernel's layout. */
 static void conv_image(const infer_ctx *c, worker *w, int si, const step *s, const float *src, float *dst)
 {
-    const float *bsrc = conv_source(w, si, s, src);
+    const float *bsrc = conv_source(c, w, si, s, src);
     const int act = s->clip ? 2 : s->relu, npix = s->Ho * s->Wo;
     if (s->cv) { /* compact output: straight to dst unless pooled */
         float *o = s->has_pool ? w->cbuf : dst;

@@ -464,10 +464,49 @@ void kern_maxpool(int C, int H, int W, int in_rs, int in_cs, const float *in, in
     }
 }
 
-void kern_phase_split(int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq, int Wq,
-                      unsigned mask, float *out)
+#ifdef RS_HAVE_X86
+/* One row of a column stride of 2: src[2t] to ev[t], src[2t + 1] to od[t] (either may be NULL). */
+__attribute__((target("avx512f,avx2,fma"))) static void split2_row_avx512(const float *src, int W, float *ev,
+                                                                          float *od)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    for (int x0 = 0; x0 < W; x0 += 32) {
+        const int n = W - x0;
+        const __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        const __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+        const __m512 lo = _mm512_maskz_loadu_ps(m0, src + x0), hi = _mm512_maskz_loadu_ps(m1, src + x0 + 16);
+        const int ne = n >= 32 ? 16 : (n + 1) / 2, no = n >= 32 ? 16 : n / 2;
+        if (ev)
+            _mm512_mask_storeu_ps(ev + x0 / 2, (__mmask16)((1u << ne) - 1), _mm512_permutex2var_ps(lo, ie, hi));
+        if (od && no)
+            _mm512_mask_storeu_ps(od + x0 / 2, (__mmask16)((1u << no) - 1), _mm512_permutex2var_ps(lo, io, hi));
+    }
+}
+#endif
+
+void kern_phase_split(kern_isa isa, int C, int H, int W, const float *in, int sh, int sw, int pt, int pl, int Hq,
+                      int Wq, unsigned mask, float *out)
 {
     const size_t plane = (size_t)Hq * Wq;
+#ifdef RS_HAVE_X86
+    if (isa == KERN_AVX512 && sw == 2) {
+        /* input column x lands at padded x + pl: the even columns in phase pl % 2 from (pl / 2),
+         * the odd ones in phase (pl + 1) % 2 from (pl + 1) / 2 */
+        const int be = pl % 2, bo = (pl + 1) % 2;
+        for (int ch = 0; ch < C; ++ch)
+            for (int y = 0; y < H; ++y) {
+                const int py = y + pt, a = py % sh;
+                float *row = out + (size_t)(ch * sh + a) * 2 * plane + (size_t)(py / sh) * Wq;
+                split2_row_avx512(in + ((size_t)ch * H + y) * W, W,
+                                  mask >> (a * 2 + be) & 1u ? row + be * plane + pl / 2 : NULL,
+                                  mask >> (a * 2 + bo) & 1u ? row + bo * plane + (pl + 1) / 2 : NULL);
+            }
+        return;
+    }
+#else
+    (void)isa;
+#endif
     for (int ch = 0; ch < C; ++ch)
         for (int y = 0; y < H; ++y) {
             const int py = y + pt, a = py % sh;

@@ -1,10 +1,11 @@
 /* test_wino.c — the Winograd F(2×2, 3×3) convolution kernel against the naive double-precision
  * reference convolution (ref_ops.c), on every ISA this CPU runs: odd and even sizes, padding 1
  * and 0 (and one-sided, and 2 on one side), rows wider than 32 columns, channel counts that are
- * not multiples of the vector width, bias and the fused activations, one image and a batch of 17
- * (tile blocks then span images), scratch filled with NaN beforehand. Tolerance: max relative
- * error (ref_max_rel_err_d) 1e-5 with inputs and weights of magnitude <= 1 — the transforms only
- * add and halve, so fp32 rounding stays within a few ulps of the dot product. */
+ * not multiples of the vector width, bias and the fused activations (or adding into the output),
+ * one image and a batch of 17 (tile blocks then span images), scratch filled with NaN beforehand.
+ * Tolerance: max relative error (ref_max_rel_err_d) 1e-5 with inputs and weights of magnitude
+ * <= 1 — the transforms only add and halve, so fp32 rounding stays within a few ulps of the dot
+ * product. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,13 @@ static void run_shape(kern_isa isa, const shape *sh, int nimg)
         if (sh->act == 2)
             yd[i] = yd[i] < lo ? lo : yd[i] > hi ? hi : yd[i];
     }
+    /* act 3 adds into what the output holds */
+    for (int n = 0; n < nimg; ++n)
+        for (size_t i = 0; i < nout; ++i) {
+            y[n * (nout + 1) + i] = sh->act == 3 ? (float)urand() : NAN;
+            if (sh->act == 3)
+                yd[n * nout + i] += y[n * (nout + 1) + i];
+        }
     kern_wino3x3_weights(M, C, w, u);
     double err = 0;
     for (int n = 0; n < nimg; ++n)
@@ -80,6 +88,8 @@ int main(void)
         /* rows wider than one vector of tiles (W > 32), left pad 2, a right pad wider than the
          * tiles read */
         {5, 7, 6, 45, 1, 1, 1, 1, 2},    {3, 4, 5, 66, 0, 2, 1, 0, 1},     {2, 3, 4, 33, 1, 1, 1, 3, 0},
+        /* accumulating into the output (training's input gradient) */
+        {16, 16, 32, 32, 1, 1, 1, 1, 3}, {9, 5, 7, 11, 2, 0, 2, 2, 3},     {5, 7, 6, 45, 1, 1, 1, 1, 3},
     };
     const kern_isa isas[] = {KERN_SCALAR, KERN_AVX2, KERN_AVX512};
     for (int k = 0; k < 3; ++k) {

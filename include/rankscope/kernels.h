@@ -109,7 +109,8 @@ void kern_conv_cv(kern_isa isa, int M, int npix, int K, const float *wt, int ldw
 
 /* 3×3 stride-1 undilated convolution of n images by Winograd F(2×2, 3×3) (kern_wino.c):
  *   out[m][y][x] = epi(bias[m] + sum_{c,i,j} w[((m·C + c)·3 + i)·3 + j]·in[c][y − pt + i][x − pl + j])
- * with zero padding, epi as kern_conv_cv's (act 0 none, 1 ReLU, 2 clamp to [lo, hi]); image k
+ * with zero padding, epi as kern_conv_cv's (act 0 none, 1 ReLU, 2 clamp to [lo, hi]) or act 3:
+ * out[m][y][x] += bias[m] + sum (accumulated into what out holds, no activation); image k
  * compact (C, H, W) at in + k·in_stride, its output compact (M, Ho, Wo) at out + k·out_stride
  * (nothing else written). u: kern_wino3x3_weights(M, C, w) into 16·M·C floats, once. scratch:
  * kern_wino3x3_scratch floats (any content). Results equal direct convolution up to fp32

@@ -193,6 +193,13 @@ size_t kern_wino3x3_scratch(kern_isa isa, int C, int M, int Ho, int Wo)
                 y1[2 * tx] = a10[o0 + tx];                                                     \
                 y1[2 * tx + 1] = a11[o0 + tx];                                                 \
             }                                                                                  \
+            if (act == 3) {                                                                    \
+                for (int x = 0; x < Wo; ++x)                                                   \
+                    o[x] += y0[x];                                                             \
+                for (int x = 0; x < Wo && y + 1 < Ho; ++x)                                     \
+                    o[Wo + x] += y1[x];                                                        \
+                continue;                                                                      \
+            }                                                                                  \
             memcpy(o, y0, (size_t)Wo * sizeof(float));                                         \
             if (y + 1 < Ho)                                                                    \
                 memcpy(o + Wo, y1, (size_t)Wo * sizeof(float));                                \
@@ -367,14 +374,20 @@ WINO_512 static void wino_out_avx512(int M, int Ho, int Wo, wino_geom g, const f
                            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(u01, u02), u03), bv),
                            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u10, u11), u12), bv),
                            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(u11, u12), u13), bv)};
-            for (int k = 0; k < 4 && act; ++k) /* NaN passes: max/min return their 2nd operand */
+            for (int k = 0; k < 4 && (act == 1 || act == 2); ++k) /* NaN passes: max/min return their 2nd operand */
                 a[k] = act == 1 ? _mm512_max_ps(vlo, a[k]) : _mm512_min_ps(vhi, _mm512_max_ps(vlo, a[k]));
             /* output row y: (a00, a01) interleaved; row y + 1: (a10, a11) */
             const __m512 zz[2][2] = {{_mm512_permutex2var_ps(a[0], z0, a[1]), _mm512_permutex2var_ps(a[0], z1, a[1])},
                                      {_mm512_permutex2var_ps(a[2], z0, a[3]), _mm512_permutex2var_ps(a[2], z1, a[3])}};
             const size_t mo = (size_t)m * plane;
-            for (int k = 0; k < npc; ++k)
-                _mm512_mask_storeu_ps(pc[k].o + mo, pc[k].mask, zz[pc[k].second][pc[k].half]);
+            if (act == 3)
+                for (int k = 0; k < npc; ++k)
+                    _mm512_mask_storeu_ps(pc[k].o + mo, pc[k].mask,
+                                          _mm512_add_ps(_mm512_maskz_loadu_ps(pc[k].mask, pc[k].o + mo),
+                                                        zz[pc[k].second][pc[k].half]));
+            else
+                for (int k = 0; k < npc; ++k)
+                    _mm512_mask_storeu_ps(pc[k].o + mo, pc[k].mask, zz[pc[k].second][pc[k].half]);
         }
     }
 }

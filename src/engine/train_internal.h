@@ -90,6 +90,7 @@ typedef struct tn_node {
     kern_isa isa;       /* kernel ISA for the conv GEMMs */
     kern_isa isa_dw;    /* ISA for the weight-gradient GEMM (N = Cout/g, padded to its lanes) */
     int coutpad;        /* Cout/g rounded up to isa_dw's vector width */
+    int wino;           /* TN_WINO_* bits: passes of a 3×3 stride-1 conv run by kern_wino3x3 */
     /* Gemm / MatMul / Add */
     int K, N, bias_n;
     float alpha, beta;
@@ -114,6 +115,7 @@ typedef struct tn_node {
 } tn_node;
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
+enum { TN_WINO_FWD = 1, TN_WINO_DX = 2 };
 
 /* Sums buf[0..len) over every worker taking part in the batch, in worker order, so that each
  * worker gets the same bits back (BatchNormalization's batch statistics span the whole batch,

@@ -1162,9 +1162,34 @@ static void test_wide_conv(void)
     model_free(m);
 }
 
+/* Convolutions with enough channels for the Winograd passes (forward, input and weight gradients,
+ * grad_conv.c): 3×3 pad 1 on an odd 7×9 map into a BatchNormalization, then pads (0, 2, 2, 0)
+ * with bias, whose input gradient is added to the one a 1×1 convolution reading the same
+ * activation writes. */
+static void test_wino_convs(void)
+{
+    rs_model *m = model_alloc();
+    int x = mk_input(m, 6, 7, 9);
+    int w1 = mk_const(m, "c1.w", 4, 8, 6, 3, 3, 0.3f);
+    int k1 = mk_node(m, "c1", RS_OP_CONV, (int[]){x, w1}, 2);
+    m->nodes[k1].pads[0] = m->nodes[k1].pads[1] = m->nodes[k1].pads[2] = m->nodes[k1].pads[3] = 1;
+    int bn = mk_bn(m, "bn", k1, 8);
+    int r = mk_node(m, "relu", RS_OP_RELU, (int[]){out_of(m, bn)}, 1);
+    int w2 = mk_const(m, "c2.w", 4, 7, 8, 3, 3, 0.3f), b2 = mk_const(m, "c2.b", 1, 7, 0, 0, 0, 0.2f);
+    int k2 = mk_node(m, "c2", RS_OP_CONV, (int[]){out_of(m, r), w2, b2}, 3);
+    m->nodes[k2].pads[0] = 0, m->nodes[k2].pads[1] = 2, m->nodes[k2].pads[2] = 2, m->nodes[k2].pads[3] = 0;
+    int w3 = mk_const(m, "c3.w", 4, 7, 8, 1, 1, 0.3f);
+    int k3 = mk_node(m, "c3", RS_OP_CONV, (int[]){out_of(m, r), w3}, 2);
+    int ad = mk_node(m, "add", RS_OP_ADD, (int[]){out_of(m, k2), out_of(m, k3)}, 2);
+    flat_fc3(m, out_of(m, ad));
+    check_model_grads("3x3 convs 6->8->7 channels on 7x9 (Winograd passes)", m, 3, 2, NULL);
+    model_free(m);
+}
+
 int main(void)
 {
     test_wide_conv();
+    test_wino_convs();
     test_bn_activation();
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();

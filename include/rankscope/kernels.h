@@ -121,6 +121,18 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
                   const float *u, const float *bias, int pt, int pl, int Ho, int Wo, int act, float lo,
                   float hi, float *scratch, float *out, size_t out_stride);
 
+/* The weight gradient of that convolution (training), by the same transforms: for n images,
+ *   acc[xi][c][m] += Σ_tiles V[xi][c]·Z[xi][m]   (xi < 16, c < C, m < ldp)
+ * with V = Bᵀ d B of the input tiles (in, in_stride, pt, pl, H, W as kern_wino3x3) and Z = A dY Aᵀ
+ * of the Ho × Wo output gradient's 2×2 tiles (zero past Ho, Wo); dY pixel-major: image k's
+ * pixel (y, x) is ldp floats (the M used, the rest zero) at dyt + k·dyt_stride + (y·Wo + x)·ldp,
+ * ldp a multiple of 16. acc: 16·C·ldp floats; scratch: kern_wino3x3_wgrad_scratch floats. Then
+ * kern_wino3x3_wgrad_fold adds dW[m][c][i][j] (M × C × 3 × 3) = (Gᵀ acc[·][c][m] G)[i][j]. */
+size_t kern_wino3x3_wgrad_scratch(kern_isa isa, int C, int ldp, int Ho, int Wo);
+void kern_wino3x3_wgrad(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                        int Ho, int Wo, const float *dyt, size_t dyt_stride, int ldp, float *scratch, float *acc);
+void kern_wino3x3_wgrad_fold(int M, int C, int ldp, const float *acc, float *dw);
+
 /* The polyphase split of one image (C, H, W) zero-padded by pt rows on top and pl columns on the
  * left: padded sample (py, px) goes to out[((c·sh + py % sh)·sw + px % sw)·Hq·Wq + (py / sh)·Wq
  * + px / sw], for the phases whose bit (py % sh)·sw + px % sw is set in mask. Only input samples

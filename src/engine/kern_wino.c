@@ -394,6 +394,23 @@ WINO_512 static void wino_out_avx512(int M, int Ho, int Wo, wino_geom g, const f
 #endif
 WINO_FUNCS(base, )
 
+static void wino_in(kern_isa isa, int C, int H, int W, const float *in, size_t in_stride, int pt, int pl, int wc,
+                    wino_geom g, int gr0, int nr, float *prow, float *D, float *V)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* up to 2 tiles a row (4×4 outputs) the row-wise transform leaves most lanes empty:
+     * the portable gather and block transform measured faster there */
+    if (isa == KERN_AVX512 && g.tw <= 2)
+        wino_in_avx512g(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+    else if (isa == KERN_AVX512)
+        wino_in_avx512(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+    else if (isa == KERN_AVX2)
+        wino_in_avx2(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+    else
+#endif
+        wino_in_base(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+}
+
 void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int M,
                   const float *u, const float *bias, int pt, int pl, int Ho, int Wo, int act, float lo,
                   float hi, float *scratch, float *out, size_t out_stride)
@@ -412,18 +429,7 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
     const int total = n * g.th;
     for (int gr0 = 0; gr0 < total; gr0 += g.rb) {
         const int nr = total - gr0 < g.rb ? total - gr0 : g.rb;
-#if defined(__x86_64__) || defined(__i386__)
-        /* up to 2 tiles a row (4×4 outputs) the row-wise transform leaves most lanes empty:
-         * the portable gather and block transform measured faster there */
-        if (isa == KERN_AVX512 && g.tw <= 2)
-            wino_in_avx512g(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
-        else if (isa == KERN_AVX512)
-            wino_in_avx512(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
-        else if (isa == KERN_AVX2)
-            wino_in_avx2(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
-        else
-#endif
-            wino_in_base(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+        wino_in(isa, C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
         for (int xi = 0; xi < 16; ++xi)
             kern_gemm(isa, M, g.tbp, C, u + (size_t)xi * M * C, C, V + (size_t)xi * g.vs, boff,
                       Mo + (size_t)xi * g.ms, g.tbp, NULL, NULL, 0);
@@ -436,4 +442,128 @@ void kern_wino3x3(kern_isa isa, int n, int C, int H, int W, const float *in, siz
 #endif
             wino_out_base(M, Ho, Wo, g, Mo, gr0, nr, bias, act, lo, hi, ys, orow, out, out_stride);
     }
+}
+
+/* ---- the weight gradient (training) ---------------------------------------------------------- *
+ * The forward is Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A per tile, so its adjoint in g is
+ *   dg = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G:
+ * per block of tiles, V = Bᵀ d B as the forward forms it, Z = A dY Aᵀ tile-major (vectors along
+ * the output channels, from dY transposed pixel-major), and for each of the 16 positions one GEMM
+ * (C × ldp, K = the block's tiles) added into acc; Gᵀ · G once at the end (kern_wino3x3_wgrad_fold).
+ * 16 products per tile and channel pair instead of the direct 36. */
+
+static size_t wino_zs(const wino_geom *g, int ldp) /* floats between Z's 16 matrices */
+{
+    return (size_t)g->tbp * ldp + 16;
+}
+
+size_t kern_wino3x3_wgrad_scratch(kern_isa isa, int C, int ldp, int Ho, int Wo)
+{
+    wino_geom g = wino_geometry(C, 1, Ho, Wo, kern_vl(isa));
+    /* V, Z, the block's products, the padded input row, the patches, a zero dY row, row offsets */
+    return g.v_floats + 16 * wino_zs(&g, ldp) + 16 * (size_t)C * ldp + 2 * (size_t)g.Ww + 16 * (size_t)g.tbp +
+           (size_t)ldp + (size_t)g.tbp + 64;
+}
+
+/* Z = A dY Aᵀ for the block's tiles, A = [1 0; 1 1; 1 −1; 0 −1]: tile j's position xi at
+ * Z + xi·zs + j·ldp, the 2×2 dY samples past Ho, Wo read as zero. */
+#define WINO_DY_FUNC(SUFFIX, ATTR)                                                             \
+    ATTR static void wino_dy_##SUFFIX(int Ho, int Wo, const float *dyt, size_t dyt_stride,     \
+                                      int ldp, wino_geom g, int gr0, int nr, const float *zero, \
+                                      float *Z, size_t zs)                                     \
+    {                                                                                          \
+        for (int r = 0; r < nr; ++r) {                                                         \
+            const int img = (gr0 + r) / g.th, y = 2 * ((gr0 + r) % g.th);                      \
+            const float *base = dyt + (size_t)img * dyt_stride;                                \
+            for (int tx = 0; tx < g.tw; ++tx) {                                                \
+                const int x = 2 * tx, right = x + 1 < Wo, down = y + 1 < Ho;                    \
+                const float *p00 = base + ((size_t)y * Wo + x) * ldp;                          \
+                const float *p01 = right ? p00 + ldp : zero;                                   \
+                const float *p10 = down ? p00 + (size_t)Wo * ldp : zero;                       \
+                const float *p11 = right && down ? p00 + (size_t)(Wo + 1) * ldp : zero;        \
+                float *z = Z + (size_t)(r * g.tw + tx) * ldp;                                  \
+                for (int m = 0; m < ldp; m += 16) {                                            \
+                    const wv16 a = *(const wv16 *)(p00 + m), b = *(const wv16 *)(p01 + m);     \
+                    const wv16 c = *(const wv16 *)(p10 + m), d = *(const wv16 *)(p11 + m);     \
+                    const wv16 r0[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};   \
+                    for (int i = 0; i < 4; ++i) {                                              \
+                        *(wv16 *)(z + (size_t)(4 * i) * zs + m) = r0[i][0];                    \
+                        *(wv16 *)(z + (size_t)(4 * i + 1) * zs + m) = r0[i][0] + r0[i][1];     \
+                        *(wv16 *)(z + (size_t)(4 * i + 2) * zs + m) = r0[i][0] - r0[i][1];     \
+                        *(wv16 *)(z + (size_t)(4 * i + 3) * zs + m) = -r0[i][1];               \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void wino_acc_##SUFFIX(float *restrict acc, const float *restrict p, size_t n) \
+    {                                                                                          \
+        for (size_t k = 0; k < n; ++k)                                                         \
+            acc[k] += p[k];                                                                    \
+    }
+
+#if defined(__x86_64__) || defined(__i386__)
+WINO_DY_FUNC(avx512, WINO_512)
+WINO_DY_FUNC(avx2, __attribute__((target("avx2,fma"))))
+#endif
+WINO_DY_FUNC(base, )
+
+void kern_wino3x3_wgrad(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                        int Ho, int Wo, const float *dyt, size_t dyt_stride, int ldp, float *scratch, float *acc)
+{
+    const wino_geom g = wino_geometry(C, 1, Ho, Wo, kern_vl(isa));
+    const size_t zs = wino_zs(&g, ldp), ps = (size_t)C * ldp;
+    float *V = scratch, *Z = V + g.v_floats, *P = Z + 16 * zs, *prow = P + 16 * ps;
+    float *D = prow + 2 * (size_t)g.Ww, *zero = D + 16 * (size_t)g.tbp;
+    int *boff = (int *)(zero + ldp);
+    memset(prow, 0, (size_t)g.Ww * sizeof(float));
+    memset(zero, 0, (size_t)ldp * sizeof(float));
+    for (int k = 0; k < g.tbp; ++k)
+        boff[k] = k * ldp;
+    const int wc = W < g.Ww - pl ? W : g.Ww - pl, total = n * g.th;
+    for (int gr0 = 0; gr0 < total; gr0 += g.rb) {
+        const int nr = total - gr0 < g.rb ? total - gr0 : g.rb, nj = nr * g.tw;
+        wino_in(isa, C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+#if defined(__x86_64__) || defined(__i386__)
+        if (isa == KERN_AVX512)
+            wino_dy_avx512(Ho, Wo, dyt, dyt_stride, ldp, g, gr0, nr, zero, Z, zs);
+        else if (isa == KERN_AVX2)
+            wino_dy_avx2(Ho, Wo, dyt, dyt_stride, ldp, g, gr0, nr, zero, Z, zs);
+        else
+#endif
+            wino_dy_base(Ho, Wo, dyt, dyt_stride, ldp, g, gr0, nr, zero, Z, zs);
+        for (int xi = 0; xi < 16; ++xi)
+            kern_gemm(isa, C, ldp, nj, V + (size_t)xi * g.vs, g.tbp, Z + (size_t)xi * zs, boff, P + (size_t)xi * ps,
+                      ldp, NULL, NULL, 0);
+#if defined(__x86_64__) || defined(__i386__)
+        if (isa == KERN_AVX512)
+            wino_acc_avx512(acc, P, 16 * ps);
+        else if (isa == KERN_AVX2)
+            wino_acc_avx2(acc, P, 16 * ps);
+        else
+#endif
+            wino_acc_base(acc, P, 16 * ps);
+    }
+}
+
+void kern_wino3x3_wgrad_fold(int M, int C, int ldp, const float *acc, float *dw)
+{
+    /* dg = Gᵀ X G with Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1], X the 4×4 of positions, in double */
+    for (int m = 0; m < M; ++m)
+        for (int c = 0; c < C; ++c) {
+            double x[4][4], t[3][4];
+            for (int k = 0; k < 16; ++k)
+                x[k / 4][k % 4] = acc[((size_t)k * C + c) * ldp + m];
+            for (int j = 0; j < 4; ++j) {
+                t[0][j] = x[0][j] + 0.5 * (x[1][j] + x[2][j]);
+                t[1][j] = 0.5 * (x[1][j] - x[2][j]);
+                t[2][j] = 0.5 * (x[1][j] + x[2][j]) + x[3][j];
+            }
+            float *g = dw + ((size_t)m * C + c) * 9;
+            for (int i = 0; i < 3; ++i) {
+                g[3 * i] += (float)(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
+                g[3 * i + 1] += (float)(0.5 * (t[i][1] - t[i][2]));
+                g[3 * i + 2] += (float)(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+            }
+        }
 }

@@ -115,7 +115,7 @@ typedef struct tn_node {
 } tn_node;
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
-enum { TN_WINO_FWD = 1, TN_WINO_DX = 2 };
+enum { TN_WINO_FWD = 1, TN_WINO_DX = 2, TN_WINO_DW = 4 };
 
 /* Sums buf[0..len) over every worker taking part in the batch, in worker order, so that each
  * worker gets the same bits back (BatchNormalization's batch statistics span the whole batch,

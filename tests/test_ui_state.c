@@ -1397,6 +1397,43 @@ static void test_escape_keys(void)
           sizeof cases / sizeof cases[0]);
 }
 
+/* Every help (each screen's, the browser's, the comparison's) at 80 and 100 columns reads as
+ * paragraphs: a line under the description column that goes on with the sentence above starts
+ * with a word that would not have fitted on that line (a source line break is not kept). */
+static void test_help_paragraphs(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    static char w[192][UI_HELP_LINE];
+    int bad = 0, helps = 0;
+    for (int cols = 80; cols <= 100; cols += 20)
+        for (int v = 0; v < SCR_COUNT + 2; ++v) {
+            s->cols = cols;
+            s->lines = 24;
+            s->screen = v < SCR_COUNT ? v : 0;
+            s->browse.active = v == SCR_COUNT;
+            s->cmp.active = v == SCR_COUNT + 1;
+            int n = ui_help_wrapped(s, w, 192), room = ui_help_box_width(s) - 4;
+            ++helps;
+            for (int i = 1; i < n && i < 192; ++i) {
+                const char *b = w[i];
+                if (strspn(b, " ") != 23 || !w[i - 1][0])
+                    continue;
+                size_t word = strcspn(b + 23, " ");
+                if (b[23 + word - 1] == ':') /* "drop: ..." a paragraph of its own */
+                    continue;
+                if ((int)(strlen(w[i - 1]) + 1 + word) <= room) {
+                    printf("#   %d cols, help %d: \"%s\" / \"%s\" (room %d)\n", cols, v, w[i - 1], b, room);
+                    ++bad;
+                }
+            }
+        }
+    s->browse.active = s->cmp.active = 0;
+    CHECK(!bad, "%d helps at 80 and 100 columns: no line ends where its next word still fitted (%d)", helps, bad);
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -1404,6 +1441,7 @@ int main(void)
     test_example();
     test_keys();
     test_escape_keys();
+    test_help_paragraphs();
     test_mouse();
     test_pareto();
     test_curve_and_finetune_keys();

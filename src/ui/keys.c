@@ -728,6 +728,21 @@ int ui_help_box_width(const ui_state *s)
     return longest + 4 < s->cols ? longest + 4 : s->cols;
 }
 
+/* 23 for a key line ("m    cycle the method") or its continuation, 2 for free text. */
+static int help_indent(const char *p)
+{
+    return strlen(p) > 23 && p[22] == ' ' && p[23] != ' ' && p[21] == ' ' ? 23 : 2;
+}
+
+/* A line under the description column that goes on with the sentence above it. */
+static int help_continues(const char *p)
+{
+    if (help_indent(p) != 23 || strspn(p, " ") != 23)
+        return 0;
+    size_t word = strcspn(p + 23, " ");
+    return word == 0 || p[23 + word - 1] != ':';
+}
+
 int ui_help_wrapped(const ui_state *s, char (*out)[UI_HELP_LINE], int max)
 {
     const char *lines[128];
@@ -736,7 +751,16 @@ int ui_help_wrapped(const ui_state *s, char (*out)[UI_HELP_LINE], int max)
     for (int i = 0; i < n && i < 128; ++i) {
         const char *p = lines[i];
         /* a key line ("m    cycle the method") continues under its description column */
-        int indent = strlen(p) > 23 && p[22] == ' ' && p[23] != ' ' && p[21] == ' ' ? 23 : 2;
+        int indent = help_indent(p);
+        /* its next lines that only continue the sentence (not a "label: ..." of their own) are
+         * one paragraph with it, wrapped at this box's width rather than where the source broke */
+        char joined[4 * UI_HELP_LINE];
+        if (indent == 23 && i + 1 < n && i + 1 < 128 && help_continues(lines[i + 1])) {
+            size_t at = (size_t)snprintf(joined, sizeof joined, "%s", p);
+            while (i + 1 < n && i + 1 < 128 && help_continues(lines[i + 1]) && at < sizeof joined)
+                at += (size_t)snprintf(joined + at, sizeof joined - at, " %s", lines[++i] + 23);
+            p = joined;
+        }
         int first = 1;
         do {
             int width = first ? room : room - indent, len = (int)strlen(p);

@@ -242,6 +242,33 @@ static void test_keys(void)
     CHECK(s->screen == SCR_COUNT - 1, "Shift-Tab wraps to the last screen");
     f = ui_key(s, '4');
     CHECK(s->screen == SCR_TRADEOFFS && (f & UI_SWEEP), "4 opens Trade-offs and starts a sweep");
+    /* as the worker publishes it: the selected layer's sweep, two points of several done */
+    s->sweep.layer = s->sel;
+    s->sweep.base = s->layers[s->sel].cur;
+    if (s->sweep.base.method == DECOMP_NONE)
+        s->sweep.base.method = ui_preferred_method(&s->layers[s->sel]);
+    s->sweep.n = 2;
+    s->sweep.total = 9;
+    s->sweep.running = 1;
+    ui_key(s, '1');
+    f = ui_key(s, '4');
+    CHECK(s->screen == SCR_TRADEOFFS && !(f & UI_SWEEP), "back on Trade-offs: the running sweep of the layer goes on");
+    s->sweep.running = 0;
+    s->sweep.n = 9;
+    ui_key(s, '3');
+    f = ui_key(s, '4');
+    CHECK(!(f & UI_SWEEP), "and a finished one is kept");
+    ui_key(s, '1');
+    s->sweep.layer = (s->sel + 1) % s->n_layers;
+    f = ui_key(s, '4');
+    CHECK(f & UI_SWEEP, "another layer's sweep: the selected layer is swept");
+    s->sweep.layer = s->sel;
+    s->sweep.base.method = s->sweep.base.method == DECOMP_SVD ? DECOMP_CP : DECOMP_SVD;
+    ui_key(s, '1');
+    f = ui_key(s, '4');
+    CHECK(f & UI_SWEEP, "a sweep of another method: swept again");
+    s->sweep.layer = -1;
+    s->sweep.n = 0;
     ui_key(s, 'l');
     CHECK(!s->spec_log, "l only toggles on the spectrum screen");
     ui_key(s, '2');

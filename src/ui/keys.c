@@ -315,10 +315,21 @@ unsigned ui_select_row(ui_state *s, int row)
     return f;
 }
 
+/* The sweep in hand (running or with points) is of the selected layer and the method it would
+ * sweep now: coming back to Trade-offs keeps it rather than starting it over. */
+static int sweep_is_current(const ui_state *s)
+{
+    const ui_sweep *w = &s->sweep;
+    if (s->n_layers <= 0 || w->layer != s->sel || (!w->running && w->n == 0))
+        return 0;
+    const ui_layer *l = &s->layers[s->sel];
+    return w->base.method == (l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l));
+}
+
 static unsigned set_screen(ui_state *s, int screen)
 {
     unsigned f = UI_HANDLED | UI_REDRAW;
-    if (screen == SCR_TRADEOFFS && s->screen != SCR_TRADEOFFS)
+    if (screen == SCR_TRADEOFFS && s->screen != SCR_TRADEOFFS && !sweep_is_current(s))
         f |= UI_SWEEP;
     s->screen = screen;
     return f;

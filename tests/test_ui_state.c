@@ -67,6 +67,12 @@ static void test_format(void)
           "cut: an ellipsis in the last cell (%s)", b);
     CHECK(!strcmp(fmt_cut("-> spatial-svd 12", 8, 0, b, sizeof b), "-> spat~"), "ASCII: ~ (%s)", b);
     CHECK(!strcmp(fmt_cut("\u2026abc\u2502def", 5, 1, b, sizeof b), "\u2026abc\u2026"), "UTF-8 counted in cells (%s)", b);
+    /* the graph's note at 80 columns: the image count goes before the line is cut ("1 thr…") */
+    const char *lng = "stem.conv: 25.5 \u00b5s/img, 5.0% of 513 \u00b5s (512 images, 1 thread)",
+               *sht = "stem.conv: 25.5 \u00b5s/img, 5.0% of 513 \u00b5s";
+    CHECK(!strcmp(fmt_fit(lng, sht, 57, 1, b, sizeof b), sht), "fmt_fit in 57 cells: the short form whole (%s)", b);
+    CHECK(!strcmp(fmt_fit(lng, sht, 70, 1, b, sizeof b), lng), "fmt_fit in 70 cells: the long form (%s)", b);
+    CHECK(!strcmp(fmt_fit(lng, sht, 12, 0, b, sizeof b), "stem.conv: ~"), "fmt_fit in 12: the short form cut (%s)", b);
 }
 
 /* Naive cross-correlation, written independently of example.c. */

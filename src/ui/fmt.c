@@ -266,3 +266,11 @@ char *fmt_cut(const char *text, int width, int utf8, char *buf, size_t len)
         buf[at] = 0;
     return buf;
 }
+
+char *fmt_fit(const char *long_text, const char *short_text, int width, int utf8, char *buf, size_t len)
+{
+    int cells = 0;
+    for (const char *p = long_text; *p; ++p)
+        cells += ((unsigned char)*p & 0xC0) != 0x80;
+    return fmt_cut(cells <= width ? long_text : short_text, width, utf8, buf, len);
+}

@@ -29,6 +29,9 @@ char *fmt_err(double v, char *buf, size_t len);
  * with an ellipsis as its last cell ("…", or "~" when not utf8), so a cut never passes for the
  * whole. buf needs 4 * width + 4 bytes. */
 char *fmt_cut(const char *text, int width, int utf8, char *buf, size_t len);
+/* long_text when it fits in width cells, else short_text (cut by fmt_cut if it does not fit
+ * either): a line with an optional tail drops the tail rather than ending mid-word. */
+char *fmt_fit(const char *long_text, const char *short_text, int width, int utf8, char *buf, size_t len);
 /* A name in at most width columns keeping both ends ("layer2…tcut.0"), so names that differ near
  * the start (layer2.0.shortcut.0, layer3.0.shortcut.0) still read differently; fmt_cut_start keeps
  * the end only ("…shortcut.0"), as it did for names with non-ASCII bytes. */

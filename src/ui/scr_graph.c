@@ -125,7 +125,7 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         snprintf(pos, sizeof pos, " %s %d-%d of %d ", g->p_shown ? "rows" : "nodes", g->scroll + 1, last, g->n_rows);
         w_put(3 + rows, COLS - (int)strlen(pos) - 1, R_DIM, 0, pos);
     }
-    char note[300], cut[4 * sizeof note + 4];
+    char note[300], with_n[340] = "", cut[4 * sizeof with_n + 4];
     ui_graph_time_note(s, note, sizeof note);
     const ui_gnode *sel = g->n_rows > 0 ? ui_graph_row(s, g->sel) : NULL;
     const int sel_sub = g->n_rows > 0 && g->rows[g->sel] < 0;
@@ -149,11 +149,11 @@ void scr_graph(const ui_state *s, const ui_spec *sp)
         const char *mu = s->utf8 ? "\u00b5s" : "us";
         const int plan = g->p_shown && g->p_have;
         char tot[16];
-        snprintf(note, sizeof note, "%s: %s %s/img, %s of %s %s%s (%d images, 1 thread)", sel->name, us, mu, pct,
-                 ui_us_text(plan ? g->p_total_us : g->total_us, tot, sizeof tot), mu, plan ? " with the plan" : "",
-                 plan ? g->p_images : g->time_images);
+        snprintf(note, sizeof note, "%s: %s %s/img, %s of %s %s%s", sel->name, us, mu, pct,
+                 ui_us_text(plan ? g->p_total_us : g->total_us, tot, sizeof tot), mu, plan ? " with the plan" : "");
+        snprintf(with_n, sizeof with_n, "%s (%d images, 1 thread)", note, plan ? g->p_images : g->time_images);
     }
     int room = COLS - 2 - (int)strlen(pos) - 2;
-    if (room > 8)
-        w_put(3 + rows, 1, R_DIM, 0, fmt_cut(note, room, s->utf8, cut, sizeof cut));
+    if (room > 8) /* the image count is left out before the line would be cut */
+        w_put(3 + rows, 1, R_DIM, 0, fmt_fit(with_n[0] ? with_n : note, note, room, s->utf8, cut, sizeof cut));
 }

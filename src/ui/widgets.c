@@ -135,7 +135,7 @@ int w_put_fit(int y, int x, enum w_role role, const char *long_text, const char 
     if (w_width(long_text) <= room)
         return w_put(y, x, role, room, long_text);
     char cut[4 * 256 + 4];
-    return w_put(y, x, role, room, room > 0 ? fmt_cut(short_text, room < 256 ? room : 256, g_utf8, cut, sizeof cut) : "");
+    return w_put(y, x, role, room, room > 0 ? fmt_fit(long_text, short_text, room < 256 ? room : 256, g_utf8, cut, sizeof cut) : "");
 }
 
 int w_wrap(int y, int x, int w, int max_rows, enum w_role role, const char *text)

@@ -1467,6 +1467,54 @@ static void test_help_paragraphs(void)
     free(s);
 }
 
+/* The Search screen's trial table fits at 80 columns (the row is drawn from column 1 in 78
+ * cells) with every figure but the images count, whose column comes back from 91. */
+static void test_trial_rows(void)
+{
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    static const char *const names[] = {"layer3.0.conv1", "layer3.0.conv2", "layer2.0.shortcut.0", "layer3.0.shortcut.0"};
+    s->n_layers = 4;
+    s->layers = calloc(4, sizeof *s->layers);
+    for (int k = 0; k < 4; ++k) {
+        snprintf(s->layers[k].name, sizeof s->layers[k].name, "%s", names[k]);
+        snprintf(s->layers[k].op, sizeof s->layers[k].op, "Conv");
+    }
+    s->utf8 = 0; /* one byte a cell */
+    ui_trial t = {1234, "bisect", "layer3.0.shortcut.0", "tucker2 38,12", 0.9123, 5000, 1, 271700, 40800000, 1234.5};
+    char row[256], head[256];
+    ui_trial_row(s, &t, 78, row, sizeof row);
+    ui_trial_header(78, head, sizeof head);
+    const char *macs = strstr(row, "40.8M"), *hm = strstr(head, "MACs");
+    CHECK(strlen(row) <= 78 && strlen(head) <= 78 && strstr(row, "271.7K") && macs && strstr(row, "1234.5s") &&
+              strstr(row, "91.2%") && !strstr(row, "5000"),
+          "78 cells: params, MACs, time and accuracy whole (%s)", row);
+    CHECK(hm && macs && hm - head == macs - row + 1 && !strcmp(head + strlen(head) - 4, "time") &&
+              strlen(head) == strlen(row),
+          "its header's columns end where the row's do (%s)", head);
+    ui_trial_row(s, &t, 91, row, sizeof row);
+    ui_trial_header(91, head, sizeof head);
+    CHECK(strlen(row) <= 91 && strstr(row, "5000") && strstr(row, "1234.5s") && strstr(head, "images") &&
+              strlen(head) == strlen(row) && strstr(head, "MACs") - head == strstr(row, "40.8M") - row + 1,
+          "91 cells: with the images evaluated, under its header (%s)", row);
+    ui_trial_row(s, &t, 98, row, sizeof row);
+    ui_trial_header(98, head, sizeof head);
+    CHECK(strlen(row) <= 98 && strstr(row, " layer3.0.shortcut.0 ") && strlen(head) == strlen(row),
+          "98 cells: the whole name (%s)", row);
+    char rows[4][256];
+    int same = 0;
+    for (int k = 0; k < 4; ++k) {
+        snprintf(t.layer, sizeof t.layer, "%s", names[k]);
+        ui_trial_row(s, &t, 78, rows[k], sizeof rows[k]);
+        for (int j = 0; j < k; ++j)
+            same += !strcmp(rows[j], rows[k]) || strlen(rows[j]) != strlen(rows[k]);
+    }
+    CHECK(!same, "four long names in 14 cells read apart, in one column (%.14s / %.14s / %.14s / %.14s)", rows[0] + 13,
+          rows[1] + 13, rows[2] + 13, rows[3] + 13);
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -1475,6 +1523,7 @@ int main(void)
     test_keys();
     test_escape_keys();
     test_help_paragraphs();
+    test_trial_rows();
     test_mouse();
     test_pareto();
     test_curve_and_finetune_keys();

@@ -5,6 +5,7 @@
 #include "fmt.h"
 #include "rankscope/search.h"
 #include "screens.h"
+#include "searchrun.h"
 #include "widgets.h"
 
 /* One status line for the fine-tuning of the slider plan (`F`): epochs' validation accuracy,
@@ -90,7 +91,9 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         w_printf(y++, 1, R_ACCENT, 0, "plan: %s   (a applies it to the sliders)", at ? plan : "(no layer factorized)");
     }
     y++;
-    w_put(y++, 1, R_DIM, 0, "   #  phase     layer        tried          val.acc  images  ok   params    MACs     time");
+    char row[256];
+    ui_trial_header(COLS - 2, row, sizeof row);
+    w_put(y++, 1, R_DIM, 0, row);
     int ft_on = s->ft.running || s->ft.msg[0];
     if (ft_on)
         draw_finetune(s, LINES - 3);
@@ -100,8 +103,7 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         first = 0;
     for (int i = first; i < s->search.n_trials; ++i) {
         const ui_trial *t = &s->search.trials[i];
-        w_printf(y++, 1, t->within ? R_NORMAL : R_DIM, 0, "%4d  %-9.9s %-12.12s %-14.14s %7s  %6d  %-3s %8s %8s %7.1fs",
-                 t->index, t->phase, t->layer, t->tried, fmt_pct(t->acc, a, sizeof a), t->images, t->within ? "yes" : "no",
-                 fmt_count(t->params, b, sizeof b), fmt_count(t->macs, c, sizeof c), t->elapsed);
+        ui_trial_row(s, t, COLS - 2, row, sizeof row);
+        w_put(y++, 1, t->within ? R_NORMAL : R_DIM, 0, row);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "rankscope/search.h"
 
 #define NEW_TRIALS 256
@@ -638,4 +639,54 @@ int ui_evaljob_poll(ui_evaljob *v, ui_state *s)
     }
     pthread_mutex_unlock(&v->j.mu);
     return news;
+}
+
+/* ---- the trial table ---------------------------------------------------------------------- */
+
+#define TRIAL_WIDE 91 /* the row with the images column and a 12-cell layer name */
+
+/* The layer column's width: 14 cells when narrow (the phase takes 7), 12 and up to 8 more when
+ * wide, so "layer3.0.shortcut.0" is whole from 98 columns. */
+static int trial_layer_w(int width)
+{
+    int more = width - TRIAL_WIDE;
+    return width < TRIAL_WIDE ? 14 : 12 + (more > 8 ? 8 : more);
+}
+
+void ui_trial_header(int width, char *buf, size_t len)
+{
+    int lw = trial_layer_w(width);
+    if (width >= TRIAL_WIDE)
+        snprintf(buf, len, "%4s  %-9s %-*s %-14s %7s  %6s  %-3s %8s %8s %8s", "#", "phase", lw, "layer", "tried", "val.acc",
+                 "images", "ok", "params", "MACs", "time");
+    else
+        snprintf(buf, len, "%4s %-7s %-*s %-14s %7s %-3s %7s %7s %7s", "#", "phase", lw, "layer", "tried", "val.acc", "ok",
+                 "params", "MACs", "time");
+}
+
+void ui_trial_row(const ui_state *s, const ui_trial *t, int width, char *buf, size_t len)
+{
+    char a[32], b[32], c[32], name[96];
+    const int lw = trial_layer_w(width);
+    /* the label the layer table gives it, which no other layer's reads like */
+    int k = 0;
+    while (k < s->n_layers && strcmp(s->layers[k].name, t->layer))
+        ++k;
+    if (k < s->n_layers)
+        ui_fit_label(s, k, lw, name, sizeof name);
+    else
+        fmt_cut_middle(t->layer, lw, s->utf8, name, sizeof name);
+    int pad = lw;
+    for (const char *p = name; *p; ++p)
+        pad -= ((unsigned char)*p & 0xC0) != 0x80;
+    pad = pad < 0 ? 0 : pad;
+    fmt_pct(t->acc, a, sizeof a);
+    fmt_count(t->params, b, sizeof b);
+    fmt_count(t->macs, c, sizeof c);
+    if (width >= TRIAL_WIDE)
+        snprintf(buf, len, "%4d  %-9.9s %s%*s %-14.14s %7s  %6d  %-3s %8s %8s %7.1fs", t->index, t->phase, name, pad, "",
+                 t->tried, a, t->images, t->within ? "yes" : "no", b, c, t->elapsed);
+    else
+        snprintf(buf, len, "%4d %-7.7s %s%*s %-14.14s %7s %-3s %7s %7s %6.1fs", t->index, t->phase, name, pad, "", t->tried,
+                 a, t->within ? "yes" : "no", b, c, t->elapsed);
 }

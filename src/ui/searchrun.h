@@ -126,4 +126,12 @@ void ui_timejob_cancel(ui_timejob *o);
 int ui_timejob_done(ui_timejob *o);
 void ui_timejob_stop(ui_timejob *o); /* cancels, joins, frees; accepts NULL */
 
+/* The Search screen's trial table in `width` columns: its header, and one trial as a row. From
+ * 91 columns every column (with the images evaluated); narrower, the images column goes and the
+ * gaps shrink, so params, MACs and time still fit at 80 (a row is never cut). The layer is named
+ * as the layer table names it (ui_fit_label: no two layers read the same), in 14 cells narrow, 12
+ * to 20 wide. */
+void ui_trial_header(int width, char *buf, size_t len);
+void ui_trial_row(const ui_state *s, const ui_trial *t, int width, char *buf, size_t len);
+
 #endif

@@ -6,13 +6,18 @@
  *  - the callback runs before every batch: first at 0, then after the first batch of one tile per
  *    thread (not after 2,000 images), increasing, last 1.0 once everything is scored;
  *  - a cancel from the callback stops at once: RS_CANCELLED, an error saying so, the result left
- *    untouched, no further call (leaks: the ASan stage runs this test).
+ *    untouched, no further call (leaks: the ASan stage runs this test);
+ *  - compiling asks the callback between nodes: a cancel there returns RS_CANCELLED with no
+ *    context, and a slider change's segment compile in the explorer's evaluator stops before any
+ *    image is scored.
  * The shipped LeNet on generated images: fast, and its predictions spread over the classes.
  */
 #include "check.h"
 #include "rankscope/eval.h"
 #include "rankscope/onnx.h"
+#include "rankscope/infer.h"
 #include "rankscope/pipeline.h"
+#include "rankscope/pool.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -162,6 +167,69 @@ static void incremental(const rs_model *m, const cifar10_set *s)
     pipe_eval_free(pe);
 }
 
+/* cancels at its first "compiling" call: inside the compile of a network or segment */
+static int cancel_compiling(void *user, double fraction, const char *what)
+{
+    record(user, fraction, what);
+    return what && !strcmp(what, "compiling");
+}
+
+/* Compiling asks the callback between nodes: a cancel there stops the compile at once with
+ * RS_CANCELLED and nothing held (the ASan stage runs this test); in the explorer's evaluator, a
+ * slider change's segment compile is cancelled before any image is evaluated. */
+static void compile_cancel(const rs_model *m, const cifar10_set *s)
+{
+    rs_err e = {{0}};
+    rs_pool *pool = pool_alloc(THREADS, &e);
+    if (!CHECK(pool, "a pool (%s)", e.msg))
+        return;
+    calls all = {0};
+    infer_ctx *c = NULL;
+    int rc = infer_create_with(m, pool, record, &all, &c, &e);
+    int neg = 1;
+    for (int i = 0; i < all.n && i < 4096; ++i)
+        neg &= all.fraction[i] < 0;
+    CHECK(rc == 0 && c && all.n >= 5 && neg, "compile: the callback asked %d times (fraction -1), 0 and a context",
+          all.n);
+    infer_free(c);
+    for (int at = 1; at <= 3; at += 2) {
+        calls stop = {0};
+        stop.cancel_at = at;
+        rs_err ce = {{0}};
+        c = (infer_ctx *)&stop; /* must come back NULL */
+        rc = infer_create_with(m, pool, record, &stop, &c, &ce);
+        CHECK(rc == RS_CANCELLED && !c && stop.n == at && strstr(ce.msg, "cancel"),
+              "compile: a cancel at call %d of %d returns RS_CANCELLED at once (%d calls, '%s'), no context", at,
+              all.n, stop.n, ce.msg);
+    }
+    pool_free(pool);
+    /* the evaluator: layer 0 at a new rank compiles its segment before evaluating anything */
+    pipe_eval *pe = pipe_eval_alloc(m, s, &e);
+    if (!CHECK(pe, "incremental evaluator built (%s)", e.msg))
+        return;
+    int nl = pipe_eval_layers(pe);
+    pipe_choice *cfg = calloc((size_t)nl + 1, sizeof *cfg);
+    pipe_choice ch = {DECOMP_SPATIAL_SVD, 3, 0};
+    calls stop = {0};
+    rs_err ce = {{0}};
+    eval_result r;
+    memset(&r, 0, sizeof r);
+    r.images = -7;
+    rc = cfg ? pipe_eval_swap(pe, cfg, 0, &ch, cancel_compiling, &stop, &r, &ce) : -1;
+    int scored = 0;
+    for (int i = 0; i < stop.n && i < 4096; ++i)
+        scored |= stop.fraction[i] > 0;
+    CHECK(rc == RS_CANCELLED && !scored && r.images == -7 && strstr(ce.msg, "cancel"),
+          "swap: cancelled while compiling (%d calls, no image scored, '%s')", stop.n, ce.msg);
+    eval_result ref;
+    rc = cfg ? pipe_eval_swap(pe, cfg, 0, &ch, NULL, NULL, &ref, &e) : -1;
+    int rc2 = cfg ? pipe_eval_swap(pe, cfg, 0, &ch, NULL, NULL, &r, &e) : -1;
+    CHECK(rc == 0 && rc2 == 0 && r.correct == ref.correct && r.images == s->n,
+          "swap: then evaluated whole, twice the same (%d/%d)", r.correct, r.images);
+    free(cfg);
+    pipe_eval_free(pe);
+}
+
 int main(void)
 {
     const char *root = getenv("RS_SOURCE_ROOT");
@@ -184,6 +252,7 @@ int main(void)
     run(m, s, "5");
     unsetenv("RANKSCOPE_TILE");
     incremental(m, s);
+    compile_cancel(m, s);
     model_free(m);
     cifar10_free(s);
     return check_done();

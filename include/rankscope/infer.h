@@ -23,6 +23,11 @@ typedef struct infer_ctx infer_ctx;
 
 infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e);
 infer_ctx *infer_create_on(const rs_model *m, rs_pool *pool, rs_err *e);
+/* infer_create_on that asks progress (fraction -1, "compiling") before compiling each node:
+ * non-zero cancels, *out stays NULL and RS_CANCELLED is returned with nothing held; else 0 with
+ * the context in *out, or -1. The callback is not kept after the call. */
+int infer_create_with(const rs_model *m, rs_pool *pool, rs_progress_fn progress, void *user, infer_ctx **out,
+                      rs_err *e);
 void infer_free(infer_ctx *c); /* accepts NULL */
 
 int infer_in_features(const infer_ctx *c);  /* C·H·W of one input image */

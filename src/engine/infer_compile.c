@@ -1005,6 +1005,14 @@ int infer_compile_alias(infer_ctx *c, infer_build *b, int ni, int vin, step *s, 
     return n->out[0];
 }
 
+int infer_cancelled(const infer_ctx *c, rs_err *e)
+{
+    if (!c->progress || !c->progress(c->user, -1, "compiling"))
+        return 0;
+    rs_fail(e, "compiling cancelled");
+    return RS_CANCELLED;
+}
+
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
 {
     infer_build b = {m, calloc((size_t)m->n_nodes + 1, sizeof(int)),
@@ -1026,6 +1034,9 @@ int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e)
     for (int ni = 0; ni < m->n_nodes; ++ni) {
         if (b.fused[ni])
             continue;
+        if ((rc = infer_cancelled(c, e)) != 0)
+            goto done;
+        rc = -1;
         const rs_node *n = &m->nodes[ni];
         if (n->op == RS_OP_EXPAND && n->n_out >= 1 && expand_source(c, m, n->out[0]) != n->out[0])
             continue; /* its reader broadcasts the input itself */

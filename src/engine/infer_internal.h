@@ -144,6 +144,9 @@ struct infer_ctx {
     worker *workers;
     rs_pool *pool;
     int own_pool; /* made by infer_ctx_new (freed with the context) rather than borrowed */
+    /* infer_create_with: asked between nodes while compiling; non-zero cancels */
+    rs_progress_fn progress;
+    void *user;
     /* the job */
     const float *job_xf;
     const uint8_t *job_xu;
@@ -155,6 +158,8 @@ struct infer_ctx {
 void *infer_alloc_floats(size_t n);
 void infer_step_free(step *s);
 int infer_compile(infer_ctx *c, const rs_model *m, rs_err *e);
+/* RS_CANCELLED (e says so) when the caller of infer_create_with asks to stop, else 0. */
+int infer_cancelled(const infer_ctx *c, rs_err *e);
 /* pool NULL: a pool of nthreads of its own; else the borrowed pool (nthreads ignored). */
 infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
                          rs_err *e);

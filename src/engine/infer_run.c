@@ -336,6 +336,9 @@ static int worker_alloc(infer_ctx *c, worker *w, rs_err *e)
     if (!w->slots || !w->pads)
         return rs_fail(e, "infer: out of memory");
     for (int k = 0; k < c->n_slots; ++k) {
+        int rc = infer_cancelled(c, e); /* zeroing a big slot takes a while: stop between them */
+        if (rc)
+            return rc;
         size_t n;
         if (rs_size_mul(c->slot_floats[k], (size_t)c->tile, &n) ||
             rs_size_add(n, c->slack + 64, &n) || n > RS_MAX_ALLOC / sizeof(float))
@@ -367,9 +370,11 @@ static void worker_release(infer_ctx *c, worker *w)
     free(w->col);
 }
 
-infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
-                         rs_err *e)
+/* infer_ctx_new with a callback the compiler asks between nodes; *rc says how it ended. */
+static infer_ctx *ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
+                          rs_progress_fn progress, void *user, int *rc, rs_err *e)
 {
+    *rc = -1;
     if (!m || m->input < 0 || m->output < 0) {
         rs_fail(e, "infer: model has no input/output");
         return NULL;
@@ -390,12 +395,17 @@ infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nof
         c->own_pool = 1;
     }
     c->nthreads = pool_threads(c->pool);
+    c->progress = progress;
+    c->user = user;
     c->tile = DEFAULT_TILE;
     const char *tenv = getenv("RANKSCOPE_TILE");
     if (tenv && atoi(tenv) >= 1 && atoi(tenv) <= 4096)
         c->tile = atoi(tenv);
-    if (infer_compile(c, m, e))
+    int crc = infer_compile(c, m, e);
+    if (crc) {
+        *rc = crc;
         goto fail;
+    }
     c->workers = calloc((size_t)c->nthreads, sizeof(worker));
     if (!c->workers) {
         rs_fail(e, "infer: out of memory");
@@ -404,13 +414,26 @@ infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nof
     for (int t = 0; t < c->nthreads; ++t) {
         c->workers[t].ctx = c;
         c->workers[t].id = t;
-        if (worker_alloc(c, &c->workers[t], e))
+        int wrc = worker_alloc(c, &c->workers[t], e);
+        if (wrc) {
+            *rc = wrc;
             goto fail;
+        }
     }
+    c->progress = NULL; /* the caller's callback is for this call only */
+    c->user = NULL;
+    *rc = 0;
     return c;
 fail:
     infer_free(c);
     return NULL;
+}
+
+infer_ctx *infer_ctx_new(const rs_model *m, rs_pool *pool, int nthreads, int nofuse, int result_v,
+                         rs_err *e)
+{
+    int rc;
+    return ctx_new(m, pool, nthreads, nofuse, result_v, NULL, NULL, &rc, e);
 }
 
 infer_ctx *infer_create(const rs_model *m, int nthreads, rs_err *e)
@@ -425,6 +448,17 @@ infer_ctx *infer_create_on(const rs_model *m, rs_pool *pool, rs_err *e)
         return NULL;
     }
     return infer_ctx_new(m, pool, 0, 0, -1, e);
+}
+
+int infer_create_with(const rs_model *m, rs_pool *pool, rs_progress_fn progress, void *user, infer_ctx **out,
+                      rs_err *e)
+{
+    *out = NULL;
+    if (!pool)
+        return rs_fail(e, "infer: no thread pool");
+    int rc;
+    *out = ctx_new(m, pool, 0, 0, -1, progress, user, &rc, e);
+    return rc;
 }
 
 void infer_free(infer_ctx *c)

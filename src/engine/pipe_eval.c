@@ -199,27 +199,27 @@ static const decomp_result *layer_decomp(pipe_eval *pe, int k, const pipe_choice
     return &pe->dres[k];
 }
 
-/* A segment's network with its layer factorized by r (NULL r: original). */
-static infer_ctx *segment_ctx(pipe_eval *pe, int j, const decomp_result *r, rs_err *e)
+/* A segment's network with its layer factorized by r (NULL r: original), in *out; compiling it
+ * asks the caller's callback between nodes, so a cancel does not wait for the whole segment. */
+static int segment_ctx(pipe_eval *pe, int j, const decomp_result *r, infer_ctx **out, rs_err *e)
 {
     seg *g = &pe->seg[j];
+    *out = NULL;
     rs_model *sm = model_clone(g->base);
-    if (!sm) {
-        rs_fail(e, "out of memory");
-        return NULL;
-    }
+    if (!sm)
+        return rs_fail(e, "out of memory");
     if (r) {
         int node = model_find_node(sm, pe->name[g->layer]);
         if (node < 0 || decomp_apply(sm, node, r, e)) {
             if (node < 0)
                 rs_fail(e, "%s: layer not found in its segment", pe->name[g->layer]);
             model_free(sm);
-            return NULL;
+            return -1;
         }
     }
-    infer_ctx *c = infer_create_on(sm, pe->pool, e);
+    int rc = infer_create_with(sm, pe->pool, decomp_progress, pe, out, e);
     model_free(sm);
-    return c;
+    return rc;
 }
 
 /* Make segment j's context match the choice cfg gives its layer. */
@@ -240,9 +240,9 @@ static int ensure_segment(pipe_eval *pe, int j, const pipe_choice *cfg, rs_err *
         if (!r)
             return rc ? rc : -1;
     }
-    g->ctx = segment_ctx(pe, j, r, e);
-    if (!g->ctx)
-        return -1;
+    int rc = segment_ctx(pe, j, r, &g->ctx, e);
+    if (rc)
+        return rc;
     g->ctx_for = *ch;
     g->ctx_ok = 1;
     return 0;
@@ -357,9 +357,11 @@ static int eval_full_on(pipe_eval *pe, const cifar10_set *set, const pipe_choice
             rc = node < 0 ? rs_fail(e, "%s: not found", pe->name[k]) : decomp_apply(m, node, r, e);
         }
     }
-    infer_ctx *c = rc == 0 ? infer_create_on(m, pe->pool, e) : NULL;
+    infer_ctx *c = NULL;
     if (rc == 0)
-        rc = c ? eval_ctx(c, set, res, decomp_progress, pe, e) : -1;
+        rc = infer_create_with(m, pe->pool, decomp_progress, pe, &c, e);
+    if (rc == 0)
+        rc = eval_ctx(c, set, res, decomp_progress, pe, e);
     infer_free(c);
     model_free(m);
     return rc;
@@ -436,9 +438,9 @@ static int swap_cached(pipe_eval *pe, const pipe_choice *cfg, int k, const decom
         rc = eval_config(pe, cfg, res, e);
     for (int j = js + 1; j < pe->n_seg && rc == 0; ++j)
         rc = ensure_segment(pe, j, cfg, e);
-    infer_ctx *sctx = rc == 0 ? segment_ctx(pe, js, r, e) : NULL;
-    if (rc == 0 && !sctx)
-        rc = -1;
+    infer_ctx *sctx = NULL;
+    if (rc == 0)
+        rc = segment_ctx(pe, js, r, &sctx, e);
     if (rc == 0)
         rc = run_chain(pe, js, js, sctx, 0, cfg, res, e);
     infer_free(sctx);

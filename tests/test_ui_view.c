@@ -301,8 +301,30 @@ static void test_title(ui_state *s)
     CHECK(!strcmp(left, " resnet20.onnx") && strstr(right, "acc ~68.0% (-23.0, est. 400 img)  params 68.5K 1.0x") &&
               cells_of(left) + cells_of(right) + 11 <= 80,
           "80 columns, a shorter name: the current figures, still saying they are an estimate (%s|%s)", left, right);
+    /* a first estimate is a change measured on its own images (the original there too), applied
+     * to the whole set's figure: an exact factorization reads 0.0, not the subset's +1.9 */
+    s->have_orig_est = 1;
+    s->orig_est.accuracy = 0.935;
+    s->orig_est.images = 400;
+    s->orig.accuracy = 0.916;
+    s->cur.accuracy = 0.935;
+    s->cols = 160;
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK(strstr(right, "acc 91.6% -> ~91.6% (0.0, est. 400 img)") && ui_orig_for_cur(s) == &s->orig_est,
+          "an estimate: compared with the original on the same 400 images (%s)", right);
+    s->cur.accuracy = 0.905;
+    s->gen++; /* a newer change is being evaluated: the shown figure is still an estimate */
+    ui_title_parts(s, 11, left, sizeof left, right, sizeof right);
+    CHECK(strstr(right, "acc 91.6% -> ~88.6% (-3.0, est. 400 img)"),
+          "a newer change pending: the estimate still says so (%s)", right);
+    s->cur_gen = s->gen;
+    s->orig.accuracy = 0.91;
+    s->cur.accuracy = 0.68;
+    s->have_orig_est = 0;
+    s->cols = 80;
     snprintf(s->model_name, sizeof s->model_name, "resnet20-lowrank.onnx");
     s->cur_est_images = 0;
+    CHECK(ui_orig_for_cur(s) == &s->orig, "the whole set's figure: compared with the original's");
     ui_title_parts(s, 0, left, sizeof left, right, sizeof right);
     CHECK(strstr(left, "resnet20-lowrank") && strstr(right, "acc 91.0% -> 68.0% (-23.0)  params 68.5K -> ") &&
               cells_of(left) + cells_of(right) <= 80,

@@ -149,17 +149,30 @@ int ui_footer_key_at(const ui_state *s, int x)
     return token_key(line + a, t - a, i < t ? i - a : 0);
 }
 
+const eval_result *ui_orig_for_cur(const ui_state *s)
+{
+    return s->have_cur && s->cur_est_images > 0 && s->have_orig_est ? &s->orig_est : &s->orig;
+}
+
 /* The title's right part at a verbosity: 0 everything, 1 the current figures only (an estimate
  * still says so), 2 without the estimate's image count (the "~" still marks it). */
 static void title_right(const ui_state *s, int level, char *out, size_t len)
 {
     char a[32], b[32], c[32], p[32], q[32], r[16];
     size_t at = 0;
-    int est = s->have_orig && s->have_cur && s->cur_est_images > 0 && s->cur_gen == s->gen;
+    /* an estimate stays marked as one while a newer change is evaluated too */
+    int est = s->have_orig && s->have_cur && s->cur_est_images > 0;
+    /* the whole set's figure it estimates: the original's, moved by the change measured on the
+     * estimate's images (the original on those too), not the subset's own accuracy */
+    double now = s->have_cur ? s->cur.accuracy : 0;
+    if (est && s->have_orig_est) {
+        now = s->orig.accuracy + (s->cur.accuracy - s->orig_est.accuracy);
+        now = now < 0 ? 0 : now > 1 ? 1 : now;
+    }
     out[0] = 0;
     fmt_pct(s->have_orig ? s->orig.accuracy : 0, a, sizeof a);
-    fmt_pct(s->have_cur ? s->cur.accuracy : 0, b, sizeof b);
-    fmt_pts_between(s->have_cur ? s->orig.accuracy : 0, s->have_cur ? s->cur.accuracy : 0, c, sizeof c);
+    fmt_pct(now, b, sizeof b);
+    fmt_pts_between(s->have_cur ? s->orig.accuracy : 0, now, c, sizeof c);
     if (!s->have_orig)
         at += (size_t)snprintf(out, len, "  acc ...");
     else if (!s->have_cur)

@@ -674,11 +674,11 @@ static const char *const help_compare[] = {
     "up/down, j/k, click    select a layer; PgUp/PgDn a page, Home/End the ends; the wheel scrolls",
     "Esc, c                 back to the screen",
     "o                      the model browser: another model to open, or to compare (c there)",
-    "A and B lines          params, MACs per image, accuracy on the explorer's set (B's measured in the "
-    "background, its difference to A in points); the full test set's when the zoo catalogue or the recent "
-    "files know it",
-    "columns                A's params and MACs, B's (a factorized layer: its whole factor chain), A/B the "
-    "params ratio; in B: same shape, other shape, N factors, not in B, only in B"};
+    ("A and B lines          params, MACs per image, accuracy on the explorer's set (B's measured in the "
+     "background, its difference to A in points); the full test set's when the zoo catalogue or the recent "
+     "files know it"),
+    ("columns                A's params and MACs, B's (a factorized layer: its whole factor chain), A/B the "
+     "params ratio; in B: same shape, other shape, N factors, not in B, only in B")};
 static const ui_screen_def compare_def = {"Comparison (A: the open model, B: --compare)", NULL, HELP(help_compare), ""};
 
 int ui_help_lines(const ui_state *s, const char **out, int max)

@@ -46,6 +46,8 @@ struct live {
     uint64_t orig_gen; /* gen the original answers for (the state's gen at start when unfactorized) */
     uint64_t cur_gen;
     int cur_est; /* images cur was estimated on, 0: the whole set */
+    int have_orig_est;
+    eval_result orig_est; /* the original on the images of a first estimate */
     double cur_seconds, progress;
     char error[RS_ERR_LEN + 16];
     ui_choice *res_for;
@@ -360,7 +362,19 @@ static void *worker(void *arg)
     uint64_t seq = lv->live_seq;
     lv->busy = 1;
     pthread_mutex_unlock(&lv->mu);
-    do_live(lv, cfg, lv->orig_gen, seq, rs_now(), 1);
+    if (do_live(lv, cfg, lv->orig_gen, seq, rs_now(), 1) == 0 && pipe_eval_wants_estimate(lv->pe)) {
+        /* what a first estimate is compared with: the original on the same images */
+        cancel_ctx cc = {lv, seq, 0, 0, 1, 0};
+        eval_result est;
+        rs_err e;
+        if (pipe_eval_run_first(lv->pe, cfg, PIPE_ESTIMATE_IMAGES, on_progress, &cc, &est, &e) == 0) {
+            pthread_mutex_lock(&lv->mu);
+            lv->orig_est = est;
+            lv->have_orig_est = 1;
+            lv->pub++;
+            pthread_mutex_unlock(&lv->mu);
+        }
+    }
     pthread_mutex_lock(&lv->mu);
     lv->busy = 0;
     for (;;) {
@@ -616,6 +630,8 @@ int live_poll(live *lv, ui_state *s)
         }
         s->cur_gen = lv->cur_gen;
         s->cur_est_images = lv->cur_est;
+        s->have_orig_est = lv->have_orig_est;
+        s->orig_est = lv->orig_est;
         s->eval_seconds = lv->cur_seconds;
         snprintf(s->eval_error, sizeof s->eval_error, "%s", lv->error);
         for (int k = 0; k < lv->n_layers && k < s->n_layers; ++k) {

@@ -1,6 +1,7 @@
 /* scr_accuracy.c — screen 3: overall and per-class accuracy, original against current. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fmt.h"
 #include "rankscope/cifar10.h"
@@ -13,10 +14,15 @@ void scr_accuracy(const ui_state *s, const ui_spec *sp)
     char a[32], b[32], c[32], r[16];
     int pending = s->cur_gen != s->gen || s->eval_progress >= 0;
     w_printf(2, 1, R_NORMAL, 0, "evaluation set: %s", s->data_name);
-    if (s->have_cur && s->cur.seconds >= 0)
-        w_printf(3, 1, R_DIM, 0, "%s images; last update %.2f s after the change%s",
-                 fmt_count_exact(s->cur.images, a, sizeof a), s->eval_seconds,
-                 pending ? "  (a newer change is being evaluated)" : "");
+    if (s->have_cur && s->cur.seconds >= 0) {
+        char lng[200], sht[160], cut[4 * 200 + 4];
+        snprintf(sht, sizeof sht, "%s images; last update %.2f s after the change",
+                 fmt_count_exact(s->cur.images, a, sizeof a), s->eval_seconds);
+        snprintf(lng, sizeof lng, "%s%s", sht, pending ? "  (a newer change is being evaluated)" : "");
+        if (pending) /* at 80 columns: said shorter rather than cut */
+            snprintf(sht + strlen(sht), sizeof sht - strlen(sht), " (newer pending)");
+        w_put(3, 1, R_DIM, 0, fmt_fit(lng, sht, COLS - 2, s->utf8, cut, sizeof cut));
+    }
     if (!s->have_orig) {
         w_put(5, 1, R_PENDING, 0, "evaluating the original network ...");
         return;
@@ -25,7 +31,12 @@ void scr_accuracy(const ui_state *s, const ui_spec *sp)
     if (barw < 8)
         barw = 8;
     int x0 = 10, x1 = x0 + barw + 8;
-    w_put(5, x0, R_ORIG, 0, "original");
+    /* a first estimate is compared with the original on its own images */
+    const eval_result *orig = ui_orig_for_cur(s);
+    if (orig != &s->orig)
+        w_printf(5, x0, R_ORIG, 0, "original, same %d", orig->images);
+    else
+        w_put(5, x0, R_ORIG, 0, "original");
     w_put(5, x1, pending ? R_PENDING : R_ACCENT, 0, pending ? "current (pending)" : "current");
     w_put(5, x1 + barw + 8, R_DIM, 0, "change");
     const eval_result *cur = s->have_cur ? &s->cur : &s->orig;
@@ -35,7 +46,7 @@ void scr_accuracy(const ui_state *s, const ui_spec *sp)
             y = 6;
         else
             y = 8 + k;
-        double o = k < 0 ? s->orig.accuracy : s->orig.per_class[k];
+        double o = k < 0 ? orig->accuracy : orig->per_class[k];
         double n = k < 0 ? cur->accuracy : cur->per_class[k];
         w_put(y, 1, k < 0 ? R_ACCENT : R_NORMAL, 8, k < 0 ? "overall" : cifar10_class_names[k]);
         char bar[512];

@@ -365,6 +365,8 @@ typedef struct ui_state {
     eval_result cur;
     uint64_t cur_gen;     /* gen the current result was computed for */
     int cur_est_images;   /* > 0: cur is a first estimate on that many images, refined next */
+    int have_orig_est;    /* orig_est: the original on the images a first estimate runs on */
+    eval_result orig_est;
     double eval_progress; /* of the running evaluation, <0 idle */
     double eval_seconds;  /* wall time from request to result of the last one */
     char eval_error[RS_ERR_LEN + 16];
@@ -590,6 +592,9 @@ extern const double ui_curve_reductions[UI_CURVE_N];
  * hints for the screen, the footer line as drawn from column 1 at s->cols, and the key of the
  * hint under column x (0 none). */
 int ui_tabs_layout(const ui_state *s, int x[SCR_COUNT], int w[SCR_COUNT], char text[SCR_COUNT][32]);
+/* What the current figures are compared with: while cur is a first estimate, the original on the
+ * same images (once measured), else the original on the whole set. */
+const eval_result *ui_orig_for_cur(const ui_state *s);
 int ui_tab_at(const ui_state *s, int x);
 const char *ui_footer_keys(const ui_state *s);
 void ui_footer_line(const ui_state *s, char *out, size_t len);

@@ -598,7 +598,7 @@ static void test_model_and_live(void)
             }
             s->view.sort = UI_SORT_SENS;
             ui_view_update(s);
-            double v0, v1;
+            double v0 = 0, v1 = 0;
             int k0 = ui_view_layer(s, 0), k1 = ui_view_layer(s, 1);
             CHECK(ui_sort_value(&s->layers[k0], UI_SORT_SENS, &v0) && ui_sort_value(&s->layers[k1], UI_SORT_SENS, &v1) &&
                       v0 >= v1 && s->layers[ui_view_layer(s, 2)].cur.method == DECOMP_NONE,

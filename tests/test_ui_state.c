@@ -1463,6 +1463,25 @@ static void test_help_paragraphs(void)
         }
     s->browse.active = s->cmp.active = 0;
     CHECK(!bad, "%d helps at 80 and 100 columns: no line ends where its next word still fitted (%d)", helps, bad);
+    /* no key is explained twice in one help (Search listed w twice, with two meanings) */
+    int twice = 0;
+    for (int v = 0; v < SCR_COUNT + 2; ++v) {
+        s->screen = v < SCR_COUNT ? v : 0;
+        s->browse.active = v == SCR_COUNT;
+        s->cmp.active = v == SCR_COUNT + 1;
+        const char *lines[128];
+        int n = ui_help_lines(s, lines, 128);
+        for (int i = 0; i < n && i < 128; ++i)
+            for (int j = i + 1; j < n && j < 128; ++j) {
+                size_t ki = strlen(lines[i]) > 23 ? 23 : 0, kj = strlen(lines[j]) > 23 ? 23 : 0;
+                if (ki && kj && lines[i][0] != ' ' && !strncmp(lines[i], lines[j], 23)) {
+                    printf("#   help %d: %.23s twice\n", v, lines[i]);
+                    ++twice;
+                }
+            }
+    }
+    s->browse.active = s->cmp.active = 0;
+    CHECK(!twice, "every help names each key once (%d twice)", twice);
     ui_state_free(s);
     free(s);
 }

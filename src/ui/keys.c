@@ -575,7 +575,7 @@ static unsigned example_screen_key(ui_state *s, int key)
 
 /* ---- the screens ------------------------------------------------------------------------------ */
 
-#define SLIDER_HELP                                                                                  \
+#define SLIDER_KEYS                                                                                  \
     "up/down, j/k           select a layer (mouse: click a row; wheel scrolls)",                    \
         "left/right             rank -1 / +1   (mouse: click or drag on the slider)",               \
         "PgUp / PgDn            rank +8 / -8 (or 10 % of the range)",                               \
@@ -584,8 +584,9 @@ static unsigned example_screen_key(ui_state *s, int key)
         "e                      apply the EVBMF rank suggestion",                                    \
         "0                      reset the layer (no factorization)",                                 \
         "R                      reset every layer (u undoes it)",                                    \
-        ": (Layers: or Enter)   type the exact rank of the layer",                                   \
-        "w                      save the plan and the factorized ONNX (atomically)"
+        ": (Layers: or Enter)   type the exact rank of the layer"
+/* the sliders' keys and w as every screen but Search (which saves its fine-tuned net) has it */
+#define SLIDER_HELP SLIDER_KEYS, "w                      save the plan and the factorized ONNX (atomically)"
 
 static const char *const help_layers[] = {
     "/                      filter the table (name, op or method; Enter keeps, Esc clears)",
@@ -610,8 +611,8 @@ static const char *const help_search[] = {
     "f                      fit the factors to the weights / to the layer outputs on 1,000 training",
     "                       images (as --fit outputs), for the search, F and the curve's C",
     "F                      fine-tune the slider plan 3 epochs (full data)",
-    "w                      save the fine-tuned ONNX once there is one (else the plan)",
-    SLIDER_HELP};
+    "w                      save the fine-tuned ONNX once there is one (else the plan and the factorized ONNX)",
+    SLIDER_KEYS};
 static const char *const help_example[] = {
     "left/right, space      slide the window (Home: first position)",
     "s                      stride 1 / 2",

@@ -29,6 +29,10 @@ json "[l['macs'] for l in d['layers'] if l['name'] in ('/conv1/Conv','conv1')]==
 ok $? "info --json: conv1 MACs 352800 (C_out*H_out*W_out*C_in*kh*kw)"
 run "$BIN" info "$MODEL";                  ok $(( rc != 0 )) "info text exits 0"
 echo "$out" | grep -q "^total: 62006 params"; ok $? "info text shows totals"
+# the input column starts at one offset on every row, GlobalAveragePool's too (zoo vgg)
+run "$BIN" info "$SRC/assets/zoo/vgg.onnx"
+cols=$(echo "$out" | grep -vE '^(total|MACs)' | awk '{ match($0, /^[^ ]+ +[^ ]+ +/); print RLENGTH }' | sort -u | wc -l)
+ok $(( rc != 0 || cols != 1 )) "info text: columns aligned on every row of vgg ($cols offsets of the input column)"
 
 # --time: the graph view's time column. Every kernel step timed, fused nodes pointing at the step
 # that runs them, shares adding to 100 %, the steps' sum within 2x of a whole forward (same run).

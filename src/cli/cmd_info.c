@@ -156,14 +156,15 @@ int cmd_info(int argc, char **argv)
         printf("}\n");
     } else {
         /* the name column grows to the longest name, so long graph names keep the columns aligned */
-        int name_w = 16;
+        int name_w = 16, op_w = 9; /* and the op column to the longest op (GlobalAveragePool) */
         for (int i = 0; i < n; ++i) {
             char q[256];
-            int len = (int)strlen(guard_quote(q, sizeof q, t[i].name));
+            int len = (int)strlen(guard_quote(q, sizeof q, t[i].name)), ol = (int)strlen(model_op_name(t[i].op));
             if (len > name_w)
                 name_w = len < 48 ? len : 48;
+            op_w = ol > op_w ? ol : op_w;
         }
-        printf("%-*s %-9s %-12s %-12s %-12s %9s %10s%s\n", name_w, "layer", "op", "input", "output",
+        printf("%-*s %-*s %-12s %-12s %-12s %9s %10s%s\n", name_w, "layer", op_w, "op", "input", "output",
                "weight", "params", "MACs", prof ? "    us/img    time" : "");
         for (int i = 0; i < n; ++i) {
             shape_str(t[i].in_shape, t[i].in_ndim, in, sizeof in);
@@ -173,8 +174,8 @@ int cmd_info(int argc, char **argv)
             char tc[300] = "";
             if (prof)
                 time_cells(prof, t, i, tc, sizeof tc);
-            printf("%-*s %-9s %-12s %-12s %-12s %9lld %10lld%s\n", name_w, guard_quote(q, sizeof q, t[i].name),
-                   model_op_name(t[i].op), in, out, t[i].w_ndim ? w : "-", (long long)t[i].params,
+            printf("%-*s %-*s %-12s %-12s %-12s %9lld %10lld%s\n", name_w, guard_quote(q, sizeof q, t[i].name),
+                   op_w, model_op_name(t[i].op), in, out, t[i].w_ndim ? w : "-", (long long)t[i].params,
                    (long long)t[i].macs, tc);
         }
         printf("total: %lld params (%s, %s fp32 bytes), %lld MACs per image (%s)\n", (long long)params,

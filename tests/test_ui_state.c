@@ -1453,8 +1453,9 @@ static void test_help_paragraphs(void)
                 if (strspn(b, " ") != 23 || !w[i - 1][0])
                     continue;
                 size_t word = strcspn(b + 23, " ");
-                if (b[23 + word - 1] == ':') /* "drop: ..." a paragraph of its own */
-                    continue;
+                size_t al = strlen(w[i - 1]);
+                if (b[23 + word - 1] == ':' || w[i - 1][al - 1] == ';' || w[i - 1][al - 1] == '.')
+                    continue; /* "drop: ..." a paragraph of its own, or after the end of a clause */
                 if ((int)(strlen(w[i - 1]) + 1 + word) <= room) {
                     printf("#   %d cols, help %d: \"%s\" / \"%s\" (room %d)\n", cols, v, w[i - 1], b, room);
                     ++bad;

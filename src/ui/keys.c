@@ -746,10 +746,12 @@ static int help_indent(const char *p)
     return strlen(p) > 23 && p[22] == ' ' && p[23] != ' ' && p[21] == ' ' ? 23 : 2;
 }
 
-/* A line under the description column that goes on with the sentence above it. */
-static int help_continues(const char *p)
+/* A line under the description column that goes on with the sentence of the line above it
+ * (not after a ';' or '.' there, which ends a clause: the next one starts its own line). */
+static int help_continues(const char *above, const char *p)
 {
-    if (help_indent(p) != 23 || strspn(p, " ") != 23)
+    size_t al = strlen(above);
+    if (help_indent(p) != 23 || strspn(p, " ") != 23 || (al && (above[al - 1] == ';' || above[al - 1] == '.')))
         return 0;
     size_t word = strcspn(p + 23, " ");
     return word == 0 || p[23 + word - 1] != ':';
@@ -767,9 +769,9 @@ int ui_help_wrapped(const ui_state *s, char (*out)[UI_HELP_LINE], int max)
         /* its next lines that only continue the sentence (not a "label: ..." of their own) are
          * one paragraph with it, wrapped at this box's width rather than where the source broke */
         char joined[4 * UI_HELP_LINE];
-        if (indent == 23 && i + 1 < n && i + 1 < 128 && help_continues(lines[i + 1])) {
+        if (indent == 23 && i + 1 < n && i + 1 < 128 && help_continues(lines[i], lines[i + 1])) {
             size_t at = (size_t)snprintf(joined, sizeof joined, "%s", p);
-            while (i + 1 < n && i + 1 < 128 && help_continues(lines[i + 1]) && at < sizeof joined)
+            while (i + 1 < n && i + 1 < 128 && help_continues(lines[i], lines[i + 1]) && at < sizeof joined)
                 at += (size_t)snprintf(joined + at, sizeof joined - at, " %s", lines[++i] + 23);
             p = joined;
         }

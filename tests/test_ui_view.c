@@ -410,6 +410,18 @@ static void test_saveas(ui_state *s)
     char buf[1024];
     CHECK(s->saveas.active && ui_prompt_text(s, buf, sizeof buf) && strstr(buf, "save as: resnet20-lowrank_"),
           "W opens the path prompt with the current prefix (%s)", buf);
+    /* at 80 columns the hint is said shorter rather than cut ("Esc can…" in the audit) */
+    int cols = s->cols;
+    s->cols = 80;
+    ui_prompt_text(s, buf, sizeof buf);
+    size_t bl = strlen(buf);
+    CHECK(cells_of(buf) <= 78 && bl > 12 && !strcmp(buf + bl - 12, "Esc cancels)") && !strstr(buf, "PREFIX"),
+          "80 columns: the short hint whole (%s)", buf);
+    s->cols = 160;
+    ui_prompt_text(s, buf, sizeof buf);
+    CHECK(strstr(buf, "(PREFIX.plan + PREFIX.onnx; Enter saves, Esc cancels, ^U clears)") != NULL,
+          "160 columns: the long one (%s)", buf);
+    s->cols = cols;
     ui_key(s, 21);
     type(s, "out/small");
     CHECK(!strcmp(s->saveas.buf, "out/small"), "^U clears, typing edits (%s)", s->saveas.buf);

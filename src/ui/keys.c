@@ -61,16 +61,34 @@ static unsigned prompt_key(ui_state *s, int key)
     return ui_set_choice(s, l, m, r, l->cur.method == m ? l->cur.rank2 : 0);
 }
 
+/* head then its hint, in the status line's s->cols - 2 cells: the long hint when it fits, else
+ * the short one, so a prompt loses words of its hint rather than ending mid-word. */
+static void prompt_fit(const ui_state *s, char *buf, size_t len, const char *head, const char *hint_long,
+                       const char *hint_short)
+{
+    char lng[RS_ERR_LEN + 200], sht[RS_ERR_LEN + 200]; /* head (< RS_ERR_LEN) and a hint (< 160) */
+    snprintf(lng, sizeof lng, "%s   %s", head, hint_long);
+    snprintf(sht, sizeof sht, "%s   %s", head, hint_short);
+    if (s->cols <= 2)
+        snprintf(buf, len, "%s", lng);
+    else
+        fmt_fit(lng, sht, s->cols - 2, s->utf8, buf, len);
+}
+
 int ui_prompt_text(const ui_state *s, char *buf, size_t len)
 {
+    char head[RS_ERR_LEN], hl[160], hs[80];
     if (s->screen == SCR_EXAMPLE && s->edit.active) {
-        snprintf(buf, len, "edit %s[%d][%d]: %s_   Enter sets, arrows move, Tab X/K, Esc ends",
-                 s->edit.which ? "K" : "X", s->edit.r, s->edit.c, s->edit.buf);
+        snprintf(head, sizeof head, "edit %s[%d][%d]: %s_", s->edit.which ? "K" : "X", s->edit.r, s->edit.c,
+                 s->edit.buf);
+        prompt_fit(s, buf, len, head, "Enter sets, arrows move, Tab X/K, Esc ends", "Enter sets, Esc ends");
         return 1;
     }
     if (s->browse.active && s->browse.dir_editing) {
-        snprintf(buf, len, "directory: %s_   (%sEnter lists its .onnx files, Esc cancels)", s->browse.dir_buf,
+        snprintf(head, sizeof head, "directory: %.400s_", s->browse.dir_buf);
+        snprintf(hl, sizeof hl, "(%sEnter lists its .onnx files, Esc cancels)",
                  s->browse.dir_fresh ? "typing replaces it, Backspace edits it; " : "^U clears, ");
+        prompt_fit(s, buf, len, head, hl, "(Enter lists, Esc cancels)");
         return 1;
     }
     if (s->saveas.active && s->saveas.asking) {
@@ -78,24 +96,30 @@ int ui_prompt_text(const ui_state *s, char *buf, size_t len)
         return 1;
     }
     if (s->saveas.active) {
-        if (s->saveas.note[0]) /* what went wrong first: the path may be long */
+        if (s->saveas.note[0]) { /* what went wrong first: the path may be long */
             snprintf(buf, len, "%s; save as: %s_", s->saveas.note, s->saveas.buf);
-        else
-            snprintf(buf, len, "save as: %s_   (PREFIX.plan + PREFIX.onnx; Enter saves, Esc cancels, ^U clears)",
-                     s->saveas.buf);
+        } else {
+            snprintf(head, sizeof head, "save as: %.400s_", s->saveas.buf);
+            prompt_fit(s, buf, len, head, "(PREFIX.plan + PREFIX.onnx; Enter saves, Esc cancels, ^U clears)",
+                       "(Enter saves, Esc cancels)");
+        }
         return 1;
     }
     if (s->view.editing && s->screen == SCR_LAYERS) {
-        snprintf(buf, len, "filter: %s_   %d of %d layers; Enter keeps it, Esc clears it", s->view.filter,
-                 ui_view_count(s), s->n_layers);
+        snprintf(head, sizeof head, "filter: %.200s_", s->view.filter);
+        snprintf(hl, sizeof hl, "%d of %d layers; Enter keeps it, Esc clears it", ui_view_count(s), s->n_layers);
+        snprintf(hs, sizeof hs, "%d of %d; Enter keeps, Esc clears", ui_view_count(s), s->n_layers);
+        prompt_fit(s, buf, len, head, hl, hs);
         return 1;
     }
     if (!s->prompt.active || s->n_layers <= 0)
         return 0;
     const ui_layer *l = &s->layers[s->sel];
     decomp_method m = l->cur.method != DECOMP_NONE ? l->cur.method : ui_preferred_method(l);
-    snprintf(buf, len, "rank for %s %s: %s_   (1..%d, Enter sets, Esc cancels)", ui_layer_label(s, l),
-             decomp_method_name(m), s->prompt.buf, l->mi[m].max_rank);
+    snprintf(head, sizeof head, "rank for %.200s %s: %s_", ui_layer_label(s, l), decomp_method_name(m), s->prompt.buf);
+    snprintf(hl, sizeof hl, "(1..%d, Enter sets, Esc cancels)", l->mi[m].max_rank);
+    snprintf(hs, sizeof hs, "(1..%d)", l->mi[m].max_rank);
+    prompt_fit(s, buf, len, head, hl, hs);
     return 1;
 }
 

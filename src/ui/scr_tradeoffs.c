@@ -59,9 +59,14 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
         snprintf(b, sizeof b, ", fine-tuned %s", fmt_pct(c->acc_ft[i], a, sizeof a));
     else
         b[0] = 0;
-    w_printf(y + h - 1, x, c->sel >= 0 ? R_MARK : R_DIM, COLS - x - 1, "%s%.1fx: %s%s (est. drop %.1f pt)%s",
-             c->sel >= 0 ? "> " : "", c->ratio[i], fmt_pct(c->acc[i], a + 16, 16), b, c->est[i],
-             c->sel >= 0 ? "  Enter applies" : "  < > select");
+    /* the key hint goes first, then the estimate's words, rather than the line being cut */
+    char pt[160], mid[200], hint[240], fit[4 * 200 + 4];
+    snprintf(pt, sizeof pt, "%s%.1fx: %s%s", c->sel >= 0 ? "> " : "", c->ratio[i], fmt_pct(c->acc[i], a + 16, 16), b);
+    snprintf(mid, sizeof mid, "%s (est. drop %.1f pt)", pt, c->est[i]);
+    snprintf(hint, sizeof hint, "%s%s", mid, c->sel >= 0 ? "  Enter applies" : "  < > select");
+    const int room = COLS - x - 1;
+    w_put(y + h - 1, x, c->sel >= 0 ? R_MARK : R_DIM, room,
+          w_width(hint) <= room ? hint : fmt_fit(mid, pt, room, s->utf8, fit, sizeof fit));
 }
 
 void scr_tradeoffs(const ui_state *s, const ui_spec *sp)

@@ -279,7 +279,7 @@ $T send-keys -t narrow Escape
 $T send-keys -t narrow :
 check "the rank prompt: what is typed first, the hint cut with an ellipsis if at all" 'wait_for narrow "^ rank for stages\.0/conv1 spatial-svd: _ +\(1\.\.24, Enter sets, Esc cancels\)$" 5'
 $T send-keys -t narrow Escape W
-check "the save-as prompt ends in an ellipsis where the hint is cut, never bare" 'wait_for narrow "^ save as: resnet20-lowrank_ .*…$" 5'
+check "the save-as prompt: its short hint whole rather than the long one cut" 'wait_for narrow "^ save as: resnet20-lowrank_ +\(Enter saves, Esc cancels\)$" 5'
 $T send-keys -t narrow Escape
 $T resize-window -t narrow -x 12 -y 5
 check "12x5: the notice in its short spellings, none cut" 'wait_for narrow "^ *too small$" 5 && wait_for narrow "^ *need 80x24$" 5'

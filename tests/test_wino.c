@@ -3,6 +3,9 @@
  * and 0 (and one-sided, and 2 on one side), rows wider than 32 columns, channel counts that are
  * not multiples of the vector width, bias and the fused activations (or adding into the output),
  * one image and a batch of 17 (tile blocks then span images), scratch filled with NaN beforehand.
+ * Maps of 8 and 4 tiles a row (AVX-512 packs 2 or 4 tile rows into a vector) run twice on
+ * AVX-512: packed (the default) and row by row ($RANKSCOPE_WINO_PACK=0), with tile-row counts that
+ * leave a partial group at the end of a block.
  * Tolerance: max relative error (ref_max_rel_err_d) 1e-5 with inputs and weights of magnitude
  * <= 1 — the transforms only add and halve, so fp32 rounding stays within a few ulps of the dot
  * product. */
@@ -90,6 +93,12 @@ int main(void)
         {5, 7, 6, 45, 1, 1, 1, 1, 2},    {3, 4, 5, 66, 0, 2, 1, 0, 1},     {2, 3, 4, 33, 1, 1, 1, 3, 0},
         /* accumulating into the output (training's input gradient) */
         {16, 16, 32, 32, 1, 1, 1, 1, 3}, {9, 5, 7, 11, 2, 0, 2, 2, 3},     {5, 7, 6, 45, 1, 1, 1, 1, 3},
+        /* 8 tiles a row (15 or 16 output columns) and 4 (7 or 8): odd sizes, pads 0 and 2, few
+         * tile rows (3 and 5: a partial group of tile rows) */
+        {16, 16, 16, 16, 1, 1, 1, 1, 1}, {8, 12, 15, 15, 1, 1, 1, 1, 0},   {6, 6, 13, 16, 2, 2, 1, 0, 3},
+        {7, 5, 16, 18, 0, 0, 0, 0, 2},   {4, 4, 5, 16, 1, 1, 1, 1, 1},     {64, 64, 8, 8, 1, 1, 1, 1, 1},
+        {10, 9, 7, 7, 1, 1, 1, 1, 0},    {5, 6, 9, 10, 0, 0, 0, 0, 3},     {12, 8, 8, 6, 2, 2, 2, 2, 1},
+        {4, 4, 9, 8, 1, 1, 1, 1, 0},
     };
     const kern_isa isas[] = {KERN_SCALAR, KERN_AVX2, KERN_AVX512};
     for (int k = 0; k < 3; ++k) {
@@ -97,9 +106,15 @@ int main(void)
             printf("# %s not supported by this CPU: skipped\n", kern_isa_name(isas[k]));
             continue;
         }
-        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
-            for (int nimg = 1; nimg <= 17; nimg += 16)
-                run_shape(isas[k], &shapes[i], nimg);
+        for (int pack = 1; pack >= (isas[k] == KERN_AVX512 ? 0 : 1); --pack) {
+            if (pack)
+                unsetenv("RANKSCOPE_WINO_PACK");
+            else
+                setenv("RANKSCOPE_WINO_PACK", "0", 1);
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+                for (int nimg = 1; nimg <= 17; nimg += 16)
+                    run_shape(isas[k], &shapes[i], nimg);
+        }
     }
     return check_done();
 }

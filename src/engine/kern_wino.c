@@ -21,6 +21,7 @@
 #include "rankscope/kernels.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 16 floats, unaligned: the transforms are written once in GCC vector extensions and compiled for
@@ -315,6 +316,101 @@ WINO_512 static void wino_in_avx512(int C, int H, int W, const float *in, size_t
     }
 }
 
+/* Narrow maps, 8 or 4 tiles a row (16×16 and 8×8 outputs): there the row-wise transform above
+ * fills half or a quarter of every vector and store. Here R = 16 / TW tile rows share each
+ * vector (lane ρ·TW + j is tile j of the group's tile row ρ, which is also V's order), so the
+ * loads, permutes and stores run on whole vectors: per tile row and input row, the padded
+ * columns 0..2·TW + 1 come from one segment (TW 4) or two (TW 8: columns 16 and 17 from the
+ * second), each tile row's combinations of its four input rows are formed as above, and the even
+ * and odd columns of R of them are gathered into one vector by two-source permutes. */
+static inline __attribute__((always_inline)) WINO_512 void
+wino_in_packed(const int TW, int C, int H, int W, const float *in, size_t in_stride, int pt, int pl, wino_geom g,
+               int gr0, int nr, float *V)
+{
+    const int R = 16 / TW;
+    const size_t vs = g.vs;
+    const __mmask16 sm[2] = {wino_lanes(pl, W + pl), wino_lanes(pl - 16, W + pl - 16)};
+    const __m512 zero = _mm512_setzero_ps();
+    /* TW 8: sources (a, b) = tile rows 0, 1 (first segment), (c, d) their second segments.
+     * TW 4: EO = even columns of two tile rows in lanes 0-7, odd in 8-15 (then 128-bit
+     * blocks of two such vectors make E and O); E2O2 the same two columns further on. */
+    __m512i i_e, i_o, i_e2, i_o2, i_x2, i_y2;
+    if (TW == 8) {
+        i_e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        i_o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        i_e2 = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 0, 18, 20, 22, 24, 26, 28, 30, 16);
+        i_o2 = _mm512_setr_epi32(3, 5, 7, 9, 11, 13, 15, 1, 19, 21, 23, 25, 27, 29, 31, 17);
+        i_x2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
+        i_y2 = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 17, 17, 17, 17, 17, 17, 17, 17);
+    } else {
+        i_e = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
+        i_e2 = _mm512_setr_epi32(2, 4, 6, 8, 18, 20, 22, 24, 3, 5, 7, 9, 19, 21, 23, 25);
+        i_o = i_o2 = i_x2 = i_y2 = i_e;
+    }
+    for (int c = 0; c < C; ++c) {
+        float *v = V + (size_t)c * g.tbp;
+        for (int r = 0; r < nr; r += R) {
+            __m512 t[4][4][2]; /* [tile row of the group][combination][segment] */
+            for (int q = 0; q < R; ++q) {
+                for (int sg = 0; sg < (TW == 8 ? 2 : 1); ++sg) {
+                    __m512 d[4] = {zero, zero, zero, zero};
+                    if (r + q < nr) {
+                        const int img = (gr0 + r + q) / g.th, ty = (gr0 + r + q) % g.th;
+                        const float *xi = in + (size_t)img * in_stride + (size_t)c * H * W;
+                        for (int i = 0; i < 4; ++i) {
+                            const int y = 2 * ty + i - pt;
+                            if (y >= 0 && y < H && sm[sg])
+                                d[i] = _mm512_maskz_loadu_ps(sm[sg], xi + (size_t)y * W - pl + 16 * sg);
+                        }
+                    }
+                    t[q][0][sg] = _mm512_sub_ps(d[0], d[2]);
+                    t[q][1][sg] = _mm512_add_ps(d[1], d[2]);
+                    t[q][2][sg] = _mm512_sub_ps(d[2], d[1]);
+                    t[q][3][sg] = _mm512_sub_ps(d[1], d[3]);
+                }
+            }
+            const __mmask16 km = wino_lanes(0, (nr - r) * TW);
+            float *vr = v + (size_t)r * TW;
+            for (int p = 0; p < 4; ++p) {
+                __m512 e, o, e2, o2;
+                if (TW == 8) {
+                    e = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1 % R][p][0]);
+                    o = _mm512_permutex2var_ps(t[0][p][0], i_o, t[1 % R][p][0]);
+                    e2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_e2, t[1 % R][p][0]), 0x8080,
+                                            _mm512_permutex2var_ps(t[0][p][1 % 2], i_x2, t[1 % R][p][1 % 2]));
+                    o2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_o2, t[1 % R][p][0]), 0x8080,
+                                            _mm512_permutex2var_ps(t[0][p][1 % 2], i_y2, t[1 % R][p][1 % 2]));
+                } else {
+                    const __m512 eo01 = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1 % R][p][0]);
+                    const __m512 eo23 = _mm512_permutex2var_ps(t[2 % R][p][0], i_e, t[3 % R][p][0]);
+                    const __m512 eo01n = _mm512_permutex2var_ps(t[0][p][0], i_e2, t[1 % R][p][0]);
+                    const __m512 eo23n = _mm512_permutex2var_ps(t[2 % R][p][0], i_e2, t[3 % R][p][0]);
+                    e = _mm512_shuffle_f32x4(eo01, eo23, 0x44);
+                    o = _mm512_shuffle_f32x4(eo01, eo23, 0xEE);
+                    e2 = _mm512_shuffle_f32x4(eo01n, eo23n, 0x44);
+                    o2 = _mm512_shuffle_f32x4(eo01n, eo23n, 0xEE);
+                }
+                _mm512_mask_storeu_ps(vr + (size_t)(4 * p) * vs, km, _mm512_sub_ps(e, e2));
+                _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 1) * vs, km, _mm512_add_ps(o, e2));
+                _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 2) * vs, km, _mm512_sub_ps(e2, o));
+                _mm512_mask_storeu_ps(vr + (size_t)(4 * p + 3) * vs, km, _mm512_sub_ps(o, o2));
+            }
+        }
+    }
+}
+
+WINO_512 static void wino_in_avx512p8(int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                                      wino_geom g, int gr0, int nr, float *V)
+{
+    wino_in_packed(8, C, H, W, in, in_stride, pt, pl, g, gr0, nr, V);
+}
+
+WINO_512 static void wino_in_avx512p4(int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                                      wino_geom g, int gr0, int nr, float *V)
+{
+    wino_in_packed(4, C, H, W, in, in_stride, pt, pl, g, gr0, nr, V);
+}
+
 /* Aᵀ m A + bias and the activation on 16 tiles at a time, interleaved by permutes and stored
  * straight into the output rows: the tiles of one vector may span several tile rows (narrow
  * images) or part of one (wide), so each vector's row pieces (half of the vector, output
@@ -400,8 +496,14 @@ static void wino_in(kern_isa isa, int C, int H, int W, const float *in, size_t i
 #if defined(__x86_64__) || defined(__i386__)
     /* up to 2 tiles a row (4×4 outputs) the row-wise transform leaves most lanes empty:
      * the portable gather and block transform measured faster there */
+    const char *pk = getenv("RANKSCOPE_WINO_PACK");
+    const int packed = !pk || pk[0] != '0';
     if (isa == KERN_AVX512 && g.tw <= 2)
         wino_in_avx512g(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
+    else if (isa == KERN_AVX512 && packed && g.tw == 8)
+        wino_in_avx512p8(C, H, W, in, in_stride, pt, pl, g, gr0, nr, V);
+    else if (isa == KERN_AVX512 && packed && g.tw == 4)
+        wino_in_avx512p4(C, H, W, in, in_stride, pt, pl, g, gr0, nr, V);
     else if (isa == KERN_AVX512)
         wino_in_avx512(C, H, W, in, in_stride, pt, pl, wc, g, gr0, nr, prow, D, V);
     else if (isa == KERN_AVX2)

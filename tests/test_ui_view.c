@@ -483,6 +483,9 @@ static void test_curve(void)
     f = ui_key(s, 'C');
     CHECK(!(f & UI_CURVE_START) && strstr(s->curve.msg, "training set"), "C without the training set says so (%s)",
           s->curve.msg);
+    /* and in the 38 cells the curve's half of an 80-column screen leaves, whole */
+    CHECK(cells_of(s->curve.msg_short) > 0 && cells_of(s->curve.msg_short) <= 38, "said short too (%s)",
+          s->curve.msg_short);
     s->ft.available = 1;
     s->ft.epochs = 1;
     f = ui_key(s, 'C');
@@ -501,6 +504,8 @@ static void test_curve(void)
         in_range &= s->curve.ratio[i] >= ui_curve_reductions[i] * 0.999;
     }
     CHECK(s->curve.done && s->curve.n == UI_CURVE_N, "the curve is done with %d points (%s)", s->curve.n, s->curve.msg);
+    CHECK(cells_of(s->curve.msg_short) > 0 && cells_of(s->curve.msg_short) <= 38, "said in 38 cells too (%s)",
+          s->curve.msg_short);
     CHECK(ft_all && in_range, "every point meets its reduction and has a fine-tuned accuracy");
     /* each point's plan, as per-layer choices, gives the point's params */
     int factorized = 0;

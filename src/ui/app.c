@@ -766,6 +766,7 @@ static void after_flags(app *A, unsigned f)
         if (!A->curve) {
             s->curve.running = 0;
             snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", e.msg);
+            s->curve.msg_short[0] = 0; /* the reason, cut, says more than "curve failed" */
         }
     }
     if (f & UI_FT_START)

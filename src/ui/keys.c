@@ -370,6 +370,7 @@ static unsigned ui_curve_key(ui_state *s, int finetune)
     if (finetune && !s->ft.available) {
         snprintf(s->curve.msg, sizeof s->curve.msg,
                  "the fine-tuned curve needs the full CIFAR-10 training set: not found (--data DIR)");
+        snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "C needs the training set (--data)");
         return UI_HANDLED | UI_REDRAW;
     }
     s->curve.running = 1;
@@ -382,6 +383,7 @@ static unsigned ui_curve_key(ui_state *s, int finetune)
         s->curve.acc_ft[i] = -1;
     snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: sensitivity tables%s",
              finetune ? ", then each point fine-tuned" : "");
+    snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "curve: sensitivity tables%s", finetune ? " + tuning" : "");
     return UI_HANDLED | UI_REDRAW | UI_CURVE_START;
 }
 

@@ -20,10 +20,13 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
     w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
     if (nft)
         w_printf(y, x + 39, R_DIM, 0, "%s plan  %s fine-tuned", s->utf8 ? "\u2022" : "*", s->utf8 ? "\u25b2" : "^");
-    char status[sizeof c->msg + 16], cut[4 * sizeof status + 4];
+    char status[sizeof c->msg + 16], shorter[sizeof c->msg_short + 16], cut[4 * sizeof status + 4];
     snprintf(status, sizeof status, "%s%s", c->fit_outputs ? "fit outputs: " : "", c->msg);
+    snprintf(shorter, sizeof shorter, "%s%s", c->fit_outputs ? "fit out: " : "", c->msg_short);
+    if (w_width(shorter) > COLS - x - 1) /* the state of the curve before how it was fitted */
+        snprintf(shorter, sizeof shorter, "%s", c->msg_short);
     w_put(y + 1, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0,
-          fmt_cut(status, COLS - x - 1, s->utf8, cut, sizeof cut));
+          fmt_fit(status, c->msg_short[0] ? shorter : status, COLS - x - 1, s->utf8, cut, sizeof cut));
     int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
     if (ph < 3 || pw < 12 || c->n == 0)
         return;

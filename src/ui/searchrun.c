@@ -405,19 +405,27 @@ int ui_curve_poll(ui_curve *c, ui_state *s)
     }
     s->curve.n = c->n;
     c->reported_n = c->n;
-    if (changed && !c->j.done)
+    if (changed && !c->j.done) {
         snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: %d/%d points", c->n, UI_CURVE_N);
-    if (!c->j.done && c->ft_epochs > 0 && c->ft_progress > 0) /* fine-tuning shows its own progress */
+        s->curve.msg_short[0] = 0;
+    }
+    if (!c->j.done && c->ft_epochs > 0 && c->ft_progress > 0) { /* fine-tuning shows its own progress */
         snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: %d/%d points, fine-tuning point %d %.0f%%",
                  c->n, UI_CURVE_N, c->n + 1, 100 * c->ft_progress);
+        snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "curve %d/%d, tuning %d: %.0f%%", c->n,
+                 UI_CURVE_N, c->n + 1, 100 * c->ft_progress);
+    }
     if (c->j.done && !c->reported_done) {
         c->reported_done = 1;
         s->curve.running = 0;
         s->curve.done = c->j.rc == 0;
-        if (c->j.rc == 0)
+        if (c->j.rc == 0) {
             snprintf(s->curve.msg, sizeof s->curve.msg, "curve done: %d points (c recomputes)", c->n);
-        else
+            snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "curve done: %d points", c->n);
+        } else {
             snprintf(s->curve.msg, sizeof s->curve.msg, "curve failed: %.400s", c->j.err);
+            s->curve.msg_short[0] = 0; /* the reason, cut, says more than "curve failed" */
+        }
     }
     pthread_mutex_unlock(&c->j.mu);
     return changed;

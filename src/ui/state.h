@@ -187,6 +187,7 @@ typedef struct ui_curve_state {
     int running, done, n;
     double ratio[UI_CURVE_N], acc[UI_CURVE_N], est[UI_CURVE_N];
     char msg[RS_ERR_LEN + 64];
+    char msg_short[48];         /* msg in the half screen of 80 columns (38 cells); empty: msg cut */
     int finetune;               /* `C`: each point also fine-tuned (ft.epochs, the pipeline the CLI uses) */
     int fit_outputs;            /* its factors fitted to the layer outputs (search.fit_outputs when started) */
     double acc_ft[UI_CURVE_N];  /* after fine-tuning, < 0 when not */

@@ -1535,6 +1535,26 @@ static void test_trial_rows(void)
     free(s);
 }
 
+/* A layer no method applies to (a depthwise conv): m says so, as <-/-> do, and changes nothing. */
+static void test_no_method(void)
+{
+    ui_state *s = malloc(sizeof *s);
+    synth(s);
+    s->layers[0].methods = 1u << DECOMP_NONE;
+    s->sel = 0;
+    uint64_t g = s->gen;
+    s->msg[0] = 0;
+    ui_key(s, 'm');
+    CHECK(strstr(s->msg, "conv2: no low-rank method applies to this layer") && s->gen == g &&
+              s->layers[0].cur.method == DECOMP_NONE,
+          "m on a layer no method applies to says so (%s)", s->msg);
+    s->msg[0] = 0;
+    ui_key(s, UI_K_RIGHT);
+    CHECK(strstr(s->msg, "no low-rank method applies to this layer") != NULL, "-> says the same (%s)", s->msg);
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
@@ -1544,6 +1564,7 @@ int main(void)
     test_escape_keys();
     test_help_paragraphs();
     test_trial_rows();
+    test_no_method();
     test_mouse();
     test_pareto();
     test_curve_and_finetune_keys();

@@ -159,6 +159,10 @@ static unsigned cycle_method(ui_state *s)
     if (s->n_layers <= 0)
         return UI_HANDLED;
     ui_layer *l = &s->layers[s->sel];
+    if (l->cur.method == DECOMP_NONE && ui_preferred_method(l) == DECOMP_NONE) { /* as <-/-> say */
+        snprintf(s->msg, sizeof s->msg, "%s: no low-rank method applies to this layer", l->name);
+        return UI_HANDLED | UI_REDRAW;
+    }
     for (int k = 1; k <= DECOMP_COUNT; ++k) {
         decomp_method m = (decomp_method)(((int)l->cur.method + k) % DECOMP_COUNT);
         if (m == DECOMP_NONE)

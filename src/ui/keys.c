@@ -373,7 +373,7 @@ static unsigned ui_curve_key(ui_state *s, int finetune)
         return UI_HANDLED;
     if (finetune && !s->ft.available) {
         snprintf(s->curve.msg, sizeof s->curve.msg,
-                 "the fine-tuned curve needs the full CIFAR-10 training set: not found (--data DIR)");
+                 "the fine-tuned curve needs the full CIFAR-10 training set (--data DIR)");
         snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "C needs the training set (--data)");
         return UI_HANDLED | UI_REDRAW;
     }

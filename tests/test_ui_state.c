@@ -1488,7 +1488,8 @@ static void test_help_paragraphs(void)
 }
 
 /* The Search screen's trial table fits at 80 columns (the row is drawn from column 1 in 78
- * cells) with every figure but the images count, whose column comes back from 91. */
+ * cells) with every figure but the images count, whose column comes back from 91, and the
+ * phase, which the layer column says for the trials that name no layer. */
 static void test_trial_rows(void)
 {
     ui_state *s = calloc(1, sizeof *s);
@@ -1529,8 +1530,21 @@ static void test_trial_rows(void)
         for (int j = 0; j < k; ++j)
             same += !strcmp(rows[j], rows[k]) || strlen(rows[j]) != strlen(rows[k]);
     }
-    CHECK(!same, "four long names in 14 cells read apart, in one column (%.14s / %.14s / %.14s / %.14s)", rows[0] + 13,
-          rows[1] + 13, rows[2] + 13, rows[3] + 13);
+    CHECK(!same && strstr(rows[2], " layer2.0.shortcut.0 ") && strstr(rows[3], " layer3.0.shortcut.0 "),
+          "four long names at 78 cells whole, in one column (%.20s / %.20s / %.20s / %.20s)", rows[0] + 5, rows[1] + 5,
+          rows[2] + 5, rows[3] + 5);
+    ui_trial v = {1235, "backoff", "", "", 0.9, 10000, 1, 271700, 40800000, 1300.0};
+    ui_trial_row(s, &v, 78, row, sizeof row);
+    ui_trial_header(78, head, sizeof head);
+    CHECK(strlen(row) == strlen(head) && strstr(row, " (backoff) ") &&
+              strstr(row, "1300.0s"),
+          "a trial of the whole plan says its phase where a layer's says the layer (%s)", row);
+    t.tried[0] = 0;
+    snprintf(t.tried, sizeof t.tried, "tucker2 256,256");
+    ui_trial_row(s, &t, 78, row, sizeof row);
+    CHECK(strlen(row) <= 78 && strstr(row, " tucker2 256,256 "), "the widest rank tried whole at 78 cells (%s)", row);
+    ui_trial_row(s, &t, 91, row, sizeof row);
+    CHECK(strlen(row) <= 91 && strstr(row, " tucker2 256,256 "), "and at 91 (%s)", row);
     ui_state_free(s);
     free(s);
 }

@@ -652,24 +652,26 @@ int ui_evaljob_poll(ui_evaljob *v, ui_state *s)
 /* ---- the trial table ---------------------------------------------------------------------- */
 
 #define TRIAL_WIDE 91 /* the row with the images column and a 12-cell layer name */
+#define TRIAL_TRIED_NARROW 16 /* "tucker2 256,256" */
 
-/* The layer column's width: 14 cells when narrow (the phase takes 7), 12 and up to 8 more when
- * wide, so "layer3.0.shortcut.0" is whole from 98 columns. */
+/* The layer column's width: 20 cells when narrow, where it also stands for the phase column
+ * (a layer's trials are the "layer" phase, the others name no layer), so "layer3.0.shortcut.0"
+ * is whole at 80 columns; 12 and up to 8 more when wide, whole again from 98 columns. */
 static int trial_layer_w(int width)
 {
     int more = width - TRIAL_WIDE;
-    return width < TRIAL_WIDE ? 14 : 12 + (more > 8 ? 8 : more);
+    return width < TRIAL_WIDE ? 20 : 12 + (more > 8 ? 8 : more);
 }
 
 void ui_trial_header(int width, char *buf, size_t len)
 {
     int lw = trial_layer_w(width);
     if (width >= TRIAL_WIDE)
-        snprintf(buf, len, "%4s  %-9s %-*s %-14s %7s  %6s  %-3s %8s %8s %8s", "#", "phase", lw, "layer", "tried", "val.acc",
+        snprintf(buf, len, "%4s  %-8s %-*s %-15s %7s  %6s  %-3s %8s %8s %8s", "#", "phase", lw, "layer", "tried", "val.acc",
                  "images", "ok", "params", "MACs", "time");
     else
-        snprintf(buf, len, "%4s %-7s %-*s %-14s %7s %-3s %7s %7s %7s", "#", "phase", lw, "layer", "tried", "val.acc", "ok",
-                 "params", "MACs", "time");
+        snprintf(buf, len, "%4s %-*s %-*s %7s %-3s %7s %7s %7s", "#", lw, "layer", TRIAL_TRIED_NARROW, "tried",
+                 "val.acc", "ok", "params", "MACs", "time");
 }
 
 void ui_trial_row(const ui_state *s, const ui_trial *t, int width, char *buf, size_t len)
@@ -680,7 +682,9 @@ void ui_trial_row(const ui_state *s, const ui_trial *t, int width, char *buf, si
     int k = 0;
     while (k < s->n_layers && strcmp(s->layers[k].name, t->layer))
         ++k;
-    if (k < s->n_layers)
+    if (width < TRIAL_WIDE && !t->layer[0])
+        snprintf(name, sizeof name, "(%.*s)", lw - 2, t->phase);
+    else if (k < s->n_layers)
         ui_fit_label(s, k, lw, name, sizeof name);
     else
         fmt_cut_middle(t->layer, lw, s->utf8, name, sizeof name);
@@ -692,9 +696,9 @@ void ui_trial_row(const ui_state *s, const ui_trial *t, int width, char *buf, si
     fmt_count(t->params, b, sizeof b);
     fmt_count(t->macs, c, sizeof c);
     if (width >= TRIAL_WIDE)
-        snprintf(buf, len, "%4d  %-9.9s %s%*s %-14.14s %7s  %6d  %-3s %8s %8s %7.1fs", t->index, t->phase, name, pad, "",
+        snprintf(buf, len, "%4d  %-8.8s %s%*s %-15.15s %7s  %6d  %-3s %8s %8s %7.1fs", t->index, t->phase, name, pad, "",
                  t->tried, a, t->images, t->within ? "yes" : "no", b, c, t->elapsed);
     else
-        snprintf(buf, len, "%4d %-7.7s %s%*s %-14.14s %7s %-3s %7s %7s %6.1fs", t->index, t->phase, name, pad, "", t->tried,
-                 a, t->within ? "yes" : "no", b, c, t->elapsed);
+        snprintf(buf, len, "%4d %s%*s %-*.*s %7s %-3s %7s %7s %6.1fs", t->index, name, pad, "", TRIAL_TRIED_NARROW,
+                 TRIAL_TRIED_NARROW, t->tried, a, t->within ? "yes" : "no", b, c, t->elapsed);
 }

@@ -2,7 +2,8 @@
  * `/` filter, the `s` sort, row positions through both, the mouse on a filtered table, row names
  * that never read the same (ResNet-20's full node names at every width), the scroll bar's thumb,
  * clicks on tabs and footer keys, save-as, and the curve's points (selected, applied, fine-tuned
- * by the real worker on a small subset of the shipped sample). */
+ * by the real worker on a small subset of the shipped sample), the curve's and the fine-tuning's status
+ * fitted to 80 columns. */
 #include "check.h"
 
 #include <stdlib.h>
@@ -563,10 +564,87 @@ static void test_name_column(ui_state *s)
     s->lines = 30;
 }
 
+/* whether lines hold text whole: the same characters but the spaces where they broke (a path
+ * longer than a line goes on at the next) */
+static int holds(char (*l)[UI_STATUS_LINE], int n, const char *text)
+{
+    const char *t = text;
+    for (int i = 0; i < n; ++i)
+        for (const char *p = l[i]; *p; ++p) {
+            while (*t == ' ')
+                ++t;
+            if (*p != ' ' && *p != *t++)
+                return 0;
+        }
+    while (*t == ' ')
+        ++t;
+    return !*t;
+}
+
+/* At 80 columns the curve's failure (its half screen: 38 cells) and the fine-tuning's status
+ * (78 cells) are read whole: the short form, or wrapped at spaces, never cut with an ellipsis. */
+static void test_status_lines(void)
+{
+    ui_state *s = calloc(1, sizeof *s);
+    ui_state_defaults(s);
+    s->utf8 = 1;
+    char l[4][UI_STATUS_LINE], rest[64];
+    const char *r = fmt_wrap_line("the fine-tuned curve", 8, rest, sizeof rest);
+    CHECK(!strcmp(rest, "the") && !strcmp(r, "fine-tuned curve"), "wrap: whole words (%s|%s)", rest, r);
+    r = fmt_wrap_line("fine-tuned", 4, rest, sizeof rest);
+    CHECK(!strcmp(rest, "fine") && !strcmp(r, "-tuned"), "wrap: a word longer than the line is cut (%s|%s)", rest, r);
+    const char *why = "curve failed: /work/shared/data/cifar-10-batches-bin/data_batch_5.bin: cannot open: No "
+                      "such file or directory";
+    snprintf(s->curve.msg, sizeof s->curve.msg, "%s", why);
+    int n = ui_curve_status(s, 38, l, 4), wide = 0;
+    for (int i = 0; i < n; ++i)
+        wide += cells_of(l[i]) > 38;
+    CHECK(n == 4 && !wide && holds(l, n, why),
+          "a failed curve's reason in 38 cells: %d lines, whole (%s / %s / %s / %s)", n, l[0], l[1], l[2], l[3]);
+    n = ui_curve_status(s, 120, l, 4);
+    CHECK(n == 1 && !strcmp(l[0], why), "in 120 cells, one line (%s)", l[0]);
+    n = ui_curve_status(s, 38, l, 2);
+    CHECK(n == 2 && cells_of(l[1]) == 38 && strstr(l[1], "\u2026"), "with 2 lines only, the last one says it is cut (%s)",
+          l[1]);
+    snprintf(s->curve.msg, sizeof s->curve.msg, "curve pending: 2/5 points, fine-tuning point 3 45%%");
+    snprintf(s->curve.msg_short, sizeof s->curve.msg_short, "curve 2/5, tuning 3: 45%%");
+    n = ui_curve_status(s, 38, l, 4);
+    CHECK(n == 1 && !strcmp(l[0], s->curve.msg_short), "a status with a short form keeps to one line (%s)", l[0]);
+
+    s->ft.epochs = 8;
+    s->ft.n = 8;
+    for (int i = 0; i < 8; ++i)
+        s->ft.val[i] = 0.85 + 0.002 * i;
+    s->ft.test_acc = 0.873;
+    s->ft.have_model = 1;
+    s->ft.done = 1;
+    snprintf(s->ft.msg, sizeof s->ft.msg, "kept epoch 8 (best on validation); w saves it");
+    n = ui_ft_status(s, 78, l, 2);
+    CHECK(n == 2 && cells_of(l[0]) <= 78 && strstr(l[0], "test 87.3%") && strstr(l[0], "8:86.4%") &&
+              !strcmp(l[1], s->ft.msg),
+          "fine-tuned, 78 cells: the figures, then the message whole (%s / %s)", l[0], l[1]);
+    n = ui_ft_status(s, 158, l, 2);
+    CHECK(n == 1 && strstr(l[0], "1:85.0% 2:85.2%") && strstr(l[0], s->ft.msg), "158 cells: one line (%s)", l[0]);
+    s->ft.have_model = 0;
+    s->ft.running = 1;
+    s->ft.progress = 0.45;
+    s->ft.n = 7;
+    n = ui_ft_status(s, 78, l, 2);
+    CHECK(n == 1 && cells_of(l[0]) <= 78 && !strstr(l[0], "\u2026") && strstr(l[0], "7:86.2%") && strstr(l[0], "x stops"),
+          "fine-tuning, 78 cells: the last epoch's figure and the key whole (%s)", l[0]);
+    s->ft.running = 0;
+    snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning failed: %s", why + 14);
+    n = ui_ft_status(s, 78, l, 2);
+    CHECK(n == 2 && cells_of(l[0]) <= 78 && cells_of(l[1]) <= 78 && holds(l, n, s->ft.msg), "its failure wrapped whole (%s / %s)", l[0], l[1]);
+    ui_state_free(s);
+    free(s);
+}
+
 int main(void)
 {
     rs_gsl_init();
     test_scrollbar();
+    test_status_lines();
     rs_model *m = load_model("tests/data/zoo/resnet20.onnx");
     if (m) {
         ui_state *s = malloc(sizeof *s);

@@ -274,3 +274,30 @@ char *fmt_fit(const char *long_text, const char *short_text, int width, int utf8
         cells += ((unsigned char)*p & 0xC0) != 0x80;
     return fmt_cut(cells <= width ? long_text : short_text, width, utf8, buf, len);
 }
+
+const char *fmt_wrap_line(const char *text, int width, char *buf, size_t len)
+{
+    const char *p = text;
+    while (*p == ' ')
+        ++p;
+    /* the longest prefix of whole words within width cells */
+    const char *end = p, *brk = NULL;
+    int cells = 0;
+    while (*end && cells <= width) {
+        if (*end == ' ')
+            brk = end;
+        if (((unsigned char)*end & 0xC0) != 0x80)
+            ++cells;
+        ++end;
+    }
+    if (!*end && cells <= width)
+        brk = end;
+    else if (!brk || brk == p)
+        brk = end - (cells > width); /* one word longer than the line: cut it */
+    size_t n = (size_t)(brk - p) < len - 1 ? (size_t)(brk - p) : len - 1;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    while (*brk == ' ')
+        ++brk;
+    return brk;
+}

@@ -32,6 +32,9 @@ char *fmt_cut(const char *text, int width, int utf8, char *buf, size_t len);
 /* long_text when it fits in width cells, else short_text (cut by fmt_cut if it does not fit
  * either): a line with an optional tail drops the tail rather than ending mid-word. */
 char *fmt_fit(const char *long_text, const char *short_text, int width, int utf8, char *buf, size_t len);
+/* The first line of text wrapped at spaces in width cells (a word longer than the line is cut)
+ * into buf; returns the rest of the text, "" when it all fitted. */
+const char *fmt_wrap_line(const char *text, int width, char *buf, size_t len);
 /* A name in at most width columns keeping both ends ("layer2…tcut.0"), so names that differ near
  * the start (layer2.0.shortcut.0, layer3.0.shortcut.0) still read differently; fmt_cut_start keeps
  * the end only ("…shortcut.0"), as it did for names with non-ASCII bytes. */

@@ -8,30 +8,6 @@
 #include "searchrun.h"
 #include "widgets.h"
 
-/* One status line for the fine-tuning of the slider plan (`F`): epochs' validation accuracy,
- * then the test accuracy. */
-static void draw_finetune(const ui_state *s, int y)
-{
-    char line[256], a[32];
-    size_t at = 0;
-    line[0] = 0;
-    for (int i = 0; i < s->ft.n && at < sizeof line - 16; ++i) {
-        int n = snprintf(line + at, sizeof line - at, "%s%d:%s", i ? " " : "", i + 1,
-                         fmt_pct(s->ft.val[i], a, sizeof a));
-        if (n < 0)
-            break;
-        at += (size_t)n;
-    }
-    if (s->ft.running)
-        w_printf(y, 1, R_PENDING, 0, "fine-tune %d/%d epochs %2.0f%%  val %s  (x stops)", s->ft.n, s->ft.epochs,
-                 s->ft.progress * 100, at ? line : "-");
-    else if (s->ft.have_model)
-        w_printf(y, 1, R_GOOD, 0, "fine-tuned: val %s  test %s  %s", line, fmt_pct(s->ft.test_acc, a, sizeof a),
-                 s->ft.msg);
-    else
-        w_printf(y, 1, R_BAD, 0, "%s", s->ft.msg);
-}
-
 void scr_search(const ui_state *s, const ui_spec *sp)
 {
     (void)sp;
@@ -94,10 +70,13 @@ void scr_search(const ui_state *s, const ui_spec *sp)
     char row[256];
     ui_trial_header(COLS - 2, row, sizeof row);
     w_put(y++, 1, R_DIM, 0, row);
-    int ft_on = s->ft.running || s->ft.msg[0];
-    if (ft_on)
-        draw_finetune(s, LINES - 3);
-    int rows = LINES - 3 - y - (ft_on ? 1 : 0);
+    /* the fine-tuning of the slider plan (`F`): its figures, then its message, on two lines if
+     * one cannot hold them */
+    char ft[2][UI_STATUS_LINE];
+    int nft = s->ft.running || s->ft.msg[0] ? ui_ft_status(s, COLS - 2, ft, 2) : 0;
+    for (int k = 0; k < nft; ++k)
+        w_put(LINES - 2 - nft + k, 1, s->ft.running ? R_PENDING : s->ft.have_model ? R_GOOD : R_BAD, 0, ft[k]);
+    int rows = LINES - 3 - y - nft;
     int first = s->search.n_trials - rows;
     if (first < 0)
         first = 0;

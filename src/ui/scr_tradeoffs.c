@@ -20,14 +20,12 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
     w_put(y, x, R_ACCENT, 0, "accuracy vs x fewer params (whole net)");
     if (nft)
         w_printf(y, x + 39, R_DIM, 0, "%s plan  %s fine-tuned", s->utf8 ? "\u2022" : "*", s->utf8 ? "\u25b2" : "^");
-    char status[sizeof c->msg + 16], shorter[sizeof c->msg_short + 16], cut[4 * sizeof status + 4];
-    snprintf(status, sizeof status, "%s%s", c->fit_outputs ? "fit outputs: " : "", c->msg);
-    snprintf(shorter, sizeof shorter, "%s%s", c->fit_outputs ? "fit out: " : "", c->msg_short);
-    if (w_width(shorter) > COLS - x - 1) /* the state of the curve before how it was fitted */
-        snprintf(shorter, sizeof shorter, "%s", c->msg_short);
-    w_put(y + 1, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0,
-          fmt_fit(status, c->msg_short[0] ? shorter : status, COLS - x - 1, s->utf8, cut, sizeof cut));
-    int ph = h - 5, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
+    /* a failure's reason wraps under the status line (with no points, over the plot's rows) */
+    char st[4][UI_STATUS_LINE];
+    int ns = ui_curve_status(s, COLS - x - 1, st, c->n == 0 ? (h - 1 < 4 ? h - 1 : 4) : 2);
+    for (int k = 0; k < ns; ++k)
+        w_put(y + 1 + k, x, c->running ? R_PENDING : c->done ? R_DIM : R_BAD, 0, st[k]);
+    int ph = h - 4 - ns, pw = COLS - x - 10; /* title, status, x axis and its labels, the words line */
     if (ph < 3 || pw < 12 || c->n == 0)
         return;
     double lo = 1, hi = 0;
@@ -46,7 +44,7 @@ static void draw_curve(const ui_state *s, int y, int x, int h)
     double xmax = ui_curve_reductions[UI_CURVE_N - 1];
     for (int i = 0; i < c->n; ++i)
         xmax = c->ratio[i] > xmax ? c->ratio[i] : xmax;
-    w_plot p = {y + 2, x + 8, ph, pw, 1, xmax * 1.05, lo, hi, 0};
+    w_plot p = {y + 1 + ns, x + 8, ph, pw, 1, xmax * 1.05, lo, hi, 0};
     w_plot_axes(s, &p, "x fewer params", NULL, 2);
     w_plot_line(&p, c->ratio, c->acc, c->n, R_GOOD, s->utf8 ? "\u2022" : "*");
     for (int i = 0; i < c->n; ++i)

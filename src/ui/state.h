@@ -627,6 +627,13 @@ extern const ui_screen_def ui_screens[SCR_COUNT];
 int ui_help_lines(const ui_state *s, const char **out, int max);
 /* Help lines visible at once for s->lines (the help box's height inside its border). */
 int ui_help_rows(const ui_state *s);
+/* The Trade-offs curve's status and the fine-tuning's (status.c) in at most max lines of width
+ * cells: the long form, else the short one, else wrapped at spaces (the last line cut with an
+ * ellipsis only when even max lines cannot hold it). Returns the lines used (0 when max < 1). */
+#define UI_STATUS_LINE 1024
+int ui_curve_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
+int ui_ft_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
+
 /* The help box for s->cols: its width (as wide as the longest line, within the screen) and the
  * help lines wrapped to fit inside it (a key's description continues under its column), into
  * out[0..max); returns how many there are (may exceed max). The help scrolls over these. */

@@ -143,29 +143,12 @@ int w_wrap(int y, int x, int w, int max_rows, enum w_role role, const char *text
     char line[1024];
     const char *p = text;
     int rows = 0;
+    while (*p == ' ')
+        ++p;
     while (*p && rows < max_rows) {
-        while (*p == ' ')
-            ++p;
-        /* the longest prefix of whole words within w cells */
-        const char *end = p, *brk = NULL;
-        int cells = 0;
-        while (*end && cells <= w) {
-            if (*end == ' ')
-                brk = end;
-            if (((unsigned char)*end & 0xC0) != 0x80)
-                ++cells;
-            ++end;
-        }
-        if (!*end && cells <= w)
-            brk = end;
-        else if (!brk || brk == p)
-            brk = end - (cells > w); /* one word longer than the line: cut it */
-        size_t n = (size_t)(brk - p) < sizeof line - 1 ? (size_t)(brk - p) : sizeof line - 1;
-        memcpy(line, p, n);
-        line[n] = 0;
+        p = fmt_wrap_line(p, w, line, sizeof line);
         w_put(y + rows, x, role, w, line);
         ++rows;
-        p = brk;
     }
     return y + rows;
 }

@@ -636,6 +636,45 @@ static void test_status_lines(void)
     snprintf(s->ft.msg, sizeof s->ft.msg, "fine-tuning failed: %s", why + 14);
     n = ui_ft_status(s, 78, l, 2);
     CHECK(n == 2 && cells_of(l[0]) <= 78 && cells_of(l[1]) <= 78 && holds(l, n, s->ft.msg), "its failure wrapped whole (%s / %s)", l[0], l[1]);
+
+    /* the Search result: every figure, and the plan whole on two lines or counted */
+    static const char *const names[4] = {"conv1", "conv2", "fc1", "fc2"};
+    static const int ranks[4] = {14, 44, 60, 40};
+    s->n_layers = 4;
+    s->layers = calloc(4, sizeof *s->layers);
+    for (int k = 0; k < 4; ++k) {
+        snprintf(s->layers[k].name, sizeof s->layers[k].name, "%s", names[k]);
+        s->layers[k].has_searched = 1;
+        s->layers[k].searched.method = k < 2 ? DECOMP_CP : DECOMP_SVD;
+        s->layers[k].searched.rank = ranks[k];
+    }
+    s->params_total = 62006;
+    s->macs_total = 651000;
+    s->search.base = 0.715;
+    s->search.acc = 0.706;
+    s->search.within = 0;
+    s->search.params = 42100;
+    s->search.macs = 441600;
+    n = ui_search_summary(s, 78, l, 3);
+    CHECK(n == 3 && cells_of(l[0]) <= 78 && strstr(l[0], "70.6%") &&
+              strstr(l[0], "(-0.9, NOT within)") && strstr(l[0], "params 1.5x fewer") &&
+              strstr(l[0], "MACs 1.5x fewer") &&
+              holds(l + 1, 2,
+                    "plan: conv1 cp 14, conv2 cp 44, fc1 svd 60, fc2 svd 40   (a applies it to the "
+                    "sliders)"),
+          "Search result at 78 cells: the MACs and the plan whole (%s / %s / %s)", l[0], l[1],
+          l[2]);
+    n = ui_search_summary(s, 158, l, 3);
+    CHECK(n == 2 && strstr(l[0], "validation accuracy 71.5% -> 70.6%") &&
+              strstr(l[0], "params 62.0K -> 42.1K 1.5x") &&
+              strstr(l[1], "fc2 svd 40   (a applies it to the sliders)"),
+          "at 158: the long forms on one line each (%s / %s)", l[0], l[1]);
+    for (int k = 0; k < 4; ++k)
+        snprintf(s->layers[k].name, sizeof s->layers[k].name, "features.%d.block.%d.conv_pointwise",
+                 k, k);
+    n = ui_search_summary(s, 78, l, 3);
+    CHECK(n == 2 && !strcmp(l[1], "plan: 4 of 4 layers factorized   (a applies it to the sliders)"),
+          "a plan too long for two lines is counted (%s)", l[1]);
     ui_state_free(s);
     free(s);
 }

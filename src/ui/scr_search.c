@@ -2,7 +2,6 @@
  * progress, elapsed time, a stop key, and the result ready to apply to the sliders. */
 #include <stdio.h>
 
-#include "fmt.h"
 #include "rankscope/search.h"
 #include "screens.h"
 #include "searchrun.h"
@@ -11,7 +10,6 @@
 void scr_search(const ui_state *s, const ui_spec *sp)
 {
     (void)sp;
-    char a[32], b[32], c[32], r[16];
     if (!s->search.available) {
         w_put(3, 2, R_ACCENT, 0, "Rank search");
         int w = COLS - 4, y = w_wrap(5, 2, w, 4, R_NORMAL,
@@ -44,27 +42,10 @@ void scr_search(const ui_state *s, const ui_spec *sp)
         w_put(4, 1, R_DIM, 0, "s starts a search");
     int y = 5;
     if (s->search.have_result) {
-        char d[32], e2[32], f[32];
-        w_printf(y++, 1, R_NORMAL, 0, "validation accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer",
-                 fmt_pct(s->search.base, a, sizeof a), fmt_pct(s->search.acc, b, sizeof b),
-                 fmt_pts_between(s->search.base, s->search.acc, c, sizeof c), s->search.within ? "within" : "NOT within",
-                 fmt_count(s->params_total, d, sizeof d), fmt_count(s->search.params, e2, sizeof e2),
-                 fmt_ratio((double)s->params_total, (double)s->search.params, r, sizeof r),
-                 fmt_ratio((double)s->macs_total, (double)s->search.macs, f, sizeof f));
-        char plan[512];
-        size_t at = 0;
-        plan[0] = 0;
-        for (int k = 0; k < s->n_layers; ++k) {
-            const ui_layer *l = &s->layers[k];
-            if (!l->has_searched || l->searched.method == DECOMP_NONE)
-                continue;
-            int n = snprintf(plan + at, sizeof plan - at, "%s%s %s %d", at ? ", " : "", l->name,
-                             decomp_method_name(l->searched.method), l->searched.rank);
-            if (n < 0 || (size_t)n >= sizeof plan - at)
-                break;
-            at += (size_t)n;
-        }
-        w_printf(y++, 1, R_ACCENT, 0, "plan: %s   (a applies it to the sliders)", at ? plan : "(no layer factorized)");
+        char sum[3][UI_STATUS_LINE];
+        int n = ui_search_summary(s, COLS - 2, sum, 3);
+        for (int k = 0; k < n; ++k)
+            w_put(y++, 1, k ? R_ACCENT : R_NORMAL, 0, sum[k]);
     }
     y++;
     char row[256];

@@ -633,6 +633,9 @@ int ui_help_rows(const ui_state *s);
 #define UI_STATUS_LINE 1024
 int ui_curve_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
 int ui_ft_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
+/* The Search result: its accuracy and size on out[0] (every figure kept, said shorter when
+ * narrow), then the plan on up to two lines, else how many layers it factorizes. */
+int ui_search_summary(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
 
 /* The help box for s->cols: its width (as wide as the longest line, within the screen) and the
  * help lines wrapped to fit inside it (a key's description continues under its column), into

@@ -1,7 +1,7 @@
 /* status.c — the status lines of the Trade-offs curve (`c` / `C`) and of the fine-tuning (`F`)
  * fitted to a width: the long form when it fits, else a shorter one, else wrapped at spaces over
- * the lines given, so a reason (which has no short form) is read whole rather than cut. Pure: no
- * curses, no I/O. */
+ * the lines given, so a reason (which has no short form) is read whole rather than cut; and the
+ * Search result's summary likewise. Pure: no curses, no I/O. */
 #include <stdio.h>
 #include <string.h>
 
@@ -102,4 +102,65 @@ int ui_ft_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int 
     }
     fmt_cut(head, width, s->utf8, out[0], UI_STATUS_LINE);
     return 1 + wrap(f->msg, width, s->utf8, out + 1, max - 1);
+}
+
+int ui_search_summary(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max)
+{
+    const ui_search_state *r = &s->search;
+    char a[32], b[32], c[32], d[32], e[32], pr[16], mr[16], line[UI_STATUS_LINE];
+    width = clamp_width(width);
+    if (max < 1)
+        return 0;
+    fmt_pct(r->base, a, sizeof a);
+    fmt_pct(r->acc, b, sizeof b);
+    fmt_pts_between(r->base, r->acc, c, sizeof c);
+    fmt_count(s->params_total, d, sizeof d);
+    fmt_count(r->params, e, sizeof e);
+    fmt_ratio((double)s->params_total, (double)r->params, pr, sizeof pr);
+    fmt_ratio((double)s->macs_total, (double)r->macs, mr, sizeof mr);
+    const char *w = r->within ? "within" : "NOT within";
+    /* every figure but the params before and after, rather than the MACs cut off */
+    snprintf(line, sizeof line,
+             "validation accuracy %s -> %s (%s, %s)   params %s -> %s %s   MACs %s fewer", a, b, c,
+             w, d, e, pr, mr);
+    if (cells(line) > width)
+        snprintf(line, sizeof line,
+                 "validation %s -> %s (%s, %s)  params %s -> %s %s  MACs %s fewer", a, b, c, w, d,
+                 e, pr, mr);
+    if (cells(line) > width)
+        snprintf(line, sizeof line, "val. acc %s -> %s (%s, %s)  params %s fewer  MACs %s fewer", a,
+                 b, c, w, pr, mr);
+    fmt_cut(line, width, s->utf8, out[0], UI_STATUS_LINE);
+    if (max < 2)
+        return 1;
+    /* the plan: on up to two lines, else counted (a applies it and the Layers screen lists it) */
+    char plan[sizeof line];
+    size_t at = 0;
+    int n = 0;
+    plan[0] = 0;
+    for (int k = 0; k < s->n_layers; ++k) {
+        const ui_layer *l = &s->layers[k];
+        if (!l->has_searched || l->searched.method == DECOMP_NONE)
+            continue;
+        ++n;
+        int m = snprintf(plan + at, sizeof plan - at, "%s%s %s %d", at ? ", " : "", l->name,
+                         decomp_method_name(l->searched.method), l->searched.rank);
+        if (m < 0 || (size_t)m >= sizeof plan - at)
+            break;
+        at += (size_t)m;
+    }
+    snprintf(line, sizeof line, "plan: %s   (a applies it to the sliders)",
+             n ? plan : "(no layer factorized)");
+    int room = max - 1 < 2 ? max - 1 : 2;
+    char trial[3][UI_STATUS_LINE];
+    int used = wrap(line, width, s->utf8, trial, room + 1);
+    if (used > room) {
+        snprintf(line, sizeof line,
+                 "plan: %d of %d layers factorized   (a applies it to the sliders)", n,
+                 s->n_layers);
+        used = wrap(line, width, s->utf8, trial, room);
+    }
+    for (int i = 0; i < used; ++i)
+        memcpy(out[1 + i], trial[i], UI_STATUS_LINE);
+    return 1 + used;
 }

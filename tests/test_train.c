@@ -9,6 +9,8 @@
  * accumulation over at most a few hundred terms. Logits must match to 1e-5 relative.
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,20 +411,31 @@ static int is_bn_statistic(const rs_model *m, int v)
     return 0;
 }
 
+/* Infers m's shapes; n random inputs of *F floats in [-1, 1) and n labels < *C, its input's size
+ * and its output's classes (malloc'd). */
+static void random_batch(const char *what, rs_model *m, int n, long *F, int *C, float **x, uint8_t **lab)
+{
+    CHECK(model_infer_shapes(m, NULL) == 0, "%s: shapes infer", what);
+    *F = numel(&m->values[m->input]);
+    *C = (int)m->values[m->output].dims[1];
+    *x = malloc((size_t)(n * *F) * sizeof(float));
+    *lab = malloc((size_t)n);
+    for (long k = 0; k < n * *F; ++k)
+        (*x)[k] = srand1();
+    for (int b = 0; b < n; ++b)
+        (*lab)[b] = (uint8_t)(urand() * *C);
+}
+
 /* Checks logits, every parameter gradient (up to 40 sampled elements each) and the input
  * gradient of model m on a random batch, with the engine on nthreads threads. */
 static void check_model_grads(const char *what, rs_model *m, int n, int nthreads,
                               const float *teacher)
 {
-    CHECK(model_infer_shapes(m, NULL) == 0, "%s: shapes infer", what);
-    long F = numel(&m->values[m->input]);
-    int C = (int)m->values[m->output].dims[1];
-    float *x = malloc((size_t)(n * F) * sizeof(float));
-    uint8_t *lab = malloc((size_t)n);
-    for (long k = 0; k < n * F; ++k)
-        x[k] = srand1();
-    for (int b = 0; b < n; ++b)
-        lab[b] = (uint8_t)(urand() * C);
+    long F;
+    int C;
+    float *x;
+    uint8_t *lab;
+    random_batch(what, m, n, &F, &C, &x, &lab);
     rs_err e = {{0}};
     train_net *t = train_net_create(m, n, nthreads, NULL, TRAIN_NET_INPUT_GRAD, &e);
     if (!CHECK(t != NULL, "%s: train_net_create (%s)", what, e.msg)) {
@@ -1093,6 +1106,30 @@ static int mk_bn(rs_model *m, const char *name, int in, int C)
     return k;
 }
 
+/* 3×6×6 input, 3×3 conv (4 channels, padded), BatchNormalization, ReLU: returns the ReLU node. */
+static int mk_stem(rs_model *m)
+{
+    int x = mk_input(m, 3, 6, 6);
+    int w1 = mk_const(m, "c1.w", 4, 4, 3, 3, 3, 0.4f);
+    int c1 = mk_node(m, "c1", RS_OP_CONV, (int[]){x, w1}, 2);
+    m->nodes[c1].pads[0] = m->nodes[c1].pads[1] = m->nodes[c1].pads[2] = m->nodes[c1].pads[3] = 1;
+    int b1 = mk_bn(m, "bn1", c1, 4);
+    return mk_node(m, "relu1", RS_OP_RELU, (int[]){out_of(m, b1)}, 1);
+}
+
+/* Spatial mean and a 4 → 5 Gemm after node last: the model's output. */
+static void mk_head(rs_model *m, int last)
+{
+    int f = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, last)}, 1);
+    m->nodes[f].n_axes = 2;
+    m->nodes[f].axes[0] = 2, m->nodes[f].axes[1] = 3;
+    m->nodes[f].keepdims = 0;
+    int gw = mk_const(m, "fc.w", 2, 5, 4, 0, 0, 0.5f), gb = mk_const(m, "fc.b", 1, 5, 0, 0, 0, 0.1f);
+    int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gb}, 3);
+    m->nodes[g].trans_b = 1;
+    m->output = out_of(m, g);
+}
+
 /* BatchNormalization with the ReLU or Clip that alone reads it applied in its own passes (forward
  * and mask in the backward), one whose output is also read by an Add (not fused), and that Add of
  * two activations with its ReLU fused, in training mode (batch statistics shared by 2 workers)
@@ -1101,12 +1138,7 @@ static void test_bn_activation(void)
 {
     for (int running = 0; running < 2; ++running) {
         rs_model *m = model_alloc();
-        int x = mk_input(m, 3, 6, 6);
-        int w1 = mk_const(m, "c1.w", 4, 4, 3, 3, 3, 0.4f);
-        int c1 = mk_node(m, "c1", RS_OP_CONV, (int[]){x, w1}, 2);
-        m->nodes[c1].pads[0] = m->nodes[c1].pads[1] = m->nodes[c1].pads[2] = m->nodes[c1].pads[3] = 1;
-        int b1 = mk_bn(m, "bn1", c1, 4);
-        int r1 = mk_node(m, "relu1", RS_OP_RELU, (int[]){out_of(m, b1)}, 1);
+        int r1 = mk_stem(m);
         int w2 = mk_const(m, "c2.w", 4, 4, 4, 1, 1, 0.5f);
         int c2 = mk_node(m, "c2", RS_OP_CONV, (int[]){out_of(m, r1), w2}, 2);
         int b2 = mk_bn(m, "bn2", c2, 4);
@@ -1116,14 +1148,7 @@ static void test_bn_activation(void)
         int r3 = mk_node(m, "relu3", RS_OP_RELU, (int[]){out_of(m, b3)}, 1);
         int ad = mk_node(m, "add", RS_OP_ADD, (int[]){out_of(m, r3), out_of(m, b3)}, 2);
         int r4 = mk_node(m, "relu4", RS_OP_RELU, (int[]){out_of(m, ad)}, 1);
-        int f = mk_node(m, "mean", RS_OP_REDUCEMEAN, (int[]){out_of(m, r4)}, 1);
-        m->nodes[f].n_axes = 2;
-        m->nodes[f].axes[0] = 2, m->nodes[f].axes[1] = 3;
-        m->nodes[f].keepdims = 0;
-        int gw = mk_const(m, "fc.w", 2, 5, 4, 0, 0, 0.5f), gb = mk_const(m, "fc.b", 1, 5, 0, 0, 0, 0.1f);
-        int g = mk_node(m, "fc", RS_OP_GEMM, (int[]){out_of(m, f), gw, gb}, 3);
-        m->nodes[g].trans_b = 1;
-        m->output = out_of(m, g);
+        mk_head(m, r4);
         ref_bn_running = running;
         check_model_grads(running ? "BatchNormalization (running statistics) + fused ReLU / Clip, Add + ReLU"
                                   : "BatchNormalization (batch statistics) + fused ReLU / Clip, Add + ReLU",
@@ -1131,6 +1156,142 @@ static void test_bn_activation(void)
         ref_bn_running = 0;
         model_free(m);
     }
+}
+
+/* Largest |a − b| over n floats relative to the largest |b| (0 when both are all zero). */
+static double max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, big = 0;
+    for (size_t k = 0; k < n; ++k) {
+        if (fabs((double)a[k] - b[k]) > d)
+            d = fabs((double)a[k] - b[k]);
+        if (fabs((double)b[k]) > big)
+            big = fabs((double)b[k]);
+    }
+    return big > 0 ? d / big : d;
+}
+
+/* Logits, loss and every gradient of m with and without extra train_net_create flags: the same
+ * bits with running statistics; with batch statistics within tol of each array's largest
+ * magnitude (two batch-statistics nets over the same model and batch already differ in the last
+ * bits, fused or not, and a Clip's mask can flip there). The running statistics a training pass
+ * moves are put back between the two. */
+static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b)
+{
+    double tol = ref_bn_running ? 0.0 : 1e-4;
+    long F;
+    int C;
+    float *x;
+    uint8_t *lab;
+    random_batch(what, m, n, &F, &C, &x, &lab);
+    float *saved[64] = {0};
+    for (int v = 0; v < m->n_values && v < 64; ++v)
+        if (is_bn_statistic(m, v)) {
+            size_t cnt = (size_t)numel(&m->values[v]);
+            saved[v] = malloc(cnt * sizeof(float));
+            memcpy(saved[v], m->values[v].f, cnt * sizeof(float));
+        }
+    train_net *t[2] = {NULL, NULL};
+    double loss[2] = {0, 0};
+    rs_err e = {{0}};
+    for (int k = 0; k < 2; ++k) {
+        for (int v = 0; v < m->n_values && v < 64; ++v)
+            if (saved[v])
+                memcpy(m->values[v].f, saved[v], (size_t)numel(&m->values[v]) * sizeof(float));
+        t[k] = train_net_create(m, n, nthreads, NULL, TRAIN_NET_INPUT_GRAD | (k ? flags_b : 0), &e);
+        if (!CHECK(t[k] != NULL, "%s: train_net_create (%s)", what, e.msg))
+            goto out;
+        if (ref_bn_running)
+            train_net_set_training(t[k], 0);
+        int correct = 0;
+        CHECK(train_net_grad(t[k], x, lab, n, NULL, 0.0f, 1.0f, &loss[k], &correct, &e) == 0,
+              "%s: train_net_grad (%s)", what, e.msg);
+    }
+    CHECK(fabs(loss[0] - loss[1]) <= tol * fabs(loss[1]), "%s: loss %.9g vs %.9g (%g)", what, loss[0], loss[1], tol);
+    double d = max_rel_diff(train_net_logits(t[0]), train_net_logits(t[1]), (size_t)(n * C));
+    CHECK(d <= tol, "%s: logits agree (max diff %.2g of the largest <= %g)", what, d, tol);
+    d = max_rel_diff(train_net_input_grad(t[0]), train_net_input_grad(t[1]), (size_t)(n * F));
+    CHECK(d <= tol, "%s: input gradients agree (max diff %.2g of the largest <= %g)", what, d, tol);
+    double worst = 0;
+    int params = 0, missing = 0;
+    for (int v = 0; v < m->n_values; ++v) {
+        const rs_value *val = &m->values[v];
+        if (!val->is_const || val->dtype != RS_DT_FLOAT || is_bn_statistic(m, v))
+            continue;
+        const float *g0 = train_net_param_grad(t[0], v), *g1 = train_net_param_grad(t[1], v);
+        ++params;
+        if (!g0 || !g1) {
+            ++missing;
+            continue;
+        }
+        d = max_rel_diff(g0, g1, (size_t)numel(val));
+        if (d > worst)
+            worst = d;
+    }
+    CHECK(!missing && worst <= tol, "%s: gradients of all %d parameters agree (max diff %.2g of the largest <= %g)",
+          what, params, worst, tol);
+out:
+    train_net_free(t[0]);
+    train_net_free(t[1]);
+    for (int v = 0; v < 64; ++v)
+        free(saved[v]);
+    free(x), free(lab);
+}
+
+/* A BatchNormalization without activation whose output only an Add reads (the residual branch's
+ * last one): the Add applies its scale and shift in its own pass (tn_fuse_bn_add), the
+ * BatchNormalization on either side of the Add, the Add followed by ReLU, Clip or nothing fused.
+ * Gradients against finite differences; logits, loss and gradients as unfused (check_flags_agree). */
+static void test_bn_add(void)
+{
+    /* which nodes the fusion marks */
+    tn_node tn[3] = {{.op = RS_OP_BATCHNORM, .x = 1, .x2 = -1, .y = 2, .cin = 4, .K = 9, .ysz = 36, .bn_off = 7},
+                     {.op = RS_OP_ADD, .x = 3, .x2 = 2, .y = 4, .xsz = 36, .ysz = 36},
+                     {.op = RS_OP_BATCHNORM, .x = 4, .x2 = -1, .y = 5, .cin = 4, .K = 9, .ysz = 36}};
+    int uses[6] = {1, 1, 1, 1, 1, 1};
+    tn_fuse_bn_add(tn, 3, uses);
+    CHECK(tn[0].into_add && tn[1].add_bn && tn[1].add_bn_x == 1 && tn[1].add_bn_y == 2 && tn[1].add_bn_off == 7 &&
+              !tn[2].into_add,
+          "tn_fuse_bn_add: the BatchNormalization read only by the Add goes into it, the other not");
+    uses[2] = 2;
+    memset(&tn[0].into_add, 0, sizeof tn[0] - offsetof(tn_node, into_add));
+    memset(&tn[1].into_add, 0, sizeof tn[1] - offsetof(tn_node, into_add));
+    tn_fuse_bn_add(tn, 3, uses);
+    CHECK(!tn[0].into_add && !tn[1].add_bn, "tn_fuse_bn_add: not when another node reads the output too");
+
+    for (int tail = 0; tail < 3; ++tail)
+        for (int running = 0; running < 2; ++running) {
+            rs_model *m = model_alloc();
+            int r1 = mk_stem(m);
+            int w2 = mk_const(m, "c2.w", 4, 4, 4, 3, 3, 0.3f);
+            int c2 = mk_node(m, "c2", RS_OP_CONV, (int[]){out_of(m, r1), w2}, 2);
+            m->nodes[c2].pads[0] = m->nodes[c2].pads[1] = m->nodes[c2].pads[2] = m->nodes[c2].pads[3] = 1;
+            int b2 = mk_bn(m, "bn2", c2, 4);
+            int a1 = mk_node(m, "add1", RS_OP_ADD, (int[]){out_of(m, b2), out_of(m, r1)}, 2);
+            int r2 = mk_node(m, "relu2", RS_OP_RELU, (int[]){out_of(m, a1)}, 1);
+            int w3 = mk_const(m, "c3.w", 4, 4, 4, 1, 1, 0.5f);
+            int c3 = mk_node(m, "c3", RS_OP_CONV, (int[]){out_of(m, r2), w3}, 2);
+            int b3 = mk_bn(m, "bn3", c3, 4);
+            int a2 = mk_node(m, "add2", RS_OP_ADD, (int[]){out_of(m, r2), out_of(m, b3)}, 2);
+            int last = a2;
+            if (tail == 1)
+                last = mk_node(m, "relu3", RS_OP_RELU, (int[]){out_of(m, a2)}, 1);
+            if (tail == 2) {
+                last = mk_node(m, "relu6", RS_OP_CLIP, (int[]){out_of(m, a2)}, 1);
+                m->nodes[last].clip_min = 0.0f, m->nodes[last].clip_max = 0.6f;
+            }
+            mk_head(m, last);
+            ref_bn_running = running;
+            char what[160];
+            snprintf(what, sizeof what, "BatchNormalization into Add (%s statistics; second Add then %s)",
+                     running ? "running" : "batch", tail == 0 ? "nothing" : tail == 1 ? "ReLU" : "Clip");
+            check_model_grads(what, m, 4, running ? 1 : 2, NULL);
+            char what2[200];
+            snprintf(what2, sizeof what2, "%s, fused vs unfused", what);
+            check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_BN_ADD);
+            ref_bn_running = 0;
+            model_free(m);
+        }
 }
 
 /* Convolutions with 9 output channels over rows 10 and 5 wide: the weight gradient's transposes of
@@ -1191,6 +1352,7 @@ int main(void)
     test_wide_conv();
     test_wino_convs();
     test_bn_activation();
+    test_bn_add();
     test_conv_pool_gemm();
     test_grouped_depthwise_matmul();
     test_depthwise3x3();

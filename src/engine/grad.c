@@ -450,7 +450,7 @@ static void bn_forward_batch(const tn_node *t, const rs_model *m, const float *x
         st[c] = (float)mean, st[C + c] = (float)inv, st[2 * C + c] = (float)var;
         float sc = (float)(gamma[c] * inv), sh = (float)(beta[c] - mean * gamma[c] * inv);
         st[3 * C + 1 + c] = sc, st[4 * C + 1 + c] = sh;
-        for (int i = 0; i < ns; ++i) {
+        for (int i = 0; i < ns && !t->into_add; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * K;
             bn_apply(x + o, y + o, K, sc, sh, t->act, t->alpha, t->beta);
         }
@@ -629,9 +629,46 @@ TN_VEC static void add_act_backward(const float *restrict y, const float *restri
     }
 }
 
+/* y = act(bn + o), bn = bx·sc + sh: a BatchNormalization's output and the Add of it (either
+ * side: the sum is commutative) with the unfused ops' expressions. */
+TN_VEC static void add_bn_act(const float *restrict bx, const float *restrict o, float *restrict y, int K, float sc,
+                              float sh, int act, float lo, float hi)
+{
+    if (act == TN_ACT_RELU)
+        for (int k = 0; k < K; ++k) {
+            float b = bx[k] * sc + sh;
+            float v = b + o[k];
+            y[k] = v > 0 ? v : 0.0f;
+        }
+    else if (act == TN_ACT_CLIP)
+        for (int k = 0; k < K; ++k) {
+            float b = bx[k] * sc + sh;
+            float v = b + o[k];
+            y[k] = v < lo ? lo : v > hi ? hi : v;
+        }
+    else
+        for (int k = 0; k < K; ++k) {
+            float b = bx[k] * sc + sh;
+            y[k] = b + o[k];
+        }
+}
+
 void grad_fwd_add(const tn_pass *p)
 {
     TN_PASS_LOCALS(p);
+    if (t->add_bn) { /* the BatchNormalization's scale and shift applied here (tn_fuse_bn_add) */
+        const float *bx = act[t->add_bn_x], *o = act[t->x == t->add_bn_y ? t->x2 : t->x];
+        const float *st = s->bn_stats + t->add_bn_off;
+        float *out = t->act ? act[t->act_y] : y;
+        int C = t->add_bn_c, K = t->add_bn_k;
+        for (int i = 0; i < ns; ++i)
+            for (int c = 0; c < C; ++c) {
+                size_t off = (size_t)i * (size_t)t->ysz + (size_t)c * K;
+                add_bn_act(bx + off, o + off, out + off, K, st[3 * C + 1 + c], st[4 * C + 1 + c], t->act, t->alpha,
+                           t->beta);
+            }
+        return;
+    }
     if (t->x2 >= 0) {
         add_act(x, act[t->x2], t->act ? act[t->act_y] : y, total, t->act, t->alpha, t->beta);
     } else {
@@ -665,9 +702,14 @@ void grad_fwd_batchnorm(const tn_pass *p)
         bn_forward_batch(t, m, x, y, ns, s);
         return;
     }
+    float *st = s->bn_stats + t->bn_off;
     for (int c = 0; c < t->cin; ++c) {
         float sc, sh;
         bn_channel(m, &m->nodes[t->node], c, &sc, &sh);
+        if (t->into_add) { /* the Add applies them */
+            st[3 * t->cin + 1 + c] = sc, st[4 * t->cin + 1 + c] = sh;
+            continue;
+        }
         for (int i = 0; i < ns; ++i) {
             size_t o = (size_t)i * t->xsz + (size_t)c * t->K;
             bn_apply(x + o, y + o, t->K, sc, sh, t->act, t->alpha, t->beta);
@@ -857,6 +899,29 @@ void tn_fuse_statistics(tn_node *tn, int n_tn, const int *uses)
                 c->stats_node = b->node;
                 c->sum_off = b->sum_off;
                 b->pre_stats = 1;
+            }
+            break;
+        }
+    }
+}
+
+void tn_fuse_bn_add(tn_node *tn, int n_tn, const int *uses)
+{
+    for (int i = 0; i < n_tn; ++i) {
+        tn_node *b = &tn[i];
+        if (b->op != RS_OP_BATCHNORM || b->act || b->fused || uses[b->y] != 1 || b->ysz != (int64_t)b->cin * b->K)
+            continue;
+        for (int j = i + 1; j < n_tn; ++j) {
+            tn_node *a = &tn[j];
+            if (a->x != b->y && a->x2 != b->y)
+                continue;
+            if (a->op == RS_OP_ADD && !a->fused && !a->add_bn && a->x2 >= 0 && a->x != a->x2 && a->xsz == b->ysz &&
+                a->ysz == b->ysz) {
+                b->into_add = 1;
+                a->add_bn = 1;
+                a->add_bn_x = b->x, a->add_bn_y = b->y;
+                a->add_bn_c = b->cin, a->add_bn_k = b->K;
+                a->add_bn_off = b->bn_off;
             }
             break;
         }

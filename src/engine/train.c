@@ -449,6 +449,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
     }
     tn_fuse_activations(t->tn, t->n_tn, uses);
     tn_fuse_statistics(t->tn, t->n_tn, uses);
+    if (!(flags & TN_NET_NO_BN_ADD))
+        tn_fuse_bn_add(t->tn, t->n_tn, uses);
     free(uses);
     t->col_floats = col;
     t->boff_ints = boff;

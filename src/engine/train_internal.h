@@ -112,7 +112,18 @@ typedef struct tn_node {
      * order), and that BatchNormalization (pre_stats) does not read its input again for them. */
     int stats, stats_node, pre_stats;
     size_t sum_off;
+    /* BatchNormalization without activation whose output only an Add of two activations reads
+     * (into_add): it takes its statistics but does not write its output; that Add (add_bn) applies
+     * the scale and shift to the BatchNormalization's input (values add_bn_x → add_bn_y, statistics at
+     * add_bn_off, add_bn_c channels of add_bn_k values) in its own pass, with the unfused ops'
+     * arithmetic (the same bits). The Add's backward does not read that output, the
+     * BatchNormalization's reads its input: one write and one read of the array saved. */
+    int into_add, add_bn, add_bn_x, add_bn_y, add_bn_c, add_bn_k;
+    size_t add_bn_off;
 } tn_node;
+
+/* train_net_create flag (tests): no BatchNormalization → Add fusion (tn_fuse_bn_add). */
+#define TN_NET_NO_BN_ADD 0x100
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
 enum { TN_WINO_FWD = 1, TN_WINO_DX = 2, TN_WINO_DW = 4 };
@@ -212,6 +223,9 @@ void tn_fuse_activations(tn_node *tn, int n_tn, const int *uses);
 /* Marks each Conv whose output only a BatchNormalization reads to take its moments (tn_node.stats);
  * every BatchNormalization's sum_off must be set. */
 void tn_fuse_statistics(tn_node *tn, int n_tn, const int *uses);
+/* Marks each BatchNormalization without activation whose output only a two-activation Add reads
+ * (into_add) and that Add (add_bn); after tn_fuse_activations. */
+void tn_fuse_bn_add(tn_node *tn, int n_tn, const int *uses);
 /* Adds to sums[2c], sums[2c + 1] the moments Σ(x − shift[c]) and Σ(x − shift[c])² of channel c of
  * ns images (C channels of K values each, images xsz apart), images in order. */
 void tn_bn_moments(const float *x, int ns, size_t xsz, int C, int K, const float *shift, double *sums);

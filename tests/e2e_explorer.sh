@@ -346,8 +346,8 @@ $T send-keys -t chain -l "/stages.6/conv2"
 $T send-keys -t chain Enter m m m
 check "stages.6/conv2 alone, as cp" 'wait_for chain "^▶ stages\.6/conv2 .* cp " 10'
 $T send-keys -t chain : 8 0 Enter
-check "a CP chain wider than 80 columns ends in an ellipsis on both rows" \
-    'wait_for chain "^ as 1x1 32->80 +│ .*│ …$" 60 && cap chain | grep -qE "^ +[0-9.]+K? p, [0-9.]+K? MACs │ .*│ …$"'
+check "a CP chain at 80 columns: its four steps whole, MACs named under the first cost only" \
+    'wait_for chain "^ as 1x1 32->80 +│ 3x1 dw 80 +│ 1x3 dw 80 +│ 1x1 80->32$" 60 && cap chain | grep -qE "^ +[0-9.]+K? p, [0-9.]+K? MACs │ [0-9.]+K? p, [0-9.]+K? +│ [0-9.]+K? p, [0-9.]+K? +│ [0-9.]+K? p, [0-9.]+K?$"'
 $T send-keys -t chain q
 check "chain: q asks (a change was made), q again quits" 'wait_for chain "Quit anyway" 5 && $T send-keys -t chain q && wait_for chain "^EXIT=0" 10'
 

@@ -679,11 +679,39 @@ static void test_status_lines(void)
     free(s);
 }
 
+/* The Layers screen's chain: lenet's conv1 as cp 75 is four steps; at 80 columns all four show
+ * with their costs (the fourth was left out as "…"), MACs named under the first. */
+static void test_chain_costs(void)
+{
+    ui_layer *l = calloc(1, sizeof *l);
+    static const char *const text[4] = {"1x1 3->75", "5x1 dw 75", "1x5 dw 75", "1x1 75->6"};
+    static const int64_t params[4] = {225, 375, 375, 456}, macs[4] = {230400, 336000, 294000, 352800};
+    l->n_steps = 4;
+    for (int i = 0; i < 4; ++i) {
+        snprintf(l->step_text[i], sizeof l->step_text[i], "%s", text[i]);
+        l->step_params[i] = params[i];
+        l->step_macs[i] = macs[i];
+    }
+    char cost[DECOMP_MAX_FACTORS][UI_CHAIN_COST];
+    int colw[DECOMP_MAX_FACTORS];
+    int total = ui_chain_costs(l, 78, cost, colw), sum = 3 + 3 * 3;
+    for (int i = 0; i < 4; ++i)
+        sum += colw[i];
+    CHECK(total <= 78 && total == sum && !strcmp(cost[0], "225 p, 230.4K MACs") && !strcmp(cost[3], "456 p, 352.8K"),
+          "78 cells: the four steps and their costs (%d cells: %s | %s | %s | %s)", total, cost[0], cost[1], cost[2],
+          cost[3]);
+    total = ui_chain_costs(l, 98, cost, colw);
+    CHECK(total <= 98 && !strcmp(cost[3], "456 p, 352.8K MACs"), "98 cells: MACs under every step (%d: %s)", total,
+          cost[3]);
+    free(l);
+}
+
 int main(void)
 {
     rs_gsl_init();
     test_scrollbar();
     test_status_lines();
+    test_chain_costs();
     rs_model *m = load_model("tests/data/zoo/resnet20.onnx");
     if (m) {
         ui_state *s = malloc(sizeof *s);

@@ -153,14 +153,9 @@ static void draw_chain(const ui_state *s, int y, int maxy)
     }
     /* the chain: the steps joined by separators, each step's cost under it, aligned */
     const char *sep = s->utf8 ? " \u2502 " : " | ";
-    char cost[DECOMP_MAX_FACTORS][48];
+    char cost[DECOMP_MAX_FACTORS][UI_CHAIN_COST];
     int colw[DECOMP_MAX_FACTORS];
-    for (int i = 0; i < l->n_steps; ++i) {
-        snprintf(cost[i], sizeof cost[i], "%s p, %s MACs", fmt_count(l->step_params[i], a, sizeof a),
-                 fmt_count(l->step_macs[i], b, sizeof b));
-        int tw = w_width(l->step_text[i]), cw = w_width(cost[i]);
-        colw[i] = tw > cw ? tw : cw;
-    }
+    ui_chain_costs(l, COLS - 2, cost, colw);
     x = w_put(y, 1, R_DIM, 0, "as ");
     int x2 = x;
     const char *more = s->utf8 ? "\u2026" : "~";

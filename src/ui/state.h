@@ -636,6 +636,12 @@ int ui_ft_status(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int 
 /* The Search result: its accuracy and size on out[0] (every figure kept, said shorter when
  * narrow), then the plan on up to two lines, else how many layers it factorizes. */
 int ui_search_summary(const ui_state *s, int width, char (*out)[UI_STATUS_LINE], int max);
+/* The selected layer's chain (Layers screen) drawn as "as " and its steps joined by 3-cell
+ * separators, each step's cost under it: the costs into cost[0..n_steps), each column's width
+ * into colw; "P p, M MACs" under every step when that fits width cells, else MACs named under the
+ * first only. Returns the cells the chain takes. */
+#define UI_CHAIN_COST 48
+int ui_chain_costs(const ui_layer *l, int width, char (*cost)[UI_CHAIN_COST], int *colw);
 
 /* The help box for s->cols: its width (as wide as the longest line, within the screen) and the
  * help lines wrapped to fit inside it (a key's description continues under its column), into

@@ -1,7 +1,7 @@
 /* status.c — the status lines of the Trade-offs curve (`c` / `C`) and of the fine-tuning (`F`)
  * fitted to a width: the long form when it fits, else a shorter one, else wrapped at spaces over
- * the lines given, so a reason (which has no short form) is read whole rather than cut; and the
- * Search result's summary likewise. Pure: no curses, no I/O. */
+ * the lines given, so a reason (which has no short form) is read whole rather than cut; the
+ * Search result's summary and the Layers screen's chain costs likewise. Pure: no curses, no I/O. */
 #include <stdio.h>
 #include <string.h>
 
@@ -163,4 +163,24 @@ int ui_search_summary(const ui_state *s, int width, char (*out)[UI_STATUS_LINE],
     for (int i = 0; i < used; ++i)
         memcpy(out[1 + i], trial[i], UI_STATUS_LINE);
     return 1 + used;
+}
+
+int ui_chain_costs(const ui_layer *l, int width, char (*cost)[UI_CHAIN_COST], int *colw)
+{
+    char a[32], b[32];
+    int total = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+        total = 3; /* "as " */
+        for (int i = 0; i < l->n_steps; ++i) {
+            /* narrow: MACs named once, in the first column */
+            snprintf(cost[i], UI_CHAIN_COST, "%s p, %s%s", fmt_count(l->step_params[i], a, sizeof a),
+                     fmt_count(l->step_macs[i], b, sizeof b), pass == 0 || i == 0 ? " MACs" : "");
+            int tw = cells(l->step_text[i]), cw = cells(cost[i]);
+            colw[i] = tw > cw ? tw : cw;
+            total += colw[i] + (i + 1 < l->n_steps ? 3 : 0);
+        }
+        if (total <= width)
+            break;
+    }
+    return total;
 }

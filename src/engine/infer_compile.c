@@ -159,6 +159,32 @@ static int prelu_slopes(const rs_model *m, const rs_node *n, int M, float **out)
     return 0;
 }
 
+/* s->post for n when it is an activation the epilogue kernel applies (PRelu, LeakyRelu,
+ * HardSigmoid, HardSwish) to C channels; a PRelu's slopes go to s->post_slope, one per channel.
+ * -1: another op, or a PRelu slope neither per channel nor a scalar. */
+static int post_act(const rs_model *m, const rs_node *n, int C, step *s)
+{
+    kern_post *p = &s->post;
+    switch (n->op) {
+    case RS_OP_PRELU:
+        if (prelu_slopes(m, n, C, &s->post_slope))
+            return -1;
+        p->act = KERN_ACT_LEAKY;
+        p->slope = s->post_slope;
+        return 0;
+    case RS_OP_LEAKYRELU:
+    case RS_OP_HARDSIGMOID:
+    case RS_OP_HARDSWISH:
+        p->act = n->op == RS_OP_LEAKYRELU ? KERN_ACT_LEAKY : n->op == RS_OP_HARDSIGMOID ? KERN_ACT_HARDSIGMOID
+                                                                                       : KERN_ACT_HARDSWISH;
+        p->alpha = n->alpha;
+        p->beta = n->beta;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 /* Conv → Add(an activation of the same shape computed earlier) [→ Relu] (a residual block), or
  * Conv → LeakyRelu / PRelu / HardSigmoid / HardSwish: fused as the step's per-image epilogue
  * (kern_post_apply). Updates *out_v when something fused. */
@@ -190,24 +216,11 @@ static void fuse_post(infer_ctx *c, infer_build *b, int ni, step *s, int *out_v)
         }
         break;
     }
-    case RS_OP_PRELU:
-        if (n->in[0] != v || prelu_slopes(m, n, s->M, &s->post_slope))
-            return;
-        p->act = KERN_ACT_LEAKY;
-        p->slope = s->post_slope;
-        *out_v = n->out[0];
-        break;
-    case RS_OP_LEAKYRELU:
-    case RS_OP_HARDSIGMOID:
-    case RS_OP_HARDSWISH:
-        p->act = n->op == RS_OP_LEAKYRELU ? KERN_ACT_LEAKY : n->op == RS_OP_HARDSIGMOID ? KERN_ACT_HARDSIGMOID
-                                                                                       : KERN_ACT_HARDSWISH;
-        p->alpha = n->alpha;
-        p->beta = n->beta;
-        *out_v = n->out[0];
-        break;
     default:
-        return;
+        if (n->in[0] != v || post_act(m, n, s->M, s))
+            return;
+        *out_v = n->out[0];
+        break;
     }
     b->fused[k] = 1;
     s->has_post = 1;
@@ -935,8 +948,7 @@ int infer_compile_act(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs
     const rs_value *xv = &m->values[vin];
     const int64_t numel = model_value_numel(xv);
     if (xv->ndim < 2 || xv->dims[0] != -1 || !fits_int(xv->dims[1]) || xv->dims[1] < 1 || !fits_int(numel) ||
-        numel % xv->dims[1] || (n->op == RS_OP_PRELU && (xv->ndim != 4 || prelu_slopes(m, n, (int)xv->dims[1],
-                                                                                       &s->post_slope)))) {
+        numel % xv->dims[1] || (n->op == RS_OP_PRELU && xv->ndim != 4) || post_act(m, n, (int)xv->dims[1], s)) {
         s->kind = ST_OP;
         return build_op(c, b, ni, s, e);
     }
@@ -944,12 +956,6 @@ int infer_compile_act(infer_ctx *c, infer_build *b, int ni, int vin, step *s, rs
     s->C = (int)xv->dims[1];
     s->in_numel = s->out_numel = (int)numel;
     s->K = s->in_numel / s->C;
-    kern_post *p = &s->post;
-    p->act = n->op == RS_OP_HARDSIGMOID ? KERN_ACT_HARDSIGMOID : n->op == RS_OP_HARDSWISH ? KERN_ACT_HARDSWISH
-                                                                                      : KERN_ACT_LEAKY;
-    p->alpha = n->alpha;
-    p->beta = n->beta;
-    p->slope = s->post_slope;
     return n->out[0];
 }
 

@@ -213,7 +213,7 @@ DW_512 static inline void dw_tr16(__m512 r[16])
         r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
         r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
     }
-    /* r[4q + k] now holds, in 128-bit lane L, row 4L'.. no: rows 4q..4q+3, column 4L + k */
+    /* r[4q + k], 128-bit lane L: rows 4q..4q+3 of column 4L + k; then the lanes move */
     for (int k = 0; k < 4; ++k) {
         t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
         t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
@@ -367,18 +367,21 @@ void kern_dw3x3(kern_isa isa, int C, int H, int W, const float *in, const float 
          * row kernels measured faster (1 thread, Zen 4, in cache, µs per image: 32×32×32 stride 1
          * 25.4 against 13.3, 64×32×32 stride 2 23.7 against 13.4; 128×16×16 stride 1 15.4 against
          * 19.1, stride 2 7.3 against 11.1; 256×8×8 8.4 against 9.5, stride 2 4.9 against 21.4).
-         * $RANKSCOPE_DW = cl or rows forces one (measurements, tests). */
+         * Channels left over (C % 16, or all of them below 16) take the per-channel kernels: the
+         * flat one on maps of up to 64 pixels, else the rows. $RANKSCOPE_DW = cl or rows forces
+         * channels-last or the per-channel kernels (measurements, tests). */
         const char *env = getenv("RANKSCOPE_DW");
         const int cl = env && (env[0] == 'c' || env[0] == 'r') ? env[0] == 'c' : H * W <= 256;
-        if (!cl && stride == 1 && Ho == H && Wo == W && (H * W + 15) / 16 <= DW_FLAT_MAXV) {
-            dw_flat_s1_avx512(C, H, W, in, w, bias, lo, hi, out);
-            return;
-        }
         if (cl && C >= 16 && H <= stride * Ho && W <= stride * Wo && H > stride * (Ho - 1) &&
             W > stride * (Wo - 1)) {
             ch0 = C / 16 * 16;
             dw_cl_avx512(ch0, H, W, in, w, bias, stride, Ho, Wo, lo, hi, scratch + dw_rows_scratch(Ho, Wo, stride),
                          out);
+        }
+        if (ch0 < C && stride == 1 && Ho == H && Wo == W && (H * W + 15) / 16 <= DW_FLAT_MAXV) {
+            dw_flat_s1_avx512(C - ch0, H, W, in + (size_t)ch0 * H * W, w + 9 * (size_t)ch0, bias ? bias + ch0 : NULL,
+                              lo, hi, out + (size_t)ch0 * H * W);
+            return;
         }
     }
 #endif

@@ -334,19 +334,15 @@ wino_in_packed(const int TW, int C, int H, int W, const float *in, size_t in_str
     /* TW 8: sources (a, b) = tile rows 0, 1 (first segment), (c, d) their second segments.
      * TW 4: EO = even columns of two tile rows in lanes 0-7, odd in 8-15 (then 128-bit
      * blocks of two such vectors make E and O); E2O2 the same two columns further on. */
-    __m512i i_e, i_o, i_e2, i_o2, i_x2, i_y2;
-    if (TW == 8) {
-        i_e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        i_o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        i_e2 = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 0, 18, 20, 22, 24, 26, 28, 30, 16);
-        i_o2 = _mm512_setr_epi32(3, 5, 7, 9, 11, 13, 15, 1, 19, 21, 23, 25, 27, 29, 31, 17);
-        i_x2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
-        i_y2 = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 17, 17, 17, 17, 17, 17, 17, 17);
-    } else {
-        i_e = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
-        i_e2 = _mm512_setr_epi32(2, 4, 6, 8, 18, 20, 22, 24, 3, 5, 7, 9, 19, 21, 23, 25);
-        i_o = i_o2 = i_x2 = i_y2 = i_e;
-    }
+    const __m512i i_e = TW == 8 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+                                : _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
+    const __m512i i_e2 = TW == 8 ? _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 0, 18, 20, 22, 24, 26, 28, 30, 16)
+                                 : _mm512_setr_epi32(2, 4, 6, 8, 18, 20, 22, 24, 3, 5, 7, 9, 19, 21, 23, 25);
+    /* TW 8 only: the odd columns, the odd ones further on, and the 8th tile's columns 16 and 17 */
+    const __m512i i_o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i i_o2 = _mm512_setr_epi32(3, 5, 7, 9, 11, 13, 15, 1, 19, 21, 23, 25, 27, 29, 31, 17);
+    const __m512i i_x2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
+    const __m512i i_y2 = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 17, 17, 17, 17, 17, 17, 17, 17);
     for (int c = 0; c < C; ++c) {
         float *v = V + (size_t)c * g.tbp;
         for (int r = 0; r < nr; r += R) {
@@ -374,17 +370,17 @@ wino_in_packed(const int TW, int C, int H, int W, const float *in, size_t in_str
             for (int p = 0; p < 4; ++p) {
                 __m512 e, o, e2, o2;
                 if (TW == 8) {
-                    e = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1 % R][p][0]);
-                    o = _mm512_permutex2var_ps(t[0][p][0], i_o, t[1 % R][p][0]);
-                    e2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_e2, t[1 % R][p][0]), 0x8080,
-                                            _mm512_permutex2var_ps(t[0][p][1 % 2], i_x2, t[1 % R][p][1 % 2]));
-                    o2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_o2, t[1 % R][p][0]), 0x8080,
-                                            _mm512_permutex2var_ps(t[0][p][1 % 2], i_y2, t[1 % R][p][1 % 2]));
+                    e = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1][p][0]);
+                    o = _mm512_permutex2var_ps(t[0][p][0], i_o, t[1][p][0]);
+                    e2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_e2, t[1][p][0]), 0x8080,
+                                            _mm512_permutex2var_ps(t[0][p][1], i_x2, t[1][p][1]));
+                    o2 = _mm512_mask_mov_ps(_mm512_permutex2var_ps(t[0][p][0], i_o2, t[1][p][0]), 0x8080,
+                                            _mm512_permutex2var_ps(t[0][p][1], i_y2, t[1][p][1]));
                 } else {
-                    const __m512 eo01 = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1 % R][p][0]);
-                    const __m512 eo23 = _mm512_permutex2var_ps(t[2 % R][p][0], i_e, t[3 % R][p][0]);
-                    const __m512 eo01n = _mm512_permutex2var_ps(t[0][p][0], i_e2, t[1 % R][p][0]);
-                    const __m512 eo23n = _mm512_permutex2var_ps(t[2 % R][p][0], i_e2, t[3 % R][p][0]);
+                    const __m512 eo01 = _mm512_permutex2var_ps(t[0][p][0], i_e, t[1][p][0]);
+                    const __m512 eo23 = _mm512_permutex2var_ps(t[2][p][0], i_e, t[3][p][0]);
+                    const __m512 eo01n = _mm512_permutex2var_ps(t[0][p][0], i_e2, t[1][p][0]);
+                    const __m512 eo23n = _mm512_permutex2var_ps(t[2][p][0], i_e2, t[3][p][0]);
                     e = _mm512_shuffle_f32x4(eo01, eo23, 0x44);
                     o = _mm512_shuffle_f32x4(eo01, eo23, 0xEE);
                     e2 = _mm512_shuffle_f32x4(eo01n, eo23n, 0x44);

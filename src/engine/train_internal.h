@@ -135,8 +135,9 @@ typedef void (*tn_reduce_fn)(void *ctx, double *buf, int len);
 
 /* Floats a BatchNormalization node keeps per forward: mean, 1/√(var+ε), biased var (C each),
  * the element count M behind them, then the scale and shift applied (C each: a fused
- * activation's backward recomputes its mask from them bit for bit). */
-#define TN_BN_STATS(c) (5 * (size_t)(c) + 1)
+ * activation's backward recomputes its mask from them bit for bit), then room for the
+ * backward's three coefficients of each channel (3·C). */
+#define TN_BN_STATS(c) (8 * (size_t)(c) + 1)
 
 /* Per-thread scratch shared by all nodes (sized by the largest col_floats / boff_ints). */
 typedef struct tn_scratch {

@@ -9,6 +9,8 @@
  * col is recomputed in the backward pass rather than stored: it is cheap next to the GEMMs and
  * storing it would multiply the activation memory by kh·kw. Depthwise convolutions (one input
  * channel per group) skip the GEMMs: direct loops over polyphase planes (dw_forward, dw_backward).
+ * Stride-1 convolutions read zero-padded planes through the GEMM's row offsets (pad_gemm, below),
+ * strided ones (unit dilation) polyphase planes the same way (grad_phase.c): neither writes col.
  */
 #include <math.h>
 #include <stdio.h>
@@ -301,14 +303,6 @@ static void pad_clear(const pad_geom *g, float *ws)
     memset(ws, 0, ((size_t)g->C * g->plane + g->n) * sizeof *ws);
 }
 
-/* Rows are short (8–32 floats): inline vector copies beat a memcpy call per row, into which GCC
- * turns a plain copy loop unless told not to (measured: the calls were 5 % of a ResNet-20 step). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define TN_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define TN_NO_MEMCPY
-#endif
-
 /* The interior of the padded planes from src (C compact H × W planes). */
 TN_NO_MEMCPY TN_VEC static void pad_fill(const pad_geom *g, const float *restrict src, float *restrict ws)
 {
@@ -483,6 +477,12 @@ int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
             t->col_floats += dwp_scratch(t);
             if (t->boff_ints < fg.n)
                 t->boff_ints = fg.n;
+        }
+        if (tn_phase_ok(t)) {
+            if (t->col_floats < tn_phase_floats(t))
+                t->col_floats = tn_phase_floats(t);
+            if (t->boff_ints < tn_phase_ints(t))
+                t->boff_ints = tn_phase_ints(t);
         }
         if (wino_shape(t)) {
             /* measured per pass (AVX-512, 1 thread, 64-128 images, ms/image direct → Winograd):
@@ -715,6 +715,11 @@ TN_VEC static void transpose(const float *restrict src, size_t lds, int rows, in
 }
 #undef TN_SHUF
 
+void tn_transpose(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd)
+{
+    transpose(src, lds, rows, cols, dst, ldd);
+}
+
 /* dw += the weight gradient of ns images, t->chunk images at a time (dY transposed pixel-major). */
 static void wino_dw(const tn_node *t, const float *x, const float *dy, float *dw, int ns, float *scratch)
 {
@@ -813,6 +818,13 @@ static void conv_forward(const tn_node *t, const rs_model *m, const float *x, fl
     conv_ws ws = conv_scratch(t, s);
     if (t->wino & TN_WINO_FWD) {
         wino_forward(t, m, w, b, x, y, ns, s);
+        return;
+    }
+    if (tn_phase_ok(t)) {
+        for (int i = 0; i < ns; ++i) {
+            tn_phase_forward(t, w, b, x + (size_t)i * t->xsz, y + (size_t)i * t->ysz, i == 0, s->col, s->boff);
+            conv_stats(t, m, s, y, i, 1);
+        }
         return;
     }
     if (fwd_pad_ok(t)) {
@@ -920,9 +932,13 @@ static void conv_backward(const tn_node *t, const rs_model *m, const float *x, c
     /* a fresh dx (garbage on entry) is written by the padded input gradient's GEMM where it alone
      * covers every element (one group); otherwise cleared for the accumulating paths */
     const int wdx = dx && (t->wino & TN_WINO_DX);
-    const int dx_write = dx && fresh && t->group == 1 && !conv_is_dw(t) && (wdx || dxc_ok(t));
+    const int dx_write = dx && fresh && t->group == 1 && !conv_is_dw(t) && (wdx || dxc_ok(t) || tn_phase_ok(t));
     if (dx && fresh && !dx_write)
         memset(dx, 0, (size_t)ns * t->xsz * sizeof *dx);
+    if (tn_phase_ok(t)) {
+        tn_phase_backward(t, w, x, dy, dx, !dx_write, dw, ns, s->col, s->boff);
+        return;
+    }
     if (conv_is_dw(t)) {
         dw_backward(t, w, x, dy, dx, dw, ns, s->col, s->boff);
         return;

@@ -106,7 +106,7 @@ static size_t ph_dw_floats(const tn_node *t, const ph_geom *g)
 
 static size_t ph_dx_floats(const tn_node *t, const ph_geom *g)
 {
-    return g->dyp + (size_t)g->cin_g * g->cout_g * t->kh * t->kw + (size_t)g->cin_g * g->nd;
+    return g->dyp + (size_t)g->cin_g * g->cout_g * t->kh * t->kw + (size_t)t->sw * g->cin_g * g->nd;
 }
 
 size_t tn_phase_floats(const tn_node *t)
@@ -217,6 +217,34 @@ TN_VEC static void ph_scatter(const tn_node *t, const ph_geom *g, int a, int b, 
         }
 }
 
+/* Column stride 2 with both column phases reached: dx's rows of phase row a (= or +=) the two
+ * phases' rows interleaved (vector permutes, where ph_scatter stores every other float). */
+TN_VEC static void ph_merge2(const tn_node *t, const ph_geom *g, int a, int R, int n0, int n1, const float *restrict o0,
+                             const float *restrict o1, float *restrict dx, int add)
+{
+    const size_t ihw = (size_t)t->ih * t->iw;
+    for (int c = 0; c < g->cin_g; ++c)
+        for (int r = 0; r < R; ++r) {
+            const float *s0 = o0 + (size_t)c * g->nd + (size_t)r * g->wd, *s1 = o1 + (size_t)c * g->nd + (size_t)r * g->wd;
+            float *d = dx + (size_t)c * ihw + (size_t)(t->sh * r + a) * t->iw;
+            if (add) {
+                for (int q = 0; q < n1; ++q) {
+                    d[2 * q] += s0[q];
+                    d[2 * q + 1] += s1[q];
+                }
+                if (n0 > n1)
+                    d[2 * n1] += s0[n1];
+            } else {
+                for (int q = 0; q < n1; ++q) {
+                    d[2 * q] = s0[q];
+                    d[2 * q + 1] = s1[q];
+                }
+                if (n0 > n1)
+                    d[2 * n1] = s0[n1];
+            }
+        }
+}
+
 /* The input gradient's packed weights and row offsets of every phase, one group's (wg). */
 static void ph_dx_pack(const tn_node *t, const ph_geom *g, const float *wg, float *wp, int *boff)
 {
@@ -290,21 +318,32 @@ void tn_phase_backward(const tn_node *t, const float *w, const float *x, const f
                 memset(dxi, 0, (size_t)cin_g * ihw * sizeof *dxi);
             ph_fill_dy(t, &g, dyi, dyp);
             size_t at = 0;
-            for (int a = 0; a < t->sh; ++a)
+            for (int a = 0; a < t->sh; ++a) {
+                ph_dim dr = ph_dim_of(a, t->sh, t->pt, t->kh, t->ih), dc[2];
+                int done = 0; /* the column phases computed into out */
                 for (int b = 0; b < t->sw; ++b) {
-                    ph_dim dr = ph_dim_of(a, t->sh, t->pt, t->kh, t->ih), dc = ph_dim_of(b, t->sw, t->pl, t->kw, t->iw);
-                    const int K = cout_g * dr.taps * dc.taps;
+                    ph_dim d = ph_dim_of(b, t->sw, t->pl, t->kw, t->iw);
+                    const int K = cout_g * dr.taps * d.taps;
                     const size_t a0 = at;
                     at += (size_t)K;
-                    if (!dr.len || !dc.len)
-                        continue;
-                    if (!K)
+                    if (!dr.len || !d.len || !K)
                         continue;
                     const size_t n = tn_round_up((size_t)dr.len * g.wd, (size_t)kern_vl(t->isa));
-                    kern_gemm(t->isa, cin_g, (int)n, K, wp + (size_t)cin_g * a0, K, dyp, dboff + a0, out, (int)g.nd,
+                    float *ob = out + (size_t)b * cin_g * g.nd;
+                    kern_gemm(t->isa, cin_g, (int)n, K, wp + (size_t)cin_g * a0, K, dyp, dboff + a0, ob, (int)g.nd,
                               NULL, NULL, 0);
-                    ph_scatter(t, &g, a, b, dr.len, dc.len, out, dxi, dx_add);
+                    if (b < 2)
+                        dc[b] = d, done |= 1 << b;
+                    if (t->sw != 2)
+                        ph_scatter(t, &g, a, b, dr.len, d.len, ob, dxi, dx_add);
                 }
+                if (t->sw == 2 && done == 3)
+                    ph_merge2(t, &g, a, dr.len, dc[0].len, dc[1].len, out, out + (size_t)cin_g * g.nd, dxi, dx_add);
+                else if (t->sw == 2)
+                    for (int b = 0; b < 2; ++b)
+                        if (done >> b & 1)
+                            ph_scatter(t, &g, a, b, dr.len, dc[b].len, out + (size_t)b * cin_g * g.nd, dxi, dx_add);
+            }
         }
         if (!dw)
             continue;

@@ -497,6 +497,8 @@ void kern_phase_split(kern_isa isa, int C, int H, int W, const float *in, int sh
         for (int ch = 0; ch < C; ++ch)
             for (int y = 0; y < H; ++y) {
                 const int py = y + pt, a = py % sh;
+                if (!(mask >> (a * 2) & 3u)) /* a row no wanted phase holds (a 1×1 stride-2 conv's odd rows) */
+                    continue;
                 float *row = out + (size_t)(ch * sh + a) * 2 * plane + (size_t)(py / sh) * Wq;
                 split2_row_avx512(in + ((size_t)ch * H + y) * W, W,
                                   mask >> (a * 2 + be) & 1u ? row + be * plane + pl / 2 : NULL,

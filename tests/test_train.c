@@ -1172,13 +1172,12 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
 }
 
 /* Logits, loss and every gradient of m with and without extra train_net_create flags: the same
- * bits with running statistics; with batch statistics within tol of each array's largest
- * magnitude (two batch-statistics nets over the same model and batch already differ in the last
- * bits, fused or not, and a Clip's mask can flip there). The running statistics a training pass
- * moves are put back between the two. */
+ * bits. The running statistics a training pass moves (the shift of the batch moments) are put
+ * back between the two, whole: model_value_numel, not numel (one image's count, which skips the
+ * first dimension). */
 static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b)
 {
-    double tol = ref_bn_running ? 0.0 : 1e-4;
+    double tol = 0.0;
     long F;
     int C;
     float *x;
@@ -1187,7 +1186,7 @@ static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads
     float *saved[64] = {0};
     for (int v = 0; v < m->n_values && v < 64; ++v)
         if (is_bn_statistic(m, v)) {
-            size_t cnt = (size_t)numel(&m->values[v]);
+            size_t cnt = (size_t)model_value_numel(&m->values[v]);
             saved[v] = malloc(cnt * sizeof(float));
             memcpy(saved[v], m->values[v].f, cnt * sizeof(float));
         }
@@ -1197,7 +1196,7 @@ static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads
     for (int k = 0; k < 2; ++k) {
         for (int v = 0; v < m->n_values && v < 64; ++v)
             if (saved[v])
-                memcpy(m->values[v].f, saved[v], (size_t)numel(&m->values[v]) * sizeof(float));
+                memcpy(m->values[v].f, saved[v], (size_t)model_value_numel(&m->values[v]) * sizeof(float));
         t[k] = train_net_create(m, n, nthreads, NULL, TRAIN_NET_INPUT_GRAD | (k ? flags_b : 0), &e);
         if (!CHECK(t[k] != NULL, "%s: train_net_create (%s)", what, e.msg))
             goto out;
@@ -1224,7 +1223,7 @@ static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads
             ++missing;
             continue;
         }
-        d = max_rel_diff(g0, g1, (size_t)numel(val));
+        d = max_rel_diff(g0, g1, (size_t)model_value_numel(val));
         if (d > worst)
             worst = d;
     }

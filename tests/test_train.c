@@ -496,6 +496,9 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
     free(zref), free(x), free(lab);
 }
 
+/* Logits, loss, input and parameter gradients of nets made with flags 0 and flags_b agree. */
+static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b);
+
 /* conv with asymmetric pads / stride / dilation + bias -> relu -> maxpool -> flatten -> gemm(transB) */
 static void test_conv_pool_gemm(void)
 {
@@ -666,6 +669,7 @@ static void test_dag_and_distill(void)
     for (int k = 0; k < 24; ++k)
         teacher[k] = 2.0f * srand1();
     check_model_grads("same net, distillation loss (alpha 0.6, T 3)", m, 4, 2, teacher);
+    check_flags_agree("same net, gradient buffers shared vs one per value", m, 3, 2, TN_NET_NO_GRAD_SHARE);
     model_free(m);
 }
 
@@ -753,6 +757,8 @@ static void test_elementwise_se_concat(void)
     m->output = out_of(m, g);
     check_model_grads("hardswish, SE gate (Mul by (N,C,1,1)), concat, leaky, sigmoid, c - x, x / c",
                       m, 3, 1, NULL);
+    check_flags_agree("hardswish, SE gate, concat: gradient buffers shared vs one per value", m, 3, 1,
+                      TN_NET_NO_GRAD_SHARE);
     model_free(m);
 }
 
@@ -799,6 +805,8 @@ static void test_layout_ops(void)
     int g = mk_node(m, "fc", RS_OP_MATMUL, (int[]){out_of(m, f), gw}, 2);
     m->output = out_of(m, g);
     check_model_grads("prelu, strided slice, transpose, expand of a gate", m, 3, 1, NULL);
+    check_flags_agree("prelu, slice, transpose, expand: gradient buffers shared vs one per value", m, 3, 2,
+                      TN_NET_NO_GRAD_SHARE);
     model_free(m);
 }
 
@@ -1285,9 +1293,11 @@ static void test_bn_add(void)
             snprintf(what, sizeof what, "BatchNormalization into Add (%s statistics; second Add then %s)",
                      running ? "running" : "batch", tail == 0 ? "nothing" : tail == 1 ? "ReLU" : "Clip");
             check_model_grads(what, m, 4, running ? 1 : 2, NULL);
-            char what2[200];
+            char what2[256];
             snprintf(what2, sizeof what2, "%s, fused vs unfused", what);
             check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_BN_ADD);
+            snprintf(what2, sizeof what2, "%s, gradient buffers shared vs one per value", what);
+            check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_GRAD_SHARE);
             ref_bn_running = 0;
             model_free(m);
         }

@@ -9,6 +9,7 @@
 #include "rankscope/train.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,7 +41,8 @@ typedef struct worker {
     struct train_net *t;
     int id;
     float **act;      /* per value: slice activations (NULL for constants) */
-    float **grad;     /* per value: slice gradients (NULL when not needed) */
+    float **grad;     /* per value: slice gradients (NULL when not needed), in gbuf */
+    float **gbuf;     /* the gradient buffers (train_net.gslot) */
     float *pgrad;     /* all trainable parameters' gradients, packed */
     float *col;       /* conv workspace */
     int *boff;        /* conv GEMM row offsets */
@@ -65,6 +67,10 @@ struct train_net {
     uint8_t *is_weight;  /* per value: decays */
     uint8_t *need;       /* per value: gradient flows (activation gradient buffer exists) */
     uint8_t *fresh;      /* per value: not zeroed per batch, its one reader writes it (tn_fresh_ok) */
+    int *gslot;          /* per value: its gradient buffer (plan_grads), -1 when not needed */
+    size_t *gslot_per;   /* per buffer: floats per image */
+    int n_gslot;
+    int *zhead, *znext;  /* per node: the gradients zeroed before its backward (linked by value) */
     size_t *poff;        /* per value: offset in the packed parameter gradient */
     size_t nparam;       /* packed trainable parameter floats */
     size_t col_floats;
@@ -182,13 +188,13 @@ static void run_worker(worker *wk, const batch_job *j)
                   j->alpha, j->temp, ns, t->classes, 1.0f / (float)j->n, dz, &wk->loss, &wk->correct);
     if (!j->backward)
         return;
-    for (int v = 0; v < m->n_values; ++v)
-        if (t->need[v] && v != m->output && !t->fresh[v])
+    for (int i = t->n_tn - 1; i >= 0; --i) {
+        for (int v = t->zhead[i]; v >= 0; v = t->znext[v]) /* (a buffer shared: zeroed when reached) */
             memset(wk->grad[v], 0, (size_t)ns * (size_t)model_value_numel(&m->values[v]) * sizeof(float));
-    for (int i = t->n_tn - 1; i >= 0; --i)
         if (!t->tn[i].fused)
             tn_backward(&t->tn[i], m, wk->act, wk->grad, t->need, t->is_param, t->poff, wk->pgrad, ns,
                         &sc);
+    }
     if (t->dinput)
         memcpy(t->dinput + (size_t)start * t->F, wk->grad[m->input], (size_t)ns * t->F * sizeof(float));
 }
@@ -283,12 +289,13 @@ void train_net_free(train_net *t)
                 for (int v = 0; v < t->m->n_values; ++v)
                     free(wk->act[v]);
             }
-            if (wk->grad) {
-                for (int v = 0; v < t->m->n_values; ++v)
-                    free(wk->grad[v]);
+            if (wk->gbuf) {
+                for (int k = 0; k < t->n_gslot; ++k)
+                    free(wk->gbuf[k]);
             }
             free(wk->act);
             free(wk->grad);
+            free(wk->gbuf);
             free(wk->pgrad);
             free(wk->col);
             free(wk->boff);
@@ -307,6 +314,10 @@ void train_net_free(train_net *t)
     free(t->is_weight);
     free(t->need);
     free(t->fresh);
+    free(t->gslot);
+    free(t->gslot_per);
+    free(t->zhead);
+    free(t->znext);
     free(t->poff);
     free(t->logits);
     free(t->dinput);
@@ -337,6 +348,67 @@ static float *alloc_floats(size_t n, rs_err *e, const char *what)
     else
         prefault(p, bytes);
     return p;
+}
+
+/* Activation gradients share buffers. A value's gradient lives from the backward of the last node
+ * naming it (its first writer) to the backward of the first (its producer, the last reader);
+ * values of one size whose lives do not overlap take turns in one buffer, so the backward writes
+ * into memory it has just read instead of a fresh buffer per value. A gradient that is added to
+ * is zeroed just before its first writer runs (zhead / znext). no_share: a buffer per value. */
+static int plan_grads(train_net *t, int no_share, rs_err *e)
+{
+    const rs_model *m = t->m;
+    int nv = m->n_values, n = t->n_tn;
+    int *lo = malloc(((size_t)nv + 1) * sizeof *lo), *hi = malloc(((size_t)nv + 1) * sizeof *hi);
+    int *slot_lo = malloc(((size_t)nv + 1) * sizeof *slot_lo);
+    t->gslot = malloc(((size_t)nv + 1) * sizeof *t->gslot);
+    t->gslot_per = calloc((size_t)nv + 1, sizeof *t->gslot_per);
+    t->zhead = malloc(((size_t)n + 1) * sizeof *t->zhead);
+    t->znext = malloc(((size_t)nv + 1) * sizeof *t->znext);
+    if (!lo || !hi || !slot_lo || !t->gslot || !t->gslot_per || !t->zhead || !t->znext)
+        return free(lo), free(hi), free(slot_lo), rs_fail(e, "train: out of memory");
+    for (int v = 0; v < nv; ++v)
+        lo[v] = INT_MAX, hi[v] = -1, t->gslot[v] = -1, t->znext[v] = -1;
+    for (int i = 0; i < n; ++i)
+        t->zhead[i] = -1;
+    for (int i = 0; i < n; ++i) {
+        const tn_node *tn = &t->tn[i];
+        const rs_node *nd = &m->nodes[tn->node];
+        int refs[2 * RS_MAXIO + 5], nr = 0;
+        for (int k = 0; k < nd->n_in; ++k)
+            refs[nr++] = nd->in[k];
+        for (int k = 0; k < nd->n_out; ++k)
+            refs[nr++] = nd->out[k];
+        refs[nr++] = tn->x, refs[nr++] = tn->x2, refs[nr++] = tn->y;
+        refs[nr++] = tn->act ? tn->act_y : -1, refs[nr++] = tn->add_bn ? tn->add_bn_y : -1;
+        for (int k = 0; k < nr; ++k) {
+            int v = refs[k];
+            if (v >= 0 && v < nv) {
+                lo[v] = i < lo[v] ? i : lo[v];
+                hi[v] = i > hi[v] ? i : hi[v];
+            }
+        }
+    }
+    hi[m->output] = n; /* the loss writes it before the backward */
+    if (t->flags & TRAIN_NET_INPUT_GRAD)
+        lo[m->input] = -1; /* read after it (train_net_input_grad) */
+    for (int i = n; i >= -1; --i) /* first writers in backward order */
+        for (int v = 0; v < nv; ++v) {
+            if (!t->need[v] || hi[v] != i)
+                continue;
+            size_t per = (size_t)model_value_numel(&m->values[v]);
+            int k = 0;
+            while (k < t->n_gslot && (no_share || i < 0 || t->gslot_per[k] != per || slot_lo[k] <= i))
+                ++k;
+            if (k == t->n_gslot)
+                t->gslot_per[t->n_gslot++] = per;
+            t->gslot[v] = k;
+            slot_lo[k] = i < 0 ? -1 : lo[v];
+            if (i >= 0 && i < n && !t->fresh[v])
+                t->znext[v] = t->zhead[i], t->zhead[i] = v;
+        }
+    free(lo), free(hi), free(slot_lo);
+    return 0;
 }
 
 /* pool NULL: a pool of nthreads of its own; else the borrowed pool's threads (nthreads ignored).
@@ -465,6 +537,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
     if (!(flags & TN_NET_NO_BN_ADD))
         tn_fuse_bn_add(t->tn, t->n_tn, uses);
     free(uses);
+    if (plan_grads(t, flags & TN_NET_NO_GRAD_SHARE, e))
+        return train_net_free(t), NULL;
     t->col_floats = col;
     t->boff_ints = boff;
     t->pidx_ints = pidx;
@@ -483,8 +557,16 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
         wk->id = k;
         wk->act = calloc((size_t)nv, sizeof *wk->act);
         wk->grad = calloc((size_t)nv, sizeof *wk->grad);
-        if (!wk->act || !wk->grad)
+        wk->gbuf = calloc((size_t)t->n_gslot + 1, sizeof *wk->gbuf);
+        if (!wk->act || !wk->grad || !wk->gbuf)
             return rs_fail(e, "train: out of memory"), train_net_free(t), NULL;
+        for (int k = 0; k < t->n_gslot; ++k) {
+            size_t total;
+            if (rs_size_mul(t->gslot_per[k], (size_t)slice, &total))
+                return rs_fail(e, "train: gradient too large"), train_net_free(t), NULL;
+            if (!(wk->gbuf[k] = alloc_floats(total, e, "train: gradients")))
+                return train_net_free(t), NULL;
+        }
         for (int v = 0; v < nv; ++v) {
             if (m->values[v].is_const)
                 continue;
@@ -494,8 +576,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
                        train_net_free(t), NULL;
             if (!(wk->act[v] = alloc_floats(total, e, m->values[v].name)))
                 return train_net_free(t), NULL;
-            if (t->need[v] && !(wk->grad[v] = alloc_floats(total, e, m->values[v].name)))
-                return train_net_free(t), NULL;
+            if (t->gslot[v] >= 0)
+                wk->grad[v] = wk->gbuf[t->gslot[v]];
         }
         if (!(wk->pgrad = alloc_floats(t->nparam, e, "train: parameter gradients")) ||
             !(wk->col = alloc_floats(col, e, "train: convolution workspace")))

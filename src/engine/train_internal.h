@@ -132,6 +132,8 @@ typedef struct tn_node {
 
 /* train_net_create flag (tests): no BatchNormalization → Add fusion (tn_fuse_bn_add). */
 #define TN_NET_NO_BN_ADD 0x100
+/* train_net_create flag (tests): a gradient buffer per value (train.c plan_grads shares them). */
+#define TN_NET_NO_GRAD_SHARE 0x200
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
 enum { TN_WINO_FWD = 1, TN_WINO_DX = 2, TN_WINO_DW = 4 };

@@ -133,6 +133,25 @@ void kern_wino3x3_wgrad(kern_isa isa, int n, int C, int H, int W, const float *i
                         int Ho, int Wo, const float *dyt, size_t dyt_stride, int ldp, float *scratch, float *acc);
 void kern_wino3x3_wgrad_fold(int M, int C, int ldp, const float *acc, float *dw);
 
+/* The same convolution and weight gradient by Winograd F(4×4, 3×3) (kern_wino4.c; training):
+ * 36 products per 4×4 output tile and channel pair instead of 16 per 2×2. Arguments as
+ * kern_wino3x3 and kern_wino3x3_wgrad, except: u holds kern_wino4_weights' 36·M·C floats, act is 0
+ * (written) or 3 (added into out), acc holds 36·C·ldp floats (positions 0..35). Results equal
+ * direct convolution up to the fp32 rounding of the transforms, whose constants reach 8: some
+ * 1e-6..1e-5 of the dot products' magnitude (tests/test_train_wino.c). */
+void kern_wino4_weights(int M, int C, const float *w, float *u);
+/* Images per kern_wino4 / kern_wino4_wgrad call that fill one of its blocks of tiles (smaller
+ * calls run the GEMMs on narrower blocks). */
+int kern_wino4_images(int C, int M, int Ho, int Wo);
+size_t kern_wino4_scratch(kern_isa isa, int C, int M, int Ho, int Wo);
+void kern_wino4(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int M, const float *u,
+                const float *bias, int pt, int pl, int Ho, int Wo, int act, float *scratch, float *out,
+                size_t out_stride);
+size_t kern_wino4_wgrad_scratch(kern_isa isa, int C, int ldp, int Ho, int Wo);
+void kern_wino4_wgrad(kern_isa isa, int n, int C, int H, int W, const float *in, size_t in_stride, int pt, int pl,
+                      int Ho, int Wo, const float *dyt, size_t dyt_stride, int ldp, float *scratch, float *acc);
+void kern_wino4_wgrad_fold(int M, int C, int ldp, const float *acc, float *dw);
+
 /* The polyphase split of one image (C, H, W) zero-padded by pt rows on top and pl columns on the
  * left: padded sample (py, px) goes to out[((c·sh + py % sh)·sw + px % sw)·Hq·Wq + (py / sh)·Wq
  * + px / sw], for the phases whose bit (py % sh)·sw + px % sw is set in mask. Only input samples

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rankscope/ops.h"
@@ -353,45 +354,69 @@ static void pad_gemm(const tn_node *t, const pad_geom *g, int M, const float *a,
     pad_unfill(g, M, out, dst, add);
 }
 
-/* ---- 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) ----------------------------------------- *
+/* ---- 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) or F(2×2, 3×3) ------------------------ *
  * Direct convolution of ResNet-20's shapes already runs near the FMA peak, so only fewer multiplies
- * make training faster: kern_wino3x3 (2.25× fewer) runs the forward and the input gradient, which
- * is itself a 3×3 stride-1 convolution of dY: with W'[c][o][a][b] = W[o][c][2−a][2−b],
+ * make training faster: kern_wino4 (F(4×4, 3×3), 4× fewer; TN_WINO_F4, unless
+ * $RANKSCOPE_WINO4=0) or kern_wino3x3 (F(2×2, 3×3), 2.25× fewer) runs the forward and the input
+ * gradient, which is itself a 3×3 stride-1 convolution of dY: with W'[c][o][a][b] = W[o][c][2−a][2−b],
  *   dx[c][iy][ix] = Σ W'[c][o][a][b]·dY[o][iy − (2 − pt) + a][ix − (2 − pl) + b],
  * so dY padded by 2 − pt rows and 2 − pl columns (pads up to 2). The weights change every step:
  * each pass transforms them again (16·Cin·Cout floats, next to the images' transforms nothing).
  * Results differ from the direct paths by the transforms' fp32 rounding (a few ulps of the dot
- * products, tests/test_train.c); the arithmetic of each element is fixed, so runs and resumes
- * stay bit-identical. */
+ * products for F(2×2), some 1e-6 of their terms' magnitude for F(4×4): tests/test_train_wino.c);
+ * the arithmetic of each element is fixed, so runs and resumes stay bit-identical. */
 static int wino_shape(const tn_node *t)
 {
     return t->group == 1 && !conv_is_dw(t) && t->kh == 3 && t->kw == 3 && t->sh == 1 && t->sw == 1 &&
            t->dh == 1 && t->dw == 1 && t->pt >= 0 && t->pt <= 2 && t->pl >= 0 && t->pl <= 2;
 }
 
+/* Scratch for either variant (tests/test_train_wino.c switches TN_WINO_F4 on one tape entry). */
 static size_t wino_fwd_scratch(const tn_node *t)
 {
-    return 16 * (size_t)t->cout * t->cin + kern_wino3x3_scratch(t->isa, t->cin, t->cout, t->oh, t->ow);
+    size_t a = 16 * (size_t)t->cout * t->cin + kern_wino3x3_scratch(t->isa, t->cin, t->cout, t->oh, t->ow);
+    size_t b = 36 * (size_t)t->cout * t->cin + kern_wino4_scratch(t->isa, t->cin, t->cout, t->oh, t->ow);
+    return a > b ? a : b;
 }
 
 static size_t wino_dx_scratch(const tn_node *t)
 {
-    return 25 * (size_t)t->cout * t->cin + kern_wino3x3_scratch(t->isa, t->cout, t->cin, t->ih, t->iw);
+    size_t a = 25 * (size_t)t->cout * t->cin + kern_wino3x3_scratch(t->isa, t->cout, t->cin, t->ih, t->iw);
+    size_t b = 45 * (size_t)t->cout * t->cin + kern_wino4_scratch(t->isa, t->cout, t->cin, t->ih, t->iw);
+    return a > b ? a : b;
 }
 
 static void conv_stats(const tn_node *t, const rs_model *m, const tn_scratch *s, const float *y, int i0, int nc);
+
+/* Images per call of the F(4×4, 3×3) forward and weight gradient: t->chunk (one GEMM's worth of
+ * pixels for the direct paths) or more, so that kern_wino4's blocks of tiles are full (on 16×16
+ * and 8×8 maps a chunk fills half a block; ResNet-20: 2, 4 and 8 images of 32×32, 16×16, 8×8). */
+static int wino4_chunk(const tn_node *t, int M)
+{
+    const int k = kern_wino4_images(t->cin, M, t->oh, t->ow);
+    return k > t->chunk ? k : t->chunk;
+}
 
 /* y = the forward of ns images, chunk by chunk, each chunk's BatchNormalization moments taken while
  * it is in cache. */
 static void wino_forward(const tn_node *t, const rs_model *m, const float *w, const float *b, const float *x,
                          float *y, int ns, const tn_scratch *s)
 {
-    float *u = s->col, *ws = u + 16 * (size_t)t->cout * t->cin;
-    kern_wino3x3_weights(t->cout, t->cin, w, u);
-    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
-        const int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
-        kern_wino3x3(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->cout, u, b,
-                     t->pt, t->pl, t->oh, t->ow, 0, 0.0f, 0.0f, ws, y + (size_t)i0 * t->ysz, (size_t)t->ysz);
+    const int f4 = t->wino & TN_WINO_F4;
+    float *u = s->col, *ws = u + (f4 ? 36 : 16) * (size_t)t->cout * t->cin;
+    if (f4)
+        kern_wino4_weights(t->cout, t->cin, w, u);
+    else
+        kern_wino3x3_weights(t->cout, t->cin, w, u);
+    const int chunk = f4 ? wino4_chunk(t, t->cout) : t->chunk;
+    for (int i0 = 0; i0 < ns; i0 += chunk) {
+        const int nc = ns - i0 < chunk ? ns - i0 : chunk;
+        if (f4)
+            kern_wino4(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->cout, u, b,
+                       t->pt, t->pl, t->oh, t->ow, 0, ws, y + (size_t)i0 * t->ysz, (size_t)t->ysz);
+        else
+            kern_wino3x3(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->cout, u, b,
+                         t->pt, t->pl, t->oh, t->ow, 0, 0.0f, 0.0f, ws, y + (size_t)i0 * t->ysz, (size_t)t->ysz);
         conv_stats(t, m, s, y, i0, nc);
     }
 }
@@ -399,12 +424,18 @@ static void wino_forward(const tn_node *t, const rs_model *m, const float *w, co
 /* dx (add: +=) = the input gradient of ns images. */
 static void wino_dx(const tn_node *t, const float *w, const float *dy, float *dx, int add, int ns, float *scratch)
 {
-    const int C = t->cin, M = t->cout;
-    float *u = scratch, *wf = u + 16 * (size_t)C * M, *ws = wf + 9 * (size_t)C * M;
+    const int C = t->cin, M = t->cout, f4 = t->wino & TN_WINO_F4;
+    float *u = scratch, *wf = u + (f4 ? 36 : 16) * (size_t)C * M, *ws = wf + 9 * (size_t)C * M;
     for (int o = 0; o < M; ++o)
         for (int c = 0; c < C; ++c)
             for (int k = 0; k < 9; ++k)
                 wf[((size_t)c * M + o) * 9 + k] = w[((size_t)o * C + c) * 9 + 8 - k];
+    if (f4) {
+        kern_wino4_weights(C, M, wf, u);
+        kern_wino4(t->isa, ns, M, t->oh, t->ow, dy, (size_t)t->ysz, C, u, NULL, 2 - t->pt, 2 - t->pl, t->ih, t->iw,
+                   add ? 3 : 0, ws, dx, (size_t)t->xsz);
+        return;
+    }
     kern_wino3x3_weights(C, M, wf, u);
     kern_wino3x3(t->isa, ns, M, t->oh, t->ow, dy, (size_t)t->ysz, C, u, NULL, 2 - t->pt, 2 - t->pl, t->ih, t->iw,
                  add ? 3 : 0, 0.0f, 0.0f, ws, dx, (size_t)t->xsz);
@@ -419,8 +450,10 @@ static int wino_ldp(const tn_node *t)
 static size_t wino_dw_scratch(const tn_node *t)
 {
     const size_t ldp = (size_t)wino_ldp(t);
-    return 16 * (size_t)t->cin * ldp + (size_t)t->chunk * t->oh * t->ow * ldp +
-           kern_wino3x3_wgrad_scratch(t->isa, t->cin, (int)ldp, t->oh, t->ow) + 64;
+    size_t a = 16 * (size_t)t->cin * ldp + kern_wino3x3_wgrad_scratch(t->isa, t->cin, (int)ldp, t->oh, t->ow);
+    size_t b = 36 * (size_t)t->cin * ldp + kern_wino4_wgrad_scratch(t->isa, t->cin, (int)ldp, t->oh, t->ow);
+    const int chunk = wino4_chunk(t, (int)ldp);
+    return (a > b ? a : b) + (size_t)chunk * t->oh * t->ow * ldp + 64;
 }
 
 /* ---- tape entry ---------------------------------------------------------------------------- */
@@ -493,6 +526,16 @@ int grad_compile_conv(const rs_model *m, const rs_node *n, tn_node *t, rs_err *e
              * 0.032, 64→64 0.057 → 0.028, 6→16 0.020 → 0.018 */
             if (t->cin >= 6 && t->cout >= 6)
                 t->wino = TN_WINO_FWD | TN_WINO_DX | TN_WINO_DW;
+            /* F(4×4, 3×3) measured faster than F(2×2, 3×3) on every shape tried (AVX-512, 1
+             * thread, 64 images, ms/image F(2×2) → F(4×4), forward / weight gradient): 16→16
+             * 32×32 0.037 → 0.026 / 0.040 → 0.026; 32→32 16×16 0.028 → 0.018 / 0.028 → 0.020;
+             * 64→64 8×8 0.023 → 0.015 / 0.024 → 0.017; 6→16 32×32 0.016 → 0.012 / 0.015 →
+             * 0.011; 128→128 16×16 0.35 → 0.21 / 0.37 → 0.29; 32→32 5×5 0.0052 → 0.0050 /
+             * 0.0049 → 0.0048; AVX2 16→16 32×32 0.070 → 0.052 / 0.070 → 0.050.
+             * $RANKSCOPE_WINO4=0 keeps F(2×2, 3×3) (A/B measurements) */
+            const char *w4 = getenv("RANKSCOPE_WINO4");
+            if (t->wino && (!w4 || w4[0] != '0'))
+                t->wino |= TN_WINO_F4;
             /* room for both passes whichever run (tests/test_train_wino.c compares them) */
             size_t need = wino_fwd_scratch(t) > wino_dx_scratch(t) ? wino_fwd_scratch(t) : wino_dx_scratch(t);
             if (wino_dw_scratch(t) > need)
@@ -723,21 +766,29 @@ void tn_transpose(const float *src, size_t lds, int rows, int cols, float *dst, 
 /* dw += the weight gradient of ns images, t->chunk images at a time (dY transposed pixel-major). */
 static void wino_dw(const tn_node *t, const float *x, const float *dy, float *dw, int ns, float *scratch)
 {
-    const int ldp = wino_ldp(t);
-    const size_t ohw = (size_t)t->oh * t->ow, nacc = 16 * (size_t)t->cin * ldp;
-    float *acc = scratch, *dyt = acc + nacc, *ws = dyt + (size_t)t->chunk * ohw * ldp;
+    const int ldp = wino_ldp(t), f4 = t->wino & TN_WINO_F4;
+    const size_t ohw = (size_t)t->oh * t->ow, nacc = (f4 ? 36 : 16) * (size_t)t->cin * ldp;
+    const int chunk = f4 ? wino4_chunk(t, ldp) : t->chunk;
+    float *acc = scratch, *dyt = acc + nacc, *ws = dyt + (size_t)chunk * ohw * ldp;
     memset(acc, 0, nacc * sizeof *acc);
     if (ldp > t->cout) /* the padding lanes stay zero */
-        memset(dyt, 0, (size_t)t->chunk * ohw * ldp * sizeof *dyt);
-    for (int i0 = 0; i0 < ns; i0 += t->chunk) {
-        const int nc = ns - i0 < t->chunk ? ns - i0 : t->chunk;
+        memset(dyt, 0, (size_t)chunk * ohw * ldp * sizeof *dyt);
+    for (int i0 = 0; i0 < ns; i0 += chunk) {
+        const int nc = ns - i0 < chunk ? ns - i0 : chunk;
         for (int c = 0; c < nc; ++c)
             transpose(dy + (size_t)(i0 + c) * t->ysz, ohw, t->cout, (int)ohw, dyt + (size_t)c * ohw * ldp,
                       (size_t)ldp);
-        kern_wino3x3_wgrad(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->pt, t->pl,
-                           t->oh, t->ow, dyt, ohw * ldp, ldp, ws, acc);
+        if (f4)
+            kern_wino4_wgrad(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->pt,
+                             t->pl, t->oh, t->ow, dyt, ohw * ldp, ldp, ws, acc);
+        else
+            kern_wino3x3_wgrad(t->isa, nc, t->cin, t->ih, t->iw, x + (size_t)i0 * t->xsz, (size_t)t->xsz, t->pt,
+                               t->pl, t->oh, t->ow, dyt, ohw * ldp, ldp, ws, acc);
     }
-    kern_wino3x3_wgrad_fold(t->cout, t->cin, ldp, acc, dw);
+    if (f4)
+        kern_wino4_wgrad_fold(t->cout, t->cin, ldp, acc, dw);
+    else
+        kern_wino3x3_wgrad_fold(t->cout, t->cin, ldp, acc, dw);
 }
 
 /* Workspace carve-up for one conv node (see tn_compile's sizing). */

@@ -136,7 +136,8 @@ typedef struct tn_node {
 #define TN_NET_NO_GRAD_SHARE 0x200
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
-enum { TN_WINO_FWD = 1, TN_WINO_DX = 2, TN_WINO_DW = 4 };
+/* TN_WINO_F4: those passes by F(4×4, 3×3) (kern_wino4) instead of F(2×2, 3×3) */
+enum { TN_WINO_FWD = 1, TN_WINO_DX = 2, TN_WINO_DW = 4, TN_WINO_F4 = 8 };
 
 /* Sums buf[0..len) over every worker taking part in the batch, in worker order, so that each
  * worker gets the same bits back (BatchNormalization's batch statistics span the whole batch,

@@ -670,6 +670,8 @@ static void test_dag_and_distill(void)
         teacher[k] = 2.0f * srand1();
     check_model_grads("same net, distillation loss (alpha 0.6, T 3)", m, 4, 2, teacher);
     check_flags_agree("same net, gradient buffers shared vs one per value", m, 3, 2, TN_NET_NO_GRAD_SHARE);
+    check_flags_agree("same net, the residual's gradient written by the Add vs added", m, 3, 2,
+                      TN_NET_NO_FIRST_WRITE);
     model_free(m);
 }
 
@@ -1298,6 +1300,8 @@ static void test_bn_add(void)
             check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_BN_ADD);
             snprintf(what2, sizeof what2, "%s, gradient buffers shared vs one per value", what);
             check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_GRAD_SHARE);
+            snprintf(what2, sizeof what2, "%s, first readers' gradients written vs added", what);
+            check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_FIRST_WRITE);
             ref_bn_running = 0;
             model_free(m);
         }

@@ -350,6 +350,35 @@ static float *alloc_floats(size_t n, rs_err *e, const char *what)
     return p;
 }
 
+/* For each value that needs a gradient, is not the graph output and is not fresh yet: when its
+ * last reader (the first backward to reach it) reads it once, as its x (tn_fresh_ok) or as an
+ * Add's x2, that node writes the gradient (tn_node.x_first / x2_first), the other readers add to
+ * it, and it is not zeroed (fresh 2): a memset and a read of the zeros saved per such value
+ * (a residual block's input). */
+static void mark_first_writers(const rs_model *m, tn_node *tn, int n_tn, const uint8_t *need, uint8_t *fresh)
+{
+    uint8_t *seen = calloc((size_t)m->n_values + 1, 1);
+    if (!seen) /* (then every such gradient stays zeroed and added to) */
+        return;
+    for (int j = n_tn - 1; j >= 0; --j) /* backward order: a value's last reader first */
+        for (int k = 0; k < m->nodes[tn[j].node].n_in; ++k) {
+            const rs_node *n = &m->nodes[tn[j].node];
+            int v = n->in[k], once = 1;
+            if (v < 0 || seen[v])
+                continue;
+            seen[v] = 1;
+            if (!need[v] || v == m->output || fresh[v])
+                continue;
+            for (int q = 0; q < n->n_in; ++q)
+                once &= q == k || n->in[q] != v;
+            if (once && tn[j].x == v && tn_fresh_ok(tn[j].op))
+                tn[j].x_first = 1, fresh[v] = 2;
+            else if (once && tn[j].op == RS_OP_ADD && tn[j].x2 == v && model_value_numel(&m->values[v]) == tn[j].ysz)
+                tn[j].x2_first = 1, fresh[v] = 2;
+        }
+    free(seen);
+}
+
 /* Activation gradients share buffers. A value's gradient lives from the backward of the last node
  * naming it (its first writer) to the backward of the first (its producer, the last reader);
  * values of one size whose lives do not overlap take turns in one buffer, so the backward writes
@@ -532,6 +561,8 @@ static train_net *net_create(rs_model *m, int max_batch, rs_pool *pool, int nthr
         if (v >= 0 && t->need[v] && uses[v] == 1 && tn->x2 != v && tn_fresh_ok(tn->op))
             t->fresh[v] = 1;
     }
+    if (!(flags & TN_NET_NO_FIRST_WRITE))
+        mark_first_writers(m, t->tn, t->n_tn, t->need, t->fresh);
     tn_fuse_activations(t->tn, t->n_tn, uses);
     tn_fuse_statistics(t->tn, t->n_tn, uses);
     if (!(flags & TN_NET_NO_BN_ADD))

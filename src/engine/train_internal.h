@@ -128,12 +128,20 @@ typedef struct tn_node {
      * BatchNormalization's reads its input: one write and one read of the array saved. */
     int into_add, add_bn, add_bn_x, add_bn_y, add_bn_c, add_bn_k;
     size_t add_bn_off;
+    /* This node's backward is the first to reach the gradient of its x (x_first) or of an Add's
+     * x2 (x2_first), a value other nodes read too or the Add's second input: it writes that
+     * gradient, the later readers add to it, and the buffer is not zeroed (train.c mark_first_writers;
+     * tn_scratch.fresh 2). */
+    int x_first, x2_first;
 } tn_node;
 
 /* train_net_create flag (tests): no BatchNormalization → Add fusion (tn_fuse_bn_add). */
 #define TN_NET_NO_BN_ADD 0x100
 /* train_net_create flag (tests): a gradient buffer per value (train.c plan_grads shares them). */
 #define TN_NET_NO_GRAD_SHARE 0x200
+/* train_net_create flag (tests): gradients read by several nodes are zeroed and added to by all
+ * (no tn_node.x_first / x2_first). */
+#define TN_NET_NO_FIRST_WRITE 0x400
 
 enum { TN_ACT_NONE = 0, TN_ACT_RELU = 1, TN_ACT_CLIP = 2 };
 /* TN_WINO_F4: those passes by F(4×4, 3×3) (kern_wino4) instead of F(2×2, 3×3) */
@@ -161,8 +169,9 @@ typedef struct tn_scratch {
     double *bn_red;      /* reduction buffer, 2·C + 1 doubles of the widest BatchNormalization */
     tn_reduce_fn reduce; /* NULL: this worker holds the whole batch */
     void *reduce_ctx;
-    /* per value, or NULL: 1 when its gradient buffer is not zeroed before the backward pass
-     * (its one reader's backward writes dx instead of adding to it: tn_fresh_ok) */
+    /* per value, or NULL: nonzero when its gradient buffer is not zeroed before the backward pass
+     * (1: its one reader's backward writes dx instead of adding to it: tn_fresh_ok; 2: the first
+     * backward to reach it writes it: tn_node.x_first / x2_first) */
     const uint8_t *fresh;
 } tn_scratch;
 

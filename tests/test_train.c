@@ -498,6 +498,7 @@ static void check_model_grads(const char *what, rs_model *m, int n, int nthreads
 
 /* Logits, loss, input and parameter gradients of nets made with flags 0 and flags_b agree. */
 static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b);
+static void check_flags_agree_frozen(const char *what, rs_model *m, int n, int nthreads, int flags_b);
 
 /* conv with asymmetric pads / stride / dilation + bias -> relu -> maxpool -> flatten -> gemm(transB) */
 static void test_conv_pool_gemm(void)
@@ -672,6 +673,9 @@ static void test_dag_and_distill(void)
     check_flags_agree("same net, gradient buffers shared vs one per value", m, 3, 2, TN_NET_NO_GRAD_SHARE);
     check_flags_agree("same net, the residual's gradient written by the Add vs added", m, 3, 2,
                       TN_NET_NO_FIRST_WRITE);
+    check_flags_agree_frozen("same net, gradient buffers shared vs one per value", m, 3, 2, TN_NET_NO_GRAD_SHARE);
+    check_flags_agree_frozen("same net, the residual's gradient written by the Add vs added", m, 3, 2,
+                             TN_NET_NO_FIRST_WRITE);
     model_free(m);
 }
 
@@ -1185,7 +1189,8 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
  * bits. The running statistics a training pass moves (the shift of the batch moments) are put
  * back between the two, whole: model_value_numel, not numel (one image's count, which skips the
  * first dimension). */
-static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b)
+static void flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b, const uint8_t *trainable,
+                        int input_grad)
 {
     double tol = 0.0;
     long F;
@@ -1207,26 +1212,41 @@ static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads
         for (int v = 0; v < m->n_values && v < 64; ++v)
             if (saved[v])
                 memcpy(m->values[v].f, saved[v], (size_t)model_value_numel(&m->values[v]) * sizeof(float));
-        t[k] = train_net_create(m, n, nthreads, NULL, TRAIN_NET_INPUT_GRAD | (k ? flags_b : 0), &e);
+        t[k] = train_net_create(m, n, nthreads, trainable, (input_grad ? TRAIN_NET_INPUT_GRAD : 0) | (k ? flags_b : 0),
+                                &e);
         if (!CHECK(t[k] != NULL, "%s: train_net_create (%s)", what, e.msg))
             goto out;
         if (ref_bn_running)
             train_net_set_training(t[k], 0);
-        int correct = 0;
-        CHECK(train_net_grad(t[k], x, lab, n, NULL, 0.0f, 1.0f, &loss[k], &correct, &e) == 0,
-              "%s: train_net_grad (%s)", what, e.msg);
+        /* twice, the statistics put back in between: the second call finds its gradient buffers
+         * holding the first call's values, which zeroing and first writers must not let through */
+        for (int call = 0; call < 2; ++call) {
+            for (int v = 0; v < m->n_values && v < 64 && call; ++v)
+                if (saved[v])
+                    memcpy(m->values[v].f, saved[v], (size_t)model_value_numel(&m->values[v]) * sizeof(float));
+            int correct = 0;
+            CHECK(train_net_grad(t[k], x, lab, n, NULL, 0.0f, 1.0f, &loss[k], &correct, &e) == 0,
+                  "%s: train_net_grad (%s, call %d)", what, e.msg, call + 1);
+        }
     }
     CHECK(fabs(loss[0] - loss[1]) <= tol * fabs(loss[1]), "%s: loss %.9g vs %.9g (%g)", what, loss[0], loss[1], tol);
     double d = max_rel_diff(train_net_logits(t[0]), train_net_logits(t[1]), (size_t)(n * C));
     CHECK(d <= tol, "%s: logits agree (max diff %.2g of the largest <= %g)", what, d, tol);
-    d = max_rel_diff(train_net_input_grad(t[0]), train_net_input_grad(t[1]), (size_t)(n * F));
-    CHECK(d <= tol, "%s: input gradients agree (max diff %.2g of the largest <= %g)", what, d, tol);
+    if (input_grad) {
+        d = max_rel_diff(train_net_input_grad(t[0]), train_net_input_grad(t[1]), (size_t)(n * F));
+        CHECK(d <= tol, "%s: input gradients agree (max diff %.2g of the largest <= %g)", what, d, tol);
+    }
     double worst = 0;
     int params = 0, missing = 0;
     for (int v = 0; v < m->n_values; ++v) {
         const rs_value *val = &m->values[v];
         if (!val->is_const || val->dtype != RS_DT_FLOAT || is_bn_statistic(m, v))
             continue;
+        if (trainable && !trainable[v]) {
+            CHECK(!train_net_param_grad(t[0], v) && !train_net_param_grad(t[1], v),
+                  "%s: frozen %s has no gradient", what, val->name);
+            continue;
+        }
         const float *g0 = train_net_param_grad(t[0], v), *g1 = train_net_param_grad(t[1], v);
         ++params;
         if (!g0 || !g1) {
@@ -1245,6 +1265,38 @@ out:
     for (int v = 0; v < 64; ++v)
         free(saved[v]);
     free(x), free(lab);
+}
+
+static void check_flags_agree(const char *what, rs_model *m, int n, int nthreads, int flags_b)
+{
+    flags_agree(what, m, n, nthreads, flags_b, NULL, 1);
+}
+
+/* The same comparison with parts of the net frozen (the masks fine-tuning and compress pass) and
+ * no input gradient, so that some backward passes are skipped and some gradients have no reader:
+ * the first half of the parameters frozen, then the second half, then every third one. */
+static void check_flags_agree_frozen(const char *what, rs_model *m, int n, int nthreads, int flags_b)
+{
+    uint8_t *mask = calloc((size_t)m->n_values + 1, 1);
+    int params = 0;
+    for (int v = 0; v < m->n_values; ++v)
+        params += m->values[v].is_const && m->values[v].dtype == RS_DT_FLOAT && !is_bn_statistic(m, v);
+    static const char *const kind[3] = {"first half frozen", "second half frozen", "every third frozen"};
+    for (int k = 0; k < 3 && mask; ++k) {
+        int p = 0;
+        for (int v = 0; v < m->n_values; ++v) {
+            mask[v] = 0;
+            if (!m->values[v].is_const || m->values[v].dtype != RS_DT_FLOAT || is_bn_statistic(m, v))
+                continue;
+            mask[v] = k == 0 ? p >= params / 2 : k == 1 ? p < params / 2 : p % 3 != 0;
+            ++p;
+        }
+        char w[320];
+        snprintf(w, sizeof w, "%s (%s, no input gradient)", what, kind[k]);
+        flags_agree(w, m, n, nthreads, flags_b, mask, 0);
+    }
+    CHECK(mask != NULL, "%s: out of memory", what);
+    free(mask);
 }
 
 /* A BatchNormalization without activation whose output only an Add reads (the residual branch's
@@ -1302,6 +1354,8 @@ static void test_bn_add(void)
             check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_GRAD_SHARE);
             snprintf(what2, sizeof what2, "%s, first readers' gradients written vs added", what);
             check_flags_agree(what2, m, 4, running ? 1 : 2, TN_NET_NO_FIRST_WRITE);
+            snprintf(what2, sizeof what2, "%s, sharing and first writers on vs off", what);
+            check_flags_agree_frozen(what2, m, 4, running ? 1 : 2, TN_NET_NO_GRAD_SHARE | TN_NET_NO_FIRST_WRITE);
             ref_bn_running = 0;
             model_free(m);
         }

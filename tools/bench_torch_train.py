@@ -230,7 +230,7 @@ def main():
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0}],
-                          lr=0.01, momentum=0.9)
+                          lr=0.001, momentum=0.9)
     gen = torch.Generator().manual_seed(1)
 
     def step(idx):

@@ -138,6 +138,13 @@ rs_model *testnet_lenet(uint64_t seed)
 rs_model *testnet_conv(int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
                        int dh, int dw, int group, int bias, uint64_t seed)
 {
+    const int pads[4] = {ph, pw, ph, pw};
+    return testnet_conv_pads(cin, h, w, cout, kh, kw, sh, sw, pads, dh, dw, group, bias, seed);
+}
+
+rs_model *testnet_conv_pads(int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, const int pads[4],
+                            int dh, int dw, int group, int bias, uint64_t seed)
+{
     uint64_t st = seed ? seed : 1;
     rs_model *m = model_alloc();
     int x = add_input(m, cin, h, w);
@@ -158,8 +165,8 @@ rs_model *testnet_conv(int cin, int h, int w, int cout, int kh, int kw, int sh, 
     nd->n_out = 1, nd->out[0] = y;
     nd->group = group;
     nd->strides[0] = sh, nd->strides[1] = sw;
-    nd->pads[0] = nd->pads[2] = ph;
-    nd->pads[1] = nd->pads[3] = pw;
+    for (int k = 0; k < 4; ++k)
+        nd->pads[k] = pads[k];
     nd->dilations[0] = dh, nd->dilations[1] = dw;
     m->output = y;
     rs_err e;

@@ -13,9 +13,13 @@ float testnet_rand(uint64_t *state);
  * fc3 84→10, ReLU between; weights ~ U(-1,1)/sqrt(fan_in). Names: conv1 conv2 fc1 fc2 fc3. */
 rs_model *testnet_lenet(uint64_t seed);
 
-/* A model holding one Conv (input C×H×W) with the given attributes; bias optional. */
+/* A model holding one Conv (input C×H×W) with the given attributes; bias optional. Weights
+ * ~ U(-1,1)/sqrt(cin/group·kh·kw), bias ~ 0.1·U(-1,1). NULL (and a message on stderr) when the
+ * shapes do not infer. testnet_conv_pads: pads top, left, bottom, right (one-sided ones too). */
 rs_model *testnet_conv(int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
                        int dh, int dw, int group, int bias, uint64_t seed);
+rs_model *testnet_conv_pads(int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, const int pads[4],
+                            int dh, int dw, int group, int bias, uint64_t seed);
 
 /* A model holding one Gemm (in → out, transB = 1 like PyTorch Linear), bias optional. */
 rs_model *testnet_gemm(int in, int out, int bias, uint64_t seed);
